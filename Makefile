@@ -1,0 +1,40 @@
+# Mostro node on Django. `make help` lists the targets.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create the virtual environment and install everything
+
+test-relays: ## Install the second, independent test relay (PyPI nostr-relay) in .venv-relay
+	bash scripts/setup_test_relays.sh
+
+test: install test-relays ## Run the whole test suite (SQLite, then PostgreSQL)
+	bash scripts/run_tests.sh
+
+run: install ## Set up and run a complete local node (SQLite, local relay, simulated Lightning)
+	bash scripts/run_local.sh
+
+lint: install ## ruff format check + lint
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+fmt: install ## Format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install ## Run the benchmark scripts
+	$(PY) benchmarks/bench_protocol.py
+	$(PY) benchmarks/bench_lightning.py
+
+.PHONY: help install test-relays test run lint fmt bench

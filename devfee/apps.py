@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DevfeeConfig(AppConfig):
+    name = "devfee"
+    default_auto_field = "django.db.models.BigAutoField"

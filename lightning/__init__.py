@@ -1,0 +1,44 @@
+"""Lightning adapter: the LND client, its in-memory fake, invoice rules and LNURL.
+
+`get_lightning_client()` returns the process-wide client chosen by
+`settings.LIGHTNING_BACKEND` (a dotted path). The cache is cleared when that setting (or
+an LND connection setting) changes, so `override_settings` in tests picks a new client.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lightning.base import LightningClient
+
+RESET_ON_SETTINGS = frozenset(
+    {
+        "LIGHTNING_BACKEND",
+        "LND_GRPC_HOST",
+        "LND_CERT_FILE",
+        "LND_MACAROON_FILE",
+        "LND_CALL_TIMEOUT_SECONDS",
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def get_lightning_client() -> LightningClient:
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return import_string(settings.LIGHTNING_BACKEND)()
+
+
+def reset_lightning_client(**kwargs: object) -> None:
+    """`setting_changed` receiver (also usable directly): forget the cached client."""
+    if kwargs.get("setting") not in (None, *RESET_ON_SETTINGS):
+        return
+    if get_lightning_client.cache_info().currsize:
+        client = get_lightning_client()
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
+    get_lightning_client.cache_clear()

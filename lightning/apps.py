@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class LightningConfig(AppConfig):
+    name = "lightning"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.test.signals import setting_changed
+
+        from lightning import reset_lightning_client
+
+        setting_changed.connect(reset_lightning_client, dispatch_uid="lightning.reset_client")

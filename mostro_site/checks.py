@@ -1,0 +1,107 @@
+"""Configuration checks: a bad setting refuses to start with one clear line per problem.
+
+Registered as Django system checks, so `manage.py check` lists them and every management
+command that runs the node (mostrod, nostr_bridge, invoice_watcher, qcluster) refuses to start.
+"""
+
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+_FIAT = re.compile(r"^[A-Z]{3}$")
+
+
+def _error(msg: str, hint: str, code: int) -> Error:
+    return Error(msg, hint=hint, id=f"mostro.E{code:03d}")
+
+
+def _check_keys() -> list[Error]:
+    from nostrbridge.keys import InvalidSecretKey, parse_secret_key
+
+    if not settings.MOSTRO_NSEC_PRIVKEY:
+        return [_error("MOSTRO_NSEC_PRIVKEY is not set.", "Run `manage.py mostro_keys --generate`.", 1)]
+    try:
+        parse_secret_key(settings.MOSTRO_NSEC_PRIVKEY)
+    except InvalidSecretKey as exc:
+        return [_error(f"MOSTRO_NSEC_PRIVKEY is invalid: {exc}.", "Use an nsec1… key or 64 hex characters.", 2)]
+    return []
+
+
+def _check_ranges() -> list[Error]:
+    s = settings
+    errors = []
+    if not 0.10 <= s.MOSTRO_DEV_FEE_PERCENTAGE <= 1.0:
+        errors.append(
+            _error(f"MOSTRO_DEV_FEE_PERCENTAGE={s.MOSTRO_DEV_FEE_PERCENTAGE} is outside 0.10–1.00.", "E.g. 0.30.", 3)
+        )
+    if not 0 <= s.MOSTRO_FEE <= 1:
+        errors.append(_error(f"MOSTRO_FEE={s.MOSTRO_FEE} is outside 0–1.", "A fraction, e.g. 0.006.", 4))
+    if not 0 <= s.MOSTRO_MAX_ROUTING_FEE <= 1:
+        errors.append(_error(f"MOSTRO_MAX_ROUTING_FEE={s.MOSTRO_MAX_ROUTING_FEE} is outside 0–1.", "E.g. 0.002.", 5))
+    if s.MOSTRO_PROTOCOL_VERSION not in (1, 2):
+        errors.append(
+            _error(
+                f"MOSTRO_PROTOCOL_VERSION={s.MOSTRO_PROTOCOL_VERSION} is unknown.",
+                "1 = NIP-59 gift wrap (kind 1059), 2 = NIP-44 kind 14.",
+                6,
+            )
+        )
+    if not 0 <= s.MOSTRO_POW <= 255:
+        errors.append(_error(f"MOSTRO_POW={s.MOSTRO_POW} is outside 0–255.", "Leading zero bits of the id.", 7))
+    if s.MOSTRO_MIN_PAYMENT_AMOUNT < 1 or s.MOSTRO_MAX_ORDER_AMOUNT < s.MOSTRO_MIN_PAYMENT_AMOUNT:
+        errors.append(
+            _error(
+                f"MOSTRO_MIN_PAYMENT_AMOUNT={s.MOSTRO_MIN_PAYMENT_AMOUNT} / MOSTRO_MAX_ORDER_AMOUNT="
+                f"{s.MOSTRO_MAX_ORDER_AMOUNT} must satisfy 1 ≤ min ≤ max.",
+                "Satoshis.",
+                8,
+            )
+        )
+    for name in ("MOSTRO_EXPIRATION_HOURS", "MOSTRO_EXPIRATION_SECONDS", "LND_PAYMENT_ATTEMPTS"):
+        if getattr(s, name) < 1:
+            errors.append(_error(f"{name}={getattr(s, name)} must be at least 1.", "", 9))
+    if s.LND_PAYMENT_RETRIES_INTERVAL < 1:
+        errors.append(_error(f"LND_PAYMENT_RETRIES_INTERVAL={s.LND_PAYMENT_RETRIES_INTERVAL} must be ≥ 1.", "", 10))
+    return errors
+
+
+def _check_lists() -> list[Error]:
+    errors = []
+    relays = [r for r in settings.MOSTRO_RELAYS if r.strip()]
+    if not relays:
+        errors.append(_error("MOSTRO_RELAYS is empty.", "Comma-separated ws:// or wss:// URLs.", 11))
+    for relay in relays:
+        if not relay.strip().startswith(("ws://", "wss://")):
+            errors.append(_error(f"MOSTRO_RELAYS entry {relay!r} is not a ws:// or wss:// URL.", "", 12))
+    for code in settings.MOSTRO_FIAT_CURRENCIES_ACCEPTED:
+        if code.strip() and not _FIAT.match(code.strip()):
+            errors.append(
+                _error(f"MOSTRO_FIAT_CURRENCIES_ACCEPTED entry {code!r} is not a 3-letter ISO 4217 code.", "", 13)
+            )
+    return errors
+
+
+def _check_lnd_files() -> list[Error]:
+    if settings.LIGHTNING_BACKEND != "lightning.lnd.LndClient":
+        return []
+    errors = []
+    for name in ("LND_CERT_FILE", "LND_MACAROON_FILE"):
+        path = getattr(settings, name)
+        if not path:
+            errors.append(_error(f"{name} is not set.", "Path to the LND node's file (Polar: <node>/...).", 14))
+            continue
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            errors.append(_error(f"{name}={path} is unreadable: {exc.strerror}.", "", 15))
+    return errors
+
+
+@register("mostro")
+def check_mostro_settings(app_configs=None, **kwargs) -> list:
+    errors = _check_keys() + _check_ranges() + _check_lists() + _check_lnd_files()
+    if settings.MOSTRO_LNURL_ALLOW_LOOPBACK and not settings.DEBUG and "test" not in (settings.SETTINGS_MODULE or ""):
+        errors.append(Warning("MOSTRO_LNURL_ALLOW_LOOPBACK is on: for tests only.", id="mostro.W001"))
+    return errors

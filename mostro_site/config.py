@@ -1,0 +1,153 @@
+"""The effective node configuration: environment defaults overridden by the NodeSettings row.
+
+Read per use (one cheap query, cached for a second) so an operator's change in the web form
+applies to the next order without restarting any process.
+"""
+
+import time
+from dataclasses import dataclass, fields
+
+from django.conf import settings
+from django.db import DatabaseError
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    fee: float
+    max_routing_fee: float
+    max_order_amount_sats: int
+    min_payment_amount_sats: int
+    expiration_hours: int
+    max_expiration_days: int
+    expiration_seconds: int
+    pow_bits: int
+    pow_first_contact_bits: int
+    dev_fee_percentage: float
+    fiat_currencies_accepted: tuple[str, ...]
+    max_orders_per_response: int
+    bitcoin_price_api_url: str
+    max_price_staleness_seconds: int
+    relays: tuple[str, ...]
+    protocol_version: int
+    name: str
+    about: str
+    picture: str
+    website: str
+    dev_fee_lightning_address: str
+    hold_invoice_cltv_delta: int
+    hold_invoice_expiration_window: int
+    invoice_expiration_window: int
+    max_final_cltv_expiry_delta: int
+    escrow_deadline_margin_blocks: int
+    payment_attempts: int
+    payment_retries_interval: int
+    order_days: int
+    rating_days: int
+    dispute_days: int
+    fee_audit_days: int
+    dm_days: int
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def env_node_config() -> NodeConfig:
+    s = settings
+    pow_first = s.MOSTRO_POW_FIRST_CONTACT if s.MOSTRO_POW_FIRST_CONTACT >= 0 else s.MOSTRO_POW
+    return NodeConfig(
+        fee=s.MOSTRO_FEE,
+        max_routing_fee=s.MOSTRO_MAX_ROUTING_FEE,
+        max_order_amount_sats=s.MOSTRO_MAX_ORDER_AMOUNT,
+        min_payment_amount_sats=s.MOSTRO_MIN_PAYMENT_AMOUNT,
+        expiration_hours=s.MOSTRO_EXPIRATION_HOURS,
+        max_expiration_days=s.MOSTRO_MAX_EXPIRATION_DAYS,
+        expiration_seconds=s.MOSTRO_EXPIRATION_SECONDS,
+        pow_bits=s.MOSTRO_POW,
+        pow_first_contact_bits=pow_first,
+        dev_fee_percentage=s.MOSTRO_DEV_FEE_PERCENTAGE,
+        fiat_currencies_accepted=tuple(c.strip() for c in s.MOSTRO_FIAT_CURRENCIES_ACCEPTED if c.strip()),
+        max_orders_per_response=s.MOSTRO_MAX_ORDERS_PER_RESPONSE,
+        bitcoin_price_api_url=s.MOSTRO_BITCOIN_PRICE_API_URL,
+        max_price_staleness_seconds=s.MOSTRO_MAX_PRICE_STALENESS_SECONDS,
+        relays=tuple(r.strip() for r in s.MOSTRO_RELAYS if r.strip()),
+        protocol_version=s.MOSTRO_PROTOCOL_VERSION,
+        name=s.MOSTRO_NAME,
+        about=s.MOSTRO_ABOUT,
+        picture=s.MOSTRO_PICTURE,
+        website=s.MOSTRO_WEBSITE,
+        dev_fee_lightning_address=s.MOSTRO_DEV_FEE_LIGHTNING_ADDRESS,
+        hold_invoice_cltv_delta=s.LND_HOLD_INVOICE_CLTV_DELTA,
+        hold_invoice_expiration_window=s.LND_HOLD_INVOICE_EXPIRATION_WINDOW,
+        invoice_expiration_window=s.LND_INVOICE_EXPIRATION_WINDOW,
+        max_final_cltv_expiry_delta=s.LND_MAX_FINAL_CLTV_EXPIRY_DELTA,
+        escrow_deadline_margin_blocks=s.LND_ESCROW_DEADLINE_MARGIN_BLOCKS,
+        payment_attempts=s.LND_PAYMENT_ATTEMPTS,
+        payment_retries_interval=s.LND_PAYMENT_RETRIES_INTERVAL,
+        order_days=s.MOSTRO_EXPIRATION_ORDER_DAYS,
+        rating_days=s.MOSTRO_EXPIRATION_RATING_DAYS,
+        dispute_days=s.MOSTRO_EXPIRATION_DISPUTE_DAYS,
+        fee_audit_days=s.MOSTRO_EXPIRATION_FEE_AUDIT_DAYS,
+        dm_days=s.MOSTRO_EXPIRATION_DM_DAYS,
+    )
+
+
+# NodeSettings field -> NodeConfig field, for the overridable subset.
+_OVERRIDES = {
+    "fee": "fee",
+    "max_routing_fee": "max_routing_fee",
+    "max_order_amount_sats": "max_order_amount_sats",
+    "min_payment_amount_sats": "min_payment_amount_sats",
+    "expiration_hours": "expiration_hours",
+    "expiration_seconds": "expiration_seconds",
+    "pow_bits": "pow_bits",
+    "dev_fee_percentage": "dev_fee_percentage",
+    "bitcoin_price_api_url": "bitcoin_price_api_url",
+    "protocol_version": "protocol_version",
+    "name": "name",
+    "about": "about",
+    "picture": "picture",
+    "website": "website",
+}
+
+_CACHE_SECONDS = 1.0
+_cache: tuple[float, NodeConfig] | None = None
+
+
+def node_config(*, fresh: bool = False) -> NodeConfig:
+    global _cache
+    now = time.monotonic()
+    if not fresh and _cache is not None and now - _cache[0] < _CACHE_SECONDS:
+        return _cache[1]
+    config = _apply_overrides(env_node_config())
+    _cache = (now, config)
+    return config
+
+
+def clear_node_config_cache() -> None:
+    global _cache
+    _cache = None
+
+
+def _apply_overrides(base: NodeConfig) -> NodeConfig:
+    from mostro_site.models import NodeSettings
+
+    try:
+        row = NodeSettings.objects.filter(pk=1).first()
+    except DatabaseError:
+        # Before migrate (e.g. `manage.py check` on a fresh machine) only the env applies.
+        return base
+    if row is None:
+        return base
+    values = {f.name: getattr(base, f.name) for f in fields(base)}
+    for row_field, config_field in _OVERRIDES.items():
+        value = getattr(row, row_field)
+        if value is not None:
+            values[config_field] = value
+    if row.fiat_currencies_accepted is not None:
+        values["fiat_currencies_accepted"] = _split(row.fiat_currencies_accepted)
+    if row.relays:
+        values["relays"] = _split(row.relays)
+    if row.pow_bits is not None and settings.MOSTRO_POW_FIRST_CONTACT < 0:
+        values["pow_first_contact_bits"] = row.pow_bits
+    return NodeConfig(**values)

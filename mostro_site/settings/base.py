@@ -1,0 +1,185 @@
+"""Every setting lives here and is driven by the environment (see `.env.example`).
+
+Names follow the operator vocabulary of Mostro's `settings.toml` with a `MOSTRO_`/`LND_`
+prefix; defaults equal Mostro's defaults. `local.py`, `production.py` and `test.py` only
+adjust a few deployment knobs, never behaviour.
+"""
+
+from pathlib import Path
+
+from mostro_site.env import BASE_DIR, env
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "mostro_site",
+    "orders",
+    "disputes",
+    "lightning",
+    "nostrbridge",
+    "devfee",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mostro_site.urls"
+ASGI_APPLICATION = "mostro_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------
+# Embedded default: SQLite in WAL mode with IMMEDIATE transactions, so a writer takes the
+# write lock at BEGIN and concurrent writers queue on the busy timeout instead of failing
+# mid-transaction. DATABASE_URL=postgres://... switches to PostgreSQL with no code change.
+VAR_DIR = Path(env.str("MOSTRO_VAR_DIR", default=str(BASE_DIR / "var")))
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mostro.sqlite3'}")
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- channels -------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- django-q2 ------------------------------------------------------------------------
+# The ORM broker keeps jobs in the same database: no extra service on the embedded default.
+Q_CLUSTER = {
+    "name": "mostro",
+    "orm": "default",
+    "workers": env.int("MOSTRO_Q_WORKERS", default=2),
+    "timeout": 240,
+    "retry": 300,
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 500,
+    "poll": 1,
+}
+
+# --- auth, i18n, static ---------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+LOGIN_URL = "admin:login"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("MOSTRO_LOG_LEVEL", default="INFO")},
+    "loggers": {"django_q": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}
+
+# --- Mostro: the node -----------------------------------------------------------------
+MOSTRO_NSEC_PRIVKEY = env.str("MOSTRO_NSEC_PRIVKEY", default="")
+MOSTRO_RELAYS = env.list("MOSTRO_RELAYS", default=["ws://127.0.0.1:7000"])
+MOSTRO_PROTOCOL_VERSION = env.int("MOSTRO_PROTOCOL_VERSION", default=2)
+MOSTRO_NAME = env.str("MOSTRO_NAME", default="")
+MOSTRO_ABOUT = env.str("MOSTRO_ABOUT", default="")
+MOSTRO_PICTURE = env.str("MOSTRO_PICTURE", default="")
+MOSTRO_WEBSITE = env.str("MOSTRO_WEBSITE", default="")
+
+# --- Mostro: trading rules ------------------------------------------------------------
+MOSTRO_FEE = env.float("MOSTRO_FEE", default=0.0)
+MOSTRO_MAX_ROUTING_FEE = env.float("MOSTRO_MAX_ROUTING_FEE", default=0.002)
+MOSTRO_MAX_ORDER_AMOUNT = env.int("MOSTRO_MAX_ORDER_AMOUNT", default=1_000_000)
+MOSTRO_MIN_PAYMENT_AMOUNT = env.int("MOSTRO_MIN_PAYMENT_AMOUNT", default=100)
+MOSTRO_EXPIRATION_HOURS = env.int("MOSTRO_EXPIRATION_HOURS", default=24)
+MOSTRO_MAX_EXPIRATION_DAYS = env.int("MOSTRO_MAX_EXPIRATION_DAYS", default=15)
+MOSTRO_EXPIRATION_SECONDS = env.int("MOSTRO_EXPIRATION_SECONDS", default=900)
+MOSTRO_POW = env.int("MOSTRO_POW", default=0)
+MOSTRO_POW_FIRST_CONTACT = env.int("MOSTRO_POW_FIRST_CONTACT", default=-1)  # -1: same as MOSTRO_POW
+MOSTRO_DEV_FEE_PERCENTAGE = env.float("MOSTRO_DEV_FEE_PERCENTAGE", default=0.30)
+MOSTRO_FIAT_CURRENCIES_ACCEPTED = env.list("MOSTRO_FIAT_CURRENCIES_ACCEPTED", default=["USD", "EUR", "ARS", "CUP"])
+MOSTRO_MAX_ORDERS_PER_RESPONSE = env.int("MOSTRO_MAX_ORDERS_PER_RESPONSE", default=10)
+MOSTRO_USER_RATES_SENT_INTERVAL_SECONDS = env.int("MOSTRO_USER_RATES_SENT_INTERVAL_SECONDS", default=3600)
+MOSTRO_PUBLISH_RELAYS_INTERVAL = env.int("MOSTRO_PUBLISH_RELAYS_INTERVAL", default=60)
+MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL = env.int("MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL", default=300)
+
+# --- Mostro: prices -------------------------------------------------------------------
+MOSTRO_BITCOIN_PRICE_API_URL = env.str("MOSTRO_BITCOIN_PRICE_API_URL", default="https://api.yadio.io")
+MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS = env.int("MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS", default=300)
+MOSTRO_MAX_PRICE_STALENESS_SECONDS = env.int("MOSTRO_MAX_PRICE_STALENESS_SECONDS", default=1800)
+
+# --- Mostro: dev fee ------------------------------------------------------------------
+MOSTRO_DEV_FEE_LIGHTNING_ADDRESS = env.str(
+    "MOSTRO_DEV_FEE_LIGHTNING_ADDRESS", default="pivotaldeborah52@walletofsatoshi.com"
+)
+# Tests only: lets user@127.0.0.1:PORT addresses resolve over plain http.
+MOSTRO_LNURL_ALLOW_LOOPBACK = env.bool("MOSTRO_LNURL_ALLOW_LOOPBACK", default=False)
+
+# --- Mostro: NIP-40 lifetimes (days) --------------------------------------------------
+MOSTRO_EXPIRATION_ORDER_DAYS = env.int("MOSTRO_EXPIRATION_ORDER_DAYS", default=30)
+MOSTRO_EXPIRATION_RATING_DAYS = env.int("MOSTRO_EXPIRATION_RATING_DAYS", default=90)
+MOSTRO_EXPIRATION_DISPUTE_DAYS = env.int("MOSTRO_EXPIRATION_DISPUTE_DAYS", default=90)
+MOSTRO_EXPIRATION_FEE_AUDIT_DAYS = env.int("MOSTRO_EXPIRATION_FEE_AUDIT_DAYS", default=365)
+MOSTRO_EXPIRATION_DM_DAYS = env.int("MOSTRO_EXPIRATION_DM_DAYS", default=30)
+
+# --- Lightning (LND) ------------------------------------------------------------------
+LIGHTNING_BACKEND = env.str("LIGHTNING_BACKEND", default="lightning.lnd.LndClient")
+LND_GRPC_HOST = env.str("LND_GRPC_HOST", default="127.0.0.1:10009")
+LND_CERT_FILE = env.str("LND_CERT_FILE", default="")
+LND_MACAROON_FILE = env.str("LND_MACAROON_FILE", default="")
+LND_INVOICE_EXPIRATION_WINDOW = env.int("LND_INVOICE_EXPIRATION_WINDOW", default=3600)
+LND_HOLD_INVOICE_EXPIRATION_WINDOW = env.int("LND_HOLD_INVOICE_EXPIRATION_WINDOW", default=300)
+LND_HOLD_INVOICE_CLTV_DELTA = env.int("LND_HOLD_INVOICE_CLTV_DELTA", default=144)
+LND_MAX_FINAL_CLTV_EXPIRY_DELTA = env.int("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", default=432)
+LND_ESCROW_DEADLINE_MARGIN_BLOCKS = env.int("LND_ESCROW_DEADLINE_MARGIN_BLOCKS", default=24)
+LND_PAYMENT_ATTEMPTS = env.int("LND_PAYMENT_ATTEMPTS", default=3)
+LND_PAYMENT_RETRIES_INTERVAL = env.int("LND_PAYMENT_RETRIES_INTERVAL", default=60)
+LND_CALL_TIMEOUT_SECONDS = env.float("LND_CALL_TIMEOUT_SECONDS", default=10.0)
+LND_PAYMENT_TIMEOUT_SECONDS = env.int("LND_PAYMENT_TIMEOUT_SECONDS", default=60)

@@ -1,0 +1,163 @@
+"""Orders, traders (Mostro's `users` table) and the per-order status audit trail.
+
+Amounts are integer satoshis (`*_sats`) or integer fiat units (the protocol has no cents).
+Pubkeys are 64-char lowercase hex; `master_*` are identity keys, the others trade keys.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from orders.status import OrderKind, OrderStatus
+
+
+class SolverCategory(models.IntegerChoices):
+    NONE = 0, "not a solver"
+    READ = 1, "solver (read)"
+    READ_WRITE = 2, "solver (read-write)"
+
+
+class Trader(models.Model):
+    """A user known by its identity key; full-privacy users never get a row."""
+
+    pubkey = models.CharField(max_length=64, primary_key=True)
+    is_admin = models.BooleanField(default=False)
+    is_solver = models.BooleanField(default=False)
+    solver_category = models.PositiveSmallIntegerField(choices=SolverCategory.choices, default=SolverCategory.NONE)
+    is_banned = models.BooleanField(default=False)
+    last_trade_index = models.BigIntegerField(default=0)
+    total_reviews = models.BigIntegerField(default=0)
+    # A float on purpose: the wire format prints Rust f64 values (4.666666666666667) that
+    # only an IEEE double reproduces.
+    total_rating = models.FloatField(default=0.0)
+    last_rating = models.PositiveSmallIntegerField(default=0)
+    max_rating = models.PositiveSmallIntegerField(default=0)
+    min_rating = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(last_trade_index__gte=0), name="trader_trade_index_non_negative"),
+            models.CheckConstraint(condition=Q(total_reviews__gte=0), name="trader_reviews_non_negative"),
+            models.CheckConstraint(
+                condition=Q(total_rating__gte=0) & Q(total_rating__lte=5), name="trader_rating_in_range"
+            ),
+            models.CheckConstraint(condition=Q(solver_category__in=[0, 1, 2]), name="trader_solver_category_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.pubkey[:16]
+
+
+class Order(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=4, choices=OrderKind.choices)
+    status = models.CharField(max_length=24, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
+    creator_pubkey = models.CharField(max_length=64)
+    buyer_pubkey = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    master_buyer_pubkey = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    seller_pubkey = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    master_seller_pubkey = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    trade_index_buyer = models.BigIntegerField(null=True, blank=True)
+    trade_index_seller = models.BigIntegerField(null=True, blank=True)
+
+    # Terms. amount_sats 0 = market price until taken.
+    price_from_api = models.BooleanField(default=False)
+    premium = models.BigIntegerField(default=0)
+    payment_method = models.TextField()
+    amount_sats = models.BigIntegerField(default=0)
+    fiat_code = models.CharField(max_length=16)
+    fiat_amount = models.BigIntegerField(default=0)
+    min_fiat_amount = models.BigIntegerField(null=True, blank=True)
+    max_fiat_amount = models.BigIntegerField(null=True, blank=True)
+    fee_sats = models.BigIntegerField(default=0)  # one party's share
+    dev_fee_sats = models.BigIntegerField(default=0)
+    routing_fee_sats = models.BigIntegerField(default=0)
+
+    # Escrow.
+    hold_invoice_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    hold_invoice_preimage = models.CharField(max_length=64, null=True, blank=True)
+    hold_invoice_payment_request = models.TextField(null=True, blank=True)
+    hold_invoice_request_id = models.BigIntegerField(null=True, blank=True)  # echoed when the HTLC is accepted
+    invoice_held_at = models.DateTimeField(null=True, blank=True)
+
+    # Payout to the buyer. The hash is claimed before paying so a payout happens at most once.
+    buyer_invoice = models.TextField(null=True, blank=True)
+    payout_payment_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    payout_claimed_at = models.DateTimeField(null=True, blank=True)
+    payout_request_id = models.BigIntegerField(null=True, blank=True)
+    payment_attempts = models.PositiveIntegerField(default=0)
+    failed_payment = models.BooleanField(default=False)
+    next_payout_at = models.DateTimeField(null=True, blank=True)
+
+    # Cancel, dispute and rating flags.
+    cancel_initiator_pubkey = models.CharField(max_length=64, null=True, blank=True)
+    buyer_cooperative_cancel = models.BooleanField(default=False)
+    seller_cooperative_cancel = models.BooleanField(default=False)
+    buyer_dispute = models.BooleanField(default=False)
+    seller_dispute = models.BooleanField(default=False)
+    buyer_sent_rate = models.BooleanField(default=False)
+    seller_sent_rate = models.BooleanField(default=False)
+
+    # Range orders.
+    range_parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    next_trade_pubkey = models.CharField(max_length=64, null=True, blank=True)
+    next_trade_index = models.BigIntegerField(null=True, blank=True)
+
+    # Time.
+    created_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField(db_index=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    event_id = models.CharField(max_length=64, blank=True, default="")  # last kind-38383 revision
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_sats__gte=0), name="order_amount_non_negative"),
+            models.CheckConstraint(condition=Q(fee_sats__gte=0), name="order_fee_non_negative"),
+            models.CheckConstraint(condition=Q(dev_fee_sats__gte=0), name="order_dev_fee_non_negative"),
+            models.CheckConstraint(condition=Q(routing_fee_sats__gte=0), name="order_routing_fee_non_negative"),
+            models.CheckConstraint(condition=Q(fiat_amount__gte=0), name="order_fiat_amount_non_negative"),
+            models.CheckConstraint(
+                condition=Q(min_fiat_amount__isnull=True) | Q(min_fiat_amount__gte=0), name="order_min_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_fiat_amount__isnull=True) | Q(max_fiat_amount__gte=0), name="order_max_non_negative"
+            ),
+            models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_valid"),
+            models.CheckConstraint(condition=Q(kind__in=OrderKind.values), name="order_kind_valid"),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"]), models.Index(fields=["status", "taken_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"
+
+    @property
+    def is_range(self) -> bool:
+        return self.min_fiat_amount is not None and self.max_fiat_amount is not None
+
+    @property
+    def maker_pubkey(self) -> str | None:
+        return self.seller_pubkey if self.kind == OrderKind.SELL else self.buyer_pubkey
+
+    @property
+    def taker_pubkey(self) -> str | None:
+        return self.buyer_pubkey if self.kind == OrderKind.SELL else self.seller_pubkey
+
+
+class OrderStatusChange(models.Model):
+    """Audit row written by `transition_order` in the same transaction as the change."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="status_changes")
+    from_status = models.CharField(max_length=24, blank=True)  # "" for creation
+    to_status = models.CharField(max_length=24)
+    actor = models.CharField(max_length=80)  # a trade pubkey, "scheduler", "lightning", "admin:<username>"
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.from_status or '∅'} → {self.to_status}"

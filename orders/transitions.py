@@ -1,0 +1,76 @@
+"""The only code that writes `Order.status`.
+
+A transition is a locked re-check plus a conditional UPDATE (`WHERE status = <seen>` and any
+invariant guard), followed by an audit row, all inside the caller's transaction. Zero rows
+changed means another writer won: handlers answer `not_allowed_by_status`, jobs skip.
+SQLite ignores SELECT … FOR UPDATE, but the node opens IMMEDIATE transactions there, so the
+read and the UPDATE already run under the database write lock.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orders.models import Order, OrderStatusChange
+from orders.status import is_allowed_transition
+
+
+class IllegalTransition(Exception):
+    """A programming error: the state machine has no such move."""
+
+
+def transition_order(
+    *,
+    order_id: UUID | str,
+    from_statuses: Iterable[str],
+    to_status: str,
+    actor: str,
+    reason: str,
+    set_fields: dict[str, Any] | None = None,
+    guard: Q | None = None,
+) -> bool:
+    """Move the order to `to_status` if it is in one of `from_statuses` (and matches `guard`).
+
+    Must run inside `transaction.atomic()`. Returns True when this call won.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("transition_order must run inside transaction.atomic()")
+    allowed = set(from_statuses)
+    for status in allowed:
+        if not is_allowed_transition(status, to_status):
+            raise IllegalTransition(f"{status} -> {to_status}")
+    current = Order.objects.select_for_update().filter(pk=order_id).values_list("status", flat=True).first()
+    if current is None or current not in allowed:
+        return False
+    query = Order.objects.filter(pk=order_id, status=current)
+    if guard is not None:
+        query = query.filter(guard)
+    changed = query.update(status=to_status, updated_at=timezone.now(), **(set_fields or {}))
+    if changed == 0:
+        return False
+    OrderStatusChange.objects.create(
+        order_id=order_id, from_status=current, to_status=to_status, actor=actor[:80], reason=reason[:200]
+    )
+    return True
+
+
+def update_order_guarded(
+    *, order_id: UUID | str, statuses: Iterable[str], set_fields: dict[str, Any], guard: Q | None = None
+) -> bool:
+    """Change non-status columns only while the order is still in one of `statuses`."""
+    query = Order.objects.filter(pk=order_id, status__in=list(statuses))
+    if guard is not None:
+        query = query.filter(guard)
+    return query.update(updated_at=timezone.now(), **set_fields) == 1
+
+
+def record_creation(*, order: Order, actor: str, reason: str) -> None:
+    """Audit row for a freshly inserted order (there is no previous status)."""
+    OrderStatusChange.objects.create(order=order, from_status="", to_status=order.status, actor=actor, reason=reason)
+
+
+__all__ = ["IllegalTransition", "record_creation", "transaction", "transition_order", "update_order_guarded"]
