@@ -161,3 +161,22 @@ class OrderStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status or '∅'} → {self.to_status}"
+
+
+class BtcPrice(models.Model):
+    """Latest aggregated BTC price per fiat code, shared by every process through the DB.
+
+    The order path never calls a price API (Mostro #783): it reads this row and refuses with
+    `price_too_stale` when `as_of` is older than the staleness window.
+    """
+
+    fiat_code = models.CharField(max_length=16, primary_key=True)
+    price = models.DecimalField(max_digits=24, decimal_places=8)  # fiat units per 1 BTC
+    as_of = models.DateTimeField()
+    sources = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(price__gt=0), name="btc_price_positive")]
+
+    def __str__(self) -> str:
+        return f"1 BTC = {self.price} {self.fiat_code}"

@@ -183,3 +183,8 @@ LND_PAYMENT_ATTEMPTS = env.int("LND_PAYMENT_ATTEMPTS", default=3)
 LND_PAYMENT_RETRIES_INTERVAL = env.int("LND_PAYMENT_RETRIES_INTERVAL", default=60)
 LND_CALL_TIMEOUT_SECONDS = env.float("LND_CALL_TIMEOUT_SECONDS", default=10.0)
 LND_PAYMENT_TIMEOUT_SECONDS = env.int("LND_PAYMENT_TIMEOUT_SECONDS", default=60)
+# Extra price providers, aggregated with the primary one (median, 5 % outlier cut):
+# comma-separated "<kind>:<url>" with kind in yadio, coingecko, currency_api, blockchain.
+MOSTRO_PRICE_PROVIDERS = env.list("MOSTRO_PRICE_PROVIDERS", default=[])
+MOSTRO_PRICE_OUTLIER_THRESHOLD_PCT = env.float("MOSTRO_PRICE_OUTLIER_THRESHOLD_PCT", default=5.0)
+MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS = env.float("MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS", default=10.0)
