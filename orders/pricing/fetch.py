@@ -1,0 +1,88 @@
+"""GET a JSON document from a price API with a hard time budget and a size cap.
+
+stdlib only (`urllib`), so the price feed adds no dependency. The opener is built by hand
+with the HTTP(S) handlers alone: the default `build_opener` also registers `file:` and
+`ftp:` handlers, and an operator-typed URL (or a redirect) must never read a local file.
+Environment proxies (HTTPS_PROXY, NO_PROXY) are honoured, as any egress client should.
+"""
+
+import http.client
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from orders.pricing.errors import PriceProviderError
+
+MAX_RESPONSE_BYTES = 1024 * 1024  # the largest real payload (currency-api, ~330 codes) is ~10 KiB
+_READ_CHUNK_BYTES = 64 * 1024
+_USER_AGENT = "mostro-django/price-feed"
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(context=ssl.create_default_context()),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        urllib.request.UnknownHandler(),  # any other scheme, e.g. a redirect to file:, is an error
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def http_get_json(url: str, *, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES) -> Any:
+    """Return the decoded JSON body of `GET url`, numbers as `Decimal`.
+
+    `timeout` bounds every socket operation and, through a deadline checked between reads,
+    the whole body transfer, so a server that trickles bytes cannot hold the job. Any
+    transport error, non-2xx status, oversize or malformed body raises `PriceProviderError`.
+    NaN/Infinity literals decode to None so that they are dropped like any non-number.
+    """
+    deadline = time.monotonic() + timeout
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise PriceProviderError("only http(s) URLs are fetched")
+    # The opener below has no file:/ftp: handler either, so a redirect cannot leave http(s).
+    request = urllib.request.Request(  # noqa: S310
+        url, headers={"Accept": "application/json", "User-Agent": _USER_AGENT}
+    )
+    try:
+        with _opener().open(request, timeout=timeout) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise PriceProviderError(f"response declares {declared} bytes, cap is {max_bytes}")
+            body = _read_capped(response, max_bytes=max_bytes, deadline=deadline)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise PriceProviderError(f"HTTP status {exc.code}") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # OSError covers URLError, refused connections and socket timeouts; ValueError an
+        # unparseable URL. All of them mean "no answer this tick".
+        raise PriceProviderError(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        return json.loads(body, parse_float=Decimal, parse_int=Decimal, parse_constant=lambda _name: None)
+    except (ValueError, RecursionError) as exc:
+        raise PriceProviderError(f"malformed JSON body: {exc}") from exc
+
+
+def _read_capped(response: http.client.HTTPResponse, *, max_bytes: int, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        # read1 returns after one socket read, so the deadline is checked between packets.
+        chunk = response.read1(_READ_CHUNK_BYTES)
+        if not chunk:
+            return b"".join(chunks)
+        received += len(chunk)
+        if received > max_bytes:
+            raise PriceProviderError(f"response exceeds {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise PriceProviderError("response body not complete within the time budget")
+        chunks.append(chunk)
