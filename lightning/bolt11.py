@@ -1,0 +1,172 @@
+"""BOLT11 decoding and the invoice rules Mostro applies (pure; behaviour §1.8.3, §1.10.2).
+
+Every refusal raises `InvoiceInvalid` with a distinct `code`. The protocol edge maps all of
+them to the cant-do reason `invalid_invoice`; the codes exist for logs, tests and the API.
+Decoding with the `bolt11` package costs several milliseconds, so decodes are cached by
+payment request (an invoice string is immutable, so the cache can never go stale).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from functools import lru_cache
+
+import bolt11 as bolt11_lib
+from bolt11.exceptions import Bolt11Exception, Bolt11SignatureVerifyException
+
+from lightning.types import DecodedInvoice
+
+UNDECODABLE = "undecodable"
+BAD_SIGNATURE = "bad_signature"
+WRONG_NETWORK = "wrong_network"
+EXPIRED = "expired"
+EXPIRES_TOO_SOON = "expires_too_soon"
+CLTV_TOO_HIGH = "cltv_too_high"
+AMOUNT_MISMATCH = "amount_mismatch"
+AMOUNT_BELOW_MINIMUM = "amount_below_minimum"
+
+CURRENCY_NETWORK = {"bc": "mainnet", "tb": "testnet", "tbs": "signet", "bcrt": "regtest"}
+# LND's signet invoices use the testnet prefix "lntb" (its HRP follows the segwit HRP "tb").
+_ACCEPTED_CURRENCIES = {
+    "mainnet": {"bc"},
+    "testnet": {"tb"},
+    "testnet4": {"tb"},
+    "signet": {"tb", "tbs"},
+    "regtest": {"bcrt"},
+}
+DECODE_CACHE_SIZE = 4096
+
+
+class InvoiceInvalid(ValueError):  # noqa: N818 - the name reads as the condition it reports
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def normalize_payment_request(payment_request: str) -> str:
+    text = payment_request.strip()
+    if text.lower().startswith("lightning:"):
+        text = text[len("lightning:") :]
+    return text.lower()
+
+
+def decode_invoice(payment_request: str) -> DecodedInvoice:
+    """Decode and check the signature; raises InvoiceInvalid(undecodable|bad_signature)."""
+    return _decode_cached(normalize_payment_request(payment_request))
+
+
+@lru_cache(maxsize=DECODE_CACHE_SIZE)
+def _decode_cached(payment_request: str) -> DecodedInvoice:
+    try:
+        raw = bolt11_lib.decode(payment_request)
+    except Bolt11SignatureVerifyException as exc:
+        raise InvoiceInvalid(BAD_SIGNATURE, "invoice signature does not match its payee") from exc
+    except (Bolt11Exception, ValueError, TypeError, KeyError, IndexError) as exc:
+        # Recovery failures from coincurve surface as ValueError as well.
+        code = BAD_SIGNATURE if "signature" in str(exc).lower() else UNDECODABLE
+        raise InvoiceInvalid(code, f"invoice cannot be decoded: {exc}") from exc
+    return DecodedInvoice(
+        payment_request=payment_request,
+        payment_hash_hex=raw.payment_hash,
+        amount_msat=int(raw.amount_msat or 0),
+        network=CURRENCY_NETWORK.get(raw.currency, raw.currency),
+        timestamp=raw.date,
+        expiry_seconds=raw.expiry,
+        min_final_cltv_expiry=raw.min_final_cltv_expiry,
+        description=raw.description or "",
+        description_hash_hex=raw.description_hash or "",
+        payee_pubkey_hex=raw.payee or "",
+        payment_secret_hex=raw.payment_secret or "",
+        currency=raw.currency,
+    )
+
+
+def _epoch(now: float | datetime | None) -> float:
+    if now is None:
+        return time.time()
+    if isinstance(now, datetime):
+        return now.timestamp()
+    return float(now)
+
+
+def _setting(name: str, default: int) -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, name, default))
+
+
+def _check_common(invoice: DecodedInvoice, *, network: str, now: float, max_final_cltv_expiry_delta: int) -> None:
+    if invoice.currency not in _ACCEPTED_CURRENCIES.get(network, {network}):
+        raise InvoiceInvalid(WRONG_NETWORK, f"invoice is for {invoice.network}, the node is on {network}")
+    if invoice.min_final_cltv_expiry > max_final_cltv_expiry_delta:
+        raise InvoiceInvalid(
+            CLTV_TOO_HIGH,
+            f"min_final_cltv_expiry {invoice.min_final_cltv_expiry} exceeds {max_final_cltv_expiry_delta}",
+        )
+    if invoice.expires_at <= now:
+        raise InvoiceInvalid(EXPIRED, "invoice has expired")
+
+
+def _check_amount(invoice: DecodedInvoice, expected_amount_sats: int | None) -> None:
+    if expected_amount_sats is None or invoice.amount_msat == 0:
+        return
+    if invoice.amount_msat != expected_amount_sats * 1000:
+        raise InvoiceInvalid(
+            AMOUNT_MISMATCH, f"invoice amount {invoice.amount_msat} msat, expected {expected_amount_sats} sats"
+        )
+
+
+def validate_buyer_invoice(
+    payment_request: str,
+    *,
+    expected_amount_sats: int | None,
+    network: str,
+    now: float | datetime | None = None,
+    min_payment_amount_sats: int | None = None,
+    invoice_expiration_window_seconds: int | None = None,
+    max_final_cltv_expiry_delta: int | None = None,
+) -> DecodedInvoice:
+    """The buyer's payout invoice as received in take-sell / add-invoice (§4.1).
+
+    `expected_amount_sats` is amount − fee (None when the order amount is not known yet);
+    amountless invoices pass. Unset limits come from the MOSTRO_/LND_ settings.
+    """
+    if min_payment_amount_sats is None:
+        min_payment_amount_sats = _setting("MOSTRO_MIN_PAYMENT_AMOUNT", 100)
+    if invoice_expiration_window_seconds is None:
+        invoice_expiration_window_seconds = _setting("LND_INVOICE_EXPIRATION_WINDOW", 3600)
+    if max_final_cltv_expiry_delta is None:
+        max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 432)
+    invoice = decode_invoice(payment_request)
+    now_s = _epoch(now)
+    _check_common(invoice, network=network, now=now_s, max_final_cltv_expiry_delta=max_final_cltv_expiry_delta)
+    _check_amount(invoice, expected_amount_sats)
+    if invoice.amount_msat and invoice.amount_sats < min_payment_amount_sats:
+        raise InvoiceInvalid(
+            AMOUNT_BELOW_MINIMUM, f"invoice amount {invoice.amount_sats} below minimum {min_payment_amount_sats}"
+        )
+    if invoice.expires_at < now_s + invoice_expiration_window_seconds:
+        raise InvoiceInvalid(
+            EXPIRES_TOO_SOON, f"invoice must stay valid for {invoice_expiration_window_seconds} s more"
+        )
+    return invoice
+
+
+def validate_payout_invoice(
+    payment_request: str,
+    *,
+    expected_amount_sats: int | None,
+    network: str,
+    now: float | datetime | None = None,
+    max_final_cltv_expiry_delta: int | None = None,
+) -> DecodedInvoice:
+    """An invoice about to be paid (fetched from an LN address or stored earlier, §1.10.2):
+    chain, CLTV and expiry rules plus the exact amount, but not the expiration window."""
+    if max_final_cltv_expiry_delta is None:
+        max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 432)
+    invoice = decode_invoice(payment_request)
+    _check_common(invoice, network=network, now=_epoch(now), max_final_cltv_expiry_delta=max_final_cltv_expiry_delta)
+    _check_amount(invoice, expected_amount_sats)
+    return invoice

@@ -1,0 +1,288 @@
+"""`LndClient`: the LightningClient over LND's gRPC API (TLS + macaroon).
+
+Sync methods serve services and jobs; `subscribe_single_invoice` is an async stream over
+grpc.aio for the invoice watcher. The channel is built on first use. Every unary call has a
+deadline (LND_CALL_TIMEOUT_SECONDS); payments get `timeout_seconds` plus a margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import grpc
+
+from lightning import lnd_convert as convert
+from lightning.errors import LightningError, LightningUnavailable
+from lightning.grpc import (
+    invoices_pb2,
+    invoices_pb2_grpc,
+    lightning_pb2,
+    lightning_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
+from lightning.lnd_channel import CHANNEL_OPTIONS, LndTarget, build_target
+from lightning.lnd_errors import RETRYABLE_CODES, assert_not_in_transaction, map_rpc_error
+from lightning.types import (
+    DecodedInvoice,
+    HoldInvoice,
+    InvoiceState,
+    InvoiceUpdate,
+    NodeInfo,
+    PaymentOutcome,
+    PaymentStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+# LND keeps routing for `timeout_seconds`; its final answer can take a little longer.
+PAYMENT_DEADLINE_MARGIN_SECONDS = 15.0
+_NOT_SENT_HINTS = ("failed to connect", "handshake", "connection refused", "dns resolution")
+_FINAL_INVOICE_STATES = (InvoiceState.SETTLED, InvoiceState.CANCELED)
+
+
+class _Stubs:
+    def __init__(self, channel: grpc.Channel | grpc.aio.Channel) -> None:
+        self.channel = channel
+        self.lightning = lightning_pb2_grpc.LightningStub(channel)
+        self.invoices = invoices_pb2_grpc.InvoicesStub(channel)
+        self.router = router_pb2_grpc.RouterStub(channel)
+
+
+class LndClient:
+    """LightningClient for one LND node. Thread-safe; one instance per process is enough."""
+
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        cert_file: str | None = None,
+        macaroon_file: str | None = None,
+        call_timeout_seconds: float | None = None,
+    ) -> None:
+        self._host, self._cert_file, self._macaroon_file = host, cert_file, macaroon_file
+        self._call_timeout = call_timeout_seconds
+        self._lock = threading.Lock()
+        self._target: LndTarget | None = None
+        self._sync: _Stubs | None = None
+        self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Stubs] = weakref.WeakKeyDictionary()
+        self._network = ""
+
+    # --- connection -----------------------------------------------------------------------
+    def _settings_target(self) -> LndTarget:
+        if self._target is None:
+            from django.conf import settings
+
+            self._target = build_target(
+                host=self._host or settings.LND_GRPC_HOST,
+                cert_file=self._cert_file if self._cert_file is not None else settings.LND_CERT_FILE,
+                macaroon_file=self._macaroon_file if self._macaroon_file is not None else settings.LND_MACAROON_FILE,
+            )
+            if self._call_timeout is None:
+                self._call_timeout = float(getattr(settings, "LND_CALL_TIMEOUT_SECONDS", 10.0))
+        return self._target
+
+    def _stubs(self) -> _Stubs:
+        with self._lock:
+            if self._sync is None:
+                target = self._settings_target()
+                channel = grpc.secure_channel(target.target, target.credentials, options=CHANNEL_OPTIONS)
+                self._sync = _Stubs(channel)
+            return self._sync
+
+    def _aio_stubs(self) -> _Stubs:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            stubs = self._aio.get(loop)
+            if stubs is None:
+                target = self._settings_target()
+                channel = grpc.aio.secure_channel(target.target, target.credentials, options=CHANNEL_OPTIONS)
+                stubs = self._aio[loop] = _Stubs(channel)
+            return stubs
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sync is not None:
+                self._sync.channel.close()
+                self._sync = None
+
+    async def aclose(self) -> None:
+        """Close the grpc.aio channel of the running event loop."""
+        with self._lock:
+            stubs = self._aio.pop(asyncio.get_running_loop(), None)
+        if stubs is not None:
+            await stubs.channel.close()
+
+    def _error(self, exc: grpc.RpcError, method: str) -> LightningError:
+        target = self._target.target if self._target else "?"
+        cert_file = self._target.cert_file if self._target else ""
+        error = map_rpc_error(exc, method=method, target=target, cert_file=cert_file)
+        logger.warning("LND %s failed: %s", method, error.message)
+        return error
+
+    def _unary(self, service: str, method: str, request: object, timeout: float | None = None) -> object:
+        assert_not_in_transaction()
+        stub = getattr(self._stubs(), service)
+        try:
+            return getattr(stub, method)(request, timeout=timeout or self._call_timeout, metadata=self._target.metadata)
+        except grpc.RpcError as exc:
+            raise self._error(exc, method) from exc
+
+    # --- node -----------------------------------------------------------------------------
+    def get_info(self) -> NodeInfo:
+        info = convert.node_info(self._unary("lightning", "GetInfo", lightning_pb2.GetInfoRequest()))
+        self._network = info.network
+        return info
+
+    def channel_balance_sats(self) -> int:
+        balance = self._unary("lightning", "ChannelBalance", lightning_pb2.ChannelBalanceRequest())
+        return balance.local_balance.sat
+
+    # --- invoices -------------------------------------------------------------------------
+    def add_hold_invoice(
+        self, *, amount_sats: int, preimage: bytes, memo: str, cltv_expiry: int, expiry_seconds: int | None = None
+    ) -> HoldInvoice:
+        payment_hash = hashlib.sha256(preimage).digest()
+        request = invoices_pb2.AddHoldInvoiceRequest(
+            memo=memo, hash=payment_hash, value=amount_sats, cltv_expiry=cltv_expiry, expiry=expiry_seconds or 0
+        )
+        response = self._unary("invoices", "AddHoldInvoice", request)
+        logger.info("hold invoice added hash=%s amount_sats=%d", payment_hash.hex(), amount_sats)
+        return HoldInvoice(
+            payment_request=response.payment_request,
+            payment_hash_hex=payment_hash.hex(),
+            add_index=response.add_index,
+            payment_addr_hex=response.payment_addr.hex(),
+        )
+
+    def add_invoice(
+        self, *, amount_sats: int, memo: str = "", expiry_seconds: int | None = None, cltv_expiry: int = 0
+    ) -> HoldInvoice:
+        request = lightning_pb2.Invoice(
+            memo=memo, value=amount_sats, expiry=expiry_seconds or 0, cltv_expiry=cltv_expiry
+        )
+        response = self._unary("lightning", "AddInvoice", request)
+        return HoldInvoice(
+            payment_request=response.payment_request,
+            payment_hash_hex=response.r_hash.hex(),
+            add_index=response.add_index,
+            payment_addr_hex=response.payment_addr.hex(),
+        )
+
+    def settle_invoice(self, *, preimage: bytes) -> None:
+        self._unary("invoices", "SettleInvoice", invoices_pb2.SettleInvoiceMsg(preimage=preimage))
+        logger.info("hold invoice settled hash=%s", hashlib.sha256(preimage).hexdigest())
+
+    def cancel_invoice(self, *, payment_hash: bytes) -> None:
+        self._unary("invoices", "CancelInvoice", invoices_pb2.CancelInvoiceMsg(payment_hash=payment_hash))
+        logger.info("hold invoice canceled hash=%s", payment_hash.hex())
+
+    def lookup_invoice(self, *, payment_hash: bytes) -> InvoiceUpdate:
+        invoice = self._unary("lightning", "LookupInvoice", lightning_pb2.PaymentHash(r_hash=payment_hash))
+        return convert.invoice_update(invoice)
+
+    async def subscribe_single_invoice(self, *, payment_hash: bytes) -> AsyncIterator[InvoiceUpdate]:
+        """The current state, then each change; ends after SETTLED or CANCELED.
+
+        No deadline (the stream lives as long as the escrow); keepalive pings detect a dead
+        node, which ends the stream with `LightningUnavailable`.
+        """
+        call = self._aio_stubs().invoices.SubscribeSingleInvoice(
+            invoices_pb2.SubscribeSingleInvoiceRequest(r_hash=payment_hash), metadata=self._target.metadata
+        )
+        try:
+            async for invoice in call:
+                update = convert.invoice_update(invoice)
+                yield update
+                if update.state in _FINAL_INVOICE_STATES:
+                    return
+        except grpc.RpcError as exc:
+            raise self._error(exc, "SubscribeSingleInvoice") from exc
+        finally:
+            call.cancel()
+
+    def decode_pay_req(self, *, payment_request: str) -> DecodedInvoice:
+        decoded = self._unary("lightning", "DecodePayReq", lightning_pb2.PayReqString(pay_req=payment_request))
+        if not self._network:
+            self.get_info()
+        return convert.decoded_invoice(decoded, payment_request=payment_request, network=self._network)
+
+    # --- payments -------------------------------------------------------------------------
+    def send_payment(
+        self, *, payment_request: str, max_fee_sats: int, timeout_seconds: int, amount_sats: int | None = None
+    ) -> PaymentOutcome:
+        """Raises LightningRejected when LND refuses to start the payment (expired invoice,
+        already paid, ...). Once the request may have reached LND, transport errors and the
+        client deadline give IN_FLIGHT/UNKNOWN, never FAILED."""
+        assert_not_in_transaction()
+        request = router_pb2.SendPaymentRequest(
+            payment_request=payment_request, fee_limit_sat=max_fee_sats, timeout_seconds=timeout_seconds
+        )
+        if amount_sats:
+            request.amt = amount_sats
+        stubs = self._stubs()
+        stream = stubs.router.SendPaymentV2(
+            request, timeout=timeout_seconds + PAYMENT_DEADLINE_MARGIN_SECONDS, metadata=self._target.metadata
+        )
+        outcome = self._follow(stream, "SendPaymentV2", wait_final=True)
+        if not outcome.payment_hash_hex:
+            outcome = replace(outcome, payment_hash_hex=_hash_of(payment_request))
+        logger.info("payment %s status=%s reason=%s", outcome.payment_hash_hex, outcome.status, outcome.failure_reason)
+        return outcome
+
+    def track_payment(self, *, payment_hash: bytes, wait_seconds: float = 0.0) -> PaymentOutcome:
+        assert_not_in_transaction()
+        request = router_pb2.TrackPaymentRequest(payment_hash=payment_hash)
+        stubs = self._stubs()
+        stream = stubs.router.TrackPaymentV2(
+            request, timeout=wait_seconds or self._call_timeout, metadata=self._target.metadata
+        )
+        return self._follow(stream, "TrackPaymentV2", wait_final=wait_seconds > 0, payment_hash_hex=payment_hash.hex())
+
+    def _follow(
+        self, stream: Iterator[lightning_pb2.Payment], method: str, *, wait_final: bool, payment_hash_hex: str = ""
+    ) -> PaymentOutcome:
+        last: PaymentOutcome | None = None
+        try:
+            for payment in stream:
+                last = convert.payment_outcome(payment, payment_hash_hex=payment_hash_hex)
+                if last.status.is_final or not wait_final:
+                    break
+        except grpc.RpcError as exc:
+            return self._stream_error(exc, method, last, payment_hash_hex)
+        finally:
+            stream.cancel()
+        return last or PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash_hex)
+
+    def _stream_error(
+        self, exc: grpc.RpcError, method: str, last: PaymentOutcome | None, payment_hash_hex: str
+    ) -> PaymentOutcome:
+        code = exc.code()
+        details = (exc.details() or "").lower()
+        if code is grpc.StatusCode.NOT_FOUND or "isn't initiated" in details:
+            return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash_hex)
+        if code not in RETRYABLE_CODES:
+            raise self._error(exc, method) from exc
+        if last is None and any(hint in details for hint in _NOT_SENT_HINTS):
+            raise self._error(exc, method) from exc  # the request never left this process
+        logger.warning("LND %s: %s after %s; outcome unknown", method, code.name, last.status if last else "nothing")
+        if last is not None:
+            return last
+        if method == "TrackPaymentV2":
+            raise LightningUnavailable(f"LND {method} gave no answer: {code.name}", code=code.name)
+        return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash_hex)
+
+
+def _hash_of(payment_request: str) -> str:
+    from lightning.bolt11 import InvoiceInvalid, decode_invoice
+
+    try:
+        return decode_invoice(payment_request).payment_hash_hex
+    except InvoiceInvalid:
+        return ""

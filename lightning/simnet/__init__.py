@@ -1,0 +1,45 @@
+"""A simulated Lightning network serving LND's real gRPC API on loopback.
+
+Start it with `manage.py simnet --dir DIR --nodes mostro,alice,bob`. One process serves,
+for each node, `lnrpc.Lightning`, `invoicesrpc.Invoices` and `routerrpc.Router` on its own
+127.0.0.1 port with a self-signed TLS certificate and a macaroon, written Polar-style to
+`DIR/<node>/tls.cert` and `DIR/<node>/admin.macaroon`. `DIR/simnet.json` maps each node to
+`{"grpc", "tls_cert", "macaroon", "pubkey"}` and `_control` to `{"url"}`. A line starting
+with `READY` is printed once everything serves. `LndClient` connects unchanged.
+
+Semantics (LND 0.20):
+- real signed BOLT11 (`lnbcrt`, the node's own secp256k1 key, deterministic per name),
+  payment secret, expiry (default 86400 s) and min final CLTV (default 80, minimum 18);
+- hold invoices: OPEN → ACCEPTED when another node pays (the payer's SendPaymentV2 stays
+  IN_FLIGHT) → SETTLED with the right preimage (the payment SUCCEEDS with it) or CANCELED
+  (the payment FAILS with FAILURE_REASON_INCORRECT_PAYMENT_DETAILS); settle before accept
+  answers "invoice still open"; cancel is idempotent, "invoice already settled" after settle;
+- block clock (`--block-interval`, 0 = mine on demand); an HTLC expires at accept height +
+  CLTV + 3 (LND's block padding) and an accepted hold invoice is canceled when
+  height + 12 ≥ that expiry (LND's hold-invoice expiry delta); OPEN invoices are canceled
+  when their expiry passes;
+- payments move balances (route fee = base + ppm, `--fee-base-msat`/`--fee-ppm`); a fee
+  above the limit gives FAILURE_REASON_NO_ROUTE, a short balance
+  FAILURE_REASON_INSUFFICIENT_BALANCE, a non-OPEN invoice
+  FAILURE_REASON_INCORRECT_PAYMENT_DETAILS; refusals before a payment starts are gRPC
+  errors with LND's strings ("invoice is already paid" / "payment is in transition" as
+  ALREADY_EXISTS, "invoice expired. Valid until …", "amount must be specified when paying
+  a zero amount invoice", "invoice not for current active network 'regtest'");
+- SubscribeSingleInvoice and TrackPaymentV2 send the current state, then every change;
+  TrackPaymentV2 of an unknown hash is NOT_FOUND "payment isn't initiated"; lookups of an
+  unknown hash answer "unable to locate invoice";
+- a missing macaroon answers "expected 1 macaroon, got 0", a wrong one "verification
+  failed: signature mismatch after caveat verification" (status UNKNOWN, as LND).
+
+Fault injection, via the control endpoint (`POST <control url>/<action>` with a JSON body;
+`lightning.simnet.control.SimnetControl` wraps it):
+- `offline {"node"}` / `online {"node"}`: every call to the node fails with UNAVAILABLE;
+  payments to it fail with FAILURE_REASON_NO_ROUTE;
+- `restart {"node", "down_seconds"}`: every open stream of the node ends with
+  UNAVAILABLE (state survives, as LND's database does), optionally offline for a while;
+- `fail_next_payment {"node", "reason": "FAILURE_REASON_*"}`: the node's next payment fails;
+- `stick_next_payment {"node"}`: the node's next payment stays IN_FLIGHT until
+  `resolve_payment {"node", "payment_hash", "outcome": "deliver"|"fail", "reason"}`;
+- `mine {"blocks"}`, `fees {"base_msat", "ppm"}`, `balance {"node", "balance_sats"}`,
+  `state {}`.
+"""

@@ -1,0 +1,167 @@
+"""Outgoing payments between simulated nodes (the `Network` mixin behind SendPaymentV2).
+
+A payment is checked the way LND's router checks a SendPaymentRequest (refusals raise
+`SimError` with LND's message), then recorded IN_FLIGHT, then delivered: the payer's
+balance is locked, the payee's invoice gets an HTLC, and the payment ends SUCCEEDED when
+the invoice settles or FAILED (FAILURE_REASON_*) when it is canceled or cannot be paid.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from lightning.bolt11 import InvoiceInvalid, decode_invoice
+from lightning.grpc import lightning_pb2 as ln
+from lightning.simnet.model import (
+    INVOICE_OPEN,
+    PAYMENT_FAILED,
+    PAYMENT_SUCCEEDED,
+    SimError,
+    SimHtlc,
+    SimNode,
+    SimPayment,
+)
+
+logger = logging.getLogger(__name__)
+BLOCK_PADDING = 3  # routing.BlockPadding: extra blocks LND adds to the final hop's CLTV
+
+
+class _Terms:
+    """What the payer needs from an invoice, from the registry or a decode."""
+
+    __slots__ = ("amount_msat", "expires_at", "payee", "invoice", "payment_hash", "currency")
+
+    def __init__(self, amount_msat, expires_at, payee, invoice, payment_hash, currency) -> None:
+        self.amount_msat, self.expires_at, self.payee = amount_msat, expires_at, payee
+        self.invoice, self.payment_hash, self.currency = invoice, payment_hash, currency
+
+
+class PaymentEngine:
+    def _terms(self, payment_request: str) -> _Terms:
+        found = self.by_request.get(payment_request) or self.by_request.get(payment_request.lower())
+        if found is not None:
+            payee, inv = found
+            return _Terms(inv.value_msat, inv.creation_date + inv.expiry, payee, inv, inv.r_hash, self.currency)
+        try:
+            decoded = decode_invoice(payment_request)
+        except InvoiceInvalid as exc:
+            raise SimError(f"invalid payment request: {exc.message}") from exc
+        payee = self.by_pubkey.get(decoded.payee_pubkey_hex)
+        return _Terms(
+            decoded.amount_msat,
+            decoded.expires_at,
+            payee,
+            None,
+            bytes.fromhex(decoded.payment_hash_hex),
+            decoded.currency,
+        )
+
+    def start_payment(self, payer: SimNode, request: ln.SendPaymentRequest) -> tuple[SimPayment, _Terms]:
+        """Validate and record a payment (IN_FLIGHT); `deliver` moves it on."""
+        if not request.payment_request:
+            raise SimError("payment_request is required (simnet does not route by destination)")
+        terms = self._terms(request.payment_request)
+        if terms.currency != self.currency:
+            raise SimError(f"invoice not for current active network '{self.network_name}'")
+        if terms.expires_at < time.time():
+            raise SimError(f"invoice expired. Valid until {time.ctime(terms.expires_at)}")
+        amount_msat = _amount_msat(terms.amount_msat, request)
+        _refuse_duplicate(payer.payments.get(terms.payment_hash))
+        payer.payment_index += 1
+        payment = SimPayment(
+            payment_hash=terms.payment_hash,
+            value_msat=amount_msat,
+            fee_msat=0,
+            payer=payer,
+            payment_request=request.payment_request,
+            payment_index=payer.payment_index,
+        )
+        payer.payments[terms.payment_hash] = payment
+        return payment, terms
+
+    def deliver(self, payer: SimNode, payment: SimPayment, terms: _Terms, fee_limit_msat: int) -> None:
+        if payer.stick_next_payment:
+            payer.stick_next_payment = False
+            payment.stuck = True
+            payment.deliver = (terms, fee_limit_msat)
+            return
+        if payer.fail_next_payment:
+            reason, payer.fail_next_payment = payer.fail_next_payment, ""
+            self.payment_failed(payment, reason)
+            return
+        reason = self._route_failure(payer, payment, terms, fee_limit_msat)
+        if reason:
+            self.payment_failed(payment, reason)
+            return
+        payment.fee_msat = self.route_fee_msat(payment.value_msat)
+        payment.locked_msat = payment.value_msat + payment.fee_msat
+        payer.balance_msat -= payment.locked_msat
+        htlc = SimHtlc(
+            amt_msat=payment.value_msat,
+            accept_height=self.height,
+            expiry_height=self.height + terms.invoice.cltv_expiry + BLOCK_PADDING,
+            payer=payment,
+        )
+        self.accept_htlc(terms.payee, terms.invoice, htlc)
+
+    def route_fee_msat(self, amount_msat: int) -> int:
+        return self.fee_base_msat + amount_msat * self.fee_ppm // 1_000_000
+
+    def _route_failure(self, payer: SimNode, payment: SimPayment, terms: _Terms, fee_limit_msat: int) -> str:
+        payee = terms.payee
+        if payee is None or payee is payer or not payee.online:
+            return "FAILURE_REASON_NO_ROUTE"
+        if self.route_fee_msat(payment.value_msat) > fee_limit_msat:
+            return "FAILURE_REASON_NO_ROUTE"  # LND finds no route within the fee limit
+        if payer.balance_msat < payment.value_msat + self.route_fee_msat(payment.value_msat):
+            return "FAILURE_REASON_INSUFFICIENT_BALANCE"
+        invoice = terms.invoice
+        if invoice is None or invoice.state != INVOICE_OPEN or payment.value_msat < invoice.value_msat:
+            return "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS"
+        return ""
+
+    def payment_succeeded(self, payment: SimPayment, preimage: bytes) -> None:
+        payment.status, payment.preimage = PAYMENT_SUCCEEDED, preimage
+        payment.locked_msat = 0
+        payment.payer.notify_payment(payment)
+
+    def payment_failed(self, payment: SimPayment, reason: str) -> None:
+        # Funds are locked only once an HTLC was placed; a failure gives them back.
+        payment.payer.balance_msat += payment.locked_msat
+        payment.locked_msat = 0
+        payment.status = PAYMENT_FAILED
+        payment.failure_reason = ln.PaymentFailureReason.Value(reason)
+        payment.payer.notify_payment(payment)
+
+    def resolve_stuck(self, payer: SimNode, payment_hash: bytes, *, outcome: str, reason: str = "") -> SimPayment:
+        """Control endpoint: continue a stuck payment ("deliver") or fail it."""
+        payment = payer.payments.get(payment_hash)
+        if payment is None or not payment.stuck:
+            raise SimError("no stuck payment with that hash", code="NOT_FOUND")
+        payment.stuck = False
+        if outcome == "deliver":
+            terms, fee_limit_msat = payment.deliver
+            self.deliver(payer, payment, terms, fee_limit_msat)
+        else:
+            self.payment_failed(payment, reason or "FAILURE_REASON_TIMEOUT")
+        return payment
+
+
+def _amount_msat(invoice_msat: int, request: ln.SendPaymentRequest) -> int:
+    if request.amt and request.amt_msat:
+        raise SimError("amt and amt_msat are mutually exclusive")
+    given = request.amt * 1000 or request.amt_msat
+    if invoice_msat == 0 and not given:
+        raise SimError("amount must be specified when paying a zero amount invoice")
+    if invoice_msat and given:
+        raise SimError("amount must not be specified when paying a non-zero amount invoice")
+    return invoice_msat or given
+
+
+def _refuse_duplicate(previous: SimPayment | None) -> None:
+    if previous is None or previous.status == PAYMENT_FAILED:
+        return
+    if previous.status == PAYMENT_SUCCEEDED:
+        raise SimError("invoice is already paid", code="ALREADY_EXISTS")
+    raise SimError("payment is in transition", code="ALREADY_EXISTS")

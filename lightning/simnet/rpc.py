@@ -1,0 +1,57 @@
+"""Per-call checks every simulated node applies, as LND's interceptors do.
+
+Refusals use LND's status codes and messages: a node taken offline answers UNAVAILABLE, a
+missing macaroon "expected 1 macaroon, got 0", a wrong one "verification failed:
+signature mismatch after caveat verification" (both UNKNOWN, as LND returns them).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import grpc
+
+from lightning.simnet.model import RESTART, SimError, SimNode
+
+OFFLINE_MESSAGE = "simnet: node offline (connection refused)"
+RESTART_MESSAGE = "simnet: node restarting, stream closed"
+
+
+def check_call(node: SimNode, context: grpc.aio.ServicerContext) -> None:
+    if not node.online:
+        raise SimError(OFFLINE_MESSAGE, code="UNAVAILABLE")
+    macaroons = [value for key, value in context.invocation_metadata() if key == "macaroon"]
+    if len(macaroons) != 1:
+        raise SimError(f"expected 1 macaroon, got {len(macaroons)}")
+    if macaroons[0] != node.macaroon_hex:
+        raise SimError("verification failed: signature mismatch after caveat verification")
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: SimError) -> None:
+    await context.abort(grpc.StatusCode[exc.code], exc.message)
+
+
+def unary(method: Callable) -> Callable:
+    """Wrap a synchronous handler `(self, request) -> response` as an authenticated RPC."""
+
+    @functools.wraps(method)
+    async def handler(self, request, context):
+        try:
+            check_call(self.node, context)
+            return method(self, request)
+        except SimError as exc:
+            await abort(context, exc)
+
+    return handler
+
+
+async def drain(queue, context: grpc.aio.ServicerContext, *, is_final: Callable[[object], bool]):
+    """Yield queued protobuf updates until one is final; a RESTART ends with UNAVAILABLE."""
+    while True:
+        item = await queue.get()
+        if item is RESTART:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, RESTART_MESSAGE)
+        yield item
+        if is_final(item):
+            return

@@ -1,0 +1,200 @@
+"""Start the simulated network: one grpc.aio server per node, the clocks, the control API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from lightning.grpc import invoices_pb2_grpc, lightning_pb2_grpc, router_pb2_grpc
+from lightning.simnet.control import ControlServer
+from lightning.simnet.credentials import ensure_node_files, node_key
+from lightning.simnet.lightning_service import LightningService
+from lightning.simnet.model import SimError, SimNode
+from lightning.simnet.network import Network
+from lightning.simnet.subservers import InvoicesService, RouterService
+
+logger = logging.getLogger(__name__)
+EXPIRY_SWEEP_SECONDS = 0.25
+SERVER_OPTIONS = (
+    # Refuse to share a port with another process (gRPC turns SO_REUSEPORT on by default).
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+)
+
+
+@dataclass
+class SimnetConfig:
+    directory: Path
+    node_names: list[str]
+    base_port: int = 0  # 0: any free port
+    control_port: int = 0
+    block_interval: float = 600.0  # 0: blocks only when mined through the control API
+    fee_base_msat: int = 1000
+    fee_ppm: int = 1000
+    balance_sats: int = 10_000_000
+
+
+class Simnet:
+    def __init__(self, config: SimnetConfig) -> None:
+        self.config = config
+        self.network = Network(fee_base_msat=config.fee_base_msat, fee_ppm=config.fee_ppm)
+        self.servers: list[grpc.aio.Server] = []
+        self.control_url = ""
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> dict:
+        self.config.directory.mkdir(parents=True, exist_ok=True)
+        for index, name in enumerate(self.config.node_names):
+            await self._start_node(index, name)
+        control = await ControlServer(self._control_handlers()).start(self.config.control_port)
+        self.control_url = f"http://127.0.0.1:{control.sockets[0].getsockname()[1]}"
+        self._control = control
+        self._tasks.append(asyncio.create_task(self._expiry_loop()))
+        if self.config.block_interval > 0:
+            self._tasks.append(asyncio.create_task(self._block_loop()))
+        return self._write_manifest()
+
+    async def _start_node(self, index: int, name: str) -> None:
+        cert_path, macaroon_path, cert_pem, key_pem, macaroon = ensure_node_files(self.config.directory, name)
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        requested = f"127.0.0.1:{self.config.base_port + index if self.config.base_port else 0}"
+        port = server.add_secure_port(requested, grpc.ssl_server_credentials([(key_pem, cert_pem)]))
+        node = SimNode(
+            name=name,
+            key=node_key(name),
+            macaroon=macaroon,
+            port=port,
+            balance_msat=self.config.balance_sats * 1000,
+            cert_file=str(cert_path),
+            macaroon_file=str(macaroon_path),
+        )
+        self.network.add_node(node)
+        lightning_pb2_grpc.add_LightningServicer_to_server(LightningService(self.network, node), server)
+        invoices_pb2_grpc.add_InvoicesServicer_to_server(InvoicesService(self.network, node), server)
+        router_pb2_grpc.add_RouterServicer_to_server(RouterService(self.network, node), server)
+        await server.start()
+        self.servers.append(server)
+
+    def _write_manifest(self) -> dict:
+        manifest = {
+            node.name: {
+                "grpc": f"127.0.0.1:{node.port}",
+                "tls_cert": node.cert_file,
+                "macaroon": node.macaroon_file,
+                "pubkey": node.pubkey_hex,
+            }
+            for node in self.network.nodes.values()
+        }
+        manifest["_control"] = {"url": self.control_url}
+        (self.config.directory / "simnet.json").write_text(json.dumps(manifest, indent=2))
+        return manifest
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._control.close()
+        await asyncio.gather(*(server.stop(grace=0.5) for server in self.servers))
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            self.network.expire_invoices()
+
+    async def _block_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.block_interval)
+            self.network.mine(1)
+
+    # --- control API ------------------------------------------------------------------------
+    def _node(self, name: str) -> SimNode:
+        node = self.network.nodes.get(name)
+        if node is None:
+            raise SimError(f"unknown node {name!r}")
+        return node
+
+    def _control_handlers(self) -> dict:
+        return {
+            "state": self._state,
+            "mine": lambda blocks=1: {"height": self.network.mine(int(blocks))},
+            "offline": lambda node: self._set_online(node, False),
+            "online": lambda node: self._set_online(node, True),
+            "restart": self._restart,
+            "fail_next_payment": self._fail_next,
+            "stick_next_payment": self._stick_next,
+            "resolve_payment": self._resolve,
+            "fees": self._fees,
+            "balance": self._balance,
+        }
+
+    def _state(self) -> dict:
+        nodes = {
+            node.name: {
+                "balance_msat": node.balance_msat,
+                "online": node.online,
+                "invoices": len(node.invoices),
+                "payments": len(node.payments),
+                "pubkey": node.pubkey_hex,
+            }
+            for node in self.network.nodes.values()
+        }
+        return {"height": self.network.height, "nodes": nodes}
+
+    def _set_online(self, name: str, online: bool) -> dict:
+        self._node(name).online = online
+        return {"node": name, "online": online}
+
+    async def _restart(self, node: str, down_seconds: float = 0.0) -> dict:
+        target = self._node(node)
+        target.restart()  # every open stream of the node ends with UNAVAILABLE
+        if down_seconds:
+            target.online = False
+            asyncio.get_running_loop().call_later(float(down_seconds), setattr, target, "online", True)
+        return {"node": node, "restarted": True}
+
+    def _fail_next(self, node: str, reason: str = "FAILURE_REASON_NO_ROUTE") -> dict:
+        from lightning.grpc import lightning_pb2
+
+        lightning_pb2.PaymentFailureReason.Value(reason)  # reject unknown names early
+        self._node(node).fail_next_payment = reason
+        return {"node": node, "fail_next_payment": reason}
+
+    def _stick_next(self, node: str) -> dict:
+        self._node(node).stick_next_payment = True
+        return {"node": node, "stick_next_payment": True}
+
+    def _resolve(self, node: str, payment_hash: str, outcome: str = "deliver", reason: str = "") -> dict:
+        payment = self.network.resolve_stuck(
+            self._node(node), bytes.fromhex(payment_hash), outcome=outcome, reason=reason
+        )
+        return {"payment_hash": payment_hash, "status": payment.status}
+
+    def _fees(self, base_msat: int, ppm: int) -> dict:
+        self.network.fee_base_msat, self.network.fee_ppm = int(base_msat), int(ppm)
+        return {"base_msat": self.network.fee_base_msat, "ppm": self.network.fee_ppm}
+
+    def _balance(self, node: str, balance_sats: int) -> dict:
+        self._node(node).balance_msat = int(balance_sats) * 1000
+        return {"node": node, "balance_msat": self._node(node).balance_msat}
+
+
+async def run_simnet(config: SimnetConfig, *, ready: callable = print) -> None:
+    """Serve until SIGINT/SIGTERM; calls `ready(line)` with the READY line once serving."""
+    simnet = Simnet(config)
+    await simnet.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    manifest_path = config.directory / "simnet.json"
+    ready(f"READY {manifest_path} control={simnet.control_url} nodes={','.join(config.node_names)}")
+    await stop.wait()
+    await simnet.stop()
