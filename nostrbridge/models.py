@@ -20,6 +20,9 @@ class InboundEvent(models.Model):
     raw = models.TextField()
     first_relay = models.CharField(max_length=300, blank=True, default="")
     seen_count = models.PositiveIntegerField(default=1)
+    # Received while replaying from `since` after a reconnect: freshness is judged against the
+    # catch-up window instead of the 10-second live window (see docs/ARCHITECTURE.md).
+    caught_up = models.BooleanField(default=False)
     status = models.CharField(
         max_length=12, choices=InboundStatus.choices, default=InboundStatus.RECEIVED, db_index=True
     )

@@ -1,0 +1,53 @@
+"""What a handler receives for one inbound message, and how it finishes.
+
+A handler's final write runs inside `ctx.atomic()`: the inbound row is marked done in the
+same transaction as the state change and the outbox rows, so a crash can never apply a
+message twice or lose its replies.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+
+from nostrbridge.inbox import inbox_finish
+from nostrbridge.models import InboundStatus
+
+
+class SilentDrop(Exception):
+    """The spec says: log and do not reply (06-errors.md §3)."""
+
+
+@dataclass
+class InboundContext:
+    inbound_pk: int | None  # None when a service is driven outside the relay bridge (tests, admin)
+    event_id: str
+    sender: str  # trade pubkey (hex): replies go here
+    identity: str  # identity pubkey (== sender in full-privacy mode)
+    action: str
+    request_id: int | None
+    trade_index: int | None
+    order_id: UUID | None
+    payload: Any  # the parsed payload object (nostrbridge.protocol), or None
+    message: Any = None  # the full parsed MessageKind
+    created_at: int = 0
+    finished: bool = field(default=False, init=False)
+
+    @property
+    def full_privacy(self) -> bool:
+        return self.identity == self.sender
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The handler's final transaction; marks the inbound event done when it commits."""
+        with transaction.atomic():
+            yield
+            self.mark_done()
+
+    def mark_done(self, *, drop_reason: str = "") -> None:
+        if self.inbound_pk is not None and not self.finished:
+            inbox_finish(pk=self.inbound_pk, status=InboundStatus.DONE, action=self.action, drop_reason=drop_reason)
+        self.finished = True

@@ -1,0 +1,87 @@
+"""Write outbound Nostr events as rows in the caller's transaction; the bridge publishes them.
+
+Signing and encryption are CPU-only, so they happen here, inside the transaction: the row
+holds the exact signed event, and a crash after commit can only delay it, never change it.
+"""
+
+import functools
+import time
+import uuid
+
+from django.db import transaction
+
+from mostro_site.config import node_config
+from nostrbridge.keys import node_secret_key
+from nostrbridge.models import AddressableClock, OutboundMessage
+from nostrbridge.protocol.enums import CantDoReason
+from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.transport import reply_v2
+from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit
+
+
+@functools.lru_cache(maxsize=1)
+def node_keys() -> Keys:
+    return Keys(node_secret_key())
+
+
+def clear_node_keys_cache() -> None:
+    node_keys.cache_clear()
+
+
+def enqueue_message(
+    *, recipient_pubkey: str, message: Message, order_id: uuid.UUID | str | None = None
+) -> OutboundMessage:
+    """A direct message from the node, wrapped for the configured transport."""
+    config = node_config()
+    if config.protocol_version == 1:
+        from nostrbridge.protocol.giftwrap import reply_v1
+
+        event = reply_v1(message, node_keys(), recipient_pubkey)
+    else:
+        event = reply_v2(message, node_keys(), recipient_pubkey, dm_days=config.dm_days)
+    return _store(event, recipient_pubkey=recipient_pubkey, action=message.action.value, order_id=order_id)
+
+
+def enqueue_cant_do(
+    *, recipient_pubkey: str, reason: CantDoReason, request_id: int | None, order_id: uuid.UUID | None
+) -> OutboundMessage:
+    message = Message.cant_do(reason, request_id=request_id, id=order_id)
+    return enqueue_message(recipient_pubkey=recipient_pubkey, message=message, order_id=order_id)
+
+
+def enqueue_event(*, event: Event, order_id: uuid.UUID | str | None = None, d_tag: str = "") -> OutboundMessage:
+    """A public event (38383, 38384, 38385, 38386, 8383, 0, 10002) already signed by the node."""
+    return _store(event, recipient_pubkey="", action="", order_id=order_id, d_tag=d_tag)
+
+
+def next_created_at(*, kind: int, d_tag: str, now: int | None = None) -> int:
+    """max(now, previous + 1) per (kind, d), shared by every process through the database.
+
+    Relays keep the revision with the highest created_at (ties: lowest id), so two revisions
+    in the same second could resurrect a stale state. Must run inside a transaction.
+    """
+    now = int(time.time()) if now is None else now
+    AddressableClock.objects.get_or_create(kind=kind, d_tag=d_tag, defaults={"last_created_at": 0})
+    clock = AddressableClock.objects.select_for_update().get(kind=kind, d_tag=d_tag)
+    value = max(now, clock.last_created_at + 1)
+    AddressableClock.objects.filter(pk=clock.pk).update(last_created_at=value)
+    return value
+
+
+def _store(
+    event: Event, *, recipient_pubkey: str, action: str, order_id: uuid.UUID | str | None, d_tag: str = ""
+) -> OutboundMessage:
+    row = OutboundMessage.objects.create(
+        event_id=event.id,
+        kind=event.kind,
+        recipient_pubkey=recipient_pubkey,
+        action=action,
+        order_id=order_id,
+        d_tag=d_tag,
+        event_json=event.to_json(),
+    )
+    if transaction.get_connection().in_atomic_block:
+        wake_on_commit(OUTBOX_CHANNEL)
+    return row

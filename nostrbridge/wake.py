@@ -1,0 +1,55 @@
+"""Post-commit nudges from the services to the bridge's loops (outbox publisher, inbox consumer).
+
+Nudges are hints only: the rows in the database are the source of truth and the loops also
+poll, so a lost nudge costs latency, never a message. In the bridge process a waker is
+registered directly; other processes (web, qcluster) reach it through the channel layer when
+Redis is configured.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_CHANNEL = "mostro-outbox"
+INBOX_CHANNEL = "mostro-inbox"
+
+_local_wakers: dict[str, list[Callable[[], None]]] = {OUTBOX_CHANNEL: [], INBOX_CHANNEL: []}
+
+
+def register_waker(channel: str, waker: Callable[[], None]) -> None:
+    """`waker` must be thread-safe (e.g. `loop.call_soon_threadsafe(event.set)`)."""
+    _local_wakers[channel].append(waker)
+
+
+def unregister_waker(channel: str, waker: Callable[[], None]) -> None:
+    if waker in _local_wakers[channel]:
+        _local_wakers[channel].remove(waker)
+
+
+def wake(channel: str) -> None:
+    wakers = _local_wakers[channel]
+    for waker in wakers:
+        waker()
+    if not wakers and getattr(settings, "REDIS_URL", ""):
+        _wake_remote(channel)
+
+
+def wake_on_commit(channel: str) -> None:
+    transaction.on_commit(lambda: wake(channel))
+
+
+def _wake_remote(channel: str) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.send)(channel, {"type": "wake"})
+    except Exception:  # noqa: BLE001 — a nudge is best effort; the bridge polls anyway
+        logger.warning("could not nudge %s through the channel layer", channel, exc_info=True)
