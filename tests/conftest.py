@@ -1,0 +1,3 @@
+"""Shared fixtures: real test relays (tests/relays/fixtures.py)."""
+
+pytest_plugins = ["tests.relays.fixtures"]

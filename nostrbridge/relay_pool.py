@@ -1,0 +1,42 @@
+"""The relay pool's public import path: the interface the daemon codes against, and the asyncio
+implementation that lives in `nostrbridge.relays` (pure asyncio + websockets, no Django)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from nostrbridge.relays import DEFAULT_MAX_MESSAGE_BYTES, PublishResult, RelayHealth, RelayPool, normalize_url
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "PublishResult",
+    "RelayHealth",
+    "RelayPool",
+    "RelayPoolProtocol",
+    "normalize_url",
+]
+
+
+class RelayPoolProtocol(Protocol):
+    """What the worker needs from a relay pool; `RelayPool` and a test fake both provide it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def set_subscription(
+        self,
+        sub_id: str,
+        filters: list[dict[str, Any]],
+        *,
+        since_provider: Callable[[], int | None] | None = None,
+    ) -> None: ...
+
+    def remove_subscription(self, sub_id: str) -> None: ...
+
+    async def publish(self, event: dict[str, Any], *, timeout_s: float = 10.0) -> dict[str, PublishResult]: ...
+
+    async def set_relays(self, urls: Iterable[str]) -> None: ...
+
+    def health(self) -> dict[str, RelayHealth]: ...

@@ -1,0 +1,1 @@
+"""Relay fixtures come from the root conftest (tests.relays.fixtures plugin)."""
