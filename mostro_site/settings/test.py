@@ -1,14 +1,16 @@
 """Test settings: fast hasher, in-memory channel layer, django-q2 inline."""
 
 from mostro_site.settings.base import *  # noqa: F403
-from mostro_site.settings.base import DATABASES, Q_CLUSTER
+from mostro_site.settings.base import DATABASES, Q_CLUSTER, VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 MOSTRO_LNURL_ALLOW_LOOPBACK = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": ""}  # in-memory per test session unless a file is asked for
+    # A file, not ":memory:": the shared-cache in-memory database fails a second writer at
+    # once ("table is locked") instead of waiting on the busy timeout as production does.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_mostro.sqlite3")}
 # A fixed test identity so nothing depends on a generated key.
 MOSTRO_NSEC_PRIVKEY = "1" * 64
 LIGHTNING_BACKEND = "lightning.fake.FakeLightningClient"

@@ -1,0 +1,12 @@
+"""`new-order` (03-actions.md §2.1): a maker publishes an order."""
+
+from nostrbridge.context import InboundContext, SilentDrop
+from nostrbridge.protocol.payloads import OrderPayload
+from orders.services.create import Maker, order_create
+
+
+def handle_new_order(ctx: InboundContext) -> None:
+    if not isinstance(ctx.payload, OrderPayload):  # verify() already requires it
+        raise SilentDrop("new-order without an order payload")
+    maker = Maker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)
+    order_create(maker=maker, terms=ctx.payload.order, atomic=ctx.atomic)

@@ -1,0 +1,13 @@
+"""`take-buy` (03-actions.md §2.3): a seller takes a buy order."""
+
+from nostrbridge.context import InboundContext
+from orders.handlers.take_sell import take_payload
+from orders.services.take import Taker, order_take_buy
+
+
+def handle_take_buy(ctx: InboundContext) -> None:
+    # A `payment_request` payload only contributes its third element (the range amount);
+    # its invoice string is ignored, as the daemon does.
+    fiat_amount, _ignored_invoice = take_payload(ctx.payload)
+    taker = Taker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)
+    order_take_buy(order_id=ctx.order_id, taker=taker, fiat_amount=fiat_amount, atomic=ctx.atomic)

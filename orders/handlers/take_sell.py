@@ -1,0 +1,24 @@
+"""`take-sell` (03-actions.md §2.2): a buyer takes a sell order."""
+
+from nostrbridge.context import InboundContext
+from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload
+from orders.services.take import Taker, order_take_sell
+
+
+def handle_take_sell(ctx: InboundContext) -> None:
+    fiat_amount, invoice = take_payload(ctx.payload)
+    taker = Taker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)
+    order_take_sell(order_id=ctx.order_id, taker=taker, fiat_amount=fiat_amount, invoice=invoice, atomic=ctx.atomic)
+
+
+def take_payload(payload) -> tuple[int | None, str | None]:
+    """(requested fiat amount, payout destination) from a take's payload.
+
+    `amount` carries a range order's fiat amount; `payment_request` carries the destination
+    and, as its third element, that amount. Any other payload means neither.
+    """
+    if isinstance(payload, AmountPayload):
+        return payload.amount, None
+    if isinstance(payload, PaymentRequestPayload):
+        return payload.amount, payload.invoice
+    return None, None

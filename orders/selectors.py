@@ -1,0 +1,41 @@
+"""Read-only order queries shared by handlers, services, jobs and the invoice watcher."""
+
+from uuid import UUID
+
+from django.db.models import Q
+
+from orders.models import Order
+from orders.status import ESCROW_LOCKED_STATUSES, WAITING_STATUSES, OrderStatus
+
+
+def order_get(*, order_id: UUID | str | None) -> Order | None:
+    if order_id is None:
+        return None
+    return Order.objects.filter(pk=order_id).first()
+
+
+def order_get_by_hold_hash(*, payment_hash_hex: str) -> Order | None:
+    return Order.objects.filter(hold_invoice_hash=payment_hash_hex.lower()).first()
+
+
+def buyer_has_pending_order(*, identity: str) -> bool:
+    """The identity already owes a payout invoice as buyer (take-sell's `pending_order_exists`)."""
+    return Order.objects.filter(master_buyer_pubkey=identity, status=OrderStatus.WAITING_BUYER_INVOICE).exists()
+
+
+def seller_has_pending_order(*, identity: str) -> bool:
+    """The identity already owes an escrow payment as seller (take-buy's `pending_order_exists`)."""
+    return Order.objects.filter(master_seller_pubkey=identity, status=OrderStatus.WAITING_PAYMENT).exists()
+
+
+def watched_invoice_hashes() -> list[str]:
+    """Hold invoices whose LND state still matters (behaviour §1.7.4).
+
+    Waiting orders with a hash (the seller may still pay) and locked escrows (LND may still
+    cancel the HTLC, which §3.3 reports to the parties).
+    """
+    query = Order.objects.filter(
+        Q(status__in=WAITING_STATUSES, hold_invoice_hash__isnull=False)
+        | Q(status__in=ESCROW_LOCKED_STATUSES, invoice_held_at__isnull=False, hold_invoice_hash__isnull=False)
+    )
+    return list(query.order_by("pk").values_list("hold_invoice_hash", flat=True))

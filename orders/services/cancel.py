@@ -1,0 +1,233 @@
+"""`cancel` in every status (03-actions.md §6.1, §6.2; behaviour §1.12).
+
+Escrow calls (cancel the hold invoice) run before the transaction; the status change, the
+order event and the replies commit together. Against a concurrent `release` the hold
+invoice decides: LND settles or cancels it, never both, and the loser stops.
+"""
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
+from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.protocol.enums import Action, CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from orders.models import Order
+from orders.publish import network_tag_prefetch, publish_order_event
+from orders.services.escrow import EscrowCancelError, escrow_cancel
+from orders.services.lookup import order_get_or_not_found
+from orders.services.node_events import publish_dispute_event
+from orders.status import (
+    ALREADY_CANCELED_STATUSES,
+    ESCROW_LOCKED_STATUSES,
+    PRE_TRADE_STATUSES,
+    WAITING_STATUSES,
+    OrderKind,
+    OrderStatus,
+)
+from orders.transitions import transition_order, update_order_guarded
+from orders.wire import order_payload, send
+
+logger = logging.getLogger(__name__)
+
+Atomic = Callable[[], AbstractContextManager]
+
+
+def order_cancel(
+    *, order_id: UUID | str | None, sender: str, request_id: int | None, atomic: Atomic = transaction.atomic
+) -> Order:
+    """Dispatch on the current status and the sender's role (the table of §6.1)."""
+    order = order_get_or_not_found(order_id)
+    status = order.status
+    if status in ALREADY_CANCELED_STATUSES:
+        raise CantDo(CantDoReason.ORDER_ALREADY_CANCELED)
+    if status in PRE_TRADE_STATUSES or status in WAITING_STATUSES:
+        group = PRE_TRADE_STATUSES if status in PRE_TRADE_STATUSES else WAITING_STATUSES
+        if sender == order.maker_pubkey:
+            return _maker_cancel(order, group, request_id, atomic)
+        if order.taker_pubkey and sender == order.taker_pubkey:
+            return _taker_cancel(order, group, request_id, atomic)
+        raise CantDo(CantDoReason.IS_NOT_YOUR_ORDER if status in PRE_TRADE_STATUSES else CantDoReason.INVALID_PUBKEY)
+    if status in ESCROW_LOCKED_STATUSES:
+        if sender not in (order.buyer_pubkey, order.seller_pubkey):
+            raise CantDo(CantDoReason.INVALID_PUBKEY)
+        return _cooperative_cancel(order, sender, request_id, atomic)
+    raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+
+
+def order_reset_fields(order: Order) -> dict[str, Any]:
+    """Columns that put a taken order back on the book (taker cancel, taker timeout §6.3).
+
+    Market orders lose their quote (re-priced at the next take); a range order gets its
+    range back. The maker's own payout invoice on a buy order is kept.
+    """
+    taker = "buyer" if order.kind == OrderKind.SELL else "seller"
+    fields: dict[str, Any] = {
+        "hold_invoice_hash": None,
+        "hold_invoice_preimage": None,
+        "hold_invoice_payment_request": None,
+        "hold_invoice_request_id": None,
+        "invoice_held_at": None,
+        "taken_at": None,
+        f"{taker}_pubkey": None,
+        f"master_{taker}_pubkey": None,
+        f"trade_index_{taker}": None,
+    }
+    if order.kind == OrderKind.SELL:
+        fields["buyer_invoice"] = None
+    if order.price_from_api:
+        fields |= {"amount_sats": 0, "fee_sats": 0, "dev_fee_sats": 0}
+    if order.is_range:
+        fields["fiat_amount"] = 0
+    return fields
+
+
+def dispute_close_on_user_resolution(*, order_id: UUID | str, status: str) -> Dispute | None:
+    """Close the order's open dispute after the parties settled it themselves (§1.14.6).
+
+    `status` is `settled` (release) or `seller-refunded` (cooperative cancel). Runs inside
+    the caller's transaction and publishes the 38386 revision there.
+    """
+    dispute = Dispute.objects.filter(order_id=order_id, status__in=OPEN_DISPUTE_STATUSES).first()
+    if dispute is None:
+        return None
+    closed = Dispute.objects.filter(pk=dispute.pk, status=dispute.status).update(
+        status=status, resolved_at=timezone.now(), updated_at=timezone.now()
+    )
+    if not closed:
+        return None
+    dispute.refresh_from_db()
+    publish_dispute_event(dispute=dispute)
+    return dispute
+
+
+# --- pending and waiting orders -------------------------------------------------------------
+
+
+def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
+    _cancel_escrow(order)
+    with atomic():
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=group,
+            to_status=OrderStatus.CANCELED,
+            actor=order.maker_pubkey,
+            reason="maker cancel",
+        )
+        if not moved:
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        order.refresh_from_db()
+        publish_order_event(order)
+        send(order.maker_pubkey, Action.CANCELED, order, request_id=request_id)
+        send(order.taker_pubkey, Action.CANCELED, order)
+    return order
+
+
+def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
+    taker = order.taker_pubkey
+    taker_field = "buyer_pubkey" if order.kind == OrderKind.SELL else "seller_pubkey"
+    _cancel_escrow(order)
+    with atomic():
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=group,
+            to_status=OrderStatus.PENDING,
+            actor=taker,
+            reason="taker cancel",
+            set_fields=order_reset_fields(order),
+            guard=Q(**{taker_field: taker}),
+        )
+        if not moved:
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        order.refresh_from_db()
+        send(taker, Action.CANCELED, order, request_id=request_id)
+        publish_order_event(order)
+        send(
+            order.maker_pubkey,
+            Action.NEW_ORDER,
+            order,
+            request_id=request_id,
+            payload=order_payload(order, include_maker_pubkey=True),
+        )
+    return order
+
+
+def _cancel_escrow(order: Order) -> None:
+    """Cancel the hold invoice (if any) before the transaction; prefetch the 38383 network tag.
+
+    A settled invoice means a release (or admin-settle) won the race: the cancel is refused.
+    Any other failure (LND unreachable) propagates as an internal error and is retried.
+    """
+    try:
+        escrow_cancel(order=order)
+    except EscrowCancelError as exc:
+        if isinstance(exc.__cause__, AlreadySettledOrCanceled) and exc.__cause__.settled:
+            logger.info("order %s: cancel refused, the hold invoice is already settled", order.id)
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS) from exc
+        raise
+    network_tag_prefetch()
+
+
+# --- active trades: cooperative only --------------------------------------------------------
+
+
+def _cooperative_cancel(order: Order, sender: str, request_id: int | None, atomic: Atomic) -> Order:
+    initiator = order.cancel_initiator_pubkey
+    if initiator == sender:
+        raise CantDo(CantDoReason.INVALID_PUBKEY)
+    if initiator is None:
+        return _cooperative_initiate(order, sender, request_id, atomic)
+    return _cooperative_accept(order, sender, initiator, request_id, atomic)
+
+
+def _side_flag(order: Order, pubkey: str) -> str:
+    return "seller_cooperative_cancel" if pubkey == order.seller_pubkey else "buyer_cooperative_cancel"
+
+
+def _counterparty(order: Order, pubkey: str) -> str | None:
+    return order.buyer_pubkey if pubkey == order.seller_pubkey else order.seller_pubkey
+
+
+def _cooperative_initiate(order: Order, sender: str, request_id: int | None, atomic: Atomic) -> Order:
+    with atomic():
+        recorded = update_order_guarded(
+            order_id=order.id,
+            statuses=ESCROW_LOCKED_STATUSES,
+            set_fields={"cancel_initiator_pubkey": sender, _side_flag(order, sender): True},
+            guard=Q(cancel_initiator_pubkey__isnull=True),
+        )
+        if not recorded:
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        order.refresh_from_db()
+        send(sender, Action.COOPERATIVE_CANCEL_INITIATED_BY_YOU, order, request_id=request_id)
+        send(_counterparty(order, sender), Action.COOPERATIVE_CANCEL_INITIATED_BY_PEER, order)
+    return order
+
+
+def _cooperative_accept(order: Order, sender: str, initiator: str, request_id: int | None, atomic: Atomic) -> Order:
+    _cancel_escrow(order)  # the seller is refunded; a settled escrow means a release won
+    with atomic():
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=ESCROW_LOCKED_STATUSES,
+            to_status=OrderStatus.COOPERATIVELY_CANCELED,
+            actor=sender,
+            reason="cooperative cancel accepted",
+            set_fields={_side_flag(order, sender): True},
+            guard=Q(cancel_initiator_pubkey=initiator),
+        )
+        if not moved:
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        order.refresh_from_db()
+        publish_order_event(order)
+        send(sender, Action.COOPERATIVE_CANCEL_ACCEPTED, order, request_id=request_id)
+        send(initiator, Action.COOPERATIVE_CANCEL_ACCEPTED, order)
+        dispute_close_on_user_resolution(order_id=order.id, status="seller-refunded")
+    return order

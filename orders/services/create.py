@@ -1,0 +1,174 @@
+"""`new-order`: validate the maker's terms and put the order on the book (03-actions.md §2.1)."""
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from mostro_site.config import NodeConfig, node_config
+from nostrbridge.context import SilentDrop
+from nostrbridge.protocol.enums import Action, CantDoReason, Kind
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.structs import SmallOrder
+from orders.models import Order
+from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, sats_for_fiat
+from orders.publish import network_tag_prefetch, publish_order_event
+from orders.services.amounts import fee_sats
+from orders.services.invoice import buyer_invoice_validate
+from orders.services.traders import trader_bump_trade_index
+from orders.status import OrderKind, OrderStatus
+from orders.transitions import record_creation
+from orders.wire import order_payload, send
+
+logger = logging.getLogger(__name__)
+
+Atomic = Callable[[], AbstractContextManager]
+FIAT_CODE_MAX_LENGTH = 16  # Order.fiat_code
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Maker:
+    sender: str  # trade key
+    identity: str
+    trade_index: int | None
+    request_id: int | None
+
+
+def order_create(
+    *, maker: Maker, terms: SmallOrder, now: datetime | None = None, atomic: Atomic = transaction.atomic
+) -> Order:
+    """Check the terms in the spec's order, store the order, ack the maker, publish `pending`.
+
+    Raises CantDo for refusals and SilentDrop when no price was ever stored for the currency.
+    `atomic` opens the final transaction (the handler passes `ctx.atomic`).
+    """
+    config = node_config()
+    if terms.kind is None:
+        raise CantDo(CantDoReason.INVALID_ORDER_KIND)
+    if terms.buyer_invoice is not None:
+        # Fee 0: a bolt11 with an amount must carry the full order amount (§2.1 check 1).
+        buyer_invoice_validate(destination=terms.buyer_invoice, expected_amount_sats=terms.amount)
+    _check_fiat_code(terms.fiat_code, config)
+    _check_amounts(terms)
+    if terms.premium != 0 and terms.amount != 0:
+        raise CantDo(CantDoReason.INVALID_PARAMETERS)
+    _check_sats_limits(terms, config)
+    if maker.identity != maker.sender and maker.trade_index is None:
+        raise SilentDrop("reputation mode without trade_index")
+    network_tag_prefetch()
+    now = now or timezone.now()
+    with atomic():
+        trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
+        order = Order.objects.create(**_order_fields(maker, terms, config, now))
+        record_creation(order=order, actor=maker.sender, reason="new-order")
+        send(
+            maker.sender,
+            Action.NEW_ORDER,
+            order,
+            request_id=maker.request_id,
+            trade_index=maker.trade_index,
+            payload=order_payload(order, include_buyer_invoice=True),
+        )
+        publish_order_event(order, now=int(now.timestamp()))
+    logger.info("order %s created (%s %s %s)", order.id, order.kind, order.fiat_amount, order.fiat_code)
+    return order
+
+
+def _check_fiat_code(fiat_code: str, config: NodeConfig) -> None:
+    accepted = config.fiat_currencies_accepted
+    if accepted and fiat_code not in accepted:
+        raise CantDo(CantDoReason.INVALID_FIAT_CURRENCY)
+    if not fiat_code or len(fiat_code) > FIAT_CODE_MAX_LENGTH:
+        # Only reachable with an empty whitelist; such a code cannot be stored.
+        raise CantDo(CantDoReason.INVALID_FIAT_CURRENCY)
+
+
+def _check_amounts(terms: SmallOrder) -> None:
+    """§2.1 checks 3–5 (a negative fiat amount is refused too: it cannot be stored)."""
+    is_range = terms.min_amount is not None and terms.max_amount is not None
+    if terms.min_amount is None and terms.max_amount is None and terms.fiat_amount <= 0:
+        raise CantDo(CantDoReason.INVALID_AMOUNT)
+    if terms.amount < 0 or terms.fiat_amount < 0:
+        raise CantDo(CantDoReason.INVALID_AMOUNT)
+    if is_range:
+        low, high = terms.min_amount, terms.max_amount
+        if low < 0 or high < 0 or low >= high or terms.amount != 0:
+            raise CantDo(CantDoReason.INVALID_AMOUNT)
+    elif (terms.min_amount or 0) < 0 or (terms.max_amount or 0) < 0:
+        raise CantDo(CantDoReason.INVALID_AMOUNT)
+
+
+def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
+    """§2.1 check 7: each fiat amount's sats quote (premium not applied) within the node limits."""
+    is_range = terms.min_amount is not None and terms.max_amount is not None
+    fiat_amounts = [terms.min_amount, terms.max_amount] if is_range else [terms.fiat_amount]
+    price = None
+    for fiat in fiat_amounts:
+        if terms.amount != 0:
+            quote = terms.amount
+        else:
+            price = price if price is not None else _price(terms.fiat_code)
+            quote = sats_for_fiat(fiat_amount=fiat, price=price)
+        if quote < 0:
+            raise CantDo(CantDoReason.INVALID_AMOUNT)
+        if not config.min_payment_amount_sats <= quote <= config.max_order_amount_sats:
+            raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)
+
+
+def _price(fiat_code: str):
+    try:
+        return btc_price_get(fiat_code=fiat_code)
+    except PriceTooStale as exc:
+        raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
+    except PriceUnavailable as exc:
+        raise SilentDrop(str(exc)) from exc
+
+
+def order_expires_at(requested: int | None, *, now: datetime, config: NodeConfig) -> datetime:
+    """`expires_at` of a new order (§2.1).
+
+    Deliberate fix of the daemon's quirk: a non-positive or past value gets the default
+    lifetime instead of being stored as-is (which makes the order expire at the next sweep
+    and untakeable on arrival). A value beyond `max_expiration_days` is capped.
+    """
+    if requested is None or requested <= int(now.timestamp()):
+        return now + timedelta(hours=config.expiration_hours)
+    cap = now + timedelta(days=config.max_expiration_days)
+    if requested >= int(cap.timestamp()):  # compared as integers: any i64 is safe
+        return cap
+    return datetime.fromtimestamp(requested, tz=now.tzinfo)
+
+
+def _order_fields(maker: Maker, terms: SmallOrder, config: NodeConfig, now: datetime) -> dict:
+    kind = OrderKind(terms.kind.value if isinstance(terms.kind, Kind) else terms.kind)
+    # Full-privacy makers may omit the index; the daemon stores 0 then.
+    trade_index = maker.trade_index if maker.trade_index is not None else 0
+    side = (
+        {"seller_pubkey": maker.sender, "master_seller_pubkey": maker.identity, "trade_index_seller": trade_index}
+        if kind == OrderKind.SELL
+        else {"buyer_pubkey": maker.sender, "master_buyer_pubkey": maker.identity, "trade_index_buyer": trade_index}
+    )
+    return {
+        "kind": kind,
+        "status": OrderStatus.PENDING,
+        "creator_pubkey": maker.sender,
+        **side,
+        "price_from_api": terms.amount == 0,
+        "premium": terms.premium,
+        "payment_method": terms.payment_method,
+        "amount_sats": terms.amount,
+        "fiat_code": terms.fiat_code,
+        "fiat_amount": terms.fiat_amount,
+        "min_fiat_amount": terms.min_amount,
+        "max_fiat_amount": terms.max_amount,
+        # Market orders get their fee when taken (behaviour §1.4.8).
+        "fee_sats": fee_sats(amount_sats=terms.amount, fee_rate=config.fee) if terms.amount > 0 else 0,
+        "dev_fee_sats": 0,
+        "buyer_invoice": terms.buyer_invoice,
+        "created_at": now,
+        "expires_at": order_expires_at(terms.expires_at, now=now, config=config),
+    }

@@ -1,0 +1,331 @@
+"""The buyer payout after the escrow is settled (03-actions.md §5.4; behaviour §1.10.2–§1.10.8).
+
+Shape of every attempt: read → resolve the invoice (LNURL fetch, outside any transaction) →
+claim → commit → `send_payment` → record the outcome in a second short transaction.
+
+* The claim is a guarded UPDATE that stores `payout_payment_hash` only while the order is
+  `settled-hold-invoice` with no hash set, so a payout is sent at most once even when two
+  workers start it together.
+* Only the node's word ends a claim: SUCCEEDED finishes the trade, FAILED clears the claim
+  and runs the retry bookkeeping. A timeout, IN_FLIGHT or UNKNOWN keeps the claim; the
+  reconciliation sweep asks the node later (`track_payment`).
+"""
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from lightning import get_lightning_client
+from lightning.bolt11 import InvoiceInvalid, validate_payout_invoice
+from lightning.errors import (
+    LightningError,
+    LightningPermissionDenied,
+    LightningRejected,
+    LightningUnavailable,
+    PaymentAlreadyExists,
+)
+from lightning.fees import routing_fee_cap_sats
+from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination
+from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
+from mostro_site.config import node_config
+from nostrbridge.protocol.enums import Action, CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.payloads import PaymentFailedPayload
+from nostrbridge.protocol.structs import PaymentFailedInfo
+from orders.models import Order
+from orders.publish import UNKNOWN_NETWORK, network_tag_prefetch, publish_order_event
+from orders.services.amounts import buyer_payout_sats
+from orders.status import OrderStatus
+from orders.transitions import transition_order, update_order_guarded
+from orders.wire import buyer_view_amount, order_payload, send
+
+logger = logging.getLogger(__name__)
+
+PAYOUT_TASK = "orders.services.payout.payout_start"
+SEND_TIMEOUT_SECONDS = 60  # SendPaymentV2 timeout_seconds, as mostrod
+RECONCILE_MIN_GRACE_SECONDS = 30
+# A settled order nobody started paying (its post-commit task was lost) is picked up by the
+# retry sweep after this long; the claim makes a late duplicate start harmless.
+ORPHAN_GRACE_SECONDS = 300
+SWEEP_BATCH = 50  # each item may wait up to a payment timeout; keep one sweep short
+
+Atomic = Callable[[], AbstractContextManager]
+SETTLED = OrderStatus.SETTLED_HOLD_INVOICE
+Claim = tuple[str, datetime]  # (payment hash, claimed_at): the claim token
+
+
+def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
+    """Start `payout_start` in the background once the caller's transaction commits."""
+    order_id = str(order_id)
+    transaction.on_commit(
+        lambda: async_task(PAYOUT_TASK, order_id=order_id, request_id=request_id, task_name=f"payout-{order_id}"),
+        robust=True,
+    )
+
+
+def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
+    """Try to pay the buyer once. Returns succeeded / failed / pending / skipped (for logs)."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None or order.status != SETTLED or order.payout_payment_hash:
+        return "skipped"
+    if order.failed_payment and order.payment_attempts >= node_config().payment_attempts:
+        return "skipped"  # waiting for a new invoice from the buyer
+    destination = order.buyer_invoice
+    if not destination:
+        logger.error("order %s: settled without a buyer invoice, cannot pay out", order.id)
+        return "skipped"
+    amount = buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
+    client = get_lightning_client()
+    try:
+        payment_request, decoded = _resolve(destination, amount)
+    except LightningError as exc:
+        logger.warning("order %s: node unavailable before the payout (%s); retried later", order.id, exc)
+        return "skipped"
+    except (LnurlError, InvoiceInvalid) as exc:
+        logger.warning("order %s: payout destination unusable: %s", order.id, exc)
+        return _record_failure(order_id=order.id, request_id=request_id, claim=None)
+    claim = _claim(order, decoded.payment_hash_hex, destination, request_id)
+    if claim is None:
+        return "skipped"
+    outcome = _send(client, payment_request, decoded, amount)
+    return _record_outcome(order_id=order.id, claim=claim, outcome=outcome, request_id=request_id)
+
+
+def payout_reconcile(*, order_id: UUID | str, now: datetime | None = None) -> str:
+    """Ask the node about a kept claim ("unknown, ask the node") and act on its answer."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None or order.status != SETTLED or not order.payout_payment_hash:
+        return "skipped"
+    claim = (order.payout_payment_hash, order.payout_claimed_at)
+    try:
+        outcome = get_lightning_client().track_payment(payment_hash=bytes.fromhex(claim[0]))
+    except LightningError as exc:
+        logger.warning("order %s: cannot track payout %s: %s", order.id, claim[0][:16], exc)
+        return "pending"
+    if outcome.status is PaymentStatus.UNKNOWN and not _claim_is_old(claim, now):
+        return "pending"  # the send may not have reached the node yet
+    if outcome.status is PaymentStatus.UNKNOWN:
+        # The node has no record of a payment claimed long ago: it never left.
+        outcome = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=claim[0], failure_reason="not found")
+    return _record_outcome(order_id=order.id, claim=claim, outcome=outcome, request_id=order.payout_request_id)
+
+
+def payout_reconcile_inflight(*, now: datetime | None = None) -> int:
+    """Sweep: reconcile claims older than the grace window. Returns how many were checked."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=_grace_seconds())
+    ids = list(
+        Order.objects.filter(status=SETTLED, payout_payment_hash__isnull=False, payout_claimed_at__lt=cutoff)
+        .order_by("payout_claimed_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for order_id in ids:
+        payout_reconcile(order_id=order_id, now=now)
+    return len(ids)
+
+
+def payout_retry_due(*, now: datetime | None = None) -> int:
+    """Sweep for the retry job: failed payouts whose next attempt is due, plus orphans.
+
+    Retries run with `request_id` null (a scheduler action). Returns how many were started.
+    """
+    now = now or timezone.now()
+    config = node_config()
+    unclaimed = Order.objects.filter(status=SETTLED, payout_payment_hash__isnull=True)
+    due = unclaimed.filter(
+        Q(next_payout_at__isnull=True) | Q(next_payout_at__lte=now),
+        failed_payment=True,
+        payment_attempts__lt=config.payment_attempts,
+    )
+    orphans = unclaimed.filter(failed_payment=False, updated_at__lt=now - timedelta(seconds=ORPHAN_GRACE_SECONDS))
+    ids = list((due | orphans).order_by("updated_at").values_list("pk", flat=True)[:SWEEP_BATCH])
+    for order_id in ids:
+        payout_start(order_id=order_id, request_id=None)
+    return len(ids)
+
+
+def payout_replace_invoice(
+    *, order_id: UUID | str, invoice: str, request_id: int | None, atomic: Atomic = transaction.atomic
+) -> None:
+    """`add-invoice` on a settled order: swap the payout invoice unless a payout is in flight.
+
+    The caller has validated the invoice (and passes `ctx.atomic` from a handler). Attempts
+    restart from zero and the order is due at once: the next retry sweep pays it.
+    """
+    with atomic():
+        swapped = update_order_guarded(
+            order_id=order_id,
+            statuses=[SETTLED],
+            set_fields={
+                "buyer_invoice": invoice,
+                "payment_attempts": 0,
+                "failed_payment": True,
+                "next_payout_at": timezone.now(),
+            },
+            guard=Q(payout_payment_hash__isnull=True),
+        )
+        if not swapped:
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        order = Order.objects.get(pk=order_id)
+        send(order.buyer_pubkey, Action.INVOICE_UPDATED, order, request_id=request_id)
+
+
+# --- one attempt ----------------------------------------------------------------------------
+
+
+def _resolve(destination: str, amount: int) -> tuple[str, DecodedInvoice]:
+    """The BOLT11 to pay and its decode; network calls only, no transaction open."""
+    network = network_tag_prefetch()
+    if network == UNKNOWN_NETWORK:
+        raise LightningUnavailable("LND network unknown; cannot check the payout invoice")
+    network = network.split(",")[0]
+    payment_request = fetch_invoice(destination, amount) if is_lnurl_destination(destination) else destination
+    decoded = validate_payout_invoice(payment_request, expected_amount_sats=amount, network=network)
+    return payment_request, decoded
+
+
+def _claim(order: Order, payment_hash: str, destination: str, request_id: int | None) -> Claim | None:
+    claimed_at = timezone.now()
+    try:
+        with transaction.atomic(durable=True):
+            won = update_order_guarded(
+                order_id=order.id,
+                statuses=[SETTLED],
+                set_fields={
+                    "payout_payment_hash": payment_hash,
+                    "payout_claimed_at": claimed_at,
+                    "payout_request_id": request_id,
+                },
+                # The invoice read above must still be the buyer's: a swap in between wins.
+                guard=Q(payout_payment_hash__isnull=True, buyer_invoice=destination),
+            )
+    except IntegrityError:
+        logger.warning("order %s: payout hash %s already used by another order", order.id, payment_hash[:16])
+        _record_failure(order_id=order.id, request_id=request_id, claim=None)
+        return None
+    if not won:
+        logger.info("order %s: payout already claimed or state changed; not sending", order.id)
+        return None
+    return (payment_hash, claimed_at)
+
+
+def _send(client, payment_request: str, decoded: DecodedInvoice, amount: int) -> PaymentOutcome:
+    payment_hash = decoded.payment_hash_hex
+    config = node_config()
+    try:
+        return client.send_payment(
+            payment_request=payment_request,
+            max_fee_sats=routing_fee_cap_sats(amount, max_routing_fee=config.max_routing_fee),
+            timeout_seconds=SEND_TIMEOUT_SECONDS,
+            amount_sats=amount if decoded.amount_msat == 0 else None,
+        )
+    except PaymentAlreadyExists:
+        return _track(client, payment_hash)
+    except (LightningUnavailable, LightningPermissionDenied) as exc:
+        logger.warning("payout %s: outcome unknown (%s); claim kept", payment_hash[:16], exc)
+        return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash)
+    except LightningRejected as exc:
+        # The node refused to start the payment: nothing left, a definite failure.
+        return PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=payment_hash, failure_reason=exc.message)
+
+
+def _track(client, payment_hash: str) -> PaymentOutcome:
+    try:
+        return client.track_payment(payment_hash=bytes.fromhex(payment_hash))
+    except LightningError:
+        return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash)
+
+
+def _record_outcome(*, order_id, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
+    if outcome.status is PaymentStatus.SUCCEEDED:
+        return _record_success(order_id=order_id, claim=claim, outcome=outcome, request_id=request_id)
+    if outcome.status is PaymentStatus.FAILED:
+        logger.warning("order %s: payout %s failed: %s", order_id, claim[0][:16], outcome.failure_reason)
+        return _record_failure(order_id=order_id, request_id=request_id, claim=claim)
+    logger.warning("order %s: payout %s is %s; claim kept for reconciliation", order_id, claim[0][:16], outcome.status)
+    return "pending"
+
+
+def _record_success(*, order_id, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
+    network_tag_prefetch()
+    with transaction.atomic(durable=True):
+        won = transition_order(
+            order_id=order_id,
+            from_statuses=[SETTLED],
+            to_status=OrderStatus.SUCCESS,
+            actor="lightning",
+            reason=f"buyer payout {claim[0][:16]} succeeded",
+            set_fields={"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats},
+            guard=Q(payout_payment_hash=claim[0]),
+        )
+        if not won:
+            return "skipped"
+        order = Order.objects.get(pk=order_id)
+        publish_order_event(order)
+        send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, order)
+        send(order.buyer_pubkey, Action.RATE, order, request_id=request_id)
+    return "succeeded"
+
+
+def _record_failure(*, order_id, request_id: int | None, claim: Claim | None) -> str:
+    """§5.4 bookkeeping. With a claim, only that exact claim is released (token compare)."""
+    config = node_config()
+    with transaction.atomic(durable=True):
+        order = Order.objects.select_for_update().filter(pk=order_id, status=SETTLED).first()
+        if order is None or (order.payout_payment_hash, order.payout_claimed_at) != (claim or (None, None)):
+            return "skipped"
+        first_failure = order.payment_attempts == 0
+        attempts = min(order.payment_attempts + 1, config.payment_attempts)
+        update_order_guarded(
+            order_id=order_id,
+            statuses=[SETTLED],
+            set_fields={
+                "failed_payment": True,
+                "payment_attempts": attempts,
+                "payout_payment_hash": None,
+                "payout_claimed_at": None,
+                "next_payout_at": timezone.now() + timedelta(seconds=config.payment_retries_interval),
+            },
+        )
+        if first_failure:
+            info = PaymentFailedInfo(
+                payment_attempts=max(config.payment_attempts - 1, 0),
+                payment_retries_interval=config.payment_retries_interval,
+            )
+            send(
+                order.buyer_pubkey,
+                Action.PAYMENT_FAILED,
+                order,
+                request_id=request_id,
+                payload=PaymentFailedPayload(info),
+            )
+        if attempts >= config.payment_attempts:
+            _ask_for_new_invoice(order, request_id)
+    return "failed"
+
+
+def _ask_for_new_invoice(order: Order, request_id: int | None) -> None:
+    payload = order_payload(
+        order,
+        status=SETTLED,
+        amount_sats=buyer_view_amount(order),
+        include_pubkeys=True,
+        include_buyer_invoice=True,
+    )
+    send(order.buyer_pubkey, Action.ADD_INVOICE, order, request_id=request_id, payload=payload)
+
+
+def _grace_seconds() -> int:
+    return max(node_config().payment_retries_interval, RECONCILE_MIN_GRACE_SECONDS)
+
+
+def _claim_is_old(claim: Claim, now: datetime | None) -> bool:
+    claimed_at = claim[1]
+    return claimed_at is not None and claimed_at < (now or timezone.now()) - timedelta(seconds=_grace_seconds())

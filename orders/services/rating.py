@@ -1,0 +1,117 @@
+"""`rate-user` (03-actions.md §9.2; 04-order-events.md §3; behaviour §1.16).
+
+Deliberate deviations (docs/ARCHITECTURE.md):
+* the 38384 event is published at once instead of in mostrod's hourly batch: clients see
+  the new reputation sooner and nothing waits in memory;
+* its `d` tag is the RATED user's trade key (what the book documents), not the rater's
+  own key as mostrod writes by mistake (§3.2).
+"""
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Q
+
+from nostrbridge.context import SilentDrop
+from nostrbridge.protocol.enums import Action, CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.payloads import Payload, RatingUserPayload
+from orders.models import Order, Trader
+from orders.services.lookup import order_get_or_not_found
+from orders.services.node_events import publish_rating_event
+from orders.status import OrderStatus
+from orders.transitions import update_order_guarded
+from orders.wire import send
+
+Atomic = Callable[[], AbstractContextManager]
+MIN_RATING, MAX_RATING = 1, 5
+
+
+@dataclass(frozen=True)
+class RatingAggregate:
+    total_reviews: int
+    total_rating: float
+    last_rating: int
+    max_rating: int
+    min_rating: int
+
+
+def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
+    """lnp2pBot's running average with its one-step lag (§3.3): the new average folds in the
+    *previous* last rating, not `vote`. The first vote counts half."""
+    reviews = current.total_reviews + 1
+    if reviews == 1:
+        return RatingAggregate(reviews, vote / 2, vote, vote, vote)
+    total = current.total_rating + (current.last_rating - current.total_rating) / reviews
+    return RatingAggregate(reviews, total, vote, max(current.max_rating, vote), min(current.min_rating, vote))
+
+
+def order_rate_user(
+    *,
+    order_id: UUID | str | None,
+    sender: str,
+    request_id: int | None,
+    payload: Payload | None,
+    atomic: Atomic = transaction.atomic,
+) -> Trader:
+    """Record the sender's vote on its counterparty and reply `rate-received`."""
+    order = order_get_or_not_found(order_id)
+    if not (order.buyer_pubkey and order.seller_pubkey):
+        raise SilentDrop("rate-user on an order without both parties")
+    is_seller = sender == order.seller_pubkey
+    if not (order.status == OrderStatus.SUCCESS or (order.status == OrderStatus.SETTLED_HOLD_INVOICE and is_seller)):
+        raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+    if not is_seller and sender != order.buyer_pubkey:
+        raise SilentDrop("rate-user from a key that is not a party")
+    flag = "seller_sent_rate" if is_seller else "buyer_sent_rate"
+    if getattr(order, flag):
+        raise SilentDrop("this party already rated")
+    vote = payload.rating if isinstance(payload, RatingUserPayload) else None
+    if vote is None or not MIN_RATING <= vote <= MAX_RATING:
+        raise SilentDrop("rating outside 1..5")
+    rated_identity, rated_trade_key = _counterparty(order, is_seller)
+    if not rated_identity or rated_identity == rated_trade_key:
+        raise SilentDrop("the counterparty is in full-privacy mode")
+    with atomic():
+        claimed = update_order_guarded(
+            order_id=order.id,
+            statuses=[OrderStatus.SUCCESS, OrderStatus.SETTLED_HOLD_INVOICE],
+            set_fields={flag: True},
+            guard=Q(**{flag: False}),
+        )
+        if not claimed:
+            raise SilentDrop("this party already rated")
+        trader = _apply_vote(rated_identity, vote)
+        publish_rating_event(trader=trader, d_pubkey=rated_trade_key, order_id=order.id)
+        send(sender, Action.RATE_RECEIVED, order, request_id=request_id, payload=RatingUserPayload(vote))
+    return trader
+
+
+def _counterparty(order: Order, rater_is_seller: bool) -> tuple[str | None, str]:
+    if rater_is_seller:
+        return order.master_buyer_pubkey, order.buyer_pubkey
+    return order.master_seller_pubkey, order.seller_pubkey
+
+
+def _apply_vote(identity: str, vote: int) -> Trader:
+    """Update the rated identity's aggregates under a row lock (caller's transaction)."""
+    Trader.objects.get_or_create(pubkey=identity)
+    trader = Trader.objects.select_for_update().get(pk=identity)
+    current = RatingAggregate(
+        trader.total_reviews, trader.total_rating, trader.last_rating, trader.max_rating, trader.min_rating
+    )
+    new = rating_apply(current, vote)
+    if not (0 <= new.total_rating <= MAX_RATING and new.total_rating <= MAX_RATING * new.total_reviews):
+        raise CantDo(CantDoReason.INVALID_RATING)
+    Trader.objects.filter(pk=identity).update(
+        total_reviews=new.total_reviews,
+        total_rating=new.total_rating,
+        last_rating=new.last_rating,
+        max_rating=new.max_rating,
+        min_rating=new.min_rating,
+    )
+    trader.refresh_from_db()
+    return trader

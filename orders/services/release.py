@@ -1,0 +1,144 @@
+"""The fiat leg and the release of the escrow (03-actions.md §5.1, §5.2; behaviour §1.9, §1.10).
+
+Both services run the protocol checks in the daemon's order and raise `CantDo` for refusals.
+`atomic` is the caller's transaction factory: the dispatcher passes `ctx.atomic`, so the
+inbound event is marked done in the same commit as the status change and the replies.
+"""
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from uuid import UUID
+
+from django.db import transaction
+
+from nostrbridge.context import SilentDrop
+from nostrbridge.protocol.enums import Action, CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
+from nostrbridge.protocol.structs import Peer
+from orders.models import Order
+from orders.publish import network_tag_prefetch, publish_order_event
+from orders.services.cancel import dispute_close_on_user_resolution
+from orders.services.escrow import EscrowAlreadyCanceled, escrow_settle
+from orders.services.lookup import order_get_or_not_found
+from orders.services.payout import payout_schedule
+from orders.services.range import range_child_create
+from orders.status import OrderStatus
+from orders.transitions import transition_order
+from orders.wire import send
+
+Atomic = Callable[[], AbstractContextManager]
+RELEASABLE_STATUSES = (OrderStatus.FIAT_SENT, OrderStatus.DISPUTE)
+
+
+def next_trade_from_payload(payload: Payload | None) -> tuple[str, int] | None:
+    """`null` or `next_trade` are the only payloads fiat-sent and release accept (else silent)."""
+    if payload is None:
+        return None
+    if isinstance(payload, NextTradePayload):
+        return (payload.trade_pubkey, payload.trade_index)
+    raise SilentDrop(f"unexpected payload {payload.TAG}")
+
+
+def order_mark_fiat_sent(
+    *,
+    order_id: UUID | str | None,
+    sender: str,
+    request_id: int | None,
+    payload: Payload | None = None,
+    atomic: Atomic = transaction.atomic,
+) -> Order:
+    """The buyer says the fiat left: `active` → `fiat-sent`, `fiat-sent-ok` to both parties."""
+    order = order_get_or_not_found(order_id)
+    if order.status != OrderStatus.ACTIVE:
+        raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+    if sender != order.buyer_pubkey:
+        raise CantDo(CantDoReason.INVALID_PUBKEY)
+    next_trade = next_trade_from_payload(payload)
+    fields = {}
+    if next_trade is not None and order.is_range:
+        # A buy range's maker announces here the key of its child order (§5.3).
+        fields = {"next_trade_pubkey": next_trade[0], "next_trade_index": next_trade[1]}
+    with atomic():
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=[OrderStatus.ACTIVE],
+            to_status=OrderStatus.FIAT_SENT,
+            actor=sender,
+            reason="fiat-sent",
+            set_fields=fields,
+        )
+        if not moved:
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        order.refresh_from_db()
+        publish_order_event(order)
+        send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=order.buyer_pubkey)))
+        send(
+            order.buyer_pubkey,
+            Action.FIAT_SENT_OK,
+            order,
+            request_id=request_id,
+            payload=PeerPayload(Peer(pubkey=order.seller_pubkey)),
+        )
+    return order
+
+
+def order_release(
+    *,
+    order_id: UUID | str | None,
+    sender: str,
+    request_id: int | None,
+    payload: Payload | None = None,
+    atomic: Atomic = transaction.atomic,
+) -> Order:
+    """The seller releases: settle the escrow, then `settled-hold-invoice` and the buyer payout.
+
+    The settle runs before any transaction; LND is the arbiter against a concurrent
+    cooperative cancel (an invoice is settled or canceled, never both). The payout is
+    scheduled to start after the commit, with this message's request_id.
+    """
+    order = order_get_or_not_found(order_id)
+    if sender != order.seller_pubkey:
+        raise CantDo(CantDoReason.INVALID_PEER)
+    if order.status not in RELEASABLE_STATUSES:
+        raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+    next_trade = next_trade_from_payload(payload)
+    if not order.hold_invoice_preimage:
+        raise CantDo(CantDoReason.INVALID_INVOICE)
+    _settle_escrow(order)
+    with atomic():
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=RELEASABLE_STATUSES,
+            to_status=OrderStatus.SETTLED_HOLD_INVOICE,
+            actor=sender,
+            reason="release",
+            set_fields={"payout_request_id": request_id},
+        )
+        if not moved:
+            raise SilentDrop("release lost a concurrent status change")
+        order.refresh_from_db()
+        _after_settle(order, next_trade=next_trade, request_id=request_id)
+    return order
+
+
+def _settle_escrow(order: Order) -> None:
+    """Settle before any transaction. An already settled invoice (a previous attempt that
+    crashed before its commit) is fine; other failures propagate as internal errors (retried)."""
+    try:
+        escrow_settle(order=order)
+    except EscrowAlreadyCanceled as exc:
+        # A cooperative cancel (or the CLTV guardian) canceled the escrow first.
+        raise SilentDrop("hold invoice already canceled; the release lost the race") from exc
+    network_tag_prefetch()
+
+
+def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:
+    """Effects 2–7 of §5.2, in order, inside the release transaction."""
+    publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
+    dispute_close_on_user_resolution(order_id=order.id, status="settled")
+    send(order.buyer_pubkey, Action.RELEASED, order)
+    range_child_create(parent=order, next_trade=next_trade, request_id=request_id)
+    send(order.seller_pubkey, Action.HOLD_INVOICE_PAYMENT_SETTLED, order, request_id=request_id)
+    send(order.seller_pubkey, Action.RATE, order)
+    payout_schedule(order_id=order.id, request_id=request_id)

@@ -1,0 +1,117 @@
+"""Session helpers: `orders`, `restore-session`, `last-trade-index`, `trade-pubkey`
+(03-actions.md §10; behaviour §1.17).
+
+Deliberate choice (05-state-machine.md §6 quirk): restore-session excludes every terminal
+status, plus `dispute` (those orders come back through the dispute list). mostrod's
+unhyphenated exclusion list lets cooperatively-canceled and canceled-by-admin orders through.
+"""
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Q
+
+from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
+from mostro_site.config import node_config
+from nostrbridge.context import SilentDrop
+from nostrbridge.protocol.enums import Action, CantDoReason, DisputeInitiator
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.structs import RestoreData, RestoredDispute, RestoredOrder
+from orders.models import Order, Trader
+from orders.services.lookup import order_get_or_not_found
+from orders.status import PRE_TRADE_STATUSES, TERMINAL_STATUSES, OrderKind, OrderStatus
+from orders.transitions import update_order_guarded
+from orders.wire import send
+
+Atomic = Callable[[], AbstractContextManager]
+RESTORE_EXCLUDED_STATUSES = TERMINAL_STATUSES | {OrderStatus.DISPUTE}
+
+
+def orders_for_identity(*, identity: str, ids: list[UUID]) -> list[Order]:
+    """The caller's orders among `ids`, in the requested order (`orders` action checks)."""
+    if not ids:
+        raise CantDo(CantDoReason.INVALID_PARAMETERS)
+    if len(ids) > node_config().max_orders_per_response:
+        raise CantDo(CantDoReason.TOO_MANY_REQUESTS)
+    wanted = list(dict.fromkeys(ids))
+    mine = Order.objects.filter(Q(master_buyer_pubkey=identity) | Q(master_seller_pubkey=identity), pk__in=wanted)
+    by_id = {order.pk: order for order in mine}
+    found = [by_id[order_id] for order_id in wanted if order_id in by_id]
+    if not found:
+        raise CantDo(CantDoReason.NOT_FOUND)
+    return found
+
+
+def restore_data_for_identity(*, identity: str) -> RestoreData:
+    """Open orders and open disputes of an identity, with that identity's trade index."""
+    orders = (
+        Order.objects.filter(Q(master_buyer_pubkey=identity) | Q(master_seller_pubkey=identity))
+        .exclude(status__in=RESTORE_EXCLUDED_STATUSES)
+        .order_by("created_at", "id")
+    )
+    restored_orders = [
+        RestoredOrder(order_id=order.id, trade_index=_trade_index(order, identity), status=order.status)
+        for order in orders
+    ]
+    disputes = (
+        Dispute.objects.filter(status__in=OPEN_DISPUTE_STATUSES)
+        .filter(Q(order__master_buyer_pubkey=identity) | Q(order__master_seller_pubkey=identity))
+        .select_related("order")
+        .order_by("created_at", "id")
+    )
+    restored_disputes = [
+        RestoredDispute(
+            dispute_id=dispute.id,
+            order_id=dispute.order_id,
+            trade_index=_trade_index(dispute.order, identity),
+            status=dispute.status,
+            initiator=DisputeInitiator(dispute.initiator) if dispute.initiator else None,
+            solver_pubkey=dispute.solver_pubkey,
+        )
+        for dispute in disputes
+    ]
+    return RestoreData(orders=restored_orders, disputes=restored_disputes)
+
+
+def last_trade_index_get(*, identity: str) -> int:
+    index = Trader.objects.filter(pk=identity).values_list("last_trade_index", flat=True).first()
+    if index is None:
+        raise CantDo(CantDoReason.NOT_FOUND)
+    if index == 0:
+        raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
+    return index
+
+
+def order_rotate_trade_pubkey(
+    *,
+    order_id: UUID | str | None,
+    sender: str,
+    identity: str,
+    request_id: int | None,
+    atomic: Atomic = transaction.atomic,
+) -> Order:
+    """A maker moves its unpublished-taker order to a new trade key (the sender)."""
+    order = order_get_or_not_found(order_id)
+    if order.status not in PRE_TRADE_STATUSES:
+        raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+    side = "seller" if order.kind == OrderKind.SELL else "buyer"
+    if identity != getattr(order, f"master_{side}_pubkey"):
+        raise SilentDrop("trade-pubkey from an identity that is not the maker's")
+    with atomic():
+        moved = update_order_guarded(
+            order_id=order.id,
+            statuses=PRE_TRADE_STATUSES,
+            set_fields={f"{side}_pubkey": sender, "creator_pubkey": sender},
+        )
+        if not moved:
+            raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+        order.refresh_from_db()
+        send(sender, Action.TRADE_PUBKEY, order, request_id=request_id)
+    return order
+
+
+def _trade_index(order: Order, identity: str) -> int:
+    index = order.trade_index_seller if order.master_seller_pubkey == identity else order.trade_index_buyer
+    return index or 0

@@ -1,0 +1,232 @@
+"""Taking an order: `take-sell` (a buyer takes) and `take-buy` (a seller takes), 03-actions.md §2.2–2.3.
+
+Shape: checks and price (reads) → invoice/LNURL validation and the hold invoice (network) →
+one short transaction with the trade-index bump, the guarded transition, the replies and the
+38383 revision. Two takers of one order: the guarded transition lets exactly one win; the
+loser's fresh hold invoice is canceled at LND after the transaction.
+"""
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from mostro_site.config import node_config
+from nostrbridge.context import SilentDrop
+from nostrbridge.protocol.enums import Action, CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from orders.models import Order
+from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, market_amount_sats
+from orders.publish import network_tag_prefetch, publish_order_event
+from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
+from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats
+from orders.services.escrow import EscrowInvoice, escrow_cancel_unused, escrow_create_hold_invoice, notify_pay_invoice
+from orders.services.invoice import buyer_invoice_validate
+from orders.services.traders import trader_bump_trade_index
+from orders.status import PRE_TRADE_STATUSES, OrderKind, OrderStatus
+from orders.transitions import transition_order
+from orders.wire import order_payload, send
+
+logger = logging.getLogger(__name__)
+
+Atomic = Callable[[], AbstractContextManager]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Taker:
+    sender: str  # trade key
+    identity: str
+    trade_index: int | None
+    request_id: int | None
+
+    @property
+    def stored_index(self) -> int:
+        # Full-privacy takers may omit the index; the daemon stores 0 then.
+        return self.trade_index if self.trade_index is not None else 0
+
+
+def order_take_sell(
+    *,
+    order_id: UUID | str | None,
+    taker: Taker,
+    fiat_amount: int | None,
+    invoice: str | None,
+    atomic: Atomic = transaction.atomic,
+) -> Order:
+    """A buyer takes a sell order, optionally with its payout invoice / Lightning address."""
+    order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.SELL)
+    _fix_amounts(order, fiat_amount=fiat_amount)
+    if invoice is not None:
+        expected = buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
+        invoice = buyer_invoice_validate(destination=invoice, expected_amount_sats=expected)
+    _require_trade_index(taker)
+    fields = {
+        **_amount_fields(order),
+        "buyer_pubkey": taker.sender,
+        "master_buyer_pubkey": taker.identity,
+        "trade_index_buyer": taker.stored_index,
+        # A sell maker's stray `buyer_invoice` must never become the payout target.
+        "buyer_invoice": invoice,
+    }
+    if invoice is None:
+        won = _commit_take(
+            order, taker=taker, to_status=OrderStatus.WAITING_BUYER_INVOICE, fields=fields, atomic=atomic
+        )
+    else:
+        won = _commit_take_with_escrow(order, taker=taker, fields=fields, atomic=atomic)
+    if not won:
+        raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+    return order
+
+
+def order_take_buy(
+    *, order_id: UUID | str | None, taker: Taker, fiat_amount: int | None, atomic: Atomic = transaction.atomic
+) -> Order:
+    """A seller takes a buy order: the hold invoice is issued at once."""
+    order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.BUY)
+    _fix_amounts(order, fiat_amount=fiat_amount)
+    _require_trade_index(taker)
+    fields = {
+        **_amount_fields(order),
+        "seller_pubkey": taker.sender,
+        "master_seller_pubkey": taker.identity,
+        "trade_index_seller": taker.stored_index,
+    }
+    if not _commit_take_with_escrow(order, taker=taker, fields=fields, atomic=atomic):
+        # Spec quirk (§2.3): every take-buy failure after the checks is silent.
+        raise SilentDrop(f"take-buy of order {order.pk} lost a concurrent state change")
+    return order
+
+
+def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None) -> Order:
+    """Steps 1–6 of §2.2 in order; returns the order as read."""
+    order = order_get(order_id=order_id)
+    if order is None:
+        raise CantDo(CantDoReason.NOT_FOUND)
+    has_pending = buyer_has_pending_order if kind == OrderKind.SELL else seller_has_pending_order
+    if has_pending(identity=taker.identity):
+        raise CantDo(CantDoReason.PENDING_ORDER_EXISTS)
+    if order.kind != kind:
+        raise CantDo(CantDoReason.INVALID_ORDER_KIND)
+    if order.status not in PRE_TRADE_STATUSES:
+        raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+    if order.expires_at <= (now or timezone.now()):
+        raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+    if taker.sender == order.maker_pubkey:
+        raise CantDo(CantDoReason.INVALID_PUBKEY)
+    return order
+
+
+def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
+    """Steps 8–9: the traded fiat amount, then sats/fee/dev fee (in memory; stored at commit)."""
+    if order.is_range:
+        if fiat_amount is None or not order.min_fiat_amount <= fiat_amount <= order.max_fiat_amount:
+            raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)  # sic, the daemon's reason
+        order.fiat_amount = fiat_amount
+    config = node_config()
+    if order.amount_sats == 0:
+        amount = market_amount_sats(fiat_amount=order.fiat_amount, price=_price(order.fiat_code), premium=order.premium)
+        if amount <= 0:
+            # Deliberate refusal (the daemon does not re-check): a premium ≥ 100 % or a dust
+            # fiat amount would otherwise ask for an amountless or negative escrow.
+            raise CantDo(CantDoReason.INVALID_AMOUNT)
+        order.amount_sats = amount
+        order.fee_sats = fee_sats(amount_sats=amount, fee_rate=config.fee)
+    order.dev_fee_sats = dev_fee_sats(fee_sats=order.fee_sats, dev_fee_percentage=config.dev_fee_percentage)
+
+
+def _price(fiat_code: str):
+    try:
+        return btc_price_get(fiat_code=fiat_code)
+    except PriceTooStale as exc:
+        raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
+    except PriceUnavailable as exc:
+        raise SilentDrop(str(exc)) from exc
+
+
+def _require_trade_index(taker: Taker) -> None:
+    if taker.identity != taker.sender and taker.trade_index is None:
+        raise SilentDrop("reputation mode without trade_index")
+
+
+def _amount_fields(order: Order) -> dict[str, Any]:
+    return {
+        "fiat_amount": order.fiat_amount,
+        "amount_sats": order.amount_sats,
+        "fee_sats": order.fee_sats,
+        "dev_fee_sats": order.dev_fee_sats,
+    }
+
+
+def _commit_take(order: Order, *, taker: Taker, to_status: str, fields: dict, atomic: Atomic) -> bool:
+    """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
+    network_tag_prefetch()
+    with atomic():
+        # Stored even when the race is lost: every check passed (01-transport.md §7).
+        trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
+        won = _transition(order, taker=taker, to_status=to_status, fields=fields)
+        if won:
+            order.refresh_from_db()
+            view = order_payload(
+                order,
+                amount_sats=buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats),
+                include_expires_at=False,
+            )
+            request_id = taker.request_id
+            send(
+                order.buyer_pubkey,
+                Action.ADD_INVOICE,
+                order,
+                request_id=request_id,
+                trade_index=order.trade_index_buyer,
+                payload=view,
+            )
+            send(
+                order.seller_pubkey,
+                Action.WAITING_BUYER_INVOICE,
+                order,
+                request_id=request_id,
+                trade_index=order.trade_index_seller,
+            )
+            publish_order_event(order)
+    return won
+
+
+def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic: Atomic) -> bool:
+    """take-sell with invoice, or take-buy: hold invoice first (LND), then → waiting-payment."""
+    escrow: EscrowInvoice = escrow_create_hold_invoice(order=order)
+    network_tag_prefetch()
+    fields = {**fields, **escrow.order_fields(request_id=taker.request_id)}
+    try:
+        with atomic():
+            trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
+            won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields)
+            if won:
+                order.refresh_from_db()
+                notify_pay_invoice(order, request_id=taker.request_id)
+                publish_order_event(order)  # in-progress for buy orders; nothing for sell (§2.2 quirk)
+    except Exception:
+        escrow_cancel_unused(invoice=escrow, order_id=order.pk)  # rolled back: nobody will see it
+        raise
+    if not won:
+        escrow_cancel_unused(invoice=escrow, order_id=order.pk)
+        logger.info("take of order %s by %s lost the race", order.pk, taker.sender[:16])
+    return won
+
+
+def _transition(order: Order, *, taker: Taker, to_status: str, fields: dict) -> bool:
+    return transition_order(
+        order_id=order.pk,
+        from_statuses=PRE_TRADE_STATUSES,
+        to_status=to_status,
+        actor=taker.sender,
+        reason=f"taken by {taker.sender[:16]}",
+        # The waiting timeout runs from here (behaviour §1.7.2).
+        set_fields={**fields, "taken_at": timezone.now()},
+    )

@@ -1,0 +1,63 @@
+"""Trader (identity) bookkeeping: trade index and the reputation views the wire carries.
+
+Full-privacy users (identity == trade key) never get a row (behaviour §0.2); every helper
+here treats a missing row as "no reputation": zeros.
+"""
+
+from datetime import datetime
+
+from django.utils import timezone
+
+from nostrbridge.protocol.events import MakerReputation
+from nostrbridge.protocol.structs import UserInfo
+from orders.models import Order, Trader
+from orders.status import OrderKind
+
+SECONDS_PER_DAY = 86_400
+
+
+def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | None) -> None:
+    """Store the identity's latest trade index once a new-order/take passed every check.
+
+    Runs inside the handler's final transaction. A no-op in full-privacy mode and when the
+    message carried no index (the trade-index gate already dropped that case in reputation
+    mode). The gate created the row for a first-time identity.
+    """
+    if identity == sender or trade_index is None:
+        return
+    updated = Trader.objects.filter(pk=identity).update(last_trade_index=trade_index)
+    if updated == 0:
+        Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
+
+
+def _operating_days(trader: Trader, now: datetime) -> int:
+    if trader.created_at is None:
+        return 0
+    # Whole unix seconds on both sides, as the daemon computes it.
+    return max(0, (int(now.timestamp()) - int(trader.created_at.timestamp())) // SECONDS_PER_DAY)
+
+
+def trader_user_info(*, identity: str | None, now: datetime | None = None) -> UserInfo:
+    """The `UserInfo` of the taker-reputation notices (03-actions.md §4.3)."""
+    trader = Trader.objects.filter(pk=identity).first() if identity else None
+    if trader is None:
+        return UserInfo(rating=0.0, reviews=0, operating_days=0)
+    return UserInfo(
+        rating=float(trader.total_rating),
+        reviews=trader.total_reviews,
+        operating_days=_operating_days(trader, now or timezone.now()),
+    )
+
+
+def trader_reputation(*, identity: str | None, now: datetime | None = None) -> MakerReputation:
+    """The aggregates of the 38383 `rating` tag (04-order-events.md §2.4)."""
+    info = trader_user_info(identity=identity, now=now)
+    return MakerReputation(days=info.operating_days, total_rating=info.rating, total_reviews=info.reviews)
+
+
+def maker_identity(order: Order) -> str | None:
+    return order.master_seller_pubkey if order.kind == OrderKind.SELL else order.master_buyer_pubkey
+
+
+def taker_identity(order: Order) -> str | None:
+    return order.master_buyer_pubkey if order.kind == OrderKind.SELL else order.master_seller_pubkey

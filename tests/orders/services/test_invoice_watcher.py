@@ -1,0 +1,72 @@
+"""The invoice watcher process wiring: resubscription at start, polling, HTLC events."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from nostrbridge.protocol.enums import Action
+from orders.management.commands.invoice_watcher import EscrowWatcher
+from orders.models import Order
+from tests.orders.services.support import make_order, set_price
+from tests.trade.harness import TradeClient
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("node")]
+
+
+def _taken_buy_order() -> Order:
+    set_price()
+    alice, bob = TradeClient("alice"), TradeClient("bob")
+    order = make_order(alice, kind="buy")
+    bob.send(Action.TAKE_BUY, index=1, order_id=order.id)
+    order.refresh_from_db()
+    return order
+
+
+async def _until(predicate) -> None:
+    for _ in range(250):  # 5 s
+        if await predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def _status(order_id) -> str:
+    return Order.objects.get(pk=order_id).status
+
+
+async def test_watcher_drives_existing_and_new_escrows(fake_ln):
+    first = await sync_to_async(_taken_buy_order)()
+    stop = asyncio.Event()
+    watcher = EscrowWatcher(fake_ln, poll_seconds=0.05)
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        # Resubscribed at start.
+        await _until(lambda: _async_true(first.hold_invoice_hash in watcher.watcher.watched))
+        fake_ln.mark_accepted(first.hold_invoice_hash)
+        await _until(lambda: _equals(_status, first.id, "waiting-buyer-invoice"))
+
+        # A hold invoice created later is picked up by the poll.
+        second = await sync_to_async(_taken_buy_order)()
+        await _until(lambda: _async_true(second.hold_invoice_hash in watcher.watcher.watched))
+
+        # LND cancels it (e.g. its own expiry): followed once, never resubscribed.
+        fake_ln.cancel_invoice(payment_hash=bytes.fromhex(second.hold_invoice_hash))
+        await _until(lambda: _async_true(second.hold_invoice_hash not in watcher.watcher.watched))
+        await asyncio.sleep(0.2)  # several polls
+        assert second.hold_invoice_hash not in watcher.watcher.watched
+        assert await sync_to_async(_status)(second.id) == "waiting-payment"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        await sync_to_async(connections.close_all)()  # the DB thread's connection, for teardown
+    assert watcher.watcher.watched == frozenset()
+
+
+async def _async_true(value: bool) -> bool:
+    return value
+
+
+async def _equals(func, order_id, expected) -> bool:
+    return await sync_to_async(func)(order_id) == expected

@@ -1,0 +1,248 @@
+"""Buyer payout (03-actions.md §5.4; behaviour §1.10.3–§1.10.8) on the fake LND."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from lightning.types import PaymentStatus
+from nostrbridge.protocol.enums import Action, CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.payloads import PaymentRequestPayload
+from orders.models import OrderStatusChange
+from orders.services.payout import (
+    payout_reconcile,
+    payout_reconcile_inflight,
+    payout_replace_invoice,
+    payout_retry_due,
+    payout_start,
+)
+from tests.orders.services.support import mint_invoice, order_events, outbox_count, snapshot
+from tests.orders.trade_states import active_sell_trade, unix, vector
+
+pytestmark = pytest.mark.django_db
+
+LATER = timedelta(seconds=61)  # past payment_retries_interval (60 s) and the reconcile grace
+
+
+@pytest.fixture
+def release(node, fake_ln, django_capture_on_commit_callbacks):
+    """Release an active trade with a chosen payout fate; returns the trade after the first attempt."""
+
+    def run(*, fate: str = "succeed", buyer_invoice: str | None = None):
+        trade = active_sell_trade(fake_ln, buyer_invoice=buyer_invoice)
+        trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
+        trade.seller.replies()
+        trade.buyer.replies()
+        if fate == "fail":
+            fake_ln.fail_next_payment()
+        elif fate == "in-flight":
+            fake_ln.leave_next_payment_in_flight()
+        with django_capture_on_commit_callbacks(execute=True):
+            trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)
+        trade.seller.replies()
+        return trade
+
+    return run
+
+
+def _sends(fake_ln) -> list[str]:
+    return [args["payment_request"] for name, args in fake_ln.calls if name == "send_payment"]
+
+
+def _buyer_actions(trade) -> list[tuple[str, int | None]]:
+    return [(r.action, r.message.request_id) for r in trade.buyer.replies()]
+
+
+def test_first_failure_notifies_the_buyer_and_schedules_a_retry(release, fake_ln):
+    trade = release(fate="fail")
+    replies = trade.buyer.replies()
+    assert [r.message.to_json() for r in replies] == [
+        vector("A16_released_to_buyer", trade.order),
+        vector("A23_payment_failed", trade.order),
+    ]
+    order = trade.refresh()
+    assert (order.status, order.failed_payment, order.payment_attempts) == ("settled-hold-invoice", True, 1)
+    assert (order.payout_payment_hash, order.payout_claimed_at) == (None, None)
+    assert timedelta(seconds=59) < order.next_payout_at - timezone.now() <= timedelta(seconds=60)
+
+
+def test_retry_after_a_failure_pays_with_a_null_request_id(release, fake_ln):
+    trade = release(fate="fail")
+    trade.buyer.replies()
+    assert payout_retry_due() == 0  # not due yet
+    assert payout_retry_due(now=timezone.now() + LATER) == 1
+
+    assert _buyer_actions(trade) == [("purchase-completed", None), ("rate", None)]
+    order = trade.refresh()
+    assert order.status == "success"
+    assert _sends(fake_ln) == [trade.buyer_invoice, trade.buyer_invoice]
+    assert order_events(order.id)[-1].tag_value("s") == "success"
+
+
+def test_exhausted_attempts_ask_for_a_new_invoice(release, fake_ln):
+    trade = release(fate="fail")
+    trade.buyer.replies()
+    for _ in range(2):
+        fake_ln.fail_next_payment()
+        assert payout_retry_due(now=timezone.now() + LATER) == 1
+
+    order = trade.refresh()
+    assert (order.payment_attempts, order.failed_payment, order.status) == (3, True, "settled-hold-invoice")
+    [reply] = trade.buyer.replies()  # no second payment-failed
+    assert reply.message.to_json() == (
+        f'{{"order":{{"version":2,"request_id":null,"trade_index":null,"id":"{order.id}","action":"add-invoice",'
+        f'"payload":{{"order":{{"id":"{order.id}","kind":"sell","status":"settled-hold-invoice","amount":7827,'
+        '"fiat_code":"VES","min_amount":null,"max_amount":null,"fiat_amount":100,'
+        '"payment_method":"face to face,bank transfer","premium":1,'
+        f'"buyer_trade_pubkey":"{trade.buyer_key}","seller_trade_pubkey":"{trade.seller_key}",'
+        f'"buyer_invoice":"{trade.buyer_invoice}","created_at":{unix(order.created_at)},'
+        f'"expires_at":{unix(order.expires_at)}}}}}}}}}'
+    )
+    sends = len(_sends(fake_ln))
+    assert payout_retry_due(now=timezone.now() + LATER * 3) == 0
+    assert len(_sends(fake_ln)) == sends == 3
+
+
+def test_replaced_invoice_is_paid_by_the_retry_job(release, fake_ln):
+    trade = release(fate="fail")
+    for _ in range(2):
+        fake_ln.fail_next_payment()
+        payout_retry_due(now=timezone.now() + LATER)
+    trade.buyer.replies()
+    new_invoice = mint_invoice(amount_sats=7827)
+
+    payout_replace_invoice(order_id=trade.order.id, invoice=new_invoice, request_id=7)
+    [updated] = trade.buyer.replies()
+    assert updated.message.to_json() == vector("F12_invoice_updated", trade.order)
+    assert (trade.refresh().payment_attempts, trade.order.buyer_invoice) == (0, new_invoice)
+
+    assert payout_retry_due() == 1
+    assert trade.refresh().status == "success"
+    assert _sends(fake_ln)[-1] == new_invoice
+    assert [a for name, a in fake_ln.calls if name == "send_payment"][-1]["amount_sats"] is None
+
+
+def test_add_invoice_from_the_buyer_replaces_and_the_retry_pays(release, fake_ln):
+    trade = release(fate="fail")
+    for _ in range(2):
+        fake_ln.fail_next_payment()
+        payout_retry_due(now=timezone.now() + LATER)
+    trade.buyer.replies()
+    new_invoice = mint_invoice(amount_sats=0)
+    replies = trade.buyer.send(
+        Action.ADD_INVOICE, index=1, order_id=trade.order.id, payload=PaymentRequestPayload(None, new_invoice, None)
+    )
+    assert [r.action for r in replies] == ["invoice-updated"]
+    assert payout_retry_due() == 1
+    assert (trade.refresh().status, _sends(fake_ln)[-1]) == ("success", new_invoice)
+
+
+def test_invoice_cannot_be_replaced_while_a_payout_is_in_flight(release, fake_ln):
+    trade = release(fate="in-flight")
+    trade.buyer.replies()
+    before, outbox = snapshot(trade.order), outbox_count()
+    with pytest.raises(CantDo) as refused:
+        payout_replace_invoice(order_id=trade.order.id, invoice=mint_invoice(amount_sats=0), request_id=7)
+    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    assert (snapshot(trade.order), outbox_count()) == (before, outbox)
+
+
+def test_in_flight_payout_keeps_its_claim_until_the_node_answers(release, fake_ln):
+    trade = release(fate="in-flight")
+    assert _buyer_actions(trade) == [("released", None)]
+    order = trade.refresh()
+    claim = order.payout_payment_hash
+    assert (order.status, order.failed_payment, claim is not None) == ("settled-hold-invoice", False, True)
+
+    assert payout_reconcile_inflight() == 0  # inside the grace window: not even asked
+    assert payout_start(order_id=order.id, request_id=None) == "skipped"  # claimed: never sent twice
+    assert payout_reconcile_inflight(now=timezone.now() + LATER) == 1  # still in flight
+    assert trade.refresh().payout_payment_hash == claim
+
+    fake_ln.resolve_payment(claim, succeed=True)
+    assert payout_reconcile_inflight(now=timezone.now() + LATER) == 1
+    assert _buyer_actions(trade) == [("purchase-completed", None), ("rate", 5)]
+    order = trade.refresh()
+    assert (order.status, order.payout_claimed_at, order.payout_payment_hash) == ("success", None, claim)
+    assert len(_sends(fake_ln)) == 1
+    assert [n for n, _ in fake_ln.calls if n == "track_payment"] == ["track_payment", "track_payment"]
+
+
+def test_in_flight_payout_that_fails_is_released_for_a_retry(release, fake_ln):
+    trade = release(fate="in-flight")
+    trade.buyer.replies()
+    fake_ln.resolve_payment(trade.refresh().payout_payment_hash, succeed=False)
+    assert payout_reconcile(order_id=trade.order.id) == "failed"  # a final answer needs no grace
+    order = trade.refresh()
+    assert (order.payout_payment_hash, order.failed_payment, order.payment_attempts) == (None, True, 1)
+    assert _buyer_actions(trade) == [("payment-failed", 5)]
+
+
+def test_node_without_a_record_fails_the_claim_only_after_the_grace(release, fake_ln):
+    trade = release(fate="in-flight")
+    trade.buyer.replies()
+    claim = trade.refresh().payout_payment_hash
+    del fake_ln.payments[claim]  # the node lost (or never got) the payment
+    assert payout_reconcile(order_id=trade.order.id) == "pending"
+    assert trade.refresh().payout_payment_hash == claim
+    assert payout_reconcile(order_id=trade.order.id, now=timezone.now() + LATER) == "failed"
+    assert trade.refresh().payout_payment_hash is None
+
+
+def test_unreachable_node_during_the_send_keeps_the_claim(node, fake_ln, release, monkeypatch):
+    trade = release(fate="in-flight")
+    trade.buyer.replies()
+    fake_ln.resolve_payment(trade.refresh().payout_payment_hash, succeed=False)
+    payout_reconcile(order_id=trade.order.id)
+    trade.buyer.replies()
+    fake_ln.set_unavailable(True)
+    try:
+        assert payout_retry_due(now=timezone.now() + LATER) == 1
+    finally:
+        fake_ln.set_unavailable(False)
+    order = trade.refresh()
+    assert order.payout_payment_hash is not None  # outcome unknown: claim kept, not counted as failed
+    assert (order.payment_attempts, order.status) == (1, "settled-hold-invoice")
+    assert trade.buyer.replies() == []
+
+
+def test_lightning_address_payout_fetches_the_exact_amount(release, fake_ln, lnurl_server):
+    lnurl_server.pay_request("bob")
+    invoice = mint_invoice(amount_sats=7827)
+    lnurl_server.set_json("/lnurlp/bob/callback", {"pr": invoice, "routes": []})
+    trade = release(buyer_invoice=lnurl_server.address("bob"))
+    assert trade.refresh().status == "success"
+    assert _sends(fake_ln) == [invoice]
+    assert [r for r in lnurl_server.requests if "callback" in r] == ["/lnurlp/bob/callback?amount=7827000"]
+
+
+def test_lightning_address_that_fails_counts_as_a_payment_failure(release, fake_ln, lnurl_server):
+    lnurl_server.pay_request("bob")
+    trade = release(buyer_invoice=lnurl_server.address("bob"))  # the callback has no route: 404
+    order = trade.refresh()
+    assert (order.status, order.failed_payment, order.payment_attempts) == ("settled-hold-invoice", True, 1)
+    assert _sends(fake_ln) == []
+    assert [a for a, _ in _buyer_actions(trade)] == ["released", "payment-failed"]
+
+
+def test_success_is_recorded_once(release, fake_ln):
+    trade = release()
+    order = trade.refresh()
+    assert payout_start(order_id=order.id, request_id=5) == "skipped"
+    assert payout_reconcile(order_id=order.id) == "skipped"
+    changes = list(OrderStatusChange.objects.filter(order=order).values_list("to_status", flat=True))
+    assert changes.count("success") == 1
+    assert fake_ln.payments[order.payout_payment_hash].status is PaymentStatus.SUCCEEDED
+
+
+def test_lost_payout_task_is_picked_up_by_the_retry_sweep(node, fake_ln):
+    trade = active_sell_trade(fake_ln)
+    trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
+    # Outside django_capture_on_commit_callbacks the post-commit payout never runs: a lost task.
+    trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)
+    order = trade.refresh()
+    assert (order.status, order.failed_payment, order.payout_payment_hash) == ("settled-hold-invoice", False, None)
+    assert payout_retry_due(now=timezone.now() + LATER) == 0  # a queued task may still be coming
+    assert payout_retry_due(now=timezone.now() + timedelta(seconds=301)) == 1
+    assert trade.refresh().status == "success"
