@@ -1,0 +1,3 @@
+"""Operator pages (settings form, dashboard). OWNER: operator-node work."""
+
+urlpatterns: list = []
