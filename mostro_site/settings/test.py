@@ -14,3 +14,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # A fixed test identity so nothing depends on a generated key.
 MOSTRO_NSEC_PRIVKEY = "1" * 64
 LIGHTNING_BACKEND = "lightning.fake.FakeLightningClient"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
