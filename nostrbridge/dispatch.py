@@ -9,7 +9,6 @@ import logging
 import time
 
 from django.db import transaction
-from django.utils import timezone
 
 from mostro_site.config import node_config
 from nostrbridge import gates
@@ -124,11 +123,3 @@ def _reply_cant_do(ctx: InboundContext, reason: CantDoReason) -> None:
 def _finish_silently(ctx: InboundContext, reason: str) -> None:
     ctx.finished = False
     ctx.mark_done(drop_reason=reason)
-
-
-def run_one(pk: int) -> str:
-    """Process a row already claimed by this worker (used by the consumer and by tests)."""
-    return process_inbound(pk)
-
-
-__all__ = ["CATCH_UP_WINDOW_SECONDS", "process_inbound", "run_one", "timezone"]
