@@ -17,7 +17,6 @@ from tests.relays.fake_relay import FakeRelay
 from tests.relays.local_relay import InProcessLocalRelay
 from tests.relays.net import free_port
 
-
 FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "connect_timeout_s": 2.0}
 
 
