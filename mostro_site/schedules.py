@@ -3,6 +3,10 @@
 `manage.py sync_schedules` upserts these django-q2 `Schedule` rows by name and removes
 project schedules that are no longer declared, so re-running it never duplicates a job.
 The schedule name is the job's dotted path; intervals come from the node settings.
+
+`manage.py run_jobs` syncs and then starts the django-q2 cluster; plain `manage.py qcluster`
+runs whatever schedules exist, so run `manage.py sync_schedules` before it (and after a
+change of an interval setting).
 """
 
 from dataclasses import dataclass
@@ -24,9 +28,24 @@ class JobSpec:
 
 
 def declared_jobs() -> list[JobSpec]:
+    """Every periodic job with mostrod's interval (behaviour §1.23)."""
     s = settings
     jobs = [
+        # Orders (orders/jobs.py).
+        JobSpec("orders.jobs.expire_pending_orders", 60),
+        JobSpec("orders.jobs.cancel_timed_out_trades", 60),
+        JobSpec("orders.jobs.enforce_escrow_deadline", 300),
+        JobSpec("orders.jobs.retry_failed_payouts", s.LND_PAYMENT_RETRIES_INTERVAL),
+        JobSpec("orders.jobs.reconcile_inflight_payouts", 60),
         JobSpec("orders.pricing.refresh_prices", max(60, s.MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS)),
+        # Development fee (devfee/jobs.py).
+        JobSpec("devfee.jobs.pay_pending_dev_fees", 60),
+        # Nostr bridge (nostrbridge/jobs.py).
+        JobSpec("nostrbridge.jobs.publish_info_event", s.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL),
+        JobSpec("nostrbridge.jobs.publish_relay_list", s.MOSTRO_PUBLISH_RELAYS_INTERVAL),
+        JobSpec("nostrbridge.jobs.reconcile_order_events", 60),
+        JobSpec("nostrbridge.jobs.retry_outbox", 60),
+        JobSpec("nostrbridge.jobs.prune_inbox", 3600),
     ]
     return [job for job in jobs if _importable(job.func)]
 

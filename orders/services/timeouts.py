@@ -1,0 +1,212 @@
+"""Scheduler-driven expiry and waiting-state timeouts (03-actions.md §6.3, §6.4; behaviour §1.13).
+
+Each service handles one order and is safe to run twice at once: the status change is a
+guarded transition that re-confirms what was read (status, `taken_at`, hold-invoice hash),
+so a concurrent take, cancel, HTLC or second job run makes it lose and skip. LND calls run
+before the transaction; a failed hold-invoice cancel skips the order until the next tick.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from lightning import get_lightning_client
+from lightning.errors import InvoiceNotFound, LightningError
+from lightning.types import InvoiceState
+from mostro_site.config import node_config
+from nostrbridge.protocol.enums import Action
+from orders.models import Order
+from orders.publish import network_tag_prefetch, publish_order_event
+from orders.services.cancel import order_reset_fields
+from orders.services.escrow import EscrowCancelError, escrow_cancel, escrow_on_accepted
+from orders.status import WAITING_STATUSES, OrderKind, OrderStatus
+from orders.transitions import transition_order
+from orders.wire import order_payload, send
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "scheduler"
+S = OrderStatus
+EXPIRABLE_STATUSES = (S.PENDING, S.WAITING_TAKER_BOND, S.WAITING_MAKER_BOND)
+
+# Outcomes, also the keys of the jobs' count dicts.
+EXPIRED = "expired"
+TAKER_RESET = "taker-reset"
+MAKER_CANCELED = "maker-canceled"
+ESCROW_PAID = "escrow-paid"
+SKIPPED = "skipped"
+
+
+# --- pending-order expiry (§6.4) --------------------------------------------------------------
+
+
+def expired_order_ids(*, now: datetime, limit: int) -> list[UUID]:
+    """Pre-trade orders whose `expires_at` has passed, oldest first."""
+    query = Order.objects.filter(status__in=EXPIRABLE_STATUSES, expires_at__lt=now).order_by("expires_at")
+    return list(query.values_list("pk", flat=True)[:limit])
+
+
+def order_expire(*, order_id: UUID | str, now: datetime | None = None) -> bool:
+    """`pending`/`waiting-*-bond` past `expires_at` → `expired`. No DM is sent.
+
+    The 38383 revision says `canceled`, except for `waiting-maker-bond` orders, which were
+    never published. True when this call expired the order.
+    """
+    now = now or timezone.now()
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None or order.status not in EXPIRABLE_STATUSES:
+        return False
+    network_tag_prefetch()
+    with transaction.atomic(durable=True):
+        won = transition_order(
+            order_id=order.pk,
+            from_statuses=[order.status],
+            to_status=S.EXPIRED,
+            actor=ACTOR,
+            reason="expired",
+            guard=Q(expires_at__lt=now),  # a re-read order must still be past its lifetime
+        )
+        if won and order.status != S.WAITING_MAKER_BOND:
+            publish_order_event(order, now=int(now.timestamp()))
+    if won:
+        logger.info("order %s expired (was %s)", order.pk, order.status)
+    return won
+
+
+# --- waiting-state timeouts (§6.3) ------------------------------------------------------------
+
+
+def timed_out_order_ids(*, now: datetime, limit: int) -> list[UUID]:
+    """Waiting orders whose current duty started more than `expiration_seconds` ago."""
+    cutoff = now - timedelta(seconds=node_config().expiration_seconds)
+    query = Order.objects.filter(status__in=WAITING_STATUSES, taken_at__lt=cutoff).order_by("taken_at")
+    return list(query.values_list("pk", flat=True)[:limit])
+
+
+def taker_is_at_fault(order: Order) -> bool:
+    """The taker owes the current duty: a sell order's buyer invoice or a buy order's escrow."""
+    if order.kind == OrderKind.SELL:
+        return order.status == S.WAITING_BUYER_INVOICE
+    return order.status == S.WAITING_PAYMENT
+
+
+def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
+    """Act on one timed-out waiting order; returns one of the outcome constants.
+
+    Taker at fault → back to `pending` and republished, `new-order` to the maker, `canceled`
+    to the taker. Maker at fault → `canceled` for both. `dev_fee_sats` is reset to 0 either way.
+    """
+    now = now or timezone.now()
+    order = Order.objects.filter(pk=order_id).first()
+    if not _still_timed_out(order, now):
+        return SKIPPED
+    blocked = _escrow_precheck(order)
+    if blocked is not None:
+        return blocked
+    try:
+        escrow_cancel(order=order)
+    except EscrowCancelError as exc:
+        logger.warning("order %s: timeout skipped, hold invoice not canceled: %s", order.pk, exc)
+        return SKIPPED
+    network_tag_prefetch()
+    taker_fault = taker_is_at_fault(order)
+    with transaction.atomic(durable=True):
+        won = _reset_to_pending(order, now) if taker_fault else _cancel_for_maker(order, now)
+    if not won:
+        _log_lost_race(order)
+        return SKIPPED
+    outcome = TAKER_RESET if taker_fault else MAKER_CANCELED
+    logger.info("order %s timed out in %s: %s", order.pk, order.status, outcome)
+    return outcome
+
+
+def _log_lost_race(order: Order) -> None:
+    """The order moved between the read and the transition (a take, a cancel, an HTLC).
+
+    If an HTLC was recorded in that instant, the cancel above has just refunded an escrow the
+    order now relies on: nothing here can undo that, so it is logged for the operator (the
+    next timeout, or the escrow guardian once the order is active, cancels that order).
+    """
+    current = Order.objects.filter(pk=order.pk).first()
+    if order.hold_invoice_hash and current is not None and current.invoice_held_at is not None:
+        if current.hold_invoice_hash == order.hold_invoice_hash and order.invoice_held_at is None:
+            logger.error("order %s: escrow accepted while its timeout canceled it; check the trade", order.pk)
+            return
+    logger.info("order %s changed before its timeout could apply; skipped", order.pk)
+
+
+def _still_timed_out(order: Order | None, now: datetime) -> bool:
+    if order is None or order.status not in WAITING_STATUSES or order.taken_at is None:
+        return False
+    return order.taken_at < now - timedelta(seconds=node_config().expiration_seconds)
+
+
+def _escrow_precheck(order: Order) -> str | None:
+    """An outcome when the timeout must not apply this tick, else None.
+
+    A seller whose HTLC is already accepted has done the duty; the invoice watcher may just be
+    behind. The HTLC is handed to the escrow service (idempotent) instead of refunding a
+    payment that arrived. A node that cannot be asked skips the order until the next tick.
+    """
+    if order.status != S.WAITING_PAYMENT or not order.hold_invoice_hash or order.invoice_held_at:
+        return None
+    try:
+        update = get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash))
+    except InvoiceNotFound:
+        return None
+    except LightningError as exc:
+        logger.warning("order %s: cannot look up its hold invoice (%s); timeout retried later", order.pk, exc)
+        return SKIPPED
+    if update.state is not InvoiceState.ACCEPTED:
+        return None
+    logger.info("order %s: escrow accepted at LND before the timeout; recording it", order.pk)
+    escrow_on_accepted(payment_hash_hex=order.hold_invoice_hash)
+    return ESCROW_PAID
+
+
+def _reconfirm(order: Order) -> Q:
+    # Nothing moved since the read: same duty anchor and same escrow.
+    return Q(taken_at=order.taken_at, hold_invoice_hash=order.hold_invoice_hash)
+
+
+def _reset_to_pending(order: Order, now: datetime) -> bool:
+    taker = order.taker_pubkey
+    won = transition_order(
+        order_id=order.pk,
+        from_statuses=[order.status],
+        to_status=S.PENDING,
+        actor=ACTOR,
+        reason="taker timeout: back on the book",
+        set_fields={**order_reset_fields(order), "dev_fee_sats": 0},
+        guard=_reconfirm(order),
+    )
+    if not won:
+        return False
+    current = Order.objects.get(pk=order.pk)
+    publish_order_event(current, now=int(now.timestamp()))
+    send(current.maker_pubkey, Action.NEW_ORDER, current, payload=order_payload(current, include_maker_pubkey=True))
+    send(taker, Action.CANCELED, current)
+    return True
+
+
+def _cancel_for_maker(order: Order, now: datetime) -> bool:
+    won = transition_order(
+        order_id=order.pk,
+        from_statuses=[order.status],
+        to_status=S.CANCELED,
+        actor=ACTOR,
+        reason="maker timeout: canceled",
+        set_fields={"dev_fee_sats": 0},
+        guard=_reconfirm(order),
+    )
+    if not won:
+        return False
+    current = Order.objects.get(pk=order.pk)
+    publish_order_event(current, now=int(now.timestamp()))
+    send(current.maker_pubkey, Action.CANCELED, current)
+    send(current.taker_pubkey, Action.CANCELED, current)
+    return True
