@@ -9,7 +9,11 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mostro_site.settings.local")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    argv = sys.argv
+    if argv[1:2] == ["import_mostrod"]:
+        # There `--settings` names mostrod's settings.toml, not a Django settings module.
+        argv = [arg.replace("--settings", "--toml", 1) if arg.split("=")[0] == "--settings" else arg for arg in argv]
+    execute_from_command_line(argv)
 
 
 if __name__ == "__main__":

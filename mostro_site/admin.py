@@ -4,6 +4,7 @@ from mostro_site.models import NodeSettings, SettingsAuditEntry
 
 admin.site.site_header = "Mostro node"
 admin.site.site_title = "Mostro"
+admin.site.site_url = "/operator/"
 
 
 @admin.register(NodeSettings)

@@ -7,4 +7,9 @@ class MostroSiteConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from mostro_site import checks  # noqa: F401  (registers the system checks)
+        from mostro_site.operator.access import ensure_operator_group
+
+        post_migrate.connect(ensure_operator_group, sender=self)

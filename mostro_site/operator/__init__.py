@@ -1,0 +1,1 @@
+"""Operator pages: the live settings form and the dashboard (operators only)."""

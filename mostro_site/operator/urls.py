@@ -1,3 +1,12 @@
-"""Operator pages (settings form, dashboard). OWNER: operator-node work."""
+"""Operator pages (settings form, dashboard), mounted at /operator/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from mostro_site.operator import views
+
+app_name = "operator"
+
+urlpatterns = [
+    path("", views.dashboard_view, name="dashboard"),
+    path("settings/", views.settings_view, name="settings"),
+]

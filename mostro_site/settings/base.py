@@ -122,7 +122,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("MOSTRO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django_q": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {"django-q": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }
 
 # --- Mostro: the node -----------------------------------------------------------------

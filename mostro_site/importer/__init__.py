@@ -1,0 +1,1 @@
+"""Migration from the Rust mostrod: its settings.toml and SQLite database (`manage.py import_mostrod`)."""

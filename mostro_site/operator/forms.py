@@ -1,0 +1,255 @@
+"""The node settings form: every field blank means "use the environment default".
+
+The form edits the whole `NodeSettings` row; `changes()` gives the model values that differ
+from the row, which the service saves with one audit entry each.
+"""
+
+from django import forms
+from django.core.validators import URLValidator
+
+from mostro_site.config import NodeConfig, env_node_config
+from mostro_site.models import NodeSettings
+from mostro_site.operator import rules
+from mostro_site.operator.currencies import iso4217
+
+FIAT_ENV, FIAT_ALL, FIAT_LIST = "env", "all", "list"
+_HTTP_URL = URLValidator(schemes=["http", "https"])
+
+# Form field -> (model field, NodeConfig field). Converted fields are handled in _model_values.
+_PLAIN_FIELDS = {
+    "fee": "fee",
+    "max_routing_fee": "max_routing_fee",
+    "min_payment_amount_sats": "min_payment_amount_sats",
+    "max_order_amount_sats": "max_order_amount_sats",
+    "expiration_hours": "expiration_hours",
+    "expiration_seconds": "expiration_seconds",
+    "pow_bits": "pow_bits",
+    "bitcoin_price_api_url": "bitcoin_price_api_url",
+    "protocol_version": "protocol_version",
+    "name": "name",
+    "about": "about",
+    "picture": "picture",
+    "website": "website",
+}
+AUDITED_FIELDS = (*_PLAIN_FIELDS, "dev_fee_percentage", "fiat_currencies_accepted", "relays")
+
+
+def _int(label: str, help_text: str) -> forms.IntegerField:
+    return forms.IntegerField(label=label, required=False, help_text=help_text)
+
+
+class NodeSettingsForm(forms.Form):
+    fee = forms.FloatField(
+        label="Trading fee",
+        required=False,
+        help_text="Fraction of the amount, split between buyer and seller (0.006 = 0.6 %).",
+    )
+    max_routing_fee = forms.FloatField(
+        label="Max routing fee", required=False, help_text="Fraction of a payout the node may spend on routing."
+    )
+    min_payment_amount_sats = _int("Minimum order (sats)", "Also the smallest payment.")
+    max_order_amount_sats = _int("Maximum order (sats)", "")
+    expiration_hours = _int("Pending order lifetime (hours)", "How long an untaken order stays on the book.")
+    expiration_seconds = _int("Waiting-state timeout (seconds)", "Time a taker has to pay or send an invoice.")
+    pow_bits = _int("Proof of work (bits)", "Leading zero bits required on every inbound event (0 = off).")
+    dev_fee_percent = forms.FloatField(
+        label="Development fee (% of the node's fee)",
+        required=False,
+        help_text="10–100 %. Paid by the operator from its earnings, never by users.",
+    )
+    fiat_mode = forms.ChoiceField(
+        label="Accepted fiat currencies",
+        choices=[
+            (FIAT_ENV, "Environment default"),
+            (FIAT_ALL, "All currencies"),
+            (FIAT_LIST, "Only those selected below"),
+        ],
+        widget=forms.RadioSelect,
+        initial=FIAT_ENV,
+    )
+    fiat_currencies = forms.MultipleChoiceField(
+        label="Currencies", required=False, choices=(), widget=forms.CheckboxSelectMultiple
+    )
+    bitcoin_price_api_url = forms.CharField(label="Price API URL", required=False, help_text="Yadio-compatible API.")
+    relays = forms.CharField(
+        label="Relays",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One ws:// or wss:// URL per line.",
+    )
+    protocol_version = forms.TypedChoiceField(
+        label="Protocol version",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "Environment default"), ("2", "2 — NIP-44 kind 14"), ("1", "1 — NIP-59 gift wrap (deprecated)")],
+    )
+    name = forms.CharField(label="Node name (kind 0)", required=False, max_length=100)
+    about = forms.CharField(label="About (kind 0)", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    picture = forms.CharField(label="Picture URL (kind 0)", required=False)
+    website = forms.CharField(label="Website (kind 0)", required=False)
+
+    def __init__(self, *args, row: NodeSettings | None = None, env: NodeConfig | None = None, **kwargs):
+        self.row = row or NodeSettings(pk=1)
+        self.env = env or env_node_config()
+        kwargs.setdefault("initial", initial_from_row(self.row))
+        super().__init__(*args, **kwargs)
+        self.fields["fiat_currencies"].choices = [(code, f"{code} — {name}") for code, name in iso4217()]
+        self._describe_defaults()
+
+    def _describe_defaults(self) -> None:
+        env = self.env
+        defaults = {
+            "fee": env.fee,
+            "max_routing_fee": env.max_routing_fee,
+            "min_payment_amount_sats": env.min_payment_amount_sats,
+            "max_order_amount_sats": env.max_order_amount_sats,
+            "expiration_hours": env.expiration_hours,
+            "expiration_seconds": env.expiration_seconds,
+            "pow_bits": env.pow_bits,
+            "dev_fee_percent": f"{env.dev_fee_percentage * 100:g}",
+            "bitcoin_price_api_url": env.bitcoin_price_api_url,
+            "relays": "\n".join(env.relays),
+            "name": env.name,
+        }
+        for name, value in defaults.items():
+            self.fields[name].widget.attrs["placeholder"] = str(value)
+        fiat = ", ".join(env.fiat_currencies_accepted) or "all"
+        self.fields["fiat_mode"].choices = [
+            (FIAT_ENV, f"Environment default ({fiat})"),
+            *self.fields["fiat_mode"].choices[1:],
+        ]
+        self.fields["protocol_version"].choices = [
+            ("", f"Environment default ({env.protocol_version})"),
+            *self.fields["protocol_version"].choices[1:],
+        ]
+
+    # --- single-field rules (mostro_site.checks) --------------------------------------
+    def _rule(self, name: str, rule) -> object:
+        value = self.cleaned_data.get(name)
+        if value is not None:
+            error = rule(value)
+            if error:
+                raise forms.ValidationError(error)
+        return value
+
+    def clean_fee(self):
+        return self._rule("fee", rules.fee_error)
+
+    def clean_max_routing_fee(self):
+        return self._rule("max_routing_fee", rules.max_routing_fee_error)
+
+    def clean_pow_bits(self):
+        return self._rule("pow_bits", rules.pow_error)
+
+    def clean_expiration_hours(self):
+        return self._rule("expiration_hours", rules.at_least_one_error)
+
+    def clean_expiration_seconds(self):
+        return self._rule("expiration_seconds", rules.at_least_one_error)
+
+    def clean_protocol_version(self):
+        return self._rule("protocol_version", rules.protocol_version_error)
+
+    def clean_dev_fee_percent(self):
+        value = self.cleaned_data.get("dev_fee_percent")
+        if value is None:
+            return None
+        fraction = round(value / 100, 6)
+        error = rules.dev_fee_percentage_error(fraction)
+        if error:
+            raise forms.ValidationError(error)
+        return fraction
+
+    def clean_relays(self):
+        text = self.cleaned_data.get("relays", "")
+        relays = rules.split_list(text)
+        if not text.strip():
+            return None
+        errors = rules.relay_errors(relays)
+        if errors:
+            raise forms.ValidationError(errors)
+        return ",".join(relays)
+
+    def _url(self, name: str) -> str | None:
+        value = (self.cleaned_data.get(name) or "").strip()
+        if not value:
+            return None
+        try:
+            _HTTP_URL(value)
+        except forms.ValidationError as exc:
+            raise forms.ValidationError(f"{value!r} is not an http:// or https:// URL.") from exc
+        return value
+
+    def clean_bitcoin_price_api_url(self):
+        return self._url("bitcoin_price_api_url")
+
+    def clean_picture(self):
+        return self._url("picture")
+
+    def clean_website(self):
+        return self._url("website")
+
+    def clean_name(self):
+        return self.cleaned_data.get("name", "").strip() or None
+
+    def clean_about(self):
+        return self.cleaned_data.get("about", "").strip() or None
+
+    # --- cross-field rules --------------------------------------------------------------
+    def clean(self):
+        data = super().clean()
+        self._clean_amount_bounds(data)
+        self._clean_fiat(data)
+        return data
+
+    def _clean_amount_bounds(self, data: dict) -> None:
+        if "min_payment_amount_sats" not in data or "max_order_amount_sats" not in data:
+            return  # a field error is already shown
+        low = data["min_payment_amount_sats"]
+        high = data["max_order_amount_sats"]
+        low = self.env.min_payment_amount_sats if low is None else low
+        high = self.env.max_order_amount_sats if high is None else high
+        error = rules.amount_bounds_error(low, high)
+        if error:
+            self.add_error("max_order_amount_sats" if low >= 1 else "min_payment_amount_sats", error)
+
+    def _clean_fiat(self, data: dict) -> None:
+        mode = data.get("fiat_mode")
+        codes = data.get("fiat_currencies") or []
+        if mode == FIAT_LIST:
+            if not codes:
+                self.add_error("fiat_currencies", "Select at least one currency, or choose “All currencies”.")
+            for error in rules.fiat_code_errors(codes):
+                self.add_error("fiat_currencies", error)
+
+    # --- results ------------------------------------------------------------------------
+    def model_values(self) -> dict[str, object]:
+        """The NodeSettings values this form describes (None = environment default)."""
+        data = self.cleaned_data
+        values = {model_field: data.get(form_field) for form_field, model_field in _PLAIN_FIELDS.items()}
+        values["dev_fee_percentage"] = data.get("dev_fee_percent")
+        values["relays"] = data.get("relays")
+        mode = data.get("fiat_mode")
+        if mode == FIAT_ALL:
+            values["fiat_currencies_accepted"] = ""
+        elif mode == FIAT_LIST:
+            values["fiat_currencies_accepted"] = ",".join(data.get("fiat_currencies") or [])
+        else:
+            values["fiat_currencies_accepted"] = None
+        return values
+
+
+def initial_from_row(row: NodeSettings) -> dict[str, object]:
+    initial = {form_field: getattr(row, model_field) for form_field, model_field in _PLAIN_FIELDS.items()}
+    if row.dev_fee_percentage is not None:
+        initial["dev_fee_percent"] = round(row.dev_fee_percentage * 100, 4)
+    initial["relays"] = "\n".join(rules.split_list(row.relays or ""))
+    if row.fiat_currencies_accepted is None:
+        initial["fiat_mode"] = FIAT_ENV
+    elif row.fiat_currencies_accepted == "":
+        initial["fiat_mode"] = FIAT_ALL
+    else:
+        initial["fiat_mode"] = FIAT_LIST
+        initial["fiat_currencies"] = rules.split_list(row.fiat_currencies_accepted)
+    return initial

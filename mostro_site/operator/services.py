@@ -1,0 +1,67 @@
+"""Saving the node settings: the row, one audit entry per changed field, one transaction."""
+
+import importlib
+import importlib.util
+import logging
+
+from django.db import transaction
+
+from mostro_site.config import clear_node_config_cache
+from mostro_site.models import NodeSettings, SettingsAuditEntry
+
+logger = logging.getLogger(__name__)
+
+INFO_REPEAT_GUARD_SECONDS = 60
+
+
+def audit_text(field: str, value: object) -> str:
+    """How a value reads in the audit log; blank means "environment default"."""
+    if value is None:
+        return ""
+    if field == "fiat_currencies_accepted" and value == "":
+        return "(all currencies)"
+    return str(value)
+
+
+@transaction.atomic(durable=True)
+def node_settings_update(*, user, values: dict[str, object]) -> list[SettingsAuditEntry]:
+    """Apply `values` (NodeSettings field -> value) and audit every field that changed.
+
+    The row is locked so two operators saving at once cannot lose each other's change
+    (PostgreSQL; SQLite's IMMEDIATE transactions serialise writers anyway). The config cache
+    is cleared after commit, and a fresh info event is queued when the bridge offers one.
+    """
+    row, _ = NodeSettings.objects.select_for_update().get_or_create(pk=1)
+    entries = []
+    for field, after in values.items():
+        before = getattr(row, field)
+        if before == after:
+            continue
+        setattr(row, field, after)
+        entries.append(
+            SettingsAuditEntry(user=user, field=field, before=audit_text(field, before), after=audit_text(field, after))
+        )
+    if not entries:
+        return []
+    row.save()
+    SettingsAuditEntry.objects.bulk_create(entries)
+    transaction.on_commit(clear_node_config_cache)
+    transaction.on_commit(publish_node_info, robust=True)
+    return entries
+
+
+def publish_node_info() -> bool:
+    """Queue fresh kind-38385 info and kind-0 profile events (after commit, outside any transaction).
+
+    Uses the bridge's `nostrbridge.node_events` when present; the bridge also republishes on
+    its own interval, so a missing service only delays the announcement.
+    """
+    if importlib.util.find_spec("nostrbridge.node_events") is None:
+        logger.info("settings saved; nostrbridge.node_events is absent, info event left to the periodic job")
+        return False
+    node_events = importlib.import_module("nostrbridge.node_events")
+    lnd = node_events.lnd_status()  # a network call: this runs after commit, never inside a transaction
+    # Changed tags are published at once whatever the interval; identical ones are not repeated.
+    node_events.info_event_enqueue(lnd=lnd, min_interval_s=INFO_REPEAT_GUARD_SECONDS)
+    node_events.metadata_enqueue(min_interval_s=INFO_REPEAT_GUARD_SECONDS)
+    return True

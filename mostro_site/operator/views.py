@@ -1,0 +1,85 @@
+"""Operator pages, rendered inside the admin's look (its base template and sidebar)."""
+
+from django.contrib import admin, messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from mostro_site.config import node_config
+from mostro_site.models import NodeSettings, SettingsAuditEntry
+from mostro_site.operator import charts, dashboard
+from mostro_site.operator.access import operator_required
+from mostro_site.operator.forms import NodeSettingsForm
+from mostro_site.operator.lnstatus import lightning_status
+from mostro_site.operator.nostr_links import encode_nevent
+from mostro_site.operator.services import node_settings_update
+from nostrbridge.keys import node_pubkey
+
+SETTINGS_GROUPS = [
+    ("Fees", ["fee", "max_routing_fee", "dev_fee_percent"]),
+    ("Orders", ["min_payment_amount_sats", "max_order_amount_sats", "expiration_hours", "expiration_seconds"]),
+    ("Fiat and prices", ["fiat_mode", "fiat_currencies", "bitcoin_price_api_url"]),
+    ("Nostr", ["relays", "protocol_version", "pow_bits"]),
+    ("Public profile (kind 0)", ["name", "about", "picture", "website"]),
+]
+RECENT_AUDIT = 25
+
+
+def _context(request, title: str, **extra) -> dict:
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+@operator_required
+def settings_view(request):
+    row = NodeSettings.objects.filter(pk=1).first()
+    form = NodeSettingsForm(request.POST or None, row=row)
+    if request.method == "POST" and form.is_valid():
+        entries = node_settings_update(user=request.user, values=form.model_values())
+        if entries:
+            changed = ", ".join(entry.field for entry in entries)
+            messages.success(request, f"Saved and applied without a restart: {changed}.")
+        else:
+            messages.info(request, "Nothing changed.")
+        return redirect("operator:settings")
+    groups = [(label, [form[name] for name in names]) for label, names in SETTINGS_GROUPS]
+    context = _context(
+        request,
+        "Node settings",
+        form=form,
+        groups=groups,
+        effective=node_config(fresh=True),
+        audit=SettingsAuditEntry.objects.select_related("user")[:RECENT_AUDIT],
+    )
+    return render(request, "operator/settings.html", context)
+
+
+@operator_required
+def dashboard_view(request):
+    statuses = dashboard.orders_by_status()
+    days = dashboard.volume_by_day()
+    paid_count, paid_sats, recent_dev_fees = dashboard.dev_fees_paid()
+    author = node_pubkey()
+    dev_fee_rows = [
+        (payment, encode_nevent(payment.audit_event_id, author_hex=author, kind=dashboard.DEV_FEE_AUDIT_KIND))
+        if payment.audit_event_id
+        else (payment, "")
+        for payment in recent_dev_fees
+    ]
+    context = _context(
+        request,
+        "Node dashboard",
+        now=timezone.now(),
+        statuses=statuses,
+        status_chart=charts.hbar_chart(statuses),
+        orders_total=sum(count for _, count in statuses),
+        days=days,
+        day_chart=charts.vbar_chart([(day.day.isoformat(), day.sats) for day in days], unit=" sats"),
+        currencies=dashboard.volume_by_currency(),
+        fees_earned=dashboard.fees_earned_sats(),
+        dev_fee_count=paid_count,
+        dev_fee_sats=paid_sats,
+        dev_fee_rows=dev_fee_rows,
+        disputes=dashboard.open_disputes(),
+        relays=dashboard.relay_health(),
+        lightning=lightning_status(),
+    )
+    return render(request, "operator/dashboard.html", context)
