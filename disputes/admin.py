@@ -1,25 +1,221 @@
-from django.contrib import admin
+"""The solver console: the dispute queue, the dispute page, and take / settle / refund.
 
-from disputes.models import Dispute, SolverLink
+Actions are thin, permission-gated wrappers (`disputes.admin_console`) around the same
+services the REST API and the Nostr handlers call; each shows a confirmation page first.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+
+from disputes import admin_console
+from disputes.admin_filters import AgeFilter, CurrencyFilter, SolverFilter
+from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidden, grant_as, remove_as, web_actor
+from disputes.models import OPEN_DISPUTE_STATUSES, ApiToken, Dispute, SolverLink
+from disputes.selectors import dispute_amounts, dispute_timeline, invoice_state
+from disputes.tokens import api_token_issue, api_token_revoke
+from nostrbridge.keys import encode_npub, node_pubkey
+from orders.models import SolverCategory
 
 
 @admin.register(Dispute)
 class DisputeAdmin(admin.ModelAdmin):
-    list_display = ("id", "order", "status", "initiator", "solver_pubkey", "created_at")
-    list_filter = ("status", "initiator")
-    search_fields = ("id", "order__id", "solver_pubkey", "initiator_pubkey")
+    list_display = ("short_id", "status_badge", "order_status", "initiator", "amount", "solver", "age")
+    list_filter = ("status", AgeFilter, CurrencyFilter, SolverFilter)
+    search_fields = (
+        "id",
+        "order__id",
+        "initiator_pubkey",
+        "solver_pubkey",
+        "order__buyer_pubkey",
+        "order__seller_pubkey",
+        "order__master_buyer_pubkey",
+        "order__master_seller_pubkey",
+    )
+    list_select_related = ("order",)
+    actions = ("take_selected", "settle_selected", "refund_selected")
+    change_form_template = "admin/disputes/dispute/change_form.html"
+    ordering = ("-created_at",)
 
+    class Media:
+        js = ("disputes/live.js",)
+
+    # --- permissions: disputes are never edited by hand --------------------------------------
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Dispute._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_take_permission(self, request) -> bool:
+        return request.user.has_perm(TAKE_PERMISSION)
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm(RESOLVE_PERMISSION)
+
+    # --- queue columns --------------------------------------------------------------------
+    @admin.display(description="dispute", ordering="created_at")
+    def short_id(self, obj: Dispute) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Dispute):
+        # data-dispute-id lets live.js find the row when a push names this dispute.
+        return format_html('<span class="dispute-status" data-dispute-id="{}">{}</span>', obj.pk, obj.status)
+
+    @admin.display(description="order", ordering="order__status")
+    def order_status(self, obj: Dispute) -> str:
+        return obj.order.status
+
+    @admin.display(description="amount")
+    def amount(self, obj: Dispute) -> str:
+        return f"{obj.order.fiat_amount} {obj.order.fiat_code} / {obj.order.amount_sats} sats"
+
+    @admin.display(description="solver", ordering="solver_pubkey")
+    def solver(self, obj: Dispute) -> str:
+        if not obj.solver_pubkey:
+            return "—"
+        return "node" if obj.solver_pubkey == node_pubkey() else f"{obj.solver_pubkey[:12]}…"
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, obj: Dispute) -> str:
+        return timesince(obj.created_at, timezone.now())
+
+    # --- changelist actions (confirmation first, like delete_selected) -------------------------
+    @admin.action(permissions=["take"], description="Take the selected disputes")
+    def take_selected(self, request, queryset):
+        return self._action(request, "take", queryset)
+
+    @admin.action(permissions=["resolve"], description="Settle the selected disputes to the buyer")
+    def settle_selected(self, request, queryset):
+        return self._action(request, "settle", queryset)
+
+    @admin.action(permissions=["resolve"], description="Refund the sellers of the selected disputes")
+    def refund_selected(self, request, queryset):
+        return self._action(request, "refund", queryset)
+
+    def _action(self, request, action: str, queryset):
+        disputes = list(queryset.select_related("order"))
+        if request.POST.get("post") == "yes":
+            admin_console.run(request, self, action, disputes)
+            return None  # back to the changelist
+        return admin_console.confirmation(request, self, action, disputes, selected=True)
+
+    # --- the dispute page and its per-dispute actions ------------------------------------------
+    def get_urls(self):
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
+        custom = [
+            path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(self.action_view),
+                {"action": name},
+                name=f"{prefix}_{name}",
+            )
+            for name in admin_console.ACTIONS
+        ]
+        return custom + super().get_urls()
+
+    def action_view(self, request, object_id, action):
+        dispute = self.get_object(request, unquote(object_id))
+        if dispute is None:
+            raise Http404("no such dispute")
+        allowed = self.has_take_permission(request) if action == "take" else self.has_resolve_permission(request)
+        if not allowed:
+            raise PermissionDenied
+        if request.method == "POST":
+            admin_console.run(request, self, action, [dispute])
+            return HttpResponseRedirect(reverse("admin:disputes_dispute_change", args=[dispute.pk]))
+        return admin_console.confirmation(request, self, action, [dispute], selected=False)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The LND lookup runs here, before Django's changeform transaction opens.
+        dispute = self.get_object(request, unquote(object_id))
+        extra = self._page_context(request, dispute) if dispute is not None else {}
+        return super().change_view(request, object_id, form_url, extra_context={**extra, **(extra_context or {})})
+
+    def _page_context(self, request, dispute: Dispute) -> dict:
+        order = dispute.order
+        is_open = dispute.status in OPEN_DISPUTE_STATUSES
+        try:
+            actor = web_actor(request.user)
+        except ConsoleForbidden:
+            actor = None
+        # Only the assigned solver may settle or refund (the node key included): take first.
+        assigned = actor is not None and dispute.solver_pubkey == actor.pubkey
+        return {
+            "dispute": dispute,
+            "order": order,
+            "timeline": dispute_timeline(dispute),
+            "money": dispute_amounts(order),
+            "invoice_state": invoice_state(order),
+            "parties": [
+                ("buyer", order.buyer_pubkey, encode_npub(order.buyer_pubkey) if order.buyer_pubkey else ""),
+                ("seller", order.seller_pubkey, encode_npub(order.seller_pubkey) if order.seller_pubkey else ""),
+            ],
+            "can_take": is_open and self.has_take_permission(request),
+            "assigned_to_me": assigned,
+            "can_resolve": is_open and assigned and order.status == "dispute" and self.has_resolve_permission(request),
+        }
 
 
 @admin.register(SolverLink)
 class SolverLinkAdmin(admin.ModelAdmin):
     list_display = ("user", "pubkey")
     search_fields = ("user__username", "pubkey")
+    actions = ("withdraw_solver_role",)
+
+    def save_model(self, request, obj, form, change):
+        """Linking a user also registers its key as a solver of the level its groups give."""
+        super().save_model(request, obj, form, change)
+        category = SolverCategory.READ_WRITE if obj.user.has_perm(RESOLVE_PERMISSION) else SolverCategory.READ
+        if obj.user.has_perm(TAKE_PERMISSION) and request.user.has_perm("disputes.manage_solvers"):
+            grant_as(request.user, pubkey=obj.pubkey, category=category)
+
+    @admin.action(permissions=["manage_solvers"], description="Withdraw the solver role of the selected keys")
+    def withdraw_solver_role(self, request, queryset):
+        removed = sum(remove_as(request.user, pubkey=link.pubkey) for link in queryset)
+        self.message_user(request, f"{removed} key(s) are no longer solvers.", messages.SUCCESS)
+
+    def has_manage_solvers_permission(self, request) -> bool:
+        return request.user.has_perm("disputes.manage_solvers")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__username", "prefix")
+    fields = ("user", "name")
+    actions = ("revoke_selected",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", "name") if obj else ()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the row keeps the audit trail (last use)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        key = api_token_issue(token=obj)
+        self.message_user(
+            request,
+            f"API token “{obj.name}” created. Copy it now, it is shown only once: {key}",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke_selected(self, request, queryset):
+        revoked = sum(api_token_revoke(token=token) for token in queryset)
+        self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)

@@ -1,5 +1,7 @@
-"""Disputes (one per order, ever) and the link between staff logins and solver pubkeys."""
+"""Disputes (one per order, ever), their action log, staff ↔ solver links and API tokens."""
 
+import hashlib
+import secrets
 import uuid
 
 from django.conf import settings
@@ -47,6 +49,7 @@ class Dispute(models.Model):
         permissions = [
             ("take_dispute", "Can take a dispute"),
             ("resolve_dispute", "Can settle or cancel a dispute"),
+            ("manage_solvers", "Can add or remove solvers"),
         ]
 
     def __str__(self) -> str:
@@ -61,3 +64,55 @@ class SolverLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.pubkey[:16]}"
+
+
+class DisputeLogAction(models.TextChoices):
+    OPENED = "opened"
+    TAKEN = "taken"
+    SETTLED = "settled"
+    REFUNDED = "refunded"
+
+
+class DisputeLog(models.Model):
+    """Who did what to a dispute. A take changes no order status, so OrderStatusChange alone
+    would not say who took (or re-took) a dispute."""
+
+    dispute = models.ForeignKey(Dispute, on_delete=models.PROTECT, related_name="log")
+    action = models.CharField(max_length=12, choices=DisputeLogAction.choices)
+    actor = models.CharField(max_length=80)  # a pubkey, or "admin:<username>" for browser/API users
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.dispute_id} {self.action} by {self.actor}"
+
+
+class ApiToken(models.Model):
+    """A per-user bearer token for the REST API; only its sha256 is stored."""
+
+    PREFIX_LENGTH = 8
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def new_key(cls) -> str:
+        return secrets.token_urlsafe(32)

@@ -1,3 +1,9 @@
 """Websocket routes gathered from the apps (live staff views only)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from disputes.consumers import StaffDisputesConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/staff/disputes/", StaffDisputesConsumer.as_asgi()),
+]

@@ -7,6 +7,7 @@ event, so the event and the change commit together.
 
 import time
 
+from disputes.live import dispute_changed_on_commit
 from disputes.models import Dispute
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
@@ -30,6 +31,7 @@ def publish_dispute_event(*, dispute: Dispute, now: int | None = None) -> Outbou
         now=now,
         created_at=next_created_at(kind=DISPUTE_KIND, d_tag=d_tag, now=now),
     )
+    dispute_changed_on_commit(dispute)  # every dispute change passes here: push it to staff pages too
     return enqueue_event(event=event, order_id=dispute.order_id, d_tag=d_tag)
 
 

@@ -1,0 +1,52 @@
+"""The three staff groups and what each may do; created (idempotently) after every migrate.
+
+A `post_migrate` receiver rather than a data migration: Django creates permissions in its own
+`post_migrate` step, after all migrations ran, so a migration on a fresh database would find
+none of them. The receiver runs for every app and assigns whatever permissions exist so far;
+after the last app every one of them exists.
+"""
+
+SOLVER_READ_GROUP = "solver read"
+SOLVER_READ_WRITE_GROUP = "solver read-write"
+OPERATOR_GROUP = "operator"
+
+_READ = ["disputes.view_dispute", "disputes.take_dispute", "orders.view_order", "orders.view_orderstatuschange"]
+GROUP_PERMISSIONS: dict[str, list[str]] = {
+    SOLVER_READ_GROUP: _READ,
+    SOLVER_READ_WRITE_GROUP: [*_READ, "disputes.resolve_dispute"],
+    OPERATOR_GROUP: [
+        *_READ,
+        "disputes.resolve_dispute",
+        "disputes.manage_solvers",
+        "disputes.view_solverlink",
+        "disputes.add_solverlink",
+        "disputes.change_solverlink",
+        "disputes.delete_solverlink",
+        "disputes.view_apitoken",
+        "disputes.add_apitoken",
+        "disputes.change_apitoken",
+        "orders.view_trader",
+        "devfee.view_devfeepayment",
+    ],
+}
+
+
+def ensure_groups(**_kwargs) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    for name, dotted in GROUP_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = [tuple(item.split(".", 1)) for item in dotted]
+        perms = [
+            perm
+            for perm in Permission.objects.filter(codename__in=[c for _, c in wanted]).select_related("content_type")
+            if (perm.content_type.app_label, perm.codename) in wanted
+        ]
+        group.permissions.add(*perms)
+
+
+def is_operator(user) -> bool:
+    """Operators (and superusers) act as the node key: an admin on every dispute."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.is_superuser or user.groups.filter(name=OPERATOR_GROUP).exists()

@@ -1,0 +1,16 @@
+"""`admin-cancel` (03-actions.md §8.4): the assigned solver refunds the seller."""
+
+from disputes.services import dispute_cancel
+from nostrbridge.context import InboundContext
+
+
+def handle_admin_cancel(ctx: InboundContext) -> None:
+    dispute_cancel(
+        order_id=ctx.order_id,
+        actor_pubkey=ctx.identity,
+        request_id=ctx.request_id,
+        trade_index=ctx.trade_index,
+        payload=ctx.payload,
+        reply_to=ctx.sender,
+        atomic=ctx.atomic,
+    )

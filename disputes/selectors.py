@@ -1,0 +1,96 @@
+"""Read-only dispute queries shared by the admin console, the REST API and the live feed."""
+
+from datetime import timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from disputes.models import Dispute, DisputeLog
+from lightning import get_lightning_client
+from lightning.errors import LightningError
+from orders.models import Order, OrderStatusChange, Trader
+from orders.services.amounts import buyer_payout_sats, seller_escrow_sats
+
+AGE_BUCKETS = {
+    "1h": (None, timedelta(hours=1)),
+    "1d": (timedelta(hours=1), timedelta(days=1)),
+    "7d": (timedelta(days=1), timedelta(days=7)),
+    "older": (timedelta(days=7), None),
+}
+
+
+def dispute_queryset() -> QuerySet[Dispute]:
+    return Dispute.objects.select_related("order").order_by("-created_at")
+
+
+def dispute_filter(
+    queryset: QuerySet[Dispute],
+    *,
+    status: str | None = None,
+    solver_pubkey: str | None = None,
+    unassigned: bool | None = None,
+    fiat_code: str | None = None,
+    age: str | None = None,
+) -> QuerySet[Dispute]:
+    if status:
+        queryset = queryset.filter(status=status)
+    if solver_pubkey:
+        queryset = queryset.filter(solver_pubkey=solver_pubkey)
+    if unassigned is not None:
+        queryset = queryset.filter(solver_pubkey__isnull=unassigned)
+    if fiat_code:
+        queryset = queryset.filter(order__fiat_code__iexact=fiat_code)
+    if age in AGE_BUCKETS:
+        newest, oldest = AGE_BUCKETS[age]
+        now = timezone.now()
+        if newest is not None:
+            queryset = queryset.filter(created_at__lte=now - newest)
+        if oldest is not None:
+            queryset = queryset.filter(created_at__gt=now - oldest)
+    return queryset
+
+
+def dispute_timeline(dispute: Dispute) -> list[dict]:
+    """The order's status changes and the dispute's own actions, oldest first."""
+    rows = [
+        {
+            "at": row.created_at,
+            "what": f"order {row.from_status or '∅'} → {row.to_status}",
+            "actor": row.actor,
+            "why": row.reason,
+        }
+        for row in OrderStatusChange.objects.filter(order_id=dispute.order_id)
+    ]
+    rows += [
+        {"at": row.created_at, "what": f"dispute {row.action}", "actor": row.actor, "why": ""}
+        for row in DisputeLog.objects.filter(dispute=dispute)
+    ]
+    return sorted(rows, key=lambda row: row["at"])
+
+
+def dispute_amounts(order: Order) -> dict:
+    """What the escrow holds and where it goes in each outcome (integer sats)."""
+    escrow = seller_escrow_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
+    return {
+        "amount_sats": order.amount_sats,
+        "fee_sats": order.fee_sats,
+        "escrow_sats": escrow,
+        "buyer_payout_sats": buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats),
+        "node_fee_sats": 2 * order.fee_sats,
+        "seller_refund_sats": escrow,
+        "fiat": f"{order.fiat_amount} {order.fiat_code}",
+    }
+
+
+def invoice_state(order: Order) -> str:
+    """The hold invoice's state as LND reports it now, or "unknown". Call outside transactions."""
+    if not order.hold_invoice_hash:
+        return "none"
+    try:
+        return str(get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash)).state)
+    except LightningError:
+        return "unknown"
+
+
+def solvers() -> QuerySet[Trader]:
+    return Trader.objects.filter(is_solver=True).order_by("pubkey")

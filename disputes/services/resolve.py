@@ -1,0 +1,159 @@
+"""`admin-settle` and `admin-cancel` (03-actions.md §8.3, §8.4; behaviour §1.14.4, §1.14.5).
+
+Shape: checks in the daemon's order → the escrow call to LND outside any transaction (LND is
+the arbiter against a concurrent release or cooperative cancel: an invoice is settled or
+canceled, never both) → one short transaction with the guarded transition, the dispute
+closure, the events and the replies → the buyer payout after commit (settle only).
+"""
+
+import enum
+from uuid import UUID
+
+from django.db import transaction
+
+from disputes.models import Dispute, DisputeLogAction, DisputeStatus
+from disputes.services.authz import ensure_may_finalize
+from disputes.services.common import Atomic, dispute_close
+from disputes.services.errors import DisputeConflict
+from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.outbox import enqueue_message
+from nostrbridge.protocol.enums import Action, CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.payloads import BondResolutionPayload, Payload
+from orders.models import Order
+from orders.publish import network_tag_prefetch, publish_order_event
+from orders.services.escrow import EscrowAlreadyCanceled, EscrowCancelError, escrow_cancel, escrow_settle
+from orders.services.lookup import order_get_or_not_found
+from orders.services.payout import payout_schedule
+from orders.status import OrderStatus
+from orders.transitions import transition_order
+from orders.wire import order_message, send
+
+
+class Resolution(enum.StrEnum):
+    SETTLED = "settled"  # escrow settled, buyer payout scheduled
+    REFUNDED = "seller-refunded"  # escrow canceled, order canceled-by-admin
+    ALREADY_COOPERATIVELY_CANCELED = "cooperatively-canceled"  # nothing moved
+
+
+def dispute_settle(
+    *,
+    order_id: UUID | str | None,
+    actor_pubkey: str,
+    actor_label: str | None = None,
+    request_id: int | None = None,
+    trade_index: int | None = None,
+    payload: Payload | None = None,
+    reply_to: str | None = None,
+    atomic: Atomic = transaction.atomic,
+) -> Resolution:
+    """Settle the escrow to the buyer: `settled-hold-invoice`, dispute `settled`, payout."""
+    label = actor_label or actor_pubkey
+    order, dispute = _checked(order_id, actor_pubkey)
+    if order.status == OrderStatus.COOPERATIVELY_CANCELED:
+        return _already_canceled(order, actor_pubkey, request_id, trade_index, reply_to, atomic)
+    if order.status != OrderStatus.DISPUTE:
+        raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+    _refuse_slashes(payload)
+    try:
+        escrow_settle(order=order)
+    except EscrowAlreadyCanceled as exc:
+        raise DisputeConflict("the hold invoice is already canceled") from exc
+    network_tag_prefetch()
+    with atomic():
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=[OrderStatus.DISPUTE],
+            to_status=OrderStatus.SETTLED_HOLD_INVOICE,
+            actor=label,
+            reason="admin-settle",
+            set_fields={"payout_request_id": request_id},
+        )
+        if not moved:
+            raise DisputeConflict("the order left `dispute` during the settle")
+        order.refresh_from_db()
+        publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
+        dispute_close(dispute, status=DisputeStatus.SETTLED, actor=label, log_action=DisputeLogAction.SETTLED)
+        if reply_to:
+            send(reply_to, Action.ADMIN_SETTLED, order, request_id=request_id, trade_index=trade_index)
+        send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
+        send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
+        payout_schedule(order_id=order.id, request_id=request_id)
+    return Resolution.SETTLED
+
+
+def dispute_cancel(
+    *,
+    order_id: UUID | str | None,
+    actor_pubkey: str,
+    actor_label: str | None = None,
+    request_id: int | None = None,
+    trade_index: int | None = None,
+    payload: Payload | None = None,
+    reply_to: str | None = None,
+    atomic: Atomic = transaction.atomic,
+) -> Resolution:
+    """Refund the seller: hold invoice canceled, dispute `seller-refunded`, `canceled-by-admin`."""
+    label = actor_label or actor_pubkey
+    order, dispute = _checked(order_id, actor_pubkey)
+    if order.status == OrderStatus.COOPERATIVELY_CANCELED:
+        return _already_canceled(order, actor_pubkey, request_id, trade_index, reply_to, atomic)
+    if order.status != OrderStatus.DISPUTE:
+        raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+    _refuse_slashes(payload)
+    _cancel_escrow(order)
+    network_tag_prefetch()
+    with atomic():
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=[OrderStatus.DISPUTE],
+            to_status=OrderStatus.CANCELED_BY_ADMIN,
+            actor=label,
+            reason="admin-cancel",
+        )
+        if not moved:
+            raise DisputeConflict("the order left `dispute` during the cancel")
+        order.refresh_from_db()
+        dispute_close(dispute, status=DisputeStatus.SELLER_REFUNDED, actor=label, log_action=DisputeLogAction.REFUNDED)
+        publish_order_event(order)
+        # One message, sent alike to the solver, the seller and the buyer (§8.4).
+        message = order_message(Action.ADMIN_CANCELED, order.id, request_id=request_id, trade_index=trade_index)
+        for recipient in (reply_to, order.seller_pubkey, order.buyer_pubkey):
+            if recipient:
+                enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
+    return Resolution.REFUNDED
+
+
+def _checked(order_id: UUID | str | None, actor_pubkey: str) -> tuple[Order, Dispute | None]:
+    order = order_get_or_not_found(order_id)
+    dispute = Dispute.objects.filter(order_id=order.id).first()
+    ensure_may_finalize(dispute, actor_pubkey)
+    return order, dispute
+
+
+def _already_canceled(
+    order: Order, identity: str, request_id: int | None, trade_index: int | None, reply_to: str | None, atomic: Atomic
+) -> Resolution:
+    """The parties canceled cooperatively first: say so to the solver's identity and stop."""
+    with atomic():
+        if reply_to:
+            send(identity, Action.COOPERATIVE_CANCEL_ACCEPTED, order, request_id=request_id, trade_index=trade_index)
+    return Resolution.ALREADY_COOPERATIVELY_CANCELED
+
+
+def _refuse_slashes(payload: Payload | None) -> None:
+    """Bonds are not enabled on this node, so no side has a locked bond to slash (§7.2)."""
+    if isinstance(payload, BondResolutionPayload) and (
+        payload.resolution.slash_seller or payload.resolution.slash_buyer
+    ):
+        raise CantDo(CantDoReason.INVALID_PAYLOAD)
+
+
+def _cancel_escrow(order: Order) -> None:
+    """A settled invoice means the seller released first (which closed the dispute)."""
+    try:
+        escrow_cancel(order=order)
+    except EscrowCancelError as exc:
+        if isinstance(exc.__cause__, AlreadySettledOrCanceled) and exc.__cause__.settled:
+            raise DisputeConflict("the hold invoice is already settled") from exc
+        raise

@@ -1,0 +1,37 @@
+"""Staff users, groups, solver links and API tokens for the admin, API and browser tests."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from disputes.groups import OPERATOR_GROUP, SOLVER_READ_GROUP, SOLVER_READ_WRITE_GROUP
+from disputes.models import SolverLink
+from disputes.services import solver_grant
+from disputes.tokens import api_token_create
+from nostrbridge.keys import node_pubkey
+from nostrbridge.protocol.keys import Keys
+from orders.models import SolverCategory
+
+PASSWORD = "correct horse battery staple"
+GROUPS = {"operator": OPERATOR_GROUP, "rw": SOLVER_READ_WRITE_GROUP, "ro": SOLVER_READ_GROUP}
+
+
+def make_user(username: str, role: str | None = None, *, keys: Keys | None = None):
+    """A staff user in the role's group; solvers are linked to `keys` (registered as solvers)."""
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, is_staff=True)
+    if role:
+        user.groups.add(Group.objects.get(name=GROUPS[role]))
+    if role in ("rw", "ro"):
+        keys = keys or Keys.generate()
+        SolverLink.objects.create(user=user, pubkey=keys.public_key_hex)
+        category = SolverCategory.READ_WRITE if role == "rw" else SolverCategory.READ
+        solver_grant(actor_pubkey=node_pubkey(), pubkey=keys.public_key_hex, category=category)
+    return user
+
+
+def bearer(user) -> dict:
+    _, key = api_token_create(user=user, name="test")
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def linked_pubkey(user) -> str:
+    return user.solver_link.pubkey
