@@ -19,7 +19,10 @@ install: $(VENV)/.installed ## Create the virtual environment and install everyt
 test-relays: ## Install the second, independent test relay (PyPI nostr-relay) in .venv-relay
 	bash scripts/setup_test_relays.sh
 
-test: install test-relays ## Run the whole test suite (SQLite, then PostgreSQL)
+test-browser: ## Install the browser-test prerequisites (Debian chromium, npm playwright-core)
+	@bash scripts/setup_browser.sh || { [ "$$CI" != "true" ] && echo "WARNING: browser tests will be skipped"; }
+
+test: install test-relays test-browser ## Run the whole test suite (SQLite, then PostgreSQL)
 	bash scripts/run_tests.sh
 
 run: install ## Set up and run a complete local node (SQLite, local relay, simulated Lightning)
@@ -37,4 +40,4 @@ bench: install ## Run the benchmark scripts
 	$(PY) benchmarks/bench_protocol.py
 	$(PY) benchmarks/bench_lightning.py
 
-.PHONY: help install test-relays test run lint fmt bench
+.PHONY: help install test-relays test-browser test run lint fmt bench
