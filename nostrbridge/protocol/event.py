@@ -9,7 +9,13 @@ from typing import Any
 
 from nostrbridge.protocol import secp
 from nostrbridge.protocol.errors import EventIdMismatch, MalformedEvent
-from nostrbridge.protocol.jsonwire import dumps_compact, json_string, loads_envelope
+from nostrbridge.protocol.jsonwire import (
+    dumps_compact,
+    dumps_id_preimage,
+    dumps_string_lists,
+    json_string,
+    loads_envelope,
+)
 from nostrbridge.protocol.keys import Keys
 
 _MAX_U64 = 2**64 - 1
@@ -57,10 +63,10 @@ class Event:
         }
 
     def to_json(self) -> str:
-        # Same bytes as dumps_compact(to_dict()), with the fast path for long contents.
+        # Same bytes as dumps_compact(to_dict()), with the fast paths for tags and long contents.
         return (
             f'{{"id":"{self.id}","pubkey":"{self.pubkey}","created_at":{self.created_at},"kind":{self.kind},'
-            f'"tags":{dumps_compact(self.tags)},"content":{json_string(self.content)},"sig":"{self.sig}"}}'
+            f'"tags":{dumps_string_lists(self.tags)},"content":{json_string(self.content)},"sig":"{self.sig}"}}'
         )
 
     def tag_value(self, name: str) -> str | None:
@@ -123,6 +129,14 @@ def event_id(pubkey: str, created_at: int, kind: int, tags: list[list[str]], con
 def serialize_for_id(pubkey: str, created_at: int, kind: int, tags: list[list[str]], content: str) -> bytes:
     if type(created_at) is not int or type(kind) is not int:
         raise MalformedEvent("created_at and kind must be integers")
+    preimage = dumps_id_preimage(pubkey, created_at, kind, tags, content)
+    if preimage is not None:
+        return preimage
+    return _serialize_for_id_json(pubkey, created_at, kind, tags, content)
+
+
+def _serialize_for_id_json(pubkey: str, created_at: int, kind: int, tags: list[list[str]], content: str) -> bytes:
+    """The reference serialization on `json` (same bytes as orjson's where orjson applies)."""
     try:
         tags_json = dumps_compact(tags) if tags else "[]"  # seals and rumors have no tags
         text = f"[0,{json_string(pubkey)},{created_at},{kind},{tags_json},{json_string(content)}]"

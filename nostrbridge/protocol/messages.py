@@ -131,6 +131,8 @@ _VERIFY_RULES = {
 } | {action: _rule(True, _any_but_bond) for action in _ANY_PAYLOAD_ACTIONS}
 
 _MESSAGE_TYPES = MessageType._value2member_map_
+# '{"<type>":' per message type; a StrEnum member hashes like its value, so both look up.
+_TYPE_PREFIX = {member: f'{{"{member.value}":' for member in MessageType}
 
 
 @dataclass(slots=True)
@@ -187,7 +189,10 @@ class Message:
 
     def to_json(self) -> str:
         """Canonical serde_json form: the bytes the trade signature and identity proof cover."""
-        return f'{{"{MessageType(self.type).value}":{self.kind.to_json()}}}'
+        prefix = _TYPE_PREFIX.get(self.type) if type(self.type) in (MessageType, str) else None
+        if prefix is None:  # not a message type: MessageType() raises as before
+            prefix = f'{{"{MessageType(self.type).value}":'
+        return prefix + self.kind.to_json() + "}"
 
     def verify(self) -> bool:
         return self.kind.verify()

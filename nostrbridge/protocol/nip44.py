@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import os
 from functools import lru_cache
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from nostrbridge.protocol import secp
 from nostrbridge.protocol.errors import DecryptionError, InvalidPlaintextLength
@@ -31,7 +31,7 @@ _MAX_DECODED_BYTES = 65603
 _NONCE_BYTES = 32
 _MAC_BYTES = 32
 _ZERO_BLOCK_COUNTER = b"\x00\x00\x00\x00"
-_SHA256 = SHA256()
+_KEY_BYTES = 32
 
 try:
     # What `Cipher(...).encryptor()` calls after its Python-level ABC type checks, which
@@ -48,12 +48,52 @@ except (ImportError, AttributeError):  # pragma: no cover - depends on the insta
 _CONVERSATION_KEY_CACHE_SIZE = 8192
 
 
+# HMAC-SHA256 (RFC 2104) written on hashlib's SHA-256 objects. OpenSSL 3's one-shot HMAC
+# (`hmac.digest`, and `HKDFExpand`, which runs it three times) fetches the digest from its
+# provider and builds a MAC context on every call: ~2 µs for a 33-byte `hmac.digest` and
+# 3.3 µs for `HKDFExpand` when hot, 2-3× that inside the unwrap pipeline, where that code is
+# evicted from the CPU caches between messages. SHA-256 objects stay hot (event ids need
+# them) and make the key derivation of a gift-wrap layer 10 → 6 µs in the pipeline, its MAC
+# 5.6 → 4.3 µs. NIP-44's HMAC keys are always 32 bytes: zero-padded to the 64-byte block,
+# then XORed with the pads. Checked against the official vectors and `hmac` in the tests.
+_sha256 = hashlib.sha256
+_BLOCK_PAD_BYTES = 64 - _KEY_BYTES
+_IPAD_INT = int.from_bytes(b"\x36" * _KEY_BYTES, "big")
+_OPAD_INT = int.from_bytes(b"\x5c" * _KEY_BYTES, "big")
+_IPAD_TAIL = b"\x36" * _BLOCK_PAD_BYTES
+_OPAD_TAIL = b"\x5c" * _BLOCK_PAD_BYTES
+# The NIP-44 salt is the HMAC key of HKDF-Extract: its two padded blocks are hashed once.
+_SALT_BLOCK = _SALT.ljust(64, b"\x00")
+_SALT_INNER = _sha256(bytes(byte ^ 0x36 for byte in _SALT_BLOCK))
+_SALT_OUTER = _sha256(bytes(byte ^ 0x5C for byte in _SALT_BLOCK))
+
+
+def _hmac_pads(key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after the inner and outer padded key blocks of a 32-byte HMAC key."""
+    number = int.from_bytes(key, "big")  # integer XOR: no key-indexed table lookups
+    inner = _sha256((number ^ _IPAD_INT).to_bytes(_KEY_BYTES, "big") + _IPAD_TAIL)
+    outer = _sha256((number ^ _OPAD_INT).to_bytes(_KEY_BYTES, "big") + _OPAD_TAIL)
+    return inner, outer
+
+
+def _hmac_sha256(key: bytes, data: bytes | memoryview) -> bytes:
+    """HMAC-SHA256 with a 32-byte key (`hmac.digest(key, data, "sha256")`, same bytes)."""
+    inner, outer = _hmac_pads(key)
+    inner.update(data)
+    outer.update(inner.digest())
+    return outer.digest()
+
+
 def get_conversation_key(secret: bytes, xonly_pub: bytes) -> bytes:
     """HKDF-Extract(salt="nip44-v2", IKM=unhashed shared x); symmetric in the two parties.
 
     Raises `InvalidKey` for a secret outside 1..n-1 or a public key that is not on the curve.
     """
-    return hmac.digest(_SALT, secp.shared_x(secret, xonly_pub), "sha256")
+    inner = _SALT_INNER.copy()
+    inner.update(secp.shared_x(secret, xonly_pub))
+    outer = _SALT_OUTER.copy()
+    outer.update(inner.digest())
+    return outer.digest()
 
 
 @lru_cache(maxsize=_CONVERSATION_KEY_CACHE_SIZE)
@@ -64,12 +104,25 @@ def cached_conversation_key(secret: bytes, xonly_pub: bytes) -> bytes:
 
 def get_message_keys(conversation_key: bytes, nonce: bytes) -> tuple[bytes, bytes, bytes]:
     """HKDF-Expand(PRK=conversation_key, info=nonce, L=76) → (chacha_key, chacha_nonce, hmac_key)."""
-    if len(conversation_key) != 32:
+    if len(conversation_key) != _KEY_BYTES:
         raise DecryptionError("conversation key must be 32 bytes")
     if len(nonce) != _NONCE_BYTES:
         raise DecryptionError("nonce must be 32 bytes")
-    okm = HKDFExpand(_SHA256, 76, nonce).derive(conversation_key)
-    return okm[0:32], okm[32:44], okm[44:76]
+    # T(i) = HMAC(PRK, T(i-1) || info || i); 76 bytes = T(1) || T(2) || T(3)[:12].
+    inner, outer = _hmac_pads(conversation_key)
+    step = inner.copy()
+    step.update(nonce + b"\x01")
+    mac = outer.copy()
+    mac.update(step.digest())
+    t1 = mac.digest()
+    step = inner.copy()
+    step.update(t1 + nonce + b"\x02")
+    mac = outer.copy()
+    mac.update(step.digest())
+    t2 = mac.digest()
+    inner.update(t2 + nonce + b"\x03")
+    outer.update(inner.digest())
+    return t1, t2[:12], t2[12:] + outer.digest()[:12]
 
 
 def calc_padded_len(unpadded_len: int) -> int:
@@ -116,7 +169,7 @@ def encrypt(plaintext: str, conversation_key: bytes, nonce: bytes | None = None)
         raise InvalidPlaintextLength("plaintext is not encodable as UTF-8") from exc
     chacha_key, chacha_nonce, hmac_key = get_message_keys(conversation_key, nonce)
     ciphertext = _chacha20(chacha_key, chacha_nonce, _pad(raw))
-    mac = hmac.digest(hmac_key, nonce + ciphertext, "sha256")
+    mac = _hmac_sha256(hmac_key, nonce + ciphertext)
     return base64.b64encode(b"\x02" + nonce + ciphertext + mac).decode("ascii")
 
 
@@ -156,11 +209,13 @@ def _require_canonical_base64(payload: str, decoded_len: int) -> None:
 def decrypt(payload: str, conversation_key: bytes) -> str:
     """Decrypt a base64 payload; any failure raises `DecryptionError`."""
     data = _decode_payload(payload)
-    nonce, ciphertext, mac = data[1:33], data[33:-_MAC_BYTES], data[-_MAC_BYTES:]
-    chacha_key, chacha_nonce, hmac_key = get_message_keys(conversation_key, nonce)
-    if not hmac.compare_digest(hmac.digest(hmac_key, nonce + ciphertext, "sha256"), mac):
+    chacha_key, chacha_nonce, hmac_key = get_message_keys(conversation_key, data[1:33])
+    # The MAC covers nonce + ciphertext, i.e. the decoded bytes between version and MAC:
+    # memoryview slices avoid copying them (twice) for the MAC and the cipher.
+    view = memoryview(data)
+    if not hmac.compare_digest(_hmac_sha256(hmac_key, view[1:-_MAC_BYTES]), view[-_MAC_BYTES:]):
         raise DecryptionError("invalid MAC")
-    plaintext = _unpad(_chacha20(chacha_key, chacha_nonce, ciphertext))
+    plaintext = _unpad(_chacha20(chacha_key, chacha_nonce, view[33:-_MAC_BYTES]))
     try:
         return plaintext.decode("utf-8")
     except UnicodeDecodeError as exc:

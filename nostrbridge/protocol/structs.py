@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from nostrbridge.protocol.enums import DisputeInitiator, Kind, Status
 from nostrbridge.protocol.wirefields import (
     Field,
+    compile_struct_reader,
+    compile_struct_writer,
     enum_reader,
     list_reader,
     list_writer,
@@ -21,7 +23,6 @@ from nostrbridge.protocol.wirefields import (
     read_f64,
     read_i64,
     read_str,
-    read_struct,
     read_u32,
     read_u64,
     read_uuid,
@@ -29,7 +30,6 @@ from nostrbridge.protocol.wirefields import (
     write_f64,
     write_int,
     write_str,
-    write_struct,
     write_uuid,
 )
 
@@ -44,10 +44,24 @@ class _Struct:
 
     @classmethod
     def from_value(cls, value: Any, where: str | None = None) -> Any:
-        return read_struct(cls, cls.FIELDS, value, where or cls.__name__, cls.ALLOWED_FIELDS)
+        try:
+            reader = _READERS[cls]
+        except KeyError:  # first use: the final (slots) class exists only after @dataclass
+            reader = _READERS[cls] = compile_struct_reader(cls, cls.FIELDS, cls.ALLOWED_FIELDS)
+        return reader(value, where or cls.__name__)
 
     def to_json(self) -> str:
-        return write_struct(self, self.FIELDS)
+        cls = type(self)
+        try:
+            writer = _WRITERS[cls]
+        except KeyError:
+            writer = _WRITERS[cls] = compile_struct_writer(cls.FIELDS)
+        return writer(self)
+
+
+# `read_struct` / `write_struct` unrolled per struct class (see `compile_struct_reader`).
+_READERS: dict[type, Any] = {}
+_WRITERS: dict[type, Any] = {}
 
 
 def _nested(cls: type[_Struct]) -> tuple[Any, Any]:

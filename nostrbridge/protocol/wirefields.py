@@ -9,6 +9,7 @@ order and the null-versus-omitted rules (§3) live in one place per struct.
 
 from __future__ import annotations
 
+import keyword
 import math
 import uuid
 from collections.abc import Callable
@@ -51,6 +52,13 @@ read_u8 = _int_reader(0, U8_MAX, "u8")
 read_u32 = _int_reader(0, U32_MAX, "u32")
 read_u64 = _int_reader(0, U64_MAX, "u64")
 read_i64 = _int_reader(I64_MIN, I64_MAX, "i64")
+# (low, high, type name) of each integer reader, for the unrolled struct readers below.
+_INT_READERS: dict[Reader, tuple[int, int, str]] = {
+    read_u8: (0, U8_MAX, "u8"),
+    read_u32: (0, U32_MAX, "u32"),
+    read_u64: (0, U64_MAX, "u64"),
+    read_i64: (I64_MIN, I64_MAX, "i64"),
+}
 
 
 def read_str(value: Any, where: str) -> str:
@@ -211,3 +219,95 @@ def write_struct(obj: Any, fields: tuple[Field, ...]) -> str:
         elif not f.omit_none:
             parts.append(f.key + "null")
     return "{" + ",".join(parts) + "}"
+
+
+# --- Specialised readers and writers ---------------------------------------------------
+# `read_struct` and `write_struct` interpret the field table on every call: ~0.2 µs per
+# field in attribute lookups and branches, and a struct like `SmallOrder` has 15 fields. The
+# functions below are the same two loops unrolled once per struct from its `Field`s (the way
+# `dataclasses` writes `__init__`): same reads in the same order, same errors, same bytes.
+
+
+def _unrollable(fields: tuple[Field, ...]) -> bool:
+    return all(f.name.isidentifier() and not keyword.iskeyword(f.name) for f in fields)
+
+
+def _inline_check(read: Reader) -> tuple[str, str] | None:
+    """(failure condition on `raw`, error text) for readers that only check and return `raw`."""
+    if read is read_str:
+        return "type(raw) is not str", "'expected a string'"
+    bounds = _INT_READERS.get(read)
+    if bounds is not None:
+        low, high, type_name = bounds
+        return f"type(raw) is not int or not {low} <= raw <= {high}", f"f'expected {type_name}, got {{raw!r:.40}}'"
+    return None
+
+
+def compile_struct_reader(
+    cls: type, fields: tuple[Field, ...], allowed: frozenset[str] | None = None
+) -> Callable[[Any, str], Any]:
+    """`read_struct(cls, fields, value, where, allowed)` as one function of `(value, where)`."""
+    if not _unrollable(fields):
+        return lambda value, where: read_struct(cls, fields, value, where, allowed)
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "allowed": allowed,
+        "fail": fail,
+        "MessageParseError": MessageParseError,
+    }
+    lines = [
+        "def read(value, where):",
+        "    if type(value) is not dict:",
+        f"        raise fail(where, {f'expected a {cls.__name__} object'!r})",
+    ]
+    if allowed is not None:
+        lines += [
+            "    if not allowed.issuperset(value):",
+            "        raise fail(where, f'unknown field {sorted(value.keys() - allowed)[0]!r}')",
+        ]
+    lines += ["    get = value.get", "    try:"]
+    for i, f in enumerate(fields):
+        name = repr(f.name)
+        lines.append(f"        raw = get({name})")
+        if not f.optional:
+            lines += ["        if raw is None:", f"            raise fail({name}, 'missing or null')"]
+        check = _inline_check(f.read)
+        if check is not None:  # the reader's own test, then `raw` itself (as the reader returns it)
+            condition, problem = check
+            guard = f"({condition})" if not f.optional else f"raw is not None and ({condition})"
+            lines += [f"        if {guard}:", f"            raise fail({name}, {problem})", f"        v_{i} = raw"]
+        else:
+            namespace[f"read_{i}"] = f.read
+            call = f"read_{i}(raw, {name})"
+            lines.append(
+                f"        v_{i} = None if raw is None else {call}" if f.optional else f"        v_{i} = {call}"
+            )
+    lines += [
+        "    except MessageParseError as exc:",
+        "        raise fail(where, str(exc)) from None",
+        "    return cls(" + ", ".join(f"{f.name}=v_{i}" for i, f in enumerate(fields)) + ")",
+    ]
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from this package's field tables only
+    return namespace["read"]
+
+
+def compile_struct_writer(fields: tuple[Field, ...]) -> Callable[[Any], str]:
+    """`write_struct(obj, fields)` as one function of `obj`."""
+    if not _unrollable(fields):
+        return lambda obj: write_struct(obj, fields)
+    namespace: dict[str, Any] = {}
+    lines = ["def write(obj):", "    parts = []", "    append = parts.append"]
+    for i, f in enumerate(fields):
+        namespace[f"write_{i}"] = f.write
+        lines.append(f"    value = obj.{f.name}")
+        # write_int is str() after its type check: inlined for exact ints, called otherwise.
+        text = (
+            f"(str(value) if type(value) is int else write_{i}(value))" if f.write is write_int else f"write_{i}(value)"
+        )
+        if f.omit_none:
+            lines += ["    if value is not None:", f"        append({f.key!r} + {text})"]
+        else:
+            lines.append(f"    append({f.key!r} + ('null' if value is None else {text}))")
+    lines.append("    return '{' + ','.join(parts) + '}'")
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from this package's field tables only
+    return namespace["write"]
