@@ -2,7 +2,7 @@
 
 - `InProcessLocalRelay`: runs on nostr-sdk's own threads inside the test process; starts in ~1 ms.
 - `LocalRelayProcess`: the same relay in a child process, so a test can kill and restart it and
-  other processes can reach it. Also a script: `python -m tests.relays.local_relay --port P`
+  other processes can reach it. It runs the product's `python -m mostro_site.local_relay`, which
   prints `READY <url>` and serves until SIGTERM/SIGINT.
 
 Measured behaviour (nostr-sdk 0.45.1): accepts kinds 14 and 1059 (a 1059 must carry exactly one
@@ -14,25 +14,21 @@ per REQ whatever the filter's limit; keeps nothing across a restart (memory stor
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 import subprocess
 import sys
 
-from tests.relays.net import REPO_ROOT, die_with_parent, free_port, read_line, terminate, wait_port_free
+from tests.relays.net import REPO_ROOT, free_port, read_line, terminate, wait_port_free
 
 LOCAL_RELAY_MAX_EVENTS_PER_REQ = 500
 LOCAL_RELAY_MAX_EVENT_BYTES = 65_536
 
 
 def build_local_relay(host: str, port: int):  # -> nostr_sdk.LocalRelay
-    # Imported here so `tests.relays` stays importable without nostr-sdk (e.g. from .venv-relay).
-    from nostr_sdk import LocalRelayBuilder, RateLimit
+    """The product's own local relay (lifted rate limit), so tests run what `make run` runs."""
+    from mostro_site.local_relay import build_relay
 
-    # The default rate limit (60 events/min per connection) would throttle every burst test.
-    limit = RateLimit(max_reqs=1000, notes_per_minute=10_000_000)
-    return LocalRelayBuilder().addr(host).port(port).rate_limit(limit).build()
+    return build_relay(host, port)
 
 
 class InProcessLocalRelay:
@@ -88,7 +84,7 @@ class LocalRelayProcess:
         if self.running:
             raise RuntimeError(f"LocalRelayProcess on port {self.port} already running")
         wait_port_free(self.host, self.port)
-        cmd = [sys.executable, "-m", "tests.relays.local_relay", "--host", self.host, "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "mostro_site.local_relay", "--host", self.host, "--port", str(self.port)]
         cmd.append("--exit-on-stdin-eof")
         self.proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -123,31 +119,3 @@ class LocalRelayProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-async def _serve(host: str, port: int) -> None:
-    relay = build_local_relay(host, port)
-    await relay.run()
-    sys.stdout.write(f"READY {await relay.url()}\n")
-    sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    relay.shutdown()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run nostr-sdk's LocalRelay until killed.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--exit-on-stdin-eof", action="store_true", help="die with the parent process")
-    args = parser.parse_args(argv)
-    if args.exit_on_stdin_eof:
-        die_with_parent()
-    asyncio.run(_serve(args.host, args.port))
-
-
-if __name__ == "__main__":
-    main()
