@@ -6,6 +6,7 @@ row; a lease that expires (process killed mid-handler) makes the row claimable a
 
 import json
 import logging
+from collections import Counter
 from datetime import timedelta
 
 from django.db import transaction
@@ -28,14 +29,17 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
     A duplicate (same id from another relay, or again after a restart) only bumps seen_count.
     """
     by_id: dict[str, tuple[str, dict]] = {}
+    copies: Counter[str] = Counter()  # the same event from several relays in one batch
     for relay_url, event in items:
         by_id.setdefault(event["id"], (relay_url, event))
+        copies[event["id"]] += 1
     if not by_id:
         return []
     with transaction.atomic():
         existing = set(InboundEvent.objects.filter(event_id__in=list(by_id)).values_list("event_id", flat=True))
-        if existing:
-            InboundEvent.objects.filter(event_id__in=existing).update(seen_count=F("seen_count") + 1)
+        for count in {copies[event_id] for event_id in existing}:
+            seen = [event_id for event_id in existing if copies[event_id] == count]
+            InboundEvent.objects.filter(event_id__in=seen).update(seen_count=F("seen_count") + count)
         rows = [
             InboundEvent(
                 event_id=event_id,
@@ -45,6 +49,7 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
                 raw=json.dumps(event, separators=(",", ":"), ensure_ascii=False),
                 first_relay=relay_url[:300],
                 caught_up=catch_up,
+                seen_count=copies[event_id],
             )
             for event_id, (relay_url, event) in by_id.items()
             if event_id not in existing

@@ -1,0 +1,16 @@
+"""The relay bridge process: relay pool → durable inbox → Channels consumer → handlers, and the
+outbox publisher. `run_bridge` is the entry point (`manage.py nostr_bridge`, `mostrod`)."""
+
+from typing import Any
+
+__all__ = ["Bridge", "BridgeOptions", "run_bridge"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily: nostrbridge.consumers imports this package's helpers, and the runner
+    # imports the consumers.
+    if name in __all__:
+        from nostrbridge.bridge import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

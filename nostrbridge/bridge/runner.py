@@ -1,0 +1,373 @@
+"""`run_bridge`: the relay pool, intake, Channels consumer, outbox publisher and the node's own
+events in one asyncio loop. Used by `manage.py nostr_bridge` and by the all-in-one `mostrod`.
+
+Threads: everything here runs on the event loop except database work, which goes through
+`db_call` (thread-sensitive like `database_sync_to_async`: one database thread per process, so
+SQLite sees a single writer and handlers are serialised), and the LND `get_info` call of the info event
+(a worker thread, so a slow LND never blocks handlers).
+
+Shutdown (stop event set): the inbox subscription is closed, received events are stored, the
+consumer finishes the batch in hand (unstarted rows are handed back), due replies are
+published, then the pool closes. A process killed instead loses nothing either: leases bring
+claimed rows back, the outbox keeps unsent replies, and `since` replays unstored events.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import DatabaseError
+
+from mostro_site.config import NodeConfig, node_config
+from nostrbridge.bridge.dbthread import db_call
+from nostrbridge.bridge.health import HealthTracker, relay_health_save
+from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
+from nostrbridge.consumers import (
+    DEFAULT_CLAIM_BATCH,
+    BridgeWorker,
+    InboxLane,
+    in_batch,
+    make_worker_id,
+    release_dead_leases,
+)
+from nostrbridge.inbox import inbox_latest_created_at
+from nostrbridge.keys import node_pubkey
+from nostrbridge.node_events import (
+    METADATA_MIN_INTERVAL_S,
+    info_event_enqueue,
+    lnd_status,
+    metadata_enqueue,
+    relay_list_enqueue,
+)
+from nostrbridge.publisher import OutboxPublisher, PublishPolicy
+from nostrbridge.relay_pool import RelayHealth, RelayPool, normalize_url
+from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, register_waker, unregister_waker
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_SLACK_S = 5
+RECONCILE_EVERY_S = 60  # mostrod's orderbook reconciler
+PRUNE_EVERY_S = 3_600
+RELAY_LIST_DEBOUNCE_S = 2.0
+# A relay that drops the connection (restart, per-connection limits) is usually back at once;
+# the first retry comes within 0.1 s, later ones back off exponentially with jitter.
+DEFAULT_POOL_OPTIONS: dict[str, Any] = {"backoff_initial_s": 0.1}
+
+
+@dataclass(frozen=True)
+class BridgeOptions:
+    relays: tuple[str, ...] | None = None  # None: node_config().relays, followed live
+    worker_id: str | None = None
+    channel_layer: Any = None  # None: the settings' layer if it reaches other processes (Redis)
+    inbox_poll_s: float = 0.25  # safety-net poll of the inbox (nudges are hints)
+    claim_batch: int = DEFAULT_CLAIM_BATCH
+    config_poll_s: float = 3.0  # pick up the operator's relay / protocol / info changes
+    health_sync_s: float = 3.0
+    publish: PublishPolicy = field(default_factory=PublishPolicy)
+    publish_batch: int = 100
+    node_events: bool = True  # 38385 / 0 at start and on settings changes; 10002 when the relay set changes
+    # The periodic jobs of nostrbridge.jobs belong to qcluster (mostro_site/schedules.py); this runs
+    # them on timers here instead, for a deployment without qcluster. Duplicates are harmless.
+    periodic_jobs: bool = False
+    pool: dict[str, Any] = field(default_factory=dict)  # RelayPool keyword arguments
+    shutdown_timeout_s: float = 20.0
+    stats_every_s: float = 60.0  # an INFO line with the counters (0: never)
+
+
+async def run_bridge(
+    *, stop: asyncio.Event, options: BridgeOptions | None = None, ready: asyncio.Event | None = None
+) -> None:
+    """Run until `stop` is set, then shut down gracefully. Installs no signal handlers."""
+    await Bridge(options or BridgeOptions()).run(stop=stop, ready=ready)
+
+
+class ThreadsafeNudge:
+    """A waker for the database thread (called at every commit): hops onto the loop, but only
+    once until the loop has run it, because each hop writes to the loop's self-pipe."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None], *, skip: Callable[[], bool] = lambda: False
+    ):
+        self._loop = loop
+        self._callback = callback
+        self._skip = skip
+        self._pending = False
+
+    def __call__(self) -> None:
+        if self._pending or self._skip():
+            return  # the scheduled run happens after this commit, so it covers it
+        self._pending = True
+        self._loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        self._pending = False
+        self._callback()
+
+
+class Bridge:
+    def __init__(self, options: BridgeOptions):
+        self.options = options
+        self.worker_id = options.worker_id or make_worker_id()
+        self.lane = InboxLane(worker_id=self.worker_id, batch=options.claim_batch, after_batch=self._nudge_outbox)
+        self.tracker = HealthTracker()
+        self.config: NodeConfig | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._wakers: list[tuple[str, Callable[[], None]]] = []
+        self._health_changed = asyncio.Event()
+        self._relays_changed = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def run(self, *, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        await self._start()
+        logger.info("relay bridge %s running on %s", self.worker_id, ", ".join(self.pool.urls))
+        if ready is not None:
+            ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _start(self) -> None:
+        self.config = await db_call(node_config)(fresh=True)
+        await db_call(release_dead_leases)()
+        latest = await db_call(inbox_latest_created_at)()
+        self.catch_up = CatchUp(
+            anchor=min(latest or time.time(), time.time()), protocol_version=self.config.protocol_version
+        )
+        self.worker = BridgeWorker(
+            lane=self.lane, on_outbox_wake=self._nudge_outbox, channel_layer=self._channel_layer()
+        )
+        self.intake = Intake(
+            node_pubkey=node_pubkey(), catch_up=self.catch_up, config=lambda: self.config, nudge=self._nudge_inbox_now
+        )
+        self.pool = RelayPool(
+            self._relay_urls(self.config),
+            on_event=self.intake.on_event,
+            on_eose=self.catch_up.on_eose,
+            on_health_change=self._on_health_change,
+            **{**DEFAULT_POOL_OPTIONS, **self.options.pool},
+        )
+        self.publisher = OutboxPublisher(self.pool, policy=self.options.publish, batch=self.options.publish_batch)
+        self.catch_up.track(self.pool.urls)
+        self._subscribe()
+        self._register_wakers()
+        await self.pool.start()
+        self._spawn(self._run_worker(), "bridge-consumer")
+        self._intake_task = asyncio.create_task(self.intake.run(), name="bridge-intake")
+        self._publisher_task = asyncio.create_task(self.publisher.run(), name="bridge-publisher")
+        self._spawn(self._every(self.options.inbox_poll_s, self._poll_inbox), "bridge-inbox-poll")
+        self._spawn(self._every(self.options.config_poll_s, self._refresh_config, delay=True), "bridge-config")
+        self._spawn(self._health_loop(), "bridge-health")
+        if self.options.stats_every_s:
+            self._spawn(self._every(self.options.stats_every_s, self._log_stats, delay=True), "bridge-stats")
+        if self.options.node_events:
+            self._spawn(self._node_events_loop(), "bridge-node-events")
+        if self.options.periodic_jobs:
+            self._spawn(
+                self._every(settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL, self._periodic_info, delay=True),
+                "bridge-info",
+            )
+            self._spawn(
+                self._every(settings.MOSTRO_PUBLISH_RELAYS_INTERVAL, self._publish_relay_list, delay=True),
+                "bridge-10002",
+            )
+            self._spawn(self._every(RECONCILE_EVERY_S, self._reconcile, delay=True), "bridge-reconcile")
+            self._spawn(self._every(PRUNE_EVERY_S, self._prune, first_delay=60.0), "bridge-prune")
+
+    async def _shutdown(self) -> None:
+        timeout = self.options.shutdown_timeout_s
+        logger.info("relay bridge %s stopping", self.worker_id)
+        self.pool.remove_subscription(SUB_ID)
+        # Loops first let their step in hand finish (a cancelled database call could leave a
+        # stored batch in the buffer, or a claimed outbox row unpublished until its lease ends).
+        await self.intake.stop(self._intake_task)
+        await self.intake.flush()
+        self.lane.stopping.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.lane.idle.wait()  # the handler in hand finishes; the rest is handed back
+        await self.publisher.stop(self._publisher_task)
+        await self.publisher.flush(timeout_s=timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.worker.cancel_instances()
+        for channel, waker in self._wakers:
+            unregister_waker(channel, waker)
+        await self.pool.stop()
+        await self.intake.flush()  # events the pool handed over while closing: next start processes them
+        await self._sync_health()
+        logger.info("relay bridge %s stopped (%s events handled)", self.worker_id, self.lane.processed)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    def _channel_layer(self) -> Any:
+        if self.options.channel_layer is not None:
+            return self.options.channel_layer
+        layer = get_channel_layer()
+        if layer is None or isinstance(layer, InMemoryChannelLayer):
+            # Nothing outside this process can reach an in-memory layer, and in-process services
+            # nudge through local wakers; a private instance keeps its queues on this loop.
+            return InMemoryChannelLayer()
+        return layer
+
+    def _relay_urls(self, config: NodeConfig) -> list[str]:
+        return list(self.options.relays if self.options.relays is not None else config.relays)
+
+    def _subscribe(self) -> None:
+        filters = inbox_filters(node_pubkey=node_pubkey(), protocol_version=self.config.protocol_version)
+        self.pool.set_subscription(SUB_ID, filters, since_provider=self.catch_up.since)
+
+    # -- nudges -------------------------------------------------------------------------
+    def _register_wakers(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._wakers = [
+            # Inside a consumer batch the lane nudges the publisher once, after the batch.
+            (OUTBOX_CHANNEL, ThreadsafeNudge(loop, self._nudge_outbox, skip=in_batch)),
+            (INBOX_CHANNEL, ThreadsafeNudge(loop, self._nudge_inbox)),
+        ]
+        for channel, waker in self._wakers:
+            register_waker(channel, waker)
+
+    def _nudge_outbox(self) -> None:
+        self.publisher.nudge()
+
+    def _nudge_inbox(self) -> None:
+        self.worker.nudge(INBOX_CHANNEL, {"type": "wake"})
+
+    def _nudge_inbox_now(self) -> None:
+        # Stamped, so a consumer that has claimed since then can skip it (see InboxLane.drain).
+        self.worker.nudge(INBOX_CHANNEL, {"type": "wake", "at": time.monotonic()})
+
+    async def _poll_inbox(self) -> None:
+        if self.lane.idle.is_set():
+            self._nudge_inbox()
+
+    async def _run_worker(self) -> None:
+        while True:
+            try:
+                await self.worker.arun()
+            except Exception:  # noqa: BLE001 — e.g. Redis down: local nudges and polling keep working
+                logger.exception("channel layer listener failed; restarting it in 5 s")
+            await asyncio.sleep(5)
+
+    # -- relays and configuration -------------------------------------------------------
+    async def _on_health_change(self, url: str, health: RelayHealth) -> None:
+        if not health.connected:
+            self.catch_up.on_disconnect(url)
+        else:
+            self.catch_up.on_connect(url)
+            self.publisher.nudge()  # replies that waited for a relay can go now
+        self._health_changed.set()
+        self._relays_changed.set()
+
+    async def _refresh_config(self) -> None:
+        config = await db_call(node_config)(fresh=True)
+        old, self.config = self.config, config
+        if self.options.relays is None and config.relays != old.relays:
+            await self._set_relays(list(config.relays))
+        if config.protocol_version != old.protocol_version:
+            logger.info("protocol version %s -> %s: resubscribing", old.protocol_version, config.protocol_version)
+            self.catch_up.resubscribed(protocol_version=config.protocol_version, urls=self.pool.urls)
+            self._subscribe()
+        if config != old and self.options.node_events:
+            # Changed tags go out at once; an unrelated change finds identical tags and skips.
+            await self._publish_node_events(min_interval_s=settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL)
+
+    async def _set_relays(self, urls: list[str]) -> None:
+        try:
+            wanted = [normalize_url(url) for url in urls]
+        except ValueError:
+            logger.error("ignoring relay list %r: not all entries are ws:// or wss:// URLs", urls)
+            return
+        for url in set(self.pool.urls) - set(wanted):
+            self.catch_up.forget(url)
+        self.catch_up.track([url for url in wanted if url not in self.pool.urls], anchor=time.time())
+        await self.pool.set_relays(wanted)
+        self._health_changed.set()
+
+    async def _health_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.health_sync_s):
+                    await self._health_changed.wait()
+            self._health_changed.clear()
+            await self._sync_health()
+
+    async def _sync_health(self) -> None:
+        changes, gone = self.tracker.changes(self.pool.health())
+        try:
+            await db_call(relay_health_save)(changes=changes, gone=gone)
+        except DatabaseError:
+            logger.exception("could not save relay health")
+
+    # -- the node's own events and jobs -------------------------------------------------
+    async def _node_events_loop(self) -> None:
+        await self._publish_node_events(min_interval_s=METADATA_MIN_INTERVAL_S)
+        while True:
+            # 10002 lists the connected relays: republish when that set changes (debounced, so a
+            # start or a reconnect storm yields one event; an unchanged list is skipped).
+            await self._relays_changed.wait()
+            await asyncio.sleep(RELAY_LIST_DEBOUNCE_S)
+            self._relays_changed.clear()
+            await self._guarded(self._publish_relay_list, "relay list")
+
+    async def _publish_node_events(self, *, min_interval_s: float) -> None:
+        await self._guarded(lambda: self._publish_info(min_interval_s), "info event")
+        await self._guarded(lambda: db_call(metadata_enqueue)(min_interval_s=min_interval_s), "metadata")
+
+    async def _periodic_info(self) -> None:
+        await self._publish_info(settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL - INTERVAL_SLACK_S)
+
+    async def _publish_info(self, min_interval_s: float) -> None:
+        lnd = await asyncio.to_thread(lnd_status)
+        await db_call(info_event_enqueue)(lnd=lnd, min_interval_s=min_interval_s)
+
+    async def _publish_relay_list(self) -> None:
+        interval = settings.MOSTRO_PUBLISH_RELAYS_INTERVAL - INTERVAL_SLACK_S
+        await db_call(relay_list_enqueue)(relays=self.pool.connected_urls(), min_interval_s=interval)
+
+    async def _reconcile(self) -> None:
+        from nostrbridge.jobs import reconcile_order_events
+
+        # Rare work (only orders whose last event reached no relay); the `network` tag it needs is
+        # fetched once per process, as every order service does from this thread.
+        await db_call(reconcile_order_events)()
+
+    async def _prune(self) -> None:
+        from nostrbridge.jobs import prune_inbox
+
+        await db_call(prune_inbox)()
+
+    async def _log_stats(self) -> None:
+        logger.info(
+            "bridge stats: accepted=%s dropped=%s stored-backlog=%s handled=%s published=%s connected=%s/%s",
+            self.intake.accepted,
+            sum(self.intake.dropped.values()),
+            self.intake.pending,
+            self.lane.processed,
+            self.publisher.published,
+            len(self.pool.connected_urls()),
+            len(self.pool.urls),
+        )
+
+    async def _guarded(self, func: Callable[[], Awaitable[Any]], what: str) -> None:
+        try:
+            await func()
+        except Exception:  # noqa: BLE001 — a failing periodic task must not stop the bridge
+            logger.exception("bridge task %s failed", what)
+
+    async def _every(
+        self, interval: float, func: Callable[[], Awaitable[Any]], *, delay: bool = False, first_delay: float = 0.0
+    ) -> None:
+        await asyncio.sleep(interval if delay else first_delay)
+        while True:
+            await self._guarded(func, getattr(func, "__name__", "periodic"))
+            await asyncio.sleep(interval)

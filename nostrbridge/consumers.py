@@ -1,0 +1,258 @@
+"""The Channels side of the relay bridge: long-running consumers on the named channels
+`mostro-inbox` and `mostro-outbox`, run by a channels `Worker` inside the bridge process.
+
+`InboxConsumer` is the bridge into the app: on every nudge it claims stored inbound events
+(`inbox_claim`, a conditional UPDATE, so several bridge processes never take the same row) and
+runs `process_inbound` for each one in the database thread, every handler in its own short
+transaction. Nudges are hints: the bridge also sends one every `inbox_poll_s`, so a lost nudge only
+costs latency. `OutboxWakeConsumer` turns a nudge from another process into a publisher wake-up.
+
+Local nudges (the bridge's intake, its poll timer, services running in this process) are put
+straight into the consumer's queue; nudges from other processes arrive through the channel
+layer (Redis), which several bridge processes share.
+"""
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from channels.consumer import AsyncConsumer
+from channels.routing import ChannelNameRouter
+from channels.worker import Worker
+from django.db import DatabaseError
+from django.db.models import F
+
+from nostrbridge.bridge.dbthread import db_call
+from nostrbridge.dispatch import process_inbound
+from nostrbridge.inbox import inbox_claim, inbox_fail
+from nostrbridge.models import InboundEvent, InboundStatus
+from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL
+
+logger = logging.getLogger(__name__)
+
+# Intake inserts and outbox bookkeeping queue behind a batch in the database thread, so a batch
+# must stay well under the reply-latency budget (32 × ~2.5 ms); below ~16 the claim queries
+# themselves start to cost throughput at 300 messages/s (docs/PERFORMANCE.md).
+DEFAULT_CLAIM_BATCH = 32
+DATABASE_RETRY_S = 1.0
+
+
+@functools.cache
+def host_tag() -> str:
+    """Where pids mean the same thing: host name, boot id and pid namespace.
+
+    Two containers may share a host name (and a boot id) but never a pid namespace; two hosts
+    may share a host name and the root pid namespace's number but not a boot id.
+    """
+    boot = _read_proc(lambda: Path("/proc/sys/kernel/random/boot_id").read_text()).replace("-", "")[:8]
+    pid_namespace = "".join(filter(str.isdigit, _read_proc(lambda: os.readlink("/proc/self/ns/pid"))))
+    return f"{socket.gethostname()[:30]}~{boot or '?'}~{pid_namespace or '?'}"
+
+
+def _read_proc(read: Callable[[], str]) -> str:
+    try:
+        return read().strip()
+    except OSError:  # not Linux: the host name alone
+        return ""
+
+
+def make_worker_id() -> str:
+    """`host-tag:pid:nonce`; the pid lets a restarted bridge release the leases of a dead one."""
+    return f"{host_tag()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def release_dead_leases() -> int:
+    """Make rows claimed by a dead bridge of this host (and pid namespace) claimable now instead
+    of at lease expiry. Only rows whose owner pid is gone are touched; a live owner keeps its lease.
+    """
+    rows = InboundEvent.objects.filter(status=InboundStatus.PROCESSING, locked_by__startswith=f"{host_tag()}:")
+    dead = {owner for owner in rows.values_list("locked_by", flat=True).distinct() if not _pid_alive(owner)}
+    if not dead:
+        return 0
+    released = rows.filter(locked_by__in=dead).update(status=InboundStatus.RECEIVED, locked_until=None)
+    logger.warning("released %s inbound event(s) leased by dead bridge(s) %s", released, ", ".join(sorted(dead)))
+    return released
+
+
+def _pid_alive(worker_id: str) -> bool:
+    try:
+        pid = int(worker_id.split(":")[1])
+    except (IndexError, ValueError):
+        return True  # not ours to judge: wait for the lease to expire
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def drain_batch(*, worker_id: str, limit: int, stop: threading.Event) -> int:
+    """Claim up to `limit` rows and process them; return how many were claimed.
+
+    Runs in the database thread. Rows still unprocessed when `stop` is set are handed back
+    (not counted as an attempt), so a graceful shutdown leaves no lease behind. While it runs,
+    `in_batch()` is true in this thread (the bridge then nudges its publisher once per batch).
+    """
+    _batch_state.active = True
+    try:
+        return _drain(worker_id, limit, stop)
+    finally:
+        _batch_state.active = False
+
+
+def in_batch() -> bool:
+    return getattr(_batch_state, "active", False)
+
+
+_batch_state = threading.local()
+
+
+def _drain(worker_id: str, limit: int, stop: threading.Event) -> int:
+    claimed = inbox_claim(worker_id=worker_id, limit=limit)
+    # One query for the batch instead of one per event (the ORM costs more than the SQL here).
+    rows = InboundEvent.objects.filter(pk__in=claimed, status=InboundStatus.PROCESSING, locked_by=worker_id)
+    by_pk = {row.pk: row for row in rows}
+    for index, pk in enumerate(claimed):
+        if stop.is_set():
+            _release(claimed[index:], worker_id)
+            break
+        if pk in by_pk:
+            _process_one(by_pk[pk])
+    return len(claimed)
+
+
+def _process_one(row: InboundEvent) -> None:
+    pk = row.pk
+    try:
+        process_inbound(pk, row=row)
+    except DatabaseError:
+        raise  # the database is gone: the lease makes the row come back later
+    except Exception as exc:  # noqa: BLE001 — last-resort guard: nothing a user sends may stop the consumer
+        logger.exception("inbound event %s crashed outside its handler", pk)
+        inbox_fail(pk=pk, error=f"{type(exc).__name__}: {exc}")
+
+
+def _release(pks: list[int], worker_id: str) -> None:
+    InboundEvent.objects.filter(pk__in=pks, status=InboundStatus.PROCESSING, locked_by=worker_id).update(
+        status=InboundStatus.RECEIVED, locked_until=None, attempts=F("attempts") - 1
+    )
+
+
+class InboxLane:
+    """State shared by the bridge and its InboxConsumer: batch size, stop flag, idleness."""
+
+    def __init__(
+        self, *, worker_id: str, batch: int = DEFAULT_CLAIM_BATCH, after_batch: Callable[[], None] = lambda: None
+    ):
+        self.worker_id = worker_id
+        self._after_batch = after_batch  # e.g. wake the publisher for the replies just committed
+        self.batch = batch
+        self.stopping = threading.Event()  # read by drain_batch in the database thread
+        self.processed = 0
+        self._empty_at = 0.0  # monotonic time at which a claim last came back empty
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def drain(self, nudged_at: float | None) -> None:
+        # A nudge older than the last empty claim is stale: that claim already saw its rows.
+        if self.stopping.is_set() or (nudged_at is not None and nudged_at < self._empty_at):
+            return
+        self.idle.clear()
+        try:
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                claimed = await self._drain_once()
+                self.processed += claimed
+                if claimed:
+                    self._after_batch()
+                if claimed == 0:
+                    self._empty_at = started
+                    break
+        finally:
+            self.idle.set()
+
+    async def _drain_once(self) -> int:
+        try:
+            return await db_call(drain_batch)(worker_id=self.worker_id, limit=self.batch, stop=self.stopping)
+        except DatabaseError:
+            logger.exception("inbox drain failed; retrying in %.0f s", DATABASE_RETRY_S)
+            await asyncio.sleep(DATABASE_RETRY_S)
+            return 0
+
+
+class _BridgeConsumer(AsyncConsumer):
+    # These consumers only receive on the Worker's named channels; they need no per-instance
+    # reply channel, so no channel layer is attached to them (an unknown alias yields None).
+    channel_layer_alias = "mostro-bridge-no-layer"
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # AsyncConsumer.dispatch closes old connections before every message (a reconnect per
+        # nudge with CONN_MAX_AGE=0); db_call does that hygiene once a second instead.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            logger.warning("bridge consumer ignored a %r message", message.get("type"))
+            return
+        await handler(message)
+
+
+class InboxConsumer(_BridgeConsumer):
+    def __init__(self, *, lane: InboxLane):
+        self.lane = lane
+
+    async def wake(self, message: dict[str, Any]) -> None:
+        await self.lane.drain(message.get("at"))
+
+
+class OutboxWakeConsumer(_BridgeConsumer):
+    def __init__(self, *, on_wake: Callable[[], None]):
+        self.on_wake = on_wake
+
+    async def wake(self, message: dict[str, Any]) -> None:
+        self.on_wake()
+
+
+class BridgeWorker(Worker):
+    """channels' Worker, plus `nudge()` for messages that need no trip through the layer."""
+
+    def __init__(self, *, lane: InboxLane, on_outbox_wake: Callable[[], None], channel_layer: Any):
+        application = ChannelNameRouter(
+            {
+                INBOX_CHANNEL: InboxConsumer.as_asgi(lane=lane),
+                OUTBOX_CHANNEL: OutboxWakeConsumer.as_asgi(on_wake=on_outbox_wake),
+            }
+        )
+        super().__init__(application, [INBOX_CHANNEL, OUTBOX_CHANNEL], channel_layer)
+
+    async def handle(self) -> None:
+        # Worker.handle leaves its listener tasks running when it is cancelled; stop them too.
+        listeners = [asyncio.ensure_future(self.listener(channel)) for channel in self.channels]
+        try:
+            await asyncio.gather(*listeners)
+        finally:
+            for listener in listeners:
+                listener.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+
+    def nudge(self, channel: str, message: dict[str, Any]) -> None:
+        scope = {"type": "channel", "channel": channel}
+        self.get_or_create_application_instance(channel, scope).put_nowait(message)
+
+    async def application_exception(self, exception: BaseException, application_details: dict[str, Any]) -> None:
+        # The instance is recreated by the next nudge; log with the traceback, as a worker must.
+        logger.error("bridge consumer for %s failed", application_details["scope"].get("channel"), exc_info=exception)
+
+    def cancel_instances(self) -> None:
+        for details in self.application_instances.values():
+            details["future"].cancel()
+        self.application_instances.clear()

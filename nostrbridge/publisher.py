@@ -1,0 +1,284 @@
+"""The outbox publisher: committed `OutboundMessage` rows → every connected relay.
+
+One round per due row: publish to every relay at once, record each relay's answer as an
+`OutboundDelivery` (accepted / refused + message, attempts), and then:
+
+* accepted by at least one relay → SENT; relays that refused or did not answer are retried
+  with exponential backoff until the attempt budget is spent;
+* accepted by none → retried with backoff, then PARKED with the relays' answers in
+  `last_error` (visible in the admin). A round in which no relay could judge the event (none
+  connected, or the connection dropped before the OK) is not an attempt: the row waits for a
+  connection instead of burning its budget.
+
+Rows are claimed in id order with a lease (`next_attempt_at` moved past the publish timeout)
+in a short transaction (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL), so two bridge
+processes do not publish the same row at once; a crash mid-round only re-publishes after the
+lease, which relays treat as a duplicate. Several batches may be in flight; frames still
+leave in id order because each batch queues its frames before the next batch is claimed.
+"""
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from nostrbridge.bridge.dbthread import db_call
+from nostrbridge.models import OutboundDelivery, OutboundMessage, OutboundStatus
+from nostrbridge.relay_pool import PublishResult, RelayPoolProtocol
+
+logger = logging.getLogger(__name__)
+
+NOT_CONNECTED = "not connected"  # RelayPool's answer for a relay without a socket
+TIMEOUT_PREFIX = "timeout"  # RelayPool's answer for a connected relay that sent no OK in time
+# A relay that dropped the connection mid-publish reconnects within a second or so (its pool
+# backs off from 0.5 s): try again soon, without spending the attempt budget.
+WAIT_FOR_RELAY_S = 0.5
+
+
+def _attempted(result: PublishResult) -> bool:
+    """Did the relay get to judge the event? An OK (True/False) or silence until the timeout;
+    not a relay that was disconnected, or whose connection dropped before it answered."""
+    return result.accepted is not None or result.message.startswith(TIMEOUT_PREFIX)
+
+
+@dataclass(frozen=True)
+class PublishPolicy:
+    timeout_s: float = 10.0  # per round, for each relay's OK
+    retry_base_s: float = 2.0  # 2, 4, 8 … seconds between rounds
+    retry_max_s: float = 300.0
+    max_attempts: int = 8  # rounds with at least one connected relay
+
+    @property
+    def lease_s(self) -> float:
+        return self.timeout_s + 5.0
+
+    def backoff_s(self, attempts: int) -> float:
+        return min(self.retry_max_s, self.retry_base_s * 2 ** max(attempts - 1, 0))
+
+
+@dataclass
+class Claimed:
+    pk: int
+    event: dict[str, Any]
+    status: str
+    attempts: int
+    deliveries: dict[str, tuple[bool | None, int]] = field(default_factory=dict)  # url -> (accepted, attempts)
+
+
+_COLUMNS = ("pk", "event_json", "status", "attempts")
+
+
+def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
+    """The oldest due rows: never tried, or whose retry time (or lease) has passed.
+
+    Two queries, each on its own index: a single `OR … ORDER BY pk` makes SQLite walk the whole
+    table in pk order, and the table keeps every reply ever sent. Only unfinished rows carry a
+    next_attempt_at (done and PARKED rows have none).
+    """
+    rows = OutboundMessage.objects.select_for_update(skip_locked=True)
+    fresh = rows.filter(status=OutboundStatus.PENDING, next_attempt_at__isnull=True).order_by("pk")
+    retry = rows.filter(next_attempt_at__lte=now).order_by("next_attempt_at")
+    found = {row[0]: row for row in fresh.values_list(*_COLUMNS)[:limit]}
+    found.update((row[0], row) for row in retry.values_list(*_COLUMNS)[:limit])
+    return [found[pk] for pk in sorted(found)[:limit]]
+
+
+def outbox_claim(*, limit: int, lease_s: float, now: datetime | None = None) -> list[Claimed]:
+    """Lease up to `limit` due rows, oldest first; return them with their past deliveries."""
+    now = now or timezone.now()
+    deliveries: dict[int, dict[str, tuple[bool | None, int]]] = defaultdict(dict)
+    with transaction.atomic():
+        rows = _due_rows(now, limit)
+        if not rows:
+            return []
+        pks = [row[0] for row in rows]
+        OutboundMessage.objects.filter(pk__in=pks).update(next_attempt_at=now + timedelta(seconds=lease_s))
+        retried = [pk for pk, _, status, attempts in rows if attempts or status != OutboundStatus.PENDING]
+        if retried:  # a first round has no deliveries to read
+            past = OutboundDelivery.objects.filter(message_id__in=retried)
+            for message_id, url, accepted, tries in past.values_list("message_id", "relay_url", "accepted", "attempts"):
+                deliveries[message_id][url] = (accepted, tries)
+    claimed = []
+    for pk, event_json, status, attempts in rows:
+        try:
+            event = json.loads(event_json)
+        except ValueError:
+            _park(pk, "event_json is not valid JSON")
+            continue
+        claimed.append(Claimed(pk, event, status, attempts, deliveries.get(pk, {})))
+    return claimed
+
+
+def _park(pk: int, error: str) -> None:
+    OutboundMessage.objects.filter(pk=pk).update(status=OutboundStatus.PARKED, next_attempt_at=None, last_error=error)
+
+
+@dataclass(frozen=True)
+class _Update:
+    """One UPDATE shared by every row of a batch that ends the same way."""
+
+    status: str
+    first_sent: bool
+    next_attempt_at: datetime | None
+    attempted: bool
+    last_error: str
+
+
+def outbox_record(
+    *, outcomes: list[tuple[Claimed, dict[str, PublishResult]]], policy: PublishPolicy, now: datetime | None = None
+) -> None:
+    """Write the relays' answers for one published batch (one transaction, a few statements)."""
+    now = now or timezone.now()
+    deliveries: list[OutboundDelivery] = []
+    groups: dict[_Update, list[int]] = defaultdict(list)
+    for claimed, results in outcomes:
+        deliveries += _deliveries(claimed, results)
+        groups[_plan(claimed, results, policy, now)].append(claimed.pk)
+    with transaction.atomic():
+        OutboundDelivery.objects.bulk_create(
+            deliveries,
+            update_conflicts=True,
+            unique_fields=["message", "relay_url"],
+            update_fields=["accepted", "relay_message", "attempts", "updated_at"],
+        )
+        for update, pks in groups.items():
+            values: dict[str, Any] = {
+                "status": update.status,
+                "next_attempt_at": update.next_attempt_at,
+                "last_error": update.last_error,
+            }
+            if update.attempted:
+                values["attempts"] = F("attempts") + 1
+            if update.first_sent:
+                values["sent_at"] = now
+            OutboundMessage.objects.filter(pk__in=pks).update(**values)
+
+
+def _deliveries(claimed: Claimed, results: dict[str, PublishResult]) -> list[OutboundDelivery]:
+    rows = []
+    for url, result in results.items():
+        accepted_before, attempts = claimed.deliveries.get(url, (None, 0))
+        if accepted_before:
+            continue  # never downgrade a relay that already has the event
+        if _attempted(result):
+            attempts += 1
+        rows.append(
+            OutboundDelivery(
+                message_id=claimed.pk,
+                relay_url=url[:300],
+                accepted=result.accepted,
+                relay_message=result.message[:300],
+                attempts=attempts,
+            )
+        )
+    return rows
+
+
+def _plan(claimed: Claimed, results: dict[str, PublishResult], policy: PublishPolicy, now: datetime) -> _Update:
+    has_it = {url for url, (accepted, _) in claimed.deliveries.items() if accepted}
+    has_it |= {url for url, result in results.items() if result.accepted}
+    missing = {url: result.message for url, result in results.items() if url not in has_it}
+    attempted = any(_attempted(result) for result in results.values())
+    attempts = claimed.attempts + (1 if attempted else 0)
+    error = "; ".join(f"{url}: {message or 'refused'}" for url, message in sorted(missing.items()))[-2000:]
+    retry_at = now + timedelta(seconds=policy.backoff_s(attempts))
+    first_sent = claimed.status != OutboundStatus.SENT
+    if has_it:
+        keep_trying = bool(missing) and attempts < policy.max_attempts
+        return _Update(OutboundStatus.SENT, first_sent, retry_at if keep_trying else None, attempted, error)
+    if not attempted:
+        return _Update(OutboundStatus.PENDING, False, now + timedelta(seconds=WAIT_FOR_RELAY_S), False, error)
+    if attempts >= policy.max_attempts:
+        logger.error("outbound event %s parked after %s attempts: %s", claimed.event.get("id"), attempts, error)
+        return _Update(OutboundStatus.PARKED, False, None, True, error)
+    return _Update(OutboundStatus.PENDING, False, retry_at, True, error)
+
+
+class OutboxPublisher:
+    def __init__(
+        self,
+        pool: RelayPoolProtocol,
+        *,
+        policy: PublishPolicy | None = None,
+        batch: int = 100,
+        max_in_flight: int = 4,
+        poll_s: float = 1.0,
+    ):
+        self._pool = pool
+        self.policy = policy or PublishPolicy()
+        self._batch = batch
+        self._max_in_flight = max_in_flight
+        self._poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.published = 0
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                async with asyncio.timeout(self._poll_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.publish_due()
+
+    async def publish_due(self) -> int:
+        """Claim and start batches until nothing is due or the in-flight limit is reached."""
+        started = 0
+        while len(self._in_flight) < self._max_in_flight and self._pool.connected_urls():
+            try:
+                claimed = await db_call(outbox_claim)(limit=self._batch, lease_s=self.policy.lease_s)
+            except DatabaseError:
+                logger.exception("outbox claim failed")
+                return started
+            if not claimed:
+                return started
+            task = asyncio.create_task(self._publish(claimed), name="outbox-batch")
+            self._in_flight.add(task)
+            task.add_done_callback(self._batch_done)
+            started += len(claimed)
+            if len(claimed) < self._batch:
+                return started
+        return started
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # more rows may have become due while the in-flight limit was reached
+
+    async def _publish(self, claimed: list[Claimed]) -> None:
+        timeout = self.policy.timeout_s
+        results = await asyncio.gather(*(self._pool.publish(item.event, timeout_s=timeout) for item in claimed))
+        try:
+            await db_call(outbox_record)(outcomes=list(zip(claimed, results, strict=True)), policy=self.policy)
+        except DatabaseError:
+            logger.exception("could not record %s deliveries; they are re-published after the lease", len(claimed))
+            return
+        self.published += len(claimed)
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """End `run` after its current step (batches it started keep going; see flush)."""
+        self._stopping = True
+        self._wake.set()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def flush(self, *, timeout_s: float) -> None:
+        """At shutdown: publish what is due now and wait for the batches in flight."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await self.publish_due() or self._in_flight:
+                    if self._in_flight:
+                        await asyncio.wait(set(self._in_flight))
+        except TimeoutError:
+            logger.warning("outbox flush stopped after %.0f s; the rest goes out on the next start", timeout_s)

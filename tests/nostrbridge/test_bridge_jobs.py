@@ -1,0 +1,183 @@
+"""What the node publishes on its own (38385, 0, 10002) and the bridge's periodic jobs."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from mostro_site.config import clear_node_config_cache
+from mostro_site.models import NodeSettings
+from nostrbridge import jobs, node_events
+from nostrbridge.keys import node_pubkey
+from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage, OutboundStatus
+from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.events import INFO_KIND, METADATA_KIND, ORDER_KIND, RELAY_LIST_KIND
+from orders.publish import publish_order_event
+from tests.foundation.factories import make_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config():
+    clear_node_config_cache()
+    yield
+    clear_node_config_cache()
+
+
+def events_of(kind: int) -> list[Event]:
+    rows = OutboundMessage.objects.filter(kind=kind).order_by("pk").values_list("event_json", flat=True)
+    return [Event.from_json(row) for row in rows]
+
+
+def tag(event: Event, name: str) -> list[str]:
+    return next(t for t in event.tags if t[0] == name)
+
+
+def test_info_event_carries_the_live_settings_and_is_not_repeated_within_the_interval():
+    now = int(time.time())
+    first = node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now)
+    repeat = node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 10)
+    NodeSettings.objects.create(pow_bits=3, name="Example Mostro")
+    clear_node_config_cache()
+    changed = node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 10)
+
+    assert first is not None
+    assert repeat is None
+    assert changed is not None
+    old, new = events_of(INFO_KIND)
+    assert (tag(old, "d"), tag(old, "pow"), tag(old, "protocol_version")) == (
+        ["d", node_pubkey()],
+        ["pow", "0"],
+        ["protocol_version", "2"],
+    )
+    assert (tag(new, "pow"), tag(new, "y")) == (["pow", "3"], ["y", "mostro", "Example Mostro"])
+    assert new.created_at > old.created_at
+    assert changed.d_tag == node_pubkey()
+
+
+def test_info_event_is_republished_once_the_interval_has_passed():
+    now = int(time.time())
+    node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now)
+    assert node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 301) is not None
+
+
+def test_info_event_includes_lnd_identity_when_lnd_answers():
+    lnd = node_events.lnd_status()  # the fake Lightning backend of the test settings
+
+    node_events.info_event_enqueue(lnd=lnd, min_interval_s=0)
+
+    (event,) = events_of(INFO_KIND)
+    assert tag(event, "lnd_version") == ["lnd_version", lnd.version]
+    assert tag(event, "lnd_networks") == ["lnd_networks", ",".join(lnd.networks)]
+
+
+def test_metadata_is_published_only_when_the_operator_set_a_profile():
+    assert node_events.metadata_enqueue() is None
+    NodeSettings.objects.create(name="Example Mostro", website="https://mostro.example")
+    clear_node_config_cache()
+
+    assert node_events.metadata_enqueue() is not None
+    assert node_events.metadata_enqueue() is None  # same content just queued
+
+    (event,) = events_of(METADATA_KIND)
+    assert json.loads(event.content) == {"name": "Example Mostro", "website": "https://mostro.example"}
+
+
+def test_relay_list_names_the_connected_relays_and_changes_go_out_at_once():
+    now = int(time.time())
+    assert node_events.relay_list_enqueue(relays=[], min_interval_s=55, now=now) is None
+    node_events.relay_list_enqueue(relays=["ws://a", "ws://b"], min_interval_s=55, now=now)
+    node_events.relay_list_enqueue(relays=["ws://a", "ws://b"], min_interval_s=55, now=now + 1)
+    node_events.relay_list_enqueue(relays=["ws://a"], min_interval_s=55, now=now + 2)
+
+    assert [e.tags for e in events_of(RELAY_LIST_KIND)] == [[["r", "ws://a"], ["r", "ws://b"]], [["r", "ws://a"]]]
+
+
+def test_publish_relay_list_job_uses_what_a_running_bridge_reports(settings):
+    from nostrbridge.models import RelayHealth
+
+    settings.MOSTRO_RELAYS = ["ws://a", "ws://b/", "ws://c"]
+    RelayHealth.objects.create(relay_url="ws://a", connected=True)
+    RelayHealth.objects.create(relay_url="ws://b", connected=True)
+    RelayHealth.objects.create(relay_url="ws://c", connected=False)
+
+    assert jobs.publish_relay_list() is True
+    assert [e.tags for e in events_of(RELAY_LIST_KIND)] == [[["r", "ws://a"], ["r", "ws://b/"]]]
+
+
+# -- reconciliation -------------------------------------------------------------------------
+def parked_revision(order) -> OutboundMessage:
+    with transaction.atomic():
+        row = publish_order_event(order)
+    OutboundMessage.objects.filter(pk=row.pk).update(
+        status=OutboundStatus.PARKED, created_at=timezone.now() - timedelta(seconds=200)
+    )
+    return row
+
+
+def park_latest(order) -> None:
+    latest = OutboundMessage.objects.filter(order_id=order.id).order_by("-pk").first()
+    OutboundMessage.objects.filter(pk=latest.pk).update(
+        status=OutboundStatus.PARKED, created_at=timezone.now() - timedelta(seconds=200)
+    )
+
+
+def test_reconciliation_republishes_an_order_event_that_reached_no_relay_at_most_five_times():
+    order = make_order()
+    parked_revision(order)
+
+    republished = []
+    for _ in range(7):
+        republished.append(jobs.reconcile_order_events())
+        park_latest(order)
+
+    assert republished == [1, 1, 1, 1, 1, 0, 0]
+    rows = list(OutboundMessage.objects.filter(order_id=order.id, kind=ORDER_KIND).values_list("action", flat=True))
+    assert rows == ["", "reconcile", "reconcile", "reconcile", "reconcile", "reconcile"]
+
+
+def test_reconciliation_leaves_recent_failures_and_newer_revisions_alone():
+    recent, superseded = make_order(), make_order()
+    with transaction.atomic():
+        row = publish_order_event(recent)
+    OutboundMessage.objects.filter(pk=row.pk).update(status=OutboundStatus.PARKED)  # failed just now
+    parked_revision(superseded)
+    with transaction.atomic():
+        publish_order_event(superseded)  # a service published a newer revision since
+
+    assert jobs.reconcile_order_events() == 0
+    assert OutboundMessage.objects.filter(action="reconcile").count() == 0
+
+
+# -- maintenance ----------------------------------------------------------------------------
+def test_prune_deletes_old_handled_rows_but_keeps_parked_and_recent_ones():
+    old = timezone.now() - timedelta(days=8)
+    for index, status in enumerate(
+        [InboundStatus.DONE, InboundStatus.DROPPED, InboundStatus.PARKED, InboundStatus.DONE]
+    ):
+        InboundEvent.objects.create(
+            event_id=f"{index:064x}", kind=14, pubkey="a" * 64, event_created_at=1, raw="{}", status=status
+        )
+    InboundEvent.objects.exclude(event_id=f"{3:064x}").update(received_at=old)
+
+    assert jobs.prune_inbox() == 2
+    assert sorted(InboundEvent.objects.values_list("status", flat=True)) == [InboundStatus.DONE, InboundStatus.PARKED]
+
+
+def test_retry_outbox_counts_what_the_publisher_still_owes(monkeypatch):
+    woken = []
+    monkeypatch.setattr(jobs, "wake", woken.append)
+    node_events.relay_list_enqueue(relays=["ws://a"], min_interval_s=0)
+    node_events.info_event_enqueue(lnd=None, min_interval_s=0)
+    OutboundMessage.objects.filter(kind=INFO_KIND).update(
+        status=OutboundStatus.SENT, next_attempt_at=None, sent_at=timezone.now()
+    )
+
+    assert jobs.retry_outbox() == 1
+    assert woken == ["mostro-outbox"]
