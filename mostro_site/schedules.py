@@ -46,6 +46,7 @@ def declared_jobs() -> list[JobSpec]:
         JobSpec("nostrbridge.jobs.reconcile_order_events", 60),
         JobSpec("nostrbridge.jobs.retry_outbox", 60),
         JobSpec("nostrbridge.jobs.prune_inbox", 3600),
+        JobSpec("nostrbridge.jobs.prune_outbox", 3600),
     ]
     return [job for job in jobs if _importable(job.func)]
 

@@ -33,6 +33,7 @@ RECONCILE_MAX_ATTEMPTS = 5
 RECONCILE_ACTION = "reconcile"
 RECONCILE_BATCH = 100
 PRUNE_AFTER_DAYS = 7
+PRUNE_OUTBOX_AFTER_DAYS = 30  # long after the publisher's retries (minutes) have ended
 # Deletes in chunks keep each transaction (and SQLite's write lock) short.
 PRUNE_CHUNK = 1_000
 # A RelayHealth row not refreshed for this long belongs to a bridge that is not running.
@@ -137,3 +138,22 @@ def prune_inbox(*, older_than_days: int = PRUNE_AFTER_DAYS) -> int:
         if not chunk:
             return deleted
         deleted += InboundEvent.objects.filter(pk__in=chunk).delete()[0]
+
+
+def prune_outbox(*, older_than_days: int = PRUNE_OUTBOX_AFTER_DAYS) -> int:
+    """Delete outbound rows accepted by a relay more than a month ago (deliveries cascade).
+
+    PENDING and PARKED rows stay: they are still owed, or an operator has to look at them.
+    The relays, not this table, are the record of what was published.
+    """
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    sent = OutboundMessage.objects.filter(status=OutboundStatus.SENT, sent_at__lt=cutoff)
+    deleted = 0
+    while True:
+        chunk = list(sent.order_by("pk").values_list("pk", flat=True)[:PRUNE_CHUNK])
+        if not chunk:
+            break
+        OutboundMessage.objects.filter(pk__in=chunk).delete()
+        deleted += len(chunk)
+    logger.info("pruned %s sent outbound messages", deleted)
+    return deleted

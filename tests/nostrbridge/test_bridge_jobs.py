@@ -14,7 +14,7 @@ from mostro_site.config import clear_node_config_cache
 from mostro_site.models import NodeSettings
 from nostrbridge import jobs, node_events
 from nostrbridge.keys import node_pubkey
-from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage, OutboundStatus
+from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
 from nostrbridge.protocol.event import Event
 from nostrbridge.protocol.events import INFO_KIND, METADATA_KIND, ORDER_KIND, RELAY_LIST_KIND
 from orders.publish import publish_order_event
@@ -168,6 +168,26 @@ def test_prune_deletes_old_handled_rows_but_keeps_parked_and_recent_ones():
 
     assert jobs.prune_inbox() == 2
     assert sorted(InboundEvent.objects.values_list("status", flat=True)) == [InboundStatus.DONE, InboundStatus.PARKED]
+
+
+def test_prune_outbox_deletes_old_sent_rows_only():
+    old = timezone.now() - timedelta(days=31)
+    rows = {}
+    for index, status in enumerate([OutboundStatus.SENT, OutboundStatus.PARKED, OutboundStatus.PENDING]):
+        rows[status] = OutboundMessage.objects.create(event_id=f"{index:064x}", kind=14, event_json="{}", status=status)
+    OutboundMessage.objects.create(
+        event_id=f"{9:064x}", kind=14, event_json="{}", status=OutboundStatus.SENT, sent_at=timezone.now()
+    )
+    OutboundMessage.objects.filter(pk__in=[r.pk for r in rows.values()]).update(sent_at=old)
+    OutboundDelivery.objects.create(message=rows[OutboundStatus.SENT], relay_url="ws://r", accepted=True)
+
+    assert jobs.prune_outbox() == 1
+    assert sorted(OutboundMessage.objects.values_list("event_id", flat=True)) == [
+        f"{1:064x}",
+        f"{2:064x}",
+        f"{9:064x}",
+    ]
+    assert OutboundDelivery.objects.count() == 0
 
 
 def test_retry_outbox_counts_what_the_publisher_still_owes(monkeypatch):

@@ -150,6 +150,7 @@ def test_sync_schedules_with_the_declared_jobs_twice_creates_each_once():
         "nostrbridge.jobs.reconcile_order_events",
         "nostrbridge.jobs.retry_outbox",
         "nostrbridge.jobs.prune_inbox",
+        "nostrbridge.jobs.prune_outbox",
     }
 
 
