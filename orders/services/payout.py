@@ -17,9 +17,10 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from lightning import get_lightning_client
@@ -62,11 +63,36 @@ Claim = tuple[str, datetime]  # (payment hash, claimed_at): the claim token
 
 
 def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
-    """Start `payout_start` in the background once the caller's transaction commits."""
+    """Start `payout_start` in the background once the caller's transaction commits.
+
+    With django-q2's ORM broker on this database (the node's configuration) the queue row is
+    written inside the caller's transaction: it commits, or rolls back, with the release, and
+    the release costs one SQLite write transaction instead of two (on SQLite every extra write
+    transaction queues behind the job cluster's). A synchronous cluster (tests) or another
+    broker would run or publish the task at once, so they wait for the commit.
+
+    `save=False`: a successful payout is recorded on the order (status, audit row); storing
+    the task's success too made the cluster prune its result table under a write lock at
+    every payout. Failed payout tasks are still stored.
+    """
     order_id = str(order_id)
-    transaction.on_commit(
-        lambda: async_task(PAYOUT_TASK, order_id=order_id, request_id=request_id, task_name=f"payout-{order_id}"),
-        robust=True,
+
+    def enqueue() -> None:
+        async_task(PAYOUT_TASK, order_id=order_id, request_id=request_id, task_name=f"payout-{order_id}", save=False)
+
+    if _broker_shares_the_transaction():
+        enqueue()
+    else:
+        transaction.on_commit(enqueue, robust=True)
+
+
+def _broker_shares_the_transaction() -> bool:
+    """django-q2's ORM broker on the default database, not synchronous, and a transaction open."""
+    return (
+        Conf.ORM == DEFAULT_DB_ALIAS
+        and not Conf.BROKER_CLASS
+        and not Conf.SYNC
+        and transaction.get_connection().in_atomic_block
     )
 
 

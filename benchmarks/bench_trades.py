@@ -1,0 +1,420 @@
+"""Complete trades per minute through the whole node: relay → bridge → handlers → LND → payout.
+
+Run:  .venv/bin/python benchmarks/bench_trades.py [--trades 1000] [--concurrency 100]
+
+What runs (all started by this script, all on 127.0.0.1): nostr-sdk's LocalRelay in a child
+process; the simulated Lightning network (`manage.py simnet`, nodes mostro, alice, bob,
+devfund, LND's routing fee rules: 1 sat + 1000 ppm); a price API and two LNURL-pay servers;
+the node as `manage.py mostrod` (web, relay bridge, invoice watcher, django-q2 cluster) on a
+fresh SQLite file (WAL, the embedded default). The traders live in this process: `--concurrency`
+pairs of users, each pair trading `trades / concurrency` times in a row, every trade on fresh
+trade keys (reputation mode, trade index + 1 each time), the seller's escrow paid from simnet
+node `alice` and the payout received by simnet node `bob`.
+
+One trade (a sell order taken with the buyer's invoice, the usual mobile-client flow):
+  new-order → ack · take-sell + invoice → pay-invoice · seller pays the hold invoice →
+  buyer-took-order + hold-invoice-payment-accepted · fiat-sent → fiat-sent-ok · release →
+  purchase-completed (after the node paid the buyer's invoice).
+
+Reported: trades/minute (first request to last purchase-completed), per-step latency
+p50/p99/max, CPU seconds per process, and the ledger check:
+  * every order `success` in the node's database, each with exactly one SUCCEEDED payment to
+    its buyer invoice in the node's ListPayments (and no other payment for it), every buyer
+    invoice SETTLED once on bob's node for exactly amount − fee;
+  * balances: seller −(amount + fee + routing fee) per trade, buyer +(amount − fee), devfund
+    + the dev fees the node paid, the node + 2 × fee − payout routing fees − dev fees −
+    dev-fee routing fees; the sum over all nodes falls by exactly the routing fees paid;
+  * discrepancies = checks that failed (target 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mostro_site.settings.test")
+os.environ.setdefault("MOSTRO_VAR_DIR", tempfile.mkdtemp(prefix="bench-trades-var-"))
+
+import django  # noqa: E402
+
+django.setup()
+
+from lightning.grpc import lightning_pb2 as ln  # noqa: E402
+from nostrbridge.protocol.enums import Action, Kind, Status  # noqa: E402
+from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload  # noqa: E402
+from nostrbridge.protocol.structs import SmallOrder  # noqa: E402
+from tests.e2e.trade_clients import (  # noqa: E402
+    RelayConnection,
+    TradeNetwork,
+    Trader,
+    WsRelayConnection,
+    start_trade_network,
+)
+
+STEPS = (
+    "new-order → ack",
+    "take → pay-invoice",
+    "hold paid → active notices",
+    "fiat-sent → ok",
+    "release → purchase-completed",
+)
+FEE_RATE = 0.006
+DEV_FEE_SHARE = 0.30
+MSAT = 1_000
+
+
+def fee_of(amount: int) -> int:
+    return int(FEE_RATE * amount / 2 + 0.5)
+
+
+def route_fee_msat(amount_msat: int, base_msat: int = 1_000, ppm: int = 1_000) -> int:
+    """simnet's routing fee (LND's fee rule): base + amount × ppm / 10^6, in msat."""
+    return base_msat + amount_msat * ppm // 1_000_000
+
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    trades: list[tuple[str, int, str]] = field(default_factory=list)  # (order id, amount, buyer invoice)
+    failures: list[str] = field(default_factory=list)
+    first_request: float = 0.0
+    last_completed: float = 0.0
+
+
+async def one_trade(seller: Trader, buyer: Trader, amount: int, results: Results, timeout_s: float) -> None:
+    fee = fee_of(amount)
+    s, b = seller.next_trade_index(), buyer.next_trade_index()
+    order = SmallOrder(
+        kind=Kind.SELL, status=Status.PENDING, amount=amount, fiat_code="USD", fiat_amount=amount // 1000 or 1,
+        payment_method="bank", premium=0,
+    )  # fmt: skip
+    lat = results.latencies
+    started = time.monotonic()
+    results.first_request = results.first_request or started
+    await seller.send(Action.NEW_ORDER, key=s, trade_index=s, payload=OrderPayload(order))
+    ack = await seller.expect("new-order", key=s, timeout_s=timeout_s)
+    lat[STEPS[0]].append(time.monotonic() - started)
+    order_id = ack.body["id"]
+
+    invoice = await buyer.wallet.invoice(amount - fee)
+    started = time.monotonic()
+    take = PaymentRequestPayload(None, invoice, None)
+    await buyer.send(Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=take)
+    pay = await seller.expect("pay-invoice", key=s, timeout_s=timeout_s)
+    lat[STEPS[1]].append(time.monotonic() - started)
+    await buyer.expect("waiting-seller-to-pay", key=b, timeout_s=timeout_s)
+
+    started = time.monotonic()
+    escrow = asyncio.create_task(seller.wallet.pay(pay.payload["payment_request"][1]))
+    await seller.expect("buyer-took-order", key=s, timeout_s=timeout_s)
+    await buyer.expect("hold-invoice-payment-accepted", key=b, timeout_s=timeout_s)
+    lat[STEPS[2]].append(time.monotonic() - started)
+
+    started = time.monotonic()
+    await buyer.send(Action.FIAT_SENT, key=b, order_id=order_id)
+    await buyer.expect("fiat-sent-ok", key=b, timeout_s=timeout_s)
+    lat[STEPS[3]].append(time.monotonic() - started)
+    await seller.expect("fiat-sent-ok", key=s, timeout_s=timeout_s)
+
+    started = time.monotonic()
+    await seller.send(Action.RELEASE, key=s, order_id=order_id)
+    await buyer.expect("purchase-completed", key=b, timeout_s=timeout_s)
+    done = time.monotonic()
+    lat[STEPS[4]].append(done - started)
+    results.last_completed = max(results.last_completed, done)
+    for action in ("hold-invoice-payment-settled", "rate"):
+        await seller.expect(action, key=s, timeout_s=timeout_s)
+    for action in ("released", "rate"):
+        await buyer.expect(action, key=b, timeout_s=timeout_s)
+    outcome = await asyncio.wait_for(escrow, timeout_s)
+    if outcome.status.value != "SUCCEEDED":
+        results.failures.append(f"{order_id}: escrow payment {outcome.status.value}")
+    results.trades.append((order_id, amount, invoice))
+
+
+async def pair_loop(seller: Trader, buyer: Trader, amounts: list[int], results: Results, timeout_s: float) -> None:
+    for amount in amounts:
+        try:
+            await one_trade(seller, buyer, amount, results, timeout_s)
+        except (TimeoutError, AssertionError) as exc:
+            results.failures.append(f"{seller.name}: {exc}")
+            return
+
+
+async def drive(net: TradeNetwork, args: argparse.Namespace) -> tuple[Results, list]:
+    pairs = args.concurrency
+    per_pair = [args.trades // pairs + (1 if i < args.trades % pairs else 0) for i in range(pairs)]
+    connection_cls = RelayConnection if args.sdk_client else WsRelayConnection
+    users_per_conn = max(2, args.users_per_connection)
+    conns = []
+    sellers, buyers = [], []
+    alice, bob = net.wallet("alice", threaded=False), net.wallet("bob", threaded=False)
+    for i in range(pairs):
+        if (2 * i) % users_per_conn == 0:
+            conns.append(await connection_cls(net.relay_url, net.node_pubkey).connect())
+        sellers.append(Trader(f"seller{i}", conns[-1], alice))
+        buyers.append(Trader(f"buyer{i}", conns[-1], bob))
+    for conn in conns:
+        keys = [
+            k
+            for t in (*sellers, *buyers)
+            if t.conn is conn
+            for k in t.pending_keys(per_pair[int(t.name.removeprefix("seller").removeprefix("buyer"))])
+        ]
+        await conn.watch(keys)
+    await asyncio.sleep(0.5)  # subscriptions registered at the relay
+
+    results = Results()
+    # Amounts vary per trade (different fees and routing fees), 2,000–9,999 sats.
+    amounts = [[2_000 + (7_919 * (i * 1_000 + j)) % 8_000 for j in range(n)] for i, n in enumerate(per_pair)]
+    await asyncio.gather(
+        *(pair_loop(sellers[i], buyers[i], amounts[i], results, args.step_timeout) for i in range(pairs))
+    )
+    # Every trade consumed its 12 replies: anything left over was not in the flow.
+    leftovers = [(t.name, r.action) for t in (*sellers, *buyers) for r in t.inbox]
+    for conn in conns:
+        await conn.close()
+    return results, leftovers
+
+
+# -- the ledger --------------------------------------------------------------------------------
+async def ledger_check(net: TradeNetwork, results: Results, before: dict[str, int]) -> tuple[list[str], dict]:
+    problems: list[str] = []
+    mostro, bob, alice = (net.wallet(name, threaded=False) for name in ("mostro", "bob", "alice"))
+    # Dev fees the node may be paying right now: let them land before the snapshot.
+    for _ in range(50):
+        busy = net.node.query("SELECT COUNT(*) FROM devfee_devfeepayment WHERE status IN ('claimed', 'in-flight')")
+        if busy == [(0,)]:
+            break
+        await asyncio.sleep(0.2)
+    after = net.balances_msat()
+    mostro_payments = await mostro.payments()
+    alice_payments = await alice.payments()
+    bob_invoices = {inv.payment_request: inv for inv in await bob.invoices()}
+    orders = {
+        row[0]: row[1:]
+        for row in net.node.query("SELECT lower(id), status, amount_sats, fee_sats, dev_fee_sats FROM orders_order")
+    }
+    by_request: dict[str, list] = defaultdict(list)
+    for payment in mostro_payments:
+        by_request[payment.payment_request].append(payment)
+    succeeded = ln.Payment.PaymentStatus.SUCCEEDED
+    payout_routing_msat = 0
+    seller_msat = buyer_msat = kept_msat = 0
+    for order_id, amount, invoice in results.trades:
+        row = orders.get(order_id.replace("-", ""))
+        fee = fee_of(amount)
+        if row is None or row[0] != "success" or row[1] != amount or row[2] != fee:
+            problems.append(f"order {order_id}: {row} in the database, expected success/{amount}/{fee}")
+            continue
+        payouts = by_request.get(invoice, [])
+        wins = [p for p in payouts if p.status == succeeded]
+        if len(wins) != 1 or len(payouts) != 1 or wins[0].value_sat != amount - fee:
+            problems.append(f"order {order_id}: payouts {[(p.status, p.value_sat) for p in payouts]}")
+        else:
+            payout_routing_msat += wins[0].fee_msat
+            if wins[0].fee_msat != route_fee_msat((amount - fee) * MSAT):
+                problems.append(f"order {order_id}: payout routing fee {wins[0].fee_msat} msat")
+        received = bob_invoices.get(invoice)
+        if (
+            received is None
+            or ln.Invoice.InvoiceState.Name(received.state) != "SETTLED"
+            or received.amt_paid_sat != amount - fee
+        ):
+            problems.append(f"order {order_id}: buyer invoice {received and received.state}")
+        seller_msat += (amount + fee) * MSAT + route_fee_msat((amount + fee) * MSAT)
+        buyer_msat += (amount - fee) * MSAT
+        kept_msat += 2 * fee * MSAT
+    traded = {r[2] for r in results.trades}
+    strays = [p for p in mostro_payments if p.status == succeeded and p.payment_request not in traded]
+    # The node pays only buyers and the dev fund: everything else is a discrepancy.
+    dev_rows = net.node.query("SELECT amount_sats, payment_hash FROM devfee_devfeepayment WHERE status = 'paid'")
+    dev_hashes = {h for _, h in dev_rows}
+    dev_msat = sum(a for a, _ in dev_rows) * MSAT
+    dev_routing_msat = 0
+    for payment in strays:
+        if payment.payment_hash in dev_hashes:
+            dev_routing_msat += payment.fee_msat
+        else:
+            problems.append(f"unexpected node payment {payment.payment_hash[:16]} of {payment.value_sat} sats")
+    if len(strays) != len(dev_rows):
+        problems.append(f"{len(dev_rows)} dev fees marked paid, {len(strays)} dev-fee payments at the node")
+    escrow_wins = [p for p in alice_payments if p.status == succeeded]
+    if len(escrow_wins) != len(results.trades):
+        problems.append(f"{len(escrow_wins)} escrow payments succeeded for {len(results.trades)} trades")
+    delta = {name: after[name] - before[name] for name in after}
+    expected = {
+        "alice": -seller_msat,
+        "bob": buyer_msat,
+        "devfund": dev_msat,
+        "mostro": kept_msat - payout_routing_msat - dev_msat - dev_routing_msat,
+    }
+    for name, value in expected.items():
+        if delta[name] != value:
+            problems.append(f"{name}: balance moved {delta[name]} msat, expected {value}")
+    routing_total = sum(p.fee_msat for p in (*mostro_payments, *alice_payments) if p.status == succeeded)
+    if sum(delta.values()) != -routing_total:
+        problems.append(f"network total moved {sum(delta.values())} msat, routing fees {routing_total}")
+    figures = {
+        "delta": delta,
+        "dev fees paid (sats)": dev_msat // MSAT,
+        "routing fees (msat)": routing_total,
+        "payouts checked": len(results.trades),
+    }
+    return problems, figures
+
+
+# -- reporting ---------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its reaped children (utime + stime + cutime + cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / tick
+
+
+def cpu_seconds_self(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def process_tree(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    children.append(int(entry.name))
+    return [pid, *(grand for child in children for grand in process_tree(child))]
+
+
+def cpu_snapshot(net: TradeNetwork) -> dict[str, float]:
+    node_tree = process_tree(net.node.proc.pid)
+    return {
+        "node: mostrod (web, bridge, watcher)": cpu_seconds_self(net.node.proc.pid),
+        # With the CPU of recycled workers, which their sentinel reaped.
+        "node: job cluster (forked children)": sum(cpu_seconds(p) for p in node_tree[1:]),
+        "simnet": cpu_seconds(net.simnet.process.pid),
+        "relay": cpu_seconds(net.relay.proc.pid),
+        "clients (this process)": time.process_time(),
+    }
+
+
+def start_profilers(net: TradeNetwork, directory: str) -> list[subprocess.Popen]:
+    """py-spy (not a project dependency: `pip install py-spy`) on each of the node's processes,
+    idle frames included, as collapsed stacks: `<dir>/mostrod.txt`, `<dir>/cluster-<pid>.txt`."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    common = ["record", "--format", "raw", "--rate", "200", "--idle", "--threads", "--nonblocking"]
+    tree = process_tree(net.node.proc.pid)
+    targets = [("mostrod", tree[0]), *((f"cluster-{pid}", pid) for pid in tree[1:])]
+    return [
+        subprocess.Popen([spy, *common, "-p", str(pid), "-o", str(out / f"{name}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name, pid in targets
+    ]  # fmt: skip
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    for proc in profilers:
+        proc.send_signal(signal.SIGINT)
+    for proc in profilers:
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trades", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=100, help="seller/buyer pairs trading at once")
+    parser.add_argument("--users-per-connection", type=int, default=50, help="traders sharing one relay connection")
+    parser.add_argument(
+        "--sdk-client", action="store_true", help="nostr-sdk's Client as transport (default: websocket)"
+    )
+    parser.add_argument("--q-workers", type=int, default=2, help="django-q2 workers in the node (MOSTRO_Q_WORKERS)")
+    parser.add_argument("--step-timeout", type=float, default=120.0)
+    parser.add_argument("--profile", help="record py-spy profiles of the node's processes into this directory")
+    parser.add_argument("--workdir", help="keep the run's files here (default: a temp dir)")
+    args = parser.parse_args()
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-trades-"))
+    print(f"starting relay, simnet, node in {workdir} …", flush=True)
+    started = time.monotonic()
+    net = start_trade_network(
+        workdir,
+        prices={"USD": 50_000.0},
+        simnet_args=("--balance-sats", "100000000"),
+        MOSTRO_FEE=str(FEE_RATE),
+        MOSTRO_Q_WORKERS=str(args.q_workers),
+        MOSTRO_LOG_LEVEL=os.environ.get("BENCH_NODE_LOG_LEVEL", "WARNING"),
+    )
+    print(f"ready in {time.monotonic() - started:.1f} s; node pid {net.node.proc.pid}", flush=True)
+    try:
+        before = net.balances_msat()
+        cpu_before = cpu_snapshot(net)
+        profilers = start_profilers(net, args.profile) if args.profile else []
+        results, leftovers = asyncio.run(drive(net, args))
+        stop_profilers(profilers)
+        cpu_after = cpu_snapshot(net)
+        problems, figures = asyncio.run(ledger_check(net, results, before))
+    finally:
+        net.stop()
+    report(args, results, leftovers, problems, figures, cpu_before, cpu_after)
+
+
+def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu_after) -> None:
+    done = len(results.trades)
+    wall = results.last_completed - results.first_request
+    print()
+    print(f"trades completed: {done}/{args.trades} in {wall:.1f} s → {done / wall * 60:,.0f} trades/minute")
+    print(f"concurrency: {args.concurrency} pairs; transport: {'nostr-sdk Client' if args.sdk_client else 'websocket'}")
+    print()
+    print("| step | n | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|")
+    for step in STEPS:
+        values = results.latencies.get(step, [])
+        if values:
+            row = (percentile(values, 0.5), percentile(values, 0.99), max(values))
+            print(f"| {step} | {len(values)} | " + " | ".join(f"{v * 1000:,.0f}" for v in row) + " |")
+    print()
+    print("| process | CPU s |\n|---|---:|")
+    for name, value in cpu_after.items():
+        print(f"| {name} | {value - cpu_before[name]:.1f} |")
+    print()
+    print("ledger:")
+    for name, value in figures.items():
+        print(f"  {name}: {value}")
+    failures = results.failures + [f"unexpected reply: {who} {action}" for who, action in leftovers]
+    discrepancies = problems + failures
+    print(f"  discrepancies: {len(discrepancies)}")
+    for line in discrepancies[:20]:
+        print(f"    - {line}")
+    if discrepancies or done < args.trades:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
