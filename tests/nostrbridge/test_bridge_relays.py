@@ -132,7 +132,11 @@ async def test_relay_restart_is_caught_up_from_since(py_relay_factory, settings)
     rows = await sync_to_async(lambda: list(InboundEvent.objects.order_by("pk").values_list("caught_up", "status")))()
     assert rows[1:] == [(True, InboundStatus.DONE)] * 3  # replayed: judged against the catch-up window
     assert rows[0][1] == InboundStatus.DONE
-    assert sorted(reader.replies) == sorted([before, *missed])
+    # Each missed request answered exactly once. The reply to `before` may or may not have
+    # survived the relay's SIGKILL (its last write can be lost), so it is not asserted here;
+    # the first client already received it before the kill.
+    assert [len(reader.replies[request]) for request in missed] == [1, 1, 1]
+    assert set(reader.replies) <= {before, *missed}
 
 
 async def test_refused_reply_is_retried_and_visible(local_relay, py_relay_factory, settings):
