@@ -50,7 +50,7 @@ def dispute_open(
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
         dispute = _create(order, initiator=initiator, sender=sender, previous=previous)
-        _notify_opened(order, dispute, sender=sender, request_id=request_id)
+        dispute_notify_opened(order, dispute, sender=sender, request_id=request_id)
     return dispute
 
 
@@ -67,7 +67,8 @@ def _create(order: Order, *, initiator: str, sender: str, previous: str) -> Disp
     return dispute
 
 
-def _notify_opened(order: Order, dispute: Dispute, *, sender: str, request_id: int | None) -> None:
+def dispute_notify_opened(order: Order, dispute: Dispute, *, sender: str, request_id: int | None) -> None:
+    """`dispute-initiated-by-you` to the initiator, `-by-peer` to the other party (inside a transaction)."""
     counterparty = order.seller_pubkey if sender == order.buyer_pubkey else order.buyer_pubkey
     payload = DisputePayload(dispute.id, None)
     send(sender, Action.DISPUTE_INITIATED_BY_YOU, order, request_id=request_id, payload=payload)

@@ -23,12 +23,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeInitiator, DisputeStatus
+from disputes.services.open import dispute_notify_opened
 from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.payloads import DisputePayload
 from orders.models import Order
 from orders.publish import network_tag_prefetch, publish_order_event
 from orders.services.escrow import BLOCK_SECONDS, EscrowCancelError, escrow_cancel
@@ -169,9 +169,7 @@ def _force_dispute(order: Order, now: datetime) -> str:
         if not won:
             return SKIPPED
         dispute = _dispute_open_or_reopen(order, now)
-        payload = DisputePayload(dispute.id, None)
-        send(order.buyer_pubkey, Action.DISPUTE_INITIATED_BY_YOU, order, payload=payload)
-        send(order.seller_pubkey, Action.DISPUTE_INITIATED_BY_PEER, order, payload=payload)
+        dispute_notify_opened(order, dispute, sender=order.buyer_pubkey, request_id=None)
         # As for a user's dispute, the order's 38383 is not republished (§1.14.1).
         publish_dispute_event(dispute=dispute, now=int(now.timestamp()))
     return DISPUTED
