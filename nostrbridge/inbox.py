@@ -9,11 +9,12 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from nostrbridge.models import InboundEvent, InboundStatus
+from nostrbridge.statements import insert_rows, table_name, update_where
 
 logger = logging.getLogger(__name__)
 
@@ -35,68 +36,88 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
         copies[event["id"]] += 1
     if not by_id:
         return []
-    with transaction.atomic():
-        existing = set(InboundEvent.objects.filter(event_id__in=list(by_id)).values_list("event_id", flat=True))
+    event_ids = list(by_id)
+    in_list = ", ".join(["%s"] * len(event_ids))
+    table = table_name(InboundEvent)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Plain SQL: once per intake batch on the hot path (see nostrbridge.statements).
+        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id IN ({in_list})", event_ids)
+        existing = {row[0] for row in cursor.fetchall()}
         for count in {copies[event_id] for event_id in existing}:
             seen = [event_id for event_id in existing if copies[event_id] == count]
             InboundEvent.objects.filter(event_id__in=seen).update(seen_count=F("seen_count") + count)
+        new_ids = [event_id for event_id in event_ids if event_id not in existing]
         rows = [
-            InboundEvent(
-                event_id=event_id,
-                kind=event["kind"],
-                pubkey=event["pubkey"],
-                event_created_at=event["created_at"],
-                raw=json.dumps(event, separators=(",", ":"), ensure_ascii=False),
-                first_relay=relay_url[:300],
-                caught_up=catch_up,
-                seen_count=copies[event_id],
-            )
-            for event_id, (relay_url, event) in by_id.items()
-            if event_id not in existing
+            {
+                "event_id": event_id,
+                "kind": by_id[event_id][1]["kind"],
+                "pubkey": by_id[event_id][1]["pubkey"],
+                "event_created_at": by_id[event_id][1]["created_at"],
+                "raw": json.dumps(by_id[event_id][1], separators=(",", ":"), ensure_ascii=False),
+                "first_relay": by_id[event_id][0][:300],
+                "caught_up": catch_up,
+                "seen_count": copies[event_id],
+            }
+            for event_id in new_ids
         ]
-        # ignore_conflicts: another bridge process may insert the same id concurrently.
-        InboundEvent.objects.bulk_create(rows, ignore_conflicts=True)
-        new_ids = [row.event_id for row in rows]
-        return list(
-            InboundEvent.objects.filter(event_id__in=new_ids, status=InboundStatus.RECEIVED).values_list(
-                "pk", flat=True
-            )
+        # DO NOTHING on a duplicate id: another bridge process may insert the same id concurrently.
+        insert_rows(InboundEvent, rows, conflict=["event_id"])
+        if not new_ids:
+            return []
+        new_in_list = ", ".join(["%s"] * len(new_ids))
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE event_id IN ({new_in_list}) AND status = %s ORDER BY id",
+            [*new_ids, InboundStatus.RECEIVED.value],
         )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
-    """Lease up to `limit` unprocessed rows to this worker; return their primary keys."""
-    now = timezone.now()
-    claimable = Q(status=InboundStatus.RECEIVED) | Q(status=InboundStatus.PROCESSING, locked_until__lt=now)
-    candidates = list(InboundEvent.objects.filter(claimable).order_by("pk").values_list("pk", flat=True)[:limit])
-    if not candidates:
-        return []
-    with transaction.atomic():
-        InboundEvent.objects.filter(claimable, pk__in=candidates).update(
-            status=InboundStatus.PROCESSING,
-            locked_by=worker_id,
-            locked_until=now + timedelta(seconds=LEASE_SECONDS),
-            attempts=F("attempts") + 1,
+    """Lease up to `limit` unprocessed rows to this worker; return their primary keys.
+
+    Claimable: RECEIVED, or PROCESSING with an expired lease. The UPDATE re-checks that, so a
+    row another process claimed in between is not taken twice. Plain SQL: it runs once per
+    batch on the hot path and the ORM's query building cost more than the queries.
+    """
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    lease_until = connection.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=LEASE_SECONDS))
+    # Identifiers come from the model's metadata; every value is a parameter.
+    table = table_name(InboundEvent)
+    claimable = "(status = %s OR (status = %s AND locked_until < %s))"
+    claimable_params = [InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value, now]
+    with connection.cursor() as cursor:
+        select_sql = f"SELECT id FROM {table} WHERE {claimable} ORDER BY id LIMIT %s"
+        cursor.execute(select_sql, [*claimable_params, limit])
+        candidates = [row[0] for row in cursor.fetchall()]
+        if not candidates:
+            return []
+        in_list = ", ".join(["%s"] * len(candidates))
+        claim_sql = (
+            f"UPDATE {table} SET status = %s, locked_by = %s, locked_until = %s, attempts = attempts + 1"
+            f" WHERE id IN ({in_list}) AND {claimable}"
         )
-    return list(
-        InboundEvent.objects.filter(pk__in=candidates, status=InboundStatus.PROCESSING, locked_by=worker_id)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+        with transaction.atomic():
+            cursor.execute(
+                claim_sql, [InboundStatus.PROCESSING.value, worker_id, lease_until, *candidates, *claimable_params]
+            )
+        mine_sql = f"SELECT id FROM {table} WHERE id IN ({in_list}) AND status = %s AND locked_by = %s ORDER BY id"
+        cursor.execute(mine_sql, [*candidates, InboundStatus.PROCESSING.value, worker_id])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "") -> bool:
-    """Record the final outcome; only the current lease holder's row in PROCESSING changes."""
-    return (
-        InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).update(
-            status=status,
-            action=action[:40],
-            drop_reason=drop_reason[:200],
-            processed_at=timezone.now(),
-            locked_until=None,
-        )
-        == 1
-    )
+    """Record the final outcome; only the current lease holder's row in PROCESSING changes.
+
+    Runs once per message inside the handler's transaction: a precompiled statement (hot path).
+    """
+    values = {
+        "status": status,
+        "action": action[:40],
+        "drop_reason": drop_reason[:200],
+        "processed_at": timezone.now(),
+        "locked_until": None,
+    }
+    return update_where(InboundEvent, where={"id": pk, "status": InboundStatus.PROCESSING}, values=values) == 1
 
 
 def inbox_fail(*, pk: int, error: str) -> str:

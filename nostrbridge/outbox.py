@@ -18,6 +18,7 @@ from nostrbridge.protocol.event import Event
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.transport import reply_v2
+from nostrbridge.statements import insert_row
 from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit
 
 
@@ -30,10 +31,8 @@ def clear_node_keys_cache() -> None:
     node_keys.cache_clear()
 
 
-def enqueue_message(
-    *, recipient_pubkey: str, message: Message, order_id: uuid.UUID | str | None = None
-) -> OutboundMessage:
-    """A direct message from the node, wrapped for the configured transport."""
+def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.UUID | str | None = None) -> str:
+    """A direct message from the node, wrapped for the configured transport; returns its event id."""
     config = node_config()
     if config.protocol_version == 1:
         from nostrbridge.protocol.giftwrap import reply_v1
@@ -41,12 +40,23 @@ def enqueue_message(
         event = reply_v1(message, node_keys(), recipient_pubkey)
     else:
         event = reply_v2(message, node_keys(), recipient_pubkey, dm_days=config.dm_days)
-    return _store(event, recipient_pubkey=recipient_pubkey, action=message.action.value, order_id=order_id)
+    # One per inbound message: a precompiled INSERT instead of Model.objects.create (hot path).
+    insert_row(
+        OutboundMessage,
+        event_id=event.id,
+        kind=event.kind,
+        recipient_pubkey=recipient_pubkey,
+        action=message.action.value,
+        order_id=order_id,
+        event_json=event.to_json(),
+    )
+    _wake_publisher()
+    return event.id
 
 
 def enqueue_cant_do(
     *, recipient_pubkey: str, reason: CantDoReason, request_id: int | None, order_id: uuid.UUID | None
-) -> OutboundMessage:
+) -> str:
     message = Message.cant_do(reason, request_id=request_id, id=order_id)
     return enqueue_message(recipient_pubkey=recipient_pubkey, message=message, order_id=order_id)
 
@@ -82,6 +92,10 @@ def _store(
         d_tag=d_tag,
         event_json=event.to_json(),
     )
+    _wake_publisher()
+    return row
+
+
+def _wake_publisher() -> None:
     if transaction.get_connection().in_atomic_block:
         wake_on_commit(OUTBOX_CHANNEL)
-    return row

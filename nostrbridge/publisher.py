@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, transaction
-from django.db.models import F
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.models import OutboundDelivery, OutboundMessage, OutboundStatus
 from nostrbridge.relay_pool import PublishResult, RelayPoolProtocol
+from nostrbridge.statements import insert_rows, table_name, update_where
 
 logger = logging.getLogger(__name__)
 
@@ -72,21 +72,24 @@ class Claimed:
     deliveries: dict[str, tuple[bool | None, int]] = field(default_factory=dict)  # url -> (accepted, attempts)
 
 
-_COLUMNS = ("pk", "event_json", "status", "attempts")
-
-
 def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
     """The oldest due rows: never tried, or whose retry time (or lease) has passed.
 
     Two queries, each on its own index: a single `OR … ORDER BY pk` makes SQLite walk the whole
     table in pk order, and the table keeps every reply ever sent. Only unfinished rows carry a
-    next_attempt_at (done and PARKED rows have none).
+    next_attempt_at (done and PARKED rows have none). Plain SQL: runs once per published batch
+    (see nostrbridge.statements); FOR UPDATE SKIP LOCKED where the database has it.
     """
-    rows = OutboundMessage.objects.select_for_update(skip_locked=True)
-    fresh = rows.filter(status=OutboundStatus.PENDING, next_attempt_at__isnull=True).order_by("pk")
-    retry = rows.filter(next_attempt_at__lte=now).order_by("next_attempt_at")
-    found = {row[0]: row for row in fresh.values_list(*_COLUMNS)[:limit]}
-    found.update((row[0], row) for row in retry.values_list(*_COLUMNS)[:limit])
+    table = table_name(OutboundMessage)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    columns = "id, event_json, status, attempts"
+    fresh = f"SELECT {columns} FROM {table} WHERE status = %s AND next_attempt_at IS NULL ORDER BY id LIMIT %s{lock}"
+    retry = f"SELECT {columns} FROM {table} WHERE next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s{lock}"
+    with connection.cursor() as cursor:
+        cursor.execute(fresh, [OutboundStatus.PENDING.value, limit])
+        found = {row[0]: tuple(row) for row in cursor.fetchall()}
+        cursor.execute(retry, [connection.ops.adapt_datetimefield_value(now), limit])
+        found.update((row[0], tuple(row)) for row in cursor.fetchall())
     return [found[pk] for pk in sorted(found)[:limit]]
 
 
@@ -99,7 +102,8 @@ def outbox_claim(*, limit: int, lease_s: float, now: datetime | None = None) -> 
         if not rows:
             return []
         pks = [row[0] for row in rows]
-        OutboundMessage.objects.filter(pk__in=pks).update(next_attempt_at=now + timedelta(seconds=lease_s))
+        lease = {"next_attempt_at": now + timedelta(seconds=lease_s)}
+        update_where(OutboundMessage, where={"id": pks}, values=lease)
         retried = [pk for pk, _, status, attempts in rows if attempts or status != OutboundStatus.PENDING]
         if retried:  # a first round has no deliveries to read
             past = OutboundDelivery.objects.filter(message_id__in=retried)
@@ -136,17 +140,18 @@ def outbox_record(
 ) -> None:
     """Write the relays' answers for one published batch (one transaction, a few statements)."""
     now = now or timezone.now()
-    deliveries: list[OutboundDelivery] = []
+    deliveries: list[dict[str, Any]] = []
     groups: dict[_Update, list[int]] = defaultdict(list)
     for claimed, results in outcomes:
         deliveries += _deliveries(claimed, results)
         groups[_plan(claimed, results, policy, now)].append(claimed.pk)
     with transaction.atomic():
-        OutboundDelivery.objects.bulk_create(
+        # Plain SQL (see nostrbridge.statements): one upsert and one UPDATE per outcome group.
+        insert_rows(
+            OutboundDelivery,
             deliveries,
-            update_conflicts=True,
-            unique_fields=["message", "relay_url"],
-            update_fields=["accepted", "relay_message", "attempts", "updated_at"],
+            conflict=["message_id", "relay_url"],
+            update=["accepted", "relay_message", "attempts"],
         )
         for update, pks in groups.items():
             values: dict[str, Any] = {
@@ -154,14 +159,13 @@ def outbox_record(
                 "next_attempt_at": update.next_attempt_at,
                 "last_error": update.last_error,
             }
-            if update.attempted:
-                values["attempts"] = F("attempts") + 1
             if update.first_sent:
                 values["sent_at"] = now
-            OutboundMessage.objects.filter(pk__in=pks).update(**values)
+            increments = ["attempts"] if update.attempted else []
+            update_where(OutboundMessage, where={"id": pks}, values=values, increments=increments)
 
 
-def _deliveries(claimed: Claimed, results: dict[str, PublishResult]) -> list[OutboundDelivery]:
+def _deliveries(claimed: Claimed, results: dict[str, PublishResult]) -> list[dict[str, Any]]:
     rows = []
     for url, result in results.items():
         accepted_before, attempts = claimed.deliveries.get(url, (None, 0))
@@ -170,13 +174,13 @@ def _deliveries(claimed: Claimed, results: dict[str, PublishResult]) -> list[Out
         if _attempted(result):
             attempts += 1
         rows.append(
-            OutboundDelivery(
-                message_id=claimed.pk,
-                relay_url=url[:300],
-                accepted=result.accepted,
-                relay_message=result.message[:300],
-                attempts=attempts,
-            )
+            {
+                "message_id": claimed.pk,
+                "relay_url": url[:300],
+                "accepted": result.accepted,
+                "relay_message": result.message[:300],
+                "attempts": attempts,
+            }
         )
     return rows
 

@@ -1,0 +1,149 @@
+"""The bridge's plain-SQL statements store what the ORM would, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from nostrbridge.inbox import LEASE_SECONDS, inbox_claim, inbox_finish
+from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
+from nostrbridge.statements import insert_row, insert_rows, update_where
+
+pytestmark = pytest.mark.django_db
+
+
+def outbound(event_id: str, **values) -> dict:
+    return {"event_id": event_id, "kind": 14, "event_json": "{}", **values}
+
+
+def test_insert_row_stores_what_create_stores():
+    order_id = uuid.uuid4()
+    before = timezone.now()
+    OutboundMessage.objects.create(**outbound("a" * 64, recipient_pubkey="b" * 64, action="orders", order_id=order_id))
+    insert_row(
+        OutboundMessage, **outbound("c" * 64, recipient_pubkey="b" * 64, action="orders", order_id=str(order_id))
+    )
+    after = timezone.now()
+
+    by_orm, by_sql = (OutboundMessage.objects.get(event_id=x * 64) for x in "ac")
+    ignored = ["id", "event_id", "created_at"]
+    assert model_to_dict(by_sql, exclude=ignored) == model_to_dict(by_orm, exclude=ignored)
+    assert (by_sql.status, by_sql.attempts, by_sql.next_attempt_at, by_sql.order_id) == (
+        OutboundStatus.PENDING,
+        0,
+        None,
+        order_id,
+    )
+    assert before <= by_sql.created_at <= after
+    assert OutboundMessage.objects.filter(order_id=order_id).count() == 2  # the UUID is stored the ORM's way
+
+
+def test_update_where_sets_values_increments_and_matches_lists():
+    rows = [OutboundMessage.objects.create(**outbound(x * 64)) for x in "abc"]
+    retry_at = timezone.now() + timedelta(seconds=30)
+
+    changed = update_where(
+        OutboundMessage,
+        where={"id": [rows[0].pk, rows[2].pk], "status": OutboundStatus.PENDING},
+        values={"status": OutboundStatus.SENT, "next_attempt_at": retry_at, "last_error": "ws://b: slow"},
+        increments=["attempts"],
+    )
+
+    assert changed == 2
+    states = {
+        row.event_id[0]: (row.status, row.attempts, row.next_attempt_at, row.last_error)
+        for row in OutboundMessage.objects.all()
+    }
+    assert states == {
+        "a": (OutboundStatus.SENT, 1, retry_at, "ws://b: slow"),
+        "b": (OutboundStatus.PENDING, 0, None, ""),
+        "c": (OutboundStatus.SENT, 1, retry_at, "ws://b: slow"),
+    }
+    assert update_where(OutboundMessage, where={"id": rows[0].pk}, values={"next_attempt_at": None}) == 1
+    assert OutboundMessage.objects.get(pk=rows[0].pk).next_attempt_at is None
+
+
+def test_update_where_matching_nothing_changes_nothing():
+    row = OutboundMessage.objects.create(**outbound("a" * 64))
+
+    assert update_where(OutboundMessage, where={"id": []}, values={"status": OutboundStatus.PARKED}) == 0
+    assert update_where(OutboundMessage, where={"id": row.pk, "status": "sent"}, values={"attempts": 5}) == 0
+    assert OutboundMessage.objects.values_list("status", "attempts").get() == (OutboundStatus.PENDING, 0)
+
+
+def test_insert_rows_on_conflict_skips_or_overwrites_the_named_columns():
+    message = OutboundMessage.objects.create(**outbound("a" * 64))
+    first = timezone.now() - timedelta(minutes=5)
+    OutboundDelivery.objects.create(message=message, relay_url="ws://a", accepted=False, relay_message="no", attempts=1)
+    OutboundDelivery.objects.filter(relay_url="ws://a").update(updated_at=first)
+    rows = [
+        {"message_id": message.pk, "relay_url": "ws://a", "accepted": True, "relay_message": "", "attempts": 2},
+        {"message_id": message.pk, "relay_url": "ws://b", "accepted": None, "relay_message": "timeout", "attempts": 1},
+    ]
+
+    insert_rows(OutboundDelivery, rows[:1], conflict=["message_id", "relay_url"])  # DO NOTHING
+    kept = OutboundDelivery.objects.get(relay_url="ws://a")
+    insert_rows(OutboundDelivery, rows, conflict=["message_id", "relay_url"], update=["accepted", "attempts"])
+
+    assert (kept.accepted, kept.relay_message, kept.attempts, kept.updated_at) == (False, "no", 1, first)
+    found = {d.relay_url: (d.accepted, d.relay_message, d.attempts) for d in OutboundDelivery.objects.all()}
+    assert found == {"ws://a": (True, "no", 2), "ws://b": (None, "timeout", 1)}  # relay_message not in `update`
+    assert OutboundDelivery.objects.get(relay_url="ws://a").updated_at > first  # auto_now moves on update
+
+
+def test_unknown_column_is_refused_before_any_sql():
+    with pytest.raises(ValueError, match="has no column 'colour'"):
+        update_where(OutboundMessage, where={"colour": "red"}, values={"attempts": 1})
+
+
+def inbound(event_id: str, **values) -> InboundEvent:
+    return InboundEvent.objects.create(
+        event_id=event_id, kind=14, pubkey="b" * 64, event_created_at=1, raw="{}", **values
+    )
+
+
+def test_inbox_claim_takes_received_and_expired_leases_only():
+    now = timezone.now()
+    fresh = inbound("a" * 64)
+    expired = inbound("b" * 64, status=InboundStatus.PROCESSING, locked_by="dead", locked_until=now, attempts=1)
+    leased = inbound("c" * 64, status=InboundStatus.PROCESSING, locked_by="other", locked_until=now + timedelta(60))
+    done = inbound("d" * 64, status=InboundStatus.DONE)
+
+    claimed = inbox_claim(worker_id="me", limit=10)
+
+    assert claimed == [fresh.pk, expired.pk]
+    rows = {row.pk: row for row in InboundEvent.objects.all()}
+    for pk, attempts in ((fresh.pk, 1), (expired.pk, 2)):
+        assert (rows[pk].status, rows[pk].locked_by, rows[pk].attempts) == (InboundStatus.PROCESSING, "me", attempts)
+        assert now + timedelta(seconds=LEASE_SECONDS - 5) < rows[pk].locked_until
+    assert (rows[leased.pk].locked_by, rows[leased.pk].attempts) == ("other", 0)
+    assert rows[done.pk].status == InboundStatus.DONE
+    assert inbox_claim(worker_id="me", limit=10) == []
+
+
+def test_inbox_claim_respects_the_limit_in_id_order():
+    rows = [inbound(x * 64) for x in "abc"]
+
+    assert inbox_claim(worker_id="me", limit=2) == [rows[0].pk, rows[1].pk]
+    assert inbox_claim(worker_id="you", limit=2) == [rows[2].pk]
+
+
+def test_inbox_finish_only_changes_a_row_still_processing():
+    row = inbound("a" * 64)
+    inbox_claim(worker_id="me")
+
+    assert inbox_finish(pk=row.pk, status=InboundStatus.DONE, action="orders", drop_reason="x" * 300) is True
+    assert inbox_finish(pk=row.pk, status=InboundStatus.DROPPED) is False
+
+    row.refresh_from_db()
+    assert (row.status, row.action, row.drop_reason, row.locked_until) == (
+        InboundStatus.DONE,
+        "orders",
+        "x" * 200,
+        None,
+    )
+    assert row.processed_at is not None
