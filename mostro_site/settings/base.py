@@ -155,6 +155,8 @@ MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL = env.int("MOSTRO_PUBLISH_MOSTRO_INFO_INTERV
 MOSTRO_BITCOIN_PRICE_API_URL = env.str("MOSTRO_BITCOIN_PRICE_API_URL", default="https://api.yadio.io")
 MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS = env.int("MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS", default=300)
 MOSTRO_MAX_PRICE_STALENESS_SECONDS = env.int("MOSTRO_MAX_PRICE_STALENESS_SECONDS", default=1800)
+# Kind 30078 `mostro-rates` event after every price tick (Mostro's publish_exchange_rates_to_nostr).
+MOSTRO_PUBLISH_EXCHANGE_RATES_TO_NOSTR = env.bool("MOSTRO_PUBLISH_EXCHANGE_RATES_TO_NOSTR", default=True)
 
 # --- Mostro: dev fee ------------------------------------------------------------------
 MOSTRO_DEV_FEE_LIGHTNING_ADDRESS = env.str(

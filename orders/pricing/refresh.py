@@ -1,4 +1,5 @@
-"""The price refresh job: poll every provider, aggregate, upsert `BtcPrice` (Mostro §1.21.5).
+"""The price refresh job: poll every provider, aggregate, upsert `BtcPrice` (Mostro §1.21.5)
+and queue the 30078 rates event in the same transaction (§1.21.6).
 
 All HTTP happens first, concurrently, with no transaction open; the rows are then written
 in one short transaction. A tick in which nothing usable arrived writes nothing, so the
@@ -19,6 +20,7 @@ from orders.pricing.aggregate import AggregatedPrice, quotes_aggregate
 from orders.pricing.breaker import BREAKERS, BreakerBoard
 from orders.pricing.errors import PriceProviderError
 from orders.pricing.providers import PriceProvider, price_providers_configured, provider_fetch
+from orders.pricing.rates_event import rates_event_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -133,4 +135,7 @@ def _prices_store(aggregated: dict[str, AggregatedPrice], *, as_of: datetime) ->
         update_conflicts=True,
         unique_fields=["fiat_code"],
         update_fields=["price", "as_of", "sources"],
+    )
+    rates_event_enqueue(
+        aggregated=aggregated, now=int(as_of.timestamp()), update_interval_seconds=price_refresh_interval_seconds()
     )
