@@ -99,9 +99,33 @@ def _check_lnd_files() -> list[Error]:
     return errors
 
 
+def _check_price_providers() -> list[Error]:
+    """El Toque needs its token and `nostr` its trusted nodes, or they would fail every tick."""
+    from orders.pricing.providers import ELTOQUE, NOSTR, price_provider_parse, trusted_node_pubkeys
+
+    kinds = set()
+    for entry in settings.MOSTRO_PRICE_PROVIDERS:
+        try:
+            kinds.add(price_provider_parse(entry).kind)
+        except ValueError:
+            continue  # logged and skipped by the price job
+    errors = []
+    if ELTOQUE in kinds and not settings.MOSTRO_ELTOQUE_TOKEN.strip():
+        errors.append(_error("The eltoque price provider needs MOSTRO_ELTOQUE_TOKEN.", "A Bearer API token.", 16))
+    if NOSTR in kinds:
+        try:
+            trusted = trusted_node_pubkeys()
+        except ValueError as exc:
+            errors.append(_error(f"{exc}.", "Hex or npub pubkeys, comma-separated.", 17))
+        else:
+            if not trusted:
+                errors.append(_error("The nostr price provider needs MOSTRO_PRICE_TRUSTED_NODES.", "Pubkeys.", 17))
+    return errors
+
+
 @register("mostro")
 def check_mostro_settings(app_configs=None, **kwargs) -> list:
-    errors = _check_keys() + _check_ranges() + _check_lists() + _check_lnd_files()
+    errors = _check_keys() + _check_ranges() + _check_lists() + _check_lnd_files() + _check_price_providers()
     if settings.MOSTRO_LNURL_ALLOW_LOOPBACK and not settings.DEBUG and "test" not in (settings.SETTINGS_MODULE or ""):
         errors.append(Warning("MOSTRO_LNURL_ALLOW_LOOPBACK is on: for tests only.", id="mostro.W001"))
     return errors

@@ -6,9 +6,11 @@
   `PriceUnavailable`, and `sats_for_fiat` / `market_amount_sats` turn a price into sats
   exactly as Mostro does.
 
-Modules: `providers` (who to ask, how to read the answer), `fetch` (HTTP), `breaker`
-(per-provider circuit breaker), `aggregate` (median and outlier cut), `refresh` (the job),
-`quotes` (the order-path reads and the sats math), `fiat` (the currency allowlist).
+Modules: `providers` (who to ask, how to read the answer), `eltoque` (CUP/MLC cross quotes),
+`nostr_feed` (trusted nodes' 30078 events), `fetch` (HTTP), `breaker` (per-provider circuit
+breaker), `aggregate` (median, outlier cut, cross quotes, nostr fallback), `refresh` (the job),
+`rates_event` (our own 30078), `quotes` (the order-path reads and the sats math), `fiat` (the
+currency allowlist).
 """
 
 from orders.pricing.aggregate import AggregatedPrice, price_aggregate, quotes_aggregate

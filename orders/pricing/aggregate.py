@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
+from orders.pricing.eltoque import CrossQuote
+from orders.pricing.providers import NOSTR
+
 _PRICE_QUANTUM = Decimal("0.00000001")
 _PRECISION = 50  # well above the 24 digits a stored price can have
 
@@ -24,6 +27,11 @@ class AggregatedPrice:
     price: Decimal
     sources: tuple[str, ...]  # sorted provider kinds whose values made the price
 
+    @property
+    def from_nostr_only(self) -> bool:
+        """Sourced from trusted nodes' events alone: stamped with their time, never republished."""
+        return self.sources == (NOSTR,)
+
 
 def price_aggregate(values: Sequence[Decimal], *, outlier_pct: Decimal) -> Decimal | None:
     """The aggregated price of one currency's candidate values; None without a usable one."""
@@ -32,18 +40,35 @@ def price_aggregate(values: Sequence[Decimal], *, outlier_pct: Decimal) -> Decim
 
 
 def quotes_aggregate(
-    quotes_by_provider: Sequence[tuple[str, Mapping[str, Decimal]]], *, outlier_pct: Decimal
+    quotes_by_provider: Sequence[tuple[str, Mapping[str, Decimal | CrossQuote]]], *, outlier_pct: Decimal
 ) -> dict[str, AggregatedPrice]:
     """Aggregate per currency the quotes of each provider that answered this tick.
 
     `quotes_by_provider` pairs a provider kind with its quotes; a failed provider is simply
     absent. Currencies no provider reported are absent from the result, which is what keeps
-    their last-known-good rows.
+    their last-known-good rows. Three kinds of candidates, in this order (Mostro §1.21.4):
+    direct BTC prices; cross quotes (El Toque's CUP per USD), each multiplied by the
+    aggregated direct price of its base currency this tick, and dropped without one; and the
+    `nostr` provider's prices, used only for currencies that have no other candidate.
     """
-    candidates: dict[str, list[tuple[str, Decimal]]] = {}
+    direct: dict[str, list[tuple[str, Decimal]]] = {}
+    cross: list[tuple[str, str, CrossQuote]] = []
+    fallback: dict[str, list[tuple[str, Decimal]]] = {}
     for kind, quotes in quotes_by_provider:
-        for code, value in quotes.items():
-            candidates.setdefault(code, []).append((kind, value))
+        for code, quote in quotes.items():
+            if isinstance(quote, CrossQuote):
+                cross.append((kind, code, quote))
+            else:
+                (fallback if kind == NOSTR else direct).setdefault(code, []).append((kind, quote))
+    candidates = {code: list(values) for code, values in direct.items()}
+    for kind, code, quote in cross:
+        anchor = _combine(direct.get(quote.base, []), outlier_pct=outlier_pct)
+        if anchor is not None:
+            with localcontext() as context:
+                context.prec = _PRECISION
+                candidates.setdefault(code, []).append((kind, quote.value * anchor[0]))
+    for code, values in fallback.items():
+        candidates.setdefault(code, values)
     aggregated: dict[str, AggregatedPrice] = {}
     for code, currency_candidates in sorted(candidates.items()):
         result = _combine(currency_candidates, outlier_pct=outlier_pct)

@@ -23,22 +23,26 @@ _READ_CHUNK_BYTES = 64 * 1024
 _USER_AGENT = "mostro-django/price-feed"
 
 
-def _opener() -> urllib.request.OpenerDirector:
+def _opener(*, follow_redirects: bool) -> urllib.request.OpenerDirector:
     opener = urllib.request.OpenerDirector()
-    for handler in (
+    handlers: list[urllib.request.BaseHandler] = [
         urllib.request.ProxyHandler(),
         urllib.request.HTTPHandler(),
         urllib.request.HTTPSHandler(context=ssl.create_default_context()),
-        urllib.request.HTTPRedirectHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
         urllib.request.HTTPErrorProcessor(),
         urllib.request.UnknownHandler(),  # any other scheme, e.g. a redirect to file:, is an error
-    ):
+    ]
+    if follow_redirects:
+        handlers.append(urllib.request.HTTPRedirectHandler())
+    for handler in handlers:
         opener.add_handler(handler)
     return opener
 
 
-def http_get_json(url: str, *, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES) -> Any:
+def http_get_json(
+    url: str, *, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES, headers: dict[str, str] | None = None
+) -> Any:
     """Return the decoded JSON body of `GET url`, numbers as `Decimal`.
 
     `timeout` bounds every socket operation and, through a deadline checked between reads,
@@ -51,10 +55,12 @@ def http_get_json(url: str, *, timeout: float, max_bytes: int = MAX_RESPONSE_BYT
         raise PriceProviderError("only http(s) URLs are fetched")
     # The opener below has no file:/ftp: handler either, so a redirect cannot leave http(s).
     request = urllib.request.Request(  # noqa: S310
-        url, headers={"Accept": "application/json", "User-Agent": _USER_AGENT}
+        url, headers={"Accept": "application/json", "User-Agent": _USER_AGENT, **(headers or {})}
     )
     try:
-        with _opener().open(request, timeout=timeout) as response:
+        # urllib forwards every header on a redirect, to any host: with a credential (an API
+        # token) a redirect is refused instead, so the token only ever reaches `url`'s host.
+        with _opener(follow_redirects=not headers).open(request, timeout=timeout) as response:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise PriceProviderError(f"response declares {declared} bytes, cap is {max_bytes}")

@@ -3,7 +3,9 @@
 The primary provider is the Yadio-compatible `bitcoin_price_api_url` of the node config
 (operator-overridable, Mostro's legacy mode); `MOSTRO_PRICE_PROVIDERS` adds `kind:url`
 entries. Every provider answers a `dict[fiat_code, Decimal]` (fiat per 1 BTC) or raises
-`PriceProviderError`; a partial map with bogus values is never returned.
+`PriceProviderError`; a partial map with bogus values is never returned. Two exceptions:
+El Toque answers CUP/MLC per USD (`CrossQuote`, resolved by the aggregation), and `nostr`
+answers `NostrQuotes`, which also carry when the trusted node observed them.
 """
 
 import logging
@@ -16,17 +18,25 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from mostro_site.config import node_config
+from nostrbridge.keys import decode_npub
+from orders.pricing.eltoque import CrossQuote, eltoque_fetch
 from orders.pricing.errors import PriceProviderError
 from orders.pricing.fetch import http_get_json
 from orders.pricing.fiat import is_fiat_code
+from orders.pricing.nostr_feed import NostrQuotes, nostr_rates_fetch
 
 logger = logging.getLogger(__name__)
+
+# A provider's answer: BTC prices by fiat code, or (El Toque) prices against another fiat.
+Quotes = dict[str, Decimal] | dict[str, CrossQuote]
 
 YADIO = "yadio"
 COINGECKO = "coingecko"
 CURRENCY_API = "currency_api"
 BLOCKCHAIN = "blockchain"
-PROVIDER_KINDS = (YADIO, COINGECKO, CURRENCY_API, BLOCKCHAIN)
+ELTOQUE = "eltoque"  # CUP/MLC cross quotes against USD (orders.pricing.eltoque)
+NOSTR = "nostr"  # trusted nodes' 30078 events, a fallback (orders.pricing.nostr_feed)
+PROVIDER_KINDS = (YADIO, COINGECKO, CURRENCY_API, BLOCKCHAIN, ELTOQUE, NOSTR)
 
 # CoinGecko wants an explicit list; codes it does not know are simply absent from the answer.
 # Mostro's list: the fiat subset of its supported vs_currencies (no CUP/MLC, no VEF).
@@ -68,10 +78,17 @@ _PATHS = {
 
 
 def price_provider_parse(entry: str) -> PriceProvider:
-    """Parse one `kind:url` entry of MOSTRO_PRICE_PROVIDERS; ValueError when it is unusable."""
+    """Parse one `kind:url` entry of MOSTRO_PRICE_PROVIDERS; ValueError when it is unusable.
+
+    `nostr` takes no URL (it asks the node's relays) or one `ws(s)://` relay to ask instead.
+    """
     kind, separator, url = entry.strip().partition(":")
     kind = kind.strip().lower()
     url = url.strip().rstrip("/")
+    if kind == NOSTR:
+        if url and urlsplit(url).scheme not in ("ws", "wss"):
+            raise ValueError("nostr takes no URL, or a ws(s):// relay")
+        return PriceProvider(kind=kind, url=url)
     if not separator or kind not in PROVIDER_KINDS:
         raise ValueError(f"expected '<kind>:<url>' with kind in {', '.join(PROVIDER_KINDS)}")
     parts = urlsplit(url)
@@ -100,14 +117,19 @@ def price_providers_configured() -> list[PriceProvider]:
     return providers
 
 
-def provider_fetch(provider: PriceProvider, *, timeout: float) -> dict[str, Decimal]:
+def provider_fetch(provider: PriceProvider, *, timeout: float) -> Quotes:
     """Poll one provider; the fiat quotes it reports, or PriceProviderError.
 
     An answer with no usable quote at all is a failure too, so that a provider that went
     silent (an empty map, every value null) counts against its circuit breaker.
     """
-    body = http_get_json(provider.request_url(), timeout=timeout)
-    rates = _EXTRACTORS[provider.kind](body)
+    if provider.kind == ELTOQUE:
+        return dict(eltoque_fetch(provider.url, token=settings.MOSTRO_ELTOQUE_TOKEN, timeout=timeout))
+    if provider.kind == NOSTR:
+        answer = _nostr_fetch(provider, timeout=timeout)
+        rates: Mapping[str, Any] = answer
+    else:
+        rates = _EXTRACTORS[provider.kind](http_get_json(provider.request_url(), timeout=timeout))
     excluded = _CURRENCY_API_EXCLUDED if provider.kind == CURRENCY_API else frozenset()
     quotes: dict[str, Decimal] = {}
     for raw_code, raw_value in rates.items():
@@ -118,7 +140,37 @@ def provider_fetch(provider: PriceProvider, *, timeout: float) -> dict[str, Deci
         quotes[code] = value
     if not quotes:
         raise PriceProviderError("no usable fiat quote in the answer")
+    if provider.kind == NOSTR:
+        return NostrQuotes(quotes, observed_at=answer.observed_at, event_id=answer.event_id)
     return quotes
+
+
+def _nostr_fetch(provider: PriceProvider, *, timeout: float) -> NostrQuotes:
+    relays = [provider.url] if provider.url else list(node_config().relays)
+    try:
+        trusted = trusted_node_pubkeys()
+    except ValueError as exc:  # `manage.py check` reports it too (mostro.E017)
+        raise PriceProviderError(str(exc)) from None
+    return nostr_rates_fetch(
+        relays,
+        trusted=trusted,
+        timeout=timeout,
+        max_age_s=settings.MOSTRO_MAX_PRICE_STALENESS_SECONDS,
+    )
+
+
+def trusted_node_pubkeys() -> list[str]:
+    """MOSTRO_PRICE_TRUSTED_NODES as hex pubkeys (npub or hex accepted); ValueError on a bad one."""
+    pubkeys = []
+    for entry in settings.MOSTRO_PRICE_TRUSTED_NODES:
+        entry = entry.strip()
+        if not entry:
+            continue
+        pubkey = decode_npub(entry) if entry.startswith("npub1") else entry.lower()
+        if len(pubkey) != 64 or any(char not in "0123456789abcdef" for char in pubkey):
+            raise ValueError(f"MOSTRO_PRICE_TRUSTED_NODES entry {entry!r} is not a pubkey (hex or npub)")
+        pubkeys.append(pubkey)
+    return pubkeys
 
 
 def _price_value(raw: Any) -> Decimal | None:

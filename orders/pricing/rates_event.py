@@ -15,10 +15,12 @@ from orders.pricing.aggregate import AggregatedPrice
 
 def rates_event_enqueue(*, aggregated: dict[str, AggregatedPrice], now: int, update_interval_seconds: int) -> None:
     """Queue one 30078 revision for this tick, when `publish_exchange_rates_to_nostr` is on."""
-    if not settings.MOSTRO_PUBLISH_EXCHANGE_RATES_TO_NOSTR or not aggregated:
+    # Prices taken from other nodes' events alone are theirs to publish, not ours (Mostro §1.21.6).
+    own = {code: result for code, result in aggregated.items() if not result.from_nostr_only}
+    if not settings.MOSTRO_PUBLISH_EXCHANGE_RATES_TO_NOSTR or not own:
         return
-    sources = sorted({source for result in aggregated.values() for source in result.sources})
-    rates = {code: aggregated[code].price for code in sorted(aggregated)}
+    sources = sorted({source for result in own.values() for source in result.sources})
+    rates = {code: own[code].price for code in sorted(own)}
     event = build_rates_event(
         node_keys(),
         rates=rates,

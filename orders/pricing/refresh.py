@@ -8,7 +8,7 @@ last-known-good rows stay (and age out through the staleness check on the order 
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -19,7 +19,8 @@ from orders.models import BtcPrice
 from orders.pricing.aggregate import AggregatedPrice, quotes_aggregate
 from orders.pricing.breaker import BREAKERS, BreakerBoard
 from orders.pricing.errors import PriceProviderError
-from orders.pricing.providers import PriceProvider, price_providers_configured, provider_fetch
+from orders.pricing.nostr_feed import NostrQuotes
+from orders.pricing.providers import PriceProvider, Quotes, price_providers_configured, provider_fetch
 from orders.pricing.rates_event import rates_event_enqueue
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def prices_refresh(*, now: datetime | None = None, breakers: BreakerBoard | None
     providers = price_providers_configured()
     due = [provider for provider in providers if board.is_available(provider.key)]
     timeout = float(settings.MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS)
-    answered: list[tuple[str, dict[str, Decimal]]] = []
+    answered: list[tuple[str, Quotes]] = []
     for provider, outcome in _poll(due, timeout=timeout):
         if isinstance(outcome, PriceProviderError):
             cooldown = board.record_failure(provider.key)
@@ -66,7 +67,7 @@ def prices_refresh(*, now: datetime | None = None, breakers: BreakerBoard | None
     outlier_pct = Decimal(str(settings.MOSTRO_PRICE_OUTLIER_THRESHOLD_PCT))
     aggregated = quotes_aggregate(answered, outlier_pct=outlier_pct)
     if aggregated:
-        _prices_store(aggregated, as_of=now or timezone.now())
+        _prices_store(aggregated, as_of=now or timezone.now(), observed_at=_nostr_observed_at(answered))
     elif due:
         logger.warning("Price refresh got no usable quote; keeping the last-known-good prices")
 
@@ -90,9 +91,7 @@ def prices_refresh(*, now: datetime | None = None, breakers: BreakerBoard | None
     return counts
 
 
-def _poll(
-    providers: list[PriceProvider], *, timeout: float
-) -> list[tuple[PriceProvider, dict[str, Decimal] | PriceProviderError]]:
+def _poll(providers: list[PriceProvider], *, timeout: float) -> list[tuple[PriceProvider, Quotes | PriceProviderError]]:
     """Fetch every provider concurrently; each outcome is its quotes or its error.
 
     No database access happens in the worker threads. An exception other than
@@ -102,11 +101,11 @@ def _poll(
         return []
     pool = ThreadPoolExecutor(max_workers=len(providers), thread_name_prefix="price-provider")
     try:
-        futures: dict[Future[dict[str, Decimal]], PriceProvider] = {
+        futures: dict[Future[Quotes], PriceProvider] = {
             pool.submit(provider_fetch, provider, timeout=timeout): provider for provider in providers
         }
         done, _pending = wait(futures, timeout=timeout + _POLL_GRACE_SECONDS)
-        outcomes: list[tuple[PriceProvider, dict[str, Decimal] | PriceProviderError]] = []
+        outcomes: list[tuple[PriceProvider, Quotes | PriceProviderError]] = []
         for future, provider in futures.items():
             if future not in done:
                 outcomes.append((provider, PriceProviderError(f"no answer within {timeout:g} s")))
@@ -124,12 +123,30 @@ def _poll(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _nostr_observed_at(answered: list[tuple[str, Quotes]]) -> datetime | None:
+    for _kind, quotes in answered:
+        if isinstance(quotes, NostrQuotes):
+            return datetime.fromtimestamp(quotes.observed_at, tz=UTC)
+    return None
+
+
 @transaction.atomic(durable=True)
-def _prices_store(aggregated: dict[str, AggregatedPrice], *, as_of: datetime) -> None:
-    """Upsert one row per fresh currency; currencies absent from this tick are left as they are."""
+def _prices_store(
+    aggregated: dict[str, AggregatedPrice], *, as_of: datetime, observed_at: datetime | None = None
+) -> None:
+    """Upsert one row per fresh currency; currencies absent from this tick are left as they are.
+
+    A price from trusted nodes' events alone is as old as the event it came from (`observed_at`),
+    so the staleness limit counts from there, not from when this node read it.
+    """
     BtcPrice.objects.bulk_create(
         [
-            BtcPrice(fiat_code=code, price=result.price, as_of=as_of, sources=",".join(result.sources))
+            BtcPrice(
+                fiat_code=code,
+                price=result.price,
+                as_of=min(observed_at, as_of) if result.from_nostr_only and observed_at else as_of,
+                sources=",".join(result.sources),
+            )
             for code, result in aggregated.items()
         ],
         update_conflicts=True,

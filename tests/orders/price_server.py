@@ -36,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        route = self.server.owner.record(self.path)
+        route = self.server.owner.record(self.path, headers=dict(self.headers))
         if route is None:
             route = Route(body=b'{"error": "not found"}', status=404)
         if route.delay and self.server.owner.stopping.wait(route.delay):
@@ -71,6 +71,7 @@ class PriceServer:
         self._routes: dict[str, Route] = {}
         self._hits: dict[str, int] = {}
         self.requests: list[str] = []  # every request target, query string included, in order
+        self.request_headers: list[dict[str, str]] = []  # the headers of each of them
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -138,10 +139,11 @@ class PriceServer:
         with self._lock:
             return self._hits.get(path, 0)
 
-    def record(self, target: str) -> Route | None:
+    def record(self, target: str, headers: dict[str, str] | None = None) -> Route | None:
         path = urlsplit(target).path
         with self._lock:
             self.requests.append(target)
+            self.request_headers.append(headers or {})
             self._hits[path] = self._hits.get(path, 0) + 1
             return self._routes.get(path)
 
