@@ -1,9 +1,11 @@
-"""Post-commit nudges from the services to the bridge's loops (outbox publisher, inbox consumer).
+"""Post-commit nudges from the services to the node's loops (outbox publisher, inbox consumer,
+invoice watcher).
 
 Nudges are hints only: the rows in the database are the source of truth and the loops also
 poll, so a lost nudge costs latency, never a message. In the bridge process a waker is
-registered directly; other processes (web, qcluster) reach it through the channel layer when
-Redis is configured.
+registered directly; other processes (web, qcluster) reach the bridge through the channel layer
+when Redis is configured. The invoice watcher is only nudged in its own process (in `mostrod`,
+where the take handlers run); a standalone `invoice_watcher` finds new invoices by its poll.
 """
 
 import logging
@@ -16,8 +18,10 @@ logger = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "mostro-outbox"
 INBOX_CHANNEL = "mostro-inbox"
+INVOICES_CHANNEL = "mostro-invoices"  # a new hold invoice to follow (local wakers only)
+_REMOTE_CHANNELS = frozenset({OUTBOX_CHANNEL, INBOX_CHANNEL})  # the bridge's consumers listen on these
 
-_local_wakers: dict[str, list[Callable[[], None]]] = {OUTBOX_CHANNEL: [], INBOX_CHANNEL: []}
+_local_wakers: dict[str, list[Callable[[], None]]] = {OUTBOX_CHANNEL: [], INBOX_CHANNEL: [], INVOICES_CHANNEL: []}
 
 
 def register_waker(channel: str, waker: Callable[[], None]) -> None:
@@ -34,7 +38,7 @@ def wake(channel: str) -> None:
     wakers = _local_wakers[channel]
     for waker in wakers:
         waker()
-    if not wakers and getattr(settings, "REDIS_URL", ""):
+    if not wakers and channel in _REMOTE_CHANNELS and getattr(settings, "REDIS_URL", ""):
         _wake_remote(channel)
 
 

@@ -99,7 +99,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "ack_failures": True,
     "save_limit": 500,
-    "poll": 1,
+    # Idle ORM-broker poll (one read query): it is how soon a queued payout starts after release.
+    "poll": env.float("MOSTRO_Q_POLL_SECONDS", default=0.2),
 }
 
 # --- auth, i18n, static ---------------------------------------------------------------

@@ -23,6 +23,7 @@ from mostro_site.config import node_config
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
+from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 from orders.models import Order
 from orders.publish import network_tag_prefetch, publish_order_event
 from orders.selectors import order_get_by_hold_hash
@@ -73,6 +74,12 @@ class EscrowInvoice:
             "hold_invoice_request_id": request_id,
             "invoice_held_at": None,
         }
+
+
+def escrow_watch_on_commit() -> None:
+    """Have an in-process invoice watcher subscribe the new hold invoice as soon as it is stored,
+    instead of at its next poll (up to a second later: the seller may already be paying)."""
+    wake_on_commit(INVOICES_CHANNEL)
 
 
 def escrow_memo(order: Order) -> str:

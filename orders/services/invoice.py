@@ -29,6 +29,7 @@ from orders.services.escrow import (
     EscrowInvoice,
     escrow_cancel_unused,
     escrow_create_hold_invoice,
+    escrow_watch_on_commit,
     notify_active,
     notify_pay_invoice,
     notify_taker_reputation,
@@ -188,6 +189,7 @@ def _commit_escrow(
             guard=Q(hold_invoice_hash__isnull=True, buyer_pubkey=order.buyer_pubkey),
         )
         if won:
+            escrow_watch_on_commit()
             order.refresh_from_db()
             if order.kind == Kind.SELL:
                 notify_taker_reputation(

@@ -26,7 +26,13 @@ from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, marke
 from orders.publish import network_tag_prefetch, publish_order_event
 from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats
-from orders.services.escrow import EscrowInvoice, escrow_cancel_unused, escrow_create_hold_invoice, notify_pay_invoice
+from orders.services.escrow import (
+    EscrowInvoice,
+    escrow_cancel_unused,
+    escrow_create_hold_invoice,
+    escrow_watch_on_commit,
+    notify_pay_invoice,
+)
 from orders.services.invoice import buyer_invoice_validate
 from orders.services.traders import trader_bump_trade_index
 from orders.status import PRE_TRADE_STATUSES, OrderKind, OrderStatus
@@ -208,6 +214,7 @@ def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic
             trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields)
             if won:
+                escrow_watch_on_commit()
                 order.refresh_from_db()
                 notify_pay_invoice(order, request_id=taker.request_id)
                 publish_order_event(order)  # in-progress for buy orders; nothing for sell (§2.2 quirk)

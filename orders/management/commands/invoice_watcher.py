@@ -1,11 +1,13 @@
 """`manage.py invoice_watcher`: follow every escrow hold invoice at LND (03-actions.md §3).
 
 At start it subscribes the invoices whose state still matters (behaviour §1.7.4), then polls
-the database every second for new ones. ACCEPTED and CANCELED updates go to the escrow
+the database every second for new ones, and at once when a service in the same process (the
+take handlers in `mostrod`) commits a new hold invoice. ACCEPTED and CANCELED updates go to the escrow
 services through `sync_to_async` (thread-sensitive: one DB thread, services stay sync).
 """
 
 import asyncio
+import functools
 import logging
 import signal
 
@@ -16,6 +18,7 @@ from django.db import DatabaseError, close_old_connections
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, InvoiceUpdate
 from lightning.watcher import InvoiceWatcher
+from nostrbridge.wake import INVOICES_CHANNEL, register_waker, unregister_waker
 from orders.selectors import watched_invoice_hashes
 from orders.services.escrow import escrow_on_accepted, escrow_on_canceled
 
@@ -53,15 +56,31 @@ class EscrowWatcher:
     async def run(self, stop: asyncio.Event) -> None:
         await self.watcher.start()
         logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
+        # In `mostrod` the take handlers run in this process: they nudge us when a new hold
+        # invoice is committed, so it is subscribed before the seller's wallet pays it.
+        nudged = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        waker = functools.partial(loop.call_soon_threadsafe, nudged.set)
+        register_waker(INVOICES_CHANNEL, waker)
         try:
             while not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
-                except TimeoutError:
+                await self._wait(stop, nudged)
+                nudged.clear()
+                if not stop.is_set():
                     await self._refresh()
         finally:
+            unregister_waker(INVOICES_CHANNEL, waker)
             await self.watcher.stop()
             logger.info("invoice watcher stopped")
+
+    async def _wait(self, stop: asyncio.Event, nudged: asyncio.Event) -> None:
+        """Until a stop, a nudge, or the poll interval, whichever comes first."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(nudged.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def _refresh(self) -> None:
         try:

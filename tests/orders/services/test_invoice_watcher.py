@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from nostrbridge import wake
 from nostrbridge.protocol.enums import Action
 from orders.management.commands.invoice_watcher import EscrowWatcher
 from orders.models import Order
@@ -70,3 +71,20 @@ async def _async_true(value: bool) -> bool:
 
 async def _equals(func, order_id, expected) -> bool:
     return await sync_to_async(func)(order_id) == expected
+
+
+async def test_a_new_escrow_is_subscribed_on_commit_not_at_the_next_poll(fake_ln):
+    stop = asyncio.Event()
+    watcher = EscrowWatcher(fake_ln, poll_seconds=60)  # only the commit nudge can explain a quick pick-up
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        await _until(lambda: _async_true(len(wake._local_wakers[wake.INVOICES_CHANNEL]) == 1))
+        order = await sync_to_async(_taken_buy_order)()
+        await _until(lambda: _async_true(order.hold_invoice_hash in watcher.watcher.watched))
+        fake_ln.mark_accepted(order.hold_invoice_hash)
+        await _until(lambda: _equals(_status, order.id, "waiting-buyer-invoice"))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        await sync_to_async(connections.close_all)()
+    assert wake._local_wakers[wake.INVOICES_CHANNEL] == []
