@@ -19,13 +19,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from orders.pricing.errors import PriceProviderError
-from orders.pricing.fetch import http_get_json
+from orders.pricing.fetch import http_get_json, price_number
 
 LOOKBACK = timedelta(hours=48)
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-# The same sanity bounds as a direct quote's (orders.pricing.providers): CUP per USD is ~10²–10³.
-_MIN_RATE = Decimal("0.00000001")
-_MAX_RATE = Decimal("1e16")
 
 
 @dataclass(frozen=True)
@@ -60,18 +57,11 @@ def eltoque_parse(body: Any) -> dict[str, CrossQuote]:
     tasas = body.get("tasas") if isinstance(body, dict) else None
     if not isinstance(tasas, dict):
         raise PriceProviderError("unexpected answer shape: 'tasas' is not an object")
-    cup_per_usd = _rate(tasas.get("USD"))
+    cup_per_usd = price_number(tasas.get("USD"))
     if cup_per_usd is None:
         return {}
     quotes = {"CUP": CrossQuote(base="USD", value=cup_per_usd)}
-    cup_per_mlc = _rate(tasas.get("MLC"))
+    cup_per_mlc = price_number(tasas.get("MLC"))
     if cup_per_mlc is not None:
         quotes["MLC"] = CrossQuote(base="USD", value=cup_per_usd / cup_per_mlc)
     return quotes
-
-
-def _rate(raw: Any) -> Decimal | None:
-    # Numbers arrive as Decimal (fetch's decoder); bool, str, null and NaN are not rates.
-    if not isinstance(raw, Decimal) or not raw.is_finite() or not _MIN_RATE <= raw < _MAX_RATE:
-        return None
-    return raw

@@ -21,6 +21,9 @@ from orders.pricing.errors import PriceProviderError
 MAX_RESPONSE_BYTES = 1024 * 1024  # the largest real payload (currency-api, ~330 codes) is ~10 KiB
 _READ_CHUNK_BYTES = 64 * 1024
 _USER_AGENT = "mostro-django/price-feed"
+# Outside these a number is a broken feed, not a market price (see `price_number`).
+MIN_PRICE = Decimal("0.00000001")
+MAX_PRICE = Decimal("1e16")
 
 
 def _opener(*, follow_redirects: bool) -> urllib.request.OpenerDirector:
@@ -73,9 +76,28 @@ def http_get_json(
         # unparseable URL. All of them mean "no answer this tick".
         raise PriceProviderError(f"{type(exc).__name__}: {exc}") from exc
     try:
-        return json.loads(body, parse_float=Decimal, parse_int=Decimal, parse_constant=lambda _name: None)
+        return price_json_decode(body)
     except (ValueError, RecursionError) as exc:
         raise PriceProviderError(f"malformed JSON body: {exc}") from exc
+
+
+def price_json_decode(body: str | bytes) -> Any:
+    """JSON with every number as `Decimal` and NaN/Infinity as None (dropped like any non-number).
+
+    Raises ValueError or RecursionError on a malformed document.
+    """
+    return json.loads(body, parse_float=Decimal, parse_int=Decimal, parse_constant=lambda _name: None)
+
+
+def price_number(raw: Any) -> Decimal | None:
+    """`raw` (from `price_json_decode`) if it can be a price or a rate, else None.
+
+    bool, str, null and NaN are not numbers here; a value must also fit BtcPrice.price (24
+    digits, 8 decimals) and stay positive once rounded to 8 decimals.
+    """
+    if not isinstance(raw, Decimal) or not raw.is_finite() or not MIN_PRICE <= raw < MAX_PRICE:
+        return None
+    return raw
 
 
 def _read_capped(response: http.client.HTTPResponse, *, max_bytes: int, deadline: float) -> bytes:

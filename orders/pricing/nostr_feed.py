@@ -27,6 +27,7 @@ from nostrbridge.protocol.errors import ProtocolError
 from nostrbridge.protocol.event import Event
 from nostrbridge.protocol.events import RATES_D_TAG, RATES_KIND
 from orders.pricing.errors import PriceProviderError
+from orders.pricing.fetch import price_json_decode, price_number
 
 logger = logging.getLogger(__name__)
 
@@ -76,29 +77,22 @@ def rates_candidates(events: list[Event], *, trusted: list[str], now: int, max_a
 def rates_content_parse(content: str) -> dict[str, Decimal]:
     """`{"BTC": {"USD": 65000.5, …}}` → quotes by upper-case code (junk values skipped)."""
     try:
-        body = json.loads(content, parse_float=Decimal, parse_int=Decimal, parse_constant=lambda _name: None)
+        body = price_json_decode(content)
     except (ValueError, RecursionError):
         return {}
     rates = body.get("BTC") if isinstance(body, dict) else None
     if not isinstance(rates, dict):
         return {}
-    return {
-        code.upper(): value
-        for code, value in rates.items()
-        if isinstance(code, str) and isinstance(value, Decimal) and value.is_finite() and value > 0
-    }
+    return {code.upper(): value for code, raw in rates.items() if (value := price_number(raw)) is not None}
 
 
 def _is_rates_event(event: Event, trusted: list[str]) -> bool:
-    d_tags = [tag[1] for tag in event.tags if len(tag) >= 2 and tag[0] == "d"]
-    return event.kind == RATES_KIND and event.pubkey in trusted and d_tags[:1] == [RATES_D_TAG]
+    return event.kind == RATES_KIND and event.pubkey in trusted and event.tag_value("d") == RATES_D_TAG
 
 
 def _expired(event: Event, now: int) -> bool:
-    for tag in event.tags:
-        if len(tag) >= 2 and tag[0] == "expiration":
-            return not tag[1].isdigit() or int(tag[1]) <= now
-    return False
+    expiration = event.tag_value("expiration")
+    return expiration is not None and (not expiration.isdigit() or int(expiration) <= now)
 
 
 async def _query_relays(relays: list[str], *, trusted: list[str], budget_s: float) -> list[Event]:

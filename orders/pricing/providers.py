@@ -21,7 +21,7 @@ from mostro_site.config import node_config
 from nostrbridge.keys import decode_npub
 from orders.pricing.eltoque import CrossQuote, eltoque_fetch
 from orders.pricing.errors import PriceProviderError
-from orders.pricing.fetch import http_get_json
+from orders.pricing.fetch import http_get_json, price_number
 from orders.pricing.fiat import is_fiat_code
 from orders.pricing.nostr_feed import NostrQuotes, nostr_rates_fetch
 
@@ -48,11 +48,6 @@ COINGECKO_VS_CURRENCIES = (
 # from the informal rate Yadio quotes (~400 CUP/USD); averaging the two would be meaningless.
 # Mostro's shipped config scopes them out the same way (`except = ["CUP", "MLC"]`).
 _CURRENCY_API_EXCLUDED = frozenset({"CUP", "MLC"})
-
-# A stored price must fit BtcPrice.price (24 digits, 8 decimals) and stay positive once
-# rounded to 8 decimals; anything outside is a broken feed, not a market price.
-MIN_PRICE = Decimal("0.00000001")
-MAX_PRICE = Decimal("1e16")
 
 
 @dataclass(frozen=True)
@@ -134,7 +129,7 @@ def provider_fetch(provider: PriceProvider, *, timeout: float) -> Quotes:
     quotes: dict[str, Decimal] = {}
     for raw_code, raw_value in rates.items():
         code = raw_code.upper()
-        value = _price_value(raw_value)
+        value = price_number(raw_value)
         if value is None or code in excluded or not is_fiat_code(code):
             continue
         quotes[code] = value
@@ -171,16 +166,6 @@ def trusted_node_pubkeys() -> list[str]:
             raise ValueError(f"MOSTRO_PRICE_TRUSTED_NODES entry {entry!r} is not a pubkey (hex or npub)")
         pubkeys.append(pubkey)
     return pubkeys
-
-
-def _price_value(raw: Any) -> Decimal | None:
-    # The JSON decoder yields Decimal for every number; bool, str, null and NaN/Infinity
-    # (decoded to None) are not prices.
-    if not isinstance(raw, Decimal) or not raw.is_finite():
-        return None
-    if not MIN_PRICE <= raw < MAX_PRICE:
-        return None
-    return raw
 
 
 def _object(value: Any, what: str) -> Mapping[str, Any]:
