@@ -7,7 +7,7 @@ adjust a few deployment knobs, never behaviour.
 
 from pathlib import Path
 
-from mostro_site.env import BASE_DIR, env
+from mostro_site.config.env import BASE_DIR, env
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)

@@ -19,7 +19,7 @@ from disputes.console import (
     take_as,
 )
 from disputes.models import Dispute
-from disputes.schemas import (
+from mostro_site.api.dispute_schemas import (
     PUBKEY_PATTERN,
     DisputeListOut,
     DisputeOut,

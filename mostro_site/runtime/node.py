@@ -27,8 +27,8 @@ from twisted.internet import reactor
 
 from lightning import reset_lightning_client
 from mostro_site.operator.lnstatus import LightningStatus
-from mostro_site.operator.node.banner import startup_banner
-from mostro_site.operator.node.cluster import JobCluster
+from mostro_site.runtime.banner import startup_banner
+from mostro_site.runtime.cluster import JobCluster
 
 logger = logging.getLogger(__name__)
 

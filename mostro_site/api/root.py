@@ -15,7 +15,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from disputes.api import ApiError
+from mostro_site.api.disputes import ApiError
 from disputes.api_auth import ApiUnauthorized
 from disputes.console import ConsoleForbidden
 from disputes.services.errors import DisputeConflict, DisputeNotFound, NotNodeAdmin
@@ -28,8 +28,8 @@ from orders.services.escrow import EscrowError
 logger = logging.getLogger(__name__)
 
 api = NinjaAPI(title="Mostro admin API", version="1", urls_namespace="api")
-api.add_router("/", "disputes.api.router")
-api.add_router("/", "mostro_site.api_orders.router")
+api.add_router("/", "mostro_site.api.disputes.router")
+api.add_router("/", "mostro_site.api.orders.router")
 
 # Refusals about who is acting, not about the order's state.
 FORBIDDEN_REASONS = frozenset(
