@@ -18,7 +18,7 @@ from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo, ProtocolError
-from nostrbridge.protocol.intake import FRESHNESS_WINDOW_SECONDS, open_inbound
+from nostrbridge.protocol.inbound import FRESHNESS_WINDOW_SECONDS, open_inbound
 from nostrbridge.router import get_handler
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from nostrbridge.context import SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
-from nostrbridge.protocol.event import leading_zero_bits
+from nostrbridge.protocol.nip01 import leading_zero_bits
 from orders.models import Order, Trader
 from orders.status import TERMINAL_STATUSES
 

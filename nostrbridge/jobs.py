@@ -4,7 +4,7 @@ Owner: qcluster, through `mostro_site/schedules.py`. The bridge process publishe
 metadata and relay-list events itself only at start and when a setting or the connected
 relay set changes (`nostr_bridge --periodic-jobs` also runs these on timers, for a node
 without qcluster). Running both is harmless: the publication jobs skip an identical event
-queued within their interval (`nostrbridge.node_events`), and the reconciliation re-checks
+queued within their interval (`nostrbridge.node_announcements`), and the reconciliation re-checks
 under the order's row lock that the order's last event is still the failed one.
 """
 
@@ -18,10 +18,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mostro_site.config import node_config
-from nostrbridge import node_events
+from nostrbridge import node_announcements
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage, OutboundStatus, RelayHealth
-from nostrbridge.protocol.events import ORDER_KIND
-from nostrbridge.relay_pool import normalize_url
+from nostrbridge.protocol.published_events import ORDER_KIND
+from nostrbridge.relays.interface import normalize_url
 from nostrbridge.wake import OUTBOX_CHANNEL, wake
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,9 @@ INTERVAL_SLACK_S = 5
 
 def publish_info_event() -> bool:
     """Kind 38385, unless the same info went out within the publication interval."""
-    lnd = node_events.lnd_status()
+    lnd = node_announcements.lnd_status()
     interval = max(settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL - INTERVAL_SLACK_S, 0)
-    return node_events.info_event_enqueue(lnd=lnd, min_interval_s=interval) is not None
+    return node_announcements.info_event_enqueue(lnd=lnd, min_interval_s=interval) is not None
 
 
 def publish_relay_list(relays: list[str] | None = None) -> bool:
@@ -58,7 +58,7 @@ def publish_relay_list(relays: list[str] | None = None) -> bool:
         )
         relays = [url for url in configured if normalize_url(url) in connected]
     interval = max(settings.MOSTRO_PUBLISH_RELAYS_INTERVAL - INTERVAL_SLACK_S, 0)
-    return node_events.relay_list_enqueue(relays=relays, min_interval_s=interval) is not None
+    return node_announcements.relay_list_enqueue(relays=relays, min_interval_s=interval) is not None
 
 
 def reconcile_order_events(*, now: float | None = None) -> int:

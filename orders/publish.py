@@ -25,11 +25,11 @@ from django.db import connection
 from lightning import get_lightning_client
 from lightning.errors import LightningError
 from mostro_site.config import node_config
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.enums import Kind, Status
-from nostrbridge.protocol.events import (
+from nostrbridge.protocol.published_events import (
     ORDER_KIND,
     OrderSnapshot,
     PublisherSettings,

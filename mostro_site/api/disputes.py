@@ -19,6 +19,7 @@ from disputes.console import (
     take_as,
 )
 from disputes.models import Dispute
+from disputes.selectors import dispute_filter, dispute_queryset, solvers
 from mostro_site.api.dispute_schemas import (
     PUBKEY_PATTERN,
     DisputeListOut,
@@ -32,8 +33,7 @@ from mostro_site.api.dispute_schemas import (
     SolverOut,
     ValidationErrorOut,
 )
-from disputes.selectors import dispute_filter, dispute_queryset, solvers
-from nostrbridge.keys import decode_npub, encode_npub
+from nostrbridge.node_identity import decode_npub, encode_npub
 from orders.models import SolverCategory, Trader
 
 router = Router(auth=API_AUTH, tags=["disputes"])

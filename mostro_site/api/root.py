@@ -15,11 +15,11 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from mostro_site.api.disputes import ApiError
 from disputes.api_auth import ApiUnauthorized
 from disputes.console import ConsoleForbidden
 from disputes.services.errors import DisputeConflict, DisputeNotFound, NotNodeAdmin
 from lightning.errors import LightningError
+from mostro_site.api.disputes import ApiError
 from nostrbridge.context import SilentDrop
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo

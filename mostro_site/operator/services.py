@@ -53,13 +53,13 @@ def node_settings_update(*, user, values: dict[str, object]) -> list[SettingsAud
 def publish_node_info() -> bool:
     """Queue fresh kind-38385 info and kind-0 profile events (after commit, outside any transaction).
 
-    Uses the bridge's `nostrbridge.node_events` when present; the bridge also republishes on
+    Uses the bridge's `nostrbridge.node_announcements` when present; the bridge also republishes on
     its own interval, so a missing service only delays the announcement.
     """
-    if importlib.util.find_spec("nostrbridge.node_events") is None:
-        logger.info("settings saved; nostrbridge.node_events is absent, info event left to the periodic job")
+    if importlib.util.find_spec("nostrbridge.node_announcements") is None:
+        logger.info("settings saved; nostrbridge.node_announcements is absent, info event left to the periodic job")
         return False
-    node_events = importlib.import_module("nostrbridge.node_events")
+    node_events = importlib.import_module("nostrbridge.node_announcements")
     lnd = node_events.lnd_status()  # a network call: this runs after commit, never inside a transaction
     # Changed tags are published at once whatever the interval; identical ones are not repeated.
     node_events.info_event_enqueue(lnd=lnd, min_interval_s=INFO_REPEAT_GUARD_SECONDS)

@@ -1,7 +1,7 @@
 """The startup banner: what an operator needs to see once the node is up."""
 
 from mostro_site.operator.lnstatus import LightningStatus
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 
 BANNER_FIRST_LINE = "Mostro node is running"
 

@@ -28,7 +28,7 @@ from mostro_site.config import NodeConfig, node_config
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
-from nostrbridge.consumers import (
+from nostrbridge.bridge.worker import (
     DEFAULT_CLAIM_BATCH,
     BridgeWorker,
     InboxLane,
@@ -37,16 +37,16 @@ from nostrbridge.consumers import (
     release_dead_leases,
 )
 from nostrbridge.inbox import inbox_latest_created_at
-from nostrbridge.keys import node_pubkey
-from nostrbridge.node_events import (
+from nostrbridge.node_announcements import (
     METADATA_MIN_INTERVAL_S,
     info_event_enqueue,
     lnd_status,
     metadata_enqueue,
     relay_list_enqueue,
 )
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.publisher import OutboxPublisher, PublishPolicy
-from nostrbridge.relay_pool import RelayHealth, RelayPool, normalize_url
+from nostrbridge.relays.interface import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, register_waker, unregister_waker
 
 logger = logging.getLogger(__name__)

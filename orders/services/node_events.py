@@ -12,7 +12,7 @@ from disputes.models import Dispute
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.enums import DisputeStatus
-from nostrbridge.protocol.events import DISPUTE_KIND, build_dispute_event, build_rating_event
+from nostrbridge.protocol.published_events import DISPUTE_KIND, build_dispute_event, build_rating_event
 from orders.models import Trader
 from orders.publish import publisher_settings
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from nostrbridge.protocol.events import MakerReputation
+from nostrbridge.protocol.published_events import MakerReputation
 from nostrbridge.protocol.structs import UserInfo
 from orders.models import Order, Trader
 from orders.status import OrderKind

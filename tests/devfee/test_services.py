@@ -12,10 +12,10 @@ from devfee.jobs import pay_pending_dev_fees
 from devfee.models import DevFeePayment
 from lightning.bolt11 import decode_invoice
 from mostro_site.config import clear_node_config_cache
-from nostrbridge.keys import encode_npub, node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from tests.orders.trade_states import active_sell_trade
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from lightning.types import InvoiceState, PaymentStatus
 from mostro_site.config import clear_node_config_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import Order
 from orders.publish import clear_network_cache

@@ -17,7 +17,7 @@ from mostro_site.config import node_config
 from mostro_site.runtime.demo.script import DemoSetup, DemoTerms, DemoTrade
 from mostro_site.runtime.demo.trader import DemoFailed
 from mostro_site.runtime.local import STATE_FILE
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 
 
 class Command(BaseCommand):

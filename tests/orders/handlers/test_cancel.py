@@ -7,7 +7,7 @@ from disputes.models import Dispute
 from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from orders.models import Order, OrderStatusChange
 from orders.transitions import transition_order
 from tests.orders.services.support import ln_writes, make_order, order_events, outbox_count, set_price, snapshot

@@ -7,7 +7,7 @@ from disputes.models import Dispute
 from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import NextTradePayload, TextMessagePayload
 from orders.models import Order, OrderStatusChange
 from orders.services import range as range_service

@@ -22,7 +22,7 @@ from lightning.fake import FakeLightningClient
 from mostro_site.config import clear_node_config_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, Kind, Status
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import OrderPayload
 from nostrbridge.protocol.structs import SmallOrder
 from orders.models import BtcPrice, Order, OrderStatusChange

@@ -15,7 +15,7 @@ from disputes.models import Dispute
 from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from orders.jobs import enforce_escrow_deadline
 from orders.models import Order, OrderStatusChange
 from orders.services import guardian
