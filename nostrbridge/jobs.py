@@ -21,7 +21,7 @@ from mostro_site.config import node_config
 from nostrbridge import node_announcements
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage, OutboundStatus, RelayHealth
 from nostrbridge.protocol.published_events import ORDER_KIND
-from nostrbridge.relays.interface import normalize_url
+from nostrbridge.relays import normalize_url
 from nostrbridge.wake import OUTBOX_CHANNEL, wake
 
 logger = logging.getLogger(__name__)

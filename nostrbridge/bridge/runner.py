@@ -46,7 +46,7 @@ from nostrbridge.node_announcements import (
 )
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.publisher import OutboxPublisher, PublishPolicy
-from nostrbridge.relays.interface import RelayHealth, RelayPool, normalize_url
+from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, register_waker, unregister_waker
 
 logger = logging.getLogger(__name__)

@@ -42,8 +42,8 @@ from nostrbridge.protocol.nip01 import mine_pow, sign_event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
 from nostrbridge.publisher import NOT_CONNECTED, PublishPolicy, outbox_claim, outbox_record
-from nostrbridge.relays.interface import PublishResult
-from nostrbridge.relays.interface import RelayHealth as PoolHealth
+from nostrbridge.relays import PublishResult
+from nostrbridge.relays import RelayHealth as PoolHealth
 
 
 def orders_event(*, trade: Keys | None = None, created_at: int | None = None) -> dict:
