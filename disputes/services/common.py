@@ -5,8 +5,8 @@ from contextlib import AbstractContextManager
 
 from django.utils import timezone
 
+from disputes.events import publish_dispute_event
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeLog
-from orders.services.node_events import publish_dispute_event
 
 Atomic = Callable[[], AbstractContextManager]
 

@@ -4,6 +4,7 @@ from uuid import UUID
 
 from django.db import IntegrityError, transaction
 
+from disputes.events import publish_dispute_event
 from disputes.models import Dispute, DisputeInitiator, DisputeLogAction
 from disputes.services.common import Atomic, dispute_log
 from disputes.services.errors import DisputeConflict
@@ -13,7 +14,6 @@ from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import DisputePayload
 from orders.models import Order
 from orders.services.lookup import order_get_or_not_found
-from orders.services.node_events import publish_dispute_event
 from orders.status import OrderStatus
 from orders.transitions import transition_order
 from orders.wire import send

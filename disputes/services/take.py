@@ -5,6 +5,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from disputes.events import publish_dispute_event
 from disputes.models import Dispute, DisputeInitiator, DisputeLogAction, DisputeStatus
 from disputes.services.authz import may_take
 from disputes.services.common import Atomic, dispute_log
@@ -16,7 +17,6 @@ from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.payloads import DisputePayload, PeerPayload
 from nostrbridge.protocol.structs import Peer, SolverDisputeInfo, UserInfo
 from orders.models import Order
-from orders.services.node_events import publish_dispute_event
 from orders.services.traders import trader_user_info
 from orders.wire import send, unix
 

@@ -162,7 +162,7 @@ class NodeRuntime:
         elif self.options.bridge:
             logger.warning("nostrbridge.bridge is not installed: the node will not talk to relays")
         if self.options.watcher:
-            from orders.management.commands.invoice_watcher import EscrowWatcher
+            from orders.escrow_watcher import EscrowWatcher
 
             tasks["invoice watcher"] = asyncio.create_task(EscrowWatcher().run(intake_stop))
         return tasks

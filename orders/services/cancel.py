@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from disputes.events import publish_dispute_event
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -23,7 +24,6 @@ from orders.models import Order
 from orders.publish import network_tag_prefetch, publish_order_event
 from orders.services.escrow import EscrowCancelError, escrow_cancel
 from orders.services.lookup import order_get_or_not_found
-from orders.services.node_events import publish_dispute_event
 from orders.status import (
     ALREADY_CANCELED_STATUSES,
     ESCROW_LOCKED_STATUSES,

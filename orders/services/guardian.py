@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from disputes.events import publish_dispute_event
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeInitiator, DisputeStatus
 from disputes.services.open import dispute_notify_opened
 from lightning import get_lightning_client
@@ -32,7 +33,6 @@ from nostrbridge.protocol.enums import Action
 from orders.models import Order
 from orders.publish import network_tag_prefetch, publish_order_event
 from orders.services.escrow import BLOCK_SECONDS, EscrowCancelError, escrow_cancel
-from orders.services.node_events import publish_dispute_event
 from orders.status import OrderStatus
 from orders.transitions import transition_order
 from orders.wire import send

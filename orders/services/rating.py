@@ -15,13 +15,13 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import Q
 
+from disputes.events import publish_rating_event
 from nostrbridge.context import SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import Payload, RatingUserPayload
 from orders.models import Order, Trader
 from orders.services.lookup import order_get_or_not_found
-from orders.services.node_events import publish_rating_event
 from orders.status import OrderStatus
 from orders.transitions import update_order_guarded
 from orders.wire import send

@@ -1,4 +1,6 @@
-"""`manage.py invoice_watcher`: follow every escrow hold invoice at LND (03-actions.md §3).
+"""The escrow watcher: follow every escrow hold invoice at LND (03-actions.md §3).
+
+Run by `manage.py invoice_watcher` on its own, or inside `mostrod` next to the handlers.
 
 At start it subscribes the invoices whose state still matters (behaviour §1.7.4), then polls
 the database every second for new ones, and at once when a service in the same process (the
@@ -9,10 +11,8 @@ services through `sync_to_async` (thread-sensitive: one DB thread, services stay
 import asyncio
 import functools
 import logging
-import signal
 
 from asgiref.sync import sync_to_async
-from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
 from lightning import get_lightning_client
@@ -88,20 +88,3 @@ class EscrowWatcher:
         except DatabaseError:
             # A database hiccup must not end the process: the next poll retries.
             logger.exception("invoice watcher could not read the watched invoices")
-
-
-class Command(BaseCommand):
-    help = "Follow the escrow hold invoices at LND and drive the orders when they are paid or canceled."
-
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS)
-
-    def handle(self, *args, **options) -> None:
-        asyncio.run(self._main(options["poll_seconds"]))
-
-    async def _main(self, poll_seconds: float) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await EscrowWatcher(poll_seconds=poll_seconds).run(stop)
