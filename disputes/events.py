@@ -1,8 +1,7 @@
-"""Dispute (38386) and rating (38384) events written to the outbox.
+"""The dispute event (38386) written to the outbox.
 
-Order events (38383) belong to `orders.publish`; these two are built directly with the
-protocol builders. Every function here must run inside the transaction that caused the
-event, so the event and the change commit together.
+Must run inside the transaction that changed the dispute, so the event and the change
+commit together (order events, 38383, belong to `orders.publish`).
 """
 
 import time
@@ -12,8 +11,7 @@ from disputes.models import Dispute
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.enums import DisputeStatus
-from nostrbridge.protocol.published_events import DISPUTE_KIND, build_dispute_event, build_rating_event
-from orders.models import Trader
+from nostrbridge.protocol.published_events import DISPUTE_KIND, build_dispute_event
 from orders.publish import publisher_settings
 
 
@@ -33,22 +31,3 @@ def publish_dispute_event(*, dispute: Dispute, now: int | None = None) -> Outbou
     )
     dispute_changed_on_commit(dispute)  # every dispute change passes here: push it to staff pages too
     return enqueue_event(event=event, order_id=dispute.order_id, d_tag=d_tag)
-
-
-def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id, now: int | None = None) -> OutboundMessage:
-    """The 38384 event for `trader`'s aggregates, published at once (plain `now` created_at)."""
-    now = int(time.time()) if now is None else now
-    days = max(0, (now - int(trader.created_at.timestamp())) // 86_400) if trader.created_at else 0
-    event = build_rating_event(
-        node_keys(),
-        d_pubkey=d_pubkey,
-        total_reviews=trader.total_reviews,
-        total_rating=trader.total_rating,
-        last_rating=trader.last_rating,
-        max_rate=trader.max_rating,
-        min_rate=trader.min_rating,
-        days=days,
-        settings=publisher_settings(),
-        now=now,
-    )
-    return enqueue_event(event=event, order_id=order_id, d_tag=d_pubkey)
