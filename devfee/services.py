@@ -39,11 +39,11 @@ from lightning.fees import routing_fee_cap_sats
 from lightning.lnurl import LnurlError, fetch_invoice
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
+from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch, publisher_settings
 from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.outbox import enqueue_event, node_keys
 from nostrbridge.protocol.published_events import build_dev_fee_event
 from orders.models import Order
-from orders.publish import UNKNOWN_NETWORK, network_tag_prefetch, publisher_settings
 from orders.status import OrderStatus
 
 logger = logging.getLogger(__name__)

@@ -8,11 +8,11 @@ import time
 
 from disputes.live import dispute_changed_on_commit
 from disputes.models import Dispute
+from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.enums import DisputeStatus
 from nostrbridge.protocol.published_events import DISPUTE_KIND, build_dispute_event
-from orders.publish import publisher_settings
 
 
 def publish_dispute_event(*, dispute: Dispute, now: int | None = None) -> OutboundMessage:

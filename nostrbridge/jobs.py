@@ -63,7 +63,7 @@ def publish_relay_list(relays: list[str] | None = None) -> bool:
 
 def reconcile_order_events(*, now: float | None = None) -> int:
     """Republish the current 38383 revision of orders whose last publication reached no relay."""
-    from orders.publish import network_tag_prefetch
+    from nostrbridge.event_settings import network_tag_prefetch
 
     now = time.time() if now is None else now
     quiet_before = datetime.fromtimestamp(now - RECONCILE_QUIET_S, tz=UTC)

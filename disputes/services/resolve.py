@@ -16,12 +16,13 @@ from disputes.services.authz import ensure_may_finalize
 from disputes.services.common import Atomic, dispute_close
 from disputes.services.errors import DisputeConflict
 from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import BondResolutionPayload, Payload
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.escrow import EscrowAlreadyCanceled, EscrowCancelError, escrow_cancel, escrow_settle
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule

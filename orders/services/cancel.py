@@ -18,10 +18,11 @@ from django.utils import timezone
 from disputes.events import publish_dispute_event
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.escrow import EscrowCancelError, escrow_cancel
 from orders.services.lookup import order_get_or_not_found
 from orders.status import (

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -24,7 +25,6 @@ from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import Payload, RatingUserPayload
 from nostrbridge.protocol.published_events import build_rating_event
 from orders.models import Order, Trader
-from orders.publish import publisher_settings
 from orders.services.lookup import order_get_or_not_found
 from orders.status import OrderStatus
 from orders.transitions import update_order_guarded

@@ -12,12 +12,13 @@ from uuid import UUID
 from django.db import transaction
 
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
 from nostrbridge.protocol.structs import Peer
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.cancel import dispute_close_on_user_resolution
 from orders.services.escrow import EscrowAlreadyCanceled, escrow_settle
 from orders.services.lookup import order_get_or_not_found

@@ -4,10 +4,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from nostrbridge import event_settings
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
-from orders import publish
 from orders.models import Order, Trader
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.selectors import watched_invoice_hashes
 from orders.services.traders import trader_bump_trade_index, trader_user_info
 from tests.orders.services.support import make_order, order_events, published_statuses, set_price, tag
@@ -27,7 +28,7 @@ def test_network_tag_unknown_while_lnd_is_down_then_retried(fake_ln, monkeypatch
     assert network_tag_prefetch() == "unknown"
     assert network_tag_prefetch() == "unknown"  # inside the retry pause: LND not asked again
     fake_ln.set_unavailable(False)
-    monkeypatch.setattr(publish, "NETWORK_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(event_settings, "NETWORK_RETRY_SECONDS", 0.0)
     assert network_tag_prefetch() == "regtest"
 
 
