@@ -1,4 +1,5 @@
-"""Order jobs run by django-q2 (declared in `mostro_site/schedules.py`; mostrod `src/scheduler.rs`).
+"""Order jobs run by django-q2 (declared in `mostro_site/schedules.py`; mostrod `src/scheduler.rs`),
+the development-fee sweep among them (mostrod `job_process_dev_fee_payment`).
 
 Each job is a sweep: select a bounded batch, call one service per order, log and return the
 counts. Every service re-checks its order under a guarded transition, so two runs of the
@@ -12,6 +13,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from devfee import services as devfee
+from orders.selectors import dev_fee_billable_orders
 from orders.services import guardian, timeouts
 from orders.services.payout import payout_reconcile_inflight, payout_retry_due
 
@@ -25,6 +28,14 @@ EXPIRE_BATCH = 500
 TIMEOUT_BATCH = 20
 # One LookupInvoice per candidate, plus a cancel for the few at risk.
 GUARDIAN_BATCH = 20
+
+# Ledger rows are cheap inserts.
+DEV_FEE_CREATE_BATCH = 500
+# One TrackPayment each (no waiting): cheap.
+DEV_FEE_RECONCILE_BATCH = 50
+# An attempt can take ~40 s (two LNURL requests of 4 s, the send's 25 s result window and the
+# client deadline): 5 keep a tick inside the 240 s task timeout.
+DEV_FEE_PAY_BATCH = 5
 
 
 def expire_pending_orders(now: datetime | None = None) -> dict[str, int]:
@@ -90,6 +101,41 @@ def reconcile_inflight_payouts(now: datetime | None = None) -> dict[str, int]:
     checked = payout_reconcile_inflight(now=now)
     logger.info("reconcile_inflight_payouts: %d claims checked", checked)
     return {"checked": checked}
+
+
+def pay_pending_dev_fees(now: datetime | None = None) -> dict[str, int]:
+    """§1.18.4: the development fee of settled orders (every 60 s).
+
+    One sweep per tick, in the daemon's order: give back stale claims, open ledger rows for newly
+    settled orders, settle in-flight payments with the node's word, then attempt the due rows.
+    Each step is guarded per row, so two runs at once pay nothing twice.
+    """
+    now = now or timezone.now()
+    reset = devfee.dev_fee_reset_stale_claims(now=now)
+    created = devfee.dev_fee_rows_create(billable=dev_fee_billable_orders(limit=DEV_FEE_CREATE_BATCH))
+    inflight_ids = devfee.dev_fee_inflight_ids(limit=DEV_FEE_RECONCILE_BATCH)
+    outcomes = Counter(devfee.dev_fee_reconcile(payment_id=pk, now=now) for pk in inflight_ids)
+    due_ids = devfee.dev_fee_due_ids(now=now, limit=DEV_FEE_PAY_BATCH)
+    outcomes.update(devfee.dev_fee_pay(payment_id=pk, now=now) for pk in due_ids)
+    counts = {
+        "stale_claims_reset": reset,
+        "rows_created": created,
+        "reconciled": len(inflight_ids),
+        "attempted": len(due_ids),
+    } | {key: outcomes.get(key, 0) for key in (devfee.PAID, devfee.FAILED, devfee.PENDING, devfee.SKIPPED)}
+    logger.info(
+        "pay_pending_dev_fees: %d stale claims reset, %d rows created, %d in flight checked, %d attempted; "
+        "%d paid, %d failed, %d pending, %d skipped",
+        reset,
+        created,
+        len(inflight_ids),
+        len(due_ids),
+        counts[devfee.PAID],
+        counts[devfee.FAILED],
+        counts[devfee.PENDING],
+        counts[devfee.SKIPPED],
+    )
+    return counts
 
 
 def _counts(ids: list, outcomes: Counter, keys: tuple[str, ...]) -> dict[str, int]:

@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from devfee import services
-from devfee.jobs import pay_pending_dev_fees
 from devfee.models import DevFeePayment
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, PaymentStatus
@@ -18,6 +17,7 @@ from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import PaymentRequestPayload
+from orders.jobs import pay_pending_dev_fees
 from orders.models import Order
 from orders.services.escrow import escrow_on_accepted
 from tests.devfee.lnurl_server import DevFundServer

@@ -128,7 +128,7 @@ OWN_JOBS = {
     "orders.jobs.retry_failed_payouts": 1,
     "orders.jobs.reconcile_inflight_payouts": 1,
     "orders.pricing.refresh_prices": 5,
-    "devfee.jobs.pay_pending_dev_fees": 1,
+    "orders.jobs.pay_pending_dev_fees": 1,
 }
 
 
