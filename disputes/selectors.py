@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from disputes.models import Dispute, DisputeLog
+from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeLog
 from lightning import get_lightning_client
 from lightning.errors import LightningError
 from orders.models import Order, OrderStatusChange, Trader
@@ -17,6 +17,11 @@ AGE_BUCKETS = {
     "7d": (timedelta(days=1), timedelta(days=7)),
     "older": (timedelta(days=7), None),
 }
+
+
+def solver_of_open_dispute(*, pubkey: str) -> bool:
+    """The key is the assigned solver of a dispute still open."""
+    return Dispute.objects.filter(solver_pubkey=pubkey, status__in=OPEN_DISPUTE_STATUSES).exists()
 
 
 def dispute_queryset() -> QuerySet[Dispute]:

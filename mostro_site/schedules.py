@@ -41,11 +41,11 @@ def declared_jobs() -> list[JobSpec]:
         JobSpec("orders.jobs.retry_failed_payouts", s.LND_PAYMENT_RETRIES_INTERVAL),
         JobSpec("orders.jobs.reconcile_inflight_payouts", 60),
         JobSpec("orders.pricing.refresh_prices", max(60, s.MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS)),
+        JobSpec("orders.jobs.reconcile_order_events", 60),  # 38383 revisions that reached no relay
         JobSpec("orders.jobs.pay_pending_dev_fees", 60),  # the development fee (devfee/services.py)
         # Nostr bridge (nostrbridge/jobs.py).
         JobSpec("nostrbridge.jobs.publish_info_event", s.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL),
         JobSpec("nostrbridge.jobs.publish_relay_list", s.MOSTRO_PUBLISH_RELAYS_INTERVAL),
-        JobSpec("nostrbridge.jobs.reconcile_order_events", 60),
         JobSpec("nostrbridge.jobs.retry_outbox", 60),
         JobSpec("nostrbridge.jobs.prune_inbox", 3600),
         JobSpec("nostrbridge.jobs.prune_outbox", 3600),

@@ -8,14 +8,17 @@ tests; the scheduler calls the jobs without arguments.
 """
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime
 
 from django.utils import timezone
 
 from devfee import services as devfee
+from nostrbridge.event_settings import network_tag_prefetch
 from orders.selectors import dev_fee_billable_orders
 from orders.services import guardian, timeouts
+from orders.services.event_reconciliation import order_event_republish, parked_order_event_ids
 from orders.services.payout import payout_reconcile_inflight, payout_retry_due
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,8 @@ EXPIRE_BATCH = 500
 TIMEOUT_BATCH = 20
 # One LookupInvoice per candidate, plus a cancel for the few at risk.
 GUARDIAN_BATCH = 20
+# Parked order events are rare; a republish is one short transaction.
+RECONCILE_BATCH = 100
 
 # Ledger rows are cheap inserts.
 DEV_FEE_CREATE_BATCH = 500
@@ -101,6 +106,17 @@ def reconcile_inflight_payouts(now: datetime | None = None) -> dict[str, int]:
     checked = payout_reconcile_inflight(now=now)
     logger.info("reconcile_inflight_payouts: %d claims checked", checked)
     return {"checked": checked}
+
+
+def reconcile_order_events(*, now: float | None = None) -> int:
+    """Republish the current 38383 revision of orders whose last publication reached no relay
+    (every 60 s; also run by a `--periodic-jobs` bridge). Returns how many were queued."""
+    now = time.time() if now is None else now
+    ids = parked_order_event_ids(now=now, limit=RECONCILE_BATCH)
+    if not ids:
+        return 0
+    network_tag_prefetch()  # LND, before any transaction
+    return sum(1 for order_id in ids if order_event_republish(order_id=order_id, now=int(now)))
 
 
 def pay_pending_dev_fees(now: datetime | None = None) -> dict[str, int]:

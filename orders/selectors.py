@@ -5,7 +5,7 @@ from uuid import UUID
 from django.db.models import Q
 
 from orders.models import Order
-from orders.status import ESCROW_LOCKED_STATUSES, WAITING_STATUSES, OrderStatus
+from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
 
 
 def order_get(*, order_id: UUID | str | None) -> Order | None:
@@ -53,3 +53,9 @@ def dev_fee_billable_orders(*, limit: int) -> list[tuple[UUID, int]]:
         status__in=DEV_FEE_DUE_STATUSES, dev_fee_sats__gt=0, dev_fee_payment__isnull=True
     ).order_by("updated_at")
     return list(query.values_list("pk", "dev_fee_sats")[:limit])
+
+
+def trade_key_in_active_order(*, pubkey: str) -> bool:
+    """The key trades (as buyer, seller or maker) in an order that is not finished yet."""
+    query = Order.objects.filter(Q(buyer_pubkey=pubkey) | Q(seller_pubkey=pubkey) | Q(creator_pubkey=pubkey))
+    return query.exclude(status__in=TERMINAL_STATUSES).exists()

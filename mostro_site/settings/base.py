@@ -43,6 +43,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mostro_site.urls"
+# The composition root (mostro_site/wiring.py): how the layers below reach the apps above them.
+MOSTRO_BRIDGE_WIRING = "mostro_site.wiring.bridge_wiring"
 ASGI_APPLICATION = "mostro_site.asgi.application"
 
 TEMPLATES = [

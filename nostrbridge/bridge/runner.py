@@ -48,6 +48,7 @@ from nostrbridge.node_identity import node_pubkey
 from nostrbridge.publisher import OutboxPublisher, PublishPolicy
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, register_waker, unregister_waker
+from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
 
@@ -335,11 +336,9 @@ class Bridge:
         await db_call(relay_list_enqueue)(relays=self.pool.connected_urls(), min_interval_s=interval)
 
     async def _reconcile(self) -> None:
-        from nostrbridge.jobs import reconcile_order_events
-
         # Rare work (only orders whose last event reached no relay); the `network` tag it needs is
         # fetched once per process, as every order service does from this thread.
-        await db_call(reconcile_order_events)()
+        await db_call(bridge_wiring().reconcile_order_events)()
 
     async def _prune(self) -> None:
         from nostrbridge.jobs import prune_inbox

@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import clear_node_config_cache
@@ -16,9 +15,7 @@ from nostrbridge import jobs, node_announcements
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.nip01 import Event
-from nostrbridge.protocol.published_events import INFO_KIND, METADATA_KIND, ORDER_KIND, RELAY_LIST_KIND
-from orders.publish import publish_order_event
-from tests.foundation.factories import make_order
+from nostrbridge.protocol.published_events import INFO_KIND, METADATA_KIND, RELAY_LIST_KIND
 
 pytestmark = pytest.mark.django_db
 
@@ -109,50 +106,6 @@ def test_publish_relay_list_job_uses_what_a_running_bridge_reports(settings):
 
     assert jobs.publish_relay_list() is True
     assert [e.tags for e in events_of(RELAY_LIST_KIND)] == [[["r", "ws://a"], ["r", "ws://b/"]]]
-
-
-# -- reconciliation -------------------------------------------------------------------------
-def parked_revision(order) -> OutboundMessage:
-    with transaction.atomic():
-        row = publish_order_event(order)
-    OutboundMessage.objects.filter(pk=row.pk).update(
-        status=OutboundStatus.PARKED, created_at=timezone.now() - timedelta(seconds=200)
-    )
-    return row
-
-
-def park_latest(order) -> None:
-    latest = OutboundMessage.objects.filter(order_id=order.id).order_by("-pk").first()
-    OutboundMessage.objects.filter(pk=latest.pk).update(
-        status=OutboundStatus.PARKED, created_at=timezone.now() - timedelta(seconds=200)
-    )
-
-
-def test_reconciliation_republishes_an_order_event_that_reached_no_relay_at_most_five_times():
-    order = make_order()
-    parked_revision(order)
-
-    republished = []
-    for _ in range(7):
-        republished.append(jobs.reconcile_order_events())
-        park_latest(order)
-
-    assert republished == [1, 1, 1, 1, 1, 0, 0]
-    rows = list(OutboundMessage.objects.filter(order_id=order.id, kind=ORDER_KIND).values_list("action", flat=True))
-    assert rows == ["", "reconcile", "reconcile", "reconcile", "reconcile", "reconcile"]
-
-
-def test_reconciliation_leaves_recent_failures_and_newer_revisions_alone():
-    recent, superseded = make_order(), make_order()
-    with transaction.atomic():
-        row = publish_order_event(recent)
-    OutboundMessage.objects.filter(pk=row.pk).update(status=OutboundStatus.PARKED)  # failed just now
-    parked_revision(superseded)
-    with transaction.atomic():
-        publish_order_event(superseded)  # a service published a newer revision since
-
-    assert jobs.reconcile_order_events() == 0
-    assert OutboundMessage.objects.filter(action="reconcile").count() == 0
 
 
 # -- maintenance ----------------------------------------------------------------------------

@@ -128,6 +128,7 @@ OWN_JOBS = {
     "orders.jobs.retry_failed_payouts": 1,
     "orders.jobs.reconcile_inflight_payouts": 1,
     "orders.pricing.refresh_prices": 5,
+    "orders.jobs.reconcile_order_events": 1,
     "orders.jobs.pay_pending_dev_fees": 1,
 }
 
@@ -147,7 +148,6 @@ def test_sync_schedules_with_the_declared_jobs_twice_creates_each_once():
     assert {job.func for job in declared} - set(OWN_JOBS) <= {
         "nostrbridge.jobs.publish_info_event",
         "nostrbridge.jobs.publish_relay_list",
-        "nostrbridge.jobs.reconcile_order_events",
         "nostrbridge.jobs.retry_outbox",
         "nostrbridge.jobs.prune_inbox",
         "nostrbridge.jobs.prune_outbox",

@@ -86,6 +86,16 @@ def test_trade_index_bump_skips_full_privacy():
     assert list(Trader.objects.values_list("pubkey", "last_trade_index")) == [("b" * 64, 7)]
 
 
+def test_trade_index_bump_never_lowers_the_stored_index():
+    # A message checked before a concurrent one stored a higher index commits after it.
+    Trader.objects.create(pubkey="b" * 64, last_trade_index=9)
+    trader_bump_trade_index(identity="b" * 64, sender="c" * 64, trade_index=7)
+    trader_bump_trade_index(identity="b" * 64, sender="c" * 64, trade_index=9)
+    assert Trader.objects.get(pk="b" * 64).last_trade_index == 9
+    trader_bump_trade_index(identity="b" * 64, sender="c" * 64, trade_index=10)
+    assert Trader.objects.get(pk="b" * 64).last_trade_index == 10
+
+
 def test_watched_hashes_follow_the_escrow_states(fake_ln):
     set_price()
     alice, bob = TradeClient("alice"), TradeClient("bob")
