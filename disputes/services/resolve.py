@@ -11,10 +11,11 @@ from uuid import UUID
 
 from django.db import transaction
 
-from disputes.models import Dispute, DisputeLogAction, DisputeStatus
+from disputes.models import Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize
-from disputes.services.common import Atomic, dispute_close
+from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict
+from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
@@ -74,7 +75,7 @@ def dispute_settle(
             raise DisputeConflict("the order left `dispute` during the settle")
         order.refresh_from_db()
         publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
-        dispute_close(dispute, status=DisputeStatus.SETTLED, actor=label, log_action=DisputeLogAction.SETTLED)
+        dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)
         if reply_to:
             send(reply_to, Action.ADMIN_SETTLED, order, request_id=request_id, trade_index=trade_index)
         send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
@@ -115,7 +116,7 @@ def dispute_cancel(
         if not moved:
             raise DisputeConflict("the order left `dispute` during the cancel")
         order.refresh_from_db()
-        dispute_close(dispute, status=DisputeStatus.SELLER_REFUNDED, actor=label, log_action=DisputeLogAction.REFUNDED)
+        dispute_close(dispute=dispute, to_status=DisputeStatus.SELLER_REFUNDED, actor=label)
         publish_order_event(order)
         # One message, sent alike to the solver, the seller and the buyer (§8.4).
         message = order_message(Action.ADMIN_CANCELED, order.id, request_id=request_id, trade_index=trade_index)
