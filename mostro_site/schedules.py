@@ -37,12 +37,13 @@ def declared_jobs() -> list[JobSpec]:
         # Orders (orders/jobs.py).
         JobSpec("orders.jobs.expire_pending_orders", 60),
         JobSpec("orders.jobs.cancel_timed_out_trades", 60),
-        JobSpec("orders.jobs.enforce_escrow_deadline", 300),
         JobSpec("orders.jobs.retry_failed_payouts", s.LND_PAYMENT_RETRIES_INTERVAL),
         JobSpec("orders.jobs.reconcile_inflight_payouts", 60),
         JobSpec("orders.pricing.refresh_prices", max(60, s.MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS)),
         JobSpec("orders.jobs.reconcile_order_events", 60),  # 38383 revisions that reached no relay
         JobSpec("orders.jobs.pay_pending_dev_fees", 60),  # the development fee (devfee/services.py)
+        # Disputes (disputes/jobs.py): the escrow guardian, whose fiat-sent branch opens a dispute.
+        JobSpec("disputes.jobs.enforce_escrow_deadline", 300),
         # Nostr bridge (nostrbridge/jobs.py).
         JobSpec("nostrbridge.jobs.publish_info_event", s.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL),
         JobSpec("nostrbridge.jobs.publish_relay_list", s.MOSTRO_PUBLISH_RELAYS_INTERVAL),

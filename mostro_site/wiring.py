@@ -2,13 +2,15 @@
 
 Dependencies run one way (docs/ARCHITECTURE.md, enforced by import-linter): the project shell →
 disputes → orders → devfee → the bridge's machinery → lightning → the protocol package. The
-bridge must still call the action handlers of orders and disputes: it declares what it needs
-(`nostrbridge.wiring.BridgeWiring`) and a setting names the function below that builds it
-(`MOSTRO_BRIDGE_WIRING`), on first use, importing the apps lazily so loading settings or the
-bridge imports none of them.
+bridge must still call the action handlers of orders and disputes, and orders must still tell
+disputes when the parties close a trade themselves. Each declares what it needs
+(`nostrbridge.wiring.BridgeWiring`, `orders.wiring.OrdersWiring`); settings name the functions
+below (`MOSTRO_BRIDGE_WIRING`, `MOSTRO_ORDERS_WIRING`), which build them on first use, importing
+the apps lazily so loading settings, the bridge or orders imports nothing above them.
 """
 
 from nostrbridge.wiring import BridgeWiring
+from orders.wiring import OrdersWiring
 
 
 def bridge_wiring() -> BridgeWiring:
@@ -30,3 +32,10 @@ def is_known_trade_key(pubkey: str) -> bool:
     from orders.selectors import trade_key_in_active_order
 
     return trade_key_in_active_order(pubkey=pubkey) or solver_of_open_dispute(pubkey=pubkey)
+
+
+def orders_wiring() -> OrdersWiring:
+    """A release or cooperative cancel closes the order's open dispute (disputes' one writer)."""
+    from disputes.services.resolve import dispute_close_by_parties
+
+    return OrdersWiring(trade_closed_by_parties=dispute_close_by_parties)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from devfee import services as devfee
 from nostrbridge.event_settings import network_tag_prefetch
 from orders.selectors import dev_fee_billable_orders
-from orders.services import guardian, timeouts
+from orders.services import timeouts
 from orders.services.event_reconciliation import order_event_republish, parked_order_event_ids
 from orders.services.payout import payout_reconcile_inflight, payout_retry_due
 
@@ -29,8 +29,6 @@ EXPIRE_BATCH = 500
 # A timeout may wait on two LND calls (lookup + cancel, each bounded by the client deadline,
 # 10 s): 20 orders stay inside the 240 s task timeout even with a slow node.
 TIMEOUT_BATCH = 20
-# One LookupInvoice per candidate, plus a cancel for the few at risk.
-GUARDIAN_BATCH = 20
 # Parked order events are rare; a republish is one short transaction.
 RECONCILE_BATCH = 100
 
@@ -66,30 +64,6 @@ def cancel_timed_out_trades(now: datetime | None = None) -> dict[str, int]:
         counts[timeouts.MAKER_CANCELED],
         counts[timeouts.ESCROW_PAID],
         counts[timeouts.SKIPPED],
-    )
-    return counts
-
-
-def enforce_escrow_deadline(now: datetime | None = None) -> dict[str, int]:
-    """§1.7.6: cancel or dispute escrows near their HTLC expiry (every 300 s)."""
-    now = now or timezone.now()
-    ids = guardian.guardian_candidate_ids(now=now, limit=GUARDIAN_BATCH)
-    tip = guardian.chain_tip_height() if ids else None  # no candidates: the node is not asked
-    if tip is None:
-        outcomes = Counter({guardian.SKIPPED: len(ids)})
-    else:
-        outcomes = Counter(
-            guardian.order_enforce_escrow_deadline(order_id=order_id, tip_height=tip, now=now) for order_id in ids
-        )
-    counts = _counts(ids, outcomes, (guardian.SAFE, guardian.CANCELED, guardian.DISPUTED))
-    logger.info(
-        "enforce_escrow_deadline: %d candidates at tip %s, %d safe, %d canceled, %d disputed, %d skipped",
-        counts["candidates"],
-        tip,
-        counts[guardian.SAFE],
-        counts[guardian.CANCELED],
-        counts[guardian.DISPUTED],
-        counts[guardian.SKIPPED],
     )
     return counts
 

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from django.db import transaction
 
-from disputes.models import Dispute, DisputeStatus
+from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize
 from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict
@@ -159,3 +159,23 @@ def _cancel_escrow(order: Order) -> None:
         if isinstance(exc.__cause__, AlreadySettledOrCanceled) and exc.__cause__.settled:
             raise DisputeConflict("the hold invoice is already settled") from exc
         raise
+
+
+# The order's fate → the status its open dispute closes with, when the parties end the trade.
+_CLOSED_BY_PARTIES = {
+    OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.SETTLED,  # the seller released
+    OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.SELLER_REFUNDED,
+}
+
+
+def dispute_close_by_parties(*, order_id: UUID | str, order_status: str, actor: str) -> Dispute | None:
+    """Close the order's open dispute after the parties settled it themselves (§1.14.6).
+
+    Called by orders (through the composition root) inside the transaction of the release or
+    cooperative cancel; publishes the 38386 revision there. None when no dispute was open.
+    """
+    dispute = Dispute.objects.filter(order_id=order_id, status__in=OPEN_DISPUTE_STATUSES).first()
+    if dispute is None:
+        return None
+    closed = dispute_close(dispute=dispute, to_status=_CLOSED_BY_PARTIES[order_status], actor=actor)
+    return dispute if closed else None

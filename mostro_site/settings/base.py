@@ -45,6 +45,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "mostro_site.urls"
 # The composition root (mostro_site/wiring.py): how the layers below reach the apps above them.
 MOSTRO_BRIDGE_WIRING = "mostro_site.wiring.bridge_wiring"
+MOSTRO_ORDERS_WIRING = "mostro_site.wiring.orders_wiring"
 ASGI_APPLICATION = "mostro_site.asgi.application"
 
 TEMPLATES = [

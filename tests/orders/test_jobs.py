@@ -124,7 +124,7 @@ def test_reconcile_inflight_payouts_finishes_a_payout_the_node_completed(release
 OWN_JOBS = {
     "orders.jobs.expire_pending_orders": 1,
     "orders.jobs.cancel_timed_out_trades": 1,
-    "orders.jobs.enforce_escrow_deadline": 5,
+    "disputes.jobs.enforce_escrow_deadline": 5,
     "orders.jobs.retry_failed_payouts": 1,
     "orders.jobs.reconcile_inflight_payouts": 1,
     "orders.pricing.refresh_prices": 5,
