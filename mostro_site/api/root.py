@@ -1,4 +1,4 @@
-"""The REST admin API (django-ninja): one NinjaAPI, routers mounted per app.
+"""The REST admin API (django-ninja): one NinjaAPI; its routers live next to it in mostro_site/api/.
 
 Every error is `{"code": "<reason>", "message": "..."}`:
 401 unauthenticated (no, unknown or revoked token) · 403 authenticated but not allowed
