@@ -4,9 +4,11 @@ The handlers and the first-contact gate's notion of a known key come from the ap
 bridge, through `nostrbridge.wiring`. The trade-index gate (01-transport.md §7) is the first
 step of the three handlers it applies to (`orders.services.traders.trade_index_check`).
 
-Outcomes: a protocol failure is dropped silently (06-errors.md §3); `CantDo` is answered to
-the sender's trade key with the request's `request_id` and `id`; `SilentDrop` is logged; any
-other exception is an internal error: the row is retried a few times, then parked.
+Outcomes: a protocol failure is dropped silently (06-errors.md §3), except a `user-info`
+request with a bad identity proof or trade signature, answered `invalid_signature`
+(`SignatureRefusal`, upstream_after_0185.md §2); `CantDo` is answered to the sender's trade key
+with the request's `request_id` and `id`; `SilentDrop` is logged; any other exception is an
+internal error: the row is retried a few times, then parked.
 """
 
 import logging
@@ -20,7 +22,7 @@ from nostrbridge.inbox import inbox_fail, inbox_finish
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
-from nostrbridge.protocol.errors import CantDo, ProtocolError
+from nostrbridge.protocol.errors import CantDo, ProtocolError, SignatureRefusal
 from nostrbridge.protocol.inbound import FRESHNESS_WINDOW_SECONDS, open_inbound
 from nostrbridge.protocol.nip01 import leading_zero_bits
 from nostrbridge.wiring import bridge_wiring, get_handler
@@ -43,6 +45,8 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None) -> str:
         return "not-claimed"
     try:
         ctx = _open(row)
+    except SignatureRefusal as exc:
+        return _refuse_signature(row, exc)
     except ProtocolError as exc:
         inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
         return InboundStatus.DROPPED
@@ -88,6 +92,34 @@ def _open(row: InboundEvent) -> InboundContext:
         message=kind,
         created_at=unwrapped.created_at,
     )
+
+
+def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
+    """Answer `invalid_signature` to the event's author, once the first-contact gate lets it in
+    (upstream runs the gate before unwrapping: an under-powered stranger still gets nothing)."""
+    config = node_config()
+    try:
+        if config.protocol_version == 2:
+            _check_first_contact(
+                event_id=row.event_id,
+                sender=refusal.sender,
+                pow_bits=config.pow_bits,
+                first_contact_bits=config.pow_first_contact_bits,
+            )
+    except SilentDrop as exc:
+        inbox_finish(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+        return InboundStatus.DROPPED
+    with transaction.atomic():
+        reason = f"cant-do {CantDoReason.INVALID_SIGNATURE}: {refusal}"
+        if inbox_finish(pk=row.pk, status=InboundStatus.DONE, action=Action.USER_INFO.value, drop_reason=reason):
+            enqueue_cant_do(
+                recipient_pubkey=refusal.sender,
+                reason=CantDoReason.INVALID_SIGNATURE,
+                request_id=refusal.request_id,
+                order_id=None,
+            )
+    logger.info("cant-do invalid_signature for user-info (%s): %s", row.event_id[:12], refusal)
+    return InboundStatus.DONE
 
 
 def _check_first_contact(*, event_id: str, sender: str, pow_bits: int, first_contact_bits: int) -> None:

@@ -1,4 +1,5 @@
-"""Wire enumerations of mostro-core 0.14 (02-messages.md §7); values are the exact wire strings."""
+"""Wire enumerations of mostro-core 0.14 (02-messages.md §7) plus the later additions of
+upstream_after_0185.md (§2, §3, §8); values are the exact wire strings."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from enum import StrEnum
 
 
 class Action(StrEnum):
-    """The 51 actions, kebab-case, in mostro-core declaration order."""
+    """The 51 actions of mostro-core 0.14, kebab-case, in declaration order, then the later ones."""
 
     NEW_ORDER = "new-order"
     TAKE_SELL = "take-sell"
@@ -59,6 +60,13 @@ class Action(StrEnum):
     ADD_CASHU_ESCROW = "add-cashu-escrow"
     CASHU_ESCROW_LOCKED = "cashu-escrow-locked"
     CASHU_PM_SIGNATURE = "cashu-pm-signature"
+    # After 0.18.5 (upstream_after_0185.md §2, §3.1); their place in mostro-core's enum is
+    # unconfirmed and does not matter on the wire.
+    USER_INFO = "user-info"
+    EXPORT_REPUTATION = "export-reputation"
+    REPUTATION_EXPORTED = "reputation-exported"
+    IMPORT_REPUTATION = "import-reputation"
+    REPUTATION_IMPORTED = "reputation-imported"
 
 
 class Status(StrEnum):
@@ -91,7 +99,8 @@ class Kind(StrEnum):
 
 
 class CantDoReason(StrEnum):
-    """Refusal reasons, snake_case on the wire (35 values, declaration order)."""
+    """Refusal reasons, snake_case on the wire: the 35 of mostro-core 0.14 in declaration order,
+    then every reason of upstream_after_0185.md §8 (all of them, so every one parses)."""
 
     INVALID_SIGNATURE = "invalid_signature"
     INVALID_TRADE_INDEX = "invalid_trade_index"
@@ -128,6 +137,19 @@ class CantDoReason(StrEnum):
     INVALID_MINT_URL = "invalid_mint_url"
     CASHU_ESCROW_NOT_LOCKED = "cashu_escrow_not_locked"
     CASHU_SIGNATURE_MISSING = "cashu_signature_missing"
+    # upstream_after_0185.md §8, in its order.
+    MAINTENANCE_MODE = "maintenance_mode"
+    REPUTATION_IDENTITY_REQUIRED = "reputation_identity_required"
+    NOT_ELIGIBLE_FOR_REPUTATION_EXPORT = "not_eligible_for_reputation_export"
+    REPUTATION_BOUND_TO_OTHER_IDENTITY = "reputation_bound_to_other_identity"
+    INVALID_REPUTATION_REBIND = "invalid_reputation_rebind"
+    INVALID_REPUTATION_ATTESTATION = "invalid_reputation_attestation"
+    UNTRUSTED_REPUTATION_ISSUER = "untrusted_reputation_issuer"
+    EXPIRED_REPUTATION_ATTESTATION = "expired_reputation_attestation"
+    REPUTATION_IDENTITY_MISMATCH = "reputation_identity_mismatch"
+    REPUTATION_ALREADY_IMPORTED = "reputation_already_imported"
+    PAYER_NOT_DECLARED = "payer_not_declared"
+    INVALID_PAYMENT_HASH = "invalid_payment_hash"
 
 
 class DisputeStatus(StrEnum):

@@ -17,6 +17,7 @@ from nostrbridge.protocol.enums import DisputeStatus, Kind, Status
 from nostrbridge.protocol.jsonwire import dumps_compact, rust_display_float, serde_float
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.nip01 import Event, sign_event
+from nostrbridge.protocol.structs import day_start
 from nostrbridge.protocol.wirefields import write_str
 
 ORDER_KIND = 38383
@@ -71,9 +72,14 @@ class OrderSnapshot:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MakerReputation:
-    """The maker's aggregates for the `rating` tag; the default is the full-privacy maker."""
+    """The maker's aggregates for the `rating` tag; the default is the full-privacy maker.
+
+    `since`: the UTC day the maker's record starts (upstream_after_0185.md §4.1), None when
+    there is no record (full privacy): then the key is left out, as before it existed.
+    """
 
     days: int = 0
+    since: int | None = None
     total_rating: float = 0.0
     total_reviews: int = 0
 
@@ -101,9 +107,14 @@ def order_status_bucket(status: Status, kind: Kind) -> str | None:
 
 
 def rating_tag_value(reputation: MakerReputation) -> str:
-    """`["rating",{"days":…,"total_rating":…,"total_reviews":…}]` with sorted keys (§2.4)."""
+    """`["rating",{"days":…,"since":…,"total_rating":…,"total_reviews":…}]` with sorted keys (§2.4).
+
+    mostrod builds this object with `serde_json::json!`, whose map sorts its keys, so `since`
+    goes between `days` and `total_rating` (docs/PROTOCOL.md, "Reputation and user-info").
+    """
+    since = "" if reputation.since is None else f'"since":{day_start(int(reputation.since))},'
     return (
-        f'["rating",{{"days":{int(reputation.days)},"total_rating":{serde_float(float(reputation.total_rating))},'
+        f'["rating",{{"days":{int(reputation.days)},{since}"total_rating":{serde_float(float(reputation.total_rating))},'
         f'"total_reviews":{int(reputation.total_reviews)}}}]'
     )
 
@@ -186,10 +197,15 @@ def build_rating_event(
     days: int,
     settings: PublisherSettings,
     now: int,
+    since: int | None = None,
     created_at: int | None = None,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Kind 38384 (§3). `d_pubkey` is the *rater's* trade key in the daemon (quirk §3.2)."""
+    """Kind 38384 (§3). `d_pubkey` is the *rater's* trade key in the daemon (quirk §3.2).
+
+    `since` (the rated user's record day, upstream_after_0185.md §4.1) goes where mostro-core's
+    `Rating::to_tags` puts it, after `min_rate` and before `z`; the daemon appends `days` last.
+    """
     tags = [
         ["d", d_pubkey],
         ["expiration", str(now + settings.rating_days * SECONDS_PER_DAY)],
@@ -198,9 +214,10 @@ def build_rating_event(
         ["last_rating", str(last_rating)],
         ["max_rate", str(max_rate)],
         ["min_rate", str(min_rate)],
-        ["z", "rating"],
-        ["days", str(days)],
     ]
+    if since is not None:
+        tags.append(["since", str(day_start(int(since)))])
+    tags += [["z", "rating"], ["days", str(days)]]
     return _sign(keys, RATING_KIND, tags, now if created_at is None else created_at, aux_rand)
 
 
