@@ -3,6 +3,11 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
+
+from mostro_site.config.nostr_keys import parse_pubkey_text
+from mostro_site.config.reputation import node_pubkey_or_none, reputation_settings
 
 
 class NodeSettings(models.Model):
@@ -62,3 +67,152 @@ class SettingsAuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.before!r} -> {self.after!r}"
+
+
+class ReputationIssuer(models.Model):
+    """A trusted issuer of reputation attestations (upstream_after_0185.md §3.4, §3.5).
+
+    Imports are deduplicated on the entry's `name`, never on a key, so an issuer can rotate its
+    key without every account it attested importing again. Validation: `entry_errors`, the one
+    rule set every write path applies (operator page, services, system check).
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=~Q(name=""), name="reputation_issuer_name_not_empty")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def entry_errors(
+        cls, *, name: str, keys: list[str], instance: "ReputationIssuer | None" = None
+    ) -> dict[str, list[str]]:
+        """Field → messages for an entry called `name` with `keys` (npub or hex texts); {} if valid.
+
+        Renaming an entry, or moving a key to another entry, would reset the deduplication of
+        everything imported under the old name, so both are refused once imports exist (mostrod
+        refuses to start in that state).
+        """
+        errors: dict[str, list[str]] = {"name": _name_errors(cls, name, instance), "keys": []}
+        parsed, errors["keys"] = parse_key_texts(keys)
+        if not keys:
+            errors["keys"].append("Give at least one key (npub or hex).")
+        node, own = node_pubkey_or_none(), reputation_settings().issuer_pubkey
+        for key in parsed:
+            errors["keys"] += _key_errors(key, name=name, instance=instance, node=node, own=own)
+        return {field: messages for field, messages in errors.items() if messages}
+
+
+class ReputationIssuerKey(models.Model):
+    """One key of a trusted issuer; a key belongs to one entry only (the primary key)."""
+
+    pubkey = models.CharField(max_length=64, primary_key=True)  # lowercase hex
+    issuer = models.ForeignKey(ReputationIssuer, on_delete=models.CASCADE, related_name="keys")
+
+    class Meta:
+        ordering = ["pubkey"]
+        constraints = [
+            models.CheckConstraint(condition=Exact(Length("pubkey"), 64), name="reputation_issuer_key_length")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer_id}: {self.pubkey[:16]}"
+
+
+class ReputationImport(models.Model):
+    """One imported attestation, recorded in the transaction that merges it into the identity's
+    reputation. The two unique constraints are §3.4 step 7: one source account backs one identity
+    here, and an identity imports one account per issuer, even under concurrency."""
+
+    attestation_id = models.CharField(max_length=64, db_index=True)
+    issuer_name = models.CharField(max_length=64)
+    issuer_key = models.CharField(max_length=64, db_index=True)
+    subject = models.CharField(max_length=64)
+    identity_pubkey = models.CharField(max_length=64, db_index=True)
+    trade_pubkey = models.CharField(max_length=64)
+    reviews = models.BigIntegerField()
+    rating_hundredths = models.PositiveSmallIntegerField()
+    since = models.DateTimeField()  # the UTC day start the attestation carries
+    attested_at = models.DateTimeField()  # the attestation's created_at (the issuer's clock)
+    imported_at = models.DateTimeField(auto_now_add=True)  # this node's clock: what reversals select on
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer_name", "subject"], name="reputation_import_unique_subject"),
+            models.UniqueConstraint(
+                fields=["issuer_name", "identity_pubkey"], name="reputation_import_unique_identity"
+            ),
+            models.CheckConstraint(condition=Q(reviews__gte=5), name="reputation_import_reviews_floor"),
+            models.CheckConstraint(
+                condition=Q(rating_hundredths__gte=100) & Q(rating_hundredths__lte=500),
+                name="reputation_import_rating_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer_name}/{self.subject} -> {self.identity_pubkey[:16]}"
+
+
+def parse_key_texts(texts: list[str]) -> tuple[list[str], list[str]]:
+    """(the keys as lowercase hex without repeats, one message per text that is not a key)."""
+    keys: list[str] = []
+    errors = []
+    for text in texts:
+        try:
+            key = parse_pubkey_text(text)
+        except ValueError as exc:
+            errors.append(str(exc))
+            continue
+        if key not in keys:
+            keys.append(key)
+    return keys, errors
+
+
+def _name_errors(cls: type[ReputationIssuer], name: str, instance: ReputationIssuer | None) -> list[str]:
+    if not name:
+        return ["Give the issuer a name."]
+    if name != name.strip():
+        return ["No spaces at the start or the end: imports are deduplicated on the exact name."]
+    if len(name) > 64:
+        return ["At most 64 characters."]
+    others = cls.objects.filter(name=name)
+    if instance is not None:
+        others = others.exclude(pk=instance.pk)
+    if others.exists():
+        return [f"Another issuer is already called “{name}”."]
+    if instance is not None and name != instance.name:
+        count = ReputationImport.objects.filter(issuer_name=instance.name).count()
+        if count:
+            return [
+                f"{count} import(s) were recorded under “{instance.name}”: renamed, those accounts could import again."
+            ]
+    return []
+
+
+def _key_errors(
+    key: str, *, name: str, instance: ReputationIssuer | None, node: str | None, own: str | None
+) -> list[str]:
+    if key == node:
+        return [f"{key} is this node's own key."]
+    if key == own:
+        return [f"{key} is this node's issuer key: a node never trusts itself (a user could double a reputation)."]
+    holder = ReputationIssuerKey.objects.filter(pubkey=key).exclude(issuer=instance).select_related("issuer").first()
+    if holder is not None:
+        return [f"{key} already belongs to issuer “{holder.issuer.name}”."]
+    recorded = sorted(
+        set(
+            ReputationImport.objects.filter(issuer_key=key)
+            .exclude(issuer_name=name)
+            .values_list("issuer_name", flat=True)
+        )
+    )
+    if recorded:
+        names = ", ".join(f"“{n}”" for n in recorded)
+        return [f"{key} has imports recorded under {names}: under another name those accounts could import again."]
+    return []

@@ -169,6 +169,17 @@ MOSTRO_DEV_FEE_LIGHTNING_ADDRESS = env.str(
 # Tests only: lets user@127.0.0.1:PORT addresses resolve over plain http.
 MOSTRO_LNURL_ALLOW_LOOPBACK = env.bool("MOSTRO_LNURL_ALLOW_LOOPBACK", default=False)
 
+# --- Mostro: reputation portability (upstream_after_0185.md §3.5) ---------------------
+# Import attestations other issuers signed (the trust list is managed at /operator/settings/).
+MOSTRO_REPUTATION_IMPORT_ENABLED = env.bool("MOSTRO_REPUTATION_IMPORT_ENABLED", default=False)
+MOSTRO_REPUTATION_IMPORT_MAX_LIFETIME_SECONDS = env.int(
+    "MOSTRO_REPUTATION_IMPORT_MAX_LIFETIME_SECONDS", default=604_800
+)
+# Export: sign attestations with a key dedicated to it, never the node's key.
+MOSTRO_REPUTATION_EXPORT_ENABLED = env.bool("MOSTRO_REPUTATION_EXPORT_ENABLED", default=False)
+MOSTRO_REPUTATION_ISSUER_SK = env.str("MOSTRO_REPUTATION_ISSUER_SK", default="")
+MOSTRO_REPUTATION_EXPORT_LIFETIME_SECONDS = env.int("MOSTRO_REPUTATION_EXPORT_LIFETIME_SECONDS", default=604_800)
+
 # --- Mostro: NIP-40 lifetimes (days) --------------------------------------------------
 MOSTRO_EXPIRATION_ORDER_DAYS = env.int("MOSTRO_EXPIRATION_ORDER_DAYS", default=30)
 MOSTRO_EXPIRATION_RATING_DAYS = env.int("MOSTRO_EXPIRATION_RATING_DAYS", default=90)

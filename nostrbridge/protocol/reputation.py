@@ -112,6 +112,17 @@ def rating_hundredths(average: float) -> int | None:
     return int(min(max(round_half_away(average * 100), MIN_RATING_HUNDREDTHS), MAX_RATING_HUNDREDTHS))
 
 
+def is_identity_key(value: object) -> bool:
+    """64 lowercase hex characters of a valid x-only key: how identities travel in these payloads."""
+    if type(value) is not str:
+        return False
+    try:
+        _hex_key(value, "p")
+    except AttestationError:
+        return False
+    return True
+
+
 def format_rating(hundredths: int) -> str:
     return f"{hundredths // 100}.{hundredths % 100:02d}"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from nostrbridge.context import SilentDrop
 from nostrbridge.event_settings import publisher_settings
@@ -24,6 +24,7 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import Payload, RatingUserPayload
 from nostrbridge.protocol.published_events import build_rating_event
+from nostrbridge.protocol.reputation import round_half_away
 from orders.models import Order, Trader
 from orders.services.lookup import order_get_or_not_found
 from orders.status import OrderStatus
@@ -44,13 +45,33 @@ class RatingAggregate:
 
 
 def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
-    """lnp2pBot's running average with its one-step lag (§3.3): the new average folds in the
-    *previous* last rating, not `vote`. The first vote counts half."""
+    """mostro-core ≥ 0.14.4's running average (upstream_after_0185.md §4.2): the first vote counts
+    half, every later one moves the average by `(vote − average) / reviews`.
+
+    The one-step lag 04-order-events.md §3.3 describes (folding in the *previous* last rating)
+    was core ≤ 0.14.3; the released mostrod 0.18.5 already uses the vote itself.
+    """
     reviews = current.total_reviews + 1
     if reviews == 1:
         return RatingAggregate(reviews, vote / 2, vote, vote, vote)
-    total = current.total_rating + (current.last_rating - current.total_rating) / reviews
+    total = current.total_rating + (vote - current.total_rating) / reviews
     return RatingAggregate(reviews, total, vote, max(current.max_rating, vote), min(current.min_rating, vote))
+
+
+def reputation_merge(current: RatingAggregate, *, reviews: int, rating: float) -> RatingAggregate:
+    """An import added to the user's reputation, never written over it (upstream_after_0185.md §3.4):
+    reviews add up, the average is weighted by each origin's reviews, and min/max/last take the
+    rounded imported rating only where they are still 0 (no vote yet)."""
+    total_reviews = current.total_reviews + reviews
+    total = (current.total_rating * current.total_reviews + rating * reviews) / total_reviews
+    rounded = int(round_half_away(rating))
+    return RatingAggregate(
+        total_reviews,
+        total,
+        current.last_rating or rounded,
+        current.max_rating or rounded,
+        current.min_rating or rounded,
+    )
 
 
 def order_rate_user(
@@ -116,15 +137,17 @@ def _apply_vote(identity: str, vote: int) -> Trader:
         last_rating=new.last_rating,
         max_rating=new.max_rating,
         min_rating=new.min_rating,
+        native_rating_sum=F("native_rating_sum") + vote,  # what an export attests (§3.3 step 7)
     )
     trader.refresh_from_db()
     return trader
 
 
-def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id, now: int | None = None) -> OutboundMessage:
+def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id=None, now: int | None = None) -> OutboundMessage:
     """The 38384 event for `trader`'s aggregates, published at once (plain `now` created_at)."""
     now = int(time.time()) if now is None else now
     days = max(0, (now - int(trader.created_at.timestamp())) // 86_400) if trader.created_at else 0
+    since = int(trader.created_at.timestamp()) if trader.created_at else None
     event = build_rating_event(
         node_keys(),
         d_pubkey=d_pubkey,
@@ -134,6 +157,7 @@ def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id, now: int | 
         max_rate=trader.max_rating,
         min_rate=trader.min_rating,
         days=days,
+        since=since,
         settings=publisher_settings(),
         now=now,
     )

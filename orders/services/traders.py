@@ -69,7 +69,12 @@ def _operating_days(trader: Trader, now: datetime) -> int:
 
 
 def trader_user_info(*, identity: str | None, now: datetime | None = None) -> UserInfo:
-    """The `UserInfo` of the taker-reputation notices (03-actions.md §4.3)."""
+    """The `UserInfo` mostrod's `peer_reputation` builds: the taker-reputation notices
+    (03-actions.md §4.3), the solver's dispute view and the `user-info` reply.
+
+    An identity without a record gets zeros and no `since` (not an error); `since` is the UTC
+    day the record starts (upstream_after_0185.md §2), written as its day by `UserInfo`.
+    """
     trader = Trader.objects.filter(pk=identity).first() if identity else None
     if trader is None:
         return UserInfo(rating=0.0, reviews=0, operating_days=0)
@@ -77,13 +82,16 @@ def trader_user_info(*, identity: str | None, now: datetime | None = None) -> Us
         rating=float(trader.total_rating),
         reviews=trader.total_reviews,
         operating_days=_operating_days(trader, now or timezone.now()),
+        since=None if trader.created_at is None else int(trader.created_at.timestamp()),
     )
 
 
 def trader_reputation(*, identity: str | None, now: datetime | None = None) -> MakerReputation:
-    """The aggregates of the 38383 `rating` tag (04-order-events.md §2.4)."""
+    """The aggregates of the 38383 `rating` tag (04-order-events.md §2.4, `since` of §4.1)."""
     info = trader_user_info(identity=identity, now=now)
-    return MakerReputation(days=info.operating_days, total_rating=info.rating, total_reviews=info.reviews)
+    return MakerReputation(
+        days=info.operating_days, since=info.since, total_rating=info.rating, total_reviews=info.reviews
+    )
 
 
 def maker_identity(order: Order) -> str | None:

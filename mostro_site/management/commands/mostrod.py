@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.core.checks import Tags
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -74,6 +75,8 @@ class Command(BaseCommand):
         _quiet_job_log()
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
+        # Checks of what the database holds (the reputation trust list), once it is migrated.
+        self.check(display_num_errors=False, tags=[Tags.database], databases=["default"])
         created, updated, deleted = sync_schedules()
         self._say(f"Job schedules: {created} created, {updated} updated, {deleted} removed")
         config = node_config(fresh=True)
