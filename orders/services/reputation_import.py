@@ -17,7 +17,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from mostro_site.config.reputation import reputation_settings, trusted_issuer_keys
 from mostro_site.models import ReputationImport
@@ -82,11 +81,10 @@ def reputation_import(
 def _record_and_merge(attestation: ReputationAttestation, *, issuer_name: str, identity: str, sender: str) -> Trader:
     """Insert the import (unique per issuer and subject, and per issuer and identity) and merge it
     into the identity's record, creating the record for an identity new here (caller's transaction)."""
-    seen = Q(subject=attestation.subject) | Q(identity_pubkey=identity)
-    if ReputationImport.objects.filter(seen, issuer_name=issuer_name).exists():
-        raise CantDo(CantDoReason.REPUTATION_ALREADY_IMPORTED)
     try:
-        with transaction.atomic():  # a savepoint: a concurrent import's violation leaves the caller usable
+        # The unique constraints decide, also between concurrent imports; the savepoint keeps the
+        # caller's transaction usable after a violation (PostgreSQL aborts it otherwise).
+        with transaction.atomic():
             ReputationImport.objects.create(
                 attestation_id=attestation.id,
                 issuer_name=issuer_name,
