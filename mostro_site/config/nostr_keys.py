@@ -63,7 +63,10 @@ def decode_npub(npub: str) -> str:
 def parse_pubkey_text(value: str) -> str:
     """An npub or 64 hex characters (any case) as lowercase hex of a point on the curve."""
     value = value.strip()
-    pubkey = decode_npub(value) if value.startswith("npub1") else value.lower()
+    try:
+        pubkey = decode_npub(value) if value.startswith("npub1") else value.lower()
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a public key ({exc})") from exc
     if not _HEX64.match(pubkey):
         raise ValueError(f"{value!r} is not a public key (npub or 64 hex characters)")
     try:

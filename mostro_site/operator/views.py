@@ -11,6 +11,8 @@ from mostro_site.operator.access import operator_required
 from mostro_site.operator.forms import NodeSettingsForm
 from mostro_site.operator.lnstatus import lightning_status
 from mostro_site.operator.nostr_links import encode_nevent
+from mostro_site.operator.reputation import FORM_NAME as ISSUER_FORM
+from mostro_site.operator.reputation import handle_issuer_post, reputation_context
 from mostro_site.operator.services import node_settings_update
 from nostrbridge.node_identity import node_pubkey
 
@@ -30,8 +32,13 @@ def _context(request, title: str, **extra) -> dict:
 
 @operator_required
 def settings_view(request):
+    issuer_form = None
+    if request.method == "POST" and request.POST.get("form") == ISSUER_FORM:
+        done, issuer_form = handle_issuer_post(request)
+        if done is not None:
+            return done
     row = NodeSettings.objects.filter(pk=1).first()
-    form = NodeSettingsForm(request.POST or None, row=row)
+    form = NodeSettingsForm(request.POST if issuer_form is None else None, row=row)
     if request.method == "POST" and form.is_valid():
         entries = node_settings_update(user=request.user, values=form.model_values())
         if entries:
@@ -48,6 +55,7 @@ def settings_view(request):
         groups=groups,
         effective=node_config(fresh=True),
         audit=SettingsAuditEntry.objects.select_related("user")[:RECENT_AUDIT],
+        **reputation_context(request, issuer_form),
     )
     return render(request, "operator/settings.html", context)
 
