@@ -53,7 +53,7 @@ from lightning.grpc import router_pb2
 from lightning.lnd import LndClient
 from lightning.types import PaymentOutcome
 from nostrbridge.node_identity import xonly_pubkey_hex
-from nostrbridge.protocol.enums import Action
+from nostrbridge.protocol.enums import Action, MessageType
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.transport import encode_content, sign_identity_proof, sign_message
@@ -728,11 +728,14 @@ _request_ids = itertools.count(1)
 class Trader:
     """A Mostro user in reputation mode: identity key + one trade key per trade index."""
 
-    def __init__(self, name: str, conn: RelayConnection, wallet: Wallet | None = None) -> None:
+    def __init__(
+        self, name: str, conn: RelayConnection, wallet: Wallet | None = None, *, identity: sdk.Keys | None = None
+    ) -> None:
+        """`identity`: the same user on another node (one identity key for every node)."""
         self.name = name
         self.conn = conn
         self.wallet = wallet
-        self.identity = sdk.Keys.generate()
+        self.identity = identity or sdk.Keys.generate()
         self._identity_ours = Keys(bytes.fromhex(self.identity.secret_key().to_hex()))
         self.identity_hex = self._identity_ours.public_key_hex
         self.last_trade_index = 0
@@ -779,9 +782,12 @@ class Trader:
         payload: Any = None,
         trade_index: int | None = None,
         request_id: int | None = None,
+        type: MessageType = MessageType.ORDER,
     ) -> tuple[int, sdk.Event]:
         request_id = next(_request_ids) if request_id is None else request_id
-        message = Message.new(action, request_id=request_id, trade_index=trade_index, id=order_id, payload=payload)
+        message = Message.new(
+            action, type=type, request_id=request_id, trade_index=trade_index, id=order_id, payload=payload
+        )
         message_json = message.to_json()
         self.key(key)
         trade = self._ours[key]
