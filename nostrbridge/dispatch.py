@@ -16,7 +16,7 @@ import time
 
 from django.db import transaction
 
-from mostro_site.config import node_config
+from mostro_site.config import NodeConfig, node_config
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.inbox import inbox_fail, inbox_finish
 from nostrbridge.models import InboundEvent, InboundStatus
@@ -71,13 +71,7 @@ def _open(row: InboundEvent) -> InboundContext:
         pow_bits=config.pow_bits,
         now=freshness_now,
     )
-    if config.protocol_version == 2:
-        _check_first_contact(
-            event_id=row.event_id,
-            sender=unwrapped.sender,
-            pow_bits=config.pow_bits,
-            first_contact_bits=config.pow_first_contact_bits,
-        )
+    _check_first_contact(config, event_id=row.event_id, sender=unwrapped.sender)
     kind = unwrapped.message.kind
     return InboundContext(
         inbound_pk=row.pk,
@@ -97,15 +91,8 @@ def _open(row: InboundEvent) -> InboundContext:
 def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
     """Answer `invalid_signature` to the event's author, once the first-contact gate lets it in
     (upstream runs the gate before unwrapping: an under-powered stranger still gets nothing)."""
-    config = node_config()
     try:
-        if config.protocol_version == 2:
-            _check_first_contact(
-                event_id=row.event_id,
-                sender=refusal.sender,
-                pow_bits=config.pow_bits,
-                first_contact_bits=config.pow_first_contact_bits,
-            )
+        _check_first_contact(node_config(), event_id=row.event_id, sender=refusal.sender)
     except SilentDrop as exc:
         inbox_finish(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
         return InboundStatus.DROPPED
@@ -122,13 +109,17 @@ def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
     return InboundStatus.DONE
 
 
-def _check_first_contact(*, event_id: str, sender: str, pow_bits: int, first_contact_bits: int) -> None:
-    """01-transport.md §6 step 5: a key the node does not deal with yet owes the higher PoW.
+def _check_first_contact(config: NodeConfig, *, event_id: str, sender: str) -> None:
+    """01-transport.md §6 step 5 (protocol v2): a key the node does not deal with yet owes the
+    higher PoW.
 
     The apps answer "known" from the database, so a key is known the moment its order is
     stored (mostrod's cache lags up to 60 s).
     """
-    if first_contact_bits <= pow_bits or leading_zero_bits(event_id) >= first_contact_bits:
+    first_contact_bits = config.pow_first_contact_bits
+    if config.protocol_version != 2 or first_contact_bits <= config.pow_bits:
+        return
+    if leading_zero_bits(event_id) >= first_contact_bits:
         return
     if not bridge_wiring().is_known_trade_key(sender):
         raise SilentDrop("first-contact proof of work not met")

@@ -43,6 +43,10 @@ class RatingAggregate:
     max_rating: int
     min_rating: int
 
+    @classmethod
+    def of(cls, trader: Trader) -> "RatingAggregate":
+        return cls(trader.total_reviews, trader.total_rating, trader.last_rating, trader.max_rating, trader.min_rating)
+
 
 def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
     """mostro-core ≥ 0.14.4's running average (upstream_after_0185.md §4.2): the first vote counts
@@ -125,22 +129,24 @@ def _apply_vote(identity: str, vote: int) -> Trader:
     """Update the rated identity's aggregates under a row lock (caller's transaction)."""
     Trader.objects.get_or_create(pubkey=identity)
     trader = Trader.objects.select_for_update().get(pk=identity)
-    current = RatingAggregate(
-        trader.total_reviews, trader.total_rating, trader.last_rating, trader.max_rating, trader.min_rating
-    )
-    new = rating_apply(current, vote)
+    new = rating_apply(RatingAggregate.of(trader), vote)
     if not (0 <= new.total_rating <= MAX_RATING and new.total_rating <= MAX_RATING * new.total_reviews):
         raise CantDo(CantDoReason.INVALID_RATING)
+    # The native sum is what an export attests (upstream_after_0185.md §3.3 step 7).
+    return trader_rating_store(identity=identity, aggregate=new, native_rating_sum=F("native_rating_sum") + vote)
+
+
+def trader_rating_store(*, identity: str, aggregate: RatingAggregate, **fields) -> Trader:
+    """Write `aggregate` (and `fields`) to the identity's record; caller holds its row lock."""
     Trader.objects.filter(pk=identity).update(
-        total_reviews=new.total_reviews,
-        total_rating=new.total_rating,
-        last_rating=new.last_rating,
-        max_rating=new.max_rating,
-        min_rating=new.min_rating,
-        native_rating_sum=F("native_rating_sum") + vote,  # what an export attests (§3.3 step 7)
+        total_reviews=aggregate.total_reviews,
+        total_rating=aggregate.total_rating,
+        last_rating=aggregate.last_rating,
+        max_rating=aggregate.max_rating,
+        min_rating=aggregate.min_rating,
+        **fields,
     )
-    trader.refresh_from_db()
-    return trader
+    return Trader.objects.get(pk=identity)
 
 
 def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id=None, now: int | None = None) -> OutboundMessage:

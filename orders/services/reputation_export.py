@@ -36,6 +36,7 @@ from nostrbridge.protocol.reputation import (
 )
 from nostrbridge.protocol.structs import day_start
 from orders.models import Order, Trader
+from orders.services.reputation_request import reputation_request_check
 from orders.status import OrderStatus
 
 logger = logging.getLogger(__name__)
@@ -90,12 +91,13 @@ def reputation_export(
 ) -> str:
     """Bind, sign and queue the `reputation-exported` reply; return the attestation's JSON."""
     config = reputation_settings()
-    if not config.exporting:
-        raise CantDo(CantDoReason.INVALID_ACTION)
-    if not isinstance(payload, ReputationExportRequestPayload):
-        raise CantDo(CantDoReason.INVALID_PAYLOAD)
-    if identity == sender:
-        raise CantDo(CantDoReason.REPUTATION_IDENTITY_REQUIRED)
+    reputation_request_check(
+        enabled=config.exporting,
+        payload=payload,
+        payload_type=ReputationExportRequestPayload,
+        identity=identity,
+        sender=sender,
+    )
     request = payload.request
     if not is_identity_key(request.destination):
         raise CantDo(CantDoReason.INVALID_PAYLOAD)

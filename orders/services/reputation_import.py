@@ -27,7 +27,8 @@ from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.payloads import Payload, ReputationAttestationPayload
 from nostrbridge.protocol.reputation import AttestationError, ReputationAttestation, parse_attestation
 from orders.models import Trader
-from orders.services.rating import RatingAggregate, publish_rating_event, reputation_merge
+from orders.services.rating import RatingAggregate, publish_rating_event, reputation_merge, trader_rating_store
+from orders.services.reputation_request import reputation_request_check
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +46,13 @@ def reputation_import(
 ) -> Trader:
     """Record and merge the attestation, reply, republish the rating event; return the trader."""
     config = reputation_settings()
-    if not config.import_enabled:
-        raise CantDo(CantDoReason.INVALID_ACTION)
-    if not isinstance(payload, ReputationAttestationPayload):
-        raise CantDo(CantDoReason.INVALID_PAYLOAD)
-    if identity == sender:
-        raise CantDo(CantDoReason.REPUTATION_IDENTITY_REQUIRED)
+    reputation_request_check(
+        enabled=config.import_enabled,
+        payload=payload,
+        payload_type=ReputationAttestationPayload,
+        identity=identity,
+        sender=sender,
+    )
     now = int(time.time()) if now is None else now
     try:
         attestation = parse_attestation(
@@ -101,23 +103,14 @@ def _record_and_merge(attestation: ReputationAttestation, *, issuer_name: str, i
         raise CantDo(CantDoReason.REPUTATION_ALREADY_IMPORTED) from exc
     Trader.objects.get_or_create(pubkey=identity)
     trader = Trader.objects.select_for_update().get(pk=identity)
-    current = RatingAggregate(
-        trader.total_reviews, trader.total_rating, trader.last_rating, trader.max_rating, trader.min_rating
-    )
     rating = attestation.rating
-    merged = reputation_merge(current, reviews=attestation.reviews, rating=rating)
-    Trader.objects.filter(pk=identity).update(
-        total_reviews=merged.total_reviews,
-        total_rating=merged.total_rating,
-        last_rating=merged.last_rating,
-        max_rating=merged.max_rating,
-        min_rating=merged.min_rating,
+    return trader_rating_store(
+        identity=identity,
+        aggregate=reputation_merge(RatingAggregate.of(trader), reviews=attestation.reviews, rating=rating),
         created_at=min(trader.created_at, _utc(attestation.since)),
         seeded_reviews=trader.seeded_reviews + attestation.reviews,
         seeded_rating_sum=trader.seeded_rating_sum + rating * attestation.reviews,
     )
-    trader.refresh_from_db()
-    return trader
 
 
 def _utc(unix_seconds: int) -> dt.datetime:

@@ -10,7 +10,6 @@ ten more trades would cost minutes: her export and import then travel over the r
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from datetime import UTC, datetime
@@ -23,7 +22,6 @@ from nostrbridge.protocol.enums import Action, Kind, MessageType, Status
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.payloads import (
     OrderPayload,
-    PaymentRequestPayload,
     RatingUserPayload,
     ReputationAttestationPayload,
     ReputationExportRequestPayload,
@@ -37,6 +35,7 @@ from tests.e2e.trade_clients import (
     TradeNetwork,
     Trader,
     node_env,
+    sell_with_invoice,
     start_trade_network,
 )
 
@@ -123,25 +122,9 @@ async def trade_and_rate(alice: Trader, bob: Trader, vote: int, sats: int = 5_00
                        payment_method="bank", premium=0)  # fmt: skip
     await alice.send(Action.NEW_ORDER, key=a, trade_index=a, payload=OrderPayload(order))
     order_id = (await alice.expect("new-order", key=a)).body["id"]
-    b = bob.next_trade_index()
     invoice = await bob.wallet.invoice(sats - int(0.006 * sats / 2 + 0.5))
-    await bob.send(
-        Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
-    )
-    pay = await alice.expect("pay-invoice", key=a)
-    await bob.expect("waiting-seller-to-pay", key=b)
-    escrow = asyncio.create_task(alice.wallet.pay(pay.payload["payment_request"][1]))
-    await alice.expect("buyer-took-order", key=a)
-    await bob.expect("hold-invoice-payment-accepted", key=b)
-    await bob.send(Action.FIAT_SENT, key=b, order_id=order_id)
-    await bob.expect("fiat-sent-ok", key=b)
-    await alice.expect("fiat-sent-ok", key=a)
-    await alice.send(Action.RELEASE, key=a, order_id=order_id)
-    for step in ("hold-invoice-payment-settled", "rate"):
-        await alice.expect(step, key=a)
-    for step in ("released", "purchase-completed", "rate"):
-        await bob.expect(step, key=b)
-    assert (await escrow).status.value == "SUCCEEDED"
+    _, escrow = await sell_with_invoice(alice, bob, order_id=order_id, seller_key=a, invoice=invoice)
+    assert escrow.status.value == "SUCCEEDED"
     await alice.send(Action.RATE_USER, key=a, order_id=order_id, payload=RatingUserPayload(vote))
     await alice.expect("rate-received", key=a)
 

@@ -38,7 +38,7 @@ from nostrbridge.protocol.payloads import (
     RatingUserPayload,
 )
 from nostrbridge.protocol.structs import SmallOrder
-from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader, start_trade_network
+from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader, sell_with_invoice, start_trade_network
 
 # The node runs on its own SQLite file whatever the suite's database: the PostgreSQL pass of
 # scripts/run_tests.sh would repeat the very same run.
@@ -674,25 +674,9 @@ async def test_ratings_are_published_and_shown_on_the_next_order(
     sats = 5_000
     a, _, ack = await new_order(alice, sell_order(amount=sats, fiat_amount=5))
     order_id = ack["id"]
-    b = bob.next_trade_index()
     invoice = await bob.wallet.invoice(sats - fee_of(sats))
-    await bob.send(
-        Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
-    )
-    pay = await alice.expect("pay-invoice", key=a)
-    await bob.expect("waiting-seller-to-pay", key=b)
-    escrow = asyncio.create_task(alice.wallet.pay(pay.payload["payment_request"][1]))
-    await alice.expect("buyer-took-order", key=a)
-    await bob.expect("hold-invoice-payment-accepted", key=b)
-    await bob.send(Action.FIAT_SENT, key=b, order_id=order_id)
-    await bob.expect("fiat-sent-ok", key=b)
-    await alice.expect("fiat-sent-ok", key=a)
-    await alice.send(Action.RELEASE, key=a, order_id=order_id)
-    for step in ("hold-invoice-payment-settled", "rate"):
-        await alice.expect(step, key=a)
-    for step in ("released", "purchase-completed", "rate"):
-        await bob.expect(step, key=b)
-    await escrow
+    b, escrow = await sell_with_invoice(alice, bob, order_id=order_id, seller_key=a, invoice=invoice)
+    assert escrow.status.value == "SUCCEEDED"
 
     ratings_before = len(conn.rating_events)
     r1 = await alice.send(Action.RATE_USER, key=a, order_id=order_id, payload=RatingUserPayload(5))
