@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from disputes.models import Dispute, DisputeLog
@@ -94,3 +94,21 @@ def invoice_state(order: Order) -> str:
 
 def solvers() -> QuerySet[Trader]:
     return Trader.objects.filter(is_solver=True).order_by("pubkey")
+
+
+def dispute_counters(*, solver_pubkey: str | None, now=None) -> dict[str, int]:
+    """The queue's live counters: waiting for a solver, in progress, mine, resolved today."""
+    now = now or timezone.now()
+    rows = Dispute.objects.values_list("status", "solver_pubkey", "resolved_at")
+    counts = {"unassigned": 0, "in_progress": 0, "mine": 0, "resolved_today": 0}
+    for status, solver, resolved_at in rows.filter(
+        Q(resolved_at__isnull=True) | Q(resolved_at__gte=now - timedelta(days=1))
+    ):
+        if status == "initiated":
+            counts["unassigned"] += 1
+        elif status == "in-progress":
+            counts["in_progress"] += 1
+            counts["mine"] += int(solver_pubkey is not None and solver == solver_pubkey)
+        elif resolved_at is not None:
+            counts["resolved_today"] += 1
+    return counts
