@@ -26,6 +26,10 @@ _pending: set[str] = set()
 _last_push = 0.0
 
 
+def _clock() -> float:
+    return time.monotonic()
+
+
 def order_changed_on_commit(order_id) -> None:
     transaction.on_commit(partial(_changed, str(order_id)), robust=True)
 
@@ -35,7 +39,7 @@ def _changed(order_id: str) -> None:
     with _lock:
         if len(_pending) < MAX_IDS:
             _pending.add(order_id)
-        now = time.monotonic()
+        now = _clock()
         if now - _last_push < MIN_INTERVAL_S:
             return
         _last_push = now

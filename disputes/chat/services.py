@@ -181,3 +181,12 @@ def chat_view(row: ChatMessage) -> dict:
         "envelope": row.envelope,
         "event_id": row.inner_event_id,
     }
+
+
+def chat_reseal(message: ChatMessage) -> bool:
+    """Re-seal a message body with the current key after a rotation; True when it changed."""
+    if atrest.is_current(message.body_sealed, purpose=atrest.CHAT):
+        return False
+    sealed = seal_body(open_body(message), inner_id=message.inner_event_id)
+    ChatMessage.objects.filter(pk=message.pk).update(body_sealed=sealed)
+    return True
