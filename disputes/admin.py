@@ -100,8 +100,8 @@ class DisputeAdmin(admin.ModelAdmin):
             me = web_actor(request.user).pubkey
         except ConsoleForbidden:
             me = None
-        counters = dispute_counters(solver_pubkey=me)
-        return super().changelist_view(request, extra_context={"counters": counters, **(extra_context or {})})
+        extra = {"counters": dispute_counters(solver_pubkey=me), "title": "Dispute queue"}
+        return super().changelist_view(request, extra_context={**extra, **(extra_context or {})})
 
     # --- changelist actions (confirmation first, like delete_selected) -------------------------
     @admin.action(permissions=["take"], description="Take the selected disputes")

@@ -59,6 +59,8 @@ class MostroAdminSite(admin.AdminSite):
     site_title = "Mostro"
     index_title = "Console"
     site_url = "/"
+    # The header's console links replace the sidebar, which took a quarter of a 1280-px screen.
+    enable_nav_sidebar = False
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)

@@ -74,6 +74,9 @@ class OrderAdmin(admin.ModelAdmin):
                                   "buyer_invoice", "payout")}),
     )  # fmt: skip
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, extra_context={"title": "Orders", **(extra_context or {})})
+
     def get_readonly_fields(self, request, obj=None):
         # The preimage is the escrow's key: never shown.
         return [name for _, group in self.fieldsets for name in group["fields"]]

@@ -38,7 +38,9 @@ try {
     }
   });
   const shot = (page, name) => mark(`shot ${name}`) || page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
-  const fits = (page) => page.evaluate(() => document.documentElement.scrollWidth <= 1280);
+  // Nothing wider than the window, and no table clipped inside its scrolling box.
+  const fits = (page) => page.evaluate(() => document.documentElement.scrollWidth <= 1280 &&
+    [...document.querySelectorAll(".results, .module")].every((el) => el.scrollWidth <= el.clientWidth + 1));
   const login = async (page, user, next) => {
     await page.goto(`${base}/admin/login/?next=${next}`);
     await page.fill("#id_username", user);
@@ -63,6 +65,7 @@ try {
     parties: (await page.textContent("#dispute-parties")).replace(/\s+/g, " ").trim(),
   };
   seen.pages.dispute = await fits(page);
+  await shot(page, "03-dispute-before-take");
   await page.click("#action-take");
   seen.take_confirmation = (await page.textContent("ul.movements")).trim();
   await Promise.all([page.waitForURL(`**/${disputeId}/change/`), page.click("#confirm")]);

@@ -107,5 +107,4 @@ async def test_solver_chats_with_both_parties_and_every_page_is_live(tour):
     assert seen["operator_reads_chat"] == 2
     assert seen["api_docs"].startswith("Mostro admin API")
     assert (seen["not_found"]["status"], seen["not_found"]["title"]) == (404, "Not found")
-    assert sorted(p.name for p in SHOTS.glob("*.png"))[:3] == ["01-landing.png", "02-dispute-queue.png",
-                                                               "04-dispute-chat-buyer.png"]  # fmt: skip
+    assert len(list(SHOTS.glob("*.png"))) == 21  # every page: docs/screens/ via `make screenshots`
