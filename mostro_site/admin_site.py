@@ -9,10 +9,12 @@ from mostro_site.operator.access import is_operator
 TRADING = "Trading"
 ACCESS = "Solvers and access"
 INTERNAL = "Internal tables"
-# (app label, model) → section; anything not listed is internal.
+# (app label, model) → section, in the order shown; anything not listed is internal.
 SECTIONS = {
     ("orders", "order"): TRADING,
     ("disputes", "dispute"): TRADING,
+    ("operator", "dashboard"): TRADING,
+    ("operator", "settings"): TRADING,
     ("orders", "trader"): TRADING,
     ("disputes", "solverlink"): ACCESS,
     ("disputes", "solverkey"): ACCESS,
@@ -38,6 +40,9 @@ NAMES = {
 }
 
 
+POSITION = {key: index for index, key in enumerate(SECTIONS)}
+
+
 def _page(name: str, url_name: str) -> dict | None:
     try:
         url = reverse(url_name)
@@ -45,6 +50,7 @@ def _page(name: str, url_name: str) -> dict | None:
         return None
     return {
         "name": name,
+        "key": tuple(url_name.split(":")),
         "object_name": url_name.replace(":", "_"),
         "admin_url": url,
         "add_url": None,
@@ -69,15 +75,17 @@ class MostroAdminSite(admin.AdminSite):
         sections: dict[str, list[dict]] = {name: [] for name in ORDER}
         for app in apps:
             for model in app["models"]:
-                key = (app["app_label"], model["object_name"].lower())
-                model["name"] = NAMES.get(key, model["name"])
-                sections[SECTIONS.get(key, INTERNAL)].append(model)
+                model["key"] = (app["app_label"], model["object_name"].lower())
+                model["name"] = NAMES.get(model["key"], model["name"])
+                sections[SECTIONS.get(model["key"], INTERNAL)].append(model)
         if is_operator(request.user):
-            extra = [
+            pages = [
                 _page("Operator dashboard", "operator:dashboard"),
                 _page("Node settings form", "operator:settings"),
             ]
-            sections[TRADING] = sections[TRADING][:2] + [page for page in extra if page] + sections[TRADING][2:]
+            sections[TRADING] += [page for page in pages if page]
+        for models in sections.values():
+            models.sort(key=lambda model: POSITION.get(model["key"], len(POSITION)))
         return [
             {
                 "name": name,

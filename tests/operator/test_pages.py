@@ -58,7 +58,7 @@ def test_admin_index_leads_with_trading_and_groups_internal_tables(operator_clie
     html = operator_client.get("/admin/").content.decode()
     captions = re.findall(r'class="section"[^>]*>([^<]+)</a>', html)
     assert captions[:3] == ["Trading", "Solvers and access", "Internal tables"]
-    trading = html.split("Solvers and access")[0]
+    trading = html.split('id="content-main"')[1].split("Solvers and access")[0]
     assert trading.index(">Orders<") < trading.index(">Disputes<") < trading.index(">Operator dashboard<")
     assert ">API tokens<" in html
     assert ">Inbound Nostr events (inbox)<" in html
