@@ -42,6 +42,6 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         _ensure_browser()
-    except BaseException as exc:  # pytest.skip raises an exception type of its own
+    except BaseException as exc:  # noqa: BLE001 - pytest.skip raises an exception type of its own
         sys.exit(f"cannot take screenshots: {exc}")
     asyncio.run(main())

@@ -128,28 +128,28 @@ def _p_tags(raw: dict) -> list[str]:
     return [tag[1] if len(tag) > 1 else "" for tag in tags if isinstance(tag, list) and tag and tag[0] == "p"]
 
 
+def _signed(parse, value, what: str) -> Event:
+    """Parse an event (its id is checked) and verify its signature."""
+    try:
+        event = parse(value)
+    except MalformedEvent as exc:
+        raise ChatRejected(f"malformed {what} event: {exc}") from exc
+    if not event.verify_signature():
+        raise ChatRejected(f"bad {what} signature")
+    return event
+
+
 def _outer(raw: dict) -> Event:
     content = raw.get("content")
     if not isinstance(content, str) or not content:
         raise ChatRejected("empty content")
     if len(content.encode()) > MAX_CONTENT_BYTES:
         raise ChatRejected("encrypted content too large")
-    try:
-        outer = Event.from_dict(raw)
-    except MalformedEvent as exc:
-        raise ChatRejected(f"malformed outer event: {exc}") from exc
-    if not outer.verify_signature():
-        raise ChatRejected("bad outer signature")
-    return outer
+    return _signed(Event.from_dict, raw, "outer")
 
 
 def _open_inner(plaintext: str, allowed: frozenset[str]) -> Event:
-    try:
-        inner = Event.from_json(plaintext)
-    except MalformedEvent as exc:
-        raise ChatRejected(f"malformed inner event: {exc}") from exc
-    if not inner.verify_signature():
-        raise ChatRejected("bad inner signature")
+    inner = _signed(Event.from_json, plaintext, "inner")
     if inner.pubkey not in allowed:
         raise ChatRejected("inner signer is not a party to this conversation")
     if inner.kind != TEXT_NOTE_KIND:

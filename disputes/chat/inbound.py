@@ -8,14 +8,13 @@ message, no-ops. A party that floods its conversation is cut at MAX_PER_MINUTE p
 import logging
 import time
 from collections import defaultdict, deque
-from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 
 from disputes.chat import envelope
 from disputes.chat.live import chat_changed_on_commit
-from disputes.chat.models import ChatDirection, ChatMessage
-from disputes.chat.services import Conversation, seal_body
+from disputes.chat.models import ChatMessage
+from disputes.chat.services import Conversation, chat_message_create
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +55,7 @@ def chat_store_inbound(conv: Conversation, raw: dict) -> ChatMessage | None:
         return None
     try:
         with transaction.atomic():
-            row = ChatMessage.objects.create(
-                dispute_id=conv.dispute_id,
-                party=conv.party,
-                direction=ChatDirection.INBOUND,
-                solver_pubkey=conv.solver_pubkey,
-                party_pubkey=conv.party_pubkey,
-                sender_pubkey=message.sender,
-                envelope=message.envelope,
-                inner_event_id=message.inner_id,
-                outer_event_id=message.outer_id,
-                body_sealed=seal_body({"text": message.content}, inner_id=message.inner_id),
-                sent_at=datetime.fromtimestamp(message.created_at, tz=UTC),
-            )
+            row = chat_message_create(conv, message)
             chat_changed_on_commit(conv.dispute_id, [row.pk])
     except IntegrityError:
         return None  # the same inner message in another envelope: stored once

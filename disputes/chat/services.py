@@ -116,23 +116,35 @@ def chat_send(*, user, dispute_id, party: str, text: str) -> ChatMessage:
         row = enqueue_signed(
             event=outer, recipient_pubkey=conv.party_pubkey, action=CHAT_ACTION, order_id=dispute.order_id
         )
-        message = ChatMessage.objects.create(
-            dispute=dispute,
-            party=party,
-            direction=ChatDirection.OUTBOUND,
-            solver_pubkey=conv.solver_pubkey,
-            party_pubkey=conv.party_pubkey,
-            sender_pubkey=conv.solver_pubkey,
-            envelope=settings.MOSTRO_CHAT_ENVELOPE,
-            inner_event_id=inner.id,
-            outer_event_id=outer.id,
-            body_sealed=seal_body({"text": text}, inner_id=inner.id),
-            sent_at=datetime.fromtimestamp(inner.created_at, tz=UTC),
+        message = chat_message_create(
+            conv,
+            envelope.ChatMessageIn(settings.MOSTRO_CHAT_ENVELOPE, conv.solver_pubkey, text, inner.created_at,
+                                   inner.id, outer.id),
             author=f"admin:{user.get_username()}"[:80],
             outbound=row,
-        )
+        )  # fmt: skip
         chat_changed_on_commit(dispute.pk, [message.pk])
     return message
+
+
+def chat_message_create(conv: Conversation, message: envelope.ChatMessageIn, **extra) -> ChatMessage:
+    """The row of one message of `conv`, its text sealed (inside the caller's transaction).
+    The direction follows the sender: the solver's messages are outbound."""
+    outbound = message.sender == conv.solver_pubkey
+    return ChatMessage.objects.create(
+        dispute_id=conv.dispute_id,
+        party=conv.party,
+        direction=ChatDirection.OUTBOUND if outbound else ChatDirection.INBOUND,
+        solver_pubkey=conv.solver_pubkey,
+        party_pubkey=conv.party_pubkey,
+        sender_pubkey=message.sender,
+        envelope=message.envelope,
+        inner_event_id=message.inner_id,
+        outer_event_id=message.outer_id,
+        body_sealed=seal_body({"text": message.content}, inner_id=message.inner_id),
+        sent_at=datetime.fromtimestamp(message.created_at, tz=UTC),
+        **extra,
+    )
 
 
 def delivery_state(message: ChatMessage, accepted_relays: int = 0) -> str:

@@ -29,14 +29,19 @@ async function step(name) {
 
 const browser = await chromium.launch({ executablePath: env.CHROMIUM || "/usr/bin/chromium", args: FLAGS });
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  context.setDefaultTimeout(30000);
-  context.on("request", (request) => {
-    const url = request.url();
-    if (!url.startsWith(base) && !url.startsWith("data:") && !url.startsWith(base.replace("http", "ws"))) {
-      seen.external.push(url);
-    }
-  });
+  // A browser context that records every request leaving the node.
+  const newContext = async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context.setDefaultTimeout(30000);
+    context.on("request", (request) => {
+      const url = request.url();
+      if (!url.startsWith(base) && !url.startsWith("data:") && !url.startsWith(base.replace("http", "ws"))) {
+        seen.external.push(url);
+      }
+    });
+    return context;
+  };
+  const context = await newContext();
   const shot = (page, name) => mark(`shot ${name}`) || page.screenshot({ path: `${env.SHOTS}/${name}.png`, fullPage: true });
   // Nothing wider than the window, and no table clipped inside its scrolling box.
   const fits = (page) => page.evaluate(() => document.documentElement.scrollWidth <= 1280 &&
@@ -114,14 +119,7 @@ try {
   await page.close();
 
   // --- the operator -----------------------------------------------------------------------
-  const operator = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  operator.setDefaultTimeout(30000);
-  operator.on("request", (request) => {
-    const url = request.url();
-    if (!url.startsWith(base) && !url.startsWith("data:") && !url.startsWith(base.replace("http", "ws"))) {
-      seen.external.push(url);
-    }
-  });
+  const operator = await newContext();
   const op = await operator.newPage();
   await op.goto(`${base}/`);
   seen.landing = (await op.textContent("#node-facts")).replace(/\s+/g, " ").trim();

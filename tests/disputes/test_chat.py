@@ -26,7 +26,7 @@ from orders.models import Trader
 from tests.browser.chat_party import BlobServer, image_message, tiny_png
 from tests.disputes.chat_support import chat_trade, console_solver
 from tests.disputes.support import disputed_trade
-from tests.disputes.web import make_user
+from tests.disputes.web import browser, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -34,12 +34,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def chat(node, fake_ln):
     return chat_trade(fake_ln)
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def url(dispute, name="chat", **kwargs):
