@@ -6,6 +6,7 @@ which goes through the chat service (outbox row and message in one transaction).
 """
 
 import re
+import threading
 
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -28,6 +29,7 @@ from nostrbridge.keys import encode_npub, node_pubkey
 ATTACHMENT_CACHE_S = 600
 ATTACHMENT_CACHE_MAX_BYTES = 5 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+_FETCHING: dict[int, threading.Lock] = {}
 
 
 def _actor(user):
@@ -139,6 +141,21 @@ def chat_send_view(request, object_id):
     return JsonResponse({"messages": chat_history(message.dispute, ids=[message.pk])}, status=201)
 
 
+def _attachment_content(message_id: int, url: str, shared: bytes) -> bytes:
+    """Fetch and decrypt once per message: concurrent views of one file wait for the first."""
+    cache_key = f"chat-attachment:{message_id}"
+    try:
+        with _FETCHING.setdefault(message_id, threading.Lock()):
+            content = cache.get(cache_key)
+            if content is None:
+                content = decrypt_blob(fetch_blob(url), shared)
+                if len(content) <= ATTACHMENT_CACHE_MAX_BYTES:
+                    cache.set(cache_key, content, ATTACHMENT_CACHE_S)
+            return content
+    finally:
+        _FETCHING.pop(message_id, None)
+
+
 def chat_attachment_view(request, object_id, message_id):
     """The decrypted file of an inbound attachment, served from the node's own origin."""
     dispute = _readable(request, object_id)
@@ -150,15 +167,10 @@ def chat_attachment_view(request, object_id, message_id):
     conv = conversation(dispute, message.party, solver) if solver else None
     if conv is None or conv.party_pubkey != message.party_pubkey:
         return HttpResponse("The conversation key is not available.", status=409, content_type="text/plain")
-    cache_key = f"chat-attachment:{message.pk}"
-    content = cache.get(cache_key)
-    if content is None:
-        try:
-            content = decrypt_blob(fetch_blob(attachment.url), conv.keys.shared)
-        except AttachmentError as exc:
-            return HttpResponse(f"The attachment could not be opened: {exc}", status=502, content_type="text/plain")
-        if len(content) <= ATTACHMENT_CACHE_MAX_BYTES:
-            cache.set(cache_key, content, ATTACHMENT_CACHE_S)
+    try:
+        content = _attachment_content(message.pk, attachment.url, conv.keys.shared)
+    except AttachmentError as exc:
+        return HttpResponse(f"The attachment could not be opened: {exc}", status=502, content_type="text/plain")
     response = HttpResponse(
         content, content_type=attachment.mime_type if attachment.inline else "application/octet-stream"
     )

@@ -65,7 +65,11 @@
       var log = panel.querySelector('.chat-log[data-party="' + message.party + '"]');
       var old = log.querySelector('[data-message-id="' + message.id + '"]');
       var el = render(message);
-      if (old) { old.replaceWith(el); } else {
+      if (old) {
+        // Only the delivery state changes: swap the meta line, keep the body (an image stays loaded).
+        old.dataset.state = message.state;
+        old.querySelector(".meta").replaceWith(el.querySelector(".meta"));
+      } else {
         var empty = log.querySelector(".chat-empty");
         if (empty) { empty.remove(); }
         var after = Array.prototype.find.call(log.querySelectorAll(".msg"), function (other) {
