@@ -31,9 +31,10 @@ run: install ## Set up and run a complete local node (SQLite, local relay, simul
 screenshots: install test-relays test-browser ## Demo node, a trade and a dispute with chat: every page into docs/screens/
 	$(PY) scripts/screenshots.py
 
-lint: install ## ruff format check + lint
+lint: install ## ruff format check + lint + import contracts
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 fmt: install ## Format and autofix
 	$(VENV)/bin/ruff format .

@@ -18,7 +18,7 @@ from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidd
 from disputes.models import ApiToken, Dispute, SolverLink
 from disputes.selectors import dispute_counters
 from disputes.tokens import api_token_issue, api_token_revoke
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from orders import display
 from orders.models import SolverCategory
 

@@ -23,7 +23,7 @@ from disputes.chat.services import chat_history, chat_is_open, chat_send, conver
 from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidden, web_actor
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from disputes.selectors import dispute_amounts, dispute_timeline
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 
 # The node fetches a file from its server once, not at every page view (per process, in memory).
 ATTACHMENT_CACHE_S = 600

@@ -19,7 +19,7 @@ from disputes.chat.keys import PROOF_KIND, solver_key_create, solver_key_link_ex
 from disputes.chat.models import SolverKey
 from disputes.console import ConsoleForbidden
 from disputes.models import SolverLink
-from nostrbridge.keys import encode_npub
+from nostrbridge.node_identity import encode_npub
 
 CHALLENGE_SESSION_KEY = "console_key_challenge"
 

@@ -15,9 +15,9 @@ from disputes.models import Dispute, DisputeInitiator, DisputeStatus
 from lightning import get_lightning_client
 from lightning.errors import LightningError
 from lightning.types import InvoiceState
-from mostro_site.config import node_config
 from orders.models import Order, Trader
 from orders.services.escrow import BLOCK_SECONDS
+from orders.services.guardian import escrow_guard_margin_blocks
 from orders.status import OrderKind, OrderStatus
 
 WARN_BEFORE = timedelta(hours=6)  # the escrow clock turns amber below this, red below DANGER_BEFORE
@@ -129,8 +129,7 @@ def escrow_clock(order: Order) -> EscrowClock:
     """The hold invoice as LND sees it now and the chain tip. Call outside transactions."""
     if not order.hold_invoice_hash:
         return EscrowClock(state="none")
-    config = node_config()
-    margin = min(config.escrow_deadline_margin_blocks, config.hold_invoice_cltv_delta // 2)
+    margin = escrow_guard_margin_blocks()  # the guardian's own rule (clamped when ≥ the CLTV delta)
     client = get_lightning_client()
     try:
         update = client.lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash))

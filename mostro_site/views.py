@@ -6,8 +6,8 @@ from django.shortcuts import render
 from django.templatetags.static import static
 
 from mostro_site.config import node_config
-from nostrbridge.keys import encode_npub, node_pubkey
 from nostrbridge.models import RelayHealth
+from nostrbridge.node_identity import encode_npub, node_pubkey
 
 
 def landing_view(request):

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from nostrbridge.protocol import nip44, secp
 from nostrbridge.protocol.errors import InvalidKey, MalformedEvent, Nip44Error
-from nostrbridge.protocol.event import Event, sign_event
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event, sign_event
 
 KIND14 = "kind14"
 GIFTWRAP = "giftwrap"

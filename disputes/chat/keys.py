@@ -17,10 +17,10 @@ from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidd
 from disputes.groups import is_operator
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, SolverLink
 from disputes.services import solver_grant, solver_remove
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.errors import MalformedEvent
-from nostrbridge.protocol.event import Event
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event
 from orders.models import SolverCategory
 
 PROOF_KIND = 22242  # NIP-42's "client authentication" kind: a signed challenge, never published

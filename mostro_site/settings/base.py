@@ -7,7 +7,7 @@ adjust a few deployment knobs, never behaviour.
 
 from pathlib import Path
 
-from mostro_site.env import BASE_DIR, env
+from mostro_site.config.env import BASE_DIR, env
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -44,6 +44,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mostro_site.urls"
+# The composition root (mostro_site/wiring.py): how the layers below reach the apps above them.
+MOSTRO_BRIDGE_WIRING = "mostro_site.wiring.bridge_wiring"
+MOSTRO_ORDERS_WIRING = "mostro_site.wiring.orders_wiring"
 ASGI_APPLICATION = "mostro_site.asgi.application"
 
 TEMPLATES = [
@@ -209,5 +212,3 @@ MOSTRO_CHAT_READ_LEGACY = env.bool("MOSTRO_CHAT_READ_LEGACY", default=True)
 # After a rotation put the old value in the fallbacks and run `manage.py console_rekey`.
 MOSTRO_CONSOLE_ENCRYPTION_KEY = env.str("MOSTRO_CONSOLE_ENCRYPTION_KEY", default="")
 MOSTRO_CONSOLE_ENCRYPTION_KEY_FALLBACKS = env.list("MOSTRO_CONSOLE_ENCRYPTION_KEY_FALLBACKS", default=[])
-# Relay events the bridge hands to an app instead of the node's inbox (nostrbridge.bridge.side).
-MOSTRO_BRIDGE_SIDE_CHANNELS = ["disputes.chat.bridge.ChatHooks"]

@@ -1,7 +1,7 @@
 """Side channels: relay events that are not addressed to the node (the dispute chat).
 
-An app that needs them provides hooks (dotted paths in MOSTRO_BRIDGE_SIDE_CHANNELS, built
-once per bridge), all called in the database thread:
+An app that needs them provides hooks (factories in the composition root's
+`BridgeWiring.side_channels`, built once per bridge), all called in the database thread:
 
 * `subscription()` → an object with `filters` (the REQ filters, [] for none) and a pure
   `claims(raw) -> bool`, which the loop calls on every relay event before the node's intake;
@@ -20,7 +20,6 @@ import logging
 from typing import Any
 
 from django.db import DatabaseError
-from django.utils.module_loading import import_string
 
 from nostrbridge.bridge.dbthread import db_call
 
@@ -44,10 +43,6 @@ class SideChannel:
         self._flushing = asyncio.Lock()
         self._flush_task: asyncio.Task | None = None
         self.stored = 0
-
-    @classmethod
-    def load(cls, dotted_paths: list[str], pool: Any) -> list["SideChannel"]:
-        return [cls(import_string(path)(), pool) for path in dotted_paths]
 
     def claims(self, raw: dict) -> bool:
         return self._subscription is not None and self._subscription.claims(raw)

@@ -5,8 +5,8 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from disputes.models import ApiToken, Dispute, DisputeLog
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import node_pubkey
 from orders.models import OrderStatusChange, Trader
 from tests.disputes.support import disputed_trade, register, solver_client, take
 from tests.disputes.web import browser, linked_pubkey, make_user

@@ -19,9 +19,9 @@ from disputes.chat.models import ChatMessage, SolverKey
 from disputes.chat.services import chat_history, chat_send
 from disputes.console import ConsoleForbidden, take_as
 from disputes.models import Dispute, SolverLink
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import OutboundDelivery, OutboundMessage, OutboundStatus
-from nostrbridge.protocol.event import Event
+from nostrbridge.node_identity import node_pubkey
+from nostrbridge.protocol.nip01 import Event
 from orders.models import Trader
 from tests.browser.chat_party import BlobServer, image_message, tiny_png
 from tests.disputes.chat_support import chat_trade, console_solver
@@ -73,8 +73,8 @@ def test_take_announces_the_console_key_to_both_parties(chat):
 
 def test_nip07_proof_links_the_extension_key(node, client):
     from disputes.chat.keys import PROOF_KIND
-    from nostrbridge.protocol.event import sign_event
     from nostrbridge.protocol.keys import Keys
+    from nostrbridge.protocol.nip01 import sign_event
 
     user = make_user("ext", "rw")
     client.force_login(user)

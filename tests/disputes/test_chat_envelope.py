@@ -9,8 +9,8 @@ import pytest
 
 from disputes.chat import envelope
 from disputes.chat.envelope import GIFTWRAP, KIND14, ChatRejected, chat_keys, unwrap, wrap
-from nostrbridge.protocol.event import sign_event
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import sign_event
 from tests.browser.chat_party import ecdh_x, hkdf_key
 
 ALICE = Keys.from_hex("548f68890c49fa42f104c60352395e60ff030b0b407e955f1eed1400d6c0347a")

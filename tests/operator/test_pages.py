@@ -11,7 +11,7 @@ from django.views.defaults import server_error
 
 from disputes.models import Dispute
 from mostro_site.operator import charts, dashboard
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from orders import display
 from tests.disputes.web import make_user
 from tests.foundation.factories import make_order
