@@ -71,10 +71,23 @@ try {
   };
   seen.pages.dispute = await fits(page);
   await shot(page, "03-dispute-before-take");
+  // Two more tabs watch the take happen: the queue's counters and the dispute page's notice.
+  const queueTab = await context.newPage();
+  await queueTab.goto(`${base}/admin/disputes/dispute/`);
+  await live(queueTab);
+  const disputeTab = await context.newPage();
+  await disputeTab.goto(`${base}/admin/disputes/dispute/${disputeId}/change/`);
+  await live(disputeTab);
   await page.click("#action-take");
   seen.take_confirmation = (await page.textContent("ul.movements")).trim();
   await Promise.all([page.waitForURL(`**/${disputeId}/change/`), page.click("#confirm")]);
   seen.take_hidden = (await page.locator("#action-take").count()) === 0;
+  await queueTab.waitForFunction(() => document.querySelector("#count-in-progress")?.textContent.trim() === "1");
+  seen.queue_live = (await queueTab.textContent("#dispute-counters")).replace(/\s+/g, " ").trim();
+  await disputeTab.waitForSelector("#dispute-live-banner:not([hidden])");
+  seen.dispute_notice = (await disputeTab.textContent("#dispute-live-banner")).replace(/\s+/g, " ").trim();
+  await queueTab.close();
+  await disputeTab.close();
   const announced = await step("taken");
   seen.announced = announced.announced;
 

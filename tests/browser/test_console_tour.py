@@ -65,6 +65,9 @@ async def test_solver_chats_with_both_parties_and_every_page_is_live(tour):
     assert "Buyer · taker · opened the dispute" in before["parties"]
     assert "Seller · maker" in before["parties"]
     assert seen["take_hidden"] is True
+    assert seen["queue_live"] == "Waiting for a solver0 In progress1 Held by you1 Resolved in the last 24 h0"
+    assert seen["dispute_notice"].startswith("This dispute changed: it is now in-progress, held by ")
+    assert seen["dispute_notice"].endswith("Reload to see the latest")
 
     # Both parties were told the console's solver key, and talked with it.
     assert seen["announced"] == [tour.solver_pubkey, tour.solver_pubkey]
