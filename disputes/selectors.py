@@ -6,8 +6,6 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeLog
-from lightning import get_lightning_client
-from lightning.errors import LightningError
 from nostrbridge.protocol.enums import DisputeInitiator
 from nostrbridge.protocol.structs import RestoredDispute
 from orders.models import Order, OrderStatusChange, Trader
@@ -109,16 +107,6 @@ def dispute_amounts(order: Order) -> dict:
         "seller_refund_sats": escrow,
         "fiat": f"{order.fiat_amount} {order.fiat_code}",
     }
-
-
-def invoice_state(order: Order) -> str:
-    """The hold invoice's state as LND reports it now, or "unknown". Call outside transactions."""
-    if not order.hold_invoice_hash:
-        return "none"
-    try:
-        return str(get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash)).state)
-    except LightningError:
-        return "unknown"
 
 
 def solvers() -> QuerySet[Trader]:
