@@ -1,4 +1,4 @@
-"""The development fee (behaviour §1.18; 04-order-events.md §6; mostrod `src/app/dev_fee.rs`).
+"""The development fee (docs/PROTOCOL.md §Dev-fee, §Dev-fee-event; mostrod `src/app/dev_fee.rs`).
 
 `Order.dev_fee_sats` is fixed at take time. Once the order reaches `settled-hold-invoice` or
 `success` the operator owes it to the development fund, paid from its own earnings to

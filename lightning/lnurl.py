@@ -1,7 +1,7 @@
 """Lightning address (LUD-16) and bech32 LNURL (LUD-01) → LNURL-pay (LUD-06, LUD-12).
 
 `resolve_pay_request(address)` checks that the destination is a payRequest endpoint (the
-add-invoice check, behaviour §1.8.2); `fetch_invoice(address, amount_sats, comment)` asks
+add-invoice check, docs/PROTOCOL.md §Invoices); `fetch_invoice(address, amount_sats, comment)` asks
 it for a BOLT11 invoice (payout and dev fee). HTTP goes through `lnurl_http.get_json`.
 """
 

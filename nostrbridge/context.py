@@ -18,7 +18,7 @@ from nostrbridge.models import InboundStatus
 
 
 class SilentDrop(Exception):
-    """The spec says: log and do not reply (06-errors.md §3)."""
+    """The spec says: log and do not reply (docs/PROTOCOL.md §Silent-drops)."""
 
 
 @dataclass

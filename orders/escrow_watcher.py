@@ -1,8 +1,8 @@
-"""The escrow watcher: follow every escrow hold invoice at LND (03-actions.md §3).
+"""The escrow watcher: follow every escrow hold invoice at LND (docs/PROTOCOL.md §Escrow).
 
 Run by `manage.py invoice_watcher` on its own, or inside `mostrod` next to the handlers.
 
-At start it subscribes the invoices whose state still matters (behaviour §1.7.4), then polls
+At start it subscribes the invoices whose state still matters (docs/PROTOCOL.md §Escrow), then polls
 the database every second for new ones, and at once when a service in the same process (the
 take handlers in `mostrod`) commits a new hold invoice. ACCEPTED and CANCELED updates go to the escrow
 services through `sync_to_async` (thread-sensitive: one DB thread, services stay sync).

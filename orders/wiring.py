@@ -17,7 +17,7 @@ class OrdersWiring:
     # `(*, order_id, order_status, actor) -> None`, called inside the transaction of a release
     # (`order_status` settled-hold-invoice) or an accepted cooperative cancel
     # (cooperatively-canceled), after the order's transition: the parties ended the trade
-    # themselves, so the order's open dispute closes with it (§1.14.6).
+    # themselves, so the order's open dispute closes with it (docs/PROTOCOL.md §Dispute).
     trade_closed_by_parties: Callable[..., None]
 
 

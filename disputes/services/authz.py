@@ -1,4 +1,4 @@
-"""Who may take, settle and cancel a dispute (behaviour §1.14.3, §1.14.4, §1.15).
+"""Who may take, settle and cancel a dispute (docs/PROTOCOL.md §Admin-take-dispute, §Admin-settle, §Admin-add-solver).
 
 Every rule is on the actor's *identity* pubkey: a solver's registered key, or the node's
 own key, which is the super-admin (RPC/operator actions run as it).

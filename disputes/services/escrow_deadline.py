@@ -1,4 +1,4 @@
-"""The escrow guardian's pass over one order (behaviour §1.7.6, §1.14.7; 03-actions.md §6.5).
+"""The escrow guardian's pass over one order (docs/PROTOCOL.md §Escrow-guardian).
 
 The chain test and the `active` branch are order services (`orders.services.guardian`); the
 `fiat-sent` branch opens the buyer's dispute, so the pass lives here, above both. The order's
@@ -49,7 +49,7 @@ def _force_dispute(order: Order, now: datetime) -> str:
         if not won:
             return guardian.SKIPPED
         dispute = _dispute_open_or_reopen(order, now)
-        # As for a user's dispute, the order's 38383 is not republished (§1.14.1).
+        # As for a user's dispute, the order's 38383 is not republished (docs/PROTOCOL.md §Dispute).
         dispute_notify_opened(order, dispute, sender=order.buyer_pubkey, request_id=None)
     return guardian.DISPUTED
 

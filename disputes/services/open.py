@@ -1,4 +1,4 @@
-"""`dispute` (03-actions.md §8.1; behaviour §1.14.1): a party opens the order's one dispute."""
+"""`dispute` (docs/PROTOCOL.md §Dispute): a party opens the order's one dispute."""
 
 from uuid import UUID
 

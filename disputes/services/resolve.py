@@ -1,4 +1,4 @@
-"""`admin-settle` and `admin-cancel` (03-actions.md §8.3, §8.4; behaviour §1.14.4, §1.14.5).
+"""`admin-settle` and `admin-cancel` (docs/PROTOCOL.md §Admin-settle, §Admin-cancel).
 
 Shape: checks in the daemon's order → the escrow call to LND outside any transaction (LND is
 the arbiter against a concurrent release or cooperative cancel: an invoice is settled or
@@ -118,7 +118,7 @@ def dispute_cancel(
         order.refresh_from_db()
         dispute_close(dispute=dispute, to_status=DisputeStatus.SELLER_REFUNDED, actor=label)
         publish_order_event(order)
-        # One message, sent alike to the solver, the seller and the buyer (§8.4).
+        # One message, sent alike to the solver, the seller and the buyer (docs/PROTOCOL.md §Admin-cancel).
         message = order_message(Action.ADMIN_CANCELED, order.id, request_id=request_id, trade_index=trade_index)
         for recipient in (reply_to, order.seller_pubkey, order.buyer_pubkey):
             if recipient:
@@ -144,7 +144,7 @@ def _already_canceled(
 
 
 def _refuse_slashes(payload: Payload | None) -> None:
-    """Bonds are not enabled on this node, so no side has a locked bond to slash (§7.2)."""
+    """Bonds are not enabled on this node, so no side has a locked bond to slash (docs/PROTOCOL.md §Admin-settle)."""
     if isinstance(payload, BondResolutionPayload) and (
         payload.resolution.slash_seller or payload.resolution.slash_buyer
     ):
@@ -169,7 +169,7 @@ _CLOSED_BY_PARTIES = {
 
 
 def dispute_close_by_parties(*, order_id: UUID | str, order_status: str, actor: str) -> Dispute | None:
-    """Close the order's open dispute after the parties settled it themselves (§1.14.6).
+    """Close the order's open dispute after the parties settled it themselves (docs/PROTOCOL.md §Dispute).
 
     Called by orders (through the composition root) inside the transaction of the release or
     cooperative cancel; publishes the 38386 revision there. None when no dispute was open.

@@ -1,5 +1,5 @@
 """mostrod's settings.toml → the NodeSettings row (validated by the settings form) plus the
-`.env` lines for what this node reads from the environment (behaviour §1.26).
+`.env` lines for what this node reads from the environment (docs/OPERATIONS.md §5).
 
 The nsec is never printed: it is reported as found, and written only to a file the
 operator names (`--write-env`).

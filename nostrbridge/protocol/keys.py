@@ -1,6 +1,6 @@
 """Nostr key pairs: hex and NIP-19 bech32 (`nsec`/`npub`) forms, BIP-340 signing.
 
-On the wire public keys are always 64 lowercase hex characters (00-overview.md §0.7);
+On the wire public keys are always 64 lowercase hex characters (docs/PROTOCOL.md §Conventions);
 bech32 only appears in configuration and in the `admin-add-solver` payload.
 """
 

@@ -85,7 +85,7 @@ class Event:
         """Strictly validate types, lengths and hex, then recompute and compare the id.
 
         Raises `MalformedEvent` (or `EventIdMismatch`); the signature is checked separately
-        so that the intake pipeline can run the PoW and kind checks first (01-transport.md §6).
+        so that the intake pipeline can run the PoW and kind checks first (docs/PROTOCOL.md §Intake).
         """
         pubkey, created_at, kind, tags, content = parse_unsigned_fields(obj)
         try:

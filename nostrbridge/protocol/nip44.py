@@ -1,4 +1,4 @@
-"""NIP-44 version 2 encryption (01-transport.md §1.3), on libsecp256k1 and `cryptography`.
+"""NIP-44 version 2 encryption (docs/PROTOCOL.md §Transports), on libsecp256k1 and `cryptography`.
 
 Only the 2-byte length prefix is implemented: plaintexts are 1..65535 bytes, as in the
 nostr-sdk versions Mostro clients use; Mostro messages are far smaller.

@@ -1,4 +1,4 @@
-"""Market prices for market-priced orders (Mostro §1.21 price feeds).
+"""Market prices for market-priced orders (docs/PROTOCOL.md §Prices).
 
 - `refresh_prices` (scheduled every `price_refresh_interval_seconds()`) polls the
   providers over HTTP, aggregates per currency and upserts `BtcPrice` rows.

@@ -1,4 +1,4 @@
-"""`cancel` in every status (03-actions.md §6.1, §6.2; behaviour §1.12).
+"""`cancel` in every status (docs/PROTOCOL.md §Cancel).
 
 Escrow calls (cancel the hold invoice) run before the transaction; the status change, the
 order event and the replies commit together. Against a concurrent `release` the hold
@@ -42,7 +42,7 @@ Atomic = Callable[[], AbstractContextManager]
 def order_cancel(
     *, order_id: UUID | str | None, sender: str, request_id: int | None, atomic: Atomic = transaction.atomic
 ) -> Order:
-    """Dispatch on the current status and the sender's role (the table of §6.1)."""
+    """Dispatch on the current status and the sender's role (the table of docs/PROTOCOL.md §Cancel)."""
     order = order_get_or_not_found(order_id)
     status = order.status
     if status in ALREADY_CANCELED_STATUSES:
@@ -62,7 +62,7 @@ def order_cancel(
 
 
 def order_reset_fields(order: Order) -> dict[str, Any]:
-    """Columns that put a taken order back on the book (taker cancel, taker timeout §6.3).
+    """Columns that put a taken order back on the book (taker cancel, taker timeout: docs/PROTOCOL.md §Cancel).
 
     Market orders lose their quote (re-priced at the next take); a range order gets its
     range back. The maker's own payout invoice on a buy order is kept.

@@ -1,4 +1,4 @@
-"""`new-order`: validate the maker's terms and put the order on the book (03-actions.md §2.1)."""
+"""`new-order`: validate the maker's terms and put the order on the book (docs/PROTOCOL.md §New-order)."""
 
 import logging
 from collections.abc import Callable
@@ -51,7 +51,7 @@ def order_create(
     if terms.kind is None:
         raise CantDo(CantDoReason.INVALID_ORDER_KIND)
     if terms.buyer_invoice is not None:
-        # Fee 0: a bolt11 with an amount must carry the full order amount (§2.1 check 1).
+        # Fee 0: a bolt11 with an amount must carry the full order amount (docs/PROTOCOL.md §New-order step 2).
         buyer_invoice_validate(destination=terms.buyer_invoice, expected_amount_sats=terms.amount)
     _check_fiat_code(terms.fiat_code, config)
     _check_amounts(terms)
@@ -89,7 +89,7 @@ def _check_fiat_code(fiat_code: str, config: NodeConfig) -> None:
 
 
 def _check_amounts(terms: SmallOrder) -> None:
-    """§2.1 checks 3–5 (a negative fiat amount is refused too: it cannot be stored)."""
+    """docs/PROTOCOL.md §New-order step 4 (a negative fiat amount is refused too: it cannot be stored)."""
     is_range = terms.min_amount is not None and terms.max_amount is not None
     if terms.min_amount is None and terms.max_amount is None and terms.fiat_amount <= 0:
         raise CantDo(CantDoReason.INVALID_AMOUNT)
@@ -104,7 +104,7 @@ def _check_amounts(terms: SmallOrder) -> None:
 
 
 def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
-    """§2.1 check 7: each fiat amount's sats quote (premium not applied) within the node limits."""
+    """docs/PROTOCOL.md §New-order step 6: each fiat amount's sats quote (no premium) within the node limits."""
     is_range = terms.min_amount is not None and terms.max_amount is not None
     fiat_amounts = [terms.min_amount, terms.max_amount] if is_range else [terms.fiat_amount]
     price = None
@@ -130,7 +130,7 @@ def _price(fiat_code: str):
 
 
 def order_expires_at(requested: int | None, *, now: datetime, config: NodeConfig) -> datetime:
-    """`expires_at` of a new order (§2.1).
+    """`expires_at` of a new order (docs/PROTOCOL.md §New-order).
 
     Deliberate fix of the daemon's quirk: a non-positive or past value gets the default
     lifetime instead of being stored as-is (which makes the order expire at the next sweep
@@ -166,7 +166,7 @@ def _order_fields(maker: Maker, terms: SmallOrder, config: NodeConfig, now: date
         "fiat_amount": terms.fiat_amount,
         "min_fiat_amount": terms.min_amount,
         "max_fiat_amount": terms.max_amount,
-        # Market orders get their fee when taken (behaviour §1.4.8).
+        # Market orders get their fee when taken (docs/PROTOCOL.md §New-order).
         "fee_sats": fee_sats(amount_sats=terms.amount, fee_rate=config.fee) if terms.amount > 0 else 0,
         "dev_fee_sats": 0,
         "buyer_invoice": terms.buyer_invoice,

@@ -1,4 +1,4 @@
-"""Escrow deadline guardian (behaviour §1.7.6, §1.14.7; 03-actions.md §6.5).
+"""Escrow deadline guardian (docs/PROTOCOL.md §Escrow-guardian).
 
 A seller's hold-invoice HTLC expires at a block height; LND cancels it on its own a few blocks
 before that, and the seller's funds then return silently while the trade still relies on

@@ -1,4 +1,4 @@
-"""The buyer's payout destination: validation (03-actions.md §4.1) and `add-invoice` (§4.2).
+"""The buyer's payout destination: validation (docs/PROTOCOL.md §Invoices) and `add-invoice` (§Add-invoice).
 
 Every lightning-side refusal (each `InvoiceInvalid` code, each `LnurlError`) becomes
 `CantDo(invalid_invoice)`; the distinct codes only reach the log.
@@ -93,7 +93,7 @@ def order_add_invoice(
     request_id: int | None,
     atomic: Atomic = transaction.atomic,
 ) -> Order:
-    """The buyer's `add-invoice` (03-actions.md §4.2), checks in the spec's order.
+    """The buyer's `add-invoice` (docs/PROTOCOL.md §Add-invoice), checks in the spec's order.
 
     `atomic` opens the final transaction (the handler passes `ctx.atomic`).
     """

@@ -1,4 +1,4 @@
-"""The buyer payout after the escrow is settled (03-actions.md §5.4; behaviour §1.10.2–§1.10.8).
+"""The buyer payout after the escrow is settled (docs/PROTOCOL.md §Payout).
 
 Shape of every attempt: read → resolve the invoice (LNURL fetch, outside any transaction) →
 claim → commit → `send_payment` → record the outcome in a second short transaction.
@@ -302,7 +302,7 @@ def _record_success(*, order_id, claim: Claim, outcome: PaymentOutcome, request_
 
 
 def _record_failure(*, order_id, request_id: int | None, claim: Claim | None) -> str:
-    """§5.4 bookkeeping. With a claim, only that exact claim is released (token compare)."""
+    """docs/PROTOCOL.md §Payout bookkeeping. With a claim, only that exact claim is released (token compare)."""
     config = node_config()
     with transaction.atomic(durable=True):
         order = Order.objects.select_for_update().filter(pk=order_id, status=SETTLED).first()

@@ -1,4 +1,4 @@
-"""The child order of a released range order (03-actions.md §5.3; behaviour §1.11)."""
+"""The child order of a released range order (docs/PROTOCOL.md §Range-orders)."""
 
 import logging
 import re
@@ -39,7 +39,7 @@ def range_child_create(*, parent: Order, next_trade: tuple[str, int] | None, req
     try:
         with transaction.atomic():
             child = _insert_child(parent, remainder, maker_key, maker_index)
-            # The row exists before its new-order message and its book entry (§1.11.2).
+            # The row exists before its new-order message and its book entry (docs/PROTOCOL.md §Range-orders).
             send(
                 maker_key,
                 Action.NEW_ORDER,

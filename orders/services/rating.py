@@ -1,10 +1,10 @@
-"""`rate-user` (03-actions.md §9.2; 04-order-events.md §3; behaviour §1.16).
+"""`rate-user` (docs/PROTOCOL.md §Rate-user, §Rating-event).
 
 Deliberate deviations (docs/ARCHITECTURE.md):
 * the 38384 event is published at once instead of in mostrod's hourly batch: clients see
   the new reputation sooner and nothing waits in memory;
 * its `d` tag is the RATED user's trade key (what the book documents), not the rater's
-  own key as mostrod writes by mistake (§3.2).
+  own key as mostrod writes by mistake (docs/PROTOCOL.md §Differences).
 """
 
 import time
@@ -44,7 +44,7 @@ class RatingAggregate:
 
 
 def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
-    """lnp2pBot's running average with its one-step lag (§3.3): the new average folds in the
+    """lnp2pBot's running average with its one-step lag (docs/PROTOCOL.md §Rate-user): the new average folds in the
     *previous* last rating, not `vote`. The first vote counts half."""
     reviews = current.total_reviews + 1
     if reviews == 1:

@@ -1,4 +1,4 @@
-"""The fiat leg and the release of the escrow (03-actions.md §5.1, §5.2; behaviour §1.9, §1.10).
+"""The fiat leg and the release of the escrow (docs/PROTOCOL.md §Fiat-sent, §Release).
 
 Both services run the protocol checks in the daemon's order and raise `CantDo` for refusals.
 `atomic` is the caller's transaction factory: the dispatcher passes `ctx.atomic`, so the
@@ -58,7 +58,7 @@ def order_mark_fiat_sent(
     next_trade = next_trade_from_payload(payload)
     fields = {}
     if next_trade is not None and order.is_range:
-        # A buy range's maker announces here the key of its child order (§5.3).
+        # A buy range's maker announces here the key of its child order (docs/PROTOCOL.md §Range-orders).
         fields = {"next_trade_pubkey": next_trade[0], "next_trade_index": next_trade[1]}
     with atomic():
         moved = transition_order(
@@ -135,7 +135,7 @@ def _settle_escrow(order: Order) -> None:
 
 
 def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:
-    """Effects 2–7 of §5.2, in order, inside the release transaction."""
+    """Step 3 of docs/PROTOCOL.md §Release, in order, inside the release transaction."""
     publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
     orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=order.seller_pubkey)
     send(order.buyer_pubkey, Action.RELEASED, order)

@@ -1,7 +1,7 @@
 """Session helpers: `orders`, `restore-session`, `last-trade-index`, `trade-pubkey`
-(03-actions.md §10; behaviour §1.17).
+(docs/PROTOCOL.md §Orders).
 
-Deliberate choice (05-state-machine.md §6 quirk): restore-session excludes every terminal
+Deliberate choice (docs/PROTOCOL.md §Restore-session, §Differences): restore-session excludes every terminal
 status, plus `dispute` (those orders come back through the dispute list). mostrod's
 unhyphenated exclusion list lets cooperatively-canceled and canceled-by-admin orders through.
 """

@@ -1,4 +1,4 @@
-"""Taking an order: `take-sell` (a buyer takes) and `take-buy` (a seller takes), 03-actions.md §2.2–2.3.
+"""Taking an order: `take-sell` (a buyer takes) and `take-buy` (a seller takes), docs/PROTOCOL.md §Take.
 
 Shape: checks and price (reads) → invoice/LNURL validation and the hold invoice (network) →
 one short transaction with the trade-index bump, the guarded transition, the replies and the
@@ -106,13 +106,13 @@ def order_take_buy(
         "trade_index_seller": taker.stored_index,
     }
     if not _commit_take_with_escrow(order, taker=taker, fields=fields, atomic=atomic):
-        # Spec quirk (§2.3): every take-buy failure after the checks is silent.
+        # Spec quirk (docs/PROTOCOL.md §Take): every take-buy failure after the checks is silent.
         raise SilentDrop(f"take-buy of order {order.pk} lost a concurrent state change")
     return order
 
 
 def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None) -> Order:
-    """Steps 1–6 of §2.2 in order; returns the order as read."""
+    """Steps 1–5 of docs/PROTOCOL.md §Take in order; returns the order as read."""
     order = order_get(order_id=order_id)
     if order is None:
         raise CantDo(CantDoReason.NOT_FOUND)
@@ -175,7 +175,7 @@ def _commit_take(order: Order, *, taker: Taker, to_status: str, fields: dict, at
     """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
     network_tag_prefetch()
     with atomic():
-        # Stored even when the race is lost: every check passed (01-transport.md §7).
+        # Stored even when the race is lost: every check passed (docs/PROTOCOL.md §Trade-index).
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
         won = _transition(order, taker=taker, to_status=to_status, fields=fields)
         if won:
@@ -218,7 +218,7 @@ def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic
                 escrow_watch_on_commit()
                 order.refresh_from_db()
                 notify_pay_invoice(order, request_id=taker.request_id)
-                publish_order_event(order)  # in-progress for buy orders; nothing for sell (§2.2 quirk)
+                publish_order_event(order)  # in-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take)
     except Exception:
         escrow_cancel_unused(invoice=escrow, order_id=order.pk)  # rolled back: nobody will see it
         raise
@@ -235,6 +235,6 @@ def _transition(order: Order, *, taker: Taker, to_status: str, fields: dict) -> 
         to_status=to_status,
         actor=taker.sender,
         reason=f"taken by {taker.sender[:16]}",
-        # The waiting timeout runs from here (behaviour §1.7.2).
+        # The waiting timeout runs from here (docs/PROTOCOL.md §Waiting-timeout).
         set_fields={**fields, "taken_at": timezone.now()},
     )

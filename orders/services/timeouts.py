@@ -1,4 +1,4 @@
-"""Scheduler-driven expiry and waiting-state timeouts (03-actions.md §6.3, §6.4; behaviour §1.13).
+"""Scheduler-driven expiry and waiting-state timeouts (docs/PROTOCOL.md §Waiting-timeout, §Expiry, §Timers).
 
 Each service handles one order and is safe to run twice at once: the status change is a
 guarded transition that re-confirms what was read (status, `taken_at`, hold-invoice hash),
@@ -42,7 +42,7 @@ ESCROW_PAID = "escrow-paid"
 SKIPPED = "skipped"
 
 
-# --- pending-order expiry (§6.4) --------------------------------------------------------------
+# --- pending-order expiry (docs/PROTOCOL.md §Expiry) ------------------------------------------
 
 
 def expired_order_ids(*, now: datetime, limit: int) -> list[UUID]:
@@ -78,7 +78,7 @@ def order_expire(*, order_id: UUID | str, now: datetime | None = None) -> bool:
     return won
 
 
-# --- waiting-state timeouts (§6.3) ------------------------------------------------------------
+# --- waiting-state timeouts (docs/PROTOCOL.md §Waiting-timeout) ------------------------------
 
 
 def timed_out_order_ids(*, now: datetime, limit: int) -> list[UUID]:

@@ -1,4 +1,4 @@
-"""Buyer payout (03-actions.md §5.4; behaviour §1.10.3–§1.10.8) on the fake LND."""
+"""Buyer payout (docs/PROTOCOL.md §Payout) on the fake LND."""
 
 from datetime import timedelta
 
