@@ -9,7 +9,6 @@ services through `sync_to_async` (thread-sensitive: one DB thread, services stay
 """
 
 import asyncio
-import functools
 import logging
 
 from asgiref.sync import sync_to_async
@@ -60,7 +59,10 @@ class EscrowWatcher:
         # invoice is committed, so it is subscribed before the seller's wallet pays it.
         nudged = asyncio.Event()
         loop = asyncio.get_running_loop()
-        waker = functools.partial(loop.call_soon_threadsafe, nudged.set)
+
+        def waker() -> None:
+            loop.call_soon_threadsafe(nudged.set)
+
         register_waker(INVOICES_CHANNEL, waker)
         try:
             while not stop.is_set():

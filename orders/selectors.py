@@ -38,7 +38,7 @@ def watched_invoice_hashes() -> list[str]:
         Q(status__in=WAITING_STATUSES, hold_invoice_hash__isnull=False)
         | Q(status__in=ESCROW_LOCKED_STATUSES, invoice_held_at__isnull=False, hold_invoice_hash__isnull=False)
     )
-    return list(query.order_by("pk").values_list("hold_invoice_hash", flat=True))
+    return [hash_hex for hash_hex in query.order_by("pk").values_list("hold_invoice_hash", flat=True) if hash_hex]
 
 
 DEV_FEE_DUE_STATUSES = (OrderStatus.SETTLED_HOLD_INVOICE, OrderStatus.SUCCESS)

@@ -18,7 +18,7 @@ class OrdersWiring:
     # (`order_status` settled-hold-invoice) or an accepted cooperative cancel
     # (cooperatively-canceled), after the order's transition: the parties ended the trade
     # themselves, so the order's open dispute closes with it (docs/PROTOCOL.md §Dispute).
-    trade_closed_by_parties: Callable[..., None]
+    trade_closed_by_parties: Callable[..., object]
 
 
 @functools.lru_cache(maxsize=1)

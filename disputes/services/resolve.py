@@ -126,10 +126,9 @@ def dispute_cancel(
     return Resolution.REFUNDED
 
 
-def _checked(order_id: UUID | str | None, actor_pubkey: str) -> tuple[Order, Dispute | None]:
+def _checked(order_id: UUID | str | None, actor_pubkey: str) -> tuple[Order, Dispute]:
     order = order_get_or_not_found(order_id)
-    dispute = Dispute.objects.filter(order_id=order.id).first()
-    ensure_may_finalize(dispute, actor_pubkey)
+    dispute = ensure_may_finalize(Dispute.objects.filter(order_id=order.id).first(), actor_pubkey)
     return order, dispute
 
 
@@ -162,7 +161,7 @@ def _cancel_escrow(order: Order) -> None:
 
 
 # The order's fate → the status its open dispute closes with, when the parties end the trade.
-_CLOSED_BY_PARTIES = {
+_CLOSED_BY_PARTIES: dict[str, str] = {
     OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.SETTLED,  # the seller released
     OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.SELLER_REFUNDED,
 }

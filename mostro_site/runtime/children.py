@@ -75,6 +75,8 @@ def spawn(name: str, command: list[str], *, env: dict, cwd: Path, log_dir: Path 
 
 def wait_ready(child: Child, *, prefix: str = "READY", timeout: float = 60.0, offset: int = 0) -> str:
     """Wait for a log line starting with `prefix` written after `offset`; return it."""
+    if child.log_path is None:
+        raise ValueError(f"{child.name} has no log file to wait on")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in _new_lines(child.log_path, offset):

@@ -88,6 +88,7 @@ class Event:
         so that the intake pipeline can run the PoW and kind checks first (docs/PROTOCOL.md §Intake).
         """
         pubkey, created_at, kind, tags, content = parse_unsigned_fields(obj)
+        assert isinstance(obj, dict)  # parse_unsigned_fields refused anything else
         try:
             event = cls(
                 _lower_hex(obj["id"], 32, "id"),

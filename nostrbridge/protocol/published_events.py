@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 import urllib.parse
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 from nostrbridge.protocol.enums import DisputeStatus, Kind, Status
 from nostrbridge.protocol.jsonwire import dumps_compact, rust_display_float, serde_float
@@ -258,7 +260,7 @@ def build_dev_fee_event(
 def build_rates_event(
     keys: Keys,
     *,
-    rates: dict[str, float],
+    rates: Mapping[str, SupportsFloat],
     sources: list[str],
     update_interval_seconds: int,
     now: int,

@@ -56,7 +56,8 @@ class _Struct:
             writer = _WRITERS[cls]
         except KeyError:
             writer = _WRITERS[cls] = compile_struct_writer(cls.FIELDS)
-        return writer(self)
+        text: str = writer(self)
+        return text
 
 
 # `read_struct` / `write_struct` unrolled per struct class (see `compile_struct_reader`).

@@ -288,7 +288,8 @@ def compile_struct_reader(
         "    return cls(" + ", ".join(f"{f.name}=v_{i}" for i, f in enumerate(fields)) + ")",
     ]
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from this package's field tables only
-    return namespace["read"]
+    reader: Callable[[Any, str], Any] = namespace["read"]
+    return reader
 
 
 def compile_struct_writer(fields: tuple[Field, ...]) -> Callable[[Any], str]:
@@ -310,4 +311,5 @@ def compile_struct_writer(fields: tuple[Field, ...]) -> Callable[[Any], str]:
             lines.append(f"    append({f.key!r} + ('null' if value is None else {text}))")
     lines.append("    return '{' + ','.join(parts) + '}'")
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from this package's field tables only
-    return namespace["write"]
+    writer: Callable[[Any], str] = namespace["write"]
+    return writer

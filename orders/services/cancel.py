@@ -98,7 +98,7 @@ def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
             order_id=order.id,
             from_statuses=group,
             to_status=OrderStatus.CANCELED,
-            actor=order.maker_pubkey,
+            actor=order.maker_pubkey or "",
             reason="maker cancel",
         )
         if not moved:
@@ -111,7 +111,7 @@ def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
 
 
 def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
-    taker = order.taker_pubkey
+    taker = order.taker_pubkey or ""  # order_cancel routed here because it is the sender
     taker_field = "buyer_pubkey" if order.kind == OrderKind.SELL else "seller_pubkey"
     _cancel_escrow(order)
     with atomic():

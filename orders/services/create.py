@@ -90,23 +90,30 @@ def _check_fiat_code(fiat_code: str, config: NodeConfig) -> None:
 
 def _check_amounts(terms: SmallOrder) -> None:
     """docs/PROTOCOL.md §New-order step 4 (a negative fiat amount is refused too: it cannot be stored)."""
-    is_range = terms.min_amount is not None and terms.max_amount is not None
+    bounds = _fiat_range(terms)
     if terms.min_amount is None and terms.max_amount is None and terms.fiat_amount <= 0:
         raise CantDo(CantDoReason.INVALID_AMOUNT)
     if terms.amount < 0 or terms.fiat_amount < 0:
         raise CantDo(CantDoReason.INVALID_AMOUNT)
-    if is_range:
-        low, high = terms.min_amount, terms.max_amount
+    if bounds is not None:
+        low, high = bounds
         if low < 0 or high < 0 or low >= high or terms.amount != 0:
             raise CantDo(CantDoReason.INVALID_AMOUNT)
     elif (terms.min_amount or 0) < 0 or (terms.max_amount or 0) < 0:
         raise CantDo(CantDoReason.INVALID_AMOUNT)
 
 
+def _fiat_range(terms: SmallOrder) -> tuple[int, int] | None:
+    """(min, max) of a range order's terms; None for a single amount."""
+    if terms.min_amount is None or terms.max_amount is None:
+        return None
+    return terms.min_amount, terms.max_amount
+
+
 def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
     """docs/PROTOCOL.md §New-order step 6: each fiat amount's sats quote (no premium) within the node limits."""
-    is_range = terms.min_amount is not None and terms.max_amount is not None
-    fiat_amounts = [terms.min_amount, terms.max_amount] if is_range else [terms.fiat_amount]
+    bounds = _fiat_range(terms)
+    fiat_amounts = list(bounds) if bounds is not None else [terms.fiat_amount]
     price = None
     for fiat in fiat_amounts:
         if terms.amount != 0:
@@ -145,6 +152,7 @@ def order_expires_at(requested: int | None, *, now: datetime, config: NodeConfig
 
 
 def _order_fields(maker: Maker, terms: SmallOrder, config: NodeConfig, now: datetime) -> dict:
+    assert terms.kind is not None  # order_create refused a missing kind first
     kind = OrderKind(terms.kind.value if isinstance(terms.kind, Kind) else terms.kind)
     # Full-privacy makers may omit the index; the daemon stores 0 then.
     trade_index = maker.trade_index if maker.trade_index is not None else 0

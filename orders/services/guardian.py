@@ -91,6 +91,7 @@ def chain_tip_height() -> int | None:
 
 def escrow_verdict(order: Order, tip_height: int) -> str:
     """SAFE, AT_RISK, or SKIPPED (the node could not say, or a release already settled it)."""
+    assert order.hold_invoice_hash, order.pk  # candidates are held escrows
     try:
         update = get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash))
     except InvoiceNotFound:

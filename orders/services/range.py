@@ -25,11 +25,10 @@ def range_child_create(*, parent: Order, next_trade: tuple[str, int] | None, req
     the escrow is already settled, so a failed child must never abort the release (#873).
     Returns None when the range is exhausted or the maker announced no next trade key.
     """
-    if not parent.is_range:
+    bounds = parent.fiat_range
+    if bounds is None:
         return None
-    remainder = range_remainder(
-        min_fiat=parent.min_fiat_amount, max_fiat=parent.max_fiat_amount, taken_fiat=parent.fiat_amount
-    )
+    remainder = range_remainder(min_fiat=bounds[0], max_fiat=bounds[1], taken_fiat=parent.fiat_amount)
     if remainder is None:
         return None
     maker_key, maker_index = _next_maker_key(parent, next_trade)

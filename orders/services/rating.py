@@ -95,9 +95,10 @@ def order_rate_user(
 
 
 def _counterparty(order: Order, rater_is_seller: bool) -> tuple[str | None, str]:
+    """(identity, trade key) of the rated party; the caller checked both trade keys are set."""
     if rater_is_seller:
-        return order.master_buyer_pubkey, order.buyer_pubkey
-    return order.master_seller_pubkey, order.seller_pubkey
+        return order.master_buyer_pubkey, order.buyer_pubkey or ""
+    return order.master_seller_pubkey, order.seller_pubkey or ""
 
 
 def _apply_vote(identity: str, vote: int) -> Trader:

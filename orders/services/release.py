@@ -73,13 +73,13 @@ def order_mark_fiat_sent(
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
         order.refresh_from_db()
         publish_order_event(order)
-        send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=order.buyer_pubkey)))
+        send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=sender)))
         send(
             order.buyer_pubkey,
             Action.FIAT_SENT_OK,
             order,
             request_id=request_id,
-            payload=PeerPayload(Peer(pubkey=order.seller_pubkey)),
+            payload=PeerPayload(Peer(pubkey=order.seller_pubkey or "")),
         )
     return order
 

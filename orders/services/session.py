@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.db.models.query import RawQuerySet
 
 from mostro_site.config import node_config
@@ -52,15 +52,22 @@ def _orders_of(*, identity: str, ids: list[UUID]) -> RawQuerySet:
     """
     meta = Order._meta
     quote = connection.ops.quote_name
-    buyer = quote(meta.get_field("master_buyer_pubkey").column)
-    seller = quote(meta.get_field("master_seller_pubkey").column)
+    buyer = quote(_column("master_buyer_pubkey"))
+    seller = quote(_column("master_seller_pubkey"))
     in_list = ", ".join(["%s"] * len(ids))
     sql = (
         f"SELECT * FROM {quote(meta.db_table)}"  # noqa: S608 — identifiers from metadata, values as parameters
-        f" WHERE {quote(meta.pk.column)} IN ({in_list}) AND ({buyer} = %s OR {seller} = %s)"
+        f" WHERE {quote(_column('id'))} IN ({in_list}) AND ({buyer} = %s OR {seller} = %s)"
     )
     params = [meta.pk.get_db_prep_value(order_id, connection) for order_id in ids]
     return Order.objects.raw(sql, [*params, identity, identity])
+
+
+def _column(name: str) -> str:
+    field = Order._meta.get_field(name)
+    assert isinstance(field, Field), name
+    assert field.column is not None, name  # a concrete field has its column
+    return field.column
 
 
 def restorable_orders(*, identity: str) -> list[RestoredOrder]:

@@ -132,8 +132,9 @@ def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now:
 
 def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
     """Steps 8–9: the traded fiat amount, then sats/fee/dev fee (in memory; stored at commit)."""
-    if order.is_range:
-        if fiat_amount is None or not order.min_fiat_amount <= fiat_amount <= order.max_fiat_amount:
+    bounds = order.fiat_range
+    if bounds is not None:
+        if fiat_amount is None or not bounds[0] <= fiat_amount <= bounds[1]:
             raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)  # sic, the daemon's reason
         order.fiat_amount = fiat_amount
     config = node_config()

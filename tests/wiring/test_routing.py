@@ -101,7 +101,11 @@ def test_the_handler_packages_export_exactly_the_wired_handlers():
 
 ORDER_ID = uuid.UUID("c7dba9db-f13f-4c3f-a77f-3b82e43c2b1a")
 _LOCK_PROOF = CashuLockProof(
-    token="cashuA", mint_url="https://mint.example", buyer_pubkey="b" * 64, seller_pubkey="c" * 64, mostro_pubkey="d" * 64
+    token="cashuA",
+    mint_url="https://mint.example",
+    buyer_pubkey="b" * 64,
+    seller_pubkey="c" * 64,
+    mostro_pubkey="d" * 64,
 )
 
 
@@ -110,10 +114,13 @@ def test_pay_invoice_from_a_client_is_answered_invalid_action(node):
     eve = TradeClient("eve")
     payload = PaymentRequestPayload(None, "lnbcrt1", None)
     [reply] = eve.send(Action.PAY_INVOICE, index=1, order_id=ORDER_ID, payload=payload, request_id=5)
-    assert (reply.recipient, reply.message.to_json()) == (eve.pubkey(1), (
-        '{"cant-do":{"version":2,"request_id":5,"trade_index":null,'
-        f'"id":"{ORDER_ID}","action":"cant-do","payload":{{"cant_do":"{CantDoReason.INVALID_ACTION}"}}}}}}'
-    ))
+    assert (reply.recipient, reply.message.to_json()) == (
+        eve.pubkey(1),
+        (
+            '{"cant-do":{"version":2,"request_id":5,"trade_index":null,'
+            f'"id":"{ORDER_ID}","action":"cant-do","payload":{{"cant_do":"{CantDoReason.INVALID_ACTION}"}}}}}}'
+        ),
+    )
 
 
 @pytest.mark.django_db

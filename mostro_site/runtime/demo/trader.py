@@ -69,7 +69,7 @@ class DemoTrader:
             if message is None:
                 continue
             if message.action is Action.CANT_DO:
-                raise DemoFailed(f"the node refused {self.name}: {message.payload.to_json()}")
+                raise DemoFailed(f"the node refused {self.name}: {message.to_json()}")
             if message.action is action and (payload is None or isinstance(message.payload, payload)):
                 return message
             self.on_other(message)
