@@ -28,10 +28,11 @@ test: install test-relays test-browser ## Run the whole test suite (SQLite, then
 run: install ## Set up and run a complete local node (SQLite, local relay, simulated Lightning)
 	bash scripts/run_local.sh
 
-lint: install ## ruff format check + lint + import contracts
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports --no-cache --no-logo
+lint: install ## ruff format check + lint + import contracts + mypy (what make test checks first)
+	bash scripts/static_checks.sh
+
+typecheck: install ## mypy with django-stubs (strict on nostrbridge/protocol and lightning)
+	$(VENV)/bin/mypy
 
 fmt: install ## Format and autofix
 	$(VENV)/bin/ruff format .
@@ -41,4 +42,4 @@ bench: install ## Run the benchmark scripts
 	$(PY) benchmarks/bench_protocol.py
 	$(PY) benchmarks/bench_lightning.py
 
-.PHONY: help install test-relays test-browser test run lint fmt bench
+.PHONY: help install test-relays test-browser test run lint typecheck fmt bench
