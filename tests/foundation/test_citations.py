@@ -113,3 +113,19 @@ def test_a_missing_document_or_section_is_reported():
 @pytest.mark.parametrize(("name", "sha256"), sorted(VECTOR_SHA256.items()))
 def test_the_wire_vectors_are_the_published_files(name, sha256):
     assert hashlib.sha256((ROOT / "tests" / "vectors" / name).read_bytes()).hexdigest() == sha256
+
+
+# `orders/services/take.py`, `lightning/simnet/` in a document: a path of this repository.
+REPO_PATH = re.compile(
+    r"`((?:mostro_site|orders|disputes|devfee|lightning|nostrbridge|tests|docs|scripts|benchmarks|templates|static)/[\w./-]*)`"
+)
+
+
+def test_the_documents_name_only_files_that_exist():
+    missing = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for path in REPO_PATH.findall(line):
+                if not (ROOT / path.rstrip("/")).exists():
+                    missing.append(f"{doc.relative_to(ROOT)}:{number}: {path}")
+    assert missing == []
