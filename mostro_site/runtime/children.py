@@ -103,9 +103,5 @@ def _new_lines(path: Path, offset: int) -> list[str]:
         return [line.decode(errors="replace").strip() for line in fh.read().splitlines()]
 
 
-def signal_name(code: int) -> str:
-    return signal.Signals(-code).name if code < 0 else str(code)
-
-
 def project_env(**overrides: str) -> dict[str, str]:
     return {**os.environ, **overrides}
