@@ -7,8 +7,8 @@ fails on it and the admin is left without a reply (docs/PROTOCOL.md §Difference
 from django.db import transaction
 
 from disputes.services.authz import is_node
-from disputes.services.common import Atomic
 from disputes.services.errors import InvalidSolverKey, NotNodeAdmin
+from nostrbridge.context import Atomic
 from nostrbridge.node_identity import decode_npub
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason, MessageType

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from disputes.models import Dispute, DisputeInitiator, DisputeStatus
 from disputes.services.authz import may_take
-from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict, DisputeNotFound
 from disputes.transitions import transition_dispute
+from nostrbridge.context import Atomic
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason, MessageType
 from nostrbridge.protocol.errors import CantDo

@@ -6,8 +6,6 @@ invoice decides: LND settles or cancels it, never both, and the loser stops.
 """
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.context import Atomic
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -35,8 +34,6 @@ from orders.wire import order_payload, send
 from orders.wiring import orders_wiring
 
 logger = logging.getLogger(__name__)
-
-Atomic = Callable[[], AbstractContextManager]
 
 
 def order_cancel(

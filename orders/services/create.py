@@ -1,8 +1,6 @@
 """`new-order`: validate the maker's terms and put the order on the book (docs/PROTOCOL.md §New-order)."""
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,13 +8,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import NodeConfig, node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
 from orders.models import Order
-from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, sats_for_fiat
+from orders.pricing import btc_price_for_trade, sats_for_fiat
 from orders.publish import publish_order_event
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
@@ -27,7 +25,6 @@ from orders.wire import order_payload, send
 
 logger = logging.getLogger(__name__)
 
-Atomic = Callable[[], AbstractContextManager]
 FIAT_CODE_MAX_LENGTH = 16  # Order.fiat_code
 
 
@@ -119,21 +116,12 @@ def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
         if terms.amount != 0:
             quote = terms.amount
         else:
-            price = price if price is not None else _price(terms.fiat_code)
+            price = price if price is not None else btc_price_for_trade(terms.fiat_code)
             quote = sats_for_fiat(fiat_amount=fiat, price=price)
         if quote < 0:
             raise CantDo(CantDoReason.INVALID_AMOUNT)
         if not config.min_payment_amount_sats <= quote <= config.max_order_amount_sats:
             raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)
-
-
-def _price(fiat_code: str):
-    try:
-        return btc_price_get(fiat_code=fiat_code)
-    except PriceTooStale as exc:
-        raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
-    except PriceUnavailable as exc:
-        raise SilentDrop(str(exc)) from exc
 
 
 def order_expires_at(requested: int | None, *, now: datetime, config: NodeConfig) -> datetime:

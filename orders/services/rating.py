@@ -8,15 +8,13 @@ Deliberate deviations (docs/ARCHITECTURE.md):
 """
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Q
 
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, node_keys
@@ -30,7 +28,6 @@ from orders.status import OrderStatus
 from orders.transitions import update_order_guarded
 from orders.wire import send
 
-Atomic = Callable[[], AbstractContextManager]
 MIN_RATING, MAX_RATING = 1, 5
 
 

@@ -5,13 +5,11 @@ Both services run the protocol checks in the daemon's order and raise `CantDo` f
 inbound event is marked done in the same commit as the status change and the replies.
 """
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from uuid import UUID
 
 from django.db import transaction
 
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -28,7 +26,6 @@ from orders.transitions import transition_order
 from orders.wire import send
 from orders.wiring import orders_wiring
 
-Atomic = Callable[[], AbstractContextManager]
 RELEASABLE_STATUSES = (OrderStatus.FIAT_SENT, OrderStatus.DISPUTE)
 
 

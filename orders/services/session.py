@@ -6,8 +6,6 @@ status, plus `dispute` (those orders come back through the dispute list). mostro
 unhyphenated exclusion list lets cooperatively-canceled and canceled-by-admin orders through.
 """
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from uuid import UUID
 
 from django.db import connection, transaction
@@ -15,7 +13,7 @@ from django.db.models import Field, Q
 from django.db.models.query import RawQuerySet
 
 from mostro_site.config import node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import RestoredOrder
@@ -25,7 +23,6 @@ from orders.status import PRE_TRADE_STATUSES, TERMINAL_STATUSES, OrderKind, Orde
 from orders.transitions import update_order_guarded
 from orders.wire import send
 
-Atomic = Callable[[], AbstractContextManager]
 RESTORE_EXCLUDED_STATUSES = TERMINAL_STATUSES | {OrderStatus.DISPUTE}
 
 

@@ -7,8 +7,6 @@ loser's fresh hold invoice is canceled at LND after the transaction.
 """
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
-from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, market_amount_sats
+from orders.pricing import btc_price_for_trade, market_amount_sats
 from orders.publish import publish_order_event
 from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats
@@ -41,8 +39,6 @@ from orders.transitions import transition_order
 from orders.wire import order_payload, send
 
 logger = logging.getLogger(__name__)
-
-Atomic = Callable[[], AbstractContextManager]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,7 +135,9 @@ def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
         order.fiat_amount = fiat_amount
     config = node_config()
     if order.amount_sats == 0:
-        amount = market_amount_sats(fiat_amount=order.fiat_amount, price=_price(order.fiat_code), premium=order.premium)
+        amount = market_amount_sats(
+            fiat_amount=order.fiat_amount, price=btc_price_for_trade(order.fiat_code), premium=order.premium
+        )
         if amount <= 0:
             # Deliberate refusal (the daemon does not re-check): a premium ≥ 100 % or a dust
             # fiat amount would otherwise ask for an amountless or negative escrow.
@@ -147,15 +145,6 @@ def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
         order.amount_sats = amount
         order.fee_sats = fee_sats(amount_sats=amount, fee_rate=config.fee)
     order.dev_fee_sats = dev_fee_sats(fee_sats=order.fee_sats, dev_fee_percentage=config.dev_fee_percentage)
-
-
-def _price(fiat_code: str):
-    try:
-        return btc_price_get(fiat_code=fiat_code)
-    except PriceTooStale as exc:
-        raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
-    except PriceUnavailable as exc:
-        raise SilentDrop(str(exc)) from exc
 
 
 def _require_trade_index(taker: Taker) -> None:
