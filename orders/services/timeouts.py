@@ -103,7 +103,7 @@ def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
     """
     now = now or timezone.now()
     order = Order.objects.filter(pk=order_id).first()
-    if not _still_timed_out(order, now):
+    if order is None or not _still_timed_out(order, now):
         return SKIPPED
     blocked = _escrow_precheck(order)
     if blocked is not None:
@@ -140,8 +140,8 @@ def _log_lost_race(order: Order) -> None:
     logger.info("order %s changed before its timeout could apply; skipped", order.pk)
 
 
-def _still_timed_out(order: Order | None, now: datetime) -> bool:
-    if order is None or order.status not in WAITING_STATUSES or order.taken_at is None:
+def _still_timed_out(order: Order, now: datetime) -> bool:
+    if order.status not in WAITING_STATUSES or order.taken_at is None:
         return False
     return order.taken_at < now - timedelta(seconds=node_config().expiration_seconds)
 
