@@ -6,9 +6,6 @@ from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 
-from mostro_site.config.nostr_keys import parse_pubkey_text
-from mostro_site.config.reputation import node_pubkey_or_none, reputation_settings
-
 
 class NodeSettings(models.Model):
     """Blank fields fall back to the environment (see `mostro_site.config.node_config`)."""
@@ -72,11 +69,11 @@ class SettingsAuditEntry(models.Model):
 
 
 class ReputationIssuer(models.Model):
-    """A trusted issuer of reputation attestations (upstream_after_0185.md §3.4, §3.5).
+    """A trusted issuer of reputation attestations (docs/PROTOCOL.md §Trust-list).
 
     Imports are deduplicated on the entry's `name`, never on a key, so an issuer can rotate its
-    key without every account it attested importing again. Validation: `entry_errors`, the one
-    rule set every write path applies (operator page, services, system check).
+    key without every account it attested importing again. Rules: `orders.services.
+    reputation_issuers.issuer_entry_errors`, which every write path applies.
     """
 
     name = models.CharField(max_length=64, unique=True)
@@ -89,25 +86,6 @@ class ReputationIssuer(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @classmethod
-    def entry_errors(
-        cls, *, name: str, keys: list[str], instance: "ReputationIssuer | None" = None
-    ) -> dict[str, list[str]]:
-        """Field → messages for an entry called `name` with `keys` (npub or hex texts); {} if valid.
-
-        Renaming an entry, or moving a key to another entry, would reset the deduplication of
-        everything imported under the old name, so both are refused once imports exist (mostrod
-        refuses to start in that state).
-        """
-        errors: dict[str, list[str]] = {"name": _name_errors(cls, name, instance), "keys": []}
-        parsed, errors["keys"] = parse_key_texts(keys)
-        if not keys:
-            errors["keys"].append("Give at least one key (npub or hex).")
-        node, own = node_pubkey_or_none(), reputation_settings().issuer_pubkey
-        for key in parsed:
-            errors["keys"] += _key_errors(key, name=name, instance=instance, node=node, own=own)
-        return {field: messages for field, messages in errors.items() if messages}
 
 
 class ReputationIssuerKey(models.Model):
@@ -128,7 +106,7 @@ class ReputationIssuerKey(models.Model):
 
 class ReputationImport(models.Model):
     """One imported attestation, recorded in the transaction that merges it into the identity's
-    reputation. The two unique constraints are §3.4 step 7: one source account backs one identity
+    reputation. The two unique constraints (docs/PROTOCOL.md §Import-reputation): one source account backs one identity
     here, and an identity imports one account per issuer, even under concurrency."""
 
     attestation_id = models.CharField(max_length=64, db_index=True)
@@ -159,62 +137,3 @@ class ReputationImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer_name}/{self.subject} -> {self.identity_pubkey[:16]}"
-
-
-def parse_key_texts(texts: list[str]) -> tuple[list[str], list[str]]:
-    """(the keys as lowercase hex without repeats, one message per text that is not a key)."""
-    keys: list[str] = []
-    errors = []
-    for text in texts:
-        try:
-            key = parse_pubkey_text(text)
-        except ValueError as exc:
-            errors.append(str(exc))
-            continue
-        if key not in keys:
-            keys.append(key)
-    return keys, errors
-
-
-def _name_errors(cls: type[ReputationIssuer], name: str, instance: ReputationIssuer | None) -> list[str]:
-    if not name:
-        return ["Give the issuer a name."]
-    if name != name.strip():
-        return ["No spaces at the start or the end: imports are deduplicated on the exact name."]
-    if len(name) > 64:
-        return ["At most 64 characters."]
-    others = cls.objects.filter(name=name)
-    if instance is not None:
-        others = others.exclude(pk=instance.pk)
-    if others.exists():
-        return [f"Another issuer is already called “{name}”."]
-    if instance is not None and name != instance.name:
-        count = ReputationImport.objects.filter(issuer_name=instance.name).count()
-        if count:
-            return [
-                f"{count} import(s) were recorded under “{instance.name}”: renamed, those accounts could import again."
-            ]
-    return []
-
-
-def _key_errors(
-    key: str, *, name: str, instance: ReputationIssuer | None, node: str | None, own: str | None
-) -> list[str]:
-    if key == node:
-        return [f"{key} is this node's own key."]
-    if key == own:
-        return [f"{key} is this node's issuer key: a node never trusts itself (a user could double a reputation)."]
-    holder = ReputationIssuerKey.objects.filter(pubkey=key).exclude(issuer=instance).select_related("issuer").first()
-    if holder is not None:
-        return [f"{key} already belongs to issuer “{holder.issuer.name}”."]
-    recorded = sorted(
-        set(
-            ReputationImport.objects.filter(issuer_key=key)
-            .exclude(issuer_name=name)
-            .values_list("issuer_name", flat=True)
-        )
-    )
-    if recorded:
-        names = ", ".join(f"“{n}”" for n in recorded)
-        return [f"{key} has imports recorded under {names}: under another name those accounts could import again."]
-    return []

@@ -1,12 +1,12 @@
 """Process one stored inbound event: intake checks, gates, handler, outcome (mostrod `app.rs`).
 
 The handlers and the first-contact gate's notion of a known key come from the apps above the
-bridge, through `nostrbridge.wiring`. The trade-index gate (01-transport.md §7) is the first
+bridge, through `nostrbridge.wiring`. The trade-index gate (docs/PROTOCOL.md §Trade-index) is the first
 step of the three handlers it applies to (`orders.services.traders.trade_index_check`).
 
-Outcomes: a protocol failure is dropped silently (06-errors.md §3), except a `user-info`
-request with a bad identity proof or trade signature, answered `invalid_signature`
-(`SignatureRefusal`, upstream_after_0185.md §2); `CantDo` is answered to the sender's trade key
+Outcomes: a protocol failure is dropped silently (docs/PROTOCOL.md §Silent-drops), except a
+`user-info` request with a bad identity proof or trade signature, answered `invalid_signature`
+(`SignatureRefusal`, docs/PROTOCOL.md §User-info); `CantDo` is answered to the sender's trade key
 with the request's `request_id` and `id`; `SilentDrop` is logged; any other exception is an
 internal error: the row is retried a few times, then parked.
 """
@@ -90,7 +90,7 @@ def _open(row: InboundEvent) -> InboundContext:
 
 def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
     """Answer `invalid_signature` to the event's author, once the first-contact gate lets it in
-    (upstream runs the gate before unwrapping: an under-powered stranger still gets nothing)."""
+    (mostrod runs its gate before unwrapping: an under-powered stranger still gets nothing)."""
     try:
         _check_first_contact(node_config(), event_id=row.event_id, sender=refusal.sender)
     except SilentDrop as exc:
@@ -110,8 +110,8 @@ def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
 
 
 def _check_first_contact(config: NodeConfig, *, event_id: str, sender: str) -> None:
-    """01-transport.md §6 step 5 (protocol v2): a key the node does not deal with yet owes the
-    higher PoW.
+    """docs/PROTOCOL.md §Intake step 4 (protocol v2): a key the node does not deal with yet owes
+    the higher PoW.
 
     The apps answer "known" from the database, so a key is known the moment its order is
     stored (mostrod's cache lags up to 60 s).

@@ -23,7 +23,7 @@ from mostro_site.config import NodeConfig, node_config
 from mostro_site.config.reputation import reputation_settings, trusted_issuer_keys
 from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import AddressableClock, OutboundMessage
-from nostrbridge.node_identity import node_pubkey
+from nostrbridge.node_identity import export_issuer_keys, node_pubkey
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.info_event import NodeInfo, info_event_tags
 from nostrbridge.protocol.nip01 import Event, sign_event
@@ -79,7 +79,7 @@ def lnd_status() -> LndStatus | None:
 
 def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
     lnd = lnd or LndStatus("", "", "", "", (), (), ())
-    reputation = reputation_settings()
+    issuer = export_issuer_keys()
     return NodeInfo(
         mostro_version=MOSTRO_VERSION,
         mostro_commit_hash="",
@@ -105,8 +105,8 @@ def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
         lnd_networks=lnd.networks,
         lnd_uris=lnd.uris,
         # Only what works: the issuer key when export can sign, the trust list when import is on.
-        reputation_issuer=reputation.issuer_pubkey if reputation.exporting else None,
-        reputation_import_issuers=tuple(trusted_issuer_keys()) if reputation.import_enabled else None,
+        reputation_issuer=None if issuer is None else issuer.public_key_hex,
+        reputation_import_issuers=tuple(trusted_issuer_keys()) if reputation_settings().import_enabled else None,
     )
 
 

@@ -35,9 +35,9 @@ class Trader(models.Model):
     max_rating = models.PositiveSmallIntegerField(default=0)
     min_rating = models.PositiveSmallIntegerField(default=0)
     # The record's start: `since` on the wire (its UTC day); an import moves it back to the
-    # earliest date it attests (upstream_after_0185.md §3.4, §4.1).
+    # earliest date it attests (docs/PROTOCOL.md §Import-reputation, §Reputation).
     created_at = models.DateTimeField(auto_now_add=True)
-    # Reputation portability (upstream_after_0185.md §3): what was imported ("seeded") is kept
+    # Reputation portability (docs/PROTOCOL.md §Reputation): what was imported ("seeded") is kept
     # apart from what was earned here ("native"), so an export never carries an import.
     # native reviews = total_reviews - seeded_reviews; native average = native_rating_sum / them.
     seeded_reviews = models.BigIntegerField(default=0)
@@ -161,6 +161,13 @@ class Order(models.Model):
     @property
     def is_range(self) -> bool:
         return self.min_fiat_amount is not None and self.max_fiat_amount is not None
+
+    @property
+    def fiat_range(self) -> tuple[int, int] | None:
+        """(min, max) fiat of a range order; None for a single amount."""
+        if self.min_fiat_amount is None or self.max_fiat_amount is None:
+            return None
+        return self.min_fiat_amount, self.max_fiat_amount
 
     @property
     def maker_pubkey(self) -> str | None:

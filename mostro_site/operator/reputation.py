@@ -1,9 +1,9 @@
-"""The trusted reputation issuers on the settings page (upstream_after_0185.md §3.4, §3.5).
+"""The trusted reputation issuers on the settings page (docs/PROTOCOL.md §Trust-list).
 
 A section of /operator/settings/ (no URL of its own): the list of issuers, a form to add or
 edit one (a name and its keys), and delete. Every write goes through
-`services.reputation_issuer_save` / `reputation_issuer_delete`, which apply the model's one rule
-set (`ReputationIssuer.entry_errors`), audit and republish the info event.
+`services.reputation_issuer_save` / `reputation_issuer_delete`, which apply the one rule set
+(`orders.services.reputation_issuers.issuer_entry_errors`), audit and republish the info event.
 """
 
 from django import forms
@@ -12,11 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.shortcuts import redirect
 
-from mostro_site.config.nostr_keys import encode_npub
 from mostro_site.config.reputation import reputation_settings
 from mostro_site.models import ReputationImport, ReputationIssuer
 from mostro_site.operator import rules
 from mostro_site.operator.services import reputation_issuer_delete, reputation_issuer_save
+from nostrbridge.node_identity import encode_npub, export_issuer_keys, reputation_issuer_keys
+from orders.services.reputation_issuers import issuer_entry_errors
 
 FORM_NAME = "issuer"
 
@@ -35,7 +36,8 @@ class ReputationIssuerForm(forms.Form):
     )
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         instance = None
@@ -45,7 +47,7 @@ class ReputationIssuerForm(forms.Form):
                 raise ValidationError("This issuer was deleted meanwhile.")
         data["instance"] = instance
         data["key_texts"] = rules.split_list(data["keys"])
-        for field, problems in ReputationIssuer.entry_errors(
+        for field, problems in issuer_entry_errors(
             name=data["name"], keys=data["key_texts"], instance=instance
         ).items():
             for problem in problems:
@@ -88,6 +90,7 @@ def handle_issuer_post(request):
 
 def reputation_context(request, form: ReputationIssuerForm | None = None) -> dict:
     config = reputation_settings()
+    issuer = reputation_issuer_keys()
     imports = dict(
         ReputationImport.objects.values("issuer_name").annotate(n=Count("id")).values_list("issuer_name", "n")
     )
@@ -101,7 +104,8 @@ def reputation_context(request, form: ReputationIssuerForm | None = None) -> dic
     ]
     return {
         "reputation": config,
-        "issuer_npub": encode_npub(config.issuer_pubkey) if config.issuer_pubkey else "",
+        "exporting": export_issuer_keys() is not None,
+        "issuer_npub": "" if issuer is None else encode_npub(issuer.public_key_hex),
         "issuers": issuers,
         "issuer_form": form or issuer_form_for(request),
     }

@@ -5,14 +5,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from mostro_site.config import clear_node_config_cache
-from mostro_site.models import (
-    NodeSettings,
-    ReputationIssuer,
-    ReputationIssuerKey,
-    SettingsAuditEntry,
-    parse_key_texts,
-)
+from mostro_site.models import NodeSettings, ReputationIssuer, ReputationIssuerKey, SettingsAuditEntry
 from nostrbridge.node_announcements import info_event_enqueue, lnd_status, metadata_enqueue
+from orders.services.reputation_issuers import issuer_entry_errors, parse_key_texts
 
 INFO_REPEAT_GUARD_SECONDS = 60
 
@@ -68,10 +63,10 @@ def reputation_issuer_save(
     *, user, instance: ReputationIssuer | None, name: str, key_texts: list[str]
 ) -> ReputationIssuer:
     """Create or update a trusted issuer (name and keys), audited; ValidationError if it breaks a
-    rule (`ReputationIssuer.entry_errors`, checked again here under the row lock)."""
+    rule (`issuer_entry_errors`, checked again here under the row lock)."""
     if instance is not None:
         instance = ReputationIssuer.objects.select_for_update().get(pk=instance.pk)
-    errors = ReputationIssuer.entry_errors(name=name, keys=key_texts, instance=instance)
+    errors = issuer_entry_errors(name=name, keys=key_texts, instance=instance)
     if errors:
         raise ValidationError(errors)
     keys, _ = parse_key_texts(key_texts)

@@ -171,7 +171,7 @@ MOSTRO_DEV_FEE_LIGHTNING_ADDRESS = env.str(
 # Tests only: lets user@127.0.0.1:PORT addresses resolve over plain http.
 MOSTRO_LNURL_ALLOW_LOOPBACK = env.bool("MOSTRO_LNURL_ALLOW_LOOPBACK", default=False)
 
-# --- Mostro: reputation portability (upstream_after_0185.md §3.5) ---------------------
+# --- Mostro: reputation portability (docs/PROTOCOL.md §Reputation) ---------------------
 # Import attestations other issuers signed (the trust list is managed at /operator/settings/).
 MOSTRO_REPUTATION_IMPORT_ENABLED = env.bool("MOSTRO_REPUTATION_IMPORT_ENABLED", default=False)
 MOSTRO_REPUTATION_IMPORT_MAX_LIFETIME_SECONDS = env.int(
@@ -214,7 +214,7 @@ MOSTRO_ELTOQUE_TOKEN = env.str("MOSTRO_ELTOQUE_TOKEN", default="")
 MOSTRO_PRICE_TRUSTED_NODES = env.list("MOSTRO_PRICE_TRUSTED_NODES", default=[])
 
 # --- The solver console: dispute chat -------------------------------------------------
-# Outbound envelope (09-p2p-chat.md): "kind14" is what Mostro Mobile and mostrix send today
+# Outbound envelope (docs/PROTOCOL.md §Chat): "kind14" is what Mostro Mobile and mostrix send today
 # (HKDF K_conv/K_sign, kind 14); "giftwrap" is mostro-core 0.14's kind 1059 design.
 MOSTRO_CHAT_ENVELOPE = env.str("MOSTRO_CHAT_ENVELOPE", default="kind14")
 # Also read parties who still send the kind 1059 envelope (both clients dual-read it).

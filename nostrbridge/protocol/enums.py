@@ -1,5 +1,5 @@
-"""Wire enumerations of mostro-core 0.14 (02-messages.md §7) plus the later additions of
-upstream_after_0185.md (§2, §3, §8); values are the exact wire strings."""
+"""Wire enumerations of mostro-core 0.14 (docs/PROTOCOL.md §Messages) and the later additions of
+docs/PROTOCOL.md §Reputation and §Cant-do; values are the exact wire strings."""
 
 from __future__ import annotations
 
@@ -60,13 +60,46 @@ class Action(StrEnum):
     ADD_CASHU_ESCROW = "add-cashu-escrow"
     CASHU_ESCROW_LOCKED = "cashu-escrow-locked"
     CASHU_PM_SIGNATURE = "cashu-pm-signature"
-    # After 0.18.5 (upstream_after_0185.md §2, §3.1); their place in mostro-core's enum is
+    # After 0.18.5 (docs/PROTOCOL.md §User-info, §Reputation); their place in mostro-core's enum is
     # unconfirmed and does not matter on the wire.
     USER_INFO = "user-info"
     EXPORT_REPUTATION = "export-reputation"
     REPUTATION_EXPORTED = "reputation-exported"
     IMPORT_REPUTATION = "import-reputation"
     REPUTATION_IMPORTED = "reputation-imported"
+
+
+# The actions a client sends to a node (C→N in mostro-core's catalogue, docs/PROTOCOL.md §Actions),
+# `pay-invoice` included: clients must not send it, and the node answers it `invalid_action`. Every
+# other action is node-to-client only.
+CLIENT_ACTIONS = frozenset(
+    {
+        Action.NEW_ORDER,
+        Action.TAKE_SELL,
+        Action.TAKE_BUY,
+        Action.PAY_INVOICE,
+        Action.FIAT_SENT,
+        Action.RELEASE,
+        Action.CANCEL,
+        Action.DISPUTE,
+        Action.ADD_INVOICE,
+        Action.ADD_BOND_INVOICE,
+        Action.RATE_USER,
+        Action.ADMIN_CANCEL,
+        Action.ADMIN_SETTLE,
+        Action.ADMIN_ADD_SOLVER,
+        Action.ADMIN_TAKE_DISPUTE,
+        Action.SEND_DM,
+        Action.TRADE_PUBKEY,
+        Action.RESTORE_SESSION,
+        Action.LAST_TRADE_INDEX,
+        Action.ORDERS,
+        Action.ADD_CASHU_ESCROW,
+        Action.USER_INFO,
+        Action.EXPORT_REPUTATION,
+        Action.IMPORT_REPUTATION,
+    }
+)
 
 
 class Status(StrEnum):
@@ -100,7 +133,7 @@ class Kind(StrEnum):
 
 class CantDoReason(StrEnum):
     """Refusal reasons, snake_case on the wire: the 35 of mostro-core 0.14 in declaration order,
-    then every reason of upstream_after_0185.md §8 (all of them, so every one parses)."""
+    then every reason of docs/PROTOCOL.md §Cant-do (all of them, so every one parses)."""
 
     INVALID_SIGNATURE = "invalid_signature"
     INVALID_TRADE_INDEX = "invalid_trade_index"
@@ -137,7 +170,7 @@ class CantDoReason(StrEnum):
     INVALID_MINT_URL = "invalid_mint_url"
     CASHU_ESCROW_NOT_LOCKED = "cashu_escrow_not_locked"
     CASHU_SIGNATURE_MISSING = "cashu_signature_missing"
-    # upstream_after_0185.md §8, in its order.
+    # docs/PROTOCOL.md §Cant-do, in its order.
     MAINTENANCE_MODE = "maintenance_mode"
     REPUTATION_IDENTITY_REQUIRED = "reputation_identity_required"
     NOT_ELIGIBLE_FOR_REPUTATION_EXPORT = "not_eligible_for_reputation_export"

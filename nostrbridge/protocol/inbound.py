@@ -1,4 +1,4 @@
-"""The daemon's intake checks (01-transport.md §6) as pure functions.
+"""The daemon's intake checks (docs/PROTOCOL.md §Intake) as pure functions.
 
 `open_inbound` runs the stateless steps in the daemon's order: 1 PoW, 2 kind, 3 event
 signature, 6 unwrap + inner signatures, 7 freshness, 8 trade signature in reputation
@@ -6,7 +6,7 @@ mode, 10 `verify()`. The stateful steps (4 replay guard, 5 first-contact gate, 9
 index) need the database and are run by the caller. Every failure is a `ProtocolError`
 subclass, so the caller drops the event silently with one `except ProtocolError`.
 
-One exception (upstream_after_0185.md §2): a fresh `user-info` request whose inner signatures
+One exception (docs/PROTOCOL.md §User-info): a fresh `user-info` request whose inner signatures
 fail at step 6, or that lacks its trade signature at step 8, raises `SignatureRefusal` (still a
 `ProtocolError`), which the dispatcher answers with `cant-do` `invalid_signature`. Every other
 action, and any event whose outer signature, decryption or message parse fails, stays silent.
@@ -40,7 +40,7 @@ from nostrbridge.protocol.nip01 import Event, leading_zero_bits
 from nostrbridge.protocol.payloads import UserInfoPayload
 from nostrbridge.protocol.transport import V1_VERSION, V2_KIND, V2_VERSION, Unwrapped, unwrap_v2
 
-# Limits of the daemon's inbox relay client (mostro_behaviour.md 1.1.8): the relay pool
+# Limits of the daemon's inbox relay client (docs/PROTOCOL.md §Intake): the relay pool
 # enforces the websocket message limit, this module the event limit.
 MAX_EVENT_BYTES = 6_500
 MAX_RELAY_MESSAGE_BYTES = 6_000
@@ -145,7 +145,7 @@ def check_freshness(unwrapped: Unwrapped, now: int, window_seconds: int = FRESHN
 def check_trade_signature_present(unwrapped: Unwrapped) -> None:
     """Step 8: in reputation mode (identity != sender) the trade signature is mandatory.
 
-    A `user-info` request without it is answered `invalid_signature` (upstream_after_0185.md §2).
+    A `user-info` request without it is answered `invalid_signature` (docs/PROTOCOL.md §User-info).
     """
     if unwrapped.identity != unwrapped.sender and unwrapped.trade_signature is None:
         problem = "identity differs from sender and the message is unsigned"
@@ -156,7 +156,7 @@ def check_trade_signature_present(unwrapped: Unwrapped) -> None:
 
 
 def check_message(unwrapped: Unwrapped) -> None:
-    """Step 10: the id/payload matrix of 02-messages.md §8.
+    """Step 10: the id/payload matrix of docs/PROTOCOL.md §Verify.
 
     `verify()` also admits the `user-info` reply's payload; the intake takes only the request.
     """

@@ -1,7 +1,7 @@
-"""The logical Mostro message (02-messages.md): `MessageKind` and `Message`.
+"""The logical Mostro message (docs/PROTOCOL.md §Messages): `MessageKind` and `Message`.
 
-`Message.from_value`/`from_json` implement the strict parser of §9, `to_json` the canonical
-serde_json form of §3 (what signatures cover), and `MessageKind.verify` the matrix of §8.
+`Message.from_value`/`from_json` implement the strict parser, `to_json` the canonical serde_json
+form (what signatures cover), and `MessageKind.verify` the matrix (docs/PROTOCOL.md §Messages, §Verify).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class MessageKind:
         )
 
     def verify(self) -> bool:
-        """The id/payload consistency matrix of 02-messages.md §8."""
+        """The id/payload consistency matrix of docs/PROTOCOL.md §Verify."""
         check = _VERIFY_RULES.get(self.action)
         return check is not None and check(self.id is not None, self.payload)
 
@@ -120,9 +120,9 @@ _RULES_BY_ACTIONS: tuple[tuple[tuple[Action, ...], bool, Any], ...] = (
     ((Action.RATE_USER,), False, _payload_is(RatingUserPayload)),
     ((Action.CANT_DO,), False, _payload_is(CantDoPayload)),
     ((Action.ORDERS,), False, _payload_is(IdsPayload, OrdersPayload)),
-    # After 0.18.5 (upstream_after_0185.md §2, §3.1; mostro-core's rows are unconfirmed, §9).
+    # After 0.18.5 (docs/PROTOCOL.md §Verify; mostro-core's rows for them are not known).
     # The two requests take any payload here: their handlers answer a wrong one with
-    # `invalid_payload` (§3.3 step 2, §3.4 step 2), which a drop here would make unreachable.
+    # `invalid_payload` (§Export-reputation, §Import-reputation), which a drop would make unreachable.
     ((Action.EXPORT_REPUTATION, Action.IMPORT_REPUTATION), False, lambda p: True),
     ((Action.REPUTATION_EXPORTED,), False, _payload_is(ReputationAttestationPayload)),
     ((Action.REPUTATION_IMPORTED,), False, lambda p: p is None),
@@ -192,7 +192,7 @@ class Message:
     def cant_do(
         cls, reason: CantDoReason, *, request_id: int | None, id: uuid.UUID | None, version: int = 2
     ) -> Message:
-        """The `cant-do` reply of 06-errors.md §1: key `cant-do`, `trade_index` always null."""
+        """The `cant-do` reply of docs/PROTOCOL.md §Cant-do: key `cant-do`, `trade_index` always null."""
         return cls.new(
             Action.CANT_DO,
             type=MessageType.CANT_DO,

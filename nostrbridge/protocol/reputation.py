@@ -1,4 +1,4 @@
-"""Reputation attestations and rebind authorisations: kind 38388 (upstream_after_0185.md §3.2).
+"""Reputation attestations and rebind authorisations: kind 38388 (docs/PROTOCOL.md §Attestation).
 
 An attestation is a Nostr event an issuer signs with its dedicated key to state the reputation
 a user earned there, addressed to one identity on the node that imports it. It is never
@@ -7,7 +7,7 @@ published: it travels as a JSON string in the `reputation-exported` reply and th
 and lets the identity an account is bound to move the binding to a new one.
 
 This module builds both and parses them with every rule the event itself carries, in the
-order of §3.2: id and signature, kind, one `z`, the tag rules, the clock. What depends on the
+order of §Attestation: id and signature, kind, one `z`, the tag rules, the clock. What depends on the
 receiver (trust list, own issuer key, the proved identity, the bound identity) is the caller's.
 """
 
@@ -166,7 +166,7 @@ def build_attestation(
 
 
 def parse_attestation(text: str, *, now: int, max_lifetime_seconds: int) -> ReputationAttestation:
-    """Parse and verify an attestation in the order of §3.2; raise `AttestationError`."""
+    """Parse and verify an attestation in the order of §Attestation; raise `AttestationError`."""
     event = _verified_event(text, ATTESTATION_DOCUMENT)
     tags = _single_tags(event, _ATTESTATION_TAGS)
     destination = _hex_key(tags["p"], "p")

@@ -1,4 +1,4 @@
-"""Payload structs of mostro-core 0.14 (02-messages.md §5, §6), with their canonical field order.
+"""Payload structs of mostro-core 0.14 (docs/PROTOCOL.md §Payloads), with their canonical field order.
 
 Field names are the wire names (so `amount` is sats and `fiat_amount` is whole fiat units,
 as on the wire). Each struct has `from_value` (strict, raises `MessageParseError`) and
@@ -56,7 +56,8 @@ class _Struct:
             writer = _WRITERS[cls]
         except KeyError:
             writer = _WRITERS[cls] = compile_struct_writer(cls.FIELDS)
-        return writer(self)
+        text: str = writer(self)
+        return text
 
 
 # `read_struct` / `write_struct` unrolled per struct class (see `compile_struct_reader`).
@@ -127,7 +128,7 @@ def _write_since(value: int) -> str:
 class UserInfo(_Struct):
     """Reputation summary; `rating` is the only float on the wire.
 
-    `since` (mostro-core 0.15, upstream_after_0185.md §2) is the day the user's record starts,
+    `since` (mostro-core 0.15, docs/PROTOCOL.md §Payloads) is the day the user's record starts,
     omitted when absent; `operating_days` is deprecated but still sent.
     """
 
@@ -252,7 +253,7 @@ class CashuLockProof(_Struct):
 
 @dataclass(slots=True, kw_only=True)
 class ReputationExportRequest(_Struct):
-    """`export-reputation` payload (upstream_after_0185.md §3.1): the destination identity and an
+    """`export-reputation` payload (docs/PROTOCOL.md §Reputation): the destination identity and an
     optional rebind authorisation, a kind-38388 event serialised as a JSON string."""
 
     destination: str

@@ -1,4 +1,4 @@
-"""`export-reputation` (upstream_after_0185.md §3.3): the proved identity's native reputation,
+"""`export-reputation` (docs/PROTOCOL.md §Export-reputation): the proved identity's native reputation,
 attested for the destination it names."""
 
 from nostrbridge.context import InboundContext

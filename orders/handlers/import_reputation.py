@@ -1,4 +1,4 @@
-"""`import-reputation` (upstream_after_0185.md §3.4): redeem an attestation from a trusted issuer."""
+"""`import-reputation` (docs/PROTOCOL.md §Import-reputation): redeem an attestation from a trusted issuer."""
 
 from nostrbridge.context import InboundContext
 from orders.services.reputation_import import reputation_import

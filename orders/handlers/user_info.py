@@ -1,4 +1,4 @@
-"""`user-info` (upstream_after_0185.md §2): the reputation the node holds for the proved identity.
+"""`user-info` (docs/PROTOCOL.md §User-info): the reputation the node holds for the proved identity.
 
 Read-only: no record is created and nothing is published. The intake already dropped any other
 wrapper than `restore`, an `id` or a payload, and answered a bad identity proof or a missing

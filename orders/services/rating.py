@@ -1,22 +1,20 @@
-"""`rate-user` (03-actions.md §9.2; 04-order-events.md §3; behaviour §1.16).
+"""`rate-user` (docs/PROTOCOL.md §Rate-user, §Rating-event).
 
 Deliberate deviations (docs/ARCHITECTURE.md):
 * the 38384 event is published at once instead of in mostrod's hourly batch: clients see
   the new reputation sooner and nothing waits in memory;
 * its `d` tag is the RATED user's trade key (what the book documents), not the rater's
-  own key as mostrod writes by mistake (§3.2).
+  own key as mostrod writes by mistake (docs/PROTOCOL.md §Differences).
 """
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
 from django.db.models import F, Q
 
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, node_keys
@@ -31,7 +29,6 @@ from orders.status import OrderStatus
 from orders.transitions import update_order_guarded
 from orders.wire import send
 
-Atomic = Callable[[], AbstractContextManager]
 MIN_RATING, MAX_RATING = 1, 5
 
 
@@ -49,12 +46,8 @@ class RatingAggregate:
 
 
 def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
-    """mostro-core ≥ 0.14.4's running average (upstream_after_0185.md §4.2): the first vote counts
-    half, every later one moves the average by `(vote − average) / reviews`.
-
-    The one-step lag 04-order-events.md §3.3 describes (folding in the *previous* last rating)
-    was core ≤ 0.14.3; the released mostrod 0.18.5 already uses the vote itself.
-    """
+    """The corrected running average (docs/PROTOCOL.md §Rate-user): the first vote counts half,
+    every later one moves the average by `(vote − average) / reviews`."""
     reviews = current.total_reviews + 1
     if reviews == 1:
         return RatingAggregate(reviews, vote / 2, vote, vote, vote)
@@ -63,7 +56,7 @@ def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
 
 
 def reputation_merge(current: RatingAggregate, *, reviews: int, rating: float) -> RatingAggregate:
-    """An import added to the user's reputation, never written over it (upstream_after_0185.md §3.4):
+    """An import added to the user's reputation, never written over it (docs/PROTOCOL.md §Import-reputation):
     reviews add up, the average is weighted by each origin's reviews, and min/max/last take the
     rounded imported rating only where they are still 0 (no vote yet)."""
     total_reviews = current.total_reviews + reviews
@@ -120,9 +113,10 @@ def order_rate_user(
 
 
 def _counterparty(order: Order, rater_is_seller: bool) -> tuple[str | None, str]:
+    """(identity, trade key) of the rated party; the caller checked both trade keys are set."""
     if rater_is_seller:
-        return order.master_buyer_pubkey, order.buyer_pubkey
-    return order.master_seller_pubkey, order.seller_pubkey
+        return order.master_buyer_pubkey, order.buyer_pubkey or ""
+    return order.master_seller_pubkey, order.seller_pubkey or ""
 
 
 def _apply_vote(identity: str, vote: int) -> Trader:
@@ -132,7 +126,7 @@ def _apply_vote(identity: str, vote: int) -> Trader:
     new = rating_apply(RatingAggregate.of(trader), vote)
     if not (0 <= new.total_rating <= MAX_RATING and new.total_rating <= MAX_RATING * new.total_reviews):
         raise CantDo(CantDoReason.INVALID_RATING)
-    # The native sum is what an export attests (upstream_after_0185.md §3.3 step 7).
+    # The native sum is what an export attests (docs/PROTOCOL.md §Export-reputation step 7).
     return trader_rating_store(identity=identity, aggregate=new, native_rating_sum=F("native_rating_sum") + vote)
 
 

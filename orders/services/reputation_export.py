@@ -1,4 +1,4 @@
-"""`export-reputation` (upstream_after_0185.md §3.3): attest the proved identity's native
+"""`export-reputation` (docs/PROTOCOL.md §Export-reputation): attest the proved identity's native
 reputation here for the destination identity it names, signed with the node's dedicated issuer
 key, never the node key.
 
@@ -12,8 +12,6 @@ and reply `reputation-exported`.
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -21,6 +19,8 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import Coalesce
 
 from mostro_site.config.reputation import ReputationSettings, reputation_settings
+from nostrbridge.context import Atomic
+from nostrbridge.node_identity import export_issuer_keys
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -36,12 +36,11 @@ from nostrbridge.protocol.reputation import (
 )
 from nostrbridge.protocol.structs import day_start
 from orders.models import Order, Trader
-from orders.services.reputation_request import reputation_request_check
+from orders.services.reputation_request import reputation_request_payload
 from orders.status import OrderStatus
 
 logger = logging.getLogger(__name__)
 
-Atomic = Callable[[], AbstractContextManager]
 MIN_COMPLETED_TRADES = 10
 MIN_NATIVE_REVIEWS = 5
 
@@ -91,24 +90,27 @@ def reputation_export(
 ) -> str:
     """Bind, sign and queue the `reputation-exported` reply; return the attestation's JSON."""
     config = reputation_settings()
-    reputation_request_check(
-        enabled=config.exporting,
-        payload=payload,
-        payload_type=ReputationExportRequestPayload,
-        identity=identity,
-        sender=sender,
-    )
-    request = payload.request
+    issuer = export_issuer_keys()
+    if issuer is None:  # export off, or its key not loaded
+        raise CantDo(CantDoReason.INVALID_ACTION)
+    request = reputation_request_payload(
+        payload=payload, payload_type=ReputationExportRequestPayload, identity=identity, sender=sender
+    ).request
     if not is_identity_key(request.destination):
         raise CantDo(CantDoReason.INVALID_PAYLOAD)
     trader = Trader.objects.filter(pk=identity).first()
-    native = native_reputation(trader) if trader is not None else None
-    if native is None or not native.eligible(trader):
+    if trader is None:
         raise CantDo(CantDoReason.NOT_ELIGIBLE_FOR_REPUTATION_EXPORT)
+    native = native_reputation(trader)
+    if native.since is None or not native.eligible(trader):
+        raise CantDo(CantDoReason.NOT_ELIGIBLE_FOR_REPUTATION_EXPORT)
+    since = native.since
     now = int(time.time()) if now is None else now
     with atomic():
-        _bind(identity=identity, destination=request.destination, rebind=request.rebind, config=config, now=now)
-        attestation = _sign(config, destination=request.destination, subject=identity, native=native, now=now)
+        _bind(identity=identity, destination=request.destination, rebind=request.rebind, issuer=issuer, now=now)
+        attestation = _sign(
+            issuer, config, destination=request.destination, subject=identity, native=native, since=since, now=now
+        )
         reply = Message.new(
             Action.REPUTATION_EXPORTED, request_id=request_id, payload=ReputationAttestationPayload(attestation)
         )
@@ -117,7 +119,7 @@ def reputation_export(
     return attestation
 
 
-def _bind(*, identity: str, destination: str, rebind: str | None, config: ReputationSettings, now: int) -> None:
+def _bind(*, identity: str, destination: str, rebind: str | None, issuer: Keys, now: int) -> None:
     """Compare-and-set the account's binding (caller's transaction).
 
     Unbound, or bound to `destination` already (how a lost, expired or fresher attestation is
@@ -139,7 +141,7 @@ def _bind(*, identity: str, destination: str, rebind: str | None, config: Reputa
         raise CantDo(CantDoReason.INVALID_REPUTATION_REBIND) from exc
     if (authorisation.bound_identity, authorisation.issuer, authorisation.new_identity) != (
         bound,
-        config.issuer_pubkey,
+        issuer.public_key_hex,
         destination,
     ):
         raise CantDo(CantDoReason.INVALID_REPUTATION_REBIND)
@@ -153,14 +155,23 @@ def _bind(*, identity: str, destination: str, rebind: str | None, config: Reputa
     )
 
 
-def _sign(config: ReputationSettings, *, destination: str, subject: str, native: NativeReputation, now: int) -> str:
+def _sign(
+    issuer: Keys,
+    config: ReputationSettings,
+    *,
+    destination: str,
+    subject: str,
+    native: NativeReputation,
+    since: int,
+    now: int,
+) -> str:
     event = build_attestation(
-        Keys(config.issuer_secret),
+        issuer,
         destination=destination,
         subject=subject,
         reviews=min(native.reviews, MAX_ATTESTED_REVIEWS),  # mostrod saturates the u32 too
         average=native.rating,
-        since=native.since,
+        since=since,
         created_at=now,
         lifetime_seconds=config.export_lifetime_seconds,
     )

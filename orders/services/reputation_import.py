@@ -1,4 +1,4 @@
-"""`import-reputation` (upstream_after_0185.md §3.4): redeem an attestation another issuer signed.
+"""`import-reputation` (docs/PROTOCOL.md §Import-reputation): redeem an attestation another issuer signed.
 
 Checks, in mostrod's order: import on (`invalid_action`); the payload (`invalid_payload`); an
 identity proof (`reputation_identity_required`); the event and its clock
@@ -13,13 +13,13 @@ under the importing trade key.
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 from django.db import IntegrityError, transaction
 
 from mostro_site.config.reputation import reputation_settings, trusted_issuer_keys
 from mostro_site.models import ReputationImport
+from nostrbridge.context import Atomic
+from nostrbridge.node_identity import reputation_issuer_keys
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -28,11 +28,9 @@ from nostrbridge.protocol.payloads import Payload, ReputationAttestationPayload
 from nostrbridge.protocol.reputation import AttestationError, ReputationAttestation, parse_attestation
 from orders.models import Trader
 from orders.services.rating import RatingAggregate, publish_rating_event, reputation_merge, trader_rating_store
-from orders.services.reputation_request import reputation_request_check
+from orders.services.reputation_request import reputation_request_payload
 
 logger = logging.getLogger(__name__)
-
-Atomic = Callable[[], AbstractContextManager]
 
 
 def reputation_import(
@@ -46,29 +44,28 @@ def reputation_import(
 ) -> Trader:
     """Record and merge the attestation, reply, republish the rating event; return the trader."""
     config = reputation_settings()
-    reputation_request_check(
-        enabled=config.import_enabled,
-        payload=payload,
-        payload_type=ReputationAttestationPayload,
-        identity=identity,
-        sender=sender,
-    )
+    if not config.import_enabled:
+        raise CantDo(CantDoReason.INVALID_ACTION)
+    attestation_json = reputation_request_payload(
+        payload=payload, payload_type=ReputationAttestationPayload, identity=identity, sender=sender
+    ).attestation_json
     now = int(time.time()) if now is None else now
     try:
         attestation = parse_attestation(
-            payload.attestation_json, now=now, max_lifetime_seconds=config.import_max_lifetime_seconds
+            attestation_json, now=now, max_lifetime_seconds=config.import_max_lifetime_seconds
         )
     except AttestationError as exc:
         raise CantDo(exc.reason) from exc
     issuer_name = trusted_issuer_keys().get(attestation.issuer)
-    if issuer_name is None or attestation.issuer == config.issuer_pubkey:
+    own = reputation_issuer_keys()
+    if issuer_name is None or (own is not None and attestation.issuer == own.public_key_hex):
         raise CantDo(CantDoReason.UNTRUSTED_REPUTATION_ISSUER)
     if attestation.destination != identity:
         raise CantDo(CantDoReason.REPUTATION_IDENTITY_MISMATCH)
     with atomic():
         trader = _record_and_merge(attestation, issuer_name=issuer_name, identity=identity, sender=sender)
         enqueue_message(recipient_pubkey=sender, message=Message.new(Action.REPUTATION_IMPORTED, request_id=request_id))
-        # Keyed by the importing trade key, the user's own (§3.4); its values are the merged ones.
+        # Keyed by the importing trade key, the user's own (§Import-reputation); its values are the merged ones.
         publish_rating_event(trader=trader, d_pubkey=sender, now=now)
     logger.info(
         "reputation: %s imported %s ratings from %s (attestation %s)",

@@ -1,4 +1,4 @@
-"""`admin-take-dispute` through the pipeline (03-actions.md §8.2; vectors D04–D06)."""
+"""`admin-take-dispute` through the pipeline (docs/PROTOCOL.md §Admin-take-dispute; vectors D04–D06)."""
 
 import uuid
 from datetime import timedelta
@@ -62,7 +62,7 @@ def test_solver_takes_and_gets_the_full_dispute_info(trade, fake_ln):
     buyer_replies, seller_replies = trade.buyer.replies(), trade.seller.replies()
 
     order, dispute = trade.refresh(), trade.refresh_dispute()
-    # Both parties have records, so their UserInfo carries its UTC day (upstream_after_0185.md §2).
+    # Both parties have records, so their UserInfo carries its UTC day (docs/PROTOCOL.md §User-info).
     buyer_since, seller_since = (
         day(Trader.objects.get(pk=pubkey).created_at) for pubkey in (order.master_buyer_pubkey, alice.pk)
     )

@@ -1,4 +1,4 @@
-"""`user-info` and reputation portability end to end (upstream_after_0185.md §2, §3, §4), over a
+"""`user-info` and reputation portability end to end (docs/PROTOCOL.md §User-info, §Reputation), over a
 real relay with nostr-sdk clients and two real nodes.
 
 Node A (`manage.py mostrod` on simnet's `mostro`) exports with its dedicated issuer key; node B

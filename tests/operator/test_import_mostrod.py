@@ -148,7 +148,7 @@ def test_imports_exact_rows(source):
 
 def test_reputation_columns_are_imported_or_backfilled(source):
     """A 0.18.5 database has no native figures: every review is native (mostrod's own backfill);
-    a later one carries them, with its export binding (upstream_after_0185.md §3)."""
+    a later one carries them, with its export binding (docs/PROTOCOL.md §Reputation)."""
     run("--db", str(source))
     alice = Trader.objects.get(pk=m.ALICE)
     assert (alice.native_rating_sum, alice.seeded_reviews, alice.reputation_exported_to) == (9.0, 0, None)

@@ -1,4 +1,4 @@
-"""Trusted reputation issuers on /operator/settings/ (upstream_after_0185.md §3.4, §3.5): the rules
+"""Trusted reputation issuers on /operator/settings/ (docs/PROTOCOL.md §Trust-list): the rules
 as form errors (nothing saved), audit, the info event republished, and the boot checks."""
 
 import html
@@ -8,10 +8,9 @@ from django.contrib.auth.models import Group, User
 from django.core.checks import Error
 
 from mostro_site.checks import check_mostro_settings, check_reputation_trust_list
-from mostro_site.config.nostr_keys import encode_npub
 from mostro_site.models import ReputationImport, ReputationIssuer, ReputationIssuerKey, SettingsAuditEntry
 from nostrbridge.models import OutboundMessage
-from nostrbridge.node_identity import node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.nip01 import Event
 
@@ -83,7 +82,7 @@ def test_an_operator_adds_an_issuer_audited_and_announced(
         ("no key", {"name": "x", "keys": " \n "}, "keys", "This field is required"),
         ("only separators", {"name": "x", "keys": ",\n,"}, "keys", "Give at least one key"),
         ("bad key", {"name": "x", "keys": "npub1nope"}, "keys", "'npub1nope' is not"),
-        ("off the curve", {"name": "x", "keys": "ff" * 32}, "keys", "is not a valid secp256k1 public key"),
+        ("off the curve", {"name": "x", "keys": "ff" * 32}, "keys", "not a valid x coordinate on secp256k1"),
         ("the node's key", {"name": "x", "keys": "NODE"}, "keys", "is this node's own key"),
         ("the issuer key", {"name": "x", "keys": OWN.public_key_hex}, "keys", "a node never trusts itself"),
     ],
@@ -148,7 +147,7 @@ def test_solvers_cannot_change_the_trust_list(client):
     assert saved() == []
 
 
-# --- boot checks (§3.5) -------------------------------------------------------------------------
+# --- boot checks (§Reputation, §Trust-list) -------------------------------------------------------------------------
 def ids(problems) -> list[str]:
     return sorted(problem.id for problem in problems if isinstance(problem, Error))
 

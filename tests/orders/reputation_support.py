@@ -1,4 +1,4 @@
-"""Shared state for the user-info and reputation handler tests (upstream_after_0185.md §2, §3)."""
+"""Shared state for the user-info and reputation handler tests (docs/PROTOCOL.md §User-info, §Reputation)."""
 
 from __future__ import annotations
 

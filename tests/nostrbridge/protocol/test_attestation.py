@@ -1,4 +1,4 @@
-"""Kind 38388 attestations and rebind authorisations (upstream_after_0185.md §3.2): every rule,
+"""Kind 38388 attestations and rebind authorisations (docs/PROTOCOL.md §Attestation): every rule,
 in order, with the reason a destination answers; interop with nostr-sdk."""
 
 from __future__ import annotations

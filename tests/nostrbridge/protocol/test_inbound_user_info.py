@@ -1,5 +1,5 @@
 """The one intake failure that is answered: a `user-info` request whose identity proof or trade
-signature fails (upstream_after_0185.md §2). Every other action, and every other failure,
+signature fails (docs/PROTOCOL.md §User-info). Every other action, and every other failure,
 stays a silent drop."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Message model: canonical round trip, enum strings, parser strictness (§9), verify matrix (§8)."""
+"""Message model: canonical round trip, enum strings, strict parser, verify (docs/PROTOCOL.md §Messages, §Verify)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS
 
 CANONICAL = MOSTRO_VECTORS["canonical_messages"]
 
-# 02-messages.md §7, in declaration order.
+# docs/PROTOCOL.md §Messages, in declaration order.
 ACTIONS = """new-order take-sell take-buy pay-invoice pay-bond-invoice fiat-sent fiat-sent-ok release released
 cancel canceled cooperative-cancel-initiated-by-you cooperative-cancel-initiated-by-peer dispute-initiated-by-you
 dispute-initiated-by-peer cooperative-cancel-accepted buyer-invoice-accepted bond-invoice-accepted
@@ -67,7 +67,7 @@ buyer-took-order rate rate-user rate-received cant-do dispute admin-cancel admin
 admin-settled admin-add-solver admin-take-dispute admin-took-dispute payment-failed invoice-updated send-dm
 trade-pubkey restore-session last-trade-index orders add-cashu-escrow cashu-escrow-locked
 cashu-pm-signature""".split()
-# After 0.18.5 (upstream_after_0185.md §2, §3.1).
+# After 0.18.5 (docs/PROTOCOL.md §User-info, §Reputation).
 NEW_ACTIONS = "user-info export-reputation reputation-exported import-reputation reputation-imported".split()
 STATUSES = """active canceled canceled-by-admin settled-by-admin completed-by-admin dispute expired fiat-sent
 settled-hold-invoice pending success waiting-buyer-invoice waiting-payment waiting-taker-bond
@@ -79,7 +79,7 @@ not_allowed_by_status out_of_range_fiat_amount out_of_range_sats_amount price_to
 dispute_taken_by_admin not_authorized dispute_creation_error not_found invalid_dispute_status invalid_action
 pending_order_exists invalid_fiat_currency too_many_requests invalid_cashu_token cashu_mint_unavailable
 invalid_mint_url cashu_escrow_not_locked cashu_signature_missing""".split()
-# upstream_after_0185.md §8, every one of them.
+# docs/PROTOCOL.md §Cant-do, every one of them.
 NEW_CANT_DO_REASONS = """maintenance_mode reputation_identity_required not_eligible_for_reputation_export
 reputation_bound_to_other_identity invalid_reputation_rebind invalid_reputation_attestation
 untrusted_reputation_issuer expired_reputation_attestation reputation_identity_mismatch
@@ -100,7 +100,7 @@ def test_there_are_81_canonical_messages() -> None:
     assert len(CANONICAL) == 81
 
 
-# Node messages that fail mostro-core's own verify() (02-messages.md §8 consequences).
+# Node messages that fail mostro-core's own verify() (docs/PROTOCOL.md §Verify).
 FAILS_VERIFY = {
     "A04_add_invoice_to_buyer",
     "A07_taker_reputation_to_seller",
@@ -223,7 +223,7 @@ def test_float_formats(value: float, serde: str, rust: str) -> None:
     assert rust_display_float(value) == rust
 
 
-# --- parser strictness (02-messages.md §9) ------------------------------------------------
+# --- parser strictness (docs/PROTOCOL.md §Messages) ------------------------------------------------
 
 
 def _kind(**fields: object) -> dict:
@@ -433,7 +433,7 @@ def test_parse_error_is_a_protocol_error() -> None:
         Message.from_value(_kind(payload={"amount": "x"}))
 
 
-# --- verify() matrix (02-messages.md §8) ---------------------------------------------------
+# --- verify() matrix (docs/PROTOCOL.md §Verify) ---------------------------------------------------
 
 SMALL = SmallOrder(amount=0, fiat_code="VES", fiat_amount=1, payment_method="x", premium=0)
 PAYLOADS = {
@@ -506,7 +506,7 @@ def test_verify_matrix(action: str) -> None:
 
 def test_user_info_verifies_only_without_id_in_the_restore_wrapper() -> None:
     """The request (payload null) and the reply (user_info) verify; an id or another payload does
-    not, nor another wrapper than `restore` (upstream_after_0185.md §2)."""
+    not, nor another wrapper than `restore` (docs/PROTOCOL.md §User-info)."""
     outcome = {
         (has_id, payload): MessageKind(
             version=2, id=uuid.UUID(ORDER_ID) if has_id else None, action=Action.USER_INFO, payload=PAYLOADS[payload]

@@ -1,5 +1,5 @@
 """`user-info`, the reputation actions and their payloads, byte for byte against
-upstream_after_0185.md §1.1, §2, §3.1 and §8; the `since` of §4.1 in the published events."""
+docs/PROTOCOL.md §User-info, §Reputation and §Cant-do; `since` in the published events."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from nostrbridge.protocol.structs import Peer, ReputationExportRequest, UserInfo
 DEST = "b7eab0999542093c73c742f091d56403814c497e1e43ce00eba7a4303ec87e99"
 DAY = 86_400
 
-# upstream_after_0185.md §2, verbatim.
+# The examples of docs/PROTOCOL.md §User-info, verbatim.
 USER_INFO_REQUEST = (
     '{"restore":{"version":2,"request_id":123456,"trade_index":null,"action":"user-info","payload":null}}'
 )
@@ -36,7 +36,7 @@ USER_INFO_REPLY = (
     '{"restore":{"version":2,"request_id":123456,"trade_index":null,"action":"user-info","payload":'
     '{"user_info":{"rating":4.8,"reviews":23,"operating_days":142,"since":1700784000}}}}'
 )
-# §1.1, with a concrete order id.
+# A refusal with a later reason (§Cant-do: every one parses), with a concrete order id.
 MAINTENANCE_CANT_DO = (
     '{"cant-do":{"version":2,"request_id":12,"trade_index":null,"id":"c7dba9db-f13f-4c3f-a77f-3b82e43c2b1a",'
     '"action":"cant-do","payload":{"cant_do":"maintenance_mode"}}}'
@@ -72,7 +72,7 @@ def test_since_is_written_as_its_utc_day_and_omitted_when_absent() -> None:
 
 
 def test_export_and_import_messages() -> None:
-    """§3.1 payloads in the `order` wrapper with no id; request_id echoed by the replies."""
+    """§Reputation payloads in the `order` wrapper with no id; request_id echoed by the replies."""
     request = Message.new(
         Action.EXPORT_REPUTATION,
         request_id=4126,
@@ -102,7 +102,7 @@ def test_export_and_import_messages() -> None:
     assert with_rebind == ReputationExportRequest(destination=DEST, rebind="{}")
 
 
-# --- §4.1: `since` next to `days` -------------------------------------------------------------
+# --- §Reputation: `since` next to `days` -------------------------------------------------------------
 def test_rating_tag_puts_since_in_sorted_key_order() -> None:
     reputation = MakerReputation(days=120, since=1700784000 + 5, total_rating=4.5, total_reviews=7)
     assert rating_tag_value(reputation) == (

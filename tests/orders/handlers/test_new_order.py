@@ -1,4 +1,4 @@
-"""`new-order` through the real pipeline (03-actions.md §2.1)."""
+"""`new-order` through the real pipeline (docs/PROTOCOL.md §New-order)."""
 
 from datetime import timedelta
 
@@ -78,7 +78,7 @@ def test_pending_revision_is_published_with_rating_and_source():
     (event,) = order_events(order.id)
     expires = str(_unix(order.expires_at))
     created = _unix(Trader.objects.get(pk=alice.identity.public_key_hex).created_at)
-    since = created - created % 86_400  # the maker's record starts with this order (§4.1 `since`)
+    since = created - created % 86_400  # the maker's record starts with this order (§Reputation `since`)
     assert event.kind == 38383
     assert event.pubkey == node_pubkey()
     assert event.tags == [

@@ -1,4 +1,4 @@
-"""`rate-user` through the pipeline (03-actions.md §9.2; 04-order-events.md §3)."""
+"""`rate-user` through the pipeline (docs/PROTOCOL.md §Rate-user, §Rating-event)."""
 
 import time
 
@@ -60,14 +60,14 @@ def test_buyer_rates_the_seller(settle):
     expiration = int(event.tag_value("expiration"))
     created = int(seller.created_at.timestamp())
     assert event.tags == [
-        ["d", trade.seller_key],  # the RATED user's trade key (deliberate fix of the §3.2 quirk)
+        ["d", trade.seller_key],  # the RATED user's trade key (deliberate: docs/PROTOCOL.md §Differences)
         ["expiration", str(expiration)],
         ["total_reviews", "1"],
         ["total_rating", "2.5"],
         ["last_rating", "5"],
         ["max_rate", "5"],
         ["min_rate", "5"],
-        ["since", str(created - created % 86_400)],  # the record's UTC day (upstream_after_0185.md §4.1)
+        ["since", str(created - created % 86_400)],  # the record's UTC day (docs/PROTOCOL.md §Reputation)
         ["z", "rating"],
         ["days", "0"],
     ]
@@ -76,8 +76,8 @@ def test_buyer_rates_the_seller(settle):
 
 
 def test_corrected_average_is_published_exactly(settle):
-    """upstream_after_0185.md §4.2: 7 reviews at 4.5 plus a vote of 5 give 4.5625 (the one-step lag
-    of 04-order-events.md §3.3, folding in the previous last rating 4, gave 4.4375)."""
+    """docs/PROTOCOL.md §Rate-user: 7 reviews at 4.5 plus a vote of 5 give 4.5625 (the one-step lag
+    of docs/PROTOCOL.md §Rate-user (old text), folding in the previous last rating 4, gave 4.4375)."""
     trade = settle()
     Trader.objects.filter(pk=KEYS["alice-identity"]["pk"]).update(
         total_reviews=7, total_rating=4.5, last_rating=4, max_rating=5, min_rating=3, native_rating_sum=31.5

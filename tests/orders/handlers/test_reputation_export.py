@@ -1,4 +1,4 @@
-"""`export-reputation` through the pipeline (upstream_after_0185.md §3.3): the attestation, the
+"""`export-reputation` through the pipeline (docs/PROTOCOL.md §Export-reputation): the attestation, the
 binding, every refusal in mostrod's order, each proving nothing changed."""
 
 import time
@@ -116,7 +116,7 @@ def test_the_first_trade_is_dated_by_taken_at_else_created_at():
     assert since == FIRST_TRADE_DAY - 40 * 86_400
 
 
-# --- refusals, in the order of §3.3 ------------------------------------------------------------
+# --- refusals, in the order of §Export-reputation ------------------------------------------------------------
 def test_export_disabled_or_without_its_key_is_invalid_action(settings):
     alice = TradeClient("alice")
     eligible(alice.identity.public_key_hex)

@@ -1,4 +1,4 @@
-"""`import-reputation` through the pipeline (upstream_after_0185.md §3.4): the merge, the record,
+"""`import-reputation` through the pipeline (docs/PROTOCOL.md §Import-reputation): the merge, the record,
 the republished rating event, every refusal in mostrod's order proving nothing changed, and the
 unique constraints under a concurrent import."""
 
@@ -104,7 +104,7 @@ def test_an_import_merges_records_confirms_and_republishes_the_rating_event():
     [event] = rating_events()
     expiration = int(event.tag_value("expiration"))
     assert event.tags == [
-        ["d", alice.pubkey(1)],  # the importing trade key (§3.4)
+        ["d", alice.pubkey(1)],  # the importing trade key (§Import-reputation)
         ["expiration", str(expiration)],
         ["total_reviews", "216"],
         ["total_rating", repr((3.5 * 2 + 4.87 * 214) / 216)],
@@ -179,7 +179,7 @@ def test_a_concurrent_import_of_the_same_source_merges_once(monkeypatch):
     assert not Trader.objects.filter(pk=bob.identity.public_key_hex).exists()
 
 
-# --- refusals, in the order of §3.4 ------------------------------------------------------------
+# --- refusals, in the order of §Import-reputation ------------------------------------------------------------
 def test_import_disabled_is_invalid_action(settings):
     settings.MOSTRO_REPUTATION_IMPORT_ENABLED = False
     refused(TradeClient("alice"), "invalid_action", payload=None)

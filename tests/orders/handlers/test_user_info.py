@@ -1,4 +1,4 @@
-"""`user-info` through the pipeline (upstream_after_0185.md §2): the reply byte for byte, the
+"""`user-info` through the pipeline (docs/PROTOCOL.md §User-info): the reply byte for byte, the
 refusals, and the one intake failure that is answered (`invalid_signature`)."""
 
 from datetime import timedelta
@@ -46,7 +46,7 @@ def test_known_identity_gets_its_reputation(node):
 
     replies = ask(alice)
 
-    # Votes 5, 3, 4 with the corrected average: 2.5, 2.75, 3.1666666666666665 (§4.2).
+    # Votes 5, 3, 4 with the corrected average: 2.5, 2.75, 3.1666666666666665 (§Rate-user).
     assert [(r.recipient, r.message.to_json()) for r in replies] == [
         (alice.pubkey(1), reply_json("3.1666666666666665", 3, 142, since))
     ]

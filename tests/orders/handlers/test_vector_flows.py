@@ -1,4 +1,4 @@
-"""Scenarios A, B and C of 07-examples.md, compared byte for byte with the canonical vectors.
+"""Scenarios A, B and C of tests/vectors/mostro.vectors.json, compared byte for byte with the canonical vectors.
 
 Generated ids, trade keys, timestamps and hold invoices are mapped onto the vector values
 before comparing; everything else (field order, nulls, request ids, trade indexes, amounts)
@@ -58,7 +58,7 @@ def _wire(replies, mapping) -> list[str]:
 
 def _with_since(vector: str, client: TradeClient) -> str:
     """A 0.18.5 taker-reputation notice as sent now: the taker has a record (made by its take),
-    so its `UserInfo` carries that record's UTC day as `since` (upstream_after_0185.md §2)."""
+    so its `UserInfo` carries that record's UTC day as `since` (docs/PROTOCOL.md §User-info)."""
     created = int(Trader.objects.get(pk=client.identity.public_key_hex).created_at.timestamp())
     since = created - created % 86_400
     return vector.replace('"operating_days":0}', f'"operating_days":0,"since":{since}}}')

@@ -1,6 +1,5 @@
-"""The rating arithmetic in exact floats: mostro-core ≥ 0.14.4's running average
-(upstream_after_0185.md §4.2, which corrects the one-step lag of 04-order-events.md §3.3) and the
-merge of an imported attestation (§3.4)."""
+"""The rating arithmetic of docs/PROTOCOL.md §Rate-user (the corrected average) and the merge of
+an imported attestation (§Import-reputation), in exact floats."""
 
 import pytest
 
@@ -14,7 +13,7 @@ NEW = RatingAggregate(0, 0.0, 0, 0, 0)
     [
         ("first vote counts half", NEW, 5, RatingAggregate(1, 2.5, 5, 5, 5)),
         ("second folds in the vote itself", RatingAggregate(1, 2.5, 5, 5, 5), 3, RatingAggregate(2, 2.75, 3, 5, 3)),
-        # §4.2: 7 reviews at 4.5 plus a 5 give 4.5625 (the lagged formula, with last rating 4, gave 4.4375).
+        # §Rate-user: 7 reviews at 4.5 plus a 5 give 4.5625 (the lagged formula, with last rating 4, gave 4.4375).
         ("spec example", RatingAggregate(7, 4.5, 4, 5, 3), 5, RatingAggregate(8, 4.5625, 5, 5, 3)),
         ("repeating fraction", RatingAggregate(2, 4.5, 5, 5, 4), 1, RatingAggregate(3, 3.333333333333333, 1, 5, 1)),
     ],
@@ -24,7 +23,7 @@ def test_rating_apply(_case, start, vote, expected):
 
 
 def test_spec_votes_five_three_four():
-    """§4.2: votes [5, 3, 4] give 3.1667 (the lagged formula gave 3.5)."""
+    """§Rate-user: votes [5, 3, 4] give 3.1667 (the lagged formula gave 3.5)."""
     aggregate = NEW
     for vote in (5, 3, 4):
         aggregate = rating_apply(aggregate, vote)
