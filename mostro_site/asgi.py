@@ -12,6 +12,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from mostro_site.routing import websocket_urlpatterns  # noqa: E402
+from nostrbridge.log_context import process_role, set_process_role  # noqa: E402
+
+if process_role() == "cli":  # daphne/uvicorn serving this module; `mostrod` set its own role
+    set_process_role("web")
 
 application = ProtocolTypeRouter(
     {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-MANAGED_PREFIXES = ("orders.", "disputes.", "devfee.", "nostrbridge.", "lightning.")
+MANAGED_PREFIXES = ("orders.", "disputes.", "devfee.", "nostrbridge.", "lightning.", "mostro_site.ops.")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ def declared_jobs() -> list[JobSpec]:
         JobSpec("nostrbridge.jobs.retry_outbox", 60),
         JobSpec("nostrbridge.jobs.prune_inbox", 3600),
         JobSpec("nostrbridge.jobs.prune_outbox", 3600),
+        # Operations (mostro_site/ops/jobs.py): proves to /readyz that the scheduler and a worker run.
+        JobSpec("mostro_site.ops.jobs.job_cluster_heartbeat", 60),
     ]
     return [job for job in jobs if _importable(job.func)]
 

@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("operator/", include("mostro_site.operator.urls")),
+    path("", include("mostro_site.ops.urls")),
 ]

@@ -18,7 +18,15 @@ from nostrbridge.models import InboundStatus
 
 
 class SilentDrop(Exception):
-    """The spec says: log and do not reply (06-errors.md §3)."""
+    """The spec says: log and do not reply (06-errors.md §3).
+
+    `cause`: a short fixed label for the metrics (`mostro_inbound_dropped_total`); the message
+    may carry details (ids) and only goes to the log and the inbox row.
+    """
+
+    def __init__(self, message: str = "", *, cause: str = "handler") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass

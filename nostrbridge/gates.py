@@ -35,7 +35,7 @@ def check_first_contact(*, event_id: str, sender: str, pow_bits: int, first_cont
     if leading_zero_bits(event_id) >= first_contact_bits:
         return
     if not is_known_trade_key(sender):
-        raise SilentDrop("first-contact proof of work not met")
+        raise SilentDrop("first-contact proof of work not met", cause="first-contact-pow")
 
 
 def check_trade_index(*, action: str, identity: str, sender: str, trade_index: int | None) -> None:
@@ -47,11 +47,11 @@ def check_trade_index(*, action: str, identity: str, sender: str, trade_index: i
     if action not in TRADE_INDEX_ACTIONS or identity == sender:
         return
     if trade_index is None:
-        raise SilentDrop("reputation mode without trade_index")
+        raise SilentDrop("reputation mode without trade_index", cause="missing-trade-index")
     trader = Trader.objects.filter(pk=identity).only("last_trade_index").first()
     if trader is None:
         if trade_index == 0:
-            raise SilentDrop("unknown identity with trade_index 0")
+            raise SilentDrop("unknown identity with trade_index 0", cause="unknown-identity-index-0")
         with transaction.atomic():
             Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
         return

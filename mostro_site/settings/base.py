@@ -8,6 +8,7 @@ adjust a few deployment knobs, never behaviour.
 from pathlib import Path
 
 from mostro_site.env import BASE_DIR, env
+from mostro_site.ops.log_format import logging_config
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -25,6 +26,7 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "mostro_site",
+    "mostro_site.ops",
     "orders",
     "disputes",
     "lightning",
@@ -40,6 +42,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mostro_site.ops.middleware.LogContextMiddleware",
 ]
 
 ROOT_URLCONF = "mostro_site.urls"
@@ -117,14 +120,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 LOGIN_URL = "admin:login"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("MOSTRO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django-q": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
-}
+# --- operations: logs, metrics, readiness (docs/OPERATIONS.md §8–§9) --------------------
+# text: `time LEVEL logger message`; json: one object per line with role, order_id, event_id, action.
+MOSTRO_LOG_FORMAT = env.str("MOSTRO_LOG_FORMAT", default="text")
+LOGGING = logging_config(level=env.str("MOSTRO_LOG_LEVEL", default="INFO"), fmt=MOSTRO_LOG_FORMAT)
+# Bearer token Prometheus sends to /metrics (a secret; empty: /metrics is off).
+MOSTRO_METRICS_TOKEN = env.str("MOSTRO_METRICS_TOKEN", default="")
+# How often each process adds its metric increments to the database and reports its heartbeat.
+MOSTRO_METRICS_FLUSH_SECONDS = env.float("MOSTRO_METRICS_FLUSH_SECONDS", default=10.0)
+MOSTRO_READY_LND_TIMEOUT_SECONDS = env.float("MOSTRO_READY_LND_TIMEOUT_SECONDS", default=3.0)
+MOSTRO_READY_JOBS_MAX_AGE_SECONDS = env.int("MOSTRO_READY_JOBS_MAX_AGE_SECONDS", default=180)
+# Checks shown by /readyz but not deciding its status: database, lightning, relays, jobs, prices.
+MOSTRO_READY_OPTIONAL_CHECKS = env.list("MOSTRO_READY_OPTIONAL_CHECKS", default=[])
 
 # --- Mostro: the node -----------------------------------------------------------------
 MOSTRO_NSEC_PRIVKEY = env.str("MOSTRO_NSEC_PRIVKEY", default="")

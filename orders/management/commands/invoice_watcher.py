@@ -18,6 +18,8 @@ from django.db import DatabaseError, close_old_connections
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, InvoiceUpdate
 from lightning.watcher import InvoiceWatcher
+from nostrbridge.log_context import bind as bind_log_context
+from nostrbridge.log_context import set_process_role
 from nostrbridge.wake import INVOICES_CHANNEL, register_waker, unregister_waker
 from orders.selectors import watched_invoice_hashes
 from orders.services.escrow import escrow_on_accepted, escrow_on_canceled
@@ -54,6 +56,7 @@ class EscrowWatcher:
             self._finished.add(payment_hash)
 
     async def run(self, stop: asyncio.Event) -> None:
+        bind_log_context(role="watcher")  # this task's lines (in `mostrod` other roles share the process)
         await self.watcher.start()
         logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
         # In `mostrod` the take handlers run in this process: they nudge us when a new hold
@@ -97,6 +100,7 @@ class Command(BaseCommand):
         parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS)
 
     def handle(self, *args, **options) -> None:
+        set_process_role("watcher")
         asyncio.run(self._main(options["poll_seconds"]))
 
     async def _main(self, poll_seconds: float) -> None:
