@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -139,6 +140,17 @@ def heartbeats_prune() -> int:
     return ProcessHeartbeat.objects.filter(seen_at__lt=timezone.now() - HEARTBEAT_KEEP).delete()[0]
 
 
+def heartbeat_file_touch() -> None:
+    """MOSTRO_HEARTBEAT_FILE: a file whose age says "alive and reaching the database", for
+    container and systemd probes of processes without an HTTP port (deploy/healthcheck.py)."""
+    path = settings.MOSTRO_HEARTBEAT_FILE
+    if path:
+        try:
+            Path(path).touch()
+        except OSError as exc:
+            logger.warning("cannot touch the heartbeat file %s: %s", path, exc)
+
+
 def process_instance() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -177,6 +189,7 @@ class PersisterThread:
         self._exit_hooked = False
 
     def _run(self, interval_s: float) -> None:
+        self.tick()
         while not self._stop.wait(interval_s):
             self.tick()
 
@@ -191,6 +204,8 @@ class PersisterThread:
                 heartbeats_prune()
         except DatabaseError as exc:
             logger.warning("could not store metrics (kept for the next try): %s", exc)
+        else:
+            heartbeat_file_touch()
         finally:
             connection.close()
 

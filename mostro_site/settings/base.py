@@ -128,6 +128,8 @@ LOGGING = logging_config(level=env.str("MOSTRO_LOG_LEVEL", default="INFO"), fmt=
 MOSTRO_METRICS_TOKEN = env.str("MOSTRO_METRICS_TOKEN", default="")
 # How often each process adds its metric increments to the database and reports its heartbeat.
 MOSTRO_METRICS_FLUSH_SECONDS = env.float("MOSTRO_METRICS_FLUSH_SECONDS", default=10.0)
+# Touched at each of those flushes: container/systemd probes of processes without a web port.
+MOSTRO_HEARTBEAT_FILE = env.str("MOSTRO_HEARTBEAT_FILE", default="")
 MOSTRO_READY_LND_TIMEOUT_SECONDS = env.float("MOSTRO_READY_LND_TIMEOUT_SECONDS", default=3.0)
 MOSTRO_READY_JOBS_MAX_AGE_SECONDS = env.int("MOSTRO_READY_JOBS_MAX_AGE_SECONDS", default=180)
 # Checks shown by /readyz but not deciding its status: database, lightning, relays, jobs, prices.
