@@ -84,8 +84,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- channels -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # redis-py 8 reads with a 5 s socket timeout by default, which aborts channels-redis's blocking
+    # 5 s BZPOPMIN: every listener then fails every ~10 s (django/channels_redis#422). A blocked
+    # read needs a little more than the pop's own timeout.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        },
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
