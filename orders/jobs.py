@@ -8,10 +8,13 @@ tests; the scheduler calls the jobs without arguments.
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
+from nostrbridge.log_context import log_context
 from orders.services import guardian, timeouts
 from orders.services.payout import payout_reconcile_inflight, payout_retry_due
 
@@ -31,7 +34,7 @@ def expire_pending_orders(now: datetime | None = None) -> dict[str, int]:
     """§6.4: pre-trade orders past `expires_at` → expired (every 60 s)."""
     now = now or timezone.now()
     ids = timeouts.expired_order_ids(now=now, limit=EXPIRE_BATCH)
-    expired = sum(timeouts.order_expire(order_id=order_id, now=now) for order_id in ids)
+    expired = sum(_per_order(ids, lambda order_id: timeouts.order_expire(order_id=order_id, now=now)))
     counts = {"candidates": len(ids), timeouts.EXPIRED: expired}
     logger.info("expire_pending_orders: %d candidates, %d expired", counts["candidates"], expired)
     return counts
@@ -41,7 +44,7 @@ def cancel_timed_out_trades(now: datetime | None = None) -> dict[str, int]:
     """§6.3: waiting orders whose duty is older than `expiration_seconds` (every 60 s)."""
     now = now or timezone.now()
     ids = timeouts.timed_out_order_ids(now=now, limit=TIMEOUT_BATCH)
-    outcomes = Counter(timeouts.order_timeout(order_id=order_id, now=now) for order_id in ids)
+    outcomes = Counter(_per_order(ids, lambda order_id: timeouts.order_timeout(order_id=order_id, now=now)))
     counts = _counts(ids, outcomes, (timeouts.TAKER_RESET, timeouts.MAKER_CANCELED, timeouts.ESCROW_PAID))
     logger.info(
         "cancel_timed_out_trades: %d candidates, %d reset to pending, %d canceled, %d escrow paid, %d skipped",
@@ -63,7 +66,9 @@ def enforce_escrow_deadline(now: datetime | None = None) -> dict[str, int]:
         outcomes = Counter({guardian.SKIPPED: len(ids)})
     else:
         outcomes = Counter(
-            guardian.order_enforce_escrow_deadline(order_id=order_id, tip_height=tip, now=now) for order_id in ids
+            _per_order(
+                ids, lambda order_id: guardian.order_enforce_escrow_deadline(order_id=order_id, tip_height=tip, now=now)
+            )
         )
     counts = _counts(ids, outcomes, (guardian.SAFE, guardian.CANCELED, guardian.DISPUTED))
     logger.info(
@@ -90,6 +95,13 @@ def reconcile_inflight_payouts(now: datetime | None = None) -> dict[str, int]:
     checked = payout_reconcile_inflight(now=now)
     logger.info("reconcile_inflight_payouts: %d claims checked", checked)
     return {"checked": checked}
+
+
+def _per_order(ids: list, service: Callable[[Any], Any]) -> Iterator[Any]:
+    """Each order's outcome, its log lines tagged with its id (the JSON log's `order_id`)."""
+    for order_id in ids:
+        with log_context(order_id=order_id):
+            yield service(order_id)
 
 
 def _counts(ids: list, outcomes: Counter, keys: tuple[str, ...]) -> dict[str, int]:

@@ -5,16 +5,22 @@ import json
 import logging
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from django.test import RequestFactory
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from mostro_site.ops.log_format import ContextFilter, JsonFormatter, logging_config
 from mostro_site.ops.middleware import LogContextMiddleware
 from nostrbridge.log_context import log_context, set_process_role
+from orders.jobs import expire_pending_orders
+from orders.models import Order
 from tests.ops.test_metrics import MISSING_ORDER, inbound_script
+from tests.orders.services.support import make_order, set_price
 from tests.relays.net import REPO_ROOT
+from tests.trade.harness import TradeClient
 
 logger = logging.getLogger("tests.ops")
 
@@ -125,3 +131,15 @@ def test_text_stays_the_default_and_json_is_one_object_per_line():
         if fmt == "json":
             assert json.loads(first)["message"] == "hello\nworld"
             assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.django_db
+def test_sweep_jobs_tag_each_order_s_lines(node, fake_ln, json_lines):
+    set_price()
+    order = make_order(TradeClient("maker"), index=1, kind="sell")
+    Order.objects.filter(pk=order.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert expire_pending_orders() == {"candidates": 1, "expired": 1}
+
+    lines = [line for line in collected(json_lines) if line["logger"] == "orders.services.timeouts"]
+    assert lines
+    assert {line["order_id"] for line in lines} == {str(order.pk)}
