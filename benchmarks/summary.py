@@ -39,28 +39,65 @@ ROWS: dict[str, list[Row]] = {
         Row("protocol", "v2 unwrap vs nostr-sdk", "≥ 2×", _ratio("v2 unwrap", "sdk"), "{:.2f}×", lambda v: v >= 2),
         Row("protocol", "v1 wrap vs nostr-sdk", "≥ 1×", _ratio("v1 wrap", "sdk"), "{:.2f}×", lambda v: v >= 1),
         Row("protocol", "v2 wrap vs nostr-sdk", "≥ 1×", _ratio("v2 wrap", "sdk"), "{:.2f}×", lambda v: v >= 1),
-        Row("protocol", "v1 unwrap: secp256k1 limit / ours", "≤ 1.5×", _ratio("v1 unwrap", "limit"), "{:.2f}×",
-            lambda v: v <= 1.5),  # fmt: skip
-        Row("protocol", "v2 unwrap: secp256k1 limit / ours", "≤ 1.5×", _ratio("v2 unwrap", "limit"), "{:.2f}×",
-            lambda v: v <= 1.5),  # fmt: skip
+        Row(
+            "protocol",
+            "v1 unwrap: secp256k1 limit / ours",
+            "≤ 1.5×",
+            _ratio("v1 unwrap", "limit"),
+            "{:.2f}×",
+            lambda v: v <= 1.5,
+        ),
+        Row(
+            "protocol",
+            "v2 unwrap: secp256k1 limit / ours",
+            "≤ 1.5×",
+            _ratio("v2 unwrap", "limit"),
+            "{:.2f}×",
+            lambda v: v <= 1.5,
+        ),
     ],
     "lightning": [
-        Row("lightning", "hold-invoice lifecycles/s", "≥ 200", lambda d: d["lifecycles_per_s"], "{:,.0f}",
-            lambda v: v >= 200),  # fmt: skip
-        Row("lightning", "slowest call's p99", "< 50 ms", lambda d: max(d["p99_ms"].values()), "{:.1f} ms",
-            lambda v: v < 50),  # fmt: skip
+        Row(
+            "lightning",
+            "hold-invoice lifecycles/s",
+            "≥ 200",
+            lambda d: d["lifecycles_per_s"],
+            "{:,.0f}",
+            lambda v: v >= 200,
+        ),
+        Row(
+            "lightning",
+            "slowest call's p99",
+            "< 50 ms",
+            lambda d: max(d["p99_ms"].values()),
+            "{:.1f} ms",
+            lambda v: v < 50,
+        ),
     ],
     "bridge": [
-        Row("bridge", "replies/s at 300/s offered", "≥ 300 (≈ offered)", lambda d: d["replies/s"], "{:,.1f}",
-            lambda v: v >= 0.98 * 300),  # fmt: skip
+        Row(
+            "bridge",
+            "replies/s at 300/s offered",
+            "≥ 300 (≈ offered)",
+            lambda d: d["replies/s"],
+            "{:,.1f}",
+            lambda v: v >= 0.98 * 300,
+        ),
         Row("bridge", "p99 latency at 300/s", "< 250 ms", lambda d: d["p99 ms"], "{:,.0f} ms", lambda v: v < 250),
         Row("bridge", "replies missing", "0", lambda d: d["missing"], "{:.0f}", lambda v: v == 0),
     ],
     "trades": [
-        Row("trades", "trades/minute (SQLite)", "≥ 500 (1,000 in < 2 min)", lambda d: d["per_minute"], "{:,.0f}",
-            lambda v: v >= 500),  # fmt: skip
-        Row("trades", "trades completed", "all", lambda d: d["completed"] - d["requested"], "{:+.0f}",
-            lambda v: v == 0),  # fmt: skip
+        Row(
+            "trades",
+            "trades/minute (SQLite)",
+            "≥ 500 (1,000 in < 2 min)",
+            lambda d: d["per_minute"],
+            "{:,.0f}",
+            lambda v: v >= 500,
+        ),
+        Row(
+            "trades", "trades completed", "all", lambda d: d["completed"] - d["requested"], "{:+.0f}", lambda v: v == 0
+        ),
         Row("trades", "ledger discrepancies", "0", lambda d: d["discrepancies"], "{:.0f}", lambda v: v == 0),
     ],
 }

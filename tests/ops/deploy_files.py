@@ -32,7 +32,7 @@ PROCESS_VARIABLES = {
 def settings_variables() -> set[str]:
     """Every environment variable the settings read (`env.<type>("NAME", ...)`), plus env.py's own."""
     names: set[str] = set()
-    sources = [*(REPO_ROOT / "mostro_site" / "settings").glob("*.py"), REPO_ROOT / "mostro_site" / "env.py"]
+    sources = [*(REPO_ROOT / "mostro_site" / "settings").glob("*.py"), REPO_ROOT / "mostro_site" / "config" / "env.py"]
     for path in sources:
         text = path.read_text()
         names |= set(re.findall(r'env\.[a-z_]+\(\s*"([A-Z][A-Z0-9_]+)"', text))

@@ -178,7 +178,7 @@ def test_a_trade_and_a_dispute_log_no_secret(net: TradeNetwork):
     traded, disputed = asyncio.run(scenario())
     wait_status(net, traded, "success")
     wait_status(net, disputed, "success")
-    assert net.node.run_job("devfee.jobs.pay_pending_dev_fees")["paid"] == 2
+    assert net.node.run_job("orders.jobs.pay_pending_dev_fees")["paid"] == 2
     samples = wait_metric(
         net, "mostro_job_runs_total", labels(job="orders.services.payout.payout_start", outcome="success"), 2.0
     )

@@ -21,11 +21,11 @@ from mostro_site.config import env_node_config
 from mostro_site.ops.models import MetricSeries, ProcessHeartbeat
 from mostro_site.ops.persist import PERSISTER, MetricsPersister, labels_key
 from nostrbridge.bridge.intake import CatchUp, Intake
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage, RelayHealth
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import sign_event
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import sign_event
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import BtcPrice
 from orders.transitions import transition_order
