@@ -7,6 +7,7 @@ class DisputesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from disputes import checks  # noqa: F401 - registers the console's system checks
         from disputes.groups import ensure_groups
 
         post_migrate.connect(ensure_groups, dispatch_uid="disputes.ensure_groups")

@@ -26,7 +26,12 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "disputes.add_apitoken",
         "disputes.change_apitoken",
         "orders.view_trader",
+        "orders.view_btcprice",
         "devfee.view_devfeepayment",
+        # The node's plumbing, read-only: what reached the relays, what came in, relay health.
+        "nostrbridge.view_outboundmessage",
+        "nostrbridge.view_inboundevent",
+        "nostrbridge.view_relayhealth",
     ],
 }
 

@@ -116,3 +116,6 @@ class ApiToken(models.Model):
     @classmethod
     def new_key(cls) -> str:
         return secrets.token_urlsafe(32)
+
+
+from disputes.chat.models import ChatMessage, SolverKey  # noqa: E402, F401 - registered with this app

@@ -2,10 +2,6 @@ from django.contrib import admin
 
 from mostro_site.models import NodeSettings, SettingsAuditEntry
 
-admin.site.site_header = "Mostro node"
-admin.site.site_title = "Mostro"
-admin.site.site_url = "/operator/"
-
 
 @admin.register(NodeSettings)
 class NodeSettingsAdmin(admin.ModelAdmin):
