@@ -65,7 +65,9 @@ from nostrbridge.protocol import (  # noqa: E402
     wrap_v2,
 )
 
-VECTORS = os.environ.get("MOSTRO_VECTORS", "/work/shared/protocol/mostro.vectors.json")
+VECTORS = os.environ.get(
+    "MOSTRO_VECTORS", str(Path(__file__).resolve().parents[1] / "tests" / "vectors" / "mostro.vectors.json")
+)
 
 
 class Bench:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 _FIAT = re.compile(r"^[A-Z]{3}$")
 
@@ -125,7 +125,13 @@ def _check_price_providers() -> list[Error]:
 
 @register("mostro")
 def check_mostro_settings(app_configs=None, **kwargs) -> list:
-    errors = _check_keys() + _check_ranges() + _check_lists() + _check_lnd_files() + _check_price_providers()
+    errors: list[CheckMessage] = [
+        *_check_keys(),
+        *_check_ranges(),
+        *_check_lists(),
+        *_check_lnd_files(),
+        *_check_price_providers(),
+    ]
     if settings.MOSTRO_LNURL_ALLOW_LOOPBACK and not settings.DEBUG and "test" not in (settings.SETTINGS_MODULE or ""):
         errors.append(Warning("MOSTRO_LNURL_ALLOW_LOOPBACK is on: for tests only.", id="mostro.W001"))
     return errors

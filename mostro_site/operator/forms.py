@@ -4,6 +4,8 @@ The form edits the whole `NodeSettings` row; `changes()` gives the model values 
 from the row, which the service saves with one audit entry each.
 """
 
+from typing import cast
+
 from django import forms
 from django.core.validators import URLValidator
 
@@ -96,7 +98,7 @@ class NodeSettingsForm(forms.Form):
         self.env = env or env_node_config()
         kwargs.setdefault("initial", initial_from_row(self.row))
         super().__init__(*args, **kwargs)
-        self.fields["fiat_currencies"].choices = [(code, f"{code} — {name}") for code, name in iso4217()]
+        self._choice_field("fiat_currencies").choices = [(code, f"{code} — {name}") for code, name in iso4217()]
         self._describe_defaults()
 
     def _describe_defaults(self) -> None:
@@ -117,14 +119,15 @@ class NodeSettingsForm(forms.Form):
         for name, value in defaults.items():
             self.fields[name].widget.attrs["placeholder"] = str(value)
         fiat = ", ".join(env.fiat_currencies_accepted) or "all"
-        self.fields["fiat_mode"].choices = [
-            (FIAT_ENV, f"Environment default ({fiat})"),
-            *self.fields["fiat_mode"].choices[1:],
-        ]
-        self.fields["protocol_version"].choices = [
-            ("", f"Environment default ({env.protocol_version})"),
-            *self.fields["protocol_version"].choices[1:],
-        ]
+        fiat_mode, protocol = self._choice_field("fiat_mode"), self._choice_field("protocol_version")
+        # A ChoiceField's choices read back as a list (django-stubs types the setter's input).
+        fiat_mode.choices = [(FIAT_ENV, f"Environment default ({fiat})"), *cast(list, fiat_mode.choices)[1:]]
+        protocol.choices = [("", f"Environment default ({env.protocol_version})"), *cast(list, protocol.choices)[1:]]
+
+    def _choice_field(self, name: str) -> forms.ChoiceField:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField), name
+        return field
 
     # --- single-field rules (mostro_site.checks) --------------------------------------
     def _rule(self, name: str, rule) -> object:
@@ -200,7 +203,7 @@ class NodeSettingsForm(forms.Form):
 
     # --- cross-field rules --------------------------------------------------------------
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         self._clean_amount_bounds(data)
         self._clean_fiat(data)
         return data

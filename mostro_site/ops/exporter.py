@@ -50,10 +50,10 @@ def _sort_key(sample: tuple[str, dict[str, str], float]) -> tuple:
 def persisted_families() -> Iterator[Metric]:
     declared = declared_families()
     samples: dict[str, list[tuple[str, dict[str, str], float]]] = defaultdict(list)
-    for name, labels, value in MetricSeries.objects.values_list("name", "labels", "value"):
+    for name, labels_json, value in MetricSeries.objects.values_list("name", "labels", "value"):
         family = _family_of(name, declared)
         if family is not None:
-            samples[family].append((name, json.loads(labels), value))
+            samples[family].append((name, json.loads(labels_json), value))
     for family, rows in sorted(samples.items()):
         kind, documentation = declared[family]
         metric = Metric(family, documentation, kind)

@@ -31,7 +31,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     body = {"status": "ok" if ready else "fail", "checks": {result.name: result.public() for result in results}}
     response = JsonResponse(body, status=200 if ready else 503)
     # "Not ready" is a state the probe reports, not a server error: no django.request ERROR line.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own flag (django.utils.log)
     return response
 
 
