@@ -17,8 +17,10 @@ import time
 from django.db import transaction
 
 from mostro_site.config import NodeConfig, node_config
+from nostrbridge import metrics
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.inbox import inbox_fail, inbox_finish
+from nostrbridge.log_context import log_context
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -43,17 +45,21 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None) -> str:
         row = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).first()
     if row is None:
         return "not-claimed"
-    try:
-        ctx = _open(row)
-    except SignatureRefusal as exc:
-        return _refuse_signature(row, exc)
-    except ProtocolError as exc:
-        inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
-        return InboundStatus.DROPPED
-    except SilentDrop as exc:
-        inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
-        return InboundStatus.DROPPED
-    return _dispatch(ctx)
+    with log_context(event_id=row.event_id):
+        try:
+            ctx = _open(row)
+        except SignatureRefusal as exc:
+            return _refuse_signature(row, exc)
+        except ProtocolError as exc:
+            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
+            metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
+            return InboundStatus.DROPPED
+        except SilentDrop as exc:
+            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+            metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=exc.cause)
+            return InboundStatus.DROPPED
+        with log_context(action=ctx.action, order_id=ctx.order_id):
+            return _dispatch(ctx)
 
 
 def _open(row: InboundEvent) -> InboundContext:
@@ -122,7 +128,7 @@ def _check_first_contact(config: NodeConfig, *, event_id: str, sender: str) -> N
     if leading_zero_bits(event_id) >= first_contact_bits:
         return
     if not bridge_wiring().is_known_trade_key(sender):
-        raise SilentDrop("first-contact proof of work not met")
+        raise SilentDrop("first-contact proof of work not met", cause="first-contact-pow")
 
 
 def _dispatch(ctx: InboundContext) -> str:
@@ -132,24 +138,29 @@ def _dispatch(ctx: InboundContext) -> str:
             raise CantDo(CantDoReason.INVALID_ACTION)
         handler = get_handler(ctx.action)
         if handler is None:
-            raise SilentDrop(f"unhandled action {ctx.action}")
+            raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
         handler(ctx)
     except CantDo as exc:
         _reply_cant_do(ctx, exc.reason)
         logger.info("cant-do %s for %s (%s)", exc.reason, ctx.action, ctx.event_id[:12])
+        metrics.inbound_cant_do(action=ctx.action, reason=str(exc.reason), seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except SilentDrop as exc:
         _finish_silently(ctx, str(exc))
         logger.info("dropped %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
+        metrics.inbound_dropped(action=ctx.action, cause=exc.cause, seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except Exception as exc:  # noqa: BLE001 — last-resort guard: one poison message never stops the worker
         logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
+        metrics.inbound_error(action=ctx.action, seconds=time.monotonic() - started)
         if ctx.inbound_pk is None:
             raise
         return inbox_fail(pk=ctx.inbound_pk, error=f"{type(exc).__name__}: {exc}")
     if not ctx.finished:
         _finish_silently(ctx, "")
-    logger.debug("handled %s in %.1f ms", ctx.action, (time.monotonic() - started) * 1000)
+    seconds = time.monotonic() - started
+    metrics.inbound_handled(action=ctx.action, seconds=seconds)
+    logger.debug("handled %s in %.1f ms", ctx.action, seconds * 1000)
     return InboundStatus.DONE
 
 

@@ -15,3 +15,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 MOSTRO_NSEC_PRIVKEY = "1" * 64
 LIGHTNING_BACKEND = "lightning.fake.FakeLightningClient"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# Tests flush metrics explicitly (mostro_site.ops.persist.PERSISTER.flush()); no background thread.
+MOSTRO_METRICS_FLUSH_SECONDS = 0

@@ -33,11 +33,11 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
     if identity == sender:
         return
     if trade_index is None:
-        raise SilentDrop("reputation mode without trade_index")
+        raise SilentDrop("reputation mode without trade_index", cause="missing-trade-index")
     last = Trader.objects.filter(pk=identity).values_list("last_trade_index", flat=True).first()
     if last is None:
         if trade_index == 0:
-            raise SilentDrop("unknown identity with trade_index 0")
+            raise SilentDrop("unknown identity with trade_index 0", cause="unknown-identity-index-0")
         with transaction.atomic():
             Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
         return

@@ -70,7 +70,9 @@ class Command(BaseCommand):
         from mostro_site.management.commands.sync_schedules import sync_schedules
         from mostro_site.operator.lnstatus import lightning_status
         from mostro_site.runtime.node import NodeOptions, NodeRuntime
+        from nostrbridge.log_context import set_process_role
 
+        set_process_role("node")
         self.check(display_num_errors=False)
         _quiet_job_log()
         if not options["no_migrate"]:
@@ -100,11 +102,19 @@ class Command(BaseCommand):
         if not runtime.lightning.available:
             runtime.cluster.stop()
             raise CommandError(f"LND is unreachable ({runtime.lightning.error}); check LND_GRPC_HOST and the files.")
+        _record_lnd_identity(runtime.lightning)
         return runtime.serve()
 
     def _say(self, text: str) -> None:
         self.stdout.write(text)
         self.stdout.flush()
+
+
+def _record_lnd_identity(lightning) -> None:
+    """First start: remember which LND node this is (readiness compares it; see mostro_site.ops)."""
+    from mostro_site.ops.lnd_identity import lnd_identity_verify
+
+    lnd_identity_verify(pubkey=lightning.pubkey, alias=lightning.alias, network=lightning.network)
 
 
 def _quiet_job_log() -> None:
