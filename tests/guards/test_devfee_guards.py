@@ -1,0 +1,270 @@
+"""The dev-fee ledger's guards made to decide (issue 22, items 9 and 10).
+
+The trade: 100 VES at 0.6 %, so each order owes the fund 14 sats. Time is passed as `now`.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from devfee import services
+from devfee.models import DevFeePayment
+from lightning.errors import LightningPermissionDenied, LightningRejected, LightningUnavailable
+from lightning.types import PaymentOutcome, PaymentStatus
+from orders.models import Order
+from tests.guards.support import after_first_call, settled_trade
+
+pytestmark = pytest.mark.django_db
+
+DEV_FEE = 14
+STALE = timedelta(seconds=services.STALE_CLAIM_SECONDS)
+
+
+@pytest.fixture
+def rows(node, fake_ln, fund):
+    """`count` settled orders, each with its owed ledger row (oldest first)."""
+
+    def make(count: int) -> list[DevFeePayment]:
+        orders = [settled_trade(fake_ln).order for _ in range(count)]
+        assert services.dev_fee_rows_create(limit=count) == count
+        return [DevFeePayment.objects.get(order=order) for order in orders]
+
+    return make
+
+
+def _fund_sends(fake_ln, fund) -> list[str]:
+    return [
+        a["payment_request"] for n, a in fake_ln.calls if n == "send_payment" and a["payment_request"] in fund.invoices
+    ]
+
+
+def _state(row: DevFeePayment) -> tuple:
+    row.refresh_from_db()
+    return (row.status, row.claim_token, row.payment_hash, row.attempts)
+
+
+# --- 9. the ledger's batch ----------------------------------------------------------------------
+
+
+def test_orders_already_in_the_ledger_do_not_fill_the_batch(node, fake_ln, fund):
+    billed = [settled_trade(fake_ln).order for _ in range(2)]
+    assert services.dev_fee_rows_create(limit=2) == 2
+    new = settled_trade(fake_ln).order
+    Order.objects.filter(pk=new.pk).update(updated_at=timezone.now())  # the newest of the three
+
+    assert services.dev_fee_rows_create(limit=1) == 1
+
+    assert DevFeePayment.objects.filter(order=new).values_list("status", "amount_sats").get() == ("owed", DEV_FEE)
+    assert DevFeePayment.objects.count() == 3
+    assert {p.order_id for p in DevFeePayment.objects.all()} == {o.pk for o in [*billed, new]}
+
+
+def test_orders_before_settlement_or_without_a_fee_are_never_billed(node, fake_ln, fund):
+    settled = settled_trade(fake_ln).order
+    free = settled_trade(fake_ln).order
+    Order.objects.filter(pk=free.pk).update(dev_fee_sats=0)
+    active = settled_trade(fake_ln).order
+    Order.objects.filter(pk=active.pk).update(status="active")
+
+    assert services.dev_fee_rows_create(limit=10) == 1
+    assert list(DevFeePayment.objects.values_list("order_id", flat=True)) == [settled.pk]
+
+
+# --- 10. the claim token ------------------------------------------------------------------------
+
+
+def test_stale_worker_cannot_store_its_hash_over_a_newer_claim(rows, fake_ln, fund, monkeypatch):
+    [row] = rows(1)
+    now = timezone.now()
+    newer = []
+
+    def taken_over():
+        # This worker stalls past the stale window: its claim is given back and re-claimed.
+        assert services.dev_fee_reset_stale_claims(now=now + STALE + timedelta(seconds=1)) == 1
+        newer.append(services.dev_fee_claim(payment_id=row.pk, now=now + STALE + timedelta(seconds=1)))
+
+    after_first_call(monkeypatch, services, "dev_fee_resolve", taken_over)
+    assert services.dev_fee_pay(payment_id=row.pk, now=now) == services.SKIPPED
+
+    assert _state(row) == ("claimed", newer[0].token, None, 2)
+    assert _fund_sends(fake_ln, fund) == []
+
+
+def test_stale_worker_cannot_release_a_newer_claim(rows, fake_ln, fund, monkeypatch):
+    [row] = rows(1)
+    now = timezone.now()
+    newer = []
+    real_resolve = services.dev_fee_resolve
+
+    def resolve(*, claim):
+        if not newer:
+            services.dev_fee_reset_stale_claims(now=now + STALE + timedelta(seconds=1))
+            newer.append(services.dev_fee_claim(payment_id=row.pk, now=now + STALE + timedelta(seconds=1)))
+            raise services.DevFeeAttemptError("lnurl_error: timed out")
+        return real_resolve(claim=claim)
+
+    monkeypatch.setattr(services, "dev_fee_resolve", resolve)
+    assert services.dev_fee_pay(payment_id=row.pk, now=now) == services.FAILED
+
+    assert _state(row) == ("claimed", newer[0].token, None, 2)
+    assert row.last_error == "claim expired before a payment hash was stored"
+
+
+def test_second_claim_of_a_claimed_row_loses(rows):
+    [row] = rows(1)
+    now = timezone.now()
+    first = services.dev_fee_claim(payment_id=row.pk, now=now)
+    assert services.dev_fee_claim(payment_id=row.pk, now=now) is None
+    assert _state(row) == ("claimed", first.token, None, 1)
+
+
+def test_claim_of_one_row_leaves_the_other_owed_rows_alone(rows):
+    first, second = rows(2)
+    now = timezone.now()
+    claim = services.dev_fee_claim(payment_id=first.pk, now=now)
+    assert (claim.payment_id, claim.order_id, claim.amount_sats) == (first.pk, first.order_id, DEV_FEE)
+    assert _state(second) == ("owed", None, None, 0)
+
+
+def test_failed_row_with_a_hash_is_not_claimed(rows):
+    [row] = rows(1)
+    DevFeePayment.objects.filter(pk=row.pk).update(status="failed", payment_hash="ab" * 32)
+    assert services.dev_fee_claim(payment_id=row.pk, now=timezone.now()) is None
+    assert _state(row) == ("failed", None, "ab" * 32, 0)
+
+
+# --- stale outcome reports ---------------------------------------------------------------------
+
+
+def test_stale_failure_report_does_not_release_a_newer_hash(rows, fake_ln, fund):
+    [row] = rows(1)
+    now = timezone.now()
+    fake_ln.leave_next_payment_in_flight()
+    assert services.dev_fee_pay(payment_id=row.pk, now=now) == services.PENDING
+    current = DevFeePayment.objects.get(pk=row.pk).payment_hash
+    failed = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex="ef" * 32, failure_reason="old")
+
+    assert services.dev_fee_record_outcome(payment_id=row.pk, payment_hash="ef" * 32, outcome=failed, now=now) == (
+        services.SKIPPED
+    )
+    row.refresh_from_db()
+    assert (row.status, row.payment_hash, row.last_error) == ("in-flight", current, "")
+
+
+def test_stale_success_report_does_not_mark_a_newer_hash_paid(rows, fake_ln, fund):
+    [row] = rows(1)
+    now = timezone.now()
+    fake_ln.leave_next_payment_in_flight()
+    services.dev_fee_pay(payment_id=row.pk, now=now)
+    paid = PaymentOutcome(status=PaymentStatus.SUCCEEDED, payment_hash_hex="ef" * 32)
+
+    assert services.dev_fee_record_outcome(payment_id=row.pk, payment_hash="ef" * 32, outcome=paid, now=now) == (
+        services.SKIPPED
+    )
+    row.refresh_from_db()
+    assert (row.status, row.paid_at, row.audit_event_id) == ("in-flight", None, "")
+
+
+def test_failure_and_success_reports_touch_only_their_own_row(rows, fake_ln, fund):
+    first, second = rows(2)
+    now = timezone.now()
+    for row in (first, second):
+        fake_ln.leave_next_payment_in_flight()
+        assert services.dev_fee_pay(payment_id=row.pk, now=now) == services.PENDING
+    first.refresh_from_db()
+    second.refresh_from_db()
+    fake_ln.resolve_payment(first.payment_hash, succeed=False)
+
+    assert services.dev_fee_reconcile(payment_id=first.pk, now=now) == services.FAILED
+    assert _state(first)[:3] == ("failed", None, None)
+    assert _state(second)[:3] == ("in-flight", second.claim_token, second.payment_hash)
+
+
+# --- the send and the node's answers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("_case", "error", "outcome", "status"),
+    [
+        ("rejected", LightningRejected("invoice expired", code="UNKNOWN"), services.FAILED, "failed"),
+        (
+            "no permission",
+            LightningPermissionDenied("macaroon", code="PERMISSION_DENIED"),
+            services.PENDING,
+            "in-flight",
+        ),
+        ("unreachable", LightningUnavailable("down", code="UNAVAILABLE"), services.PENDING, "in-flight"),
+    ],
+)
+def test_send_errors(_case, error, outcome, status, rows, fake_ln, fund, monkeypatch):
+    [row] = rows(1)
+
+    def send(**kwargs):
+        raise error
+
+    monkeypatch.setattr(fake_ln, "send_payment", send)
+    assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == outcome
+    assert _state(row)[0] == status
+
+
+def test_send_uses_the_fee_cap_and_the_dev_fee_timeout(rows, fake_ln, fund, settings):
+    [row] = rows(1)
+    assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == services.PAID
+    [send] = [a for n, a in fake_ln.calls if n == "send_payment" and a["payment_request"] in fund.invoices]
+    assert (send["max_fee_sats"], send["timeout_seconds"], send["amount_sats"]) == (10, 25, None)
+
+
+# --- time windows -------------------------------------------------------------------------------
+
+
+def test_stale_claim_window_boundary_with_two_claims(rows):
+    old, young = rows(2)
+    now = timezone.now()
+    services.dev_fee_claim(payment_id=old.pk, now=now - STALE - timedelta(microseconds=1))
+    services.dev_fee_claim(payment_id=young.pk, now=now - STALE)
+
+    assert services.dev_fee_reset_stale_claims(now=now) == 1
+    assert (_state(old)[0], _state(young)[0]) == ("owed", "claimed")
+
+
+def test_failed_rows_are_retried_from_the_retry_delay_on(rows):
+    due, early, owed = rows(3)
+    now = timezone.now()
+    retry = timedelta(seconds=services.RETRY_FAILED_SECONDS)
+    DevFeePayment.objects.filter(pk=due.pk).update(status="failed", updated_at=now - retry)
+    DevFeePayment.objects.filter(pk=early.pk).update(status="failed", updated_at=now - retry + timedelta(seconds=1))
+    DevFeePayment.objects.filter(pk=owed.pk).update(updated_at=now + timedelta(seconds=5))
+
+    assert services.dev_fee_due_ids(now=now, limit=10) == [due.pk, owed.pk]
+    assert services.dev_fee_due_ids(now=now, limit=1) == [due.pk]
+
+
+def test_in_flight_ids_only_with_a_hash_oldest_first(rows, fake_ln, fund):
+    first, second, idle = rows(3)
+    now = timezone.now()
+    for row, at in ((first, now), (second, now - timedelta(seconds=1))):
+        fake_ln.leave_next_payment_in_flight()
+        services.dev_fee_pay(payment_id=row.pk, now=at)
+
+    assert services.dev_fee_inflight_ids(limit=10) == [second.pk, first.pk]
+    assert services.dev_fee_inflight_ids(limit=1) == [second.pk]
+    assert _state(idle)[0] == "owed"
+
+
+def test_unseen_payment_is_resent_only_after_the_grace(rows, fake_ln, fund):
+    [row] = rows(1)
+    now = timezone.now()
+    claim = services.dev_fee_claim(payment_id=row.pk, now=now)
+    invoice, decoded = services.dev_fee_resolve(claim=claim)
+    assert services.dev_fee_store_hash(
+        claim=claim, payment_request=invoice, payment_hash=decoded.payment_hash_hex, now=now
+    )
+    grace = timedelta(seconds=services.UNSEEN_GRACE_SECONDS)
+
+    assert services.dev_fee_reconcile(payment_id=row.pk, now=now + grace - timedelta(microseconds=1)) == (
+        services.PENDING
+    )
+    assert _fund_sends(fake_ln, fund) == []
+    assert services.dev_fee_reconcile(payment_id=row.pk, now=now + grace) == services.PAID
+    assert _fund_sends(fake_ln, fund) == [invoice]
