@@ -60,3 +60,8 @@ def audit_trail(order: Order) -> list[tuple[str, str]]:
 
 def actions(client: TradeClient) -> list[str]:
     return [reply.action for reply in client.replies()]
+
+
+def payout_tasks(callbacks) -> int:
+    """How many buyer payouts the captured on-commit callbacks would start."""
+    return sum(1 for c in callbacks if getattr(c, "__qualname__", "").startswith("payout_schedule."))

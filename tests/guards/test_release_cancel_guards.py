@@ -12,7 +12,7 @@ from orders.services import cancel as cancel_service
 from orders.services import release as release_service
 from orders.services.cancel import dispute_close_on_user_resolution, order_cancel
 from orders.services.release import order_mark_fiat_sent, order_release
-from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
+from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, payout_tasks, row_state
 from tests.orders.services.support import mint_invoice, snapshot
 from tests.orders.trade_states import taken_sell_trade
 from tests.trade.harness import TradeClient
@@ -50,7 +50,7 @@ def test_second_release_between_settle_and_transition_is_dropped(
     ]
     assert actions(trade.buyer) == ["released"]
     assert actions(trade.seller) == ["hold-invoice-payment-settled", "rate"]
-    assert [c.__qualname__ for c in callbacks if "payout" in c.__qualname__] == ["payout_schedule.<locals>.enqueue"]
+    assert payout_tasks(callbacks) == 1
     assert row_state(trade.order, "payout_request_id")[0] == 6
 
 

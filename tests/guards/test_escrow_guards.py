@@ -1,0 +1,163 @@
+"""The escrow's HTLC guards made to decide (03-actions.md §3.1, §3.3).
+
+The watcher's report is read (`order_get_by_hold_hash`) before the guarded transition; a
+competitor runs in between. An HTLC accepted for a hold invoice the order no longer uses must
+never activate the order: the buyer would send fiat against an escrow that does not exist.
+"""
+
+from datetime import timedelta
+
+import pytest
+
+from lightning.types import InvoiceState
+from nostrbridge.protocol.enums import Action
+from nostrbridge.protocol.payloads import PaymentRequestPayload
+from orders.services import escrow
+from orders.services.cancel import order_cancel
+from orders.services.escrow import escrow_deadline, escrow_on_accepted, escrow_on_canceled
+from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
+from tests.orders.services.support import make_order, mint_invoice, set_price, snapshot
+from tests.orders.trade_states import taken_sell_trade
+from tests.trade.harness import TradeClient
+
+pytestmark = pytest.mark.django_db
+
+
+def _retake(order_id, taker: TradeClient, action=Action.TAKE_SELL, payload=None) -> None:
+    payload = payload or PaymentRequestPayload(None, mint_invoice(amount_sats=0), None)
+    taker.send(action, index=1, order_id=order_id, payload=payload, request_id=70)
+
+
+def test_htlc_of_a_canceled_take_does_not_activate_the_next_take(node, fake_ln, monkeypatch):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    old_hash, order_id, first_taker = trade.order.hold_invoice_hash, trade.order.id, trade.buyer_key
+    fake_ln.mark_accepted(old_hash)
+    second = TradeClient("second")
+
+    def cancel_and_retake():
+        order_cancel(order_id=order_id, sender=first_taker, request_id=61)  # refunds the old HTLC
+        _retake(order_id, second)
+
+    after_first_call(monkeypatch, escrow, "order_get_by_hold_hash", cancel_and_retake)
+    assert escrow_on_accepted(payment_hash_hex=old_hash) is False
+
+    order = trade.refresh()
+    assert (order.status, order.buyer_pubkey, order.invoice_held_at) == ("waiting-payment", second.pubkey(1), None)
+    assert order.hold_invoice_hash != old_hash
+    assert fake_ln.invoice_state(old_hash) is InvoiceState.CANCELED
+    assert "buyer-took-order" not in actions(trade.seller)
+
+
+def test_htlc_of_a_canceled_buy_take_does_not_move_the_next_take(node, fake_ln, monkeypatch):
+    maker, seller, second = TradeClient("buyer"), TradeClient("seller"), TradeClient("second-seller")
+    set_price()
+    order = make_order(maker, index=1, kind="buy")
+    seller.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=3)
+    order.refresh_from_db()
+    old_hash = order.hold_invoice_hash
+    fake_ln.mark_accepted(old_hash)
+
+    def cancel_and_retake():
+        order_cancel(order_id=order.id, sender=seller.pubkey(1), request_id=61)
+        second.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=71)
+
+    after_first_call(monkeypatch, escrow, "order_get_by_hold_hash", cancel_and_retake)
+    assert escrow_on_accepted(payment_hash_hex=old_hash) is False
+
+    assert row_state(order, "status", "seller_pubkey", "invoice_held_at") == (
+        "waiting-payment",
+        second.pubkey(1),
+        None,
+    )
+    assert audit_trail(order)[-1] == ("pending", "waiting-payment")
+
+
+def test_htlc_reported_twice_at_once_is_recorded_once(node, fake_ln, monkeypatch):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    payment_hash = trade.order.hold_invoice_hash
+    fake_ln.mark_accepted(payment_hash)
+    competitor = after_first_call(
+        monkeypatch, escrow, "order_get_by_hold_hash", lambda: escrow_on_accepted(payment_hash_hex=payment_hash)
+    )
+
+    assert escrow_on_accepted(payment_hash_hex=payment_hash) is False
+
+    assert competitor == [True]
+    assert [edge for edge in audit_trail(trade.order) if edge[1] == "active"] == [("waiting-payment", "active")]
+    assert actions(trade.seller) == ["buyer-took-order"]
+    assert actions(trade.buyer) == ["hold-invoice-payment-accepted"]
+
+
+def test_htlc_accepted_activates_only_its_own_order(node, fake_ln):
+    mine, other = taken_sell_trade(fake_ln, with_invoice=True), _second_waiting_sell(fake_ln)
+    before = snapshot(other)
+    fake_ln.mark_accepted(mine.order.hold_invoice_hash)
+
+    assert escrow_on_accepted(payment_hash_hex=mine.order.hold_invoice_hash) is True
+
+    assert mine.refresh().status == "active"
+    assert snapshot(other) == before
+
+
+def _second_waiting_sell(fake_ln):
+    seller, buyer = TradeClient("seller-2"), TradeClient("buyer-2")
+    order = make_order(seller, index=1, kind="sell")
+    _retake(order.id, buyer)
+    order.refresh_from_db()
+    assert order.status == "waiting-payment"
+    return order
+
+
+# --- the escrow lost at LND ------------------------------------------------------------------------
+
+
+def test_escrow_lost_exactly_at_its_deadline_cancels_only_that_order(node, fake_ln):
+    mine, other = fresh_trade(fake_ln), fresh_trade(fake_ln)
+    before = snapshot(other.order)
+    deadline = escrow_deadline(mine.refresh())
+    fake_ln.cancel_invoice(payment_hash=bytes.fromhex(mine.order.hold_invoice_hash))
+
+    assert (
+        escrow_on_canceled(payment_hash_hex=mine.order.hold_invoice_hash, now=deadline - timedelta(microseconds=1))
+        is False
+    )
+    assert mine.refresh().status == "active"
+    assert escrow_on_canceled(payment_hash_hex=mine.order.hold_invoice_hash, now=deadline) is True
+
+    assert mine.refresh().status == "canceled"
+    assert snapshot(other.order) == before
+    assert actions(mine.buyer) == ["hold-invoice-payment-canceled", "canceled"]
+
+
+def test_escrow_lost_while_the_order_leaves_escrow_does_nothing(node, fake_ln, monkeypatch):
+    trade = fresh_trade(fake_ln)
+    deadline = escrow_deadline(trade.refresh())
+    trade.buyer.replies()
+    order_id = trade.order.id
+
+    def cooperative_cancel():
+        order_cancel(order_id=order_id, sender=trade.buyer_key, request_id=51)
+        order_cancel(order_id=order_id, sender=trade.seller_key, request_id=52)
+
+    after_first_call(monkeypatch, escrow, "order_get_by_hold_hash", cooperative_cancel)
+    assert escrow_on_canceled(payment_hash_hex=trade.order.hold_invoice_hash, now=deadline) is False
+
+    assert trade.refresh().status == "cooperatively-canceled"
+    assert "hold-invoice-payment-canceled" not in actions(trade.buyer)
+
+
+def test_buy_order_htlc_starts_the_buyers_duty_clock(node, fake_ln):
+    maker, seller = TradeClient("buyer"), TradeClient("seller")
+    set_price()
+    order = make_order(maker, index=1, kind="buy")
+    seller.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=3)
+    order.refresh_from_db()
+    taken_at = order.taken_at
+    fake_ln.mark_accepted(order.hold_invoice_hash)
+
+    assert escrow_on_accepted(payment_hash_hex=order.hold_invoice_hash) is True
+
+    order.refresh_from_db()
+    assert order.status == "waiting-buyer-invoice"
+    assert order.taken_at == order.invoice_held_at
+    assert order.taken_at > taken_at

@@ -1,0 +1,144 @@
+"""Expiry and waiting-timeout guards made to decide (03-actions.md §6.3, §6.4).
+
+A timeout re-confirms under its transition what it read (status, `taken_at`, hold hash): a
+take, cancel or HTLC in between makes it lose. Window: 900 s (MOSTRO_EXPIRATION_SECONDS).
+"""
+
+from datetime import timedelta
+
+import pytest
+
+from nostrbridge.protocol.enums import Action
+from nostrbridge.protocol.payloads import PaymentRequestPayload
+from orders.models import Order
+from orders.services import timeouts
+from orders.services.cancel import order_cancel
+from orders.services.timeouts import expired_order_ids, order_expire, order_timeout, timed_out_order_ids
+from tests.guards.support import after_first_call, audit_trail, row_state
+from tests.orders.services.support import make_order, mint_invoice, set_price, snapshot
+from tests.orders.trade_states import taken_sell_trade
+from tests.trade.harness import TradeClient
+
+pytestmark = pytest.mark.django_db
+
+WINDOW = timedelta(seconds=900)
+JUST = timedelta(microseconds=1)
+
+
+def _take(order_id, taker: TradeClient, *, invoice: bool = True) -> None:
+    payload = PaymentRequestPayload(None, mint_invoice(amount_sats=0), None) if invoice else None
+    taker.send(Action.TAKE_SELL, index=1, order_id=order_id, payload=payload, request_id=70)
+
+
+def _pending(name: str) -> Order:
+    set_price()
+    return make_order(TradeClient(name), index=1, kind="sell")
+
+
+# --- expiry --------------------------------------------------------------------------------------
+
+
+def test_take_between_the_read_and_the_expiry_wins(node, fake_ln, monkeypatch):
+    order = _pending("maker")
+    now = order.expires_at + JUST
+    after_first_call(monkeypatch, timeouts, "network_tag_prefetch", lambda: _take(order.id, TradeClient("taker")))
+
+    assert order_expire(order_id=order.id, now=now) is False
+    assert row_state(order, "status")[0] == "waiting-payment"
+
+
+def test_lifetime_extended_between_the_read_and_the_expiry_is_kept(node, fake_ln, monkeypatch):
+    order = _pending("maker")
+    now = order.expires_at + JUST
+    after_first_call(
+        monkeypatch,
+        timeouts,
+        "network_tag_prefetch",
+        lambda: Order.objects.filter(pk=order.pk).update(expires_at=now + timedelta(hours=1)),
+    )
+    assert order_expire(order_id=order.id, now=now) is False
+    assert row_state(order, "status")[0] == "pending"
+
+
+def test_expiry_candidates_are_past_due_pre_trade_orders_oldest_first(node, fake_ln):
+    first, second, due_now, taken = (_pending(f"maker-{i}") for i in range(4))
+    now = first.expires_at + timedelta(hours=1)
+    Order.objects.filter(pk=first.pk).update(expires_at=now - timedelta(seconds=2))
+    Order.objects.filter(pk=second.pk).update(expires_at=now - timedelta(seconds=1))
+    Order.objects.filter(pk=due_now.pk).update(expires_at=now)
+    Order.objects.filter(pk=taken.pk).update(expires_at=now - timedelta(seconds=3))
+    _take(taken.id, TradeClient("taker"))
+
+    assert expired_order_ids(now=now, limit=10) == [first.pk, second.pk]
+    assert expired_order_ids(now=now, limit=1) == [first.pk]
+    before = snapshot(second)
+    assert order_expire(order_id=first.pk, now=now) is True
+    assert (row_state(first, "status")[0], snapshot(second)) == ("expired", before)
+
+
+# --- waiting timeouts ------------------------------------------------------------------------------
+
+
+def test_taker_timeout_loses_to_a_cancel_and_a_new_take(node, fake_ln, monkeypatch):
+    trade = taken_sell_trade(fake_ln, with_invoice=False)  # the buyer (taker) owes the invoice
+    order_id, taker = trade.order.id, trade.buyer_key
+    now = trade.order.taken_at + WINDOW + timedelta(seconds=1)
+    second = TradeClient("second")
+
+    def cancel_and_retake():
+        order_cancel(order_id=order_id, sender=taker, request_id=61)
+        _take(order_id, second, invoice=False)
+
+    after_first_call(monkeypatch, timeouts, "escrow_cancel", cancel_and_retake)
+    assert order_timeout(order_id=order_id, now=now) == timeouts.SKIPPED
+
+    assert row_state(trade.order, "status", "buyer_pubkey") == ("waiting-buyer-invoice", second.pubkey(1))
+    assert audit_trail(trade.order)[-1] == ("pending", "waiting-buyer-invoice")
+
+
+def test_maker_timeout_loses_to_a_cancel_and_a_new_take(node, fake_ln, monkeypatch):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)  # the seller (maker) owes the escrow
+    order_id, taker = trade.order.id, trade.buyer_key
+    now = trade.order.taken_at + WINDOW + timedelta(seconds=1)
+    second = TradeClient("second")
+
+    def cancel_and_retake():
+        order_cancel(order_id=order_id, sender=taker, request_id=61)
+        _take(order_id, second)
+
+    after_first_call(monkeypatch, timeouts, "escrow_cancel", cancel_and_retake)
+    assert order_timeout(order_id=order_id, now=now) == timeouts.SKIPPED
+
+    order = trade.refresh()
+    assert (order.status, order.buyer_pubkey) == ("waiting-payment", second.pubkey(1))
+    assert order.dev_fee_sats == 14
+
+
+def test_timeout_candidates_are_past_the_window_oldest_first(node, fake_ln):
+    old = taken_sell_trade(fake_ln, with_invoice=True).order
+    newer_trade = _pending("maker-2")
+    _take(newer_trade.id, TradeClient("taker-2"))
+    young = _pending("maker-3")
+    _take(young.id, TradeClient("taker-3"))
+    now = old.taken_at + WINDOW + timedelta(hours=1)
+    Order.objects.filter(pk=old.pk).update(taken_at=now - WINDOW - timedelta(seconds=2))
+    Order.objects.filter(pk=newer_trade.pk).update(taken_at=now - WINDOW - JUST)
+    Order.objects.filter(pk=young.pk).update(taken_at=now - WINDOW)
+
+    assert timed_out_order_ids(now=now, limit=10) == [old.pk, newer_trade.pk]
+    assert timed_out_order_ids(now=now, limit=1) == [old.pk]
+    assert order_timeout(order_id=young.pk, now=now) == timeouts.SKIPPED
+    assert row_state(young, "status")[0] == "waiting-payment"
+
+
+def test_timeout_moves_only_its_own_order(node, fake_ln):
+    mine = taken_sell_trade(fake_ln, with_invoice=True)
+    other = _pending("maker-2")
+    _take(other.id, TradeClient("taker-2"))
+    other.refresh_from_db()
+    before = snapshot(other)
+
+    assert order_timeout(order_id=mine.order.id, now=mine.order.taken_at + WINDOW + JUST) == timeouts.MAKER_CANCELED
+
+    assert (mine.refresh().status, mine.order.dev_fee_sats) == ("canceled", 0)
+    assert snapshot(other) == before
