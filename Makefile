@@ -40,4 +40,9 @@ bench: install ## Run the benchmark scripts
 	$(PY) benchmarks/bench_protocol.py
 	$(PY) benchmarks/bench_lightning.py
 
-.PHONY: help install test-relays test-browser test run lint fmt bench
+# Not tied to `install`: it reuses the existing environment (run `make install` once first).
+mutation: ## Mutation testing of the money path (slow; MODULES=payout,devfee WORKERS=1|2; docs/TESTING.md)
+	@test -x $(PY) || { echo "no $(VENV): run 'make install' first" >&2; exit 1; }
+	$(PY) scripts/mutation.py $(if $(MODULES),--modules $(MODULES)) --workers $(or $(WORKERS),1)
+
+.PHONY: help install test-relays test-browser test run lint fmt bench mutation

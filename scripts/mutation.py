@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -280,7 +280,6 @@ class _Collector:
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and not _is_quiet_call(node.value):
             self._add(node, "pass", f"remove `{_short(node.value)}`", q)
 
-
     def _mutate_collection(self, node: ast.Set | ast.List | ast.Tuple, q: str) -> None:
         """Drop each element; a set of `Enum.MEMBER`s also gains each member it lacks (a new edge)."""
         if getattr(node, "is_type_arguments", False):
@@ -407,18 +406,22 @@ def _drop_bytecode(path: Path) -> None:
         cached.unlink(missing_ok=True)
 
 
-def run_all(modules: list[str], mutants: list[Mutant], workers: int) -> dict[str, dict]:
+def run_all(modules: list[str], mutants: list[Mutant], workers: int, on_module_done) -> dict[str, dict]:
     """Each module's mutants in `workers` in-process runs (`mutation_plugin`); what cannot be
-    applied in process falls back to a fresh pytest process in a private copy."""
+    applied in process falls back to a fresh pytest process in a private copy.
+    `on_module_done(module, results)` runs as soon as a module is finished (results are kept
+    even if a later module is interrupted)."""
     results: dict[str, dict] = {}
     lock = threading.Lock()
     started = time.monotonic()
     jobs: queue.Queue[tuple[str, list[Mutant]]] = queue.Queue()
+    pending_chunks: dict[str, int] = {}
     for module in modules:
         own = [m for m in mutants if m.module == module]
         for i in range(workers):
             if own[i::workers]:
                 jobs.put((module, own[i::workers]))
+                pending_chunks[module] = pending_chunks.get(module, 0) + 1
     total = len(mutants)
 
     def store(mutant: Mutant, entry: dict) -> None:
@@ -432,7 +435,10 @@ def run_all(modules: list[str], mutants: list[Mutant], workers: int) -> dict[str
                 **({"test": entry["test"]} if entry.get("test") else {}),
             }
             mark = "" if entry["outcome"] in ("killed", "timeout") else "  <-- " + entry["outcome"]
-            print(f"[{len(results)}/{total}] {mutant.module} L{mutant.line} {entry['outcome']:8} {mutant.key}{mark}")
+            print(
+                f"[{len(results)}/{total}] {mutant.module} L{mutant.line} {entry['outcome']:8} {mutant.key}{mark}",
+                flush=True,
+            )
             if len(results) % 50 == 0:
                 print(f"    {time.monotonic() - started:.0f} s elapsed", flush=True)
 
@@ -453,6 +459,10 @@ def run_all(modules: list[str], mutants: list[Mutant], workers: int) -> dict[str
                         store(mutant, {"outcome": outcome, "seconds": round(seconds, 1), "test": "(own process)"})
                 finally:
                     space.remove()
+            with lock:
+                pending_chunks[module] -= 1
+                if pending_chunks[module] == 0:
+                    on_module_done(module, {k: v for k, v in results.items() if v["module"] == module})
 
     threads = [threading.Thread(target=work) for _ in range(max(1, workers))]
     for thread in threads:
@@ -468,9 +478,14 @@ def _run_in_process(module: str, chunk: list[Mutant], store) -> list[Mutant]:
     scratch = Path(tempfile.mkdtemp(prefix="mostro-mutation-"))
     spec, out = scratch / "spec.json", scratch / "results.jsonl"
     by_key = {m.key: m for m in chunk}
-    spec.write_text(json.dumps({"module": target.path[:-3].replace("/", "."), "mutants": [
-        {"key": m.key, "source": m.source} for m in chunk
-    ]}))
+    spec.write_text(
+        json.dumps(
+            {
+                "module": target.path[:-3].replace("/", "."),
+                "mutants": [{"key": m.key, "source": m.source} for m in chunk],
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env |= {
         "MOSTRO_VAR_DIR": str(scratch / "var"),
@@ -541,9 +556,9 @@ def merge_results(
             "path": TARGETS[module].path,
             "tests": list(TARGETS[module].tests),
             "ran_at": time.strftime("%Y-%m-%d %H:%M"),
+            "seconds": round(seconds),
             "mutants": [{k: v for k, v in r.items() if k != "module"} for r in entries],
         }
-    stored.setdefault("runs", []).append({"modules": modules, "seconds": round(seconds), "mutants": len(results)})
     return stored
 
 
@@ -578,9 +593,7 @@ def report(stored: dict, equivalents: dict[tuple[str, str], str]) -> str:
         f"* {module}: {key}"
         for (module, key) in equivalents
         if module in stored["modules"]
-        and not any(
-            m["key"] == key and m["outcome"] == "survived" for m in stored["modules"][module]["mutants"]
-        )
+        and not any(m["key"] == key and m["outcome"] == "survived" for m in stored["modules"][module]["mutants"])
     ]
     if stale:
         details.append("\n### Listed as equivalent but no longer surviving (remove from the list)\n")
@@ -653,14 +666,24 @@ def main() -> int:
         print(f"{len(mutants)} mutants")
         return 0
     started = time.monotonic()
-    results = run_all(modules, mutants, max(1, args.workers))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+
+    def module_done(module: str, module_results: dict[str, dict]) -> None:
+        if args.only:
+            return  # a partial run is never stored
+        stored = merge_results(
+            load_results(), [module], module_results, time.monotonic() - started, partial=args.survivors
+        )
+        RESULTS.write_text(json.dumps(stored, indent=1, ensure_ascii=False))
+
+    results = run_all(modules, mutants, max(1, args.workers), module_done)
     elapsed = time.monotonic() - started
     if args.only:
         survivors = [r for r in results.values() if r["outcome"] == "survived"]
         print(f"{len(results) - len(survivors)} killed, {len(survivors)} survived (partial run; nothing stored)")
         return 0
-    stored = merge_results(load_results(), modules, results, elapsed, partial=args.survivors)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    stored = load_results()
+    stored.setdefault("runs", []).append({"modules": modules, "seconds": round(elapsed), "mutants": len(results)})
     RESULTS.write_text(json.dumps(stored, indent=1, ensure_ascii=False))
     text = report(stored, equivalents)
     REPORT.write_text(text)

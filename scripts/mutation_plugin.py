@@ -225,5 +225,7 @@ def pytest_runtestloop(session: pytest.Session):
             watchdog.stop()
             applied.undo()
         outcome = "survived" if passed else "killed"
-        _record({"key": mutant["key"], "outcome": outcome, "test": failing, "seconds": round(time.monotonic() - began, 2)})
+        _record(
+            {"key": mutant["key"], "outcome": outcome, "test": failing, "seconds": round(time.monotonic() - began, 2)}
+        )
     return True

@@ -27,7 +27,7 @@ from orders.services.payout import (
 )
 from tests.devfee.lnurl_server import DevFundServer
 from tests.foundation.factories import make_order
-from tests.guards.support import actions, after_first_call, audit_trail, row_state, settled_trade
+from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state, settled_trade
 from tests.orders.services.support import mint_invoice, snapshot
 
 pytestmark = pytest.mark.django_db
@@ -416,3 +416,96 @@ def test_unknown_payment_fails_exactly_after_the_grace(node, fake_ln):
     assert payout_reconcile(order_id=trade.order.id, now=claimed_at + grace) == "pending"
     assert payout_reconcile(order_id=trade.order.id, now=claimed_at + grace + timedelta(microseconds=1)) == "failed"
     assert row_state(trade.order, "payout_payment_hash", "payment_attempts") == (None, 1)
+
+
+# --- orders a payout must not touch (no send, and no call to the buyer's LNURL service) ----------
+
+
+def test_unknown_order_is_skipped(node, fake_ln):
+    assert payout_start(order_id=uuid.uuid4()) == "skipped"
+    assert payout_reconcile(order_id=uuid.uuid4()) == "skipped"
+    assert fake_ln.calls == []
+
+
+def test_order_not_yet_settled_is_never_resolved_nor_paid(node, fake_ln, wallet):
+    trade = fresh_trade(fake_ln, buyer_invoice=wallet.address)
+    requests = len(wallet.requests)
+    assert payout_start(order_id=trade.order.id) == "skipped"
+    assert payout_reconcile(order_id=trade.order.id) == "skipped"
+    assert (len(wallet.requests), _sends(fake_ln)) == (requests, [])
+    assert not [name for name, _ in fake_ln.calls if name == "track_payment"]
+
+
+def test_claimed_order_is_not_resolved_again(node, fake_ln, wallet):
+    trade = settled_trade(fake_ln, buyer_invoice=wallet.address)
+    fake_ln.leave_next_payment_in_flight()
+    assert payout_start(order_id=trade.order.id) == "pending"
+    requests = len(wallet.requests)
+
+    assert payout_start(order_id=trade.order.id) == "skipped"
+    assert (len(wallet.requests), len(_sends(fake_ln))) == (requests, 1)
+
+
+def test_settled_order_without_a_claim_is_not_reconciled(node, fake_ln):
+    trade = settled_trade(fake_ln)
+    assert payout_reconcile(order_id=trade.order.id) == "skipped"
+    assert [name for name, _ in fake_ln.calls if name == "track_payment"] == []
+
+
+def test_settled_order_without_a_buyer_invoice_is_skipped(node, fake_ln):
+    order = make_order(status="settled-hold-invoice", buyer_pubkey="c" * 64, buyer_invoice=None)
+    assert payout_start(order_id=order.id) == "skipped"
+    assert fake_ln.calls == []
+
+
+def test_expired_buyer_invoice_counts_as_a_failed_attempt(node, fake_ln):
+    trade = settled_trade(fake_ln)
+    expired = mint_invoice(amount_sats=0, expiry_seconds=60, age_seconds=120)
+    Order.objects.filter(pk=trade.order.id).update(buyer_invoice=expired)
+
+    assert payout_start(order_id=trade.order.id, request_id=5) == "failed"
+    assert row_state(trade.order, "failed_payment", "payment_attempts", "payout_payment_hash") == (True, 1, None)
+    assert (_sends(fake_ln), actions(trade.buyer)) == ([], ["payment-failed"])
+
+
+# --- the sweeps' filters -------------------------------------------------------------------------
+
+
+def test_reconcile_sweep_passes_its_clock_to_the_unknown_payment_rule(node, fake_ln):
+    trade = settled_trade(fake_ln)
+    fake_ln.leave_next_payment_in_flight()
+    payout_start(order_id=trade.order.id)
+    claimed_at = trade.refresh().payout_claimed_at
+    fake_ln.payments.clear()
+
+    assert payout_reconcile_inflight(now=claimed_at + timedelta(seconds=61)) == 1
+    assert row_state(trade.order, "payout_payment_hash", "payment_attempts") == (None, 1)
+
+
+def test_sweeps_ignore_orders_that_are_not_settled(node, fake_ln):
+    now = timezone.now()
+    old = now - timedelta(hours=1)
+    done = make_order(status="success", payout_payment_hash="ab" * 32, payout_claimed_at=old)
+    canceled = make_order(status="canceled", buyer_invoice=mint_invoice(amount_sats=0))
+    Order.objects.filter(pk=canceled.pk).update(updated_at=old)
+    unclaimed = settled_trade(fake_ln)
+    # A settled orphan (its task lost), with a claim time but no hash.
+    Order.objects.filter(pk=unclaimed.order.id).update(payout_claimed_at=old, updated_at=old)
+
+    assert payout_reconcile_inflight(now=now) == 0
+    assert payout_retry_due(now=now) == 1  # only the settled orphan
+    assert [name for name, _ in fake_ln.calls if name == "track_payment"] == []
+    assert [Order.objects.get(pk=o.pk).status for o in (done, canceled)] == ["success", "canceled"]
+
+
+def test_failed_payout_waits_for_its_retry_time_however_old(node, fake_ln):
+    trade = settled_trade(fake_ln)
+    now = timezone.now()
+    Order.objects.filter(pk=trade.order.id).update(
+        failed_payment=True,
+        payment_attempts=1,
+        next_payout_at=now + timedelta(seconds=30),
+        updated_at=now - timedelta(hours=1),
+    )
+    assert payout_retry_due(now=now) == 0
+    assert _sends(fake_ln) == []
