@@ -654,7 +654,7 @@ def main() -> int:
             (module, m["key"])
             for module in modules
             for m in stored.get(module, {}).get("mutants", [])
-            if m["outcome"] == "survived"
+            if m["outcome"] in ("survived", "uncovered")
         }
         missing = [module for module in modules if module not in stored]
         if missing:

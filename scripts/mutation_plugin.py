@@ -57,16 +57,54 @@ def _done_keys() -> set[str]:
         return {json.loads(line)["key"] for line in handle if line.strip()}
 
 
-def _run_items(session: pytest.Session, items: list[pytest.Item]) -> tuple[bool, str]:
-    """Run the items in order until one fails; (all passed, first failing node id)."""
+def _run_items(session: pytest.Session, items: list[pytest.Item], first: pytest.Item) -> tuple[bool, str]:
+    """Run the items in order until one fails; (all passed, first failing node id).
+
+    Fixtures are torn down as if `first` (the session's first item) came next, so every
+    pass starts from the same state."""
+    session._setupstate.teardown_exact(items[0])  # keep only what this run's first item shares
     for i, item in enumerate(items):
-        nextitem = items[i + 1] if i + 1 < len(items) else items[0]
+        nextitem = items[i + 1] if i + 1 < len(items) else first
         item._initrequest()
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         if any(report.failed for report in reports):
-            session._setupstate.teardown_exact(items[0])
+            session._setupstate.teardown_exact(first)
             return False, item.nodeid
     return True, ""
+
+
+def _baseline_with_coverage(session: pytest.Session, path: str) -> tuple[bool, str, dict[str, set[str]]]:
+    """Run every item once, unmutated, recording which of the module's top-level functions
+    (and classes) each one executed: a mutant inside a function runs only the tests that
+    reach it, since no other test can see it."""
+    items = session.items
+    reached: dict[str, set[str]] = {}
+    current: set[str] = set()
+
+    def profiler(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename == path:
+            current.add(frame.f_code.co_qualname.split(".", 1)[0])
+
+    for i, item in enumerate(items):
+        current = set()
+        sys.setprofile(profiler)
+        threading.setprofile(profiler)
+        try:
+            passed, failing = _run_items(session, [item], items[i + 1] if i + 1 < len(items) else items[0])
+        finally:
+            sys.setprofile(None)
+            threading.setprofile(None)
+        if not passed:
+            return False, failing, reached
+        reached[item.nodeid] = current
+    return True, "", reached
+
+
+def _selection(items: list[pytest.Item], reached: dict[str, set[str]], key: str) -> list[pytest.Item]:
+    owner = key.split(":", 1)[0].split(".", 1)[0]
+    if owner == "<module>":
+        return items  # a module-level value can be read by anything
+    return [item for item in items if owner in reached[item.nodeid]]
 
 
 # --- applying a mutant in process --------------------------------------------------------------
@@ -198,7 +236,8 @@ def pytest_runtestloop(session: pytest.Session):
         return None
     items = session.items
     started = time.monotonic()
-    passed, failing = _run_items(session, items)
+    module_path = importlib.import_module(spec["module"]).__file__
+    passed, failing, reached = _baseline_with_coverage(session, module_path)
     if not passed:
         _record({"key": "<baseline>", "outcome": "failed", "test": failing})
         return True
@@ -218,13 +257,14 @@ def pytest_runtestloop(session: pytest.Session):
             applied.undo()
             _record({"key": mutant["key"], "outcome": "fallback", "seconds": 0})
             continue
+        selected = _selection(items, reached, mutant["key"])
         watchdog.start(mutant["key"], began)
         try:
-            passed, failing = _run_items(session, items)
+            passed, failing = _run_items(session, selected, items[0]) if selected else (True, "")
         finally:
             watchdog.stop()
             applied.undo()
-        outcome = "survived" if passed else "killed"
+        outcome = ("survived" if selected else "uncovered") if passed else "killed"
         _record(
             {"key": mutant["key"], "outcome": outcome, "test": failing, "seconds": round(time.monotonic() - began, 2)}
         )

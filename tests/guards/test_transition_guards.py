@@ -4,11 +4,14 @@ Every write here is filtered by status, so every test has at least two orders in
 concerned: the write must reach its own order and nothing else.
 """
 
+import uuid
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from orders import transitions
 from orders.models import Order, OrderStatusChange
@@ -141,3 +144,21 @@ def test_creation_is_audited_from_no_status():
     record_creation(order=order, actor="maker", reason="new-order")
     change = OrderStatusChange.objects.get(order=order)
     assert (change.from_status, change.to_status, change.actor, change.reason) == ("", "pending", "maker", "new-order")
+
+
+def test_transition_reads_its_own_orders_status():
+    # Another order, first by primary key, sits in a status the move does not start from.
+    other = make_order(id=uuid.UUID(int=0), status="active")
+    mine = make_order()
+    assert _move(mine, ["pending"], "canceled") is True
+    assert [Order.objects.get(pk=o.pk).status for o in (mine, other)] == ["canceled", "active"]
+
+
+def test_both_writes_stamp_updated_at():
+    moved, updated = make_order(), make_order(status="active")
+    stale = timezone.now() - timedelta(days=1)
+    Order.objects.update(updated_at=stale)
+
+    assert _move(moved, ["pending"], "canceled") is True
+    assert update_order_guarded(order_id=updated.id, statuses=["active"], set_fields={"buyer_dispute": True}) is True
+    assert [Order.objects.get(pk=o.pk).updated_at > stale for o in (moved, updated)] == [True, True]
