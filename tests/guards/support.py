@@ -65,3 +65,14 @@ def actions(client: TradeClient) -> list[str]:
 def payout_tasks(callbacks) -> int:
     """How many buyer payouts the captured on-commit callbacks would start."""
     return sum(1 for c in callbacks if getattr(c, "__qualname__", "").startswith("payout_schedule."))
+
+
+def loses_to(monkeypatch, owner, name: str, competitor: Callable[[], object], action, error=Exception):
+    """`action` runs with `competitor` slipped in after its `owner.name` step and must raise
+    `error`; returns (the exception, the competitor's result)."""
+    ran = after_first_call(monkeypatch, owner, name, competitor)
+    try:
+        action()
+    except error as exc:
+        return exc, ran[0]
+    raise AssertionError(f"{action} won against a competitor that ran first")

@@ -12,7 +12,7 @@ from nostrbridge.protocol.keys import Keys
 from orders.services.cancel import order_cancel
 from orders.services.release import order_release
 from tests.disputes.support import READ, READ_WRITE, disputed_trade
-from tests.guards.support import actions, after_first_call, audit_trail, payout_tasks, row_state
+from tests.guards.support import actions, after_first_call, audit_trail, loses_to, payout_tasks, row_state
 from tests.orders.services.support import snapshot
 
 pytestmark = pytest.mark.django_db
@@ -79,14 +79,14 @@ def test_admin_settle_losing_to_the_sellers_release_pays_once(trade, monkeypatch
     trade.buyer.replies(), trade.seller.replies()
     order_id, seller = trade.order.id, trade.seller_key
     with django_capture_on_commit_callbacks() as callbacks:
-        after_first_call(
+        loses_to(
             monkeypatch,
             resolve,
             "escrow_settle",
             lambda: order_release(order_id=order_id, sender=seller, request_id=9),
+            lambda: dispute_settle(order_id=order_id, actor_pubkey=solver, request_id=10),
+            DisputeConflict,
         )
-        with pytest.raises(DisputeConflict):
-            dispute_settle(order_id=order_id, actor_pubkey=solver, request_id=10)
 
     assert payout_tasks(callbacks) == 1
     assert audit_trail(trade.order)[-1] == ("dispute", "settled-hold-invoice")
@@ -118,27 +118,21 @@ def test_admin_cancel_losing_to_a_cooperative_cancel_changes_nothing_more(trade,
     assert [a for a, _ in _logs(trade.dispute)] == ["opened", "taken"]
 
 
-def test_settling_one_dispute_leaves_another_open_dispute_alone(trade, fake_ln):
+@pytest.mark.parametrize(
+    ("resolve_one", "order_status", "dispute_status"),
+    [(dispute_settle, "settled-hold-invoice", "settled"), (dispute_cancel, "canceled-by-admin", "seller-refunded")],
+    ids=["settle", "refund"],
+)
+def test_resolving_one_dispute_leaves_another_open_dispute_alone(
+    resolve_one, order_status, dispute_status, trade, fake_ln
+):
     other = disputed_trade(fake_ln, fresh=True)
     solver = _solver()
     for t in (trade, other):
         dispute_take(dispute_id=t.dispute.id, actor_pubkey=solver)
     before = snapshot(other.order)
 
-    dispute_settle(order_id=trade.order.id, actor_pubkey=solver, request_id=12)
+    resolve_one(order_id=trade.order.id, actor_pubkey=solver, request_id=12)
 
-    assert (trade.refresh().status, trade.refresh_dispute().status) == ("settled-hold-invoice", "settled")
-    assert (snapshot(other.order), other.refresh_dispute().status) == (before, "in-progress")
-
-
-def test_refunding_one_dispute_leaves_another_open_dispute_alone(trade, fake_ln):
-    other = disputed_trade(fake_ln, fresh=True)
-    solver = _solver()
-    for t in (trade, other):
-        dispute_take(dispute_id=t.dispute.id, actor_pubkey=solver)
-    before = snapshot(other.order)
-
-    dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=13)
-
-    assert (trade.refresh().status, trade.refresh_dispute().status) == ("canceled-by-admin", "seller-refunded")
+    assert (trade.refresh().status, trade.refresh_dispute().status) == (order_status, dispute_status)
     assert (snapshot(other.order), other.refresh_dispute().status) == (before, "in-progress")

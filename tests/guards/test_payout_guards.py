@@ -65,6 +65,26 @@ def _answer_after(monkeypatch, fake_ln, competitor, answer: PaymentOutcome) -> l
     return ran
 
 
+def _in_flight(trade, fake_ln) -> str:
+    """Start the payout and leave it in flight; returns the claimed hash."""
+    fake_ln.leave_next_payment_in_flight()
+    assert payout_start(order_id=trade.order.id) == "pending"
+    return trade.refresh().payout_payment_hash
+
+
+def _fail_then_retry(trade, fake_ln, payment_hash: str):
+    """A competitor: another reconciler hears FAILED first and releases the claim, then the
+    retry claims again and its payment is in flight."""
+
+    def competitor():
+        fake_ln.resolve_payment(payment_hash, succeed=False)
+        assert payout_reconcile(order_id=trade.order.id) == "failed"
+        fake_ln.leave_next_payment_in_flight()
+        return payout_start(order_id=trade.order.id)
+
+    return competitor
+
+
 def _fail_once(trade, fake_ln) -> None:
     fake_ln.fail_next_payment()
     assert payout_start(order_id=trade.order.id) == "failed"
@@ -132,20 +152,10 @@ def test_invoice_replaced_between_read_and_claim_is_the_one_paid(node, fake_ln, 
 
 def test_stale_failure_report_does_not_release_the_newer_claim_on_the_same_invoice(node, fake_ln, monkeypatch):
     trade = settled_trade(fake_ln)
-    fake_ln.leave_next_payment_in_flight()
-    assert payout_start(order_id=trade.order.id) == "pending"
-    payment_hash = trade.refresh().payout_payment_hash
-
-    def reconcile_and_retry():
-        # Another reconciler hears FAILED first, releases the claim; the retry re-claims the
-        # same invoice (same hash, new claimed_at) and its payment is in flight.
-        fake_ln.resolve_payment(payment_hash, succeed=False)
-        assert payout_reconcile(order_id=trade.order.id) == "failed"
-        fake_ln.leave_next_payment_in_flight()
-        return payout_start(order_id=trade.order.id)
-
+    payment_hash = _in_flight(trade, fake_ln)
+    # The retry re-claims the same invoice: same hash, new claimed_at.
     stale = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=payment_hash, failure_reason="stale")
-    competitor = _answer_after(monkeypatch, fake_ln, reconcile_and_retry, stale)
+    competitor = _answer_after(monkeypatch, fake_ln, _fail_then_retry(trade, fake_ln, payment_hash), stale)
 
     assert payout_reconcile(order_id=trade.order.id) == "skipped"
 
@@ -186,18 +196,10 @@ def test_failed_lookup_without_a_claim_leaves_a_live_claim_alone(node, fake_ln, 
 
 def test_stale_success_report_does_not_finish_the_order_under_a_newer_claim(node, fake_ln, monkeypatch, wallet):
     trade = settled_trade(fake_ln, buyer_invoice=wallet.address)
-    fake_ln.leave_next_payment_in_flight()
-    assert payout_start(order_id=trade.order.id) == "pending"
-    old_hash = trade.refresh().payout_payment_hash
-
-    def fail_and_retry():
-        fake_ln.resolve_payment(old_hash, succeed=False)
-        assert payout_reconcile(order_id=trade.order.id) == "failed"
-        fake_ln.leave_next_payment_in_flight()
-        return payout_start(order_id=trade.order.id)  # a fresh invoice from the address
-
+    old_hash = _in_flight(trade, fake_ln)
+    # The retry gets a fresh invoice from the address: a new hash.
     stale = PaymentOutcome(status=PaymentStatus.SUCCEEDED, payment_hash_hex=old_hash)
-    competitor = _answer_after(monkeypatch, fake_ln, fail_and_retry, stale)
+    competitor = _answer_after(monkeypatch, fake_ln, _fail_then_retry(trade, fake_ln, old_hash), stale)
 
     assert payout_reconcile(order_id=trade.order.id) == "skipped"
 

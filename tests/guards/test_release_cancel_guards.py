@@ -12,7 +12,7 @@ from orders.services import cancel as cancel_service
 from orders.services import release as release_service
 from orders.services.cancel import dispute_close_on_user_resolution, order_cancel
 from orders.services.release import order_mark_fiat_sent, order_release
-from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, payout_tasks, row_state
+from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
 from tests.orders.services.support import mint_invoice, snapshot
 from tests.orders.trade_states import taken_sell_trade
 from tests.trade.harness import TradeClient
@@ -34,16 +34,16 @@ def test_second_release_between_settle_and_transition_is_dropped(
     trade = _fiat_sent(fake_ln)
     order_id, seller = trade.order.id, trade.seller_key
     with django_capture_on_commit_callbacks() as callbacks:
-        competitor = after_first_call(
+        _, competitor = loses_to(
             monkeypatch,
             release_service,
             "escrow_settle",
             lambda: order_release(order_id=order_id, sender=seller, request_id=6),
+            lambda: order_release(order_id=order_id, sender=seller, request_id=5),
+            SilentDrop,
         )
-        with pytest.raises(SilentDrop):
-            order_release(order_id=order_id, sender=seller, request_id=5)
 
-    assert competitor[0].status == "settled-hold-invoice"
+    assert competitor.status == "settled-hold-invoice"
     assert audit_trail(trade.order)[-1] == ("fiat-sent", "settled-hold-invoice")
     assert [a for a in audit_trail(trade.order) if a[1] == "settled-hold-invoice"] == [
         ("fiat-sent", "settled-hold-invoice")
@@ -65,16 +65,16 @@ def test_release_of_one_order_leaves_another_fiat_sent_order_alone(node, fake_ln
 def test_fiat_sent_between_read_and_transition_is_refused_once(node, fake_ln, monkeypatch):
     trade = fresh_trade(fake_ln)
     order_id, buyer = trade.order.id, trade.buyer_key
-    competitor = after_first_call(
+    refused, competitor = loses_to(
         monkeypatch,
         release_service,
         "order_get_or_not_found",
         lambda: order_mark_fiat_sent(order_id=order_id, sender=buyer, request_id=7),
+        lambda: order_mark_fiat_sent(order_id=order_id, sender=buyer, request_id=8),
+        CantDo,
     )
-    with pytest.raises(CantDo) as refused:
-        order_mark_fiat_sent(order_id=order_id, sender=buyer, request_id=8)
-    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
-    assert competitor[0].status == "fiat-sent"
+    assert refused.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    assert competitor.status == "fiat-sent"
     assert actions(trade.buyer) == ["fiat-sent-ok"]
 
 
@@ -84,16 +84,16 @@ def test_fiat_sent_between_read_and_transition_is_refused_once(node, fake_ln, mo
 def test_both_parties_initiating_at_once_records_one_initiator(node, fake_ln, monkeypatch):
     trade = fresh_trade(fake_ln)
     order_id, buyer, seller = trade.order.id, trade.buyer_key, trade.seller_key
-    after_first_call(
+    refused, _ = loses_to(
         monkeypatch,
         cancel_service,
         "order_get_or_not_found",
         lambda: order_cancel(order_id=order_id, sender=seller, request_id=51),
+        lambda: order_cancel(order_id=order_id, sender=buyer, request_id=52),
+        CantDo,
     )
-    with pytest.raises(CantDo) as refused:
-        order_cancel(order_id=order_id, sender=buyer, request_id=52)
 
-    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    assert refused.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
     order = trade.refresh()
     assert (order.status, order.cancel_initiator_pubkey) == ("active", seller)
     assert (order.seller_cooperative_cancel, order.buyer_cooperative_cancel) == (True, False)

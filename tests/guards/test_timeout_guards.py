@@ -79,39 +79,28 @@ def test_expiry_candidates_are_past_due_pre_trade_orders_oldest_first(node, fake
 # --- waiting timeouts ------------------------------------------------------------------------------
 
 
-def test_taker_timeout_loses_to_a_cancel_and_a_new_take(node, fake_ln, monkeypatch):
-    trade = taken_sell_trade(fake_ln, with_invoice=False)  # the buyer (taker) owes the invoice
+@pytest.mark.parametrize(
+    ("with_invoice", "status"),
+    [(False, "waiting-buyer-invoice"), (True, "waiting-payment")],
+    ids=["taker at fault", "maker at fault"],
+)
+def test_timeout_loses_to_a_cancel_and_a_new_take(with_invoice, status, node, fake_ln, monkeypatch):
+    # Without an invoice the buyer (taker) owes it; with one, the seller (maker) owes the escrow.
+    trade = taken_sell_trade(fake_ln, with_invoice=with_invoice)
     order_id, taker = trade.order.id, trade.buyer_key
     now = trade.order.taken_at + WINDOW + timedelta(seconds=1)
     second = TradeClient("second")
 
     def cancel_and_retake():
         order_cancel(order_id=order_id, sender=taker, request_id=61)
-        _take(order_id, second, invoice=False)
-
-    after_first_call(monkeypatch, timeouts, "escrow_cancel", cancel_and_retake)
-    assert order_timeout(order_id=order_id, now=now) == timeouts.SKIPPED
-
-    assert row_state(trade.order, "status", "buyer_pubkey") == ("waiting-buyer-invoice", second.pubkey(1))
-    assert audit_trail(trade.order)[-1] == ("pending", "waiting-buyer-invoice")
-
-
-def test_maker_timeout_loses_to_a_cancel_and_a_new_take(node, fake_ln, monkeypatch):
-    trade = taken_sell_trade(fake_ln, with_invoice=True)  # the seller (maker) owes the escrow
-    order_id, taker = trade.order.id, trade.buyer_key
-    now = trade.order.taken_at + WINDOW + timedelta(seconds=1)
-    second = TradeClient("second")
-
-    def cancel_and_retake():
-        order_cancel(order_id=order_id, sender=taker, request_id=61)
-        _take(order_id, second)
+        _take(order_id, second, invoice=with_invoice)
 
     after_first_call(monkeypatch, timeouts, "escrow_cancel", cancel_and_retake)
     assert order_timeout(order_id=order_id, now=now) == timeouts.SKIPPED
 
     order = trade.refresh()
-    assert (order.status, order.buyer_pubkey) == ("waiting-payment", second.pubkey(1))
-    assert order.dev_fee_sats == 14
+    assert (order.status, order.buyer_pubkey, order.dev_fee_sats) == (status, second.pubkey(1), 14)
+    assert audit_trail(order)[-1] == ("pending", status)
 
 
 def test_timeout_candidates_are_past_the_window_oldest_first(node, fake_ln):
