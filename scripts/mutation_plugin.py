@@ -81,19 +81,20 @@ def _baseline_with_coverage(session: pytest.Session, path: str) -> tuple[bool, s
     reached: dict[str, set[str]] = {}
     current: set[str] = set()
 
-    def profiler(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename == path:
+    def tracer(frame, event, arg):
+        # Called once per new frame; returning None keeps line tracing off (cheap).
+        if frame.f_code.co_filename == path:
             current.add(frame.f_code.co_qualname.split(".", 1)[0])
 
     for i, item in enumerate(items):
         current = set()
-        sys.setprofile(profiler)
-        threading.setprofile(profiler)
+        sys.settrace(tracer)
+        threading.settrace(tracer)
         try:
             passed, failing = _run_items(session, [item], items[i + 1] if i + 1 < len(items) else items[0])
         finally:
-            sys.setprofile(None)
-            threading.setprofile(None)
+            sys.settrace(None)
+            threading.settrace(None)
         if not passed:
             return False, failing, reached
         reached[item.nodeid] = current

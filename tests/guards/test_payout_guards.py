@@ -380,7 +380,7 @@ def test_retry_interval_boundary_and_old_failures_without_a_due_time(node, fake_
 def test_orphan_sweep_waits_for_the_grace_and_skips_claimed_orders(node, fake_ln):
     orphan, young, claimed = settled_trade(fake_ln), settled_trade(fake_ln), settled_trade(fake_ln)
     now = timezone.now()
-    grace = timedelta(seconds=payout.ORPHAN_GRACE_SECONDS)
+    grace = timedelta(seconds=300)  # ORPHAN_GRACE_SECONDS
     Order.objects.filter(pk=orphan.order.id).update(updated_at=now - grace - timedelta(seconds=1))
     Order.objects.filter(pk=young.order.id).update(updated_at=now - grace)
     fake_ln.leave_next_payment_in_flight()
@@ -511,3 +511,62 @@ def test_failed_payout_waits_for_its_retry_time_however_old(node, fake_ln):
     )
     assert payout_retry_due(now=now) == 0
     assert _sends(fake_ln) == []
+
+
+def test_reconcile_grace_is_never_below_thirty_seconds(node, fake_ln, settings):
+    settings.LND_PAYMENT_RETRIES_INTERVAL = 10
+    clear_node_config_cache()
+    trade = settled_trade(fake_ln)
+    fake_ln.leave_next_payment_in_flight()
+    payout_start(order_id=trade.order.id)
+    claimed_at = trade.refresh().payout_claimed_at
+    fake_ln.payments.clear()
+
+    assert payout_reconcile_inflight(now=claimed_at + timedelta(seconds=30)) == 0
+    assert payout_reconcile(order_id=trade.order.id, now=claimed_at + timedelta(seconds=30)) == "pending"
+    assert payout_reconcile_inflight(now=claimed_at + timedelta(seconds=30, microseconds=1)) == 1
+    assert row_state(trade.order, "payout_payment_hash")[0] is None
+
+
+def test_reconcile_reads_its_own_order(node, fake_ln):
+    make_order(id=uuid.UUID(int=0), status="settled-hold-invoice", buyer_invoice=mint_invoice(amount_sats=0))
+    trade = settled_trade(fake_ln)
+    payment_hash = _in_flight(trade, fake_ln)
+    fake_ln.resolve_payment(payment_hash, succeed=True)
+
+    assert payout_reconcile(order_id=trade.order.id) == "succeeded"
+    assert trade.refresh().status == "success"
+
+
+def test_finished_payout_is_not_asked_about_again(node, fake_ln):
+    trade = settled_trade(fake_ln)
+    assert payout_start(order_id=trade.order.id) == "succeeded"
+    tracks = [name for name, _ in fake_ln.calls if name == "track_payment"]
+    assert payout_reconcile(order_id=trade.order.id) == "skipped"
+    assert [name for name, _ in fake_ln.calls if name == "track_payment"] == tracks == []
+
+
+@pytest.mark.parametrize("sweep", ["retry", "reconcile"])
+def test_sweeps_take_at_most_fifty_orders_oldest_first(sweep, node, monkeypatch):
+    now = timezone.now()
+    started: list = []
+    monkeypatch.setattr(payout, "payout_start", lambda *, order_id, request_id: started.append(order_id))
+    monkeypatch.setattr(payout, "payout_reconcile", lambda *, order_id, now: started.append(order_id))
+    old = now - timedelta(hours=1)
+    orders = [
+        make_order(
+            status="settled-hold-invoice",
+            failed_payment=True,
+            payment_attempts=1,
+            payout_payment_hash=f"{i:064x}" if sweep == "reconcile" else None,
+            payout_claimed_at=old + timedelta(seconds=i) if sweep == "reconcile" else None,
+        )
+        for i in range(51)
+    ]
+    for i, order in enumerate(orders):
+        Order.objects.filter(pk=order.pk).update(updated_at=old + timedelta(seconds=i))
+
+    count = payout_retry_due(now=now) if sweep == "retry" else payout_reconcile_inflight(now=now)
+
+    assert count == 50
+    assert started == [order.pk for order in orders[:50]]
