@@ -12,8 +12,12 @@ from devfee import services
 from devfee.models import DevFeePayment
 from lightning.errors import LightningPermissionDenied, LightningRejected, LightningUnavailable
 from lightning.types import PaymentOutcome, PaymentStatus
+from mostro_site.config import clear_node_config_cache
+from mostro_site.models import NodeSettings
 from orders.models import Order
+from orders.publish import clear_network_cache
 from tests.guards.support import after_first_call, settled_trade
+from tests.orders.services.support import mint_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -268,3 +272,124 @@ def test_unseen_payment_is_resent_only_after_the_grace(rows, fake_ln, fund):
     assert _fund_sends(fake_ln, fund) == []
     assert services.dev_fee_reconcile(payment_id=row.pk, now=now + grace) == services.PAID
     assert _fund_sends(fake_ln, fund) == [invoice]
+
+
+# --- what each phase writes ----------------------------------------------------------------------
+
+
+def test_new_ledger_row_names_the_configured_destination(node, fake_ln, fund):
+    order = settled_trade(fake_ln).order
+    assert services.dev_fee_rows_create(limit=5) == 1
+    row = DevFeePayment.objects.get(order=order)
+    assert (row.status, row.amount_sats, row.destination, row.attempts) == ("owed", DEV_FEE, fund.address, 0)
+
+
+def test_given_back_claim_is_cleared_and_explained(rows):
+    [row] = rows(1)
+    now = timezone.now()
+    services.dev_fee_claim(payment_id=row.pk, now=now)
+    later = now + STALE + timedelta(seconds=1)
+
+    assert services.dev_fee_reset_stale_claims(now=later) == 1
+    row.refresh_from_db()
+    assert (row.status, row.claim_token, row.claimed_at, row.updated_at) == ("owed", None, None, later)
+    assert row.last_error == "claim expired before a payment hash was stored"
+
+
+def test_rows_holding_a_hash_are_never_due(rows):
+    owed, failed = rows(2)
+    now = timezone.now()
+    DevFeePayment.objects.filter(pk=owed.pk).update(payment_hash="ab" * 32)
+    DevFeePayment.objects.filter(pk=failed.pk).update(status="failed", payment_hash="cd" * 32, updated_at=now - STALE)
+    assert services.dev_fee_due_ids(now=now, limit=10) == []
+
+
+def test_amountless_invoice_from_the_fund_is_refused(rows, fake_ln, fund):
+    [row] = rows(1)
+    fund.invoice_factory = lambda sats: mint_invoice(amount_sats=0)
+    assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == services.FAILED
+    row.refresh_from_db()
+    assert (row.status, row.payment_hash, row.last_error) == ("failed", None, "invoice amount 0 msat, expected 14 sats")
+    assert _fund_sends(fake_ln, fund) == []
+
+
+def test_unknown_network_fails_the_attempt_before_any_lookup(rows, fake_ln, fund):
+    [row] = rows(1)
+    clear_network_cache()
+    fake_ln.set_unavailable(True)
+    try:
+        assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == services.FAILED
+    finally:
+        fake_ln.set_unavailable(False)
+    row.refresh_from_db()
+    assert (row.status, row.last_error, fund.requests) == (
+        "failed",
+        "LND network unknown; cannot check the dev-fee invoice",
+        [],
+    )
+
+
+def test_invoice_already_held_by_another_row_is_given_back(rows, fake_ln, fund):
+    first, second = rows(2)
+    invoice = mint_invoice(amount_sats=DEV_FEE)
+    fund.invoice_factory = lambda sats: invoice  # a broken service: the same invoice twice
+    now = timezone.now()
+    assert services.dev_fee_pay(payment_id=first.pk, now=now) == services.PAID
+
+    assert services.dev_fee_pay(payment_id=second.pk, now=now) == services.SKIPPED
+
+    second.refresh_from_db()
+    assert (second.status, second.payment_hash, second.claim_token) == ("failed", None, None)
+    assert second.last_error.endswith("already used by another dev-fee row")
+    assert _fund_sends(fake_ln, fund) == [invoice]
+
+
+def test_large_fee_is_capped_by_the_operators_routing_fee(node, fake_ln, fund):
+    NodeSettings.objects.create(max_routing_fee=0.005)
+    clear_node_config_cache()
+    order = settled_trade(fake_ln).order
+    row = DevFeePayment.objects.create(order=order, amount_sats=2000, destination=fund.address)
+
+    assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == services.PAID
+    [send] = [a for n, a in fake_ln.calls if n == "send_payment" and a["payment_request"] in fund.invoices]
+    assert send["max_fee_sats"] == 10
+
+
+def test_failure_without_a_reason_is_recorded_as_such(rows, fake_ln, fund):
+    [row] = rows(1)
+    now = timezone.now()
+    fake_ln.leave_next_payment_in_flight()
+    services.dev_fee_pay(payment_id=row.pk, now=now)
+    row.refresh_from_db()
+    failed = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=row.payment_hash)
+
+    assert services.dev_fee_record_outcome(
+        payment_id=row.pk, payment_hash=row.payment_hash, outcome=failed, now=now
+    ) == (services.FAILED)
+    row.refresh_from_db()
+    assert (row.status, row.last_error, row.payment_request, row.claimed_at) == (
+        "failed",
+        "payment failed: no reason given",
+        "",
+        None,
+    )
+
+
+def test_paid_row_records_the_routing_fee_and_clears_the_last_error(rows, fake_ln, fund):
+    [row] = rows(1)
+    now = timezone.now()
+    fake_ln.fail_next_payment()
+    assert services.dev_fee_pay(payment_id=row.pk, now=now) == services.FAILED
+    fake_ln.next_payment_fee_sats = 3
+    later = now + timedelta(seconds=services.RETRY_FAILED_SECONDS)
+
+    assert services.dev_fee_pay(payment_id=row.pk, now=later) == services.PAID
+    row.refresh_from_db()
+    assert (row.status, row.routing_fee_sats, row.last_error, row.claim_token, row.paid_at, row.updated_at) == (
+        "paid",
+        3,
+        "",
+        None,
+        later,
+        later,
+    )
