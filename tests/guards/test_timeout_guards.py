@@ -131,3 +131,39 @@ def test_timeout_moves_only_its_own_order(node, fake_ln):
 
     assert (mine.refresh().status, mine.order.dev_fee_sats) == ("canceled", 0)
     assert snapshot(other) == before
+
+
+# --- asking LND before refunding an escrow -------------------------------------------------------
+
+
+def test_node_down_at_the_escrow_lookup_skips_the_timeout(node, fake_ln):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    before = snapshot(trade.order)
+    fake_ln.set_unavailable(True)
+    try:
+        outcome = order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW + timedelta(seconds=1))
+    finally:
+        fake_ln.set_unavailable(False)
+    assert outcome == timeouts.SKIPPED
+    assert snapshot(trade.order) == before
+
+
+def test_escrow_unknown_to_the_node_is_timed_out(node, fake_ln):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    del fake_ln.invoices[trade.order.hold_invoice_hash]  # LND lost (or never had) it
+
+    outcome = order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW + timedelta(seconds=1))
+
+    assert outcome == timeouts.MAKER_CANCELED
+    assert trade.refresh().status == "canceled"
+
+
+def test_unpaid_escrow_is_canceled_at_the_node_with_the_order(node, fake_ln):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    outcome = order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW + timedelta(seconds=1))
+    assert outcome == timeouts.MAKER_CANCELED
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "CANCELED"
+    assert [name for name, _ in fake_ln.calls if name in ("lookup_invoice", "cancel_invoice")] == [
+        "lookup_invoice",
+        "cancel_invoice",
+    ]
