@@ -4,12 +4,13 @@ Amounts: 7851 sats, fee 24 per side, so the buyer's invoice receives 7827 sats.
 """
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from lightning.errors import LightningRejected, LightningUnavailable, PaymentAlreadyExists
+from lightning.errors import LightningPermissionDenied, LightningRejected, LightningUnavailable, PaymentAlreadyExists
 from lightning.lnurl import LnurlError
 from lightning.types import PaymentOutcome, PaymentStatus
 from mostro_site.config import clear_node_config_cache
@@ -28,7 +29,7 @@ from orders.services.payout import (
 from tests.devfee.lnurl_server import DevFundServer
 from tests.foundation.factories import make_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state, settled_trade
-from tests.orders.services.support import mint_invoice, snapshot
+from tests.orders.services.support import mint_invoice, order_events, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -570,3 +571,91 @@ def test_sweeps_take_at_most_fifty_orders_oldest_first(sweep, node, monkeypatch)
 
     assert count == 50
     assert started == [order.pk for order in orders[:50]]
+
+
+# --- more of the node's answers and the payout's bookkeeping -------------------------------------
+
+
+def test_permission_denied_at_the_send_keeps_the_claim(node, fake_ln, monkeypatch):
+    trade = settled_trade(fake_ln)
+
+    def denied(**kwargs):
+        raise LightningPermissionDenied("macaroon lacks offchain:write", code="PERMISSION_DENIED")
+
+    monkeypatch.setattr(fake_ln, "send_payment", denied)
+    assert payout_start(order_id=trade.order.id) == "pending"
+    assert row_state(trade.order, "failed_payment", "payment_attempts")[:2] == (False, 0)
+    assert trade.order.payout_payment_hash is not None
+
+
+def test_invoice_already_claimed_by_another_order_is_a_failed_attempt(node, fake_ln):
+    first = settled_trade(fake_ln)
+    assert payout_start(order_id=first.order.id) == "succeeded"
+    second = settled_trade(fake_ln)
+    Order.objects.filter(pk=second.order.id).update(buyer_invoice=first.buyer_invoice)  # the same invoice again
+
+    assert payout_start(order_id=second.order.id, request_id=6) == "skipped"
+
+    assert row_state(second.order, "failed_payment", "payment_attempts", "payout_payment_hash") == (True, 1, None)
+    assert [(r.action, r.message.request_id) for r in second.buyer.replies()] == [("payment-failed", 6)]
+    assert len(_sends(fake_ln)) == 1
+
+
+def test_lookup_failing_after_a_competitor_finished_the_payout_changes_nothing(node, fake_ln, monkeypatch, wallet):
+    trade = settled_trade(fake_ln, buyer_invoice=wallet.address)
+    real_resolve = payout._resolve
+    calls = []
+
+    def resolve(destination, amount):
+        calls.append(destination)
+        if len(calls) == 1:
+            assert payout_start(order_id=trade.order.id) == "succeeded"
+            raise LnurlError("lnurl_error", "service down")
+        return real_resolve(destination, amount)
+
+    monkeypatch.setattr(payout, "_resolve", resolve)
+    assert payout_start(order_id=trade.order.id) == "skipped"
+    assert row_state(trade.order, "status", "failed_payment", "payment_attempts") == ("success", False, 0)
+    assert actions(trade.buyer) == ["purchase-completed", "rate"]
+
+
+def test_success_records_the_routing_fee_and_publishes_with_the_network(node, fake_ln):
+    trade = settled_trade(fake_ln)
+    payment_hash = _in_flight(trade, fake_ln)
+    fake_ln.resolve_payment(payment_hash, succeed=True)
+    fake_ln.payments[payment_hash] = replace(fake_ln.payments[payment_hash], fee_sats=4)
+    clear_network_cache()
+
+    assert payout_reconcile(order_id=trade.order.id) == "succeeded"
+
+    assert row_state(trade.order, "status", "routing_fee_sats", "payout_claimed_at") == ("success", 4, None)
+    assert order_events(trade.order.id)[-1].tag_value("network") == "regtest"
+
+
+def test_invoice_replaced_while_no_failure_is_recorded_is_paid_at_once(node, fake_ln):
+    trade = settled_trade(fake_ln)  # its payout task was lost: not failed, not claimed
+    new_invoice = mint_invoice(amount_sats=0)
+    payout_replace_invoice(order_id=trade.order.id, invoice=new_invoice, request_id=7)
+
+    assert row_state(trade.order, "failed_payment", "payment_attempts") == (True, 0)
+    assert payout_retry_due() == 1
+    assert (trade.refresh().status, _sends(fake_ln)) == ("success", [new_invoice])
+
+
+def test_single_attempt_node_tells_and_asks_at_the_first_failure(node, fake_ln, settings):
+    settings.LND_PAYMENT_ATTEMPTS = 1
+    clear_node_config_cache()
+    trade = settled_trade(fake_ln)
+    fake_ln.fail_next_payment()
+
+    assert payout_start(order_id=trade.order.id, request_id=5) == "failed"
+
+    [failed, ask] = trade.buyer.replies()
+    assert (failed.action, failed.message.request_id, ask.action, ask.message.request_id) == (
+        "payment-failed",
+        5,
+        "add-invoice",
+        5,
+    )
+    info = failed.message.payload.info
+    assert (info.payment_attempts, info.payment_retries_interval) == (0, 60)
