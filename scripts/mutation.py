@@ -79,6 +79,7 @@ TARGETS: dict[str, Target] = {
             "tests/orders/services/test_timeouts.py",
             "tests/orders/handlers/test_take_sell.py",
             "tests/orders/handlers/test_take_buy.py",
+            "tests/orders/handlers/test_vector_flows.py",
         ),
     ),
     "timeouts": Target(

@@ -5,16 +5,24 @@ competitor runs in between. An HTLC accepted for a hold invoice the order no lon
 never activate the order: the buyer would send fiat against an escrow that does not exist.
 """
 
+import hashlib
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from lightning.errors import AlreadySettledOrCanceled
 from lightning.types import InvoiceState
+from mostro_site.config import clear_node_config_cache
+from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.services import escrow
 from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_deadline, escrow_on_accepted, escrow_on_canceled
+from orders.services.release import order_mark_fiat_sent
+from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
 from tests.orders.services.support import make_order, mint_invoice, set_price, snapshot
 from tests.orders.trade_states import taken_sell_trade
@@ -161,3 +169,99 @@ def test_buy_order_htlc_starts_the_buyers_duty_clock(node, fake_ln):
     assert order.status == "waiting-buyer-invoice"
     assert order.taken_at == order.invoice_held_at
     assert order.taken_at > taken_at
+
+
+# --- the hold invoice itself -----------------------------------------------------------------------
+
+
+def test_smallest_escrow_is_one_sat_with_a_fresh_32_byte_preimage(node, fake_ln):
+    order = factory_order(amount_sats=1, fee_sats=0)
+    invoice = escrow.escrow_create_hold_invoice(order=order)
+    [(_, call)] = [c for c in fake_ln.calls if c[0] == "add_hold_invoice"]
+    assert (call["amount_sats"], len(bytes.fromhex(invoice.preimage_hex))) == (1, 32)
+    assert hashlib.sha256(bytes.fromhex(invoice.preimage_hex)).hexdigest() == invoice.payment_hash_hex
+
+
+def test_node_answering_another_hash_is_refused(node, fake_ln, monkeypatch):
+    order = factory_order(amount_sats=5000, fee_sats=15)
+    real = fake_ln.add_hold_invoice
+
+    def wrong_hash(**kwargs):
+        return replace(real(**kwargs), payment_hash_hex="ab" * 32)
+
+    monkeypatch.setattr(fake_ln, "add_hold_invoice", wrong_hash)
+    with pytest.raises(escrow.EscrowError) as refused:
+        escrow.escrow_create_hold_invoice(order=order)
+    assert str(refused.value) == f"LND returned hash {'ab' * 32} for order {order.id}"
+
+
+def test_unused_hold_invoice_is_canceled_and_a_failure_is_only_logged(node, fake_ln, monkeypatch, caplog):
+    first = escrow.escrow_create_hold_invoice(order=factory_order(amount_sats=5000, fee_sats=15))
+    escrow.escrow_cancel_unused(invoice=first, order_id="o-1")
+    assert fake_ln.invoice_state(first.payment_hash_hex) is InvoiceState.CANCELED
+
+    second = escrow.escrow_create_hold_invoice(order=factory_order(amount_sats=5000, fee_sats=15))
+    fake_ln.set_unavailable(True)
+    try:
+        escrow.escrow_cancel_unused(invoice=second, order_id="o-2")
+    finally:
+        fake_ln.set_unavailable(False)
+    assert fake_ln.invoice_state(second.payment_hash_hex) is InvoiceState.OPEN
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][-1] == (
+        f"could not cancel unused hold invoice {second.payment_hash_hex} of order o-2"
+    )
+
+
+def test_cancel_of_an_invoice_the_node_already_canceled_succeeds(node, fake_ln, monkeypatch):
+    trade = fresh_trade(fake_ln)
+
+    def already_canceled(**kwargs):
+        raise AlreadySettledOrCanceled("invoice already canceled", code="UNKNOWN", details="invoice already canceled")
+
+    monkeypatch.setattr(fake_ln, "cancel_invoice", already_canceled)
+    escrow.escrow_cancel(order=trade.refresh())  # no error: the seller is refunded either way
+
+
+# --- the escrow deadline -----------------------------------------------------------------------------
+
+
+def test_deadline_needs_a_held_escrow(node, fake_ln):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    assert escrow_deadline(trade.refresh()) is None
+
+
+@pytest.mark.parametrize(("cltv", "margin", "blocks"), [(145, 145, 73), (145, 144, 1), (144, 143, 1), (144, 144, 72)])
+def test_deadline_margin_at_the_cltv_delta_is_clamped_to_half(cltv, margin, blocks, node, fake_ln, settings):
+    settings.LND_HOLD_INVOICE_CLTV_DELTA = cltv
+    settings.LND_ESCROW_DEADLINE_MARGIN_BLOCKS = margin
+    clear_node_config_cache()
+    order = fresh_trade(fake_ln).refresh()
+    assert escrow_deadline(order) == order.invoice_held_at + timedelta(seconds=blocks * 600)
+
+
+def test_cancel_report_for_an_unknown_or_unlocked_escrow_does_nothing(node, fake_ln):
+    waiting = taken_sell_trade(fake_ln, with_invoice=True).refresh()
+    later = timezone.now() + timedelta(days=30)
+    outbox = OutboundMessage.objects.count()
+
+    assert escrow_on_canceled(payment_hash_hex="ab" * 32, now=later) is False
+    assert escrow_on_canceled(payment_hash_hex=waiting.hold_invoice_hash, now=later) is False
+    assert OutboundMessage.objects.count() == outbox
+
+
+def test_cancel_report_after_the_deadline_on_fiat_sent_tells_both_and_keeps_the_status(node, fake_ln):
+    trade = fresh_trade(fake_ln)
+    order_mark_fiat_sent(order_id=trade.order.id, sender=trade.buyer_key, request_id=4)
+    trade.buyer.replies(), trade.seller.replies()
+    other = fresh_trade(fake_ln)
+    before = snapshot(other.order)
+    order = trade.refresh()
+
+    assert escrow_on_canceled(payment_hash_hex=order.hold_invoice_hash, now=escrow_deadline(order)) is True
+
+    assert trade.refresh().status == "fiat-sent"
+    assert (actions(trade.buyer), actions(trade.seller)) == (
+        ["hold-invoice-payment-canceled"],
+        ["hold-invoice-payment-canceled"],
+    )
+    assert snapshot(other.order) == before
