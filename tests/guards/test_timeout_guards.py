@@ -4,18 +4,22 @@ A timeout re-confirms under its transition what it read (status, `taken_at`, hol
 take, cancel or HTLC in between makes it lose. Window: 900 s (MOSTRO_EXPIRATION_SECONDS).
 """
 
+import uuid
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import Order
+from orders.publish import clear_network_cache
 from orders.services import timeouts
 from orders.services.cancel import order_cancel
 from orders.services.timeouts import expired_order_ids, order_expire, order_timeout, timed_out_order_ids
-from tests.guards.support import after_first_call, audit_trail, row_state
-from tests.orders.services.support import make_order, mint_invoice, set_price, snapshot
+from tests.foundation.factories import make_order as factory_order
+from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
+from tests.orders.services.support import make_order, mint_invoice, order_events, set_price, snapshot
 from tests.orders.trade_states import taken_sell_trade
 from tests.trade.harness import TradeClient
 
@@ -167,3 +171,89 @@ def test_unpaid_escrow_is_canceled_at_the_node_with_the_order(node, fake_ln):
         "lookup_invoice",
         "cancel_invoice",
     ]
+
+
+# --- reads, clocks and what a lost race leaves --------------------------------------------------
+
+
+def test_jobs_on_unknown_orders_do_nothing(node, fake_ln):
+    assert order_expire(order_id=uuid.uuid4()) is False
+    assert order_timeout(order_id=uuid.uuid4()) == timeouts.SKIPPED
+    assert fake_ln.calls == []
+
+
+def test_services_use_the_current_time_by_default(node, fake_ln):
+    expired = _pending("maker")
+    Order.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - JUST)
+    taken = taken_sell_trade(fake_ln, with_invoice=True).order
+    Order.objects.filter(pk=taken.pk).update(taken_at=timezone.now() - WINDOW - timedelta(seconds=1))
+
+    assert order_expire(order_id=expired.pk) is True
+    assert order_timeout(order_id=taken.pk) == timeouts.MAKER_CANCELED
+
+
+def test_expiry_reads_its_own_order(node, fake_ln):
+    factory_order(id=uuid.UUID(int=0), status="active")
+    order = _pending("maker")
+    assert order_expire(order_id=order.pk, now=order.expires_at + JUST) is True
+    assert row_state(order, "status")[0] == "expired"
+
+
+def test_expiry_and_timeout_events_carry_the_network_and_the_jobs_clock(node, fake_ln):
+    order = _pending("maker")
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    clear_network_cache()
+    expire_at = order.expires_at + timedelta(hours=2)
+    timeout_at = trade.order.taken_at + WINDOW + timedelta(hours=3)
+
+    assert order_expire(order_id=order.pk, now=expire_at) is True
+    assert order_timeout(order_id=trade.order.id, now=timeout_at) == timeouts.MAKER_CANCELED
+
+    for event_order, at in ((order, expire_at), (trade.order, timeout_at)):
+        event = order_events(event_order.pk)[-1]
+        assert (event.tag_value("s"), event.tag_value("network"), event.created_at) == (
+            "canceled",
+            "regtest",
+            int(at.timestamp()),
+        )
+
+
+def test_active_order_is_never_timed_out(node, fake_ln):
+    trade = fresh_trade(fake_ln)
+    before = snapshot(trade.order)
+    assert order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW * 10) == timeouts.SKIPPED
+    assert snapshot(trade.order) == before
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "ACCEPTED"
+
+
+def test_waiting_order_without_a_duty_start_is_left_alone(node, fake_ln):
+    order = factory_order(status="waiting-buyer-invoice", taken_at=None)
+    assert order_timeout(order_id=order.pk) == timeouts.SKIPPED
+    assert row_state(order, "status")[0] == "waiting-buyer-invoice"
+
+
+def test_taker_timeout_clears_the_dev_fee_of_a_fixed_amount_order(node, fake_ln):
+    set_price()
+    maker, taker = TradeClient("maker"), TradeClient("taker")
+    order = make_order(maker, index=1, kind="sell", amount=10_000, premium=0)
+    _take(order.id, taker, invoice=False)
+    order.refresh_from_db()
+    assert (order.status, order.dev_fee_sats) == ("waiting-buyer-invoice", 18)
+
+    assert order_timeout(order_id=order.pk, now=order.taken_at + WINDOW + JUST) == timeouts.TAKER_RESET
+    assert row_state(order, "status", "amount_sats", "dev_fee_sats") == ("pending", 10_000, 0)
+
+
+def test_timeout_losing_to_a_maker_cancel_logs_no_escrow_alarm(node, fake_ln, monkeypatch, caplog):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    order_id, maker = trade.order.id, trade.seller_key
+    after_first_call(
+        monkeypatch, timeouts, "escrow_cancel", lambda: order_cancel(order_id=order_id, sender=maker, request_id=60)
+    )
+    trade.buyer.replies()
+
+    assert order_timeout(order_id=order_id, now=trade.order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
+
+    assert actions(trade.buyer) == ["canceled"]  # from the maker's cancel only
+    assert [r.levelname for r in caplog.records if r.name == "orders.services.timeouts"] == ["INFO"]
+    assert caplog.records[-1].getMessage() == f"order {order_id} changed before its timeout could apply; skipped"
