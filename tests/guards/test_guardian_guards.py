@@ -4,17 +4,23 @@ As in tests/orders/services/test_guardian.py: HTLC expiry at height 944, the gua
 from tip 920; candidates need `invoice_held_at` older than 10 h.
 """
 
+import uuid
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from disputes.models import Dispute
 from lightning.types import InvoiceState
+from mostro_site.config import clear_node_config_cache
+from nostrbridge.models import OutboundMessage
+from nostrbridge.protocol.event import Event
 from orders.models import Order
 from orders.services import guardian
 from orders.services.release import order_mark_fiat_sent, order_release
+from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
-from tests.orders.services.support import snapshot
+from tests.orders.services.support import order_events, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -129,3 +135,89 @@ def test_tip_just_below_the_margin_is_safe(node, fake_ln):
         == guardian.SAFE
     )
     assert trade.refresh().status == "active"
+
+
+# --- reads, clocks and the reopened dispute ------------------------------------------------------
+
+
+def test_guardian_skips_what_it_must_not_touch(node, fake_ln):
+    pending = factory_order(status="pending")
+    no_escrow = factory_order(status="active", hold_invoice_hash=None, invoice_held_at=timezone.now())
+    calls = len(fake_ln.calls)
+    for order_id in (uuid.uuid4(), pending.pk, no_escrow.pk):
+        assert guardian.order_enforce_escrow_deadline(order_id=order_id, tip_height=AT_RISK_HEIGHT) == guardian.SKIPPED
+    assert len(fake_ln.calls) == calls
+    now = timezone.now() + timedelta(days=2)
+    assert no_escrow.pk not in guardian.guardian_candidate_ids(now=now, limit=10)
+
+
+def test_guardian_reads_its_own_order_and_uses_the_current_time(node, fake_ln):
+    factory_order(id=uuid.UUID(int=0), status="pending")
+    trade = fresh_trade(fake_ln)
+    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT) == (
+        guardian.CANCELED
+    )
+    assert trade.refresh().status == "canceled"
+
+
+def test_cancel_event_carries_the_guardians_clock(node, fake_ln):
+    trade = fresh_trade(fake_ln)
+    now = trade.order.invoice_held_at + timedelta(hours=30)
+    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (
+        guardian.CANCELED
+    )
+    event = order_events(trade.order.id)[-1]
+    assert (event.tag_value("s"), event.created_at) == ("canceled", int(now.timestamp()))
+
+
+def test_odd_cltv_delta_clamps_the_margin_to_whole_blocks(node, fake_ln, settings):
+    settings.LND_HOLD_INVOICE_CLTV_DELTA = 145
+    settings.LND_ESCROW_DEADLINE_MARGIN_BLOCKS = 145
+    clear_node_config_cache()
+    assert (guardian.escrow_guard_margin_blocks(), guardian.escrow_guard_window_seconds()) == (72, 73 * 600)
+    trade = fresh_trade(fake_ln)
+    held = trade.refresh().invoice_held_at
+    assert guardian.guardian_candidate_ids(now=held + timedelta(seconds=73 * 300), limit=5) == []
+    assert guardian.guardian_candidate_ids(now=held + timedelta(seconds=73 * 300, microseconds=1), limit=5) == [
+        trade.order.id
+    ]
+
+
+def test_reopening_touches_only_this_orders_closed_dispute(node, fake_ln):
+    trade = _fiat_sent(fake_ln)
+    other = fresh_trade(fake_ln)
+    long_ago = timezone.now() - timedelta(days=3)
+    closed = {
+        "status": "seller-refunded",
+        "initiator": "seller",
+        "order_previous_status": "active",
+        "solver_pubkey": "ab" * 32,
+        "resolved_at": long_ago,
+        "taken_at": long_ago,
+    }
+    other_dispute = Dispute.objects.create(order=other.order, initiator_pubkey=other.seller_key, **closed)
+    Dispute.objects.create(order=trade.order, initiator_pubkey=trade.seller_key, **closed)
+    Dispute.objects.update(updated_at=long_ago)
+    other_before = Dispute.objects.filter(pk=other_dispute.pk).values().get()
+    now = trade.order.invoice_held_at + timedelta(hours=30)
+
+    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (
+        guardian.DISPUTED
+    )
+
+    reopened = Dispute.objects.get(order=trade.order)
+    assert (reopened.status, reopened.taken_at, reopened.solver_pubkey, reopened.updated_at) == (
+        "initiated",
+        None,
+        None,
+        now,
+    )
+    assert Dispute.objects.filter(pk=other_dispute.pk).values().get() == other_before
+    [event] = [
+        Event.from_json(row.event_json) for row in OutboundMessage.objects.filter(kind=38386, order_id=trade.order.id)
+    ]
+    assert (event.tag_value("d"), event.tag_value("s"), event.tag_value("initiator")) == (
+        str(reopened.id),
+        "initiated",
+        "buyer",
+    )
