@@ -1,18 +1,25 @@
 """Dispute take and resolution guards made to decide (03-actions.md §8.2–§8.4)."""
 
+import uuid
+
 import pytest
 
-from disputes.models import DisputeLog
+from disputes.models import Dispute, DisputeLog
 from disputes.services import resolve, take
 from disputes.services.errors import DisputeConflict
 from disputes.services.resolve import dispute_cancel, dispute_settle
 from disputes.services.take import dispute_take
 from nostrbridge.keys import node_pubkey
+from nostrbridge.models import OutboundMessage
+from nostrbridge.protocol.enums import CantDoReason
+from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.payloads import BondResolutionPayload
+from nostrbridge.protocol.structs import BondResolution
 from orders.services.cancel import order_cancel
 from orders.services.release import order_release
 from tests.disputes.support import READ, READ_WRITE, disputed_trade
-from tests.guards.support import actions, after_first_call, audit_trail, loses_to, payout_tasks, row_state
+from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
 from tests.orders.services.support import snapshot
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +143,111 @@ def test_resolving_one_dispute_leaves_another_open_dispute_alone(
 
     assert (trade.refresh().status, trade.refresh_dispute().status) == (order_status, dispute_status)
     assert (snapshot(other.order), other.refresh_dispute().status) == (before, "in-progress")
+
+
+# --- whose dispute, and who hears about it -----------------------------------------------------
+
+
+@pytest.mark.parametrize("resolve_one", [dispute_settle, dispute_cancel], ids=["settle", "refund"])
+def test_solver_of_another_orders_dispute_cannot_resolve_this_one(resolve_one, trade, fake_ln):
+    mine, intruder = _solver(), _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=mine)
+    other = fresh_trade(fake_ln)
+    # The intruder's dispute sorts first by primary key.
+    Dispute.objects.create(
+        id=uuid.UUID(int=0),
+        order=other.order,
+        status="in-progress",
+        initiator="buyer",
+        initiator_pubkey=other.buyer_key,
+        order_previous_status="active",
+        solver_pubkey=intruder,
+    )
+    before = snapshot(trade.order)
+
+    with pytest.raises(CantDo) as refused:
+        resolve_one(order_id=trade.order.id, actor_pubkey=intruder, request_id=14)
+
+    assert refused.value.reason is CantDoReason.IS_NOT_YOUR_DISPUTE
+    assert snapshot(trade.order) == before
+
+
+def test_settle_keeps_the_request_id_for_the_payout(trade):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    dispute_settle(order_id=trade.order.id, actor_pubkey=solver, request_id=15)
+    assert row_state(trade.order, "status", "payout_request_id") == ("settled-hold-invoice", 15)
+
+
+def test_settle_of_an_escrow_already_refunded_at_the_node_changes_nothing(trade, fake_ln):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    fake_ln.cancel_invoice(payment_hash=bytes.fromhex(trade.order.hold_invoice_hash))
+    before = snapshot(trade.order)
+
+    with pytest.raises(DisputeConflict):
+        dispute_settle(order_id=trade.order.id, actor_pubkey=solver, request_id=16)
+    assert (snapshot(trade.order), trade.refresh_dispute().status) == (before, "in-progress")
+
+
+@pytest.mark.parametrize("resolve_one", [dispute_settle, dispute_cancel], ids=["settle", "refund"])
+@pytest.mark.parametrize(
+    ("slash_seller", "slash_buyer", "refused"), [(True, False, True), (False, True, True), (False, False, False)]
+)
+def test_only_a_slash_request_is_refused(resolve_one, slash_seller, slash_buyer, refused, trade):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    payload = BondResolutionPayload(BondResolution(slash_seller=slash_seller, slash_buyer=slash_buyer))
+    if refused:
+        with pytest.raises(CantDo) as error:
+            resolve_one(order_id=trade.order.id, actor_pubkey=solver, payload=payload)
+        assert error.value.reason is CantDoReason.INVALID_PAYLOAD
+        assert trade.refresh().status == "dispute"
+    else:
+        resolve_one(order_id=trade.order.id, actor_pubkey=solver, payload=payload)
+        assert trade.refresh().status != "dispute"
+
+
+def test_console_resolutions_message_only_the_parties(trade, fake_ln):
+    """Browser and API solvers act without a Nostr reply key (`reply_to` None)."""
+    other = disputed_trade(fake_ln, fresh=True)
+    solver = _solver()
+    for t in (trade, other):
+        dispute_take(dispute_id=t.dispute.id, actor_pubkey=solver)
+    outbox = OutboundMessage.objects.filter(kind=14).count()
+
+    dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=17)
+    dispute_settle(order_id=other.order.id, actor_pubkey=solver, request_id=18)
+
+    recipients = list(
+        OutboundMessage.objects.filter(kind=14).order_by("pk").values_list("recipient_pubkey", flat=True)[outbox:]
+    )
+    assert recipients == [trade.seller_key, trade.buyer_key, other.seller_key, other.buyer_key]
+
+
+def test_console_take_messages_only_the_parties(trade):
+    outbox = OutboundMessage.objects.filter(kind=14).count()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=_solver(), reply_to=None)
+    recipients = list(
+        OutboundMessage.objects.filter(kind=14).order_by("pk").values_list("recipient_pubkey", flat=True)[outbox:]
+    )
+    assert recipients == [trade.buyer_key, trade.seller_key]
+
+
+def test_cooperatively_canceled_order_answers_only_a_nostr_solver(trade):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    order_cancel(order_id=trade.order.id, sender=trade.buyer_key, request_id=51)
+    order_cancel(order_id=trade.order.id, sender=trade.seller_key, request_id=52)
+    outbox = OutboundMessage.objects.count()
+
+    assert (
+        dispute_settle(order_id=trade.order.id, actor_pubkey=solver)
+        == resolve.Resolution.ALREADY_COOPERATIVELY_CANCELED
+    )
+    assert OutboundMessage.objects.count() == outbox
+    assert (
+        dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, reply_to=solver, request_id=19)
+        == resolve.Resolution.ALREADY_COOPERATIVELY_CANCELED
+    )
+    assert list(OutboundMessage.objects.values_list("recipient_pubkey", flat=True)[outbox:]) == [solver]
