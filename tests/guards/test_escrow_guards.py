@@ -15,16 +15,18 @@ from django.utils import timezone
 from lightning.errors import AlreadySettledOrCanceled
 from lightning.types import InvoiceState
 from mostro_site.config import clear_node_config_cache
+from nostrbridge import wake
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
+from orders.publish import clear_network_cache
 from orders.services import escrow
 from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_deadline, escrow_on_accepted, escrow_on_canceled
 from orders.services.release import order_mark_fiat_sent
 from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
-from tests.orders.services.support import make_order, mint_invoice, set_price, snapshot
+from tests.orders.services.support import make_order, mint_invoice, order_events, set_price, snapshot
 from tests.orders.trade_states import taken_sell_trade
 from tests.trade.harness import TradeClient
 
@@ -265,3 +267,82 @@ def test_cancel_report_after_the_deadline_on_fiat_sent_tells_both_and_keeps_the_
         ["hold-invoice-payment-canceled"],
     )
     assert snapshot(other.order) == before
+
+
+# --- replays, late reports and the watcher's nudge -----------------------------------------------
+
+
+def test_replayed_htlc_report_for_an_active_escrow_is_ignored_not_refunded(node, fake_ln):
+    trade = fresh_trade(fake_ln)  # active: its HTLC was recorded
+    before = snapshot(trade.order)
+    outbox = OutboundMessage.objects.count()
+
+    assert escrow_on_accepted(payment_hash_hex=trade.order.hold_invoice_hash) is False
+
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.ACCEPTED
+    assert (snapshot(trade.order), OutboundMessage.objects.count()) == (before, outbox)
+
+
+def test_htlc_report_racing_a_maker_cancel_stops_quietly(node, fake_ln, monkeypatch):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    payment_hash, order_id, maker = trade.order.hold_invoice_hash, trade.order.id, trade.seller_key
+    fake_ln.mark_accepted(payment_hash)
+    after_first_call(
+        monkeypatch,
+        escrow,
+        "order_get_by_hold_hash",
+        lambda: order_cancel(order_id=order_id, sender=maker, request_id=60),
+    )
+
+    assert escrow_on_accepted(payment_hash_hex=payment_hash) is False
+    assert trade.refresh().status == "canceled"
+    assert fake_ln.invoice_state(payment_hash) is InvoiceState.CANCELED
+
+
+def test_htlc_on_an_order_already_waiting_for_the_buyer_invoice_is_recorded(node, fake_ln):
+    invoice = escrow.escrow_create_hold_invoice(order=factory_order(amount_sats=5000, fee_sats=15))
+    order = factory_order(
+        status="waiting-buyer-invoice", amount_sats=5000, fee_sats=15, **invoice.order_fields(request_id=None)
+    )
+    fake_ln.mark_accepted(invoice.payment_hash_hex)
+
+    assert escrow_on_accepted(payment_hash_hex=invoice.payment_hash_hex) is True
+
+    assert row_state(order, "status")[0] == "waiting-buyer-invoice"
+    assert order.invoice_held_at is not None
+
+
+def test_htlc_events_publish_with_the_nodes_network(node, fake_ln):
+    buy = taken_buy_waiting_payment(fake_ln)
+    clear_network_cache()
+    fake_ln.mark_accepted(buy.hold_invoice_hash)
+    assert escrow_on_accepted(payment_hash_hex=buy.hold_invoice_hash) is True
+    sell = fresh_trade(fake_ln)
+    order = sell.refresh()
+    fake_ln.cancel_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash))
+    clear_network_cache()
+    assert escrow_on_canceled(payment_hash_hex=order.hold_invoice_hash, now=escrow_deadline(order)) is True
+    assert order_events(order.id)[-1].tag_value("network") == "regtest"
+    assert {event.tag_value("network") for event in order_events(buy.id)} == {"regtest"}
+
+
+def test_new_escrow_wakes_the_invoice_watcher_after_the_commit(
+    node, fake_ln, monkeypatch, django_capture_on_commit_callbacks
+):
+    woken: list[str] = []
+    monkeypatch.setattr(wake, "wake", woken.append)
+    set_price()
+    order = make_order(TradeClient("seller"), index=1, kind="sell")
+    with django_capture_on_commit_callbacks(execute=True):
+        _retake(order.id, TradeClient("buyer"))
+    assert woken.count(wake.INVOICES_CHANNEL) == 1
+
+
+def taken_buy_waiting_payment(fake_ln):
+    maker, seller = TradeClient("buyer"), TradeClient("seller")
+    set_price()
+    order = make_order(maker, index=1, kind="buy")
+    seller.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=3)
+    order.refresh_from_db()
+    assert order.status == "waiting-payment"
+    return order
