@@ -16,6 +16,7 @@ from orders.models import Order
 from orders.publish import clear_network_cache
 from orders.services import timeouts
 from orders.services.cancel import order_cancel
+from orders.services.escrow import escrow_on_accepted
 from orders.services.timeouts import expired_order_ids, order_expire, order_timeout, timed_out_order_ids
 from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
@@ -257,3 +258,42 @@ def test_timeout_losing_to_a_maker_cancel_logs_no_escrow_alarm(node, fake_ln, mo
     assert actions(trade.buyer) == ["canceled"]  # from the maker's cancel only
     assert [r.levelname for r in caplog.records if r.name == "orders.services.timeouts"] == ["INFO"]
     assert caplog.records[-1].getMessage() == f"order {order_id} changed before its timeout could apply; skipped"
+
+
+def test_escrow_replaced_with_the_same_duty_start_is_not_timed_out(node, fake_ln, monkeypatch):
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    after_first_call(
+        monkeypatch,
+        timeouts,
+        "escrow_cancel",
+        lambda: Order.objects.filter(pk=trade.order.id).update(hold_invoice_hash="ee" * 32),
+    )
+    assert order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
+    assert row_state(trade.order, "status", "hold_invoice_hash") == ("waiting-payment", "ee" * 32)
+
+
+def test_buyer_invoice_arriving_during_the_makers_timeout_is_no_escrow_alarm(node, fake_ln, monkeypatch, caplog):
+    maker, seller = TradeClient("buyer"), TradeClient("seller")
+    set_price()
+    order = make_order(maker, index=1, kind="buy")
+    seller.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=3)
+    order.refresh_from_db()
+    fake_ln.mark_accepted(order.hold_invoice_hash)
+    escrow_on_accepted(payment_hash_hex=order.hold_invoice_hash)
+    order.refresh_from_db()
+    assert order.status == "waiting-buyer-invoice"  # the buyer (maker) owes the invoice
+
+    def invoice_arrives(*, order):
+        maker.send(
+            Action.ADD_INVOICE,
+            index=1,
+            order_id=order.id,
+            payload=PaymentRequestPayload(None, mint_invoice(amount_sats=0), None),
+            request_id=13,
+        )
+
+    monkeypatch.setattr(timeouts, "escrow_cancel", invoice_arrives)
+    assert order_timeout(order_id=order.id, now=order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
+
+    assert row_state(order, "status")[0] == "active"
+    assert [r.levelname for r in caplog.records if r.name == "orders.services.timeouts"] == ["INFO"]
