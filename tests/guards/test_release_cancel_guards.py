@@ -1,19 +1,25 @@
 """Release and cancel guards made to decide: a second actor between the first one's read and
 its guarded write (03-actions.md §5.2, §6.1, §6.2)."""
 
+from types import SimpleNamespace
+
 import pytest
 
+from lightning.types import InvoiceState
 from nostrbridge.context import SilentDrop
+from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import Order
+from orders.publish import clear_network_cache
 from orders.services import cancel as cancel_service
 from orders.services import release as release_service
 from orders.services.cancel import dispute_close_on_user_resolution, order_cancel
+from orders.services.escrow import EscrowCancelError, escrow_on_accepted
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
-from tests.orders.services.support import mint_invoice, snapshot
+from tests.orders.services.support import make_order, mint_invoice, order_events, set_price, snapshot
 from tests.orders.trade_states import taken_sell_trade
 from tests.trade.harness import TradeClient
 
@@ -184,3 +190,139 @@ def test_closing_one_orders_dispute_leaves_another_open_dispute_alone(node, fake
     closed = dispute_close_on_user_resolution(order_id=mine.order.id, status="settled")
     assert (closed.pk, mine.refresh_dispute().status) == (mine.dispute.pk, "settled")
     assert other.refresh_dispute().status == "initiated"
+
+
+# --- what a taker cancel gives back -----------------------------------------------------------------
+
+
+def _taken(fake_ln, *, kind="sell", take=None, **terms):
+    maker, taker = TradeClient("maker"), TradeClient("taker")
+    set_price()
+    order = make_order(maker, index=1, kind=kind, **terms)
+    if kind == "sell":
+        payload = PaymentRequestPayload(None, mint_invoice(amount_sats=0), take)
+        taker.send(Action.TAKE_SELL, index=1, order_id=order.id, payload=payload, request_id=70)
+    else:
+        taker.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=70)
+    order.refresh_from_db()
+    return order, maker, taker
+
+
+def test_taker_cancel_clears_the_whole_escrow(node, fake_ln):
+    order, _, taker = _taken(fake_ln)
+    assert order.hold_invoice_request_id == 70
+    order_cancel(order_id=order.id, sender=taker.pubkey(1), request_id=71)
+    assert row_state(
+        order, "hold_invoice_hash", "hold_invoice_payment_request", "hold_invoice_request_id", "invoice_held_at"
+    ) == (None, None, None, None)
+
+
+def test_buy_order_taker_cancel_keeps_the_makers_invoice_and_fixed_amount(node, fake_ln):
+    invoice = mint_invoice(amount_sats=0)
+    order, _, seller = _taken(fake_ln, kind="buy", amount=10_000, premium=0, buyer_invoice=invoice)
+    order_cancel(order_id=order.id, sender=seller.pubkey(1), request_id=71)
+    assert row_state(order, "status", "seller_pubkey", "buyer_invoice", "amount_sats", "dev_fee_sats") == (
+        "pending",
+        None,
+        invoice,
+        10_000,
+        18,
+    )
+
+
+def test_taker_cancel_after_the_htlc_forgets_the_refunded_escrow(node, fake_ln):
+    order, _, seller = _taken(fake_ln, kind="buy")
+    payment_hash = order.hold_invoice_hash
+    fake_ln.mark_accepted(payment_hash)
+    escrow_on_accepted(payment_hash_hex=payment_hash)
+    assert row_state(order, "status")[0] == "waiting-buyer-invoice"
+
+    order_cancel(order_id=order.id, sender=seller.pubkey(1), request_id=71)
+
+    assert row_state(order, "status", "invoice_held_at", "hold_invoice_hash") == ("pending", None, None)
+    assert fake_ln.invoice_state(payment_hash) is InvoiceState.CANCELED
+
+
+def test_range_order_taker_cancel_gives_the_range_back(node, fake_ln):
+    order, _, taker = _taken(
+        fake_ln, fiat_amount=0, min_amount=10, max_amount=50, payment_method="face to face", take=15
+    )
+    assert order.fiat_amount == 15
+    order_cancel(order_id=order.id, sender=taker.pubkey(1), request_id=71)
+    assert row_state(order, "status", "fiat_amount", "min_fiat_amount", "max_fiat_amount") == ("pending", 0, 10, 50)
+
+
+# --- refusals and LND trouble -------------------------------------------------------------------------
+
+
+def test_stranger_cancelling_a_settled_order_is_not_allowed_by_status(node, fake_ln):
+    trade = _fiat_sent(fake_ln)
+    order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=5)
+    before = snapshot(trade.order)
+    with pytest.raises(CantDo) as refused:
+        order_cancel(order_id=trade.order.id, sender="c" * 64, request_id=72)
+    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    assert snapshot(trade.order) == before
+
+
+def test_node_down_during_a_cancel_is_an_internal_error_not_a_refusal(node, fake_ln):
+    order, maker, _ = _taken(fake_ln)
+    before = snapshot(order)
+    fake_ln.set_unavailable(True)
+    try:
+        with pytest.raises(EscrowCancelError):
+            order_cancel(order_id=order.id, sender=maker.pubkey(1), request_id=73)
+    finally:
+        fake_ln.set_unavailable(False)
+    assert snapshot(order) == before
+
+
+def test_cancel_publishes_with_the_nodes_network(node, fake_ln):
+    order, maker, _ = _taken(fake_ln)
+    clear_network_cache()
+    order_cancel(order_id=order.id, sender=maker.pubkey(1), request_id=74)
+    assert order_events(order.id)[-1].tag_value("network") == "regtest"
+
+
+def test_buyer_initiated_cooperative_cancel_tells_the_seller(node, fake_ln):
+    trade = fresh_trade(fake_ln)
+    order_cancel(order_id=trade.order.id, sender=trade.buyer_key, request_id=51)
+    assert actions(trade.seller) == ["cooperative-cancel-initiated-by-peer"]
+    assert actions(trade.buyer) == ["cooperative-cancel-initiated-by-you"]
+
+
+def test_dispute_closed_meanwhile_is_not_closed_twice(node, fake_ln, monkeypatch):
+    from tests.disputes.support import disputed_trade
+
+    trade = disputed_trade(fake_ln, fresh=True)
+    real = cancel_service.Dispute.objects
+
+    class ReadThenCompete:
+        def __init__(self, queryset):
+            self.queryset = queryset
+
+        def first(self):
+            seen = self.queryset.first()
+            real.filter(pk=seen.pk).update(status="settled")  # the solver closed it meanwhile
+            return seen
+
+    objects = SimpleNamespace(
+        filter=lambda *a, **kw: ReadThenCompete(real.filter(*a, **kw)) if "order_id" in kw else real.filter(*a, **kw)
+    )
+    monkeypatch.setattr(cancel_service, "Dispute", SimpleNamespace(objects=objects))
+    events = OutboundMessage.objects.filter(kind=38386).count()
+
+    assert dispute_close_on_user_resolution(order_id=trade.order.id, status="seller-refunded") is None
+    assert (trade.refresh_dispute().status, OutboundMessage.objects.filter(kind=38386).count()) == ("settled", events)
+
+
+def test_closed_dispute_gets_its_resolution_time(node, fake_ln):
+    from tests.disputes.support import disputed_trade
+
+    trade = disputed_trade(fake_ln, fresh=True)
+    closed = dispute_close_on_user_resolution(order_id=trade.order.id, status="settled")
+    assert (closed.status, closed.resolved_at is not None, closed.updated_at >= closed.resolved_at) == (
+        "settled",
+        True,
+        True,
+    )
