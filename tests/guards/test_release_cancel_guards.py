@@ -10,7 +10,7 @@ from nostrbridge.context import SilentDrop
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
-from nostrbridge.protocol.payloads import PaymentRequestPayload
+from nostrbridge.protocol.payloads import AmountPayload, NextTradePayload, PaymentRequestPayload
 from orders.models import Order
 from orders.publish import clear_network_cache
 from orders.services import cancel as cancel_service
@@ -20,7 +20,7 @@ from orders.services.escrow import EscrowCancelError, escrow_on_accepted
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
 from tests.orders.services.support import make_order, mint_invoice, order_events, set_price, snapshot
-from tests.orders.trade_states import taken_sell_trade
+from tests.orders.trade_states import KEYS, active_sell_trade, taken_sell_trade
 from tests.trade.harness import TradeClient
 
 pytestmark = pytest.mark.django_db
@@ -326,3 +326,27 @@ def test_closed_dispute_gets_its_resolution_time(node, fake_ln):
         True,
         True,
     )
+
+
+# --- release payloads --------------------------------------------------------------------------------
+
+
+def test_release_with_another_payload_is_dropped_before_the_escrow_moves(node, fake_ln):
+    trade = _fiat_sent(fake_ln)
+    before = snapshot(trade.order)
+    with pytest.raises(SilentDrop):
+        order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=5, payload=AmountPayload(15))
+    assert snapshot(trade.order) == before
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.ACCEPTED
+
+
+def test_range_child_is_published_with_the_nodes_network(node, fake_ln):
+    trade = active_sell_trade(fake_ln, range_take=15)
+    order_mark_fiat_sent(order_id=trade.order.id, sender=trade.buyer_key, request_id=4)
+    clear_network_cache()
+    next_key = KEYS["alice-trade-4"]["pk"]
+
+    order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=5, payload=NextTradePayload(next_key, 4))
+
+    child = Order.objects.get(range_parent=trade.order)
+    assert [event.tag_value("network") for event in order_events(child.id)] == ["regtest"]
