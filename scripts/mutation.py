@@ -444,13 +444,21 @@ def run_all(modules: list[str], mutants: list[Mutant], workers: int, on_module_d
             if len(results) % 50 == 0:
                 print(f"    {time.monotonic() - started:.0f} s elapsed", flush=True)
 
+    snapshot = Workspace()  # the in-process runs read here: edits made meanwhile cannot reach them
+    failed: list[str] = []
+
     def work() -> None:
         while True:
             try:
                 module, chunk = jobs.get_nowait()
             except queue.Empty:
                 return
-            fallback = _run_in_process(module, chunk, store)
+            try:
+                fallback = _run_in_process(module, chunk, store, snapshot.repo)
+            except SystemExit as stop:  # this module cannot run; the others still can
+                print(f"!! {stop}", flush=True)
+                failed.append(module)
+                continue
             if fallback:
                 space = Workspace()
                 try:
@@ -467,14 +475,19 @@ def run_all(modules: list[str], mutants: list[Mutant], workers: int, on_module_d
                     on_module_done(module, {k: v for k, v in results.items() if v["module"] == module})
 
     threads = [threading.Thread(target=work) for _ in range(max(1, workers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        snapshot.remove()
+    if failed:
+        print(f"!! not run: {', '.join(failed)} (see the messages above)", flush=True)
     return results
 
 
-def _run_in_process(module: str, chunk: list[Mutant], store) -> list[Mutant]:
+def _run_in_process(module: str, chunk: list[Mutant], store, repo: Path) -> list[Mutant]:
     """Run `chunk` through the plugin (restarting after a timeout); returns the fallbacks."""
     target = TARGETS[module]
     scratch = Path(tempfile.mkdtemp(prefix="mostro-mutation-"))
@@ -500,12 +513,11 @@ def _run_in_process(module: str, chunk: list[Mutant], store) -> list[Mutant]:
     fallback: list[Mutant] = []
     try:
         for _ in range(len(chunk) + 1):
-            process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False)
+            process = subprocess.run(command, cwd=repo, env=env, capture_output=True, check=False)
             lines = out.read_text().splitlines() if out.exists() else []
             for line in lines:
                 entry = json.loads(line)
                 if entry["key"] == "<baseline>":
-                    print(process.stdout.decode(errors="replace")[-3000:])
                     raise SystemExit(f"{module}: its tests fail without any mutant ({entry['test']})")
                 if entry["key"] in seen:
                     continue
