@@ -21,6 +21,7 @@ from orders.services.release import order_mark_fiat_sent, order_release
 from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
 from tests.orders.services.support import order_events, snapshot
+from tests.orders.trade_states import taken_sell_trade
 
 pytestmark = pytest.mark.django_db
 
@@ -143,8 +144,9 @@ def test_tip_just_below_the_margin_is_safe(node, fake_ln):
 def test_guardian_skips_what_it_must_not_touch(node, fake_ln):
     pending = factory_order(status="pending")
     no_escrow = factory_order(status="active", hold_invoice_hash=None, invoice_held_at=timezone.now())
+    unpaid = taken_sell_trade(fake_ln, with_invoice=True).order  # waiting-payment: an escrow not yet held
     calls = len(fake_ln.calls)
-    for order_id in (uuid.uuid4(), pending.pk, no_escrow.pk):
+    for order_id in (uuid.uuid4(), pending.pk, no_escrow.pk, unpaid.pk):
         assert guardian.order_enforce_escrow_deadline(order_id=order_id, tip_height=AT_RISK_HEIGHT) == guardian.SKIPPED
     assert len(fake_ln.calls) == calls
     now = timezone.now() + timedelta(days=2)
