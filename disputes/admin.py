@@ -19,7 +19,7 @@ from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidd
 from disputes.models import OPEN_DISPUTE_STATUSES, ApiToken, Dispute, SolverLink
 from disputes.selectors import dispute_amounts, dispute_timeline, invoice_state
 from disputes.tokens import api_token_issue, api_token_revoke
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from orders.models import SolverCategory
 
 

@@ -7,7 +7,7 @@ adjust a few deployment knobs, never behaviour.
 
 from pathlib import Path
 
-from mostro_site.env import BASE_DIR, env
+from mostro_site.config.env import BASE_DIR, env
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -43,6 +43,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mostro_site.urls"
+# The composition root (mostro_site/wiring.py): how the layers below reach the apps above them.
+MOSTRO_BRIDGE_WIRING = "mostro_site.wiring.bridge_wiring"
+MOSTRO_ORDERS_WIRING = "mostro_site.wiring.orders_wiring"
 ASGI_APPLICATION = "mostro_site.asgi.application"
 
 TEMPLATES = [

@@ -7,7 +7,7 @@ from disputes.groups import OPERATOR_GROUP, SOLVER_READ_GROUP, SOLVER_READ_WRITE
 from disputes.models import SolverLink
 from disputes.services import solver_grant
 from disputes.tokens import api_token_create
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.keys import Keys
 from orders.models import SolverCategory
 

@@ -6,7 +6,7 @@ import coincurve
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from nostrbridge.keys import InvalidSecretKey, encode_npub, encode_nsec, parse_secret_key, xonly_pubkey_hex
+from nostrbridge.node_identity import InvalidSecretKey, encode_npub, encode_nsec, parse_secret_key, xonly_pubkey_hex
 
 
 class Command(BaseCommand):

@@ -1,0 +1,128 @@
+"""The daemon's intake checks (01-transport.md §6) as pure functions.
+
+`open_inbound` runs the stateless steps in the daemon's order: 1 PoW, 2 kind, 3 event
+signature, 6 unwrap + inner signatures, 7 freshness, 8 trade signature in reputation
+mode, 10 `verify()`. The stateful steps (4 replay guard, 5 first-contact gate, 9 trade
+index) need the database and are run by the caller. Every failure is a `ProtocolError`
+subclass, so the caller drops the event silently with one `except ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nostrbridge.protocol.errors import (
+    BadSignature,
+    InsufficientPow,
+    InvalidMessage,
+    MalformedEvent,
+    MissingTradeSignature,
+    OversizedEvent,
+    StaleMessage,
+    WrongKind,
+)
+from nostrbridge.protocol.giftwrap import GIFT_WRAP_KIND, unwrap_v1
+from nostrbridge.protocol.jsonwire import dumps_compact, loads_envelope
+from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event, leading_zero_bits
+from nostrbridge.protocol.transport import V1_VERSION, V2_KIND, V2_VERSION, Unwrapped, unwrap_v2
+
+# Limits of the daemon's inbox relay client (mostro_behaviour.md 1.1.8): the relay pool
+# enforces the websocket message limit, this module the event limit.
+MAX_EVENT_BYTES = 6_500
+MAX_RELAY_MESSAGE_BYTES = 6_000
+FRESHNESS_WINDOW_SECONDS = 10
+
+_TRANSPORT_KINDS = {V1_VERSION: GIFT_WRAP_KIND, V2_VERSION: V2_KIND}
+
+
+def transport_kind(transport_version: int) -> int:
+    """Event kind of a transport: 1059 for v1 (gift wrap), 14 for v2."""
+    try:
+        return _TRANSPORT_KINDS[transport_version]
+    except KeyError:
+        raise ValueError("transport version must be 1 or 2") from None
+
+
+def parse_event(raw: dict[str, Any] | str | bytes) -> Event:
+    """Size-check and strictly parse an inbound event (id recomputed); no signature check yet."""
+    if isinstance(raw, str | bytes | bytearray):
+        if isinstance(raw, str):
+            size = len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
+        else:
+            size = len(raw)
+        if size > MAX_EVENT_BYTES:
+            raise OversizedEvent(f"event of {size} bytes exceeds {MAX_EVENT_BYTES}")
+        return Event.from_dict(loads_envelope(raw, MalformedEvent))
+    event = Event.from_dict(raw)
+    size = len(dumps_compact(event.to_dict()).encode("utf-8"))
+    if size > MAX_EVENT_BYTES:
+        raise OversizedEvent(f"event of {size} bytes exceeds {MAX_EVENT_BYTES}")
+    return event
+
+
+def check_pow(event: Event, bits: int) -> None:
+    """Step 1: NIP-13 difficulty of the real id (the `nonce` tag's claim is not trusted)."""
+    if bits > 0 and leading_zero_bits(event.id) < bits:
+        raise InsufficientPow(f"event id has fewer than {bits} leading zero bits")
+
+
+def check_kind(event: Event, transport_version: int) -> None:
+    """Step 2: the event kind must be the configured transport's kind."""
+    expected = transport_kind(transport_version)
+    if event.kind != expected:
+        raise WrongKind(f"expected kind {expected}, got {event.kind}")
+
+
+def check_signature(event: Event) -> None:
+    """Step 3: BIP-340 signature of the outer event."""
+    if not event.verify_signature():
+        raise BadSignature("event signature does not verify")
+
+
+def unwrap(event: Event, our_keys: Keys, transport_version: int) -> Unwrapped:
+    """Step 6, after step 3 has verified the outer signature."""
+    if transport_version == V2_VERSION:
+        return unwrap_v2(event, our_keys, check_event_signature=False)
+    return unwrap_v1(event, our_keys, check_event_signature=False)
+
+
+def check_freshness(unwrapped: Unwrapped, now: int, window_seconds: int = FRESHNESS_WINDOW_SECONDS) -> None:
+    """Step 7: `created_at >= now - 10 s`; future timestamps are accepted, like the daemon."""
+    if unwrapped.created_at < now - window_seconds:
+        raise StaleMessage(f"message created at {unwrapped.created_at} is older than {window_seconds} s")
+
+
+def check_trade_signature_present(unwrapped: Unwrapped) -> None:
+    """Step 8: in reputation mode (identity != sender) the trade signature is mandatory."""
+    if unwrapped.identity != unwrapped.sender and unwrapped.trade_signature is None:
+        raise MissingTradeSignature("identity differs from sender and the message is unsigned")
+
+
+def check_message(unwrapped: Unwrapped) -> None:
+    """Step 10: the id/payload matrix of 02-messages.md §8."""
+    if not unwrapped.message.verify():
+        raise InvalidMessage(f"{unwrapped.message.action} fails the id/payload consistency rules")
+
+
+def open_inbound(
+    raw: dict[str, Any] | str | bytes,
+    our_keys: Keys,
+    *,
+    transport_version: int,
+    pow_bits: int = 0,
+    now: int | None = None,
+) -> Unwrapped:
+    """Run steps 1, 2, 3, 6, 7, 8 and 10 on one inbound event; raise only `ProtocolError`s."""
+    transport_kind(transport_version)  # a configuration error, not an input error: ValueError
+    now = int(time.time()) if now is None else now
+    event = parse_event(raw)
+    check_pow(event, pow_bits)
+    check_kind(event, transport_version)
+    check_signature(event)
+    unwrapped = unwrap(event, our_keys, transport_version)
+    check_freshness(unwrapped, now)
+    check_trade_signature_present(unwrapped)
+    check_message(unwrapped)
+    return unwrapped
