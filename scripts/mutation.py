@@ -51,6 +51,9 @@ GUARDS = "tests/guards"
 class Target:
     path: str
     selection: tuple[str, ...]
+    # Only these top-level functions ("<module>" for module-level values) when the module
+    # holds more than the money path (a selectors module).
+    functions: tuple[str, ...] | None = None
 
     @property
     def tests(self) -> tuple[str, ...]:
@@ -90,6 +93,10 @@ TARGETS: dict[str, Target] = {
         "orders/services/guardian.py",
         (f"{GUARDS}/test_guardian_guards.py", "tests/orders/services/test_guardian.py"),
     ),
+    "guardian-dispute": Target(
+        "disputes/services/escrow_deadline.py",
+        (f"{GUARDS}/test_guardian_guards.py", "tests/orders/services/test_guardian.py"),
+    ),
     "release": Target(
         "orders/services/release.py",
         (
@@ -122,13 +129,26 @@ TARGETS: dict[str, Target] = {
         "devfee/services.py",
         (f"{GUARDS}/test_devfee_guards.py", "tests/devfee/test_services.py", "tests/devfee/test_races.py"),
     ),
+    "devfee-billing": Target(
+        "orders/selectors.py",
+        (f"{GUARDS}/test_devfee_guards.py", "tests/devfee/test_services.py"),
+        functions=("dev_fee_billable_orders", "<module>"),
+    ),
     "dispute-resolve": Target(
         "disputes/services/resolve.py",
-        (f"{GUARDS}/test_dispute_guards.py", "tests/disputes/test_nostr_resolve.py"),
+        (
+            f"{GUARDS}/test_dispute_guards.py",
+            f"{GUARDS}/test_release_cancel_guards.py",
+            "tests/disputes/test_nostr_resolve.py",
+        ),
     ),
     "dispute-take": Target(
         "disputes/services/take.py",
         (f"{GUARDS}/test_dispute_guards.py", "tests/disputes/test_nostr_take.py"),
+    ),
+    "dispute-transitions": Target(
+        "disputes/transitions.py",
+        (f"{GUARDS}/test_dispute_guards.py", "tests/disputes/test_transitions.py", "tests/disputes/test_nostr_take.py"),
     ),
 }
 
@@ -330,6 +350,8 @@ def generate(module: str) -> list[Mutant]:
     seen_keys: dict[str, int] = {}
     seen_sources: set[bytes] = {raw}
     for node, replacement, description, qualname in _Collector(tree).run():
+        if target.functions is not None and qualname.split(".", 1)[0] not in target.functions:
+            continue
         mutated = _splice(raw, node, replacement)
         try:
             compile(mutated, target.path, "exec")

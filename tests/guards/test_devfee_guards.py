@@ -14,8 +14,9 @@ from lightning.errors import LightningPermissionDenied, LightningRejected, Light
 from lightning.types import PaymentOutcome, PaymentStatus
 from mostro_site.config import clear_node_config_cache
 from mostro_site.models import NodeSettings
+from nostrbridge.event_settings import clear_network_cache
 from orders.models import Order
-from orders.publish import clear_network_cache
+from orders.selectors import dev_fee_billable_orders
 from tests.guards.support import after_first_call, settled_trade
 from tests.orders.services.support import mint_invoice
 
@@ -31,10 +32,15 @@ def rows(node, fake_ln, fund):
 
     def make(count: int) -> list[DevFeePayment]:
         orders = [settled_trade(fake_ln).order for _ in range(count)]
-        assert services.dev_fee_rows_create(limit=count) == count
+        assert _bill(count) == count
         return [DevFeePayment.objects.get(order=order) for order in orders]
 
     return make
+
+
+def _bill(limit: int) -> int:
+    """The sweep's first step: ledger rows for the orders that owe a fee."""
+    return services.dev_fee_rows_create(billable=dev_fee_billable_orders(limit=limit))
 
 
 def _fund_sends(fake_ln, fund) -> list[str]:
@@ -53,11 +59,11 @@ def _state(row: DevFeePayment) -> tuple:
 
 def test_orders_already_in_the_ledger_do_not_fill_the_batch(node, fake_ln, fund):
     billed = [settled_trade(fake_ln).order for _ in range(2)]
-    assert services.dev_fee_rows_create(limit=2) == 2
+    assert _bill(2) == 2
     new = settled_trade(fake_ln).order
     Order.objects.filter(pk=new.pk).update(updated_at=timezone.now())  # the newest of the three
 
-    assert services.dev_fee_rows_create(limit=1) == 1
+    assert _bill(1) == 1
 
     assert DevFeePayment.objects.filter(order=new).values_list("status", "amount_sats").get() == ("owed", DEV_FEE)
     assert DevFeePayment.objects.count() == 3
@@ -71,7 +77,7 @@ def test_orders_before_settlement_or_without_a_fee_are_never_billed(node, fake_l
     active = settled_trade(fake_ln).order
     Order.objects.filter(pk=active.pk).update(status="active")
 
-    assert services.dev_fee_rows_create(limit=10) == 1
+    assert _bill(10) == 1
     assert list(DevFeePayment.objects.values_list("order_id", flat=True)) == [settled.pk]
 
 
@@ -279,7 +285,7 @@ def test_unseen_payment_is_resent_only_after_the_grace(rows, fake_ln, fund):
 
 def test_new_ledger_row_names_the_configured_destination(node, fake_ln, fund):
     order = settled_trade(fake_ln).order
-    assert services.dev_fee_rows_create(limit=5) == 1
+    assert _bill(5) == 1
     row = DevFeePayment.objects.get(order=order)
     assert (row.status, row.amount_sats, row.destination, row.attempts) == ("owed", DEV_FEE, fund.address, 0)
 

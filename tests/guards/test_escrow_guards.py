@@ -16,10 +16,10 @@ from lightning.errors import AlreadySettledOrCanceled
 from lightning.types import InvoiceState
 from mostro_site.config import clear_node_config_cache
 from nostrbridge import wake
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
-from orders.publish import clear_network_cache
 from orders.services import escrow
 from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_deadline, escrow_on_accepted, escrow_on_canceled

@@ -11,10 +11,11 @@ import pytest
 from django.utils import timezone
 
 from disputes.models import Dispute
+from disputes.services.escrow_deadline import escrow_deadline_enforce
 from lightning.types import InvoiceState
 from mostro_site.config import clear_node_config_cache
 from nostrbridge.models import OutboundMessage
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from orders.models import Order
 from orders.services import guardian
 from orders.services.release import order_mark_fiat_sent, order_release
@@ -31,7 +32,7 @@ AT_RISK_HEIGHT = 920
 
 def _enforce(trade, **kwargs) -> str:
     now = trade.order.invoice_held_at + HALF_WINDOW + timedelta(seconds=1)
-    return guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now, **kwargs)
+    return escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now, **kwargs)
 
 
 def _fiat_sent(fake_ln):
@@ -131,10 +132,7 @@ def test_guardian_cancels_only_its_own_order(node, fake_ln):
 def test_tip_just_below_the_margin_is_safe(node, fake_ln):
     trade = fresh_trade(fake_ln)
     now = trade.order.invoice_held_at + HALF_WINDOW + timedelta(seconds=1)
-    assert (
-        guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT - 1, now=now)
-        == guardian.SAFE
-    )
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT - 1, now=now) == guardian.SAFE
     assert trade.refresh().status == "active"
 
 
@@ -147,7 +145,7 @@ def test_guardian_skips_what_it_must_not_touch(node, fake_ln):
     unpaid = taken_sell_trade(fake_ln, with_invoice=True).order  # waiting-payment: an escrow not yet held
     calls = len(fake_ln.calls)
     for order_id in (uuid.uuid4(), pending.pk, no_escrow.pk, unpaid.pk):
-        assert guardian.order_enforce_escrow_deadline(order_id=order_id, tip_height=AT_RISK_HEIGHT) == guardian.SKIPPED
+        assert escrow_deadline_enforce(order_id=order_id, tip_height=AT_RISK_HEIGHT) == guardian.SKIPPED
     assert len(fake_ln.calls) == calls
     now = timezone.now() + timedelta(days=2)
     assert no_escrow.pk not in guardian.guardian_candidate_ids(now=now, limit=10)
@@ -156,18 +154,14 @@ def test_guardian_skips_what_it_must_not_touch(node, fake_ln):
 def test_guardian_reads_its_own_order_and_uses_the_current_time(node, fake_ln):
     factory_order(id=uuid.UUID(int=0), status="pending")
     trade = fresh_trade(fake_ln)
-    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT) == (
-        guardian.CANCELED
-    )
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT) == (guardian.CANCELED)
     assert trade.refresh().status == "canceled"
 
 
 def test_cancel_event_carries_the_guardians_clock(node, fake_ln):
     trade = fresh_trade(fake_ln)
     now = trade.order.invoice_held_at + timedelta(hours=30)
-    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (
-        guardian.CANCELED
-    )
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (guardian.CANCELED)
     event = order_events(trade.order.id)[-1]
     assert (event.tag_value("s"), event.created_at) == ("canceled", int(now.timestamp()))
 
@@ -203,9 +197,7 @@ def test_reopening_touches_only_this_orders_closed_dispute(node, fake_ln):
     other_before = Dispute.objects.filter(pk=other_dispute.pk).values().get()
     now = trade.order.invoice_held_at + timedelta(hours=30)
 
-    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (
-        guardian.DISPUTED
-    )
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (guardian.DISPUTED)
 
     reopened = Dispute.objects.get(order=trade.order)
     assert (reopened.status, reopened.taken_at, reopened.solver_pubkey, reopened.updated_at) == (

@@ -15,9 +15,9 @@ from lightning.lnurl import LnurlError
 from lightning.types import PaymentOutcome, PaymentStatus
 from mostro_site.config import clear_node_config_cache
 from mostro_site.models import NodeSettings
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from orders.models import Order
-from orders.publish import clear_network_cache
 from orders.services import payout
 from orders.services.payout import (
     payout_reconcile,

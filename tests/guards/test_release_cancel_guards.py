@@ -5,17 +5,19 @@ from types import SimpleNamespace
 
 import pytest
 
+from disputes.services import resolve as resolve_service
+from disputes.services.resolve import dispute_close_by_parties
 from lightning.types import InvoiceState
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import AmountPayload, NextTradePayload, PaymentRequestPayload
 from orders.models import Order
-from orders.publish import clear_network_cache
 from orders.services import cancel as cancel_service
 from orders.services import release as release_service
-from orders.services.cancel import dispute_close_on_user_resolution, order_cancel
+from orders.services.cancel import order_cancel
 from orders.services.escrow import EscrowCancelError, escrow_on_accepted
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
@@ -187,7 +189,7 @@ def test_closing_one_orders_dispute_leaves_another_open_dispute_alone(node, fake
 
     mine = disputed_trade(fake_ln, fresh=True)
     other = disputed_trade(fake_ln, fresh=True)
-    closed = dispute_close_on_user_resolution(order_id=mine.order.id, status="settled")
+    closed = dispute_close_by_parties(order_id=mine.order.id, order_status="settled-hold-invoice", actor="seller")
     assert (closed.pk, mine.refresh_dispute().status) == (mine.dispute.pk, "settled")
     assert other.refresh_dispute().status == "initiated"
 
@@ -295,7 +297,7 @@ def test_dispute_closed_meanwhile_is_not_closed_twice(node, fake_ln, monkeypatch
     from tests.disputes.support import disputed_trade
 
     trade = disputed_trade(fake_ln, fresh=True)
-    real = cancel_service.Dispute.objects
+    real = resolve_service.Dispute.objects
 
     class ReadThenCompete:
         def __init__(self, queryset):
@@ -309,10 +311,12 @@ def test_dispute_closed_meanwhile_is_not_closed_twice(node, fake_ln, monkeypatch
     objects = SimpleNamespace(
         filter=lambda *a, **kw: ReadThenCompete(real.filter(*a, **kw)) if "order_id" in kw else real.filter(*a, **kw)
     )
-    monkeypatch.setattr(cancel_service, "Dispute", SimpleNamespace(objects=objects))
+    monkeypatch.setattr(resolve_service, "Dispute", SimpleNamespace(objects=objects))
     events = OutboundMessage.objects.filter(kind=38386).count()
 
-    assert dispute_close_on_user_resolution(order_id=trade.order.id, status="seller-refunded") is None
+    assert (
+        dispute_close_by_parties(order_id=trade.order.id, order_status="cooperatively-canceled", actor="buyer") is None
+    )
     assert (trade.refresh_dispute().status, OutboundMessage.objects.filter(kind=38386).count()) == ("settled", events)
 
 
@@ -320,7 +324,7 @@ def test_closed_dispute_gets_its_resolution_time(node, fake_ln):
     from tests.disputes.support import disputed_trade
 
     trade = disputed_trade(fake_ln, fresh=True)
-    closed = dispute_close_on_user_resolution(order_id=trade.order.id, status="settled")
+    closed = dispute_close_by_parties(order_id=trade.order.id, order_status="settled-hold-invoice", actor="seller")
     assert (closed.status, closed.resolved_at is not None, closed.updated_at >= closed.resolved_at) == (
         "settled",
         True,

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import Order
-from orders.publish import clear_network_cache
 from orders.services import timeouts
 from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_on_accepted
