@@ -15,6 +15,7 @@ from lightning.types import PaymentOutcome, PaymentStatus
 from mostro_site.config import clear_node_config_cache
 from mostro_site.models import NodeSettings
 from nostrbridge.event_settings import clear_network_cache
+from nostrbridge.models import OutboundMessage
 from orders.models import Order
 from orders.selectors import dev_fee_billable_orders
 from tests.guards.support import after_first_call, settled_trade
@@ -270,7 +271,7 @@ def test_unseen_payment_is_resent_only_after_the_grace(rows, fake_ln, fund):
     assert services.dev_fee_store_hash(
         claim=claim, payment_request=invoice, payment_hash=decoded.payment_hash_hex, now=now
     )
-    grace = timedelta(seconds=services.UNSEEN_GRACE_SECONDS)
+    grace = timedelta(seconds=300)  # UNSEEN_GRACE_SECONDS
 
     assert services.dev_fee_reconcile(payment_id=row.pk, now=now + grace - timedelta(microseconds=1)) == (
         services.PENDING
@@ -399,3 +400,108 @@ def test_paid_row_records_the_routing_fee_and_clears_the_last_error(rows, fake_l
         later,
         later,
     )
+
+
+# --- stale reports against settled rows, own-row reads, and what each write stamps ---------------
+
+
+def test_failure_report_for_a_paid_row_is_ignored(rows, fake_ln, fund):
+    [row] = rows(1)
+    now = timezone.now()
+    assert services.dev_fee_pay(payment_id=row.pk, now=now) == services.PAID
+    row.refresh_from_db()
+    failed = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=row.payment_hash, failure_reason="late")
+
+    assert services.dev_fee_record_outcome(
+        payment_id=row.pk, payment_hash=row.payment_hash, outcome=failed, now=now
+    ) == (services.SKIPPED)
+    row.refresh_from_db()
+    assert (row.status, row.last_error) == ("paid", "")
+
+
+def test_reconcile_reads_its_own_row_and_never_a_finished_one(rows, fake_ln, fund):
+    first, second = rows(2)
+    now = timezone.now()
+    for row in (first, second):
+        fake_ln.leave_next_payment_in_flight()
+        services.dev_fee_pay(payment_id=row.pk, now=now)
+    second.refresh_from_db()
+    fake_ln.resolve_payment(second.payment_hash, succeed=True)
+
+    assert services.dev_fee_reconcile(payment_id=second.pk, now=now) == services.PAID
+    assert (_state(first)[0], _state(second)[0]) == ("in-flight", "paid")
+    tracks = len([n for n, _ in fake_ln.calls if n == "track_payment"])
+    assert services.dev_fee_reconcile(payment_id=second.pk, now=now) == services.SKIPPED
+    assert services.dev_fee_reconcile(payment_id=10**9, now=now) == services.SKIPPED
+    assert len([n for n, _ in fake_ln.calls if n == "track_payment"]) == tracks
+
+
+def test_unseen_grace_counts_from_the_stored_hash_not_the_claim(rows, fake_ln, fund):
+    [row] = rows(1)
+    claimed = timezone.now()
+    stored = claimed + timedelta(seconds=200)
+    claim = services.dev_fee_claim(payment_id=row.pk, now=claimed)
+    invoice, decoded = services.dev_fee_resolve(claim=claim)
+    services.dev_fee_store_hash(claim=claim, payment_request=invoice, payment_hash=decoded.payment_hash_hex, now=stored)
+
+    assert services.dev_fee_reconcile(payment_id=row.pk, now=stored + timedelta(seconds=299)) == services.PENDING
+    assert _fund_sends(fake_ln, fund) == []
+
+
+def test_outcomes_stamp_the_time_they_were_recorded(rows, fake_ln, fund):
+    paid, failed = rows(2)
+    t0 = timezone.now()
+    later = t0 + timedelta(seconds=120)
+    for row in (paid, failed):
+        fake_ln.leave_next_payment_in_flight()
+        services.dev_fee_pay(payment_id=row.pk, now=t0)
+        row.refresh_from_db()
+    fake_ln.resolve_payment(paid.payment_hash, succeed=True)
+    fake_ln.resolve_payment(failed.payment_hash, succeed=False, reason="x" * 1500)
+
+    assert services.dev_fee_reconcile(payment_id=paid.pk, now=later) == services.PAID
+    assert services.dev_fee_reconcile(payment_id=failed.pk, now=later) == services.FAILED
+
+    paid.refresh_from_db()
+    failed.refresh_from_db()
+    assert (paid.updated_at, paid.paid_at, failed.updated_at) == (later, later, later)
+    assert failed.last_error == ("payment failed: " + "x" * 1500)[:1000]
+    [audit] = OutboundMessage.objects.filter(kind=8383)
+    assert audit.order_id == paid.order_id
+
+
+def test_claim_stamps_its_time_and_the_current_destination(rows, settings, fund):
+    [row] = rows(1)
+    settings.MOSTRO_DEV_FEE_LIGHTNING_ADDRESS = "fund@fixed.example"
+    clear_node_config_cache()
+    later = timezone.now() + timedelta(seconds=90)
+
+    claim = services.dev_fee_claim(payment_id=row.pk, now=later)
+
+    row.refresh_from_db()
+    assert (claim.destination, row.destination, row.updated_at, row.claimed_at) == (
+        "fund@fixed.example",
+        "fund@fixed.example",
+        later,
+        later,
+    )
+
+
+def test_failed_attempt_clears_the_claim_time(rows, fake_ln, fund):
+    [row] = rows(1)
+    fund.error = "wallet offline"
+    assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == services.FAILED
+    row.refresh_from_db()
+    assert (row.status, row.claimed_at, row.claim_token, row.attempts) == ("failed", None, None, 1)
+
+
+def test_rejected_send_records_the_nodes_reason(rows, fake_ln, fund, monkeypatch):
+    [row] = rows(1)
+
+    def refuse(**kwargs):
+        raise LightningRejected("invoice expired", code="UNKNOWN")
+
+    monkeypatch.setattr(fake_ln, "send_payment", refuse)
+    assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == services.FAILED
+    row.refresh_from_db()
+    assert (row.status, row.last_error) == ("failed", "payment failed: invoice expired")
