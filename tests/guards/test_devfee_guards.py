@@ -505,3 +505,10 @@ def test_rejected_send_records_the_nodes_reason(rows, fake_ln, fund, monkeypatch
     assert services.dev_fee_pay(payment_id=row.pk, now=timezone.now()) == services.FAILED
     row.refresh_from_db()
     assert (row.status, row.last_error) == ("failed", "payment failed: invoice expired")
+
+
+def test_a_one_sat_dev_fee_is_billed(node, fake_ln, fund):
+    order = settled_trade(fake_ln).order
+    Order.objects.filter(pk=order.pk).update(dev_fee_sats=1)
+    assert _bill(5) == 1
+    assert DevFeePayment.objects.get(order=order).amount_sats == 1

@@ -18,7 +18,7 @@ from nostrbridge.protocol.payloads import BondResolutionPayload
 from nostrbridge.protocol.structs import BondResolution
 from orders.services.cancel import order_cancel
 from orders.services.release import order_release
-from tests.disputes.support import READ, READ_WRITE, disputed_trade
+from tests.disputes.support import READ, READ_WRITE, disputed_trade, register, solver_client
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
 from tests.orders.services.support import snapshot
 
@@ -251,3 +251,48 @@ def test_cooperatively_canceled_order_answers_only_a_nostr_solver(trade):
         == resolve.Resolution.ALREADY_COOPERATIVELY_CANCELED
     )
     assert list(OutboundMessage.objects.values_list("recipient_pubkey", flat=True)[outbox:]) == [solver]
+
+
+def test_resolution_replies_carry_the_solvers_trade_index(trade, fake_ln):
+    other = disputed_trade(fake_ln, fresh=True)
+    solver = register(solver_client())
+    for t in (trade, other):
+        dispute_take(dispute_id=t.dispute.id, actor_pubkey=solver.identity.public_key_hex)
+    trade.seller.replies(), trade.buyer.replies(), other.seller.replies(), other.buyer.replies(), solver.replies()
+    key = solver.identity.public_key_hex
+
+    dispute_settle(order_id=trade.order.id, actor_pubkey=key, request_id=20, trade_index=7, reply_to=key)
+    dispute_cancel(order_id=other.order.id, actor_pubkey=key, request_id=21, trade_index=8, reply_to=key)
+
+    settled = trade.seller.replies() + trade.buyer.replies()
+    assert [(r.action, r.message.trade_index) for r in settled] == [("admin-settled", 7), ("admin-settled", 7)]
+    refunded = other.seller.replies() + other.buyer.replies()
+    assert [(r.action, r.message.trade_index) for r in refunded] == [("admin-canceled", 8), ("admin-canceled", 8)]
+    assert [(r.action, r.message.trade_index) for r in solver.replies()] == [
+        ("admin-settled", 7),
+        ("admin-canceled", 8),
+    ]
+
+
+def test_cooperatively_canceled_answer_carries_the_trade_index(trade):
+    solver = register(solver_client())
+    key = solver.identity.public_key_hex
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=key)
+    order_cancel(order_id=trade.order.id, sender=trade.buyer_key, request_id=51)
+    order_cancel(order_id=trade.order.id, sender=trade.seller_key, request_id=52)
+    solver.replies()
+
+    dispute_settle(order_id=trade.order.id, actor_pubkey=key, request_id=22, trade_index=9, reply_to=key)
+    assert [(r.action, r.message.trade_index) for r in solver.replies()] == [("cooperative-cancel-accepted", 9)]
+
+
+def test_admin_cancel_of_an_escrow_settled_at_the_node_is_a_conflict(trade, fake_ln):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    preimage = bytes.fromhex(trade.refresh().hold_invoice_preimage)
+    fake_ln.settle_invoice(preimage=preimage)  # the seller's release reached LND first
+    before = snapshot(trade.order)
+
+    with pytest.raises(DisputeConflict):
+        dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=23)
+    assert snapshot(trade.order) == before
