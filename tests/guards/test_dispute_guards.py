@@ -9,6 +9,7 @@ from disputes.services import resolve, take
 from disputes.services.errors import DisputeConflict
 from disputes.services.resolve import dispute_cancel, dispute_settle
 from disputes.services.take import dispute_take
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import CantDoReason
@@ -16,11 +17,13 @@ from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.payloads import BondResolutionPayload
 from nostrbridge.protocol.structs import BondResolution
+from orders.models import OrderStatusChange
 from orders.services.cancel import order_cancel
+from orders.services.escrow import EscrowCancelError
 from orders.services.release import order_release
 from tests.disputes.support import READ, READ_WRITE, disputed_trade, register, solver_client
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
-from tests.orders.services.support import snapshot
+from tests.orders.services.support import order_events, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -295,4 +298,42 @@ def test_admin_cancel_of_an_escrow_settled_at_the_node_is_a_conflict(trade, fake
 
     with pytest.raises(DisputeConflict):
         dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=23)
+    assert snapshot(trade.order) == before
+
+
+@pytest.mark.parametrize(
+    ("resolve_one", "to_status"), [(dispute_settle, "settled-hold-invoice"), (dispute_cancel, "canceled-by-admin")]
+)
+def test_console_actor_label_is_the_audited_actor(resolve_one, to_status, trade):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    resolve_one(order_id=trade.order.id, actor_pubkey=solver, actor_label="admin:alice", request_id=24)
+    assert audit_trail(trade.order)[-1] == ("dispute", to_status)
+    assert OrderStatusChange.objects.filter(order=trade.order).last().actor == "admin:alice"
+    assert _logs(trade.dispute)[-1][1] == "admin:alice"
+
+
+def test_admin_cancel_publishes_with_the_network_and_files_its_messages_under_the_order(trade):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    clear_network_cache()
+    last = OutboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first()
+
+    dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=25)
+
+    assert order_events(trade.order.id)[-1].tag_value("network") == "regtest"
+    new_messages = OutboundMessage.objects.filter(kind=14, pk__gt=last)
+    assert [row.order_id for row in new_messages] == [trade.order.id, trade.order.id]  # seller and buyer
+
+
+def test_node_down_during_admin_cancel_is_an_internal_error(trade, fake_ln):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    before = snapshot(trade.order)
+    fake_ln.set_unavailable(True)
+    try:
+        with pytest.raises(EscrowCancelError):
+            dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=26)
+    finally:
+        fake_ln.set_unavailable(False)
     assert snapshot(trade.order) == before
