@@ -22,6 +22,7 @@ from orders.services.cancel import order_cancel
 from orders.services.escrow import EscrowCancelError
 from orders.services.release import order_release
 from tests.disputes.support import READ, READ_WRITE, disputed_trade, register, solver_client
+from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
 from tests.orders.services.support import order_events, snapshot
 
@@ -337,3 +338,33 @@ def test_node_down_during_admin_cancel_is_an_internal_error(trade, fake_ln):
     finally:
         fake_ln.set_unavailable(False)
     assert snapshot(trade.order) == before
+
+
+def test_take_notifies_its_own_orders_parties_and_audits_the_label(trade):
+    factory_order(id=uuid.UUID(int=0), status="dispute", buyer_pubkey="c" * 64, seller_pubkey="d" * 64)
+    last = OutboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first()
+
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=_solver(), actor_label="admin:bob")
+
+    recipients = list(OutboundMessage.objects.filter(kind=14, pk__gt=last).values_list("recipient_pubkey", flat=True))
+    assert recipients == [trade.buyer_key, trade.seller_key]
+    assert _logs(trade.dispute)[-1] == ("taken", "admin:bob")
+
+
+def test_dispute_info_for_a_full_privacy_party_and_missing_times():
+    order = factory_order(
+        status="dispute",
+        buyer_pubkey="c" * 64,
+        master_buyer_pubkey="c" * 64,  # full privacy: the identity is the trade key
+        seller_pubkey="d" * 64,
+        master_seller_pubkey="e" * 64,
+        taken_at=None,
+        invoice_held_at=None,
+    )
+    dispute = Dispute(order=order, initiator="buyer", initiator_pubkey="c" * 64, order_previous_status="active")
+
+    info = take.solver_dispute_info(order, dispute)
+
+    assert (info.initiator_full_privacy, info.initiator_info) == (True, None)
+    assert (info.counterpart_full_privacy, info.counterpart_info is not None) == (False, True)
+    assert (info.invoice_held_at, info.taken_at) == (0, 0)
