@@ -148,7 +148,12 @@ TARGETS: dict[str, Target] = {
     ),
     "dispute-transitions": Target(
         "disputes/transitions.py",
-        (f"{GUARDS}/test_dispute_guards.py", "tests/disputes/test_transitions.py", "tests/disputes/test_nostr_take.py"),
+        (
+            f"{GUARDS}/test_dispute_guards.py",
+            f"{GUARDS}/test_guardian_guards.py",
+            "tests/disputes/test_transitions.py",
+            "tests/disputes/test_nostr_take.py",
+        ),
     ),
 }
 

@@ -1,20 +1,25 @@
 """Dispute take and resolution guards made to decide (03-actions.md §8.2–§8.4)."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
 from disputes.models import Dispute, DisputeLog
 from disputes.services import resolve, take
 from disputes.services.errors import DisputeConflict
 from disputes.services.resolve import dispute_cancel, dispute_settle
 from disputes.services.take import dispute_take
+from disputes.transitions import dispute_create, transition_dispute
 from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import BondResolutionPayload
 from nostrbridge.protocol.structs import BondResolution
 from orders.models import OrderStatusChange
@@ -368,3 +373,34 @@ def test_dispute_info_for_a_full_privacy_party_and_missing_times():
     assert (info.initiator_full_privacy, info.initiator_info) == (True, None)
     assert (info.counterpart_full_privacy, info.counterpart_info is not None) == (False, True)
     assert (info.invoice_held_at, info.taken_at) == (0, 0)
+
+
+# --- the dispute writer (disputes/transitions.py) -----------------------------------------------
+
+
+def test_dispute_writes_stamp_the_given_time_and_a_bounded_actor(trade):
+    later = timezone.now() + timedelta(days=2)
+    with transaction.atomic():
+        assert transition_dispute(
+            dispute=trade.dispute,
+            from_statuses=["initiated"],
+            to_status="in-progress",
+            actor="admin:" + "z" * 90,
+            set_fields={"solver_pubkey": "ab" * 32},
+            now=later,
+        )
+    dispute = trade.refresh_dispute()
+    assert (dispute.status, dispute.updated_at) == ("in-progress", later)
+    assert _logs(dispute)[-1] == ("taken", ("admin:" + "z" * 90)[:80])
+    event = Event.from_json(OutboundMessage.objects.filter(kind=38386).order_by("-pk").first().event_json)
+    assert event.tag_value("expiration") == str(int(later.timestamp()) + 90 * 86_400)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispute_create_refuses_to_run_outside_a_transaction():
+    order = factory_order(status="dispute", buyer_pubkey="c" * 64)
+    with pytest.raises(RuntimeError):
+        dispute_create(
+            order_id=order.id, initiator="buyer", initiator_pubkey="c" * 64, order_previous_status="active", actor="x"
+        )
+    assert Dispute.objects.count() == 0
