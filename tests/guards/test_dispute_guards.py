@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from disputes.models import Dispute, DisputeLog
 from disputes.services import resolve, take
-from disputes.services.errors import DisputeConflict
+from disputes.services.errors import DisputeConflict, DisputeNotFound
 from disputes.services.resolve import dispute_cancel, dispute_settle
 from disputes.services.take import dispute_take
 from disputes.transitions import dispute_create, transition_dispute
@@ -404,3 +404,27 @@ def test_dispute_create_refuses_to_run_outside_a_transaction():
             order_id=order.id, initiator="buyer", initiator_pubkey="c" * 64, order_previous_status="active", actor="x"
         )
     assert Dispute.objects.count() == 0
+
+
+def test_take_of_an_unknown_dispute_is_not_found(node):
+    with pytest.raises(DisputeNotFound):
+        dispute_take(dispute_id=uuid.uuid4(), actor_pubkey=_solver())
+
+
+def test_solver_copy_of_a_take_is_filed_under_the_order(trade):
+    solver = _solver()
+    last = OutboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver, reply_to=solver)
+    rows = OutboundMessage.objects.filter(kind=14, pk__gt=last)
+    assert [(row.recipient_pubkey, row.order_id) for row in rows] == [
+        (solver, trade.order.id),
+        (trade.buyer_key, trade.order.id),
+        (trade.seller_key, trade.order.id),
+    ]
+
+
+def test_dispute_info_for_a_party_without_an_identity_is_private():
+    order = factory_order(status="dispute", buyer_pubkey="c" * 64, master_buyer_pubkey=None, seller_pubkey="d" * 64)
+    dispute = Dispute(order=order, initiator="buyer", initiator_pubkey="c" * 64, order_previous_status="active")
+    info = take.solver_dispute_info(order, dispute)
+    assert (info.initiator_full_privacy, info.initiator_info) == (True, None)
