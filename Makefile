@@ -64,4 +64,9 @@ bench: install ## Run every benchmark and print one summary table (sizes: the BE
 		--json $(BENCH_DIR)/trades.json
 	$(PY) benchmarks/summary.py $(BENCH_DIR)
 
-.PHONY: help install test-relays test-browser test run screenshots lint typecheck fmt bench
+# Not tied to `install`: it reuses the existing environment (run `make install` once first).
+mutation: ## Mutation testing of the money path (slow; MODULES=payout,devfee WORKERS=1|2; docs/TESTING.md)
+	@test -x $(PY) || { echo "no $(VENV): run 'make install' first" >&2; exit 1; }
+	$(PY) scripts/mutation.py $(if $(MODULES),--modules $(MODULES)) --workers $(or $(WORKERS),1)
+
+.PHONY: help install test-relays test-browser test run screenshots lint typecheck fmt bench mutation

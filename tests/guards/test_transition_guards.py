@@ -1,0 +1,164 @@
+"""`transition_order` and `update_order_guarded` made to decide (issue 22, item 3).
+
+Every write here is filtered by status, so every test has at least two orders in the status
+concerned: the write must reach its own order and nothing else.
+"""
+
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orders import transitions
+from orders.models import Order, OrderStatusChange
+from orders.transitions import IllegalTransition, record_creation, transition_order, update_order_guarded
+from tests.foundation.factories import make_order
+from tests.orders.services.support import snapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def _move(order, from_statuses, to_status, **kwargs) -> bool:
+    with transaction.atomic():
+        return transition_order(
+            order_id=order.id, from_statuses=from_statuses, to_status=to_status, actor="tester", reason="r", **kwargs
+        )
+
+
+def test_transition_moves_its_own_order_only():
+    mine, other = make_order(), make_order()
+    before = snapshot(other)
+    assert _move(mine, ["pending"], "canceled", set_fields={"buyer_dispute": True}) is True
+    assert Order.objects.filter(pk=mine.pk).values_list("status", "buyer_dispute").get() == ("canceled", True)
+    assert snapshot(other) == before
+    assert list(OrderStatusChange.objects.values_list("order_id", "from_status", "to_status")) == [
+        (mine.pk, "pending", "canceled")
+    ]
+
+
+def test_guarded_update_writes_its_own_order_only():
+    mine, other = make_order(status="active"), make_order(status="active")
+    before = snapshot(other)
+    assert update_order_guarded(order_id=mine.id, statuses=["active"], set_fields={"buyer_dispute": True}) is True
+    assert Order.objects.get(pk=mine.pk).buyer_dispute is True
+    assert snapshot(other) == before
+
+
+def test_guarded_update_with_a_failing_guard_writes_nothing():
+    mine, other = make_order(status="active"), make_order(status="active", cancel_initiator_pubkey="c" * 64)
+    assert (
+        update_order_guarded(
+            order_id=other.id,
+            statuses=["active"],
+            set_fields={"buyer_dispute": True},
+            guard=Q(cancel_initiator_pubkey__isnull=True),
+        )
+        is False
+    )
+    assert [Order.objects.get(pk=o.pk).buyer_dispute for o in (mine, other)] == [False, False]
+
+
+def test_guarded_update_outside_its_statuses_writes_nothing():
+    order = make_order(status="fiat-sent")
+    before = snapshot(order)
+    assert update_order_guarded(order_id=order.id, statuses=["active"], set_fields={"buyer_dispute": True}) is False
+    assert snapshot(order) == before
+
+
+def test_transition_with_a_failing_guard_leaves_no_audit_row():
+    order = make_order(status="settled-hold-invoice", payout_payment_hash="c" * 64)
+    before = snapshot(order)
+    assert _move(order, ["settled-hold-invoice"], "success", guard=Q(payout_payment_hash="d" * 64)) is False
+    assert snapshot(order) == before
+
+
+def test_status_changed_between_the_read_and_the_write_loses(monkeypatch):
+    """A second writer moves the order after `transition_order` read its status."""
+    order, _other = make_order(), make_order()  # the other pending order must stay pending
+
+    class ReadThenCompete:
+        def __init__(self, queryset):
+            self.queryset = queryset
+
+        def filter(self, *args, **kwargs):
+            return ReadThenCompete(self.queryset.filter(*args, **kwargs))
+
+        def values_list(self, *args, **kwargs):
+            return ReadThenCompete(self.queryset.values_list(*args, **kwargs))
+
+        def first(self):
+            seen = self.queryset.first()
+            Order.objects.filter(pk=order.pk).update(status="waiting-payment")  # the competitor wins
+            return seen
+
+    objects = SimpleNamespace(
+        select_for_update=lambda: ReadThenCompete(Order.objects.select_for_update()), filter=Order.objects.filter
+    )
+    monkeypatch.setattr(transitions, "Order", SimpleNamespace(objects=objects))
+
+    assert _move(order, ["pending"], "canceled") is False
+    assert list(Order.objects.order_by("created_at").values_list("status", flat=True)) == [
+        "waiting-payment",
+        "pending",
+    ]
+    assert OrderStatusChange.objects.count() == 0
+
+
+def test_every_listed_source_status_is_checked_against_the_table():
+    order = make_order(status="fiat-sent")
+    with pytest.raises(IllegalTransition) as refused:
+        _move(order, ["fiat-sent", "active"], "settled-hold-invoice")
+    assert str(refused.value) == "active -> settled-hold-invoice"
+    assert Order.objects.get(pk=order.pk).status == "fiat-sent"
+
+
+def test_unknown_order_does_not_move():
+    order = make_order()
+    Order.objects.filter(pk=order.pk).delete()
+    assert _move(order, ["pending"], "canceled") is False
+    assert OrderStatusChange.objects.count() == 0
+
+
+def test_order_in_another_status_does_not_move():
+    order = make_order(status="active")
+    assert _move(order, ["pending"], "canceled") is False
+    assert (Order.objects.get(pk=order.pk).status, OrderStatusChange.objects.count()) == ("active", 0)
+
+
+def test_audit_row_truncates_actor_and_reason_to_their_columns():
+    order = make_order()
+    with transaction.atomic():
+        assert transition_order(
+            order_id=order.id, from_statuses=["pending"], to_status="canceled", actor="a" * 90, reason="r" * 210
+        )
+    change = OrderStatusChange.objects.get(order=order)
+    assert (change.actor, change.reason) == ("a" * 80, "r" * 200)
+
+
+def test_creation_is_audited_from_no_status():
+    order = make_order()
+    record_creation(order=order, actor="maker", reason="new-order")
+    change = OrderStatusChange.objects.get(order=order)
+    assert (change.from_status, change.to_status, change.actor, change.reason) == ("", "pending", "maker", "new-order")
+
+
+def test_transition_reads_its_own_orders_status():
+    # Another order, first by primary key, sits in a status the move does not start from.
+    other = make_order(id=uuid.UUID(int=0), status="active")
+    mine = make_order()
+    assert _move(mine, ["pending"], "canceled") is True
+    assert [Order.objects.get(pk=o.pk).status for o in (mine, other)] == ["canceled", "active"]
+
+
+def test_both_writes_stamp_updated_at():
+    moved, updated = make_order(), make_order(status="active")
+    stale = timezone.now() - timedelta(days=1)
+    Order.objects.update(updated_at=stale)
+
+    assert _move(moved, ["pending"], "canceled") is True
+    assert update_order_guarded(order_id=updated.id, statuses=["active"], set_fields={"buyer_dispute": True}) is True
+    assert [Order.objects.get(pk=o.pk).updated_at > stale for o in (moved, updated)] == [True, True]
