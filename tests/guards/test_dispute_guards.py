@@ -1,4 +1,5 @@
-"""Dispute take and resolution guards made to decide (03-actions.md §8.2–§8.4)."""
+"""Dispute take and resolution guards made to decide
+(docs/PROTOCOL.md §Admin-take-dispute, §Admin-settle, §Admin-cancel)."""
 
 import uuid
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""The escrow's HTLC guards made to decide (03-actions.md §3.1, §3.3).
+"""The escrow's HTLC guards made to decide (docs/PROTOCOL.md §Escrow).
 
 The watcher's report is read (`order_get_by_hold_hash`) before the guarded transition; a
 competitor runs in between. An HTLC accepted for a hold invoice the order no longer uses must

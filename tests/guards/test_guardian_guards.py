@@ -1,4 +1,4 @@
-"""The escrow guardian's guards made to decide (03-actions.md §6.5).
+"""The escrow guardian's guards made to decide (docs/PROTOCOL.md §Escrow-guardian).
 
 As in tests/orders/services/test_guardian.py: HTLC expiry at height 944, the guardian acts
 from tip 920; candidates need `invoice_held_at` older than 10 h.

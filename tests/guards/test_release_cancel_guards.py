@@ -1,5 +1,5 @@
 """Release and cancel guards made to decide: a second actor between the first one's read and
-its guarded write (03-actions.md §5.2, §6.1, §6.2)."""
+its guarded write (docs/PROTOCOL.md §Release, §Cancel)."""
 
 from types import SimpleNamespace
 

@@ -1,4 +1,4 @@
-"""Expiry and waiting-timeout guards made to decide (03-actions.md §6.3, §6.4).
+"""Expiry and waiting-timeout guards made to decide (docs/PROTOCOL.md §Expiry, §Waiting-timeout).
 
 A timeout re-confirms under its transition what it read (status, `taken_at`, hold hash): a
 take, cancel or HTLC in between makes it lose. Window: 900 s (MOSTRO_EXPIRATION_SECONDS).
