@@ -6,7 +6,6 @@ from uuid import UUID
 from django.db.models import QuerySet
 from ninja import Query, Router
 
-from disputes.api_auth import API_AUTH
 from disputes.console import (
     MANAGE_SOLVERS_PERMISSION,
     RESOLVE_PERMISSION,
@@ -33,6 +32,7 @@ from disputes.schemas import (
     ValidationErrorOut,
 )
 from disputes.selectors import dispute_filter, dispute_queryset, solvers
+from mostro_site.api.auth import API_AUTH
 from nostrbridge.keys import decode_npub, encode_npub
 from orders.models import SolverCategory, Trader
 

@@ -1,8 +1,17 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from mostro_site.models import NodeSettings, SettingsAuditEntry
+from mostro_site.api.tokens import (
+    DEFAULT_LIFETIME_DAYS,
+    LIFETIME_DAYS,
+    api_token_create,
+    api_token_revoke,
+    scopes_for,
+)
+from mostro_site.models import ApiToken, NodeSettings, SettingsAuditEntry, TokenScope
+from mostro_site.staff import is_operator
 
 admin.site.site_header = "Mostro node"
 admin.site.site_title = "Mostro"
@@ -40,3 +49,72 @@ class NodeSettingsAdmin(ReadOnlyAdmin):
 @admin.register(SettingsAuditEntry)
 class SettingsAuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "user", "field", "before", "after")
+
+
+class ApiTokenForm(forms.ModelForm):
+    lifetime_days = forms.TypedChoiceField(
+        label="Expires after",
+        coerce=int,
+        choices=[(days, f"{days} days") for days in LIFETIME_DAYS],
+        initial=DEFAULT_LIFETIME_DAYS,
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ("name", "scope")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Each user creates and sees its own tokens (the key once, on creation); operators see every
+    token's metadata (never a key) and may revoke any of them."""
+
+    form = ApiTokenForm
+    list_display = ("name", "user", "scope", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("scope", "revoked_at")
+    search_fields = ("name", "user__username", "prefix")
+    actions = ("revoke_selected",)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("user")
+        return queryset if is_operator(request.user) else queryset.filter(user=request.user)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "scope", "lifetime_days")
+        return ("name", "user", "scope", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.get_fields(request, obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            scopes = scopes_for(request.user)
+            form.base_fields["scope"].choices = [c for c in TokenScope.choices if c[0] in scopes]
+        return form
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a token is revoked, never edited
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the row keeps the audit trail (last use)
+
+    def save_model(self, request, obj, form, change):
+        token, key = api_token_create(
+            owner=request.user,  # never another user: the key is shown only to whoever creates it
+            name=form.cleaned_data["name"],
+            scope=form.cleaned_data["scope"],
+            lifetime_days=form.cleaned_data["lifetime_days"],
+        )
+        obj.pk, obj.user, obj.prefix, obj.expires_at = token.pk, token.user, token.prefix, token.expires_at
+        self.message_user(
+            request,
+            f"API token “{token.name}” created. Copy it now, it is shown only once: {key}",
+            messages.WARNING,
+        )
+
+    @admin.action(permissions=["view"], description="Revoke the selected tokens")
+    def revoke_selected(self, request, queryset):
+        revoked = sum(api_token_revoke(token=token) for token in self.get_queryset(request).filter(pk__in=queryset))
+        self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)

@@ -1,4 +1,8 @@
-"""The operator's live node settings: one row that overrides the environment defaults."""
+"""Node-wide tables: the operator's live settings (one row over the environment defaults), their
+audit trail, and the REST API's tokens."""
+
+import hashlib
+import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -113,3 +117,43 @@ class SettingsAuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.before!r} -> {self.after!r}"
+
+
+class TokenScope(models.TextChoices):
+    """What a token may do, on top of (never beyond) its user's own permissions."""
+
+    READ = "read", "read: list and view"
+    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund"
+    OPERATOR = "operator", "operator: everything the user may do"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API, created by its owner; only its sha256 is stored."""
+
+    PREFIX_LENGTH = 8
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    scope = models.CharField(max_length=10, choices=TokenScope.choices, default=TokenScope.READ)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(scope__in=TokenScope.values), name="api_token_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def new_key(cls) -> str:
+        return secrets.token_urlsafe(32)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from mostro_site.api import api
+from mostro_site.api.root import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
