@@ -3,8 +3,8 @@
 Every error is `{"code": "<reason>", "message": "..."}`:
 401 unauthenticated (no, unknown, revoked or expired token) · 403 authenticated but not allowed
 (missing permission, a token whose scope is too narrow: `token_scope`, or a protocol refusal
-about *who* acts: not_authorized, is_not_your_dispute, dispute_taken_by_admin, invalid_pubkey) · 404 unknown id · 409 any
-other protocol refusal (`CantDo` reason) or a lost race · 422 invalid input · 503 LND
+about *who* acts: not_authorized, is_not_your_dispute, dispute_taken_by_admin, invalid_pubkey)
+· 404 unknown id · 409 any other protocol refusal (`CantDo` reason) or a lost race · 422 invalid input · 503 LND
 unreachable (nothing moved; retry).
 """
 
