@@ -118,3 +118,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke_selected(self, request, queryset):
         revoked = sum(api_token_revoke(token=token) for token in self.get_queryset(request).filter(pk__in=queryset))
         self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)
+
+
+# --- the job queue (django-q2): shown, never edited --------------------------------------------
+# A schedule names any importable function with arguments: adding or editing one through the
+# admin would run arbitrary code in the job cluster. Schedules come from `sync_schedules`
+# (mostro_site.schedules) only; the task lists are history. Resubmitting is left out with them.
+def _read_only_job_admins() -> None:
+    from django_q import admin as q_admin
+    from django_q.models import Failure, OrmQ, Schedule, Success
+
+    for model, base in (
+        (Schedule, q_admin.ScheduleAdmin),
+        (Success, q_admin.TaskAdmin),
+        (Failure, q_admin.FailAdmin),
+        (OrmQ, q_admin.QueueAdmin),
+    ):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+            admin.site.register(model, type(base.__name__, (ReadOnlyAdmin, base), {"actions": ()}))
+
+
+_read_only_job_admins()

@@ -53,6 +53,9 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # view only: a POST would save the row and log a change
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
@@ -73,6 +76,14 @@ class TraderAdmin(admin.ModelAdmin):
         "created_at",
     )
 
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Solver status and category change only through disputes' solver services (audited,
+        # the same rules as admin-add-solver); reputation only through ratings.
+        return False
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
@@ -90,4 +101,7 @@ class OrderStatusChangeAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
