@@ -7,10 +7,12 @@ adjust a few deployment knobs, never behaviour.
 
 from pathlib import Path
 
-from mostro_site.env import BASE_DIR, env
+from mostro_site.env import BASE_DIR, INSECURE_SECRET_KEY, env
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# `make run` / `mostrod --local` / `mostro_keys --generate --write-env` write a generated key
+# into .env; the placeholder only serves commands run before that (a system check warns).
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_SECRET_KEY)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)  # on only when asked: DJANGO_DEBUG=true
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
