@@ -140,3 +140,29 @@ def _read_only_job_admins() -> None:
 
 
 _read_only_job_admins()
+
+
+# --- the login throttle (django-axes) ---------------------------------------------------------
+# Its logs are an audit trail: shown, never edited or deleted. An attempt row may be deleted
+# (superusers: that unlocks the username/address now). Its "Clean up expired attempts" action
+# reads an attribute axes sets only while a login is checked, so in the admin it answered 500
+# (found by the authorization matrix); expired attempts are cleaned at the next login anyway.
+def _axes_admins() -> None:
+    from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    def no(self, request, obj=None) -> bool:
+        return False
+
+    for model, base, extra in (
+        (AccessAttempt, AccessAttemptAdmin, {"actions": ("delete_selected",), "has_change_permission": no}),
+        (AccessLog, AccessLogAdmin, {"actions": ()}),
+        (AccessFailureLog, AccessFailureLogAdmin, {"actions": ()}),
+    ):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+            bases = (base,) if model is AccessAttempt else (ReadOnlyAdmin, base)
+            admin.site.register(model, type(base.__name__, bases, extra))
+
+
+_axes_admins()

@@ -5,6 +5,7 @@ prefix; defaults equal Mostro's defaults. `local.py`, `production.py` and `test.
 adjust a few deployment knobs, never behaviour.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from mostro_site.env import BASE_DIR, INSECURE_SECRET_KEY, env
@@ -26,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_q",
+    "axes",
     "mostro_site",
     "orders",
     "disputes",
@@ -42,6 +44,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with 429
 ]
 
 ROOT_URLCONF = "mostro_site.urls"
@@ -106,6 +109,17 @@ Q_CLUSTER = {
 }
 
 # --- auth, i18n, static ---------------------------------------------------------------
+# The admin login is throttled (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT wrong passwords
+# for one username from one address, that pair is refused, right password included, for
+# DJANGO_LOGIN_LOCKOUT_MINUTES. Other users and other addresses are unaffected. Attempts are
+# rows in the database, so every process sees them. Behind a reverse proxy every request comes
+# from the proxy's address: the lock is then per username.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -25,6 +25,12 @@ GET    admin/auth/group/<path:object_id>/                                     lo
 POST   admin/auth/group/<path:object_id>/                                     login 302   302   302   302   302   302
 GET    admin/auth/user/<path:object_id>/                                      login 302   302   302   302   302   302
 POST   admin/auth/user/<path:object_id>/                                      login 302   302   302   302   302   302
+GET    admin/axes/accessattempt/<path:object_id>/                             login 302   302   302   302   302   302
+POST   admin/axes/accessattempt/<path:object_id>/                             login 302   302   302   302   302   302
+GET    admin/axes/accessfailurelog/<path:object_id>/                          login 302   302   302   302   302   302
+POST   admin/axes/accessfailurelog/<path:object_id>/                          login 302   302   302   302   302   302
+GET    admin/axes/accesslog/<path:object_id>/                                 login 302   302   302   302   302   302
+POST   admin/axes/accesslog/<path:object_id>/                                 login 302   302   302   302   302   302
 GET    admin/devfee/devfeepayment/<path:object_id>/                           login 302   302   302   302   302   302
 POST   admin/devfee/devfeepayment/<path:object_id>/                           login 302   302   302   302   302   302
 GET    admin/disputes/dispute/<path:object_id>/                               login 302   302   302   302   302   302
@@ -61,6 +67,8 @@ GET    admin/orders/trader/<path:object_id>/                                  lo
 POST   admin/orders/trader/<path:object_id>/                                  login 302   302   302   302   302   302
 GET    admin:app_list[auth]                                                   login 404   404   404   404   404   200
 POST   admin:app_list[auth]                                                   login 404   404   404   404   404   200
+GET    admin:app_list[axes]                                                   login 404   404   404   404   404   200
+POST   admin:app_list[axes]                                                   login 404   404   404   404   404   200
 GET    admin:app_list[devfee]                                                 login 404   404   404   404   200   200
 POST   admin:app_list[devfee]                                                 login 404   404   404   404   200   200
 GET    admin:app_list[disputes]                                               login 404   200   200   200   200   200
@@ -116,6 +124,42 @@ GET    admin:auth_user_history                                                lo
 POST   admin:auth_user_history                                                login 403   403   403   403   403   200
 GET    admin:auth_user_password_change                                        login 403   403   403   403   403   200
 POST   admin:auth_user_password_change                                        login 403   403   403   403   403   302+
+
+# --- admin axes --------------------------------------------------------------------------------------------------
+#      endpoint                                                               anon  staff ro    rw    asgnd oper  super
+GET    admin:axes_accessattempt_add                                           login 403   403   403   403   403   403
+POST   admin:axes_accessattempt_add                                           login 403   403   403   403   403   403
+GET    admin:axes_accessattempt_change                                        login 403   403   403   403   403   200
+POST   admin:axes_accessattempt_change                                        login 403   403   403   403   403   403
+GET    admin:axes_accessattempt_changelist                                    login 403   403   403   403   403   200
+POST   admin:axes_accessattempt_changelist                                    login 403   403   403   403   403   200
+POST   admin:axes_accessattempt_changelist?action=delete_selected             login 403   403   403   403   403   302+
+GET    admin:axes_accessattempt_delete                                        login 403   403   403   403   403   200
+POST   admin:axes_accessattempt_delete                                        login 403   403   403   403   403   302+
+GET    admin:axes_accessattempt_history                                       login 403   403   403   403   403   200
+POST   admin:axes_accessattempt_history                                       login 403   403   403   403   403   200
+GET    admin:axes_accessfailurelog_add                                        login 403   403   403   403   403   403
+POST   admin:axes_accessfailurelog_add                                        login 403   403   403   403   403   403
+GET    admin:axes_accessfailurelog_change                                     login 403   403   403   403   403   200
+POST   admin:axes_accessfailurelog_change                                     login 403   403   403   403   403   403
+GET    admin:axes_accessfailurelog_changelist                                 login 403   403   403   403   403   200
+POST   admin:axes_accessfailurelog_changelist                                 login 403   403   403   403   403   200
+POST   admin:axes_accessfailurelog_changelist?action=delete_selected          login 403   403   403   403   403   200
+GET    admin:axes_accessfailurelog_delete                                     login 403   403   403   403   403   403
+POST   admin:axes_accessfailurelog_delete                                     login 403   403   403   403   403   403
+GET    admin:axes_accessfailurelog_history                                    login 403   403   403   403   403   200
+POST   admin:axes_accessfailurelog_history                                    login 403   403   403   403   403   200
+GET    admin:axes_accesslog_add                                               login 403   403   403   403   403   403
+POST   admin:axes_accesslog_add                                               login 403   403   403   403   403   403
+GET    admin:axes_accesslog_change                                            login 403   403   403   403   403   200
+POST   admin:axes_accesslog_change                                            login 403   403   403   403   403   403
+GET    admin:axes_accesslog_changelist                                        login 403   403   403   403   403   200
+POST   admin:axes_accesslog_changelist                                        login 403   403   403   403   403   200
+POST   admin:axes_accesslog_changelist?action=delete_selected                 login 403   403   403   403   403   200
+GET    admin:axes_accesslog_delete                                            login 403   403   403   403   403   403
+POST   admin:axes_accesslog_delete                                            login 403   403   403   403   403   403
+GET    admin:axes_accesslog_history                                           login 403   403   403   403   403   200
+POST   admin:axes_accesslog_history                                           login 403   403   403   403   403   200
 
 # --- admin devfee ------------------------------------------------------------------------------------------------
 #      endpoint                                                               anon  staff ro    rw    asgnd oper  super

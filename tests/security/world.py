@@ -8,6 +8,7 @@ gives every request the same starting world (a savepoint rolled back after each 
 import uuid
 from dataclasses import dataclass, field
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -38,7 +39,7 @@ ROLE_TITLES = {
 # What a refused request must leave exactly as it was: every table of the project's apps, the
 # users, groups and permissions, the admin's log, the job queue. Sessions and the login
 # throttle's tables are bookkeeping of the request itself; so are the "last seen" columns.
-SNAPSHOT_APPS = ("mostro_site", "orders", "disputes", "devfee", "nostrbridge", "django_q", "auth", "admin")
+SNAPSHOT_APPS = ("mostro_site", "orders", "disputes", "devfee", "nostrbridge", "django_q", "auth", "admin", "axes")
 IGNORED_COLUMNS = {("auth", "user"): {"last_login"}, ("mostro_site", "apitoken"): {"last_used_at"}}
 
 
@@ -106,6 +107,10 @@ def build_world(fake_ln) -> World:
         success=False,
     )
     OrmQ.objects.create(key="mostro", payload="x", lock=None)
+    seen = {"user_agent": "curl", "ip_address": "203.0.113.7", "username": "operator", "http_accept": "*/*"}
+    AccessAttempt.objects.create(**seen, path_info="/admin/login/", get_data="", post_data="", failures_since_start=5)
+    AccessLog.objects.create(**seen, path_info="/admin/login/")
+    AccessFailureLog.objects.create(**seen, path_info="/admin/login/", locked_out=True)
     world.pks = {
         model._meta.label_lower: model._default_manager.order_by("pk").values_list("pk", flat=True).first()
         for model in apps.get_models()
