@@ -13,12 +13,14 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from django_q.models import OrmQ, Task
 
 from devfee.models import DevFeePayment
 from disputes.console import take_as
 from disputes.models import Dispute
 from mostro_site.api.tokens import api_token_create, scopes_for
+from mostro_site.management.commands.sync_schedules import sync_schedules
 from mostro_site.operator.services import node_settings_update
 from nostrbridge.models import AddressableClock, InboundEvent, RelayHealth
 from nostrbridge.protocol.keys import Keys
@@ -87,25 +89,10 @@ def build_world(fake_ln) -> World:
     parked = InboundEvent.objects.create(
         event_id="ee" * 32, kind=1059, pubkey="aa" * 32, event_created_at=1, raw="{}", status="parked", attempts=5
     )
-    from mostro_site.management.commands.sync_schedules import sync_schedules
-
     sync_schedules()
-    Task.objects.create(
-        id=uuid.uuid4().hex,
-        name="done",
-        func="orders.jobs.expire_pending_orders",
-        started=_now(),
-        stopped=_now(),
-        success=True,
-    )
-    Task.objects.create(
-        id=uuid.uuid4().hex,
-        name="failed",
-        func="orders.jobs.expire_pending_orders",
-        started=_now(),
-        stopped=_now(),
-        success=False,
-    )
+    for name, success in (("done", True), ("failed", False)):
+        job = {"func": "orders.jobs.expire_pending_orders", "started": _now(), "stopped": _now()}
+        Task.objects.create(id=uuid.uuid4().hex, name=name, success=success, **job)
     OrmQ.objects.create(key="mostro", payload="x", lock=None)
     seen = {"user_agent": "curl", "ip_address": "203.0.113.7", "username": "operator", "http_accept": "*/*"}
     AccessAttempt.objects.create(**seen, path_info="/admin/login/", get_data="", post_data="", failures_since_start=5)
@@ -124,8 +111,6 @@ def build_world(fake_ln) -> World:
 
 
 def _now():
-    from django.utils import timezone
-
     return timezone.now()
 
 
