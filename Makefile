@@ -28,9 +28,10 @@ test: install test-relays test-browser ## Run the whole test suite (SQLite, then
 run: install ## Set up and run a complete local node (SQLite, local relay, simulated Lightning)
 	bash scripts/run_local.sh
 
-lint: install ## ruff format check + lint
+lint: install ## ruff format check + lint + import contracts
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 fmt: install ## Format and autofix
 	$(VENV)/bin/ruff format .

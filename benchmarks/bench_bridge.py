@@ -47,7 +47,7 @@ import nostr_sdk as sdk  # noqa: E402
 from coincurve import PrivateKey, PublicKey, PublicKeyXOnly  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
-from nostrbridge.keys import xonly_pubkey_hex  # noqa: E402
+from nostrbridge.node_identity import xonly_pubkey_hex  # noqa: E402
 from nostrbridge.protocol import Keys, Message, open_inbound, reply_v2, wrap_v2  # noqa: E402
 from nostrbridge.protocol.enums import Action, CantDoReason  # noqa: E402
 from nostrbridge.protocol.payloads import IdsPayload  # noqa: E402

@@ -3,7 +3,9 @@
 `Order.dev_fee_sats` is fixed at take time. Once the order reaches `settled-hold-invoice` or
 `success` the operator owes it to the development fund, paid from its own earnings to
 `dev_fee_lightning_address` over LNURL-pay. The `DevFeePayment` row (one per order) is the
-ledger: owed → claimed → in-flight → paid, or failed → claimed again later.
+ledger: owed → claimed → in-flight → paid, or failed → claimed again later. This ledger sits
+below the orders app: the sweep (`orders.jobs.pay_pending_dev_fees`) hands it the orders that
+owe a fee (`dev_fee_rows_create`) and never the other way round.
 
 One attempt (`dev_fee_pay`), each phase a public function so a run stopped between any two
 leaves a row the next run completes:
@@ -24,6 +26,7 @@ invoice is fetched only after the node said FAILED.
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,16 +42,13 @@ from lightning.fees import routing_fee_cap_sats
 from lightning.lnurl import LnurlError, fetch_invoice
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch, publisher_settings
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.outbox import enqueue_event, node_keys
-from nostrbridge.protocol.events import build_dev_fee_event
-from orders.models import Order
-from orders.publish import UNKNOWN_NETWORK, network_tag_prefetch, publisher_settings
-from orders.status import OrderStatus
+from nostrbridge.protocol.published_events import build_dev_fee_event
 
 logger = logging.getLogger(__name__)
 
-DUE_STATUSES = (OrderStatus.SETTLED_HOLD_INVOICE, OrderStatus.SUCCESS)
 S = DevFeeStatus
 # A claim with no hash after this long belongs to a run that stopped: nothing was sent.
 STALE_CLAIM_SECONDS = 300
@@ -88,16 +88,17 @@ def dev_fee_comment(order_id: uuid.UUID | str) -> str:
 # --- the ledger ------------------------------------------------------------------------------
 
 
-def dev_fee_rows_create(*, limit: int) -> int:
-    """One `owed` row per settled or successful order with a dev fee; returns how many were new.
+def dev_fee_rows_create(*, billable: Iterable[tuple[uuid.UUID, int]]) -> int:
+    """One `owed` row per (order id, dev fee in sats) that has none; returns how many were new.
 
-    `get_or_create` on the one-to-one column: a concurrent run creating the same row loses
-    on the unique constraint and reads the winner's row.
+    `billable` comes from the orders app (`orders.selectors.dev_fee_billable_orders`: settled
+    or successful orders with a dev fee and no row yet), which sits above this ledger.
+    `get_or_create` on the one-to-one column: a concurrent run creating the same row loses on
+    the unique constraint and reads the winner's row.
     """
-    due = Order.objects.filter(status__in=DUE_STATUSES, dev_fee_sats__gt=0, dev_fee_payment__isnull=True)
     destination = node_config().dev_fee_lightning_address
     created = 0
-    for order_id, amount in due.order_by("updated_at").values_list("pk", "dev_fee_sats")[:limit]:
+    for order_id, amount in billable:
         _, was_created = DevFeePayment.objects.get_or_create(
             order_id=order_id, defaults={"amount_sats": amount, "destination": destination}
         )

@@ -18,7 +18,7 @@ from disputes.admin_filters import AgeFilter, CurrencyFilter, SolverFilter
 from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidden, grant_as, remove_as, web_actor
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, SolverLink
 from disputes.selectors import dispute_amounts, dispute_timeline, invoice_state
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from orders.models import SolverCategory
 
 

@@ -25,7 +25,7 @@ from disputes.models import Dispute
 from disputes.selectors import dispute_amounts
 from lightning.errors import LightningError
 from nostrbridge.context import SilentDrop
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.protocol.errors import CantDo
 from orders.services.escrow import EscrowError
 

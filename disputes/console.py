@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from disputes.models import Dispute, SolverLink
 from disputes.services import Resolution, dispute_cancel, dispute_settle, dispute_take, solver_grant, solver_remove
 from mostro_site.staff import is_operator
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from orders.models import Trader
 
 TAKE_PERMISSION = "disputes.take_dispute"

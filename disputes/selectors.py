@@ -1,15 +1,18 @@
-"""Read-only dispute queries shared by the admin console, the REST API and the live feed."""
+"""Read-only dispute queries: the admin console, the REST API, the live feed and the Nostr gates."""
 
 from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from disputes.models import Dispute, DisputeLog
+from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeLog
 from lightning import get_lightning_client
 from lightning.errors import LightningError
+from nostrbridge.protocol.enums import DisputeInitiator
+from nostrbridge.protocol.structs import RestoredDispute
 from orders.models import Order, OrderStatusChange, Trader
 from orders.services.amounts import buyer_payout_sats, seller_escrow_sats
+from orders.services.session import identity_trade_index
 
 AGE_BUCKETS = {
     "1h": (None, timedelta(hours=1)),
@@ -17,6 +20,32 @@ AGE_BUCKETS = {
     "7d": (timedelta(days=1), timedelta(days=7)),
     "older": (timedelta(days=7), None),
 }
+
+
+def solver_of_open_dispute(*, pubkey: str) -> bool:
+    """The key is the assigned solver of a dispute still open."""
+    return Dispute.objects.filter(solver_pubkey=pubkey, status__in=OPEN_DISPUTE_STATUSES).exists()
+
+
+def restorable_disputes(*, identity: str) -> list[RestoredDispute]:
+    """Open disputes of the identity's orders for `restore-session`, oldest first."""
+    disputes = (
+        Dispute.objects.filter(status__in=OPEN_DISPUTE_STATUSES)
+        .filter(Q(order__master_buyer_pubkey=identity) | Q(order__master_seller_pubkey=identity))
+        .select_related("order")
+        .order_by("created_at", "id")
+    )
+    return [
+        RestoredDispute(
+            dispute_id=dispute.id,
+            order_id=dispute.order_id,
+            trade_index=identity_trade_index(dispute.order, identity),
+            status=dispute.status,
+            initiator=DisputeInitiator(dispute.initiator) if dispute.initiator else None,
+            solver_pubkey=dispute.solver_pubkey,
+        )
+        for dispute in disputes
+    ]
 
 
 def dispute_queryset() -> QuerySet[Dispute]:

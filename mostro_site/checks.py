@@ -18,7 +18,7 @@ def _error(msg: str, hint: str, code: int) -> Error:
 
 
 def _check_keys() -> list[Error]:
-    from nostrbridge.keys import InvalidSecretKey, parse_secret_key
+    from nostrbridge.node_identity import InvalidSecretKey, parse_secret_key
 
     if not settings.MOSTRO_NSEC_PRIVKEY:
         return [_error("MOSTRO_NSEC_PRIVKEY is not set.", "Run `manage.py mostro_keys --generate`.", 1)]
@@ -124,7 +124,7 @@ def _check_price_providers() -> list[Error]:
 
 
 def _check_secret_key() -> list[Warning]:
-    from mostro_site.env import INSECURE_SECRET_KEY
+    from mostro_site.config.env import INSECURE_SECRET_KEY
 
     if settings.SECRET_KEY != INSECURE_SECRET_KEY:
         return []

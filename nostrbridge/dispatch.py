@@ -1,5 +1,9 @@
 """Process one stored inbound event: intake checks, gates, handler, outcome (mostrod `app.rs`).
 
+The handlers and the first-contact gate's notion of a known key come from the apps above the
+bridge, through `nostrbridge.wiring`. The trade-index gate (01-transport.md §7) is the first
+step of the three handlers it applies to (`orders.services.traders.trade_index_check`).
+
 Outcomes: a protocol failure is dropped silently (06-errors.md §3); `CantDo` is answered to
 the sender's trade key with the request's `request_id` and `id`; `SilentDrop` is logged; any
 other exception is an internal error: the row is retried a few times, then parked.
@@ -11,15 +15,15 @@ import time
 from django.db import transaction
 
 from mostro_site.config import node_config
-from nostrbridge import gates
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.inbox import inbox_fail, inbox_finish
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo, ProtocolError
-from nostrbridge.protocol.intake import FRESHNESS_WINDOW_SECONDS, open_inbound
-from nostrbridge.router import get_handler
+from nostrbridge.protocol.inbound import FRESHNESS_WINDOW_SECONDS, open_inbound
+from nostrbridge.protocol.nip01 import leading_zero_bits
+from nostrbridge.wiring import bridge_wiring, get_handler
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ def _open(row: InboundEvent) -> InboundContext:
         now=freshness_now,
     )
     if config.protocol_version == 2:
-        gates.check_first_contact(
+        _check_first_contact(
             event_id=row.event_id,
             sender=unwrapped.sender,
             pow_bits=config.pow_bits,
@@ -86,12 +90,21 @@ def _open(row: InboundEvent) -> InboundContext:
     )
 
 
+def _check_first_contact(*, event_id: str, sender: str, pow_bits: int, first_contact_bits: int) -> None:
+    """01-transport.md §6 step 5: a key the node does not deal with yet owes the higher PoW.
+
+    The apps answer "known" from the database, so a key is known the moment its order is
+    stored (mostrod's cache lags up to 60 s).
+    """
+    if first_contact_bits <= pow_bits or leading_zero_bits(event_id) >= first_contact_bits:
+        return
+    if not bridge_wiring().is_known_trade_key(sender):
+        raise SilentDrop("first-contact proof of work not met")
+
+
 def _dispatch(ctx: InboundContext) -> str:
     started = time.monotonic()
     try:
-        gates.check_trade_index(
-            action=ctx.action, identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index
-        )
         if ctx.action == Action.PAY_INVOICE:
             raise CantDo(CantDoReason.INVALID_ACTION)
         handler = get_handler(ctx.action)

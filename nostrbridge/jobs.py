@@ -4,34 +4,24 @@ Owner: qcluster, through `mostro_site/schedules.py`. The bridge process publishe
 metadata and relay-list events itself only at start and when a setting or the connected
 relay set changes (`nostr_bridge --periodic-jobs` also runs these on timers, for a node
 without qcluster). Running both is harmless: the publication jobs skip an identical event
-queued within their interval (`nostrbridge.node_events`), and the reconciliation re-checks
-under the order's row lock that the order's last event is still the failed one.
+queued within their interval (`nostrbridge.node_announcements`). The order-event
+reconciliation is an orders job (`orders.jobs.reconcile_order_events`).
 """
 
 import logging
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from mostro_site.config import node_config
-from nostrbridge import node_events
+from nostrbridge import node_announcements
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage, OutboundStatus, RelayHealth
-from nostrbridge.protocol.events import ORDER_KIND
-from nostrbridge.relay_pool import normalize_url
+from nostrbridge.relays import normalize_url
 from nostrbridge.wake import OUTBOX_CHANNEL, wake
 
 logger = logging.getLogger(__name__)
 
-# mostrod's orderbook reconciler: leave a failed order event alone for 120 s (the publisher
-# is still retrying it), then republish the order's current revision, at most 5 times.
-RECONCILE_QUIET_S = 120
-RECONCILE_MAX_ATTEMPTS = 5
-RECONCILE_ACTION = "reconcile"
-RECONCILE_BATCH = 100
 PRUNE_AFTER_DAYS = 7
 PRUNE_OUTBOX_AFTER_DAYS = 30  # long after the publisher's retries (minutes) have ended
 # Deletes in chunks keep each transaction (and SQLite's write lock) short.
@@ -43,9 +33,9 @@ INTERVAL_SLACK_S = 5
 
 def publish_info_event() -> bool:
     """Kind 38385, unless the same info went out within the publication interval."""
-    lnd = node_events.lnd_status()
+    lnd = node_announcements.lnd_status()
     interval = max(settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL - INTERVAL_SLACK_S, 0)
-    return node_events.info_event_enqueue(lnd=lnd, min_interval_s=interval) is not None
+    return node_announcements.info_event_enqueue(lnd=lnd, min_interval_s=interval) is not None
 
 
 def publish_relay_list(relays: list[str] | None = None) -> bool:
@@ -58,7 +48,7 @@ def publish_relay_list(relays: list[str] | None = None) -> bool:
         )
         relays = [url for url in configured if _normalized(url) in connected]
     interval = max(settings.MOSTRO_PUBLISH_RELAYS_INTERVAL - INTERVAL_SLACK_S, 0)
-    return node_events.relay_list_enqueue(relays=relays, min_interval_s=interval) is not None
+    return node_announcements.relay_list_enqueue(relays=relays, min_interval_s=interval) is not None
 
 
 def _normalized(url: str) -> str | None:
@@ -68,59 +58,6 @@ def _normalized(url: str) -> str | None:
     except ValueError:
         logger.warning("relay list: ignoring %r, not a ws:// or wss:// URL", url)
         return None
-
-
-def reconcile_order_events(*, now: float | None = None) -> int:
-    """Republish the current 38383 revision of orders whose last publication reached no relay."""
-    from orders.publish import network_tag_prefetch
-
-    now = time.time() if now is None else now
-    quiet_before = datetime.fromtimestamp(now - RECONCILE_QUIET_S, tz=UTC)
-    latest = (
-        OutboundMessage.objects.filter(kind=ORDER_KIND, order_id__isnull=False)
-        .values("order_id")
-        .annotate(last_pk=Max("pk"))
-        .values("last_pk")
-    )
-    failed = list(
-        OutboundMessage.objects.filter(pk__in=latest, status=OutboundStatus.PARKED, created_at__lt=quiet_before)
-        .order_by("pk")
-        .values_list("order_id", flat=True)[:RECONCILE_BATCH]
-    )
-    if not failed:
-        return 0
-    network_tag_prefetch()  # LND, before any transaction
-    return sum(1 for order_id in failed if _republish(order_id, now=int(now)))
-
-
-def _republish(order_id, *, now: int) -> bool:
-    from orders.models import Order
-    from orders.publish import publish_order_event
-
-    if _reconcile_attempts(order_id) >= RECONCILE_MAX_ATTEMPTS:
-        return False
-    with transaction.atomic():
-        order = Order.objects.select_for_update().filter(pk=order_id).first()
-        if order is None or not _last_order_event_parked(order_id):
-            return False  # gone, or a service (or a concurrent run) published a newer revision
-        row = publish_order_event(order, now=now)
-        if row is None:
-            return False
-        OutboundMessage.objects.filter(pk=row.pk).update(action=RECONCILE_ACTION)
-    logger.info("republished order event of %s (reconciliation)", order_id)
-    return True
-
-
-def _last_order_event_parked(order_id) -> bool:
-    last = OutboundMessage.objects.filter(kind=ORDER_KIND, order_id=order_id).order_by("-pk").values("status").first()
-    return last is not None and last["status"] == OutboundStatus.PARKED
-
-
-def _reconcile_attempts(order_id) -> int:
-    """Reconciliation revisions since the last revision a service published on its own."""
-    rows = OutboundMessage.objects.filter(kind=ORDER_KIND, order_id=order_id)
-    last_organic = rows.exclude(action=RECONCILE_ACTION).aggregate(pk=Max("pk"))["pk"] or 0
-    return rows.filter(action=RECONCILE_ACTION, pk__gt=last_organic).count()
 
 
 def retry_outbox() -> int:

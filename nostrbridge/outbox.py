@@ -11,12 +11,12 @@ import uuid
 from django.db import transaction
 
 from mostro_site.config import node_config
-from nostrbridge.keys import node_secret_key
 from nostrbridge.models import AddressableClock, OutboundMessage
+from nostrbridge.node_identity import node_secret_key
 from nostrbridge.protocol.enums import CantDoReason
-from nostrbridge.protocol.event import Event
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.transport import reply_v2
 from nostrbridge.statements import insert_row
 from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit

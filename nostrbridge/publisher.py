@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.models import OutboundDelivery, OutboundMessage, OutboundStatus
-from nostrbridge.relay_pool import PublishResult, RelayPoolProtocol
+from nostrbridge.relays import PublishResult
+from nostrbridge.relays.interface import RelayPoolProtocol
 from nostrbridge.statements import insert_rows, table_name, update_where
 
 logger = logging.getLogger(__name__)

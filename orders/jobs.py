@@ -1,4 +1,5 @@
-"""Order jobs run by django-q2 (declared in `mostro_site/schedules.py`; mostrod `src/scheduler.rs`).
+"""Order jobs run by django-q2 (declared in `mostro_site/schedules.py`; mostrod `src/scheduler.rs`),
+the development-fee sweep among them (mostrod `job_process_dev_fee_payment`).
 
 Each job is a sweep: select a bounded batch, call one service per order, log and return the
 counts. Every service re-checks its order under a guarded transition, so two runs of the
@@ -7,12 +8,17 @@ tests; the scheduler calls the jobs without arguments.
 """
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime
 
 from django.utils import timezone
 
-from orders.services import guardian, timeouts
+from devfee import services as devfee
+from nostrbridge.event_settings import network_tag_prefetch
+from orders.selectors import dev_fee_billable_orders
+from orders.services import timeouts
+from orders.services.event_reconciliation import order_event_republish, parked_order_event_ids
 from orders.services.payout import payout_reconcile_inflight, payout_retry_due
 
 logger = logging.getLogger(__name__)
@@ -23,8 +29,16 @@ EXPIRE_BATCH = 500
 # A timeout may wait on two LND calls (lookup + cancel, each bounded by the client deadline,
 # 10 s): 20 orders stay inside the 240 s task timeout even with a slow node.
 TIMEOUT_BATCH = 20
-# One LookupInvoice per candidate, plus a cancel for the few at risk.
-GUARDIAN_BATCH = 20
+# Parked order events are rare; a republish is one short transaction.
+RECONCILE_BATCH = 100
+
+# Ledger rows are cheap inserts.
+DEV_FEE_CREATE_BATCH = 500
+# One TrackPayment each (no waiting): cheap.
+DEV_FEE_RECONCILE_BATCH = 50
+# An attempt can take ~40 s (two LNURL requests of 4 s, the send's 25 s result window and the
+# client deadline): 5 keep a tick inside the 240 s task timeout.
+DEV_FEE_PAY_BATCH = 5
 
 
 def expire_pending_orders(now: datetime | None = None) -> dict[str, int]:
@@ -54,30 +68,6 @@ def cancel_timed_out_trades(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def enforce_escrow_deadline(now: datetime | None = None) -> dict[str, int]:
-    """§1.7.6: cancel or dispute escrows near their HTLC expiry (every 300 s)."""
-    now = now or timezone.now()
-    ids = guardian.guardian_candidate_ids(now=now, limit=GUARDIAN_BATCH)
-    tip = guardian.chain_tip_height() if ids else None  # no candidates: the node is not asked
-    if tip is None:
-        outcomes = Counter({guardian.SKIPPED: len(ids)})
-    else:
-        outcomes = Counter(
-            guardian.order_enforce_escrow_deadline(order_id=order_id, tip_height=tip, now=now) for order_id in ids
-        )
-    counts = _counts(ids, outcomes, (guardian.SAFE, guardian.CANCELED, guardian.DISPUTED))
-    logger.info(
-        "enforce_escrow_deadline: %d candidates at tip %s, %d safe, %d canceled, %d disputed, %d skipped",
-        counts["candidates"],
-        tip,
-        counts[guardian.SAFE],
-        counts[guardian.CANCELED],
-        counts[guardian.DISPUTED],
-        counts[guardian.SKIPPED],
-    )
-    return counts
-
-
 def retry_failed_payouts(now: datetime | None = None) -> dict[str, int]:
     """§1.10.7: buyer payouts whose next attempt is due, plus lost post-release starts."""
     started = payout_retry_due(now=now)
@@ -90,6 +80,52 @@ def reconcile_inflight_payouts(now: datetime | None = None) -> dict[str, int]:
     checked = payout_reconcile_inflight(now=now)
     logger.info("reconcile_inflight_payouts: %d claims checked", checked)
     return {"checked": checked}
+
+
+def reconcile_order_events(*, now: float | None = None) -> int:
+    """Republish the current 38383 revision of orders whose last publication reached no relay
+    (every 60 s; also run by a `--periodic-jobs` bridge). Returns how many were queued."""
+    now = time.time() if now is None else now
+    ids = parked_order_event_ids(now=now, limit=RECONCILE_BATCH)
+    if not ids:
+        return 0
+    network_tag_prefetch()  # LND, before any transaction
+    return sum(1 for order_id in ids if order_event_republish(order_id=order_id, now=int(now)))
+
+
+def pay_pending_dev_fees(now: datetime | None = None) -> dict[str, int]:
+    """§1.18.4: the development fee of settled orders (every 60 s).
+
+    One sweep per tick, in the daemon's order: give back stale claims, open ledger rows for newly
+    settled orders, settle in-flight payments with the node's word, then attempt the due rows.
+    Each step is guarded per row, so two runs at once pay nothing twice.
+    """
+    now = now or timezone.now()
+    reset = devfee.dev_fee_reset_stale_claims(now=now)
+    created = devfee.dev_fee_rows_create(billable=dev_fee_billable_orders(limit=DEV_FEE_CREATE_BATCH))
+    inflight_ids = devfee.dev_fee_inflight_ids(limit=DEV_FEE_RECONCILE_BATCH)
+    outcomes = Counter(devfee.dev_fee_reconcile(payment_id=pk, now=now) for pk in inflight_ids)
+    due_ids = devfee.dev_fee_due_ids(now=now, limit=DEV_FEE_PAY_BATCH)
+    outcomes.update(devfee.dev_fee_pay(payment_id=pk, now=now) for pk in due_ids)
+    counts = {
+        "stale_claims_reset": reset,
+        "rows_created": created,
+        "reconciled": len(inflight_ids),
+        "attempted": len(due_ids),
+    } | {key: outcomes.get(key, 0) for key in (devfee.PAID, devfee.FAILED, devfee.PENDING, devfee.SKIPPED)}
+    logger.info(
+        "pay_pending_dev_fees: %d stale claims reset, %d rows created, %d in flight checked, %d attempted; "
+        "%d paid, %d failed, %d pending, %d skipped",
+        reset,
+        created,
+        len(inflight_ids),
+        len(due_ids),
+        counts[devfee.PAID],
+        counts[devfee.FAILED],
+        counts[devfee.PENDING],
+        counts[devfee.SKIPPED],
+    )
+    return counts
 
 
 def _counts(ids: list, outcomes: Counter, keys: tuple[str, ...]) -> dict[str, int]:

@@ -5,7 +5,7 @@ from uuid import UUID
 from django.db.models import Q
 
 from orders.models import Order
-from orders.status import ESCROW_LOCKED_STATUSES, WAITING_STATUSES, OrderStatus
+from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
 
 
 def order_get(*, order_id: UUID | str | None) -> Order | None:
@@ -39,3 +39,23 @@ def watched_invoice_hashes() -> list[str]:
         | Q(status__in=ESCROW_LOCKED_STATUSES, invoice_held_at__isnull=False, hold_invoice_hash__isnull=False)
     )
     return list(query.order_by("pk").values_list("hold_invoice_hash", flat=True))
+
+
+DEV_FEE_DUE_STATUSES = (OrderStatus.SETTLED_HOLD_INVOICE, OrderStatus.SUCCESS)
+
+
+def dev_fee_billable_orders(*, limit: int) -> list[tuple[UUID, int]]:
+    """(order id, dev fee in sats) of settled or successful orders whose fee has no ledger row yet.
+
+    The fee is owed from the settlement on, even when the buyer payout later fails (§1.18.6).
+    """
+    query = Order.objects.filter(
+        status__in=DEV_FEE_DUE_STATUSES, dev_fee_sats__gt=0, dev_fee_payment__isnull=True
+    ).order_by("updated_at")
+    return list(query.values_list("pk", "dev_fee_sats")[:limit])
+
+
+def trade_key_in_active_order(*, pubkey: str) -> bool:
+    """The key trades (as buyer, seller or maker) in an order that is not finished yet."""
+    query = Order.objects.filter(Q(buyer_pubkey=pubkey) | Q(seller_pubkey=pubkey) | Q(creator_pubkey=pubkey))
+    return query.exclude(status__in=TERMINAL_STATUSES).exists()

@@ -19,6 +19,11 @@ run_pass() {
   return "$rc"
 }
 
+# The import contracts (.importlinter: one-way layers, a Django-free protocol package) first:
+# well under a second, and a broken layer fails the run before the long passes start.
+echo "=== import contracts ==="
+.venv/bin/lint-imports --no-cache --no-logo || exit 1
+
 run_pass sqlite env -u DATABASE_URL -u REDIS_URL $PY -m pytest -q "$@" || exit 1
 
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -5,7 +5,7 @@ own key, which is the super-admin (RPC/operator actions run as it).
 """
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import SolverCategory, Trader

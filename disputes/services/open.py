@@ -4,16 +4,16 @@ from uuid import UUID
 
 from django.db import IntegrityError, transaction
 
-from disputes.models import Dispute, DisputeInitiator, DisputeLogAction
-from disputes.services.common import Atomic, dispute_log
+from disputes.models import Dispute, DisputeInitiator
+from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict
+from disputes.transitions import dispute_create
 from nostrbridge.context import SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import DisputePayload
 from orders.models import Order
 from orders.services.lookup import order_get_or_not_found
-from orders.services.node_events import publish_dispute_event
 from orders.status import OrderStatus
 from orders.transitions import transition_order
 from orders.wire import send
@@ -56,15 +56,15 @@ def dispute_open(
 
 def _create(order: Order, *, initiator: str, sender: str, previous: str) -> Dispute:
     try:
-        with transaction.atomic():  # a savepoint: the unique order link is the last guard
-            dispute = Dispute.objects.create(
-                order=order, initiator=initiator, initiator_pubkey=sender, order_previous_status=previous
-            )
-    except IntegrityError as exc:
+        return dispute_create(
+            order_id=order.id,
+            initiator=initiator,
+            initiator_pubkey=sender,
+            order_previous_status=previous,
+            actor=sender,
+        )
+    except IntegrityError as exc:  # the unique order link is the last guard
         raise DisputeConflict("a concurrent dispute was created first") from exc
-    dispute_log(dispute, action=DisputeLogAction.OPENED, actor=sender)
-    publish_dispute_event(dispute=dispute)
-    return dispute
 
 
 def dispute_notify_opened(order: Order, dispute: Dispute, *, sender: str, request_id: int | None) -> None:

@@ -11,17 +11,19 @@ from uuid import UUID
 
 from django.db import transaction
 
-from disputes.models import Dispute, DisputeLogAction, DisputeStatus
+from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize
-from disputes.services.common import Atomic, dispute_close
+from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict
+from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import BondResolutionPayload, Payload
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.escrow import EscrowAlreadyCanceled, EscrowCancelError, escrow_cancel, escrow_settle
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
@@ -73,7 +75,7 @@ def dispute_settle(
             raise DisputeConflict("the order left `dispute` during the settle")
         order.refresh_from_db()
         publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
-        dispute_close(dispute, status=DisputeStatus.SETTLED, actor=label, log_action=DisputeLogAction.SETTLED)
+        dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)
         if reply_to:
             send(reply_to, Action.ADMIN_SETTLED, order, request_id=request_id, trade_index=trade_index)
         send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
@@ -114,7 +116,7 @@ def dispute_cancel(
         if not moved:
             raise DisputeConflict("the order left `dispute` during the cancel")
         order.refresh_from_db()
-        dispute_close(dispute, status=DisputeStatus.SELLER_REFUNDED, actor=label, log_action=DisputeLogAction.REFUNDED)
+        dispute_close(dispute=dispute, to_status=DisputeStatus.SELLER_REFUNDED, actor=label)
         publish_order_event(order)
         # One message, sent alike to the solver, the seller and the buyer (§8.4).
         message = order_message(Action.ADMIN_CANCELED, order.id, request_id=request_id, trade_index=trade_index)
@@ -157,3 +159,23 @@ def _cancel_escrow(order: Order) -> None:
         if isinstance(exc.__cause__, AlreadySettledOrCanceled) and exc.__cause__.settled:
             raise DisputeConflict("the hold invoice is already settled") from exc
         raise
+
+
+# The order's fate → the status its open dispute closes with, when the parties end the trade.
+_CLOSED_BY_PARTIES = {
+    OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.SETTLED,  # the seller released
+    OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.SELLER_REFUNDED,
+}
+
+
+def dispute_close_by_parties(*, order_id: UUID | str, order_status: str, actor: str) -> Dispute | None:
+    """Close the order's open dispute after the parties settled it themselves (§1.14.6).
+
+    Called by orders (through the composition root) inside the transaction of the release or
+    cooperative cancel; publishes the 38386 revision there. None when no dispute was open.
+    """
+    dispute = Dispute.objects.filter(order_id=order_id, status__in=OPEN_DISPUTE_STATUSES).first()
+    if dispute is None:
+        return None
+    closed = dispute_close(dispute=dispute, to_status=_CLOSED_BY_PARTIES[order_status], actor=actor)
+    return dispute if closed else None

@@ -9,7 +9,7 @@ from django.db import transaction
 from disputes.services.authz import is_node
 from disputes.services.common import Atomic
 from disputes.services.errors import InvalidSolverKey, NotNodeAdmin
-from nostrbridge.keys import decode_npub
+from nostrbridge.node_identity import decode_npub
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason, MessageType
 from nostrbridge.protocol.errors import CantDo

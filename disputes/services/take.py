@@ -3,12 +3,14 @@
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from disputes.models import Dispute, DisputeInitiator, DisputeLogAction, DisputeStatus
+from disputes.models import Dispute, DisputeInitiator, DisputeStatus
 from disputes.services.authz import may_take
-from disputes.services.common import Atomic, dispute_log
+from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict, DisputeNotFound
+from disputes.transitions import transition_dispute
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason, MessageType
 from nostrbridge.protocol.errors import CantDo
@@ -16,7 +18,6 @@ from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.payloads import DisputePayload, PeerPayload
 from nostrbridge.protocol.structs import Peer, SolverDisputeInfo, UserInfo
 from orders.models import Order
-from orders.services.node_events import publish_dispute_event
 from orders.services.traders import trader_user_info
 from orders.wire import send, unix
 
@@ -46,14 +47,16 @@ def dispute_take(
         raise CantDo(CantDoReason.NOT_FOUND)
     now = timezone.now()
     with atomic():
-        taken = Dispute.objects.filter(
-            pk=dispute.pk, status=dispute.status, solver_pubkey=dispute.solver_pubkey
-        ).update(status=DisputeStatus.IN_PROGRESS, solver_pubkey=actor_pubkey, taken_at=now, updated_at=now)
+        taken = transition_dispute(
+            dispute=dispute,
+            from_statuses=[dispute.status],
+            to_status=DisputeStatus.IN_PROGRESS,
+            actor=actor_label or actor_pubkey,
+            set_fields={"solver_pubkey": actor_pubkey, "taken_at": now},
+            guard=Q(solver_pubkey=dispute.solver_pubkey),  # a concurrent take changed the solver
+        )
         if not taken:
             raise DisputeConflict("the dispute changed while it was being taken")
-        dispute.refresh_from_db()
-        dispute_log(dispute, action=DisputeLogAction.TAKEN, actor=actor_label or actor_pubkey)
-        publish_dispute_event(dispute=dispute)
         _notify_taken(order, dispute, solver=actor_pubkey, request_id=request_id, reply_to=reply_to)
     return dispute
 

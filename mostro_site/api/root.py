@@ -1,11 +1,11 @@
-"""The REST admin API (django-ninja): one NinjaAPI, routers mounted per app.
+"""The REST admin API (django-ninja): one NinjaAPI; its routers live next to it in mostro_site/api/.
 
 Every error is `{"code": "<reason>", "message": "..."}`:
 401 unauthenticated (no, unknown, revoked or expired token) · 403 authenticated but not allowed
 (missing permission, a token whose scope is too narrow: `token_scope`, or a protocol refusal
 about *who* acts: not_authorized, is_not_your_dispute, dispute_taken_by_admin, invalid_pubkey)
-· 404 unknown id · 409 any other protocol refusal (`CantDo` reason) or a lost race · 422 invalid input · 503 LND
-unreachable (nothing moved; retry).
+· 404 unknown id · 409 any other protocol refusal (`CantDo` reason) or a lost race · 422
+invalid input · 503 LND unreachable (nothing moved; retry).
 """
 
 import logging
@@ -15,11 +15,11 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from disputes.api import ApiError
 from disputes.console import ConsoleForbidden
 from disputes.services.errors import DisputeConflict, DisputeNotFound, NotNodeAdmin
 from lightning.errors import LightningError
 from mostro_site.api.auth import ApiUnauthorized
+from mostro_site.api.disputes import ApiError
 from nostrbridge.context import SilentDrop
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -27,9 +27,17 @@ from orders.services.escrow import EscrowError
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(title="Mostro admin API", version="1", urls_namespace="api")
-api.add_router("/", "disputes.api.router")
-api.add_router("/", "mostro_site.api_orders.router")
+
+class MostroApi(NinjaAPI):
+    def get_openapi_operation_id(self, operation) -> str:
+        # The view's own name (unique in this API) rather than ninja's module path + name, so
+        # moving a router between modules never changes the published operation ids.
+        return operation.view_func.__name__
+
+
+api = MostroApi(title="Mostro admin API", version="1", urls_namespace="api")
+api.add_router("/", "mostro_site.api.disputes.router")
+api.add_router("/", "mostro_site.api.orders.router")
 
 # Refusals about who is acting, not about the order's state.
 FORBIDDEN_REASONS = frozenset(

@@ -1,15 +1,10 @@
 """Saving the node settings: the row, one audit entry per changed field, one transaction."""
 
-import importlib
-import importlib.util
-import logging
-
 from django.db import transaction
 
 from mostro_site.config import clear_node_config_cache
 from mostro_site.models import NodeSettings, SettingsAuditEntry
-
-logger = logging.getLogger(__name__)
+from nostrbridge.node_announcements import info_event_enqueue, lnd_status, metadata_enqueue
 
 INFO_REPEAT_GUARD_SECONDS = 60
 
@@ -53,18 +48,11 @@ def node_settings_update(*, user, values: dict[str, object]) -> list[SettingsAud
     return entries
 
 
-def publish_node_info() -> bool:
+def publish_node_info() -> None:
     """Queue fresh kind-38385 info and kind-0 profile events (after commit, outside any transaction).
 
-    Uses the bridge's `nostrbridge.node_events` when present; the bridge also republishes on
-    its own interval, so a missing service only delays the announcement.
+    Changed tags are published at once whatever the interval; identical ones are not repeated.
     """
-    if importlib.util.find_spec("nostrbridge.node_events") is None:
-        logger.info("settings saved; nostrbridge.node_events is absent, info event left to the periodic job")
-        return False
-    node_events = importlib.import_module("nostrbridge.node_events")
-    lnd = node_events.lnd_status()  # a network call: this runs after commit, never inside a transaction
-    # Changed tags are published at once whatever the interval; identical ones are not repeated.
-    node_events.info_event_enqueue(lnd=lnd, min_interval_s=INFO_REPEAT_GUARD_SECONDS)
-    node_events.metadata_enqueue(min_interval_s=INFO_REPEAT_GUARD_SECONDS)
-    return True
+    lnd = lnd_status()  # a network call: this runs after commit, never inside a transaction
+    info_event_enqueue(lnd=lnd, min_interval_s=INFO_REPEAT_GUARD_SECONDS)
+    metadata_enqueue(min_interval_s=INFO_REPEAT_GUARD_SECONDS)

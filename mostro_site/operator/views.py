@@ -13,7 +13,7 @@ from mostro_site.operator.forms import NodeSettingsForm
 from mostro_site.operator.lnstatus import lightning_status
 from mostro_site.operator.nostr_links import encode_nevent
 from mostro_site.operator.services import node_settings_update
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 
 SETTINGS_GROUPS = [
     ("Fees", ["fee", "max_routing_fee", "dev_fee_percent"]),

@@ -8,7 +8,7 @@ adjust a few deployment knobs, never behaviour.
 from datetime import timedelta
 from pathlib import Path
 
-from mostro_site.env import BASE_DIR, INSECURE_SECRET_KEY, env
+from mostro_site.config.env import BASE_DIR, INSECURE_SECRET_KEY, env
 
 # `make run` / `mostrod --local` / `mostro_keys --generate --write-env` write a generated key
 # into .env; the placeholder only serves commands run before that (a system check warns).
@@ -48,6 +48,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mostro_site.urls"
+# The composition root (mostro_site/wiring.py): how the layers below reach the apps above them.
+MOSTRO_BRIDGE_WIRING = "mostro_site.wiring.bridge_wiring"
+MOSTRO_ORDERS_WIRING = "mostro_site.wiring.orders_wiring"
 ASGI_APPLICATION = "mostro_site.asgi.application"
 
 TEMPLATES = [

@@ -7,7 +7,7 @@ __all__ = ["Bridge", "BridgeOptions", "run_bridge"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported lazily: nostrbridge.consumers imports this package's helpers, and the runner
+    # Imported lazily: nostrbridge.bridge.worker imports this package's helpers, and the runner
     # imports the consumers.
     if name in __all__:
         from nostrbridge.bridge import runner

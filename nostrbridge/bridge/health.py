@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from nostrbridge.models import RelayHealth as RelayHealthRow
-from nostrbridge.relay_pool import RelayHealth
+from nostrbridge.relays import RelayHealth
 
 COUNTERS = ("events_received", "ok_count", "refused_count", "reconnects")
 

@@ -25,7 +25,7 @@ from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.dispatch import CATCH_UP_WINDOW_SECONDS
 from nostrbridge.inbox import inbox_store
 from nostrbridge.protocol.errors import BadSignature, ProtocolError
-from nostrbridge.protocol.intake import check_pow, check_signature, parse_event, transport_kind
+from nostrbridge.protocol.inbound import check_pow, check_signature, parse_event, transport_kind
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from mostro_site.config import NodeConfig, node_config
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
-from nostrbridge.consumers import (
+from nostrbridge.bridge.worker import (
     DEFAULT_CLAIM_BATCH,
     BridgeWorker,
     InboxLane,
@@ -37,17 +37,18 @@ from nostrbridge.consumers import (
     release_dead_leases,
 )
 from nostrbridge.inbox import inbox_latest_created_at
-from nostrbridge.keys import node_pubkey
-from nostrbridge.node_events import (
+from nostrbridge.node_announcements import (
     METADATA_MIN_INTERVAL_S,
     info_event_enqueue,
     lnd_status,
     metadata_enqueue,
     relay_list_enqueue,
 )
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.publisher import OutboxPublisher, PublishPolicy
-from nostrbridge.relay_pool import RelayHealth, RelayPool, normalize_url
+from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, register_waker, unregister_waker
+from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
 
@@ -335,11 +336,9 @@ class Bridge:
         await db_call(relay_list_enqueue)(relays=self.pool.connected_urls(), min_interval_s=interval)
 
     async def _reconcile(self) -> None:
-        from nostrbridge.jobs import reconcile_order_events
-
         # Rare work (only orders whose last event reached no relay); the `network` tag it needs is
         # fetched once per process, as every order service does from this thread.
-        await db_call(reconcile_order_events)()
+        await db_call(bridge_wiring().reconcile_order_events)()
 
     async def _prune(self) -> None:
         from nostrbridge.jobs import prune_inbox

@@ -35,26 +35,12 @@ from nostrbridge.protocol.errors import (
     StaleMessage,
     WrongKind,
 )
-from nostrbridge.protocol.event import Event, leading_zero_bits, mine_pow, sign_event
-from nostrbridge.protocol.events import (
-    MakerReputation,
-    MonotonicClock,
-    OrderSnapshot,
-    PublisherSettings,
-    build_dev_fee_event,
-    build_dispute_event,
-    build_metadata_event,
-    build_order_event,
-    build_rates_event,
-    build_rating_event,
-    build_relay_list_event,
-    order_status_bucket,
-)
 from nostrbridge.protocol.giftwrap import reply_v1, unwrap_v1, wrap_v1
+from nostrbridge.protocol.inbound import open_inbound, transport_kind
 from nostrbridge.protocol.info_event import BondInfo, NodeInfo, build_info_event
-from nostrbridge.protocol.intake import open_inbound, transport_kind
 from nostrbridge.protocol.keys import Keys, parse_public_key, verify_signature
 from nostrbridge.protocol.messages import Message, MessageKind
+from nostrbridge.protocol.nip01 import Event, leading_zero_bits, mine_pow, sign_event
 from nostrbridge.protocol.payloads import (
     AmountPayload,
     BondPayoutRequestPayload,
@@ -74,6 +60,20 @@ from nostrbridge.protocol.payloads import (
     RatingUserPayload,
     RestoreDataPayload,
     TextMessagePayload,
+)
+from nostrbridge.protocol.published_events import (
+    MakerReputation,
+    MonotonicClock,
+    OrderSnapshot,
+    PublisherSettings,
+    build_dev_fee_event,
+    build_dispute_event,
+    build_metadata_event,
+    build_order_event,
+    build_rates_event,
+    build_rating_event,
+    build_relay_list_event,
+    order_status_bucket,
 )
 from nostrbridge.protocol.structs import (
     BondPayoutRequest,

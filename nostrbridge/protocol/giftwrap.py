@@ -22,10 +22,10 @@ from nostrbridge.protocol.errors import (
     ProtocolError,
     WrongKind,
 )
-from nostrbridge.protocol.event import Event, event_id, mine_pow, parse_unsigned_fields, sign_event
 from nostrbridge.protocol.jsonwire import dumps_compact, loads_envelope
 from nostrbridge.protocol.keys import Keys, hex_to_bytes
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event, event_id, mine_pow, parse_unsigned_fields, sign_event
 from nostrbridge.protocol.transport import (
     V1_VERSION,
     Unwrapped,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nostrbridge.protocol.event import Event, sign_event
-from nostrbridge.protocol.events import INFO_KIND, PublisherSettings
 from nostrbridge.protocol.jsonwire import rust_display_float
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event, sign_event
+from nostrbridge.protocol.published_events import INFO_KIND, PublisherSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,10 +20,10 @@ from nostrbridge.protocol.errors import (
     NotForUs,
     WrongKind,
 )
-from nostrbridge.protocol.event import Event, mine_pow
 from nostrbridge.protocol.jsonwire import loads_strict
 from nostrbridge.protocol.keys import Keys, hex_to_bytes
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event, mine_pow
 
 V2_KIND = 14
 V1_VERSION = 1

@@ -8,7 +8,6 @@ from orders.handlers.new_order import handle_new_order
 from orders.handlers.orders import handle_orders
 from orders.handlers.rate_user import handle_rate_user
 from orders.handlers.release import handle_release
-from orders.handlers.restore_session import handle_restore_session
 from orders.handlers.take_buy import handle_take_buy
 from orders.handlers.take_sell import handle_take_sell
 from orders.handlers.trade_pubkey import handle_trade_pubkey
@@ -23,7 +22,6 @@ HANDLERS: dict = {
     "cancel": handle_cancel,
     "rate-user": handle_rate_user,
     "orders": handle_orders,
-    "restore-session": handle_restore_session,
     "last-trade-index": handle_last_trade_index,
     "trade-pubkey": handle_trade_pubkey,
 }

@@ -3,9 +3,11 @@
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.protocol.payloads import OrderPayload
 from orders.services.create import Maker, order_create
+from orders.services.traders import trade_index_check
 
 
 def handle_new_order(ctx: InboundContext) -> None:
+    trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     if not isinstance(ctx.payload, OrderPayload):  # verify() already requires it
         raise SilentDrop("new-order without an order payload")
     maker = Maker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)

@@ -3,9 +3,11 @@
 from nostrbridge.context import InboundContext
 from orders.handlers.take_sell import take_payload
 from orders.services.take import Taker, order_take_buy
+from orders.services.traders import trade_index_check
 
 
 def handle_take_buy(ctx: InboundContext) -> None:
+    trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     # A `payment_request` payload only contributes its third element (the range amount);
     # its invoice string is ignored, as the daemon does.
     fiat_amount, _ignored_invoice = take_payload(ctx.payload)

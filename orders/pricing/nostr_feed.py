@@ -24,8 +24,8 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from nostrbridge.protocol.errors import ProtocolError
-from nostrbridge.protocol.event import Event
-from nostrbridge.protocol.events import RATES_D_TAG, RATES_KIND
+from nostrbridge.protocol.nip01 import Event
+from nostrbridge.protocol.published_events import RATES_D_TAG, RATES_KIND
 from orders.pricing.errors import PriceProviderError
 from orders.pricing.fetch import price_json_decode, price_number
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from mostro_site.config import node_config
-from nostrbridge.keys import decode_npub
+from nostrbridge.node_identity import decode_npub
 from orders.pricing.eltoque import CrossQuote, eltoque_fetch
 from orders.pricing.errors import PriceProviderError
 from orders.pricing.fetch import http_get_json, price_number

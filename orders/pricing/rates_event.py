@@ -9,7 +9,7 @@ re-announced with an old price).
 from django.conf import settings
 
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
-from nostrbridge.protocol.events import RATES_D_TAG, RATES_KIND, build_rates_event
+from nostrbridge.protocol.published_events import RATES_D_TAG, RATES_KIND, build_rates_event
 from orders.pricing.aggregate import AggregatedPrice
 
 

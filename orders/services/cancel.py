@@ -13,17 +13,15 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
-from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.escrow import EscrowCancelError, escrow_cancel
 from orders.services.lookup import order_get_or_not_found
-from orders.services.node_events import publish_dispute_event
 from orders.status import (
     ALREADY_CANCELED_STATUSES,
     ESCROW_LOCKED_STATUSES,
@@ -34,6 +32,7 @@ from orders.status import (
 )
 from orders.transitions import transition_order, update_order_guarded
 from orders.wire import order_payload, send
+from orders.wiring import orders_wiring
 
 logger = logging.getLogger(__name__)
 
@@ -87,25 +86,6 @@ def order_reset_fields(order: Order) -> dict[str, Any]:
     if order.is_range:
         fields["fiat_amount"] = 0
     return fields
-
-
-def dispute_close_on_user_resolution(*, order_id: UUID | str, status: str) -> Dispute | None:
-    """Close the order's open dispute after the parties settled it themselves (§1.14.6).
-
-    `status` is `settled` (release) or `seller-refunded` (cooperative cancel). Runs inside
-    the caller's transaction and publishes the 38386 revision there.
-    """
-    dispute = Dispute.objects.filter(order_id=order_id, status__in=OPEN_DISPUTE_STATUSES).first()
-    if dispute is None:
-        return None
-    closed = Dispute.objects.filter(pk=dispute.pk, status=dispute.status).update(
-        status=status, resolved_at=timezone.now(), updated_at=timezone.now()
-    )
-    if not closed:
-        return None
-    dispute.refresh_from_db()
-    publish_dispute_event(dispute=dispute)
-    return dispute
 
 
 # --- pending and waiting orders -------------------------------------------------------------
@@ -229,5 +209,5 @@ def _cooperative_accept(order: Order, sender: str, initiator: str, request_id: i
         publish_order_event(order)
         send(sender, Action.COOPERATIVE_CANCEL_ACCEPTED, order, request_id=request_id)
         send(initiator, Action.COOPERATIVE_CANCEL_ACCEPTED, order)
-        dispute_close_on_user_resolution(order_id=order.id, status="seller-refunded")
+        orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=sender)
     return order

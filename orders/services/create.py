@@ -11,12 +11,13 @@ from django.utils import timezone
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
 from orders.models import Order
 from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, sats_for_fiat
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
 from orders.services.traders import trader_bump_trade_index

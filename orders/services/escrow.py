@@ -20,12 +20,13 @@ from django.utils import timezone
 from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
 from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.selectors import order_get_by_hold_hash
 from orders.services.amounts import seller_escrow_sats
 from orders.services.traders import trader_user_info

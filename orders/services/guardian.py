@@ -10,7 +10,10 @@ of the lowest accepted HTLC expiry (or the HTLC is already gone):
   opened (a closed dispute row is reopened, the order has at most one).
 
 Candidates are pre-filtered by time (`invoice_held_at` older than half the nominal window)
-so the node is asked only about escrows that could be near their end.
+so the node is asked only about escrows that could be near their end. This module holds the
+order side (candidates, the chain test, the `active` cancel); the pass over one order and
+the job live in disputes (`disputes.services.escrow_deadline`, `disputes.jobs`), because the
+`fiat-sent` branch opens a dispute and orders sits below disputes.
 """
 
 import functools
@@ -20,19 +23,16 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
-from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeInitiator, DisputeStatus
-from disputes.services.open import dispute_notify_opened
 from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.escrow import BLOCK_SECONDS, EscrowCancelError, escrow_cancel
-from orders.services.node_events import publish_dispute_event
 from orders.status import OrderStatus
 from orders.transitions import transition_order
 from orders.wire import send
@@ -42,12 +42,12 @@ logger = logging.getLogger(__name__)
 ACTOR = "scheduler"
 GUARDED_STATUSES = (OrderStatus.ACTIVE, OrderStatus.FIAT_SENT)
 
-# Outcomes, also the keys of the job's count dict.
+# Outcomes, also the keys of the job's count dict (AT_RISK is a verdict, never an outcome).
 SAFE = "safe"
 CANCELED = "canceled"
 DISPUTED = "disputed"
 SKIPPED = "skipped"
-_AT_RISK = "at-risk"
+AT_RISK = "at-risk"
 
 
 def escrow_guard_margin_blocks() -> int:
@@ -89,25 +89,12 @@ def chain_tip_height() -> int | None:
         return None
 
 
-def order_enforce_escrow_deadline(*, order_id: UUID | str, tip_height: int, now: datetime | None = None) -> str:
-    """Check one escrow against the chain tip and act when it is at risk; returns an outcome."""
-    now = now or timezone.now()
-    order = Order.objects.filter(pk=order_id).first()
-    if order is None or order.status not in GUARDED_STATUSES or not order.hold_invoice_hash:
-        return SKIPPED
-    verdict = _escrow_verdict(order, tip_height)
-    if verdict != _AT_RISK:
-        return verdict
-    if order.status == OrderStatus.ACTIVE:
-        return _cancel_active(order, now)
-    return _force_dispute(order, now)
-
-
-def _escrow_verdict(order: Order, tip_height: int) -> str:
+def escrow_verdict(order: Order, tip_height: int) -> str:
+    """SAFE, AT_RISK, or SKIPPED (the node could not say, or a release already settled it)."""
     try:
         update = get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash))
     except InvoiceNotFound:
-        return _AT_RISK  # LND forgot the invoice: the escrow is gone
+        return AT_RISK  # LND forgot the invoice: the escrow is gone
     except LightningError as exc:
         logger.warning("order %s: hold invoice lookup failed (%s); guardian retries later", order.pk, exc)
         return SKIPPED
@@ -126,10 +113,11 @@ def _escrow_verdict(order: Order, tip_height: int) -> str:
         tip_height,
         lowest,
     )
-    return _AT_RISK
+    return AT_RISK
 
 
-def _cancel_active(order: Order, now: datetime) -> str:
+def order_cancel_at_risk_escrow(order: Order, now: datetime) -> str:
+    """`active` → the hold invoice is canceled, then the order `canceled` and both told."""
     try:
         escrow_cancel(order=order)
     except EscrowCancelError as exc:
@@ -153,42 +141,3 @@ def _cancel_active(order: Order, now: datetime) -> str:
         send(current.maker_pubkey, Action.CANCELED, current)
         send(current.taker_pubkey, Action.CANCELED, current)
     return CANCELED
-
-
-def _force_dispute(order: Order, now: datetime) -> str:
-    with transaction.atomic(durable=True):
-        won = transition_order(
-            order_id=order.pk,
-            from_statuses=[OrderStatus.FIAT_SENT],
-            to_status=OrderStatus.DISPUTE,
-            actor=ACTOR,
-            reason="escrow deadline: dispute opened for the buyer",
-            set_fields={"buyer_dispute": True},
-            guard=Q(hold_invoice_hash=order.hold_invoice_hash),
-        )
-        if not won:
-            return SKIPPED
-        dispute = _dispute_open_or_reopen(order, now)
-        dispute_notify_opened(order, dispute, sender=order.buyer_pubkey, request_id=None)
-        # As for a user's dispute, the order's 38383 is not republished (§1.14.1).
-        publish_dispute_event(dispute=dispute, now=int(now.timestamp()))
-    return DISPUTED
-
-
-def _dispute_open_or_reopen(order: Order, now: datetime) -> Dispute:
-    """The order's one dispute row, initiated by the buyer. Caller holds the order lock."""
-    fields = {
-        "status": DisputeStatus.INITIATED,
-        "initiator": DisputeInitiator.BUYER,
-        "initiator_pubkey": order.buyer_pubkey,
-        "order_previous_status": OrderStatus.FIAT_SENT,
-    }
-    existing = Dispute.objects.select_for_update().filter(order_id=order.pk).first()
-    if existing is None:
-        return Dispute.objects.create(order_id=order.pk, **fields)
-    if existing.status in OPEN_DISPUTE_STATUSES:
-        return existing  # unreachable through the protocol; keep the solver's work
-    reopened = {"solver_pubkey": None, "taken_at": None, "resolved_at": None, "created_at": now, "updated_at": now}
-    Dispute.objects.filter(pk=existing.pk).update(**fields, **reopened)
-    existing.refresh_from_db()
-    return existing

@@ -19,10 +19,11 @@ from lightning.errors import LightningUnavailable
 from lightning.lnurl import LnurlError, is_lnurl_destination, resolve_pay_request
 from mostro_site.config import node_config
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
-from orders.publish import UNKNOWN_NETWORK, network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.selectors import order_get
 from orders.services.amounts import buyer_payout_sats
 from orders.services.escrow import (

@@ -36,12 +36,13 @@ from lightning.fees import routing_fee_cap_sats
 from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
+from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import PaymentFailedPayload
 from nostrbridge.protocol.structs import PaymentFailedInfo
 from orders.models import Order
-from orders.publish import UNKNOWN_NETWORK, network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.amounts import buyer_payout_sats
 from orders.status import OrderStatus
 from orders.transitions import transition_order, update_order_guarded

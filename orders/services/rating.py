@@ -7,6 +7,7 @@ Deliberate deviations (docs/ARCHITECTURE.md):
   own key as mostrod writes by mistake (§3.2).
 """
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -16,12 +17,15 @@ from django.db import transaction
 from django.db.models import Q
 
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import publisher_settings
+from nostrbridge.models import OutboundMessage
+from nostrbridge.outbox import enqueue_event, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import Payload, RatingUserPayload
+from nostrbridge.protocol.published_events import build_rating_event
 from orders.models import Order, Trader
 from orders.services.lookup import order_get_or_not_found
-from orders.services.node_events import publish_rating_event
 from orders.status import OrderStatus
 from orders.transitions import update_order_guarded
 from orders.wire import send
@@ -115,3 +119,22 @@ def _apply_vote(identity: str, vote: int) -> Trader:
     )
     trader.refresh_from_db()
     return trader
+
+
+def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id, now: int | None = None) -> OutboundMessage:
+    """The 38384 event for `trader`'s aggregates, published at once (plain `now` created_at)."""
+    now = int(time.time()) if now is None else now
+    days = max(0, (now - int(trader.created_at.timestamp())) // 86_400) if trader.created_at else 0
+    event = build_rating_event(
+        node_keys(),
+        d_pubkey=d_pubkey,
+        total_reviews=trader.total_reviews,
+        total_rating=trader.total_rating,
+        last_rating=trader.last_rating,
+        max_rate=trader.max_rating,
+        min_rate=trader.min_rating,
+        days=days,
+        settings=publisher_settings(),
+        now=now,
+    )
+    return enqueue_event(event=event, order_id=order_id, d_tag=d_pubkey)

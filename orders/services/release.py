@@ -12,13 +12,13 @@ from uuid import UUID
 from django.db import transaction
 
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
 from nostrbridge.protocol.structs import Peer
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
-from orders.services.cancel import dispute_close_on_user_resolution
+from orders.publish import publish_order_event
 from orders.services.escrow import EscrowAlreadyCanceled, escrow_settle
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
@@ -26,6 +26,7 @@ from orders.services.range import range_child_create
 from orders.status import OrderStatus
 from orders.transitions import transition_order
 from orders.wire import send
+from orders.wiring import orders_wiring
 
 Atomic = Callable[[], AbstractContextManager]
 RELEASABLE_STATUSES = (OrderStatus.FIAT_SENT, OrderStatus.DISPUTE)
@@ -136,7 +137,7 @@ def _settle_escrow(order: Order) -> None:
 def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:
     """Effects 2–7 of §5.2, in order, inside the release transaction."""
     publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
-    dispute_close_on_user_resolution(order_id=order.id, status="settled")
+    orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=order.seller_pubkey)
     send(order.buyer_pubkey, Action.RELEASED, order)
     range_child_create(parent=order, next_trade=next_trade, request_id=request_id)
     send(order.seller_pubkey, Action.HOLD_INVOICE_PAYMENT_SETTLED, order, request_id=request_id)

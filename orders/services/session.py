@@ -14,12 +14,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.query import RawQuerySet
 
-from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from mostro_site.config import node_config
 from nostrbridge.context import SilentDrop
-from nostrbridge.protocol.enums import Action, CantDoReason, DisputeInitiator
+from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
-from nostrbridge.protocol.structs import RestoreData, RestoredDispute, RestoredOrder
+from nostrbridge.protocol.structs import RestoredOrder
 from orders.models import Order, Trader
 from orders.services.lookup import order_get_or_not_found
 from orders.status import PRE_TRADE_STATUSES, TERMINAL_STATUSES, OrderKind, OrderStatus
@@ -64,35 +63,18 @@ def _orders_of(*, identity: str, ids: list[UUID]) -> RawQuerySet:
     return Order.objects.raw(sql, [*params, identity, identity])
 
 
-def restore_data_for_identity(*, identity: str) -> RestoreData:
-    """Open orders and open disputes of an identity, with that identity's trade index."""
+def restorable_orders(*, identity: str) -> list[RestoredOrder]:
+    """The identity's open orders for `restore-session`, oldest first (its disputes come from
+    disputes, which builds the reply)."""
     orders = (
         Order.objects.filter(Q(master_buyer_pubkey=identity) | Q(master_seller_pubkey=identity))
         .exclude(status__in=RESTORE_EXCLUDED_STATUSES)
         .order_by("created_at", "id")
     )
-    restored_orders = [
-        RestoredOrder(order_id=order.id, trade_index=_trade_index(order, identity), status=order.status)
+    return [
+        RestoredOrder(order_id=order.id, trade_index=identity_trade_index(order, identity), status=order.status)
         for order in orders
     ]
-    disputes = (
-        Dispute.objects.filter(status__in=OPEN_DISPUTE_STATUSES)
-        .filter(Q(order__master_buyer_pubkey=identity) | Q(order__master_seller_pubkey=identity))
-        .select_related("order")
-        .order_by("created_at", "id")
-    )
-    restored_disputes = [
-        RestoredDispute(
-            dispute_id=dispute.id,
-            order_id=dispute.order_id,
-            trade_index=_trade_index(dispute.order, identity),
-            status=dispute.status,
-            initiator=DisputeInitiator(dispute.initiator) if dispute.initiator else None,
-            solver_pubkey=dispute.solver_pubkey,
-        )
-        for dispute in disputes
-    ]
-    return RestoreData(orders=restored_orders, disputes=restored_disputes)
 
 
 def last_trade_index_get(*, identity: str) -> int:
@@ -132,6 +114,7 @@ def order_rotate_trade_pubkey(
     return order
 
 
-def _trade_index(order: Order, identity: str) -> int:
+def identity_trade_index(order: Order, identity: str) -> int:
+    """The trade index `identity` used on its side of the order (0 when it has none)."""
     index = order.trade_index_seller if order.master_seller_pubkey == identity else order.trade_index_buyer
     return index or 0

@@ -19,11 +19,12 @@ from django.utils import timezone
 
 from mostro_site.config import node_config
 from nostrbridge.context import SilentDrop
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
 from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, market_amount_sats
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats
 from orders.services.escrow import (

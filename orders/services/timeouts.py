@@ -18,9 +18,10 @@ from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.services.cancel import order_reset_fields
 from orders.services.escrow import EscrowCancelError, escrow_cancel, escrow_on_accepted
 from orders.status import WAITING_STATUSES, OrderKind, OrderStatus

@@ -1,4 +1,5 @@
-"""Trader (identity) bookkeeping: trade index and the reputation views the wire carries.
+"""Trader (identity) bookkeeping: the trade-index gate and counter, and the reputation views the
+wire carries.
 
 Full-privacy users (identity == trade key) never get a row (behaviour §0.2); every helper
 here treats a missing row as "no reputation": zeros.
@@ -6,9 +7,13 @@ here treats a missing row as "no reputation": zeros.
 
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
-from nostrbridge.protocol.events import MakerReputation
+from nostrbridge.context import SilentDrop
+from nostrbridge.protocol.enums import CantDoReason
+from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.published_events import MakerReputation
 from nostrbridge.protocol.structs import UserInfo
 from orders.models import Order, Trader
 from orders.status import OrderKind
@@ -16,17 +21,43 @@ from orders.status import OrderKind
 SECONDS_PER_DAY = 86_400
 
 
+def trade_index_check(*, identity: str, sender: str, trade_index: int | None) -> None:
+    """The trade-index gate of `new-order`, `take-sell` and `take-buy` (01-transport.md §7), the
+    first step of their handlers: nothing else is checked before it (mostrod's pre-dispatch order).
+
+    Full privacy (identity == sender) has no index. A first-time identity is registered here with
+    the announced index, as mostrod does. Deliberate choice: a known identity sending
+    `trade_index: 0` gets `invalid_trade_index` (mostrod accepts it and resets the counter, a
+    quirk the spec allows us to refuse).
+    """
+    if identity == sender:
+        return
+    if trade_index is None:
+        raise SilentDrop("reputation mode without trade_index")
+    last = Trader.objects.filter(pk=identity).values_list("last_trade_index", flat=True).first()
+    if last is None:
+        if trade_index == 0:
+            raise SilentDrop("unknown identity with trade_index 0")
+        with transaction.atomic():
+            Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
+        return
+    if trade_index <= last or trade_index == 0:
+        raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
+
+
 def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | None) -> None:
     """Store the identity's latest trade index once a new-order/take passed every check.
 
     Runs inside the handler's final transaction. A no-op in full-privacy mode and when the
     message carried no index (the trade-index gate already dropped that case in reputation
-    mode). The gate created the row for a first-time identity.
+    mode). Guarded (`last_trade_index < new`, as range orders spend theirs): a message checked
+    against an older value never lowers what a concurrent one stored. The gate created the
+    row for a first-time identity; the insert below only covers a row removed meanwhile.
     """
     if identity == sender or trade_index is None:
         return
-    updated = Trader.objects.filter(pk=identity).update(last_trade_index=trade_index)
-    if updated == 0:
+    raised = Trader.objects.filter(pk=identity, last_trade_index__lt=trade_index).update(last_trade_index=trade_index)
+    if raised == 0:
         Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
 
 

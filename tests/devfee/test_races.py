@@ -7,10 +7,11 @@ import pytest
 from django.db import connection
 
 from devfee import services
-from devfee.jobs import pay_pending_dev_fees
 from devfee.models import DevFeePayment
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
+from orders.jobs import pay_pending_dev_fees
+from orders.selectors import dev_fee_billable_orders
 from tests.orders.trade_states import active_sell_trade
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +54,7 @@ def settled_row(node, fake_ln, fund):
     trade = active_sell_trade(fake_ln)
     trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
     trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)
-    assert services.dev_fee_rows_create(limit=10) == 1
+    assert services.dev_fee_rows_create(billable=dev_fee_billable_orders(limit=10)) == 1
     return DevFeePayment.objects.get(order=trade.order)
 
 

@@ -8,14 +8,15 @@ import pytest
 from django.utils import timezone
 
 from devfee import services
-from devfee.jobs import pay_pending_dev_fees
 from devfee.models import DevFeePayment
 from lightning.bolt11 import decode_invoice
 from mostro_site.config import clear_node_config_cache
-from nostrbridge.keys import encode_npub, node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
+from orders.jobs import pay_pending_dev_fees
+from orders.selectors import dev_fee_billable_orders
 from tests.orders.trade_states import active_sell_trade
 
 pytestmark = pytest.mark.django_db
@@ -224,7 +225,7 @@ def test_timed_out_payment_that_then_fails_is_retried_with_a_fresh_invoice(settl
 def test_claim_without_a_hash_is_given_back_after_the_stale_window(settled, fake_ln, fund):
     order = settled()
     now = timezone.now()
-    services.dev_fee_rows_create(limit=10)
+    services.dev_fee_rows_create(billable=dev_fee_billable_orders(limit=10))
     assert services.dev_fee_claim(payment_id=_row(order).pk, now=now) is not None  # ...and the worker dies
     assert services.dev_fee_claim(payment_id=_row(order).pk, now=now) is None  # the claim holds
 
@@ -241,7 +242,7 @@ def test_claim_without_a_hash_is_given_back_after_the_stale_window(settled, fake
 def test_stored_hash_never_sent_is_paid_with_the_same_invoice(settled, fake_ln, fund):
     order = settled()
     now = timezone.now()
-    services.dev_fee_rows_create(limit=10)
+    services.dev_fee_rows_create(billable=dev_fee_billable_orders(limit=10))
     claim = services.dev_fee_claim(payment_id=_row(order).pk, now=now)
     invoice, decoded = services.dev_fee_resolve(claim=claim)
     assert services.dev_fee_store_hash(
@@ -259,7 +260,7 @@ def test_stored_hash_never_sent_is_paid_with_the_same_invoice(settled, fake_ln, 
 def test_payment_sent_but_not_recorded_is_recorded_from_the_node(settled, fake_ln, fund):
     order = settled()
     now = timezone.now()
-    services.dev_fee_rows_create(limit=10)
+    services.dev_fee_rows_create(billable=dev_fee_billable_orders(limit=10))
     claim = services.dev_fee_claim(payment_id=_row(order).pk, now=now)
     invoice, decoded = services.dev_fee_resolve(claim=claim)
     services.dev_fee_store_hash(claim=claim, payment_request=invoice, payment_hash=decoded.payment_hash_hex, now=now)

@@ -8,17 +8,17 @@ import pytest
 from django.utils import timezone
 
 from devfee import services
-from devfee.jobs import pay_pending_dev_fees
 from devfee.models import DevFeePayment
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, PaymentStatus
 from mostro_site.config import clear_node_config_cache
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import PaymentRequestPayload
+from orders.jobs import pay_pending_dev_fees
 from orders.models import Order
-from orders.publish import clear_network_cache
 from orders.services.escrow import escrow_on_accepted
 from tests.devfee.lnurl_server import DevFundServer
 from tests.lightning.helpers import pay_in_background, wait_for_state

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from disputes.models import Dispute
 from disputes.services import solver_grant
-from nostrbridge.keys import encode_npub, node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.outbox import node_keys
 from nostrbridge.protocol.enums import Action, MessageType
 from nostrbridge.protocol.keys import Keys
@@ -74,7 +74,7 @@ def take(client: TradeClient, dispute: Dispute, *, request_id: int = 41):
 
 
 def dispute_events(dispute: Dispute) -> list:
-    from nostrbridge.protocol.event import Event
+    from nostrbridge.protocol.nip01 import Event
 
     rows = OutboundMessage.objects.filter(kind=38386, d_tag=str(dispute.id)).order_by("pk")
     return [Event.from_json(row.event_json) for row in rows]

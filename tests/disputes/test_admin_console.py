@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from disputes.models import Dispute, DisputeLog
 from mostro_site.models import ApiToken
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import node_pubkey
 from orders.models import OrderStatusChange, Trader
 from tests.disputes.support import disputed_trade, register, solver_client, take
 from tests.disputes.web import linked_pubkey, make_user

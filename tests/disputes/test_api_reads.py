@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from devfee.models import DevFeePayment, DevFeeStatus
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from tests.disputes.support import disputed_trade
 from tests.disputes.web import bearer, make_user
 from tests.foundation.factories import make_order

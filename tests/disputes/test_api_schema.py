@@ -15,6 +15,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from mostro_site.api.root import api
 from mostro_site.asgi import application
 from tests.disputes.web import bearer, make_user
 
@@ -37,3 +38,22 @@ def operator_headers(transactional_db, node, fake_ln):
 )
 def test_api_matches_its_schema(case, operator_headers):
     case.call_and_validate(headers=operator_headers, checks=CHECKS)
+
+
+def test_operation_ids_are_the_view_names():
+    ids = sorted(op["operationId"] for path in api.get_openapi_schema()["paths"].values() for op in path.values())
+    assert ids == [
+        "devfee_list",
+        "dispute_cancel",
+        "dispute_detail",
+        "dispute_list",
+        "dispute_settle",
+        "dispute_take",
+        "node_info",
+        "node_stats",
+        "order_detail",
+        "order_list",
+        "solver_add",
+        "solver_list",
+        "solver_remove",
+    ]

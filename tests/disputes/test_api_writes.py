@@ -8,8 +8,8 @@ from django.test import Client
 from disputes.models import DisputeLog
 from mostro_site.api.tokens import api_token_create, api_token_revoke
 from mostro_site.models import ApiToken
-from nostrbridge.keys import encode_npub, node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.protocol.enums import Action
 from orders.models import OrderStatusChange, SolverCategory, Trader
 from tests.disputes.support import disputed_trade, register, solver_client, take

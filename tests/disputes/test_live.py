@@ -9,7 +9,7 @@ from django.test import Client
 from disputes.console import take_as
 from disputes.consumers import StaffDisputesConsumer
 from mostro_site.asgi import application
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from tests.disputes.support import disputed_trade
 from tests.disputes.web import make_user
 

@@ -6,7 +6,7 @@ import pytest
 
 from disputes.models import DisputeLog
 from lightning.types import InvoiceState
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action, MessageType
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.payloads import BondResolutionPayload

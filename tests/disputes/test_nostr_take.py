@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from disputes.models import DisputeLog
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action, MessageType
 from nostrbridge.protocol.messages import Message
 from orders.models import Trader

@@ -7,7 +7,7 @@ from disputes.models import SolverLink
 from disputes.services import solver_grant
 from mostro_site.api.tokens import api_token_create, scopes_for
 from mostro_site.staff import OPERATOR_GROUP, SOLVER_READ_GROUP, SOLVER_READ_WRITE_GROUP
-from nostrbridge.keys import node_pubkey
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.keys import Keys
 from orders.models import SolverCategory
 

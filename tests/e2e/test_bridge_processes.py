@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from nostrbridge.keys import xonly_pubkey_hex
+from nostrbridge.node_identity import xonly_pubkey_hex
 from tests.e2e.bridge_support import BridgeProcess, SdkMostroClient, bridge_env, manage
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")

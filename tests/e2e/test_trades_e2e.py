@@ -728,7 +728,7 @@ async def test_every_satoshi_is_accounted_for_and_the_dev_fund_is_paid(net: Trad
     """Across the module: the node kept 2 × fee per successful trade minus the dev fee it paid,
     the fund received exactly each order's dev fee once, and the traders' sums match."""
     for _ in range(4):  # PAY_BATCH (5) dev fees per tick
-        counts = await asyncio.to_thread(net.node.run_job, "devfee.jobs.pay_pending_dev_fees")
+        counts = await asyncio.to_thread(net.node.run_job, "orders.jobs.pay_pending_dev_fees")
         if counts["attempted"] == 0 and counts["reconciled"] == 0:
             break
     orders = net.node.query(

@@ -52,7 +52,7 @@ from lightning.grpc import lightning_pb2 as ln
 from lightning.grpc import router_pb2
 from lightning.lnd import LndClient
 from lightning.types import PaymentOutcome
-from nostrbridge.keys import xonly_pubkey_hex
+from nostrbridge.node_identity import xonly_pubkey_hex
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from nostrbridge.keys import decode_npub, parse_secret_key, xonly_pubkey_hex
+from nostrbridge.node_identity import decode_npub, parse_secret_key, xonly_pubkey_hex
 
 # sha256-free fixed key: 0x11 repeated; its npub was cross-checked against nostr-sdk.
 FIXED_NPUB = "npub1fu64hh9hes90w2808n8tjc2ajp5yhddjef0ctx4s7zmsgp6cwx4qgy4eg9"

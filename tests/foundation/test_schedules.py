@@ -1,4 +1,5 @@
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django_q.models import Schedule
 
 from mostro_site.management.commands import sync_schedules as command
@@ -45,5 +46,22 @@ def test_sync_removes_undeclared_project_jobs_only(declared):
     assert command.sync_schedules() == (0, 0, 1)
     assert sorted(Schedule.objects.values_list("name", flat=True)) == [
         "operator.custom",
+        "orders.services.amounts.fee_sats",
+    ]
+
+
+def test_sync_refuses_a_declared_job_that_does_not_import_and_writes_nothing(declared):
+    declared.append(JobSpec("orders.jobs.no_such_job", 60))
+    with pytest.raises(ImproperlyConfigured, match="orders.jobs.no_such_job"):
+        command.sync_schedules()
+    assert _rows() == []
+
+
+def test_sync_replaces_the_row_of_a_job_that_moved(declared):
+    # A node upgraded from a release where the job lived elsewhere: the old row goes, the new comes.
+    Schedule.objects.create(name="devfee.jobs.pay_pending_dev_fees", func="devfee.jobs.pay_pending_dev_fees", minutes=1)
+    assert command.sync_schedules() == (2, 0, 1)
+    assert [name for name, *_ in _rows()] == [
+        "orders.services.amounts.dev_fee_sats",
         "orders.services.amounts.fee_sats",
     ]

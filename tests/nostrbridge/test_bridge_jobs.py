@@ -7,18 +7,15 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import clear_node_config_cache
 from mostro_site.models import NodeSettings
-from nostrbridge import jobs, node_events
-from nostrbridge.keys import node_pubkey
+from nostrbridge import jobs, node_announcements
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
-from nostrbridge.protocol.event import Event
-from nostrbridge.protocol.events import INFO_KIND, METADATA_KIND, ORDER_KIND, RELAY_LIST_KIND
-from orders.publish import publish_order_event
-from tests.foundation.factories import make_order
+from nostrbridge.node_identity import node_pubkey
+from nostrbridge.protocol.nip01 import Event
+from nostrbridge.protocol.published_events import INFO_KIND, METADATA_KIND, RELAY_LIST_KIND
 
 pytestmark = pytest.mark.django_db
 
@@ -41,11 +38,11 @@ def tag(event: Event, name: str) -> list[str]:
 
 def test_info_event_carries_the_live_settings_and_is_not_repeated_within_the_interval():
     now = int(time.time())
-    first = node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now)
-    repeat = node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 10)
+    first = node_announcements.info_event_enqueue(lnd=None, min_interval_s=300, now=now)
+    repeat = node_announcements.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 10)
     NodeSettings.objects.create(pow_bits=3, name="Example Mostro")
     clear_node_config_cache()
-    changed = node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 10)
+    changed = node_announcements.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 10)
 
     assert first is not None
     assert repeat is None
@@ -63,14 +60,14 @@ def test_info_event_carries_the_live_settings_and_is_not_repeated_within_the_int
 
 def test_info_event_is_republished_once_the_interval_has_passed():
     now = int(time.time())
-    node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now)
-    assert node_events.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 301) is not None
+    node_announcements.info_event_enqueue(lnd=None, min_interval_s=300, now=now)
+    assert node_announcements.info_event_enqueue(lnd=None, min_interval_s=300, now=now + 301) is not None
 
 
 def test_info_event_includes_lnd_identity_when_lnd_answers():
-    lnd = node_events.lnd_status()  # the fake Lightning backend of the test settings
+    lnd = node_announcements.lnd_status()  # the fake Lightning backend of the test settings
 
-    node_events.info_event_enqueue(lnd=lnd, min_interval_s=0)
+    node_announcements.info_event_enqueue(lnd=lnd, min_interval_s=0)
 
     (event,) = events_of(INFO_KIND)
     assert tag(event, "lnd_version") == ["lnd_version", lnd.version]
@@ -78,12 +75,12 @@ def test_info_event_includes_lnd_identity_when_lnd_answers():
 
 
 def test_metadata_is_published_only_when_the_operator_set_a_profile():
-    assert node_events.metadata_enqueue() is None
+    assert node_announcements.metadata_enqueue() is None
     NodeSettings.objects.create(name="Example Mostro", website="https://mostro.example")
     clear_node_config_cache()
 
-    assert node_events.metadata_enqueue() is not None
-    assert node_events.metadata_enqueue() is None  # same content just queued
+    assert node_announcements.metadata_enqueue() is not None
+    assert node_announcements.metadata_enqueue() is None  # same content just queued
 
     (event,) = events_of(METADATA_KIND)
     assert json.loads(event.content) == {"name": "Example Mostro", "website": "https://mostro.example"}
@@ -91,10 +88,10 @@ def test_metadata_is_published_only_when_the_operator_set_a_profile():
 
 def test_relay_list_names_the_connected_relays_and_changes_go_out_at_once():
     now = int(time.time())
-    assert node_events.relay_list_enqueue(relays=[], min_interval_s=55, now=now) is None
-    node_events.relay_list_enqueue(relays=["ws://a", "ws://b"], min_interval_s=55, now=now)
-    node_events.relay_list_enqueue(relays=["ws://a", "ws://b"], min_interval_s=55, now=now + 1)
-    node_events.relay_list_enqueue(relays=["ws://a"], min_interval_s=55, now=now + 2)
+    assert node_announcements.relay_list_enqueue(relays=[], min_interval_s=55, now=now) is None
+    node_announcements.relay_list_enqueue(relays=["ws://a", "ws://b"], min_interval_s=55, now=now)
+    node_announcements.relay_list_enqueue(relays=["ws://a", "ws://b"], min_interval_s=55, now=now + 1)
+    node_announcements.relay_list_enqueue(relays=["ws://a"], min_interval_s=55, now=now + 2)
 
     assert [e.tags for e in events_of(RELAY_LIST_KIND)] == [[["r", "ws://a"], ["r", "ws://b"]], [["r", "ws://a"]]]
 
@@ -109,50 +106,6 @@ def test_publish_relay_list_job_uses_what_a_running_bridge_reports(settings):
 
     assert jobs.publish_relay_list() is True
     assert [e.tags for e in events_of(RELAY_LIST_KIND)] == [[["r", "ws://a"], ["r", "ws://b/"]]]
-
-
-# -- reconciliation -------------------------------------------------------------------------
-def parked_revision(order) -> OutboundMessage:
-    with transaction.atomic():
-        row = publish_order_event(order)
-    OutboundMessage.objects.filter(pk=row.pk).update(
-        status=OutboundStatus.PARKED, created_at=timezone.now() - timedelta(seconds=200)
-    )
-    return row
-
-
-def park_latest(order) -> None:
-    latest = OutboundMessage.objects.filter(order_id=order.id).order_by("-pk").first()
-    OutboundMessage.objects.filter(pk=latest.pk).update(
-        status=OutboundStatus.PARKED, created_at=timezone.now() - timedelta(seconds=200)
-    )
-
-
-def test_reconciliation_republishes_an_order_event_that_reached_no_relay_at_most_five_times():
-    order = make_order()
-    parked_revision(order)
-
-    republished = []
-    for _ in range(7):
-        republished.append(jobs.reconcile_order_events())
-        park_latest(order)
-
-    assert republished == [1, 1, 1, 1, 1, 0, 0]
-    rows = list(OutboundMessage.objects.filter(order_id=order.id, kind=ORDER_KIND).values_list("action", flat=True))
-    assert rows == ["", "reconcile", "reconcile", "reconcile", "reconcile", "reconcile"]
-
-
-def test_reconciliation_leaves_recent_failures_and_newer_revisions_alone():
-    recent, superseded = make_order(), make_order()
-    with transaction.atomic():
-        row = publish_order_event(recent)
-    OutboundMessage.objects.filter(pk=row.pk).update(status=OutboundStatus.PARKED)  # failed just now
-    parked_revision(superseded)
-    with transaction.atomic():
-        publish_order_event(superseded)  # a service published a newer revision since
-
-    assert jobs.reconcile_order_events() == 0
-    assert OutboundMessage.objects.filter(action="reconcile").count() == 0
 
 
 # -- maintenance ----------------------------------------------------------------------------
@@ -193,8 +146,8 @@ def test_prune_outbox_deletes_old_sent_rows_only():
 def test_retry_outbox_counts_what_the_publisher_still_owes(monkeypatch):
     woken = []
     monkeypatch.setattr(jobs, "wake", woken.append)
-    node_events.relay_list_enqueue(relays=["ws://a"], min_interval_s=0)
-    node_events.info_event_enqueue(lnd=None, min_interval_s=0)
+    node_announcements.relay_list_enqueue(relays=["ws://a"], min_interval_s=0)
+    node_announcements.info_event_enqueue(lnd=None, min_interval_s=0)
     OutboundMessage.objects.filter(kind=INFO_KIND).update(
         status=OutboundStatus.SENT, next_attempt_at=None, sent_at=timezone.now()
     )

@@ -16,7 +16,6 @@ from websockets.asyncio.client import connect as ws_connect
 
 from mostro_site.models import NodeSettings
 from nostrbridge.inbox import inbox_store
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import (
     InboundEvent,
     InboundStatus,
@@ -25,11 +24,12 @@ from nostrbridge.models import (
     OutboundStatus,
     RelayHealth,
 )
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
 from nostrbridge.protocol.giftwrap import wrap_v1
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
 from nostrbridge.publisher import PublishPolicy

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from mostro_site.config import env_node_config
-from nostrbridge import consumers
+from nostrbridge.bridge import worker as bridge_worker
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import (
     GIFT_WRAP_BACKDATE_S,
@@ -22,10 +22,9 @@ from nostrbridge.bridge.intake import (
     Intake,
     store_batch,
 )
-from nostrbridge.consumers import drain_batch, host_tag, release_dead_leases
+from nostrbridge.bridge.worker import drain_batch, host_tag, release_dead_leases
 from nostrbridge.dispatch import CATCH_UP_WINDOW_SECONDS
 from nostrbridge.inbox import inbox_claim
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import (
     InboundEvent,
     InboundStatus,
@@ -34,16 +33,17 @@ from nostrbridge.models import (
     OutboundStatus,
     RelayHealth,
 )
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import enqueue_event
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import mine_pow, sign_event
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import mine_pow, sign_event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
 from nostrbridge.publisher import NOT_CONNECTED, PublishPolicy, outbox_claim, outbox_record
-from nostrbridge.relay_pool import PublishResult
-from nostrbridge.relay_pool import RelayHealth as PoolHealth
+from nostrbridge.relays import PublishResult
+from nostrbridge.relays import RelayHealth as PoolHealth
 
 
 def orders_event(*, trade: Keys | None = None, created_at: int | None = None) -> dict:
@@ -199,7 +199,7 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
         InboundEvent.objects.filter(pk=pk).update(status=InboundStatus.DONE)
         return InboundStatus.DONE
 
-    monkeypatch.setattr(consumers, "process_inbound", process)
+    monkeypatch.setattr(bridge_worker, "process_inbound", process)
 
     assert drain_batch(worker_id="w:1:a", limit=10, stop=stop) == 3
 
@@ -216,7 +216,7 @@ def test_event_crashing_outside_its_handler_is_retried_then_parked(monkeypatch):
     def explode(pk, *, row):
         raise UnicodeDecodeError("utf-8", b"", 0, 1, "poison")
 
-    monkeypatch.setattr(consumers, "process_inbound", explode)
+    monkeypatch.setattr(bridge_worker, "process_inbound", explode)
     for _ in range(3):
         drain_batch(worker_id="w:1:a", limit=10, stop=threading.Event())
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from nostr_sdk import Keys
 
-from nostrbridge.relay_pool import PublishResult, RelayHealth, RelayPool
+from nostrbridge.relays import PublishResult, RelayHealth, RelayPool
 from tests.relays.events import sign_event, with_bad_signature
 from tests.relays.fake_relay import FakeRelay
 from tests.relays.local_relay import InProcessLocalRelay

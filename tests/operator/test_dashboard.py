@@ -10,8 +10,8 @@ from devfee.models import DevFeePayment
 from disputes.models import Dispute
 from mostro_site.operator import dashboard
 from mostro_site.operator.nostr_links import encode_nevent
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import RelayHealth
+from nostrbridge.node_identity import node_pubkey
 from tests.foundation.factories import make_order
 
 pytestmark = pytest.mark.django_db

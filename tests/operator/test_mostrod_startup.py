@@ -7,7 +7,7 @@ import sys
 import pytest
 from django.contrib.auth.models import User
 
-from mostro_site.operator.node.bootstrap import ensure_operator_login
+from mostro_site.runtime.bootstrap import ensure_operator_login
 from tests.relays.net import REPO_ROOT
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from mostro_site.checks import check_mostro_settings
 from mostro_site.config import node_config
 from mostro_site.models import NodeSettings, SettingsAuditEntry
 from nostrbridge.models import OutboundMessage
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 
 pytestmark = pytest.mark.django_db
 URL = "/operator/settings/"

@@ -124,11 +124,12 @@ def test_reconcile_inflight_payouts_finishes_a_payout_the_node_completed(release
 OWN_JOBS = {
     "orders.jobs.expire_pending_orders": 1,
     "orders.jobs.cancel_timed_out_trades": 1,
-    "orders.jobs.enforce_escrow_deadline": 5,
+    "disputes.jobs.enforce_escrow_deadline": 5,
     "orders.jobs.retry_failed_payouts": 1,
     "orders.jobs.reconcile_inflight_payouts": 1,
     "orders.pricing.refresh_prices": 5,
-    "devfee.jobs.pay_pending_dev_fees": 1,
+    "orders.jobs.reconcile_order_events": 1,
+    "orders.jobs.pay_pending_dev_fees": 1,
 }
 
 
@@ -147,7 +148,6 @@ def test_sync_schedules_with_the_declared_jobs_twice_creates_each_once():
     assert {job.func for job in declared} - set(OWN_JOBS) <= {
         "nostrbridge.jobs.publish_info_event",
         "nostrbridge.jobs.publish_relay_list",
-        "nostrbridge.jobs.reconcile_order_events",
         "nostrbridge.jobs.retry_outbox",
         "nostrbridge.jobs.prune_inbox",
         "nostrbridge.jobs.prune_outbox",

@@ -12,9 +12,9 @@ from django.core.checks import run_checks
 from websockets.sync.client import connect
 
 from nostrbridge.models import OutboundMessage
-from nostrbridge.protocol.event import Event, sign_event
-from nostrbridge.protocol.events import build_rates_event
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event, sign_event
+from nostrbridge.protocol.published_events import build_rates_event
 from orders.models import BtcPrice
 from orders.pricing import BreakerBoard, prices_refresh
 from orders.pricing.eltoque import eltoque_parse

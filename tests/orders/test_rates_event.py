@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import OutboundMessage
-from nostrbridge.protocol.event import Event
+from nostrbridge.node_identity import node_pubkey
+from nostrbridge.protocol.nip01 import Event
 from orders.models import BtcPrice
 from orders.pricing import BreakerBoard, prices_refresh
 from tests.orders.test_pricing import YADIO_PATH

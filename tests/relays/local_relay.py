@@ -2,7 +2,7 @@
 
 - `InProcessLocalRelay`: runs on nostr-sdk's own threads inside the test process; starts in ~1 ms.
 - `LocalRelayProcess`: the same relay in a child process, so a test can kill and restart it and
-  other processes can reach it. It runs the product's `python -m mostro_site.local_relay`, which
+  other processes can reach it. It runs the product's `python -m mostro_site.runtime.local_relay`, which
   prints `READY <url>` and serves until SIGTERM/SIGINT.
 
 Measured behaviour (nostr-sdk 0.45.1): accepts kinds 14 and 1059 (a 1059 must carry exactly one
@@ -26,7 +26,7 @@ LOCAL_RELAY_MAX_EVENT_BYTES = 65_536
 
 def build_local_relay(host: str, port: int):  # -> nostr_sdk.LocalRelay
     """The product's own local relay (lifted rate limit), so tests run what `make run` runs."""
-    from mostro_site.local_relay import build_relay
+    from mostro_site.runtime.local_relay import build_relay
 
     return build_relay(host, port)
 
@@ -84,7 +84,7 @@ class LocalRelayProcess:
         if self.running:
             raise RuntimeError(f"LocalRelayProcess on port {self.port} already running")
         wait_port_free(self.host, self.port)
-        cmd = [sys.executable, "-m", "mostro_site.local_relay", "--host", self.host, "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "mostro_site.runtime.local_relay", "--host", self.host, "--port", str(self.port)]
         cmd.append("--exit-on-stdin-eof")
         self.proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True

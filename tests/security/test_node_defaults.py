@@ -14,8 +14,8 @@ from django.core.checks import Warning
 from django.core.management import call_command
 
 from mostro_site.checks import check_mostro_settings
-from mostro_site.env import INSECURE_SECRET_KEY
-from mostro_site.operator.node.runtime import node_application
+from mostro_site.config.env import INSECURE_SECRET_KEY
+from mostro_site.runtime.node import node_application
 from tests.operator.test_import_mostrod import SETTINGS_TOML
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

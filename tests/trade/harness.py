@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 from nostrbridge.dispatch import process_inbound
 from nostrbridge.inbox import inbox_claim, inbox_store
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import InboundEvent, OutboundMessage
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import node_keys
 from nostrbridge.protocol.enums import Action, MessageType
-from nostrbridge.protocol.event import Event
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.transport import unwrap_v2, wrap_v2
 
 _request_ids = itertools.count(1000)

@@ -14,10 +14,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lightning.lnd import LndClient
 from mostro_site.config import node_config
-from mostro_site.operator.demo.script import DemoSetup, DemoTerms, DemoTrade
-from mostro_site.operator.demo.trader import DemoFailed
-from mostro_site.operator.node.local import STATE_FILE
-from nostrbridge.keys import node_pubkey
+from mostro_site.runtime.demo.script import DemoSetup, DemoTerms, DemoTrade
+from mostro_site.runtime.demo.trader import DemoFailed
+from mostro_site.runtime.local import STATE_FILE
+from nostrbridge.node_identity import node_pubkey
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mostro_site.env import EnvFileError, write_env_secret
+from mostro_site.config.env import EnvFileError, write_env_secret
 from mostro_site.importer.database import import_database
 from mostro_site.importer.schema import UnknownSchema, open_readonly, verify_schema
 from mostro_site.importer.settings_toml import NSEC_ENV, SettingsFileError, SettingsImport, read_settings

@@ -8,8 +8,8 @@ import coincurve
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mostro_site.env import EnvFileError, env_file_has, write_env_secret
-from nostrbridge.keys import InvalidSecretKey, encode_npub, encode_nsec, parse_secret_key, xonly_pubkey_hex
+from mostro_site.config.env import EnvFileError, env_file_has, write_env_secret
+from nostrbridge.node_identity import InvalidSecretKey, encode_npub, encode_nsec, parse_secret_key, xonly_pubkey_hex
 
 
 class Command(BaseCommand):

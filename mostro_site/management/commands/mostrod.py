@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from mostro_site.env import BASE_DIR
+from mostro_site.config.env import BASE_DIR
 
 
 class Command(BaseCommand):
@@ -44,7 +44,7 @@ class Command(BaseCommand):
 
     # --- the embedded default -----------------------------------------------------------
     def _run_local(self, options: dict) -> int:
-        from mostro_site.operator.node.local import LocalNode, local_options
+        from mostro_site.runtime.local import LocalNode, local_options
 
         self._ensure_key()
         node_args = [
@@ -74,7 +74,7 @@ class Command(BaseCommand):
         from mostro_site.config import node_config
         from mostro_site.management.commands.sync_schedules import sync_schedules
         from mostro_site.operator.lnstatus import lightning_status
-        from mostro_site.operator.node.runtime import NodeOptions, NodeRuntime
+        from mostro_site.runtime.node import NodeOptions, NodeRuntime
 
         self.check(display_num_errors=False)
         _quiet_job_log()

@@ -5,13 +5,18 @@ from django.db import transaction
 from django.db.models import Q
 from django_q.models import Schedule
 
-from mostro_site.schedules import MANAGED_PREFIXES, declared_jobs
+from mostro_site.schedules import MANAGED_PREFIXES, declared_jobs, job_function
 
 
 def sync_schedules() -> tuple[int, int, int]:
-    """Upsert by name, delete stale project schedules. Returns (created, updated, deleted)."""
+    """Upsert by name, delete stale project schedules. Returns (created, updated, deleted).
+
+    Every declared job must import, or nothing is written (`ImproperlyConfigured`).
+    """
     created = updated = 0
     wanted = {job.func: job for job in declared_jobs()}
+    for job in wanted.values():
+        job_function(job)
     with transaction.atomic():
         for name, job in wanted.items():
             defaults = {

@@ -1,93 +1,11 @@
-"""`manage.py invoice_watcher`: follow every escrow hold invoice at LND (03-actions.md §3).
-
-At start it subscribes the invoices whose state still matters (behaviour §1.7.4), then polls
-the database every second for new ones, and at once when a service in the same process (the
-take handlers in `mostrod`) commits a new hold invoice. ACCEPTED and CANCELED updates go to the escrow
-services through `sync_to_async` (thread-sensitive: one DB thread, services stay sync).
-"""
+"""`manage.py invoice_watcher`: run the escrow watcher (`orders.escrow_watcher`) until SIGTERM/SIGINT."""
 
 import asyncio
-import functools
-import logging
 import signal
 
-from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, close_old_connections
 
-from lightning import get_lightning_client
-from lightning.types import InvoiceState, InvoiceUpdate
-from lightning.watcher import InvoiceWatcher
-from nostrbridge.wake import INVOICES_CHANNEL, register_waker, unregister_waker
-from orders.selectors import watched_invoice_hashes
-from orders.services.escrow import escrow_on_accepted, escrow_on_canceled
-
-logger = logging.getLogger(__name__)
-
-POLL_SECONDS = 1.0
-
-
-class EscrowWatcher:
-    """Wires the generic `InvoiceWatcher` to the escrow services."""
-
-    def __init__(self, client=None, *, poll_seconds: float = POLL_SECONDS) -> None:
-        self.poll_seconds = poll_seconds
-        # Hashes seen in a final state: not resubscribed by the poll, or a canceled escrow
-        # of a fiat-sent order would be reported to the parties every second.
-        self._finished: set[str] = set()
-        self.watcher = InvoiceWatcher(client or get_lightning_client(), self.on_update, hashes=self.hashes)
-
-    async def hashes(self) -> list[str]:
-        await sync_to_async(close_old_connections)()
-        current = await sync_to_async(watched_invoice_hashes)()
-        self._finished &= set(current)  # forget orders that left the watched statuses
-        return [payment_hash for payment_hash in current if payment_hash not in self._finished]
-
-    async def on_update(self, update: InvoiceUpdate) -> None:
-        payment_hash = update.payment_hash_hex.lower()
-        if update.state is InvoiceState.ACCEPTED:
-            await sync_to_async(escrow_on_accepted)(payment_hash_hex=payment_hash)
-        elif update.state is InvoiceState.CANCELED:
-            self._finished.add(payment_hash)
-            await sync_to_async(escrow_on_canceled)(payment_hash_hex=payment_hash)
-        elif update.state is InvoiceState.SETTLED:
-            self._finished.add(payment_hash)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.watcher.start()
-        logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
-        # In `mostrod` the take handlers run in this process: they nudge us when a new hold
-        # invoice is committed, so it is subscribed before the seller's wallet pays it.
-        nudged = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        waker = functools.partial(loop.call_soon_threadsafe, nudged.set)
-        register_waker(INVOICES_CHANNEL, waker)
-        try:
-            while not stop.is_set():
-                await self._wait(stop, nudged)
-                nudged.clear()
-                if not stop.is_set():
-                    await self._refresh()
-        finally:
-            unregister_waker(INVOICES_CHANNEL, waker)
-            await self.watcher.stop()
-            logger.info("invoice watcher stopped")
-
-    async def _wait(self, stop: asyncio.Event, nudged: asyncio.Event) -> None:
-        """Until a stop, a nudge, or the poll interval, whichever comes first."""
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(nudged.wait())]
-        try:
-            await asyncio.wait(waits, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
-
-    async def _refresh(self) -> None:
-        try:
-            await self.watcher.refresh()
-        except DatabaseError:
-            # A database hiccup must not end the process: the next poll retries.
-            logger.exception("invoice watcher could not read the watched invoices")
+from orders.escrow_watcher import POLL_SECONDS, EscrowWatcher
 
 
 class Command(BaseCommand):

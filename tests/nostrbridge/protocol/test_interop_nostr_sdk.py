@@ -14,8 +14,12 @@ import websockets
 
 from nostrbridge.protocol import nip44
 from nostrbridge.protocol.enums import Action, DisputeStatus, Status
-from nostrbridge.protocol.event import Event, sign_event
-from nostrbridge.protocol.events import (
+from nostrbridge.protocol.giftwrap import reply_v1, unwrap_v1, wrap_v1
+from nostrbridge.protocol.inbound import open_inbound
+from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event, sign_event
+from nostrbridge.protocol.published_events import (
     MakerReputation,
     OrderSnapshot,
     PublisherSettings,
@@ -24,10 +28,6 @@ from nostrbridge.protocol.events import (
     build_rating_event,
     build_relay_list_event,
 )
-from nostrbridge.protocol.giftwrap import reply_v1, unwrap_v1, wrap_v1
-from nostrbridge.protocol.intake import open_inbound
-from nostrbridge.protocol.keys import Keys
-from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.transport import reply_v2, wrap_v2
 from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS
 

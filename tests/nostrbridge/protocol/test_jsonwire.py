@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from nostrbridge.protocol import jsonwire, nip44, secp, structs
 from nostrbridge.protocol.errors import EventIdMismatch, MalformedEvent, MessageParseError
-from nostrbridge.protocol.event import Event, _serialize_for_id_json, serialize_for_id, sign_event
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event, _serialize_for_id_json, serialize_for_id, sign_event
 from nostrbridge.protocol.wirefields import read_struct, write_struct
 from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS
 

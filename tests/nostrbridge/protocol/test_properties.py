@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from nostrbridge.protocol import nip44
 from nostrbridge.protocol.enums import Kind, Status
 from nostrbridge.protocol.errors import MessageParseError, ProtocolError
-from nostrbridge.protocol.event import Event, sign_event
 from nostrbridge.protocol.giftwrap import make_rumor, wrap_v1
-from nostrbridge.protocol.intake import open_inbound
+from nostrbridge.protocol.inbound import open_inbound
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event, sign_event
 from nostrbridge.protocol.structs import SmallOrder
 from nostrbridge.protocol.transport import wrap_v2
 from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS

@@ -16,10 +16,10 @@ from nostrbridge.protocol.errors import (
     NotForUs,
     WrongKind,
 )
-from nostrbridge.protocol.event import Event, sign_event
 from nostrbridge.protocol.giftwrap import make_rumor, parse_rumor, reply_v1, unwrap_v1, wrap_v1
 from nostrbridge.protocol.keys import Keys, verify_signature
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import Event, sign_event
 from nostrbridge.protocol.transport import (
     decode_content,
     identity_proof_payload,

@@ -7,7 +7,7 @@ from disputes.models import Dispute
 from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from orders.models import Order, OrderStatusChange
 from orders.transitions import transition_order
 from tests.orders.services.support import ln_writes, make_order, order_events, outbox_count, set_price, snapshot
@@ -193,6 +193,8 @@ def test_cooperative_cancel_refunds_and_closes_an_open_dispute(node, fake_ln):
 
     dispute.refresh_from_db()
     assert (trade.refresh().status, dispute.status) == ("cooperatively-canceled", "seller-refunded")
+    # The accepting party closed it: logged like a solver's refund (disputes' one writer).
+    assert list(dispute.log.values_list("action", "actor")) == [("refunded", trade.seller_key)]
     [row] = OutboundMessage.objects.filter(kind=38386)
     tags = Event.from_json(row.event_json).tags
     assert [t for t in tags if t[0] in ("d", "s", "initiator")] == [

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from nostrbridge.keys import node_pubkey
 from nostrbridge.models import OutboundMessage
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action
 from orders.models import Order, OrderStatusChange, Trader
 from tests.orders.services.support import (

@@ -6,7 +6,7 @@ import pytest
 
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import RatingUserPayload
 from orders.models import Trader
 from tests.orders.services.support import ln_writes, outbox_count, snapshot

@@ -7,7 +7,7 @@ from disputes.models import Dispute
 from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import NextTradePayload, TextMessagePayload
 from orders.models import Order, OrderStatusChange
 from orders.services import range as range_service
@@ -86,6 +86,7 @@ def test_release_during_a_dispute_closes_it_as_settled(fiat_sent, fake_ln, djang
 
     dispute.refresh_from_db()
     assert (dispute.status, trade.refresh().status) == ("settled", "success")
+    assert list(dispute.log.values_list("action", "actor")) == [("settled", trade.seller_key)]
     [row] = OutboundMessage.objects.filter(kind=38386)
     tags = Event.from_json(row.event_json).tags
     assert [t for t in tags if t[0] in ("d", "s", "initiator", "created_at")] == [

@@ -20,13 +20,13 @@ from lightning import get_lightning_client
 from lightning.bolt11_encode import InvoiceTerms, encode_invoice
 from lightning.fake import FakeLightningClient
 from mostro_site.config import clear_node_config_cache
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, Kind, Status
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import OrderPayload
 from nostrbridge.protocol.structs import SmallOrder
 from orders.models import BtcPrice, Order, OrderStatusChange
-from orders.publish import clear_network_cache
 from tests.orders.price_server import PriceServer
 
 VECTORS = json.load(open("/work/shared/protocol/mostro.vectors.json"))["canonical_messages"]  # noqa: SIM115

@@ -11,12 +11,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from disputes.jobs import enforce_escrow_deadline
 from disputes.models import Dispute
+from disputes.services.escrow_deadline import escrow_deadline_enforce
 from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
-from nostrbridge.protocol.event import Event
-from orders.jobs import enforce_escrow_deadline
+from nostrbridge.protocol.nip01 import Event
 from orders.models import Order, OrderStatusChange
 from orders.services import guardian
 from tests.orders.services.support import outbox_count, published_statuses, snapshot
@@ -90,9 +91,7 @@ def test_vanished_htlc_means_the_escrow_is_gone(node, fake_ln):
     trade = active_sell_trade(fake_ln)
     fake_ln.cancel_invoice(payment_hash=bytes.fromhex(trade.order.hold_invoice_hash))  # LND let it go
 
-    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=800, now=_later(trade)) == (
-        guardian.CANCELED
-    )
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=800, now=_later(trade)) == (guardian.CANCELED)
     assert trade.refresh().status == "canceled"
 
 
@@ -117,6 +116,7 @@ def test_fiat_sent_escrow_near_expiry_opens_a_buyer_dispute(fiat_sent_trade, fak
     assert _messages(trade.buyer) == [vector("D02_dispute_initiated_by_you", order, **ids)]
     assert _messages(trade.seller) == [vector("D03_dispute_initiated_by_peer", order, **ids)]
     assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.ACCEPTED  # the escrow is kept
+    assert list(dispute.log.values_list("action", "actor")) == [("opened", "scheduler")]
     assert published_statuses(order.id) == revisions  # no 38383 revision for the dispute (§1.14.1)
     [row] = OutboundMessage.objects.filter(kind=38386, order_id=order.id)
     event = Event.from_json(row.event_json)
@@ -146,9 +146,7 @@ def test_a_closed_dispute_row_is_reopened_for_the_buyer(fiat_sent_trade, fake_ln
     now = _later(trade)
     _mine_to(fake_ln, AT_RISK_HEIGHT)
 
-    assert guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (
-        guardian.DISPUTED
-    )
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == (guardian.DISPUTED)
 
     reopened = Dispute.objects.get(order=trade.order)
     assert reopened.id == closed.id
@@ -159,6 +157,9 @@ def test_a_closed_dispute_row_is_reopened_for_the_buyer(fiat_sent_trade, fake_ln
         None,
         now,
     )
+    assert list(reopened.log.values_list("action", "actor")) == [("opened", "scheduler")]
+    [row] = OutboundMessage.objects.filter(kind=38386, order_id=trade.order.id)
+    assert Event.from_json(row.event_json).tag_value("s") == "initiated"
 
 
 def test_settled_escrow_is_left_to_the_release(fiat_sent_trade, fake_ln):
@@ -166,7 +167,7 @@ def test_settled_escrow_is_left_to_the_release(fiat_sent_trade, fake_ln):
     fake_ln.settle_invoice(preimage=bytes.fromhex(trade.order.hold_invoice_preimage))  # a release mid-way
     before, outbox = snapshot(trade.order), outbox_count()
 
-    outcome = guardian.order_enforce_escrow_deadline(order_id=trade.order.id, tip_height=2000, now=_later(trade))
+    outcome = escrow_deadline_enforce(order_id=trade.order.id, tip_height=2000, now=_later(trade))
 
     assert outcome == guardian.SKIPPED
     assert (snapshot(trade.order), outbox_count()) == (before, outbox)

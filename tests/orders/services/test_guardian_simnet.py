@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from disputes.jobs import enforce_escrow_deadline
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, PaymentStatus
+from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
-from orders.jobs import enforce_escrow_deadline
-from orders.publish import clear_network_cache
 from orders.services.escrow import escrow_on_accepted
 from tests.lightning.helpers import pay_in_background, wait_for_state
 from tests.lightning.simnet_fixture import simnet  # noqa: F401 - session fixture

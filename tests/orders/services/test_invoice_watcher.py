@@ -8,7 +8,7 @@ from django.db import connections
 
 from nostrbridge import wake
 from nostrbridge.protocol.enums import Action
-from orders.management.commands.invoice_watcher import EscrowWatcher
+from orders.escrow_watcher import EscrowWatcher
 from orders.models import Order
 from tests.orders.services.support import make_order, set_price
 from tests.trade.harness import TradeClient

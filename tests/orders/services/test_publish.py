@@ -4,10 +4,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from nostrbridge import event_settings
+from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
-from orders import publish
 from orders.models import Order, Trader
-from orders.publish import network_tag_prefetch, publish_order_event
+from orders.publish import publish_order_event
 from orders.selectors import watched_invoice_hashes
 from orders.services.traders import trader_bump_trade_index, trader_user_info
 from tests.orders.services.support import make_order, order_events, published_statuses, set_price, tag
@@ -27,7 +28,7 @@ def test_network_tag_unknown_while_lnd_is_down_then_retried(fake_ln, monkeypatch
     assert network_tag_prefetch() == "unknown"
     assert network_tag_prefetch() == "unknown"  # inside the retry pause: LND not asked again
     fake_ln.set_unavailable(False)
-    monkeypatch.setattr(publish, "NETWORK_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(event_settings, "NETWORK_RETRY_SECONDS", 0.0)
     assert network_tag_prefetch() == "regtest"
 
 
@@ -83,6 +84,16 @@ def test_trade_index_bump_skips_full_privacy():
     trader_bump_trade_index(identity="b" * 64, sender="c" * 64, trade_index=7)
     assert trader_user_info(identity="a" * 64).reviews == 0
     assert list(Trader.objects.values_list("pubkey", "last_trade_index")) == [("b" * 64, 7)]
+
+
+def test_trade_index_bump_never_lowers_the_stored_index():
+    # A message checked before a concurrent one stored a higher index commits after it.
+    Trader.objects.create(pubkey="b" * 64, last_trade_index=9)
+    trader_bump_trade_index(identity="b" * 64, sender="c" * 64, trade_index=7)
+    trader_bump_trade_index(identity="b" * 64, sender="c" * 64, trade_index=9)
+    assert Trader.objects.get(pk="b" * 64).last_trade_index == 9
+    trader_bump_trade_index(identity="b" * 64, sender="c" * 64, trade_index=10)
+    assert Trader.objects.get(pk="b" * 64).last_trade_index == 10
 
 
 def test_watched_hashes_follow_the_escrow_states(fake_ln):

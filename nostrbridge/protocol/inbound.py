@@ -22,10 +22,10 @@ from nostrbridge.protocol.errors import (
     StaleMessage,
     WrongKind,
 )
-from nostrbridge.protocol.event import Event, leading_zero_bits
 from nostrbridge.protocol.giftwrap import GIFT_WRAP_KIND, unwrap_v1
 from nostrbridge.protocol.jsonwire import dumps_compact, loads_envelope
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event, leading_zero_bits
 from nostrbridge.protocol.transport import V1_VERSION, V2_KIND, V2_VERSION, Unwrapped, unwrap_v2
 
 # Limits of the daemon's inbox relay client (mostro_behaviour.md 1.1.8): the relay pool

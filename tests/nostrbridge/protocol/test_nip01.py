@@ -9,8 +9,8 @@ import json
 import pytest
 
 from nostrbridge.protocol.errors import EventIdMismatch, MalformedEvent
-from nostrbridge.protocol.event import Event, event_id, leading_zero_bits, mine_pow, sign_event
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event, event_id, leading_zero_bits, mine_pow, sign_event
 from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS, ZERO_AUX
 
 SIGNED_EVENTS = {

@@ -8,7 +8,7 @@ import asyncio
 import itertools
 import time
 
-from mostro_site.operator.demo.relay import RelayClient
+from mostro_site.runtime.demo.relay import RelayClient
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.errors import ProtocolError
 from nostrbridge.protocol.keys import Keys

@@ -22,11 +22,11 @@ from nostrbridge.protocol.errors import (
     StaleMessage,
     WrongKind,
 )
-from nostrbridge.protocol.event import leading_zero_bits, sign_event
 from nostrbridge.protocol.giftwrap import wrap_v1
-from nostrbridge.protocol.intake import MAX_EVENT_BYTES, open_inbound, transport_kind
+from nostrbridge.protocol.inbound import MAX_EVENT_BYTES, open_inbound, transport_kind
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.nip01 import leading_zero_bits, sign_event
 from nostrbridge.protocol.payloads import TextMessagePayload
 from nostrbridge.protocol.transport import wrap_v2
 from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS

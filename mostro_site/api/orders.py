@@ -7,15 +7,15 @@ from django.db.models import Count, Sum
 from ninja import Query, Router
 
 from devfee.models import DevFeePayment, DevFeeStatus
-from disputes.api import MAX_LIMIT, MAX_OFFSET, ApiError, page, responses
 from disputes.console import require
 from disputes.models import Dispute
 from lightning import get_lightning_client
 from lightning.errors import LightningError
 from mostro_site.api.auth import API_AUTH
-from mostro_site.api_schemas import DevFeeListOut, NodeOut, OrderListOut, OrderOut, StatsOut
+from mostro_site.api.disputes import MAX_LIMIT, MAX_OFFSET, ApiError, page, responses
+from mostro_site.api.order_schemas import DevFeeListOut, NodeOut, OrderListOut, OrderOut, StatsOut
 from mostro_site.config import node_config
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 from orders.models import Order
 from orders.status import OrderKind, OrderStatus
 

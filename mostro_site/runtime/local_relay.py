@@ -1,6 +1,6 @@
 """A local Nostr relay for the embedded default node: nostr-sdk's LocalRelay (in memory).
 
-    python -m mostro_site.local_relay --host 127.0.0.1 --port 7000
+    python -m mostro_site.runtime.local_relay --host 127.0.0.1 --port 7000
 
 prints `READY ws://127.0.0.1:7000` once it accepts connections and serves until SIGTERM or
 SIGINT, or until its stdin closes when started with `--exit-on-stdin-eof` (so a crashed

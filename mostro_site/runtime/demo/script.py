@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 
-from mostro_site.operator.demo.trader import DemoFailed, DemoTrader
+from mostro_site.runtime.demo.trader import DemoFailed, DemoTrader
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload, RatingUserPayload
 from nostrbridge.protocol.structs import SmallOrder

@@ -10,8 +10,10 @@ import uuid
 import pytest
 
 from nostrbridge.protocol.enums import DisputeStatus, Kind, Status
-from nostrbridge.protocol.event import Event
-from nostrbridge.protocol.events import (
+from nostrbridge.protocol.info_event import BondInfo, NodeInfo, build_info_event
+from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event
+from nostrbridge.protocol.published_events import (
     MakerReputation,
     MonotonicClock,
     OrderSnapshot,
@@ -27,8 +29,6 @@ from nostrbridge.protocol.events import (
     order_status_bucket,
     rating_tag_value,
 )
-from nostrbridge.protocol.info_event import BondInfo, NodeInfo, build_info_event
-from nostrbridge.protocol.keys import Keys
 from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS, ZERO_AUX
 
 PUBLISHED = MOSTRO_VECTORS["published_events"]

@@ -1,21 +1,12 @@
-"""The relay pool's public import path: the interface the daemon codes against, and the asyncio
-implementation that lives in `nostrbridge.relays` (pure asyncio + websockets, no Django)."""
+"""The interface the daemon codes against (`RelayPoolProtocol`); `nostrbridge.relays.RelayPool`
+implements it, and test fakes do too. Pure asyncio typing, no Django."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from nostrbridge.relays import DEFAULT_MAX_MESSAGE_BYTES, PublishResult, RelayHealth, RelayPool, normalize_url
-
-__all__ = [
-    "DEFAULT_MAX_MESSAGE_BYTES",
-    "PublishResult",
-    "RelayHealth",
-    "RelayPool",
-    "RelayPoolProtocol",
-    "normalize_url",
-]
+from nostrbridge.relays.frames import PublishResult, RelayHealth
 
 
 class RelayPoolProtocol(Protocol):

@@ -1,7 +1,7 @@
 """The startup banner: what an operator needs to see once the node is up."""
 
 from mostro_site.operator.lnstatus import LightningStatus
-from nostrbridge.keys import encode_npub, node_pubkey
+from nostrbridge.node_identity import encode_npub, node_pubkey
 
 BANNER_FIRST_LINE = "Mostro node is running"
 
@@ -15,7 +15,7 @@ def startup_banner(
             ln += f", channel balance {lightning.channel_balance_sats:,} sats"
     else:
         ln = f"unavailable ({lightning.error})"
-    relay_note = "" if bridge else "  (relay bridge not installed: nostrbridge.bridge is missing)"
+    relay_note = "" if bridge else "  (relay bridge off: --no-bridge)"
     lines = [
         BANNER_FIRST_LINE,
         f"  npub:       {encode_npub(node_pubkey())}",

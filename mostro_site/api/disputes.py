@@ -18,7 +18,9 @@ from disputes.console import (
     take_as,
 )
 from disputes.models import Dispute
-from disputes.schemas import (
+from disputes.selectors import dispute_filter, dispute_queryset, solvers
+from mostro_site.api.auth import API_AUTH
+from mostro_site.api.dispute_schemas import (
     PUBKEY_PATTERN,
     DisputeListOut,
     DisputeOut,
@@ -31,9 +33,7 @@ from disputes.schemas import (
     SolverOut,
     ValidationErrorOut,
 )
-from disputes.selectors import dispute_filter, dispute_queryset, solvers
-from mostro_site.api.auth import API_AUTH
-from nostrbridge.keys import decode_npub, encode_npub
+from nostrbridge.node_identity import decode_npub, encode_npub
 from orders.models import SolverCategory, Trader
 
 router = Router(auth=API_AUTH, tags=["disputes"])

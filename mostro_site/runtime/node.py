@@ -13,8 +13,6 @@ from daphne.server import Server  # isort:skip
 from daphne.http_protocol import WebRequest  # isort:skip
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 import signal
 import time
@@ -27,8 +25,8 @@ from twisted.internet import reactor
 
 from lightning import reset_lightning_client
 from mostro_site.operator.lnstatus import LightningStatus
-from mostro_site.operator.node.banner import startup_banner
-from mostro_site.operator.node.cluster import JobCluster
+from mostro_site.runtime.banner import startup_banner
+from mostro_site.runtime.cluster import JobCluster
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +42,6 @@ class NodeOptions:
     bridge: bool = True
     watcher: bool = True
     grace_seconds: float = SHUTDOWN_GRACE_SECONDS
-
-
-def load_run_bridge():
-    """The bridge's entry point, or None while `nostrbridge.bridge` does not exist."""
-    if importlib.util.find_spec("nostrbridge.bridge") is None:
-        return None
-    return getattr(importlib.import_module("nostrbridge.bridge"), "run_bridge", None)
 
 
 async def _cancel_leftover_tasks() -> None:
@@ -101,7 +92,6 @@ class NodeRuntime:
         self.relays = tuple(relays)
         self.protocol_version = protocol_version
         self.cluster = JobCluster()
-        self.run_bridge = load_run_bridge() if options.bridge else None
         self.exit_code = 0
         self.server: _NodeServer | None = None
         self._stop: asyncio.Event | None = None
@@ -165,14 +155,12 @@ class NodeRuntime:
     # --- services -----------------------------------------------------------------------
     def _start_services(self, intake_stop: asyncio.Event) -> dict[str, asyncio.Task]:
         tasks = {}
-        if self.run_bridge is not None:
-            tasks["relay bridge"] = asyncio.create_task(
-                self.run_bridge(stop=intake_stop, options=self._bridge_options())
-            )
-        elif self.options.bridge:
-            logger.warning("nostrbridge.bridge is not installed: the node will not talk to relays")
+        if self.options.bridge:
+            from nostrbridge.bridge import run_bridge
+
+            tasks["relay bridge"] = asyncio.create_task(run_bridge(stop=intake_stop, options=self._bridge_options()))
         if self.options.watcher:
-            from orders.management.commands.invoice_watcher import EscrowWatcher
+            from orders.escrow_watcher import EscrowWatcher
 
             tasks["invoice watcher"] = asyncio.create_task(EscrowWatcher().run(intake_stop))
         return tasks
@@ -250,6 +238,6 @@ class NodeRuntime:
             base_url=f"http://{shown}:{port}",
             relays=self.relays,
             lightning=self.lightning,
-            bridge=self.run_bridge is not None,
+            bridge=self.options.bridge,
             protocol_version=self.protocol_version,
         )

@@ -19,9 +19,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 
-from mostro_site.env import BASE_DIR
-from mostro_site.operator.node.bootstrap import ensure_operator_login
-from mostro_site.operator.node.children import Child, ChildFailed, log_offset, project_env, spawn, wait_ready
+from mostro_site.config.env import BASE_DIR
+from mostro_site.runtime.bootstrap import ensure_operator_login
+from mostro_site.runtime.children import Child, ChildFailed, log_offset, project_env, spawn, wait_ready
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class LocalNode:
         port = str(self.options.relay_port)
         offset = log_offset(self.log_dir, "relay")
         relay = self._spawn(
-            "relay", [sys.executable, "-m", "mostro_site.local_relay", "--host", "127.0.0.1", "--port", port]
+            "relay", [sys.executable, "-m", "mostro_site.runtime.local_relay", "--host", "127.0.0.1", "--port", port]
         )
         url = wait_ready(relay, offset=offset, timeout=20).split(maxsplit=1)[1]
         self.write(f"Local relay ready: {url} (log: {relay.log_path})")

@@ -14,9 +14,9 @@ import uuid
 from dataclasses import dataclass
 
 from nostrbridge.protocol.enums import DisputeStatus, Kind, Status
-from nostrbridge.protocol.event import Event, sign_event
 from nostrbridge.protocol.jsonwire import dumps_compact, rust_display_float, serde_float
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.nip01 import Event, sign_event
 from nostrbridge.protocol.wirefields import write_str
 
 ORDER_KIND = 38383

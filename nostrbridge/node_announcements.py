@@ -20,18 +20,18 @@ from django.db import transaction
 from lightning import get_lightning_client
 from lightning.errors import LightningError
 from mostro_site.config import NodeConfig, node_config
-from nostrbridge.keys import node_pubkey
+from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import AddressableClock, OutboundMessage
+from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
-from nostrbridge.protocol.event import Event, sign_event
-from nostrbridge.protocol.events import (
+from nostrbridge.protocol.info_event import NodeInfo, info_event_tags
+from nostrbridge.protocol.nip01 import Event, sign_event
+from nostrbridge.protocol.published_events import (
     INFO_KIND,
     METADATA_KIND,
     RELAY_LIST_KIND,
-    PublisherSettings,
     build_metadata_event,
 )
-from nostrbridge.protocol.info_event import NodeInfo, info_event_tags
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +74,6 @@ def lnd_status() -> LndStatus | None:
         networks=info.networks,
         uris=info.uris,
     )
-
-
-def publisher_settings(config: NodeConfig) -> PublisherSettings:
-    return PublisherSettings(node_pubkey=node_pubkey(), instance_name=config.name, relays=config.relays)
 
 
 def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:

@@ -7,7 +7,7 @@ import uuid
 
 import websockets
 
-from nostrbridge.protocol.event import Event
+from nostrbridge.protocol.nip01 import Event
 
 
 class RelayRefused(RuntimeError):

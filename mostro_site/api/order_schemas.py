@@ -1,4 +1,4 @@
-"""Ninja schemas of the order, node and ledger read endpoints (mostro_site/api_orders.py)."""
+"""Ninja schemas of the order, node and ledger read endpoints (mostro_site/api/orders.py)."""
 
 from datetime import datetime
 from uuid import UUID

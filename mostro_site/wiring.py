@@ -1,0 +1,41 @@
+"""The composition root: the one place where the layers below are handed what they need from above.
+
+Dependencies run one way (docs/ARCHITECTURE.md, enforced by import-linter): the project shell →
+disputes → orders → devfee → the bridge's machinery → lightning → the protocol package. The
+bridge must still call the action handlers of orders and disputes, and orders must still tell
+disputes when the parties close a trade themselves. Each declares what it needs
+(`nostrbridge.wiring.BridgeWiring`, `orders.wiring.OrdersWiring`); settings name the functions
+below (`MOSTRO_BRIDGE_WIRING`, `MOSTRO_ORDERS_WIRING`), which build them on first use, importing
+the apps lazily so loading settings, the bridge or orders imports nothing above them.
+"""
+
+from nostrbridge.wiring import BridgeWiring
+from orders.wiring import OrdersWiring
+
+
+def bridge_wiring() -> BridgeWiring:
+    """Protocol action → handler (mostrod `app.rs` dispatch), the known-key gate, the reconciler."""
+    from disputes.handlers import HANDLERS as DISPUTE_HANDLERS
+    from orders.handlers import HANDLERS as ORDER_HANDLERS
+    from orders.jobs import reconcile_order_events
+
+    return BridgeWiring(
+        handlers={**ORDER_HANDLERS, **DISPUTE_HANDLERS},
+        is_known_trade_key=is_known_trade_key,
+        reconcile_order_events=reconcile_order_events,
+    )
+
+
+def is_known_trade_key(pubkey: str) -> bool:
+    """A key in an unfinished order, or the solver of an open dispute (first-contact PoW gate)."""
+    from disputes.selectors import solver_of_open_dispute
+    from orders.selectors import trade_key_in_active_order
+
+    return trade_key_in_active_order(pubkey=pubkey) or solver_of_open_dispute(pubkey=pubkey)
+
+
+def orders_wiring() -> OrdersWiring:
+    """A release or cooperative cancel closes the order's open dispute (disputes' one writer)."""
+    from disputes.services.resolve import dispute_close_by_parties
+
+    return OrdersWiring(trade_closed_by_parties=dispute_close_by_parties)

@@ -1,0 +1,85 @@
+"""What every event the node publishes carries besides its content.
+
+* `publisher_settings()`: the node's key, instance name, relays and the NIP-40 retention of
+  each event kind (node configuration, read per call).
+* The `network` tag (38383 orders, 8383 dev-fee audit) comes from LND's get_info, which must
+  never run inside a transaction: call `network_tag_prefetch()` before opening it (once per
+  process is enough; the value is cached). An event built before any successful fetch says
+  `unknown`, as the daemon does when the node status is unavailable.
+"""
+
+import logging
+import threading
+import time
+
+from django.db import connection
+
+from lightning import get_lightning_client
+from lightning.errors import LightningError
+from mostro_site.config import NodeConfig, node_config
+from nostrbridge.node_identity import node_pubkey
+from nostrbridge.protocol.published_events import PublisherSettings
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_NETWORK = "unknown"
+# After a failed get_info, wait this long before asking LND again (a node that is down would
+# otherwise be asked once per inbound message).
+NETWORK_RETRY_SECONDS = 30.0
+
+_network_lock = threading.Lock()
+_network: str | None = None
+_network_failed_at: float | None = None
+
+
+def network_tag_prefetch() -> str:
+    """The `network` tag value, asking LND on first use. Call it outside any transaction."""
+    global _network, _network_failed_at
+    if _network is not None:
+        return _network
+    if _in_transaction():
+        return UNKNOWN_NETWORK
+    with _network_lock:
+        if _network is not None:
+            return _network
+        if _network_failed_at is not None and time.monotonic() - _network_failed_at < NETWORK_RETRY_SECONDS:
+            return UNKNOWN_NETWORK
+        try:
+            info = get_lightning_client().get_info()
+        except LightningError as exc:
+            _network_failed_at = time.monotonic()
+            logger.warning("LND get_info failed (%s); 38383 network tag is %s", exc.message, UNKNOWN_NETWORK)
+            return UNKNOWN_NETWORK
+        _network = ",".join(info.networks) or UNKNOWN_NETWORK
+        _network_failed_at = None
+        return _network
+
+
+def _in_transaction() -> bool:
+    # The atomic blocks a test case wraps around each test do not count (as in
+    # lightning.lnd_errors.assert_not_in_transaction).
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def network_tag_cached() -> str:
+    return _network or UNKNOWN_NETWORK
+
+
+def clear_network_cache() -> None:
+    global _network, _network_failed_at
+    with _network_lock:
+        _network = None
+        _network_failed_at = None
+
+
+def publisher_settings(config: NodeConfig | None = None) -> PublisherSettings:
+    config = config or node_config()
+    return PublisherSettings(
+        node_pubkey=node_pubkey(),
+        instance_name=config.name,
+        relays=config.relays,
+        order_days=config.order_days,
+        rating_days=config.rating_days,
+        dispute_days=config.dispute_days,
+        fee_audit_days=config.fee_audit_days,
+    )

@@ -1,0 +1,35 @@
+"""What the bridge needs from the apps above it, handed over by the project's composition root.
+
+The bridge sits below orders and disputes and never imports them. `settings.MOSTRO_BRIDGE_WIRING`
+names the function that builds this (`mostro_site.wiring.bridge_wiring`), loaded on first use:
+the one place where actions are wired to handlers (mostrod's `app.rs` dispatch match).
+"""
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from nostrbridge.context import InboundContext
+
+Handler = Callable[[InboundContext], None]
+
+
+@dataclass(frozen=True)
+class BridgeWiring:
+    handlers: Mapping[str, Handler]  # protocol action -> handle_<action>(ctx)
+    # The first-contact gate (01-transport.md §8): a trade key the node already deals with.
+    is_known_trade_key: Callable[[str], bool]
+    # `--periodic-jobs`: republish order events that reached no relay; returns how many.
+    reconcile_order_events: Callable[[], int]
+
+
+@functools.lru_cache(maxsize=1)
+def bridge_wiring() -> BridgeWiring:
+    return import_string(settings.MOSTRO_BRIDGE_WIRING)()
+
+
+def get_handler(action: str) -> Handler | None:
+    return bridge_wiring().handlers.get(action)

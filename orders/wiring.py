@@ -1,0 +1,26 @@
+"""What orders needs from the app above it (disputes), handed over by the composition root.
+
+orders sits below disputes and never imports it. `settings.MOSTRO_ORDERS_WIRING` names the
+function that builds this (`mostro_site.wiring.orders_wiring`), loaded on first use.
+"""
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class OrdersWiring:
+    # `(*, order_id, order_status, actor) -> None`, called inside the transaction of a release
+    # (`order_status` settled-hold-invoice) or an accepted cooperative cancel
+    # (cooperatively-canceled), after the order's transition: the parties ended the trade
+    # themselves, so the order's open dispute closes with it (§1.14.6).
+    trade_closed_by_parties: Callable[..., None]
+
+
+@functools.lru_cache(maxsize=1)
+def orders_wiring() -> OrdersWiring:
+    return import_string(settings.MOSTRO_ORDERS_WIRING)()
