@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-from mostro_site.operator import rules
+from mostro_site.config import rules
 
 
 def _between(field: str, low, high, message: str) -> models.CheckConstraint:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from django.conf import settings
 from django.db import DatabaseError
 
-from mostro_site.operator import rules
+from mostro_site.config import rules
 
 logger = logging.getLogger(__name__)
 

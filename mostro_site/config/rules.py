@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from mostro_site.operator.currencies import currency_codes
+from mostro_site.config.currencies import currency_codes
 
 _FIAT = re.compile(r"^[A-Z]{3}$")
 MAX_POW_BITS = 255

@@ -8,10 +8,9 @@ typed; the rules are the model's (`rules.node_settings_errors`), shown here as f
 from django import forms
 from django.core.exceptions import ValidationError
 
-from mostro_site.config import NodeConfig, env_node_config
+from mostro_site.config import NodeConfig, env_node_config, rules
+from mostro_site.config.currencies import iso4217
 from mostro_site.models import NodeSettings
-from mostro_site.operator import rules
-from mostro_site.operator.currencies import iso4217
 
 FIAT_ENV, FIAT_ALL, FIAT_LIST = "env", "all", "list"
 
