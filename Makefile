@@ -28,6 +28,9 @@ test: install test-relays test-browser ## Run the whole test suite (SQLite, then
 run: install ## Set up and run a complete local node (SQLite, local relay, simulated Lightning)
 	bash scripts/run_local.sh
 
+screenshots: install test-relays test-browser ## Demo node, a trade and a dispute with chat: every page into docs/screens/
+	$(PY) scripts/screenshots.py
+
 lint: install ## ruff format check + lint + import contracts
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
@@ -41,4 +44,4 @@ bench: install ## Run the benchmark scripts
 	$(PY) benchmarks/bench_protocol.py
 	$(PY) benchmarks/bench_lightning.py
 
-.PHONY: help install test-relays test-browser test run lint fmt bench
+.PHONY: help install test-relays test-browser test run screenshots lint fmt bench

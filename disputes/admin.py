@@ -11,20 +11,20 @@ from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 
-from disputes import admin_console
+from disputes import admin_console, admin_page
 from disputes.admin_filters import AgeFilter, CurrencyFilter, SolverFilter
 from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidden, grant_as, remove_as, web_actor
-from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, SolverLink
-from disputes.selectors import dispute_amounts, dispute_timeline, invoice_state
-from nostrbridge.node_identity import encode_npub, node_pubkey
+from disputes.models import Dispute, SolverLink
+from disputes.selectors import dispute_counters
+from nostrbridge.node_identity import node_pubkey
+from orders import display
 from orders.models import SolverCategory
 
 
 @admin.register(Dispute)
 class DisputeAdmin(admin.ModelAdmin):
-    list_display = ("short_id", "status_badge", "order_status", "initiator", "amount", "solver", "age")
+    list_display = ("short_id", "status_badge", "order_status", "initiator", "fiat", "amount", "solver", "age")
     list_filter = ("status", AgeFilter, CurrencyFilter, SolverFilter)
     search_fields = (
         "id",
@@ -38,11 +38,8 @@ class DisputeAdmin(admin.ModelAdmin):
     )
     list_select_related = ("order",)
     actions = ("take_selected", "settle_selected", "refund_selected")
-    change_form_template = "admin/disputes/dispute/change_form.html"
+    change_list_template = "admin/disputes/dispute/change_list.html"
     ordering = ("-created_at",)
-
-    class Media:
-        js = ("disputes/live.js",)
 
     # --- permissions: disputes are never edited by hand --------------------------------------
     def get_readonly_fields(self, request, obj=None):
@@ -66,30 +63,44 @@ class DisputeAdmin(admin.ModelAdmin):
     # --- queue columns --------------------------------------------------------------------
     @admin.display(description="dispute", ordering="created_at")
     def short_id(self, obj: Dispute) -> str:
-        return str(obj.pk)[:8]
+        return display.short(obj.pk)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Dispute):
         # data-dispute-id lets live.js find the row when a push names this dispute.
-        return format_html('<span class="dispute-status" data-dispute-id="{}">{}</span>', obj.pk, obj.status)
+        return format_html(
+            '<span class="dispute-status badge badge-{}" data-dispute-id="{}">{}</span>', obj.status, obj.pk, obj.status
+        )
 
     @admin.display(description="order", ordering="order__status")
     def order_status(self, obj: Dispute) -> str:
         return obj.order.status
 
-    @admin.display(description="amount")
+    @admin.display(description="fiat")
+    def fiat(self, obj: Dispute) -> str:
+        return display.fiat(obj.order.fiat_amount, obj.order.fiat_code)
+
+    @admin.display(description="amount", ordering="order__amount_sats")
     def amount(self, obj: Dispute) -> str:
-        return f"{obj.order.fiat_amount} {obj.order.fiat_code} / {obj.order.amount_sats} sats"
+        return display.sats(obj.order.amount_sats)
 
     @admin.display(description="solver", ordering="solver_pubkey")
     def solver(self, obj: Dispute) -> str:
         if not obj.solver_pubkey:
             return "—"
-        return "node" if obj.solver_pubkey == node_pubkey() else f"{obj.solver_pubkey[:12]}…"
+        return "node" if obj.solver_pubkey == node_pubkey() else display.short(obj.solver_pubkey, 12)
 
-    @admin.display(description="age", ordering="created_at")
+    @admin.display(description="waiting", ordering="created_at")
     def age(self, obj: Dispute) -> str:
-        return timesince(obj.created_at, timezone.now())
+        return display.duration((obj.resolved_at or timezone.now()) - obj.created_at)
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            me = web_actor(request.user).pubkey
+        except ConsoleForbidden:
+            me = None
+        extra = {"counters": dispute_counters(solver_pubkey=me), "title": "Dispute queue"}
+        return super().changelist_view(request, extra_context={**extra, **(extra_context or {})})
 
     # --- changelist actions (confirmation first, like delete_selected) -------------------------
     @admin.action(permissions=["take"], description="Take the selected disputes")
@@ -123,7 +134,17 @@ class DisputeAdmin(admin.ModelAdmin):
             )
             for name in admin_console.ACTIONS
         ]
-        return custom + super().get_urls()
+        view = self.admin_site.admin_view
+        chat = [
+            path("<uuid:object_id>/chat/", view(admin_page.chat_messages_view), name=f"{prefix}_chat"),
+            path("<uuid:object_id>/chat/send/", view(admin_page.chat_send_view), name=f"{prefix}_chat_send"),
+            path(
+                "<uuid:object_id>/chat/<int:message_id>/attachment/",
+                view(admin_page.chat_attachment_view),
+                name=f"{prefix}_chat_attachment",
+            ),
+        ]
+        return chat + custom + super().get_urls()
 
     def action_view(self, request, object_id, action):
         dispute = self.get_object(request, unquote(object_id))
@@ -138,34 +159,14 @@ class DisputeAdmin(admin.ModelAdmin):
         return admin_console.confirmation(request, self, action, [dispute], selected=False)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The LND lookup runs here, before Django's changeform transaction opens.
+        """The console page (disputes.admin_page): facts, chat, timeline; never a form.
+        Its LND lookups run here, outside any transaction."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         dispute = self.get_object(request, unquote(object_id))
-        extra = self._page_context(request, dispute) if dispute is not None else {}
-        return super().change_view(request, object_id, form_url, extra_context={**extra, **(extra_context or {})})
-
-    def _page_context(self, request, dispute: Dispute) -> dict:
-        order = dispute.order
-        is_open = dispute.status in OPEN_DISPUTE_STATUSES
-        try:
-            actor = web_actor(request.user)
-        except ConsoleForbidden:
-            actor = None
-        # Only the assigned solver may settle or refund (the node key included): take first.
-        assigned = actor is not None and dispute.solver_pubkey == actor.pubkey
-        return {
-            "dispute": dispute,
-            "order": order,
-            "timeline": dispute_timeline(dispute),
-            "money": dispute_amounts(order),
-            "invoice_state": invoice_state(order),
-            "parties": [
-                ("buyer", order.buyer_pubkey, encode_npub(order.buyer_pubkey) if order.buyer_pubkey else ""),
-                ("seller", order.seller_pubkey, encode_npub(order.seller_pubkey) if order.seller_pubkey else ""),
-            ],
-            "can_take": is_open and self.has_take_permission(request),
-            "assigned_to_me": assigned,
-            "can_resolve": is_open and assigned and order.status == "dispute" and self.has_resolve_permission(request),
-        }
+        if dispute is None:
+            raise Http404("no such dispute")
+        return admin_page.render_page(request, self, dispute)
 
 
 @admin.register(SolverLink)

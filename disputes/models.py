@@ -85,3 +85,6 @@ class DisputeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dispute_id} {self.action} by {self.actor}"
+
+
+from disputes.chat.models import ChatMessage, SolverKey  # noqa: E402, F401 - registered with this app

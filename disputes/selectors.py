@@ -6,8 +6,6 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeLog
-from lightning import get_lightning_client
-from lightning.errors import LightningError
 from nostrbridge.protocol.enums import DisputeInitiator
 from nostrbridge.protocol.structs import RestoredDispute
 from orders.models import Order, OrderStatusChange, Trader
@@ -111,15 +109,23 @@ def dispute_amounts(order: Order) -> dict:
     }
 
 
-def invoice_state(order: Order) -> str:
-    """The hold invoice's state as LND reports it now, or "unknown". Call outside transactions."""
-    if not order.hold_invoice_hash:
-        return "none"
-    try:
-        return str(get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash)).state)
-    except LightningError:
-        return "unknown"
-
-
 def solvers() -> QuerySet[Trader]:
     return Trader.objects.filter(is_solver=True).order_by("pubkey")
+
+
+def dispute_counters(*, solver_pubkey: str | None, now=None) -> dict[str, int]:
+    """The queue's live counters: waiting for a solver, in progress, mine, resolved today."""
+    now = now or timezone.now()
+    rows = Dispute.objects.values_list("status", "solver_pubkey", "resolved_at")
+    counts = {"unassigned": 0, "in_progress": 0, "mine": 0, "resolved_today": 0}
+    for status, solver, resolved_at in rows.filter(
+        Q(resolved_at__isnull=True) | Q(resolved_at__gte=now - timedelta(days=1))
+    ):
+        if status == "initiated":
+            counts["unassigned"] += 1
+        elif status == "in-progress":
+            counts["in_progress"] += 1
+            counts["mine"] += int(solver_pubkey is not None and solver == solver_pubkey)
+        elif resolved_at is not None:
+            counts["resolved_today"] += 1
+    return counts

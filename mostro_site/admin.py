@@ -13,10 +13,6 @@ from mostro_site.api.tokens import (
 from mostro_site.models import ApiToken, NodeSettings, SettingsAuditEntry, TokenScope
 from mostro_site.staff import is_operator
 
-admin.site.site_header = "Mostro node"
-admin.site.site_title = "Mostro"
-admin.site.site_url = "/operator/"
-
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Shown, never written through the admin: not by staff, not by a superuser."""

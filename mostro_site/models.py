@@ -24,18 +24,22 @@ class NodeSettings(models.Model):
     """Blank fields fall back to the environment (see `mostro_site.config.node_config`)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
-    fee = models.FloatField(null=True, blank=True)
-    max_routing_fee = models.FloatField(null=True, blank=True)
-    max_order_amount_sats = models.BigIntegerField(null=True, blank=True)
-    min_payment_amount_sats = models.BigIntegerField(null=True, blank=True)
-    expiration_hours = models.PositiveIntegerField(null=True, blank=True)
-    expiration_seconds = models.PositiveIntegerField(null=True, blank=True)
-    pow_bits = models.PositiveSmallIntegerField(null=True, blank=True)
-    dev_fee_percentage = models.FloatField(null=True, blank=True)
-    fiat_currencies_accepted = models.TextField(null=True, blank=True)  # comma-separated; "" = all
-    bitcoin_price_api_url = models.CharField(max_length=200, null=True, blank=True)  # http(s): rules
+    fee = models.FloatField("trading fee", null=True, blank=True)
+    max_routing_fee = models.FloatField("max routing fee", null=True, blank=True)
+    max_order_amount_sats = models.BigIntegerField("max order amount (sats)", null=True, blank=True)
+    min_payment_amount_sats = models.BigIntegerField("min order amount (sats)", null=True, blank=True)
+    expiration_hours = models.PositiveIntegerField("pending order lifetime (hours)", null=True, blank=True)
+    expiration_seconds = models.PositiveIntegerField("waiting-state timeout (seconds)", null=True, blank=True)
+    pow_bits = models.PositiveSmallIntegerField("PoW bits", null=True, blank=True)
+    dev_fee_percentage = models.FloatField("dev fee (fraction of the node's fee)", null=True, blank=True)
+    fiat_currencies_accepted = models.TextField(
+        "accepted fiat currencies", null=True, blank=True
+    )  # ","-separated; "" = all
+    bitcoin_price_api_url = models.CharField(
+        "Bitcoin price API URL", max_length=200, null=True, blank=True
+    )  # http(s): the rules check it
     relays = models.TextField(null=True, blank=True)  # comma-separated
-    protocol_version = models.PositiveSmallIntegerField(null=True, blank=True)
+    protocol_version = models.PositiveSmallIntegerField("protocol version", null=True, blank=True)
     name = models.CharField(max_length=100, null=True, blank=True)
     about = models.TextField(null=True, blank=True)
     picture = models.CharField(max_length=200, null=True, blank=True)

@@ -32,9 +32,14 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "disputes.change_solverlink",
         "disputes.delete_solverlink",
         "orders.view_trader",
+        "orders.view_btcprice",
         "devfee.view_devfeepayment",
         "mostro_site.view_nodesettings",
         "mostro_site.view_settingsauditentry",
+        # The node's plumbing, read-only: what reached the relays, what came in, relay health.
+        "nostrbridge.view_outboundmessage",
+        "nostrbridge.view_inboundevent",
+        "nostrbridge.view_relayhealth",
     ],
 }
 

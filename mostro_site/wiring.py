@@ -14,7 +14,9 @@ from orders.wiring import OrdersWiring
 
 
 def bridge_wiring() -> BridgeWiring:
-    """Protocol action → handler (mostrod `app.rs` dispatch), the known-key gate, the reconciler."""
+    """Protocol action → handler (mostrod `app.rs` dispatch), the known-key gate, the reconciler,
+    and the dispute chat's side channel (events for the console's solver keys)."""
+    from disputes.chat.bridge import ChatHooks
     from disputes.handlers import HANDLERS as DISPUTE_HANDLERS
     from orders.handlers import HANDLERS as ORDER_HANDLERS
     from orders.jobs import reconcile_order_events
@@ -23,6 +25,7 @@ def bridge_wiring() -> BridgeWiring:
         handlers={**ORDER_HANDLERS, **DISPUTE_HANDLERS},
         is_known_trade_key=is_known_trade_key,
         reconcile_order_events=reconcile_order_events,
+        side_channels=(ChatHooks,),
     )
 
 

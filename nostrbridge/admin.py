@@ -1,6 +1,14 @@
 from django.contrib import admin
+from django.utils.html import format_html
 
 from nostrbridge.models import AddressableClock, InboundEvent, OutboundDelivery, OutboundMessage, RelayHealth
+
+
+def _short(value: str, length: int = 12):
+    """A long hex id, shortened to fit a 1280-px list; the full value on hover."""
+    if not value:
+        return "—"
+    return format_html('<code title="{}">{}</code>', value, value if len(value) <= length else value[:length] + "…")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -19,10 +27,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
-    list_display = ("event_id", "kind", "action", "status", "attempts", "seen_count", "received_at", "drop_reason")
+    list_display = ("event", "kind", "action", "status", "attempts", "seen_count", "received_at", "drop_reason")
     list_filter = ("status", "kind", "action")
     search_fields = ("event_id", "pubkey")
     actions = ["requeue"]
+
+    @admin.display(description="event id", ordering="event_id")
+    def event(self, obj):
+        return _short(obj.event_id)
 
     @admin.action(description="Requeue parked events for another attempt")
     def requeue(self, request, queryset):
@@ -42,10 +54,18 @@ class OutboundDeliveryInline(admin.TabularInline):
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ReadOnlyAdmin):
-    list_display = ("event_id", "kind", "action", "recipient_pubkey", "status", "attempts", "created_at", "sent_at")
+    list_display = ("event", "kind", "action", "recipient", "status", "attempts", "created_at", "sent_at")
     list_filter = ("status", "kind", "action")
     search_fields = ("event_id", "recipient_pubkey", "order_id")
     inlines = [OutboundDeliveryInline]
+
+    @admin.display(description="event id", ordering="event_id")
+    def event(self, obj):
+        return _short(obj.event_id)
+
+    @admin.display(description="to", ordering="recipient_pubkey")
+    def recipient(self, obj):
+        return _short(obj.recipient_pubkey)
 
 
 @admin.register(RelayHealth)

@@ -66,6 +66,14 @@ def enqueue_event(*, event: Event, order_id: uuid.UUID | str | None = None, d_ta
     return _store(event, recipient_pubkey="", action="", order_id=order_id, d_tag=d_tag)
 
 
+def enqueue_signed(
+    *, event: Event, recipient_pubkey: str, action: str, order_id: uuid.UUID | str | None = None
+) -> OutboundMessage:
+    """An event signed by another key than the node's (a solver's dispute chat): stored and
+    published like every other outbound event; `action` names it in the admin and the hooks."""
+    return _store(event, recipient_pubkey=recipient_pubkey, action=action, order_id=order_id)
+
+
 def next_created_at(*, kind: int, d_tag: str, now: int | None = None) -> int:
     """max(now, previous + 1) per (kind, d), shared by every process through the database.
 

@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -215,8 +216,10 @@ class OutboxPublisher:
         batch: int = 100,
         max_in_flight: int = 4,
         poll_s: float = 1.0,
+        on_recorded: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
     ):
         self._pool = pool
+        self._on_recorded = on_recorded  # told which events' relay answers are now stored
         self.policy = policy or PublishPolicy()
         self._batch = batch
         self._max_in_flight = max_in_flight
@@ -271,6 +274,8 @@ class OutboxPublisher:
             logger.exception("could not record %s deliveries; they are re-published after the lease", len(claimed))
             return
         self.published += len(claimed)
+        if self._on_recorded is not None:
+            await self._on_recorded([item.event for item in claimed])
 
     async def stop(self, task: asyncio.Task[None]) -> None:
         """End `run` after its current step (batches it started keep going; see flush)."""

@@ -19,9 +19,15 @@ logger = logging.getLogger(__name__)
 OUTBOX_CHANNEL = "mostro-outbox"
 INBOX_CHANNEL = "mostro-inbox"
 INVOICES_CHANNEL = "mostro-invoices"  # a new hold invoice to follow (local wakers only)
+SIDE_CHANNEL = "mostro-side"  # the bridge's side subscriptions (dispute chat) may have changed (local only)
 _REMOTE_CHANNELS = frozenset({OUTBOX_CHANNEL, INBOX_CHANNEL})  # the bridge's consumers listen on these
 
-_local_wakers: dict[str, list[Callable[[], None]]] = {OUTBOX_CHANNEL: [], INBOX_CHANNEL: [], INVOICES_CHANNEL: []}
+_local_wakers: dict[str, list[Callable[[], None]]] = {
+    OUTBOX_CHANNEL: [],
+    INBOX_CHANNEL: [],
+    INVOICES_CHANNEL: [],
+    SIDE_CHANNEL: [],
+}
 
 
 def register_waker(channel: str, waker: Callable[[], None]) -> None:

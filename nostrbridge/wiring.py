@@ -8,6 +8,7 @@ the one place where actions are wired to handlers (mostrod's `app.rs` dispatch m
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -24,6 +25,9 @@ class BridgeWiring:
     is_known_trade_key: Callable[[str], bool]
     # `--periodic-jobs`: republish order events that reached no relay; returns how many.
     reconcile_order_events: Callable[[], int]
+    # Relay events for an app rather than the node's inbox (the dispute chat): factories of the
+    # hooks `nostrbridge.bridge.side.SideChannel` drives.
+    side_channels: tuple[Callable[[], Any], ...] = ()
 
 
 @functools.lru_cache(maxsize=1)

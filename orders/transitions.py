@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orders.live import order_changed_on_commit
 from orders.models import Order, OrderStatusChange
 from orders.status import is_allowed_transition
 
@@ -55,6 +56,7 @@ def transition_order(
     OrderStatusChange.objects.create(
         order_id=order_id, from_status=current, to_status=to_status, actor=actor[:80], reason=reason[:200]
     )
+    order_changed_on_commit(order_id)  # staff pages (orders list, order page, dashboard) refresh
     return True
 
 
@@ -71,6 +73,7 @@ def update_order_guarded(
 def record_creation(*, order: Order, actor: str, reason: str) -> None:
     """Audit row for a freshly inserted order (there is no previous status)."""
     OrderStatusChange.objects.create(order=order, from_status="", to_status=order.status, actor=actor, reason=reason)
+    order_changed_on_commit(order.pk)
 
 
 __all__ = ["IllegalTransition", "record_creation", "transaction", "transition_order", "update_order_guarded"]

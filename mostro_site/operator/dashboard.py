@@ -5,6 +5,7 @@ Volume and fees count successful orders only (`success`): the node keeps 2 × fe
 """
 
 import datetime as dt
+import statistics
 from dataclasses import dataclass
 
 from django.db.models import Count, F, Sum
@@ -15,7 +16,7 @@ from devfee.models import DevFeePayment, DevFeeStatus
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from nostrbridge.models import RelayHealth
 from orders.models import Order
-from orders.status import OrderStatus
+from orders.status import ESCROW_LOCKED_STATUSES, OrderStatus
 
 DEV_FEE_AUDIT_KIND = 8383
 RECENT_DEV_FEES = 20
@@ -52,23 +53,91 @@ def orders_by_status() -> list[tuple[str, int]]:
     return [(status, counts[status]) for status in OrderStatus.values if counts.get(status)]
 
 
-def volume_by_day(*, days: int = 30, today: dt.date | None = None) -> list[DayVolume]:
-    """One entry per day of the window (oldest first), zero-filled."""
+def _per_day(queryset, date_expr, *, days: int, today: dt.date | None, **aggregates) -> list[tuple[dt.date, dict]]:
+    """(day, {aggregate: value}) for each day of the window, oldest first, zero-filled."""
     today = today or timezone.now().date()
     first = today - dt.timedelta(days=days - 1)
     rows = (
-        _successful()
-        .annotate(day=TruncDate(Coalesce("taken_at", "created_at"), tzinfo=dt.UTC))
+        queryset.annotate(day=TruncDate(date_expr, tzinfo=dt.UTC))
         .filter(day__gte=first, day__lte=today)
         .values("day")
-        .annotate(orders=Count("id"), sats=Sum("amount_sats"))
+        .annotate(**aggregates)
     )
     by_day = {row["day"]: row for row in rows}
-    out = []
-    for offset in range(days):
-        day = first + dt.timedelta(days=offset)
-        row = by_day.get(day)
-        out.append(DayVolume(day, row["orders"], row["sats"]) if row else DayVolume(day, 0, 0))
+    empty = dict.fromkeys(aggregates, 0)
+    return [
+        (day, {name: by_day.get(day, empty)[name] or 0 for name in aggregates})
+        for day in (first + dt.timedelta(days=offset) for offset in range(days))
+    ]
+
+
+def volume_by_day(*, days: int = 30, today: dt.date | None = None) -> list[DayVolume]:
+    """One entry per day of the window (oldest first), zero-filled."""
+    rows = _per_day(
+        _successful(), Coalesce("taken_at", "created_at"), days=days, today=today,
+        orders=Count("id"), sats=Sum("amount_sats"),
+    )  # fmt: skip
+    return [DayVolume(day, row["orders"], row["sats"]) for day, row in rows]
+
+
+def fees_by_day(*, days: int = 30, today: dt.date | None = None) -> list[tuple[dt.date, int]]:
+    """The node's fee income per day (2 × fee of each successful order, dated like the volume)."""
+    rows = _per_day(_successful(), Coalesce("taken_at", "created_at"), days=days, today=today, fees=Sum("fee_sats"))
+    return [(day, 2 * row["fees"]) for day, row in rows]
+
+
+def disputes_by_day(*, days: int = 30, today: dt.date | None = None) -> list[tuple[dt.date, int]]:
+    rows = _per_day(Dispute.objects.all(), "created_at", days=days, today=today, opened=Count("id"))
+    return [(day, row["opened"]) for day, row in rows]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    count: int
+    median: dt.timedelta | None
+    mean: dt.timedelta | None
+    longest: dt.timedelta | None
+
+
+def resolution_times(*, days: int = 30, now: dt.datetime | None = None) -> Resolution:
+    """How long disputes resolved in the window waited, opened → resolved."""
+    now = now or timezone.now()
+    rows = Dispute.objects.filter(resolved_at__gte=now - dt.timedelta(days=days)).values_list(
+        "created_at", "resolved_at"
+    )
+    seconds = sorted((resolved - created).total_seconds() for created, resolved in rows)
+    if not seconds:
+        return Resolution(0, None, None, None)
+    as_delta = lambda value: dt.timedelta(seconds=round(value))  # noqa: E731
+    return Resolution(len(seconds), as_delta(statistics.median(seconds)), as_delta(statistics.fmean(seconds)),
+                      as_delta(seconds[-1]))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Amount:
+    count: int
+    sats: int
+
+
+def escrow_now() -> Amount:
+    """Sats locked in sellers' hold invoices right now (amount + the seller's fee)."""
+    rows = Order.objects.filter(status__in=ESCROW_LOCKED_STATUSES, invoice_held_at__isnull=False)
+    totals = rows.aggregate(n=Count("id"), sats=Sum(F("amount_sats") + F("fee_sats")))
+    return Amount(totals["n"] or 0, totals["sats"] or 0)
+
+
+def payouts() -> dict[str, Amount]:
+    """Buyer payouts owed (escrow settled, buyer not paid yet): in flight, failed, waiting."""
+    owed = Order.objects.filter(status=OrderStatus.SETTLED_HOLD_INVOICE)
+    groups = {
+        "in_flight": owed.filter(payout_payment_hash__isnull=False),
+        "failed": owed.filter(payout_payment_hash__isnull=True, failed_payment=True),
+        "waiting": owed.filter(payout_payment_hash__isnull=True, failed_payment=False),
+    }
+    out = {}
+    for name, rows in groups.items():
+        totals = rows.aggregate(n=Count("id"), sats=Sum(F("amount_sats") - F("fee_sats")))
+        out[name] = Amount(totals["n"] or 0, totals["sats"] or 0)
     return out
 
 

@@ -52,7 +52,7 @@ class NodeSettingsForm(forms.Form):
     max_order_amount_sats = _int("Maximum order (sats)", "")
     expiration_hours = _int("Pending order lifetime (hours)", "How long an untaken order stays on the book.")
     expiration_seconds = _int("Waiting-state timeout (seconds)", "Time a taker has to pay or send an invoice.")
-    pow_bits = _int("Proof of work (bits)", "Leading zero bits required on every inbound event (0 = off).")
+    pow_bits = _int("PoW bits", "Proof of work: leading zero bits required on every inbound event (0 = off).")
     dev_fee_percent = forms.FloatField(
         label="Development fee (% of the node's fee)",
         required=False,
@@ -71,7 +71,9 @@ class NodeSettingsForm(forms.Form):
     fiat_currencies = forms.MultipleChoiceField(
         label="Currencies", required=False, choices=(), widget=forms.CheckboxSelectMultiple
     )
-    bitcoin_price_api_url = forms.CharField(label="Price API URL", required=False, help_text="Yadio-compatible API.")
+    bitcoin_price_api_url = forms.CharField(
+        label="Bitcoin price API URL", required=False, help_text="Yadio-compatible API."
+    )
     relays = forms.CharField(
         label="Relays",
         required=False,

@@ -73,6 +73,8 @@ def dashboard_view(request):
         else (payment, "")
         for payment in recent_dev_fees
     ]
+    fees = dashboard.fees_by_day()
+    opened = dashboard.disputes_by_day()
     context = _context(
         request,
         "Node dashboard",
@@ -81,7 +83,23 @@ def dashboard_view(request):
         status_chart=charts.hbar_chart(statuses),
         orders_total=sum(count for _, count in statuses),
         days=days,
-        day_chart=charts.vbar_chart([(day.day.isoformat(), day.sats) for day in days], unit=" sats"),
+        day_chart=charts.vbar_chart(
+            [(day.day.strftime("%m-%d"), day.sats) for day in days], unit=" sats", axis_label="sats traded", step=22
+        ),
+        fee_chart=charts.vbar_chart(
+            [(day.strftime("%m-%d"), sats) for day, sats in fees],
+            unit=" sats",
+            axis_label="fees earned (sats)",
+            step=22,
+        ),
+        dispute_chart=charts.vbar_chart(
+            [(day.strftime("%m-%d"), count) for day, count in opened], axis_label="disputes opened", step=22
+        ),
+        fees_30d=sum(sats for _, sats in fees),
+        disputes_30d=sum(count for _, count in opened),
+        resolution=dashboard.resolution_times(),
+        escrow=dashboard.escrow_now(),
+        payouts=dashboard.payouts(),
         currencies=dashboard.volume_by_currency(),
         fees_earned=dashboard.fees_earned_sats(),
         dev_fee_count=paid_count,

@@ -19,7 +19,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "mostro_site.admin_apps.MostroAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     "axes",
+    "ninja",  # its templates and static files: the API docs page loads nothing from a CDN
     "mostro_site",
     "orders",
     "disputes",
@@ -134,6 +135,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+FORMAT_MODULE_PATH = ["mostro_site.formats"]  # one date/time style everywhere (see orders.display)
 LOGIN_URL = "admin:login"
 
 LOGGING = {
@@ -215,3 +217,14 @@ MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS = env.float("MOSTRO_PRICE_PROVIDER_TIMEOUT
 MOSTRO_ELTOQUE_TOKEN = env.str("MOSTRO_ELTOQUE_TOKEN", default="")
 # Pubkeys (hex or npub) whose kind 30078 rates events the `nostr` provider trusts.
 MOSTRO_PRICE_TRUSTED_NODES = env.list("MOSTRO_PRICE_TRUSTED_NODES", default=[])
+
+# --- The solver console: dispute chat -------------------------------------------------
+# Outbound envelope (09-p2p-chat.md): "kind14" is what Mostro Mobile and mostrix send today
+# (HKDF K_conv/K_sign, kind 14); "giftwrap" is mostro-core 0.14's kind 1059 design.
+MOSTRO_CHAT_ENVELOPE = env.str("MOSTRO_CHAT_ENVELOPE", default="kind14")
+# Also read parties who still send the kind 1059 envelope (both clients dual-read it).
+MOSTRO_CHAT_READ_LEGACY = env.bool("MOSTRO_CHAT_READ_LEGACY", default=True)
+# Seals the solver keys and chat messages the console stores; empty: derived from SECRET_KEY.
+# After a rotation put the old value in the fallbacks and run `manage.py console_rekey`.
+MOSTRO_CONSOLE_ENCRYPTION_KEY = env.str("MOSTRO_CONSOLE_ENCRYPTION_KEY", default="")
+MOSTRO_CONSOLE_ENCRYPTION_KEY_FALLBACKS = env.list("MOSTRO_CONSOLE_ENCRYPTION_KEY_FALLBACKS", default=[])

@@ -28,6 +28,7 @@ from mostro_site.config import NodeConfig, node_config
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
+from nostrbridge.bridge.side import SideChannel
 from nostrbridge.bridge.worker import (
     DEFAULT_CLAIM_BATCH,
     BridgeWorker,
@@ -47,7 +48,7 @@ from nostrbridge.node_announcements import (
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.publisher import OutboxPublisher, PublishPolicy
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
-from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, register_waker, unregister_waker
+from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, SIDE_CHANNEL, register_waker, unregister_waker
 from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
@@ -149,12 +150,18 @@ class Bridge:
         )
         self.pool = RelayPool(
             self._relay_urls(self.config),
-            on_event=self.intake.on_event,
+            on_event=self._on_event,
             on_eose=self.catch_up.on_eose,
             on_health_change=self._on_health_change,
             **{**DEFAULT_POOL_OPTIONS, **self.options.pool},
         )
-        self.publisher = OutboxPublisher(self.pool, policy=self.options.publish, batch=self.options.publish_batch)
+        self.side = [SideChannel(factory(), self.pool) for factory in bridge_wiring().side_channels]
+        self.publisher = OutboxPublisher(
+            self.pool,
+            policy=self.options.publish,
+            batch=self.options.publish_batch,
+            on_recorded=self._published if self.side else None,
+        )
         self.catch_up.track(self.pool.urls)
         self._subscribe()
         self._register_wakers()
@@ -165,6 +172,8 @@ class Bridge:
         self._spawn(self._every(self.options.inbox_poll_s, self._poll_inbox), "bridge-inbox-poll")
         self._spawn(self._every(self.options.config_poll_s, self._refresh_config, delay=True), "bridge-config")
         self._spawn(self._health_loop(), "bridge-health")
+        for channel in self.side:
+            self._spawn(channel.run(), f"bridge-side-{channel.sub_id}")
         if self.options.stats_every_s:
             self._spawn(self._every(self.options.stats_every_s, self._log_stats, delay=True), "bridge-stats")
         if self.options.node_events:
@@ -185,6 +194,8 @@ class Bridge:
         timeout = self.options.shutdown_timeout_s
         logger.info("relay bridge %s stopping", self.worker_id)
         self.pool.remove_subscription(SUB_ID)
+        for channel in self.side:
+            channel.close()
         # Loops first let their step in hand finish (a cancelled database call could leave a
         # stored batch in the buffer, or a claimed outbox row unpublished until its lease ends).
         await self.intake.stop(self._intake_task)
@@ -203,6 +214,8 @@ class Bridge:
             unregister_waker(channel, waker)
         await self.pool.stop()
         await self.intake.flush()  # events the pool handed over while closing: next start processes them
+        for channel in self.side:
+            await channel.flush()
         await self._sync_health()
         logger.info("relay bridge %s stopped (%s events handled)", self.worker_id, self.lane.processed)
 
@@ -233,9 +246,22 @@ class Bridge:
             # Inside a consumer batch the lane nudges the publisher once, after the batch.
             (OUTBOX_CHANNEL, ThreadsafeNudge(loop, self._nudge_outbox, skip=in_batch)),
             (INBOX_CHANNEL, ThreadsafeNudge(loop, self._nudge_inbox)),
+            *((SIDE_CHANNEL, ThreadsafeNudge(loop, channel.wake)) for channel in self.side),
         ]
         for channel, waker in self._wakers:
             register_waker(channel, waker)
+
+    async def _on_event(self, url: str, raw: dict[str, Any]) -> None:
+        """Events for a side channel (the dispute chat) go there; everything else to the inbox."""
+        for channel in self.side:
+            if channel.claims(raw):
+                await channel.on_event(url, raw)
+                return
+        await self.intake.on_event(url, raw)
+
+    async def _published(self, events: list[dict[str, Any]]) -> None:
+        for channel in self.side:
+            await channel.published(events)
 
     def _nudge_outbox(self) -> None:
         self.publisher.nudge()

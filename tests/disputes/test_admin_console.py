@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.test import Client
 from django.urls import reverse
 
 from disputes.models import Dispute, DisputeLog
@@ -11,7 +10,7 @@ from nostrbridge.models import OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from orders.models import OrderStatusChange, Trader
 from tests.disputes.support import disputed_trade, register, solver_client, take
-from tests.disputes.web import linked_pubkey, make_user
+from tests.disputes.web import browser, linked_pubkey, make_user
 from tests.orders.services.support import ln_writes, snapshot
 
 pytestmark = pytest.mark.django_db
@@ -21,12 +20,6 @@ CHANGELIST = "/admin/disputes/dispute/"
 @pytest.fixture
 def trade(node, fake_ln):
     return disputed_trade(fake_ln)
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def page(dispute, action="change") -> str:

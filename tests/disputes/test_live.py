@@ -76,3 +76,63 @@ async def test_staff_receive_a_push_after_a_dispute_is_opened_and_taken(node, fa
     assert (message["dispute"]["status"], message["dispute"]["solver_pubkey"]) == ("in-progress", node_pubkey())
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
+
+
+async def test_the_live_socket_carries_orders_disputes_and_chat_ids_never_text(node, fake_ln):
+    from disputes.chat.services import chat_send
+    from disputes.consumers import StaffLiveConsumer
+    from orders import live as orders_live
+    from tests.disputes.chat_support import chat_trade
+
+    user = await database_sync_to_async(make_user)("op", "operator")
+    communicator = WebsocketCommunicator(StaffLiveConsumer.as_asgi(), "/ws/staff/live/")
+    communicator.scope["user"] = user
+    assert (await communicator.connect())[0]
+    orders_live._last_push = 0.0  # a fresh rate-limit window
+
+    chat = await database_sync_to_async(chat_trade)(fake_ln)
+    seen = []
+    while not await communicator.receive_nothing(timeout=0.3):
+        seen.append(await communicator.receive_json_from())
+    kinds = {message["type"] for message in seen}
+    assert {"orders.changed", "dispute.changed"} <= kinds
+    assert str(chat.trade.order.id) in {order for m in seen if m["type"] == "orders.changed" for order in m["orders"]}
+
+    message = await database_sync_to_async(chat_send)(
+        user=chat.user, dispute_id=chat.trade.dispute.id, party="buyer", text="top secret"
+    )
+    pushed = await communicator.receive_json_from(timeout=5)
+    assert pushed == {"type": "chat.changed", "dispute": str(chat.trade.dispute.id), "messages": [message.pk]}
+    await communicator.disconnect()
+
+
+async def test_a_solver_without_order_permission_gets_only_the_dispute_feed(db):
+    from disputes.consumers import _groups_for
+
+    user = await database_sync_to_async(make_user)("sol", "ro")
+    assert await _groups_for(user, ("staff.disputes", "staff.orders")) == ["staff.disputes", "staff.orders"]
+    nobody = await database_sync_to_async(make_user)("nobody")
+    assert await _groups_for(nobody, ("staff.disputes", "staff.orders")) == []
+
+
+def test_order_pushes_are_rate_limited(monkeypatch):
+    from orders import live as orders_live
+
+    sent = []
+    monkeypatch.setattr(orders_live, "get_channel_layer", lambda: _Layer(sent))
+    clock = iter([100.0, 100.1, 100.2, 100.5])
+    monkeypatch.setattr(orders_live, "_clock", lambda: next(clock))
+    orders_live._last_push = 0.0
+    orders_live._pending.clear()
+    for order_id in ("a", "b", "c", "d"):
+        orders_live._changed(order_id)
+    assert sent == [["a"], ["b", "c", "d"]]
+
+
+class _Layer:
+    def __init__(self, sent: list) -> None:
+        self.sent = sent
+
+    async def group_send(self, group: str, event: dict) -> None:
+        assert (group, event["type"]) == ("staff.orders", "orders.changed")
+        self.sent.append(event["orders"])

@@ -28,6 +28,15 @@ def make_user(username: str, role: str | None = None, *, keys: Keys | None = Non
     return user
 
 
+def browser(user):
+    """A Django test client logged in as `user`."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def bearer(user) -> dict:
     _, key = api_token_create(owner=user, name="test", scope=scopes_for(user)[-1])
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}

@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from mostro_site.config import clear_node_config_cache
+from tests.orders.services.support import fake_ln, node  # noqa: F401 - fixtures
 
 
 @pytest.fixture(autouse=True)

@@ -84,7 +84,7 @@ def test_page_shows_figures_links_relays_and_lightning(operator_client, dataset)
     assert AUDIT_EVENT in page
     assert "wss://relay.one" in page
     assert "connection refused" in page
-    assert "2\xa0hours" in page  # the open dispute's age
+    assert "<td>2 h 5 min</td>" in page  # the open dispute's waiting time
     assert "<svg" in page
     assert "<script" not in page.split("</header>", 1)[1]
     assert "<th>Alias</th><td>fake-lnd</td><th>Network</th><td>regtest</td>" in page

@@ -46,7 +46,7 @@ def reset_out_of_range(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mostro_site', '0001_initial'),
+        ('mostro_site', '0002_human_field_names'),
     ]
 
     operations = [
@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='nodesettings',
             name='bitcoin_price_api_url',
-            field=models.CharField(blank=True, max_length=200, null=True),
+            field=models.CharField(blank=True, max_length=200, null=True, verbose_name='Bitcoin price API URL'),
         ),
         migrations.AlterField(
             model_name='nodesettings',
