@@ -38,9 +38,13 @@ def test_groups_grant_read_write_and_operator_levels():
         "disputes.change_solverlink",
         "disputes.delete_solverlink",
         "orders.view_trader",
+        "orders.view_btcprice",
         "devfee.view_devfeepayment",
         "mostro_site.view_nodesettings",
         "mostro_site.view_settingsauditentry",
+        "nostrbridge.view_outboundmessage",
+        "nostrbridge.view_inboundevent",
+        "nostrbridge.view_relayhealth",
     }
     assert "disputes.manage_solvers" not in read_write
 

@@ -77,8 +77,8 @@ GET    admin:app_list[django_q]                                               lo
 POST   admin:app_list[django_q]                                               login 404   404   404   404   404   200
 GET    admin:app_list[mostro_site]                                            login 404   200   200   200   200   200
 POST   admin:app_list[mostro_site]                                            login 404   200   200   200   200   200
-GET    admin:app_list[nostrbridge]                                            login 404   404   404   404   404   200
-POST   admin:app_list[nostrbridge]                                            login 404   404   404   404   404   200
+GET    admin:app_list[nostrbridge]                                            login 404   404   404   404   200   200
+POST   admin:app_list[nostrbridge]                                            login 404   404   404   404   200   200
 GET    admin:app_list[orders]                                                 login 404   200   200   200   200   200
 POST   admin:app_list[orders]                                                 login 404   200   200   200   200   200
 GET    admin:autocomplete                                                     login 403   403   403   403   403   200
@@ -97,6 +97,13 @@ GET    admin:password_change_done                                             lo
 POST   admin:password_change_done                                             login 405   405   405   405   405   405
 GET    admin:view_on_site                                                     login 404   404   404   404   404   404
 POST   admin:view_on_site                                                     login 404   404   404   404   404   404
+
+# --- site pages --------------------------------------------------------------------------------------------------
+#      endpoint                                                               anon  staff ro    rw    asgnd oper  super
+GET    favicon                                                                302   302   302   302   302   302   302
+POST   favicon                                                                302   302   302   302   302   302   302
+GET    landing                                                                200   200   200   200   200   200   200
+POST   landing                                                                200   200   200   200   200   200   200
 
 # --- admin auth --------------------------------------------------------------------------------------------------
 #      endpoint                                                               anon  staff ro    rw    asgnd oper  super
@@ -180,13 +187,19 @@ POST   admin:devfee_devfeepayment_history                                     lo
 GET    admin:disputes_dispute_add                                             login 403   403   403   403   403   403
 POST   admin:disputes_dispute_add                                             login 403   403   403   403   403   403
 GET    admin:disputes_dispute_change                                          login 403   200   200   200   200   200
-POST   admin:disputes_dispute_change                                          login 403   403   403   403   403   403
+POST   admin:disputes_dispute_change                                          login 403   200   200   200   200   200
 GET    admin:disputes_dispute_changelist                                      login 403   200   200   200   200   200
 POST   admin:disputes_dispute_changelist                                      login 403   200   200   200   200   200
 POST   admin:disputes_dispute_changelist?action=delete_selected               login 403   302   302   302   302   302
 POST   admin:disputes_dispute_changelist?action=refund_selected               login 403   302   302   302+  302   302
 POST   admin:disputes_dispute_changelist?action=settle_selected               login 403   302   302   302+  302   302
 POST   admin:disputes_dispute_changelist?action=take_selected                 login 403   302   302   302+  302+  302+
+GET    admin:disputes_dispute_chat                                            login 403   403   403   200   200   200
+POST   admin:disputes_dispute_chat                                            login 403   403   403   200   200   200
+GET    admin:disputes_dispute_chat_attachment                                 login 403   403   403   404   404   404
+POST   admin:disputes_dispute_chat_attachment                                 login 403   403   403   404   404   404
+GET    admin:disputes_dispute_chat_send                                       login 405   405   405   405   405   405
+POST   admin:disputes_dispute_chat_send                                       login 403   403   403   201+  403   403
 GET    admin:disputes_dispute_delete                                          login 403   403   403   403   403   403
 POST   admin:disputes_dispute_delete                                          login 403   403   403   403   403   403
 GET    admin:disputes_dispute_history                                         login 403   200   200   200   200   200
@@ -309,38 +322,38 @@ GET    admin:nostrbridge_addressableclock_history                             lo
 POST   admin:nostrbridge_addressableclock_history                             login 403   403   403   403   403   200
 GET    admin:nostrbridge_inboundevent_add                                     login 403   403   403   403   403   403
 POST   admin:nostrbridge_inboundevent_add                                     login 403   403   403   403   403   403
-GET    admin:nostrbridge_inboundevent_change                                  login 403   403   403   403   403   200
+GET    admin:nostrbridge_inboundevent_change                                  login 403   403   403   403   200   200
 POST   admin:nostrbridge_inboundevent_change                                  login 403   403   403   403   403   403
-GET    admin:nostrbridge_inboundevent_changelist                              login 403   403   403   403   403   200
-POST   admin:nostrbridge_inboundevent_changelist                              login 403   403   403   403   403   200
-POST   admin:nostrbridge_inboundevent_changelist?action=delete_selected       login 403   403   403   403   403   302
-POST   admin:nostrbridge_inboundevent_changelist?action=requeue               login 403   403   403   403   403   302+
+GET    admin:nostrbridge_inboundevent_changelist                              login 403   403   403   403   200   200
+POST   admin:nostrbridge_inboundevent_changelist                              login 403   403   403   403   200   200
+POST   admin:nostrbridge_inboundevent_changelist?action=delete_selected       login 403   403   403   403   302   302
+POST   admin:nostrbridge_inboundevent_changelist?action=requeue               login 403   403   403   403   302+  302+
 GET    admin:nostrbridge_inboundevent_delete                                  login 403   403   403   403   403   403
 POST   admin:nostrbridge_inboundevent_delete                                  login 403   403   403   403   403   403
-GET    admin:nostrbridge_inboundevent_history                                 login 403   403   403   403   403   200
-POST   admin:nostrbridge_inboundevent_history                                 login 403   403   403   403   403   200
+GET    admin:nostrbridge_inboundevent_history                                 login 403   403   403   403   200   200
+POST   admin:nostrbridge_inboundevent_history                                 login 403   403   403   403   200   200
 GET    admin:nostrbridge_outboundmessage_add                                  login 403   403   403   403   403   403
 POST   admin:nostrbridge_outboundmessage_add                                  login 403   403   403   403   403   403
-GET    admin:nostrbridge_outboundmessage_change                               login 403   403   403   403   403   200
+GET    admin:nostrbridge_outboundmessage_change                               login 403   403   403   403   200   200
 POST   admin:nostrbridge_outboundmessage_change                               login 403   403   403   403   403   403
-GET    admin:nostrbridge_outboundmessage_changelist                           login 403   403   403   403   403   200
-POST   admin:nostrbridge_outboundmessage_changelist                           login 403   403   403   403   403   200
-POST   admin:nostrbridge_outboundmessage_changelist?action=delete_selected    login 403   403   403   403   403   200
+GET    admin:nostrbridge_outboundmessage_changelist                           login 403   403   403   403   200   200
+POST   admin:nostrbridge_outboundmessage_changelist                           login 403   403   403   403   200   200
+POST   admin:nostrbridge_outboundmessage_changelist?action=delete_selected    login 403   403   403   403   200   200
 GET    admin:nostrbridge_outboundmessage_delete                               login 403   403   403   403   403   403
 POST   admin:nostrbridge_outboundmessage_delete                               login 403   403   403   403   403   403
-GET    admin:nostrbridge_outboundmessage_history                              login 403   403   403   403   403   200
-POST   admin:nostrbridge_outboundmessage_history                              login 403   403   403   403   403   200
+GET    admin:nostrbridge_outboundmessage_history                              login 403   403   403   403   200   200
+POST   admin:nostrbridge_outboundmessage_history                              login 403   403   403   403   200   200
 GET    admin:nostrbridge_relayhealth_add                                      login 403   403   403   403   403   403
 POST   admin:nostrbridge_relayhealth_add                                      login 403   403   403   403   403   403
-GET    admin:nostrbridge_relayhealth_change                                   login 403   403   403   403   403   200
+GET    admin:nostrbridge_relayhealth_change                                   login 403   403   403   403   200   200
 POST   admin:nostrbridge_relayhealth_change                                   login 403   403   403   403   403   403
-GET    admin:nostrbridge_relayhealth_changelist                               login 403   403   403   403   403   200
-POST   admin:nostrbridge_relayhealth_changelist                               login 403   403   403   403   403   200
-POST   admin:nostrbridge_relayhealth_changelist?action=delete_selected        login 403   403   403   403   403   200
+GET    admin:nostrbridge_relayhealth_changelist                               login 403   403   403   403   200   200
+POST   admin:nostrbridge_relayhealth_changelist                               login 403   403   403   403   200   200
+POST   admin:nostrbridge_relayhealth_changelist?action=delete_selected        login 403   403   403   403   200   200
 GET    admin:nostrbridge_relayhealth_delete                                   login 403   403   403   403   403   403
 POST   admin:nostrbridge_relayhealth_delete                                   login 403   403   403   403   403   403
-GET    admin:nostrbridge_relayhealth_history                                  login 403   403   403   403   403   200
-POST   admin:nostrbridge_relayhealth_history                                  login 403   403   403   403   403   200
+GET    admin:nostrbridge_relayhealth_history                                  login 403   403   403   403   200   200
+POST   admin:nostrbridge_relayhealth_history                                  login 403   403   403   403   200   200
 
 # --- admin orders ------------------------------------------------------------------------------------------------
 #      endpoint                                                               anon  staff ro    rw    asgnd oper  super
@@ -378,8 +391,12 @@ POST   admin:orders_trader_delete                                             lo
 GET    admin:orders_trader_history                                            login 403   403   403   403   200   200
 POST   admin:orders_trader_history                                            login 403   403   403   403   200   200
 
-# --- operator pages ----------------------------------------------------------------------------------------------
+# --- operator and console pages ----------------------------------------------------------------------------------
 #      endpoint                                                               anon  staff ro    rw    asgnd oper  super
+GET    console:key                                                            login 200   200   200   200   200   200
+POST   console:key                                                            login 302   302+  302+  302   302   302
+GET    console:key-nip07                                                      login 405   405   405   405   405   405
+POST   console:key-nip07                                                      login 400   400   400   400   400   400
 GET    operator:dashboard                                                     login 403   403   403   403   200   200
 POST   operator:dashboard                                                     login 403   403   403   403   200   200
 GET    operator:settings                                                      login 403   403   403   403   200   200
@@ -427,8 +444,10 @@ def section(endpoint: Endpoint) -> str:
     key = endpoint.key.partition("?")[0]
     if key.startswith(("/api/", "api:")):
         return "rest api"
-    if key.startswith("operator:"):
-        return "operator pages"
+    if key.startswith(("operator:", "console:")):
+        return "operator and console pages"
+    if key in ("landing", "favicon"):
+        return "site pages"
     model_key = model_key_of(key)
     return f"admin {model_app(model_key[0])}" if model_key else "admin site"
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_q.models import OrmQ, Task
 
 from devfee.models import DevFeePayment
+from disputes.chat.keys import solver_key_create
 from disputes.console import take_as
 from disputes.models import Dispute
 from mostro_site.api.tokens import api_token_create, scopes_for
@@ -71,6 +72,7 @@ def build_world(fake_ln) -> World:
     users["ro"] = make_user("ro", "ro")
     users["rw"] = make_user("rw", "rw")
     users["assigned"] = make_user("assigned", "rw")
+    solver_key_create(user=users["assigned"])  # a key the console holds: the chat can be written
     users["operator"] = make_user("operator", "operator")
     users["superuser"] = get_user_model().objects.create_superuser("root", password=PASSWORD)
     users["superuser"].groups.add(users["operator"].groups.get())
