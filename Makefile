@@ -31,10 +31,11 @@ run: install ## Set up and run a complete local node (SQLite, local relay, simul
 screenshots: install test-relays test-browser ## Demo node, a trade and a dispute with chat: every page into docs/screens/
 	$(PY) scripts/screenshots.py
 
-lint: install ## ruff format check + lint + import contracts
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports --no-cache --no-logo
+lint: install ## ruff format check + lint + import contracts + mypy (what make test checks first)
+	bash scripts/static_checks.sh
+
+typecheck: install ## mypy with django-stubs (strict on nostrbridge/protocol and lightning)
+	$(VENV)/bin/mypy
 
 fmt: install ## Format and autofix
 	$(VENV)/bin/ruff format .
@@ -44,4 +45,4 @@ bench: install ## Run the benchmark scripts
 	$(PY) benchmarks/bench_protocol.py
 	$(PY) benchmarks/bench_lightning.py
 
-.PHONY: help install test-relays test-browser test run screenshots lint fmt bench
+.PHONY: help install test-relays test-browser test run screenshots lint typecheck fmt bench

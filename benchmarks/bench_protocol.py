@@ -40,6 +40,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import nostr_sdk as sdk
 from coincurve import PrivateKey, PublicKey, PublicKeyXOnly
@@ -60,7 +61,9 @@ from nostrbridge.protocol import (
     wrap_v2,
 )
 
-VECTORS = os.environ.get("MOSTRO_VECTORS", "/work/shared/protocol/mostro.vectors.json")
+VECTORS = os.environ.get(
+    "MOSTRO_VECTORS", str(Path(__file__).resolve().parents[1] / "tests" / "vectors" / "mostro.vectors.json")
+)
 
 
 class Bench:

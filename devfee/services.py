@@ -1,4 +1,4 @@
-"""The development fee (behaviour §1.18; 04-order-events.md §6; mostrod `src/app/dev_fee.rs`).
+"""The development fee (docs/PROTOCOL.md §Dev-fee, §Dev-fee-event; mostrod `src/app/dev_fee.rs`).
 
 `Order.dev_fee_sats` is fixed at take time. Once the order reaches `settled-hold-invoice` or
 `success` the operator owes it to the development fund, paid from its own earnings to
@@ -37,9 +37,9 @@ from django.utils import timezone
 from devfee.models import DevFeePayment, DevFeeStatus
 from lightning import get_lightning_client
 from lightning.bolt11 import InvoiceInvalid, validate_payout_invoice
-from lightning.errors import LightningError, LightningPermissionDenied, LightningRejected, PaymentAlreadyExists
 from lightning.fees import routing_fee_cap_sats
 from lightning.lnurl import LnurlError, fetch_invoice
+from lightning.outcomes import payment_send_classified, payment_track_classified
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
 from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch, publisher_settings
@@ -216,23 +216,13 @@ def dev_fee_store_hash(*, claim: DevFeeClaim, payment_request: str, payment_hash
 
 def dev_fee_send(*, payment_request: str, payment_hash: str, amount_sats: int) -> PaymentOutcome:
     """Phase 5: pay. FAILED only when the node said so; a doubt is UNKNOWN."""
-    client = get_lightning_client()
-    cap = routing_fee_cap_sats(amount_sats, max_routing_fee=node_config().max_routing_fee)
-    try:
-        return client.send_payment(
-            payment_request=payment_request, max_fee_sats=cap, timeout_seconds=SEND_TIMEOUT_SECONDS
-        )
-    except PaymentAlreadyExists:
-        return _track(payment_hash)
-    except LightningPermissionDenied as exc:
-        logger.warning("dev-fee payment %s: outcome unknown (%s)", payment_hash[:16], exc)
-        return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash)
-    except LightningRejected as exc:
-        # The node refused to start the payment: nothing left.
-        return PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=payment_hash, failure_reason=exc.message)
-    except LightningError as exc:
-        logger.warning("dev-fee payment %s: outcome unknown (%s)", payment_hash[:16], exc)
-        return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash)
+    return payment_send_classified(
+        get_lightning_client(),
+        payment_request=payment_request,
+        payment_hash_hex=payment_hash,
+        max_fee_sats=routing_fee_cap_sats(amount_sats, max_routing_fee=node_config().max_routing_fee),
+        timeout_seconds=SEND_TIMEOUT_SECONDS,
+    )
 
 
 def dev_fee_record_outcome(*, payment_id: int, payment_hash: str, outcome: PaymentOutcome, now: datetime) -> str:
@@ -250,9 +240,9 @@ def dev_fee_reconcile(*, payment_id: int, now: datetime | None = None) -> str:
     """Settle an `in-flight` row with the node's word (see the module docstring)."""
     now = now or timezone.now()
     row = DevFeePayment.objects.filter(pk=payment_id, status=S.IN_FLIGHT, payment_hash__isnull=False).first()
-    if row is None:
+    if row is None or not row.payment_hash:  # the filter already excludes a missing hash
         return SKIPPED
-    outcome = _track(row.payment_hash)
+    outcome = payment_track_classified(get_lightning_client(), payment_hash_hex=row.payment_hash)
     if outcome.status is PaymentStatus.UNKNOWN:
         if row.claimed_at is not None and row.claimed_at > now - timedelta(seconds=UNSEEN_GRACE_SECONDS):
             return PENDING  # the storing run may still be about to send
@@ -264,14 +254,6 @@ def dev_fee_reconcile(*, payment_id: int, now: datetime | None = None) -> str:
 
 
 # --- recording -------------------------------------------------------------------------------
-
-
-def _track(payment_hash: str) -> PaymentOutcome:
-    try:
-        return get_lightning_client().track_payment(payment_hash=bytes.fromhex(payment_hash))
-    except LightningError as exc:
-        logger.warning("dev-fee payment %s: cannot track (%s)", payment_hash[:16], exc)
-        return PaymentOutcome(status=PaymentStatus.IN_FLIGHT, payment_hash_hex=payment_hash)
 
 
 def _release_claim(claim: DevFeeClaim, *, error: str, now: datetime) -> None:

@@ -37,7 +37,8 @@ class SolverFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         keys = Dispute.objects.exclude(solver_pubkey=None).values_list("solver_pubkey", flat=True).distinct()
-        return [("none", "unassigned"), ("me", "assigned to me")] + [(key, f"{key[:12]}…") for key in sorted(keys)]
+        solvers = sorted(key for key in keys if key)
+        return [("none", "unassigned"), ("me", "assigned to me")] + [(key, f"{key[:12]}…") for key in solvers]
 
     def queryset(self, request, queryset):
         value = self.value()

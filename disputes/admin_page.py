@@ -161,7 +161,7 @@ def chat_attachment_view(request, object_id, message_id):
     dispute = _readable(request, object_id)
     message = ChatMessage.objects.filter(pk=message_id, dispute=dispute).first()
     attachment = parse_attachment(open_body(message).get("text", "")) if message else None
-    if attachment is None:
+    if message is None or attachment is None:
         raise Http404("no attachment")
     solver = console_keys(message.solver_pubkey)
     conv = conversation(dispute, message.party, solver) if solver else None

@@ -7,6 +7,7 @@ when LND cannot be reached it says so instead of guessing.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -95,7 +96,7 @@ def party_facts(order: Order, dispute: Dispute, role: str) -> PartyFacts:
     trade = order.buyer_pubkey if role == "buyer" else order.seller_pubkey
     maker_role = "seller" if order.kind == OrderKind.SELL else "buyer"
     identity = _identity(order, role)
-    base = {
+    base: dict[str, Any] = {
         "role": role,
         "side": "maker" if role == maker_role else "taker",
         "trade_pubkey": trade,

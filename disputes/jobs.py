@@ -16,7 +16,7 @@ GUARDIAN_BATCH = 20
 
 
 def enforce_escrow_deadline(now: datetime | None = None) -> dict[str, int]:
-    """§1.7.6: cancel or dispute escrows near their HTLC expiry (every 300 s).
+    """docs/PROTOCOL.md §Escrow-guardian: cancel or dispute escrows near their HTLC expiry (every 300 s).
 
     A job of disputes because an at-risk `fiat-sent` escrow becomes a buyer dispute.
     """

@@ -29,7 +29,8 @@ def get_lightning_client() -> LightningClient:
     from django.conf import settings
     from django.utils.module_loading import import_string
 
-    return import_string(settings.LIGHTNING_BACKEND)()
+    client: LightningClient = import_string(settings.LIGHTNING_BACKEND)()
+    return client
 
 
 def reset_lightning_client(**kwargs: object) -> None:

@@ -1,4 +1,4 @@
-"""BOLT11 decoding and the invoice rules Mostro applies (pure; behaviour §1.8.3, §1.10.2).
+"""BOLT11 decoding and the invoice rules Mostro applies (pure; docs/PROTOCOL.md §Invoices, §Payout).
 
 Every refusal raises `InvoiceInvalid` with a distinct `code`. The protocol edge maps all of
 them to the cant-do reason `invalid_invoice`; the codes exist for logs, tests and the API.
@@ -128,7 +128,7 @@ def validate_buyer_invoice(
     invoice_expiration_window_seconds: int | None = None,
     max_final_cltv_expiry_delta: int | None = None,
 ) -> DecodedInvoice:
-    """The buyer's payout invoice as received in take-sell / add-invoice (§4.1).
+    """The buyer's payout invoice as received in take-sell / add-invoice (docs/PROTOCOL.md §Invoices).
 
     `expected_amount_sats` is amount − fee (None when the order amount is not known yet);
     amountless invoices pass. Unset limits come from the MOSTRO_/LND_ settings.
@@ -162,7 +162,7 @@ def validate_payout_invoice(
     now: float | datetime | None = None,
     max_final_cltv_expiry_delta: int | None = None,
 ) -> DecodedInvoice:
-    """An invoice about to be paid (fetched from an LN address or stored earlier, §1.10.2):
+    """An invoice about to be paid (fetched from an LN address or stored earlier, docs/PROTOCOL.md §Payout):
     chain, CLTV and expiry rules plus the exact amount, but not the expiration window."""
     if max_final_cltv_expiry_delta is None:
         max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 432)

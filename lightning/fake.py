@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import coincurve
 
@@ -90,7 +91,7 @@ class FakeLightningClient:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._subscribers: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = {}
+        self._subscribers: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[InvoiceUpdate]]]] = {}
         self.reset()
 
     # --- test controls --------------------------------------------------------------------
@@ -98,7 +99,7 @@ class FakeLightningClient:
         with self._lock:
             self.invoices: dict[str, FakeInvoice] = {}
             self.payments: dict[str, PaymentOutcome] = {}
-            self.calls: list[tuple[str, dict]] = []
+            self.calls: list[tuple[str, dict[str, Any]]] = []
             self.block_height = START_HEIGHT
             self.unavailable = False
             self.next_payment_fee_sats = 0
@@ -134,7 +135,9 @@ class FakeLightningClient:
             invoice.htlc_expiry_heights = (expiry,)
             return self._changed(invoice)
 
-    def resolve_payment(self, payment_hash: bytes | str, *, succeed: bool, reason: str = "FAILURE_REASON_TIMEOUT"):
+    def resolve_payment(
+        self, payment_hash: bytes | str, *, succeed: bool, reason: str = "FAILURE_REASON_TIMEOUT"
+    ) -> PaymentOutcome:
         """Finish a payment left in flight."""
         key = _hex(payment_hash)
         with self._lock:
@@ -218,7 +221,16 @@ class FakeLightningClient:
         self._call("add_invoice", amount_sats=amount_sats, memo=memo, expiry_seconds=expiry_seconds)
         return self._add(payment_hash, amount_sats, memo, cltv_expiry or 80, expiry_seconds, preimage, is_hold=False)
 
-    def _add(self, payment_hash, amount_sats, memo, cltv, expiry, preimage, is_hold) -> HoldInvoice:
+    def _add(
+        self,
+        payment_hash: bytes,
+        amount_sats: int,
+        memo: str,
+        cltv: int,
+        expiry: int | None,
+        preimage: bytes | None,
+        is_hold: bool,
+    ) -> HoldInvoice:
         with self._lock:
             if payment_hash.hex() in self.invoices:
                 raise LightningRejected(

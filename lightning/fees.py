@@ -1,4 +1,4 @@
-"""Routing-fee cap for outgoing payments (pure; behaviour §1.10.4)."""
+"""Routing-fee cap for outgoing payments (pure; docs/PROTOCOL.md §Fees)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Lightning address (LUD-16) and bech32 LNURL (LUD-01) → LNURL-pay (LUD-06, LUD-12).
 
 `resolve_pay_request(address)` checks that the destination is a payRequest endpoint (the
-add-invoice check, behaviour §1.8.2); `fetch_invoice(address, amount_sats, comment)` asks
+add-invoice check, docs/PROTOCOL.md §Invoices); `fetch_invoice(address, amount_sats, comment)` asks
 it for a BOLT11 invoice (payout and dev fee). HTTP goes through `lnurl_http.get_json`.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from bech32 import bech32_decode, convertbits
@@ -77,7 +78,7 @@ def lnurl_url(destination: str, *, allow_loopback: bool | None = None) -> str:
     raise LnurlError("bad_destination", "not a Lightning address or LNURL")
 
 
-def _error_status(data: dict) -> None:
+def _error_status(data: dict[str, Any]) -> None:
     if str(data.get("status", "")).upper() == "ERROR":
         raise LnurlError("lnurl_error", f"LNURL service error: {str(data.get('reason', ''))[:200]}")
 
@@ -102,7 +103,7 @@ def resolve_pay_request(destination: str, *, allow_loopback: bool | None = None)
     return request
 
 
-def _callback_url(callback: str, params: dict) -> str:
+def _callback_url(callback: str, params: dict[str, Any]) -> str:
     parts = urlsplit(callback)
     query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))

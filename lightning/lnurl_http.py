@@ -1,4 +1,4 @@
-"""A guarded HTTP GET for LNURL endpoints (behaviour §1.8.4).
+"""A guarded HTTP GET for LNURL endpoints (docs/PROTOCOL.md §Invoices).
 
 The URL comes from a user, so the request is treated as an SSRF risk: http/https only, no
 userinfo, the host resolved once (2 s) and every address checked before connecting to that

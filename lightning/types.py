@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class InvoiceState(enum.StrEnum):
@@ -108,7 +109,7 @@ class DecodedInvoice:
     payment_secret_hex: str = ""
     # The BOLT11 currency prefix ("bc", "tb", "tbs", "bcrt"); `network` is its meaning.
     currency: str = ""
-    route_hints: tuple = field(default=(), compare=False)
+    route_hints: tuple[Any, ...] = field(default=(), compare=False)
 
     @property
     def amount_sats(self) -> int:

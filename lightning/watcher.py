@@ -17,6 +17,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from lightning.base import LightningClient
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState, InvoiceUpdate
 
@@ -30,7 +31,7 @@ _FINAL = (InvoiceState.SETTLED, InvoiceState.CANCELED)
 class InvoiceWatcher:
     def __init__(
         self,
-        client,
+        client: LightningClient,
         on_update: OnUpdate,
         *,
         hashes: HashProvider | None = None,
@@ -42,7 +43,7 @@ class InvoiceWatcher:
         self._hashes = hashes
         self._initial_backoff = initial_backoff_seconds
         self._max_backoff = max_backoff_seconds
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
     @property

@@ -87,7 +87,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None:
             scopes = scopes_for(request.user)
-            form.base_fields["scope"].choices = [c for c in TokenScope.choices if c[0] in scopes]
+            scope_field = form.base_fields["scope"]
+            assert isinstance(scope_field, forms.ChoiceField)
+            scope_field.choices = [c for c in TokenScope.choices if c[0] in scopes]
         return form
 
     def has_change_permission(self, request, obj=None) -> bool:

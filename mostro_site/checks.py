@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 _FIAT = re.compile(r"^[A-Z]{3}$")
 
@@ -141,8 +141,14 @@ def _check_secret_key() -> list[Warning]:
 
 @register("mostro")
 def check_mostro_settings(app_configs=None, **kwargs) -> list:
-    errors = _check_keys() + _check_ranges() + _check_lists() + _check_lnd_files() + _check_price_providers()
-    errors += _check_secret_key()
+    errors: list[CheckMessage] = [
+        *_check_keys(),
+        *_check_ranges(),
+        *_check_lists(),
+        *_check_lnd_files(),
+        *_check_price_providers(),
+        *_check_secret_key(),
+    ]
     if settings.MOSTRO_LNURL_ALLOW_LOOPBACK and not settings.DEBUG and "test" not in (settings.SETTINGS_MODULE or ""):
         errors.append(Warning("MOSTRO_LNURL_ALLOW_LOOPBACK is on: for tests only.", id="mostro.W001"))
     return errors

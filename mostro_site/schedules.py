@@ -31,7 +31,7 @@ class JobSpec:
 
 
 def declared_jobs() -> list[JobSpec]:
-    """Every periodic job with mostrod's interval (behaviour §1.23)."""
+    """Every periodic job with mostrod's interval (docs/PROTOCOL.md §Timers)."""
     s = settings
     return [
         # Orders (orders/jobs.py).

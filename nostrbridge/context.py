@@ -5,8 +5,8 @@ same transaction as the state change and the outbox rows, so a crash can never a
 message twice or lose its replies.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -16,9 +16,13 @@ from django.db import transaction
 from nostrbridge.inbox import inbox_finish
 from nostrbridge.models import InboundStatus
 
+# The transaction a service opens for its final step: `transaction.atomic` by default, or a
+# handler's `ctx.atomic`, which also marks the inbound event done in that transaction.
+Atomic = Callable[[], AbstractContextManager[object]]
+
 
 class SilentDrop(Exception):
-    """The spec says: log and do not reply (06-errors.md §3)."""
+    """The spec says: log and do not reply (docs/PROTOCOL.md §Silent-drops)."""
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """Process one stored inbound event: intake checks, gates, handler, outcome (mostrod `app.rs`).
 
 The handlers and the first-contact gate's notion of a known key come from the apps above the
-bridge, through `nostrbridge.wiring`. The trade-index gate (01-transport.md §7) is the first
+bridge, through `nostrbridge.wiring`. The trade-index gate (docs/PROTOCOL.md §Trade-index) is the first
 step of the three handlers it applies to (`orders.services.traders.trade_index_check`).
 
-Outcomes: a protocol failure is dropped silently (06-errors.md §3); `CantDo` is answered to
+Outcomes: a protocol failure is dropped silently (docs/PROTOCOL.md §Silent-drops); `CantDo` is answered to
 the sender's trade key with the request's `request_id` and `id`; `SilentDrop` is logged; any
 other exception is an internal error: the row is retried a few times, then parked.
 """
@@ -91,7 +91,7 @@ def _open(row: InboundEvent) -> InboundContext:
 
 
 def _check_first_contact(*, event_id: str, sender: str, pow_bits: int, first_contact_bits: int) -> None:
-    """01-transport.md §6 step 5: a key the node does not deal with yet owes the higher PoW.
+    """docs/PROTOCOL.md §Intake step 4: a key the node does not deal with yet owes the higher PoW.
 
     The apps answer "known" from the database, so a key is known the moment its order is
     stored (mostrod's cache lags up to 60 s).

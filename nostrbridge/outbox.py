@@ -27,10 +27,6 @@ def node_keys() -> Keys:
     return Keys(node_secret_key())
 
 
-def clear_node_keys_cache() -> None:
-    node_keys.cache_clear()
-
-
 def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.UUID | str | None = None) -> str:
     """A direct message from the node, wrapped for the configured transport; returns its event id."""
     config = node_config()

@@ -116,14 +116,16 @@ def _insert_statement(
 ) -> tuple[str, list[models.Field]]:
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(_column(field)) for field in fields)
     sql = f"INSERT INTO {table_name(model)} ({columns}) VALUES {{values}}"
     if conflict:
-        target = ", ".join(quote(_field(model._meta, name).column) for name in conflict)
+        target = ", ".join(quote(_column(_field(model._meta, name))) for name in conflict)
         overwrite = [_field(model._meta, name) for name in update]
         overwrite += [field for field in fields if getattr(field, "auto_now", False) and field not in overwrite]
         if update:
-            assignments = ", ".join(f"{quote(field.column)} = EXCLUDED.{quote(field.column)}" for field in overwrite)
+            assignments = ", ".join(
+                f"{quote(_column(field))} = EXCLUDED.{quote(_column(field))}" for field in overwrite
+            )
             sql += f" ON CONFLICT ({target}) DO UPDATE SET {assignments}"
         else:
             sql += f" ON CONFLICT ({target}) DO NOTHING"
@@ -141,17 +143,23 @@ def _update_statement(
     quote = connection.ops.quote_name
     set_fields = [_field(meta, name) for name in set_names]
     where_fields = [_field(meta, name) for name, _ in where_names]
-    assignments = [f"{quote(field.column)} = %s" for field in set_fields]
+    assignments = [f"{quote(_column(field))} = %s" for field in set_fields]
     for name in increments:
-        column = quote(_field(meta, name).column)
+        column = quote(_column(_field(meta, name)))
         assignments.append(f"{column} = {column} + 1")
     conditions = [
-        f"{quote(field.column)} IN ({{}})" if is_list else f"{quote(field.column)} = %s"
+        f"{quote(_column(field))} IN ({{}})" if is_list else f"{quote(_column(field))} = %s"
         for field, (_, is_list) in zip(where_fields, where_names, strict=True)
     ]
     # Braces in identifiers would break str.format below; Django identifiers never have them.
     sql = f"UPDATE {table_name(model)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"
     return sql, set_fields, where_fields
+
+
+def _column(field: models.Field) -> str:
+    """A concrete field's column (Django types it optional for fields that have none)."""
+    assert field.column is not None, field
+    return field.column
 
 
 def _field(meta: Any, attname: str) -> models.Field:

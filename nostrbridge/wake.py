@@ -41,10 +41,10 @@ def unregister_waker(channel: str, waker: Callable[[], None]) -> None:
 
 
 def wake(channel: str) -> None:
-    wakers = _local_wakers[channel]
+    wakers: list[Callable[[], None]] = _local_wakers[channel]
     for waker in wakers:
         waker()
-    if not wakers and channel in _REMOTE_CHANNELS and getattr(settings, "REDIS_URL", ""):
+    if not wakers and channel in _REMOTE_CHANNELS and str(getattr(settings, "REDIS_URL", "")):
         _wake_remote(channel)
 
 

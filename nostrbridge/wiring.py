@@ -21,7 +21,7 @@ Handler = Callable[[InboundContext], None]
 @dataclass(frozen=True)
 class BridgeWiring:
     handlers: Mapping[str, Handler]  # protocol action -> handle_<action>(ctx)
-    # The first-contact gate (01-transport.md §8): a trade key the node already deals with.
+    # The first-contact gate (docs/PROTOCOL.md §Intake): a trade key the node already deals with.
     is_known_trade_key: Callable[[str], bool]
     # `--periodic-jobs`: republish order events that reached no relay; returns how many.
     reconcile_order_events: Callable[[], int]

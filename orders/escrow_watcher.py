@@ -1,15 +1,14 @@
-"""The escrow watcher: follow every escrow hold invoice at LND (03-actions.md §3).
+"""The escrow watcher: follow every escrow hold invoice at LND (docs/PROTOCOL.md §Escrow).
 
 Run by `manage.py invoice_watcher` on its own, or inside `mostrod` next to the handlers.
 
-At start it subscribes the invoices whose state still matters (behaviour §1.7.4), then polls
+At start it subscribes the invoices whose state still matters (docs/PROTOCOL.md §Escrow), then polls
 the database every second for new ones, and at once when a service in the same process (the
 take handlers in `mostrod`) commits a new hold invoice. ACCEPTED and CANCELED updates go to the escrow
 services through `sync_to_async` (thread-sensitive: one DB thread, services stay sync).
 """
 
 import asyncio
-import functools
 import logging
 
 from asgiref.sync import sync_to_async
@@ -60,7 +59,10 @@ class EscrowWatcher:
         # invoice is committed, so it is subscribed before the seller's wallet pays it.
         nudged = asyncio.Event()
         loop = asyncio.get_running_loop()
-        waker = functools.partial(loop.call_soon_threadsafe, nudged.set)
+
+        def waker() -> None:
+            loop.call_soon_threadsafe(nudged.set)
+
         register_waker(INVOICES_CHANNEL, waker)
         try:
             while not stop.is_set():

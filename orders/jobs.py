@@ -42,7 +42,7 @@ DEV_FEE_PAY_BATCH = 5
 
 
 def expire_pending_orders(now: datetime | None = None) -> dict[str, int]:
-    """§6.4: pre-trade orders past `expires_at` → expired (every 60 s)."""
+    """docs/PROTOCOL.md §Expiry: pre-trade orders past `expires_at` → expired (every 60 s)."""
     now = now or timezone.now()
     ids = timeouts.expired_order_ids(now=now, limit=EXPIRE_BATCH)
     expired = sum(timeouts.order_expire(order_id=order_id, now=now) for order_id in ids)
@@ -52,7 +52,7 @@ def expire_pending_orders(now: datetime | None = None) -> dict[str, int]:
 
 
 def cancel_timed_out_trades(now: datetime | None = None) -> dict[str, int]:
-    """§6.3: waiting orders whose duty is older than `expiration_seconds` (every 60 s)."""
+    """docs/PROTOCOL.md §Waiting-timeout: waiting orders whose duty is older than `expiration_seconds` (every 60 s)."""
     now = now or timezone.now()
     ids = timeouts.timed_out_order_ids(now=now, limit=TIMEOUT_BATCH)
     outcomes = Counter(timeouts.order_timeout(order_id=order_id, now=now) for order_id in ids)
@@ -69,14 +69,14 @@ def cancel_timed_out_trades(now: datetime | None = None) -> dict[str, int]:
 
 
 def retry_failed_payouts(now: datetime | None = None) -> dict[str, int]:
-    """§1.10.7: buyer payouts whose next attempt is due, plus lost post-release starts."""
+    """docs/PROTOCOL.md §Payout: buyer payouts whose next attempt is due, plus lost post-release starts."""
     started = payout_retry_due(now=now)
     logger.info("retry_failed_payouts: %d payouts attempted", started)
     return {"attempted": started}
 
 
 def reconcile_inflight_payouts(now: datetime | None = None) -> dict[str, int]:
-    """§1.10.8: ask the node about payout claims older than the grace window."""
+    """docs/PROTOCOL.md §Payout: ask the node about payout claims older than the grace window."""
     checked = payout_reconcile_inflight(now=now)
     logger.info("reconcile_inflight_payouts: %d claims checked", checked)
     return {"checked": checked}
@@ -94,7 +94,7 @@ def reconcile_order_events(*, now: float | None = None) -> int:
 
 
 def pay_pending_dev_fees(now: datetime | None = None) -> dict[str, int]:
-    """§1.18.4: the development fee of settled orders (every 60 s).
+    """docs/PROTOCOL.md §Dev-fee: the development fee of settled orders (every 60 s).
 
     One sweep per tick, in the daemon's order: give back stale claims, open ledger rows for newly
     settled orders, settle in-flight payments with the node's word, then attempt the due rows.

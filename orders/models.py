@@ -138,6 +138,13 @@ class Order(models.Model):
         return self.min_fiat_amount is not None and self.max_fiat_amount is not None
 
     @property
+    def fiat_range(self) -> tuple[int, int] | None:
+        """(min, max) fiat of a range order; None for a single amount."""
+        if self.min_fiat_amount is None or self.max_fiat_amount is None:
+            return None
+        return self.min_fiat_amount, self.max_fiat_amount
+
+    @property
     def maker_pubkey(self) -> str | None:
         return self.seller_pubkey if self.kind == OrderKind.SELL else self.buyer_pubkey
 

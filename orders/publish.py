@@ -2,7 +2,7 @@
 
 `publish_order_event(order, now=None)` is called by every service that changes an order's
 status, inside the transaction that changed it, after the change. It publishes a new revision
-for the order's current status bucket (04-order-events.md §2.2; None for statuses that are not
+for the order's current status bucket (docs/PROTOCOL.md §Order-event; None for statuses that are not
 published), with `created_at` from `nostrbridge.outbox.next_created_at` and the `rating` /
 `source` tags on pending revisions, and stores the event id in `Order.event_id`.
 

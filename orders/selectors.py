@@ -29,16 +29,16 @@ def seller_has_pending_order(*, identity: str) -> bool:
 
 
 def watched_invoice_hashes() -> list[str]:
-    """Hold invoices whose LND state still matters (behaviour §1.7.4).
+    """Hold invoices whose LND state still matters (docs/PROTOCOL.md §Escrow).
 
     Waiting orders with a hash (the seller may still pay) and locked escrows (LND may still
-    cancel the HTLC, which §3.3 reports to the parties).
+    cancel the HTLC, which docs/PROTOCOL.md §Escrow reports to the parties).
     """
     query = Order.objects.filter(
         Q(status__in=WAITING_STATUSES, hold_invoice_hash__isnull=False)
         | Q(status__in=ESCROW_LOCKED_STATUSES, invoice_held_at__isnull=False, hold_invoice_hash__isnull=False)
     )
-    return list(query.order_by("pk").values_list("hold_invoice_hash", flat=True))
+    return [hash_hex for hash_hex in query.order_by("pk").values_list("hold_invoice_hash", flat=True) if hash_hex]
 
 
 DEV_FEE_DUE_STATUSES = (OrderStatus.SETTLED_HOLD_INVOICE, OrderStatus.SUCCESS)
@@ -47,7 +47,7 @@ DEV_FEE_DUE_STATUSES = (OrderStatus.SETTLED_HOLD_INVOICE, OrderStatus.SUCCESS)
 def dev_fee_billable_orders(*, limit: int) -> list[tuple[UUID, int]]:
     """(order id, dev fee in sats) of settled or successful orders whose fee has no ledger row yet.
 
-    The fee is owed from the settlement on, even when the buyer payout later fails (§1.18.6).
+    The fee is owed from the settlement on, even when the buyer payout later fails (docs/PROTOCOL.md §Dev-fee).
     """
     query = Order.objects.filter(
         status__in=DEV_FEE_DUE_STATUSES, dev_fee_sats__gt=0, dev_fee_payment__isnull=True

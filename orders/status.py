@@ -40,7 +40,7 @@ PRE_TRADE_STATUSES = frozenset({S.PENDING, S.WAITING_TAKER_BOND})
 WAITING_STATUSES = frozenset({S.WAITING_BUYER_INVOICE, S.WAITING_PAYMENT})
 ESCROW_LOCKED_STATUSES = frozenset({S.ACTIVE, S.FIAT_SENT, S.DISPUTE})
 
-# Every move the engine may make (05-state-machine.md §2). transition_order refuses others,
+# Every move the engine may make (docs/PROTOCOL.md §State-machine). transition_order refuses others,
 # so a coding slip cannot invent a path the protocol does not have.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.WAITING_MAKER_BOND: frozenset({S.PENDING, S.EXPIRED}),

@@ -1,4 +1,4 @@
-"""Order rows → protocol payloads and messages (the views of 03-actions.md).
+"""Order rows → protocol payloads and messages (the views of docs/PROTOCOL.md §Actions).
 
 Each reply in the spec shows a slightly different view of the order (amount with or without
 the fee, with or without trade pubkeys, `expires_at` present or null). `small_order` builds

@@ -17,8 +17,8 @@ class OrdersWiring:
     # `(*, order_id, order_status, actor) -> None`, called inside the transaction of a release
     # (`order_status` settled-hold-invoice) or an accepted cooperative cancel
     # (cooperatively-canceled), after the order's transition: the parties ended the trade
-    # themselves, so the order's open dispute closes with it (§1.14.6).
-    trade_closed_by_parties: Callable[..., None]
+    # themselves, so the order's open dispute closes with it (docs/PROTOCOL.md §Dispute).
+    trade_closed_by_parties: Callable[..., object]
 
 
 @functools.lru_cache(maxsize=1)

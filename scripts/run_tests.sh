@@ -19,10 +19,10 @@ run_pass() {
   return "$rc"
 }
 
-# The import contracts (.importlinter: one-way layers, a Django-free protocol package) first:
-# well under a second, and a broken layer fails the run before the long passes start.
-echo "=== import contracts ==="
-.venv/bin/lint-imports --no-cache --no-logo || exit 1
+# The static checks first (about 20 s together): a formatting slip, a lint finding, a broken
+# layer (.importlinter) or a type error fails the run before the long passes start.
+# .pre-commit-config.yaml runs the same four.
+bash scripts/static_checks.sh || exit 1
 
 run_pass sqlite env -u DATABASE_URL -u REDIS_URL $PY -m pytest -q "$@" || exit 1
 

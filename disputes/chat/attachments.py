@@ -100,13 +100,15 @@ def fetch_blob(url: str, *, allow_loopback: bool | None = None) -> bytes:
         ip = resolve_pinned(parts.hostname, port, allow_loopback=allow_loopback)
     except LnurlError as exc:
         raise AttachmentError(exc.message) from exc
+    conn: http.client.HTTPConnection
     if parts.scheme == "https":
         conn = http.client.HTTPSConnection(
             parts.hostname, port, timeout=CONNECT_TIMEOUT_S, context=ssl.create_default_context()
         )
     else:
         conn = http.client.HTTPConnection(parts.hostname, port, timeout=CONNECT_TIMEOUT_S)
-    conn._create_connection = lambda address, *args, **kwargs: _pinned(ip, address[1])  # noqa: SLF001
+    # http.client's own connect hook (private, untyped): every connection goes to the pinned IP.
+    conn._create_connection = lambda address, *args, **kwargs: _pinned(ip, address[1])  # type: ignore[attr-defined]  # noqa: SLF001
     try:
         conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         response = conn.getresponse()
@@ -124,7 +126,8 @@ def _pinned(ip: str, port: int) -> socket.socket:
 
 
 def _read(response, conn, started: float) -> bytes:
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         remaining = TOTAL_DEADLINE_S - (time.monotonic() - started)
         if remaining <= 0:

@@ -38,7 +38,7 @@ class SideSubscription:
             return raw.get("pubkey") in self.authors
         if kind == envelope.GIFT_WRAP_KIND and self.addresses:
             p_tags = [t for t in raw.get("tags", ()) if isinstance(t, list) and t and t[0] == "p"]
-            return len(p_tags) == 1 and p_tags[0][1:2] and p_tags[0][1] in self.addresses
+            return len(p_tags) == 1 and len(p_tags[0]) > 1 and p_tags[0][1] in self.addresses
         return False
 
 
@@ -85,10 +85,11 @@ class ChatHooks:
     def store(self, events: list[dict]) -> int:
         stored = 0
         for raw in events:
-            conv = self._by_author.get(raw.get("pubkey")) if raw.get("kind") == envelope.CHAT_KIND else None
+            author = raw.get("pubkey")
+            conv = self._by_author.get(author) if raw.get("kind") == envelope.CHAT_KIND and author else None
             if conv is None:
                 p_tag = next((t[1] for t in raw.get("tags", ()) if len(t) > 1 and t[0] == "p"), None)
-                conv = self._by_address.get(p_tag)
+                conv = self._by_address.get(p_tag) if p_tag is not None else None
             if conv is not None and chat_store_inbound(conv, raw) is not None:
                 stored += 1
         return stored

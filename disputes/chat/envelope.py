@@ -1,4 +1,4 @@
-"""The dispute-chat envelopes of 09-p2p-chat.md, pure Python (no Django).
+"""The dispute-chat envelopes of docs/PROTOCOL.md §Chat, pure Python (no Django).
 
 Design 1, `kind14` (what Mostro Mobile and mostrix send today): the 32-byte raw ECDH secret
 S = x(solver_sk · party_pk) is split by HKDF-SHA256 (empty salt) into K_conv (info

@@ -9,6 +9,7 @@ import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -35,7 +36,7 @@ CHAT_ACTION = "chat"
 
 @dataclass(frozen=True)
 class Conversation:
-    dispute_id: object
+    dispute_id: UUID | str
     party: str
     solver_pubkey: str
     party_pubkey: str
@@ -108,9 +109,9 @@ def chat_send(*, user, dispute_id, party: str, text: str) -> ChatMessage:
     if not chat_is_open(dispute):
         raise ConsoleForbidden("chat_closed", "the chat closed a day after the resolution")
     conv = conversation(dispute, party)
-    if conv is None:
+    solver = console_keys(conv.solver_pubkey) if conv is not None else None
+    if conv is None or solver is None:
         raise ConsoleForbidden("no_console_key", "the console does not hold this dispute's solver key")
-    solver = console_keys(conv.solver_pubkey)
     outer, inner = envelope.wrap(solver, conv.keys, text, envelope=settings.MOSTRO_CHAT_ENVELOPE)
     with transaction.atomic():
         row = enqueue_signed(

@@ -1,4 +1,4 @@
-"""`admin-add-solver` (03-actions.md §8.5): the node identity registers a solver."""
+"""`admin-add-solver` (docs/PROTOCOL.md §Admin-add-solver): the node identity registers a solver."""
 
 from disputes.services import solver_add
 from nostrbridge.context import InboundContext

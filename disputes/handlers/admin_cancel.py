@@ -1,4 +1,4 @@
-"""`admin-cancel` (03-actions.md §8.4): the assigned solver refunds the seller."""
+"""`admin-cancel` (docs/PROTOCOL.md §Admin-cancel): the assigned solver refunds the seller."""
 
 from disputes.services import dispute_cancel
 from nostrbridge.context import InboundContext

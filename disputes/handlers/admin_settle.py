@@ -1,4 +1,4 @@
-"""`admin-settle` (03-actions.md §8.3): the assigned solver pays the buyer."""
+"""`admin-settle` (docs/PROTOCOL.md §Admin-settle): the assigned solver pays the buyer."""
 
 from disputes.services import dispute_settle
 from nostrbridge.context import InboundContext

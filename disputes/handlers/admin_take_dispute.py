@@ -1,4 +1,4 @@
-"""`admin-take-dispute` (03-actions.md §8.2): the message `id` is the dispute id."""
+"""`admin-take-dispute` (docs/PROTOCOL.md §Admin-take-dispute): the message `id` is the dispute id."""
 
 from disputes.services import dispute_take
 from nostrbridge.context import InboundContext

@@ -1,4 +1,4 @@
-"""`dispute` (03-actions.md §8.1): the buyer or the seller opens a dispute."""
+"""`dispute` (docs/PROTOCOL.md §Dispute): the buyer or the seller opens a dispute."""
 
 from disputes.services import dispute_open
 from nostrbridge.context import InboundContext

@@ -1,4 +1,4 @@
-"""`restore-session` (03-actions.md §10.2): open orders and disputes of the sender's identity.
+"""`restore-session` (docs/PROTOCOL.md §Restore-session): open orders and disputes of the sender's identity.
 
 A handler of disputes because its reply reports both, and disputes is the lowest layer that
 sees orders and disputes.

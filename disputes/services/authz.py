@@ -1,4 +1,4 @@
-"""Who may take, settle and cancel a dispute (behaviour §1.14.3, §1.14.4, §1.15).
+"""Who may take, settle and cancel a dispute (docs/PROTOCOL.md §Admin-take-dispute, §Admin-settle, §Admin-add-solver).
 
 Every rule is on the actor's *identity* pubkey: a solver's registered key, or the node's
 own key, which is the super-admin (RPC/operator actions run as it).
@@ -42,11 +42,12 @@ def may_take(dispute: Dispute, actor_pubkey: str) -> bool:
     return category == SolverCategory.READ_WRITE and solver_category(dispute.solver_pubkey) == SolverCategory.READ
 
 
-def ensure_may_finalize(dispute: Dispute | None, actor_pubkey: str) -> None:
-    """Settle/cancel gate: the assigned solver, read-write unless it is the node key."""
+def ensure_may_finalize(dispute: Dispute | None, actor_pubkey: str) -> Dispute:
+    """Settle/cancel gate: the assigned solver, read-write unless it is the node key. Returns the dispute."""
     if dispute is None or dispute.solver_pubkey != actor_pubkey:
         if dispute is not None and is_node(dispute.solver_pubkey):
             raise CantDo(CantDoReason.DISPUTE_TAKEN_BY_ADMIN)
         raise CantDo(CantDoReason.IS_NOT_YOUR_DISPUTE)
     if not is_node(actor_pubkey) and solver_category(actor_pubkey) != SolverCategory.READ_WRITE:
         raise CantDo(CantDoReason.NOT_AUTHORIZED)
+    return dispute

@@ -1,6 +1,6 @@
 """Silent outcomes of the dispute services, typed so the REST API can answer them precisely.
 
-Each is a `SilentDrop`: over Nostr the spec wants no reply (06-errors.md §3); the API maps
+Each is a `SilentDrop`: over Nostr the spec wants no reply (docs/PROTOCOL.md §Silent-drops); the API maps
 them to 404 / 409 / 403 (mostro_site/api/root.py).
 """
 

@@ -1,4 +1,4 @@
-"""The escrow guardian's pass over one order (behaviour §1.7.6, §1.14.7; 03-actions.md §6.5).
+"""The escrow guardian's pass over one order (docs/PROTOCOL.md §Escrow-guardian).
 
 The chain test and the `active` branch are order services (`orders.services.guardian`); the
 `fiat-sent` branch opens the buyer's dispute, so the pass lives here, above both. The order's
@@ -49,8 +49,8 @@ def _force_dispute(order: Order, now: datetime) -> str:
         if not won:
             return guardian.SKIPPED
         dispute = _dispute_open_or_reopen(order, now)
-        # As for a user's dispute, the order's 38383 is not republished (§1.14.1).
-        dispute_notify_opened(order, dispute, sender=order.buyer_pubkey, request_id=None)
+        # As for a user's dispute, the order's 38383 is not republished (docs/PROTOCOL.md §Dispute).
+        dispute_notify_opened(order, dispute, sender=order.buyer_pubkey or "", request_id=None)
     return guardian.DISPUTED
 
 
@@ -58,7 +58,7 @@ def _dispute_open_or_reopen(order: Order, now: datetime) -> Dispute:
     """The order's one dispute row, initiated by the buyer. Caller holds the order lock."""
     opened_by_buyer = {
         "initiator": DisputeInitiator.BUYER,
-        "initiator_pubkey": order.buyer_pubkey,
+        "initiator_pubkey": order.buyer_pubkey or "",
         "order_previous_status": OrderStatus.FIAT_SENT,
     }
     existing = Dispute.objects.select_for_update().filter(order_id=order.pk).first()

@@ -1,14 +1,13 @@
-"""`dispute` (03-actions.md §8.1; behaviour §1.14.1): a party opens the order's one dispute."""
+"""`dispute` (docs/PROTOCOL.md §Dispute): a party opens the order's one dispute."""
 
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
 
 from disputes.models import Dispute, DisputeInitiator
-from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_create
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import DisputePayload

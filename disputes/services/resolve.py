@@ -1,4 +1,4 @@
-"""`admin-settle` and `admin-cancel` (03-actions.md §8.3, §8.4; behaviour §1.14.4, §1.14.5).
+"""`admin-settle` and `admin-cancel` (docs/PROTOCOL.md §Admin-settle, §Admin-cancel).
 
 Shape: checks in the daemon's order → the escrow call to LND outside any transaction (LND is
 the arbiter against a concurrent release or cooperative cancel: an invoice is settled or
@@ -7,16 +7,19 @@ closure, the events and the replies → the buyer payout after commit (settle on
 """
 
 import enum
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize
-from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.context import Atomic
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -38,8 +41,22 @@ class Resolution(enum.StrEnum):
     ALREADY_COOPERATIVELY_CANCELED = "cooperatively-canceled"  # nothing moved
 
 
-def dispute_settle(
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """Who resolves, and where the answers go (the same for a settle and a cancel)."""
+
+    order_id: UUID | str | None
+    actor_pubkey: str
+    label: str  # the audit name: the actor's pubkey, or `admin:<username>` from the console
+    request_id: int | None
+    trade_index: int | None
+    reply_to: str | None  # the solver's copy; None for the node key itself
+    atomic: Atomic
+
+
+def dispute_resolve(
     *,
+    outcome: Resolution,
     order_id: UUID | str | None,
     actor_pubkey: str,
     actor_label: str | None = None,
@@ -49,20 +66,48 @@ def dispute_settle(
     reply_to: str | None = None,
     atomic: Atomic = transaction.atomic,
 ) -> Resolution:
-    """Settle the escrow to the buyer: `settled-hold-invoice`, dispute `settled`, payout."""
-    label = actor_label or actor_pubkey
-    order, dispute = _checked(order_id, actor_pubkey)
+    """`outcome` SETTLED: the escrow goes to the buyer (`settled-hold-invoice`, dispute
+    `settled`, payout). REFUNDED: the seller gets it back (hold invoice canceled, dispute
+    `seller-refunded`, `canceled-by-admin`). Returns what happened."""
+    request = _Request(order_id, actor_pubkey, actor_label or actor_pubkey, request_id, trade_index, reply_to, atomic)
+    if outcome is Resolution.SETTLED:
+        return _resolve(request, payload, wrong_status=CantDoReason.INVALID_ORDER_STATUS, apply=_settle)
+    if outcome is Resolution.REFUNDED:
+        return _resolve(request, payload, wrong_status=CantDoReason.NOT_ALLOWED_BY_STATUS, apply=_cancel)
+    raise ValueError(f"a dispute is settled or refunded, not {outcome}")
+
+
+# `admin-settle` and `admin-cancel`: the same keyword arguments as `dispute_resolve`.
+dispute_settle = functools.partial(dispute_resolve, outcome=Resolution.SETTLED)
+dispute_cancel = functools.partial(dispute_resolve, outcome=Resolution.REFUNDED)
+
+
+def _resolve(
+    request: _Request,
+    payload: Payload | None,
+    *,
+    wrong_status: CantDoReason,
+    apply: Callable[[Order, Dispute, _Request], Resolution],
+) -> Resolution:
+    """The checks both resolutions share, in mostrod's order; then `apply` moves the money."""
+    order = order_get_or_not_found(request.order_id)
+    dispute = ensure_may_finalize(Dispute.objects.filter(order_id=order.id).first(), request.actor_pubkey)
     if order.status == OrderStatus.COOPERATIVELY_CANCELED:
-        return _already_canceled(order, actor_pubkey, request_id, trade_index, reply_to, atomic)
+        return _already_canceled(order, request)
     if order.status != OrderStatus.DISPUTE:
-        raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
+        raise CantDo(wrong_status)
     _refuse_slashes(payload)
+    return apply(order, dispute, request)
+
+
+def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     try:
         escrow_settle(order=order)
     except EscrowAlreadyCanceled as exc:
         raise DisputeConflict("the hold invoice is already canceled") from exc
     network_tag_prefetch()
-    with atomic():
+    label, request_id, trade_index = request.label, request.request_id, request.trade_index
+    with request.atomic():
         moved = transition_order(
             order_id=order.id,
             from_statuses=[OrderStatus.DISPUTE],
@@ -76,36 +121,19 @@ def dispute_settle(
         order.refresh_from_db()
         publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
         dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)
-        if reply_to:
-            send(reply_to, Action.ADMIN_SETTLED, order, request_id=request_id, trade_index=trade_index)
+        if request.reply_to:
+            send(request.reply_to, Action.ADMIN_SETTLED, order, request_id=request_id, trade_index=trade_index)
         send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         payout_schedule(order_id=order.id, request_id=request_id)
     return Resolution.SETTLED
 
 
-def dispute_cancel(
-    *,
-    order_id: UUID | str | None,
-    actor_pubkey: str,
-    actor_label: str | None = None,
-    request_id: int | None = None,
-    trade_index: int | None = None,
-    payload: Payload | None = None,
-    reply_to: str | None = None,
-    atomic: Atomic = transaction.atomic,
-) -> Resolution:
-    """Refund the seller: hold invoice canceled, dispute `seller-refunded`, `canceled-by-admin`."""
-    label = actor_label or actor_pubkey
-    order, dispute = _checked(order_id, actor_pubkey)
-    if order.status == OrderStatus.COOPERATIVELY_CANCELED:
-        return _already_canceled(order, actor_pubkey, request_id, trade_index, reply_to, atomic)
-    if order.status != OrderStatus.DISPUTE:
-        raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-    _refuse_slashes(payload)
+def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     _cancel_escrow(order)
     network_tag_prefetch()
-    with atomic():
+    label = request.label
+    with request.atomic():
         moved = transition_order(
             order_id=order.id,
             from_statuses=[OrderStatus.DISPUTE],
@@ -118,33 +146,32 @@ def dispute_cancel(
         order.refresh_from_db()
         dispute_close(dispute=dispute, to_status=DisputeStatus.SELLER_REFUNDED, actor=label)
         publish_order_event(order)
-        # One message, sent alike to the solver, the seller and the buyer (§8.4).
-        message = order_message(Action.ADMIN_CANCELED, order.id, request_id=request_id, trade_index=trade_index)
-        for recipient in (reply_to, order.seller_pubkey, order.buyer_pubkey):
+        # One message, sent alike to the solver, the seller and the buyer (docs/PROTOCOL.md §Admin-cancel).
+        message = order_message(
+            Action.ADMIN_CANCELED, order.id, request_id=request.request_id, trade_index=request.trade_index
+        )
+        for recipient in (request.reply_to, order.seller_pubkey, order.buyer_pubkey):
             if recipient:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
     return Resolution.REFUNDED
 
 
-def _checked(order_id: UUID | str | None, actor_pubkey: str) -> tuple[Order, Dispute | None]:
-    order = order_get_or_not_found(order_id)
-    dispute = Dispute.objects.filter(order_id=order.id).first()
-    ensure_may_finalize(dispute, actor_pubkey)
-    return order, dispute
-
-
-def _already_canceled(
-    order: Order, identity: str, request_id: int | None, trade_index: int | None, reply_to: str | None, atomic: Atomic
-) -> Resolution:
+def _already_canceled(order: Order, request: _Request) -> Resolution:
     """The parties canceled cooperatively first: say so to the solver's identity and stop."""
-    with atomic():
-        if reply_to:
-            send(identity, Action.COOPERATIVE_CANCEL_ACCEPTED, order, request_id=request_id, trade_index=trade_index)
+    with request.atomic():
+        if request.reply_to:
+            send(
+                request.actor_pubkey,
+                Action.COOPERATIVE_CANCEL_ACCEPTED,
+                order,
+                request_id=request.request_id,
+                trade_index=request.trade_index,
+            )
     return Resolution.ALREADY_COOPERATIVELY_CANCELED
 
 
 def _refuse_slashes(payload: Payload | None) -> None:
-    """Bonds are not enabled on this node, so no side has a locked bond to slash (§7.2)."""
+    """Bonds are not enabled on this node, so no side has a locked bond to slash (docs/PROTOCOL.md §Admin-settle)."""
     if isinstance(payload, BondResolutionPayload) and (
         payload.resolution.slash_seller or payload.resolution.slash_buyer
     ):
@@ -162,14 +189,14 @@ def _cancel_escrow(order: Order) -> None:
 
 
 # The order's fate → the status its open dispute closes with, when the parties end the trade.
-_CLOSED_BY_PARTIES = {
+_CLOSED_BY_PARTIES: dict[str, str] = {
     OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.SETTLED,  # the seller released
     OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.SELLER_REFUNDED,
 }
 
 
 def dispute_close_by_parties(*, order_id: UUID | str, order_status: str, actor: str) -> Dispute | None:
-    """Close the order's open dispute after the parties settled it themselves (§1.14.6).
+    """Close the order's open dispute after the parties settled it themselves (docs/PROTOCOL.md §Dispute).
 
     Called by orders (through the composition root) inside the transaction of the release or
     cooperative cancel; publishes the 38386 revision there. None when no dispute was open.

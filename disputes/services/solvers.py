@@ -1,14 +1,14 @@
-"""`admin-add-solver` (03-actions.md §8.5; behaviour §1.15) and solver removal (API/admin only).
+"""`admin-add-solver` (docs/PROTOCOL.md §Admin-add-solver) and solver removal (API/admin only).
 
 Deliberate fix: a key that already has a Trader row is promoted; mostrod's plain INSERT
-fails on it and the admin is left without a reply (behaviour §1.15.1 quirk).
+fails on it and the admin is left without a reply (docs/PROTOCOL.md §Differences).
 """
 
 from django.db import transaction
 
 from disputes.services.authz import is_node
-from disputes.services.common import Atomic
 from disputes.services.errors import InvalidSolverKey, NotNodeAdmin
+from nostrbridge.context import Atomic
 from nostrbridge.node_identity import decode_npub
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason, MessageType

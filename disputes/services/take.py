@@ -1,4 +1,4 @@
-"""`admin-take-dispute` (03-actions.md §8.2; behaviour §1.14.3): a solver (or the node) takes it."""
+"""`admin-take-dispute` (docs/PROTOCOL.md §Admin-take-dispute): a solver (or the node) takes it."""
 
 from uuid import UUID
 
@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from disputes.models import Dispute, DisputeInitiator, DisputeStatus
 from disputes.services.authz import may_take
-from disputes.services.common import Atomic
 from disputes.services.errors import DisputeConflict, DisputeNotFound
 from disputes.transitions import transition_dispute
+from nostrbridge.context import Atomic
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason, MessageType
 from nostrbridge.protocol.errors import CantDo
@@ -91,7 +91,7 @@ def _privacy_and_info(trade_key: str | None, identity: str | None) -> tuple[bool
 
 
 def solver_dispute_info(order: Order, dispute: Dispute) -> SolverDisputeInfo:
-    """Everything a solver needs to judge (02-messages.md §6.8), hold-invoice preimage included."""
+    """Everything a solver needs to judge (docs/PROTOCOL.md §Payloads), hold-invoice preimage included."""
     initiator_is_buyer = dispute.initiator == DisputeInitiator.BUYER
     initiator_private, initiator_info = _privacy_and_info(*_party(order, buyer=initiator_is_buyer))
     counterpart_private, counterpart_info = _privacy_and_info(*_party(order, buyer=not initiator_is_buyer))

@@ -1,6 +1,6 @@
 """REST read endpoints: orders, node info and stats, the dev-fee ledger (staff only)."""
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 from uuid import UUID
 
 from django.db.models import Count, Sum
@@ -21,9 +21,14 @@ from orders.status import OrderKind, OrderStatus
 
 router = Router(auth=API_AUTH, tags=["orders"])
 
-OrderStatusLiteral = Literal[tuple(OrderStatus.values)]
-OrderKindLiteral = Literal[tuple(OrderKind.values)]
-DevFeeStatusLiteral = Literal[tuple(DevFeeStatus.values)]
+if TYPE_CHECKING:
+    OrderStatusLiteral: TypeAlias = str
+    OrderKindLiteral: TypeAlias = str
+    DevFeeStatusLiteral: TypeAlias = str
+else:  # the models' choices, as OpenAPI enums
+    OrderStatusLiteral = Literal[tuple(OrderStatus.values)]
+    OrderKindLiteral = Literal[tuple(OrderKind.values)]
+    DevFeeStatusLiteral = Literal[tuple(DevFeeStatus.values)]
 VIEW_ORDER = "orders.view_order"
 VIEW_LEDGER = "devfee.view_devfeepayment"
 

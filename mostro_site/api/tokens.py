@@ -15,7 +15,7 @@ RESOLVE_PERMISSION = "disputes.resolve_dispute"
 
 def scopes_for(user) -> list[str]:
     """The scopes worth giving a token of `user`: none beyond what the user may do."""
-    scopes = [TokenScope.READ]
+    scopes: list[str] = [TokenScope.READ]
     if user.has_perm(RESOLVE_PERMISSION) or user.has_perm("disputes.take_dispute"):
         scopes.append(TokenScope.RESOLVE)
     if is_operator(user):

@@ -10,6 +10,7 @@ error message (or a list of them), never raises.
 
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from mostro_site.config.currencies import currency_codes
@@ -119,7 +120,7 @@ def valid_fiat_codes(value: str | None) -> tuple[str, ...]:
 
 
 # --- a whole row ------------------------------------------------------------------------------
-def node_settings_errors(values: Mapping[str, object], *, env=None) -> dict[str, list[str]]:
+def node_settings_errors(values: Mapping[str, Any], *, env=None) -> dict[str, list[str]]:
     """Every problem of a NodeSettings row (field -> messages). None means "environment default".
 
     `values` holds model field values; list fields are comma-separated text. `env` is the
@@ -157,8 +158,9 @@ def node_settings_errors(values: Mapping[str, object], *, env=None) -> dict[str,
     return errors
 
 
-def _amount_errors(values: Mapping[str, object], env, add) -> None:
-    low, high = values.get("min_payment_amount_sats"), values.get("max_order_amount_sats")
+def _amount_errors(values: Mapping[str, Any], env, add) -> None:
+    low: Any = values.get("min_payment_amount_sats")
+    high: Any = values.get("max_order_amount_sats")
     if low is None and high is None:
         return
     if env is not None:

@@ -58,7 +58,9 @@ def map_user(row: sqlite3.Row) -> tuple[str, dict]:
     is_solver = flag(row["is_solver"])
     category = int(row["category"] or 0)
     if is_solver and category == SolverCategory.NONE:
-        category = SolverCategory.READ_WRITE  # mostrod's own backfill of legacy solvers (§1.15.2)
+        category = (
+            SolverCategory.READ_WRITE
+        )  # mostrod's own backfill of legacy solvers (docs/PROTOCOL.md §Admin-add-solver)
     if category not in SolverCategory.values:
         raise Skip(f"unknown solver category {category}")
     created_at = when(row["created_at"])

@@ -1,4 +1,4 @@
-"""The mostrod SQLite schema this importer understands (behaviour §1.27), and its check.
+"""The mostrod SQLite schema this importer understands (mostrod 0.18.x; docs/OPERATIONS.md §5), and its check.
 
 The source database is opened read-only: the import never changes the operator's mostrod
 data. A table or column the importer does not know means a mostrod version it was not
@@ -139,7 +139,7 @@ def verify_schema(conn: sqlite3.Connection, *, allow_unknown_columns: bool = Fal
         notes.append(f"ignored tables: {', '.join(extra)}")
     if problems:
         raise UnknownSchema(
-            "this is not a mostrod database schema the importer knows (mostrod 0.18.x, behaviour §1.27):\n  - "
+            "this is not a mostrod database schema the importer knows (mostrod 0.18.x, docs/OPERATIONS.md §5):\n  - "
             + "\n  - ".join(problems)
         )
     return notes

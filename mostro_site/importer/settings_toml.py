@@ -1,5 +1,5 @@
 """mostrod's settings.toml → the NodeSettings row (validated by the settings form) plus the
-`.env` lines for what this node reads from the environment (behaviour §1.26).
+`.env` lines for what this node reads from the environment (docs/OPERATIONS.md §5).
 
 The nsec is never printed: it is reported as found, and written only to a file the
 operator names (`--write-env`).
@@ -8,6 +8,7 @@ operator names (`--write-env`).
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mostro_site.operator.forms import FIAT_ALL, FIAT_ENV, FIAT_LIST, NodeSettingsForm
 
@@ -75,8 +76,8 @@ def _value(section: dict, key: str) -> str:
     return "" if value is None else str(value)
 
 
-def _form_data(mostro: dict, nostr: dict) -> dict:
-    data = {
+def _form_data(mostro: dict, nostr: dict) -> Any:
+    data: dict[str, Any] = {
         "fee": _value(mostro, "fee"),
         "max_routing_fee": _value(mostro, "max_routing_fee"),
         "min_payment_amount_sats": _value(mostro, "min_payment_amount"),
@@ -94,7 +95,7 @@ def _form_data(mostro: dict, nostr: dict) -> dict:
     if "dev_fee_percentage" in mostro:
         data["dev_fee_percent"] = str(round(float(mostro["dev_fee_percentage"]) * 100, 6))
     transport = mostro.get("transport")
-    data["protocol_version"] = str(TRANSPORT_PROTOCOL.get(transport, transport or ""))
+    data["protocol_version"] = str(TRANSPORT_PROTOCOL.get(str(transport), transport or ""))
     fiat = mostro.get("fiat_currencies_accepted")
     if fiat is None:
         data["fiat_mode"] = FIAT_ENV
@@ -106,7 +107,7 @@ def _form_data(mostro: dict, nostr: dict) -> dict:
     return _as_query(data)
 
 
-def _as_query(data: dict) -> "object":
+def _as_query(data: dict) -> Any:
     """A QueryDict-like mapping (the form reads lists with getlist)."""
     from django.http import QueryDict
 

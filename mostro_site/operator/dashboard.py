@@ -105,7 +105,8 @@ def resolution_times(*, days: int = 30, now: dt.datetime | None = None) -> Resol
     rows = Dispute.objects.filter(resolved_at__gte=now - dt.timedelta(days=days)).values_list(
         "created_at", "resolved_at"
     )
-    seconds = sorted((resolved - created).total_seconds() for created, resolved in rows)
+    # `resolved_at__gte` already leaves out unresolved disputes.
+    seconds = sorted((resolved - created).total_seconds() for created, resolved in rows if resolved is not None)
     if not seconds:
         return Resolution(0, None, None, None)
     as_delta = lambda value: dt.timedelta(seconds=round(value))  # noqa: E731

@@ -5,6 +5,8 @@ the service saves with one audit entry per changed field. The form converts what
 typed; the rules are the model's (`rules.node_settings_errors`), shown here as form errors.
 """
 
+from typing import cast
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -97,7 +99,7 @@ class NodeSettingsForm(forms.Form):
         self.env = env or env_node_config()
         kwargs.setdefault("initial", initial_from_row(self.row))
         super().__init__(*args, **kwargs)
-        self.fields["fiat_currencies"].choices = [(code, f"{code} — {name}") for code, name in iso4217()]
+        self._choice_field("fiat_currencies").choices = [(code, f"{code} — {name}") for code, name in iso4217()]
         self._describe_defaults()
 
     def _describe_defaults(self) -> None:
@@ -118,14 +120,15 @@ class NodeSettingsForm(forms.Form):
         for name, value in defaults.items():
             self.fields[name].widget.attrs["placeholder"] = str(value)
         fiat = ", ".join(env.fiat_currencies_accepted) or "all"
-        self.fields["fiat_mode"].choices = [
-            (FIAT_ENV, f"Environment default ({fiat})"),
-            *self.fields["fiat_mode"].choices[1:],
-        ]
-        self.fields["protocol_version"].choices = [
-            ("", f"Environment default ({env.protocol_version})"),
-            *self.fields["protocol_version"].choices[1:],
-        ]
+        fiat_mode, protocol = self._choice_field("fiat_mode"), self._choice_field("protocol_version")
+        # A ChoiceField's choices read back as a list (django-stubs types the setter's input).
+        fiat_mode.choices = [(FIAT_ENV, f"Environment default ({fiat})"), *cast(list, fiat_mode.choices)[1:]]
+        protocol.choices = [("", f"Environment default ({env.protocol_version})"), *cast(list, protocol.choices)[1:]]
+
+    def _choice_field(self, name: str) -> forms.ChoiceField:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField), name
+        return field
 
     # --- conversions (the rules themselves are the model's: rules.node_settings_errors) ----
     def clean_dev_fee_percent(self):
@@ -156,7 +159,7 @@ class NodeSettingsForm(forms.Form):
 
     # --- the row's rules, then what only the form knows -----------------------------------
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         self._add_row_errors(rules.node_settings_errors(self.model_values(), env=self.env))
         if data.get("fiat_mode") == FIAT_LIST and not data.get("fiat_currencies") and "fiat_currencies" in data:
             self.add_error("fiat_currencies", "Select at least one currency, or choose “All currencies”.")
@@ -168,7 +171,7 @@ class NodeSettingsForm(forms.Form):
 
     def _add_row_errors(self, errors: dict[str, list[str]]) -> None:
         for model_field, messages in errors.items():
-            form_field = _FORM_FIELD.get(model_field, model_field)
+            form_field: str | None = _FORM_FIELD.get(model_field, model_field)
             if form_field not in self.fields:
                 form_field = None  # a non-field error (the whole row)
             if form_field is None or form_field not in self.errors:

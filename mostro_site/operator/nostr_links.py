@@ -1,6 +1,6 @@
 """NIP-19 `nevent` references, so an operator can open an audit event in any Nostr client."""
 
-from pynostr.bech32 import Encoding, bech32_encode, convertbits
+from nostrbridge.protocol.keys import bech32_encode
 
 _TLV_SPECIAL, _TLV_RELAY, _TLV_AUTHOR, _TLV_KIND = 0, 1, 2, 3
 
@@ -17,4 +17,4 @@ def encode_nevent(event_id_hex: str, *, author_hex: str = "", kind: int | None =
         data += _tlv(_TLV_AUTHOR, bytes.fromhex(author_hex))
     if kind is not None:
         data += _tlv(_TLV_KIND, kind.to_bytes(4, "big"))
-    return bech32_encode("nevent", convertbits(data, 8, 5), Encoding.BECH32)
+    return bech32_encode("nevent", data)

@@ -75,6 +75,8 @@ def spawn(name: str, command: list[str], *, env: dict, cwd: Path, log_dir: Path 
 
 def wait_ready(child: Child, *, prefix: str = "READY", timeout: float = 60.0, offset: int = 0) -> str:
     """Wait for a log line starting with `prefix` written after `offset`; return it."""
+    if child.log_path is None:
+        raise ValueError(f"{child.name} has no log file to wait on")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in _new_lines(child.log_path, offset):
@@ -99,10 +101,6 @@ def _new_lines(path: Path, offset: int) -> list[str]:
     with path.open("rb") as fh:
         fh.seek(offset)
         return [line.decode(errors="replace").strip() for line in fh.read().splitlines()]
-
-
-def signal_name(code: int) -> str:
-    return signal.Signals(-code).name if code < 0 else str(code)
 
 
 def project_env(**overrides: str) -> dict[str, str]:

@@ -24,12 +24,12 @@ class JobCluster:
         # The children must not share this process's database connection.
         db.connections.close_all()
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-        self._cluster = Cluster(get_broker())
         # Cluster() installs its own SIGTERM/SIGINT handlers; the node owns shutdown.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        self._cluster.start()
-        logger.info("job cluster started (%s)", self._cluster.name)
+        self._cluster = cluster = Cluster(get_broker())
+        cluster.start()
+        logger.info("job cluster started (%s)", cluster.name)
 
     def stop(self) -> None:
         """Blocking: waits for running jobs to finish (call it in a thread from async code)."""

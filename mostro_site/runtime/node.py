@@ -17,11 +17,12 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.utils.module_loading import import_string
-from twisted.internet import reactor
+from twisted.internet import reactor as _twisted_reactor
 
 from lightning import reset_lightning_client
 from mostro_site.operator.lnstatus import LightningStatus
@@ -29,6 +30,8 @@ from mostro_site.runtime.banner import startup_banner
 from mostro_site.runtime.cluster import JobCluster
 
 logger = logging.getLogger(__name__)
+# The installed reactor is a module attribute twisted does not type as an instance.
+_REACTOR: Any = _twisted_reactor
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 LISTEN_TIMEOUT_SECONDS = 10.0
@@ -85,7 +88,9 @@ class _NodeServer(Server):
 
 
 class NodeRuntime:
-    def __init__(self, options: NodeOptions, *, write, lightning: LightningStatus, relays, protocol_version: int):
+    def __init__(
+        self, options: NodeOptions, *, write, lightning: LightningStatus | None, relays, protocol_version: int
+    ):
         self.options = options
         self.write = write
         self.lightning = lightning
@@ -119,11 +124,23 @@ class NodeRuntime:
         self.exit_code = self.exit_code or exit_code
         if self._stopping:
             logger.warning("second stop request: stopping the loop now")
-            reactor.stop()
+            _REACTOR.stop()
             return
         self._stopping = True
         if self._stop is not None:
             self._stop.set()
+
+    def _lightning(self) -> LightningStatus:
+        assert self.lightning is not None, "mostrod checks LND before serving"
+        return self.lightning
+
+    def _running_server(self) -> "_NodeServer":
+        assert self.server is not None, "serve() creates the server before the loop runs"
+        return self.server
+
+    def _stop_event(self) -> asyncio.Event:
+        assert self._stop is not None, "_on_ready() creates it before the loop runs"
+        return self._stop
 
     def _on_ready(self) -> None:
         """Runs just before the loop starts (daphne's ready callable)."""
@@ -150,7 +167,7 @@ class NodeRuntime:
             try:
                 await self._shutdown(intake_stop, tasks)
             finally:
-                reactor.stop()
+                _REACTOR.stop()
 
     # --- services -----------------------------------------------------------------------
     def _start_services(self, intake_stop: asyncio.Event) -> dict[str, asyncio.Task]:
@@ -174,8 +191,8 @@ class NodeRuntime:
     async def _wait_listening(self) -> bool:
         """True once the web port listens; False on a stop request or a listen failure."""
         deadline = time.monotonic() + LISTEN_TIMEOUT_SECONDS
-        while not self.server.listening_addresses:
-            if self._stop.is_set():  # a signal, or listen_error already asked to stop
+        while not self._running_server().listening_addresses:
+            if self._stop_event().is_set():  # a signal, or listen_error already asked to stop
                 return False
             if time.monotonic() > deadline:
                 logger.critical("the web port is not listening after %.0f s", LISTEN_TIMEOUT_SECONDS)
@@ -185,7 +202,7 @@ class NodeRuntime:
         return True
 
     async def _until_stop_or_failure(self, tasks: dict[str, asyncio.Task]) -> None:
-        stop_wait = asyncio.create_task(self._stop.wait())
+        stop_wait = asyncio.create_task(self._stop_event().wait())
         done, _ = await asyncio.wait([stop_wait, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
         for name, task in tasks.items():
@@ -198,7 +215,7 @@ class NodeRuntime:
     async def _shutdown(self, intake_stop: asyncio.Event, tasks: dict[str, asyncio.Task]) -> None:
         grace = self.options.grace_seconds
         logger.info("shutting down: closing the web port and stopping relay intake")
-        for port in self.server.ports:
+        for port in self._running_server().ports:
             port.stopListening()
         intake_stop.set()
         if tasks:
@@ -221,7 +238,7 @@ class NodeRuntime:
         while time.monotonic() < deadline:
             busy = [
                 details
-                for protocol, details in self.server.connections.items()
+                for protocol, details in self._running_server().connections.items()
                 if isinstance(protocol, WebRequest)
                 and details.get("application_instance") is not None
                 and not details["application_instance"].done()
@@ -232,12 +249,12 @@ class NodeRuntime:
             await asyncio.sleep(0.05)
 
     def _banner(self) -> str:
-        host, port = self.server.listening_addresses[0]
+        host, port = self._running_server().listening_addresses[0]
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
         return startup_banner(
             base_url=f"http://{shown}:{port}",
             relays=self.relays,
-            lightning=self.lightning,
+            lightning=self._lightning(),
             bridge=self.options.bridge,
             protocol_version=self.protocol_version,
         )

@@ -219,7 +219,7 @@ MOSTRO_ELTOQUE_TOKEN = env.str("MOSTRO_ELTOQUE_TOKEN", default="")
 MOSTRO_PRICE_TRUSTED_NODES = env.list("MOSTRO_PRICE_TRUSTED_NODES", default=[])
 
 # --- The solver console: dispute chat -------------------------------------------------
-# Outbound envelope (09-p2p-chat.md): "kind14" is what Mostro Mobile and mostrix send today
+# Outbound envelope (docs/PROTOCOL.md §Chat): "kind14" is what Mostro Mobile and mostrix send today
 # (HKDF K_conv/K_sign, kind 14); "giftwrap" is mostro-core 0.14's kind 1059 design.
 MOSTRO_CHAT_ENVELOPE = env.str("MOSTRO_CHAT_ENVELOPE", default="kind14")
 # Also read parties who still send the kind 1059 envelope (both clients dual-read it).

@@ -30,7 +30,7 @@ from nostrbridge.protocol.inbound import check_pow, check_signature, parse_event
 logger = logging.getLogger(__name__)
 
 SUB_ID = "mostro-inbox"
-# 01-transport.md §4.1: a message may be up to 10 s old; replay a little more than that.
+# docs/PROTOCOL.md §Intake: a message may be up to 10 s old; replay a little more than that.
 TIMESTAMP_SLACK_S = 10
 # NIP-59 wraps are back-dated up to two days, so on protocol v1 `since` must look that far back.
 GIFT_WRAP_BACKDATE_S = 2 * 86_400
@@ -50,7 +50,7 @@ EOSE_GRACE_S = 5.0
 
 
 def inbox_filters(*, node_pubkey: str, protocol_version: int) -> list[dict[str, Any]]:
-    # No `limit: 0` (01-transport.md §10): the bridge sets `since` instead, so a reconnect
+    # No `limit: 0` (docs/PROTOCOL.md §Intake): the bridge sets `since` instead, so a reconnect
     # catches up on what the relay stored while the bridge was away.
     return [{"kinds": [transport_kind(protocol_version)], "#p": [node_pubkey]}]
 

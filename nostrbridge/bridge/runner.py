@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +140,7 @@ class Bridge:
         await db_call(release_dead_leases)()
         latest = await db_call(inbox_latest_created_at)()
         self.catch_up = CatchUp(
-            anchor=min(latest or time.time(), time.time()), protocol_version=self.config.protocol_version
+            anchor=min(latest or time.time(), time.time()), protocol_version=self._config().protocol_version
         )
         self.worker = BridgeWorker(
             lane=self.lane, on_outbox_wake=self._nudge_outbox, channel_layer=self._channel_layer()
@@ -194,8 +194,8 @@ class Bridge:
         timeout = self.options.shutdown_timeout_s
         logger.info("relay bridge %s stopping", self.worker_id)
         self.pool.remove_subscription(SUB_ID)
-        for channel in self.side:
-            channel.close()
+        for side in self.side:
+            side.close()
         # Loops first let their step in hand finish (a cancelled database call could leave a
         # stored batch in the buffer, or a claimed outbox row unpublished until its lease ends).
         await self.intake.stop(self._intake_task)
@@ -214,12 +214,16 @@ class Bridge:
             unregister_waker(channel, waker)
         await self.pool.stop()
         await self.intake.flush()  # events the pool handed over while closing: next start processes them
-        for channel in self.side:
-            await channel.flush()
+        for side in self.side:
+            await side.flush()
         await self._sync_health()
         logger.info("relay bridge %s stopped (%s events handled)", self.worker_id, self.lane.processed)
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+    def _config(self) -> NodeConfig:
+        assert self.config is not None, "_start() reads the configuration first"
+        return self.config
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     def _channel_layer(self) -> Any:
@@ -236,7 +240,7 @@ class Bridge:
         return list(self.options.relays if self.options.relays is not None else config.relays)
 
     def _subscribe(self) -> None:
-        filters = inbox_filters(node_pubkey=node_pubkey(), protocol_version=self.config.protocol_version)
+        filters = inbox_filters(node_pubkey=node_pubkey(), protocol_version=self._config().protocol_version)
         self.pool.set_subscription(SUB_ID, filters, since_provider=self.catch_up.since)
 
     # -- nudges -------------------------------------------------------------------------
@@ -297,7 +301,7 @@ class Bridge:
 
     async def _refresh_config(self) -> None:
         config = await db_call(node_config)(fresh=True)
-        old, self.config = self.config, config
+        old, self.config = self._config(), config
         if self.options.relays is None and config.relays != old.relays:
             await self._set_relays(list(config.relays))
         if config.protocol_version != old.protocol_version:

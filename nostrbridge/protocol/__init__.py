@@ -1,9 +1,9 @@
 """Pure-Python Mostro wire protocol (mostro-core 0.14 / mostrod 0.18.5); no Django imports.
 
-Layers, bottom up: `secp` (libsecp256k1), `nip44`, `keys`, `event` (NIP-01/13), the message
-model (`enums`, `structs`, `payloads`, `messages`), the envelopes (`transport` for v2,
-`giftwrap` for v1), the daemon intake checks (`intake`) and the published-event builders
-(`events`, `info_event`). See /work/shared/protocol for the specification.
+Layers, bottom up: `secp` (libsecp256k1), `nip44`, `keys`, `nip01` (events, NIP-13 PoW), the
+message model (`enums`, `structs`, `wirefields`, `payloads`, `messages`, `jsonwire`), the envelopes
+(`transport` for v2, `giftwrap` for v1), the daemon intake checks (`inbound`) and the
+published-event builders (`published_events`, `info_event`). docs/PROTOCOL.md describes the protocol.
 """
 
 from nostrbridge.protocol.enums import (

@@ -1,4 +1,4 @@
-"""Wire enumerations of mostro-core 0.14 (02-messages.md §7); values are the exact wire strings."""
+"""Wire enumerations of mostro-core 0.14 (docs/PROTOCOL.md §Messages); values are the exact wire strings."""
 
 from __future__ import annotations
 
@@ -59,6 +59,36 @@ class Action(StrEnum):
     ADD_CASHU_ESCROW = "add-cashu-escrow"
     CASHU_ESCROW_LOCKED = "cashu-escrow-locked"
     CASHU_PM_SIGNATURE = "cashu-pm-signature"
+
+
+# The actions a client sends to a node (C→N in mostro-core's catalogue, docs/PROTOCOL.md §Actions),
+# `pay-invoice` included: clients must not send it, and the node answers it `invalid_action`. Every
+# other action is node-to-client only.
+CLIENT_ACTIONS = frozenset(
+    {
+        Action.NEW_ORDER,
+        Action.TAKE_SELL,
+        Action.TAKE_BUY,
+        Action.PAY_INVOICE,
+        Action.FIAT_SENT,
+        Action.RELEASE,
+        Action.CANCEL,
+        Action.DISPUTE,
+        Action.ADD_INVOICE,
+        Action.ADD_BOND_INVOICE,
+        Action.RATE_USER,
+        Action.ADMIN_CANCEL,
+        Action.ADMIN_SETTLE,
+        Action.ADMIN_ADD_SOLVER,
+        Action.ADMIN_TAKE_DISPUTE,
+        Action.SEND_DM,
+        Action.TRADE_PUBKEY,
+        Action.RESTORE_SESSION,
+        Action.LAST_TRADE_INDEX,
+        Action.ORDERS,
+        Action.ADD_CASHU_ESCROW,
+    }
+)
 
 
 class Status(StrEnum):

@@ -2,7 +2,7 @@
 
 Every malformed input that reaches this package ends in a `ProtocolError`
 subclass, so the relay worker can catch one type, log it and drop the event
-silently, as the daemon does (06-errors.md §3). `CantDo` is different: it is
+silently, as the daemon does (docs/PROTOCOL.md §Silent-drops). `CantDo` is different: it is
 a business refusal raised by handlers and answered with a `cant-do` message.
 """
 
@@ -46,10 +46,10 @@ class EventIdMismatch(MalformedEvent):
 
 
 class MessageParseError(ProtocolError):
-    """The content tuple or the message does not parse (02-messages.md §9)."""
+    """The content tuple or the message does not parse (docs/PROTOCOL.md §Messages)."""
 
 
-# --- intake pipeline (01-transport.md §6) -----------------------------------
+# --- intake pipeline (docs/PROTOCOL.md §Intake) -----------------------------------
 
 
 class OversizedEvent(ProtocolError):
@@ -85,7 +85,7 @@ class MissingTradeSignature(ProtocolError):
 
 
 class InvalidMessage(ProtocolError):
-    """The message parsed but fails `MessageKind.verify()` (02-messages.md §8)."""
+    """The message parsed but fails `MessageKind.verify()` (docs/PROTOCOL.md §Verify)."""
 
 
 # --- business refusal ---------------------------------------------------------

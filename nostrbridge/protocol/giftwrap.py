@@ -1,8 +1,8 @@
-"""Protocol v1: NIP-59 gift wrap → seal → rumor (01-transport.md §5, deprecated transport).
+"""Protocol v1: NIP-59 gift wrap → seal → rumor (docs/PROTOCOL.md §Transport-v1, deprecated transport).
 
 Unlike stock NIP-59 (and nostr-sdk's `UnwrappedGift`), the seal signer (identity key) may
 differ from the rumor author (trade key): that is how Mostro clients in reputation mode
-send, and the daemon accepts it (§5.3 step 7).
+send, and the daemon accepts it (docs/PROTOCOL.md §Transport-v1).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def make_rumor(author: Keys, content: str, created_at: int) -> Rumor:
 
 
 def parse_rumor(text: str) -> Rumor:
-    """Parse the rumor JSON (01-transport.md §5.3 step 5).
+    """Parse the rumor JSON (docs/PROTOCOL.md §Transport-v1).
 
     `id` is optional. Like the daemon, a present id is only checked for form, not recomputed:
     nothing depends on it (the seal signature covers the rumor bytes, the trade signature the
@@ -113,7 +113,7 @@ def wrap_v1(
     pow_bits: int = 0,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Gift-wrap `message` (version stamped 1) for `recipient_pubkey` (01-transport.md §5.1/§5.2).
+    """Gift-wrap `message` (version stamped 1) for `recipient_pubkey` (docs/PROTOCOL.md §Transport-v1).
 
     The rumor is authored by `trade_keys` at the real time; the seal is signed by
     `identity_keys` (the trade key in full-privacy mode); the wrap by a fresh ephemeral key.
@@ -156,7 +156,7 @@ def reply_v1(message: Message, node_keys: Keys, recipient_pubkey: str, *, now: i
 
 
 def unwrap_v1(event: Event, our_keys: Keys, *, check_event_signature: bool = True) -> Unwrapped:
-    """Receiving rules of 01-transport.md §5.3; raises a `ProtocolError` subclass on any failure."""
+    """Receiving rules of docs/PROTOCOL.md §Transport-v1; raises a `ProtocolError` subclass on any failure."""
     if event.kind != GIFT_WRAP_KIND:
         raise WrongKind(f"expected kind {GIFT_WRAP_KIND}, got {event.kind}")
     if check_event_signature and not event.verify_signature():

@@ -1,4 +1,4 @@
-"""The daemon's intake checks (01-transport.md §6) as pure functions.
+"""The daemon's intake checks (docs/PROTOCOL.md §Intake) as pure functions.
 
 `open_inbound` runs the stateless steps in the daemon's order: 1 PoW, 2 kind, 3 event
 signature, 6 unwrap + inner signatures, 7 freshness, 8 trade signature in reputation
@@ -28,7 +28,7 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.nip01 import Event, leading_zero_bits
 from nostrbridge.protocol.transport import V1_VERSION, V2_KIND, V2_VERSION, Unwrapped, unwrap_v2
 
-# Limits of the daemon's inbox relay client (mostro_behaviour.md 1.1.8): the relay pool
+# Limits of the daemon's inbox relay client (docs/PROTOCOL.md §Intake): the relay pool
 # enforces the websocket message limit, this module the event limit.
 MAX_EVENT_BYTES = 6_500
 MAX_RELAY_MESSAGE_BYTES = 6_000
@@ -101,7 +101,7 @@ def check_trade_signature_present(unwrapped: Unwrapped) -> None:
 
 
 def check_message(unwrapped: Unwrapped) -> None:
-    """Step 10: the id/payload matrix of 02-messages.md §8."""
+    """Step 10: the id/payload matrix of docs/PROTOCOL.md §Verify."""
     if not unwrapped.message.verify():
         raise InvalidMessage(f"{unwrapped.message.action} fails the id/payload consistency rules")
 

@@ -1,4 +1,4 @@
-"""Kind 38385 instance-info event (04-order-events.md §4), tags in the daemon's order."""
+"""Kind 38385 instance-info event (docs/PROTOCOL.md §Info-event), tags in the daemon's order."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class NodeInfo:
     protocol_version: int  # 1 gift wrap, 2 kind 14
     hold_invoice_expiration_window_seconds: int
     hold_invoice_cltv_delta_blocks: int
-    # The daemon writes the hold-invoice window here (quirk §4 tag 16); pass that value
+    # The daemon writes the hold-invoice window here (docs/PROTOCOL.md §Differences); pass that value
     # to stay byte-compatible, or the real invoice window to fix it.
     invoice_expiration_window_seconds: int
     lnd_version: str = ""
@@ -56,7 +56,7 @@ def _bool(value: bool) -> str:
 
 
 def advertised_pow_first_contact(info: NodeInfo) -> int:
-    """`max(pow, pow_first_contact)` on v2 nodes; just `pow` on v1 (no gate there) (01 §8)."""
+    """`max(pow, pow_first_contact)` on v2 nodes; just `pow` on v1 (no gate there) (docs/PROTOCOL.md §Intake)."""
     if info.protocol_version == 2:
         return max(info.pow_bits, info.pow_first_contact_bits)
     return info.pow_bits
@@ -112,6 +112,6 @@ def build_info_event(
     now: int,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Kind 38385: `d` = node pubkey, no expiration (§4)."""
+    """Kind 38385: `d` = node pubkey, no expiration (docs/PROTOCOL.md §Info-event)."""
     tags = info_event_tags(info, settings=settings)
     return sign_event(keys, kind=INFO_KIND, content="", tags=tags, created_at=now, aux_rand=aux_rand)

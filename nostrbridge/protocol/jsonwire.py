@@ -19,7 +19,7 @@ import orjson
 
 from nostrbridge.protocol.errors import ProtocolError
 
-# Compact form with raw UTF-8: identical escaping to serde_json (02-messages.md §3 rule 4).
+# Compact form with raw UTF-8: identical escaping to serde_json (docs/PROTOCOL.md §Messages rule 4).
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 

@@ -1,19 +1,22 @@
 """Nostr key pairs: hex and NIP-19 bech32 (`nsec`/`npub`) forms, BIP-340 signing.
 
-On the wire public keys are always 64 lowercase hex characters (00-overview.md §0.7);
-bech32 only appears in configuration and in the `admin-add-solver` payload.
+On the wire public keys are always 64 lowercase hex characters (docs/PROTOCOL.md §Conventions);
+bech32 only appears in configuration, the operator's pages and the `admin-add-solver` payload.
+This is the project's one bech32 implementation.
 """
 
 from __future__ import annotations
 
 import os
 
+from pynostr.bech32 import Encoding, convertbits
+from pynostr.bech32 import bech32_decode as _reference_decode
+from pynostr.bech32 import bech32_encode as _reference_encode
+
 from nostrbridge.protocol import secp
 from nostrbridge.protocol.errors import InvalidKey
 
-_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_BECH32_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-_BECH32_MAX_CHARS = 90
+_BECH32_MAX_CHARS = 90  # BIP-173's limit; an npub or nsec is 63
 
 
 class Keys:
@@ -107,66 +110,29 @@ def parse_public_key(value: object) -> str:
     return raw.hex()
 
 
-# --- bech32 (BIP-173, the checksum NIP-19 uses) ---------------------------------
+# --- bech32 (BIP-173, the checksum NIP-19 uses): pynostr's copy of the reference code --------
 
 
-def _polymod(values: list[int]) -> int:
-    checksum = 1
-    for value in values:
-        top = checksum >> 25
-        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
-        for i in range(5):
-            if (top >> i) & 1:
-                checksum ^= _BECH32_GENERATOR[i]
-    return checksum
-
-
-def _hrp_expand(hrp: str) -> list[int]:
-    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-
-
-def _convert_bits(data: bytes | list[int], from_bits: int, to_bits: int, *, pad: bool) -> list[int]:
-    acc = bits = 0
-    out: list[int] = []
-    max_value = (1 << to_bits) - 1
-    for value in data:
-        acc = (acc << from_bits) | value
-        bits += from_bits
-        while bits >= to_bits:
-            bits -= to_bits
-            out.append((acc >> bits) & max_value)
-    if pad:
-        if bits:
-            out.append((acc << (to_bits - bits)) & max_value)
-    elif bits >= from_bits or (acc << (to_bits - bits)) & max_value:
-        raise InvalidKey("bech32 data has invalid padding")
-    return out
+def bech32_encode(hrp: str, payload: bytes) -> str:
+    """Bech32 of any payload (NIP-19 TLV entities such as `nevent` exceed 90 characters)."""
+    words: list[int] = convertbits(payload, 8, 5)
+    text: str = _reference_encode(hrp, words, Encoding.BECH32)
+    return text
 
 
 def bech32_encode_key(hrp: str, key: bytes) -> str:
-    data = _convert_bits(key, 8, 5, pad=True)
-    checksum = _polymod([*_hrp_expand(hrp), *data, 0, 0, 0, 0, 0, 0]) ^ 1
-    data += [(checksum >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_BECH32_CHARSET[d] for d in data)
+    """`npub`/`nsec` of a 32-byte key."""
+    return bech32_encode(hrp, key)
 
 
 def bech32_decode_key(value: str, expected_hrp: str) -> bytes:
     """Decode an `nsec`/`npub` string to its 32-byte payload, strictly (checksum, case, padding)."""
     if not isinstance(value, str) or len(value) > _BECH32_MAX_CHARS or not value.isascii():
         raise InvalidKey(f"not a valid {expected_hrp}")
-    if value.lower() != value and value.upper() != value:
-        raise InvalidKey("bech32 string mixes upper and lower case")
-    value = value.lower()
-    hrp, sep, body = value.rpartition("1")
-    if not sep or hrp != expected_hrp or len(body) < 6:
-        raise InvalidKey(f"not a valid {expected_hrp}")
-    try:
-        data = [_BECH32_CHARSET.index(c) for c in body]
-    except ValueError as exc:
-        raise InvalidKey("invalid bech32 character") from exc
-    if _polymod(_hrp_expand(hrp) + data) != 1:
-        raise InvalidKey("bech32 checksum mismatch")
-    key = bytes(_convert_bits(data[:-6], 5, 8, pad=False))
-    if len(key) != 32:
+    hrp, words, encoding = _reference_decode(value)
+    if hrp != expected_hrp or words is None or encoding is not Encoding.BECH32:
+        raise InvalidKey(f"not a valid {expected_hrp} (prefix, case, characters or checksum)")
+    key = convertbits(words, 5, 8, False)
+    if key is None or len(key) != 32:
         raise InvalidKey(f"{expected_hrp} payload must be 32 bytes")
-    return key
+    return bytes(key)

@@ -1,7 +1,7 @@
-"""The logical Mostro message (02-messages.md): `MessageKind` and `Message`.
+"""The logical Mostro message (docs/PROTOCOL.md §Messages): `MessageKind` and `Message`.
 
-`Message.from_value`/`from_json` implement the strict parser of §9, `to_json` the canonical
-serde_json form of §3 (what signatures cover), and `MessageKind.verify` the matrix of §8.
+`Message.from_value`/`from_json` implement the strict parser, `to_json` the canonical serde_json
+form (what signatures cover), and `MessageKind.verify` the matrix (docs/PROTOCOL.md §Messages, §Verify).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class MessageKind:
         )
 
     def verify(self) -> bool:
-        """The id/payload consistency matrix of 02-messages.md §8."""
+        """The id/payload consistency matrix of docs/PROTOCOL.md §Verify."""
         check = _VERIFY_RULES.get(self.action)
         return check is not None and check(self.id is not None, self.payload)
 
@@ -163,7 +163,7 @@ class Message:
     def cant_do(
         cls, reason: CantDoReason, *, request_id: int | None, id: uuid.UUID | None, version: int = 2
     ) -> Message:
-        """The `cant-do` reply of 06-errors.md §1: key `cant-do`, `trade_index` always null."""
+        """The `cant-do` reply of docs/PROTOCOL.md §Cant-do: key `cant-do`, `trade_index` always null."""
         return cls.new(
             Action.CANT_DO,
             type=MessageType.CANT_DO,

@@ -85,9 +85,10 @@ class Event:
         """Strictly validate types, lengths and hex, then recompute and compare the id.
 
         Raises `MalformedEvent` (or `EventIdMismatch`); the signature is checked separately
-        so that the intake pipeline can run the PoW and kind checks first (01-transport.md §6).
+        so that the intake pipeline can run the PoW and kind checks first (docs/PROTOCOL.md §Intake).
         """
         pubkey, created_at, kind, tags, content = parse_unsigned_fields(obj)
+        assert isinstance(obj, dict)  # parse_unsigned_fields refused anything else
         try:
             event = cls(
                 _lower_hex(obj["id"], 32, "id"),

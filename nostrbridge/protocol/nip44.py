@@ -1,4 +1,4 @@
-"""NIP-44 version 2 encryption (01-transport.md §1.3), on libsecp256k1 and `cryptography`.
+"""NIP-44 version 2 encryption (docs/PROTOCOL.md §Transports), on libsecp256k1 and `cryptography`.
 
 Only the 2-byte length prefix is implemented: plaintexts are 1..65535 bytes, as in the
 nostr-sdk versions Mostro clients use; Mostro messages are far smaller.
@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -39,7 +40,7 @@ try:
     # public path stays as the fallback if a future `cryptography` moves this binding.
     from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
 
-    _create_encryption_ctx = _rust_openssl.ciphers.create_encryption_ctx
+    _create_encryption_ctx: Callable[..., Any] | None = _rust_openssl.ciphers.create_encryption_ctx
 except (ImportError, AttributeError):  # pragma: no cover - depends on the installed version
     _create_encryption_ctx = None
 
@@ -68,7 +69,7 @@ _SALT_INNER = _sha256(bytes(byte ^ 0x36 for byte in _SALT_BLOCK))
 _SALT_OUTER = _sha256(bytes(byte ^ 0x5C for byte in _SALT_BLOCK))
 
 
-def _hmac_pads(key: bytes) -> tuple[Any, Any]:
+def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """SHA-256 states after the inner and outer padded key blocks of a 32-byte HMAC key."""
     number = int.from_bytes(key, "big")  # integer XOR: no key-indexed table lookups
     inner = _sha256((number ^ _IPAD_INT).to_bytes(_KEY_BYTES, "big") + _IPAD_TAIL)
@@ -136,11 +137,12 @@ def calc_padded_len(unpadded_len: int) -> int:
     return chunk * ((unpadded_len - 1) // chunk + 1)
 
 
-def _chacha20(key: bytes, nonce12: bytes, data: bytes) -> bytes:
+def _chacha20(key: bytes, nonce12: bytes, data: bytes | memoryview) -> bytes:
     # `cryptography` takes the 4-byte little-endian block counter in front of the nonce.
     algorithm = algorithms.ChaCha20(key, _ZERO_BLOCK_COUNTER + nonce12)
     if _create_encryption_ctx is not None:
-        return _create_encryption_ctx(algorithm, None).update(data)
+        out: bytes = _create_encryption_ctx(algorithm, None).update(data)
+        return out
     return Cipher(algorithm, mode=None).encryptor().update(data)
 
 

@@ -1,4 +1,4 @@
-"""Payload variants: the externally tagged, snake_case union of 02-messages.md §4.
+"""Payload variants: the externally tagged, snake_case union of docs/PROTOCOL.md §Payloads.
 
 Each variant has `TAG` (its key on the wire), `read` (strict parse of the value) and
 `value_json` (canonical value text). Tuple variants keep serde's exact arity.

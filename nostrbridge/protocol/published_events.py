@@ -1,4 +1,4 @@
-"""Builders for the events the node publishes (04-order-events.md), with the exact tag order.
+"""Builders for the events the node publishes (docs/PROTOCOL.md §Events), with the exact tag order.
 
 Tag order does not matter to relays or clients, but it determines the event id, and the
 vectors in `mostro.vectors.json` → `published_events` pin it. Every builder takes `now`
@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 import urllib.parse
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 from nostrbridge.protocol.enums import DisputeStatus, Kind, Status
 from nostrbridge.protocol.jsonwire import dumps_compact, rust_display_float, serde_float
@@ -47,7 +49,7 @@ class PublisherSettings:
     fee_audit_days: int = 365
 
     def y_tag(self) -> list[str]:
-        """`["y","mostro"]`, plus the trimmed instance name when it is not empty (§1.3)."""
+        """`["y","mostro"]`, plus the trimmed instance name when it is not empty (docs/PROTOCOL.md §Events)."""
         name = self.instance_name.strip()
         return ["y", "mostro", name] if name else ["y", "mostro"]
 
@@ -78,7 +80,7 @@ class MakerReputation:
     total_reviews: int = 0
 
 
-# Internal status → published `s` bucket (§2.2); statuses absent here are never published.
+# Internal status → published `s` bucket (docs/PROTOCOL.md §Order-event); statuses absent here are never published.
 _ALWAYS_PUBLISHED = {
     Status.PENDING: "pending",
     Status.WAITING_TAKER_BOND: "pending",
@@ -101,7 +103,7 @@ def order_status_bucket(status: Status, kind: Kind) -> str | None:
 
 
 def rating_tag_value(reputation: MakerReputation) -> str:
-    """`["rating",{"days":…,"total_rating":…,"total_reviews":…}]` with sorted keys (§2.4)."""
+    """`["rating",{"days":…,"total_rating":…,"total_reviews":…}]` with sorted keys (docs/PROTOCOL.md §Order-event)."""
     return (
         f'["rating",{{"days":{int(reputation.days)},"total_rating":{serde_float(float(reputation.total_rating))},'
         f'"total_reviews":{int(reputation.total_reviews)}}}]'
@@ -116,7 +118,7 @@ def order_event_tags(
     network: str | None,
     reputation: MakerReputation | None = None,
 ) -> Tags | None:
-    """Tags of a 38383 revision in the order of §2.1, or None if the status is not published."""
+    """Tags of a 38383 revision in order (docs/PROTOCOL.md §Order-event), or None for an unpublished status."""
     bucket = order_status_bucket(order.status, order.kind)
     if bucket is None:
         return None
@@ -167,7 +169,7 @@ def build_order_event(
     created_at: int | None = None,
     aux_rand: bytes | None = None,
 ) -> Event | None:
-    """Signed 38383 revision, or None when the order's status is not published (§2.2)."""
+    """Signed 38383 revision, or None when the order's status is not published (docs/PROTOCOL.md §Order-event)."""
     tags = order_event_tags(order, settings=settings, now=now, network=network, reputation=reputation)
     if tags is None:
         return None
@@ -189,7 +191,7 @@ def build_rating_event(
     created_at: int | None = None,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Kind 38384 (§3). `d_pubkey` is the *rater's* trade key in the daemon (quirk §3.2)."""
+    """Kind 38384 (docs/PROTOCOL.md §Rating-event). `d_pubkey`: the rated user's trade key here (§Differences)."""
     tags = [
         ["d", d_pubkey],
         ["expiration", str(now + settings.rating_days * SECONDS_PER_DAY)],
@@ -216,7 +218,7 @@ def build_dispute_event(
     created_at: int | None = None,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Kind 38386 (§5); `initiator` is `buyer`, `seller` or `unknown`."""
+    """Kind 38386 (docs/PROTOCOL.md §Dispute-event); `initiator` is `buyer`, `seller` or `unknown`."""
     tags = [
         ["d", str(dispute_id)],
         ["expiration", str(now + settings.dispute_days * SECONDS_PER_DAY)],
@@ -241,7 +243,7 @@ def build_dev_fee_event(
     now: int,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Kind 8383 dev-fee audit (§6): regular event, no `d`, `expiration` last."""
+    """Kind 8383 dev-fee audit (docs/PROTOCOL.md §Dev-fee-event): regular event, no `d`, `expiration` last."""
     tags = [
         ["order-id", str(order_id)],
         ["amount", str(amount_sats)],
@@ -258,13 +260,13 @@ def build_dev_fee_event(
 def build_rates_event(
     keys: Keys,
     *,
-    rates: dict[str, float],
+    rates: Mapping[str, SupportsFloat],
     sources: list[str],
     update_interval_seconds: int,
     now: int,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Kind 30078 exchange rates (§7): content `{"BTC":{"<CODE>":price,…}}`."""
+    """Kind 30078 exchange rates (docs/PROTOCOL.md §Rates-event): content `{"BTC":{"<CODE>":price,…}}`."""
     expiration = now + min(2 * update_interval_seconds, MAX_RATES_EXPIRATION_SECONDS)
     tags = [
         ["d", RATES_D_TAG],
@@ -279,7 +281,7 @@ def build_rates_event(
 
 
 def build_relay_list_event(keys: Keys, *, relays: list[str], now: int, aux_rand: bytes | None = None) -> Event:
-    """Kind 10002 (§8): one `["r", url]` per connected relay, no read/write marker."""
+    """Kind 10002 (docs/PROTOCOL.md §Relay-list): one `["r", url]` per connected relay, no read/write marker."""
     return _sign(keys, RELAY_LIST_KIND, [["r", url] for url in relays], now, aux_rand)
 
 
@@ -293,7 +295,7 @@ def build_metadata_event(
     website: str | None = None,
     aux_rand: bytes | None = None,
 ) -> Event | None:
-    """Kind 0 (§9), only when something is configured; URLs that do not parse are skipped."""
+    """Kind 0 (docs/PROTOCOL.md §Metadata), only when something is configured; URLs that do not parse are skipped."""
     fields = {
         "name": name or None,
         "about": about or None,
@@ -321,7 +323,7 @@ def _sign(keys: Keys, kind: int, tags: Tags, created_at: int, aux_rand: bytes | 
 
 
 class MonotonicClock:
-    """`created_at = max(now, previous + 1)` per (kind, d) (§1.1).
+    """`created_at = max(now, previous + 1)` per (kind, d) (docs/PROTOCOL.md §Events).
 
     Relays break `created_at` ties of addressable events by the lowest id, so two revisions
     of one order in the same second could leave the older one in place. Kept in memory per

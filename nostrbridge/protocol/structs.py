@@ -1,4 +1,4 @@
-"""Payload structs of mostro-core 0.14 (02-messages.md §5, §6), with their canonical field order.
+"""Payload structs of mostro-core 0.14 (docs/PROTOCOL.md §Payloads), with their canonical field order.
 
 Field names are the wire names (so `amount` is sats and `fiat_amount` is whole fiat units,
 as on the wire). Each struct has `from_value` (strict, raises `MessageParseError`) and
@@ -56,7 +56,8 @@ class _Struct:
             writer = _WRITERS[cls]
         except KeyError:
             writer = _WRITERS[cls] = compile_struct_writer(cls.FIELDS)
-        return writer(self)
+        text: str = writer(self)
+        return text
 
 
 # `read_struct` / `write_struct` unrolled per struct class (see `compile_struct_reader`).

@@ -1,4 +1,4 @@
-"""Content tuples, inner signatures and the protocol-v2 kind-14 envelope (01-transport.md §3, §4).
+"""Content tuples, inner signatures and the v2 kind-14 envelope (docs/PROTOCOL.md §Content-tuple, §Transport-v2).
 
 The v1 gift wrap lives in `giftwrap.py`; both produce the same `Unwrapped` result so the
 rest of the daemon does not care which transport a node speaks.
@@ -178,7 +178,7 @@ def wrap_v2(
     pow_bits: int = 0,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Build a signed kind-14 event carrying `message` (01-transport.md §4.1/§4.2).
+    """Build a signed kind-14 event carrying `message` (docs/PROTOCOL.md §Transport-v2).
 
     `sign` adds the trade signature; `identity_keys` different from `sender_keys` adds the
     identity proof (reputation mode). Tags are `p`, then `expiration` when given, then the
@@ -232,7 +232,7 @@ def reply_v2(
 
 
 def unwrap_v2(event: Event, our_keys: Keys, *, check_event_signature: bool = True) -> Unwrapped:
-    """Receiving rules of 01-transport.md §4.3.
+    """Receiving rules of docs/PROTOCOL.md §Transport-v2.
 
     `check_event_signature=False` only for callers that already verified it (the intake
     pipeline checks it earlier, as step 3). Raises a `ProtocolError` subclass on any failure.

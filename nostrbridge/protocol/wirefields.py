@@ -1,10 +1,10 @@
 """Field readers and writers that reproduce serde's parsing rules and serde_json's output.
 
 Readers take an already-decoded JSON value and raise `MessageParseError` on anything serde
-would refuse (02-messages.md §9): integers out of range, floats or booleans where an
+would refuse (docs/PROTOCOL.md §Messages): integers out of range, floats or booleans where an
 integer is expected, unknown enum strings, malformed UUIDs. Writers emit compact JSON text.
 Structs are described once by a tuple of `Field`s, which drives both directions, so field
-order and the null-versus-omitted rules (§3) live in one place per struct.
+order and the null-versus-omitted rules (docs/PROTOCOL.md §Messages) live in one place per struct.
 """
 
 from __future__ import annotations
@@ -288,7 +288,8 @@ def compile_struct_reader(
         "    return cls(" + ", ".join(f"{f.name}=v_{i}" for i, f in enumerate(fields)) + ")",
     ]
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from this package's field tables only
-    return namespace["read"]
+    reader: Callable[[Any, str], Any] = namespace["read"]
+    return reader
 
 
 def compile_struct_writer(fields: tuple[Field, ...]) -> Callable[[Any], str]:
@@ -310,4 +311,5 @@ def compile_struct_writer(fields: tuple[Field, ...]) -> Callable[[Any], str]:
             lines.append(f"    append({f.key!r} + ('null' if value is None else {text}))")
     lines.append("    return '{' + ','.join(parts) + '}'")
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from this package's field tables only
-    return namespace["write"]
+    writer: Callable[[Any], str] = namespace["write"]
+    return writer

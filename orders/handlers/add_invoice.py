@@ -1,4 +1,4 @@
-"""`add-invoice` (03-actions.md §4.2): the buyer sends (or replaces) its payout invoice."""
+"""`add-invoice` (docs/PROTOCOL.md §Add-invoice): the buyer sends (or replaces) its payout invoice."""
 
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.protocol.payloads import PaymentRequestPayload
@@ -8,7 +8,7 @@ from orders.services.invoice import order_add_invoice
 def handle_add_invoice(ctx: InboundContext) -> None:
     if not isinstance(ctx.payload, PaymentRequestPayload):  # verify() already requires it
         raise SilentDrop("add-invoice without a payment_request payload")
-    # The third element is ignored: the amount is the order's (§4.2).
+    # The third element is ignored: the amount is the order's (docs/PROTOCOL.md §Add-invoice).
     order_add_invoice(
         order_id=ctx.order_id,
         sender=ctx.sender,

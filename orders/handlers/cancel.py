@@ -1,4 +1,4 @@
-"""`cancel` (03-actions.md §6.1, §6.2): maker, taker and cooperative cancellation."""
+"""`cancel` (docs/PROTOCOL.md §Cancel): maker, taker and cooperative cancellation."""
 
 from nostrbridge.context import InboundContext
 from orders.services.cancel import order_cancel

@@ -1,4 +1,4 @@
-"""`fiat-sent` (03-actions.md §5.1): the buyer declares the fiat payment sent."""
+"""`fiat-sent` (docs/PROTOCOL.md §Fiat-sent): the buyer declares the fiat payment sent."""
 
 from nostrbridge.context import InboundContext
 from orders.services.release import order_mark_fiat_sent

@@ -1,4 +1,4 @@
-"""`last-trade-index` (03-actions.md §10.3): the identity's last used trade index."""
+"""`last-trade-index` (docs/PROTOCOL.md §Last-trade-index): the identity's last used trade index."""
 
 from nostrbridge.context import InboundContext
 from nostrbridge.outbox import enqueue_message

@@ -1,4 +1,4 @@
-"""`new-order` (03-actions.md §2.1): a maker publishes an order."""
+"""`new-order` (docs/PROTOCOL.md §New-order): a maker publishes an order."""
 
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.protocol.payloads import OrderPayload

@@ -1,4 +1,4 @@
-"""`orders` (03-actions.md §10.1): the caller's own orders by id, full views without invoices."""
+"""`orders` (docs/PROTOCOL.md §Orders): the caller's own orders by id, full views without invoices."""
 
 from nostrbridge.context import InboundContext
 from nostrbridge.outbox import enqueue_message

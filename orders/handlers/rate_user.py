@@ -1,4 +1,4 @@
-"""`rate-user` (03-actions.md §9.2): a party rates its counterparty once per order."""
+"""`rate-user` (docs/PROTOCOL.md §Rate-user): a party rates its counterparty once per order."""
 
 from nostrbridge.context import InboundContext
 from orders.services.rating import order_rate_user

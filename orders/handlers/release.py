@@ -1,4 +1,4 @@
-"""`release` (03-actions.md §5.2): the seller releases the escrow; the buyer is paid after commit."""
+"""`release` (docs/PROTOCOL.md §Release): the seller releases the escrow; the buyer is paid after commit."""
 
 from nostrbridge.context import InboundContext
 from orders.services.release import order_release

@@ -1,4 +1,4 @@
-"""`take-buy` (03-actions.md §2.3): a seller takes a buy order."""
+"""`take-buy` (docs/PROTOCOL.md §Take): a seller takes a buy order."""
 
 from nostrbridge.context import InboundContext
 from orders.handlers.take_sell import take_payload

@@ -1,4 +1,4 @@
-"""`take-sell` (03-actions.md §2.2): a buyer takes a sell order."""
+"""`take-sell` (docs/PROTOCOL.md §Take): a buyer takes a sell order."""
 
 from nostrbridge.context import InboundContext
 from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload

@@ -1,4 +1,4 @@
-"""Market prices for market-priced orders (Mostro §1.21 price feeds).
+"""Market prices for market-priced orders (docs/PROTOCOL.md §Prices).
 
 - `refresh_prices` (scheduled every `price_refresh_interval_seconds()`) polls the
   providers over HTTP, aggregates per currency and upserts `BtcPrice` rows.
@@ -24,7 +24,7 @@ from orders.pricing.providers import (
     price_providers_configured,
     provider_fetch,
 )
-from orders.pricing.quotes import btc_price_get, market_amount_sats, sats_for_fiat
+from orders.pricing.quotes import btc_price_for_trade, btc_price_get, market_amount_sats, sats_for_fiat
 from orders.pricing.refresh import price_refresh_interval_seconds, prices_refresh, refresh_prices
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "PriceProviderError",
     "PriceTooStale",
     "PriceUnavailable",
+    "btc_price_for_trade",
     "btc_price_get",
     "is_fiat_code",
     "market_amount_sats",

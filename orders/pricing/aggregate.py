@@ -46,7 +46,7 @@ def quotes_aggregate(
 
     `quotes_by_provider` pairs a provider kind with its quotes; a failed provider is simply
     absent. Currencies no provider reported are absent from the result, which is what keeps
-    their last-known-good rows. Three kinds of candidates, in this order (Mostro §1.21.4):
+    their last-known-good rows. Three kinds of candidates, in this order (docs/PROTOCOL.md §Prices):
     direct BTC prices; cross quotes (El Toque's CUP per USD), each multiplied by the
     aggregated direct price of its base currency this tick, and dropped without one; and the
     `nostr` provider's prices, used only for currencies that have no other candidate.

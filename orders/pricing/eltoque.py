@@ -1,4 +1,4 @@
-"""El Toque: the informal Cuban market rate for CUP and MLC (Mostro §1.21.3).
+"""El Toque: the informal Cuban market rate for CUP and MLC (docs/PROTOCOL.md §Prices).
 
 El Toque is not a BTC price source: it publishes how many CUP one unit of a foreign currency
 fetches on the street. So it answers *cross quotes* against USD — CUP per USD, and MLC per USD

@@ -1,4 +1,4 @@
-"""Prices from other Mostro nodes' kind 30078 `mostro-rates` events (Mostro §1.21.3, `nostr`).
+"""Prices from other Mostro nodes' kind 30078 `mostro-rates` events (docs/PROTOCOL.md §Prices, `nostr`).
 
 For operators whose price APIs are blocked while Nostr relays are reachable: the node asks its
 relays for the latest rates event of each pubkey in `MOSTRO_PRICE_TRUSTED_NODES` and uses the

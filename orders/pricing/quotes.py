@@ -18,6 +18,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from mostro_site.config import node_config
+from nostrbridge.context import SilentDrop
+from nostrbridge.protocol.enums import CantDoReason
+from nostrbridge.protocol.errors import CantDo
 from orders.models import BtcPrice
 from orders.pricing.errors import PriceTooStale, PriceUnavailable
 
@@ -42,6 +45,17 @@ def btc_price_get(*, fiat_code: str, now: datetime | None = None) -> Decimal:
     if (now or timezone.now()) - as_of > timedelta(seconds=max_age_seconds):
         raise PriceTooStale(code, as_of=as_of, max_age_seconds=max_age_seconds)
     return price
+
+
+def btc_price_for_trade(fiat_code: str) -> Decimal:
+    """The price a `new-order` or a take quotes with, refusals in protocol terms
+    (docs/PROTOCOL.md §Prices): a stale price is `price_too_stale`, no price at all is silent."""
+    try:
+        return btc_price_get(fiat_code=fiat_code)
+    except PriceTooStale as exc:
+        raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
+    except PriceUnavailable as exc:
+        raise SilentDrop(str(exc)) from exc
 
 
 def sats_for_fiat(*, fiat_amount: int, price: Decimal) -> int:

@@ -1,4 +1,4 @@
-"""The node's kind 30078 exchange-rates event (04-order-events.md §7, Mostro §1.21.6).
+"""The node's kind 30078 exchange-rates event (docs/PROTOCOL.md §Rates-event).
 
 Queued in the same transaction that stores a refresh tick's prices, so the published rates
 are exactly the stored ones; the relay bridge publishes it after commit. Only the currencies
@@ -15,7 +15,7 @@ from orders.pricing.aggregate import AggregatedPrice
 
 def rates_event_enqueue(*, aggregated: dict[str, AggregatedPrice], now: int, update_interval_seconds: int) -> None:
     """Queue one 30078 revision for this tick, when `publish_exchange_rates_to_nostr` is on."""
-    # Prices taken from other nodes' events alone are theirs to publish, not ours (Mostro §1.21.6).
+    # Prices taken from other nodes' events alone are theirs to publish, not ours (docs/PROTOCOL.md §Rates-event).
     own = {code: result for code, result in aggregated.items() if not result.from_nostr_only}
     if not settings.MOSTRO_PUBLISH_EXCHANGE_RATES_TO_NOSTR or not own:
         return

@@ -1,5 +1,5 @@
-"""The price refresh job: poll every provider, aggregate, upsert `BtcPrice` (Mostro §1.21.5)
-and queue the 30078 rates event in the same transaction (§1.21.6).
+"""The price refresh job: poll every provider, aggregate, upsert `BtcPrice` (docs/PROTOCOL.md §Prices)
+and queue the 30078 rates event in the same transaction (docs/PROTOCOL.md §Rates-event).
 
 All HTTP happens first, concurrently, with no transaction open; the rows are then written
 in one short transaction. A tick in which nothing usable arrived writes nothing, so the

@@ -1,4 +1,4 @@
-"""`cancel` in every status (03-actions.md §6.1, §6.2; behaviour §1.12).
+"""`cancel` in every status (docs/PROTOCOL.md §Cancel).
 
 Escrow calls (cancel the hold invoice) run before the transaction; the status change, the
 order event and the replies commit together. Against a concurrent `release` the hold
@@ -6,8 +6,6 @@ invoice decides: LND settles or cancels it, never both, and the loser stops.
 """
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from lightning.errors import AlreadySettledOrCanceled
+from nostrbridge.context import Atomic
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -36,13 +35,11 @@ from orders.wiring import orders_wiring
 
 logger = logging.getLogger(__name__)
 
-Atomic = Callable[[], AbstractContextManager]
-
 
 def order_cancel(
     *, order_id: UUID | str | None, sender: str, request_id: int | None, atomic: Atomic = transaction.atomic
 ) -> Order:
-    """Dispatch on the current status and the sender's role (the table of §6.1)."""
+    """Dispatch on the current status and the sender's role (the table of docs/PROTOCOL.md §Cancel)."""
     order = order_get_or_not_found(order_id)
     status = order.status
     if status in ALREADY_CANCELED_STATUSES:
@@ -62,7 +59,7 @@ def order_cancel(
 
 
 def order_reset_fields(order: Order) -> dict[str, Any]:
-    """Columns that put a taken order back on the book (taker cancel, taker timeout §6.3).
+    """Columns that put a taken order back on the book (taker cancel, taker timeout: docs/PROTOCOL.md §Cancel).
 
     Market orders lose their quote (re-priced at the next take); a range order gets its
     range back. The maker's own payout invoice on a buy order is kept.
@@ -98,7 +95,7 @@ def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
             order_id=order.id,
             from_statuses=group,
             to_status=OrderStatus.CANCELED,
-            actor=order.maker_pubkey,
+            actor=order.maker_pubkey or "",
             reason="maker cancel",
         )
         if not moved:
@@ -111,7 +108,7 @@ def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
 
 
 def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
-    taker = order.taker_pubkey
+    taker = order.taker_pubkey or ""  # order_cancel routed here because it is the sender
     taker_field = "buyer_pubkey" if order.kind == OrderKind.SELL else "seller_pubkey"
     _cancel_escrow(order)
     with atomic():

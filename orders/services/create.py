@@ -1,8 +1,6 @@
-"""`new-order`: validate the maker's terms and put the order on the book (03-actions.md §2.1)."""
+"""`new-order`: validate the maker's terms and put the order on the book (docs/PROTOCOL.md §New-order)."""
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,13 +8,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import NodeConfig, node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
 from orders.models import Order
-from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, sats_for_fiat
+from orders.pricing import btc_price_for_trade, sats_for_fiat
 from orders.publish import publish_order_event
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
@@ -27,7 +25,6 @@ from orders.wire import order_payload, send
 
 logger = logging.getLogger(__name__)
 
-Atomic = Callable[[], AbstractContextManager]
 FIAT_CODE_MAX_LENGTH = 16  # Order.fiat_code
 
 
@@ -51,7 +48,7 @@ def order_create(
     if terms.kind is None:
         raise CantDo(CantDoReason.INVALID_ORDER_KIND)
     if terms.buyer_invoice is not None:
-        # Fee 0: a bolt11 with an amount must carry the full order amount (§2.1 check 1).
+        # Fee 0: a bolt11 with an amount must carry the full order amount (docs/PROTOCOL.md §New-order step 2).
         buyer_invoice_validate(destination=terms.buyer_invoice, expected_amount_sats=terms.amount)
     _check_fiat_code(terms.fiat_code, config)
     _check_amounts(terms)
@@ -89,30 +86,37 @@ def _check_fiat_code(fiat_code: str, config: NodeConfig) -> None:
 
 
 def _check_amounts(terms: SmallOrder) -> None:
-    """§2.1 checks 3–5 (a negative fiat amount is refused too: it cannot be stored)."""
-    is_range = terms.min_amount is not None and terms.max_amount is not None
+    """docs/PROTOCOL.md §New-order step 4 (a negative fiat amount is refused too: it cannot be stored)."""
+    bounds = _fiat_range(terms)
     if terms.min_amount is None and terms.max_amount is None and terms.fiat_amount <= 0:
         raise CantDo(CantDoReason.INVALID_AMOUNT)
     if terms.amount < 0 or terms.fiat_amount < 0:
         raise CantDo(CantDoReason.INVALID_AMOUNT)
-    if is_range:
-        low, high = terms.min_amount, terms.max_amount
+    if bounds is not None:
+        low, high = bounds
         if low < 0 or high < 0 or low >= high or terms.amount != 0:
             raise CantDo(CantDoReason.INVALID_AMOUNT)
     elif (terms.min_amount or 0) < 0 or (terms.max_amount or 0) < 0:
         raise CantDo(CantDoReason.INVALID_AMOUNT)
 
 
+def _fiat_range(terms: SmallOrder) -> tuple[int, int] | None:
+    """(min, max) of a range order's terms; None for a single amount."""
+    if terms.min_amount is None or terms.max_amount is None:
+        return None
+    return terms.min_amount, terms.max_amount
+
+
 def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
-    """§2.1 check 7: each fiat amount's sats quote (premium not applied) within the node limits."""
-    is_range = terms.min_amount is not None and terms.max_amount is not None
-    fiat_amounts = [terms.min_amount, terms.max_amount] if is_range else [terms.fiat_amount]
+    """docs/PROTOCOL.md §New-order step 6: each fiat amount's sats quote (no premium) within the node limits."""
+    bounds = _fiat_range(terms)
+    fiat_amounts = list(bounds) if bounds is not None else [terms.fiat_amount]
     price = None
     for fiat in fiat_amounts:
         if terms.amount != 0:
             quote = terms.amount
         else:
-            price = price if price is not None else _price(terms.fiat_code)
+            price = price if price is not None else btc_price_for_trade(terms.fiat_code)
             quote = sats_for_fiat(fiat_amount=fiat, price=price)
         if quote < 0:
             raise CantDo(CantDoReason.INVALID_AMOUNT)
@@ -120,17 +124,8 @@ def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
             raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)
 
 
-def _price(fiat_code: str):
-    try:
-        return btc_price_get(fiat_code=fiat_code)
-    except PriceTooStale as exc:
-        raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
-    except PriceUnavailable as exc:
-        raise SilentDrop(str(exc)) from exc
-
-
 def order_expires_at(requested: int | None, *, now: datetime, config: NodeConfig) -> datetime:
-    """`expires_at` of a new order (§2.1).
+    """`expires_at` of a new order (docs/PROTOCOL.md §New-order).
 
     Deliberate fix of the daemon's quirk: a non-positive or past value gets the default
     lifetime instead of being stored as-is (which makes the order expire at the next sweep
@@ -145,6 +140,7 @@ def order_expires_at(requested: int | None, *, now: datetime, config: NodeConfig
 
 
 def _order_fields(maker: Maker, terms: SmallOrder, config: NodeConfig, now: datetime) -> dict:
+    assert terms.kind is not None  # order_create refused a missing kind first
     kind = OrderKind(terms.kind.value if isinstance(terms.kind, Kind) else terms.kind)
     # Full-privacy makers may omit the index; the daemon stores 0 then.
     trade_index = maker.trade_index if maker.trade_index is not None else 0
@@ -166,7 +162,7 @@ def _order_fields(maker: Maker, terms: SmallOrder, config: NodeConfig, now: date
         "fiat_amount": terms.fiat_amount,
         "min_fiat_amount": terms.min_amount,
         "max_fiat_amount": terms.max_amount,
-        # Market orders get their fee when taken (behaviour §1.4.8).
+        # Market orders get their fee when taken (docs/PROTOCOL.md §New-order).
         "fee_sats": fee_sats(amount_sats=terms.amount, fee_rate=config.fee) if terms.amount > 0 else 0,
         "dev_fee_sats": 0,
         "buyer_invoice": terms.buyer_invoice,

@@ -1,4 +1,4 @@
-"""The seller's escrow: one LND hold invoice per order (behaviour §1.7, 03-actions.md §3).
+"""The seller's escrow: one LND hold invoice per order (docs/PROTOCOL.md §Escrow).
 
 Shape of every money step: the LND call runs outside any transaction; the hash, preimage and
 payment request are stored by the guarded transition that follows it. LND replays an
@@ -84,7 +84,7 @@ def escrow_watch_on_commit() -> None:
 
 
 def escrow_memo(order: Order) -> str:
-    # Always "SELL BTC", whatever the order kind: the daemon's exact wording (03-actions.md §2.2).
+    # Always "SELL BTC", whatever the order kind: the daemon's exact wording (docs/PROTOCOL.md §Escrow).
     return (
         f"Escrow amount Order #{order.id}: SELL BTC for {order.fiat_code} {order.fiat_amount} - It WILL "
         "FREEZE IN WALLET. It will release once you release. It will return if buyer does not confirm the payment"
@@ -171,7 +171,7 @@ def _cancel(*, payment_hash_hex: str, label: str) -> None:
 
 
 def notify_pay_invoice(order: Order, *, request_id: int | None) -> None:
-    """`pay-invoice` to the seller and `waiting-seller-to-pay` to the buyer (03-actions.md §2.2)."""
+    """`pay-invoice` to the seller and `waiting-seller-to-pay` to the buyer (docs/PROTOCOL.md §Take)."""
     view = small_order(order, status=OrderStatus.WAITING_PAYMENT, amount_sats=seller_view_amount(order))
     payload = PaymentRequestPayload(view, order.hold_invoice_payment_request or "", None)
     send(
@@ -207,7 +207,7 @@ def notify_active(order: Order, *, seller_request_id: int | None, buyer_request_
 
 
 def notify_taker_reputation(order: Order, *, recipient: str | None, action: Action, taker_identity: str | None) -> None:
-    """The taker-reputation notice (03-actions.md §4.3 quirk), sent for compatibility.
+    """The taker-reputation notice (docs/PROTOCOL.md §Add-invoice, §Escrow), sent for compatibility.
 
     mostro-core clients discard it (its payload fails `verify()` for this action); kept so a
     node swap is invisible to clients that do read it.
@@ -220,7 +220,7 @@ def notify_taker_reputation(order: Order, *, recipient: str | None, action: Acti
 
 
 def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
-    """The seller's HTLC is locked in (03-actions.md §3.1). True when this call acted."""
+    """The seller's HTLC is locked in (docs/PROTOCOL.md §Escrow). True when this call acted."""
     order = order_get_by_hold_hash(payment_hash_hex=payment_hash_hex)
     if order is not None and order.invoice_held_at is not None:
         return False  # LND replaying the state of an escrow already recorded
@@ -290,7 +290,7 @@ def _accept_to_waiting_buyer_invoice(order: Order, *, now: datetime, guard: Q) -
         to_status=OrderStatus.WAITING_BUYER_INVOICE,
         actor=ACTOR,
         reason="hold invoice accepted, buyer invoice missing",
-        # The buyer's duty starts now: the waiting timeout is measured from here (§1.7.2).
+        # The buyer's duty starts now: the waiting timeout is measured from here (docs/PROTOCOL.md §Waiting-timeout).
         set_fields={"invoice_held_at": now, "taken_at": now},
         guard=guard,
     )
@@ -309,7 +309,7 @@ def _accept_to_waiting_buyer_invoice(order: Order, *, now: datetime, guard: Q) -
 
 
 def escrow_deadline(order: Order) -> datetime | None:
-    """Nominal end of the escrow: `invoice_held_at + (cltv_delta − margin) × 600 s` (§3.3)."""
+    """Nominal end of the escrow: `invoice_held_at + (cltv_delta − margin) × 600 s` (docs/PROTOCOL.md §Escrow)."""
     if order.invoice_held_at is None:
         return None
     config = node_config()
@@ -320,7 +320,7 @@ def escrow_deadline(order: Order) -> datetime | None:
 
 
 def escrow_on_canceled(*, payment_hash_hex: str, now: datetime | None = None) -> bool:
-    """LND canceled the hold invoice (03-actions.md §3.3). True when the parties were told.
+    """LND canceled the hold invoice (docs/PROTOCOL.md §Escrow). True when the parties were told.
 
     Before the escrow deadline a cancel is one of ours (refund, timeout): silent. After it, the
     escrow is gone while the trade still relies on it: both parties are told, and an `active`

@@ -35,11 +35,12 @@ def parked_order_event_ids(*, now: float, limit: int) -> list[UUID]:
         .annotate(last_pk=Max("pk"))
         .values("last_pk")
     )
-    return list(
+    parked = (
         OutboundMessage.objects.filter(pk__in=latest, status=OutboundStatus.PARKED, created_at__lt=quiet_before)
         .order_by("pk")
         .values_list("order_id", flat=True)[:limit]
     )
+    return [order_id for order_id in parked if order_id is not None]  # `latest` has only order events
 
 
 def order_event_republish(*, order_id: UUID, now: int) -> bool:

@@ -1,4 +1,4 @@
-"""Escrow deadline guardian (behaviour §1.7.6, §1.14.7; 03-actions.md §6.5).
+"""Escrow deadline guardian (docs/PROTOCOL.md §Escrow-guardian).
 
 A seller's hold-invoice HTLC expires at a block height; LND cancels it on its own a few blocks
 before that, and the seller's funds then return silently while the trade still relies on
@@ -91,6 +91,7 @@ def chain_tip_height() -> int | None:
 
 def escrow_verdict(order: Order, tip_height: int) -> str:
     """SAFE, AT_RISK, or SKIPPED (the node could not say, or a release already settled it)."""
+    assert order.hold_invoice_hash, order.pk  # candidates are held escrows
     try:
         update = get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash))
     except InvoiceNotFound:

@@ -1,12 +1,10 @@
-"""The buyer's payout destination: validation (03-actions.md §4.1) and `add-invoice` (§4.2).
+"""The buyer's payout destination: validation (docs/PROTOCOL.md §Invoices) and `add-invoice` (§Add-invoice).
 
 Every lightning-side refusal (each `InvoiceInvalid` code, each `LnurlError`) becomes
 `CantDo(invalid_invoice)`; the distinct codes only reach the log.
 """
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime
 from uuid import UUID
 
@@ -18,7 +16,7 @@ from lightning.bolt11 import InvoiceInvalid, validate_buyer_invoice
 from lightning.errors import LightningUnavailable
 from lightning.lnurl import LnurlError, is_lnurl_destination, resolve_pay_request
 from mostro_site.config import node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
@@ -40,8 +38,6 @@ from orders.transitions import transition_order, update_order_guarded
 from orders.wire import send
 
 logger = logging.getLogger(__name__)
-
-Atomic = Callable[[], AbstractContextManager]
 
 
 def node_network() -> str:
@@ -93,7 +89,7 @@ def order_add_invoice(
     request_id: int | None,
     atomic: Atomic = transaction.atomic,
 ) -> Order:
-    """The buyer's `add-invoice` (03-actions.md §4.2), checks in the spec's order.
+    """The buyer's `add-invoice` (docs/PROTOCOL.md §Add-invoice), checks in the spec's order.
 
     `atomic` opens the final transaction (the handler passes `ctx.atomic`).
     """

@@ -1,4 +1,4 @@
-"""The buyer payout after the escrow is settled (03-actions.md §5.4; behaviour §1.10.2–§1.10.8).
+"""The buyer payout after the escrow is settled (docs/PROTOCOL.md §Payout).
 
 Shape of every attempt: read → resolve the invoice (LNURL fetch, outside any transaction) →
 claim → commit → `send_payment` → record the outcome in a second short transaction.
@@ -12,8 +12,6 @@ claim → commit → `send_payment` → record the outcome in a second short tra
 """
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -24,21 +22,19 @@ from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from lightning import get_lightning_client
+from lightning.base import LightningClient
 from lightning.bolt11 import InvoiceInvalid, validate_payout_invoice
 from lightning.errors import (
     LightningError,
-    LightningPermissionDenied,
-    LightningRejected,
     LightningUnavailable,
-    PaymentAlreadyExists,
 )
 from lightning.fees import routing_fee_cap_sats
 from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination
+from lightning.outcomes import payment_send_classified
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
 from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
-from nostrbridge.protocol.enums import Action, CantDoReason
-from nostrbridge.protocol.errors import CantDo
+from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentFailedPayload
 from nostrbridge.protocol.structs import PaymentFailedInfo
 from orders.models import Order
@@ -58,9 +54,8 @@ RECONCILE_MIN_GRACE_SECONDS = 30
 ORPHAN_GRACE_SECONDS = 300
 SWEEP_BATCH = 50  # each item may wait up to a payment timeout; keep one sweep short
 
-Atomic = Callable[[], AbstractContextManager]
 SETTLED = OrderStatus.SETTLED_HOLD_INVOICE
-Claim = tuple[str, datetime]  # (payment hash, claimed_at): the claim token
+Claim = tuple[str, datetime | None]  # (payment hash, claimed_at): the claim token
 
 
 def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
@@ -178,32 +173,6 @@ def payout_retry_due(*, now: datetime | None = None) -> int:
     return len(ids)
 
 
-def payout_replace_invoice(
-    *, order_id: UUID | str, invoice: str, request_id: int | None, atomic: Atomic = transaction.atomic
-) -> None:
-    """`add-invoice` on a settled order: swap the payout invoice unless a payout is in flight.
-
-    The caller has validated the invoice (and passes `ctx.atomic` from a handler). Attempts
-    restart from zero and the order is due at once: the next retry sweep pays it.
-    """
-    with atomic():
-        swapped = update_order_guarded(
-            order_id=order_id,
-            statuses=[SETTLED],
-            set_fields={
-                "buyer_invoice": invoice,
-                "payment_attempts": 0,
-                "failed_payment": True,
-                "next_payout_at": timezone.now(),
-            },
-            guard=Q(payout_payment_hash__isnull=True),
-        )
-        if not swapped:
-            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-        order = Order.objects.get(pk=order_id)
-        send(order.buyer_pubkey, Action.INVOICE_UPDATED, order, request_id=request_id)
-
-
 # --- one attempt ----------------------------------------------------------------------------
 
 
@@ -243,31 +212,15 @@ def _claim(order: Order, payment_hash: str, destination: str, request_id: int | 
     return (payment_hash, claimed_at)
 
 
-def _send(client, payment_request: str, decoded: DecodedInvoice, amount: int) -> PaymentOutcome:
-    payment_hash = decoded.payment_hash_hex
-    config = node_config()
-    try:
-        return client.send_payment(
-            payment_request=payment_request,
-            max_fee_sats=routing_fee_cap_sats(amount, max_routing_fee=config.max_routing_fee),
-            timeout_seconds=SEND_TIMEOUT_SECONDS,
-            amount_sats=amount if decoded.amount_msat == 0 else None,
-        )
-    except PaymentAlreadyExists:
-        return _track(client, payment_hash)
-    except (LightningUnavailable, LightningPermissionDenied) as exc:
-        logger.warning("payout %s: outcome unknown (%s); claim kept", payment_hash[:16], exc)
-        return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash)
-    except LightningRejected as exc:
-        # The node refused to start the payment: nothing left, a definite failure.
-        return PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=payment_hash, failure_reason=exc.message)
-
-
-def _track(client, payment_hash: str) -> PaymentOutcome:
-    try:
-        return client.track_payment(payment_hash=bytes.fromhex(payment_hash))
-    except LightningError:
-        return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash)
+def _send(client: LightningClient, payment_request: str, decoded: DecodedInvoice, amount: int) -> PaymentOutcome:
+    return payment_send_classified(
+        client,
+        payment_request=payment_request,
+        payment_hash_hex=decoded.payment_hash_hex,
+        max_fee_sats=routing_fee_cap_sats(amount, max_routing_fee=node_config().max_routing_fee),
+        timeout_seconds=SEND_TIMEOUT_SECONDS,
+        amount_sats=amount if decoded.amount_msat == 0 else None,
+    )
 
 
 def _record_outcome(*, order_id, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
@@ -302,7 +255,7 @@ def _record_success(*, order_id, claim: Claim, outcome: PaymentOutcome, request_
 
 
 def _record_failure(*, order_id, request_id: int | None, claim: Claim | None) -> str:
-    """§5.4 bookkeeping. With a claim, only that exact claim is released (token compare)."""
+    """docs/PROTOCOL.md §Payout bookkeeping. With a claim, only that exact claim is released (token compare)."""
     config = node_config()
     with transaction.atomic(durable=True):
         order = Order.objects.select_for_update().filter(pk=order_id, status=SETTLED).first()

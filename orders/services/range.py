@@ -1,4 +1,4 @@
-"""The child order of a released range order (03-actions.md §5.3; behaviour §1.11)."""
+"""The child order of a released range order (docs/PROTOCOL.md §Range-orders)."""
 
 import logging
 import re
@@ -25,11 +25,10 @@ def range_child_create(*, parent: Order, next_trade: tuple[str, int] | None, req
     the escrow is already settled, so a failed child must never abort the release (#873).
     Returns None when the range is exhausted or the maker announced no next trade key.
     """
-    if not parent.is_range:
+    bounds = parent.fiat_range
+    if bounds is None:
         return None
-    remainder = range_remainder(
-        min_fiat=parent.min_fiat_amount, max_fiat=parent.max_fiat_amount, taken_fiat=parent.fiat_amount
-    )
+    remainder = range_remainder(min_fiat=bounds[0], max_fiat=bounds[1], taken_fiat=parent.fiat_amount)
     if remainder is None:
         return None
     maker_key, maker_index = _next_maker_key(parent, next_trade)
@@ -39,7 +38,7 @@ def range_child_create(*, parent: Order, next_trade: tuple[str, int] | None, req
     try:
         with transaction.atomic():
             child = _insert_child(parent, remainder, maker_key, maker_index)
-            # The row exists before its new-order message and its book entry (§1.11.2).
+            # The row exists before its new-order message and its book entry (docs/PROTOCOL.md §Range-orders).
             send(
                 maker_key,
                 Action.NEW_ORDER,

@@ -1,22 +1,20 @@
-"""`rate-user` (03-actions.md §9.2; 04-order-events.md §3; behaviour §1.16).
+"""`rate-user` (docs/PROTOCOL.md §Rate-user, §Rating-event).
 
 Deliberate deviations (docs/ARCHITECTURE.md):
 * the 38384 event is published at once instead of in mostrod's hourly batch: clients see
   the new reputation sooner and nothing waits in memory;
 * its `d` tag is the RATED user's trade key (what the book documents), not the rater's
-  own key as mostrod writes by mistake (§3.2).
+  own key as mostrod writes by mistake (docs/PROTOCOL.md §Differences).
 """
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Q
 
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, node_keys
@@ -30,7 +28,6 @@ from orders.status import OrderStatus
 from orders.transitions import update_order_guarded
 from orders.wire import send
 
-Atomic = Callable[[], AbstractContextManager]
 MIN_RATING, MAX_RATING = 1, 5
 
 
@@ -44,7 +41,7 @@ class RatingAggregate:
 
 
 def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
-    """lnp2pBot's running average with its one-step lag (§3.3): the new average folds in the
+    """lnp2pBot's running average with its one-step lag (docs/PROTOCOL.md §Rate-user): the new average folds in the
     *previous* last rating, not `vote`. The first vote counts half."""
     reviews = current.total_reviews + 1
     if reviews == 1:
@@ -95,9 +92,10 @@ def order_rate_user(
 
 
 def _counterparty(order: Order, rater_is_seller: bool) -> tuple[str | None, str]:
+    """(identity, trade key) of the rated party; the caller checked both trade keys are set."""
     if rater_is_seller:
-        return order.master_buyer_pubkey, order.buyer_pubkey
-    return order.master_seller_pubkey, order.seller_pubkey
+        return order.master_buyer_pubkey, order.buyer_pubkey or ""
+    return order.master_seller_pubkey, order.seller_pubkey or ""
 
 
 def _apply_vote(identity: str, vote: int) -> Trader:

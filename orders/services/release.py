@@ -1,17 +1,15 @@
-"""The fiat leg and the release of the escrow (03-actions.md §5.1, §5.2; behaviour §1.9, §1.10).
+"""The fiat leg and the release of the escrow (docs/PROTOCOL.md §Fiat-sent, §Release).
 
 Both services run the protocol checks in the daemon's order and raise `CantDo` for refusals.
 `atomic` is the caller's transaction factory: the dispatcher passes `ctx.atomic`, so the
 inbound event is marked done in the same commit as the status change and the replies.
 """
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from uuid import UUID
 
 from django.db import transaction
 
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -28,7 +26,6 @@ from orders.transitions import transition_order
 from orders.wire import send
 from orders.wiring import orders_wiring
 
-Atomic = Callable[[], AbstractContextManager]
 RELEASABLE_STATUSES = (OrderStatus.FIAT_SENT, OrderStatus.DISPUTE)
 
 
@@ -58,7 +55,7 @@ def order_mark_fiat_sent(
     next_trade = next_trade_from_payload(payload)
     fields = {}
     if next_trade is not None and order.is_range:
-        # A buy range's maker announces here the key of its child order (§5.3).
+        # A buy range's maker announces here the key of its child order (docs/PROTOCOL.md §Range-orders).
         fields = {"next_trade_pubkey": next_trade[0], "next_trade_index": next_trade[1]}
     with atomic():
         moved = transition_order(
@@ -73,13 +70,13 @@ def order_mark_fiat_sent(
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
         order.refresh_from_db()
         publish_order_event(order)
-        send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=order.buyer_pubkey)))
+        send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=sender)))
         send(
             order.buyer_pubkey,
             Action.FIAT_SENT_OK,
             order,
             request_id=request_id,
-            payload=PeerPayload(Peer(pubkey=order.seller_pubkey)),
+            payload=PeerPayload(Peer(pubkey=order.seller_pubkey or "")),
         )
     return order
 
@@ -135,7 +132,7 @@ def _settle_escrow(order: Order) -> None:
 
 
 def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:
-    """Effects 2–7 of §5.2, in order, inside the release transaction."""
+    """Step 3 of docs/PROTOCOL.md §Release, in order, inside the release transaction."""
     publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
     orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=order.seller_pubkey)
     send(order.buyer_pubkey, Action.RELEASED, order)

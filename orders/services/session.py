@@ -1,21 +1,19 @@
 """Session helpers: `orders`, `restore-session`, `last-trade-index`, `trade-pubkey`
-(03-actions.md §10; behaviour §1.17).
+(docs/PROTOCOL.md §Orders).
 
-Deliberate choice (05-state-machine.md §6 quirk): restore-session excludes every terminal
+Deliberate choice (docs/PROTOCOL.md §Restore-session, §Differences): restore-session excludes every terminal
 status, plus `dispute` (those orders come back through the dispute list). mostrod's
 unhyphenated exclusion list lets cooperatively-canceled and canceled-by-admin orders through.
 """
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.db.models.query import RawQuerySet
 
 from mostro_site.config import node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import RestoredOrder
@@ -25,7 +23,6 @@ from orders.status import PRE_TRADE_STATUSES, TERMINAL_STATUSES, OrderKind, Orde
 from orders.transitions import update_order_guarded
 from orders.wire import send
 
-Atomic = Callable[[], AbstractContextManager]
 RESTORE_EXCLUDED_STATUSES = TERMINAL_STATUSES | {OrderStatus.DISPUTE}
 
 
@@ -52,15 +49,22 @@ def _orders_of(*, identity: str, ids: list[UUID]) -> RawQuerySet:
     """
     meta = Order._meta
     quote = connection.ops.quote_name
-    buyer = quote(meta.get_field("master_buyer_pubkey").column)
-    seller = quote(meta.get_field("master_seller_pubkey").column)
+    buyer = quote(_column("master_buyer_pubkey"))
+    seller = quote(_column("master_seller_pubkey"))
     in_list = ", ".join(["%s"] * len(ids))
     sql = (
         f"SELECT * FROM {quote(meta.db_table)}"  # noqa: S608 — identifiers from metadata, values as parameters
-        f" WHERE {quote(meta.pk.column)} IN ({in_list}) AND ({buyer} = %s OR {seller} = %s)"
+        f" WHERE {quote(_column('id'))} IN ({in_list}) AND ({buyer} = %s OR {seller} = %s)"
     )
     params = [meta.pk.get_db_prep_value(order_id, connection) for order_id in ids]
     return Order.objects.raw(sql, [*params, identity, identity])
+
+
+def _column(name: str) -> str:
+    field = Order._meta.get_field(name)
+    assert isinstance(field, Field), name
+    assert field.column is not None, name  # a concrete field has its column
+    return field.column
 
 
 def restorable_orders(*, identity: str) -> list[RestoredOrder]:

@@ -1,4 +1,4 @@
-"""Taking an order: `take-sell` (a buyer takes) and `take-buy` (a seller takes), 03-actions.md §2.2–2.3.
+"""Taking an order: `take-sell` (a buyer takes) and `take-buy` (a seller takes), docs/PROTOCOL.md §Take.
 
 Shape: checks and price (reads) → invoice/LNURL validation and the hold invoice (network) →
 one short transaction with the trade-index bump, the guarded transition, the replies and the
@@ -7,8 +7,6 @@ loser's fresh hold invoice is canceled at LND after the transaction.
 """
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
-from orders.pricing import PriceTooStale, PriceUnavailable, btc_price_get, market_amount_sats
+from orders.pricing import btc_price_for_trade, market_amount_sats
 from orders.publish import publish_order_event
 from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats
@@ -41,8 +39,6 @@ from orders.transitions import transition_order
 from orders.wire import order_payload, send
 
 logger = logging.getLogger(__name__)
-
-Atomic = Callable[[], AbstractContextManager]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,13 +102,13 @@ def order_take_buy(
         "trade_index_seller": taker.stored_index,
     }
     if not _commit_take_with_escrow(order, taker=taker, fields=fields, atomic=atomic):
-        # Spec quirk (§2.3): every take-buy failure after the checks is silent.
+        # Spec quirk (docs/PROTOCOL.md §Take): every take-buy failure after the checks is silent.
         raise SilentDrop(f"take-buy of order {order.pk} lost a concurrent state change")
     return order
 
 
 def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None) -> Order:
-    """Steps 1–6 of §2.2 in order; returns the order as read."""
+    """Steps 1–5 of docs/PROTOCOL.md §Take in order; returns the order as read."""
     order = order_get(order_id=order_id)
     if order is None:
         raise CantDo(CantDoReason.NOT_FOUND)
@@ -132,13 +128,16 @@ def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now:
 
 def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
     """Steps 8–9: the traded fiat amount, then sats/fee/dev fee (in memory; stored at commit)."""
-    if order.is_range:
-        if fiat_amount is None or not order.min_fiat_amount <= fiat_amount <= order.max_fiat_amount:
+    bounds = order.fiat_range
+    if bounds is not None:
+        if fiat_amount is None or not bounds[0] <= fiat_amount <= bounds[1]:
             raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)  # sic, the daemon's reason
         order.fiat_amount = fiat_amount
     config = node_config()
     if order.amount_sats == 0:
-        amount = market_amount_sats(fiat_amount=order.fiat_amount, price=_price(order.fiat_code), premium=order.premium)
+        amount = market_amount_sats(
+            fiat_amount=order.fiat_amount, price=btc_price_for_trade(order.fiat_code), premium=order.premium
+        )
         if amount <= 0:
             # Deliberate refusal (the daemon does not re-check): a premium ≥ 100 % or a dust
             # fiat amount would otherwise ask for an amountless or negative escrow.
@@ -146,15 +145,6 @@ def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
         order.amount_sats = amount
         order.fee_sats = fee_sats(amount_sats=amount, fee_rate=config.fee)
     order.dev_fee_sats = dev_fee_sats(fee_sats=order.fee_sats, dev_fee_percentage=config.dev_fee_percentage)
-
-
-def _price(fiat_code: str):
-    try:
-        return btc_price_get(fiat_code=fiat_code)
-    except PriceTooStale as exc:
-        raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
-    except PriceUnavailable as exc:
-        raise SilentDrop(str(exc)) from exc
 
 
 def _require_trade_index(taker: Taker) -> None:
@@ -175,7 +165,7 @@ def _commit_take(order: Order, *, taker: Taker, to_status: str, fields: dict, at
     """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
     network_tag_prefetch()
     with atomic():
-        # Stored even when the race is lost: every check passed (01-transport.md §7).
+        # Stored even when the race is lost: every check passed (docs/PROTOCOL.md §Trade-index).
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
         won = _transition(order, taker=taker, to_status=to_status, fields=fields)
         if won:
@@ -218,7 +208,7 @@ def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic
                 escrow_watch_on_commit()
                 order.refresh_from_db()
                 notify_pay_invoice(order, request_id=taker.request_id)
-                publish_order_event(order)  # in-progress for buy orders; nothing for sell (§2.2 quirk)
+                publish_order_event(order)  # in-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take)
     except Exception:
         escrow_cancel_unused(invoice=escrow, order_id=order.pk)  # rolled back: nobody will see it
         raise
@@ -235,6 +225,6 @@ def _transition(order: Order, *, taker: Taker, to_status: str, fields: dict) -> 
         to_status=to_status,
         actor=taker.sender,
         reason=f"taken by {taker.sender[:16]}",
-        # The waiting timeout runs from here (behaviour §1.7.2).
+        # The waiting timeout runs from here (docs/PROTOCOL.md §Waiting-timeout).
         set_fields={**fields, "taken_at": timezone.now()},
     )

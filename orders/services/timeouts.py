@@ -1,4 +1,4 @@
-"""Scheduler-driven expiry and waiting-state timeouts (03-actions.md §6.3, §6.4; behaviour §1.13).
+"""Scheduler-driven expiry and waiting-state timeouts (docs/PROTOCOL.md §Waiting-timeout, §Expiry, §Timers).
 
 Each service handles one order and is safe to run twice at once: the status change is a
 guarded transition that re-confirms what was read (status, `taken_at`, hold-invoice hash),
@@ -42,7 +42,7 @@ ESCROW_PAID = "escrow-paid"
 SKIPPED = "skipped"
 
 
-# --- pending-order expiry (§6.4) --------------------------------------------------------------
+# --- pending-order expiry (docs/PROTOCOL.md §Expiry) ------------------------------------------
 
 
 def expired_order_ids(*, now: datetime, limit: int) -> list[UUID]:
@@ -78,7 +78,7 @@ def order_expire(*, order_id: UUID | str, now: datetime | None = None) -> bool:
     return won
 
 
-# --- waiting-state timeouts (§6.3) ------------------------------------------------------------
+# --- waiting-state timeouts (docs/PROTOCOL.md §Waiting-timeout) ------------------------------
 
 
 def timed_out_order_ids(*, now: datetime, limit: int) -> list[UUID]:
@@ -103,7 +103,7 @@ def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
     """
     now = now or timezone.now()
     order = Order.objects.filter(pk=order_id).first()
-    if not _still_timed_out(order, now):
+    if order is None or not _still_timed_out(order, now):
         return SKIPPED
     blocked = _escrow_precheck(order)
     if blocked is not None:
@@ -140,8 +140,8 @@ def _log_lost_race(order: Order) -> None:
     logger.info("order %s changed before its timeout could apply; skipped", order.pk)
 
 
-def _still_timed_out(order: Order | None, now: datetime) -> bool:
-    if order is None or order.status not in WAITING_STATUSES or order.taken_at is None:
+def _still_timed_out(order: Order, now: datetime) -> bool:
+    if order.status not in WAITING_STATUSES or order.taken_at is None:
         return False
     return order.taken_at < now - timedelta(seconds=node_config().expiration_seconds)
 

@@ -1,7 +1,7 @@
 """Trader (identity) bookkeeping: the trade-index gate and counter, and the reputation views the
 wire carries.
 
-Full-privacy users (identity == trade key) never get a row (behaviour §0.2); every helper
+Full-privacy users (identity == trade key) never get a row (docs/PROTOCOL.md §Keys); every helper
 here treats a missing row as "no reputation": zeros.
 """
 
@@ -22,7 +22,7 @@ SECONDS_PER_DAY = 86_400
 
 
 def trade_index_check(*, identity: str, sender: str, trade_index: int | None) -> None:
-    """The trade-index gate of `new-order`, `take-sell` and `take-buy` (01-transport.md §7), the
+    """The trade-index gate of `new-order`, `take-sell` and `take-buy` (docs/PROTOCOL.md §Trade-index), the
     first step of their handlers: nothing else is checked before it (mostrod's pre-dispatch order).
 
     Full privacy (identity == sender) has no index. A first-time identity is registered here with
@@ -69,7 +69,7 @@ def _operating_days(trader: Trader, now: datetime) -> int:
 
 
 def trader_user_info(*, identity: str | None, now: datetime | None = None) -> UserInfo:
-    """The `UserInfo` of the taker-reputation notices (03-actions.md §4.3)."""
+    """The `UserInfo` of the taker-reputation notices (docs/PROTOCOL.md §Escrow)."""
     trader = Trader.objects.filter(pk=identity).first() if identity else None
     if trader is None:
         return UserInfo(rating=0.0, reviews=0, operating_days=0)
@@ -81,7 +81,7 @@ def trader_user_info(*, identity: str | None, now: datetime | None = None) -> Us
 
 
 def trader_reputation(*, identity: str | None, now: datetime | None = None) -> MakerReputation:
-    """The aggregates of the 38383 `rating` tag (04-order-events.md §2.4)."""
+    """The aggregates of the 38383 `rating` tag (docs/PROTOCOL.md §Order-event)."""
     info = trader_user_info(identity=identity, now=now)
     return MakerReputation(days=info.operating_days, total_rating=info.rating, total_reviews=info.reviews)
 

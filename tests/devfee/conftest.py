@@ -1,4 +1,4 @@
-"""Fixtures for the dev-fee tests: the node of 07-examples.md and a local dev-fund service."""
+"""Fixtures for the dev-fee tests: the node of the vector scenarios (tests/vectors/) and a local dev-fund service."""
 
 import pytest
 

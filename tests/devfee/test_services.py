@@ -1,4 +1,4 @@
-"""The development fee (behaviour §1.18; 04-order-events.md §6) against the fake LND and a local
+"""The development fee (docs/PROTOCOL.md §Dev-fee, §Dev-fee-event) against the fake LND and a local
 LNURL-pay dev fund. The trade: alice sells 100 VES (7851 sats), fee 24 per side at 0.6 %, so
 dev_fee = round(2 × 24 × 0.30) = 14 sats. Time is frozen by passing `now`."""
 

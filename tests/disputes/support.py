@@ -1,7 +1,7 @@
 """Dispute states for the dispute tests, reached through the real pipeline and services.
 
 The solver is a `TradeClient` with the vectors' solver identity in full-privacy mode (its
-identity is also its trade key, as in 07-examples.md D4); the node admin is a `TradeClient`
+identity is also its trade key, as in vector D04 of tests/vectors/); the node admin is a `TradeClient`
 whose identity is the node key.
 """
 

@@ -1,4 +1,4 @@
-"""The dispute-chat envelopes (09-p2p-chat.md): the book's vector, both designs, nostr-sdk
+"""The dispute-chat envelopes (docs/PROTOCOL.md §Chat): the book's vector, both designs, nostr-sdk
 interop both ways, and every check of the receive path refusing what it must."""
 
 import json

@@ -1,4 +1,4 @@
-"""`dispute` through the pipeline (03-actions.md §8.1; vectors D01–D03)."""
+"""`dispute` through the pipeline (docs/PROTOCOL.md §Dispute; vectors D01–D03)."""
 
 import uuid
 

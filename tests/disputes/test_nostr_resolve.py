@@ -1,4 +1,4 @@
-"""`admin-settle` and `admin-cancel` through the pipeline (03-actions.md §8.3, §8.4; D07–D12)."""
+"""`admin-settle` and `admin-cancel` through the pipeline (docs/PROTOCOL.md §Admin-settle, §Admin-cancel; D07–D12)."""
 
 import uuid
 

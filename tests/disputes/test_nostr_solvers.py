@@ -1,4 +1,4 @@
-"""`admin-add-solver` through the pipeline (03-actions.md §8.5; vectors F08–F09)."""
+"""`admin-add-solver` through the pipeline (docs/PROTOCOL.md §Admin-add-solver; vectors F08–F09)."""
 
 import uuid
 

@@ -1,4 +1,4 @@
-"""`admin-take-dispute` through the pipeline (03-actions.md §8.2; vectors D04–D06)."""
+"""`admin-take-dispute` through the pipeline (docs/PROTOCOL.md §Admin-take-dispute; vectors D04–D06)."""
 
 import uuid
 from datetime import timedelta

@@ -5,7 +5,7 @@ Lightning network, where the traders' own simnet nodes pay the escrow and receiv
 The traders are nostr-sdk clients (`tests/e2e/trade_clients.py`): kind-14 events encrypted with
 nostr-sdk's NIP-44 and signed by its EventBuilder, replies read from a relay subscription and
 decrypted by nostr-sdk; the message JSON, trade signature and identity proof come from our
-protocol package. Every reply is compared whole with what 03-actions.md specifies, every
+protocol package. Every reply is compared whole with what docs/PROTOCOL.md §Actions specifies, every
 published order revision (38383 `s` tag) is checked in order, and every satoshi is accounted
 for on the simnet nodes (routing fees are 0 in this network, so balances move by exactly the
 trade's amounts).
@@ -57,7 +57,7 @@ MSAT = 1_000
 
 
 def fee_of(amount: int) -> int:
-    """One party's fee (03-actions.md notation): round(fee × amount / 2), half away from zero."""
+    """One party's fee (docs/PROTOCOL.md §Actions notation): round(fee × amount / 2), half away from zero."""
     return int(FEE_RATE * amount / 2 + 0.5)
 
 
@@ -140,7 +140,7 @@ async def new_order(person: Trader, order: SmallOrder) -> tuple[int, int, dict]:
 
 
 def pending_tags(net: TradeNetwork, order: dict, *, amt: str, fa: list[str], rating: str) -> list[list[str]]:
-    """The `pending` 38383 revision of 04-order-events.md §2.1, tag by tag, in order."""
+    """The `pending` 38383 revision of docs/PROTOCOL.md §Order-event, tag by tag, in order."""
     order_id = order["id"]
     return [
         ["d", order_id],
@@ -190,7 +190,7 @@ async def payments_to(net: TradeNetwork, bolt11: str) -> list[tuple[str, int]]:
 async def test_sell_order_at_market_price_trades_to_completion(
     net: TradeNetwork, conn: RelayConnection, pair: tuple[Trader, Trader]
 ):
-    """07-examples.md scenario A: Alice sells 100 USD at market price +1 %, Bob buys."""
+    """Vector scenario A (tests/vectors/): Alice sells 100 USD at market price +1 %, Bob buys."""
     alice, bob = pair
     before = net.balances_msat()
     fiat, premium, methods = 100, 1, "face to face,bank transfer"
@@ -334,7 +334,7 @@ async def test_buy_order_trades_to_completion(net: TradeNetwork, conn: RelayConn
         "version": 2, "request_id": r2, "trade_index": None, "id": order_id, "action": "add-invoice",
         "payload": {"order": view(base, status="waiting-buyer-invoice", amount=sats - fee)},
     }  # fmt: skip
-    reputation = await bob.expect("add-invoice", key=b)  # the taker-reputation notice (§4.3 quirk)
+    reputation = await bob.expect("add-invoice", key=b)  # the taker-reputation notice (docs/PROTOCOL.md §Add-invoice)
     assert (reputation.body["request_id"], reputation.payload) == (
         None,
         {"peer": {"pubkey": "", "reputation": {"rating": 0.0, "reviews": 0, "operating_days": 0}}},

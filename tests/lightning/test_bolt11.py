@@ -1,4 +1,4 @@
-"""Invoice validation (§1.8.3 / §4.1): one test per refusal, invoices crafted with `bolt11`."""
+"""Invoice validation (docs/PROTOCOL.md §Invoices): one test per refusal, invoices crafted with `bolt11`."""
 
 import time
 

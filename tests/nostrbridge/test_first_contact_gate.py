@@ -1,4 +1,4 @@
-"""The first-contact PoW gate (01-transport.md §8): dispatch asks the apps above the bridge,
+"""The first-contact PoW gate (docs/PROTOCOL.md §Intake): dispatch asks the apps above the bridge,
 through the composition root, whether it already deals with a trade key."""
 
 import pytest

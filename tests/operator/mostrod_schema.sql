@@ -1,5 +1,5 @@
 -- The Rust mostrod's SQLite schema (MostroP2P/mostro migrations, v0.18.5 snapshot), as
--- documented in mostro_behaviour.md §1.27: the tables `import_mostrod` reads.
+-- documented in docs/OPERATIONS.md §5: the tables `import_mostrod` reads.
 CREATE TABLE IF NOT EXISTS _sqlx_migrations (
   version BIGINT PRIMARY KEY,
   description TEXT NOT NULL,

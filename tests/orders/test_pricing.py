@@ -1,4 +1,4 @@
-"""Price feeds (§1.21): providers over real HTTP, aggregation, breaker, order-path reads, sats math."""
+"""Price feeds (docs/PROTOCOL.md §Prices): providers over real HTTP, aggregation, breaker, reads, sats math."""
 
 import socket
 import time

@@ -1,4 +1,4 @@
-"""The kind 30078 rates event queued by the price refresh (04-order-events.md §7)."""
+"""The kind 30078 rates event queued by the price refresh (docs/PROTOCOL.md §Rates-event)."""
 
 import json
 from datetime import UTC, datetime

@@ -6,7 +6,6 @@ vector keys of mostro.vectors.json, so replies compare byte for byte with the ca
 messages once the order id and timestamps are substituted.
 """
 
-import json
 from dataclasses import dataclass
 
 from lightning.fake import FakeLightningClient
@@ -17,8 +16,9 @@ from orders.models import Order
 from orders.services.escrow import escrow_on_accepted
 from tests.orders.services.support import VECTORS, make_order, mint_invoice, set_price  # noqa: F401 - VECTORS re-exported
 from tests.trade.harness import TradeClient, reset_seen
+from tests.vectors import mostro_vectors
 
-KEYS = json.load(open("/work/shared/protocol/mostro.vectors.json"))["keys"]  # noqa: SIM115
+KEYS = mostro_vectors()["keys"]
 VECTOR_ORDER_ID = "c7dba9db-f13f-4c3f-a77f-3b82e43c2b1a"
 VECTOR_RANGE_ID = "4fd93fc9-e909-4fc9-acef-9976122b5dfa"
 
@@ -131,7 +131,7 @@ def unix(value) -> str:
 
 
 def cant_do(reason: str, request_id: int | None, order_id) -> dict:
-    """The parsed `cant-do` reply (06-errors.md §1)."""
+    """The parsed `cant-do` reply (docs/PROTOCOL.md §Cant-do)."""
     body = {"version": 2, "request_id": request_id, "trade_index": None}
     if order_id is not None:
         body["id"] = str(order_id)

@@ -61,7 +61,9 @@ class Command(BaseCommand):
         except SettingsFileError as exc:
             raise CommandError(str(exc)) from exc
         if not result.form.is_valid():
-            problems = [f"  {name}: {' '.join(messages)}" for name, messages in result.form.errors.items()]
+            problems = [
+                f"  {name}: {' '.join(str(m) for m in messages)}" for name, messages in result.form.errors.items()
+            ]
             raise CommandError(f"{path} holds values this node refuses:\n" + "\n".join(problems))
         return result
 

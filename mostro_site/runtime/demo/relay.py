@@ -6,6 +6,7 @@ import json
 import uuid
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from nostrbridge.protocol.nip01 import Event
 
@@ -19,12 +20,17 @@ class RelayClient:
         self.url = url
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self._acks: dict[str, asyncio.Future] = {}
-        self._socket = None
+        self._socket: ClientConnection | None = None
         self._reader: asyncio.Task | None = None
 
     async def connect(self) -> None:
         self._socket = await websockets.connect(self.url, max_size=2**20)
         self._reader = asyncio.create_task(self._read())
+
+    def _connected(self) -> ClientConnection:
+        if self._socket is None:
+            raise RuntimeError("connect() first")
+        return self._socket
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -36,19 +42,19 @@ class RelayClient:
 
     async def subscribe(self, filters: dict) -> str:
         sub_id = uuid.uuid4().hex[:12]
-        await self._socket.send(json.dumps(["REQ", sub_id, filters]))
+        await self._connected().send(json.dumps(["REQ", sub_id, filters]))
         return sub_id
 
     async def publish(self, event: Event, wait_seconds: float = 10.0) -> None:
         ack = asyncio.get_running_loop().create_future()
         self._acks[event.id] = ack
-        await self._socket.send(json.dumps(["EVENT", event.to_dict()]))
+        await self._connected().send(json.dumps(["EVENT", event.to_dict()]))
         accepted, message = await asyncio.wait_for(ack, wait_seconds)
         if not accepted:
             raise RelayRefused(f"{self.url} refused {event.id[:12]}: {message}")
 
     async def _read(self) -> None:
-        async for raw in self._socket:
+        async for raw in self._connected():
             frame = json.loads(raw)
             if frame[0] == "EVENT" and len(frame) == 3:
                 await self.events.put(Event.from_dict(frame[2]))

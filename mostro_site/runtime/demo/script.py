@@ -11,6 +11,8 @@ status as the admin shows it.
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from asgiref.sync import sync_to_async
 
@@ -44,16 +46,21 @@ class DemoTrade:
     def __init__(self, setup: DemoSetup, *, alice_wallet, bob_wallet, write: Callable[[str], None]) -> None:
         self.setup = setup
         self.write = write
-        common = {
-            "relay_url": setup.relay_url,
-            "node_pubkey": setup.node_pubkey,
-            "protocol_version": setup.protocol_version,
-        }
-        self.alice = DemoTrader("Alice", wallet=alice_wallet, **common)
-        self.bob = DemoTrader("Bob", wallet=bob_wallet, **common)
+        self.alice = self._trader("Alice", alice_wallet)
+        self.bob = self._trader("Bob", bob_wallet)
         for trader in (self.alice, self.bob):
-            trader.on_other = self._printer(trader)
-        self.order_id = None
+            trader.on_other = self._printer(trader)  # type: ignore[method-assign]  # a per-trader hook
+        self.order_id: UUID | None = None
+
+    def _trader(self, name: str, wallet: Any) -> DemoTrader:
+        setup = self.setup
+        return DemoTrader(
+            name,
+            wallet=wallet,
+            relay_url=setup.relay_url,
+            node_pubkey=setup.node_pubkey,
+            protocol_version=setup.protocol_version,
+        )
 
     async def run(self, terms: DemoTerms) -> str:
         """Run the trade; return the order id. Raises DemoFailed with the reason."""
@@ -113,6 +120,7 @@ class DemoTrade:
         pay = await self.alice.expect(Action.PAY_INVOICE, payload=PaymentRequestPayload, within=self.setup.step_timeout)
         await self.bob.expect(Action.WAITING_SELLER_TO_PAY, within=self.setup.step_timeout)
         await self._step(3, "Bob sent his invoice; Alice got the hold invoice to pay (the escrow).")
+        assert isinstance(pay.payload, PaymentRequestPayload)  # expect() matched the payload type
         return pay.payload.invoice
 
     async def _pay_escrow(self, hold_invoice: str):

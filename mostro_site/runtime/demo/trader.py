@@ -46,7 +46,7 @@ class DemoTrader:
         await self.relay.close()
 
     async def send(self, action: Action, *, order_id=None, payload=None) -> None:
-        # Clients announce the trade index only when a trade key starts a trade (07-examples.md).
+        # Clients announce the trade index only when a trade key starts a trade (docs/PROTOCOL.md §Trade-index).
         trade_index = self.trade_index if action in _STARTS_TRADE else None
         message = Message.new(
             action, request_id=next(_request_ids), trade_index=trade_index, id=order_id, payload=payload
@@ -69,7 +69,7 @@ class DemoTrader:
             if message is None:
                 continue
             if message.action is Action.CANT_DO:
-                raise DemoFailed(f"the node refused {self.name}: {message.payload.to_json()}")
+                raise DemoFailed(f"the node refused {self.name}: {message.to_json()}")
             if message.action is action and (payload is None or isinstance(message.payload, payload)):
                 return message
             self.on_other(message)

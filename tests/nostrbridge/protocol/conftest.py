@@ -1,24 +1,17 @@
-"""Shared fixtures: the spec's vector files and the deterministic keys they use."""
+"""Shared fixtures: the wire vectors (tests/vectors/) and the deterministic keys they use."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 
 from nostrbridge.protocol import Keys
+from tests.vectors import load_vectors
 
-SPEC_DIR = Path("/work/shared/protocol")
 ZERO_AUX = bytes(32)  # the vectors' BIP-340 auxiliary randomness
 
 
-def load_json(name: str) -> dict:
-    return json.loads((SPEC_DIR / name).read_text(encoding="utf-8"))
-
-
-MOSTRO_VECTORS = load_json("mostro.vectors.json")
-NIP44_VECTORS = load_json("nip44.vectors.json")["v2"]
+MOSTRO_VECTORS = load_vectors("mostro.vectors.json")
+NIP44_VECTORS = load_vectors("nip44.vectors.json")["v2"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The stateless intake pipeline (01-transport.md §6): each step's drop, in the daemon's order."""
+"""The stateless intake pipeline (docs/PROTOCOL.md §Intake): each step's drop, in the daemon's order."""
 
 from __future__ import annotations
 

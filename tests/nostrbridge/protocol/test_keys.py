@@ -9,7 +9,7 @@ import pytest
 from nostrbridge.protocol.errors import InvalidKey
 from nostrbridge.protocol.keys import Keys, bech32_decode_key, parse_public_key, verify_signature
 
-# NIP-19 reference values (nostr-protocol/nips 19.md).
+# NIP-19 reference values (the examples of the NIP-19 text).
 NIP19_NPUB = (
     "7e7e9c42a91bfef19fa929e5fda1b72e0ebc1a4c1141673e2794234d86addf4e",
     "npub10elfcs4fr0l0r8af98jlmgdh9c8tcxjvz9qkw038js35mp4dma8qzvjptg",

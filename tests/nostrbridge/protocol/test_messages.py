@@ -1,4 +1,4 @@
-"""Message model: canonical round trip, enum strings, parser strictness (§9), verify matrix (§8)."""
+"""Message model: canonical round trip, enum strings, strict parser, verify (docs/PROTOCOL.md §Messages, §Verify)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS
 
 CANONICAL = MOSTRO_VECTORS["canonical_messages"]
 
-# 02-messages.md §7, in declaration order.
+# docs/PROTOCOL.md §Messages, in declaration order.
 ACTIONS = """new-order take-sell take-buy pay-invoice pay-bond-invoice fiat-sent fiat-sent-ok release released
 cancel canceled cooperative-cancel-initiated-by-you cooperative-cancel-initiated-by-peer dispute-initiated-by-you
 dispute-initiated-by-peer cooperative-cancel-accepted buyer-invoice-accepted bond-invoice-accepted
@@ -89,7 +89,7 @@ def test_there_are_81_canonical_messages() -> None:
     assert len(CANONICAL) == 81
 
 
-# Node messages that fail mostro-core's own verify() (02-messages.md §8 consequences).
+# Node messages that fail mostro-core's own verify() (docs/PROTOCOL.md §Verify).
 FAILS_VERIFY = {
     "A04_add_invoice_to_buyer",
     "A07_taker_reputation_to_seller",
@@ -212,7 +212,7 @@ def test_float_formats(value: float, serde: str, rust: str) -> None:
     assert rust_display_float(value) == rust
 
 
-# --- parser strictness (02-messages.md §9) ------------------------------------------------
+# --- parser strictness (docs/PROTOCOL.md §Messages) ------------------------------------------------
 
 
 def _kind(**fields: object) -> dict:
@@ -422,7 +422,7 @@ def test_parse_error_is_a_protocol_error() -> None:
         Message.from_value(_kind(payload={"amount": "x"}))
 
 
-# --- verify() matrix (02-messages.md §8) ---------------------------------------------------
+# --- verify() matrix (docs/PROTOCOL.md §Verify) ---------------------------------------------------
 
 SMALL = SmallOrder(amount=0, fiat_code="VES", fiat_amount=1, payment_method="x", premium=0)
 PAYLOADS = {

@@ -1,4 +1,4 @@
-"""NIP-44 v2 against every case of the official vector file (08-nip44-vectors.md)."""
+"""NIP-44 v2 against every case of the official vector file (tests/vectors/README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Published events (04-order-events.md): exact tags and ids from the builders."""
+"""Published events (docs/PROTOCOL.md §Events): exact tags and ids from the builders."""
 
 from __future__ import annotations
 

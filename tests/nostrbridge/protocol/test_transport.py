@@ -1,4 +1,4 @@
-"""Content tuples, inner signatures and both envelopes against mostro.vectors.json (01-transport.md)."""
+"""Content tuples, inner signatures and both envelopes against mostro.vectors.json (docs/PROTOCOL.md §Transports)."""
 
 from __future__ import annotations
 
@@ -328,7 +328,8 @@ def test_unwrap_v1_rejects_bad_rumor(keys: dict[str, Keys], rumor_json: str) -> 
 
 
 def test_unwrap_v1_does_not_recompute_a_present_rumor_id(keys: dict[str, Keys]) -> None:
-    # §5.3 never checks the rumor id (the seal signature covers the rumor bytes); only its form.
+    # The v1 receiving rules (docs/PROTOCOL.md §Transport-v1) never check the rumor id (the seal
+    # signature covers the rumor bytes); only its form.
     rumor_json = V1["rumor_json"].replace(V1["rumor"]["id"], "AB" * 32)
     unwrapped = unwrap_v1(_wrap_with_custom_seal(keys, _seal(keys, rumor_json)), keys["mostro-node"])
     assert unwrapped.rumor_id == "ab" * 32

@@ -1,4 +1,4 @@
-"""`add-invoice` through the real pipeline (03-actions.md §4.2)."""
+"""`add-invoice` through the real pipeline (docs/PROTOCOL.md §Add-invoice)."""
 
 import uuid
 from datetime import timedelta

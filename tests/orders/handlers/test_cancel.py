@@ -1,4 +1,4 @@
-"""`cancel` through the pipeline (03-actions.md §6.1, §6.2)."""
+"""`cancel` through the pipeline (docs/PROTOCOL.md §Cancel)."""
 
 import pytest
 from django.db import transaction

@@ -1,4 +1,4 @@
-"""`fiat-sent` through the pipeline (03-actions.md §5.1)."""
+"""`fiat-sent` through the pipeline (docs/PROTOCOL.md §Fiat-sent)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""`last-trade-index` (03-actions.md §10.3)."""
+"""`last-trade-index` (docs/PROTOCOL.md §Last-trade-index)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""`new-order` through the real pipeline (03-actions.md §2.1)."""
+"""`new-order` through the real pipeline (docs/PROTOCOL.md §New-order)."""
 
 from datetime import timedelta
 

@@ -65,7 +65,7 @@ def test_terms_refused(_case, terms, reason, fake_ln):
 
 
 def test_checks_run_in_spec_order(fake_ln):
-    # Bad currency and bad amount together: the currency check comes first (§2.1).
+    # Bad currency and bad amount together: the currency check comes first (docs/PROTOCOL.md §New-order).
     set_price()
     _refused(
         TradeClient("alice"), order_terms(fiat_code="EUR", fiat_amount=0), "invalid_fiat_currency", fake_ln=fake_ln

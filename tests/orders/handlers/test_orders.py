@@ -1,4 +1,4 @@
-"""`orders` (03-actions.md §10.1): the caller's own orders by id."""
+"""`orders` (docs/PROTOCOL.md §Orders): the caller's own orders by id."""
 
 import uuid
 

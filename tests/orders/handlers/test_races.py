@@ -71,7 +71,7 @@ def test_take_sell_loser_gets_not_allowed_and_its_hold_invoice_is_canceled(monke
     )
     assert fake_ln.invoice_state(created[0].payment_hash_hex) is InvoiceState.CANCELED
     assert OrderStatusChange.objects.filter(order=order, to_status="waiting-payment").count() == 0
-    # Every check had passed: the loser's trade index is consumed anyway (01-transport.md §7).
+    # Every check had passed: the loser's trade index is consumed anyway (docs/PROTOCOL.md §Trade-index).
     assert Trader.objects.get(pk=bob.identity.public_key_hex).last_trade_index == 1
 
 

@@ -1,4 +1,4 @@
-"""`rate-user` through the pipeline (03-actions.md §9.2; 04-order-events.md §3)."""
+"""`rate-user` through the pipeline (docs/PROTOCOL.md §Rate-user, §Rating-event)."""
 
 import time
 
@@ -59,7 +59,7 @@ def test_buyer_rates_the_seller(settle):
     [event] = _rating_events()
     expiration = int(event.tag_value("expiration"))
     assert event.tags == [
-        ["d", trade.seller_key],  # the RATED user's trade key (deliberate fix of the §3.2 quirk)
+        ["d", trade.seller_key],  # the RATED user's trade key (deliberate: docs/PROTOCOL.md §Differences)
         ["expiration", str(expiration)],
         ["total_reviews", "1"],
         ["total_rating", "2.5"],

@@ -1,4 +1,4 @@
-"""`release` through the pipeline (03-actions.md §5.2, §5.3, §5.4 success path)."""
+"""`release` through the pipeline (docs/PROTOCOL.md §Release, §Range-orders, §Payout success path)."""
 
 import pytest
 from django.db import DatabaseError, transaction
@@ -161,7 +161,7 @@ def test_release_after_the_escrow_was_canceled_stops_silently(fiat_sent, fake_ln
     assert fiat_sent.order.status == "fiat-sent"
 
 
-# --- range orders (§5.3) --------------------------------------------------------------------
+# --- range orders (docs/PROTOCOL.md §Range-orders) --------------------------------------------------------------------
 
 
 def test_sell_range_release_creates_the_child_for_the_next_trade_key(node, fake_ln, django_capture_on_commit_callbacks):

@@ -1,4 +1,4 @@
-"""`restore-session` (03-actions.md §10.2) and its exclusion list (05-state-machine.md §6)."""
+"""`restore-session` and its exclusion list (docs/PROTOCOL.md §Restore-session)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""`take-buy` through the real pipeline (03-actions.md §2.3)."""
+"""`take-buy` through the real pipeline (docs/PROTOCOL.md §Take)."""
 
 import uuid
 
@@ -60,7 +60,7 @@ def test_take_issues_the_hold_invoice_and_publishes_in_progress(buy_order, alice
     in_progress = order_events(buy_order.id)[-1]
     assert tag(in_progress, "amt") == ["7851"]
     assert not any(t[0] in ("rating", "source") for t in in_progress.tags)
-    # expiration = now + order_days; created_at may be now + 1 (same-second revisions, §1.1).
+    # expiration = now + order_days; created_at may be now + 1 (same-second revisions, docs/PROTOCOL.md §Events).
     wall_now = int(tag(in_progress, "expiration")[0]) - 30 * 86400
     assert in_progress.created_at in (wall_now, wall_now + 1)
     assert Trader.objects.get(pk=bob.identity.public_key_hex).last_trade_index == 2

@@ -1,4 +1,4 @@
-"""`take-sell` through the real pipeline (03-actions.md §2.2)."""
+"""`take-sell` through the real pipeline (docs/PROTOCOL.md §Take)."""
 
 import uuid
 
@@ -100,7 +100,7 @@ def test_take_with_invoice_issues_the_hold_invoice(sell_order, bob, alice, fake_
     assert [(r.action, r.message.request_id, r.message.trade_index, r.payload) for r in to_bob] == [
         ("waiting-seller-to-pay", 5, 1, None)
     ]
-    # A sell order in waiting-payment is not published: the book keeps `pending` (§2.2 quirk).
+    # A sell order in waiting-payment is not published: the book keeps `pending` (docs/PROTOCOL.md §Take).
     assert published_statuses(sell_order.id) == ["pending"]
 
 

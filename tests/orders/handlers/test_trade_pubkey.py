@@ -1,4 +1,4 @@
-"""`trade-pubkey` (03-actions.md §10.4): a maker moves its pending order to a new trade key."""
+"""`trade-pubkey` (docs/PROTOCOL.md §Trade-pubkey): a maker moves its pending order to a new trade key."""
 
 import pytest
 

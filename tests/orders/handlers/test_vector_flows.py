@@ -1,4 +1,4 @@
-"""Scenarios A, B and C of 07-examples.md, compared byte for byte with the canonical vectors.
+"""Scenarios A, B and C of tests/vectors/mostro.vectors.json, compared byte for byte with the canonical vectors.
 
 Generated ids, trade keys, timestamps and hold invoices are mapped onto the vector values
 before comparing; everything else (field order, nulls, request ids, trade indexes, amounts)

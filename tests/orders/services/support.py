@@ -1,12 +1,11 @@
 """Shared fixtures and builders for the order-intake tests (handlers and services).
 
-Node settings follow 07-examples.md: fee 0.006, relays and instance name of the examples.
+Node settings follow the vector scenarios (tests/vectors/): fee 0.006, relays and instance name of the examples.
 The VES price 1,260,900 makes 100 VES at premium 1 worth 7851 sats and 15 VES worth 1177,
 the amounts of the canonical vectors.
 """
 
 import hashlib
-import json
 import os
 import time
 from datetime import timedelta
@@ -28,8 +27,9 @@ from nostrbridge.protocol.payloads import OrderPayload
 from nostrbridge.protocol.structs import SmallOrder
 from orders.models import BtcPrice, Order, OrderStatusChange
 from tests.orders.price_server import PriceServer
+from tests.vectors import mostro_vectors
 
-VECTORS = json.load(open("/work/shared/protocol/mostro.vectors.json"))["canonical_messages"]  # noqa: SIM115
+VECTORS = mostro_vectors()["canonical_messages"]
 PRICE_VES = Decimal("1260900")
 RELAYS = ["wss://relay.mostro.network", "wss://nos.lol"]
 _PAYEE_KEY = coincurve.PrivateKey(hashlib.sha256(b"buyer-wallet").digest())
@@ -48,7 +48,7 @@ def fake_ln() -> FakeLightningClient:
 
 @pytest.fixture
 def node(settings, fake_ln):
-    """The node of 07-examples.md, with the fake LND and an empty outbox view."""
+    """The node of the vector scenarios, with the fake LND and an empty outbox view."""
     configure(
         settings,
         MOSTRO_FEE=0.006,

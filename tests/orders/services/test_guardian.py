@@ -1,4 +1,4 @@
-"""Escrow deadline guardian (behaviour §1.7.6; 03-actions.md §6.5) on the fake LND.
+"""Escrow deadline guardian (docs/PROTOCOL.md §Escrow-guardian) on the fake LND.
 
 The fake starts at height 800 and accepts HTLCs with expiry height + 144: the guardian acts
 once tip + 24 ≥ 944, i.e. from height 920. Candidates need `invoice_held_at` older than half
@@ -117,7 +117,7 @@ def test_fiat_sent_escrow_near_expiry_opens_a_buyer_dispute(fiat_sent_trade, fak
     assert _messages(trade.seller) == [vector("D03_dispute_initiated_by_peer", order, **ids)]
     assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.ACCEPTED  # the escrow is kept
     assert list(dispute.log.values_list("action", "actor")) == [("opened", "scheduler")]
-    assert published_statuses(order.id) == revisions  # no 38383 revision for the dispute (§1.14.1)
+    assert published_statuses(order.id) == revisions  # no 38383 revision for the dispute (docs/PROTOCOL.md §Dispute)
     [row] = OutboundMessage.objects.filter(kind=38386, order_id=order.id)
     event = Event.from_json(row.event_json)
     stamp = int(now.timestamp())

@@ -1,4 +1,4 @@
-"""Buyer payout (03-actions.md §5.4; behaviour §1.10.3–§1.10.8) on the fake LND."""
+"""Buyer payout (docs/PROTOCOL.md §Payout) on the fake LND."""
 
 from datetime import timedelta
 
@@ -10,10 +10,10 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import OrderStatusChange
+from orders.services.invoice import order_add_invoice
 from orders.services.payout import (
     payout_reconcile,
     payout_reconcile_inflight,
-    payout_replace_invoice,
     payout_retry_due,
     payout_start,
 )
@@ -112,7 +112,7 @@ def test_replaced_invoice_is_paid_by_the_retry_job(release, fake_ln):
     trade.buyer.replies()
     new_invoice = mint_invoice(amount_sats=7827)
 
-    payout_replace_invoice(order_id=trade.order.id, invoice=new_invoice, request_id=7)
+    order_add_invoice(order_id=trade.order.id, sender=trade.buyer_key, invoice=new_invoice, request_id=7)
     [updated] = trade.buyer.replies()
     assert updated.message.to_json() == vector("F12_invoice_updated", trade.order)
     assert (trade.refresh().payment_attempts, trade.order.buyer_invoice) == (0, new_invoice)
@@ -143,7 +143,9 @@ def test_invoice_cannot_be_replaced_while_a_payout_is_in_flight(release, fake_ln
     trade.buyer.replies()
     before, outbox = snapshot(trade.order), outbox_count()
     with pytest.raises(CantDo) as refused:
-        payout_replace_invoice(order_id=trade.order.id, invoice=mint_invoice(amount_sats=0), request_id=7)
+        order_add_invoice(
+            order_id=trade.order.id, sender=trade.buyer_key, invoice=mint_invoice(amount_sats=0), request_id=7
+        )
     assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
     assert (snapshot(trade.order), outbox_count()) == (before, outbox)
 

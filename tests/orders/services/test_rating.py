@@ -1,4 +1,4 @@
-"""The rating arithmetic of 04-order-events.md §3.3, with its one-step lag, in exact floats."""
+"""The rating arithmetic of docs/PROTOCOL.md §Rate-user, with its one-step lag, in exact floats."""
 
 import pytest
 

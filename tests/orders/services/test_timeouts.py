@@ -1,4 +1,4 @@
-"""Waiting-state timeouts and pending expiry (03-actions.md §6.3, §6.4) on the fake LND.
+"""Waiting-state timeouts and pending expiry (docs/PROTOCOL.md §Waiting-timeout, §Expiry) on the fake LND.
 
 Orders are taken through the pipeline; time is frozen by passing `now` to the services.
 """
