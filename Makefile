@@ -41,8 +41,27 @@ fmt: install ## Format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ## Run the benchmark scripts
-	$(PY) benchmarks/bench_protocol.py
-	$(PY) benchmarks/bench_lightning.py
+# make bench sizes (about 8 minutes on the 2-core machine); e.g. `make bench BENCH_TRADES=200` for a quick look.
+BENCH_DIR ?= var/bench
+BENCH_PROTOCOL_EVENTS ?= 1000
+BENCH_PROTOCOL_ROUNDS ?= 5
+BENCH_LIFECYCLES ?= 2000
+BENCH_PAYOUTS ?= 1000
+BENCH_BRIDGE_RATE ?= 300
+BENCH_BRIDGE_SECONDS ?= 20
+BENCH_TRADES ?= 1000
+BENCH_TRADE_PAIRS ?= 100
+
+bench: install ## Run every benchmark and print one summary table (sizes: the BENCH_* variables)
+	@mkdir -p $(BENCH_DIR) && rm -f $(BENCH_DIR)/*.json
+	-$(PY) benchmarks/bench_protocol.py --events $(BENCH_PROTOCOL_EVENTS) --rounds $(BENCH_PROTOCOL_ROUNDS) \
+		--json $(BENCH_DIR)/protocol.json
+	-$(PY) benchmarks/bench_lightning.py --lifecycles $(BENCH_LIFECYCLES) --payouts $(BENCH_PAYOUTS) \
+		--json $(BENCH_DIR)/lightning.json
+	-$(PY) benchmarks/bench_bridge.py --rate $(BENCH_BRIDGE_RATE) --duration $(BENCH_BRIDGE_SECONDS) \
+		--json $(BENCH_DIR)/bridge.json
+	-$(PY) benchmarks/bench_trades.py --trades $(BENCH_TRADES) --concurrency $(BENCH_TRADE_PAIRS) \
+		--json $(BENCH_DIR)/trades.json
+	$(PY) benchmarks/summary.py $(BENCH_DIR)
 
 .PHONY: help install test-relays test-browser test run screenshots lint typecheck fmt bench

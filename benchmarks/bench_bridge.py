@@ -331,6 +331,7 @@ def main() -> None:
     )
     parser.add_argument("--sdk-client", action="store_true", help="send and receive through nostr-sdk's Client")
     parser.add_argument("--soak", type=float, default=0, help="run this many seconds and report RSS growth")
+    parser.add_argument("--json", help="also write the figures to this file (make bench's summary)")
     args = parser.parse_args()
 
     limits = crypto_limits()
@@ -348,6 +349,9 @@ def main() -> None:
     print("crypto-only limits on one core (measured now):")
     for key, value in limits.items():
         print(f"  {key:>28}: {value:,.0f} /s")
+    if args.json:
+        figures = {"offered_per_s": args.rate, "duration_s": args.soak or args.duration, **result}
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
 import statistics
 import sys
@@ -48,6 +49,12 @@ class Timings:
         with self._lock:
             self.samples[name].append(elapsed)
         return result
+
+    def p99_ms(self) -> dict[str, float]:
+        return {
+            name: sorted(values)[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+            for name, values in self.samples.items()
+        }
 
     def report(self) -> list[str]:
         lines = []
@@ -119,6 +126,7 @@ def main() -> None:
     parser.add_argument("--lifecycles", type=int, default=2000)
     parser.add_argument("--payouts", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--json", help="also write the headline figures to this file (make bench's summary)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         simnet = start_simnet(Path(directory), ("mostro", "alice", "bob"), "--balance-sats", "100000000000")
@@ -140,6 +148,9 @@ def main() -> None:
     print("| call | n | p50 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|")
     print("\n".join(timings.report()))
+    if args.json:
+        figures = {"lifecycles_per_s": lifecycles, "payouts_per_s": payouts, "p99_ms": timings.p99_ms()}
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -38,14 +38,18 @@ import gc
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import nostr_sdk as sdk
-from coincurve import PrivateKey, PublicKey, PublicKeyXOnly
+# Run as a script from any directory: the project root holds the `nostrbridge` package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nostrbridge.protocol import (
+import nostr_sdk as sdk  # noqa: E402
+from coincurve import PrivateKey, PublicKey, PublicKeyXOnly  # noqa: E402
+
+from nostrbridge.protocol import (  # noqa: E402
     Event,
     Keys,
     Message,
@@ -271,6 +275,15 @@ def report(bench: Bench) -> str:
     return "\n".join(lines)
 
 
+def figures(bench: Bench) -> dict[str, dict[str, float]]:
+    """ops/s of ours, nostr-sdk's and the coincurve limit, per operation."""
+    rate = bench.ops_per_second
+    limits = _limits(rate, "secp", "ecdh (unhashed x)")
+    return {
+        op: {"ours": rate(f"{op} ours"), "nostr_sdk": rate(f"{op} nostr-sdk"), "limit": limits[op]} for op in limits
+    }
+
+
 def breakdown(data: dict, rounds: int) -> str:
     """Cost of each step of a v1 unwrap, each step timed over all prepared wraps (best round)."""
     node = data["node"]
@@ -405,6 +418,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the best is kept")
     parser.add_argument("--breakdown", action="store_true", help="also time each step of a v1 unwrap")
     parser.add_argument("--pipeline", action="store_true", help="also time each v1 step inside the pipeline")
+    parser.add_argument("--json", help="also write the headline figures to this file (make bench's summary)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -416,6 +430,8 @@ def main() -> None:
     bench.run(args.rounds)
     print(f"{args.events} events per workload, best of {args.rounds} interleaved rounds, one CPU\n")
     print(report(bench))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures(bench), indent=2))
     if args.breakdown:
         print()
         print(breakdown(data, args.rounds))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -359,6 +360,7 @@ def main() -> None:
     parser.add_argument("--step-timeout", type=float, default=120.0)
     parser.add_argument("--profile", help="record py-spy profiles of the node's processes into this directory")
     parser.add_argument("--workdir", help="keep the run's files here (default: a temp dir)")
+    parser.add_argument("--json", help="also write the headline figures to this file (make bench's summary)")
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-trades-"))
@@ -412,6 +414,12 @@ def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu
     print(f"  discrepancies: {len(discrepancies)}")
     for line in discrepancies[:20]:
         print(f"    - {line}")
+    if args.json:
+        figures = {
+            "requested": args.trades, "completed": done, "pairs": args.concurrency, "wall_s": wall,
+            "per_minute": done / wall * 60, "discrepancies": len(discrepancies),
+        }  # fmt: skip
+        Path(args.json).write_text(json.dumps(figures, indent=2))
     if discrepancies or done < args.trades:
         sys.exit(1)
 

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -29,6 +30,7 @@ from lightning.grpc import (
 )
 from lightning.lnd_channel import CHANNEL_OPTIONS, LndTarget, build_target
 from lightning.lnd_errors import RETRYABLE_CODES, assert_not_in_transaction, map_rpc_error
+from lightning.metrics import lnd_call_observed
 from lightning.types import (
     DecodedInvoice,
     HoldInvoice,
@@ -129,10 +131,15 @@ class LndClient:
     def _unary(self, service: str, method: str, request: object, timeout: float | None = None) -> object:
         assert_not_in_transaction()
         stub = getattr(self._stubs(), service)
+        started, error = time.monotonic(), ""
         try:
             return getattr(stub, method)(request, timeout=timeout or self._call_timeout, metadata=self._target.metadata)
         except grpc.RpcError as exc:
-            raise self._error(exc, method) from exc
+            mapped = self._error(exc, method)
+            error = type(mapped).__name__
+            raise mapped from exc
+        finally:
+            lnd_call_observed(method=method, seconds=time.monotonic() - started, error=error)
 
     # --- node -----------------------------------------------------------------------------
     def get_info(self) -> NodeInfo:
@@ -203,7 +210,9 @@ class LndClient:
                 if update.state in _FINAL_INVOICE_STATES:
                     return
         except grpc.RpcError as exc:
-            raise self._error(exc, "SubscribeSingleInvoice") from exc
+            error = self._error(exc, "SubscribeSingleInvoice")
+            lnd_call_observed(method="SubscribeSingleInvoice", seconds=0.0, error=type(error).__name__)
+            raise error from exc
         finally:
             call.cancel()
 
@@ -249,15 +258,23 @@ class LndClient:
         self, stream: Iterator[lightning_pb2.Payment], method: str, *, wait_final: bool, payment_hash_hex: str = ""
     ) -> PaymentOutcome:
         last: PaymentOutcome | None = None
+        started, error = time.monotonic(), ""
         try:
             for payment in stream:
                 last = convert.payment_outcome(payment, payment_hash_hex=payment_hash_hex)
                 if last.status.is_final or not wait_final:
                     break
         except grpc.RpcError as exc:
-            return self._stream_error(exc, method, last, payment_hash_hex)
+            # LND's "no such payment" is an answer, not an error; a raised error names itself below.
+            error = "" if _not_found(exc) else "OutcomeUnknown"
+            try:
+                return self._stream_error(exc, method, last, payment_hash_hex)
+            except LightningError as raised:
+                error = type(raised).__name__
+                raise
         finally:
             stream.cancel()
+            lnd_call_observed(method=method, seconds=time.monotonic() - started, error=error)
         return last or PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash_hex)
 
     def _stream_error(
@@ -265,7 +282,7 @@ class LndClient:
     ) -> PaymentOutcome:
         code = exc.code()
         details = (exc.details() or "").lower()
-        if code is grpc.StatusCode.NOT_FOUND or "isn't initiated" in details:
+        if _not_found(exc):
             return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash_hex)
         if code not in RETRYABLE_CODES:
             raise self._error(exc, method) from exc
@@ -277,6 +294,10 @@ class LndClient:
         if method == "TrackPaymentV2":
             raise LightningUnavailable(f"LND {method} gave no answer: {code.name}", code=code.name)
         return PaymentOutcome(status=PaymentStatus.UNKNOWN, payment_hash_hex=payment_hash_hex)
+
+
+def _not_found(exc: grpc.RpcError) -> bool:
+    return exc.code() is grpc.StatusCode.NOT_FOUND or "isn't initiated" in (exc.details() or "").lower()
 
 
 def _hash_of(payment_request: str) -> str:

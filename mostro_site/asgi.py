@@ -1,6 +1,8 @@
 """ASGI entry: HTTP goes to Django, websockets to the Channels router (staff live views)."""
 
 import os
+import sys
+from pathlib import Path
 
 from django.core.asgi import get_asgi_application
 
@@ -12,6 +14,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from mostro_site.routing import websocket_urlpatterns  # noqa: E402
+from nostrbridge.log_context import process_role, set_process_role  # noqa: E402
+
+# A web server's process (`mostrod` sets its own role; tests importing this module keep theirs).
+if process_role() == "cli" and Path(sys.argv[0]).name in ("daphne", "uvicorn", "hypercorn", "gunicorn"):
+    set_process_role("web")
 
 application = ProtocolTypeRouter(
     {
@@ -19,3 +26,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# `daphne mostro_site.asgi:application_with_static`: the same, also serving /static/ from the
+# apps' static directories (the split web process needs no reverse-proxy rule or collectstatic).
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+application_with_static = ASGIStaticFilesHandler(application)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 _FIAT = re.compile(r"^[A-Z]{3}$")
 
@@ -139,6 +139,40 @@ def _check_secret_key() -> list[Warning]:
     ]
 
 
+def _check_reputation() -> list[Error]:
+    """docs/PROTOCOL.md §Reputation: the environment's rules (lifetimes, the issuer key)."""
+    from mostro_site.config.reputation import lifetime_errors
+    from nostrbridge.node_identity import reputation_issuer_errors
+
+    problems = lifetime_errors() + reputation_issuer_errors()
+    return [_error(message, "See .env.example, reputation portability.", 18) for message in problems]
+
+
+@register("mostro", Tags.database)
+def check_reputation_trust_list(app_configs=None, databases=None, **kwargs) -> list:
+    """The trust list's rules (docs/PROTOCOL.md §Trust-list): no key of the node's own or its
+    issuer's, none whose imports carry another name. A database check: `mostrod` runs it after
+    `migrate` and refuses to start."""
+    from django.db import DatabaseError
+
+    from mostro_site.models import ReputationIssuer
+    from orders.services.reputation_issuers import issuer_entry_errors
+
+    if not databases:
+        return []
+    errors = []
+    try:
+        issuers = list(ReputationIssuer.objects.prefetch_related("keys"))
+    except DatabaseError:
+        return []  # before `migrate`: nothing stored to check
+    for issuer in issuers:
+        keys = [key.pubkey for key in issuer.keys.all()]
+        problems = issuer_entry_errors(name=issuer.name, keys=keys, instance=issuer)
+        for message in (m for messages in problems.values() for m in messages):
+            errors.append(_error(f"Trusted issuer “{issuer.name}”: {message}", "Fix it at /operator/settings/.", 19))
+    return errors
+
+
 @register("mostro")
 def check_mostro_settings(app_configs=None, **kwargs) -> list:
     errors: list[CheckMessage] = [
@@ -148,6 +182,7 @@ def check_mostro_settings(app_configs=None, **kwargs) -> list:
         *_check_lnd_files(),
         *_check_price_providers(),
         *_check_secret_key(),
+        *_check_reputation(),
     ]
     if settings.MOSTRO_LNURL_ALLOW_LOOPBACK and not settings.DEBUG and "test" not in (settings.SETTINGS_MODULE or ""):
         errors.append(Warning("MOSTRO_LNURL_ALLOW_LOOPBACK is on: for tests only.", id="mostro.W001"))

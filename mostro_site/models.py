@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
 
 from mostro_site.config import rules
 
@@ -161,3 +163,74 @@ class ApiToken(models.Model):
     @classmethod
     def new_key(cls) -> str:
         return secrets.token_urlsafe(32)
+
+
+class ReputationIssuer(models.Model):
+    """A trusted issuer of reputation attestations (docs/PROTOCOL.md §Trust-list).
+
+    Imports are deduplicated on the entry's `name`, never on a key, so an issuer can rotate its
+    key without every account it attested importing again. Rules: `orders.services.
+    reputation_issuers.issuer_entry_errors`, which every write path applies.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=~Q(name=""), name="reputation_issuer_name_not_empty")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReputationIssuerKey(models.Model):
+    """One key of a trusted issuer; a key belongs to one entry only (the primary key)."""
+
+    pubkey = models.CharField(max_length=64, primary_key=True)  # lowercase hex
+    issuer = models.ForeignKey(ReputationIssuer, on_delete=models.CASCADE, related_name="keys")
+
+    class Meta:
+        ordering = ["pubkey"]
+        constraints = [
+            models.CheckConstraint(condition=Exact(Length("pubkey"), 64), name="reputation_issuer_key_length")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer_id}: {self.pubkey[:16]}"
+
+
+class ReputationImport(models.Model):
+    """One imported attestation, recorded in the transaction that merges it into the identity's
+    reputation. The two unique constraints (docs/PROTOCOL.md §Import-reputation): one source account backs one identity
+    here, and an identity imports one account per issuer, even under concurrency."""
+
+    attestation_id = models.CharField(max_length=64, db_index=True)
+    issuer_name = models.CharField(max_length=64)
+    issuer_key = models.CharField(max_length=64, db_index=True)
+    subject = models.CharField(max_length=64)
+    identity_pubkey = models.CharField(max_length=64, db_index=True)
+    trade_pubkey = models.CharField(max_length=64)
+    reviews = models.BigIntegerField()
+    rating_hundredths = models.PositiveSmallIntegerField()
+    since = models.DateTimeField()  # the UTC day start the attestation carries
+    attested_at = models.DateTimeField()  # the attestation's created_at (the issuer's clock)
+    imported_at = models.DateTimeField(auto_now_add=True)  # this node's clock: what reversals select on
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer_name", "subject"], name="reputation_import_unique_subject"),
+            models.UniqueConstraint(
+                fields=["issuer_name", "identity_pubkey"], name="reputation_import_unique_identity"
+            ),
+            models.CheckConstraint(condition=Q(reviews__gte=5), name="reputation_import_reviews_floor"),
+            models.CheckConstraint(
+                condition=Q(rating_hundredths__gte=100) & Q(rating_hundredths__lte=500),
+                name="reputation_import_rating_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer_name}/{self.subject} -> {self.identity_pubkey[:16]}"

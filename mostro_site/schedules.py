@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-MANAGED_PREFIXES = ("orders.", "disputes.", "devfee.", "nostrbridge.", "lightning.")
+MANAGED_PREFIXES = ("orders.", "disputes.", "devfee.", "nostrbridge.", "lightning.", "mostro_site.ops.")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ def declared_jobs() -> list[JobSpec]:
         JobSpec("nostrbridge.jobs.retry_outbox", 60),
         JobSpec("nostrbridge.jobs.prune_inbox", 3600),
         JobSpec("nostrbridge.jobs.prune_outbox", 3600),
+        # Operations (mostro_site/ops/jobs.py): proves to /readyz that the scheduler and a worker run.
+        JobSpec("mostro_site.ops.jobs.job_cluster_heartbeat", 60),
     ]
 
 

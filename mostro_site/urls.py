@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/", api.urls),
     path("operator/", include("mostro_site.operator.urls")),
     path("console/", include("disputes.console_views")),
+    path("", include("mostro_site.ops.urls")),
 ]

@@ -22,7 +22,15 @@ Atomic = Callable[[], AbstractContextManager[object]]
 
 
 class SilentDrop(Exception):
-    """The spec says: log and do not reply (docs/PROTOCOL.md §Silent-drops)."""
+    """The spec says: log and do not reply (docs/PROTOCOL.md §Silent-drops).
+
+    `cause`: a short fixed label for the metrics (`mostro_inbound_dropped_total`); the message
+    may carry details (ids) and only goes to the log and the inbox row.
+    """
+
+    def __init__(self, message: str = "", *, cause: str = "handler") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass

@@ -4,9 +4,11 @@ The handlers and the first-contact gate's notion of a known key come from the ap
 bridge, through `nostrbridge.wiring`. The trade-index gate (docs/PROTOCOL.md §Trade-index) is the first
 step of the three handlers it applies to (`orders.services.traders.trade_index_check`).
 
-Outcomes: a protocol failure is dropped silently (docs/PROTOCOL.md §Silent-drops); `CantDo` is answered to
-the sender's trade key with the request's `request_id` and `id`; `SilentDrop` is logged; any
-other exception is an internal error: the row is retried a few times, then parked.
+Outcomes: a protocol failure is dropped silently (docs/PROTOCOL.md §Silent-drops), except a
+`user-info` request with a bad identity proof or trade signature, answered `invalid_signature`
+(`SignatureRefusal`, docs/PROTOCOL.md §User-info); `CantDo` is answered to the sender's trade key
+with the request's `request_id` and `id`; `SilentDrop` is logged; any other exception is an
+internal error: the row is retried a few times, then parked.
 """
 
 import logging
@@ -14,13 +16,15 @@ import time
 
 from django.db import transaction
 
-from mostro_site.config import node_config
+from mostro_site.config import NodeConfig, node_config
+from nostrbridge import metrics
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.inbox import inbox_fail, inbox_finish
+from nostrbridge.log_context import log_context
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
-from nostrbridge.protocol.errors import CantDo, ProtocolError
+from nostrbridge.protocol.errors import CantDo, ProtocolError, SignatureRefusal
 from nostrbridge.protocol.inbound import FRESHNESS_WINDOW_SECONDS, open_inbound
 from nostrbridge.protocol.nip01 import leading_zero_bits
 from nostrbridge.wiring import bridge_wiring, get_handler
@@ -41,15 +45,21 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None) -> str:
         row = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).first()
     if row is None:
         return "not-claimed"
-    try:
-        ctx = _open(row)
-    except ProtocolError as exc:
-        inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
-        return InboundStatus.DROPPED
-    except SilentDrop as exc:
-        inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
-        return InboundStatus.DROPPED
-    return _dispatch(ctx)
+    with log_context(event_id=row.event_id):
+        try:
+            ctx = _open(row)
+        except SignatureRefusal as exc:
+            return _refuse_signature(row, exc)
+        except ProtocolError as exc:
+            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
+            metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
+            return InboundStatus.DROPPED
+        except SilentDrop as exc:
+            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+            metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=exc.cause)
+            return InboundStatus.DROPPED
+        with log_context(action=ctx.action, order_id=ctx.order_id):
+            return _dispatch(ctx)
 
 
 def _open(row: InboundEvent) -> InboundContext:
@@ -67,13 +77,7 @@ def _open(row: InboundEvent) -> InboundContext:
         pow_bits=config.pow_bits,
         now=freshness_now,
     )
-    if config.protocol_version == 2:
-        _check_first_contact(
-            event_id=row.event_id,
-            sender=unwrapped.sender,
-            pow_bits=config.pow_bits,
-            first_contact_bits=config.pow_first_contact_bits,
-        )
+    _check_first_contact(config, event_id=row.event_id, sender=unwrapped.sender)
     kind = unwrapped.message.kind
     return InboundContext(
         inbound_pk=row.pk,
@@ -90,16 +94,41 @@ def _open(row: InboundEvent) -> InboundContext:
     )
 
 
-def _check_first_contact(*, event_id: str, sender: str, pow_bits: int, first_contact_bits: int) -> None:
-    """docs/PROTOCOL.md §Intake step 4: a key the node does not deal with yet owes the higher PoW.
+def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
+    """Answer `invalid_signature` to the event's author, once the first-contact gate lets it in
+    (mostrod runs its gate before unwrapping: an under-powered stranger still gets nothing)."""
+    try:
+        _check_first_contact(node_config(), event_id=row.event_id, sender=refusal.sender)
+    except SilentDrop as exc:
+        inbox_finish(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+        return InboundStatus.DROPPED
+    with transaction.atomic():
+        reason = f"cant-do {CantDoReason.INVALID_SIGNATURE}: {refusal}"
+        if inbox_finish(pk=row.pk, status=InboundStatus.DONE, action=Action.USER_INFO.value, drop_reason=reason):
+            enqueue_cant_do(
+                recipient_pubkey=refusal.sender,
+                reason=CantDoReason.INVALID_SIGNATURE,
+                request_id=refusal.request_id,
+                order_id=None,
+            )
+    logger.info("cant-do invalid_signature for user-info (%s): %s", row.event_id[:12], refusal)
+    return InboundStatus.DONE
+
+
+def _check_first_contact(config: NodeConfig, *, event_id: str, sender: str) -> None:
+    """docs/PROTOCOL.md §Intake step 4 (protocol v2): a key the node does not deal with yet owes
+    the higher PoW.
 
     The apps answer "known" from the database, so a key is known the moment its order is
     stored (mostrod's cache lags up to 60 s).
     """
-    if first_contact_bits <= pow_bits or leading_zero_bits(event_id) >= first_contact_bits:
+    first_contact_bits = config.pow_first_contact_bits
+    if config.protocol_version != 2 or first_contact_bits <= config.pow_bits:
+        return
+    if leading_zero_bits(event_id) >= first_contact_bits:
         return
     if not bridge_wiring().is_known_trade_key(sender):
-        raise SilentDrop("first-contact proof of work not met")
+        raise SilentDrop("first-contact proof of work not met", cause="first-contact-pow")
 
 
 def _dispatch(ctx: InboundContext) -> str:
@@ -109,24 +138,29 @@ def _dispatch(ctx: InboundContext) -> str:
             raise CantDo(CantDoReason.INVALID_ACTION)
         handler = get_handler(ctx.action)
         if handler is None:
-            raise SilentDrop(f"unhandled action {ctx.action}")
+            raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
         handler(ctx)
     except CantDo as exc:
         _reply_cant_do(ctx, exc.reason)
         logger.info("cant-do %s for %s (%s)", exc.reason, ctx.action, ctx.event_id[:12])
+        metrics.inbound_cant_do(action=ctx.action, reason=str(exc.reason), seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except SilentDrop as exc:
         _finish_silently(ctx, str(exc))
         logger.info("dropped %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
+        metrics.inbound_dropped(action=ctx.action, cause=exc.cause, seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except Exception as exc:  # noqa: BLE001 — last-resort guard: one poison message never stops the worker
         logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
+        metrics.inbound_error(action=ctx.action, seconds=time.monotonic() - started)
         if ctx.inbound_pk is None:
             raise
         return inbox_fail(pk=ctx.inbound_pk, error=f"{type(exc).__name__}: {exc}")
     if not ctx.finished:
         _finish_silently(ctx, "")
-    logger.debug("handled %s in %.1f ms", ctx.action, (time.monotonic() - started) * 1000)
+    seconds = time.monotonic() - started
+    metrics.inbound_handled(action=ctx.action, seconds=seconds)
+    logger.debug("handled %s in %.1f ms", ctx.action, seconds * 1000)
     return InboundStatus.DONE
 
 

@@ -20,9 +20,10 @@ from django.db import transaction
 from lightning import get_lightning_client
 from lightning.errors import LightningError
 from mostro_site.config import NodeConfig, node_config
+from mostro_site.config.reputation import reputation_settings, trusted_issuer_keys
 from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import AddressableClock, OutboundMessage
-from nostrbridge.node_identity import node_pubkey
+from nostrbridge.node_identity import export_issuer_keys, node_pubkey
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.info_event import NodeInfo, info_event_tags
 from nostrbridge.protocol.nip01 import Event, sign_event
@@ -78,6 +79,7 @@ def lnd_status() -> LndStatus | None:
 
 def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
     lnd = lnd or LndStatus("", "", "", "", (), (), ())
+    issuer = export_issuer_keys()
     return NodeInfo(
         mostro_version=MOSTRO_VERSION,
         mostro_commit_hash="",
@@ -102,6 +104,9 @@ def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
         lnd_chains=lnd.chains,
         lnd_networks=lnd.networks,
         lnd_uris=lnd.uris,
+        # Only what works: the issuer key when export can sign, the trust list when import is on.
+        reputation_issuer=None if issuer is None else issuer.public_key_hex,
+        reputation_import_issuers=tuple(trusted_issuer_keys()) if reputation_settings().import_enabled else None,
     )
 
 

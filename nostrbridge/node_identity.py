@@ -66,3 +66,51 @@ def node_secret_key() -> bytes:
 @functools.lru_cache(maxsize=1)
 def node_pubkey() -> str:
     return xonly_pubkey_hex(node_secret_key())
+
+
+# --- the reputation issuer (docs/PROTOCOL.md §Reputation) ---------------------------------------
+@functools.lru_cache(maxsize=4)
+def _issuer_keys(secret_text: str) -> Keys | None:
+    if not secret_text:
+        return None
+    try:
+        return Keys(parse_secret_key(secret_text))
+    except InvalidSecretKey:
+        return None
+
+
+def reputation_issuer_keys() -> Keys | None:
+    """The dedicated key attestations are signed with (never the node key); None when
+    `MOSTRO_REPUTATION_ISSUER_SK` is unset or does not load (the system checks say which)."""
+    return _issuer_keys(settings.MOSTRO_REPUTATION_ISSUER_SK.strip())
+
+
+def export_issuer_keys() -> Keys | None:
+    """The issuer key when export can sign: on, and its key loaded. Otherwise None."""
+    return reputation_issuer_keys() if settings.MOSTRO_REPUTATION_EXPORT_ENABLED else None
+
+
+def reputation_issuer_errors() -> list[str]:
+    """The issuer key's rules: loadable when set, needed when export is on, never the node's key."""
+    text = settings.MOSTRO_REPUTATION_ISSUER_SK.strip()
+    keys = reputation_issuer_keys()
+    if text and keys is None:
+        return ["MOSTRO_REPUTATION_ISSUER_SK is invalid: use an nsec1… key or 64 hex characters."]
+    if settings.MOSTRO_REPUTATION_EXPORT_ENABLED and keys is None:
+        return ["MOSTRO_REPUTATION_EXPORT_ENABLED needs MOSTRO_REPUTATION_ISSUER_SK, a key of its own."]
+    if keys is not None and keys.secret == _node_secret_or_none():
+        return ["MOSTRO_REPUTATION_ISSUER_SK must not be the node's key (MOSTRO_NSEC_PRIVKEY)."]
+    return []
+
+
+def node_pubkey_or_none() -> str | None:
+    """The node's key when MOSTRO_NSEC_PRIVKEY loads (its own system check reports when not)."""
+    secret = _node_secret_or_none()
+    return None if secret is None else xonly_pubkey_hex(secret)
+
+
+def _node_secret_or_none() -> bytes | None:
+    try:
+        return parse_secret_key(settings.MOSTRO_NSEC_PRIVKEY)
+    except InvalidSecretKey:
+        return None

@@ -17,6 +17,7 @@ from django.db import DatabaseError, close_old_connections
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, InvoiceUpdate
 from lightning.watcher import InvoiceWatcher
+from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.wake import INVOICES_CHANNEL, register_waker, unregister_waker
 from orders.selectors import watched_invoice_hashes
 from orders.services.escrow import escrow_on_accepted, escrow_on_canceled
@@ -53,6 +54,7 @@ class EscrowWatcher:
             self._finished.add(payment_hash)
 
     async def run(self, stop: asyncio.Event) -> None:
+        bind_log_context(role="watcher")  # this task's lines (in `mostrod` other roles share the process)
         await self.watcher.start()
         logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
         # In `mostrod` the take handlers run in this process: they nudge us when a new hold

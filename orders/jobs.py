@@ -10,12 +10,15 @@ tests; the scheduler calls the jobs without arguments.
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
 from devfee import services as devfee
 from nostrbridge.event_settings import network_tag_prefetch
+from nostrbridge.log_context import log_context
 from orders.selectors import dev_fee_billable_orders
 from orders.services import timeouts
 from orders.services.event_reconciliation import order_event_republish, parked_order_event_ids
@@ -45,7 +48,7 @@ def expire_pending_orders(now: datetime | None = None) -> dict[str, int]:
     """docs/PROTOCOL.md §Expiry: pre-trade orders past `expires_at` → expired (every 60 s)."""
     now = now or timezone.now()
     ids = timeouts.expired_order_ids(now=now, limit=EXPIRE_BATCH)
-    expired = sum(timeouts.order_expire(order_id=order_id, now=now) for order_id in ids)
+    expired = sum(_per_order(ids, lambda order_id: timeouts.order_expire(order_id=order_id, now=now)))
     counts = {"candidates": len(ids), timeouts.EXPIRED: expired}
     logger.info("expire_pending_orders: %d candidates, %d expired", counts["candidates"], expired)
     return counts
@@ -55,7 +58,7 @@ def cancel_timed_out_trades(now: datetime | None = None) -> dict[str, int]:
     """docs/PROTOCOL.md §Waiting-timeout: waiting orders whose duty is older than `expiration_seconds` (every 60 s)."""
     now = now or timezone.now()
     ids = timeouts.timed_out_order_ids(now=now, limit=TIMEOUT_BATCH)
-    outcomes = Counter(timeouts.order_timeout(order_id=order_id, now=now) for order_id in ids)
+    outcomes = Counter(_per_order(ids, lambda order_id: timeouts.order_timeout(order_id=order_id, now=now)))
     counts = _counts(ids, outcomes, (timeouts.TAKER_RESET, timeouts.MAKER_CANCELED, timeouts.ESCROW_PAID))
     logger.info(
         "cancel_timed_out_trades: %d candidates, %d reset to pending, %d canceled, %d escrow paid, %d skipped",
@@ -126,6 +129,13 @@ def pay_pending_dev_fees(now: datetime | None = None) -> dict[str, int]:
         counts[devfee.SKIPPED],
     )
     return counts
+
+
+def _per_order(ids: list, service: Callable[[Any], Any]) -> Iterator[Any]:
+    """Each order's outcome, its log lines tagged with its id (the JSON log's `order_id`)."""
+    for order_id in ids:
+        with log_context(order_id=order_id):
+            yield service(order_id)
 
 
 def _counts(ids: list, outcomes: Counter, keys: tuple[str, ...]) -> dict[str, int]:

@@ -7,7 +7,7 @@ Pubkeys are 64-char lowercase hex; `master_*` are identity keys, the others trad
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from orders.status import OrderKind, OrderStatus
 
@@ -34,7 +34,19 @@ class Trader(models.Model):
     last_rating = models.PositiveSmallIntegerField(default=0)
     max_rating = models.PositiveSmallIntegerField(default=0)
     min_rating = models.PositiveSmallIntegerField(default=0)
+    # The record's start: `since` on the wire (its UTC day); an import moves it back to the
+    # earliest date it attests (docs/PROTOCOL.md §Import-reputation, §Reputation).
     created_at = models.DateTimeField(auto_now_add=True)
+    # Reputation portability (docs/PROTOCOL.md §Reputation): what was imported ("seeded") is kept
+    # apart from what was earned here ("native"), so an export never carries an import.
+    # native reviews = total_reviews - seeded_reviews; native average = native_rating_sum / them.
+    seeded_reviews = models.BigIntegerField(default=0)
+    seeded_rating_sum = models.FloatField(default=0.0)
+    native_rating_sum = models.FloatField(default=0.0)
+    # The identity this account's reputation is exported to (set by compare-and-set), and the
+    # UTC day it was bound or last re-attested.
+    reputation_exported_to = models.CharField(max_length=64, null=True, blank=True)
+    reputation_exported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -44,10 +56,23 @@ class Trader(models.Model):
                 condition=Q(total_rating__gte=0) & Q(total_rating__lte=5), name="trader_rating_in_range"
             ),
             models.CheckConstraint(condition=Q(solver_category__in=[0, 1, 2]), name="trader_solver_category_valid"),
+            models.CheckConstraint(
+                condition=Q(seeded_reviews__gte=0) & Q(seeded_reviews__lte=F("total_reviews")),
+                name="trader_seeded_reviews_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.pubkey[:16]
+
+    @property
+    def native_reviews(self) -> int:
+        return self.total_reviews - self.seeded_reviews
+
+    @property
+    def native_rating(self) -> float:
+        """The exact average of the ratings received here (0.0 without any)."""
+        return self.native_rating_sum / self.native_reviews if self.native_reviews > 0 else 0.0
 
 
 class Order(models.Model):

@@ -26,8 +26,11 @@ def node_key(name: str) -> coincurve.PrivateKey:
     return coincurve.PrivateKey(hashlib.sha256(f"simnet-node:{name}".encode()).digest())
 
 
-def make_tls(common_name: str) -> tuple[bytes, bytes]:
-    """(cert_pem, key_pem): P-256 like LND's, CA:TRUE so the cert is its own trust root."""
+def make_tls(common_name: str, extra_domains: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """(cert_pem, key_pem): P-256 like LND's, CA:TRUE so the cert is its own trust root.
+
+    `extra_domains`: more DNS names for the certificate, like LND's `tlsextradomain` (a compose
+    service name such as `simnet`, so other containers can verify it)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -41,6 +44,7 @@ def make_tls(common_name: str) -> tuple[bytes, bytes]:
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
+            *(x509.DNSName(domain) for domain in extra_domains),
         ]
     )
     cert = (
@@ -76,7 +80,9 @@ def make_tls(common_name: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def ensure_node_files(directory: Path, name: str) -> tuple[Path, Path, bytes, bytes, bytes]:
+def ensure_node_files(
+    directory: Path, name: str, extra_domains: tuple[str, ...] = ()
+) -> tuple[Path, Path, bytes, bytes, bytes]:
     """Create (or reuse) DIR/<name>/tls.cert, tls.key and admin.macaroon.
 
     Returns (cert_path, macaroon_path, cert_pem, key_pem, macaroon).
@@ -85,7 +91,7 @@ def ensure_node_files(directory: Path, name: str) -> tuple[Path, Path, bytes, by
     node_dir.mkdir(parents=True, exist_ok=True)
     cert_path, key_path, macaroon_path = node_dir / "tls.cert", node_dir / "tls.key", node_dir / "admin.macaroon"
     if not (cert_path.exists() and key_path.exists()):
-        cert_pem, key_pem = make_tls(f"simnet-{name}")
+        cert_pem, key_pem = make_tls(f"simnet-{name}", extra_domains)
         key_path.write_bytes(key_pem)
         key_path.chmod(0o600)
         cert_path.write_bytes(cert_pem)

@@ -40,6 +40,8 @@ class SimnetConfig:
     fee_base_msat: int = 1000
     fee_ppm: int = 1000
     balance_sats: int = 10_000_000
+    host: str = "127.0.0.1"  # the gRPC interface (0.0.0.0 in a container the node reaches by name)
+    tls_extra_domains: tuple[str, ...] = ()
 
 
 class Simnet:
@@ -63,9 +65,11 @@ class Simnet:
         return self._write_manifest()
 
     async def _start_node(self, index: int, name: str) -> None:
-        cert_path, macaroon_path, cert_pem, key_pem, macaroon = ensure_node_files(self.config.directory, name)
+        cert_path, macaroon_path, cert_pem, key_pem, macaroon = ensure_node_files(
+            self.config.directory, name, self.config.tls_extra_domains
+        )
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        requested = f"127.0.0.1:{self.config.base_port + index if self.config.base_port else 0}"
+        requested = f"{self.config.host}:{self.config.base_port + index if self.config.base_port else 0}"
         port = server.add_secure_port(requested, grpc.ssl_server_credentials([(key_pem, cert_pem)]))
         node = SimNode(
             name=name,

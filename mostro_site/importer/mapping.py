@@ -66,18 +66,29 @@ def map_user(row: sqlite3.Row) -> tuple[str, dict]:
     created_at = when(row["created_at"])
     if created_at is None:
         raise Skip("no created_at")
+    total_reviews, total_rating = int(row["total_reviews"] or 0), float(row["total_rating"] or 0)
+    seeded_reviews = int(_get(row, "seeded_reviews", 0) or 0)
+    if not 0 <= seeded_reviews <= total_reviews:
+        raise Skip("seeded_reviews outside 0–total_reviews")
+    # A database from before reputation portability: every review is native (mostrod's backfill).
+    native_sum = _get(row, "native_rating_sum")
     return pubkey, {
         "is_admin": flag(row["is_admin"]),
         "is_solver": is_solver,
         "solver_category": category,
         "is_banned": flag(row["is_banned"]),
         "last_trade_index": int(row["last_trade_index"] or 0),
-        "total_reviews": int(row["total_reviews"] or 0),
-        "total_rating": float(row["total_rating"] or 0),
+        "total_reviews": total_reviews,
+        "total_rating": total_rating,
         "last_rating": int(row["last_rating"] or 0),
         "max_rating": int(row["max_rating"] or 0),
         "min_rating": int(row["min_rating"] or 0),
         "created_at": created_at,
+        "seeded_reviews": seeded_reviews,
+        "seeded_rating_sum": float(_get(row, "seeded_rating_sum", 0) or 0),
+        "native_rating_sum": total_rating * total_reviews if native_sum is None else float(native_sum),
+        "reputation_exported_to": text(_get(row, "reputation_exported_to")),
+        "reputation_exported_at": when(_get(row, "reputation_exported_at")),
     }
 
 

@@ -91,7 +91,18 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {
         }
     ),  # fmt: skip
     "disputes": frozenset({"buyer_token", "seller_token"}),  # dropped by mostrod at startup
-    "users": frozenset({"admin_password"}),
+    "users": frozenset(
+        {
+            "admin_password",
+            # Reputation portability (docs/PROTOCOL.md §Reputation); native_created_at is not kept here.
+            "seeded_reviews",
+            "seeded_rating_sum",
+            "native_rating_sum",
+            "native_created_at",
+            "reputation_exported_to",
+            "reputation_exported_at",
+        }
+    ),  # fmt: skip
 }
 
 # Tables read by nothing here: the anti-abuse bond and Cashu escrow are not supported.

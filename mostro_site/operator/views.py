@@ -12,6 +12,8 @@ from mostro_site.operator.access import operator_required
 from mostro_site.operator.forms import NodeSettingsForm
 from mostro_site.operator.lnstatus import lightning_status
 from mostro_site.operator.nostr_links import encode_nevent
+from mostro_site.operator.reputation import FORM_NAME as ISSUER_FORM
+from mostro_site.operator.reputation import handle_issuer_post, reputation_context
 from mostro_site.operator.services import node_settings_update
 from nostrbridge.node_identity import node_pubkey
 
@@ -31,24 +33,29 @@ def _context(request, title: str, **extra) -> dict:
 
 @operator_required
 def settings_view(request):
+    issuer_form = None
+    if request.method == "POST" and request.POST.get("form") == ISSUER_FORM:
+        done, issuer_form = handle_issuer_post(request)
+        if done is not None:
+            return done
     row = NodeSettings.objects.filter(pk=1).first()
-    form = NodeSettingsForm(request.POST or None, row=row)
+    form = NodeSettingsForm(request.POST if issuer_form is None else None, row=row)
     if request.method == "POST" and form.is_valid():
         try:
             entries = node_settings_update(user=request.user, values=form.model_values())
         except ValidationError as exc:  # the model's own check (same rules): shown, nothing saved
             form.add_model_errors(exc)
-            return _settings_page(request, form)
+            return _settings_page(request, form, issuer_form)
         if entries:
             changed = ", ".join(entry.field for entry in entries)
             messages.success(request, f"Saved and applied without a restart: {changed}.")
         else:
             messages.info(request, "Nothing changed.")
         return redirect("operator:settings")
-    return _settings_page(request, form)
+    return _settings_page(request, form, issuer_form)
 
 
-def _settings_page(request, form: NodeSettingsForm):
+def _settings_page(request, form: NodeSettingsForm, issuer_form):
     groups = [(label, [form[name] for name in names]) for label, names in SETTINGS_GROUPS]
     context = _context(
         request,
@@ -57,6 +64,7 @@ def _settings_page(request, form: NodeSettingsForm):
         groups=groups,
         effective=node_config(fresh=True),
         audit=SettingsAuditEntry.objects.select_related("user")[:RECENT_AUDIT],
+        **reputation_context(request, issuer_form),
     )
     return render(request, "operator/settings.html", context)
 

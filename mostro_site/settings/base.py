@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from mostro_site.config.env import BASE_DIR, INSECURE_SECRET_KEY, env
+from mostro_site.ops.log_format import logging_config
 
 # `make run` / `mostrod --local` / `mostro_keys --generate --write-env` write a generated key
 # into .env; the placeholder only serves commands run before that (a system check warns).
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "axes",
     "ninja",  # its templates and static files: the API docs page loads nothing from a CDN
     "mostro_site",
+    "mostro_site.ops",
     "orders",
     "disputes",
     "lightning",
@@ -45,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mostro_site.ops.middleware.LogContextMiddleware",
     "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with 429
 ]
 
@@ -90,8 +93,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- channels -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # redis-py 8 reads with a 5 s socket timeout by default, which aborts channels-redis's blocking
+    # 5 s BZPOPMIN: every listener then fails every ~10 s (django/channels_redis#422). A blocked
+    # read needs a little more than the pop's own timeout.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        },
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -138,14 +147,20 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 FORMAT_MODULE_PATH = ["mostro_site.formats"]  # one date/time style everywhere (see orders.display)
 LOGIN_URL = "admin:login"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("MOSTRO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django-q": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
-}
+# --- operations: logs, metrics, readiness (docs/OPERATIONS.md §8–§9) --------------------
+# text: `time LEVEL logger message`; json: one object per line with role, order_id, event_id, action.
+MOSTRO_LOG_FORMAT = env.str("MOSTRO_LOG_FORMAT", default="text")
+LOGGING = logging_config(level=env.str("MOSTRO_LOG_LEVEL", default="INFO"), fmt=MOSTRO_LOG_FORMAT)
+# Bearer token Prometheus sends to /metrics (a secret; empty: /metrics is off).
+MOSTRO_METRICS_TOKEN = env.str("MOSTRO_METRICS_TOKEN", default="")
+# How often each process adds its metric increments to the database and reports its heartbeat.
+MOSTRO_METRICS_FLUSH_SECONDS = env.float("MOSTRO_METRICS_FLUSH_SECONDS", default=10.0)
+# Touched at each of those flushes: container/systemd probes of processes without a web port.
+MOSTRO_HEARTBEAT_FILE = env.str("MOSTRO_HEARTBEAT_FILE", default="")
+MOSTRO_READY_LND_TIMEOUT_SECONDS = env.float("MOSTRO_READY_LND_TIMEOUT_SECONDS", default=3.0)
+MOSTRO_READY_JOBS_MAX_AGE_SECONDS = env.int("MOSTRO_READY_JOBS_MAX_AGE_SECONDS", default=180)
+# Checks shown by /readyz but not deciding its status: database, lightning, relays, jobs, prices.
+MOSTRO_READY_OPTIONAL_CHECKS = env.list("MOSTRO_READY_OPTIONAL_CHECKS", default=[])
 
 # --- Mostro: the node -----------------------------------------------------------------
 MOSTRO_NSEC_PRIVKEY = env.str("MOSTRO_NSEC_PRIVKEY", default="")
@@ -186,6 +201,17 @@ MOSTRO_DEV_FEE_LIGHTNING_ADDRESS = env.str(
 )
 # Tests only: lets user@127.0.0.1:PORT addresses resolve over plain http.
 MOSTRO_LNURL_ALLOW_LOOPBACK = env.bool("MOSTRO_LNURL_ALLOW_LOOPBACK", default=False)
+
+# --- Mostro: reputation portability (docs/PROTOCOL.md §Reputation) ---------------------
+# Import attestations other issuers signed (the trust list is managed at /operator/settings/).
+MOSTRO_REPUTATION_IMPORT_ENABLED = env.bool("MOSTRO_REPUTATION_IMPORT_ENABLED", default=False)
+MOSTRO_REPUTATION_IMPORT_MAX_LIFETIME_SECONDS = env.int(
+    "MOSTRO_REPUTATION_IMPORT_MAX_LIFETIME_SECONDS", default=604_800
+)
+# Export: sign attestations with a key dedicated to it, never the node's key.
+MOSTRO_REPUTATION_EXPORT_ENABLED = env.bool("MOSTRO_REPUTATION_EXPORT_ENABLED", default=False)
+MOSTRO_REPUTATION_ISSUER_SK = env.str("MOSTRO_REPUTATION_ISSUER_SK", default="")
+MOSTRO_REPUTATION_EXPORT_LIFETIME_SECONDS = env.int("MOSTRO_REPUTATION_EXPORT_LIFETIME_SECONDS", default=604_800)
 
 # --- Mostro: NIP-40 lifetimes (days) --------------------------------------------------
 MOSTRO_EXPIRATION_ORDER_DAYS = env.int("MOSTRO_EXPIRATION_ORDER_DAYS", default=30)

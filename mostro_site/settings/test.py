@@ -16,3 +16,5 @@ MOSTRO_NSEC_PRIVKEY = "1" * 64
 SECRET_KEY = "test-settings-secret-key-" + "x" * 40  # not the placeholder: mostro.W002 stays quiet
 LIGHTNING_BACKEND = "lightning.fake.FakeLightningClient"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# Tests flush metrics explicitly (mostro_site.ops.persist.PERSISTER.flush()); no background thread.
+MOSTRO_METRICS_FLUSH_SECONDS = 0

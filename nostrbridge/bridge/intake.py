@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
+from nostrbridge import metrics
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.dispatch import CATCH_UP_WINDOW_SECONDS
 from nostrbridge.inbox import inbox_store
@@ -154,6 +155,7 @@ class Intake:
         reason = self._reject_reason(raw)
         if reason is not None:
             self.dropped[reason] += 1
+            metrics.intake_dropped(cause=reason)
             logger.debug("dropped event %s from %s: %s", str(raw.get("id"))[:12], url, reason)
             return
         self.accepted += 1

@@ -38,6 +38,7 @@ from nostrbridge.bridge.worker import (
     release_dead_leases,
 )
 from nostrbridge.inbox import inbox_latest_created_at
+from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.node_announcements import (
     METADATA_MIN_INTERVAL_S,
     info_event_enqueue,
@@ -126,6 +127,9 @@ class Bridge:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self, *, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        # Tags this task's lines, and those of the tasks and database calls it starts (they copy
+        # the context), as the bridge's: in `mostrod` the web and the watcher share the process.
+        bind_log_context(role="bridge")
         await self._start()
         logger.info("relay bridge %s running on %s", self.worker_id, ", ".join(self.pool.urls))
         if ready is not None:

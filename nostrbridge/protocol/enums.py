@@ -1,4 +1,5 @@
-"""Wire enumerations of mostro-core 0.14 (docs/PROTOCOL.md §Messages); values are the exact wire strings."""
+"""Wire enumerations of mostro-core 0.14 (docs/PROTOCOL.md §Messages) and the later additions of
+docs/PROTOCOL.md §Reputation and §Cant-do; values are the exact wire strings."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from enum import StrEnum
 
 
 class Action(StrEnum):
-    """The 51 actions, kebab-case, in mostro-core declaration order."""
+    """The 51 actions of mostro-core 0.14, kebab-case, in declaration order, then the later ones."""
 
     NEW_ORDER = "new-order"
     TAKE_SELL = "take-sell"
@@ -59,6 +60,13 @@ class Action(StrEnum):
     ADD_CASHU_ESCROW = "add-cashu-escrow"
     CASHU_ESCROW_LOCKED = "cashu-escrow-locked"
     CASHU_PM_SIGNATURE = "cashu-pm-signature"
+    # After 0.18.5 (docs/PROTOCOL.md §User-info, §Reputation); their place in mostro-core's enum is
+    # unconfirmed and does not matter on the wire.
+    USER_INFO = "user-info"
+    EXPORT_REPUTATION = "export-reputation"
+    REPUTATION_EXPORTED = "reputation-exported"
+    IMPORT_REPUTATION = "import-reputation"
+    REPUTATION_IMPORTED = "reputation-imported"
 
 
 # The actions a client sends to a node (C→N in mostro-core's catalogue, docs/PROTOCOL.md §Actions),
@@ -87,6 +95,9 @@ CLIENT_ACTIONS = frozenset(
         Action.LAST_TRADE_INDEX,
         Action.ORDERS,
         Action.ADD_CASHU_ESCROW,
+        Action.USER_INFO,
+        Action.EXPORT_REPUTATION,
+        Action.IMPORT_REPUTATION,
     }
 )
 
@@ -121,7 +132,8 @@ class Kind(StrEnum):
 
 
 class CantDoReason(StrEnum):
-    """Refusal reasons, snake_case on the wire (35 values, declaration order)."""
+    """Refusal reasons, snake_case on the wire: the 35 of mostro-core 0.14 in declaration order,
+    then every reason of docs/PROTOCOL.md §Cant-do (all of them, so every one parses)."""
 
     INVALID_SIGNATURE = "invalid_signature"
     INVALID_TRADE_INDEX = "invalid_trade_index"
@@ -158,6 +170,19 @@ class CantDoReason(StrEnum):
     INVALID_MINT_URL = "invalid_mint_url"
     CASHU_ESCROW_NOT_LOCKED = "cashu_escrow_not_locked"
     CASHU_SIGNATURE_MISSING = "cashu_signature_missing"
+    # docs/PROTOCOL.md §Cant-do, in its order.
+    MAINTENANCE_MODE = "maintenance_mode"
+    REPUTATION_IDENTITY_REQUIRED = "reputation_identity_required"
+    NOT_ELIGIBLE_FOR_REPUTATION_EXPORT = "not_eligible_for_reputation_export"
+    REPUTATION_BOUND_TO_OTHER_IDENTITY = "reputation_bound_to_other_identity"
+    INVALID_REPUTATION_REBIND = "invalid_reputation_rebind"
+    INVALID_REPUTATION_ATTESTATION = "invalid_reputation_attestation"
+    UNTRUSTED_REPUTATION_ISSUER = "untrusted_reputation_issuer"
+    EXPIRED_REPUTATION_ATTESTATION = "expired_reputation_attestation"
+    REPUTATION_IDENTITY_MISMATCH = "reputation_identity_mismatch"
+    REPUTATION_ALREADY_IMPORTED = "reputation_already_imported"
+    PAYER_NOT_DECLARED = "payer_not_declared"
+    INVALID_PAYMENT_HASH = "invalid_payment_hash"
 
 
 class DisputeStatus(StrEnum):

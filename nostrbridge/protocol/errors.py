@@ -88,6 +88,20 @@ class InvalidMessage(ProtocolError):
     """The message parsed but fails `MessageKind.verify()` (docs/PROTOCOL.md §Verify)."""
 
 
+class SignatureRefusal(ProtocolError):
+    """A `user-info` request whose identity proof or trade signature fails.
+
+    The one intake failure that is answered (`cant-do` `invalid_signature` to the event's
+    author, `request_id` echoed; docs/PROTOCOL.md §User-info) instead of dropped. It stays a
+    `ProtocolError`, so a caller that does not know it drops it silently like the others.
+    """
+
+    def __init__(self, problem: str, *, sender: str, request_id: int | None) -> None:
+        super().__init__(problem)
+        self.sender = sender
+        self.request_id = request_id
+
+
 # --- business refusal ---------------------------------------------------------
 
 

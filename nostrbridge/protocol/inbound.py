@@ -5,6 +5,11 @@ signature, 6 unwrap + inner signatures, 7 freshness, 8 trade signature in reputa
 mode, 10 `verify()`. The stateful steps (4 replay guard, 5 first-contact gate, 9 trade
 index) need the database and are run by the caller. Every failure is a `ProtocolError`
 subclass, so the caller drops the event silently with one `except ProtocolError`.
+
+One exception (docs/PROTOCOL.md §User-info): a fresh `user-info` request whose inner signatures
+fail at step 6, or that lacks its trade signature at step 8, raises `SignatureRefusal` (still a
+`ProtocolError`), which the dispatcher answers with `cant-do` `invalid_signature`. Every other
+action, and any event whose outer signature, decryption or message parse fails, stays silent.
 """
 
 from __future__ import annotations
@@ -12,20 +17,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from nostrbridge.protocol import nip44
+from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.errors import (
     BadSignature,
     InsufficientPow,
     InvalidMessage,
     MalformedEvent,
+    MessageParseError,
     MissingTradeSignature,
     OversizedEvent,
+    ProtocolError,
+    SignatureRefusal,
     StaleMessage,
     WrongKind,
 )
 from nostrbridge.protocol.giftwrap import GIFT_WRAP_KIND, unwrap_v1
-from nostrbridge.protocol.jsonwire import dumps_compact, loads_envelope
+from nostrbridge.protocol.jsonwire import dumps_compact, loads_envelope, loads_strict
 from nostrbridge.protocol.keys import Keys
+from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import Event, leading_zero_bits
+from nostrbridge.protocol.payloads import UserInfoPayload
 from nostrbridge.protocol.transport import V1_VERSION, V2_KIND, V2_VERSION, Unwrapped, unwrap_v2
 
 # Limits of the daemon's inbox relay client (docs/PROTOCOL.md §Intake): the relay pool
@@ -88,22 +100,71 @@ def unwrap(event: Event, our_keys: Keys, transport_version: int) -> Unwrapped:
     return unwrap_v1(event, our_keys, check_event_signature=False)
 
 
+def unwrap_or_refuse(event: Event, our_keys: Keys, transport_version: int, now: int) -> Unwrapped:
+    """Step 6, answering a fresh v2 `user-info` whose inner signatures fail (see the module doc).
+
+    Upstream opens the content tuple again only far enough to read the action: the event's
+    own signature has verified (step 3) and it decrypts with our key, so the reply goes to
+    the key that really sent it.
+    """
+    try:
+        return unwrap(event, our_keys, transport_version)
+    except (BadSignature, MessageParseError) as exc:
+        if transport_version != V2_VERSION or _is_stale(event.created_at, now):
+            raise
+        request = _user_info_request(event, our_keys)
+        if request is None:
+            raise
+        raise SignatureRefusal(str(exc), sender=event.pubkey, request_id=request.request_id) from exc
+
+
+def _user_info_request(event: Event, our_keys: Keys) -> Message | None:
+    """The message of a v2 tuple `[message, any, any]` if it is a `user-info` request, else None."""
+    try:
+        sender = bytes.fromhex(event.pubkey)
+        plaintext = nip44.decrypt(event.content, nip44.cached_conversation_key(our_keys.secret, sender))
+        value = loads_strict(plaintext, MessageParseError)
+        if type(value) is not list or len(value) != 3:
+            return None
+        message = Message.from_value(value[0])
+    except ProtocolError:
+        return None
+    return message if message.action == Action.USER_INFO else None
+
+
+def _is_stale(created_at: int, now: int, window_seconds: int = FRESHNESS_WINDOW_SECONDS) -> bool:
+    return created_at < now - window_seconds
+
+
 def check_freshness(unwrapped: Unwrapped, now: int, window_seconds: int = FRESHNESS_WINDOW_SECONDS) -> None:
     """Step 7: `created_at >= now - 10 s`; future timestamps are accepted, like the daemon."""
-    if unwrapped.created_at < now - window_seconds:
+    if _is_stale(unwrapped.created_at, now, window_seconds):
         raise StaleMessage(f"message created at {unwrapped.created_at} is older than {window_seconds} s")
 
 
 def check_trade_signature_present(unwrapped: Unwrapped) -> None:
-    """Step 8: in reputation mode (identity != sender) the trade signature is mandatory."""
+    """Step 8: in reputation mode (identity != sender) the trade signature is mandatory.
+
+    A `user-info` request without it is answered `invalid_signature` (docs/PROTOCOL.md §User-info).
+    """
     if unwrapped.identity != unwrapped.sender and unwrapped.trade_signature is None:
-        raise MissingTradeSignature("identity differs from sender and the message is unsigned")
+        problem = "identity differs from sender and the message is unsigned"
+        message = unwrapped.message
+        if message.action == Action.USER_INFO:
+            raise SignatureRefusal(problem, sender=unwrapped.sender, request_id=message.request_id)
+        raise MissingTradeSignature(problem)
 
 
 def check_message(unwrapped: Unwrapped) -> None:
-    """Step 10: the id/payload matrix of docs/PROTOCOL.md §Verify."""
-    if not unwrapped.message.verify():
-        raise InvalidMessage(f"{unwrapped.message.action} fails the id/payload consistency rules")
+    """Step 10: the id/payload matrix of docs/PROTOCOL.md §Verify.
+
+    `verify()` also admits the `user-info` reply's payload; the intake takes only the request.
+    """
+    message = unwrapped.message
+    if not message.verify():
+        raise InvalidMessage(f"{message.action} fails the id/payload consistency rules")
+    if message.action == Action.USER_INFO and isinstance(message.payload, UserInfoPayload):
+        raise InvalidMessage("user-info requests carry no payload")
 
 
 def open_inbound(
@@ -114,14 +175,15 @@ def open_inbound(
     pow_bits: int = 0,
     now: int | None = None,
 ) -> Unwrapped:
-    """Run steps 1, 2, 3, 6, 7, 8 and 10 on one inbound event; raise only `ProtocolError`s."""
+    """Run steps 1, 2, 3, 6, 7, 8 and 10 on one inbound event; raise only `ProtocolError`s
+    (`SignatureRefusal` for the one failure that is answered)."""
     transport_kind(transport_version)  # a configuration error, not an input error: ValueError
     now = int(time.time()) if now is None else now
     event = parse_event(raw)
     check_pow(event, pow_bits)
     check_kind(event, transport_version)
     check_signature(event)
-    unwrapped = unwrap(event, our_keys, transport_version)
+    unwrapped = unwrap_or_refuse(event, our_keys, transport_version, now)
     check_freshness(unwrapped, now)
     check_trade_signature_present(unwrapped)
     check_message(unwrapped)

@@ -49,6 +49,10 @@ class NodeInfo:
     lnd_networks: tuple[str, ...] = ()
     lnd_uris: tuple[str, ...] = ()
     bond: BondInfo | None = None
+    # Reputation portability (docs/PROTOCOL.md §Reputation): the dedicated issuer key when export
+    # is on; the trusted issuers' keys when import is on (possibly none: import on, empty list).
+    reputation_issuer: str | None = None
+    reputation_import_issuers: tuple[str, ...] | None = None
 
 
 def _bool(value: bool) -> str:
@@ -101,6 +105,17 @@ def info_event_tags(info: NodeInfo, *, settings: PublisherSettings) -> list[list
             ["bond_slash_node_share_pct", rust_display_float(float(bond.slash_node_share_pct))],
             ["bond_payout_claim_window_days", str(bond.payout_claim_window_days)],
         ]
+    return tags + reputation_tags(info)
+
+
+def reputation_tags(info: NodeInfo) -> list[list[str]]:
+    """Each tag only when its side is enabled; after every other tag (their position in mostrod's
+    event is unconfirmed, docs/PROTOCOL.md "Reputation and user-info")."""
+    tags = []
+    if info.reputation_issuer is not None:
+        tags.append(["reputation_issuer", info.reputation_issuer])
+    if info.reputation_import_issuers is not None:
+        tags.append(["reputation_import_issuers", *info.reputation_import_issuers])
     return tags
 
 

@@ -27,6 +27,8 @@ from nostrbridge.protocol.payloads import (
     PaymentFailedPayload,
     PaymentRequestPayload,
     RatingUserPayload,
+    ReputationAttestationPayload,
+    UserInfoPayload,
     read_payload,
 )
 from nostrbridge.protocol.wirefields import (
@@ -118,17 +120,44 @@ _RULES_BY_ACTIONS: tuple[tuple[tuple[Action, ...], bool, Any], ...] = (
     ((Action.RATE_USER,), False, _payload_is(RatingUserPayload)),
     ((Action.CANT_DO,), False, _payload_is(CantDoPayload)),
     ((Action.ORDERS,), False, _payload_is(IdsPayload, OrdersPayload)),
+    # After 0.18.5 (docs/PROTOCOL.md §Verify; mostro-core's rows for them are not known).
+    # The two requests take any payload here: their handlers answer a wrong one with
+    # `invalid_payload` (§Export-reputation, §Import-reputation), which a drop would make unreachable.
+    ((Action.EXPORT_REPUTATION, Action.IMPORT_REPUTATION), False, lambda p: True),
+    ((Action.REPUTATION_EXPORTED,), False, _payload_is(ReputationAttestationPayload)),
+    ((Action.REPUTATION_IMPORTED,), False, lambda p: p is None),
 )
-_ANY_PAYLOAD_ACTIONS = frozenset(Action) - {a for actions, _, _ in _RULES_BY_ACTIONS for a in actions}
+# No `id` allowed at all; `user-info` admits its reply's payload too (the intake takes only
+# the request, `protocol.inbound.check_message`).
+_NO_ID_RULES: tuple[tuple[tuple[Action, ...], Any], ...] = (
+    ((Action.USER_INFO,), lambda p: p is None or isinstance(p, UserInfoPayload)),
+)
+_ANY_PAYLOAD_ACTIONS = (
+    frozenset(Action)
+    - {a for actions, _, _ in _RULES_BY_ACTIONS for a in actions}
+    - {a for actions, _ in _NO_ID_RULES for a in actions}
+)
+# Actions that only travel in one wrapper (`Message.verify`).
+_WRAPPER_OF = {Action.USER_INFO: MessageType.RESTORE}
 
 
 def _rule(id_required: bool, predicate: Any) -> Any:
     return lambda has_id, payload: (has_id or not id_required) and predicate(payload)
 
 
-_VERIFY_RULES = {
-    action: _rule(id_required, predicate) for actions, id_required, predicate in _RULES_BY_ACTIONS for action in actions
-} | {action: _rule(True, _any_but_bond) for action in _ANY_PAYLOAD_ACTIONS}
+def _no_id_rule(predicate: Any) -> Any:
+    return lambda has_id, payload: not has_id and predicate(payload)
+
+
+_VERIFY_RULES = (
+    {
+        action: _rule(id_required, predicate)
+        for actions, id_required, predicate in _RULES_BY_ACTIONS
+        for action in actions
+    }
+    | {action: _no_id_rule(predicate) for actions, predicate in _NO_ID_RULES for action in actions}
+    | {action: _rule(True, _any_but_bond) for action in _ANY_PAYLOAD_ACTIONS}
+)
 
 _MESSAGE_TYPES = MessageType._value2member_map_
 # '{"<type>":' per message type; a StrEnum member hashes like its value, so both look up.
@@ -195,7 +224,9 @@ class Message:
         return prefix + self.kind.to_json() + "}"
 
     def verify(self) -> bool:
-        return self.kind.verify()
+        """`MessageKind.verify`, plus the wrapper of actions that travel in only one."""
+        wrapper = _WRAPPER_OF.get(self.kind.action)
+        return (wrapper is None or self.type == wrapper) and self.kind.verify()
 
     def with_version(self, version: int) -> Message:
         """A copy stamped with the transport's protocol version (1 gift wrap, 2 kind 14)."""

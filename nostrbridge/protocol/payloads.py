@@ -18,9 +18,11 @@ from nostrbridge.protocol.structs import (
     CashuProofSignature,
     PaymentFailedInfo,
     Peer,
+    ReputationExportRequest,
     RestoreData,
     SmallOrder,
     SolverDisputeInfo,
+    UserInfo,
 )
 from nostrbridge.protocol.wirefields import (
     enum_reader,
@@ -268,6 +270,49 @@ class CashuLockProofPayload(Payload):
         return self.proof.to_json()
 
 
+@dataclass(slots=True)
+class UserInfoPayload(Payload):
+    """The `user-info` reply (docs/PROTOCOL.md §User-info)."""
+
+    info: UserInfo
+    TAG: ClassVar[str] = "user_info"
+
+    @classmethod
+    def read(cls, value: Any, where: str) -> UserInfoPayload:
+        return cls(UserInfo.from_value(value, where))
+
+    def value_json(self) -> str:
+        return self.info.to_json()
+
+
+@dataclass(slots=True)
+class ReputationExportRequestPayload(Payload):
+    request: ReputationExportRequest
+    TAG: ClassVar[str] = "reputation_export_request"
+
+    @classmethod
+    def read(cls, value: Any, where: str) -> ReputationExportRequestPayload:
+        return cls(ReputationExportRequest.from_value(value, where))
+
+    def value_json(self) -> str:
+        return self.request.to_json()
+
+
+@dataclass(slots=True)
+class ReputationAttestationPayload(Payload):
+    """A kind-38388 attestation as the JSON string it travels in, passed on unchanged."""
+
+    attestation_json: str
+    TAG: ClassVar[str] = "reputation_attestation"
+
+    @classmethod
+    def read(cls, value: Any, where: str) -> ReputationAttestationPayload:
+        return cls(read_str(value, where))
+
+    def value_json(self) -> str:
+        return write_str(self.attestation_json)
+
+
 _read_ids = list_reader(read_uuid)
 _write_ids = list_writer(write_uuid)
 _read_orders = list_reader(SmallOrder.from_value)
@@ -335,6 +380,9 @@ PAYLOAD_VARIANTS: dict[str, type[Payload]] = {
         BondPayoutRequestPayload,
         CashuLockProofPayload,
         CashuSignaturesPayload,
+        UserInfoPayload,
+        ReputationExportRequestPayload,
+        ReputationAttestationPayload,
     )
 }
 

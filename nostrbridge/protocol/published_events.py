@@ -19,6 +19,7 @@ from nostrbridge.protocol.enums import DisputeStatus, Kind, Status
 from nostrbridge.protocol.jsonwire import dumps_compact, rust_display_float, serde_float
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.nip01 import Event, sign_event
+from nostrbridge.protocol.structs import day_start
 from nostrbridge.protocol.wirefields import write_str
 
 ORDER_KIND = 38383
@@ -73,9 +74,14 @@ class OrderSnapshot:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MakerReputation:
-    """The maker's aggregates for the `rating` tag; the default is the full-privacy maker."""
+    """The maker's aggregates for the `rating` tag; the default is the full-privacy maker.
+
+    `since`: the UTC day the maker's record starts (docs/PROTOCOL.md §Reputation), None when
+    there is no record (full privacy): then the key is left out, as before it existed.
+    """
 
     days: int = 0
+    since: int | None = None
     total_rating: float = 0.0
     total_reviews: int = 0
 
@@ -103,9 +109,12 @@ def order_status_bucket(status: Status, kind: Kind) -> str | None:
 
 
 def rating_tag_value(reputation: MakerReputation) -> str:
-    """`["rating",{"days":…,"total_rating":…,"total_reviews":…}]` with sorted keys (docs/PROTOCOL.md §Order-event)."""
+    """`["rating",{"days":…,"since":…,"total_rating":…,"total_reviews":…}]` with sorted keys
+    (docs/PROTOCOL.md §Order-event): `since` between `days` and `total_rating`, left out without a
+    record."""
+    since = "" if reputation.since is None else f'"since":{day_start(int(reputation.since))},'
     return (
-        f'["rating",{{"days":{int(reputation.days)},"total_rating":{serde_float(float(reputation.total_rating))},'
+        f'["rating",{{"days":{int(reputation.days)},{since}"total_rating":{serde_float(float(reputation.total_rating))},'
         f'"total_reviews":{int(reputation.total_reviews)}}}]'
     )
 
@@ -188,10 +197,12 @@ def build_rating_event(
     days: int,
     settings: PublisherSettings,
     now: int,
+    since: int | None = None,
     created_at: int | None = None,
     aux_rand: bytes | None = None,
 ) -> Event:
-    """Kind 38384 (docs/PROTOCOL.md §Rating-event). `d_pubkey`: the rated user's trade key here (§Differences)."""
+    """Kind 38384 (docs/PROTOCOL.md §Rating-event). `d_pubkey`: the rated user's trade key here
+    (§Differences). `since` after `min_rate`, before `z`; `days` last."""
     tags = [
         ["d", d_pubkey],
         ["expiration", str(now + settings.rating_days * SECONDS_PER_DAY)],
@@ -200,9 +211,10 @@ def build_rating_event(
         ["last_rating", str(last_rating)],
         ["max_rate", str(max_rate)],
         ["min_rate", str(min_rate)],
-        ["z", "rating"],
-        ["days", str(days)],
     ]
+    if since is not None:
+        tags.append(["since", str(day_start(int(since)))])
+    tags += [["z", "rating"], ["days", str(days)]]
     return _sign(keys, RATING_KIND, tags, now if created_at is None else created_at, aux_rand)
 
 

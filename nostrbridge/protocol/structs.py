@@ -109,18 +109,39 @@ class SmallOrder(_Struct):
     ALLOWED_FIELDS: ClassVar[frozenset[str] | None] = frozenset(f.name for f in FIELDS)
 
 
+SECONDS_PER_DAY = 86_400
+
+
+def day_start(unix_seconds: int) -> int:
+    """The start of the UTC day of a unix time (`t − t % 86400`); before the epoch clamps to 0."""
+    unix_seconds = max(0, unix_seconds)
+    return unix_seconds - unix_seconds % SECONDS_PER_DAY
+
+
+def _write_since(value: int) -> str:
+    # Always written as its UTC day, whoever set it: a second-precision date would link the
+    # trade keys of one user (mostro-core `serialize_since`).
+    return write_int(day_start(value))
+
+
 @dataclass(slots=True, kw_only=True)
 class UserInfo(_Struct):
-    """Reputation summary; `rating` is the only float on the wire."""
+    """Reputation summary; `rating` is the only float on the wire.
+
+    `since` (mostro-core 0.15, docs/PROTOCOL.md §Payloads) is the day the user's record starts,
+    omitted when absent; `operating_days` is deprecated but still sent.
+    """
 
     rating: float
     reviews: int
     operating_days: int
+    since: int | None = None
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("rating", read_f64, write_f64),
         Field("reviews", read_i64, write_int),
         Field("operating_days", read_u64, write_int),
+        Field("since", read_u64, _write_since, optional=True, omit_none=True),
     )
 
 
@@ -227,6 +248,20 @@ class CashuLockProof(_Struct):
         Field("seller_pubkey", read_str, write_str),
         Field("mostro_pubkey", read_str, write_str),
         Field("fee_token", read_str, write_str, optional=True, omit_none=True),
+    )
+
+
+@dataclass(slots=True, kw_only=True)
+class ReputationExportRequest(_Struct):
+    """`export-reputation` payload (docs/PROTOCOL.md §Reputation): the destination identity and an
+    optional rebind authorisation, a kind-38388 event serialised as a JSON string."""
+
+    destination: str
+    rebind: str | None = None
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("destination", read_str, write_str),
+        Field("rebind", read_str, write_str, optional=True),
     )
 
 

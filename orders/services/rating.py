@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import publisher_settings
@@ -22,6 +22,7 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import Payload, RatingUserPayload
 from nostrbridge.protocol.published_events import build_rating_event
+from nostrbridge.protocol.reputation import round_half_away
 from orders.models import Order, Trader
 from orders.services.lookup import order_get_or_not_found
 from orders.status import OrderStatus
@@ -39,15 +40,35 @@ class RatingAggregate:
     max_rating: int
     min_rating: int
 
+    @classmethod
+    def of(cls, trader: Trader) -> "RatingAggregate":
+        return cls(trader.total_reviews, trader.total_rating, trader.last_rating, trader.max_rating, trader.min_rating)
+
 
 def rating_apply(current: RatingAggregate, vote: int) -> RatingAggregate:
-    """lnp2pBot's running average with its one-step lag (docs/PROTOCOL.md §Rate-user): the new average folds in the
-    *previous* last rating, not `vote`. The first vote counts half."""
+    """The corrected running average (docs/PROTOCOL.md §Rate-user): the first vote counts half,
+    every later one moves the average by `(vote − average) / reviews`."""
     reviews = current.total_reviews + 1
     if reviews == 1:
         return RatingAggregate(reviews, vote / 2, vote, vote, vote)
-    total = current.total_rating + (current.last_rating - current.total_rating) / reviews
+    total = current.total_rating + (vote - current.total_rating) / reviews
     return RatingAggregate(reviews, total, vote, max(current.max_rating, vote), min(current.min_rating, vote))
+
+
+def reputation_merge(current: RatingAggregate, *, reviews: int, rating: float) -> RatingAggregate:
+    """An import added to the user's reputation, never written over it (docs/PROTOCOL.md §Import-reputation):
+    reviews add up, the average is weighted by each origin's reviews, and min/max/last take the
+    rounded imported rating only where they are still 0 (no vote yet)."""
+    total_reviews = current.total_reviews + reviews
+    total = (current.total_rating * current.total_reviews + rating * reviews) / total_reviews
+    rounded = int(round_half_away(rating))
+    return RatingAggregate(
+        total_reviews,
+        total,
+        current.last_rating or rounded,
+        current.max_rating or rounded,
+        current.min_rating or rounded,
+    )
 
 
 def order_rate_user(
@@ -102,27 +123,31 @@ def _apply_vote(identity: str, vote: int) -> Trader:
     """Update the rated identity's aggregates under a row lock (caller's transaction)."""
     Trader.objects.get_or_create(pubkey=identity)
     trader = Trader.objects.select_for_update().get(pk=identity)
-    current = RatingAggregate(
-        trader.total_reviews, trader.total_rating, trader.last_rating, trader.max_rating, trader.min_rating
-    )
-    new = rating_apply(current, vote)
+    new = rating_apply(RatingAggregate.of(trader), vote)
     if not (0 <= new.total_rating <= MAX_RATING and new.total_rating <= MAX_RATING * new.total_reviews):
         raise CantDo(CantDoReason.INVALID_RATING)
+    # The native sum is what an export attests (docs/PROTOCOL.md §Export-reputation step 7).
+    return trader_rating_store(identity=identity, aggregate=new, native_rating_sum=F("native_rating_sum") + vote)
+
+
+def trader_rating_store(*, identity: str, aggregate: RatingAggregate, **fields) -> Trader:
+    """Write `aggregate` (and `fields`) to the identity's record; caller holds its row lock."""
     Trader.objects.filter(pk=identity).update(
-        total_reviews=new.total_reviews,
-        total_rating=new.total_rating,
-        last_rating=new.last_rating,
-        max_rating=new.max_rating,
-        min_rating=new.min_rating,
+        total_reviews=aggregate.total_reviews,
+        total_rating=aggregate.total_rating,
+        last_rating=aggregate.last_rating,
+        max_rating=aggregate.max_rating,
+        min_rating=aggregate.min_rating,
+        **fields,
     )
-    trader.refresh_from_db()
-    return trader
+    return Trader.objects.get(pk=identity)
 
 
-def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id, now: int | None = None) -> OutboundMessage:
+def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id=None, now: int | None = None) -> OutboundMessage:
     """The 38384 event for `trader`'s aggregates, published at once (plain `now` created_at)."""
     now = int(time.time()) if now is None else now
     days = max(0, (now - int(trader.created_at.timestamp())) // 86_400) if trader.created_at else 0
+    since = int(trader.created_at.timestamp()) if trader.created_at else None
     event = build_rating_event(
         node_keys(),
         d_pubkey=d_pubkey,
@@ -132,6 +157,7 @@ def publish_rating_event(*, trader: Trader, d_pubkey: str, order_id, now: int | 
         max_rate=trader.max_rating,
         min_rate=trader.min_rating,
         days=days,
+        since=since,
         settings=publisher_settings(),
         now=now,
     )

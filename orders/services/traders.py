@@ -33,11 +33,11 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
     if identity == sender:
         return
     if trade_index is None:
-        raise SilentDrop("reputation mode without trade_index")
+        raise SilentDrop("reputation mode without trade_index", cause="missing-trade-index")
     last = Trader.objects.filter(pk=identity).values_list("last_trade_index", flat=True).first()
     if last is None:
         if trade_index == 0:
-            raise SilentDrop("unknown identity with trade_index 0")
+            raise SilentDrop("unknown identity with trade_index 0", cause="unknown-identity-index-0")
         with transaction.atomic():
             Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
         return
@@ -69,7 +69,9 @@ def _operating_days(trader: Trader, now: datetime) -> int:
 
 
 def trader_user_info(*, identity: str | None, now: datetime | None = None) -> UserInfo:
-    """The `UserInfo` of the taker-reputation notices (docs/PROTOCOL.md §Escrow)."""
+    """The `UserInfo` of the taker-reputation notices (docs/PROTOCOL.md §Escrow), the solver's
+    dispute view and the `user-info` reply (§User-info): zeros and no `since` for an identity
+    without a record, else `since` = the UTC day the record starts."""
     trader = Trader.objects.filter(pk=identity).first() if identity else None
     if trader is None:
         return UserInfo(rating=0.0, reviews=0, operating_days=0)
@@ -77,13 +79,16 @@ def trader_user_info(*, identity: str | None, now: datetime | None = None) -> Us
         rating=float(trader.total_rating),
         reviews=trader.total_reviews,
         operating_days=_operating_days(trader, now or timezone.now()),
+        since=None if trader.created_at is None else int(trader.created_at.timestamp()),
     )
 
 
 def trader_reputation(*, identity: str | None, now: datetime | None = None) -> MakerReputation:
     """The aggregates of the 38383 `rating` tag (docs/PROTOCOL.md §Order-event)."""
     info = trader_user_info(identity=identity, now=now)
-    return MakerReputation(days=info.operating_days, total_rating=info.rating, total_reviews=info.reviews)
+    return MakerReputation(
+        days=info.operating_days, since=info.since, total_rating=info.rating, total_reviews=info.reviews
+    )
 
 
 def maker_identity(order: Order) -> str | None:

@@ -46,6 +46,11 @@ def _refused_take(client, trade, fake_ln, *, index=0):
     )
 
 
+def day(moment) -> int:
+    seconds = int(moment.timestamp())
+    return seconds - seconds % 86_400
+
+
 def test_solver_takes_and_gets_the_full_dispute_info(trade, fake_ln):
     solver = register(solver_client())
     alice = Trader.objects.get(pk=trade.order.master_seller_pubkey)
@@ -57,6 +62,10 @@ def test_solver_takes_and_gets_the_full_dispute_info(trade, fake_ln):
     buyer_replies, seller_replies = trade.buyer.replies(), trade.seller.replies()
 
     order, dispute = trade.refresh(), trade.refresh_dispute()
+    # Both parties have records, so their UserInfo carries its UTC day (docs/PROTOCOL.md §User-info).
+    buyer_since, seller_since = (
+        day(Trader.objects.get(pk=pubkey).created_at) for pubkey in (order.master_buyer_pubkey, alice.pk)
+    )
     assert Message.from_json(VECTORS["D04_admin_take_dispute_req"]).to_json() == VECTORS["D04_admin_take_dispute_req"]
     assert [(r.recipient, r.message.to_json()) for r in solver_replies] == [
         (
@@ -72,6 +81,8 @@ def test_solver_takes_and_gets_the_full_dispute_info(trade, fake_ln):
                     "1700000300": unix(order.invoice_held_at),
                     "1700000200": unix(order.taken_at),
                     "1700000000": unix(order.created_at),
+                    '"operating_days":0}': f'"operating_days":0,"since":{buyer_since}}}',
+                    '"operating_days":120}': f'"operating_days":120,"since":{seller_since}}}',
                 },
             ),
         )

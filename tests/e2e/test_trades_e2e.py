@@ -22,6 +22,7 @@ import asyncio
 import os
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -37,7 +38,7 @@ from nostrbridge.protocol.payloads import (
     RatingUserPayload,
 )
 from nostrbridge.protocol.structs import SmallOrder
-from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader, start_trade_network
+from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader, sell_with_invoice, start_trade_network
 
 # The node runs on its own SQLite file whatever the suite's database: the PostgreSQL pass of
 # scripts/run_tests.sh would repeat the very same run.
@@ -162,7 +163,21 @@ def pending_tags(net: TradeNetwork, order: dict, *, amt: str, fa: list[str], rat
     ]
 
 
-NO_RATING = '["rating",{"days":0,"total_rating":0.0,"total_reviews":0}]'
+def record_day(net: TradeNetwork, person: Trader) -> int:
+    """The UTC day the node's record of `person` starts: its `since` (docs/PROTOCOL.md §Reputation)."""
+    [(created,)] = net.node.query("SELECT created_at FROM orders_trader WHERE pubkey = ?", (person.identity_hex,))
+    seconds = int(datetime.fromisoformat(created).replace(tzinfo=UTC).timestamp())
+    return seconds - seconds % DAY
+
+
+def no_rating(net: TradeNetwork, maker: Trader) -> str:
+    """The `rating` tag of a maker with a record (made by its first order) but no rating yet."""
+    return f'["rating",{{"days":0,"since":{record_day(net, maker)},"total_rating":0.0,"total_reviews":0}}]'
+
+
+def no_reputation(net: TradeNetwork, taker: Trader) -> dict:
+    """The UserInfo of a taker-reputation notice for a taker without ratings."""
+    return {"rating": 0.0, "reviews": 0, "operating_days": 0, "since": record_day(net, taker)}
 
 
 def escrow_memo(order_id: str, fiat_amount: int) -> str:
@@ -207,7 +222,9 @@ async def test_sell_order_at_market_price_trades_to_completion(
     }  # fmt: skip
     assert ack["payload"] == {"order": view(base, status="pending")}
     await conn.wait_statuses(order_id, 1)
-    assert conn.revisions(order_id)[0].tags == pending_tags(net, base, amt="0", fa=[str(fiat)], rating=NO_RATING)
+    assert conn.revisions(order_id)[0].tags == pending_tags(
+        net, base, amt="0", fa=[str(fiat)], rating=no_rating(net, alice)
+    )
 
     sats = market_sats(fiat, premium)
     fee = fee_of(sats)
@@ -238,7 +255,7 @@ async def test_sell_order_at_market_price_trades_to_completion(
     reputation = await alice.expect("pay-invoice", key=a, where=lambda r: "peer" in r.payload)
     assert reputation.body == {
         "version": 2, "request_id": None, "trade_index": None, "id": order_id, "action": "pay-invoice",
-        "payload": {"peer": {"pubkey": "", "reputation": {"rating": 0.0, "reviews": 0, "operating_days": 0}}},
+        "payload": {"peer": {"pubkey": "", "reputation": no_reputation(net, bob)}},
     }  # fmt: skip
     pay = await alice.expect("pay-invoice", key=a)
     hold_invoice = pay.payload["payment_request"][1]
@@ -313,7 +330,9 @@ async def test_buy_order_trades_to_completion(net: TradeNetwork, conn: RelayConn
         "created_at": base["created_at"], "expires_at": base["expires_at"],
     }  # fmt: skip
     await conn.wait_statuses(order_id, 1)
-    assert conn.revisions(order_id)[0].tags == pending_tags(net, base, amt=str(sats), fa=["10"], rating=NO_RATING)
+    assert conn.revisions(order_id)[0].tags == pending_tags(
+        net, base, amt=str(sats), fa=["10"], rating=no_rating(net, bob)
+    )
 
     a = alice.next_trade_index()
     r2 = await alice.send(Action.TAKE_BUY, key=a, trade_index=a, order_id=order_id)
@@ -337,7 +356,7 @@ async def test_buy_order_trades_to_completion(net: TradeNetwork, conn: RelayConn
     reputation = await bob.expect("add-invoice", key=b)  # the taker-reputation notice (docs/PROTOCOL.md §Add-invoice)
     assert (reputation.body["request_id"], reputation.payload) == (
         None,
-        {"peer": {"pubkey": "", "reputation": {"rating": 0.0, "reviews": 0, "operating_days": 0}}},
+        {"peer": {"pubkey": "", "reputation": no_reputation(net, alice)}},
     )
     told = await alice.expect("waiting-buyer-invoice", key=a)
     assert (told.body["request_id"], told.payload) == (r2, None)
@@ -387,7 +406,9 @@ async def test_range_order_trade_publishes_its_child(
     order_id, base = ack["id"], ack["payload"]["order"]
     assert (base["min_amount"], base["max_amount"], base["fiat_amount"], base["amount"]) == (10, 50, 0, 0)
     await conn.wait_statuses(order_id, 1)
-    assert conn.revisions(order_id)[0].tags == pending_tags(net, base, amt="0", fa=["10", "50"], rating=NO_RATING)
+    assert conn.revisions(order_id)[0].tags == pending_tags(
+        net, base, amt="0", fa=["10", "50"], rating=no_rating(net, alice)
+    )
 
     taken_fiat = 20
     sats = market_sats(taken_fiat)
@@ -442,7 +463,9 @@ async def test_range_order_trade_publishes_its_child(
     assert await conn.wait_statuses(order_id, 3) == ["pending", "in-progress", "success"]
     assert await conn.wait_statuses(child_id, 1) == ["pending"]
     child_view = child.order
-    assert conn.revisions(child_id)[0].tags == pending_tags(net, child_view, amt="0", fa=["10", "30"], rating=NO_RATING)
+    assert conn.revisions(child_id)[0].tags == pending_tags(
+        net, child_view, amt="0", fa=["10", "30"], rating=no_rating(net, alice)
+    )
     delta = balances_delta(net, before)
     assert (delta["alice"], delta["bob"]) == (-(sats + fee) * MSAT, (sats - fee) * MSAT)
     assert delta["mostro"] + delta["devfund"] == 2 * fee * MSAT
@@ -651,25 +674,9 @@ async def test_ratings_are_published_and_shown_on_the_next_order(
     sats = 5_000
     a, _, ack = await new_order(alice, sell_order(amount=sats, fiat_amount=5))
     order_id = ack["id"]
-    b = bob.next_trade_index()
     invoice = await bob.wallet.invoice(sats - fee_of(sats))
-    await bob.send(
-        Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
-    )
-    pay = await alice.expect("pay-invoice", key=a)
-    await bob.expect("waiting-seller-to-pay", key=b)
-    escrow = asyncio.create_task(alice.wallet.pay(pay.payload["payment_request"][1]))
-    await alice.expect("buyer-took-order", key=a)
-    await bob.expect("hold-invoice-payment-accepted", key=b)
-    await bob.send(Action.FIAT_SENT, key=b, order_id=order_id)
-    await bob.expect("fiat-sent-ok", key=b)
-    await alice.expect("fiat-sent-ok", key=a)
-    await alice.send(Action.RELEASE, key=a, order_id=order_id)
-    for step in ("hold-invoice-payment-settled", "rate"):
-        await alice.expect(step, key=a)
-    for step in ("released", "purchase-completed", "rate"):
-        await bob.expect(step, key=b)
-    await escrow
+    b, escrow = await sell_with_invoice(alice, bob, order_id=order_id, seller_key=a, invoice=invoice)
+    assert escrow.status.value == "SUCCEEDED"
 
     ratings_before = len(conn.rating_events)
     r1 = await alice.send(Action.RATE_USER, key=a, order_id=order_id, payload=RatingUserPayload(5))
@@ -686,7 +693,7 @@ async def test_ratings_are_published_and_shown_on_the_next_order(
     by_d = {e.tag_value("d"): e for e in events}
     # d = the rated user's trade key (docs/ARCHITECTURE.md: mostrod writes the rater's own key)
     assert set(by_d) == {bob.pubkey(b), alice.pubkey(a)}
-    for rated, vote in ((bob.pubkey(b), 5), (alice.pubkey(a), 4)):
+    for rated, vote, person in ((bob.pubkey(b), 5, bob), (alice.pubkey(a), 4, alice)):
         event = by_d[rated]
         expiration = int(event.tag_value("expiration"))
         assert expiration - event.created_at == 90 * DAY  # MOSTRO_EXPIRATION_RATING_DAYS default
@@ -698,6 +705,7 @@ async def test_ratings_are_published_and_shown_on_the_next_order(
             ["last_rating", str(vote)],
             ["max_rate", str(vote)],
             ["min_rate", str(vote)],
+            ["since", str(record_day(net, person))],
             ["z", "rating"],
             ["days", "0"],
         ]
@@ -711,9 +719,9 @@ async def test_ratings_are_published_and_shown_on_the_next_order(
     a2, _, ack2 = await new_order(alice, sell_order(amount=sats, fiat_amount=5))
     second_id = ack2["id"]
     await conn.wait_statuses(second_id, 1)
-    assert (
-        conn.revisions(second_id)[0].tag_value("rating") == '["rating",{"days":0,"total_rating":2.0,"total_reviews":1}]'
-    )
+    since = record_day(net, alice)
+    rating = f'["rating",{{"days":0,"since":{since},"total_rating":2.0,"total_reviews":1}}]'
+    assert conn.revisions(second_id)[0].tag_value("rating") == rating
     c = await alice.send(Action.CANCEL, key=a2, order_id=second_id)
     canceled = await alice.expect("canceled", key=a2)
     assert (canceled.body["request_id"], canceled.body["id"], canceled.payload) == (c, second_id, None)

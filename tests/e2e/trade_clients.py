@@ -53,9 +53,10 @@ from lightning.grpc import router_pb2
 from lightning.lnd import LndClient
 from lightning.types import PaymentOutcome
 from nostrbridge.node_identity import xonly_pubkey_hex
-from nostrbridge.protocol.enums import Action
+from nostrbridge.protocol.enums import Action, MessageType
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.payloads import PaymentRequestPayload
 from nostrbridge.protocol.transport import encode_content, sign_identity_proof, sign_message
 from tests.lightning.simnet_fixture import SimnetHandle, start_simnet
 from tests.orders.price_server import PriceServer
@@ -728,11 +729,14 @@ _request_ids = itertools.count(1)
 class Trader:
     """A Mostro user in reputation mode: identity key + one trade key per trade index."""
 
-    def __init__(self, name: str, conn: RelayConnection, wallet: Wallet | None = None) -> None:
+    def __init__(
+        self, name: str, conn: RelayConnection, wallet: Wallet | None = None, *, identity: sdk.Keys | None = None
+    ) -> None:
+        """`identity`: the same user on another node (one identity key for every node)."""
         self.name = name
         self.conn = conn
         self.wallet = wallet
-        self.identity = sdk.Keys.generate()
+        self.identity = identity or sdk.Keys.generate()
         self._identity_ours = Keys(bytes.fromhex(self.identity.secret_key().to_hex()))
         self.identity_hex = self._identity_ours.public_key_hex
         self.last_trade_index = 0
@@ -779,9 +783,12 @@ class Trader:
         payload: Any = None,
         trade_index: int | None = None,
         request_id: int | None = None,
+        type: MessageType = MessageType.ORDER,
     ) -> tuple[int, sdk.Event]:
         request_id = next(_request_ids) if request_id is None else request_id
-        message = Message.new(action, request_id=request_id, trade_index=trade_index, id=order_id, payload=payload)
+        message = Message.new(
+            action, type=type, request_id=request_id, trade_index=trade_index, id=order_id, payload=payload
+        )
         message_json = message.to_json()
         self.key(key)
         trade = self._ours[key]
@@ -871,3 +878,29 @@ class Trader:
         """Wait a moment and return what arrived unasked (an exact scenario expects nothing)."""
         await asyncio.sleep(seconds)
         return list(self.inbox)
+
+
+async def sell_with_invoice(
+    seller: Trader, buyer: Trader, *, order_id: str, seller_key: int, invoice: str
+) -> tuple[int, PaymentOutcome]:
+    """The short path of a sell order: `buyer` takes it with its payout invoice, `seller` pays the
+    escrow, fiat sent, released, both asked to rate. Returns the buyer's trade key and the escrow
+    payment's outcome (settled)."""
+    b = buyer.next_trade_index()
+    await buyer.send(
+        Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
+    )
+    pay = await seller.expect("pay-invoice", key=seller_key)
+    await buyer.expect("waiting-seller-to-pay", key=b)
+    escrow = asyncio.create_task(seller.wallet.pay(pay.payload["payment_request"][1]))
+    await seller.expect("buyer-took-order", key=seller_key)
+    await buyer.expect("hold-invoice-payment-accepted", key=b)
+    await buyer.send(Action.FIAT_SENT, key=b, order_id=order_id)
+    await buyer.expect("fiat-sent-ok", key=b)
+    await seller.expect("fiat-sent-ok", key=seller_key)
+    await seller.send(Action.RELEASE, key=seller_key, order_id=order_id)
+    for step in ("hold-invoice-payment-settled", "rate"):
+        await seller.expect(step, key=seller_key)
+    for step in ("released", "purchase-completed", "rate"):
+        await buyer.expect(step, key=b)
+    return b, await escrow

@@ -146,6 +146,41 @@ def test_imports_exact_rows(source):
     assert fees == {m.O_SUCCESS: ("paid", 18, "aa" * 32), m.O_PARTIAL_FEE: ("in-flight", 4, "bb" * 32)}
 
 
+def test_reputation_columns_are_imported_or_backfilled(source):
+    """A 0.18.5 database has no native figures: every review is native (mostrod's own backfill);
+    a later one carries them, with its export binding (docs/PROTOCOL.md §Reputation)."""
+    run("--db", str(source))
+    alice = Trader.objects.get(pk=m.ALICE)
+    assert (alice.native_rating_sum, alice.seeded_reviews, alice.reputation_exported_to) == (9.0, 0, None)
+
+    conn = sqlite3.connect(source)
+    for column in (
+        "seeded_reviews integer not null default 0",
+        "seeded_rating_sum real not null default 0",
+        "native_rating_sum real not null default 0",
+        "native_created_at integer",
+        "reputation_exported_to char(64)",
+        "reputation_exported_at integer",
+    ):
+        conn.execute(f"ALTER TABLE users ADD COLUMN {column}")
+    conn.execute(
+        "UPDATE users SET total_reviews = 7, seeded_reviews = 5, seeded_rating_sum = 22.5, native_rating_sum = 9.5,"
+        " reputation_exported_to = ?, reputation_exported_at = ? WHERE pubkey = ?",
+        ("cd" * 32, m.T0 - m.T0 % 86_400, m.ALICE),
+    )
+    conn.commit()
+    conn.close()
+    run("--db", str(source))
+    alice = Trader.objects.get(pk=m.ALICE)
+    assert (alice.total_reviews, alice.seeded_reviews, alice.seeded_rating_sum, alice.native_rating_sum) == (
+        7,
+        5,
+        22.5,
+        9.5,
+    )
+    assert (alice.reputation_exported_to, alice.reputation_exported_at) == ("cd" * 32, _at(m.T0 - m.T0 % 86_400))
+
+
 def test_rerun_changes_nothing_and_picks_up_edits(source):
     run("--db", str(source))
     out = run("--db", str(source))

@@ -140,7 +140,7 @@ def test_migration_resets_values_the_new_constraints_refuse():
 
     from django.apps import apps
 
-    migration = import_module("mostro_site.migrations.0003_node_settings_bounds")
+    migration = import_module("mostro_site.migrations.0004_node_settings_bounds")
     fields = {f.attname: None for f in NodeSettings._meta.concrete_fields}
     fields.update(max_routing_fee=50.0, min_payment_amount_sats=5000, max_order_amount_sats=1000, fee=0.006)
     bad = SimpleNamespace(**fields)

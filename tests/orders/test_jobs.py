@@ -151,6 +151,7 @@ def test_sync_schedules_with_the_declared_jobs_twice_creates_each_once():
         "nostrbridge.jobs.retry_outbox",
         "nostrbridge.jobs.prune_inbox",
         "nostrbridge.jobs.prune_outbox",
+        "mostro_site.ops.jobs.job_cluster_heartbeat",
     }
 
 

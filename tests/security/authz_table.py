@@ -423,6 +423,12 @@ GET    api:openapi-json                                                       20
 POST   api:openapi-json                                                       200   200   200   200   200   200   200
 GET    api:openapi-view                                                       200   200   200   200   200   200   200
 POST   api:openapi-view                                                       200   200   200   200   200   200   200
+GET    healthz 200 200 200 200 200 200 200
+POST   healthz 405 405 405 405 405 405 405
+GET    metrics 404 404 404 404 404 404 404
+POST   metrics 405 405 405 405 405 405 405
+GET    readyz 503 503 503 503 503 503 503
+POST   readyz 405 405 405 405 405 405 405
 """
 
 
@@ -446,7 +452,7 @@ def section(endpoint: Endpoint) -> str:
         return "rest api"
     if key.startswith(("operator:", "console:")):
         return "operator and console pages"
-    if key in ("landing", "favicon"):
+    if key in ("landing", "favicon", "healthz", "readyz", "metrics"):
         return "site pages"
     model_key = model_key_of(key)
     return f"admin {model_app(model_key[0])}" if model_key else "admin site"

@@ -122,7 +122,7 @@ def test_migration_revokes_tokens_their_owner_did_not_create(db):
     from django.apps import apps
     from django.contrib.contenttypes.models import ContentType
 
-    migration = import_module("mostro_site.migrations.0004_apitoken")
+    migration = import_module("mostro_site.migrations.0005_apitoken")
     owner, operator = make_user("owner"), make_user("op", "operator")
     own, _ = api_token_create(owner=owner, name="own")
     minted, _ = api_token_create(owner=owner, name="minted")

@@ -46,6 +46,9 @@ HANDLED = {
     "admin-cancel": "disputes/handlers/admin_cancel.py",
     "admin-add-solver": "disputes/handlers/admin_add_solver.py",
     "restore-session": "disputes/handlers/restore_session.py",
+    "user-info": "orders/handlers/user_info.py",
+    "export-reputation": "orders/handlers/export_reputation.py",
+    "import-reputation": "orders/handlers/import_reputation.py",
 }
 
 
@@ -131,6 +134,7 @@ def test_pay_invoice_from_a_client_is_answered_invalid_action(node):
         ("cashu escrow", Action.ADD_CASHU_ESCROW, CashuLockProofPayload(_LOCK_PROOF)),
         ("client-to-client dm", Action.SEND_DM, TextMessagePayload("hello")),
         ("a node-to-client action", Action.CANCELED, None),
+        ("a later node-to-client action", Action.REPUTATION_IMPORTED, None),
     ],
 )
 def test_unhandled_actions_are_dropped_silently(node, _case, action, payload):

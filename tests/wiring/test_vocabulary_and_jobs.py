@@ -47,6 +47,7 @@ def test_the_declared_jobs_are_exactly_these(settings):
         JobSpec("nostrbridge.jobs.retry_outbox", 60),
         JobSpec("nostrbridge.jobs.prune_inbox", 3600),
         JobSpec("nostrbridge.jobs.prune_outbox", 3600),
+        JobSpec("mostro_site.ops.jobs.job_cluster_heartbeat", 60),
     ]
 
 

@@ -27,6 +27,13 @@ class Command(BaseCommand):
         parser.add_argument("--fee-base-msat", type=int, default=1000)
         parser.add_argument("--fee-ppm", type=int, default=1000)
         parser.add_argument("--balance-sats", type=int, default=10_000_000, help="each node's channel balance")
+        parser.add_argument("--host", default="127.0.0.1", help="gRPC interface (0.0.0.0: reachable from other hosts)")
+        parser.add_argument(
+            "--tls-extra-domain",
+            action="append",
+            default=[],
+            help="another DNS name in the nodes' certificates, like LND's tlsextradomain (repeatable)",
+        )
 
     def handle(self, *args, **options):
         names = [n.strip() for n in options["nodes"].split(",") if n.strip()]
@@ -39,6 +46,8 @@ class Command(BaseCommand):
             fee_base_msat=options["fee_base_msat"],
             fee_ppm=options["fee_ppm"],
             balance_sats=options["balance_sats"],
+            host=options["host"],
+            tls_extra_domains=tuple(options["tls_extra_domain"]),
         )
         logging.getLogger("lightning.simnet").setLevel(logging.INFO)
 

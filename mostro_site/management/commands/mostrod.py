@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.core.checks import Tags
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -75,11 +76,15 @@ class Command(BaseCommand):
         from mostro_site.management.commands.sync_schedules import sync_schedules
         from mostro_site.operator.lnstatus import lightning_status
         from mostro_site.runtime.node import NodeOptions, NodeRuntime
+        from nostrbridge.log_context import set_process_role
 
+        set_process_role("node")
         self.check(display_num_errors=False)
         _quiet_job_log()
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
+        # Checks of what the database holds (the reputation trust list), once it is migrated.
+        self.check(display_num_errors=False, tags=[Tags.database], databases=["default"])
         created, updated, deleted = sync_schedules()
         self._say(f"Job schedules: {created} created, {updated} updated, {deleted} removed")
         config = node_config(fresh=True)
@@ -103,11 +108,19 @@ class Command(BaseCommand):
         if not runtime.lightning.available:
             runtime.cluster.stop()
             raise CommandError(f"LND is unreachable ({runtime.lightning.error}); check LND_GRPC_HOST and the files.")
+        _record_lnd_identity(runtime.lightning)
         return runtime.serve()
 
     def _say(self, text: str) -> None:
         self.stdout.write(text)
         self.stdout.flush()
+
+
+def _record_lnd_identity(lightning) -> None:
+    """First start: remember which LND node this is (readiness compares it; see mostro_site.ops)."""
+    from mostro_site.ops.lnd_identity import lnd_identity_verify
+
+    lnd_identity_verify(pubkey=lightning.pubkey, alias=lightning.alias, network=lightning.network)
 
 
 def _quiet_job_log() -> None:

@@ -11,6 +11,7 @@ import signal
 from django.core.management.base import BaseCommand
 
 from nostrbridge.bridge import BridgeOptions, run_bridge
+from nostrbridge.log_context import set_process_role
 from nostrbridge.publisher import PublishPolicy
 
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--grace", type=float, default=20.0, help="seconds in-flight work gets at shutdown")
 
     def handle(self, *args, **options) -> None:
+        set_process_role("bridge")
         bridge_options = BridgeOptions(
             worker_id=options["worker_id"],
             publish=PublishPolicy(timeout_s=options["publish_timeout"]),

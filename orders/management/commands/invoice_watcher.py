@@ -5,6 +5,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from nostrbridge.log_context import set_process_role
 from orders.escrow_watcher import POLL_SECONDS, EscrowWatcher
 
 
@@ -15,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS)
 
     def handle(self, *args, **options) -> None:
+        set_process_role("watcher")
         asyncio.run(self._main(options["poll_seconds"]))
 
     async def _main(self, poll_seconds: float) -> None:

@@ -35,8 +35,11 @@ from nostrbridge.protocol.payloads import (
     PaymentRequestPayload,
     PeerPayload,
     RatingUserPayload,
+    ReputationAttestationPayload,
+    ReputationExportRequestPayload,
     RestoreDataPayload,
     TextMessagePayload,
+    UserInfoPayload,
 )
 from nostrbridge.protocol.structs import (
     BondPayoutRequest,
@@ -45,6 +48,7 @@ from nostrbridge.protocol.structs import (
     CashuProofSignature,
     PaymentFailedInfo,
     Peer,
+    ReputationExportRequest,
     RestoreData,
     SmallOrder,
     UserInfo,
@@ -63,6 +67,8 @@ buyer-took-order rate rate-user rate-received cant-do dispute admin-cancel admin
 admin-settled admin-add-solver admin-take-dispute admin-took-dispute payment-failed invoice-updated send-dm
 trade-pubkey restore-session last-trade-index orders add-cashu-escrow cashu-escrow-locked
 cashu-pm-signature""".split()
+# After 0.18.5 (docs/PROTOCOL.md §User-info, §Reputation).
+NEW_ACTIONS = "user-info export-reputation reputation-exported import-reputation reputation-imported".split()
 STATUSES = """active canceled canceled-by-admin settled-by-admin completed-by-admin dispute expired fiat-sent
 settled-hold-invoice pending success waiting-buyer-invoice waiting-payment waiting-taker-bond
 cooperatively-canceled in-progress waiting-maker-bond""".split()
@@ -73,6 +79,11 @@ not_allowed_by_status out_of_range_fiat_amount out_of_range_sats_amount price_to
 dispute_taken_by_admin not_authorized dispute_creation_error not_found invalid_dispute_status invalid_action
 pending_order_exists invalid_fiat_currency too_many_requests invalid_cashu_token cashu_mint_unavailable
 invalid_mint_url cashu_escrow_not_locked cashu_signature_missing""".split()
+# docs/PROTOCOL.md §Cant-do, every one of them.
+NEW_CANT_DO_REASONS = """maintenance_mode reputation_identity_required not_eligible_for_reputation_export
+reputation_bound_to_other_identity invalid_reputation_rebind invalid_reputation_attestation
+untrusted_reputation_issuer expired_reputation_attestation reputation_identity_mismatch
+reputation_already_imported payer_not_declared invalid_payment_hash""".split()
 
 ORDER_ID = "c7dba9db-f13f-4c3f-a77f-3b82e43c2b1a"
 
@@ -110,8 +121,8 @@ def test_canonical_message_verify(label: str) -> None:
 
 
 def test_actions_in_declaration_order() -> None:
-    assert [action.value for action in Action] == ACTIONS
-    assert len(ACTIONS) == 51
+    assert [action.value for action in Action] == ACTIONS + NEW_ACTIONS
+    assert (len(ACTIONS), len(NEW_ACTIONS)) == (51, 5)
 
 
 @pytest.mark.parametrize("wire", ACTIONS)
@@ -136,11 +147,11 @@ def test_status_wire_string_parses_in_small_order(wire: str) -> None:
 
 
 def test_cant_do_reasons_in_declaration_order() -> None:
-    assert [reason.value for reason in CantDoReason] == CANT_DO_REASONS
-    assert len(CANT_DO_REASONS) == 35
+    assert [reason.value for reason in CantDoReason] == CANT_DO_REASONS + NEW_CANT_DO_REASONS
+    assert (len(CANT_DO_REASONS), len(NEW_CANT_DO_REASONS)) == (35, 12)
 
 
-@pytest.mark.parametrize("wire", CANT_DO_REASONS)
+@pytest.mark.parametrize("wire", CANT_DO_REASONS + NEW_CANT_DO_REASONS)
 def test_cant_do_reason_round_trips(wire: str) -> None:
     message = Message.cant_do(CantDoReason(wire), request_id=7, id=uuid.UUID(ORDER_ID))
     expected = (
@@ -446,6 +457,9 @@ PAYLOADS = {
         CashuLockProof(token="t", mint_url="m", buyer_pubkey="b", seller_pubkey="s", mostro_pubkey="n")
     ),
     "cashu_signatures": CashuSignaturesPayload([CashuProofSignature(secret="s", signature="g")]),
+    "user_info": UserInfoPayload(UserInfo(rating=0.0, reviews=0, operating_days=0)),
+    "reputation_export_request": ReputationExportRequestPayload(ReputationExportRequest(destination="ab")),
+    "reputation_attestation": ReputationAttestationPayload("{}"),
 }
 ANY_BUT_BOND = set(PAYLOADS) - {"bond_resolution", "bond_payout_request"}
 RULES: dict[str, tuple[bool, set[str]]] = {
@@ -464,10 +478,15 @@ RULES: dict[str, tuple[bool, set[str]]] = {
     "rate-user": (False, {"rating_user"}),
     "cant-do": (False, {"cant_do"}),
     "orders": (False, {"ids", "orders"}),
+    # The requests take any payload: their handlers answer a wrong one with invalid_payload.
+    "export-reputation": (False, set(PAYLOADS)),
+    "import-reputation": (False, set(PAYLOADS)),
+    "reputation-exported": (False, {"reputation_attestation"}),
+    "reputation-imported": (False, {"none"}),
 }
 
 
-@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("action", [a for a in ACTIONS + NEW_ACTIONS if a != "user-info"])
 def test_verify_matrix(action: str) -> None:
     id_required, allowed = RULES.get(action, (True, ANY_BUT_BOND))
     outcome = {
@@ -483,6 +502,22 @@ def test_verify_matrix(action: str) -> None:
         for payload in PAYLOADS
     }
     assert outcome == expected
+
+
+def test_user_info_verifies_only_without_id_in_the_restore_wrapper() -> None:
+    """The request (payload null) and the reply (user_info) verify; an id or another payload does
+    not, nor another wrapper than `restore` (docs/PROTOCOL.md §User-info)."""
+    outcome = {
+        (has_id, payload): MessageKind(
+            version=2, id=uuid.UUID(ORDER_ID) if has_id else None, action=Action.USER_INFO, payload=PAYLOADS[payload]
+        ).verify()
+        for has_id in (True, False)
+        for payload in PAYLOADS
+    }
+    assert {key for key, ok in outcome.items() if ok} == {(False, "none"), (False, "user_info")}
+    for wrapper in MessageType:
+        message = Message.new(Action.USER_INFO, type=wrapper, request_id=1)
+        assert message.verify() is (wrapper == MessageType.RESTORE), wrapper
 
 
 def test_verify_rejects_empty_cashu_signatures() -> None:

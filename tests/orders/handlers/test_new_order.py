@@ -77,6 +77,8 @@ def test_pending_revision_is_published_with_rating_and_source():
 
     (event,) = order_events(order.id)
     expires = str(_unix(order.expires_at))
+    created = _unix(Trader.objects.get(pk=alice.identity.public_key_hex).created_at)
+    since = created - created % 86_400  # the maker's record starts with this order (§Reputation `since`)
     assert event.kind == 38383
     assert event.pubkey == node_pubkey()
     assert event.tags == [
@@ -88,7 +90,7 @@ def test_pending_revision_is_published_with_rating_and_source():
         ["fa", "100"],
         ["pm", "face to face", "bank transfer"],
         ["premium", "1"],
-        ["rating", '["rating",{"days":0,"total_rating":0.0,"total_reviews":0}]'],
+        ["rating", f'["rating",{{"days":0,"since":{since},"total_rating":0.0,"total_reviews":0}}]'],
         [
             "source",
             f"mostro:{order.id}?relays=wss://relay.mostro.network,wss://nos.lol&mostro={node_pubkey()}",
@@ -110,11 +112,14 @@ def test_rating_tag_carries_the_maker_reputation():
     Trader.objects.create(
         pubkey=alice.identity.public_key_hex, last_trade_index=0, total_reviews=7, total_rating=4.5, last_rating=4
     )
-    Trader.objects.filter(pk=alice.identity.public_key_hex).update(created_at=timezone.now() - timedelta(days=120))
+    created = timezone.now() - timedelta(days=120)
+    Trader.objects.filter(pk=alice.identity.public_key_hex).update(created_at=created)
     order = make_order(alice)
 
     (event,) = order_events(order.id)
-    assert ["rating", '["rating",{"days":120,"total_rating":4.5,"total_reviews":7}]'] in event.tags
+    since = _unix(created) - _unix(created) % 86_400
+    rating = f'["rating",{{"days":120,"since":{since},"total_rating":4.5,"total_reviews":7}}]'
+    assert ["rating", rating] in event.tags
 
 
 def test_range_order_publishes_both_limits():

@@ -58,6 +58,7 @@ def test_buyer_rates_the_seller(settle):
     assert trade.refresh().buyer_sent_rate is True
     [event] = _rating_events()
     expiration = int(event.tag_value("expiration"))
+    created = int(seller.created_at.timestamp())
     assert event.tags == [
         ["d", trade.seller_key],  # the RATED user's trade key (deliberate: docs/PROTOCOL.md §Differences)
         ["expiration", str(expiration)],
@@ -66,25 +67,30 @@ def test_buyer_rates_the_seller(settle):
         ["last_rating", "5"],
         ["max_rate", "5"],
         ["min_rate", "5"],
+        ["since", str(created - created % 86_400)],  # the record's UTC day (docs/PROTOCOL.md §Reputation)
         ["z", "rating"],
         ["days", "0"],
     ]
+    assert seller.native_rating_sum == 5.0
     assert abs(expiration - (int(time.time()) + 90 * 86_400)) <= 2
 
 
-def test_lagged_average_is_published_exactly(settle):
+def test_corrected_average_is_published_exactly(settle):
+    """docs/PROTOCOL.md §Rate-user: 7 reviews at 4.5 plus a vote of 5 give 4.5625 (the one-step lag
+    of docs/PROTOCOL.md §Rate-user (old text), folding in the previous last rating 4, gave 4.4375)."""
     trade = settle()
     Trader.objects.filter(pk=KEYS["alice-identity"]["pk"]).update(
-        total_reviews=7, total_rating=4.5, last_rating=4, max_rating=5, min_rating=3
+        total_reviews=7, total_rating=4.5, last_rating=4, max_rating=5, min_rating=3, native_rating_sum=31.5
     )
     _rate(trade.buyer, trade, 5)
     [event] = _rating_events()
     assert [event.tag_value(t) for t in ("total_reviews", "total_rating", "last_rating", "min_rate")] == [
         "8",
-        "4.4375",
+        "4.5625",
         "5",
         "3",
     ]
+    assert Trader.objects.get(pk=KEYS["alice-identity"]["pk"]).native_rating_sum == 36.5
 
 
 def test_seller_may_rate_while_the_payout_is_pending(settle):

@@ -11,7 +11,7 @@ import pytest
 
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload
-from orders.models import Order
+from orders.models import Order, Trader
 from orders.services.escrow import escrow_on_accepted
 from tests.orders.services.support import (
     VECTORS,
@@ -56,6 +56,14 @@ def _wire(replies, mapping) -> list[str]:
     return [canonical(r.message.to_json(), mapping) for r in replies]
 
 
+def _with_since(vector: str, client: TradeClient) -> str:
+    """A 0.18.5 taker-reputation notice as sent now: the taker has a record (made by its take),
+    so its `UserInfo` carries that record's UTC day as `since` (docs/PROTOCOL.md §User-info)."""
+    created = int(Trader.objects.get(pk=client.identity.public_key_hex).created_at.timestamp())
+    since = created - created % 86_400
+    return vector.replace('"operating_days":0}', f'"operating_days":0,"since":{since}}}')
+
+
 def test_sell_order_at_market_price(fake_ln):
     set_price()
     alice, bob = TradeClient("alice"), TradeClient("bob")
@@ -77,7 +85,10 @@ def test_sell_order_at_market_price(fake_ln):
     )
     to_alice = alice.replies()
     mapping = _mapping(order, alice, bob, 1, vid, **{payout: PAYOUT_PLACEHOLDER})
-    assert _wire(to_alice, mapping) == [VECTORS["A07_taker_reputation_to_seller"], VECTORS["A08_pay_invoice_to_seller"]]
+    assert _wire(to_alice, mapping) == [
+        _with_since(VECTORS["A07_taker_reputation_to_seller"], bob),
+        VECTORS["A08_pay_invoice_to_seller"],
+    ]
     assert _wire(to_bob, mapping) == [VECTORS["A09_waiting_seller_to_pay_to_buyer"]]
 
     # A10–A11: Alice pays the hold invoice.
@@ -111,7 +122,7 @@ def test_buy_order_at_market_price(fake_ln):
     escrow_on_accepted(payment_hash_hex=order.hold_invoice_hash)
     assert _wire(alice.replies(), mapping) == [
         VECTORS["B06_add_invoice_to_buyer"],
-        VECTORS["B08_taker_reputation_to_buyer"],
+        _with_since(VECTORS["B08_taker_reputation_to_buyer"], bob),
     ]
     assert _wire(bob.replies(), mapping) == [VECTORS["B07_waiting_buyer_invoice_to_seller"]]
 

@@ -137,7 +137,8 @@ def test_seller_reputation_notice_carries_the_seller_reputation(parties, fake_ln
     set_price()
     order = make_order(alice, kind="buy")
     Trader.objects.filter(pk=bob.identity.public_key_hex).delete()
-    Trader.objects.create(pubkey=bob.identity.public_key_hex, total_reviews=3, total_rating=4.0)
+    seller = Trader.objects.create(pubkey=bob.identity.public_key_hex, total_reviews=3, total_rating=4.0)
+    created = int(seller.created_at.timestamp())
     bob.send(Action.TAKE_BUY, index=1, order_id=order.id)
     order.refresh_from_db()
     alice.replies()
@@ -147,7 +148,8 @@ def test_seller_reputation_notice_carries_the_seller_reputation(parties, fake_ln
     notice = alice.replies()[-1]
     assert notice.message.to_json() == (
         f'{{"order":{{"version":2,"request_id":null,"trade_index":null,"id":"{order.id}","action":"add-invoice",'
-        '"payload":{"peer":{"pubkey":"","reputation":{"rating":4.0,"reviews":3,"operating_days":0}}}}}'
+        '"payload":{"peer":{"pubkey":"","reputation":{"rating":4.0,"reviews":3,"operating_days":0,'
+        f'"since":{created - created % 86_400}' + "}}}}}"
     )
 
 

@@ -52,7 +52,7 @@ def grandfather(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mostro_site", "0003_node_settings_bounds"),
+        ("mostro_site", "0004_node_settings_bounds"),
         ("disputes", "0004_move_apitoken_to_mostro_site"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("admin", "0003_logentry_add_action_flag_choices"),

@@ -46,7 +46,7 @@ def reset_out_of_range(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mostro_site', '0002_human_field_names'),
+        ('mostro_site', '0003_reputation'),
     ]
 
     operations = [
