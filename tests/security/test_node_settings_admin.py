@@ -1,4 +1,4 @@
-"""The finding of issue 13 §1, replayed: the admin's Node settings → Add form as every role."""
+"""The finding of issue 13, first section, replayed: the admin's Node settings → Add form as every role."""
 
 import pytest
 from django.contrib.auth import get_user_model
