@@ -15,5 +15,8 @@ class DevFeePaymentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the ledger moves only through devfee.services
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -15,9 +15,8 @@ from django.utils.html import format_html
 from disputes import admin_console, admin_page
 from disputes.admin_filters import AgeFilter, CurrencyFilter, SolverFilter
 from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidden, grant_as, remove_as, web_actor
-from disputes.models import ApiToken, Dispute, SolverLink
+from disputes.models import Dispute, SolverLink
 from disputes.selectors import dispute_counters
-from disputes.tokens import api_token_issue, api_token_revoke
 from nostrbridge.node_identity import node_pubkey
 from orders import display
 from orders.models import SolverCategory
@@ -190,33 +189,3 @@ class SolverLinkAdmin(admin.ModelAdmin):
 
     def has_manage_solvers_permission(self, request) -> bool:
         return request.user.has_perm("disputes.manage_solvers")
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
-    search_fields = ("name", "user__username", "prefix")
-    fields = ("user", "name")
-    actions = ("revoke_selected",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return ("user", "name") if obj else ()
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # revoke instead: the row keeps the audit trail (last use)
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        key = api_token_issue(token=obj)
-        self.message_user(
-            request,
-            f"API token “{obj.name}” created. Copy it now, it is shown only once: {key}",
-            messages.WARNING,
-        )
-
-    @admin.action(description="Revoke the selected tokens")
-    def revoke_selected(self, request, queryset):
-        revoked = sum(api_token_revoke(token=token) for token in queryset)
-        self.message_user(request, f"{revoked} token(s) revoked.", messages.SUCCESS)

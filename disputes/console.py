@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
 
-from disputes.groups import is_operator
 from disputes.models import Dispute, SolverLink
 from disputes.services import Resolution, dispute_cancel, dispute_settle, dispute_take, solver_grant, solver_remove
+from mostro_site.staff import is_operator
 from nostrbridge.node_identity import node_pubkey
 from orders.models import Trader
 

@@ -1,7 +1,5 @@
-"""Disputes (one per order, ever), their action log, staff ↔ solver links and API tokens."""
+"""Disputes (one per order, ever), their action log and staff ↔ solver links."""
 
-import hashlib
-import secrets
 import uuid
 
 from django.conf import settings
@@ -87,35 +85,6 @@ class DisputeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dispute_id} {self.action} by {self.actor}"
-
-
-class ApiToken(models.Model):
-    """A per-user bearer token for the REST API; only its sha256 is stored."""
-
-    PREFIX_LENGTH = 8
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=80)
-    prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False, db_index=True)
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-    @staticmethod
-    def hash_key(key: str) -> str:
-        return hashlib.sha256(key.encode()).hexdigest()
-
-    @classmethod
-    def new_key(cls) -> str:
-        return secrets.token_urlsafe(32)
 
 
 from disputes.chat.models import ChatMessage, SolverKey  # noqa: E402, F401 - registered with this app

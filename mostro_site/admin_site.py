@@ -4,7 +4,7 @@ solvers and access, then every internal table under one heading; names read as w
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 
-from mostro_site.operator.access import is_operator
+from mostro_site.staff import is_operator
 
 TRADING = "Trading"
 ACCESS = "Solvers and access"
@@ -18,7 +18,7 @@ SECTIONS = {
     ("orders", "trader"): TRADING,
     ("disputes", "solverlink"): ACCESS,
     ("disputes", "solverkey"): ACCESS,
-    ("disputes", "apitoken"): ACCESS,
+    ("mostro_site", "apitoken"): ACCESS,
     ("auth", "user"): ACCESS,
     ("auth", "group"): ACCESS,
 }
@@ -28,7 +28,7 @@ NAMES = {
     ("disputes", "dispute"): "Disputes",
     ("orders", "trader"): "Traders",
     ("disputes", "solverlink"): "Solver logins (user → solver key)",
-    ("disputes", "apitoken"): "API tokens",
+    ("mostro_site", "apitoken"): "API tokens",
     ("orders", "orderstatuschange"): "Order status changes",
     ("orders", "btcprice"): "Bitcoin prices",
     ("nostrbridge", "inboundevent"): "Inbound Nostr events (inbox)",

@@ -10,6 +10,6 @@ class MostroSiteConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from mostro_site import checks  # noqa: F401  (registers the system checks)
-        from mostro_site.operator.access import ensure_operator_group
+        from mostro_site.staff import ensure_groups
 
-        post_migrate.connect(ensure_operator_group, sender=self)
+        post_migrate.connect(ensure_groups, dispatch_uid="mostro_site.staff.ensure_groups")

@@ -123,6 +123,22 @@ def _check_price_providers() -> list[Error]:
     return errors
 
 
+def _check_secret_key() -> list[Warning]:
+    from mostro_site.config.env import INSECURE_SECRET_KEY
+
+    if settings.SECRET_KEY != INSECURE_SECRET_KEY:
+        return []
+    return [
+        Warning(
+            "DJANGO_SECRET_KEY is not set: Django signs sessions and CSRF tokens with a placeholder "
+            "everyone can read in the source.",
+            hint="`make run` generates one into .env; or `manage.py mostro_keys --generate --write-env .env`, "
+            "or set DJANGO_SECRET_KEY to a long random string.",
+            id="mostro.W002",
+        )
+    ]
+
+
 def _check_reputation() -> list[Error]:
     """docs/PROTOCOL.md §Reputation: the environment's rules (lifetimes, the issuer key)."""
     from mostro_site.config.reputation import lifetime_errors
@@ -165,6 +181,7 @@ def check_mostro_settings(app_configs=None, **kwargs) -> list:
         *_check_lists(),
         *_check_lnd_files(),
         *_check_price_providers(),
+        *_check_secret_key(),
         *_check_reputation(),
     ]
     if settings.MOSTRO_LNURL_ALLOW_LOOPBACK and not settings.DEBUG and "test" not in (settings.SETTINGS_MODULE or ""):

@@ -1,10 +1,25 @@
-"""The operator's live node settings: one row that overrides the environment defaults."""
+"""Node-wide tables: the operator's live settings (one row over the environment defaults), their
+audit trail, and the REST API's tokens."""
+
+import hashlib
+import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.db.models.lookups import Exact
+
+from mostro_site.config import rules
+
+
+def _between(field: str, low, high, message: str) -> models.CheckConstraint:
+    """A CHECK that a nullable field is NULL or within [low, high], with a human refusal text."""
+    condition = Q(**{f"{field}__isnull": True}) | (Q(**{f"{field}__gte": low}) & Q(**{f"{field}__lte": high}))
+    return models.CheckConstraint(
+        condition=condition, name=f"node_settings_{field}_range", violation_error_message=message
+    )
 
 
 class NodeSettings(models.Model):
@@ -22,35 +37,77 @@ class NodeSettings(models.Model):
     fiat_currencies_accepted = models.TextField(
         "accepted fiat currencies", null=True, blank=True
     )  # ","-separated; "" = all
-    bitcoin_price_api_url = models.URLField("Bitcoin price API URL", null=True, blank=True)
+    bitcoin_price_api_url = models.CharField(
+        "Bitcoin price API URL", max_length=200, null=True, blank=True
+    )  # http(s): the rules check it
     relays = models.TextField(null=True, blank=True)  # comma-separated
     protocol_version = models.PositiveSmallIntegerField("protocol version", null=True, blank=True)
     name = models.CharField(max_length=100, null=True, blank=True)
     about = models.TextField(null=True, blank=True)
-    picture = models.URLField(null=True, blank=True)
-    website = models.URLField(null=True, blank=True)
+    picture = models.CharField(max_length=200, null=True, blank=True)
+    website = models.CharField(max_length=200, null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "node settings"
+        # The backstop of `clean` (rules.node_settings_errors): whatever writes the row, the
+        # database refuses a value outside these bounds. Keep both in step.
         constraints = [
-            models.CheckConstraint(condition=Q(id=1), name="node_settings_single_row"),
             models.CheckConstraint(
-                condition=Q(fee__isnull=True) | (Q(fee__gte=0) & Q(fee__lte=1)), name="node_settings_fee_range"
+                condition=Q(id=1), name="node_settings_single_row", violation_error_message="only one settings row"
             ),
+            models.CheckConstraint(
+                condition=Q(fee__isnull=True) | (Q(fee__gte=0) & Q(fee__lte=1)),
+                name="node_settings_fee_range",
+                violation_error_message="The fee must be a fraction between 0 and 1.",
+            ),
+            _between("max_routing_fee", 0, 1, "The max routing fee must be a fraction between 0 and 1."),
             models.CheckConstraint(
                 condition=Q(dev_fee_percentage__isnull=True)
                 | (Q(dev_fee_percentage__gte=0.1) & Q(dev_fee_percentage__lte=1)),
                 name="node_settings_dev_fee_range",
+                violation_error_message="The development fee must be 10–100 % of the node's fee.",
             ),
             models.CheckConstraint(
                 condition=Q(protocol_version__isnull=True) | Q(protocol_version__in=[1, 2]),
                 name="node_settings_protocol_version",
+                violation_error_message="The protocol version must be 1 or 2.",
             ),
+            _between("min_payment_amount_sats", 1, rules.MAX_SATS, "The minimum order must be 1 sat to 21M BTC."),
+            _between("max_order_amount_sats", 1, rules.MAX_SATS, "The maximum order must be 1 sat to 21M BTC."),
+            models.CheckConstraint(
+                condition=Q(min_payment_amount_sats__isnull=True)
+                | Q(max_order_amount_sats__isnull=True)
+                | Q(min_payment_amount_sats__lte=F("max_order_amount_sats")),
+                name="node_settings_amount_order",
+                violation_error_message="The minimum order must not exceed the maximum order.",
+            ),
+            _between("expiration_hours", 1, 2**31 - 1, "The pending order lifetime must be at least 1 hour."),
+            _between("expiration_seconds", 1, 2**31 - 1, "The waiting-state timeout must be at least 1 second."),
+            _between("pow_bits", 0, rules.MAX_POW_BITS, f"Proof of work must be 0–{rules.MAX_POW_BITS} bits."),
         ]
 
     def __str__(self) -> str:
         return "node settings"
+
+    def clean(self) -> None:
+        """Normalise blanks and lists, then apply `rules.node_settings_errors` (the one rule set)."""
+        from mostro_site.config import env_node_config
+
+        for field in ("bitcoin_price_api_url", "name", "about", "picture", "website", "relays"):
+            value = getattr(self, field)
+            if isinstance(value, str) and not value.strip():
+                setattr(self, field, None)  # blank = environment default
+            elif isinstance(value, str):
+                setattr(self, field, value.strip())
+        if self.relays is not None:
+            self.relays = ",".join(rules.split_list(self.relays))
+        if self.fiat_currencies_accepted is not None:
+            self.fiat_currencies_accepted = ",".join(rules.split_list(self.fiat_currencies_accepted))
+        values = {field.name: getattr(self, field.name) for field in self._meta.concrete_fields}
+        errors = rules.node_settings_errors(values, env=env_node_config())
+        if errors:
+            raise ValidationError(errors)
 
 
 class SettingsAuditEntry(models.Model):
@@ -66,6 +123,46 @@ class SettingsAuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.before!r} -> {self.after!r}"
+
+
+class TokenScope(models.TextChoices):
+    """What a token may do, on top of (never beyond) its user's own permissions."""
+
+    READ = "read", "read: list and view"
+    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund"
+    OPERATOR = "operator", "operator: everything the user may do"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API, created by its owner; only its sha256 is stored."""
+
+    PREFIX_LENGTH = 8
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80)
+    scope = models.CharField(max_length=10, choices=TokenScope.choices, default=TokenScope.READ)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(scope__in=TokenScope.values), name="api_token_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def new_key(cls) -> str:
+        return secrets.token_urlsafe(32)
 
 
 class ReputationIssuer(models.Model):

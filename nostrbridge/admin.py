@@ -18,6 +18,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a POST to the change form would still save the row and log a change
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 

@@ -46,9 +46,18 @@ def publish_relay_list(relays: list[str] | None = None) -> bool:
         connected = set(
             RelayHealth.objects.filter(connected=True, updated_at__gte=fresh).values_list("relay_url", flat=True)
         )
-        relays = [url for url in configured if normalize_url(url) in connected]
+        relays = [url for url in configured if _normalized(url) in connected]
     interval = max(settings.MOSTRO_PUBLISH_RELAYS_INTERVAL - INTERVAL_SLACK_S, 0)
     return node_announcements.relay_list_enqueue(relays=relays, min_interval_s=interval) is not None
+
+
+def _normalized(url: str) -> str | None:
+    """A configured relay as the pool names it; None for an entry that is not a relay URL."""
+    try:
+        return normalize_url(url)
+    except ValueError:
+        logger.warning("relay list: ignoring %r, not a ws:// or wss:// URL", url)
+        return None
 
 
 def retry_outbox() -> int:

@@ -85,7 +85,7 @@ class OrderAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False  # a view: orders move only through the engine
+        return False  # view only: a POST would save the row and log a change
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -236,6 +236,14 @@ class TraderAdmin(admin.ModelAdmin):
     def since(self, obj: Trader) -> str:
         return display.when(obj.created_at)
 
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Solver status and category change only through disputes' solver services (audited,
+        # the same rules as admin-add-solver); reputation only through ratings.
+        return False
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
@@ -265,4 +273,7 @@ class OrderStatusChangeAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

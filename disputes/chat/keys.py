@@ -14,9 +14,9 @@ from django.db import transaction
 from disputes.chat import atrest
 from disputes.chat.models import SolverKey
 from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidden, require
-from disputes.groups import is_operator
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, SolverLink
 from disputes.services import solver_grant, solver_remove
+from mostro_site.staff import is_operator
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.errors import MalformedEvent
 from nostrbridge.protocol.keys import Keys

@@ -22,8 +22,8 @@ from disputes.chat.keys import console_keys
 from disputes.chat.live import chat_changed_on_commit
 from disputes.chat.models import ChatDirection, ChatMessage, ChatParty
 from disputes.console import TAKE_PERMISSION, ConsoleForbidden, require, web_actor
-from disputes.groups import is_operator
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
+from mostro_site.staff import is_operator
 from nostrbridge.models import OutboundStatus
 from nostrbridge.outbox import enqueue_signed
 from nostrbridge.protocol.keys import Keys

@@ -6,7 +6,6 @@ from uuid import UUID
 from django.db.models import QuerySet
 from ninja import Query, Router
 
-from disputes.api_auth import API_AUTH
 from disputes.console import (
     MANAGE_SOLVERS_PERMISSION,
     RESOLVE_PERMISSION,
@@ -20,6 +19,7 @@ from disputes.console import (
 )
 from disputes.models import Dispute
 from disputes.selectors import dispute_filter, dispute_queryset, solvers
+from mostro_site.api.auth import API_AUTH
 from mostro_site.api.dispute_schemas import (
     PUBKEY_PATTERN,
     DisputeListOut,

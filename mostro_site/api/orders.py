@@ -7,11 +7,11 @@ from django.db.models import Count, Sum
 from ninja import Query, Router
 
 from devfee.models import DevFeePayment, DevFeeStatus
-from disputes.api_auth import API_AUTH
 from disputes.console import require
 from disputes.models import Dispute
 from lightning import get_lightning_client
 from lightning.errors import LightningError
+from mostro_site.api.auth import API_AUTH
 from mostro_site.api.disputes import MAX_LIMIT, MAX_OFFSET, ApiError, page, responses
 from mostro_site.api.order_schemas import DevFeeListOut, NodeOut, OrderListOut, OrderOut, StatsOut
 from mostro_site.config import node_config

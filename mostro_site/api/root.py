@@ -1,11 +1,11 @@
 """The REST admin API (django-ninja): one NinjaAPI; its routers live next to it in mostro_site/api/.
 
 Every error is `{"code": "<reason>", "message": "..."}`:
-401 unauthenticated (no, unknown or revoked token) · 403 authenticated but not allowed
-(missing permission, or a protocol refusal about *who* acts: not_authorized,
-is_not_your_dispute, dispute_taken_by_admin, invalid_pubkey) · 404 unknown id · 409 any
-other protocol refusal (`CantDo` reason) or a lost race · 422 invalid input · 503 LND
-unreachable (nothing moved; retry).
+401 unauthenticated (no, unknown, revoked or expired token) · 403 authenticated but not allowed
+(missing permission, a token whose scope is too narrow: `token_scope`, or a protocol refusal
+about *who* acts: not_authorized, is_not_your_dispute, dispute_taken_by_admin, invalid_pubkey)
+· 404 unknown id · 409 any other protocol refusal (`CantDo` reason) or a lost race · 422
+invalid input · 503 LND unreachable (nothing moved; retry).
 """
 
 import logging
@@ -15,10 +15,10 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from disputes.api_auth import ApiUnauthorized
 from disputes.console import ConsoleForbidden
 from disputes.services.errors import DisputeConflict, DisputeNotFound, NotNodeAdmin
 from lightning.errors import LightningError
+from mostro_site.api.auth import ApiUnauthorized
 from mostro_site.api.disputes import ApiError
 from nostrbridge.context import SilentDrop
 from nostrbridge.protocol.enums import CantDoReason
@@ -61,7 +61,7 @@ def _api_error(request, exc: ApiError):
 
 @api.exception_handler(ApiUnauthorized)
 def _unauthorized(request, exc: ApiUnauthorized):
-    return error(request, 401, exc.code, exc.message)
+    return error(request, exc.status, exc.code, exc.message)  # 401, or 403 for a token's scope
 
 
 @api.exception_handler(AuthenticationError)

@@ -4,11 +4,16 @@ Read per use (one cheap query, cached for a second) so an operator's change in t
 applies to the next order without restarting any process.
 """
 
+import logging
 import time
 from dataclasses import dataclass, fields
 
 from django.conf import settings
 from django.db import DatabaseError
+
+from mostro_site.config import rules
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,6 @@ class NodeConfig:
     dispute_days: int
     fee_audit_days: int
     dm_days: int
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def env_node_config() -> NodeConfig:
@@ -129,6 +130,17 @@ def clear_node_config_cache() -> None:
     _cache = None
 
 
+_warned: set[tuple[str, str]] = set()
+
+
+def _usable(field: str, stored: str, parse) -> tuple[str, ...]:
+    usable = parse(stored)
+    if len(usable) != len(rules.split_list(stored)) and (field, stored) not in _warned:
+        _warned.add((field, stored))  # once per stored value, not once per read
+        logger.warning("node settings %s %r: unusable entries ignored (using %s)", field, stored, usable or "env")
+    return usable
+
+
 def _apply_overrides(base: NodeConfig) -> NodeConfig:
     from mostro_site.models import NodeSettings
 
@@ -144,10 +156,16 @@ def _apply_overrides(base: NodeConfig) -> NodeConfig:
         value = getattr(row, row_field)
         if value is not None:
             values[config_field] = value
-    if row.fiat_currencies_accepted is not None:
-        values["fiat_currencies_accepted"] = _split(row.fiat_currencies_accepted)
+    # Defence in depth: the row is validated on every write and CHECKed by the database, but a
+    # list that is not understood must never reach a reader (a relay pool, the relay-list job,
+    # the info event). Unusable entries are dropped; with none left, the environment applies.
+    if row.fiat_currencies_accepted == "":
+        values["fiat_currencies_accepted"] = ()  # every currency
+    elif row.fiat_currencies_accepted is not None:
+        codes = _usable("fiat_currencies_accepted", row.fiat_currencies_accepted, rules.valid_fiat_codes)
+        values["fiat_currencies_accepted"] = codes or base.fiat_currencies_accepted
     if row.relays:
-        values["relays"] = _split(row.relays)
+        values["relays"] = _usable("relays", row.relays, rules.valid_relays) or base.relays
     if row.pow_bits is not None and settings.MOSTRO_POW_FIRST_CONTACT < 0:
         values["pow_first_contact_bits"] = row.pow_bits
     return NodeConfig(**values)

@@ -13,6 +13,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 
+# What SECRET_KEY is when nothing sets DJANGO_SECRET_KEY; `manage.py check` warns (mostro.W002).
+INSECURE_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105 - the known placeholder
+
 _env_file = Path(os.environ.get("MOSTRO_ENV_FILE", BASE_DIR / ".env"))
 if _env_file.is_file():
     # overwrite=False keeps the real environment in charge.
@@ -21,3 +24,38 @@ if _env_file.is_file():
 for _name, _value in list(os.environ.items()):
     if (_name.startswith(("MOSTRO_", "LND_")) or _name in {"DATABASE_URL", "REDIS_URL"}) and _value.strip() == "":
         del os.environ[_name]
+
+
+SECRET_FILE_MODE = 0o600
+
+
+class EnvFileError(Exception):
+    pass
+
+
+def env_file_has(path: Path, name: str) -> bool:
+    """True when the file sets `name` to a non-empty value."""
+    if not path.is_file():
+        return False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == name and value.strip():
+            return True
+    return False
+
+
+def write_env_secret(path: Path, name: str, value: str) -> None:
+    """Append `name=value` to an env file and make it readable by its owner only (0600).
+
+    A file that already sets `name` is refused (a key is never overwritten). The mode is set
+    on every write, so a file that existed world-readable is not left that way with a secret.
+    """
+    if env_file_has(path, name):
+        raise EnvFileError(f"{path} already holds {name}; refusing to overwrite a key.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, SECRET_FILE_MODE)
+    try:
+        os.fchmod(descriptor, SECRET_FILE_MODE)  # before the secret is written
+        os.write(descriptor, f"{name}={value}\n".encode())
+    finally:
+        os.close(descriptor)

@@ -1,4 +1,4 @@
-"""Who is an operator: a superuser or a member of the "operator" group.
+"""The operator pages' gate: superusers and members of the "operator" group (`mostro_site.staff`).
 
 Solvers (groups "solver read" / "solver read-write") work disputes but must not change the
 node's money rules, so they get a 403 here, not a login page.
@@ -9,13 +9,9 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
-OPERATOR_GROUP = "operator"
+from mostro_site.staff import OPERATOR_GROUP, is_operator
 
-
-def is_operator(user) -> bool:
-    if not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_superuser or user.groups.filter(name=OPERATOR_GROUP).exists()
+__all__ = ["OPERATOR_GROUP", "is_operator", "operator_required"]
 
 
 def operator_required(view):
@@ -28,10 +24,3 @@ def operator_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def ensure_operator_group(**kwargs) -> None:
-    """post_migrate receiver. get_or_create, because a disputes migration may create it too."""
-    from django.contrib.auth.models import Group
-
-    Group.objects.get_or_create(name=OPERATOR_GROUP)

@@ -1,21 +1,20 @@
 """The node settings form: every field blank means "use the environment default".
 
-The form edits the whole `NodeSettings` row; `changes()` gives the model values that differ
-from the row, which the service saves with one audit entry each.
+The form edits the whole `NodeSettings` row; `model_values()` gives the model values, which
+the service saves with one audit entry per changed field. The form converts what the operator
+typed; the rules are the model's (`rules.node_settings_errors`), shown here as form errors.
 """
 
 from typing import cast
 
 from django import forms
-from django.core.validators import URLValidator
+from django.core.exceptions import ValidationError
 
-from mostro_site.config import NodeConfig, env_node_config
+from mostro_site.config import NodeConfig, env_node_config, rules
+from mostro_site.config.currencies import iso4217
 from mostro_site.models import NodeSettings
-from mostro_site.operator import rules
-from mostro_site.operator.currencies import iso4217
 
 FIAT_ENV, FIAT_ALL, FIAT_LIST = "env", "all", "list"
-_HTTP_URL = URLValidator(schemes=["http", "https"])
 
 # Form field -> (model field, NodeConfig field). Converted fields are handled in _model_values.
 _PLAIN_FIELDS = {
@@ -34,6 +33,8 @@ _PLAIN_FIELDS = {
     "website": "website",
 }
 AUDITED_FIELDS = (*_PLAIN_FIELDS, "dev_fee_percentage", "fiat_currencies_accepted", "relays")
+# Model field -> the form field that shows its error.
+_FORM_FIELD = {"dev_fee_percentage": "dev_fee_percent", "fiat_currencies_accepted": "fiat_currencies"}
 
 
 def _int(label: str, help_text: str) -> forms.IntegerField:
@@ -129,104 +130,52 @@ class NodeSettingsForm(forms.Form):
         assert isinstance(field, forms.ChoiceField), name
         return field
 
-    # --- single-field rules (mostro_site.checks) --------------------------------------
-    def _rule(self, name: str, rule) -> object:
-        value = self.cleaned_data.get(name)
-        if value is not None:
-            error = rule(value)
-            if error:
-                raise forms.ValidationError(error)
-        return value
-
-    def clean_fee(self):
-        return self._rule("fee", rules.fee_error)
-
-    def clean_max_routing_fee(self):
-        return self._rule("max_routing_fee", rules.max_routing_fee_error)
-
-    def clean_pow_bits(self):
-        return self._rule("pow_bits", rules.pow_error)
-
-    def clean_expiration_hours(self):
-        return self._rule("expiration_hours", rules.at_least_one_error)
-
-    def clean_expiration_seconds(self):
-        return self._rule("expiration_seconds", rules.at_least_one_error)
-
-    def clean_protocol_version(self):
-        return self._rule("protocol_version", rules.protocol_version_error)
-
+    # --- conversions (the rules themselves are the model's: rules.node_settings_errors) ----
     def clean_dev_fee_percent(self):
         value = self.cleaned_data.get("dev_fee_percent")
-        if value is None:
-            return None
-        fraction = round(value / 100, 6)
-        error = rules.dev_fee_percentage_error(fraction)
-        if error:
-            raise forms.ValidationError(error)
-        return fraction
+        return None if value is None else round(value / 100, 6)
 
     def clean_relays(self):
-        text = self.cleaned_data.get("relays", "")
-        relays = rules.split_list(text)
-        if not text.strip():
-            return None
-        errors = rules.relay_errors(relays)
-        if errors:
-            raise forms.ValidationError(errors)
-        return ",".join(relays)
+        relays = rules.split_list(self.cleaned_data.get("relays", ""))
+        return ",".join(relays) if relays else None
 
-    def _url(self, name: str) -> str | None:
-        value = (self.cleaned_data.get(name) or "").strip()
-        if not value:
-            return None
-        try:
-            _HTTP_URL(value)
-        except forms.ValidationError as exc:
-            raise forms.ValidationError(f"{value!r} is not an http:// or https:// URL.") from exc
-        return value
+    def _text(self, name: str) -> str | None:
+        return (self.cleaned_data.get(name) or "").strip() or None
 
     def clean_bitcoin_price_api_url(self):
-        return self._url("bitcoin_price_api_url")
+        return self._text("bitcoin_price_api_url")
 
     def clean_picture(self):
-        return self._url("picture")
+        return self._text("picture")
 
     def clean_website(self):
-        return self._url("website")
+        return self._text("website")
 
     def clean_name(self):
-        return self.cleaned_data.get("name", "").strip() or None
+        return self._text("name")
 
     def clean_about(self):
-        return self.cleaned_data.get("about", "").strip() or None
+        return self._text("about")
 
-    # --- cross-field rules --------------------------------------------------------------
+    # --- the row's rules, then what only the form knows -----------------------------------
     def clean(self):
         data = super().clean() or {}
-        self._clean_amount_bounds(data)
-        self._clean_fiat(data)
+        self._add_row_errors(rules.node_settings_errors(self.model_values(), env=self.env))
+        if data.get("fiat_mode") == FIAT_LIST and not data.get("fiat_currencies") and "fiat_currencies" in data:
+            self.add_error("fiat_currencies", "Select at least one currency, or choose “All currencies”.")
         return data
 
-    def _clean_amount_bounds(self, data: dict) -> None:
-        if "min_payment_amount_sats" not in data or "max_order_amount_sats" not in data:
-            return  # a field error is already shown
-        low = data["min_payment_amount_sats"]
-        high = data["max_order_amount_sats"]
-        low = self.env.min_payment_amount_sats if low is None else low
-        high = self.env.max_order_amount_sats if high is None else high
-        error = rules.amount_bounds_error(low, high)
-        if error:
-            self.add_error("max_order_amount_sats" if low >= 1 else "min_payment_amount_sats", error)
+    def add_model_errors(self, exc: ValidationError) -> None:
+        """Show a ValidationError from `NodeSettings.full_clean` on the matching form fields."""
+        self._add_row_errors(exc.message_dict)
 
-    def _clean_fiat(self, data: dict) -> None:
-        mode = data.get("fiat_mode")
-        codes = data.get("fiat_currencies") or []
-        if mode == FIAT_LIST:
-            if not codes:
-                self.add_error("fiat_currencies", "Select at least one currency, or choose “All currencies”.")
-            for error in rules.fiat_code_errors(codes):
-                self.add_error("fiat_currencies", error)
+    def _add_row_errors(self, errors: dict[str, list[str]]) -> None:
+        for model_field, messages in errors.items():
+            form_field: str | None = _FORM_FIELD.get(model_field, model_field)
+            if form_field not in self.fields:
+                form_field = None  # a non-field error (the whole row)
+            if form_field is None or form_field not in self.errors:
+                self.add_error(form_field, messages)
 
     # --- results ------------------------------------------------------------------------
     def model_values(self) -> dict[str, object]:

@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.shortcuts import redirect
 
+from mostro_site.config import rules
 from mostro_site.config.reputation import reputation_settings
 from mostro_site.models import ReputationImport, ReputationIssuer
-from mostro_site.operator import rules
 from mostro_site.operator.services import reputation_issuer_delete, reputation_issuer_save
 from nostrbridge.node_identity import encode_npub, export_issuer_keys, reputation_issuer_keys
 from orders.services.reputation_issuers import issuer_entry_errors

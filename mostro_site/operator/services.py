@@ -25,20 +25,23 @@ def audit_text(field: str, value: object) -> str:
 def node_settings_update(*, user, values: dict[str, object]) -> list[SettingsAuditEntry]:
     """Apply `values` (NodeSettings field -> value) and audit every field that changed.
 
-    The row is locked so two operators saving at once cannot lose each other's change
-    (PostgreSQL; SQLite's IMMEDIATE transactions serialise writers anyway). The config cache
-    is cleared after commit, and a fresh info event is queued when the bridge offers one.
+    Every write path (the settings form, the importer) comes here, and the row is checked with
+    `full_clean` before it is saved: a value the model's rules refuse raises ValidationError
+    (field -> human messages) and nothing is written. The row is locked so two operators saving
+    at once cannot lose each other's change (PostgreSQL; SQLite's IMMEDIATE transactions
+    serialise writers anyway). The config cache is cleared after commit, and a fresh info event
+    is queued when the bridge offers one.
     """
     row, _ = NodeSettings.objects.select_for_update().get_or_create(pk=1)
-    entries = []
+    before = {field: getattr(row, field) for field in values}
     for field, after in values.items():
-        before = getattr(row, field)
-        if before == after:
-            continue
         setattr(row, field, after)
-        entries.append(
-            SettingsAuditEntry(user=user, field=field, before=audit_text(field, before), after=audit_text(field, after))
-        )
+    row.full_clean()  # normalises blanks and lists, then the rules; raises before any write
+    entries = [
+        SettingsAuditEntry(user=user, field=field, before=audit_text(field, old), after=audit_text(field, new))
+        for field, old in before.items()
+        if old != (new := getattr(row, field))
+    ]
     if not entries:
         return []
     row.save()

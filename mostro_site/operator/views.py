@@ -1,6 +1,7 @@
 """Operator pages, rendered inside the admin's look (its base template and sidebar)."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
@@ -40,13 +41,21 @@ def settings_view(request):
     row = NodeSettings.objects.filter(pk=1).first()
     form = NodeSettingsForm(request.POST if issuer_form is None else None, row=row)
     if request.method == "POST" and form.is_valid():
-        entries = node_settings_update(user=request.user, values=form.model_values())
+        try:
+            entries = node_settings_update(user=request.user, values=form.model_values())
+        except ValidationError as exc:  # the model's own check (same rules): shown, nothing saved
+            form.add_model_errors(exc)
+            return _settings_page(request, form, issuer_form)
         if entries:
             changed = ", ".join(entry.field for entry in entries)
             messages.success(request, f"Saved and applied without a restart: {changed}.")
         else:
             messages.info(request, "Nothing changed.")
         return redirect("operator:settings")
+    return _settings_page(request, form, issuer_form)
+
+
+def _settings_page(request, form: NodeSettingsForm, issuer_form):
     groups = [(label, [form[name] for name in names]) for label, names in SETTINGS_GROUPS]
     context = _context(
         request,

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from mostro_site.operator.access import OPERATOR_GROUP
+from mostro_site.staff import OPERATOR_GROUP
 
 OPERATOR_USERNAME = "operator"
 LOGIN_MARKER = "operator-login-shown"

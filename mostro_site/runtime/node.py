@@ -57,6 +57,16 @@ async def _cancel_leftover_tasks() -> None:
         await asyncio.wait(leftovers, timeout=2)
 
 
+def node_application():
+    """The project's ASGI application with the static files in front of it.
+
+    Django's static handler serves from the finders whatever DEBUG is (the admin's CSS and
+    scripts must load with DEBUG off); `collectstatic` and a reverse proxy are only needed when
+    daphne runs without mostrod.
+    """
+    return ASGIStaticFilesHandler(import_string(settings.ASGI_APPLICATION))
+
+
 class _NodeServer(Server):
     """Daphne's server, keeping the listening ports so shutdown can close them first."""
 
@@ -95,7 +105,7 @@ class NodeRuntime:
     # --- lifecycle ----------------------------------------------------------------------
     def serve(self) -> int:
         """Blocks until shutdown. The cluster must already be started (see `start_cluster`)."""
-        application = ASGIStaticFilesHandler(import_string(settings.ASGI_APPLICATION))
+        application = node_application()
         endpoint = f"tcp:port={self.options.port}:interface={self.options.host}"
         self.server = _NodeServer(
             self, application, endpoints=[endpoint], signal_handlers=False, ready_callable=self._on_ready

@@ -5,13 +5,16 @@ prefix; defaults equal Mostro's defaults. `local.py`, `production.py` and `test.
 adjust a few deployment knobs, never behaviour.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
-from mostro_site.config.env import BASE_DIR, env
+from mostro_site.config.env import BASE_DIR, INSECURE_SECRET_KEY, env
 from mostro_site.ops.log_format import logging_config
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# `make run` / `mostrod --local` / `mostro_keys --generate --write-env` write a generated key
+# into .env; the placeholder only serves commands run before that (a system check warns).
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_SECRET_KEY)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)  # on only when asked: DJANGO_DEBUG=true
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -25,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_q",
+    "axes",
     "ninja",  # its templates and static files: the API docs page loads nothing from a CDN
     "mostro_site",
     "mostro_site.ops",
@@ -44,6 +48,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mostro_site.ops.middleware.LogContextMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with 429
 ]
 
 ROOT_URLCONF = "mostro_site.urls"
@@ -117,6 +122,17 @@ Q_CLUSTER = {
 }
 
 # --- auth, i18n, static ---------------------------------------------------------------
+# The admin login is throttled (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT wrong passwords
+# for one username from one address, that pair is refused, right password included, for
+# DJANGO_LOGIN_LOCKOUT_MINUTES. Other users and other addresses are unaffected. Attempts are
+# rows in the database, so every process sees them. Behind a reverse proxy every request comes
+# from the proxy's address: the lock is then per username.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

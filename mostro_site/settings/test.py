@@ -13,6 +13,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_mostro.sqlite3")}
 # A fixed test identity so nothing depends on a generated key.
 MOSTRO_NSEC_PRIVKEY = "1" * 64
+SECRET_KEY = "test-settings-secret-key-" + "x" * 40  # not the placeholder: mostro.W002 stays quiet
 LIGHTNING_BACKEND = "lightning.fake.FakeLightningClient"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 # Tests flush metrics explicitly (mostro_site.ops.persist.PERSISTER.flush()); no background thread.

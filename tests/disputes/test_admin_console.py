@@ -4,7 +4,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
-from disputes.models import ApiToken, Dispute, DisputeLog
+from disputes.models import Dispute, DisputeLog
+from mostro_site.models import ApiToken
 from nostrbridge.models import OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from orders.models import OrderStatusChange, Trader
@@ -176,14 +177,15 @@ def test_lightning_down_is_reported_without_moving_anything(trade, fake_ln):
 def test_api_token_is_shown_once_and_stored_hashed(db):
     operator = make_user("op", "operator")
     client = browser(operator)
-    response = client.post(reverse("admin:disputes_apitoken_add"), {"user": operator.pk, "name": "script"}, follow=True)
+    data = {"name": "script", "scope": "read", "lifetime_days": "30"}
+    response = client.post(reverse("admin:mostro_site_apitoken_add"), data, follow=True)
     [message] = [str(m) for m in response.context["messages"] if "shown only once" in str(m)]
     key = message.rsplit(": ", 1)[1]
     token = ApiToken.objects.get(name="script")
     assert (token.key_hash, token.prefix) == (ApiToken.hash_key(key), key[:8])
-    assert key not in client.get(reverse("admin:disputes_apitoken_change", args=[token.pk])).content.decode()
+    assert key not in client.get(reverse("admin:mostro_site_apitoken_change", args=[token.pk])).content.decode()
     client.post(
-        reverse("admin:disputes_apitoken_changelist"), {"action": "revoke_selected", "_selected_action": [token.pk]}
+        reverse("admin:mostro_site_apitoken_changelist"), {"action": "revoke_selected", "_selected_action": [token.pk]}
     )
     token.refresh_from_db()
     assert token.revoked_at is not None

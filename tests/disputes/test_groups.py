@@ -5,8 +5,8 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from disputes.groups import ensure_groups
 from disputes.models import SolverLink
+from mostro_site.staff import ensure_groups
 from nostrbridge.protocol.keys import Keys
 from orders.models import SolverCategory, Trader
 from tests.disputes.web import make_user
@@ -22,10 +22,30 @@ def _perms(name: str) -> set[str]:
 def test_groups_grant_read_write_and_operator_levels():
     ensure_groups()  # idempotent: a second run changes nothing
     read, read_write, operator = _perms("solver read"), _perms("solver read-write"), _perms("operator")
-    assert {"disputes.view_dispute", "disputes.take_dispute", "orders.view_order"} <= read
-    assert "disputes.resolve_dispute" not in read
+    assert read == {
+        "disputes.view_dispute",
+        "disputes.take_dispute",
+        "orders.view_order",
+        "orders.view_orderstatuschange",
+        "mostro_site.view_apitoken",
+        "mostro_site.add_apitoken",
+    }
     assert read_write == read | {"disputes.resolve_dispute"}
-    assert {"disputes.manage_solvers", "disputes.add_apitoken", "devfee.view_devfeepayment"} <= operator
+    assert operator == read_write | {
+        "disputes.manage_solvers",
+        "disputes.view_solverlink",
+        "disputes.add_solverlink",
+        "disputes.change_solverlink",
+        "disputes.delete_solverlink",
+        "orders.view_trader",
+        "orders.view_btcprice",
+        "devfee.view_devfeepayment",
+        "mostro_site.view_nodesettings",
+        "mostro_site.view_settingsauditentry",
+        "nostrbridge.view_outboundmessage",
+        "nostrbridge.view_inboundevent",
+        "nostrbridge.view_relayhealth",
+    }
     assert "disputes.manage_solvers" not in read_write
 
 

@@ -3,10 +3,10 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from disputes.groups import OPERATOR_GROUP, SOLVER_READ_GROUP, SOLVER_READ_WRITE_GROUP
 from disputes.models import SolverLink
 from disputes.services import solver_grant
-from disputes.tokens import api_token_create
+from mostro_site.api.tokens import api_token_create, scopes_for
+from mostro_site.staff import OPERATOR_GROUP, SOLVER_READ_GROUP, SOLVER_READ_WRITE_GROUP
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.keys import Keys
 from orders.models import SolverCategory
@@ -38,7 +38,7 @@ def browser(user):
 
 
 def bearer(user) -> dict:
-    _, key = api_token_create(user=user, name="test")
+    _, key = api_token_create(owner=user, name="test", scope=scopes_for(user)[-1])
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
 

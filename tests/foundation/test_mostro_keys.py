@@ -27,7 +27,8 @@ def test_generate_writes_nsec_only_where_told(tmp_path):
     env_file = tmp_path / "node.env"
     output = _run("--generate", "--write-env", str(env_file))
     npub = output.splitlines()[0].removeprefix("npub: ")
-    line = env_file.read_text().strip()
+    line, secret_key_line = env_file.read_text().splitlines()  # and Django's secret key, if unset
+    assert secret_key_line.startswith("DJANGO_SECRET_KEY=")
     assert line.startswith("MOSTRO_NSEC_PRIVKEY=nsec1")
     secret = parse_secret_key(line.split("=", 1)[1])
     assert xonly_pubkey_hex(secret) == decode_npub(npub)

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -87,13 +88,24 @@ def test_banner_names_key_relay_lightning_and_admin(local_node):
     assert f"relays:     ws://127.0.0.1:{local_node.relay_port}" in banner
     assert "lightning:  mostro on regtest" in banner
     assert f"admin:      http://127.0.0.1:{local_node.port}/admin/" in banner
-    assert "MOSTRO_NSEC_PRIVKEY=nsec1" in (local_node.tmp / ".env").read_text()
+    env_file = local_node.tmp / ".env"
+    assert [line.split("=")[0] for line in env_file.read_text().splitlines()] == [
+        "MOSTRO_NSEC_PRIVKEY",
+        "DJANGO_SECRET_KEY",
+    ]
+    assert "MOSTRO_NSEC_PRIVKEY=nsec1" in env_file.read_text()
+    assert os.stat(env_file).st_mode & 0o777 == 0o600
 
 
 def test_serves_admin_and_static_files(local_node):
     assert local_node.get("/admin/login/") == 200
     assert local_node.get("/static/admin/css/base.css") == 200
     assert local_node.get("/static/operator/operator.css") == 200
+    # DEBUG is off: an unknown page is a plain 404, not Django's debug page with the URLconf.
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        local_node.get("/no-such-page/")
+    assert missing.value.code == 404
+    assert "URLconf" not in missing.value.read().decode()
 
 
 def test_demo_trade_runs_end_to_end(local_node):

@@ -103,9 +103,10 @@ def api(net: TradeNetwork, path: str, token: str, method: str = "POST") -> dict:
 def operator_token(net: TradeNetwork) -> str:
     out = net.node.shell(
         "from django.contrib.auth import get_user_model; from django.contrib.auth.models import Group; "
-        "from disputes.groups import OPERATOR_GROUP; from disputes.tokens import api_token_create; "
+        "from mostro_site.staff import OPERATOR_GROUP; from mostro_site.api.tokens import api_token_create; "
         "u = get_user_model().objects.create_superuser('opslog', '', 'a-long-test-password'); "
-        "u.groups.add(Group.objects.get(name=OPERATOR_GROUP)); print('KEY', api_token_create(user=u, name='t')[1])"
+        "u.groups.add(Group.objects.get(name=OPERATOR_GROUP)); "
+        "print('KEY', api_token_create(owner=u, name='t', scope='operator')[1])"
     )
     return next(line for line in out.splitlines() if line.startswith("KEY ")).removeprefix("KEY ")
 

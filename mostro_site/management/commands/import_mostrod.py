@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from mostro_site.config.env import EnvFileError, write_env_secret
 from mostro_site.importer.database import import_database
 from mostro_site.importer.schema import UnknownSchema, open_readonly, verify_schema
 from mostro_site.importer.settings_toml import NSEC_ENV, SettingsFileError, SettingsImport, read_settings
@@ -111,9 +112,8 @@ class Command(BaseCommand):
         self._write_nsec(Path(write_env), result.nsec)
 
     def _write_nsec(self, path: Path, nsec: str) -> None:
-        if path.exists() and f"{NSEC_ENV}=" in path.read_text(encoding="utf-8"):
-            raise CommandError(f"{path} already holds {NSEC_ENV}; refusing to overwrite a key.")
-        path.touch(mode=0o600, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(f"{NSEC_ENV}={nsec}\n")
+        try:
+            write_env_secret(path, NSEC_ENV, nsec)
+        except EnvFileError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"# {NSEC_ENV}: appended to {path} (not shown).")

@@ -58,11 +58,17 @@ class Command(BaseCommand):
         return LocalNode(local, write=self._say).run()
 
     def _ensure_key(self) -> None:
-        if settings.MOSTRO_NSEC_PRIVKEY:
-            return
+        """The Nostr key and Django's secret key, generated into `.env` on first start (0600).
+
+        This supervisor serves no page; the node it starts reads the file anew."""
+        from mostro_site.management.commands.mostro_keys import ensure_django_secret_key
+
         env_file = Path(os.environ.get("MOSTRO_ENV_FILE", BASE_DIR / ".env"))
-        self._say(f"No Mostro key configured: generating one into {env_file}")
-        call_command("mostro_keys", "--generate", "--write-env", str(env_file), stdout=self.stdout)
+        if not settings.MOSTRO_NSEC_PRIVKEY:
+            self._say(f"No Mostro key configured: generating one into {env_file}")
+            call_command("mostro_keys", "--generate", "--write-env", str(env_file), stdout=self.stdout)
+        elif ensure_django_secret_key(env_file):
+            self._say(f"No Django secret key configured: generated one into {env_file}")
 
     # --- the node -----------------------------------------------------------------------
     def _run_node(self, options: dict) -> int:
