@@ -39,6 +39,9 @@ def is_known_trade_key(pubkey: str) -> bool:
 
 def orders_wiring() -> OrdersWiring:
     """A release or cooperative cancel closes the order's open dispute (disputes' one writer)."""
+    from disputes.services.escrow_deadline import escrow_lost_force_dispute
     from disputes.services.resolve import dispute_close_by_parties
 
-    return OrdersWiring(trade_closed_by_parties=dispute_close_by_parties)
+    return OrdersWiring(
+        trade_closed_by_parties=dispute_close_by_parties, escrow_lost_in_fiat_sent=escrow_lost_force_dispute
+    )

@@ -212,3 +212,23 @@ class BtcPrice(models.Model):
 
     def __str__(self) -> str:
         return f"1 BTC = {self.price} {self.fiat_code}"
+
+
+class EscrowRefund(models.Model):
+    """A refund of the seller's hold invoice the node has decided (docs/PROTOCOL.md §Escrow).
+
+    Written in the transaction of the decision (a cancel, a timeout, admin-cancel, the
+    guardian) before LND is asked, so the database says the refund is happening before the
+    irreversible call, and a refund LND did not confirm (node down) is retried by a sweep.
+    `hold_invoice_hash` is kept here because a taker reset clears it from the order.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="escrow_refunds")
+    hold_invoice_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True, db_index=True)  # LND said canceled (or unknown)
+    attempts = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"refund {self.hold_invoice_hash[:16]} of {self.order_id}"

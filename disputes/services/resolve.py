@@ -1,9 +1,9 @@
 """`admin-settle` and `admin-cancel` (docs/PROTOCOL.md §Admin-settle, §Admin-cancel).
 
-Shape: checks in the daemon's order → the escrow call to LND outside any transaction (LND is
-the arbiter against a concurrent release or cooperative cancel: an invoice is settled or
-canceled, never both) → one short transaction with the guarded transition, the dispute
-closure, the events and the replies → the buyer payout after commit (settle only).
+Shape: checks in the daemon's order → one short transaction with the guarded transition (the
+arbiter against a concurrent release or cooperative cancel: the loser never reaches LND), the
+refund decision, the dispute closure, the events and the replies → after the commit, LND
+settles or cancels the escrow; the buyer payout (settle only) settles first if that failed.
 """
 
 import enum
@@ -18,7 +18,6 @@ from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
-from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.context import Atomic
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
@@ -27,7 +26,8 @@ from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import BondResolutionPayload, Payload
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.services.escrow import EscrowAlreadyCanceled, EscrowCancelError, escrow_cancel, escrow_settle
+from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
+from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
 from orders.status import OrderStatus
@@ -101,10 +101,8 @@ def _resolve(
 
 
 def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
-    try:
-        escrow_settle(order=order)
-    except EscrowAlreadyCanceled as exc:
-        raise DisputeConflict("the hold invoice is already canceled") from exc
+    # A read: LND already refunded the seller → `cant-do` (never silence), the dispute stays.
+    escrow_ensure_held(order=order)
     network_tag_prefetch()
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
@@ -117,7 +115,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
             set_fields={"payout_request_id": request_id},
         )
         if not moved:
-            raise DisputeConflict("the order left `dispute` during the settle")
+            raise DisputeConflict("the order left `dispute` before the settle")
         order.refresh_from_db()
         publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
         dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)
@@ -126,11 +124,11 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         payout_schedule(order_id=order.id, request_id=request_id)
+    escrow_settle_decided(order=order)  # the decision is committed; the payout settles first if this fails
     return Resolution.SETTLED
 
 
 def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
-    _cancel_escrow(order)
     network_tag_prefetch()
     label = request.label
     with request.atomic():
@@ -142,7 +140,8 @@ def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
             reason="admin-cancel",
         )
         if not moved:
-            raise DisputeConflict("the order left `dispute` during the cancel")
+            raise DisputeConflict("the order left `dispute` before the cancel")
+        refund = escrow_refund_decide(order=order, reason="admin-cancel")
         order.refresh_from_db()
         dispute_close(dispute=dispute, to_status=DisputeStatus.SELLER_REFUNDED, actor=label)
         publish_order_event(order)
@@ -153,6 +152,7 @@ def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         for recipient in (request.reply_to, order.seller_pubkey, order.buyer_pubkey):
             if recipient:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
+    escrow_refund_execute(refund)
     return Resolution.REFUNDED
 
 
@@ -176,16 +176,6 @@ def _refuse_slashes(payload: Payload | None) -> None:
         payload.resolution.slash_seller or payload.resolution.slash_buyer
     ):
         raise CantDo(CantDoReason.INVALID_PAYLOAD)
-
-
-def _cancel_escrow(order: Order) -> None:
-    """A settled invoice means the seller released first (which closed the dispute)."""
-    try:
-        escrow_cancel(order=order)
-    except EscrowCancelError as exc:
-        if isinstance(exc.__cause__, AlreadySettledOrCanceled) and exc.__cause__.settled:
-            raise DisputeConflict("the hold invoice is already settled") from exc
-        raise
 
 
 # The order's fate → the status its open dispute closes with, when the parties end the trade.

@@ -40,6 +40,7 @@ from nostrbridge.protocol.structs import PaymentFailedInfo
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.amounts import buyer_payout_sats
+from orders.services.escrow import EscrowAlreadyCanceled, EscrowSettleError, escrow_settle
 from orders.status import OrderStatus
 from orders.transitions import transition_order, update_order_guarded
 from orders.wire import buyer_view_amount, order_payload, send
@@ -104,6 +105,8 @@ def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
         logger.error("order %s: settled without a buyer invoice, cannot pay out", order.id)
         return "skipped"
     amount = buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
+    if not _escrow_settled(order):
+        return "skipped"
     client = get_lightning_client()
     try:
         payment_request, decoded = _resolve(destination, amount)
@@ -174,6 +177,22 @@ def payout_retry_due(*, now: datetime | None = None) -> int:
 
 
 # --- one attempt ----------------------------------------------------------------------------
+
+
+def _escrow_settled(order: Order) -> bool:
+    """The release or admin-settle recorded its decision before settling at LND: pay only once
+    the escrow is settled (settling again is a no-op), never while LND could still refund it."""
+    if not order.hold_invoice_preimage:
+        return True  # an imported order settled by the previous daemon
+    try:
+        escrow_settle(order=order)
+    except EscrowAlreadyCanceled:
+        logger.error("order %s: escrow refunded at LND after the settle was decided; payout withheld", order.id)
+        return False
+    except EscrowSettleError as exc:
+        logger.warning("order %s: escrow not settled yet (%s); payout retried later", order.id, exc)
+        return False
+    return True
 
 
 def _resolve(destination: str, amount: int) -> tuple[str, DecodedInvoice]:

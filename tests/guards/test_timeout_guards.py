@@ -100,7 +100,7 @@ def test_timeout_loses_to_a_cancel_and_a_new_take(with_invoice, status, node, fa
         order_cancel(order_id=order_id, sender=taker, request_id=61)
         _take(order_id, second, invoice=with_invoice)
 
-    after_first_call(monkeypatch, timeouts, "escrow_cancel", cancel_and_retake)
+    after_first_call(monkeypatch, timeouts, "network_tag_prefetch", cancel_and_retake)
     assert order_timeout(order_id=order_id, now=now) == timeouts.SKIPPED
 
     order = trade.refresh()
@@ -249,7 +249,10 @@ def test_timeout_losing_to_a_maker_cancel_logs_no_escrow_alarm(node, fake_ln, mo
     trade = taken_sell_trade(fake_ln, with_invoice=True)
     order_id, maker = trade.order.id, trade.seller_key
     after_first_call(
-        monkeypatch, timeouts, "escrow_cancel", lambda: order_cancel(order_id=order_id, sender=maker, request_id=60)
+        monkeypatch,
+        timeouts,
+        "network_tag_prefetch",
+        lambda: order_cancel(order_id=order_id, sender=maker, request_id=60),
     )
     trade.buyer.replies()
 
@@ -265,7 +268,7 @@ def test_escrow_replaced_with_the_same_duty_start_is_not_timed_out(node, fake_ln
     after_first_call(
         monkeypatch,
         timeouts,
-        "escrow_cancel",
+        "network_tag_prefetch",
         lambda: Order.objects.filter(pk=trade.order.id).update(hold_invoice_hash="ee" * 32),
     )
     assert order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
@@ -283,7 +286,7 @@ def test_buyer_invoice_arriving_during_the_makers_timeout_is_no_escrow_alarm(nod
     order.refresh_from_db()
     assert order.status == "waiting-buyer-invoice"  # the buyer (maker) owes the invoice
 
-    def invoice_arrives(*, order):
+    def invoice_arrives():
         maker.send(
             Action.ADD_INVOICE,
             index=1,
@@ -292,8 +295,9 @@ def test_buyer_invoice_arriving_during_the_makers_timeout_is_no_escrow_alarm(nod
             request_id=13,
         )
 
-    monkeypatch.setattr(timeouts, "escrow_cancel", invoice_arrives)
+    monkeypatch.setattr(timeouts, "network_tag_prefetch", invoice_arrives)
     assert order_timeout(order_id=order.id, now=order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
 
     assert row_state(order, "status")[0] == "active"
+    assert fake_ln.invoice_state(order.hold_invoice_hash).value == "ACCEPTED"  # the escrow the trade needs
     assert [r.levelname for r in caplog.records if r.name == "orders.services.timeouts"] == ["INFO"]
