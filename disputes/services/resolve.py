@@ -15,7 +15,7 @@ from uuid import UUID
 from django.db import transaction
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
-from disputes.services.authz import ensure_may_finalize
+from disputes.services.authz import ensure_may_finalize, ensure_not_a_party
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from nostrbridge.context import Atomic
@@ -48,6 +48,7 @@ class _Request:
     order_id: UUID | str | None
     actor_pubkey: str
     label: str  # the audit name: the actor's pubkey, or `admin:<username>` from the console
+    trade_pubkey: str | None  # the Nostr message's trade key (None from the console and REST)
     request_id: int | None
     trade_index: int | None
     reply_to: str | None  # the solver's copy; None for the node key itself
@@ -60,6 +61,7 @@ def dispute_resolve(
     order_id: UUID | str | None,
     actor_pubkey: str,
     actor_label: str | None = None,
+    actor_trade_pubkey: str | None = None,
     request_id: int | None = None,
     trade_index: int | None = None,
     payload: Payload | None = None,
@@ -69,7 +71,8 @@ def dispute_resolve(
     """`outcome` SETTLED: the escrow goes to the buyer (`settled-hold-invoice`, dispute
     `settled`, payout). REFUNDED: the seller gets it back (hold invoice canceled, dispute
     `seller-refunded`, `canceled-by-admin`). Returns what happened."""
-    request = _Request(order_id, actor_pubkey, actor_label or actor_pubkey, request_id, trade_index, reply_to, atomic)
+    label = actor_label or actor_pubkey
+    request = _Request(order_id, actor_pubkey, label, actor_trade_pubkey, request_id, trade_index, reply_to, atomic)
     if outcome is Resolution.SETTLED:
         return _resolve(request, payload, wrong_status=CantDoReason.INVALID_ORDER_STATUS, apply=_settle)
     if outcome is Resolution.REFUNDED:
@@ -92,6 +95,7 @@ def _resolve(
     """The checks both resolutions share, in mostrod's order; then `apply` moves the money."""
     order = order_get_or_not_found(request.order_id)
     dispute = ensure_may_finalize(Dispute.objects.filter(order_id=order.id).first(), request.actor_pubkey)
+    ensure_not_a_party(order, request.actor_pubkey, request.trade_pubkey)
     if order.status == OrderStatus.COOPERATIVELY_CANCELED:
         return _already_canceled(order, request)
     if order.status != OrderStatus.DISPUTE:
