@@ -127,8 +127,10 @@ def get_json(url: str, *, allow_loopback: bool | None = None) -> dict:
     if response.status != 200:
         raise LnurlError("http_status", f"LNURL endpoint answered HTTP {response.status}")
     try:
+        # A hostile answer under the size cap may still be non-UTF-8 (ValueError) or nested
+        # deeper than the parser's recursion limit (RecursionError): both are bad JSON here.
         data = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise LnurlError("bad_json", "LNURL endpoint did not answer JSON") from exc
     if not isinstance(data, dict):
         raise LnurlError("bad_json", "LNURL endpoint did not answer a JSON object")
