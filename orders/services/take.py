@@ -123,6 +123,11 @@ def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now:
         raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
     if taker.sender == order.maker_pubkey:
         raise CantDo(CantDoReason.INVALID_PUBKEY)
+    maker_identity = order.master_seller_pubkey if order.kind == OrderKind.SELL else order.master_buyer_pubkey
+    if taker.identity != taker.sender and taker.identity == maker_identity:
+        # One identity on both sides with a second trade key could rate itself (this node's
+        # check, docs/PROTOCOL.md §Take step 5): refused like taking with the maker's own key.
+        raise CantDo(CantDoReason.INVALID_PUBKEY)
     return order
 
 
