@@ -111,6 +111,9 @@ class Order(models.Model):
     buyer_invoice = models.TextField(null=True, blank=True)
     payout_payment_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
     payout_claimed_at = models.DateTimeField(null=True, blank=True)
+    # When the claimed invoice expires: a Lightning-address payout is retried (with a fresh
+    # invoice, a new hash) only after LND reported the attempt failed or this time passed.
+    payout_invoice_expires_at = models.DateTimeField(null=True, blank=True)
     payout_request_id = models.BigIntegerField(null=True, blank=True)
     payment_attempts = models.PositiveIntegerField(default=0)
     failed_payment = models.BooleanField(default=False)
