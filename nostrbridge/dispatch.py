@@ -18,8 +18,8 @@ from django.db import transaction
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge import metrics
-from nostrbridge.context import InboundContext, SilentDrop
-from nostrbridge.inbox import inbox_fail, inbox_finish
+from nostrbridge.context import InboundContext, RetryLater, SilentDrop
+from nostrbridge.inbox import inbox_defer, inbox_fail, inbox_finish
 from nostrbridge.log_context import log_context
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
@@ -145,6 +145,12 @@ def _dispatch(ctx: InboundContext) -> str:
         logger.info("cant-do %s for %s (%s)", exc.reason, ctx.action, ctx.event_id[:12])
         metrics.inbound_cant_do(action=ctx.action, reason=str(exc.reason), seconds=time.monotonic() - started)
         return InboundStatus.DONE
+    except RetryLater as exc:
+        if ctx.inbound_pk is None:
+            raise
+        inbox_defer(pk=ctx.inbound_pk, seconds=exc.seconds)
+        logger.info("deferred %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
+        return InboundStatus.PROCESSING
     except SilentDrop as exc:
         _finish_silently(ctx, str(exc))
         logger.info("dropped %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
