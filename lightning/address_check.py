@@ -1,8 +1,9 @@
-"""Lightning-address checks off the serial handler path (issue 13 §3; docs/PROTOCOL.md §Invoices).
+"""Lightning-address checks off the serial handler path (issue 13, part 3; docs/PROTOCOL.md §Invoices).
 
 Handlers run one at a time per bridge, so a take naming an attacker's slow-dribbling Lightning
 address must not hold every other trader's message for the LNURL budget (4 s). The check runs
-in this pool instead; the handler waits for it at most `handler_wait_s` (well under a second).
+in this pool instead; the handler waits for it at most `HANDLER_WAIT_S` (a quarter second),
+and only while no other check is running (a burst of slow addresses costs the path nothing).
 Still pending → `None`: the caller hands the message back to the inbox (`RetryLater`), and it
 is processed again once the verdict is in (the pool nudges the inbox when a check completes).
 A verdict (a PayRequest or the LnurlError) is kept a short while, so that retry finds it.
@@ -46,7 +47,9 @@ class AddressChecker:
         try:
             # Only the call that started the check waits: a retry of a still-pending check
             # returns at once, so one slow server costs the serial path `wait_s` once.
-            verdict: PayRequest = entry.future.result(timeout=wait_s if started_here else 0)
+            # Under a burst of new checks (attackers' slow servers) nobody waits at all.
+            wait = wait_s if started_here and self._in_flight() <= 1 else 0
+            verdict: PayRequest = entry.future.result(timeout=wait)
             return verdict
         except concurrent.futures.TimeoutError:
             return None
@@ -54,6 +57,10 @@ class AddressChecker:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the resolver raised is a refusal
             raise LnurlError("bad_answer", f"Lightning address check failed: {type(exc).__name__}") from exc
+
+    def _in_flight(self) -> int:
+        with self._lock:
+            return sum(1 for entry in self._entries.values() if entry.finished_at is None)
 
     def _entry(self, destination: str) -> tuple[_Entry, bool]:
         now = time.monotonic()

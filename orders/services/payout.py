@@ -31,7 +31,7 @@ from lightning.errors import (
 from lightning.fees import routing_fee_cap_sats
 from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination
 from lightning.outcomes import payment_send_classified
-from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
+from lightning.types import DecodedInvoice, InvoiceState, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
 from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
 from nostrbridge.protocol.enums import Action
@@ -186,8 +186,15 @@ def payout_retry_due(*, now: datetime | None = None) -> int:
 def _escrow_settled(order: Order) -> bool:
     """The release or admin-settle recorded its decision before settling at LND: pay only once
     the escrow is settled (settling again is a no-op), never while LND could still refund it."""
-    if not order.hold_invoice_preimage:
+    if not order.hold_invoice_preimage or not order.hold_invoice_hash:
         return True  # an imported order settled by the previous daemon
+    try:
+        state = get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash)).state
+    except LightningError as exc:
+        logger.warning("order %s: cannot read the escrow before the payout (%s); retried later", order.id, exc)
+        return False
+    if state is InvoiceState.SETTLED:
+        return True  # the usual case: a read, not a second settle
     try:
         escrow_settle(order=order)
     except EscrowAlreadyCanceled:

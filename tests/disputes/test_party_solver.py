@@ -1,4 +1,4 @@
-"""A solver never decides a trade they are in (issue 13 §4; docs/SECURITY.md §Solvers).
+"""A solver never decides a trade they are in (issue 13, part 4; docs/SECURITY.md §Solvers).
 
 The solver's identity, or the trade key of the message, equal to the buyer's or the seller's
 (trade or identity key) is refused on every path: Nostr `admin-take-dispute`, `admin-settle`,

@@ -1,5 +1,5 @@
 """A local HTTP server that answers one byte at a time: the slow-dribbling outside server of
-issue 13 §3. Each answer is a valid LNURL payRequest (or any JSON), preceded by `padding`
+issue 13, part 3. Each answer is a valid LNURL payRequest (or any JSON), preceded by `padding`
 header bytes sent one every `interval_s`, so only a total deadline can cut it short (a per-read
 timeout is reset by every byte). Used by tests and benchmarks/bench_slow_lnurl.py."""
 

@@ -1,4 +1,4 @@
-"""Hostile LNURL answers, fuzzed with hypothesis against a local HTTP server (issue 13 §5).
+"""Hostile LNURL answers, fuzzed with hypothesis against a local HTTP server (issue 13, part 5).
 
 Whatever the outside server answers (numbers beyond 64 bits or `1e999`, NaN, wrong types,
 non-UTF-8 bytes, JSON nested 30,000 deep under the size cap, random bytes) and whatever a

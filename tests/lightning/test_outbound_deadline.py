@@ -1,4 +1,4 @@
-"""A total deadline (connect + TLS + headers + body) on every outbound HTTP call (issue 13 §3).
+"""A total deadline (connect + TLS + headers + body) on every outbound HTTP call (issue 13, part 3).
 
 The dribbling server sends one byte every 50 ms: each read returns well inside any per-read
 timeout, and its whole answer would take over 100 s. Only a total deadline ends the request.

@@ -1,4 +1,4 @@
-"""One identity may not take its own order with a second trade key (issue 13 §5): it could
+"""One identity may not take its own order with a second trade key (issue 13, part 5): it could
 otherwise trade with itself and rate itself (docs/PROTOCOL.md §Take step 5)."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""No trader's message waits on another trader's outside server (issue 13 §3).
+"""No trader's message waits on another trader's outside server (issue 13, part 3).
 
 A take naming a slow-dribbling Lightning address is handed back to the inbox while the address
 is checked in the background (lightning.address_check); the next trader's message is handled

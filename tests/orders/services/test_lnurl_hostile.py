@@ -1,4 +1,4 @@
-"""Hostile LNURL answers on the trade paths (issue 13 §5): a take or add-invoice naming such a
+"""Hostile LNURL answers on the trade paths (issue 13, part 5): a take or add-invoice naming such a
 Lightning address gets `invalid_invoice` and nothing moves; a payout to one is recorded as a
 failed attempt (`payment-failed` to the buyer), never an internal error."""
 

@@ -1,5 +1,5 @@
 """A Lightning-address payout is retried (a fresh invoice, a new hash) only once LND reported
-the earlier attempt failed, or once the earlier invoice expired (issue 13 §5): a late first
+the earlier attempt failed, or once the earlier invoice expired (issue 13, part 5): a late first
 send could otherwise pay the buyer twice. A BOLT11 payout keeps retrying the same hash."""
 
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Premium bounds (issue 13 §5): the limits are checked on the sats the escrow will hold, a
+"""Premium bounds (issue 13, part 5): the limits are checked on the sats the escrow will hold, a
 premium that prices the bitcoin at ≤ 0 is refused, and no amount outside 0…2^63−1 is sent."""
 
 from decimal import Decimal
