@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-
 from lightning.lnurl_http import LnurlError, allow_loopback_default, get_json
 from nostrbridge.protocol.bech32 import bech32_decode
 
