@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from nostrbridge.protocol.bech32 import bech32_encode
 
 from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination, lnurl_url, resolve_pay_request
 from lightning.lnurl_http import check_address, get_json
+from nostrbridge.protocol.bech32 import bech32_encode
 
 INVOICE = "lnbcrt10u1pexample"
 
