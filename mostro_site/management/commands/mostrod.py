@@ -110,7 +110,7 @@ class Command(BaseCommand):
             runtime.cluster.stop()
             raise CommandError(f"LND is unreachable ({runtime.lightning.error}); check LND_GRPC_HOST and the files.")
         _record_lnd_identity(runtime.lightning)
-        lnd_network_fetch()  # the one get_info for the whole process (web, bridge, watcher)
+        lnd_network_fetch()  # the network, once for the whole process (web, bridge, watcher)
         return runtime.serve()
 
     def _say(self, text: str) -> None:
