@@ -15,6 +15,7 @@ import ipaddress
 import json
 import socket
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 from lightning.outbound_deadline import TotalDeadline
@@ -72,7 +73,8 @@ def resolve_pinned(host: str, port: int, *, allow_loopback: bool) -> str:
         raise LnurlError("dns_timeout", f"DNS lookup of {host} took over {DNS_TIMEOUT_SECONDS} s") from exc
     except OSError as exc:
         raise LnurlError("dns_failed", f"DNS lookup of {host} failed: {exc}") from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    # The sockaddr's first item is the address text (an int only for AF_UNIX-like families).
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise LnurlError("dns_failed", f"DNS lookup of {host} returned nothing")
     for address in addresses:
@@ -92,13 +94,14 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, ip: str, deadline: TotalDeadline) -> None:
-        super().__init__(host, port, timeout=CONNECT_TIMEOUT_SECONDS, context=ssl.create_default_context())
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=CONNECT_TIMEOUT_SECONDS, context=self._tls)
         self._ip = ip
         self._deadline = deadline
 
     def connect(self) -> None:
         sock = _pinned_socket(self._ip, self.port, self._deadline)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 def _pinned_socket(ip: str, port: int, deadline: TotalDeadline) -> socket.socket:
@@ -109,7 +112,7 @@ def _pinned_socket(ip: str, port: int, deadline: TotalDeadline) -> socket.socket
     return sock
 
 
-def get_json(url: str, *, allow_loopback: bool | None = None) -> dict:
+def get_json(url: str, *, allow_loopback: bool | None = None) -> dict[str, Any]:
     """GET `url` under the rules above and return the JSON object it answers."""
     if allow_loopback is None:
         allow_loopback = allow_loopback_default()
@@ -157,7 +160,8 @@ def _read_limited(
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         raise LnurlError("too_large", f"LNURL answer of {declared} bytes exceeds {MAX_RESPONSE_BYTES}")
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         deadline.remaining()  # raises DeadlineExpired (a TimeoutError) once the budget is spent
         chunk = response.read1(16 * 1024) if hasattr(response, "read1") else response.read(16 * 1024)

@@ -19,7 +19,6 @@ from disputes.services.authz import ensure_may_finalize, ensure_not_a_party
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -107,7 +106,6 @@ def _resolve(
 def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     # A read: LND already refunded the seller → `cant-do` (never silence), the dispute stays.
     escrow_ensure_held(order=order)
-    network_tag_prefetch()
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
         moved = transition_order(
@@ -133,7 +131,6 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
 
 
 def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
-    network_tag_prefetch()
     label = request.label
     with request.atomic():
         moved = transition_order(

@@ -13,7 +13,6 @@ from django.db import transaction
 from django.db.models import Q
 
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
@@ -88,7 +87,6 @@ def order_reset_fields(order: Order) -> dict[str, Any]:
 
 
 def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
-    network_tag_prefetch()
     with atomic():
         moved = transition_order(
             order_id=order.id,
@@ -112,7 +110,6 @@ def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
 def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
     taker = order.taker_pubkey or ""  # order_cancel routed here because it is the sender
     taker_field = "buyer_pubkey" if order.kind == OrderKind.SELL else "seller_pubkey"
-    network_tag_prefetch()
     with atomic():
         moved = transition_order(
             order_id=order.id,
@@ -184,7 +181,6 @@ def _cooperative_initiate(order: Order, sender: str, request_id: int | None, ato
 def _cooperative_accept(order: Order, sender: str, initiator: str, request_id: int | None, atomic: Atomic) -> Order:
     # The refund is decided with the status change; a release or admin-settle that decided
     # first moved the order, so this guard loses and LND is never asked to cancel.
-    network_tag_prefetch()
     with atomic():
         moved = transition_order(
             order_id=order.id,

@@ -20,7 +20,6 @@ from django.utils import timezone
 from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
@@ -232,7 +231,6 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     ):
         _refund_unwanted(payment_hash_hex, order)
         return False
-    network_tag_prefetch()
     now = timezone.now()
     guard = Q(invoice_held_at__isnull=True, hold_invoice_hash=order.hold_invoice_hash)
     with transaction.atomic(durable=True):

@@ -16,7 +16,6 @@ from django.utils import timezone
 from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound
 from lightning.types import InvoiceState
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
@@ -53,7 +52,6 @@ def escrow_on_canceled(*, payment_hash_hex: str, now: datetime | None = None) ->
     if escrow_refund_is_decided(payment_hash_hex=payment_hash_hex):
         logger.info("hold invoice of order %s canceled by its own refund", order.pk)
         return False
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         current = Order.objects.select_for_update().filter(pk=order.pk).first()
         if current is None or not _relies_on_escrow(current) or current.hold_invoice_hash != order.hold_invoice_hash:

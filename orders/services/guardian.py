@@ -28,7 +28,6 @@ from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
 from orders.publish import publish_order_event
@@ -120,7 +119,6 @@ def escrow_verdict(order: Order, tip_height: int) -> str:
 
 def order_cancel_at_risk_escrow(order: Order, now: datetime) -> str:
     """`active` → the order `canceled` and the refund decided, both told; then LND cancels."""
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         won = transition_order(
             order_id=order.pk,

@@ -10,7 +10,6 @@ from uuid import UUID
 from django.db import transaction
 
 from nostrbridge.context import Atomic, SilentDrop
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
@@ -105,7 +104,6 @@ def order_release(
     if not order.hold_invoice_preimage:
         raise CantDo(CantDoReason.INVALID_INVOICE)
     escrow_ensure_held(order=order)  # a read: an escrow LND already refunded is refused here
-    network_tag_prefetch()
     with atomic():
         moved = transition_order(
             order_id=order.id,

@@ -19,7 +19,6 @@ from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
 from orders.publish import publish_order_event
@@ -63,7 +62,6 @@ def order_expire(*, order_id: UUID | str, now: datetime | None = None) -> bool:
     order = Order.objects.filter(pk=order_id).first()
     if order is None or order.status not in EXPIRABLE_STATUSES:
         return False
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         won = transition_order(
             order_id=order.pk,
@@ -110,7 +108,6 @@ def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
     blocked = _escrow_precheck(order)
     if blocked is not None:
         return blocked
-    network_tag_prefetch()
     taker_fault = taker_is_at_fault(order)
     # The decision first (status + refund row, one transaction), then LND: an add-invoice or
     # an HTLC that lands in between finds the order moved and loses its own guard.

@@ -30,7 +30,7 @@ from orders.services.escrow import escrow_on_accepted
 from orders.services.release import order_release
 from orders.services.timeouts import order_timeout
 from tests.disputes.support import READ_WRITE, disputed_trade
-from tests.guards.support import actions, after_first_call, audit_trail, before_first_call, payout_tasks, row_state
+from tests.guards.support import actions, audit_trail, before_first_call, payout_tasks, row_state
 from tests.orders.services.support import make_order, mint_invoice, set_price
 from tests.orders.trade_states import Trade, taken_sell_trade
 from tests.trade.harness import TradeClient, reset_seen
@@ -100,7 +100,7 @@ def _taken_dispute(fake_ln):
 
 def test_add_invoice_before_the_timeout_decides_wins_and_the_escrow_stays(node, fake_ln, monkeypatch):
     trade = _buy_trade_with_escrow(fake_ln)
-    after_first_call(monkeypatch, timeouts, "network_tag_prefetch", lambda: _add_invoice(trade))
+    before_first_call(monkeypatch, timeouts, "taker_is_at_fault", lambda: _add_invoice(trade))
 
     assert order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW) == timeouts.SKIPPED
 
@@ -126,7 +126,7 @@ def test_add_invoice_after_the_timeout_decided_is_refused_and_never_activates(no
 
 def test_htlc_before_the_timeout_decides_wins_and_the_escrow_stays(node, fake_ln, monkeypatch):
     trade = taken_sell_trade(fake_ln, with_invoice=True)  # waiting-payment: the seller (maker) owes it
-    after_first_call(monkeypatch, timeouts, "network_tag_prefetch", lambda: _htlc_arrives(fake_ln, trade.order))
+    before_first_call(monkeypatch, timeouts, "taker_is_at_fault", lambda: _htlc_arrives(fake_ln, trade.order))
 
     assert order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW) == timeouts.SKIPPED
 
@@ -152,7 +152,7 @@ def test_htlc_after_the_timeout_decided_is_refunded_and_never_activates(node, fa
 
 def test_htlc_before_the_makers_cancel_decides_makes_the_cancel_refused(node, fake_ln, monkeypatch):
     trade = taken_sell_trade(fake_ln, with_invoice=True)
-    after_first_call(monkeypatch, cancel_service, "network_tag_prefetch", lambda: _htlc_arrives(fake_ln, trade.order))
+    before_first_call(monkeypatch, cancel_service, "_maker_cancel", lambda: _htlc_arrives(fake_ln, trade.order))
 
     with pytest.raises(CantDo) as refused:
         order_cancel(order_id=trade.order.id, sender=trade.seller_key, request_id=60)
@@ -226,10 +226,10 @@ def test_timeout_job_after_a_release_decided_leaves_the_settle_alone(node, fake_
 def test_release_before_admin_cancel_decides_wins(node, fake_ln, monkeypatch, django_capture_on_commit_callbacks):
     trade, solver = _taken_dispute(fake_ln)
     order_id, seller = trade.order.id, trade.seller_key
-    after_first_call(
+    before_first_call(
         monkeypatch,
         resolve,
-        "network_tag_prefetch",
+        "_cancel",
         lambda: order_release(order_id=order_id, sender=seller, request_id=9),
     )
     with django_capture_on_commit_callbacks() as callbacks, pytest.raises(DisputeConflict):
@@ -277,10 +277,10 @@ def test_cooperative_cancel_before_admin_settle_decides_wins(node, fake_ln, monk
     trade, solver = _taken_dispute(fake_ln)
     _cooperative_cancel_asked(trade)
     order_id, seller = trade.order.id, trade.seller_key
-    after_first_call(
+    before_first_call(
         monkeypatch,
         resolve,
-        "network_tag_prefetch",
+        "_cancel",
         lambda: order_cancel(order_id=order_id, sender=seller, request_id=52),
     )
     with pytest.raises(DisputeConflict):

@@ -14,7 +14,6 @@ from disputes.services.errors import DisputeConflict, DisputeNotFound
 from disputes.services.resolve import dispute_cancel, dispute_settle
 from disputes.services.take import dispute_take
 from disputes.transitions import dispute_create, transition_dispute
-from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import CantDoReason
@@ -29,7 +28,16 @@ from orders.services.escrow_refund import escrow_refunds_retry
 from orders.services.release import order_release
 from tests.disputes.support import READ, READ_WRITE, disputed_trade, register, solver_client
 from tests.foundation.factories import make_order as factory_order
-from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
+from tests.guards.support import (
+    actions,
+    after_first_call,
+    audit_trail,
+    before_first_call,
+    fresh_trade,
+    loses_to,
+    payout_tasks,
+    row_state,
+)
 from tests.orders.services.support import order_events, snapshot
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +107,7 @@ def test_admin_settle_losing_to_the_sellers_release_pays_once(trade, monkeypatch
         loses_to(  # the release decides between the settle's read and its decision
             monkeypatch,
             resolve,
-            "network_tag_prefetch",
+            "escrow_ensure_held",
             lambda: order_release(order_id=order_id, sender=seller, request_id=9),
             lambda: dispute_settle(order_id=order_id, actor_pubkey=solver, request_id=10),
             DisputeConflict,
@@ -119,10 +127,10 @@ def test_admin_cancel_losing_to_a_cooperative_cancel_changes_nothing_more(trade,
     order_id = trade.order.id
     order_cancel(order_id=order_id, sender=trade.buyer_key, request_id=51)
     trade.buyer.replies(), trade.seller.replies()
-    after_first_call(  # the parties decide between the cancel's read and its decision
+    before_first_call(  # the parties decide between the cancel's read and its decision
         monkeypatch,
         resolve,
-        "network_tag_prefetch",
+        "_cancel",
         lambda: order_cancel(order_id=order_id, sender=trade.seller_key, request_id=52),
     )
 
@@ -330,7 +338,6 @@ def test_console_actor_label_is_the_audited_actor(resolve_one, to_status, trade)
 def test_admin_cancel_publishes_with_the_network_and_files_its_messages_under_the_order(trade):
     solver = _solver()
     dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
-    clear_network_cache()
     last = OutboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first()
 
     dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=25)

@@ -20,7 +20,14 @@ from orders.models import Order
 from orders.services import guardian
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.foundation.factories import make_order as factory_order
-from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
+from tests.guards.support import (
+    actions,
+    after_first_call,
+    audit_trail,
+    before_first_transaction,
+    fresh_trade,
+    row_state,
+)
 from tests.orders.services.support import order_events, snapshot
 from tests.orders.trade_states import taken_sell_trade
 
@@ -46,10 +53,9 @@ def _fiat_sent(fake_ln):
 def test_fiat_sent_arriving_while_the_guardian_cancels_wins_and_the_next_pass_disputes(node, fake_ln, monkeypatch):
     trade = fresh_trade(fake_ln)
     order_id, buyer = trade.order.id, trade.buyer_key
-    after_first_call(  # between the guardian's verdict and its decision
+    before_first_transaction(  # between the guardian's verdict and its decision
         monkeypatch,
         guardian,
-        "network_tag_prefetch",
         lambda: order_mark_fiat_sent(order_id=order_id, sender=buyer, request_id=4),
     )
 

@@ -105,8 +105,8 @@ def test_release_racing_cooperative_cancel_has_one_outcome(
     trade = coop_pending
     barrier = threading.Barrier(2)
     # Both passed their checks and wait just before their decision (the guarded transition).
-    _gate(monkeypatch, release_service, "network_tag_prefetch", barrier, release_delay)
-    _gate(monkeypatch, cancel_service, "network_tag_prefetch", barrier, cancel_delay)
+    _gate(monkeypatch, release_service, "escrow_ensure_held", barrier, release_delay)
+    _gate(monkeypatch, cancel_service, "_cooperative_accept", barrier, cancel_delay)
     order_id, seller = trade.order.id, trade.seller_key
 
     released, canceled = _run_together(

@@ -15,6 +15,7 @@ from orders.services import timeouts
 from orders.services.escrow import escrow_on_accepted
 from orders.services.escrow_refund import escrow_refunds_retry
 from orders.services.timeouts import order_expire, order_timeout
+from tests.guards.support import before_first_call
 from tests.orders.services.support import (
     make_order,
     order_events,
@@ -217,7 +218,7 @@ def test_duty_handed_over_meanwhile_is_not_timed_out(node, fake_ln, monkeypatch,
         fake_ln.mark_accepted(order.hold_invoice_hash)
         escrow_on_accepted(payment_hash_hex=order.hold_invoice_hash)
 
-    monkeypatch.setattr(timeouts, "network_tag_prefetch", htlc_arrives)
+    before_first_call(monkeypatch, timeouts, "taker_is_at_fault", htlc_arrives)
     assert order_timeout(order_id=order.id, now=order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
 
     current = Order.objects.get(pk=order.id)
