@@ -30,7 +30,7 @@ from orders.services.escrow import escrow_on_accepted
 from orders.services.release import order_release
 from orders.services.timeouts import order_timeout
 from tests.disputes.support import READ_WRITE, disputed_trade
-from tests.guards.support import actions, audit_trail, before_first_call, payout_tasks, row_state
+from tests.guards.support import actions, after_first_call, audit_trail, before_first_call, payout_tasks, row_state
 from tests.orders.services.support import make_order, mint_invoice, set_price
 from tests.orders.trade_states import Trade, taken_sell_trade
 from tests.trade.harness import TradeClient, reset_seen
@@ -277,10 +277,10 @@ def test_cooperative_cancel_before_admin_settle_decides_wins(node, fake_ln, monk
     trade, solver = _taken_dispute(fake_ln)
     _cooperative_cancel_asked(trade)
     order_id, seller = trade.order.id, trade.seller_key
-    before_first_call(
+    after_first_call(
         monkeypatch,
         resolve,
-        "_cancel",
+        "escrow_ensure_held",
         lambda: order_cancel(order_id=order_id, sender=seller, request_id=52),
     )
     with pytest.raises(DisputeConflict):
