@@ -329,11 +329,11 @@ def cpu_snapshot(net: TradeNetwork) -> dict[str, float]:
 
 
 def start_profilers(net: TradeNetwork, directory: str) -> list[subprocess.Popen]:
-    """py-spy (not a project dependency: `pip install py-spy`) on each of the node's processes,
+    """py-spy (not a project dependency: `pip install py-spy`, or name it in $PY_SPY) on each of the node's processes,
     idle frames included, as collapsed stacks: `<dir>/mostrod.txt`, `<dir>/cluster-<pid>.txt`."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    spy = str(Path(sys.executable).with_name("py-spy"))
+    spy = os.environ.get("PY_SPY") or str(Path(sys.executable).with_name("py-spy"))  # e.g. from another venv
     common = ["record", "--format", "raw", "--rate", "200", "--idle", "--threads", "--nonblocking"]
     tree = process_tree(net.node.proc.pid)
     targets = [("mostrod", tree[0]), *((f"cluster-{pid}", pid) for pid in tree[1:])]
