@@ -47,9 +47,6 @@ class InboundContext:
     message: Any = None  # the full parsed MessageKind
     created_at: int = 0
     finished: bool = field(default=False, init=False)
-    # Set by dispatch inside the bridge's group commit, where the handler already runs in its own
-    # savepoint: `atomic()` then needs no second one (a failure rolls that savepoint back).
-    grouped: bool = field(default=False, init=False)
 
     @property
     def full_privacy(self) -> bool:
@@ -58,7 +55,7 @@ class InboundContext:
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """The handler's final transaction; marks the inbound event done when it commits."""
-        with transaction.atomic(savepoint=not self.grouped):
+        with transaction.atomic():
             yield
             self.mark_done()
 

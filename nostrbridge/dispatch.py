@@ -13,7 +13,6 @@ internal error: the row is retried a few times, then parked.
 
 import logging
 import time
-from contextlib import AbstractContextManager, nullcontext
 
 from django.db import transaction
 
@@ -52,9 +51,10 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None, grouped: bool =
 
     `row`: the claimed row, when the caller loaded its whole batch in one query (the bridge).
     `grouped`: the caller holds a transaction around several messages (the bridge's group
-    commit, `nostrbridge.bridge.group`): the handler then runs in a savepoint, so a failure
-    rolls back only its own writes, and actions outside `BridgeWiring.group_commit_actions`
-    raise `NeedsOwnTransaction` before their handler runs.
+    commit, `nostrbridge.bridge.group`). The handler's own transactions (`ctx.atomic()`, a
+    service's `transaction.atomic()`) then run as savepoints, so its writes commit or roll back
+    exactly as they would alone; actions outside `BridgeWiring.group_commit_actions` raise
+    `NeedsOwnTransaction` before their handler runs.
     """
     if row is None:
         row = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).first()
@@ -162,9 +162,7 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
             raise CantDo(CantDoReason.INVALID_ACTION)
         if handler is None:
             raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
-        ctx.grouped = grouped
-        with _handler_savepoint(grouped):
-            handler(ctx)
+        handler(ctx)
     except CantDo as exc:
         _reply_cant_do(ctx, exc.reason)
         logger.info("cant-do %s for %s (%s)", exc.reason, ctx.action, ctx.event_id[:12])
@@ -187,12 +185,6 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
     metrics.inbound_handled(action=ctx.action, seconds=seconds)
     logger.debug("handled %s in %.1f ms", ctx.action, seconds * 1000)
     return InboundStatus.DONE
-
-
-def _handler_savepoint(grouped: bool) -> AbstractContextManager[object]:
-    """In a group commit, a savepoint: a handler that fails (CantDo, a crash) leaves none of its
-    writes behind, and the reply or retry bookkeeping that follows lands in the group."""
-    return transaction.atomic() if grouped else nullcontext()
 
 
 def _reply_cant_do(ctx: InboundContext, reason: CantDoReason) -> None:

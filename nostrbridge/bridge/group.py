@@ -1,20 +1,23 @@
-"""Group commit: a batch of claimed inbound events in one transaction, a savepoint per handler.
+"""Group commit: a batch of claimed inbound events in one transaction, a savepoint per write.
 
-Per-message transactions cost the bridge more than its SQL (a commit, and on SQLite a WAL
-write, for every `orders` query). Here consecutive messages share one transaction; each
-message's handler runs in a savepoint (`nostrbridge.dispatch`), so a handler that fails leaves
-none of its writes behind and its row is marked for retry or parked in the group, exactly as
-it would be alone. Exactly-once still holds: each message's outcome (`inbox_finish`), its
-state change and its outbox rows commit together, with the rest of the group or not at all;
-the claims (committed before) keep the leases, so a crash mid-group leaves every row of the
-group claimable again with nothing of it applied.
+Per-message transactions cost the bridge a COMMIT (on SQLite a WAL write) for every `orders`
+query. Here consecutive messages share one transaction. Inside it every transaction a handler
+opens (`ctx.atomic()`, a service's `transaction.atomic()`, the dispatcher's cant-do reply)
+becomes a savepoint, so each message's writes commit or roll back exactly as they would alone:
+a `CantDo` or a crash inside its final transaction leaves none of that transaction's writes
+behind, and the row is answered, retried or parked inside the group. A message that writes
+nothing before it is refused costs no savepoint at all. Exactly-once still holds: each
+message's outcome (`inbox_finish`), its state change and its outbox rows commit together,
+with the rest of the group or not at all; the claims (committed before) keep the leases, so a
+crash mid-group leaves every row of the group claimable again with nothing of it applied.
 
 Only actions whose handlers never leave the database join a group
 (`BridgeWiring.group_commit_actions`): any other message ends the group (commit), then runs
 alone with its handler's own short transactions, since no network call may happen inside a
-transaction. If the group itself fails — an exception outside a handler, or the COMMIT (a
-deferred foreign key, a full disk) — it is rolled back and its messages are run again one at
-a time, each in its own transactions, so a poison message still fails alone.
+transaction. If the group itself fails — an exception outside the handlers' transactions,
+a statement that aborts the transaction on PostgreSQL, or the COMMIT (a deferred foreign
+key, a full disk) — it is rolled back and its messages are run again one at a time, each in
+its own transactions, so a poison message still fails alone.
 """
 
 import logging

@@ -4,7 +4,7 @@
 `InboxConsumer` is the bridge into the app: on every nudge it claims stored inbound events
 (`inbox_claim`, a conditional UPDATE, so several bridge processes never take the same row) and
 runs them in the database thread: database-only messages of a batch in one transaction with a
-savepoint per handler (group commit, `nostrbridge.bridge.group`), any other message alone.
+savepoint per handler transaction (group commit, `nostrbridge.bridge.group`), any other message alone.
 Nudges are hints: the bridge also sends one every `inbox_poll_s`, so a lost nudge only costs
 latency. `OutboxWakeConsumer` turns a nudge from another process into a publisher wake-up.
 
@@ -128,7 +128,7 @@ def _drain(worker_id: str, limit: int, stop: threading.Event) -> int:
     rows = InboundEvent.objects.filter(pk__in=claimed, status=InboundStatus.PROCESSING, locked_by=worker_id)
     by_pk = {row.pk: row for row in rows}
     mine = [by_pk[pk] for pk in claimed if pk in by_pk]
-    # Group commit (nostrbridge.bridge.group): one transaction for the batch, a savepoint per handler.
+    # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
     process_rows(mine, stop=stop, process_alone=_process_one, release=lambda pks: _release(pks, worker_id))
     return len(claimed)
 

@@ -69,15 +69,17 @@ def patch_handler(monkeypatch, action: str, handler) -> None:
 
 
 def poison_orders_handler(poison_sender: str, *, calls: list[str]):
-    """The real `orders` handler, except for one sender: it writes an outbox row, then crashes."""
+    """The real `orders` handler, except for one sender: it writes an outbox row in its final
+    transaction, then crashes inside it."""
     real = dispatch.get_handler("orders")
 
     def handler(ctx) -> None:
         calls.append(ctx.sender)
         if ctx.sender != poison_sender:
             return real(ctx)
-        OutboundMessage.objects.create(event_id="f" * 64, kind=14, recipient_pubkey=ctx.sender, event_json="{}")
-        raise RuntimeError("poison")
+        with ctx.atomic():  # its final transaction: a savepoint in the group
+            OutboundMessage.objects.create(event_id="f" * 64, kind=14, recipient_pubkey=ctx.sender, event_json="{}")
+            raise RuntimeError("poison")
 
     return handler
 
@@ -113,7 +115,7 @@ def test_a_poison_message_mid_batch_fails_alone_and_is_parked_after_its_retries(
     first, poison, last = inbox()
     assert first == last == (InboundStatus.DONE, 1, "cant-do not_found")
     assert poison[:2] == (InboundStatus.RECEIVED, 1)  # retried later, as alone
-    # Its outbox row went with its savepoint; the others' replies are committed.
+    # Its outbox row went with its transaction (a savepoint); the others' replies are committed.
     assert replies() == [(senders[0], "cant-do"), (senders[2], "cant-do")]
     assert InboundEvent.objects.get(pk=InboundEvent.objects.order_by("pk")[1].pk).last_error == "RuntimeError: poison"
 
