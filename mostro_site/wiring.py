@@ -26,7 +26,16 @@ def bridge_wiring() -> BridgeWiring:
         is_known_trade_key=is_known_trade_key,
         reconcile_order_events=reconcile_order_events,
         side_channels=(ChatHooks,),
+        group_commit_actions=GROUP_COMMIT_ACTIONS,
     )
+
+
+# Handlers that never leave the database (reads, status moves, outbox rows): the bridge batches
+# them into one transaction. Not here: new-order (price API), take-*, add-invoice, release,
+# cancel, dispute and admin actions (LND or LNURL calls), reputation import/export.
+GROUP_COMMIT_ACTIONS = frozenset(
+    {"orders", "last-trade-index", "restore-session", "user-info", "trade-pubkey", "fiat-sent", "rate-user"}
+)
 
 
 def is_known_trade_key(pubkey: str) -> bool:
