@@ -53,6 +53,8 @@ class NodeInfo:
     # is on; the trusted issuers' keys when import is on (possibly none: import on, empty list).
     reputation_issuer: str | None = None
     reputation_import_issuers: tuple[str, ...] | None = None
+    # Maintenance ("drain") mode: always published, the operator's reason never is.
+    maintenance_mode: bool = False
 
 
 def _bool(value: bool) -> str:
@@ -94,6 +96,8 @@ def info_event_tags(info: NodeInfo, *, settings: PublisherSettings) -> list[list
         settings.y_tag(),
         ["z", "info"],
         ["bond_enabled", _bool(info.bond is not None)],
+        # Right after `bond_enabled`, as mostrod 0.19.2 publishes it (docs/PROTOCOL.md §Info-event).
+        ["maintenance_mode", _bool(info.maintenance_mode)],
     ]
     if info.bond is not None:
         bond = info.bond

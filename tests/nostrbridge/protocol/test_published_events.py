@@ -306,8 +306,16 @@ def test_info_event_tags_in_order(node: Keys) -> None:
         ["y", "mostro", "Example Mostro"],
         ["z", "info"],
         ["bond_enabled", "false"],
+        ["maintenance_mode", "false"],
     ]
     assert event.verify()
+
+
+def test_info_event_maintenance_tag_true_and_nothing_else_changes(node: Keys) -> None:
+    off = build_info_event(INFO, node, settings=SETTINGS, now=1).tags
+    on = build_info_event(dataclasses.replace(INFO, maintenance_mode=True), node, settings=SETTINGS, now=1).tags
+    assert on[-1] == ["maintenance_mode", "true"]
+    assert on[:-1] == off[:-1]
 
 
 def test_info_event_bond_tags_and_pow_advertising(node: Keys) -> None:
@@ -323,8 +331,9 @@ def test_info_event_bond_tags_and_pow_advertising(node: Keys) -> None:
     tags = build_info_event(info, node, settings=SETTINGS, now=1).tags
     assert ["fee", "0"] in tags
     assert ["pow_first_contact", "6"] in tags
-    assert tags[-7:] == [
+    assert tags[-8:] == [
         ["bond_enabled", "true"],
+        ["maintenance_mode", "false"],
         ["bond_amount_pct", "0.01"],
         ["bond_base_amount_sats", "1000"],
         ["bond_apply_to", "both"],
