@@ -49,6 +49,8 @@ def test_operation_ids_are_the_view_names():
         "dispute_list",
         "dispute_settle",
         "dispute_take",
+        "maintenance_set",
+        "maintenance_status",
         "node_info",
         "node_stats",
         "order_detail",

@@ -399,6 +399,8 @@ GET    console:key-nip07                                                      lo
 POST   console:key-nip07                                                      login 400   400   400   400   400   400
 GET    operator:dashboard                                                     login 403   403   403   403   200   200
 POST   operator:dashboard                                                     login 403   403   403   403   200   200
+GET    operator:maintenance                                                   login 403   403   403   403   405   405
+POST   operator:maintenance                                                   login 403   403   403   403   302+  302+
 GET    operator:settings                                                      login 403   403   403   403   200   200
 POST   operator:settings                                                      login 403   403   403   403   302+  302+
 
@@ -410,6 +412,8 @@ GET    /api/disputes/{dispute_id}                                             40
 POST   /api/disputes/{dispute_id}/cancel                                      401   403   403   403   200+  403   403
 POST   /api/disputes/{dispute_id}/settle                                      401   403   403   403   200+  403   403
 POST   /api/disputes/{dispute_id}/take                                        401   403   403   403   200+  200+  200+
+GET    /api/maintenance                                                       401   403   403   403   403   200   200
+POST   /api/maintenance                                                       401   403   403   403   403   200+  200+
 GET    /api/node                                                              401   403   200   200   200   200   200
 GET    /api/orders                                                            401   403   200   200   200   200   200
 GET    /api/orders/{order_id}                                                 401   403   200   200   200   200   200
