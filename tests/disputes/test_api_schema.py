@@ -53,6 +53,7 @@ def test_operation_ids_are_the_view_names():
         "maintenance_status",
         "node_info",
         "node_stats",
+        "order_cancel",
         "order_detail",
         "order_list",
         "solver_add",

@@ -363,7 +363,8 @@ GET    admin:orders_order_change                                              lo
 POST   admin:orders_order_change                                              login 403   403   403   403   403   403
 GET    admin:orders_order_changelist                                          login 403   200   200   200   200   200
 POST   admin:orders_order_changelist                                          login 403   200   200   200   200   200
-POST   admin:orders_order_changelist?action=delete_selected                   login 403   200   200   200   200   200
+POST   admin:orders_order_changelist?action=delete_selected                   login 403   200   200   200   302   302
+POST   admin:orders_order_changelist?action=admin_cancel_pretrade             login 403   200   200   200   302   302
 GET    admin:orders_order_delete                                              login 403   403   403   403   403   403
 POST   admin:orders_order_delete                                              login 403   403   403   403   403   403
 GET    admin:orders_order_history                                             login 403   200   200   200   200   200
@@ -417,6 +418,7 @@ POST   /api/maintenance                                                       40
 GET    /api/node                                                              401   403   200   200   200   200   200
 GET    /api/orders                                                            401   403   200   200   200   200   200
 GET    /api/orders/{order_id}                                                 401   403   200   200   200   200   200
+POST   /api/orders/{order_id}/cancel                                          401   403   403   403   403   409   409
 GET    /api/solvers                                                           401   403   200   200   200   200   200
 POST   /api/solvers                                                           401   403   403   403   403   200+  200+
 DELETE /api/solvers/{pubkey}                                                  401   403   403   403   403   200+  200+
