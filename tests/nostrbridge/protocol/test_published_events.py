@@ -103,7 +103,29 @@ def test_dispute_event_matches_vector(node: Keys) -> None:
         created_at=1700000900,
         aux_rand=ZERO_AUX,
     )
-    assert event.to_dict() == PUBLISHED["dispute_38386"]
+    # The 0.18.5 vector, with the tag mostrod #1001 renamed `created_at` → `published_at`.
+    vector = PUBLISHED["dispute_38386"]
+    renamed = [["published_at", *tag[1:]] if tag[0] == "created_at" else tag for tag in vector["tags"]]
+    assert renamed != vector["tags"]
+    assert {k: v for k, v in event.to_dict().items() if k not in ("id", "sig")} == {
+        k: v for k, v in vector.items() if k not in ("id", "sig", "tags")
+    } | {"tags": renamed}
+    assert event.verify()
+
+
+def test_order_event_published_at_is_the_creation_time_in_every_revision(node: Keys) -> None:
+    order = dataclasses.replace(ORDER, published_at=1700000000)
+    pending = build_order_event(order, node, settings=SETTINGS, now=1700000100, network="regtest")
+    taken = build_order_event(
+        dataclasses.replace(order, status=Status.SUCCESS), node, settings=SETTINGS, now=1700000500, network="regtest"
+    )
+    for event in (pending, taken):
+        names = [tag[0] for tag in event.tags]
+        assert event.tags[names.index("expires_at") + 1] == ["published_at", "1700000000"]
+        assert names.count("published_at") == 1
+    assert "published_at" not in [
+        tag[0] for tag in build_order_event(ORDER, node, settings=SETTINGS, now=1, network="x").tags
+    ]
 
 
 @pytest.mark.parametrize("label", PUBLISHED)
