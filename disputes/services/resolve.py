@@ -214,8 +214,9 @@ def _cancel_escrow(order: Order) -> None:
 
 # The order's fate → the status its open dispute closes with, when the parties end the trade.
 _CLOSED_BY_PARTIES: dict[str, str] = {
-    OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.SETTLED,  # the seller released
-    OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.SELLER_REFUNDED,
+    # mostrod #967 / #968: no longer `settled` / `seller-refunded`, which now mean a solver's ruling.
+    OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.RELEASED,  # the seller released
+    OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.COOPERATIVELY_CANCELED,
 }
 
 

@@ -190,7 +190,14 @@ def test_cant_do_reason_other_spellings_fail(kebab: str) -> None:
 
 def test_small_enums() -> None:
     assert [k.value for k in Kind] == ["buy", "sell"]
-    assert [s.value for s in DisputeStatus] == ["initiated", "in-progress", "seller-refunded", "settled", "released"]
+    assert [s.value for s in DisputeStatus] == [
+        "initiated",
+        "in-progress",
+        "seller-refunded",
+        "settled",
+        "released",
+        "cooperatively-canceled",
+    ]
     assert [i.value for i in DisputeInitiator] == ["buyer", "seller"]
     assert [t.value for t in MessageType] == ["order", "dispute", "cant-do", "rate", "dm", "restore"]
 
