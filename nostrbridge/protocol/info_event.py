@@ -83,9 +83,7 @@ def info_event_tags(info: NodeInfo, *, settings: PublisherSettings) -> list[list
         ["pow", str(info.pow_bits)],
         ["pow_first_contact", str(advertised_pow_first_contact(info))],
         ["protocol_version", str(info.protocol_version)],
-        ["hold_invoice_expiration_window", str(info.hold_invoice_expiration_window_seconds)],
         ["hold_invoice_cltv_delta", str(info.hold_invoice_cltv_delta_blocks)],
-        ["invoice_expiration_window", str(info.invoice_expiration_window_seconds)],
         ["lnd_version", info.lnd_version],
         ["lnd_node_pubkey", info.lnd_node_pubkey],
         ["lnd_commit_hash", info.lnd_commit_hash],
@@ -95,6 +93,9 @@ def info_event_tags(info: NodeInfo, *, settings: PublisherSettings) -> list[list
         ["lnd_uris", ",".join(info.lnd_uris)],
         settings.y_tag(),
         ["z", "info"],
+        # mostrod 0.18.7 moved the two window tags here, each with its own setting (v0.19.2 [obs]).
+        ["invoice_expiration_window", str(info.invoice_expiration_window_seconds)],
+        ["hold_invoice_expiration_window", str(info.hold_invoice_expiration_window_seconds)],
         ["bond_enabled", _bool(info.bond is not None)],
         # Right after `bond_enabled`, as mostrod 0.19.2 publishes it (docs/PROTOCOL.md §Info-event).
         ["maintenance_mode", _bool(info.maintenance_mode)],

@@ -315,9 +315,7 @@ def test_info_event_tags_in_order(node: Keys) -> None:
         ["pow", "0"],
         ["pow_first_contact", "4"],
         ["protocol_version", "2"],
-        ["hold_invoice_expiration_window", "300"],
         ["hold_invoice_cltv_delta", "144"],
-        ["invoice_expiration_window", "300"],
         ["lnd_version", "0.20.0-beta"],
         ["lnd_node_pubkey", "02ab"],
         ["lnd_commit_hash", "abc"],
@@ -327,6 +325,8 @@ def test_info_event_tags_in_order(node: Keys) -> None:
         ["lnd_uris", "02ab@127.0.0.1:9735"],
         ["y", "mostro", "Example Mostro"],
         ["z", "info"],
+        ["invoice_expiration_window", "300"],
+        ["hold_invoice_expiration_window", "300"],
         ["bond_enabled", "false"],
         ["maintenance_mode", "false"],
     ]
