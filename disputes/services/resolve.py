@@ -20,7 +20,6 @@ from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -129,7 +128,6 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         escrow_settle(order=order)
     except EscrowAlreadyCanceled as exc:
         raise DisputeConflict("the hold invoice is already canceled") from exc
-    network_tag_prefetch()
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
         moved = transition_order(
@@ -155,7 +153,6 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
 
 def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     _cancel_escrow(order)
-    network_tag_prefetch()
     label = request.label
     with request.atomic():
         moved = transition_order(
