@@ -21,7 +21,7 @@ from nostrbridge import metrics
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.inbox import inbox_fail, inbox_finish
 from nostrbridge.log_context import log_context
-from nostrbridge.models import InboundEvent, InboundStatus
+from nostrbridge.models import POLICY_MARK, InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo, ProtocolError, SignatureRefusal
@@ -141,7 +141,7 @@ def _dispatch(ctx: InboundContext) -> str:
             raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
         handler(ctx)
     except CantDo as exc:
-        _reply_cant_do(ctx, exc.reason)
+        _reply_cant_do(ctx, exc.reason, policy=exc.policy)
         logger.info("cant-do %s for %s (%s)", exc.reason, ctx.action, ctx.event_id[:12])
         metrics.inbound_cant_do(action=ctx.action, reason=str(exc.reason), seconds=time.monotonic() - started)
         return InboundStatus.DONE
@@ -164,11 +164,13 @@ def _dispatch(ctx: InboundContext) -> str:
     return InboundStatus.DONE
 
 
-def _reply_cant_do(ctx: InboundContext, reason: CantDoReason) -> None:
+def _reply_cant_do(ctx: InboundContext, reason: CantDoReason, *, policy: str = "") -> None:
+    # A policy refusal names its policy in the row: the operator's dashboard lists them from here.
+    note = f"cant-do {reason}" + (f" {POLICY_MARK}{policy} key:{ctx.sender[:16]}" if policy else "")
     with transaction.atomic():
         enqueue_cant_do(recipient_pubkey=ctx.sender, reason=reason, request_id=ctx.request_id, order_id=ctx.order_id)
         ctx.finished = False
-        ctx.mark_done(drop_reason=f"cant-do {reason}")
+        ctx.mark_done(drop_reason=note)
 
 
 def _finish_silently(ctx: InboundContext, reason: str) -> None:

@@ -3,10 +3,12 @@
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.protocol.payloads import OrderPayload
 from orders.services.create import Maker, order_create
+from orders.services.bans import ban_refuse
 from orders.services.traders import trade_index_check
 
 
 def handle_new_order(ctx: InboundContext) -> None:
+    ban_refuse(identity=ctx.identity, sender=ctx.sender)  # before the index gate registers anyone
     trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     if not isinstance(ctx.payload, OrderPayload):  # verify() already requires it
         raise SilentDrop("new-order without an order payload")

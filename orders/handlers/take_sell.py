@@ -3,10 +3,12 @@
 from nostrbridge.context import InboundContext
 from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload
 from orders.services.take import Taker, order_take_sell
+from orders.services.bans import ban_refuse
 from orders.services.traders import trade_index_check
 
 
 def handle_take_sell(ctx: InboundContext) -> None:
+    ban_refuse(identity=ctx.identity, sender=ctx.sender)  # before the index gate registers anyone
     trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     fiat_amount, invoice = take_payload(ctx.payload)
     taker = Taker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)
