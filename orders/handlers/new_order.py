@@ -2,8 +2,8 @@
 
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.protocol.payloads import OrderPayload
-from orders.services.create import Maker, order_create
 from orders.services.bans import ban_refuse
+from orders.services.create import Maker, order_create
 from orders.services.traders import trade_index_check
 
 

@@ -2,8 +2,8 @@
 
 from nostrbridge.context import InboundContext
 from orders.handlers.take_sell import take_payload
-from orders.services.take import Taker, order_take_buy
 from orders.services.bans import ban_refuse
+from orders.services.take import Taker, order_take_buy
 from orders.services.traders import trade_index_check
 
 

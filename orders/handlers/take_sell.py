@@ -2,8 +2,8 @@
 
 from nostrbridge.context import InboundContext
 from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload
-from orders.services.take import Taker, order_take_sell
 from orders.services.bans import ban_refuse
+from orders.services.take import Taker, order_take_sell
 from orders.services.traders import trade_index_check
 
 
