@@ -129,7 +129,7 @@ class TokenScope(models.TextChoices):
     """What a token may do, on top of (never beyond) its user's own permissions."""
 
     READ = "read", "read: list and view"
-    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund"
+    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund, ban"
     OPERATOR = "operator", "operator: everything the user may do"
 
 
