@@ -23,6 +23,17 @@ SETTINGS_GROUPS = [
     ("Fiat and prices", ["fiat_mode", "fiat_currencies", "bitcoin_price_api_url"]),
     ("Nostr", ["relays", "protocol_version", "pow_bits"]),
     ("Public profile (kind 0)", ["name", "about", "picture", "website"]),
+    ("Limits per trader", ["max_open_orders", "take_cooldown_seconds", "daily_volume_sats"]),
+    (
+        "Taker requirements (large orders)",
+        [
+            "counterparty_threshold_sats",
+            "counterparty_min_trades",
+            "counterparty_min_rating",
+            "counterparty_min_age_days",
+        ],
+    ),
+    ("Automatic ban", ["auto_ban_disputes_lost", "auto_ban_window_days"]),
 ]
 RECENT_AUDIT = 25
 
