@@ -16,6 +16,7 @@ from django.db import transaction
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize
+from disputes.services.auto_ban import auto_ban_after_resolution
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
@@ -126,6 +127,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         payout_schedule(order_id=order.id, request_id=request_id)
+    auto_ban_after_resolution(order=order, loser="seller")  # committed first: it cannot undo the settle
     return Resolution.SETTLED
 
 
@@ -153,6 +155,7 @@ def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         for recipient in (request.reply_to, order.seller_pubkey, order.buyer_pubkey):
             if recipient:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
+    auto_ban_after_resolution(order=order, loser="buyer")  # committed first: it cannot undo the refund
     return Resolution.REFUNDED
 
 
