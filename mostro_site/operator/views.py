@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from mostro_site.config import node_config
 from mostro_site.models import NodeSettings, SettingsAuditEntry
-from mostro_site.operator import charts, dashboard
+from mostro_site.operator import charts, dashboard, refusals
 from mostro_site.operator.access import operator_required
 from mostro_site.operator.forms import NodeSettingsForm
 from mostro_site.operator.lnstatus import lightning_status
@@ -94,6 +94,7 @@ def dashboard_view(request):
     ]
     fees = dashboard.fees_by_day()
     opened = dashboard.disputes_by_day()
+    recent_refusals, refusals_by_policy = refusals.policy_refusals()
     context = _context(
         request,
         "Node dashboard",
@@ -125,6 +126,8 @@ def dashboard_view(request):
         dev_fee_sats=paid_sats,
         dev_fee_rows=dev_fee_rows,
         disputes=dashboard.open_disputes(),
+        recent_refusals=recent_refusals,
+        refusals_by_policy=refusals_by_policy,
         relays=dashboard.relay_health(),
         lightning=lightning_status(),
     )
