@@ -17,14 +17,14 @@ _NOTE = re.compile(rf"^cant-do (?P<reason>\S+) {POLICY_MARK}(?P<policy>\S+) key:
 
 @dataclass(frozen=True)
 class Refusal:
-    at: dt.datetime
+    at: dt.datetime | None  # when it was processed
     action: str
     reason: str
     policy: str
     key_prefix: str
 
 
-def _parse(at: dt.datetime, action: str, note: str) -> Refusal | None:
+def _parse(at: dt.datetime | None, action: str, note: str) -> Refusal | None:
     match = _NOTE.match(note)
     if match is None:
         return None
