@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from orders import display
 from orders.models import Ban
-from orders.services.bans import BanConflict, ban_create, ban_errors, ban_lift
+from orders.services.bans import BanConflict, active_ban, ban_create, ban_errors, ban_lift
 
 
 class BanForm(forms.ModelForm):
@@ -33,6 +33,9 @@ class BanForm(forms.ModelForm):
         for field, field_errors in errors.items():
             if field not in self.errors:
                 self.add_error(field, field_errors)
+        pubkey = (data.get("pubkey") or "").strip().lower()
+        if "pubkey" not in self.errors and active_ban(pubkey) is not None:
+            self.add_error("pubkey", "This key is banned already: lift that ban first to change it.")
         return data
 
 
