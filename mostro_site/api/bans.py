@@ -9,16 +9,17 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from ninja import Query, Router, Schema
+from ninja import Path, Query, Router, Schema
 
 from disputes.console import require
 from mostro_site.api.auth import API_AUTH
 from mostro_site.api.disputes import MAX_LIMIT, MAX_OFFSET, ApiError, _parse_pubkey, page, responses
 from nostrbridge.node_identity import encode_npub
 from orders.models import Ban
-from orders.services.bans import BanConflict, ban_create, ban_lift
+from orders.services import bans as ban_service
 
 router = Router(auth=API_AUTH, tags=["bans"])
+MAX_BAN_ID = 2**63 - 1  # the primary key's range: a larger id is a 422, never a database overflow
 
 
 class BanIn(Schema):
@@ -84,29 +85,29 @@ def ban_list(
     return {"count": count, "items": [ban_out(ban) for ban in items]}
 
 
-@router.post("/bans", response=responses(BanOut, 409), url_name="ban_create")
-def ban_create_endpoint(request, body: BanIn):
+@router.post("/bans", response=responses(BanOut, 400, 409), url_name="ban_create")
+def ban_create(request, body: BanIn):
     """Ban a key: its new orders, takes and disputes are refused; trades in progress go on."""
     require(request.auth, "orders.add_ban")
     try:
-        ban = ban_create(
+        ban = ban_service.ban_create(
             pubkey=_parse_pubkey(body.pubkey), reason=body.reason, expires_at=body.expires_at, actor=_actor(request)
         )
     except ValidationError as exc:
         details = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items())
         raise ApiError(422, "invalid_request", details) from exc
-    except BanConflict as exc:
+    except ban_service.BanConflict as exc:
         raise ApiError(409, "already_banned", str(exc)) from exc
     return ban_out(ban)
 
 
 @router.post("/bans/{ban_id}/lift", response=responses(BanOut, 404, 409), url_name="ban_lift")
-def ban_lift_endpoint(request, ban_id: int):
+def ban_lift(request, ban_id: int = Path(..., ge=1, le=MAX_BAN_ID)):
     require(request.auth, "orders.change_ban")
     if not Ban.objects.filter(pk=ban_id).exists():
         raise ApiError(404, "not_found", "no such ban")
     try:
-        ban = ban_lift(ban_id=ban_id, actor=_actor(request))
-    except BanConflict as exc:
+        ban = ban_service.ban_lift(ban_id=ban_id, actor=_actor(request))
+    except ban_service.BanConflict as exc:
         raise ApiError(409, "already_lifted", str(exc)) from exc
     return ban_out(ban)
