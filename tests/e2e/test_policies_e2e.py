@@ -4,6 +4,7 @@ clients (tests/e2e/trade_clients.py).
 
 A trader banned in the middle of a trade: its new order is refused with `not_authorized`, and
 the trade it is in still completes — the escrow settles and its payout arrives, to the satoshi.
+A maker at the open-orders limit gets `too_many_requests` until one of its orders leaves the book.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ pytestmark = [
 
 FEE_RATE = 0.006
 MSAT = 1_000
+MAX_OPEN_ORDERS = 2
 
 
 def fee_of(amount: int) -> int:
@@ -34,7 +36,10 @@ def fee_of(amount: int) -> int:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory):
     network = start_trade_network(
-        tmp_path_factory.mktemp("policies-e2e"), prices={"USD": 50_000.0}, MOSTRO_FEE=str(FEE_RATE)
+        tmp_path_factory.mktemp("policies-e2e"),
+        prices={"USD": 50_000.0},
+        MOSTRO_FEE=str(FEE_RATE),
+        MOSTRO_MAX_OPEN_ORDERS=str(MAX_OPEN_ORDERS),
     )
     yield network
     network.stop()
@@ -104,7 +109,9 @@ async def test_banned_buyer_is_refused_a_new_order_but_its_trade_completes(
         "action": "cant-do",
         "payload": {"cant_do": "not_authorized"},
     }
-    assert net.node.query("SELECT count(*) FROM orders_order") == [(1,)]
+    assert net.node.query("SELECT count(*) FROM orders_order WHERE master_seller_pubkey = ?", (bob.identity_hex,)) == [
+        (0,)
+    ]
     # The ban registered nothing: Bob's stored trade index is still the take's.
     assert net.node.query("SELECT last_trade_index FROM orders_trader WHERE pubkey = ?", (bob.identity_hex,)) == [(b,)]
 
@@ -130,6 +137,36 @@ async def test_banned_buyer_is_refused_a_new_order_but_its_trade_completes(
         "SELECT drop_reason FROM nostrbridge_inboundevent WHERE drop_reason LIKE 'cant-do not_authorized%'"
     )
     assert note == f"cant-do not_authorized policy:ban key:{bob.pubkey(n)[:16]}"
+
+
+async def test_a_third_open_order_is_refused_until_one_leaves_the_book(net: TradeNetwork, pair: tuple[Trader, Trader]):
+    """MOSTRO_MAX_OPEN_ORDERS=2: the third order waits for one of the first two to be canceled."""
+    alice, _ = pair
+    ids = []
+    for _ in range(MAX_OPEN_ORDERS):
+        index = alice.next_trade_index()
+        await alice.send(
+            Action.NEW_ORDER,
+            key=index,
+            trade_index=index,
+            payload=OrderPayload(sell_order(amount=5_000, fiat_amount=3)),
+        )
+        ids.append((index, (await alice.expect("new-order", key=index)).body["id"]))
+    third = alice.next_trade_index()
+    request_id = await alice.send(
+        Action.NEW_ORDER, key=third, trade_index=third, payload=OrderPayload(sell_order(amount=5_000, fiat_amount=3))
+    )
+    refusal = await alice.expect("cant-do", key=third)
+    assert (refusal.body["request_id"], refusal.payload) == (request_id, {"cant_do": "too_many_requests"})
+
+    first_key, first_id = ids[0]
+    await alice.send(Action.CANCEL, key=first_key, order_id=first_id)
+    await alice.expect("canceled", key=first_key)
+    retry = alice.next_trade_index()
+    await alice.send(
+        Action.NEW_ORDER, key=retry, trade_index=retry, payload=OrderPayload(sell_order(amount=5_000, fiat_amount=3))
+    )
+    assert (await alice.expect("new-order", key=retry)).order["status"] == "pending"
 
 
 def test_node_log_has_no_errors(net: TradeNetwork):
