@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge.context import Atomic, SilentDrop
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
