@@ -59,7 +59,6 @@ def order_create(
         raise SilentDrop("reputation mode without trade_index")
     now = now or timezone.now()
     policy_check_maker(key=maker.identity, amount_sats=quote_sats, config=config, now=now)
-    network_tag_prefetch()
     with atomic():
         trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
         order = Order.objects.create(**_order_fields(maker, terms, config, now))
