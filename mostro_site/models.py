@@ -46,6 +46,16 @@ class NodeSettings(models.Model):
     about = models.TextField(null=True, blank=True)
     picture = models.CharField(max_length=200, null=True, blank=True)
     website = models.CharField(max_length=200, null=True, blank=True)
+    # Operator policies (docs/OPERATIONS.md §Policies); bounds: rules.POLICY_BOUNDS.
+    max_open_orders = models.PositiveIntegerField("max open orders per trader", null=True, blank=True)
+    take_cooldown_seconds = models.PositiveIntegerField("cooldown between takes (seconds)", null=True, blank=True)
+    daily_volume_sats = models.BigIntegerField("daily volume cap per trader (sats)", null=True, blank=True)
+    counterparty_threshold_sats = models.BigIntegerField("taker requirements above (sats)", null=True, blank=True)
+    counterparty_min_trades = models.PositiveIntegerField("taker's completed trades", null=True, blank=True)
+    counterparty_min_rating = models.FloatField("taker's minimum rating", null=True, blank=True)
+    counterparty_min_age_days = models.PositiveIntegerField("taker's minimum age (days)", null=True, blank=True)
+    auto_ban_disputes_lost = models.PositiveIntegerField("automatic ban after disputes lost", null=True, blank=True)
+    auto_ban_window_days = models.PositiveIntegerField("automatic ban window (days)", null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -85,6 +95,10 @@ class NodeSettings(models.Model):
             _between("expiration_hours", 1, 2**31 - 1, "The pending order lifetime must be at least 1 hour."),
             _between("expiration_seconds", 1, 2**31 - 1, "The waiting-state timeout must be at least 1 second."),
             _between("pow_bits", 0, rules.MAX_POW_BITS, f"Proof of work must be 0–{rules.MAX_POW_BITS} bits."),
+            *(
+                _between(field, low, high, f"{field}: {low:g}–{high:g}, {meaning}.")
+                for field, (low, high, meaning) in rules.POLICY_BOUNDS.items()
+            ),
         ]
 
     def __str__(self) -> str:
@@ -129,7 +143,7 @@ class TokenScope(models.TextChoices):
     """What a token may do, on top of (never beyond) its user's own permissions."""
 
     READ = "read", "read: list and view"
-    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund"
+    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund, ban"
     OPERATOR = "operator", "operator: everything the user may do"
 
 

@@ -305,3 +305,7 @@ class OrderStatusChangeAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Bans live in their own module (registered on import).
+from orders import admin_bans  # noqa: E402, F401

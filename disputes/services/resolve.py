@@ -16,6 +16,7 @@ from django.db import transaction
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize, ensure_not_a_party, is_node
+from disputes.services.auto_ban import auto_ban_after_resolution
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from nostrbridge.context import Atomic
@@ -151,6 +152,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         payout_schedule(order_id=order.id, request_id=request_id)
     escrow_settle_decided(order=order)  # the decision is committed; the payout settles first if this fails
+    auto_ban_after_resolution(order=order, loser="seller")  # committed first: it cannot undo the settle
     return Resolution.SETTLED
 
 
@@ -178,6 +180,7 @@ def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
             if recipient:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
     escrow_refund_execute(refund)
+    auto_ban_after_resolution(order=order, loser="buyer")  # committed first: it cannot undo the refund
     return Resolution.REFUNDED
 
 

@@ -51,6 +51,16 @@ class NodeConfig:
     dispute_days: int
     fee_audit_days: int
     dm_days: int
+    # Operator policies (docs/OPERATIONS.md §Policies): 0 = off.
+    max_open_orders: int = 0
+    take_cooldown_seconds: int = 0
+    daily_volume_sats: int = 0
+    counterparty_threshold_sats: int = 0
+    counterparty_min_trades: int = 0
+    counterparty_min_rating: float = 0.0
+    counterparty_min_age_days: int = 0
+    auto_ban_disputes_lost: int = 0
+    auto_ban_window_days: int = 30
 
 
 def env_node_config() -> NodeConfig:
@@ -90,6 +100,15 @@ def env_node_config() -> NodeConfig:
         dispute_days=s.MOSTRO_EXPIRATION_DISPUTE_DAYS,
         fee_audit_days=s.MOSTRO_EXPIRATION_FEE_AUDIT_DAYS,
         dm_days=s.MOSTRO_EXPIRATION_DM_DAYS,
+        max_open_orders=s.MOSTRO_MAX_OPEN_ORDERS,
+        take_cooldown_seconds=s.MOSTRO_TAKE_COOLDOWN_SECONDS,
+        daily_volume_sats=s.MOSTRO_DAILY_VOLUME_SATS,
+        counterparty_threshold_sats=s.MOSTRO_COUNTERPARTY_THRESHOLD_SATS,
+        counterparty_min_trades=s.MOSTRO_COUNTERPARTY_MIN_TRADES,
+        counterparty_min_rating=s.MOSTRO_COUNTERPARTY_MIN_RATING,
+        counterparty_min_age_days=s.MOSTRO_COUNTERPARTY_MIN_AGE_DAYS,
+        auto_ban_disputes_lost=s.MOSTRO_AUTO_BAN_DISPUTES_LOST,
+        auto_ban_window_days=s.MOSTRO_AUTO_BAN_WINDOW_DAYS,
     )
 
 
@@ -109,6 +128,7 @@ _OVERRIDES = {
     "about": "about",
     "picture": "picture",
     "website": "website",
+    **{field: field for field in rules.POLICY_BOUNDS},
 }
 
 _CACHE_SECONDS = 1.0

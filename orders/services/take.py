@@ -32,6 +32,7 @@ from orders.services.escrow import (
     notify_pay_invoice,
 )
 from orders.services.invoice import buyer_invoice_validate
+from orders.services.policy import policy_check_taker
 from orders.services.traders import trader_bump_trade_index
 from orders.status import PRE_TRADE_STATUSES, OrderKind, OrderStatus
 from orders.transitions import transition_order
@@ -64,6 +65,7 @@ def order_take_sell(
     """A buyer takes a sell order, optionally with its payout invoice / Lightning address."""
     order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.SELL)
     _fix_amounts(order, fiat_amount=fiat_amount)
+    _check_policies(order, taker)
     if invoice is not None:
         expected = buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
         invoice = buyer_invoice_validate(destination=invoice, expected_amount_sats=expected)
@@ -93,6 +95,7 @@ def order_take_buy(
     """A seller takes a buy order: the hold invoice is issued at once."""
     order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.BUY)
     _fix_amounts(order, fiat_amount=fiat_amount)
+    _check_policies(order, taker)
     _require_trade_index(taker)
     fields = {
         **_amount_fields(order),
@@ -154,6 +157,12 @@ def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
         # (the premium and the fee included): the new-order check ran at an older price.
         raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)
     order.dev_fee_sats = dev_fee_sats(fee_sats=order.fee_sats, dev_fee_percentage=config.dev_fee_percentage)
+
+
+def _check_policies(order: Order, taker: Taker) -> None:
+    """The operator's limits and taker requirements (docs/OPERATIONS.md §Policies), on the
+    amount this take trades, before any invoice lookup or hold invoice."""
+    policy_check_taker(key=taker.identity, amount_sats=order.amount_sats, config=node_config(), now=timezone.now())
 
 
 def _require_trade_index(taker: Taker) -> None:
