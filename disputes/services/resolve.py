@@ -19,6 +19,7 @@ from disputes.services.authz import ensure_may_finalize
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
@@ -105,6 +106,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         escrow_settle(order=order)
     except EscrowAlreadyCanceled as exc:
         raise DisputeConflict("the hold invoice is already canceled") from exc
+    kill_point("solver-settled")
     network_tag_prefetch()
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
@@ -131,6 +133,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
 
 def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     _cancel_escrow(order)
+    kill_point("solver-canceled")
     network_tag_prefetch()
     label = request.label
     with request.atomic():

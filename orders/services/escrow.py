@@ -20,6 +20,7 @@ from django.utils import timezone
 from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
@@ -227,6 +228,7 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     if order is None or order.status not in WAITING_STATUSES:
         _refund_unwanted(payment_hash_hex, order)
         return False
+    kill_point("hold-accepted")
     network_tag_prefetch()
     now = timezone.now()
     guard = Q(invoice_held_at__isnull=True, hold_invoice_hash=order.hold_invoice_hash)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from django.db import transaction
 
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -104,6 +105,7 @@ def order_release(
     if not order.hold_invoice_preimage:
         raise CantDo(CantDoReason.INVALID_INVOICE)
     _settle_escrow(order)
+    kill_point("release-settled")
     with atomic():
         moved = transition_order(
             order_id=order.id,
