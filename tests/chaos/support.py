@@ -9,9 +9,9 @@ a simnet node taken offline. After each fault the node is restarted on the same 
 started with.
 
 Clock play (said where it is used): django-q2 schedules have a one-minute resolution and some
-recoveries wait for a grace period on purpose (an inbound lease of 60 s, a payout claim of
-30 s, an unseen dev-fee payment of 300 s). Tests run the same job functions in a separate
-process with `now` moved past the grace, or expire a dead worker's lease, instead of sleeping.
+recoveries wait for a grace period on purpose (a payout claim of 30 s, an unseen dev-fee
+payment of 300 s). Tests run the same job functions in a separate process with `now` moved
+past the grace instead of sleeping.
 """
 
 from __future__ import annotations
@@ -108,15 +108,6 @@ def run_job(net: TradeNetwork, dotted: str, *, ahead_s: int = 0, kill_at: str | 
     return done.returncode
 
 
-def expire_dead_leases(net: TradeNetwork) -> int:
-    """Clock play: the inbound rows a killed worker held become claimable now, not 60 s later."""
-    rows = net.node.query(
-        "UPDATE nostrbridge_inboundevent SET locked_until = '2000-01-01 00:00:00' "
-        "WHERE status = 'processing' RETURNING id"
-    )
-    return len(rows)
-
-
 def wait_for(predicate, *, timeout_s: float = STEP_TIMEOUT_S, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -180,11 +171,18 @@ class SellTrade:
         take = PaymentRequestPayload(None, self.invoice, None)
         await self.buyer.send(Action.TAKE_SELL, key=self.b, trade_index=self.b, order_id=self.order_id, payload=take)
 
-    async def pay_escrow(self, timeout_s: float = STEP_TIMEOUT_S) -> None:
-        """The take's replies, then the seller pays the hold invoice (it stays in flight)."""
+    async def expect_taken(self, timeout_s: float = STEP_TIMEOUT_S) -> str:
+        """The take's replies; returns the hold invoice the seller is asked to pay."""
         pay = await self.seller.expect("pay-invoice", key=self.s, timeout_s=timeout_s)
         await self.buyer.expect("waiting-seller-to-pay", key=self.b, timeout_s=timeout_s)
-        self.escrow = asyncio.create_task(self.seller.wallet.pay(pay.payload["payment_request"][1]))
+        return pay.payload["payment_request"][1]
+
+    def pay(self, hold_invoice: str) -> None:
+        """The seller pays the escrow; the payment stays in flight until settled or canceled."""
+        self.escrow = asyncio.create_task(self.seller.wallet.pay(hold_invoice))
+
+    async def pay_escrow(self, timeout_s: float = STEP_TIMEOUT_S) -> None:
+        self.pay(await self.expect_taken(timeout_s))
 
     async def expect_active(self, timeout_s: float = STEP_TIMEOUT_S) -> None:
         await self.seller.expect("buyer-took-order", key=self.s, timeout_s=timeout_s)
