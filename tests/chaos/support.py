@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload
 from nostrbridge.protocol.structs import SmallOrder
-from tests.e2e.trade_clients import BANNER, RelayConnection, TradeNetwork, Trader
+from tests.e2e.trade_clients import BANNER, NODE_START_TIMEOUT_S, RelayConnection, TradeNetwork, Trader
 from tests.ledger import LedgerReport, TradeRecord, ledger_check, replies_check
 from tests.relays.net import REPO_ROOT
 
@@ -54,9 +54,22 @@ def start_node(net: TradeNetwork, *, kill_at: str | None = None) -> None:
         node.env.pop(KILL_AT_ENV, None)
     else:
         node.env[KILL_AT_ENV] = kill_at
-    # A fresh log per start: NodeProcess.start waits for the banner in its log.
+    # A fresh log per start: the banner is awaited in it.
     node.log_path = net.workdir / f"mostrod-{next(_starts)}.log"
-    node.start()
+    command = [sys.executable, "manage.py", "mostrod", "--port", str(node.port), "--no-migrate", "--grace", "5"]
+    with node.log_path.open("ab") as log:
+        # No preexec_fn (NodeProcess.start's parent-death signal): without one the child is
+        # made with vfork, which skips gRPC's fork handlers. With them, forking while a wallet
+        # thread waits in a gRPC stream (an escrow in flight) crashed the child before exec.
+        node.proc = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=node.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + NODE_START_TIMEOUT_S
+    while BANNER not in node.output:
+        if node.proc.poll() is not None or time.monotonic() > deadline:
+            node.stop()
+            raise RuntimeError(f"mostrod did not start:\n{node.output[-4000:]}")
+        time.sleep(0.1)
 
 
 def restart_node(net: TradeNetwork, *, kill_at: str | None = None) -> None:
@@ -222,7 +235,10 @@ class SellTrade:
 
 
 async def trading_pair(net: TradeNetwork, book: Book, name: str) -> tuple[Trader, Trader, list[RelayConnection]]:
-    """A seller (simnet `alice`) and a buyer (simnet `bob`), fresh identities, a client each."""
+    """A seller (simnet `alice`) and a buyer (simnet `bob`), fresh identities, a client each.
+
+    Their wallets pay in worker threads (`Wallet(threaded=True)`): a grpc.aio stream open in
+    this process while it forks the restarted node crashes gRPC's fork handlers."""
     conns = [await RelayConnection(net.relay_url, net.node_pubkey).connect() for _ in range(2)]
     seller = await Trader(f"{name}-seller", conns[0], net.wallet("alice")).start(keys=8)
     buyer = await Trader(f"{name}-buyer", conns[1], net.wallet("bob")).start(keys=8)

@@ -210,8 +210,9 @@ async def test_the_relay_moves_to_a_new_port_by_a_settings_change(net: TradeNetw
 
 async def test_lnd_down_mid_trade_then_back(net: TradeNetwork, book: Book):
     """The node's LND goes away (simnet restart: its streams end, calls fail UNAVAILABLE) while
-    one trade waits for the release and another for the escrow. Nothing is refunded or paid
-    twice; once LND is back the escrow is noticed, the release goes through, both complete."""
+    one trade is released and another holds its escrow. A new order is still answered; the
+    release that needs LND is retried until LND is back (it used to be retried three times at
+    once and parked: the seller never heard back). Nothing is refunded or paid twice."""
     seller, buyer, conns = await trading_pair(net, book, "lnd")
     releasing = SellTrade(seller, buyer, 46_000)
     await releasing.to_active()
@@ -222,10 +223,14 @@ async def test_lnd_down_mid_trade_then_back(net: TradeNetwork, book: Book):
     await paying.pay_escrow()
     await paying.expect_active()
     net.simnet.control.restart("mostro", down_seconds=OUTAGE_S)
-    await releasing.send_release()
+    await releasing.send_release()  # needs LND: retried, backing off, until LND answers
+    bystander = SellTrade(seller, buyer, 50_000)
+    await bystander.publish()  # needs no LND: answered during the outage
+    assert net.simnet.control.state()["nodes"]["mostro"]["online"] is False
     await releasing.expect_released(timeout_s=RECOVERY_TIMEOUT_S)
     await releasing.expect_paid(timeout_s=RECOVERY_TIMEOUT_S)
     await paying.complete()
+    await cancel_pending(bystander, book)
     book.trades += [releasing.record("success"), paying.record("success")]
     await close_all(conns)
     await checked(book)
