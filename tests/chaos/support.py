@@ -134,6 +134,25 @@ def order_status(net: TradeNetwork, order_id: str) -> str:
     return status
 
 
+class Recovery:
+    """Time to recover, from the end of a fault to the trade's end state (docs/RELIABILITY.md).
+
+    Written as one JSON line per fault to `$MOSTRO_CHAOS_FIGURES` when that is set; a figure
+    for the docs, never asserted (no timed assertions)."""
+
+    def __init__(self, *, minus_s: float = 0.0) -> None:
+        self.started = time.monotonic()
+        self.minus_s = minus_s  # a fault that is still going on when the clock starts (LND down)
+
+    def done(self) -> None:
+        path = os.environ.get("MOSTRO_CHAOS_FIGURES")
+        if path:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+            seconds = round(time.monotonic() - self.started - self.minus_s, 1)
+            with open(path, "a") as out:
+                out.write(json.dumps({"test": test, "recover_s": seconds}) + "\n")
+
+
 # -- the ledger of a module ----------------------------------------------------------------------
 @dataclass
 class Book:

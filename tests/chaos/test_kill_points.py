@@ -23,6 +23,7 @@ from tests.chaos.support import (
     FEE_RATE,
     USD_PRICE,
     Book,
+    Recovery,
     SellTrade,
     await_kill,
     close_all,
@@ -79,10 +80,12 @@ async def test_kill_after_the_take_committed(net: TradeNetwork, book: Book):
     await trade.send_take()
     await asyncio.to_thread(await_kill, net)
     assert order_status(net, trade.order_id) == "waiting-payment"
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     await trade.pay_escrow()
     await trade.expect_active()
     await trade.complete()
+    recovery.done()
     book.trades.append(trade.record("success"))
     await close_all(conns)
     await checked(book)
@@ -99,9 +102,11 @@ async def test_kill_after_the_hold_invoice_was_accepted(net: TradeNetwork, book:
     await trade.pay_escrow()
     await asyncio.to_thread(await_kill, net)
     assert order_status(net, trade.order_id) == "waiting-payment"
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     await trade.expect_active()
     await trade.complete()
+    recovery.done()
     book.trades.append(trade.record("success"))
     await close_all(conns)
     await checked(book)
@@ -123,9 +128,11 @@ async def test_kill_between_settling_the_escrow_and_the_payout(net: TradeNetwork
     assert net.node.query("SELECT action, status FROM nostrbridge_inboundevent WHERE status = 'processing'") == [
         ("", "processing")
     ]
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     await trade.expect_released()
     await trade.expect_paid()
+    recovery.done()
     book.trades.append(trade.record("success"))
     await close_all(conns)
     await checked(book)
@@ -145,12 +152,14 @@ async def test_kill_with_the_payout_claimed_but_not_sent(net: TradeNetwork, book
                                   (trade.order_id.replace("-", ""),))  # fmt: skip
     assert (order_status(net, trade.order_id), claimed) == ("settled-hold-invoice", 1)
     assert [p for p in await net.wallet("mostro").payments() if p.payment_request == trade.invoice] == []
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     await trade.expect_released()
     assert await asyncio.to_thread(run_job, net, "orders.jobs.reconcile_inflight_payouts", ahead_s=PAST_GRACE_S) == 0
     await buyer.expect("payment-failed", key=trade.b, timeout_s=30)
     assert await asyncio.to_thread(run_job, net, "orders.jobs.retry_failed_payouts", ahead_s=PAST_GRACE_S) == 0
     await trade.expect_paid()
+    recovery.done()
     book.trades.append(trade.record("success"))
     await close_all(conns)
     await checked(book)
@@ -167,10 +176,12 @@ async def test_kill_with_the_payout_sent_but_not_recorded(net: TradeNetwork, boo
     await trade.send_release()
     await asyncio.to_thread(await_kill, net)
     assert order_status(net, trade.order_id) == "settled-hold-invoice"
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     await trade.expect_released()
     assert await asyncio.to_thread(run_job, net, "orders.jobs.reconcile_inflight_payouts", ahead_s=PAST_GRACE_S) == 0
     await trade.expect_paid()
+    recovery.done()
     book.trades.append(trade.record("success"))
     await close_all(conns)
     await checked(book)
@@ -203,8 +214,10 @@ async def test_kill_while_the_dev_fee_is_being_paid(net: TradeNetwork, book: Boo
     assert await asyncio.to_thread(run_job, net, "orders.jobs.pay_pending_dev_fees", kill_at=point) == -9
     [(inflight,)] = net.node.query("SELECT COUNT(*) FROM devfee_devfeepayment WHERE status = 'in-flight'")
     assert inflight == 1
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     assert await asyncio.to_thread(run_job, net, "orders.jobs.pay_pending_dev_fees", ahead_s=PAST_GRACE_S) == 0
+    recovery.done()
     assert net.node.query("SELECT status, COUNT(*) FROM devfee_devfeepayment GROUP BY status") == [
         ("paid", len([t for t in book.trades if t.outcome == "success"]))
     ]
@@ -274,6 +287,7 @@ async def test_kill_in_the_middle_of_a_solver_resolution(
         await asyncio.to_thread(api_post, net, api_key, f"/disputes/{dispute}/{verb}")
     await asyncio.to_thread(await_kill, net)
     assert order_status(net, trade.order_id) == "dispute"
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     status, body = await asyncio.to_thread(api_post, net, api_key, f"/disputes/{dispute}/{verb}")
     assert (status, body.get("result")) == (200, result), body
@@ -284,6 +298,7 @@ async def test_kill_in_the_middle_of_a_solver_resolution(
         await trade.expect_paid()
     else:
         assert (await asyncio.wait_for(trade.escrow, 30)).status.value == "FAILED"
+    recovery.done()
     book.trades.append(trade.record(outcome))
     await close_all(conns)
     await checked(book)

@@ -23,6 +23,7 @@ from tests.chaos.support import (
     FEE_RATE,
     USD_PRICE,
     Book,
+    Recovery,
     SellTrade,
     close_all,
     dump,
@@ -125,12 +126,14 @@ async def test_the_only_relay_dies_and_comes_back_on_the_same_port(net: TradeNet
     await asyncio.to_thread(wait_for, lambda: order_status(net, trade.order_id) == "active", what="active")
     await asyncio.sleep(OUTAGE_S)
     await asyncio.to_thread(net.relay.start)
+    recovery = Recovery()
     conns = await reconnect(net, seller, buyer)
     await trade.expect_active(timeout_s=RECOVERY_TIMEOUT_S)
     await trade.complete()
     book.trades += [trade.record("success")]
     expected = {waiting.order_id: "pending"}
     assert await wait_book(net.relay_url, net, expected) == expected
+    recovery.done()
     await cancel_pending(waiting, book)
     await close_all(conns)
     await checked(book)
@@ -161,8 +164,10 @@ async def test_one_of_two_relays_dies_and_the_survivor_carries_the_trade(net: Tr
         book.trades += [trade.record("success")]
         await asyncio.sleep(OUTAGE_S)
         await asyncio.to_thread(net.relay.start)
+        recovery = Recovery()
         expected = {waiting.order_id: "pending"}
         assert await wait_book(net.relay_url, net, expected) == expected
+        recovery.done()
         await cancel_pending(waiting, book)
         await close_all(conns)
         await checked(book)
@@ -195,6 +200,7 @@ async def test_the_relay_moves_to_a_new_port_by_a_settings_change(net: TradeNetw
     moved = LocalRelayProcess()
     await asyncio.to_thread(moved.start)
     old_relay, net.relay = net.relay, moved
+    recovery = Recovery()
     await asyncio.to_thread(set_relays, net, [moved.url])
     conns = await reconnect(net, seller, buyer)
     await trade.expect_active(timeout_s=RECOVERY_TIMEOUT_S)
@@ -202,6 +208,7 @@ async def test_the_relay_moves_to_a_new_port_by_a_settings_change(net: TradeNetw
     book.trades += [trade.record("success")]
     expected = {waiting.order_id: "pending"}
     assert await wait_book(moved.url, net, expected) == expected
+    recovery.done()
     await cancel_pending(waiting, book)
     await close_all(conns)
     await checked(book)
@@ -223,6 +230,7 @@ async def test_lnd_down_mid_trade_then_back(net: TradeNetwork, book: Book):
     await paying.pay_escrow()
     await paying.expect_active()
     net.simnet.control.restart("mostro", down_seconds=OUTAGE_S)
+    recovery = Recovery(minus_s=OUTAGE_S)
     await releasing.send_release()  # needs LND: retried, backing off, until LND answers
     bystander = SellTrade(seller, buyer, 50_000)
     await bystander.publish()  # needs no LND: answered during the outage
@@ -230,6 +238,7 @@ async def test_lnd_down_mid_trade_then_back(net: TradeNetwork, book: Book):
     await releasing.expect_released(timeout_s=RECOVERY_TIMEOUT_S)
     await releasing.expect_paid(timeout_s=RECOVERY_TIMEOUT_S)
     await paying.complete()
+    recovery.done()
     await cancel_pending(bystander, book)
     book.trades += [releasing.record("success"), paying.record("success")]
     await close_all(conns)
@@ -257,11 +266,13 @@ async def test_cold_start_with_trades_in_flight_and_a_stale_outbox(net: TradeNet
     await wait_held(net, held_invoice)
     await asyncio.to_thread(net.relay.start)
     conns = await reconnect(net, seller, buyer)
+    recovery = Recovery()
     await asyncio.to_thread(start_node, net)
     await queued.expect_active(timeout_s=RECOVERY_TIMEOUT_S)
     await held.expect_active(timeout_s=RECOVERY_TIMEOUT_S)
     await queued.complete()
     await held.complete()
+    recovery.done()
     book.trades += [queued.record("success"), held.record("success")]
     await close_all(conns)
     await checked(book)
