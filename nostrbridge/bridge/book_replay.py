@@ -1,4 +1,4 @@
-"""The order book, replayed to a relay that (re)connects (docs/ARCHITECTURE.md §Relays).
+"""The order book, replayed to a relay that (re)connects (docs/ARCHITECTURE.md §Relay bridge).
 
 A relay that restarts may come back empty (an in-memory relay, a wiped database), and a relay
 the operator adds has never seen the book. Without this, a pending order published before
