@@ -21,7 +21,6 @@ from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
 from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -107,7 +106,6 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     except EscrowAlreadyCanceled as exc:
         raise DisputeConflict("the hold invoice is already canceled") from exc
     kill_point("solver-settled")
-    network_tag_prefetch()
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
         moved = transition_order(
@@ -134,7 +132,6 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
 def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     _cancel_escrow(order)
     kill_point("solver-canceled")
-    network_tag_prefetch()
     label = request.label
     with request.atomic():
         moved = transition_order(

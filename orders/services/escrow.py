@@ -21,7 +21,6 @@ from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
 from mostro_site.config.faults import kill_point
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
@@ -229,7 +228,6 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
         _refund_unwanted(payment_hash_hex, order)
         return False
     kill_point("hold-accepted")
-    network_tag_prefetch()
     now = timezone.now()
     guard = Q(invoice_held_at__isnull=True, hold_invoice_hash=order.hold_invoice_hash)
     with transaction.atomic(durable=True):
@@ -336,7 +334,6 @@ def escrow_on_canceled(*, payment_hash_hex: str, now: datetime | None = None) ->
     if deadline is None or now < deadline:
         logger.info("hold invoice of order %s canceled before its deadline; no action", order.pk)
         return False
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         current = Order.objects.select_for_update().filter(pk=order.pk).first()
         if current is None or current.status not in ESCROW_LOCKED_STATUSES:

@@ -18,7 +18,6 @@ from django.utils import timezone
 from mostro_site.config import node_config
 from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic, SilentDrop
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
@@ -164,7 +163,6 @@ def _amount_fields(order: Order) -> dict[str, Any]:
 
 def _commit_take(order: Order, *, taker: Taker, to_status: str, fields: dict, atomic: Atomic) -> bool:
     """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
-    network_tag_prefetch()
     with atomic():
         # Stored even when the race is lost: every check passed (docs/PROTOCOL.md §Trade-index).
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
@@ -199,7 +197,6 @@ def _commit_take(order: Order, *, taker: Taker, to_status: str, fields: dict, at
 def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic: Atomic) -> bool:
     """take-sell with invoice, or take-buy: hold invoice first (LND), then → waiting-payment."""
     escrow: EscrowInvoice = escrow_create_hold_invoice(order=order)
-    network_tag_prefetch()
     fields = {**fields, **escrow.order_fields(request_id=taker.request_id)}
     try:
         with atomic():
