@@ -18,6 +18,7 @@ from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize, ensure_not_a_party, is_node
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -151,6 +152,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         payout_schedule(order_id=order.id, request_id=request_id)
     escrow_settle_decided(order=order)  # the decision is committed; the payout settles first if this fails
+    kill_point("solver-settled")
     return Resolution.SETTLED
 
 
@@ -178,6 +180,7 @@ def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
             if recipient:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
     escrow_refund_execute(refund)
+    kill_point("solver-canceled")
     return Resolution.REFUNDED
 
 
