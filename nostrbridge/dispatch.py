@@ -16,6 +16,7 @@ import time
 
 from django.db import transaction
 
+from lightning.errors import LightningUnavailable
 from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
@@ -198,11 +199,17 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
         metrics.inbound_dropped(action=ctx.action, cause=exc.cause, seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except Exception as exc:  # noqa: BLE001 — last-resort guard: one poison message never stops the worker
-        logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
+        transient = _lightning_down(exc)
+        if transient:
+            logger.warning(
+                "LND unavailable handling %s (%s) order=%s: %s", ctx.action, ctx.event_id[:12], ctx.order_id, exc
+            )
+        else:
+            logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
         metrics.inbound_error(action=ctx.action, seconds=time.monotonic() - started)
         if ctx.inbound_pk is None:
             raise
-        return inbox_fail(pk=ctx.inbound_pk, error=f"{type(exc).__name__}: {exc}")
+        return inbox_fail(pk=ctx.inbound_pk, error=f"{type(exc).__name__}: {exc}", transient=transient)
     if not ctx.finished:
         _finish_silently(ctx, "")
     seconds = time.monotonic() - started
@@ -217,6 +224,22 @@ def _refuse(ctx: InboundContext, reason: CantDoReason, *, started: float | None 
     seconds = 0.0 if started is None else time.monotonic() - started
     metrics.inbound_cant_do(action=ctx.action, reason=str(reason), seconds=seconds)
     return InboundStatus.DONE
+
+
+def _lightning_down(exc: BaseException) -> bool:
+    """LND could not be reached (anywhere in the chain of causes): the request is retried later.
+
+    "Unknown, ask the node": a settle or cancel that timed out may have happened, so the retry
+    asks LND again (settling or canceling twice is a no-op) instead of answering a failure.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, LightningUnavailable):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _reply_cant_do(ctx: InboundContext, reason: CantDoReason, *, policy: str = "") -> None:

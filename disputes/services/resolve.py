@@ -19,6 +19,7 @@ from disputes.services.authz import ensure_may_finalize, ensure_not_a_party, is_
 from disputes.services.auto_ban import auto_ban_after_resolution
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -153,6 +154,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
         payout_schedule(order_id=order.id, request_id=request_id)
     escrow_settle_decided(order=order)  # the decision is committed; the payout settles first if this fails
     auto_ban_after_resolution(order=order, loser="seller")  # committed first: it cannot undo the settle
+    kill_point("solver-settled")
     return Resolution.SETTLED
 
 
@@ -181,6 +183,7 @@ def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
     escrow_refund_execute(refund)
     auto_ban_after_resolution(order=order, loser="buyer")  # committed first: it cannot undo the refund
+    kill_point("solver-canceled")
     return Resolution.REFUNDED
 
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -231,6 +232,8 @@ def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic
     if not won:
         escrow_cancel_unused(invoice=escrow, order_id=order.pk)
         logger.info("take of order %s by %s lost the race", order.pk, taker.sender[:16])
+    else:
+        kill_point("take-committed")
     return won
 
 
