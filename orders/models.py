@@ -212,3 +212,9 @@ class BtcPrice(models.Model):
 
     def __str__(self) -> str:
         return f"1 BTC = {self.price} {self.fiat_code}"
+
+
+# Registered with the orders app (docs/PROTOCOL.md §Bonds).
+from orders.bonds.models import Bond, BondStateChange  # noqa: E402
+
+__all__ = ["Bond", "BondStateChange", "BtcPrice", "Order", "OrderStatusChange", "SolverCategory", "Trader"]

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from mostro_site.config import node_config
+from mostro_site.config import node_config, rules
 from mostro_site.models import NodeSettings, SettingsAuditEntry
 from mostro_site.operator import charts, dashboard
 from mostro_site.operator.access import operator_required
@@ -23,6 +23,7 @@ SETTINGS_GROUPS = [
     ("Fiat and prices", ["fiat_mode", "fiat_currencies", "bitcoin_price_api_url"]),
     ("Nostr", ["relays", "protocol_version", "pow_bits"]),
     ("Public profile (kind 0)", ["name", "about", "picture", "website"]),
+    ("Anti-abuse bond", list(rules.BOND_FIELDS)),
 ]
 RECENT_AUDIT = 25
 
@@ -39,7 +40,9 @@ def settings_view(request):
         if done is not None:
             return done
     row = NodeSettings.objects.filter(pk=1).first()
-    form = NodeSettingsForm(request.POST if issuer_form is None else None, row=row)
+    # Bound only to this form's own POST: a GET must show the saved values (an empty QueryDict binds).
+    posted = request.method == "POST" and issuer_form is None
+    form = NodeSettingsForm(request.POST if posted else None, row=row)
     if request.method == "POST" and form.is_valid():
         try:
             entries = node_settings_update(user=request.user, values=form.model_values())
