@@ -16,6 +16,7 @@ from mostro_site.operator.reputation import FORM_NAME as ISSUER_FORM
 from mostro_site.operator.reputation import handle_issuer_post, reputation_context
 from mostro_site.operator.services import node_settings_update
 from nostrbridge.node_identity import node_pubkey
+from orders.bonds.selectors import bond_figures
 
 SETTINGS_GROUPS = [
     ("Fees", ["fee", "max_routing_fee", "dev_fee_percent"]),
@@ -110,6 +111,7 @@ def dashboard_view(request):
         disputes_30d=sum(count for _, count in opened),
         resolution=dashboard.resolution_times(),
         escrow=dashboard.escrow_now(),
+        bonds=bond_figures(),
         payouts=dashboard.payouts(),
         currencies=dashboard.volume_by_currency(),
         fees_earned=dashboard.fees_earned_sats(),

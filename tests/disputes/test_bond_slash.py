@@ -18,10 +18,11 @@ from orders.bonds.htlc import bond_invoice_create
 from orders.bonds.lock import bond_on_update
 from orders.bonds.models import Bond
 from orders.bonds.payout import process_bond_payouts
+from orders.bonds.selectors import bond_ledger
 from orders.bonds.slash import BondSlashRefused, SlashChoice, bond_slash_check
 from orders.models import Order
 from tests.disputes.support import disputed_trade, register, solver_client, take
-from tests.orders.services.support import assert_refused, configure, mint_invoice
+from tests.orders.services.support import assert_refused, configure, ln_writes, mint_invoice
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BUYER_BOND, SELLER_BOND = 1001, 2000
@@ -123,6 +124,25 @@ def test_settle_slashing_the_buyer_splits_exactly_and_pays_the_seller_its_share(
     paid = Bond.objects.get(pk=buyer_bond.pk)
     assert (paid.state, paid.payout_invoice, paid.payout_paid_at is not None) == ("slashed", invoice, True)
     assert [(c["payment_request"]) for name, c in fake_ln.calls if name == "send_payment"][-1:] == [invoice]
+    # The ledger: every bonded sat in one account, and LND agrees with each bond's state.
+    assert bond_ledger() == {
+        "unpaid": 0, "held": 0, "returned": SELLER_BOND, "lost_at_lnd": 0, "node": 500, "paid": 501, "owed": 0,
+        "total": BUYER_BOND + SELLER_BOND, "problems": 0,
+    }  # fmt: skip
+    assert_lnd_agrees(fake_ln)
+
+
+def assert_lnd_agrees(fake_ln) -> None:
+    """Released bonds are canceled at LND, slashed ones settled, locked ones still held."""
+    expected = {
+        "released": InvoiceState.CANCELED,
+        "locked": InvoiceState.ACCEPTED,
+        "lnd-canceled": InvoiceState.CANCELED,
+    }
+    for bond in Bond.objects.all():
+        want = expected.get(bond.state, InvoiceState.SETTLED)
+        assert (bond.pk, fake_ln.invoice_state(bond.hash)) == (bond.pk, want)
+        assert (bond.htlc_resolved_at is None) == (bond.state == "locked")
 
 
 @pytest.mark.parametrize("action", [Action.ADMIN_SETTLE, Action.ADMIN_CANCEL])
@@ -131,6 +151,8 @@ def test_null_payload_slashes_nobody_and_every_bond_is_released(trade, solver, f
     bonds = _bonds(trade.refresh())
     assert {role: b.state for role, b in bonds.items()} == {"taker": "released", "maker": "released"}
     assert {fake_ln.invoice_state(b.hash) for b in bonds.values()} == {InvoiceState.CANCELED}
+    assert bond_ledger()["returned"] == BUYER_BOND + SELLER_BOND
+    assert_lnd_agrees(fake_ln)
 
 
 def test_cancel_slashing_the_seller_pays_the_buyer(trade, solver, fake_ln):
@@ -212,3 +234,79 @@ def test_failed_payouts_end_in_failed_and_a_new_invoice_revives_the_bond(trade, 
     assert [r.action for r in replies] == ["bond-invoice-accepted", "bond-payout-completed"]
     assert Bond.objects.get(pk=bond.pk).state == "slashed"
     assert Order.objects.get(pk=trade.order.pk).status == "success"
+
+
+# -- the console and the REST API take the same choice -------------------------------------------
+
+
+def test_console_confirmation_shows_each_bond_and_the_slash_choice_then_slashes(trade, fake_ln):
+    from django.urls import reverse
+
+    from tests.disputes.web import browser, make_user
+
+    client = browser(make_user("op", "operator"))
+    settle = reverse("admin:disputes_dispute_settle", args=[trade.dispute.pk])
+    client.post(reverse("admin:disputes_dispute_take", args=[trade.dispute.pk]), {"post": "yes"})
+    page = client.get(settle).content.decode().replace("&#x27;", "'")
+    assert "The buyer's bond: 1001 sats, locked." in page
+    assert "The seller's bond: 2000 sats, locked." in page
+    assert (
+        "Slash the buyer: their 1001-sat bond is settled; the node keeps 500 sats and the seller is offered "
+        "501 sats (add-bond-invoice)." in page
+    )
+    assert "Slash the seller: their 2000-sat bond is settled; the node keeps 1000 sats and the buyer is offered" in page
+    assert page.count('type="radio" name="slash"') == 3
+    response = client.post(settle, {"post": "yes", "slash": "seller"}, follow=True)
+    assert f"Dispute {trade.dispute.pk} settled to the buyer." in [str(m) for m in response.context["messages"]]
+    bonds = _bonds(trade.refresh())
+    assert (bonds["maker"].state, bonds["maker"].payout_sats, bonds["taker"].state) == (
+        "pending-payout",
+        1000,
+        "released",
+    )
+
+
+def test_console_refused_slash_says_why_and_nothing_moves(trade, fake_ln):
+    from django.urls import reverse
+
+    from tests.disputes.web import browser, make_user
+
+    Bond.objects.filter(order=trade.order, role="maker").delete()
+    client = browser(make_user("op", "operator"))
+    client.post(reverse("admin:disputes_dispute_take", args=[trade.dispute.pk]), {"post": "yes"})
+    writes = ln_writes(fake_ln)
+    response = client.post(
+        reverse("admin:disputes_dispute_refund", args=[trade.dispute.pk]),
+        {"post": "yes", "slash": "seller"},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]][-1:] == [
+        f"Dispute {trade.dispute.pk} not refunded to the seller: refused: the seller posted no bond on this order: "
+        "nothing to slash; nothing moved"
+    ]
+    assert (trade.refresh().status, ln_writes(fake_ln)) == ("dispute", writes)
+    assert _bonds(trade.order)["taker"].state == "locked"
+
+
+def test_rest_resolve_takes_the_slash_choice_and_explains_a_refusal(trade, fake_ln):
+    from tests.disputes.test_api_writes import call
+    from tests.disputes.web import bearer, make_user
+
+    headers = bearer(make_user("op", "operator"))
+    assert call("post", f"/disputes/{trade.dispute.id}/take", headers).status_code == 200
+    bond = _bonds(trade.order)["taker"]
+    fake_ln.cancel_invoice(payment_hash=bytes.fromhex(bond.hash))
+    bond_on_update(payment_hash_hex=bond.hash, state=InvoiceState.CANCELED)
+    refused = call("post", f"/disputes/{trade.dispute.id}/settle", headers, slash_buyer=True)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "invalid_payload"
+    assert refused.json()["message"].endswith("(not by this node): there is nothing left to slash")
+    assert trade.refresh().status == "dispute"
+    done = call("post", f"/disputes/{trade.dispute.id}/settle", headers, slash_seller=True)
+    assert done.status_code == 200, done.content
+    bonds = _bonds(trade.refresh())
+    assert (bonds["maker"].state, bonds["maker"].node_share_sats, bonds["taker"].state) == (
+        "pending-payout",
+        1000,
+        "lnd-canceled",
+    )
