@@ -54,7 +54,7 @@ from nostrbridge.protocol import (  # noqa: E402
     Keys,
     Message,
     giftwrap,
-    intake,
+    inbound,
     nip44,
     open_inbound,
     reply_v1,
@@ -374,9 +374,9 @@ def pipeline(data: dict, rounds: int) -> str:
 
     def run(raw: str) -> list[int]:
         marks = [clock()]
-        event = intake.parse_event(raw)
+        event = inbound.parse_event(raw)
         marks.append(clock())
-        intake.check_signature(event)
+        inbound.check_signature(event)
         marks.append(clock())
         wrap_key = nip44.get_conversation_key(node.secret, bytes.fromhex(event.pubkey))
         marks.append(clock())

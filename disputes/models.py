@@ -37,7 +37,7 @@ class Dispute(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     taken_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)  # the live pages' database feed
 
     class Meta:
         constraints = [

@@ -153,7 +153,11 @@ class Order(models.Model):
             models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_valid"),
             models.CheckConstraint(condition=Q(kind__in=OrderKind.values), name="order_kind_valid"),
         ]
-        indexes = [models.Index(fields=["status", "expires_at"]), models.Index(fields=["status", "taken_at"])]
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["status", "taken_at"]),
+            models.Index(fields=["updated_at"]),  # the payout sweep and the live pages' database feed
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.status})"

@@ -55,7 +55,7 @@ class ChatMessage(models.Model):
     outer_event_id = models.CharField(max_length=64, unique=True)
     body_sealed = models.TextField()
     sent_at = models.DateTimeField()  # the message's own created_at
-    received_at = models.DateTimeField(auto_now_add=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)  # the live pages' database feed
     author = models.CharField(max_length=80, blank=True, default="")  # admin:<username> for the solver's
     # The outbox row that carries an outbound message; pruned rows leave None (long accepted).
     outbound = models.OneToOneField(

@@ -104,6 +104,9 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Staff pages also watch the database for changes this often (disputes/live_poll.py): the
+# in-memory layer does not reach pages from the job cluster's processes; Redis does (0 = off).
+MOSTRO_LIVE_POLL_SECONDS = env.float("MOSTRO_LIVE_POLL_SECONDS", default=0.0 if REDIS_URL else 2.0)
 
 # --- django-q2 ------------------------------------------------------------------------
 # The ORM broker keeps jobs in the same database: no extra service on the embedded default.

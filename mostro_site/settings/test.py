@@ -5,6 +5,8 @@ from mostro_site.settings.base import DATABASES, Q_CLUSTER, VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Pushes alone, so a test sees each change once; tests/disputes/test_live_poll.py turns the feed on.
+MOSTRO_LIVE_POLL_SECONDS = 0.0
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 MOSTRO_LNURL_ALLOW_LOOPBACK = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
