@@ -10,14 +10,16 @@ ledger adds up to the msat.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import pytest
 
 from lightning.bolt11 import decode_invoice
-from nostrbridge.protocol.enums import Action, Kind, Status
-from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload
-from nostrbridge.protocol.structs import SmallOrder
+from nostrbridge.protocol.enums import Action, Kind, MessageType, Status
+from nostrbridge.protocol.messages import Message
+from nostrbridge.protocol.payloads import BondResolutionPayload, OrderPayload, PaymentRequestPayload
+from nostrbridge.protocol.structs import BondResolution, SmallOrder
 from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader, start_trade_network
 
 pytestmark = [
@@ -123,3 +125,95 @@ async def test_maker_and_taker_bonds_lock_then_come_back_whole_when_the_trade_su
     assert states == [("maker", "released", BOND), ("taker", "released", BOND)]
     ledger = net.node.run_job("orders.bonds.selectors.bond_ledger")
     assert (ledger["returned"], ledger["held"], ledger["node"], ledger["problems"]) == (2 * BOND, 0, 0, 0)
+
+
+async def _bonded_active_sell(net: TradeNetwork, alice: Trader, bob: Trader) -> tuple[str, int, int, list]:
+    """alice (maker, bond) sells AMOUNT to bob (taker, bond, invoice given); the escrow is held."""
+    a = alice.next_trade_index()
+    order = SmallOrder(
+        kind=Kind.SELL, status=Status.PENDING, amount=AMOUNT, fiat_code="USD", fiat_amount=5, payment_method="bank",
+        premium=0,
+    )  # fmt: skip
+    await alice.send(Action.NEW_ORDER, key=a, trade_index=a, payload=OrderPayload(order))
+    ask = await alice.expect("pay-bond-invoice", key=a)
+    order_id = ask.body["id"]
+    tasks = [asyncio.create_task(alice.wallet.pay(bond_invoice_of(ask)[1]))]
+    await alice.expect("new-order", key=a)
+    b = bob.next_trade_index()
+    payout = await bob.wallet.invoice(AMOUNT - FEE, "payout")
+    await bob.send(
+        Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=PaymentRequestPayload(None, payout, None)
+    )
+    tasks.append(asyncio.create_task(bob.wallet.pay(bond_invoice_of(await bob.expect("pay-bond-invoice", key=b))[1])))
+    pay = await alice.expect("pay-invoice", key=a)
+    tasks.append(asyncio.create_task(alice.wallet.pay(pay.payload["payment_request"][1])))
+    await alice.expect("buyer-took-order", key=a)
+    await bob.expect("hold-invoice-payment-accepted", key=b)
+    return order_id, a, b, tasks
+
+
+async def test_solver_slashes_the_seller_and_the_buyer_claims_its_share_through_add_bond_invoice(
+    net: TradeNetwork, pair: tuple[Trader, Trader]
+):
+    alice, bob = pair
+    before = net.balances_msat()
+    order_id, a, b, tasks = await _bonded_active_sell(net, alice, bob)
+    await bob.send(Action.FIAT_SENT, key=b, order_id=order_id)
+    await alice.expect("fiat-sent-ok", key=a)
+    await bob.send(Action.DISPUTE, key=b, order_id=order_id)
+    opened = await bob.expect("dispute-initiated-by-you", key=b)
+    dispute_id = opened.payload["dispute"][0]
+    await alice.expect("dispute-initiated-by-peer", key=a)
+
+    # A solver (read-write) whose replies come to its identity key, watched as key 0.
+    solver = Trader("solver", bob.conn)
+    solver.keys[0], solver._ours[0] = solver.identity, solver._identity_ours  # noqa: SLF001 - test harness
+    await solver.watch_key(0)
+    net.node.shell(
+        "from orders.models import Trader; Trader.objects.update_or_create("
+        f"pubkey='{solver.identity_hex}', defaults={{'is_solver': True, 'solver_category': 2}})"
+    )
+    await solver.send(Action.ADMIN_TAKE_DISPUTE, key=0, order_id=dispute_id, type=MessageType.DISPUTE)
+    await solver.expect("admin-took-dispute", key=0)
+    request_id, event = solver.build(
+        Action.ADMIN_SETTLE, key=0, order_id=order_id, type=MessageType.DISPUTE,
+        payload=BondResolutionPayload(BondResolution(slash_seller=True, slash_buyer=False)),
+    )  # fmt: skip
+    sent = json.loads(Message.new(
+        Action.ADMIN_SETTLE, type=MessageType.DISPUTE, request_id=request_id, id=order_id,
+        payload=BondResolutionPayload(BondResolution(slash_seller=True, slash_buyer=False)),
+    ).to_json())  # fmt: skip
+    assert sent["dispute"]["payload"] == {"bond_resolution": {"slash_seller": True, "slash_buyer": False}}
+    await solver.conn.send(event)
+    await solver.expect("admin-settled", key=0)
+    slashed = await alice.expect("bond-slashed", key=a)
+    assert (slashed.body["request_id"], slashed.order["amount"], slashed.order["status"]) == (None, BOND, None)
+    await bob.expect("purchase-completed", key=b)
+
+    share = BOND - BOND // 2  # floor(1000 × 0.5) = 500 stays with the node
+    net.node.run_job("orders.bonds.payout.process_bond_payouts")
+    ask = await bob.expect("add-bond-invoice", key=b)
+    request = ask.payload["bond_payout_request"]
+    assert (request["order"]["amount"], request["order"]["status"], ask.body["request_id"]) == (share, None, None)
+    invoice = await bob.wallet.invoice(share, "bond share")
+    await bob.send(
+        Action.ADD_BOND_INVOICE, key=b, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
+    )
+    accepted = await bob.expect("bond-invoice-accepted", key=b)
+    completed = await bob.expect("bond-payout-completed", key=b)
+    assert (accepted.order["amount"], completed.order["amount"]) == (share, share)
+
+    maker_bond, taker_bond, escrow = await asyncio.gather(*tasks)
+    assert (maker_bond.status.name, taker_bond.status.name, escrow.status.name) == ("SUCCEEDED", "FAILED", "SUCCEEDED")
+    await asyncio.sleep(0.5)
+    delta = {name: net.balances_msat()[name] - before[name] for name in before}
+    assert (delta["alice"], delta["bob"], delta["mostro"]) == (
+        -(AMOUNT + FEE + BOND) * MSAT,
+        (AMOUNT - FEE + share) * MSAT,
+        (2 * FEE + BOND - share) * MSAT,
+    )
+    rows = net.node.query(
+        "SELECT role, state, node_share_sats, payout_sats FROM orders_bond WHERE order_id = ? ORDER BY id",
+        (order_id.replace("-", ""),),
+    )
+    assert rows == [("maker", "slashed", BOND // 2, share), ("taker", "released", None, None)]
