@@ -217,3 +217,59 @@ async def test_solver_slashes_the_seller_and_the_buyer_claims_its_share_through_
         (order_id.replace("-", ""),),
     )
     assert rows == [("maker", "slashed", BOND // 2, share), ("taker", "released", None, None)]
+
+
+async def test_two_takers_pay_their_bonds_together_one_wins_and_every_bond_comes_back_on_cancel(
+    net: TradeNetwork, pair: tuple[Trader, Trader]
+):
+    alice, bob = pair
+    carol = await Trader("carol", bob.conn, net.wallet("bob")).start()  # another user paying from bob's node
+    before = net.balances_msat()
+    a = alice.next_trade_index()
+    order = SmallOrder(
+        kind=Kind.SELL, status=Status.PENDING, amount=AMOUNT, fiat_code="USD", fiat_amount=5, payment_method="bank",
+        premium=0,
+    )  # fmt: skip
+    await alice.send(Action.NEW_ORDER, key=a, trade_index=a, payload=OrderPayload(order))
+    ask = await alice.expect("pay-bond-invoice", key=a)
+    order_id = ask.body["id"]
+    maker_bond = asyncio.create_task(alice.wallet.pay(bond_invoice_of(ask)[1]))
+    await alice.expect("new-order", key=a)
+
+    asks = []
+    for taker in (bob, carol):
+        index = taker.next_trade_index()
+        await taker.send(Action.TAKE_SELL, key=index, trade_index=index, order_id=order_id)
+        asks.append((taker, index, await taker.expect("pay-bond-invoice", key=index)))
+    payments = [asyncio.create_task(taker.wallet.pay(bond_invoice_of(reply)[1])) for taker, _, reply in asks]
+
+    async def outcome(taker: Trader, index: int) -> str:
+        while True:
+            for received in list(taker.inbox):
+                if received.key_index == index and received.action in ("add-invoice", "canceled"):
+                    taker.inbox.remove(received)
+                    return received.action
+            await asyncio.sleep(0.1)
+
+    results = await asyncio.wait_for(asyncio.gather(*(outcome(t, i) for t, i, _ in asks)), 60)
+    assert sorted(results) == ["add-invoice", "canceled"]  # exactly one taker won
+    winner, index, _ = asks[results.index("add-invoice")]
+    loser_payment = payments[results.index("canceled")]
+    assert (await loser_payment).status.name == "FAILED"  # the loser's bond HTLC was canceled: refunded
+    rows = net.node.query(
+        "SELECT state FROM orders_bond WHERE order_id = ? AND role = 'taker' ORDER BY state",
+        (order_id.replace("-", ""),),
+    )
+    assert rows == [("locked",), ("released",)]
+
+    await winner.send(Action.CANCEL, key=index, order_id=order_id)  # taker cancel: its bond released
+    await winner.expect("canceled", key=index)
+    await alice.expect("new-order", key=a)
+    await alice.send(Action.CANCEL, key=a, order_id=order_id)  # maker cancel: the maker's bond released
+    await alice.expect("canceled", key=a)
+    outcomes = await asyncio.gather(maker_bond, *payments)
+    assert [o.status.name for o in outcomes] == ["FAILED"] * 3
+    await asyncio.sleep(0.5)
+    assert net.balances_msat() == before  # every bond came back whole
+    states = net.node.query("SELECT state FROM orders_bond WHERE order_id = ?", (order_id.replace("-", ""),))
+    assert sorted(states) == [("released",)] * 3
