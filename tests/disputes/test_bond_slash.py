@@ -310,3 +310,21 @@ def test_rest_resolve_takes_the_slash_choice_and_explains_a_refusal(trade, fake_
         1000,
         "lnd-canceled",
     )
+
+
+def test_dashboard_figures_and_the_admin_bond_history(trade, solver, fake_ln):
+    from tests.disputes.web import browser, make_user
+
+    solver.send(Action.ADMIN_SETTLE, index=0, order_id=trade.order.id, payload=_slash(buyer=True), request_id=47)
+    operator = browser(make_user("op", "operator"))
+    figures = operator.get("/operator/").context["bonds"]
+    assert (figures.locked_sats, figures.slashed_count, figures.node_kept_sats, figures.owed_sats) == (0, 1, 500, 501)
+    assert (figures.paid_out_sats, figures.forfeited_sats, figures.lnd_canceled_count) == (0, 0, 0)
+    bond = _bonds(trade.order)["taker"]
+    listing = operator.get("/admin/orders/bond/")
+    assert {b.pk for b in listing.context["cl"].result_list} == set(Bond.objects.values_list("pk", flat=True))
+    page = operator.get(f"/admin/orders/bond/{bond.pk}/change/").content.decode()
+    assert ">pending-payout<" in page
+    assert "slashed: lost-dispute" in page  # the history row of the slash
+    assert bond.preimage not in page  # never shown
+    assert browser(make_user("sol", "rw")).get("/admin/orders/bond/").status_code == 403
