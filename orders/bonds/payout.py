@@ -135,8 +135,24 @@ def bond_payout_invoice_accept(*, order_id, sender: str, invoice: str | None, at
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
         view = OrderPayload(bond_order_view(order, amount_sats=bond.payout_sats))
         send(sender, Action.BOND_INVOICE_ACCEPTED, order, payload=view)
-        transaction.on_commit(lambda: bond_pay(bond_id=bond.pk))
+        _pay_in_background(bond.pk)
     return bond
+
+
+def _pay_in_background(bond_id: int) -> None:
+    """The payment runs in the job cluster, never in the intake worker (a payment may take a
+    minute); the queue row is written in this transaction when the broker shares it."""
+    from django_q.tasks import async_task
+
+    from orders.services.payout import broker_shares_the_transaction
+
+    def enqueue() -> None:
+        async_task("orders.bonds.payout.bond_pay", bond_id=bond_id, task_name=f"bond-payout-{bond_id}", save=False)
+
+    if broker_shares_the_transaction():
+        enqueue()
+    else:
+        transaction.on_commit(enqueue, robust=True)
 
 
 def _check_invoice(invoice: str, *, amount_sats: int) -> None:
