@@ -42,7 +42,7 @@ from lightning.lnurl import LnurlError, fetch_invoice
 from lightning.outcomes import payment_send_classified, payment_track_classified
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
-from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch, publisher_settings
+from nostrbridge.event_settings import invoice_network, lnd_network, publisher_settings
 from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.outbox import enqueue_event, node_keys
 from nostrbridge.protocol.published_events import build_dev_fee_event
@@ -177,14 +177,12 @@ def dev_fee_claim(*, payment_id: int, now: datetime) -> DevFeeClaim | None:
 
 def dev_fee_resolve(*, claim: DevFeeClaim) -> tuple[str, DecodedInvoice]:
     """Phases 2–3: the fund's invoice for exactly the fee. Network only; no transaction open."""
-    network = network_tag_prefetch()
-    if network == UNKNOWN_NETWORK:
+    network = invoice_network()
+    if network is None:
         raise DevFeeAttemptError("LND network unknown; cannot check the dev-fee invoice")
     try:
         payment_request = fetch_invoice(claim.destination, claim.amount_sats, dev_fee_comment(claim.order_id))
-        decoded = validate_payout_invoice(
-            payment_request, expected_amount_sats=claim.amount_sats, network=network.split(",")[0]
-        )
+        decoded = validate_payout_invoice(payment_request, expected_amount_sats=claim.amount_sats, network=network)
     except (LnurlError, InvoiceInvalid) as exc:
         raise DevFeeAttemptError(f"{exc.code}: {exc.message}") from exc
     if decoded.amount_msat != claim.amount_sats * 1000:
@@ -283,7 +281,6 @@ def _mark_failed(*, payment_id: int, payment_hash: str, reason: str, now: dateti
 
 def _mark_paid(*, payment_id: int, payment_hash: str, outcome: PaymentOutcome, now: datetime) -> str:
     """`paid` and the kind-8383 audit event commit together (or neither does)."""
-    network = network_tag_prefetch()  # get_info must run before the transaction
     with transaction.atomic(durable=True):
         row = (
             DevFeePayment.objects.select_for_update()
@@ -298,7 +295,7 @@ def _mark_paid(*, payment_id: int, payment_hash: str, outcome: PaymentOutcome, n
             amount_sats=row.amount_sats,
             payment_hash=payment_hash,
             destination=row.destination,
-            network=network,
+            network=lnd_network(),
             settings=publisher_settings(),
             now=int(now.timestamp()),
         )

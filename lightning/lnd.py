@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from typing import Any, Protocol
 
 import grpc
 
@@ -47,6 +48,14 @@ logger = logging.getLogger(__name__)
 PAYMENT_DEADLINE_MARGIN_SECONDS = 15.0
 _NOT_SENT_HINTS = ("failed to connect", "handshake", "connection refused", "dns resolution")
 _FINAL_INVOICE_STATES = (InvoiceState.SETTLED, InvoiceState.CANCELED)
+
+
+class _PaymentStream(Protocol):
+    """A server-streaming call of payment updates (SendPaymentV2, TrackPaymentV2)."""
+
+    def __iter__(self) -> Iterator[lightning_pb2.Payment]: ...
+
+    def cancel(self) -> bool: ...
 
 
 class _Stubs:
@@ -118,7 +127,7 @@ class LndClient:
         """Close the grpc.aio channel of the running event loop."""
         with self._lock:
             stubs = self._aio.pop(asyncio.get_running_loop(), None)
-        if stubs is not None:
+        if stubs is not None and isinstance(stubs.channel, grpc.aio.Channel):
             await stubs.channel.close()
 
     def _error(self, exc: grpc.RpcError, method: str) -> LightningError:
@@ -128,12 +137,15 @@ class LndClient:
         logger.warning("LND %s failed: %s", method, error.message)
         return error
 
-    def _unary(self, service: str, method: str, request: object, timeout: float | None = None) -> object:
+    def _unary(self, service: str, method: str, request: object, timeout: float | None = None) -> Any:
+        """The response message (Any: the generated gRPC stubs are untyped)."""
         assert_not_in_transaction()
         stub = getattr(self._stubs(), service)
         started, error = time.monotonic(), ""
         try:
-            return getattr(stub, method)(request, timeout=timeout or self._call_timeout, metadata=self._target.metadata)
+            return getattr(stub, method)(
+                request, timeout=timeout or self._call_timeout, metadata=self._settings_target().metadata
+            )
         except grpc.RpcError as exc:
             mapped = self._error(exc, method)
             error = type(mapped).__name__
@@ -149,7 +161,7 @@ class LndClient:
 
     def channel_balance_sats(self) -> int:
         balance = self._unary("lightning", "ChannelBalance", lightning_pb2.ChannelBalanceRequest())
-        return balance.local_balance.sat
+        return int(balance.local_balance.sat)
 
     # --- invoices -------------------------------------------------------------------------
     def add_hold_invoice(
@@ -201,7 +213,7 @@ class LndClient:
         node, which ends the stream with `LightningUnavailable`.
         """
         call = self._aio_stubs().invoices.SubscribeSingleInvoice(
-            invoices_pb2.SubscribeSingleInvoiceRequest(r_hash=payment_hash), metadata=self._target.metadata
+            invoices_pb2.SubscribeSingleInvoiceRequest(r_hash=payment_hash), metadata=self._settings_target().metadata
         )
         try:
             async for invoice in call:
@@ -237,7 +249,9 @@ class LndClient:
             request.amt = amount_sats
         stubs = self._stubs()
         stream = stubs.router.SendPaymentV2(
-            request, timeout=timeout_seconds + PAYMENT_DEADLINE_MARGIN_SECONDS, metadata=self._target.metadata
+            request,
+            timeout=timeout_seconds + PAYMENT_DEADLINE_MARGIN_SECONDS,
+            metadata=self._settings_target().metadata,
         )
         outcome = self._follow(stream, "SendPaymentV2", wait_final=True)
         if not outcome.payment_hash_hex:
@@ -250,12 +264,12 @@ class LndClient:
         request = router_pb2.TrackPaymentRequest(payment_hash=payment_hash)
         stubs = self._stubs()
         stream = stubs.router.TrackPaymentV2(
-            request, timeout=wait_seconds or self._call_timeout, metadata=self._target.metadata
+            request, timeout=wait_seconds or self._call_timeout, metadata=self._settings_target().metadata
         )
         return self._follow(stream, "TrackPaymentV2", wait_final=wait_seconds > 0, payment_hash_hex=payment_hash.hex())
 
     def _follow(
-        self, stream: Iterator[lightning_pb2.Payment], method: str, *, wait_final: bool, payment_hash_hex: str = ""
+        self, stream: _PaymentStream, method: str, *, wait_final: bool, payment_hash_hex: str = ""
     ) -> PaymentOutcome:
         last: PaymentOutcome | None = None
         started, error = time.monotonic(), ""

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from bech32 import bech32_decode, convertbits
-
 from lightning.lnurl_http import LnurlError, allow_loopback_default, get_json
+from nostrbridge.protocol.bech32 import bech32_decode
 
 __all__ = ["LnurlError", "PayRequest", "fetch_invoice", "is_lnurl_destination", "lnurl_url", "resolve_pay_request"]
 
@@ -70,11 +69,10 @@ def lnurl_url(destination: str, *, allow_loopback: bool | None = None) -> str:
         scheme = "http" if allow_loopback and _is_local(domain.rsplit(":", 1)[0]) else "https"
         return f"{scheme}://{domain}/.well-known/lnurlp/{user}"
     if text.lower().startswith("lnurl1"):
-        hrp, data = bech32_decode(text.lower())
-        decoded = convertbits(data, 5, 8, False) if data else None
-        if hrp != "lnurl" or decoded is None:
+        decoded = bech32_decode(text.lower())
+        if decoded is None or decoded[0] != "lnurl":
             raise LnurlError("bad_lnurl", "not a valid bech32 LNURL")
-        return bytes(decoded).decode("utf-8", errors="strict")
+        return decoded[1].decode("utf-8", errors="strict")
     raise LnurlError("bad_destination", "not a Lightning address or LNURL")
 
 

@@ -15,6 +15,7 @@ import json
 import socket
 import ssl
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 DNS_TIMEOUT_SECONDS = 2.0
@@ -70,7 +71,8 @@ def resolve_pinned(host: str, port: int, *, allow_loopback: bool) -> str:
         raise LnurlError("dns_timeout", f"DNS lookup of {host} took over {DNS_TIMEOUT_SECONDS} s") from exc
     except OSError as exc:
         raise LnurlError("dns_failed", f"DNS lookup of {host} failed: {exc}") from exc
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    # The sockaddr's first item is the address text (an int only for AF_UNIX-like families).
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise LnurlError("dns_failed", f"DNS lookup of {host} returned nothing")
     for address in addresses:
@@ -89,15 +91,16 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, ip: str) -> None:
-        super().__init__(host, port, timeout=CONNECT_TIMEOUT_SECONDS, context=ssl.create_default_context())
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=CONNECT_TIMEOUT_SECONDS, context=self._tls)
         self._ip = ip
 
     def connect(self) -> None:
         sock = socket.create_connection((self._ip, self.port), CONNECT_TIMEOUT_SECONDS)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
-def get_json(url: str, *, allow_loopback: bool | None = None) -> dict:
+def get_json(url: str, *, allow_loopback: bool | None = None) -> dict[str, Any]:
     """GET `url` under the rules above and return the JSON object it answers."""
     if allow_loopback is None:
         allow_loopback = allow_loopback_default()
@@ -139,7 +142,8 @@ def _read_limited(response: http.client.HTTPResponse, conn: http.client.HTTPConn
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         raise LnurlError("too_large", f"LNURL answer of {declared} bytes exceeds {MAX_RESPONSE_BYTES}")
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         remaining = TOTAL_TIMEOUT_SECONDS - (time.monotonic() - started)
         if remaining <= 0:

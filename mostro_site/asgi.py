@@ -14,11 +14,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from mostro_site.routing import websocket_urlpatterns  # noqa: E402
+from nostrbridge.event_settings import lnd_network_fetch  # noqa: E402
 from nostrbridge.log_context import process_role, set_process_role  # noqa: E402
 
 # A web server's process (`mostrod` sets its own role; tests importing this module keep theirs).
 if process_role() == "cli" and Path(sys.argv[0]).name in ("daphne", "uvicorn", "hypercorn", "gunicorn"):
     set_process_role("web")
+    lnd_network_fetch()  # once per process (operator and solver actions publish order events)
 
 application = ProtocolTypeRouter(
     {

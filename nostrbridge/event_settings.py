@@ -2,10 +2,15 @@
 
 * `publisher_settings()`: the node's key, instance name, relays and the NIP-40 retention of
   each event kind (node configuration, read per call).
-* The `network` tag (38383 orders, 8383 dev-fee audit) comes from LND's get_info, which must
-  never run inside a transaction: call `network_tag_prefetch()` before opening it (once per
-  process is enough; the value is cached). An event built before any successful fetch says
-  `unknown`, as the daemon does when the node status is unavailable.
+* The LND node's network: the `network` tag (38383 orders, 8383 dev-fee audit) and the chain
+  an invoice must be for. Every process asks LND once, at start (`lnd_network_fetch()`, called
+  by each entry point: `mostrod`, `nostr_bridge`, `invoice_watcher`, each job worker, a
+  stand-alone web server); everything else reads the remembered value with `lnd_network()`,
+  which never calls LND and so is safe inside a transaction. An event built while the value
+  is unknown (LND did not answer at start) says `unknown`, as the daemon does when the node
+  status is unavailable; the invoice checks, which cannot judge an invoice without it and
+  run outside any transaction, ask LND again (`lnd_network_fetch()`, at most every
+  NETWORK_RETRY_SECONDS).
 """
 
 import logging
@@ -32,8 +37,11 @@ _network: str | None = None
 _network_failed_at: float | None = None
 
 
-def network_tag_prefetch() -> str:
-    """The `network` tag value, asking LND on first use. Call it outside any transaction."""
+def lnd_network_fetch() -> str:
+    """LND's network ("regtest", …), asking LND unless already known. Never inside a transaction.
+
+    Process start calls it (see the module docstring); after that it only reads, except while
+    LND has not answered yet."""
     global _network, _network_failed_at
     if _network is not None:
         return _network
@@ -55,13 +63,22 @@ def network_tag_prefetch() -> str:
         return _network
 
 
+def invoice_network() -> str | None:
+    """The chain an invoice must be for (LND's first network), None while LND has not answered.
+
+    For the invoice checks before a payout or an escrow, which run outside any transaction."""
+    network = lnd_network_fetch()
+    return None if network == UNKNOWN_NETWORK else network.split(",")[0]
+
+
 def _in_transaction() -> bool:
     # The atomic blocks a test case wraps around each test do not count (as in
     # lightning.lnd_errors.assert_not_in_transaction).
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
-def network_tag_cached() -> str:
+def lnd_network() -> str:
+    """The network remembered at start (`unknown` until LND answered); never calls LND."""
     return _network or UNKNOWN_NETWORK
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from django.utils import timezone
 
 from devfee import services as devfee
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.log_context import log_context
 from orders.selectors import dev_fee_billable_orders
 from orders.services import timeouts
@@ -92,7 +91,6 @@ def reconcile_order_events(*, now: float | None = None) -> int:
     ids = parked_order_event_ids(now=now, limit=RECONCILE_BATCH)
     if not ids:
         return 0
-    network_tag_prefetch()  # LND, before any transaction
     return sum(1 for order_id in ids if order_event_republish(order_id=order_id, now=int(now)))
 
 

@@ -6,8 +6,8 @@ for the order's current status bucket (docs/PROTOCOL.md §Order-event; None for 
 published), with `created_at` from `nostrbridge.outbox.next_created_at` and the `rating` /
 `source` tags on pending revisions, and stores the event id in `Order.event_id`.
 
-The `network` tag comes from LND's get_info, which must never run inside a transaction: call
-`nostrbridge.event_settings.network_tag_prefetch()` before opening it (see there).
+The `network` tag is the LND network the process fetched at start
+(`nostrbridge.event_settings.lnd_network`, never an LND call).
 """
 
 import time
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
-from nostrbridge.event_settings import network_tag_cached, publisher_settings
+from nostrbridge.event_settings import lnd_network, publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.enums import Kind, Status
@@ -64,7 +64,7 @@ def publish_order_event(order: Order, *, now: int | None = None) -> OutboundMess
         node_keys(),
         settings=publisher_settings(),
         now=now,
-        network=network_tag_cached(),
+        network=lnd_network(),
         reputation=reputation,
         created_at=next_created_at(kind=ORDER_KIND, d_tag=d_tag, now=now),
     )

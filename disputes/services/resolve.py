@@ -20,7 +20,6 @@ from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -108,7 +107,6 @@ def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
         escrow_settle(order=order)
     except EscrowAlreadyCanceled as exc:
         raise DisputeConflict("the hold invoice is already canceled") from exc
-    network_tag_prefetch()
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
         bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)
@@ -135,7 +133,6 @@ def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
 
 def _cancel(order: Order, dispute: Dispute, request: _Request, slashed: list[Bond]) -> Resolution:
     _cancel_escrow(order)
-    network_tag_prefetch()
     label = request.label
     with request.atomic():
         bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)

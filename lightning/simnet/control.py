@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 from lightning.simnet.model import SimError
 
@@ -18,7 +20,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class ControlServer:
-    def __init__(self, handlers: dict) -> None:
+    def __init__(self, handlers: dict[str, Callable[..., Any]]) -> None:
         self._handlers = handlers
 
     async def start(self, port: int) -> asyncio.Server:
@@ -38,7 +40,7 @@ class ControlServer:
         await writer.drain()
         writer.close()
 
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict]:
+    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
         request_line = (await reader.readline()).decode("latin-1").split()
         if len(request_line) < 2:
             raise ValueError("bad request line")
@@ -72,7 +74,7 @@ class SimnetControl:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def call(self, action: str, **params: object) -> dict:
+    def call(self, action: str, **params: object) -> dict[str, Any]:
         request = urllib.request.Request(  # noqa: S310 - loopback URL from simnet.json
             f"{self.url}/{action}",
             data=json.dumps(params).encode(),
@@ -81,15 +83,16 @@ class SimnetControl:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return json.loads(response.read())
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"simnet control {action}: {exc.read().decode()}") from exc
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         return self.call("state")
 
     def mine(self, blocks: int = 1) -> int:
-        return self.call("mine", blocks=blocks)["height"]
+        return int(self.call("mine", blocks=blocks)["height"])
 
     def set_online(self, node: str, online: bool) -> None:
         self.call("online" if online else "offline", node=node)
@@ -103,7 +106,9 @@ class SimnetControl:
     def stick_next_payment(self, node: str) -> None:
         self.call("stick_next_payment", node=node)
 
-    def resolve_payment(self, node: str, payment_hash: str, outcome: str = "deliver", reason: str = "") -> dict:
+    def resolve_payment(
+        self, node: str, payment_hash: str, outcome: str = "deliver", reason: str = ""
+    ) -> dict[str, Any]:
         return self.call("resolve_payment", node=node, payment_hash=payment_hash, outcome=outcome, reason=reason)
 
     def set_fees(self, base_msat: int, ppm: int) -> None:
@@ -113,4 +118,4 @@ class SimnetControl:
         self.call("balance", node=node, balance_sats=balance_sats)
 
     def balance_msat(self, node: str) -> int:
-        return self.state()["nodes"][node]["balance_msat"]
+        return int(self.state()["nodes"][node]["balance_msat"])

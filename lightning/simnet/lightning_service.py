@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from lightning.bolt11 import InvoiceInvalid, decode_invoice
 from lightning.grpc import lightning_pb2 as ln
@@ -10,17 +12,22 @@ from lightning.grpc import lightning_pb2_grpc
 from lightning.simnet.model import INVOICE_ACCEPTED, INVOICE_OPEN, PAYMENT_SUCCEEDED, SimError, SimNode
 from lightning.simnet.rpc import unary
 
+if TYPE_CHECKING:
+    from lightning.simnet.network import Network
+
+_T = TypeVar("_T")
+
 VERSION = "0.20.0-beta commit=v0.20.0-beta-simnet"
 WALLET_BALANCE_SATS = 100_000_000
 DEFAULT_PAGE = 100  # LND answers 100 invoices/payments when no maximum is given
 
 
 class LightningService(lightning_pb2_grpc.LightningServicer):
-    def __init__(self, network, node: SimNode) -> None:
+    def __init__(self, network: Network, node: SimNode) -> None:
         self.network, self.node = network, node
 
     @unary
-    def GetInfo(self, request):  # noqa: N802 - gRPC method names
+    def GetInfo(self, request: ln.GetInfoRequest) -> ln.GetInfoResponse:  # noqa: N802 - gRPC method names
         net, node = self.network, self.node
         return ln.GetInfoResponse(
             version=VERSION,
@@ -40,12 +47,12 @@ class LightningService(lightning_pb2_grpc.LightningServicer):
         )
 
     @unary
-    def WalletBalance(self, request):  # noqa: N802
+    def WalletBalance(self, request: ln.WalletBalanceRequest) -> ln.WalletBalanceResponse:  # noqa: N802
         sats = WALLET_BALANCE_SATS
         return ln.WalletBalanceResponse(total_balance=sats, confirmed_balance=sats)
 
     @unary
-    def ChannelBalance(self, request):  # noqa: N802
+    def ChannelBalance(self, request: ln.ChannelBalanceRequest) -> ln.ChannelBalanceResponse:  # noqa: N802
         node = self.node
         in_flight = sum(p.locked_msat for p in node.payments.values())
         return ln.ChannelBalanceResponse(
@@ -55,7 +62,7 @@ class LightningService(lightning_pb2_grpc.LightningServicer):
         )
 
     @unary
-    def AddInvoice(self, request):  # noqa: N802
+    def AddInvoice(self, request: ln.Invoice) -> ln.AddInvoiceResponse:  # noqa: N802
         if request.value and request.value_msat:
             raise SimError("value and value_msat are mutually exclusive")
         invoice = self.network.add_invoice(
@@ -74,12 +81,12 @@ class LightningService(lightning_pb2_grpc.LightningServicer):
         )
 
     @unary
-    def LookupInvoice(self, request):  # noqa: N802
+    def LookupInvoice(self, request: ln.PaymentHash) -> ln.Invoice:  # noqa: N802
         r_hash = request.r_hash or _hex_hash(request.r_hash_str)
         return self.network.lookup(self.node, r_hash).to_proto()
 
     @unary
-    def ListInvoices(self, request):  # noqa: N802
+    def ListInvoices(self, request: ln.ListInvoiceRequest) -> ln.ListInvoiceResponse:  # noqa: N802
         invoices = sorted(self.node.invoices.values(), key=lambda i: i.add_index)
         if request.pending_only:
             invoices = [i for i in invoices if i.state in (INVOICE_OPEN, INVOICE_ACCEPTED)]
@@ -91,7 +98,7 @@ class LightningService(lightning_pb2_grpc.LightningServicer):
         )
 
     @unary
-    def ListPayments(self, request):  # noqa: N802
+    def ListPayments(self, request: ln.ListPaymentsRequest) -> ln.ListPaymentsResponse:  # noqa: N802
         payments = sorted(self.node.payments.values(), key=lambda p: p.payment_index)
         if not request.include_incomplete:
             payments = [p for p in payments if p.status == PAYMENT_SUCCEEDED]
@@ -104,7 +111,7 @@ class LightningService(lightning_pb2_grpc.LightningServicer):
         )
 
     @unary
-    def DecodePayReq(self, request):  # noqa: N802
+    def DecodePayReq(self, request: ln.PayReqString) -> ln.PayReq:  # noqa: N802
         found = self.network.by_request.get(request.pay_req.lower())
         if found is not None:
             payee, inv = found
@@ -122,7 +129,7 @@ class LightningService(lightning_pb2_grpc.LightningServicer):
         return _decode_foreign(request.pay_req, self.network)
 
 
-def _decode_foreign(pay_req: str, network) -> ln.PayReq:
+def _decode_foreign(pay_req: str, network: Network) -> ln.PayReq:
     try:
         decoded = decode_invoice(pay_req)
     except InvoiceInvalid as exc:
@@ -150,7 +157,7 @@ def _hex_hash(text: str) -> bytes:
         raise SimError(f"unable to decode hash: {text!r}") from exc
 
 
-def _page(items: list, index_of, offset: int, limit: int, reverse: bool) -> list:
+def _page(items: list[_T], index_of: Callable[[_T], int], offset: int, limit: int, reverse: bool) -> list[_T]:
     limit = limit or DEFAULT_PAGE
     if reverse:
         items = [i for i in items if not offset or index_of(i) < offset]

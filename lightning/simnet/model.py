@@ -16,16 +16,16 @@ import coincurve
 from lightning.grpc import lightning_pb2 as ln
 
 RESTART = object()
-INVOICE_OPEN = ln.Invoice.InvoiceState.Value("OPEN")
-INVOICE_SETTLED = ln.Invoice.InvoiceState.Value("SETTLED")
-INVOICE_CANCELED = ln.Invoice.InvoiceState.Value("CANCELED")
-INVOICE_ACCEPTED = ln.Invoice.InvoiceState.Value("ACCEPTED")
-HTLC_ACCEPTED = ln.InvoiceHTLCState.Value("ACCEPTED")
-HTLC_SETTLED = ln.InvoiceHTLCState.Value("SETTLED")
-HTLC_CANCELED = ln.InvoiceHTLCState.Value("CANCELED")
-PAYMENT_IN_FLIGHT = ln.Payment.PaymentStatus.Value("IN_FLIGHT")
-PAYMENT_SUCCEEDED = ln.Payment.PaymentStatus.Value("SUCCEEDED")
-PAYMENT_FAILED = ln.Payment.PaymentStatus.Value("FAILED")
+INVOICE_OPEN = ln.Invoice.InvoiceState.OPEN
+INVOICE_SETTLED = ln.Invoice.InvoiceState.SETTLED
+INVOICE_CANCELED = ln.Invoice.InvoiceState.CANCELED
+INVOICE_ACCEPTED = ln.Invoice.InvoiceState.ACCEPTED
+HTLC_ACCEPTED = ln.InvoiceHTLCState.ACCEPTED
+HTLC_SETTLED = ln.InvoiceHTLCState.SETTLED
+HTLC_CANCELED = ln.InvoiceHTLCState.CANCELED
+PAYMENT_IN_FLIGHT = ln.Payment.PaymentStatus.IN_FLIGHT
+PAYMENT_SUCCEEDED = ln.Payment.PaymentStatus.SUCCEEDED
+PAYMENT_FAILED = ln.Payment.PaymentStatus.FAILED
 
 
 class SimError(Exception):
@@ -41,14 +41,14 @@ class Subscribers:
     """Queues keyed by payment hash; a hash may be watched before its invoice exists."""
 
     def __init__(self) -> None:
-        self._queues: dict[bytes, set[asyncio.Queue]] = {}
+        self._queues: dict[bytes, set[asyncio.Queue[object]]] = {}
 
-    def add(self, key: bytes) -> asyncio.Queue:
-        queue: asyncio.Queue = asyncio.Queue()
+    def add(self, key: bytes) -> asyncio.Queue[object]:
+        queue: asyncio.Queue[object] = asyncio.Queue()
         self._queues.setdefault(key, set()).add(queue)
         return queue
 
-    def remove(self, key: bytes, queue: asyncio.Queue) -> None:
+    def remove(self, key: bytes, queue: asyncio.Queue[object]) -> None:
         queues = self._queues.get(key)
         if queues is not None:
             queues.discard(queue)
@@ -72,7 +72,7 @@ class SimHtlc:
     expiry_height: int
     payer: SimPayment
     accept_time: int = field(default_factory=lambda: int(time.time()))
-    state: int = HTLC_ACCEPTED
+    state: ln.InvoiceHTLCState = HTLC_ACCEPTED
     resolve_time: int = 0
 
     def to_proto(self, index: int) -> ln.InvoiceHTLC:
@@ -102,7 +102,7 @@ class SimInvoice:
     is_hold: bool
     preimage: bytes | None = None
     creation_date: int = field(default_factory=lambda: int(time.time()))
-    state: int = INVOICE_OPEN
+    state: ln.Invoice.InvoiceState = INVOICE_OPEN
     settle_index: int = 0
     settle_date: int = 0
     htlcs: list[SimHtlc] = field(default_factory=list)
@@ -148,13 +148,13 @@ class SimPayment:
     payment_request: str
     payment_index: int
     payer: SimNode | None = None
-    status: int = PAYMENT_IN_FLIGHT
-    failure_reason: int = 0
+    status: ln.Payment.PaymentStatus = PAYMENT_IN_FLIGHT
+    failure_reason: ln.PaymentFailureReason = ln.PaymentFailureReason.FAILURE_REASON_NONE
     preimage: bytes = b""
     creation_time_ns: int = field(default_factory=time.time_ns)
     # A payment held back by fault injection; `deliver` continues it.
     stuck: bool = False
-    deliver: object = None
+    deliver: tuple[object, int] | None = None  # (payments._Terms, fee limit msat)
     # Amount + fee taken from the payer's balance while the HTLC is outstanding.
     locked_msat: int = 0
 

@@ -21,6 +21,7 @@ from lightning.simnet.model import (
     INVOICE_OPEN,
     INVOICE_SETTLED,
     SimError,
+    SimHtlc,
     SimInvoice,
     SimNode,
 )
@@ -77,7 +78,7 @@ class Network(PaymentEngine):
         """Regular invoice when `r_hash` is None (the node knows the preimage), else hold."""
         _check_invoice_terms(value_msat, memo, cltv_expiry)
         is_hold = r_hash is not None
-        if not is_hold:
+        if r_hash is None:
             preimage = preimage or os.urandom(32)
             r_hash = hashlib.sha256(preimage).digest()
         if len(r_hash) != 32:
@@ -100,7 +101,17 @@ class Network(PaymentEngine):
         node.notify_invoice(invoice)
         return invoice
 
-    def _mint(self, node, value_msat, memo, expiry, cltv, r_hash, preimage, is_hold) -> SimInvoice:
+    def _mint(
+        self,
+        node: SimNode,
+        value_msat: int,
+        memo: str,
+        expiry: int,
+        cltv: int,
+        r_hash: bytes,
+        preimage: bytes | None,
+        is_hold: bool,
+    ) -> SimInvoice:
         payment_addr = os.urandom(32)
         created = int(time.time())
         terms = InvoiceTerms(
@@ -157,7 +168,7 @@ class Network(PaymentEngine):
         for htlc in invoice.accepted_htlcs():
             htlc.state, htlc.resolve_time = HTLC_SETTLED, now
             node.balance_msat += htlc.amt_msat
-            self.payment_succeeded(htlc.payer, invoice.preimage)
+            self.payment_succeeded(htlc.payer, invoice.preimage or b"")
         node.notify_invoice(invoice)
 
     def cancel(self, node: SimNode, r_hash: bytes) -> SimInvoice:
@@ -177,7 +188,7 @@ class Network(PaymentEngine):
             self.payment_failed(htlc.payer, "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS")
         node.notify_invoice(invoice)
 
-    def accept_htlc(self, node: SimNode, invoice: SimInvoice, htlc) -> None:
+    def accept_htlc(self, node: SimNode, invoice: SimInvoice, htlc: SimHtlc) -> None:
         """An incoming HTLC that pays `invoice` in full (checked by the caller)."""
         invoice.htlcs.append(htlc)
         if invoice.is_hold:

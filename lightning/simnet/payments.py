@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 from lightning.bolt11 import InvoiceInvalid, decode_invoice
 from lightning.grpc import lightning_pb2 as ln
+from lightning.grpc import router_pb2
 from lightning.simnet.model import (
     INVOICE_OPEN,
     PAYMENT_FAILED,
     PAYMENT_SUCCEEDED,
     SimError,
     SimHtlc,
+    SimInvoice,
     SimNode,
     SimPayment,
 )
@@ -32,12 +35,32 @@ class _Terms:
 
     __slots__ = ("amount_msat", "expires_at", "payee", "invoice", "payment_hash", "currency")
 
-    def __init__(self, amount_msat, expires_at, payee, invoice, payment_hash, currency) -> None:
+    def __init__(
+        self,
+        amount_msat: int,
+        expires_at: int,
+        payee: SimNode | None,
+        invoice: SimInvoice | None,
+        payment_hash: bytes,
+        currency: str,
+    ) -> None:
         self.amount_msat, self.expires_at, self.payee = amount_msat, expires_at, payee
         self.invoice, self.payment_hash, self.currency = invoice, payment_hash, currency
 
 
 class PaymentEngine:
+    # The network state this mixin works on, set by `Network` (lightning/simnet/network.py).
+    currency: str
+    network_name: str
+    fee_base_msat: int
+    fee_ppm: int
+    height: int
+    by_pubkey: dict[str, SimNode]
+    by_request: dict[str, tuple[SimNode, SimInvoice]]
+
+    def accept_htlc(self, node: SimNode, invoice: SimInvoice, htlc: SimHtlc) -> None:
+        raise NotImplementedError  # Network's
+
     def _terms(self, payment_request: str) -> _Terms:
         found = self.by_request.get(payment_request) or self.by_request.get(payment_request.lower())
         if found is not None:
@@ -47,17 +70,16 @@ class PaymentEngine:
             decoded = decode_invoice(payment_request)
         except InvoiceInvalid as exc:
             raise SimError(f"invalid payment request: {exc.message}") from exc
-        payee = self.by_pubkey.get(decoded.payee_pubkey_hex)
         return _Terms(
             decoded.amount_msat,
             decoded.expires_at,
-            payee,
+            self.by_pubkey.get(decoded.payee_pubkey_hex),
             None,
             bytes.fromhex(decoded.payment_hash_hex),
             decoded.currency,
         )
 
-    def start_payment(self, payer: SimNode, request: ln.SendPaymentRequest) -> tuple[SimPayment, _Terms]:
+    def start_payment(self, payer: SimNode, request: router_pb2.SendPaymentRequest) -> tuple[SimPayment, _Terms]:
         """Validate and record a payment (IN_FLIGHT); `deliver` moves it on."""
         if not request.payment_request:
             raise SimError("payment_request is required (simnet does not route by destination)")
@@ -94,16 +116,20 @@ class PaymentEngine:
         if reason:
             self.payment_failed(payment, reason)
             return
+        payee, invoice = terms.payee, terms.invoice
+        # _route_failure refused a payment without a reachable payee or an open invoice.
+        assert payee is not None
+        assert invoice is not None
         payment.fee_msat = self.route_fee_msat(payment.value_msat)
         payment.locked_msat = payment.value_msat + payment.fee_msat
         payer.balance_msat -= payment.locked_msat
         htlc = SimHtlc(
             amt_msat=payment.value_msat,
             accept_height=self.height,
-            expiry_height=self.height + terms.invoice.cltv_expiry + BLOCK_PADDING,
+            expiry_height=self.height + invoice.cltv_expiry + BLOCK_PADDING,
             payer=payment,
         )
-        self.accept_htlc(terms.payee, terms.invoice, htlc)
+        self.accept_htlc(payee, invoice, htlc)
 
     def route_fee_msat(self, amount_msat: int) -> int:
         return self.fee_base_msat + amount_msat * self.fee_ppm // 1_000_000
@@ -124,15 +150,15 @@ class PaymentEngine:
     def payment_succeeded(self, payment: SimPayment, preimage: bytes) -> None:
         payment.status, payment.preimage = PAYMENT_SUCCEEDED, preimage
         payment.locked_msat = 0
-        payment.payer.notify_payment(payment)
+        _payer(payment).notify_payment(payment)
 
     def payment_failed(self, payment: SimPayment, reason: str) -> None:
         # Funds are locked only once an HTLC was placed; a failure gives them back.
-        payment.payer.balance_msat += payment.locked_msat
+        _payer(payment).balance_msat += payment.locked_msat
         payment.locked_msat = 0
         payment.status = PAYMENT_FAILED
-        payment.failure_reason = ln.PaymentFailureReason.Value(reason)
-        payment.payer.notify_payment(payment)
+        payment.failure_reason = cast(ln.PaymentFailureReason, ln.PaymentFailureReason.Value(reason))
+        _payer(payment).notify_payment(payment)
 
     def resolve_stuck(self, payer: SimNode, payment_hash: bytes, *, outcome: str, reason: str = "") -> SimPayment:
         """Control endpoint: continue a stuck payment ("deliver") or fail it."""
@@ -140,15 +166,20 @@ class PaymentEngine:
         if payment is None or not payment.stuck:
             raise SimError("no stuck payment with that hash", code="NOT_FOUND")
         payment.stuck = False
-        if outcome == "deliver":
+        if outcome == "deliver" and payment.deliver is not None:
             terms, fee_limit_msat = payment.deliver
-            self.deliver(payer, payment, terms, fee_limit_msat)
+            self.deliver(payer, payment, cast(_Terms, terms), fee_limit_msat)
         else:
             self.payment_failed(payment, reason or "FAILURE_REASON_TIMEOUT")
         return payment
 
 
-def _amount_msat(invoice_msat: int, request: ln.SendPaymentRequest) -> int:
+def _payer(payment: SimPayment) -> SimNode:
+    assert payment.payer is not None  # every payment made here has its payer
+    return payment.payer
+
+
+def _amount_msat(invoice_msat: int, request: router_pb2.SendPaymentRequest) -> int:
     if request.amt and request.amt_msat:
         raise SimError("amt and amt_msat are mutually exclusive")
     given = request.amt * 1000 or request.amt_msat

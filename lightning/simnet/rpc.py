@@ -7,8 +7,10 @@ signature mismatch after caveat verification" (both UNKNOWN, as LND returns them
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
 
 import grpc
 
@@ -16,27 +18,30 @@ from lightning.simnet.model import RESTART, SimError, SimNode
 
 OFFLINE_MESSAGE = "simnet: node offline (connection refused)"
 RESTART_MESSAGE = "simnet: node restarting, stream closed"
+Context = grpc.aio.ServicerContext[Any, Any]
+# A servicer method: (servicer, request protobuf) -> response protobuf.
+Handler = Callable[[Any, Any], Any]
 
 
-def check_call(node: SimNode, context: grpc.aio.ServicerContext) -> None:
+def check_call(node: SimNode, context: Context) -> None:
     if not node.online:
         raise SimError(OFFLINE_MESSAGE, code="UNAVAILABLE")
-    macaroons = [value for key, value in context.invocation_metadata() if key == "macaroon"]
+    macaroons = [value for key, value in context.invocation_metadata() or () if key == "macaroon"]
     if len(macaroons) != 1:
         raise SimError(f"expected 1 macaroon, got {len(macaroons)}")
     if macaroons[0] != node.macaroon_hex:
         raise SimError("verification failed: signature mismatch after caveat verification")
 
 
-async def abort(context: grpc.aio.ServicerContext, exc: SimError) -> None:
+async def abort(context: Context, exc: SimError) -> NoReturn:
     await context.abort(grpc.StatusCode[exc.code], exc.message)
 
 
-def unary(method: Callable) -> Callable:
+def unary(method: Handler) -> Callable[[Any, Any, Context], Awaitable[Any]]:
     """Wrap a synchronous handler `(self, request) -> response` as an authenticated RPC."""
 
     @functools.wraps(method)
-    async def handler(self, request, context):
+    async def handler(self: Any, request: Any, context: Context) -> Any:
         try:
             check_call(self.node, context)
             return method(self, request)
@@ -46,7 +51,9 @@ def unary(method: Callable) -> Callable:
     return handler
 
 
-async def drain(queue, context: grpc.aio.ServicerContext, *, is_final: Callable[[object], bool]):
+async def drain(
+    queue: asyncio.Queue[object], context: Context, *, is_final: Callable[[object], bool]
+) -> AsyncIterator[Any]:
     """Yield queued protobuf updates until one is final; a RESTART ends with UNAVAILABLE."""
     while True:
         item = await queue.get()

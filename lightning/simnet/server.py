@@ -7,8 +7,10 @@ import contextlib
 import json
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -50,9 +52,9 @@ class Simnet:
         self.network = Network(fee_base_msat=config.fee_base_msat, fee_ppm=config.fee_ppm)
         self.servers: list[grpc.aio.Server] = []
         self.control_url = ""
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> dict:
+    async def start(self) -> dict[str, Any]:
         self.config.directory.mkdir(parents=True, exist_ok=True)
         for index, name in enumerate(self.config.node_names):
             await self._start_node(index, name)
@@ -87,7 +89,7 @@ class Simnet:
         await server.start()
         self.servers.append(server)
 
-    def _write_manifest(self) -> dict:
+    def _write_manifest(self) -> dict[str, Any]:
         manifest = {
             node.name: {
                 "grpc": f"127.0.0.1:{node.port}",
@@ -124,7 +126,7 @@ class Simnet:
             raise SimError(f"unknown node {name!r}")
         return node
 
-    def _control_handlers(self) -> dict:
+    def _control_handlers(self) -> dict[str, Any]:
         return {
             "state": self._state,
             "mine": lambda blocks=1: {"height": self.network.mine(int(blocks))},
@@ -138,7 +140,7 @@ class Simnet:
             "balance": self._balance,
         }
 
-    def _state(self) -> dict:
+    def _state(self) -> dict[str, Any]:
         nodes = {
             node.name: {
                 "balance_msat": node.balance_msat,
@@ -151,11 +153,11 @@ class Simnet:
         }
         return {"height": self.network.height, "nodes": nodes}
 
-    def _set_online(self, name: str, online: bool) -> dict:
+    def _set_online(self, name: str, online: bool) -> dict[str, Any]:
         self._node(name).online = online
         return {"node": name, "online": online}
 
-    async def _restart(self, node: str, down_seconds: float = 0.0) -> dict:
+    async def _restart(self, node: str, down_seconds: float = 0.0) -> dict[str, Any]:
         target = self._node(node)
         target.restart()  # every open stream of the node ends with UNAVAILABLE
         if down_seconds:
@@ -163,33 +165,33 @@ class Simnet:
             asyncio.get_running_loop().call_later(float(down_seconds), setattr, target, "online", True)
         return {"node": node, "restarted": True}
 
-    def _fail_next(self, node: str, reason: str = "FAILURE_REASON_NO_ROUTE") -> dict:
+    def _fail_next(self, node: str, reason: str = "FAILURE_REASON_NO_ROUTE") -> dict[str, Any]:
         from lightning.grpc import lightning_pb2
 
         lightning_pb2.PaymentFailureReason.Value(reason)  # reject unknown names early
         self._node(node).fail_next_payment = reason
         return {"node": node, "fail_next_payment": reason}
 
-    def _stick_next(self, node: str) -> dict:
+    def _stick_next(self, node: str) -> dict[str, Any]:
         self._node(node).stick_next_payment = True
         return {"node": node, "stick_next_payment": True}
 
-    def _resolve(self, node: str, payment_hash: str, outcome: str = "deliver", reason: str = "") -> dict:
+    def _resolve(self, node: str, payment_hash: str, outcome: str = "deliver", reason: str = "") -> dict[str, Any]:
         payment = self.network.resolve_stuck(
             self._node(node), bytes.fromhex(payment_hash), outcome=outcome, reason=reason
         )
         return {"payment_hash": payment_hash, "status": payment.status}
 
-    def _fees(self, base_msat: int, ppm: int) -> dict:
+    def _fees(self, base_msat: int, ppm: int) -> dict[str, Any]:
         self.network.fee_base_msat, self.network.fee_ppm = int(base_msat), int(ppm)
         return {"base_msat": self.network.fee_base_msat, "ppm": self.network.fee_ppm}
 
-    def _balance(self, node: str, balance_sats: int) -> dict:
+    def _balance(self, node: str, balance_sats: int) -> dict[str, Any]:
         self._node(node).balance_msat = int(balance_sats) * 1000
         return {"node": node, "balance_msat": self._node(node).balance_msat}
 
 
-async def run_simnet(config: SimnetConfig, *, ready: callable = print) -> None:
+async def run_simnet(config: SimnetConfig, *, ready: Callable[[str], object] = print) -> None:
     """Serve until SIGINT/SIGTERM; calls `ready(line)` with the READY line once serving."""
     simnet = Simnet(config)
     await simnet.start()

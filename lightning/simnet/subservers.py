@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from lightning.grpc import invoices_pb2, invoices_pb2_grpc, router_pb2_grpc
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from lightning.grpc import invoices_pb2, invoices_pb2_grpc, lightning_pb2, router_pb2, router_pb2_grpc
 from lightning.simnet.model import (
     INVOICE_CANCELED,
     INVOICE_SETTLED,
@@ -12,23 +15,26 @@ from lightning.simnet.model import (
     SimError,
     SimNode,
 )
-from lightning.simnet.rpc import abort, check_call, drain, unary
+from lightning.simnet.rpc import Context, abort, check_call, drain, unary
+
+if TYPE_CHECKING:
+    from lightning.simnet.network import Network
 
 
-def _invoice_final(proto) -> bool:
+def _invoice_final(proto: Any) -> bool:  # an Invoice protobuf or a SimInvoice
     return proto.state in (INVOICE_SETTLED, INVOICE_CANCELED)
 
 
-def _payment_final(proto) -> bool:
+def _payment_final(proto: Any) -> bool:
     return proto.status in (PAYMENT_SUCCEEDED, PAYMENT_FAILED)
 
 
 class InvoicesService(invoices_pb2_grpc.InvoicesServicer):
-    def __init__(self, network, node: SimNode) -> None:
+    def __init__(self, network: Network, node: SimNode) -> None:
         self.network, self.node = network, node
 
     @unary
-    def AddHoldInvoice(self, request):  # noqa: N802 - gRPC method names
+    def AddHoldInvoice(self, request: invoices_pb2.AddHoldInvoiceRequest) -> invoices_pb2.AddHoldInvoiceResp:  # noqa: N802 - gRPC method names
         if request.value and request.value_msat:
             raise SimError("value and value_msat are mutually exclusive")
         invoice = self.network.add_invoice(
@@ -44,22 +50,24 @@ class InvoicesService(invoices_pb2_grpc.InvoicesServicer):
         )
 
     @unary
-    def SettleInvoice(self, request):  # noqa: N802
+    def SettleInvoice(self, request: invoices_pb2.SettleInvoiceMsg) -> invoices_pb2.SettleInvoiceResp:  # noqa: N802
         self.network.settle(self.node, bytes(request.preimage))
         return invoices_pb2.SettleInvoiceResp()
 
     @unary
-    def CancelInvoice(self, request):  # noqa: N802
+    def CancelInvoice(self, request: invoices_pb2.CancelInvoiceMsg) -> invoices_pb2.CancelInvoiceResp:  # noqa: N802
         self.network.cancel(self.node, bytes(request.payment_hash))
         return invoices_pb2.CancelInvoiceResp()
 
     @unary
-    def LookupInvoiceV2(self, request):  # noqa: N802
+    def LookupInvoiceV2(self, request: invoices_pb2.LookupInvoiceMsg) -> lightning_pb2.Invoice:  # noqa: N802
         if not request.payment_hash:
             raise SimError("invoice hash must be provided")
         return self.network.lookup(self.node, bytes(request.payment_hash)).to_proto()
 
-    async def SubscribeSingleInvoice(self, request, context):  # noqa: N802
+    async def SubscribeSingleInvoice(
+        self, request: invoices_pb2.SubscribeSingleInvoiceRequest, context: Context
+    ) -> AsyncIterator[object]:  # noqa: N802
         """Current state (if the invoice exists yet), then every change; ends when final."""
         r_hash = bytes(request.r_hash)
         try:
@@ -82,10 +90,10 @@ class InvoicesService(invoices_pb2_grpc.InvoicesServicer):
 
 
 class RouterService(router_pb2_grpc.RouterServicer):
-    def __init__(self, network, node: SimNode) -> None:
+    def __init__(self, network: Network, node: SimNode) -> None:
         self.network, self.node = network, node
 
-    async def SendPaymentV2(self, request, context):  # noqa: N802
+    async def SendPaymentV2(self, request: router_pb2.SendPaymentRequest, context: Context) -> AsyncIterator[object]:  # noqa: N802
         node = self.node
         try:
             check_call(node, context)
@@ -108,7 +116,7 @@ class RouterService(router_pb2_grpc.RouterServicer):
         finally:
             node.payment_subs.remove(payment.payment_hash, queue)
 
-    async def TrackPaymentV2(self, request, context):  # noqa: N802
+    async def TrackPaymentV2(self, request: router_pb2.TrackPaymentRequest, context: Context) -> AsyncIterator[object]:  # noqa: N802
         node = self.node
         payment_hash = bytes(request.payment_hash)
         try:

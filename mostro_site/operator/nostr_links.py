@@ -1,6 +1,6 @@
 """NIP-19 `nevent` references, so an operator can open an audit event in any Nostr client."""
 
-from nostrbridge.protocol.keys import bech32_encode
+from nostrbridge.protocol.bech32 import bech32_encode
 
 _TLV_SPECIAL, _TLV_RELAY, _TLV_AUTHOR, _TLV_KIND = 0, 1, 2, 3
 

@@ -1,7 +1,7 @@
 """django-q2 signal receivers: job metrics, log context, and the metrics flusher in workers.
 
 `pre_execute` and `post_execute_in_worker` run in the worker process around each task (also
-inline in a synchronous cluster); `post_spawn` once per new worker.
+inline in a synchronous cluster); `post_spawn` once per new worker (its start: the LND network).
 """
 
 import time
@@ -10,6 +10,7 @@ from django_q.conf import Conf
 from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
 from mostro_site.ops import job_metrics
+from nostrbridge.event_settings import lnd_network_fetch
 from nostrbridge.log_context import bind, set_process_role, unbind
 
 _running: dict[str, tuple[float, list]] = {}  # task id → (monotonic start, log-context tokens)
@@ -29,6 +30,7 @@ def on_spawn(sender, proc_name: str = "", **kwargs) -> None:
         return  # a synchronous cluster runs tasks inline in the calling process: not a new worker
     set_process_role("jobs")
     start_for_process()
+    lnd_network_fetch()  # once per worker process, before its first job's transaction
 
 
 def on_pre_execute(sender, func=None, task: dict | None = None, **kwargs) -> None:

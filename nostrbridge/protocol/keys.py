@@ -1,19 +1,16 @@
 """Nostr key pairs: hex and NIP-19 bech32 (`nsec`/`npub`) forms, BIP-340 signing.
 
 On the wire public keys are always 64 lowercase hex characters (docs/PROTOCOL.md §Conventions);
-bech32 only appears in configuration, the operator's pages and the `admin-add-solver` payload.
-This is the project's one bech32 implementation.
+bech32 only appears in configuration, the operator's pages and the `admin-add-solver` payload
+(the codec: `nostrbridge.protocol.bech32`, the project's one bech32 implementation).
 """
 
 from __future__ import annotations
 
 import os
 
-from pynostr.bech32 import Encoding, convertbits
-from pynostr.bech32 import bech32_decode as _reference_decode
-from pynostr.bech32 import bech32_encode as _reference_encode
-
 from nostrbridge.protocol import secp
+from nostrbridge.protocol.bech32 import bech32_decode, bech32_encode
 from nostrbridge.protocol.errors import InvalidKey
 
 _BECH32_MAX_CHARS = 90  # BIP-173's limit; an npub or nsec is 63
@@ -110,14 +107,7 @@ def parse_public_key(value: object) -> str:
     return raw.hex()
 
 
-# --- bech32 (BIP-173, the checksum NIP-19 uses): pynostr's copy of the reference code --------
-
-
-def bech32_encode(hrp: str, payload: bytes) -> str:
-    """Bech32 of any payload (NIP-19 TLV entities such as `nevent` exceed 90 characters)."""
-    words: list[int] = convertbits(payload, 8, 5)
-    text: str = _reference_encode(hrp, words, Encoding.BECH32)
-    return text
+# --- NIP-19 keys ------------------------------------------------------------------------------
 
 
 def bech32_encode_key(hrp: str, key: bytes) -> str:
@@ -129,10 +119,9 @@ def bech32_decode_key(value: str, expected_hrp: str) -> bytes:
     """Decode an `nsec`/`npub` string to its 32-byte payload, strictly (checksum, case, padding)."""
     if not isinstance(value, str) or len(value) > _BECH32_MAX_CHARS or not value.isascii():
         raise InvalidKey(f"not a valid {expected_hrp}")
-    hrp, words, encoding = _reference_decode(value)
-    if hrp != expected_hrp or words is None or encoding is not Encoding.BECH32:
+    decoded = bech32_decode(value)
+    if decoded is None or decoded[0] != expected_hrp:
         raise InvalidKey(f"not a valid {expected_hrp} (prefix, case, characters or checksum)")
-    key = convertbits(words, 5, 8, False)
-    if key is None or len(key) != 32:
+    if len(decoded[1]) != 32:
         raise InvalidKey(f"{expected_hrp} payload must be 32 bytes")
-    return bytes(key)
+    return decoded[1]

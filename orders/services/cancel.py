@@ -14,7 +14,6 @@ from django.db.models import Q
 
 from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.bonds.cancel import bond_taker_cancel
@@ -145,7 +144,7 @@ def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
 
 
 def _cancel_escrow(order: Order) -> None:
-    """Cancel the hold invoice (if any) before the transaction; prefetch the 38383 network tag.
+    """Cancel the hold invoice (if any) before the transaction.
 
     A settled invoice means a release (or admin-settle) won the race: the cancel is refused.
     Any other failure (LND unreachable) propagates as an internal error and is retried.
@@ -157,7 +156,6 @@ def _cancel_escrow(order: Order) -> None:
             logger.info("order %s: cancel refused, the hold invoice is already settled", order.id)
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS) from exc
         raise
-    network_tag_prefetch()
 
 
 # --- active trades: cooperative only --------------------------------------------------------

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge.context import Atomic, SilentDrop
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
@@ -58,7 +57,6 @@ def order_create(
     _check_sats_limits(terms, config)
     if maker.identity != maker.sender and maker.trade_index is None:
         raise SilentDrop("reputation mode without trade_index")
-    network_tag_prefetch()
     now = now or timezone.now()
     if config.bonds_apply_to("make"):
         # Hidden until the maker's bond locks (docs/PROTOCOL.md §Bonds, Maker bond).

@@ -20,7 +20,6 @@ from django.utils import timezone
 from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
@@ -227,7 +226,6 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     if order is None or order.status not in WAITING_STATUSES:
         _refund_unwanted(payment_hash_hex, order)
         return False
-    network_tag_prefetch()
     now = timezone.now()
     guard = Q(invoice_held_at__isnull=True, hold_invoice_hash=order.hold_invoice_hash)
     with transaction.atomic(durable=True):
@@ -334,7 +332,6 @@ def escrow_on_canceled(*, payment_hash_hex: str, now: datetime | None = None) ->
     if deadline is None or now < deadline:
         logger.info("hold invoice of order %s canceled before its deadline; no action", order.pk)
         return False
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         current = Order.objects.select_for_update().filter(pk=order.pk).first()
         if current is None or current.status not in ESCROW_LOCKED_STATUSES:

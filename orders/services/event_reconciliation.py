@@ -44,10 +44,7 @@ def parked_order_event_ids(*, now: float, limit: int) -> list[UUID]:
 
 
 def order_event_republish(*, order_id: UUID, now: int) -> bool:
-    """Queue the order's current revision again; False when there is nothing (left) to do.
-
-    Call `network_tag_prefetch()` first: this opens a transaction.
-    """
+    """Queue the order's current revision again; False when there is nothing (left) to do."""
     if _reconcile_attempts(order_id) >= RECONCILE_MAX_ATTEMPTS:
         return False
     with transaction.atomic():

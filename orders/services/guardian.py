@@ -28,7 +28,6 @@ from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
 from orders.publish import publish_order_event
@@ -124,7 +123,6 @@ def order_cancel_at_risk_escrow(order: Order, now: datetime) -> str:
     except EscrowCancelError as exc:
         logger.warning("order %s: guardian could not cancel the hold invoice: %s", order.pk, exc)
         return SKIPPED
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         won = transition_order(
             order_id=order.pk,

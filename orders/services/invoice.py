@@ -17,7 +17,7 @@ from lightning.errors import LightningUnavailable
 from lightning.lnurl import LnurlError, is_lnurl_destination, resolve_pay_request
 from mostro_site.config import node_config
 from nostrbridge.context import Atomic, SilentDrop
-from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
+from nostrbridge.event_settings import invoice_network
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order
@@ -42,11 +42,11 @@ logger = logging.getLogger(__name__)
 
 def node_network() -> str:
     """The LND node's network ("regtest", …) for the invoice chain check; never in a transaction."""
-    network = network_tag_prefetch()
-    if network == UNKNOWN_NETWORK:
+    network = invoice_network()
+    if network is None:
         # Without the node's network no invoice can be judged: an internal error (retried).
         raise LightningUnavailable("LND network unknown; cannot validate the buyer invoice")
-    return network.split(",")[0]
+    return network
 
 
 def buyer_invoice_validate(*, destination: str | None, expected_amount_sats: int | None) -> str:
@@ -132,7 +132,6 @@ def _replace_failed_payout_invoice(order: Order, *, destination: str, request_id
 
 def _activate(order: Order, *, destination: str, request_id: int | None, atomic: Atomic) -> Order:
     """Buy order whose seller already paid: the trade becomes `active`."""
-    network_tag_prefetch()
     with atomic():
         won = transition_order(
             order_id=order.pk,
@@ -155,7 +154,6 @@ def _activate(order: Order, *, destination: str, request_id: int | None, atomic:
 def _request_escrow(order: Order, *, destination: str, request_id: int | None, atomic: Atomic) -> Order:
     """Sell order: the buyer's invoice is in, so the seller now gets the hold invoice."""
     escrow = escrow_create_hold_invoice(order=order)
-    network_tag_prefetch()
     now = timezone.now()
     try:
         won = _commit_escrow(

@@ -33,7 +33,7 @@ from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination
 from lightning.outcomes import payment_send_classified
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
-from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
+from nostrbridge.event_settings import invoice_network
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentFailedPayload
 from nostrbridge.protocol.structs import PaymentFailedInfo
@@ -178,10 +178,9 @@ def payout_retry_due(*, now: datetime | None = None) -> int:
 
 def _resolve(destination: str, amount: int) -> tuple[str, DecodedInvoice]:
     """The BOLT11 to pay and its decode; network calls only, no transaction open."""
-    network = network_tag_prefetch()
-    if network == UNKNOWN_NETWORK:
+    network = invoice_network()
+    if network is None:
         raise LightningUnavailable("LND network unknown; cannot check the payout invoice")
-    network = network.split(",")[0]
     payment_request = fetch_invoice(destination, amount) if is_lnurl_destination(destination) else destination
     decoded = validate_payout_invoice(payment_request, expected_amount_sats=amount, network=network)
     return payment_request, decoded
@@ -234,7 +233,6 @@ def _record_outcome(*, order_id, claim: Claim, outcome: PaymentOutcome, request_
 
 
 def _record_success(*, order_id, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         won = transition_order(
             order_id=order_id,

@@ -10,7 +10,6 @@ from uuid import UUID
 from django.db import transaction
 
 from nostrbridge.context import Atomic, SilentDrop
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
@@ -128,7 +127,6 @@ def _settle_escrow(order: Order) -> None:
     except EscrowAlreadyCanceled as exc:
         # A cooperative cancel (or the CLTV guardian) canceled the escrow first.
         raise SilentDrop("hold invoice already canceled; the release lost the race") from exc
-    network_tag_prefetch()
 
 
 def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:

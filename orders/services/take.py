@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from mostro_site.config import node_config
 from nostrbridge.context import Atomic, SilentDrop
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.bonds.models import Bond, BondRole, BondState
@@ -213,7 +212,6 @@ def _commit_take(
     order: Order, *, taker: Taker, to_status: str, fields: dict, atomic: Atomic, bond_id: int | None = None
 ) -> bool:
     """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
-    network_tag_prefetch()
     with atomic():
         # Stored even when the race is lost: every check passed (docs/PROTOCOL.md §Trade-index).
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
@@ -250,7 +248,6 @@ def _commit_take_with_escrow(
 ) -> bool:
     """take-sell with invoice, or take-buy: hold invoice first (LND), then → waiting-payment."""
     escrow: EscrowInvoice = escrow_create_hold_invoice(order=order)
-    network_tag_prefetch()
     fields = {**fields, **escrow.order_fields(request_id=taker.request_id)}
     try:
         with atomic():

@@ -18,7 +18,6 @@ from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from orders.bonds.models import BondState, SlashReason
 from orders.bonds.slash import bonds_slash, side_bond
@@ -63,7 +62,6 @@ def order_expire(*, order_id: UUID | str, now: datetime | None = None) -> bool:
     order = Order.objects.filter(pk=order_id).first()
     if order is None or order.status not in EXPIRABLE_STATUSES:
         return False
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         won = transition_order(
             order_id=order.pk,
@@ -115,7 +113,6 @@ def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
     except EscrowCancelError as exc:
         logger.warning("order %s: timeout skipped, hold invoice not canceled: %s", order.pk, exc)
         return SKIPPED
-    network_tag_prefetch()
     taker_fault = taker_is_at_fault(order)
     with transaction.atomic(durable=True):
         slashed = _slash_on_timeout(order)

@@ -12,7 +12,7 @@ from devfee.models import DevFeePayment
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, PaymentStatus
 from mostro_site.config import clear_node_config_cache
-from nostrbridge.event_settings import clear_network_cache
+from nostrbridge.event_settings import clear_network_cache, lnd_network_fetch
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.nip01 import Event
@@ -38,6 +38,7 @@ def simnet_fund(node, settings, simnet):  # noqa: F811
         settings.MOSTRO_DEV_FEE_LIGHTNING_ADDRESS = server.address
         clear_node_config_cache()
         clear_network_cache()
+        lnd_network_fetch()  # the process start, against the simulated LND
         yield server
     clear_network_cache()
     clear_node_config_cache()

@@ -1,17 +1,42 @@
 """Builders for the guard tests.
 
 Every test here makes a guard decide: a second claimant is run *between* the first one's read
-and its guarded write, in the same thread, through a patched step (`after_first_call`) or by
+and its guarded write, in the same thread, through a patched step (`after_first_call`,
+`before_first_transaction`) or by
 calling the lower-level service on a row another claimant already holds. Nothing is left to
 the database's lock, so the tests decide the same way on SQLite and PostgreSQL.
 """
 
 from collections.abc import Callable
 
+from django.db import transaction
+
 from nostrbridge.protocol.enums import Action
 from orders.models import Order, OrderStatusChange
 from tests.orders.trade_states import Trade, active_sell_trade
 from tests.trade.harness import TradeClient, reset_seen
+
+
+class _TransactionSeam:
+    """Stands in for a module's `django.db.transaction`: `step` runs once, just before the
+    module opens its first transaction (after its reads and its Lightning calls)."""
+
+    def __init__(self, step: Callable[[], object]) -> None:
+        self._step: Callable[[], object] | None = step
+
+    def atomic(self, *args, **kwargs):
+        step, self._step = self._step, None
+        if step is not None:
+            step()
+        return transaction.atomic(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(transaction, name)
+
+
+def before_first_transaction(monkeypatch, module, step: Callable[[], object]) -> None:
+    """Run `step` (a competitor, or a crash) between `module`'s read and its transaction."""
+    monkeypatch.setattr(module, "transaction", _TransactionSeam(step))
 
 
 def after_first_call(monkeypatch, owner, name: str, competitor: Callable[[], object]) -> list:

@@ -14,7 +14,6 @@ from disputes.services.errors import DisputeConflict, DisputeNotFound
 from disputes.services.resolve import dispute_cancel, dispute_settle
 from disputes.services.take import dispute_take
 from disputes.transitions import dispute_create, transition_dispute
-from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import CantDoReason
@@ -323,7 +322,6 @@ def test_console_actor_label_is_the_audited_actor(resolve_one, to_status, trade)
 def test_admin_cancel_publishes_with_the_network_and_files_its_messages_under_the_order(trade):
     solver = _solver()
     dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
-    clear_network_cache()
     last = OutboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first()
 
     dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=25)

@@ -16,7 +16,6 @@ from lightning.errors import AlreadySettledOrCanceled
 from lightning.types import InvoiceState
 from mostro_site.config import clear_node_config_cache
 from nostrbridge import wake
-from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
@@ -314,13 +313,11 @@ def test_htlc_on_an_order_already_waiting_for_the_buyer_invoice_is_recorded(node
 
 def test_htlc_events_publish_with_the_nodes_network(node, fake_ln):
     buy = taken_buy_waiting_payment(fake_ln)
-    clear_network_cache()
     fake_ln.mark_accepted(buy.hold_invoice_hash)
     assert escrow_on_accepted(payment_hash_hex=buy.hold_invoice_hash) is True
     sell = fresh_trade(fake_ln)
     order = sell.refresh()
     fake_ln.cancel_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash))
-    clear_network_cache()
     assert escrow_on_canceled(payment_hash_hex=order.hold_invoice_hash, now=escrow_deadline(order)) is True
     assert order_events(order.id)[-1].tag_value("network") == "regtest"
     assert {event.tag_value("network") for event in order_events(buy.id)} == {"regtest"}

@@ -624,7 +624,6 @@ def test_success_records_the_routing_fee_and_publishes_with_the_network(node, fa
     payment_hash = _in_flight(trade, fake_ln)
     fake_ln.resolve_payment(payment_hash, succeed=True)
     fake_ln.payments[payment_hash] = replace(fake_ln.payments[payment_hash], fee_sats=4)
-    clear_network_cache()
 
     assert payout_reconcile(order_id=trade.order.id) == "succeeded"
 

@@ -9,7 +9,6 @@ from disputes.services import resolve as resolve_service
 from disputes.services.resolve import dispute_close_by_parties
 from lightning.types import InvoiceState
 from nostrbridge.context import SilentDrop
-from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -281,7 +280,6 @@ def test_node_down_during_a_cancel_is_an_internal_error_not_a_refusal(node, fake
 
 def test_cancel_publishes_with_the_nodes_network(node, fake_ln):
     order, maker, _ = _taken(fake_ln)
-    clear_network_cache()
     order_cancel(order_id=order.id, sender=maker.pubkey(1), request_id=74)
     assert order_events(order.id)[-1].tag_value("network") == "regtest"
 
@@ -347,7 +345,6 @@ def test_release_with_another_payload_is_dropped_before_the_escrow_moves(node, f
 def test_range_child_is_published_with_the_nodes_network(node, fake_ln):
     trade = active_sell_trade(fake_ln, range_take=15)
     order_mark_fiat_sent(order_id=trade.order.id, sender=trade.buyer_key, request_id=4)
-    clear_network_cache()
     next_key = KEYS["alice-trade-4"]["pk"]
 
     order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=5, payload=NextTradePayload(next_key, 4))

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import Order
@@ -19,7 +18,14 @@ from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_on_accepted
 from orders.services.timeouts import expired_order_ids, order_expire, order_timeout, timed_out_order_ids
 from tests.foundation.factories import make_order as factory_order
-from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
+from tests.guards.support import (
+    actions,
+    after_first_call,
+    audit_trail,
+    before_first_transaction,
+    fresh_trade,
+    row_state,
+)
 from tests.orders.services.support import make_order, mint_invoice, order_events, set_price, snapshot
 from tests.orders.trade_states import taken_sell_trade
 from tests.trade.harness import TradeClient
@@ -46,7 +52,7 @@ def _pending(name: str) -> Order:
 def test_take_between_the_read_and_the_expiry_wins(node, fake_ln, monkeypatch):
     order = _pending("maker")
     now = order.expires_at + JUST
-    after_first_call(monkeypatch, timeouts, "network_tag_prefetch", lambda: _take(order.id, TradeClient("taker")))
+    before_first_transaction(monkeypatch, timeouts, lambda: _take(order.id, TradeClient("taker")))
 
     assert order_expire(order_id=order.id, now=now) is False
     assert row_state(order, "status")[0] == "waiting-payment"
@@ -55,11 +61,8 @@ def test_take_between_the_read_and_the_expiry_wins(node, fake_ln, monkeypatch):
 def test_lifetime_extended_between_the_read_and_the_expiry_is_kept(node, fake_ln, monkeypatch):
     order = _pending("maker")
     now = order.expires_at + JUST
-    after_first_call(
-        monkeypatch,
-        timeouts,
-        "network_tag_prefetch",
-        lambda: Order.objects.filter(pk=order.pk).update(expires_at=now + timedelta(hours=1)),
+    before_first_transaction(
+        monkeypatch, timeouts, lambda: Order.objects.filter(pk=order.pk).update(expires_at=now + timedelta(hours=1))
     )
     assert order_expire(order_id=order.id, now=now) is False
     assert row_state(order, "status")[0] == "pending"
@@ -203,7 +206,6 @@ def test_expiry_reads_its_own_order(node, fake_ln):
 def test_expiry_and_timeout_events_carry_the_network_and_the_jobs_clock(node, fake_ln):
     order = _pending("maker")
     trade = taken_sell_trade(fake_ln, with_invoice=True)
-    clear_network_cache()
     expire_at = order.expires_at + timedelta(hours=2)
     timeout_at = trade.order.taken_at + WINDOW + timedelta(hours=3)
 

@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from bech32 import bech32_encode, convertbits
 
 from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination, lnurl_url, resolve_pay_request
 from lightning.lnurl_http import check_address, get_json
+from nostrbridge.protocol.bech32 import bech32_encode
 
 INVOICE = "lnbcrt10u1pexample"
 
@@ -115,7 +115,7 @@ def test_drops_a_comment_longer_than_allowed(server):
 
 def test_bech32_lnurl(server):
     url = f"http://{server}/.well-known/lnurlp/alice"
-    encoded = bech32_encode("lnurl", convertbits(url.encode(), 8, 5)).upper()
+    encoded = bech32_encode("lnurl", url.encode()).upper()
     assert lnurl_url(encoded) == url
     assert fetch_invoice(encoded, 1) == INVOICE
 

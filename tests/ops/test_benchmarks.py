@@ -1,4 +1,4 @@
-"""`make bench` must work from a fresh clone (issue 19, section 6): every benchmark script starts (its
+"""`make bench` must work from a fresh clone (issue 19, part 6): every benchmark script starts (its
 imports still resolve after a rename), and the protocol benchmark, the one fast enough to run
 here, produces figures the summary turns into rows. Figures themselves are never asserted."""
 

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from lightning.simnet.server import SimnetConfig, run_simnet
 
@@ -15,10 +16,10 @@ from lightning.simnet.server import SimnetConfig, run_simnet
 class Command(BaseCommand):
     help = "Serve LND's gRPC API for simulated Lightning nodes on 127.0.0.1 (tests, demos, benchmarks)."
     # Needs no database and must start even when LND settings point elsewhere.
-    requires_system_checks: list = []
+    requires_system_checks: list[str] = []
     requires_migrations_checks = False
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dir", required=True, help="where <node>/tls.cert, admin.macaroon, simnet.json go")
         parser.add_argument("--nodes", default="mostro,alice,bob", help="comma-separated node names")
         parser.add_argument("--base-port", type=int, default=0, help="first node's gRPC port (0: any free ports)")
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             help="another DNS name in the nodes' certificates, like LND's tlsextradomain (repeatable)",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: object, **options: Any) -> None:
         names = [n.strip() for n in options["nodes"].split(",") if n.strip()]
         config = SimnetConfig(
             directory=Path(options["dir"]).resolve(),

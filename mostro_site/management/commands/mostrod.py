@@ -76,6 +76,7 @@ class Command(BaseCommand):
         from mostro_site.management.commands.sync_schedules import sync_schedules
         from mostro_site.operator.lnstatus import lightning_status
         from mostro_site.runtime.node import NodeOptions, NodeRuntime
+        from nostrbridge.event_settings import lnd_network_fetch
         from nostrbridge.log_context import set_process_role
 
         set_process_role("node")
@@ -109,6 +110,7 @@ class Command(BaseCommand):
             runtime.cluster.stop()
             raise CommandError(f"LND is unreachable ({runtime.lightning.error}); check LND_GRPC_HOST and the files.")
         _record_lnd_identity(runtime.lightning)
+        lnd_network_fetch()  # the network, once for the whole process (web, bridge, watcher)
         return runtime.serve()
 
     def _say(self, text: str) -> None:

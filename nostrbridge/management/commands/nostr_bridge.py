@@ -11,6 +11,7 @@ import signal
 from django.core.management.base import BaseCommand
 
 from nostrbridge.bridge import BridgeOptions, run_bridge
+from nostrbridge.event_settings import lnd_network_fetch
 from nostrbridge.log_context import set_process_role
 from nostrbridge.publisher import PublishPolicy
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         set_process_role("bridge")
+        lnd_network_fetch()  # once per process, before any transaction
         bridge_options = BridgeOptions(
             worker_id=options["worker_id"],
             publish=PublishPolicy(timeout_s=options["publish_timeout"]),

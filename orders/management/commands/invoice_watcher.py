@@ -5,6 +5,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from nostrbridge.event_settings import lnd_network_fetch
 from nostrbridge.log_context import set_process_role
 from orders.escrow_watcher import POLL_SECONDS, EscrowWatcher
 
@@ -17,6 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         set_process_role("watcher")
+        lnd_network_fetch()  # once per process, before any transaction
         asyncio.run(self._main(options["poll_seconds"]))
 
     async def _main(self, poll_seconds: float) -> None:

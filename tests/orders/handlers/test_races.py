@@ -1,8 +1,8 @@
 """Concurrent takes and add-invoice: exactly one writer wins, losers change nothing.
 
-The deterministic tests run the competing message *inside* the first one's network step
-(the hold-invoice call or the network-tag fetch, where no transaction is open), so the first
-one's guarded transition is the one that loses. The threaded test races two real workers.
+The deterministic tests run the competing message *inside* the first one's step before its
+transaction (the hold-invoice call, or the last check), so the first one's guarded transition
+is the one that loses. The threaded test races two real workers.
 """
 
 import threading
@@ -32,7 +32,7 @@ def _with_invoice(amount: int = 7827) -> PaymentRequestPayload:
 
 
 def _interleave(monkeypatch, module, name, competitor):
-    """Run `competitor()` once, right after `module.name` (a network step) returns."""
+    """Run `competitor()` once, right after `module.name` (a step before the transaction) returns."""
     real = getattr(module, name)
     calls = []
 
@@ -83,7 +83,7 @@ def test_take_sell_without_invoice_loses_to_a_faster_taker(monkeypatch):
     _interleave(
         monkeypatch,
         take_module,
-        "network_tag_prefetch",
+        "_require_trade_index",
         lambda: deliver(carol.build(Action.TAKE_SELL, index=1, order_id=order.id)),
     )
     replies = bob.send(Action.TAKE_SELL, index=1, order_id=order.id, request_id=62)

@@ -19,7 +19,7 @@ from lightning import get_lightning_client
 from lightning.bolt11_encode import InvoiceTerms, encode_invoice
 from lightning.fake import FakeLightningClient
 from mostro_site.config import clear_node_config_cache
-from nostrbridge.event_settings import clear_network_cache
+from nostrbridge.event_settings import clear_network_cache, lnd_network_fetch
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.nip01 import Event
@@ -41,6 +41,8 @@ def fake_ln() -> FakeLightningClient:
     assert isinstance(client, FakeLightningClient)
     client.reset()
     clear_network_cache()
+    lnd_network_fetch()  # what every process does at start (nostrbridge.event_settings)
+    client.calls.clear()
     yield client
     client.reset()
     clear_network_cache()

@@ -20,6 +20,7 @@ from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.nip01 import Event
 from orders.models import Order, OrderStatusChange
 from orders.services import guardian
+from tests.guards.support import before_first_transaction
 from tests.orders.services.support import outbox_count, published_statuses, snapshot
 from tests.orders.trade_states import active_sell_trade, vector
 
@@ -197,7 +198,7 @@ def test_restart_after_the_invoice_cancel_is_completed_by_the_next_pass(node, fa
     def crash():
         raise RuntimeError("process killed")
 
-    monkeypatch.setattr(guardian, "network_tag_prefetch", crash)
+    before_first_transaction(monkeypatch, guardian, crash)
     with pytest.raises(RuntimeError):
         enforce_escrow_deadline(now=now)
     assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.CANCELED

@@ -11,7 +11,7 @@ import pytest
 from disputes.jobs import enforce_escrow_deadline
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, PaymentStatus
-from nostrbridge.event_settings import clear_network_cache
+from nostrbridge.event_settings import clear_network_cache, lnd_network_fetch
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.services.escrow import escrow_on_accepted
@@ -30,6 +30,7 @@ def mostro_on_simnet(node, settings, simnet):  # noqa: F811
     for name, value in simnet.lnd_settings("mostro").items():
         setattr(settings, name, value)  # setting_changed drops the cached fake client
     clear_network_cache()
+    lnd_network_fetch()  # the process start, against the simulated LND
     yield get_lightning_client()
     clear_network_cache()
 

@@ -1,11 +1,11 @@
-"""38383 publication rules and the cached network tag."""
+"""38383 publication rules and the LND network fetch."""
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
 from nostrbridge import event_settings
-from nostrbridge.event_settings import network_tag_prefetch
+from nostrbridge.event_settings import clear_network_cache, lnd_network_fetch
 from nostrbridge.protocol.enums import Action
 from orders.models import Order, Trader
 from orders.publish import publish_order_event
@@ -17,32 +17,27 @@ from tests.trade.harness import TradeClient
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("node")]
 
 
-def test_network_tag_is_fetched_once(fake_ln):
-    assert network_tag_prefetch() == "regtest"
-    assert network_tag_prefetch() == "regtest"
+def test_network_fetch_asks_lnd_once(fake_ln):
+    clear_network_cache()
+    assert lnd_network_fetch() == "regtest"
+    assert lnd_network_fetch() == "regtest"
     assert [name for name, _ in fake_ln.calls] == ["get_info"]
 
 
-def test_network_tag_unknown_while_lnd_is_down_then_retried(fake_ln, monkeypatch):
+def test_network_unknown_while_lnd_is_down_then_retried(fake_ln, monkeypatch):
+    clear_network_cache()
     fake_ln.set_unavailable()
-    assert network_tag_prefetch() == "unknown"
-    assert network_tag_prefetch() == "unknown"  # inside the retry pause: LND not asked again
+    assert lnd_network_fetch() == "unknown"
+    assert lnd_network_fetch() == "unknown"  # inside the retry pause: LND not asked again
     fake_ln.set_unavailable(False)
     monkeypatch.setattr(event_settings, "NETWORK_RETRY_SECONDS", 0.0)
-    assert network_tag_prefetch() == "regtest"
-
-
-def test_order_published_with_unknown_network_when_lnd_is_down(fake_ln):
-    set_price()
-    fake_ln.set_unavailable()
-    order = make_order(TradeClient("alice"))
-    (event,) = order_events(order.id)
-    assert tag(event, "network") == ["unknown"]
+    assert lnd_network_fetch() == "regtest"
 
 
 def test_network_is_never_fetched_inside_a_transaction(fake_ln):
+    clear_network_cache()
     with transaction.atomic():
-        assert network_tag_prefetch() == "unknown"
+        assert lnd_network_fetch() == "unknown"
     assert fake_ln.calls == []
 
 

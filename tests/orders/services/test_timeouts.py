@@ -229,10 +229,10 @@ def test_restart_after_the_invoice_cancel_is_completed_by_the_next_run(node, fak
     order = trade.order
     now = order.taken_at + WINDOW + JUST
 
-    def crash():
+    def crash(_order):
         raise RuntimeError("process killed")
 
-    monkeypatch.setattr(timeouts, "network_tag_prefetch", crash)
+    monkeypatch.setattr(timeouts, "taker_is_at_fault", crash)  # after the cancel, before the commit
     with pytest.raises(RuntimeError):
         order_timeout(order_id=order.id, now=now)
     assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.CANCELED
