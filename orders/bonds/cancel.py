@@ -8,7 +8,6 @@ the maker told `new-order` with the taker's request id).
 from django.db.models import Q
 
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.bonds.models import Bond, BondRole
@@ -26,7 +25,6 @@ def bond_taker_cancel(*, order: Order, sender: str, request_id: int | None, atom
     bond = Bond.objects.filter(order=order, role=BondRole.TAKER, pubkey=sender, state__in=OPEN_STATES).first()
     if bond is None:
         return False
-    network_tag_prefetch()
     with atomic():
         if not bonds_release(bonds=[bond], actor=sender, reason="taker cancel"):
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)

@@ -14,7 +14,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from lightning.types import InvoiceState
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.release import bonds_finish_htlcs, bonds_release
@@ -50,7 +49,6 @@ def bond_on_accepted(*, bond: Bond) -> None:
         if bond.state == BondState.RELEASED:
             bonds_finish_htlcs(bond_ids=[bond.pk])  # paid after we released it: refund now
         return  # LND replaying a state already recorded
-    network_tag_prefetch()
     if bond.role == BondRole.TAKER:
         won = _lock_taker(bond)
         if won:

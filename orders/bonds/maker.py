@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from mostro_site.config import NodeConfig
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.bonds.amounts import bond_amount_sats
@@ -94,7 +93,6 @@ def maker_bond_order_create(*, maker, fields: dict, config: NodeConfig, now: dat
 
 
 def maker_bond_on_locked(*, bond: Bond) -> None:
-    network_tag_prefetch()
     with transaction.atomic(durable=True):
         order = Order.objects.select_for_update().filter(pk=bond.order_id).first()
         if order is None or order.status != OrderStatus.WAITING_MAKER_BOND:

@@ -158,15 +158,15 @@ def _pay_in_background(bond_id: int) -> None:
 def _check_invoice(invoice: str, *, amount_sats: int) -> None:
     """A BOLT11 of this node's network for exactly the share, not expired (`invalid_invoice`)."""
     from lightning.bolt11 import InvoiceInvalid, validate_payout_invoice
-    from nostrbridge.event_settings import UNKNOWN_NETWORK, network_tag_prefetch
+    from nostrbridge.event_settings import invoice_network
     from nostrbridge.protocol.enums import CantDoReason
     from nostrbridge.protocol.errors import CantDo
 
-    network = network_tag_prefetch()
+    network = invoice_network()
     try:
-        if network == UNKNOWN_NETWORK:
+        if network is None:
             raise InvoiceInvalid("network", "LND's network is unknown")
-        decoded = validate_payout_invoice(invoice, expected_amount_sats=amount_sats, network=network.split(",")[0])
+        decoded = validate_payout_invoice(invoice, expected_amount_sats=amount_sats, network=network)
     except InvoiceInvalid as exc:
         raise CantDo(CantDoReason.INVALID_INVOICE) from exc
     if decoded.amount_msat != amount_sats * 1000:

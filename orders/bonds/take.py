@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from mostro_site.config import node_config
 from nostrbridge.context import Atomic
-from nostrbridge.event_settings import network_tag_prefetch
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import PaymentRequestPayload
@@ -87,7 +86,6 @@ def bond_request_for_take(
     )
     window = config.hold_invoice_expiration_window
     invoice = bond_invoice_create(order_id=order.pk, amount_sats=amount, expiry_seconds=window)
-    network_tag_prefetch()
     try:
         with atomic():
             bond = _store_requested(
