@@ -92,6 +92,7 @@ class Results:
     failures: list[str] = field(default_factory=list)
     first_request: float = 0.0
     last_completed: float = 0.0
+    load: str = ""  # the 1-minute load average at the start and at the end of the trades
 
 
 async def one_trade(seller: Trader, buyer: Trader, amount: int, results: Results, timeout_s: float) -> None:
@@ -178,11 +179,13 @@ async def drive(net: TradeNetwork, args: argparse.Namespace) -> tuple[Results, l
     await asyncio.sleep(0.5)  # subscriptions registered at the relay
 
     results = Results()
+    load_before = os.getloadavg()[0]
     # Amounts vary per trade (different fees and routing fees), 2,000–9,999 sats.
     amounts = [[2_000 + (7_919 * (i * 1_000 + j)) % 8_000 for j in range(n)] for i, n in enumerate(per_pair)]
     await asyncio.gather(
         *(pair_loop(sellers[i], buyers[i], amounts[i], results, args.step_timeout) for i in range(pairs))
     )
+    results.load = f"{load_before:.2f} → {os.getloadavg()[0]:.2f}"
     # Every trade consumed its 12 replies: anything left over was not in the flow.
     leftovers = [(t.name, r.action) for t in (*sellers, *buyers) for r in t.inbox]
     for conn in conns:
@@ -326,11 +329,11 @@ def cpu_snapshot(net: TradeNetwork) -> dict[str, float]:
 
 
 def start_profilers(net: TradeNetwork, directory: str) -> list[subprocess.Popen]:
-    """py-spy (not a project dependency: `pip install py-spy`) on each of the node's processes,
+    """py-spy (not a project dependency: `pip install py-spy`, or name it in $PY_SPY) on each of the node's processes,
     idle frames included, as collapsed stacks: `<dir>/mostrod.txt`, `<dir>/cluster-<pid>.txt`."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    spy = str(Path(sys.executable).with_name("py-spy"))
+    spy = os.environ.get("PY_SPY") or str(Path(sys.executable).with_name("py-spy"))  # e.g. from another venv
     common = ["record", "--format", "raw", "--rate", "200", "--idle", "--threads", "--nonblocking"]
     tree = process_tree(net.node.proc.pid)
     targets = [("mostrod", tree[0]), *((f"cluster-{pid}", pid) for pid in tree[1:])]
@@ -405,6 +408,10 @@ def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu
     print("| process | CPU s |\n|---|---:|")
     for name, value in cpu_after.items():
         print(f"| {name} | {value - cpu_before[name]:.1f} |")
+    # Target (docs/PERFORMANCE.md): the node (mostrod + job cluster) ≤ 20 ms of CPU per trade.
+    node_s = sum(cpu_after[name] - cpu_before[name] for name in cpu_after if name.startswith("node:"))
+    node_ms_per_trade = 1000 * node_s / max(done, 1)
+    print(f"node CPU per trade: {node_ms_per_trade:.1f} ms (mostrod + job cluster); load average {results.load}")
     print()
     print("ledger:")
     for name, value in figures.items():
@@ -418,6 +425,7 @@ def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu
         figures = {
             "requested": args.trades, "completed": done, "pairs": args.concurrency, "wall_s": wall,
             "per_minute": done / wall * 60, "discrepancies": len(discrepancies),
+            "node_cpu_ms_per_trade": node_ms_per_trade, "load_avg": results.load,
         }  # fmt: skip
         Path(args.json).write_text(json.dumps(figures, indent=2))
     if discrepancies or done < args.trades:

@@ -58,11 +58,25 @@ ROWS: dict[str, list[Row]] = {
         Row("replies/s at 300/s offered", "≥ 300 (≈ offered)", lambda d: d["replies/s"], "{:,.1f}", at_least(294)),
         Row("p99 latency at 300/s", "< 250 ms", lambda d: d["p99 ms"], "{:,.0f} ms", below(250)),
         Row("replies missing", "0", lambda d: d["missing"], N, below(1)),
+        Row(
+            "bridge CPU / crypto-only per round trip",
+            "≤ 4×",
+            lambda d: d["bridge cpu / crypto-only"],
+            X,
+            below(4 + 1e-9),
+        ),
     ],
     "trades": [
         Row("trades/minute (SQLite)", "≥ 500 (1,000 in < 2 min)", lambda d: d["per_minute"], N, at_least(500)),
         Row("trades not completed", "0", lambda d: d["requested"] - d["completed"], N, below(1)),
         Row("ledger discrepancies", "0", lambda d: d["discrepancies"], N, below(1)),
+        Row(
+            "node CPU per trade (mostrod + jobs)",
+            "≤ 20 ms",
+            lambda d: d["node_cpu_ms_per_trade"],
+            "{:.1f} ms",
+            below(20 + 1e-9),
+        ),
     ],
 }
 

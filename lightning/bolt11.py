@@ -8,11 +8,13 @@ payment request (an invoice string is immutable, so the cache can never go stale
 
 from __future__ import annotations
 
+import importlib
 import time
 from datetime import datetime
 from functools import lru_cache
 
 import bolt11 as bolt11_lib
+from bitstring import BitArray
 from bolt11.exceptions import Bolt11Exception, Bolt11SignatureVerifyException
 
 from lightning.types import DecodedInvoice
@@ -43,6 +45,26 @@ class InvoiceInvalid(ValueError):  # noqa: N818 - the name reads as the conditio
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def u5_to_bitarray(values: list[int]) -> BitArray:
+    """The bits of bech32's 5-bit groups, as `bolt11.bit_utils.u5_to_bitarray` builds them.
+
+    That shim appends each group as its own `bitstring.pack` call: ~85 % of a `bolt11.decode`
+    (~2.5 of 2.9 ms here), paid again in every process that decodes the invoice (the bridge
+    at take time, the job cluster at payout time). One integer of the same bits gives an equal
+    BitArray (tests compare both on every length and on real invoices).
+    """
+    bits = 0
+    for value in values:
+        if not 0 <= value < 32:  # bech32 yields 0..31 only; bitstring's pack would refuse it too
+            raise ValueError(f"not a 5-bit value: {value}")
+        bits = (bits << 5) | value
+    return BitArray(uint=bits, length=5 * len(values)) if values else BitArray()
+
+
+# bolt11 2.2.0 (pinned) looks the shim up in its decode module at call time.
+setattr(importlib.import_module("bolt11.decode"), "u5_to_bitarray", u5_to_bitarray)  # noqa: B010
 
 
 def normalize_payment_request(payment_request: str) -> str:

@@ -7,10 +7,12 @@ it for a BOLT11 invoice (payout and dev fee). HTTP goes through `lnurl_http.get_
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from lightning.lnurl_http import LnurlError, allow_loopback_default, get_json
@@ -20,6 +22,8 @@ __all__ = ["LnurlError", "PayRequest", "fetch_invoice", "is_lnurl_destination", 
 
 _ADDRESS = re.compile(r"^([a-z0-9_.+-]+)@([a-z0-9.-]+(?::\d{1,5})?)$", re.IGNORECASE)
 _LOCAL_HOSTS = ("localhost",)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +76,60 @@ def lnurl_url(destination: str, *, allow_loopback: bool | None = None) -> str:
         decoded = bech32_decode(text.lower())
         if decoded is None or decoded[0] != "lnurl":
             raise LnurlError("bad_lnurl", "not a valid bech32 LNURL")
-        return decoded[1].decode("utf-8", errors="strict")
+        try:
+            return decoded[1].decode("utf-8", errors="strict")
+        except UnicodeDecodeError as exc:
+            raise LnurlError("bad_lnurl", "bech32 LNURL does not hold a UTF-8 URL") from exc
     raise LnurlError("bad_destination", "not a Lightning address or LNURL")
 
 
+MAX_MSAT = 2**63 - 1  # what a signed 64-bit field (LND, the database) can hold
+
+
+def _msat(value: Any) -> int:
+    """A non-negative integer that fits 64 bits: JSON ints, or digit strings some services send.
+
+    `1e999` parses to infinity, `1.5` is not an amount, `true` is not a number: all refused."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an amount")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise TypeError(f"{type(value).__name__} is not an integer amount")
+    if not 0 <= value <= MAX_MSAT:
+        raise ValueError(f"amount {str(value)[:24]} outside 0…2^63−1")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__} is not a string")
+    return value
+
+
 def _error_status(data: dict[str, Any]) -> None:
-    if str(data.get("status", "")).upper() == "ERROR":
-        raise LnurlError("lnurl_error", f"LNURL service error: {str(data.get('reason', ''))[:200]}")
+    status, reason = data.get("status"), data.get("reason")
+    if isinstance(status, str) and status.upper() == "ERROR":
+        raise LnurlError("lnurl_error", f"LNURL service error: {reason[:200] if isinstance(reason, str) else ''}")
 
 
+def _answers_are_checked(function: Callable[P, R]) -> Callable[P, R]:
+    """Class fix: whatever an outside server answers, the caller sees a value or an LnurlError
+    (never an OverflowError, UnicodeError or RecursionError escaping into the pipeline)."""
+
+    @functools.wraps(function)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except LnurlError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError, UnicodeError) as exc:
+            raise LnurlError("bad_answer", f"LNURL answer unusable: {type(exc).__name__}") from exc
+
+    return checked
+
+
+@_answers_are_checked
 def resolve_pay_request(destination: str, *, allow_loopback: bool | None = None) -> PayRequest:
     data = get_json(lnurl_url(destination, allow_loopback=allow_loopback), allow_loopback=allow_loopback)
     _error_status(data)
@@ -88,13 +137,13 @@ def resolve_pay_request(destination: str, *, allow_loopback: bool | None = None)
         raise LnurlError("not_pay_request", f"LNURL tag is {data.get('tag')!r}, not 'payRequest'")
     try:
         request = PayRequest(
-            callback=str(data["callback"]),
-            min_sendable_msat=int(data["minSendable"]),
-            max_sendable_msat=int(data["maxSendable"]),
-            metadata=str(data.get("metadata", "")),
-            comment_allowed=int(data.get("commentAllowed") or 0),
+            callback=_text(data["callback"]),
+            min_sendable_msat=_msat(data["minSendable"]),
+            max_sendable_msat=_msat(data["maxSendable"]),
+            metadata=_text(data.get("metadata", "")),
+            comment_allowed=_msat(data.get("commentAllowed") or 0),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise LnurlError("bad_pay_request", f"LNURL payRequest is missing or has a bad field: {exc}") from exc
     if not request.callback.startswith(("https://", "http://")):
         raise LnurlError("bad_pay_request", "LNURL callback is not an http(s) URL")
@@ -107,6 +156,7 @@ def _callback_url(callback: str, params: dict[str, Any]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
+@_answers_are_checked
 def fetch_invoice(
     destination: str, amount_sats: int, comment: str | None = None, *, allow_loopback: bool | None = None
 ) -> str:

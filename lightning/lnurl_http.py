@@ -2,7 +2,8 @@
 
 The URL comes from a user, so the request is treated as an SSRF risk: http/https only, no
 userinfo, the host resolved once (2 s) and every address checked before connecting to that
-pinned address, no redirects, connect timeout 2 s, 4 s in total, a 64 KiB answer at most.
+pinned address, no redirects, connect timeout 2 s, 4 s in total for connect + TLS + headers +
+body (`lightning.outbound_deadline`: a dribbling server is cut off), a 64 KiB answer at most.
 Loopback and private addresses are allowed only with MOSTRO_LNURL_ALLOW_LOOPBACK (tests).
 """
 
@@ -14,9 +15,10 @@ import ipaddress
 import json
 import socket
 import ssl
-import time
 from typing import Any
 from urllib.parse import urlsplit
+
+from lightning.outbound_deadline import TotalDeadline
 
 DNS_TIMEOUT_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -81,23 +83,33 @@ def resolve_pinned(host: str, port: int, *, allow_loopback: bool) -> str:
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ip: str) -> None:
+    def __init__(self, host: str, port: int, ip: str, deadline: TotalDeadline) -> None:
         super().__init__(host, port, timeout=CONNECT_TIMEOUT_SECONDS)
         self._ip = ip
+        self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._ip, self.port), CONNECT_TIMEOUT_SECONDS)
+        self.sock = _pinned_socket(self._ip, self.port, self._deadline)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ip: str) -> None:
+    def __init__(self, host: str, port: int, ip: str, deadline: TotalDeadline) -> None:
         self._tls = ssl.create_default_context()
         super().__init__(host, port, timeout=CONNECT_TIMEOUT_SECONDS, context=self._tls)
         self._ip = ip
+        self._deadline = deadline
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._ip, self.port), CONNECT_TIMEOUT_SECONDS)
+        sock = _pinned_socket(self._ip, self.port, self._deadline)
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+def _pinned_socket(ip: str, port: int, deadline: TotalDeadline) -> socket.socket:
+    # The connect waits at most what is left of the total; the armed timer then bounds the
+    # TLS handshake, the headers and the body together (a dribbling server included).
+    sock = socket.create_connection((ip, port), min(CONNECT_TIMEOUT_SECONDS, deadline.remaining()))
+    deadline.arm(sock)
+    return sock
 
 
 def get_json(url: str, *, allow_loopback: bool | None = None) -> dict[str, Any]:
@@ -110,46 +122,48 @@ def get_json(url: str, *, allow_loopback: bool | None = None) -> dict[str, Any]:
     if parts.username is not None or parts.password is not None or not parts.hostname:
         raise LnurlError("bad_url", "LNURL URL must have a host and no userinfo")
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    started = time.monotonic()
-    ip = resolve_pinned(parts.hostname, port, allow_loopback=allow_loopback)
-    cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    conn = cls(parts.hostname, port, ip)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn.request("GET", path, headers={"Accept": "application/json", "User-Agent": "mostro-django"})
-        response = conn.getresponse()
-        body = _read_limited(response, conn, started)
-    except TimeoutError as exc:
-        raise LnurlError("timeout", f"LNURL request to {parts.hostname} timed out") from exc
-    except (OSError, http.client.HTTPException) as exc:
-        raise LnurlError("http_failed", f"LNURL request to {parts.hostname} failed: {exc}") from exc
-    finally:
-        conn.close()
+    with TotalDeadline(TOTAL_TIMEOUT_SECONDS) as deadline:
+        ip = resolve_pinned(parts.hostname, port, allow_loopback=allow_loopback)
+        cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+        conn = cls(parts.hostname, port, ip, deadline)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("GET", path, headers={"Accept": "application/json", "User-Agent": "mostro-django"})
+            response = conn.getresponse()
+            body = _read_limited(response, conn, deadline)
+        except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired or isinstance(exc, TimeoutError):
+                raise LnurlError("timeout", f"LNURL request to {parts.hostname} timed out") from exc
+            raise LnurlError("http_failed", f"LNURL request to {parts.hostname} failed: {exc}") from exc
+        finally:
+            conn.close()
+        if deadline.expired:  # the timer cut the stream short: what was read is not the answer
+            raise LnurlError("timeout", f"LNURL request to {parts.hostname} took over {TOTAL_TIMEOUT_SECONDS} s")
     if 300 <= response.status < 400:
         raise LnurlError("redirect_refused", f"LNURL endpoint answered a redirect ({response.status}); refused")
     if response.status != 200:
         raise LnurlError("http_status", f"LNURL endpoint answered HTTP {response.status}")
     try:
+        # A hostile answer under the size cap may still be non-UTF-8 (ValueError) or nested
+        # deeper than the parser's recursion limit (RecursionError): both are bad JSON here.
         data = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise LnurlError("bad_json", "LNURL endpoint did not answer JSON") from exc
     if not isinstance(data, dict):
         raise LnurlError("bad_json", "LNURL endpoint did not answer a JSON object")
     return data
 
 
-def _read_limited(response: http.client.HTTPResponse, conn: http.client.HTTPConnection, started: float) -> bytes:
+def _read_limited(
+    response: http.client.HTTPResponse, conn: http.client.HTTPConnection, deadline: TotalDeadline
+) -> bytes:
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         raise LnurlError("too_large", f"LNURL answer of {declared} bytes exceeds {MAX_RESPONSE_BYTES}")
     chunks: list[bytes] = []
     size = 0
     while True:
-        remaining = TOTAL_TIMEOUT_SECONDS - (time.monotonic() - started)
-        if remaining <= 0:
-            raise LnurlError("timeout", f"LNURL request took over {TOTAL_TIMEOUT_SECONDS} s")
-        if conn.sock is not None:
-            conn.sock.settimeout(min(remaining, CONNECT_TIMEOUT_SECONDS))
+        deadline.remaining()  # raises DeadlineExpired (a TimeoutError) once the budget is spent
         chunk = response.read1(16 * 1024) if hasattr(response, "read1") else response.read(16 * 1024)
         if not chunk:
             return b"".join(chunks)

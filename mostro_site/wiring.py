@@ -26,7 +26,16 @@ def bridge_wiring() -> BridgeWiring:
         is_known_trade_key=is_known_trade_key,
         reconcile_order_events=reconcile_order_events,
         side_channels=(ChatHooks,),
+        group_commit_actions=GROUP_COMMIT_ACTIONS,
     )
+
+
+# Handlers that never leave the database (reads, status moves, outbox rows): the bridge batches
+# them into one transaction. Not here: new-order (price API), take-*, add-invoice, release,
+# cancel, dispute and admin actions (LND or LNURL calls), reputation import/export.
+GROUP_COMMIT_ACTIONS = frozenset(
+    {"orders", "last-trade-index", "restore-session", "user-info", "trade-pubkey", "fiat-sent", "rate-user"}
+)
 
 
 def is_known_trade_key(pubkey: str) -> bool:
@@ -39,6 +48,9 @@ def is_known_trade_key(pubkey: str) -> bool:
 
 def orders_wiring() -> OrdersWiring:
     """A release or cooperative cancel closes the order's open dispute (disputes' one writer)."""
+    from disputes.services.escrow_deadline import escrow_lost_force_dispute
     from disputes.services.resolve import dispute_close_by_parties
 
-    return OrdersWiring(trade_closed_by_parties=dispute_close_by_parties)
+    return OrdersWiring(
+        trade_closed_by_parties=dispute_close_by_parties, escrow_lost_in_fiat_sent=escrow_lost_force_dispute
+    )

@@ -33,6 +33,15 @@ class SilentDrop(Exception):
         self.cause = cause
 
 
+class RetryLater(Exception):
+    """The handler waits on something outside (a Lightning-address check): the message goes
+    back to the inbox for `seconds` instead of holding the serial handler path; no reply yet."""
+
+    def __init__(self, message: str = "", *, seconds: float = 0.5) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
 @dataclass
 class InboundContext:
     inbound_pk: int | None  # None when a service is driven outside the relay bridge (tests, admin)

@@ -18,8 +18,8 @@ from django.db import transaction
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge import metrics
-from nostrbridge.context import InboundContext, SilentDrop
-from nostrbridge.inbox import inbox_fail, inbox_finish
+from nostrbridge.context import InboundContext, RetryLater, SilentDrop
+from nostrbridge.inbox import inbox_defer, inbox_fail, inbox_finish
 from nostrbridge.log_context import log_context
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
@@ -36,10 +36,25 @@ logger = logging.getLogger(__name__)
 CATCH_UP_WINDOW_SECONDS = 600
 
 
-def process_inbound(pk: int, *, row: InboundEvent | None = None) -> str:
+class NeedsOwnTransaction(Exception):
+    """Raised inside a group commit, before the handler runs, for an action whose handler may
+    call the network (LND, price or LNURL servers) and so must not run inside a transaction:
+    the bridge commits the group and then runs `dispatch_opened(ctx)` on its own."""
+
+    def __init__(self, ctx: InboundContext) -> None:
+        super().__init__(ctx.action)
+        self.ctx = ctx
+
+
+def process_inbound(pk: int, *, row: InboundEvent | None = None, grouped: bool = False) -> str:
     """Run the pipeline for one claimed row; return the final inbox status.
 
     `row`: the claimed row, when the caller loaded its whole batch in one query (the bridge).
+    `grouped`: the caller holds a transaction around several messages (the bridge's group
+    commit, `nostrbridge.bridge.group`). The handler's own transactions (`ctx.atomic()`, a
+    service's `transaction.atomic()`) then run as savepoints, so its writes commit or roll back
+    exactly as they would alone; actions outside `BridgeWiring.group_commit_actions` raise
+    `NeedsOwnTransaction` before their handler runs.
     """
     if row is None:
         row = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).first()
@@ -59,7 +74,13 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None) -> str:
             metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=exc.cause)
             return InboundStatus.DROPPED
         with log_context(action=ctx.action, order_id=ctx.order_id):
-            return _dispatch(ctx)
+            return _dispatch(ctx, grouped=grouped)
+
+
+def dispatch_opened(ctx: InboundContext) -> str:
+    """Run the handler of a message that left a group commit (`NeedsOwnTransaction`), as outside one."""
+    with log_context(event_id=ctx.event_id), log_context(action=ctx.action, order_id=ctx.order_id):
+        return _dispatch(ctx, grouped=False)
 
 
 def _open(row: InboundEvent) -> InboundContext:
@@ -131,12 +152,14 @@ def _check_first_contact(config: NodeConfig, *, event_id: str, sender: str) -> N
         raise SilentDrop("first-contact proof of work not met", cause="first-contact-pow")
 
 
-def _dispatch(ctx: InboundContext) -> str:
+def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
+    handler = None if ctx.action == Action.PAY_INVOICE else get_handler(ctx.action)
+    if grouped and handler is not None and ctx.action not in bridge_wiring().group_commit_actions:
+        raise NeedsOwnTransaction(ctx)
     started = time.monotonic()
     try:
         if ctx.action == Action.PAY_INVOICE:
             raise CantDo(CantDoReason.INVALID_ACTION)
-        handler = get_handler(ctx.action)
         if handler is None:
             raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
         handler(ctx)
@@ -145,6 +168,12 @@ def _dispatch(ctx: InboundContext) -> str:
         logger.info("cant-do %s for %s (%s)", exc.reason, ctx.action, ctx.event_id[:12])
         metrics.inbound_cant_do(action=ctx.action, reason=str(exc.reason), seconds=time.monotonic() - started)
         return InboundStatus.DONE
+    except RetryLater as exc:
+        if ctx.inbound_pk is None:
+            raise
+        inbox_defer(pk=ctx.inbound_pk, seconds=exc.seconds)
+        logger.info("deferred %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
+        return InboundStatus.PROCESSING
     except SilentDrop as exc:
         _finish_silently(ctx, str(exc))
         logger.info("dropped %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
@@ -165,7 +194,9 @@ def _dispatch(ctx: InboundContext) -> str:
 
 
 def _reply_cant_do(ctx: InboundContext, reason: CantDoReason) -> None:
-    with transaction.atomic():
+    # In a group commit no savepoint: if this fails, the whole group is rolled back and redone
+    # one message at a time (nostrbridge.bridge.group).
+    with transaction.atomic(savepoint=False):
         enqueue_cant_do(recipient_pubkey=ctx.sender, reason=reason, request_id=ctx.request_id, order_id=ctx.order_id)
         ctx.finished = False
         ctx.mark_done(drop_reason=f"cant-do {reason}")

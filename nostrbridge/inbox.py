@@ -134,6 +134,16 @@ def inbox_fail(*, pk: int, error: str) -> str:
     return status
 
 
+def inbox_defer(*, pk: int, seconds: float) -> None:
+    """Hand a claimed row back for `seconds` (a short lease nobody holds): not an attempt, no
+    reply; the claim takes it again once the lease ends (or at the next nudge after it)."""
+    InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).update(
+        locked_by="deferred",
+        locked_until=timezone.now() + timedelta(seconds=seconds),
+        attempts=F("attempts") - 1,
+    )
+
+
 def inbox_latest_created_at() -> int | None:
     """Newest `created_at` seen, the anchor of the `since` filter after a restart."""
     return InboundEvent.objects.order_by("-event_created_at").values_list("event_created_at", flat=True).first()

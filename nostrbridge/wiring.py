@@ -28,6 +28,10 @@ class BridgeWiring:
     # Relay events for an app rather than the node's inbox (the dispute chat): factories of the
     # hooks `nostrbridge.bridge.side.SideChannel` drives.
     side_channels: tuple[Callable[[], Any], ...] = ()
+    # Actions whose handlers only touch the database (no LND, HTTP or other network call): the
+    # bridge may run them inside its group commit (`nostrbridge.bridge.group`). Every other
+    # action runs in its own transactions, as the handler opens them.
+    group_commit_actions: frozenset[str] = frozenset()
 
 
 @functools.lru_cache(maxsize=1)

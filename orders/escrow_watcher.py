@@ -4,7 +4,7 @@ Run by `manage.py invoice_watcher` on its own, or inside `mostrod` next to the h
 
 At start it subscribes the invoices whose state still matters (docs/PROTOCOL.md §Escrow), then polls
 the database every second for new ones, and at once when a service in the same process (the
-take handlers in `mostrod`) commits a new hold invoice. ACCEPTED and CANCELED updates go to the escrow
+take handlers in `mostrod`) commits a new hold invoice. ACCEPTED, CANCELED and SETTLED updates go to the escrow
 services through `sync_to_async` (thread-sensitive: one DB thread, services stay sync).
 """
 
@@ -21,7 +21,8 @@ from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.wake import INVOICES_CHANNEL, register_waker, unregister_waker
 from orders.bonds.lock import bond_hashes_watched, bond_on_update
 from orders.selectors import watched_invoice_hashes
-from orders.services.escrow import escrow_on_accepted, escrow_on_canceled
+from orders.services.escrow import escrow_on_accepted
+from orders.services.escrow_reconcile import escrow_on_canceled, escrow_on_settled
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class EscrowWatcher:
             await sync_to_async(escrow_on_canceled)(payment_hash_hex=payment_hash)
         elif update.state is InvoiceState.SETTLED:
             self._finished.add(payment_hash)
+            await sync_to_async(escrow_on_settled)(payment_hash_hex=payment_hash)
 
     async def run(self, stop: asyncio.Event) -> None:
         bind_log_context(role="watcher")  # this task's lines (in `mostrod` other roles share the process)

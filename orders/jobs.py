@@ -20,6 +20,7 @@ from devfee import services as devfee
 from nostrbridge.log_context import log_context
 from orders.selectors import dev_fee_billable_orders
 from orders.services import timeouts
+from orders.services.escrow_refund import escrow_refunds_retry
 from orders.services.event_reconciliation import order_event_republish, parked_order_event_ids
 from orders.services.payout import payout_reconcile_inflight, payout_retry_due
 
@@ -56,6 +57,8 @@ def expire_pending_orders(now: datetime | None = None) -> dict[str, int]:
 def cancel_timed_out_trades(now: datetime | None = None) -> dict[str, int]:
     """docs/PROTOCOL.md §Waiting-timeout: waiting orders whose duty is older than `expiration_seconds` (every 60 s)."""
     now = now or timezone.now()
+    # Refunds decided (a cancel, a timeout, admin-cancel) that LND did not confirm: retried here.
+    escrow_refunds_retry()
     ids = timeouts.timed_out_order_ids(now=now, limit=TIMEOUT_BATCH)
     outcomes = Counter(_per_order(ids, lambda order_id: timeouts.order_timeout(order_id=order_id, now=now)))
     counts = _counts(ids, outcomes, (timeouts.TAKER_RESET, timeouts.MAKER_CANCELED, timeouts.ESCROW_PAID))

@@ -111,6 +111,9 @@ class Order(models.Model):
     buyer_invoice = models.TextField(null=True, blank=True)
     payout_payment_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
     payout_claimed_at = models.DateTimeField(null=True, blank=True)
+    # When the claimed invoice expires: a Lightning-address payout is retried (with a fresh
+    # invoice, a new hash) only after LND reported the attempt failed or this time passed.
+    payout_invoice_expires_at = models.DateTimeField(null=True, blank=True)
     payout_request_id = models.BigIntegerField(null=True, blank=True)
     payment_attempts = models.PositiveIntegerField(default=0)
     failed_payment = models.BooleanField(default=False)
@@ -218,7 +221,36 @@ class BtcPrice(models.Model):
         return f"1 BTC = {self.price} {self.fiat_code}"
 
 
+class EscrowRefund(models.Model):
+    """A refund of the seller's hold invoice the node has decided (docs/PROTOCOL.md §Escrow).
+
+    Written in the transaction of the decision (a cancel, a timeout, admin-cancel, the
+    guardian) before LND is asked, so the database says the refund is happening before the
+    irreversible call, and a refund LND did not confirm (node down) is retried by a sweep.
+    `hold_invoice_hash` is kept here because a taker reset clears it from the order.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="escrow_refunds")
+    hold_invoice_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True, db_index=True)  # LND said canceled (or unknown)
+    attempts = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"refund {self.hold_invoice_hash[:16]} of {self.order_id}"
+
+
 # Registered with the orders app (docs/PROTOCOL.md §Bonds).
 from orders.bonds.models import Bond, BondStateChange  # noqa: E402
 
-__all__ = ["Bond", "BondStateChange", "BtcPrice", "Order", "OrderStatusChange", "SolverCategory", "Trader"]
+__all__ = [
+    "Bond",
+    "BondStateChange",
+    "BtcPrice",
+    "EscrowRefund",
+    "Order",
+    "OrderStatusChange",
+    "SolverCategory",
+    "Trader",
+]

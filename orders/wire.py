@@ -20,6 +20,9 @@ def unix(value) -> int | None:
     return None if value is None else int(value.timestamp())
 
 
+I64_MAX = 2**63 - 1
+
+
 def small_order(
     order: Order,
     *,
@@ -37,11 +40,15 @@ def small_order(
     elif include_maker_pubkey:
         key = "seller_trade_pubkey" if order.kind == "sell" else "buyer_trade_pubkey"
         kind_pubkeys = {key: order.maker_pubkey}
+    amount = order.amount_sats if amount_sats is None else amount_sats
+    if not 0 <= amount <= I64_MAX:
+        # Clients parse amounts as i64 ≥ 0: an amount outside that is a bug, never sent.
+        raise ValueError(f"order {order.id}: amount {amount} outside 0…2^63−1")
     return SmallOrder(
         id=order.id,
         kind=Kind(order.kind),
         status=Status(status or order.status),
-        amount=order.amount_sats if amount_sats is None else amount_sats,
+        amount=amount,
         fiat_code=order.fiat_code,
         min_amount=order.min_fiat_amount,
         max_amount=order.max_fiat_amount,

@@ -19,6 +19,10 @@ class OrdersWiring:
     # (cooperatively-canceled), after the order's transition: the parties ended the trade
     # themselves, so the order's open dispute closes with it (docs/PROTOCOL.md §Dispute).
     trade_closed_by_parties: Callable[..., object]
+    # `(*, order_id, now) -> str`: LND canceled the escrow of a `fiat-sent` order (not one of
+    # the node's refunds); the fiat may have left, so a dispute opens for the buyer, as the
+    # escrow guardian does (docs/PROTOCOL.md §Escrow-guardian).
+    escrow_lost_in_fiat_sent: Callable[..., object] = lambda **_: None
 
 
 @functools.lru_cache(maxsize=1)

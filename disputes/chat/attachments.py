@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from lightning.lnurl_http import LnurlError, allow_loopback_default, resolve_pinned
+from lightning.outbound_deadline import TotalDeadline
 
 TYPES = {"image_encrypted": "image", "file_encrypted": "file"}
 MAX_BLOB_BYTES = 25 * 1024 * 1024  # Mostro Mobile's upload limit
@@ -108,7 +109,8 @@ def fetch_blob(url: str, *, allow_loopback: bool | None = None) -> bytes:
     else:
         conn = http.client.HTTPConnection(parts.hostname, port, timeout=CONNECT_TIMEOUT_S)
     # http.client's own connect hook (private, untyped): every connection goes to the pinned IP.
-    conn._create_connection = lambda address, *args, **kwargs: _pinned(ip, address[1])  # type: ignore[attr-defined]  # noqa: SLF001
+    deadline = TotalDeadline(max(TOTAL_DEADLINE_S - (time.monotonic() - started), 0.001))
+    conn._create_connection = lambda address, *args, **kwargs: _pinned(ip, address[1], deadline)  # type: ignore[attr-defined]  # noqa: SLF001
     try:
         conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         response = conn.getresponse()
@@ -116,13 +118,19 @@ def fetch_blob(url: str, *, allow_loopback: bool | None = None) -> bytes:
             raise AttachmentError(f"the file server answered HTTP {response.status}")
         return _read(response, conn, started)
     except (OSError, http.client.HTTPException) as exc:
+        if deadline.expired:
+            raise AttachmentError(f"the file took over {TOTAL_DEADLINE_S:.0f} s to download") from exc
         raise AttachmentError(f"the file could not be fetched: {exc}") from exc
     finally:
+        deadline.disarm()
         conn.close()
 
 
-def _pinned(ip: str, port: int) -> socket.socket:
-    return socket.create_connection((ip, port), CONNECT_TIMEOUT_S)
+def _pinned(ip: str, port: int, deadline: TotalDeadline) -> socket.socket:
+    # The total deadline also bounds the TLS handshake and the headers (a dribbling server).
+    sock = socket.create_connection((ip, port), min(CONNECT_TIMEOUT_S, deadline.remaining()))
+    deadline.arm(sock)
+    return sock
 
 
 def _read(response, conn, started: float) -> bytes:

@@ -9,6 +9,7 @@ def handle_admin_take_dispute(ctx: InboundContext) -> None:
     dispute_take(
         dispute_id=ctx.order_id,
         actor_pubkey=ctx.identity,
+        actor_trade_pubkey=ctx.sender,
         request_id=ctx.request_id,
         reply_to=ctx.identity,
         atomic=ctx.atomic,

@@ -8,7 +8,7 @@ from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
-from orders.models import SolverCategory, Trader
+from orders.models import Order, SolverCategory, Trader
 
 
 def solver_category(pubkey: str | None) -> int | None:
@@ -51,3 +51,19 @@ def ensure_may_finalize(dispute: Dispute | None, actor_pubkey: str) -> Dispute:
     if not is_node(actor_pubkey) and solver_category(actor_pubkey) != SolverCategory.READ_WRITE:
         raise CantDo(CantDoReason.NOT_AUTHORIZED)
     return dispute
+
+
+def ensure_not_a_party(order: Order, *actor_keys: str | None) -> None:
+    """A solver never decides a trade they are in (docs/SECURITY.md §Solvers): refused when the
+    actor's identity or trade key is the buyer's or the seller's (trade or identity key).
+
+    Only keys the node knows can be compared: a solver who trades under an unrelated identity
+    is not detectable here."""
+    party_keys = {
+        order.buyer_pubkey,
+        order.seller_pubkey,
+        order.master_buyer_pubkey,
+        order.master_seller_pubkey,
+    } - {None, ""}
+    if any(key and key in party_keys for key in actor_keys):
+        raise CantDo(CantDoReason.NOT_AUTHORIZED)

@@ -35,6 +35,15 @@ def escrow_deadline_enforce(*, order_id: UUID | str, tip_height: int, now: datet
     return _force_dispute(order, now)
 
 
+def escrow_lost_force_dispute(*, order_id: UUID | str, now: datetime | None = None) -> str:
+    """LND canceled the escrow of a `fiat-sent` order (orders reports it through its wiring):
+    the buyer's dispute opens, as when the guardian finds the escrow gone."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None or order.status != OrderStatus.FIAT_SENT:
+        return guardian.SKIPPED
+    return _force_dispute(order, now or timezone.now())
+
+
 def _force_dispute(order: Order, now: datetime) -> str:
     with transaction.atomic(durable=True):
         won = transition_order(

@@ -1,9 +1,9 @@
 """`admin-settle` and `admin-cancel` (docs/PROTOCOL.md §Admin-settle, §Admin-cancel).
 
-Shape: checks in the daemon's order → the escrow call to LND outside any transaction (LND is
-the arbiter against a concurrent release or cooperative cancel: an invoice is settled or
-canceled, never both) → one short transaction with the guarded transition, the dispute
-closure, the events and the replies → the buyer payout after commit (settle only).
+Shape: checks in the daemon's order → one short transaction with the guarded transition (the
+arbiter against a concurrent release or cooperative cancel: the loser never reaches LND), the
+refund decision, the dispute closure, the events and the replies → after the commit, LND
+settles or cancels the escrow; the buyer payout (settle only) settles first if that failed.
 """
 
 import enum
@@ -15,10 +15,9 @@ from uuid import UUID
 from django.db import transaction
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
-from disputes.services.authz import ensure_may_finalize
+from disputes.services.authz import ensure_may_finalize, ensure_not_a_party
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
-from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.context import Atomic
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -28,7 +27,8 @@ from orders.bonds.models import Bond, SlashReason
 from orders.bonds.slash import SlashChoice, bond_slash_check, bonds_slash
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.services.escrow import EscrowAlreadyCanceled, EscrowCancelError, escrow_cancel, escrow_settle
+from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
+from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
 from orders.status import OrderStatus
@@ -49,6 +49,7 @@ class _Request:
     order_id: UUID | str | None
     actor_pubkey: str
     label: str  # the audit name: the actor's pubkey, or `admin:<username>` from the console
+    trade_pubkey: str | None  # the Nostr message's trade key (None from the console and REST)
     request_id: int | None
     trade_index: int | None
     reply_to: str | None  # the solver's copy; None for the node key itself
@@ -61,6 +62,7 @@ def dispute_resolve(
     order_id: UUID | str | None,
     actor_pubkey: str,
     actor_label: str | None = None,
+    actor_trade_pubkey: str | None = None,
     request_id: int | None = None,
     trade_index: int | None = None,
     payload: Payload | None = None,
@@ -70,7 +72,8 @@ def dispute_resolve(
     """`outcome` SETTLED: the escrow goes to the buyer (`settled-hold-invoice`, dispute
     `settled`, payout). REFUNDED: the seller gets it back (hold invoice canceled, dispute
     `seller-refunded`, `canceled-by-admin`). Returns what happened."""
-    request = _Request(order_id, actor_pubkey, actor_label or actor_pubkey, request_id, trade_index, reply_to, atomic)
+    label = actor_label or actor_pubkey
+    request = _Request(order_id, actor_pubkey, label, actor_trade_pubkey, request_id, trade_index, reply_to, atomic)
     if outcome is Resolution.SETTLED:
         return _resolve(request, payload, wrong_status=CantDoReason.INVALID_ORDER_STATUS, apply=_settle)
     if outcome is Resolution.REFUNDED:
@@ -93,6 +96,7 @@ def _resolve(
     """The checks both resolutions share, in mostrod's order; then `apply` moves the money."""
     order = order_get_or_not_found(request.order_id)
     dispute = ensure_may_finalize(Dispute.objects.filter(order_id=order.id).first(), request.actor_pubkey)
+    ensure_not_a_party(order, request.actor_pubkey, request.trade_pubkey)
     if order.status == OrderStatus.COOPERATIVELY_CANCELED:
         return _already_canceled(order, request)
     if order.status != OrderStatus.DISPUTE:
@@ -103,10 +107,8 @@ def _resolve(
 
 
 def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bond]) -> Resolution:
-    try:
-        escrow_settle(order=order)
-    except EscrowAlreadyCanceled as exc:
-        raise DisputeConflict("the hold invoice is already canceled") from exc
+    # A read: LND already refunded the seller → `cant-do` (never silence), the dispute stays.
+    escrow_ensure_held(order=order)
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
         bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)
@@ -119,7 +121,7 @@ def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
             set_fields={"payout_request_id": request_id},
         )
         if not moved:
-            raise DisputeConflict("the order left `dispute` during the settle")
+            raise DisputeConflict("the order left `dispute` before the settle")
         order.refresh_from_db()
         publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
         dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)
@@ -128,11 +130,11 @@ def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
         send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         payout_schedule(order_id=order.id, request_id=request_id)
+    escrow_settle_decided(order=order)  # the decision is committed; the payout settles first if this fails
     return Resolution.SETTLED
 
 
 def _cancel(order: Order, dispute: Dispute, request: _Request, slashed: list[Bond]) -> Resolution:
-    _cancel_escrow(order)
     label = request.label
     with request.atomic():
         bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)
@@ -144,7 +146,8 @@ def _cancel(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
             reason="admin-cancel",
         )
         if not moved:
-            raise DisputeConflict("the order left `dispute` during the cancel")
+            raise DisputeConflict("the order left `dispute` before the cancel")
+        refund = escrow_refund_decide(order=order, reason="admin-cancel")
         order.refresh_from_db()
         dispute_close(dispute=dispute, to_status=DisputeStatus.SELLER_REFUNDED, actor=label)
         publish_order_event(order)
@@ -155,6 +158,7 @@ def _cancel(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
         for recipient in (request.reply_to, order.seller_pubkey, order.buyer_pubkey):
             if recipient:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
+    escrow_refund_execute(refund)
     return Resolution.REFUNDED
 
 
@@ -177,16 +181,6 @@ def slash_choice(payload: Payload | None) -> SlashChoice:
     if isinstance(payload, BondResolutionPayload):
         return SlashChoice(slash_buyer=payload.resolution.slash_buyer, slash_seller=payload.resolution.slash_seller)
     return SlashChoice()
-
-
-def _cancel_escrow(order: Order) -> None:
-    """A settled invoice means the seller released first (which closed the dispute)."""
-    try:
-        escrow_cancel(order=order)
-    except EscrowCancelError as exc:
-        if isinstance(exc.__cause__, AlreadySettledOrCanceled) and exc.__cause__.settled:
-            raise DisputeConflict("the hold invoice is already settled") from exc
-        raise
 
 
 # The order's fate → the status its open dispute closes with, when the parties end the trade.

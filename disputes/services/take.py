@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from disputes.models import Dispute, DisputeInitiator, DisputeStatus
-from disputes.services.authz import may_take
+from disputes.services.authz import ensure_not_a_party, may_take
 from disputes.services.errors import DisputeConflict, DisputeNotFound
 from disputes.transitions import transition_dispute
 from nostrbridge.context import Atomic
@@ -27,6 +27,7 @@ def dispute_take(
     dispute_id: UUID | str | None,
     actor_pubkey: str,
     actor_label: str | None = None,
+    actor_trade_pubkey: str | None = None,
     request_id: int | None = None,
     reply_to: str | None = None,
     atomic: Atomic = transaction.atomic,
@@ -45,6 +46,7 @@ def dispute_take(
     order = Order.objects.filter(pk=dispute.order_id).first()
     if order is None:
         raise CantDo(CantDoReason.NOT_FOUND)
+    ensure_not_a_party(order, actor_pubkey, actor_trade_pubkey)
     now = timezone.now()
     with atomic():
         taken = transition_dispute(

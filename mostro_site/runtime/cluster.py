@@ -7,10 +7,40 @@ first and only then talks to LND.
 
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django import db
 
 logger = logging.getLogger(__name__)
+
+
+# How long a cluster process keeps its database connection (CONN_MAX_AGE) instead of Django's
+# default here, 0: a fresh connection for every unit of work.
+CLUSTER_CONN_MAX_AGE_S = 300
+
+
+@contextmanager
+def persistent_connections() -> Iterator[None]:
+    """Fork the cluster with CONN_MAX_AGE = CLUSTER_CONN_MAX_AGE_S in its processes' settings.
+
+    django-q2 calls `close_old_connections()` before every broker poll (5 a second, idle or
+    not), in the worker before every task and in the monitor before every acknowledgement:
+    with CONN_MAX_AGE = 0 each call closed the connection and the next query opened a new one
+    (on SQLite: the file, Django's ~40 SQL functions, the WAL pragmas). That was most of the
+    idle cluster's CPU and a good part of each payout's. Connections still close after an
+    error or once they are older than the limit. `Cluster.start()` forks the sentinel, which
+    forks the pusher, workers and monitor, before it returns, so only the children see the
+    setting; this process gets its own value back.
+    """
+    saved = {alias: db.connections.settings[alias].get("CONN_MAX_AGE", 0) for alias in db.connections.settings}
+    for alias in saved:
+        db.connections.settings[alias]["CONN_MAX_AGE"] = CLUSTER_CONN_MAX_AGE_S
+    try:
+        yield
+    finally:
+        for alias, value in saved.items():
+            db.connections.settings[alias]["CONN_MAX_AGE"] = value
 
 
 class JobCluster:
@@ -28,7 +58,8 @@ class JobCluster:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         self._cluster = cluster = Cluster(get_broker())
-        cluster.start()
+        with persistent_connections():
+            cluster.start()
         logger.info("job cluster started (%s)", cluster.name)
 
     def stop(self) -> None:

@@ -3,9 +3,10 @@
 
 `InboxConsumer` is the bridge into the app: on every nudge it claims stored inbound events
 (`inbox_claim`, a conditional UPDATE, so several bridge processes never take the same row) and
-runs `process_inbound` for each one in the database thread, every handler in its own short
-transaction. Nudges are hints: the bridge also sends one every `inbox_poll_s`, so a lost nudge only
-costs latency. `OutboxWakeConsumer` turns a nudge from another process into a publisher wake-up.
+runs them in the database thread: database-only messages of a batch in one transaction with a
+savepoint per handler transaction (group commit, `nostrbridge.bridge.group`), any other message alone.
+Nudges are hints: the bridge also sends one every `inbox_poll_s`, so a lost nudge only costs
+latency. `OutboxWakeConsumer` turns a nudge from another process into a publisher wake-up.
 
 Local nudges (the bridge's intake, its poll timer, services running in this process) are put
 straight into the consumer's queue; nudges from other processes arrive through the channel
@@ -30,6 +31,7 @@ from django.db import DatabaseError
 from django.db.models import F
 
 from nostrbridge.bridge.dbthread import db_call
+from nostrbridge.bridge.group import process_rows
 from nostrbridge.dispatch import process_inbound
 from nostrbridge.inbox import inbox_claim, inbox_fail
 from nostrbridge.models import InboundEvent, InboundStatus
@@ -120,15 +122,14 @@ _batch_state = threading.local()
 
 def _drain(worker_id: str, limit: int, stop: threading.Event) -> int:
     claimed = inbox_claim(worker_id=worker_id, limit=limit)
+    if not claimed:
+        return 0
     # One query for the batch instead of one per event (the ORM costs more than the SQL here).
     rows = InboundEvent.objects.filter(pk__in=claimed, status=InboundStatus.PROCESSING, locked_by=worker_id)
     by_pk = {row.pk: row for row in rows}
-    for index, pk in enumerate(claimed):
-        if stop.is_set():
-            _release(claimed[index:], worker_id)
-            break
-        if pk in by_pk:
-            _process_one(by_pk[pk])
+    mine = [by_pk[pk] for pk in claimed if pk in by_pk]
+    # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
+    process_rows(mine, stop=stop, process_alone=_process_one, release=lambda pks: _release(pks, worker_id))
     return len(claimed)
 
 

@@ -3,10 +3,13 @@
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.protocol.payloads import OrderPayload
 from orders.services.create import Maker, order_create
+from orders.services.invoice import lightning_address_ready
 from orders.services.traders import trade_index_check
 
 
 def handle_new_order(ctx: InboundContext) -> None:
+    if isinstance(ctx.payload, OrderPayload):
+        lightning_address_ready(ctx.payload.order.buyer_invoice)
     trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     if not isinstance(ctx.payload, OrderPayload):  # verify() already requires it
         raise SilentDrop("new-order without an order payload")

@@ -1,8 +1,8 @@
 """`cancel` in every status (docs/PROTOCOL.md §Cancel).
 
-Escrow calls (cancel the hold invoice) run before the transaction; the status change, the
-order event and the replies commit together. Against a concurrent `release` the hold
-invoice decides: LND settles or cancels it, never both, and the loser stops.
+The status change, the refund decision (`orders.services.escrow_refund`), the order event and
+the replies commit together; only then is LND asked to cancel the hold invoice. Against a
+concurrent `release` or HTLC the guarded transition decides: the loser never reaches LND.
 """
 
 import logging
@@ -12,7 +12,6 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import Q
 
-from lightning.errors import AlreadySettledOrCanceled
 from nostrbridge.context import Atomic
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -20,7 +19,7 @@ from orders.bonds.cancel import bond_taker_cancel
 from orders.bonds.maker import maker_bond_cancel
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.services.escrow import EscrowCancelError, escrow_cancel
+from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
 from orders.services.lookup import order_get_or_not_found
 from orders.status import (
     ALREADY_CANCELED_STATUSES,
@@ -96,7 +95,6 @@ def order_reset_fields(order: Order) -> dict[str, Any]:
 
 
 def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
-    _cancel_escrow(order)
     with atomic():
         moved = transition_order(
             order_id=order.id,
@@ -104,20 +102,22 @@ def _maker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
             to_status=OrderStatus.CANCELED,
             actor=order.maker_pubkey or "",
             reason="maker cancel",
+            guard=_same_escrow(order),
         )
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        refund = escrow_refund_decide(order=order, reason="maker cancel")
         order.refresh_from_db()
         publish_order_event(order)
         send(order.maker_pubkey, Action.CANCELED, order, request_id=request_id)
         send(order.taker_pubkey, Action.CANCELED, order)
+    escrow_refund_execute(refund)
     return order
 
 
 def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic: Atomic) -> Order:
     taker = order.taker_pubkey or ""  # order_cancel routed here because it is the sender
     taker_field = "buyer_pubkey" if order.kind == OrderKind.SELL else "seller_pubkey"
-    _cancel_escrow(order)
     with atomic():
         moved = transition_order(
             order_id=order.id,
@@ -126,10 +126,11 @@ def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
             actor=taker,
             reason="taker cancel",
             set_fields=order_reset_fields(order),
-            guard=Q(**{taker_field: taker}),
+            guard=Q(**{taker_field: taker}) & _same_escrow(order),
         )
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        refund = escrow_refund_decide(order=order, reason="taker cancel")
         order.refresh_from_db()
         send(taker, Action.CANCELED, order, request_id=request_id)
         publish_order_event(order)
@@ -140,22 +141,13 @@ def _taker_cancel(order: Order, group: frozenset, request_id: int | None, atomic
             request_id=request_id,
             payload=order_payload(order, include_maker_pubkey=True),
         )
+    escrow_refund_execute(refund)
     return order
 
 
-def _cancel_escrow(order: Order) -> None:
-    """Cancel the hold invoice (if any) before the transaction.
-
-    A settled invoice means a release (or admin-settle) won the race: the cancel is refused.
-    Any other failure (LND unreachable) propagates as an internal error and is retried.
-    """
-    try:
-        escrow_cancel(order=order)
-    except EscrowCancelError as exc:
-        if isinstance(exc.__cause__, AlreadySettledOrCanceled) and exc.__cause__.settled:
-            logger.info("order %s: cancel refused, the hold invoice is already settled", order.id)
-            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS) from exc
-        raise
+def _same_escrow(order: Order) -> Q:
+    """The escrow the canceler saw: an HTLC recorded meanwhile changes what the cancel means."""
+    return Q(hold_invoice_hash=order.hold_invoice_hash, invoice_held_at__isnull=order.invoice_held_at is None)
 
 
 # --- active trades: cooperative only --------------------------------------------------------
@@ -195,7 +187,8 @@ def _cooperative_initiate(order: Order, sender: str, request_id: int | None, ato
 
 
 def _cooperative_accept(order: Order, sender: str, initiator: str, request_id: int | None, atomic: Atomic) -> Order:
-    _cancel_escrow(order)  # the seller is refunded; a settled escrow means a release won
+    # The refund is decided with the status change; a release or admin-settle that decided
+    # first moved the order, so this guard loses and LND is never asked to cancel.
     with atomic():
         moved = transition_order(
             order_id=order.id,
@@ -208,9 +201,11 @@ def _cooperative_accept(order: Order, sender: str, initiator: str, request_id: i
         )
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        refund = escrow_refund_decide(order=order, reason="cooperative cancel")
         order.refresh_from_db()
         publish_order_event(order)
         send(sender, Action.COOPERATIVE_CANCEL_ACCEPTED, order, request_id=request_id)
         send(initiator, Action.COOPERATIVE_CANCEL_ACCEPTED, order)
         orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=sender)
+    escrow_refund_execute(refund)
     return order

@@ -14,7 +14,7 @@ from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
 from orders.bonds.maker import maker_bond_order_create
 from orders.models import Order
-from orders.pricing import btc_price_for_trade, sats_for_fiat
+from orders.pricing import btc_price_for_trade, market_amount_sats
 from orders.publish import publish_order_event
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
@@ -26,6 +26,8 @@ from orders.wire import order_payload, send
 logger = logging.getLogger(__name__)
 
 FIAT_CODE_MAX_LENGTH = 16  # Order.fiat_code
+# sats = quote × (1 − premium / 100): at 100 % or more the price is ≤ 0 (docs/PROTOCOL.md §New-order).
+PREMIUM_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +55,9 @@ def order_create(
     _check_fiat_code(terms.fiat_code, config)
     _check_amounts(terms)
     if terms.premium != 0 and terms.amount != 0:
+        raise CantDo(CantDoReason.INVALID_PARAMETERS)
+    if terms.premium >= PREMIUM_LIMIT:
+        # A premium of 100 % or more prices the bitcoin at ≤ 0: no escrow can be asked for it.
         raise CantDo(CantDoReason.INVALID_PARAMETERS)
     _check_sats_limits(terms, config)
     if maker.identity != maker.sender and maker.trade_index is None:
@@ -111,7 +116,11 @@ def _fiat_range(terms: SmallOrder) -> tuple[int, int] | None:
 
 
 def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
-    """docs/PROTOCOL.md §New-order step 6: each fiat amount's sats quote (no premium) within the node limits."""
+    """docs/PROTOCOL.md §New-order step 6: each fiat amount's sats quote within the node limits.
+
+    The quote includes the premium (the daemon leaves it out, so a premium of −100000 % asked a
+    seller for 1000× the node's maximum): the limits bound what the escrow will really hold.
+    The take checks again at the price of the moment (`orders.services.take`)."""
     bounds = _fiat_range(terms)
     fiat_amounts = list(bounds) if bounds is not None else [terms.fiat_amount]
     price = None
@@ -120,7 +129,7 @@ def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
             quote = terms.amount
         else:
             price = price if price is not None else btc_price_for_trade(terms.fiat_code)
-            quote = sats_for_fiat(fiat_amount=fiat, price=price)
+            quote = market_amount_sats(fiat_amount=fiat, price=price, premium=terms.premium)
         if quote < 0:
             raise CantDo(CantDoReason.INVALID_AMOUNT)
         if not config.min_payment_amount_sats <= quote <= config.max_order_amount_sats:

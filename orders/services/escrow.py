@@ -28,8 +28,9 @@ from orders.models import Order
 from orders.publish import publish_order_event
 from orders.selectors import order_get_by_hold_hash
 from orders.services.amounts import seller_escrow_sats
+from orders.services.escrow_refund import escrow_refund_is_decided
 from orders.services.traders import trader_user_info
-from orders.status import ESCROW_LOCKED_STATUSES, WAITING_STATUSES, OrderStatus
+from orders.status import WAITING_STATUSES, OrderStatus
 from orders.transitions import transition_order, update_order_guarded
 from orders.wire import buyer_view_amount, order_payload, seller_view_amount, send, small_order
 
@@ -223,7 +224,11 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     order = order_get_by_hold_hash(payment_hash_hex=payment_hash_hex)
     if order is not None and order.invoice_held_at is not None:
         return False  # LND replaying the state of an escrow already recorded
-    if order is None or order.status not in WAITING_STATUSES:
+    if (
+        order is None
+        or order.status not in WAITING_STATUSES
+        or escrow_refund_is_decided(payment_hash_hex=payment_hash_hex)
+    ):
         _refund_unwanted(payment_hash_hex, order)
         return False
     now = timezone.now()
@@ -315,40 +320,3 @@ def escrow_deadline(order: Order) -> datetime | None:
     if margin >= config.hold_invoice_cltv_delta:
         margin = config.hold_invoice_cltv_delta // 2  # the daemon's clamp for a misconfigured margin
     return order.invoice_held_at + timedelta(seconds=(config.hold_invoice_cltv_delta - margin) * BLOCK_SECONDS)
-
-
-def escrow_on_canceled(*, payment_hash_hex: str, now: datetime | None = None) -> bool:
-    """LND canceled the hold invoice (docs/PROTOCOL.md §Escrow). True when the parties were told.
-
-    Before the escrow deadline a cancel is one of ours (refund, timeout): silent. After it, the
-    escrow is gone while the trade still relies on it: both parties are told, and an `active`
-    order is canceled (`fiat-sent`/`dispute` keep their status for a human).
-    """
-    now = now or timezone.now()
-    order = order_get_by_hold_hash(payment_hash_hex=payment_hash_hex)
-    if order is None or order.status not in ESCROW_LOCKED_STATUSES:
-        return False
-    deadline = escrow_deadline(order)
-    if deadline is None or now < deadline:
-        logger.info("hold invoice of order %s canceled before its deadline; no action", order.pk)
-        return False
-    with transaction.atomic(durable=True):
-        current = Order.objects.select_for_update().filter(pk=order.pk).first()
-        if current is None or current.status not in ESCROW_LOCKED_STATUSES:
-            return False
-        canceled = current.status == OrderStatus.ACTIVE and transition_order(
-            order_id=current.pk,
-            from_statuses=[OrderStatus.ACTIVE],
-            to_status=OrderStatus.CANCELED,
-            actor=ACTOR,
-            reason="hold invoice canceled by LND after the escrow deadline",
-        )
-        current.refresh_from_db()
-        for pubkey in (current.buyer_pubkey, current.seller_pubkey):
-            send(pubkey, Action.HOLD_INVOICE_PAYMENT_CANCELED, current)
-        if canceled:
-            for pubkey in (current.buyer_pubkey, current.seller_pubkey):
-                send(pubkey, Action.CANCELED, current)
-            publish_order_event(current)
-    logger.error("escrow of order %s lost at LND after its deadline (status %s)", order.pk, current.status)
-    return True

@@ -31,7 +31,8 @@ from mostro_site.config import node_config
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.services.escrow import BLOCK_SECONDS, EscrowCancelError, escrow_cancel
+from orders.services.escrow import BLOCK_SECONDS
+from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
 from orders.status import OrderStatus
 from orders.transitions import transition_order
 from orders.wire import send
@@ -117,12 +118,7 @@ def escrow_verdict(order: Order, tip_height: int) -> str:
 
 
 def order_cancel_at_risk_escrow(order: Order, now: datetime) -> str:
-    """`active` → the hold invoice is canceled, then the order `canceled` and both told."""
-    try:
-        escrow_cancel(order=order)
-    except EscrowCancelError as exc:
-        logger.warning("order %s: guardian could not cancel the hold invoice: %s", order.pk, exc)
-        return SKIPPED
+    """`active` → the order `canceled` and the refund decided, both told; then LND cancels."""
     with transaction.atomic(durable=True):
         won = transition_order(
             order_id=order.pk,
@@ -135,8 +131,10 @@ def order_cancel_at_risk_escrow(order: Order, now: datetime) -> str:
         if not won:
             # e.g. fiat-sent arrived meanwhile: the next pass opens a dispute instead.
             return SKIPPED
+        refund = escrow_refund_decide(order=order, reason="escrow deadline")
         current = Order.objects.get(pk=order.pk)
         publish_order_event(current, now=int(now.timestamp()))
         send(current.maker_pubkey, Action.CANCELED, current)
         send(current.taker_pubkey, Action.CANCELED, current)
+    escrow_refund_execute(refund)  # a refund LND does not confirm is retried by the sweep
     return CANCELED

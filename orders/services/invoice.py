@@ -12,14 +12,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from lightning.address_check import address_checker
 from lightning.bolt11 import InvoiceInvalid, validate_buyer_invoice
 from lightning.errors import LightningUnavailable
-from lightning.lnurl import LnurlError, is_lnurl_destination, resolve_pay_request
+from lightning.lnurl import LnurlError, PayRequest, is_lnurl_destination
 from mostro_site.config import node_config
-from nostrbridge.context import Atomic, SilentDrop
+from nostrbridge.context import Atomic, RetryLater, SilentDrop
 from nostrbridge.event_settings import invoice_network
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
+from nostrbridge.wake import INBOX_CHANNEL, wake
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.selectors import order_get
@@ -49,6 +51,37 @@ def node_network() -> str:
     return network
 
 
+# A deferred message is looked at again after this, or sooner when its check completes.
+RECHECK_SECONDS = 0.2
+
+
+def _nudge_inbox() -> None:
+    wake(INBOX_CHANNEL)  # a deferred message's Lightning-address verdict is in
+
+
+def _address_verdict(text: str) -> PayRequest | None:
+    checker = address_checker()
+    checker.on_done = _nudge_inbox
+    # Off the serial path: waits at most a quarter second for the outside server.
+    return checker.check(text)
+
+
+def lightning_address_ready(destination: str | None) -> None:
+    """First step of the handlers that take a payout destination (before even the trade-index
+    gate, which registers a first-time identity): a Lightning address whose check is still
+    running hands the message back to the inbox, so the retry runs every step afresh. A failed
+    check is not raised here: it is answered at its own step (`invalid_invoice`)."""
+    text = (destination or "").strip()
+    if not text or not is_lnurl_destination(text):
+        return
+    try:
+        verdict = _address_verdict(text)
+    except LnurlError:
+        return
+    if verdict is None:
+        raise RetryLater("Lightning address still being checked", seconds=RECHECK_SECONDS)
+
+
 def buyer_invoice_validate(*, destination: str | None, expected_amount_sats: int | None) -> str:
     """Return `destination` if it is an acceptable payout target, else raise CantDo(invalid_invoice).
 
@@ -60,10 +93,12 @@ def buyer_invoice_validate(*, destination: str | None, expected_amount_sats: int
         raise CantDo(CantDoReason.INVALID_INVOICE)
     if is_lnurl_destination(text):
         try:
-            resolve_pay_request(text)
+            verdict = _address_verdict(text)
         except LnurlError as exc:
             logger.info("payout destination refused (%s): %s", exc.code, exc.message)
             raise CantDo(CantDoReason.INVALID_INVOICE) from exc
+        if verdict is None:
+            raise RetryLater("Lightning address still being checked", seconds=RECHECK_SECONDS)
         return destination or ""
     config = node_config()
     try:

@@ -12,7 +12,7 @@ claim → commit → `send_payment` → record the outcome in a second short tra
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
@@ -31,7 +31,7 @@ from lightning.errors import (
 from lightning.fees import routing_fee_cap_sats
 from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination
 from lightning.outcomes import payment_send_classified
-from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
+from lightning.types import DecodedInvoice, InvoiceState, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
 from nostrbridge.event_settings import invoice_network
 from nostrbridge.protocol.enums import Action
@@ -40,6 +40,7 @@ from nostrbridge.protocol.structs import PaymentFailedInfo
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.amounts import buyer_payout_sats
+from orders.services.escrow import EscrowAlreadyCanceled, EscrowSettleError, escrow_settle
 from orders.status import OrderStatus
 from orders.transitions import transition_order, update_order_guarded
 from orders.wire import buyer_view_amount, order_payload, send
@@ -104,6 +105,8 @@ def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
         logger.error("order %s: settled without a buyer invoice, cannot pay out", order.id)
         return "skipped"
     amount = buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
+    if not _escrow_settled(order):
+        return "skipped"
     client = get_lightning_client()
     try:
         payment_request, decoded = _resolve(destination, amount)
@@ -113,7 +116,7 @@ def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
     except (LnurlError, InvoiceInvalid) as exc:
         logger.warning("order %s: payout destination unusable: %s", order.id, exc)
         return _record_failure(order_id=order.id, request_id=request_id, claim=None)
-    claim = _claim(order, decoded.payment_hash_hex, destination, request_id)
+    claim = _claim(order, decoded, destination, request_id)
     if claim is None:
         return "skipped"
     outcome = _send(client, payment_request, decoded, amount)
@@ -133,6 +136,10 @@ def payout_reconcile(*, order_id: UUID | str, now: datetime | None = None) -> st
         return "pending"
     if outcome.status is PaymentStatus.UNKNOWN and not _claim_is_old(claim, now):
         return "pending"  # the send may not have reached the node yet
+    if outcome.status is PaymentStatus.UNKNOWN and _fresh_invoice_could_double_pay(order, now):
+        # A retry would fetch a new invoice (a new hash LND cannot deduplicate) while a late
+        # first send could still pay the old one: wait until LND knows it or it expires.
+        return "pending"
     if outcome.status is PaymentStatus.UNKNOWN:
         # The node has no record of a payment claimed long ago: it never left.
         outcome = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=claim[0], failure_reason="not found")
@@ -176,6 +183,29 @@ def payout_retry_due(*, now: datetime | None = None) -> int:
 # --- one attempt ----------------------------------------------------------------------------
 
 
+def _escrow_settled(order: Order) -> bool:
+    """The release or admin-settle recorded its decision before settling at LND: pay only once
+    the escrow is settled (settling again is a no-op), never while LND could still refund it."""
+    if not order.hold_invoice_preimage or not order.hold_invoice_hash:
+        return True  # an imported order settled by the previous daemon
+    try:
+        state = get_lightning_client().lookup_invoice(payment_hash=bytes.fromhex(order.hold_invoice_hash)).state
+    except LightningError as exc:
+        logger.warning("order %s: cannot read the escrow before the payout (%s); retried later", order.id, exc)
+        return False
+    if state is InvoiceState.SETTLED:
+        return True  # the usual case: a read, not a second settle
+    try:
+        escrow_settle(order=order)
+    except EscrowAlreadyCanceled:
+        logger.error("order %s: escrow refunded at LND after the settle was decided; payout withheld", order.id)
+        return False
+    except EscrowSettleError as exc:
+        logger.warning("order %s: escrow not settled yet (%s); payout retried later", order.id, exc)
+        return False
+    return True
+
+
 def _resolve(destination: str, amount: int) -> tuple[str, DecodedInvoice]:
     """The BOLT11 to pay and its decode; network calls only, no transaction open."""
     network = invoice_network()
@@ -186,8 +216,10 @@ def _resolve(destination: str, amount: int) -> tuple[str, DecodedInvoice]:
     return payment_request, decoded
 
 
-def _claim(order: Order, payment_hash: str, destination: str, request_id: int | None) -> Claim | None:
+def _claim(order: Order, decoded: DecodedInvoice, destination: str, request_id: int | None) -> Claim | None:
     claimed_at = timezone.now()
+    payment_hash = decoded.payment_hash_hex
+    expires_at = datetime.fromtimestamp(decoded.timestamp + decoded.expiry_seconds, tz=UTC)
     try:
         with transaction.atomic(durable=True):
             won = update_order_guarded(
@@ -196,6 +228,7 @@ def _claim(order: Order, payment_hash: str, destination: str, request_id: int | 
                 set_fields={
                     "payout_payment_hash": payment_hash,
                     "payout_claimed_at": claimed_at,
+                    "payout_invoice_expires_at": expires_at,
                     "payout_request_id": request_id,
                 },
                 # The invoice read above must still be the buyer's: a swap in between wins.
@@ -269,6 +302,7 @@ def _record_failure(*, order_id, request_id: int | None, claim: Claim | None) ->
                 "payment_attempts": attempts,
                 "payout_payment_hash": None,
                 "payout_claimed_at": None,
+                "payout_invoice_expires_at": None,
                 "next_payout_at": timezone.now() + timedelta(seconds=config.payment_retries_interval),
             },
         )
@@ -298,6 +332,20 @@ def _ask_for_new_invoice(order: Order, request_id: int | None) -> None:
         include_buyer_invoice=True,
     )
     send(order.buyer_pubkey, Action.ADD_INVOICE, order, request_id=request_id, payload=payload)
+
+
+# A claim made before the expiry was stored: assume the longest invoice a wallet would issue.
+UNKNOWN_EXPIRY_SECONDS = 24 * 3600
+
+
+def _fresh_invoice_could_double_pay(order: Order, now: datetime | None) -> bool:
+    """A Lightning-address payout whose claimed invoice has not expired yet."""
+    if not order.buyer_invoice or not is_lnurl_destination(order.buyer_invoice):
+        return False  # a BOLT11 retry pays the same hash: LND refuses a second payment
+    expires_at = order.payout_invoice_expires_at
+    if expires_at is None and order.payout_claimed_at is not None:
+        expires_at = order.payout_claimed_at + timedelta(seconds=UNKNOWN_EXPIRY_SECONDS)
+    return expires_at is None or (now or timezone.now()) < expires_at
 
 
 def _grace_seconds() -> int:

@@ -16,7 +16,7 @@ from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
 from nostrbridge.protocol.structs import Peer
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.services.escrow import EscrowAlreadyCanceled, escrow_settle
+from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
 from orders.services.range import range_child_create
@@ -88,11 +88,12 @@ def order_release(
     payload: Payload | None = None,
     atomic: Atomic = transaction.atomic,
 ) -> Order:
-    """The seller releases: settle the escrow, then `settled-hold-invoice` and the buyer payout.
+    """The seller releases: `settled-hold-invoice`, the replies and the payout decided in one
+    transaction, then the escrow settled at LND (docs/PROTOCOL.md §Release).
 
-    The settle runs before any transaction; LND is the arbiter against a concurrent
-    cooperative cancel (an invoice is settled or canceled, never both). The payout is
-    scheduled to start after the commit, with this message's request_id.
+    The guarded transition is the arbiter against a concurrent cooperative cancel, admin
+    decision or timeout: whoever records first wins, and the loser never calls LND. A settle
+    that fails after the commit is retried by the payout, which settles before it pays.
     """
     order = order_get_or_not_found(order_id)
     if sender != order.seller_pubkey:
@@ -102,7 +103,7 @@ def order_release(
     next_trade = next_trade_from_payload(payload)
     if not order.hold_invoice_preimage:
         raise CantDo(CantDoReason.INVALID_INVOICE)
-    _settle_escrow(order)
+    escrow_ensure_held(order=order)  # a read: an escrow LND already refunded is refused here
     with atomic():
         moved = transition_order(
             order_id=order.id,
@@ -113,20 +114,12 @@ def order_release(
             set_fields={"payout_request_id": request_id},
         )
         if not moved:
-            raise SilentDrop("release lost a concurrent status change")
+            # A cancel, admin decision or second release decided first: say so, never silence.
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
         order.refresh_from_db()
         _after_settle(order, next_trade=next_trade, request_id=request_id)
+    escrow_settle_decided(order=order)
     return order
-
-
-def _settle_escrow(order: Order) -> None:
-    """Settle before any transaction. An already settled invoice (a previous attempt that
-    crashed before its commit) is fine; other failures propagate as internal errors (retried)."""
-    try:
-        escrow_settle(order=order)
-    except EscrowAlreadyCanceled as exc:
-        # A cooperative cancel (or the CLTV guardian) canceled the escrow first.
-        raise SilentDrop("hold invoice already canceled; the release lost the race") from exc
 
 
 def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:

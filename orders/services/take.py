@@ -25,7 +25,7 @@ from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats
 from orders.publish import publish_order_event
 from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
-from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats
+from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats, seller_escrow_sats
 from orders.services.escrow import (
     EscrowInvoice,
     escrow_cancel_unused,
@@ -170,6 +170,11 @@ def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now:
         raise CantDo(CantDoReason.INVALID_ORDER_STATUS)
     if taker.sender == order.maker_pubkey:
         raise CantDo(CantDoReason.INVALID_PUBKEY)
+    maker_identity = order.master_seller_pubkey if order.kind == OrderKind.SELL else order.master_buyer_pubkey
+    if taker.identity != taker.sender and taker.identity == maker_identity:
+        # One identity on both sides with a second trade key could rate itself (this node's
+        # check, docs/PROTOCOL.md §Take step 5): refused like taking with the maker's own key.
+        raise CantDo(CantDoReason.INVALID_PUBKEY)
     return order
 
 
@@ -191,6 +196,11 @@ def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
             raise CantDo(CantDoReason.INVALID_AMOUNT)
         order.amount_sats = amount
         order.fee_sats = fee_sats(amount_sats=amount, fee_rate=config.fee)
+    escrow = seller_escrow_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
+    if escrow > config.max_order_amount_sats:
+        # The maximum bounds what the seller's escrow will really hold, at the price of this take
+        # (the premium and the fee included): the new-order check ran at an older price.
+        raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)
     order.dev_fee_sats = dev_fee_sats(fee_sats=order.fee_sats, dev_fee_percentage=config.dev_fee_percentage)
 
 

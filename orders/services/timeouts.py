@@ -2,8 +2,9 @@
 
 Each service handles one order and is safe to run twice at once: the status change is a
 guarded transition that re-confirms what was read (status, `taken_at`, hold-invoice hash),
-so a concurrent take, cancel, HTLC or second job run makes it lose and skip. LND calls run
-before the transaction; a failed hold-invoice cancel skips the order until the next tick.
+so a concurrent take, cancel, HTLC or second job run makes it lose and skip. The decision is
+recorded before LND is asked to refund (`orders.services.escrow_refund`); a refund LND does not
+confirm is retried by the sweep.
 """
 
 import logging
@@ -24,7 +25,8 @@ from orders.bonds.slash import bonds_slash, side_bond
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.cancel import order_reset_fields
-from orders.services.escrow import EscrowCancelError, escrow_cancel, escrow_on_accepted
+from orders.services.escrow import escrow_on_accepted
+from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
 from orders.status import WAITING_STATUSES, OrderKind, OrderStatus
 from orders.transitions import transition_order
 from orders.wire import order_payload, send
@@ -108,20 +110,19 @@ def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
     blocked = _escrow_precheck(order)
     if blocked is not None:
         return blocked
-    try:
-        escrow_cancel(order=order)
-    except EscrowCancelError as exc:
-        logger.warning("order %s: timeout skipped, hold invoice not canceled: %s", order.pk, exc)
-        return SKIPPED
     taker_fault = taker_is_at_fault(order)
+    # The decision first (status + refund row, one transaction), then LND: an add-invoice or
+    # an HTLC that lands in between finds the order moved and loses its own guard.
     with transaction.atomic(durable=True):
         slashed = _slash_on_timeout(order)
         won = _reset_to_pending(order, now) if taker_fault else _cancel_for_maker(order, now)
         if not won and slashed:
             transaction.set_rollback(True)  # the order moved: the slash is undone with it
+        refund = escrow_refund_decide(order=order, reason="waiting timeout") if won else None
     if not won:
-        _log_lost_race(order)
+        logger.info("order %s changed before its timeout could apply; skipped", order.pk)
         return SKIPPED
+    escrow_refund_execute(refund)
     outcome = TAKER_RESET if taker_fault else MAKER_CANCELED
     logger.info("order %s timed out in %s: %s", order.pk, order.status, outcome)
     return outcome
@@ -138,21 +139,6 @@ def _slash_on_timeout(order: Order) -> list[int]:
     if bond is None or bond.state != BondState.LOCKED:
         return []
     return bonds_slash(order=order, bonds=[bond], actor=ACTOR, reason=SlashReason.TIMEOUT)
-
-
-def _log_lost_race(order: Order) -> None:
-    """The order moved between the read and the transition (a take, a cancel, an HTLC).
-
-    If an HTLC was recorded in that instant, the cancel above has just refunded an escrow the
-    order now relies on: nothing here can undo that, so it is logged for the operator (the
-    next timeout, or the escrow guardian once the order is active, cancels that order).
-    """
-    current = Order.objects.filter(pk=order.pk).first()
-    if order.hold_invoice_hash and current is not None and current.invoice_held_at is not None:
-        if current.hold_invoice_hash == order.hold_invoice_hash and order.invoice_held_at is None:
-            logger.error("order %s: escrow accepted while its timeout canceled it; check the trade", order.pk)
-            return
-    logger.info("order %s changed before its timeout could apply; skipped", order.pk)
 
 
 def _still_timed_out(order: Order, now: datetime) -> bool:
@@ -185,8 +171,12 @@ def _escrow_precheck(order: Order) -> str | None:
 
 
 def _reconfirm(order: Order) -> Q:
-    # Nothing moved since the read: same duty anchor and same escrow.
-    return Q(taken_at=order.taken_at, hold_invoice_hash=order.hold_invoice_hash)
+    # Nothing moved since the read: same duty anchor, same escrow, same HTLC state.
+    return Q(
+        taken_at=order.taken_at,
+        hold_invoice_hash=order.hold_invoice_hash,
+        invoice_held_at__isnull=order.invoice_held_at is None,
+    )
 
 
 def _reset_to_pending(order: Order, now: datetime) -> bool:

@@ -179,9 +179,9 @@ def test_cooperatively_canceled_order_answers_cooperative_cancel_accepted(trade,
     assert ln_writes(fake_ln) == writes
 
 
-def test_cancel_after_the_seller_released_is_silent(trade, solver, fake_ln, django_capture_on_commit_callbacks):
+def test_cancel_after_the_seller_released_is_refused_not_silent(trade, solver, fake_ln):
     order = trade.refresh()
-    fake_ln.settle_invoice(preimage=bytes.fromhex(order.hold_invoice_preimage))  # a release won at LND
-    replies = solver.send(Action.ADMIN_CANCEL, index=0, order_id=order.id, request_id=43)
-    assert replies == []
-    assert trade.refresh().status == "dispute"
+    trade.seller.send(Action.RELEASE, index=1, order_id=order.id, request_id=5)  # the release decided first
+    _refused(solver, Action.ADMIN_CANCEL, trade, fake_ln, "not_allowed_by_status")
+    assert trade.refresh().status == "settled-hold-invoice"
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.SETTLED

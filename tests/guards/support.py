@@ -101,3 +101,19 @@ def loses_to(monkeypatch, owner, name: str, competitor: Callable[[], object], ac
     except error as exc:
         return exc, ran[0]
     raise AssertionError(f"{action} won against a competitor that ran first")
+
+
+def before_first_call(monkeypatch, owner, name: str, competitor: Callable[[], object]) -> list:
+    """Wrap `owner.name` so that `competitor` runs just before its first call: used to slip a
+    second actor between a decision's commit and the Lightning call that follows it."""
+    real = getattr(owner, name)
+    ran: list = []
+
+    def step(*args, **kwargs):
+        if not ran:
+            ran.append(None)
+            ran[0] = competitor()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, step)
+    return ran

@@ -22,13 +22,22 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import BondResolutionPayload
 from nostrbridge.protocol.structs import BondResolution
-from orders.models import OrderStatusChange
+from orders.models import EscrowRefund, OrderStatusChange
 from orders.services.cancel import order_cancel
-from orders.services.escrow import EscrowCancelError
+from orders.services.escrow_refund import escrow_refunds_retry
 from orders.services.release import order_release
 from tests.disputes.support import READ, READ_WRITE, disputed_trade, register, solver_client
 from tests.foundation.factories import make_order as factory_order
-from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
+from tests.guards.support import (
+    actions,
+    after_first_call,
+    audit_trail,
+    before_first_call,
+    fresh_trade,
+    loses_to,
+    payout_tasks,
+    row_state,
+)
 from tests.orders.services.support import order_events, snapshot
 
 pytestmark = pytest.mark.django_db
@@ -95,10 +104,10 @@ def test_admin_settle_losing_to_the_sellers_release_pays_once(trade, monkeypatch
     trade.buyer.replies(), trade.seller.replies()
     order_id, seller = trade.order.id, trade.seller_key
     with django_capture_on_commit_callbacks() as callbacks:
-        loses_to(
+        loses_to(  # the release decides between the settle's read and its decision
             monkeypatch,
             resolve,
-            "escrow_settle",
+            "escrow_ensure_held",
             lambda: order_release(order_id=order_id, sender=seller, request_id=9),
             lambda: dispute_settle(order_id=order_id, actor_pubkey=solver, request_id=10),
             DisputeConflict,
@@ -118,10 +127,10 @@ def test_admin_cancel_losing_to_a_cooperative_cancel_changes_nothing_more(trade,
     order_id = trade.order.id
     order_cancel(order_id=order_id, sender=trade.buyer_key, request_id=51)
     trade.buyer.replies(), trade.seller.replies()
-    after_first_call(
+    before_first_call(  # the parties decide between the cancel's read and its decision
         monkeypatch,
         resolve,
-        "escrow_cancel",
+        "_cancel",
         lambda: order_cancel(order_id=order_id, sender=trade.seller_key, request_id=52),
     )
 
@@ -188,15 +197,19 @@ def test_settle_keeps_the_request_id_for_the_payout(trade):
     assert row_state(trade.order, "status", "payout_request_id") == ("settled-hold-invoice", 15)
 
 
-def test_settle_of_an_escrow_already_refunded_at_the_node_changes_nothing(trade, fake_ln):
+def test_settle_of_an_escrow_already_refunded_at_the_node_is_refused_and_both_told(trade, fake_ln):
     solver = _solver()
     dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
     fake_ln.cancel_invoice(payment_hash=bytes.fromhex(trade.order.hold_invoice_hash))
+    trade.buyer.replies(), trade.seller.replies()
     before = snapshot(trade.order)
 
-    with pytest.raises(DisputeConflict):
+    with pytest.raises(CantDo) as refused:
         dispute_settle(order_id=trade.order.id, actor_pubkey=solver, request_id=16)
+    assert refused.value.reason == CantDoReason.NOT_ALLOWED_BY_STATUS
     assert (snapshot(trade.order), trade.refresh_dispute().status) == (before, "in-progress")
+    assert (actions(trade.buyer), actions(trade.seller)) == (["hold-invoice-payment-canceled"],) * 2
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "CANCELED"  # never settled
 
 
 @pytest.mark.parametrize("resolve_one", [dispute_settle, dispute_cancel], ids=["settle", "refund"])
@@ -295,16 +308,19 @@ def test_cooperatively_canceled_answer_carries_the_trade_index(trade):
     assert [(r.action, r.message.trade_index) for r in solver.replies()] == [("cooperative-cancel-accepted", 9)]
 
 
-def test_admin_cancel_of_an_escrow_settled_at_the_node_is_a_conflict(trade, fake_ln):
+def test_admin_cancel_after_a_release_decided_is_refused_and_never_reaches_the_node(trade, fake_ln):
     solver = _solver()
     dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
-    preimage = bytes.fromhex(trade.refresh().hold_invoice_preimage)
-    fake_ln.settle_invoice(preimage=preimage)  # the seller's release reached LND first
+    order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=8)
     before = snapshot(trade.order)
+    fake_ln.calls.clear()
 
-    with pytest.raises(DisputeConflict):
+    with pytest.raises(CantDo) as refused:
         dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=23)
+    assert refused.value.reason == CantDoReason.NOT_ALLOWED_BY_STATUS
     assert snapshot(trade.order) == before
+    assert [name for name, _ in fake_ln.calls if name == "cancel_invoice"] == []
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "SETTLED"
 
 
 @pytest.mark.parametrize(
@@ -331,17 +347,23 @@ def test_admin_cancel_publishes_with_the_network_and_files_its_messages_under_th
     assert [row.order_id for row in new_messages] == [trade.order.id, trade.order.id]  # seller and buyer
 
 
-def test_node_down_during_admin_cancel_is_an_internal_error(trade, fake_ln):
+def test_node_down_during_admin_cancel_keeps_the_decision_and_the_sweep_refunds(trade, fake_ln):
     solver = _solver()
     dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
-    before = snapshot(trade.order)
     fake_ln.set_unavailable(True)
     try:
-        with pytest.raises(EscrowCancelError):
-            dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=26)
+        assert dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, request_id=26).value == "seller-refunded"
     finally:
         fake_ln.set_unavailable(False)
-    assert snapshot(trade.order) == before
+    refund = EscrowRefund.objects.get(order=trade.order)
+    assert (row_state(trade.order, "status")[0], refund.confirmed_at, refund.attempts) == ("canceled-by-admin", None, 1)
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "ACCEPTED"
+
+    assert escrow_refunds_retry() == 1
+    refund.refresh_from_db()
+    assert (refund.attempts, refund.confirmed_at is not None) == (2, True)
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "CANCELED"
+    assert escrow_refunds_retry() == 0
 
 
 def test_take_notifies_its_own_orders_parties_and_audits_the_label(trade):

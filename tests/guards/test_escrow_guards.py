@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from disputes.models import Dispute
 from lightning.errors import AlreadySettledOrCanceled
 from lightning.types import InvoiceState
 from mostro_site.config import clear_node_config_cache
@@ -19,9 +20,10 @@ from nostrbridge import wake
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
-from orders.services import escrow
+from orders.services import escrow, escrow_reconcile
 from orders.services.cancel import order_cancel
-from orders.services.escrow import escrow_deadline, escrow_on_accepted, escrow_on_canceled
+from orders.services.escrow import escrow_deadline, escrow_on_accepted
+from orders.services.escrow_reconcile import escrow_on_canceled
 from orders.services.release import order_mark_fiat_sent
 from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
@@ -120,18 +122,14 @@ def _second_waiting_sell(fake_ln):
 # --- the escrow lost at LND ------------------------------------------------------------------------
 
 
-def test_escrow_lost_exactly_at_its_deadline_cancels_only_that_order(node, fake_ln):
+def test_escrow_lost_long_before_its_deadline_cancels_only_that_order(node, fake_ln):
+    # Not one of the node's refunds (no refund row): the escrow is gone whatever the clock says.
     mine, other = fresh_trade(fake_ln), fresh_trade(fake_ln)
     before = snapshot(other.order)
-    deadline = escrow_deadline(mine.refresh())
+    early = mine.refresh().invoice_held_at + timedelta(seconds=1)
     fake_ln.cancel_invoice(payment_hash=bytes.fromhex(mine.order.hold_invoice_hash))
 
-    assert (
-        escrow_on_canceled(payment_hash_hex=mine.order.hold_invoice_hash, now=deadline - timedelta(microseconds=1))
-        is False
-    )
-    assert mine.refresh().status == "active"
-    assert escrow_on_canceled(payment_hash_hex=mine.order.hold_invoice_hash, now=deadline) is True
+    assert escrow_on_canceled(payment_hash_hex=mine.order.hold_invoice_hash, now=early) is True
 
     assert mine.refresh().status == "canceled"
     assert snapshot(other.order) == before
@@ -148,7 +146,7 @@ def test_escrow_lost_while_the_order_leaves_escrow_does_nothing(node, fake_ln, m
         order_cancel(order_id=order_id, sender=trade.buyer_key, request_id=51)
         order_cancel(order_id=order_id, sender=trade.seller_key, request_id=52)
 
-    after_first_call(monkeypatch, escrow, "order_get_by_hold_hash", cooperative_cancel)
+    after_first_call(monkeypatch, escrow_reconcile, "order_get_by_hold_hash", cooperative_cancel)
     assert escrow_on_canceled(payment_hash_hex=trade.order.hold_invoice_hash, now=deadline) is False
 
     assert trade.refresh().status == "cooperatively-canceled"
@@ -250,7 +248,7 @@ def test_cancel_report_for_an_unknown_or_unlocked_escrow_does_nothing(node, fake
     assert OutboundMessage.objects.count() == outbox
 
 
-def test_cancel_report_after_the_deadline_on_fiat_sent_tells_both_and_keeps_the_status(node, fake_ln):
+def test_cancel_report_on_fiat_sent_tells_both_and_opens_the_buyers_dispute(node, fake_ln):
     trade = fresh_trade(fake_ln)
     order_mark_fiat_sent(order_id=trade.order.id, sender=trade.buyer_key, request_id=4)
     trade.buyer.replies(), trade.seller.replies()
@@ -260,10 +258,11 @@ def test_cancel_report_after_the_deadline_on_fiat_sent_tells_both_and_keeps_the_
 
     assert escrow_on_canceled(payment_hash_hex=order.hold_invoice_hash, now=escrow_deadline(order)) is True
 
-    assert trade.refresh().status == "fiat-sent"
+    assert trade.refresh().status == "dispute"  # never stays fiat-sent without its escrow
+    assert Dispute.objects.get(order=order).initiator == "buyer"
     assert (actions(trade.buyer), actions(trade.seller)) == (
-        ["hold-invoice-payment-canceled"],
-        ["hold-invoice-payment-canceled"],
+        ["hold-invoice-payment-canceled", "dispute-initiated-by-you"],
+        ["hold-invoice-payment-canceled", "dispute-initiated-by-peer"],
     )
     assert snapshot(other.order) == before
 

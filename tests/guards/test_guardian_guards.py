@@ -20,7 +20,14 @@ from orders.models import Order
 from orders.services import guardian
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.foundation.factories import make_order as factory_order
-from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state
+from tests.guards.support import (
+    actions,
+    after_first_call,
+    audit_trail,
+    before_first_transaction,
+    fresh_trade,
+    row_state,
+)
 from tests.orders.services.support import order_events, snapshot
 from tests.orders.trade_states import taken_sell_trade
 
@@ -46,16 +53,16 @@ def _fiat_sent(fake_ln):
 def test_fiat_sent_arriving_while_the_guardian_cancels_wins_and_the_next_pass_disputes(node, fake_ln, monkeypatch):
     trade = fresh_trade(fake_ln)
     order_id, buyer = trade.order.id, trade.buyer_key
-    after_first_call(
+    before_first_transaction(  # between the guardian's verdict and its decision
         monkeypatch,
         guardian,
-        "escrow_cancel",
         lambda: order_mark_fiat_sent(order_id=order_id, sender=buyer, request_id=4),
     )
 
     assert _enforce(trade) == guardian.SKIPPED
     assert row_state(trade.order, "status")[0] == "fiat-sent"
     assert actions(trade.seller) == ["fiat-sent-ok"]  # no `canceled`
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "ACCEPTED"  # the loser never refunded
 
     assert _enforce(trade) == guardian.DISPUTED
     assert Dispute.objects.get(order_id=order_id).initiator == "buyer"
@@ -70,7 +77,6 @@ def test_escrow_replaced_meanwhile_is_not_canceled_by_the_old_verdict(node, fake
         "lookup_invoice",
         lambda: Order.objects.filter(pk=trade.order.id).update(hold_invoice_hash="ee" * 32),
     )
-    monkeypatch.setattr(guardian, "escrow_cancel", lambda order: None)  # the LND call is not the point here
 
     assert _enforce(trade) == guardian.SKIPPED
     assert snapshot(trade.order) == before | {"hold_invoice_hash": "ee" * 32}

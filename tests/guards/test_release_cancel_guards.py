@@ -17,7 +17,8 @@ from orders.models import Order
 from orders.services import cancel as cancel_service
 from orders.services import release as release_service
 from orders.services.cancel import order_cancel
-from orders.services.escrow import EscrowCancelError, escrow_on_accepted
+from orders.services.escrow import escrow_on_accepted
+from orders.services.escrow_refund import escrow_refunds_retry
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, loses_to, payout_tasks, row_state
 from tests.orders.services.support import make_order, mint_invoice, order_events, set_price, snapshot
@@ -35,21 +36,22 @@ def _fiat_sent(fake_ln):
     return trade
 
 
-def test_second_release_between_settle_and_transition_is_dropped(
+def test_second_release_between_read_and_decision_is_refused(
     node, fake_ln, monkeypatch, django_capture_on_commit_callbacks
 ):
     trade = _fiat_sent(fake_ln)
     order_id, seller = trade.order.id, trade.seller_key
     with django_capture_on_commit_callbacks() as callbacks:
-        _, competitor = loses_to(
+        refused, competitor = loses_to(
             monkeypatch,
             release_service,
-            "escrow_settle",
+            "escrow_ensure_held",
             lambda: order_release(order_id=order_id, sender=seller, request_id=6),
             lambda: order_release(order_id=order_id, sender=seller, request_id=5),
-            SilentDrop,
+            CantDo,
         )
 
+    assert refused.reason is CantDoReason.NOT_ALLOWED_BY_STATUS  # never silence
     assert competitor.status == "settled-hold-invoice"
     assert audit_trail(trade.order)[-1] == ("fiat-sent", "settled-hold-invoice")
     assert [a for a in audit_trail(trade.order) if a[1] == "settled-hold-invoice"] == [
@@ -266,16 +268,17 @@ def test_stranger_cancelling_a_settled_order_is_not_allowed_by_status(node, fake
     assert snapshot(trade.order) == before
 
 
-def test_node_down_during_a_cancel_is_an_internal_error_not_a_refusal(node, fake_ln):
+def test_node_down_during_a_cancel_keeps_the_decision_and_the_sweep_refunds(node, fake_ln):
     order, maker, _ = _taken(fake_ln)
-    before = snapshot(order)
     fake_ln.set_unavailable(True)
     try:
-        with pytest.raises(EscrowCancelError):
-            order_cancel(order_id=order.id, sender=maker.pubkey(1), request_id=73)
+        order_cancel(order_id=order.id, sender=maker.pubkey(1), request_id=73)
     finally:
         fake_ln.set_unavailable(False)
-    assert snapshot(order) == before
+    assert row_state(order, "status")[0] == "canceled"
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.OPEN
+    assert escrow_refunds_retry() == 1
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.CANCELED
 
 
 def test_cancel_publishes_with_the_nodes_network(node, fake_ln):

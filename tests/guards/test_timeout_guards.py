@@ -20,8 +20,8 @@ from orders.services.timeouts import expired_order_ids, order_expire, order_time
 from tests.foundation.factories import make_order as factory_order
 from tests.guards.support import (
     actions,
-    after_first_call,
     audit_trail,
+    before_first_call,
     before_first_transaction,
     fresh_trade,
     row_state,
@@ -103,7 +103,7 @@ def test_timeout_loses_to_a_cancel_and_a_new_take(with_invoice, status, node, fa
         order_cancel(order_id=order_id, sender=taker, request_id=61)
         _take(order_id, second, invoice=with_invoice)
 
-    after_first_call(monkeypatch, timeouts, "escrow_cancel", cancel_and_retake)
+    before_first_call(monkeypatch, timeouts, "taker_is_at_fault", cancel_and_retake)
     assert order_timeout(order_id=order_id, now=now) == timeouts.SKIPPED
 
     order = trade.refresh()
@@ -250,8 +250,11 @@ def test_taker_timeout_clears_the_dev_fee_of_a_fixed_amount_order(node, fake_ln)
 def test_timeout_losing_to_a_maker_cancel_logs_no_escrow_alarm(node, fake_ln, monkeypatch, caplog):
     trade = taken_sell_trade(fake_ln, with_invoice=True)
     order_id, maker = trade.order.id, trade.seller_key
-    after_first_call(
-        monkeypatch, timeouts, "escrow_cancel", lambda: order_cancel(order_id=order_id, sender=maker, request_id=60)
+    before_first_call(
+        monkeypatch,
+        timeouts,
+        "taker_is_at_fault",
+        lambda: order_cancel(order_id=order_id, sender=maker, request_id=60),
     )
     trade.buyer.replies()
 
@@ -264,10 +267,10 @@ def test_timeout_losing_to_a_maker_cancel_logs_no_escrow_alarm(node, fake_ln, mo
 
 def test_escrow_replaced_with_the_same_duty_start_is_not_timed_out(node, fake_ln, monkeypatch):
     trade = taken_sell_trade(fake_ln, with_invoice=True)
-    after_first_call(
+    before_first_call(
         monkeypatch,
         timeouts,
-        "escrow_cancel",
+        "taker_is_at_fault",
         lambda: Order.objects.filter(pk=trade.order.id).update(hold_invoice_hash="ee" * 32),
     )
     assert order_timeout(order_id=trade.order.id, now=trade.order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
@@ -285,7 +288,7 @@ def test_buyer_invoice_arriving_during_the_makers_timeout_is_no_escrow_alarm(nod
     order.refresh_from_db()
     assert order.status == "waiting-buyer-invoice"  # the buyer (maker) owes the invoice
 
-    def invoice_arrives(*, order):
+    def invoice_arrives():
         maker.send(
             Action.ADD_INVOICE,
             index=1,
@@ -294,8 +297,9 @@ def test_buyer_invoice_arriving_during_the_makers_timeout_is_no_escrow_alarm(nod
             request_id=13,
         )
 
-    monkeypatch.setattr(timeouts, "escrow_cancel", invoice_arrives)
+    before_first_call(monkeypatch, timeouts, "taker_is_at_fault", invoice_arrives)
     assert order_timeout(order_id=order.id, now=order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
 
     assert row_state(order, "status")[0] == "active"
+    assert fake_ln.invoice_state(order.hold_invoice_hash).value == "ACCEPTED"  # the escrow the trade needs
     assert [r.levelname for r in caplog.records if r.name == "orders.services.timeouts"] == ["INFO"]

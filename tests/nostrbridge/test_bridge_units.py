@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from mostro_site.config import env_node_config
+from nostrbridge.bridge import group as bridge_group
 from nostrbridge.bridge import worker as bridge_worker
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import (
@@ -193,13 +194,13 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
     stop = threading.Event()
     seen: list[int] = []
 
-    def process(pk, *, row):
+    def process(pk, *, row, grouped=False):
         seen.append(pk)
         stop.set()  # a shutdown arrives while the first handler runs
         InboundEvent.objects.filter(pk=pk).update(status=InboundStatus.DONE)
         return InboundStatus.DONE
 
-    monkeypatch.setattr(bridge_worker, "process_inbound", process)
+    monkeypatch.setattr(bridge_group, "process_inbound", process)
 
     assert drain_batch(worker_id="w:1:a", limit=10, stop=stop) == 3
 
@@ -213,10 +214,11 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
 def test_event_crashing_outside_its_handler_is_retried_then_parked(monkeypatch):
     store_batch([("ws://a", orders_event(), False)])
 
-    def explode(pk, *, row):
+    def explode(pk, *, row, grouped=False):
         raise UnicodeDecodeError("utf-8", b"", 0, 1, "poison")
 
-    monkeypatch.setattr(bridge_worker, "process_inbound", explode)
+    monkeypatch.setattr(bridge_worker, "process_inbound", explode)  # alone, after the group rolled back
+    monkeypatch.setattr(bridge_group, "process_inbound", explode)
     for _ in range(3):
         drain_batch(worker_id="w:1:a", limit=10, stop=threading.Event())
 

@@ -18,7 +18,14 @@ def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def test_every_benchmark_is_listed():
-    assert SCRIPTS == ["bench_bridge.py", "bench_lightning.py", "bench_protocol.py", "bench_trades.py"]
+    assert SCRIPTS == [
+        "bench_bridge.py",
+        "bench_drain.py",
+        "bench_lightning.py",
+        "bench_protocol.py",
+        "bench_slow_lnurl.py",
+        "bench_trades.py",
+    ]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -178,6 +178,27 @@ def test_run_jobs_syncs_the_schedules_before_starting_the_cluster(monkeypatch):
     assert seen == [("start", len(declared_jobs())), ("stop", len(declared_jobs()))]
 
 
+def test_the_cluster_is_forked_with_persistent_connections_and_the_node_keeps_its_own(monkeypatch):
+    from django.db import connections
+
+    from mostro_site.runtime.cluster import CLUSTER_CONN_MAX_AGE_S
+
+    before = connections["default"].settings_dict.get("CONN_MAX_AGE", 0)
+    seen = []
+
+    class FakeCluster:
+        def start(self):  # the real one forks its processes here
+            seen.append(connections["default"].settings_dict["CONN_MAX_AGE"])
+
+        def stop(self):
+            seen.append(connections["default"].settings_dict["CONN_MAX_AGE"])
+
+    monkeypatch.setattr(run_jobs, "Cluster", FakeCluster)
+    call_command("run_jobs", "--run-once")
+    assert seen == [CLUSTER_CONN_MAX_AGE_S, before]
+    assert connections["default"].settings_dict.get("CONN_MAX_AGE", 0) == before != CLUSTER_CONN_MAX_AGE_S
+
+
 @pytest.mark.usefixtures("node")
 def test_a_job_runs_through_django_q_with_its_counts_as_result():
     task_id = async_task("orders.jobs.expire_pending_orders")

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django_q.cluster import Cluster
 
 from mostro_site.management.commands.sync_schedules import sync_schedules
+from mostro_site.runtime.cluster import persistent_connections
 
 
 class Command(BaseCommand):
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         created, updated, deleted = sync_schedules()
         self.stdout.write(f"schedules: {created} created, {updated} updated, {deleted} removed")
         cluster = Cluster()
-        cluster.start()  # returns once the sentinel runs; it keeps the process alive until SIGTERM/SIGINT
+        with persistent_connections():
+            cluster.start()  # returns once the sentinel runs; it keeps the process alive until SIGTERM/SIGINT
         if options["run_once"]:
             cluster.stop()

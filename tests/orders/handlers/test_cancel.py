@@ -204,15 +204,17 @@ def test_cooperative_cancel_refunds_and_closes_an_open_dispute(node, fake_ln):
     ]
 
 
-def test_cooperative_cancel_after_the_escrow_was_settled_is_refused(node, fake_ln):
+def test_cooperative_cancel_after_a_release_decided_is_refused_and_never_refunds(node, fake_ln):
     trade = active_sell_trade(fake_ln)
+    trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
     _cancel(trade.seller, trade.order)
+    trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)  # the release decides first
     trade.buyer.replies()
-    fake_ln.settle_invoice(preimage=bytes.fromhex(trade.order.hold_invoice_preimage))  # a release got there first
     before, outbox = snapshot(trade.order), outbox_count()
     replies = _cancel(trade.buyer, trade.order, request_id=52)
     assert [r.json for r in replies] == [cant_do("not_allowed_by_status", 52, trade.order.id)]
     assert (snapshot(trade.order), outbox_count()) == (before, outbox + 1)
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "SETTLED"
 
 
 @pytest.mark.parametrize(("status", "payout_in_flight"), [("settled-hold-invoice", True), ("success", False)])

@@ -152,13 +152,15 @@ def test_release_without_preimage_is_invalid_invoice(fiat_sent, fake_ln):
     assert replies == [cant_do("invalid_invoice", 8, fiat_sent.order.id)]
 
 
-def test_release_after_the_escrow_was_canceled_stops_silently(fiat_sent, fake_ln):
+def test_release_after_lnd_canceled_the_escrow_is_cant_do_and_a_dispute_opens(fiat_sent, fake_ln):
+    # Not silence: the seller hears why, and a fiat-sent order never stays without its escrow.
     fake_ln.cancel_invoice(payment_hash=bytes.fromhex(fiat_sent.order.hold_invoice_hash))
-    before, outbox, writes = snapshot(fiat_sent.order), outbox_count(), ln_writes(fake_ln)
+    writes = ln_writes(fake_ln)
     replies = fiat_sent.seller.send(Action.RELEASE, index=1, order_id=fiat_sent.order.id, request_id=8)
-    assert (replies, snapshot(fiat_sent.order), outbox_count()) == ([], before, outbox)
-    assert ln_writes(fake_ln) == [*writes, "settle_invoice"]  # refused by LND: the cancel won
-    assert fiat_sent.order.status == "fiat-sent"
+    assert [r.action for r in replies] == ["hold-invoice-payment-canceled", "dispute-initiated-by-peer", "cant-do"]
+    assert replies[-1].json == cant_do("not_allowed_by_status", 8, fiat_sent.order.id)
+    assert ln_writes(fake_ln) == writes  # LND is never asked to settle a refunded escrow
+    assert fiat_sent.refresh().status == "dispute"
 
 
 # --- range orders (docs/PROTOCOL.md §Range-orders) --------------------------------------------------------------------

@@ -279,7 +279,9 @@ def test_missing_price_at_take_is_silent(sell_order, bob, fake_ln):
 
 def test_premium_that_zeroes_the_amount_is_refused(alice, bob, fake_ln):
     set_price()
-    order = make_order(alice, premium=100)
+    order = make_order(alice, premium=90)
+    Order.objects.filter(pk=order.pk).update(premium=100)  # e.g. imported: new-order refuses ≥ 100 now
+    order.refresh_from_db()
     assert_refused(
         bob, Action.TAKE_SELL, index=1, order_id=order.id, reason="invalid_amount", fake_ln=fake_ln, orders=[order]
     )

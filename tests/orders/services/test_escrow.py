@@ -11,7 +11,7 @@ from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
-from orders.models import Order, OrderStatusChange, Trader
+from orders.models import EscrowRefund, Order, OrderStatusChange, Trader
 from orders.services.escrow import (
     EscrowAlreadyCanceled,
     EscrowCancelError,
@@ -21,9 +21,9 @@ from orders.services.escrow import (
     escrow_create_hold_invoice,
     escrow_deadline,
     escrow_on_accepted,
-    escrow_on_canceled,
     escrow_settle,
 )
+from orders.services.escrow_reconcile import escrow_on_canceled
 from tests.orders.services.support import (
     configure,
     make_order,
@@ -162,7 +162,8 @@ def test_deadline_is_cltv_minus_margin_blocks(active, settings):
     assert escrow_deadline(active) == active.invoice_held_at + timedelta(seconds=72 * 600)
 
 
-def test_cancel_before_the_deadline_is_silent(active):
+def test_cancel_of_the_nodes_own_refund_is_silent(active):
+    EscrowRefund.objects.create(order=active, hold_invoice_hash=active.hold_invoice_hash, reason="test")
     before = (snapshot(active), outbox_count())
     assert escrow_on_canceled(payment_hash_hex=active.hold_invoice_hash) is False
     assert (snapshot(active), outbox_count()) == before
@@ -182,14 +183,14 @@ def test_escrow_lost_after_the_deadline_cancels_an_active_order(active, parties)
     assert published_statuses(active.id) == ["pending", "canceled"]
 
 
-def test_escrow_lost_on_fiat_sent_keeps_the_status(active, parties):
-    Order.objects.filter(pk=active.pk).update(status="fiat-sent")
+def test_escrow_lost_on_dispute_keeps_the_status_for_the_solver(active, parties):
+    Order.objects.filter(pk=active.pk).update(status="dispute")
     late = active.invoice_held_at + timedelta(days=1)
     changes = OrderStatusChange.objects.count()
     assert escrow_on_canceled(payment_hash_hex=active.hold_invoice_hash, now=late) is True
 
     active.refresh_from_db()
-    assert active.status == "fiat-sent"
+    assert active.status == "dispute"
     assert OrderStatusChange.objects.count() == changes
     for client in parties:
         assert [r.action for r in client.replies()] == ["hold-invoice-payment-canceled"]

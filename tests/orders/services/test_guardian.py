@@ -18,9 +18,9 @@ from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.nip01 import Event
-from orders.models import Order, OrderStatusChange
+from orders.models import OrderStatusChange
 from orders.services import guardian
-from tests.guards.support import before_first_transaction
+from orders.services.escrow_refund import escrow_refunds_retry
 from tests.orders.services.support import outbox_count, published_statuses, snapshot
 from tests.orders.trade_states import active_sell_trade, vector
 
@@ -190,25 +190,29 @@ def test_unreachable_node_skips_the_pass(node, fake_ln):
     assert (snapshot(trade.order), outbox_count()) == (before, outbox)
 
 
-def test_restart_after_the_invoice_cancel_is_completed_by_the_next_pass(node, fake_ln, monkeypatch):
+def test_crash_after_the_decision_is_refunded_by_the_sweep(node, fake_ln, monkeypatch):
+    # The decision (order canceled + refund row) commits before LND is asked: a crash between
+    # the two leaves a canceled order whose refund the sweep completes, never an active order
+    # without its escrow.
     trade = active_sell_trade(fake_ln)
     now = _later(trade)
     _mine_to(fake_ln, AT_RISK_HEIGHT)
 
-    def crash():
+    def crash(refund):
         raise RuntimeError("process killed")
 
-    before_first_transaction(monkeypatch, guardian, crash)
+    monkeypatch.setattr(guardian, "escrow_refund_execute", crash)
     with pytest.raises(RuntimeError):
         enforce_escrow_deadline(now=now)
-    assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.CANCELED
-    assert Order.objects.get(pk=trade.order.id).status == "active"
-
-    monkeypatch.undo()
-    assert enforce_escrow_deadline(now=now)["canceled"] == 1
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.ACCEPTED
     order = trade.refresh()
     assert order.status == "canceled"
     assert _messages(trade.buyer) == [_canceled(order)]
+
+    monkeypatch.undo()
+    assert enforce_escrow_deadline(now=now)["candidates"] == 0
+    assert escrow_refunds_retry() == 1
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.CANCELED
 
 
 def test_margin_at_or_above_the_cltv_delta_is_clamped_to_half(node, settings, caplog):

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from lightning.errors import LightningUnavailable
 from lightning.types import PaymentStatus
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -198,11 +199,12 @@ def test_unreachable_node_during_the_send_keeps_the_claim(node, fake_ln, release
     fake_ln.resolve_payment(trade.refresh().payout_payment_hash, succeed=False)
     payout_reconcile(order_id=trade.order.id)
     trade.buyer.replies()
-    fake_ln.set_unavailable(True)
-    try:
-        assert payout_retry_due(now=timezone.now() + LATER) == 1
-    finally:
-        fake_ln.set_unavailable(False)
+
+    def unreachable(**kwargs):  # the escrow is settled (checked first); the send cannot reach LND
+        raise LightningUnavailable("connection reset during the send", code="UNAVAILABLE")
+
+    monkeypatch.setattr(fake_ln, "send_payment", unreachable)
+    assert payout_retry_due(now=timezone.now() + LATER) == 1
     order = trade.refresh()
     assert order.payout_payment_hash is not None  # outcome unknown: claim kept, not counted as failed
     assert (order.payment_attempts, order.status) == (1, "settled-hold-invoice")

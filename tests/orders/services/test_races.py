@@ -1,7 +1,7 @@
 """Money races with real threads and real commits (SQLite and PostgreSQL).
 
-* release vs cooperative cancel: LND settles or cancels the escrow, never both, and the
-  loser changes nothing;
+* release vs cooperative cancel: the guarded decision picks one, LND settles or cancels the
+  escrow after it, never both, and the loser changes nothing and gets a cant-do;
 * two `payout_start` at once: one claim, one payment.
 """
 
@@ -12,7 +12,6 @@ import pytest
 from django.db import OperationalError, connection
 
 from lightning.types import InvoiceState
-from nostrbridge.context import SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.models import Order, OrderStatusChange
@@ -105,8 +104,9 @@ def test_release_racing_cooperative_cancel_has_one_outcome(
 ):
     trade = coop_pending
     barrier = threading.Barrier(2)
-    _gate(monkeypatch, release_service, "escrow_settle", barrier, release_delay)
-    _gate(monkeypatch, cancel_service, "escrow_cancel", barrier, cancel_delay)
+    # Both passed their checks and wait just before their decision (the guarded transition).
+    _gate(monkeypatch, release_service, "escrow_ensure_held", barrier, release_delay)
+    _gate(monkeypatch, cancel_service, "_cooperative_accept", barrier, cancel_delay)
     order_id, seller = trade.order.id, trade.seller_key
 
     released, canceled = _run_together(
@@ -124,7 +124,8 @@ def test_release_racing_cooperative_cancel_has_one_outcome(
         assert (order.status, hold, len(sends)) == ("success", InvoiceState.SETTLED, 1)
         assert "cooperatively-canceled" not in reached
     else:
-        assert isinstance(released, SilentDrop), released
+        assert isinstance(released, CantDo), released  # never silence
+        assert released.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
         assert isinstance(canceled, Order)
         assert (order.status, hold, sends) == ("cooperatively-canceled", InvoiceState.CANCELED, [])
         assert not reached & {"settled-hold-invoice", "success"}

@@ -9,10 +9,13 @@ import pytest
 
 from lightning.types import InvoiceState
 from nostrbridge.protocol.enums import Action
-from orders.models import Order, OrderStatusChange
+from orders.jobs import cancel_timed_out_trades
+from orders.models import EscrowRefund, Order, OrderStatusChange
 from orders.services import timeouts
 from orders.services.escrow import escrow_on_accepted
+from orders.services.escrow_refund import escrow_refunds_retry
 from orders.services.timeouts import order_expire, order_timeout
+from tests.guards.support import before_first_call
 from tests.orders.services.support import (
     make_order,
     order_events,
@@ -169,20 +172,25 @@ def test_duty_younger_than_the_window_is_left_alone(node, fake_ln):
     assert (snapshot(trade.order), outbox_count(), len(fake_ln.calls)) == (before, outbox, calls)
 
 
-def test_failed_hold_invoice_cancel_skips_until_the_next_tick(node, fake_ln):
+def test_node_down_at_the_refund_keeps_the_decision_and_the_sweep_refunds(node, fake_ln):
+    # The decision commits first; the refund LND could not confirm stays on record and is
+    # retried by the sweep (it runs at the start of every timeout job).
     trade = taken_buy_trade(fake_ln, seller_paid=True)
     order = trade.order
     now = order.taken_at + WINDOW + JUST
-    before, outbox = snapshot(order), outbox_count()
 
     fake_ln.set_unavailable(True)
-    assert order_timeout(order_id=order.id, now=now) == timeouts.SKIPPED
-    assert (snapshot(order), outbox_count()) == (before, outbox)
-    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.ACCEPTED
-
-    fake_ln.set_unavailable(False)
-    assert order_timeout(order_id=order.id, now=now) == timeouts.MAKER_CANCELED
+    try:
+        assert order_timeout(order_id=order.id, now=now) == timeouts.MAKER_CANCELED
+    finally:
+        fake_ln.set_unavailable(False)
     assert Order.objects.get(pk=order.id).status == "canceled"
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.ACCEPTED
+    assert EscrowRefund.objects.filter(order_id=order.id, confirmed_at__isnull=True).count() == 1
+
+    assert cancel_timed_out_trades(now=now)["candidates"] == 0
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.CANCELED
+    assert EscrowRefund.objects.filter(order_id=order.id, confirmed_at__isnull=True).count() == 0
 
 
 def test_escrow_paid_just_before_the_timeout_wins(node, fake_ln):
@@ -206,11 +214,11 @@ def test_duty_handed_over_meanwhile_is_not_timed_out(node, fake_ln, monkeypatch,
     trade = taken_buy_trade(fake_ln, seller_paid=False)
     order = trade.order
 
-    def htlc_arrives(*, order):
+    def htlc_arrives():
         fake_ln.mark_accepted(order.hold_invoice_hash)
         escrow_on_accepted(payment_hash_hex=order.hold_invoice_hash)
 
-    monkeypatch.setattr(timeouts, "escrow_cancel", htlc_arrives)
+    before_first_call(monkeypatch, timeouts, "taker_is_at_fault", htlc_arrives)
     assert order_timeout(order_id=order.id, now=order.taken_at + WINDOW + JUST) == timeouts.SKIPPED
 
     current = Order.objects.get(pk=order.id)
@@ -219,30 +227,31 @@ def test_duty_handed_over_meanwhile_is_not_timed_out(node, fake_ln, monkeypatch,
     assert _last_transition(order) == ("waiting-payment", "waiting-buyer-invoice", "lightning")
     assert [r.action for r in trade.buyer.replies()] == ["add-invoice", "add-invoice"]  # the ask + reputation
     assert [r.action for r in trade.seller.replies()] == ["waiting-buyer-invoice"]
-    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
-        f"order {order.id}: escrow accepted while its timeout canceled it; check the trade"
-    ]
+    # The timeout decided nothing, so it never refunded the escrow the order now relies on.
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.ACCEPTED
 
 
-def test_restart_after_the_invoice_cancel_is_completed_by_the_next_run(node, fake_ln, monkeypatch):
+def test_crash_between_the_decision_and_the_refund_is_completed_by_the_sweep(node, fake_ln, monkeypatch):
     trade = taken_sell_trade(fake_ln, with_invoice=True)
     order = trade.order
     now = order.taken_at + WINDOW + JUST
 
-    def crash(_order):
+    def crash(refund):
         raise RuntimeError("process killed")
 
-    monkeypatch.setattr(timeouts, "taker_is_at_fault", crash)  # after the cancel, before the commit
+    monkeypatch.setattr(timeouts, "escrow_refund_execute", crash)
     with pytest.raises(RuntimeError):
         order_timeout(order_id=order.id, now=now)
-    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.CANCELED
-    assert Order.objects.get(pk=order.id).status == "waiting-payment"
-    assert trade.seller.replies() == []
-
-    monkeypatch.undo()
-    assert order_timeout(order_id=order.id, now=now) == timeouts.MAKER_CANCELED
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.OPEN
+    assert Order.objects.get(pk=order.id).status == "canceled"
     assert _messages(trade.seller) == [_canceled(order)]
     assert _messages(trade.buyer) == [_canceled(order)]
+
+    monkeypatch.undo()
+    assert order_timeout(order_id=order.id, now=now) == timeouts.SKIPPED
+    assert escrow_refunds_retry() == 1
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.CANCELED
 
 
 # --- pending expiry ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0005_live_feed_indexes'),
+        ('orders', '0006_escrow_refund'),
     ]
 
     operations = [

@@ -1,0 +1,162 @@
+"""The bridge's database-thread CPU per inbound `orders` message, without relays or sockets.
+
+Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--postgres]
+
+`bench_bridge.py` measures the whole bridge process at a fixed rate; on a machine shared with
+other work its CPU per message moves by ±30 % from run to run, because how busy the process is
+decides how many messages each batch, wake-up and commit serves. This script runs, in one process
+and one thread, exactly what the bridge's database thread does for each message — store the
+verified event (`store_batch`), claim and dispatch it (`drain_batch`: intake checks, decryption,
+the `orders` handler's query, the `cant-do not_found` reply signed into the outbox, the outcome),
+then the publisher's claim and delivery record for the reply (`outbox_claim`, `outbox_record`,
+one relay accepting) — over a backlog, in batches of 32 as the bridge claims them, and reports
+process CPU per message (best round) next to the secp256k1 work the same steps need
+(one Schnorr verify, one ECDH, one signature), measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORKDIR = Path(tempfile.mkdtemp(prefix="bench-drain-"))
+POSTGRES = "--postgres" in sys.argv
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="mostro_site.settings.local",
+    DJANGO_DEBUG="0",
+    MOSTRO_VAR_DIR=str(WORKDIR),
+    MOSTRO_ENV_FILE=str(WORKDIR / "no.env"),
+    MOSTRO_NSEC_PRIVKEY=os.urandom(32).hex(),
+    LIGHTNING_BACKEND="lightning.fake.FakeLightningClient",
+    MOSTRO_LOG_LEVEL="WARNING",
+    MOSTRO_METRICS_FLUSH_SECONDS="0",
+    DATABASE_URL=(
+        os.environ.get("BENCH_POSTGRES_URL") or os.environ["TEST_POSTGRES_URL"]
+        if POSTGRES
+        else f"sqlite:///{WORKDIR / 'drain.sqlite3'}"
+    ),
+)
+os.environ.pop("REDIS_URL", None)
+
+import django  # noqa: E402
+
+django.setup()
+
+import logging  # noqa: E402
+
+from coincurve import PrivateKey, PublicKey, PublicKeyXOnly  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from nostrbridge.bridge.intake import store_batch  # noqa: E402
+from nostrbridge.bridge.worker import drain_batch  # noqa: E402
+from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage  # noqa: E402
+from nostrbridge.node_identity import node_pubkey  # noqa: E402
+from nostrbridge.protocol.enums import Action  # noqa: E402
+from nostrbridge.protocol.keys import Keys  # noqa: E402
+from nostrbridge.protocol.messages import Message  # noqa: E402
+from nostrbridge.protocol.payloads import IdsPayload  # noqa: E402
+from nostrbridge.protocol.transport import wrap_v2  # noqa: E402
+from nostrbridge.publisher import PublishPolicy, outbox_claim, outbox_record  # noqa: E402
+from nostrbridge.relays import PublishResult  # noqa: E402
+
+BATCH = 32  # nostrbridge.bridge.worker.DEFAULT_CLAIM_BATCH
+STORE_CHUNK = 16  # what the intake gathers in its 10 ms at a few hundred messages/s
+
+
+def secp_ms_per_message(count: int = 2000) -> float:
+    """One Schnorr verify (dispatch), one ECDH, one signature (the reply): best of 3, ms."""
+    message = hashlib.sha256(b"bench").digest()
+    keys = [PrivateKey() for _ in range(count)]
+    signed = [(k.public_key_xonly.format(), k.sign_schnorr(message)) for k in keys]
+    node = PrivateKey()
+    points = [b"\x02" + pub for pub, _ in signed]
+
+    def best(func, items) -> float:
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            for item in items:
+                func(item)
+            times.append((time.process_time() - start) / len(items))
+        return min(times)
+
+    verify = best(lambda item: PublicKeyXOnly(item[0]).verify(item[1], message), signed)
+    ecdh = best(lambda point: PublicKey(point).multiply(node.secret), points)
+    sign = best(lambda key: key.sign_schnorr(message), keys[:500])
+    return 1000 * (verify + ecdh + sign)
+
+
+def requests(count: int) -> list[tuple[str, dict, bool]]:
+    node = node_pubkey()
+    items = []
+    for _ in range(count):
+        message = Message.new(Action.ORDERS, request_id=1, payload=IdsPayload([uuid.uuid4()]))
+        items.append(("ws://bench", wrap_v2(message, Keys.generate(), node, sign=False).to_dict(), False))
+    return items
+
+
+def one_round(count: int) -> dict[str, float]:
+    items = requests(count)  # built outside the timed part (the clients' work)
+    start = time.process_time()
+    for index in range(0, count, STORE_CHUNK):
+        store_batch(items[index : index + STORE_CHUNK])
+    stored = time.process_time()
+    stop = threading.Event()
+    while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop):
+        pass
+    drained = time.process_time()
+    policy = PublishPolicy()
+    while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
+        accepted = {"ws://bench": PublishResult(accepted=True, message="")}
+        outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
+    published = time.process_time()
+    done = InboundEvent.objects.filter(status=InboundStatus.DONE).count()
+    replies = OutboundMessage.objects.filter(status="sent").count()
+    InboundEvent.objects.all().delete()
+    OutboundMessage.objects.all().delete()
+    if (done, replies) != (count, count):
+        raise SystemExit(f"round incomplete: {done} done, {replies} replies sent of {count}")
+    return {
+        "store": 1000 * (stored - start) / count,
+        "claim + dispatch + reply": 1000 * (drained - stored) / count,
+        "publisher claim + record": 1000 * (published - drained) / count,
+        "total": 1000 * (published - start) / count,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=640, help="messages per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="$BENCH_POSTGRES_URL or $TEST_POSTGRES_URL (flushed)")
+    args = parser.parse_args()
+    logging.disable(logging.INFO)  # dispatch logs each cant-do at INFO; the bridge runs at WARNING
+    call_command("migrate", verbosity=0)
+    if args.postgres:
+        call_command("flush", interactive=False, verbosity=0)
+    one_round(64)  # warm caches and connections
+    load_before = os.getloadavg()[0]
+    rounds = [one_round(args.messages) for _ in range(args.rounds)]
+    best = min(rounds, key=lambda r: r["total"])
+    crypto_ms = secp_ms_per_message()
+    database = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"\ndatabase thread, {database}: {args.rounds} rounds of {args.messages} `orders` messages, best round")
+    for name, value in best.items():
+        print(f"  {name:>26}: {value:.3f} ms/message")
+    print(f"  {'rounds (total)':>26}: " + " / ".join(f"{r['total']:.3f}" for r in rounds))
+    print(f"  {'secp256k1 work':>26}: {crypto_ms:.3f} ms/message (1 verify, 1 ECDH, 1 signature)")
+    print(f"  {'database thread / secp':>26}: {best['total'] / crypto_ms:.2f}x")
+    print(f"  {'load average':>26}: {load_before:.2f} → {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

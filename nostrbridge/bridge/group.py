@@ -1,0 +1,95 @@
+"""Group commit: a batch of claimed inbound events in one transaction, a savepoint per write.
+
+Per-message transactions cost the bridge a COMMIT (on SQLite a WAL write) for every `orders`
+query. Here consecutive messages share one transaction. Inside it every transaction a handler
+opens (`ctx.atomic()`, a service's `transaction.atomic()`, the dispatcher's cant-do reply)
+becomes a savepoint, so each message's writes commit or roll back exactly as they would alone:
+a `CantDo` or a crash inside its final transaction leaves none of that transaction's writes
+behind, and the row is answered, retried or parked inside the group. A message that writes
+nothing before it is refused costs no savepoint at all. Exactly-once still holds: each
+message's outcome (`inbox_finish`), its state change and its outbox rows commit together,
+with the rest of the group or not at all; the claims (committed before) keep the leases, so a
+crash mid-group leaves every row of the group claimable again with nothing of it applied.
+
+Only actions whose handlers never leave the database join a group
+(`BridgeWiring.group_commit_actions`): any other message ends the group (commit), then runs
+alone with its handler's own short transactions, since no network call may happen inside a
+transaction. If the group itself fails — an exception outside the handlers' transactions,
+a statement that aborts the transaction on PostgreSQL, or the COMMIT (a deferred foreign
+key, a full disk) — it is rolled back and its messages are run again one at a time, each in
+its own transactions, so a poison message still fails alone.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+
+from django.db import DatabaseError, transaction
+
+from nostrbridge.context import InboundContext
+from nostrbridge.dispatch import NeedsOwnTransaction, dispatch_opened, process_inbound
+from nostrbridge.inbox import inbox_fail
+from nostrbridge.models import InboundEvent
+
+logger = logging.getLogger(__name__)
+
+
+def process_rows(
+    rows: list[InboundEvent],
+    *,
+    stop: threading.Event,
+    process_alone: Callable[[InboundEvent], None],
+    release: Callable[[list[int]], None],
+) -> None:
+    """Process claimed `rows` in order, in as few transactions as their actions allow.
+
+    `process_alone(row)`: the one-message path (its own transactions, poison guard); `release`
+    hands rows back when `stop` is set before they ran.
+    """
+    index = 0
+    while index < len(rows):
+        if stop.is_set():
+            release([row.pk for row in rows[index:]])
+            return
+        index = _group(rows, index, stop=stop, process_alone=process_alone)
+
+
+def _group(
+    rows: list[InboundEvent], start: int, *, stop: threading.Event, process_alone: Callable[[InboundEvent], None]
+) -> int:
+    """Run rows[start:] in one transaction until one needs its own; return the next index."""
+    tried: list[InboundEvent] = []
+    alone: InboundContext | None = None
+    try:
+        with transaction.atomic():
+            for row in rows[start:]:
+                if stop.is_set():
+                    break
+                tried.append(row)
+                try:
+                    process_inbound(row.pk, row=row, grouped=True)
+                except NeedsOwnTransaction as exc:
+                    alone = exc.ctx  # nothing of it was written: its savepoint never opened
+                    break
+    except Exception:  # noqa: BLE001 — the group rolled back as a whole: redo its messages one by one
+        logger.warning(
+            "group of %s inbound event(s) rolled back; processing them one at a time", len(tried), exc_info=True
+        )
+        for row in tried:
+            process_alone(row)
+        return start + len(tried)
+    if alone is not None:
+        _dispatch_alone(alone)
+    return start + len(tried)
+
+
+def _dispatch_alone(ctx: InboundContext) -> None:
+    """The message that ended a group, already opened: its handler with its own transactions."""
+    try:
+        dispatch_opened(ctx)
+    except DatabaseError:
+        raise  # the database is gone: the lease makes the row come back later
+    except Exception as exc:  # noqa: BLE001 — last-resort guard, as for a message processed alone
+        logger.exception("inbound event %s crashed outside its handler", ctx.inbound_pk)
+        if ctx.inbound_pk is not None:
+            inbox_fail(pk=ctx.inbound_pk, error=f"{type(exc).__name__}: {exc}")

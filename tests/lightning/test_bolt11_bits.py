@@ -1,0 +1,103 @@
+"""`lightning.bolt11.u5_to_bitarray`, the fast shim `bolt11.decode` now uses: the same bits as the
+package's own shim on every input, hence the same decoded invoices and the same refusals."""
+
+import importlib
+import random
+
+import bolt11
+import coincurve
+import pytest
+from bitstring import BitArray
+from bolt11 import Bolt11, MilliSatoshi, TagChar, Tags
+from bolt11.bit_utils import u5_to_bitarray as package_shim
+from bolt11.models.fallback import Fallback
+from bolt11.models.routehint import RouteHint
+
+from lightning.bolt11 import BAD_SIGNATURE, UNDECODABLE, InvoiceInvalid, _decode_cached, u5_to_bitarray
+
+DECODE_MODULE = importlib.import_module("bolt11.decode")
+KEY = coincurve.PrivateKey(b"\x07" * 32)
+
+
+def test_bolt11_decode_uses_the_fast_shim():
+    assert DECODE_MODULE.u5_to_bitarray is u5_to_bitarray
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 7, 8, 64, 65, 104, 333, 1024, 2047])
+def test_same_bits_as_the_package_shim(length):
+    rng = random.Random(length)
+    for values in ([rng.randrange(32) for _ in range(length)], [0] * length, [31] * length):
+        fast, slow = u5_to_bitarray(values), package_shim(values)
+        assert isinstance(fast, BitArray)
+        assert (fast.len, fast.bin) == (slow.len, slow.bin)
+
+
+@pytest.mark.parametrize("value", [32, -1, 1 << 40])
+def test_a_value_beyond_five_bits_is_refused_as_by_the_package(value):
+    with pytest.raises(ValueError):
+        u5_to_bitarray([1, value])
+    with pytest.raises(ValueError):  # bitstring's CreationError is a ValueError
+        package_shim([1, value])
+
+
+def _invoice(*, amount_msat=None, extra=()) -> str:
+    tags = Tags()
+    tags.add(TagChar.payment_hash, "ab" * 32)
+    tags.add(TagChar.payment_secret, "cd" * 32)
+    tags.add(TagChar.description, "fast shim ✓")
+    tags.add(TagChar.expire_time, 7200)
+    tags.add(TagChar.min_final_cltv_expiry, 144)
+    for tag, value in extra:
+        tags.add(tag, value)
+    invoice = Bolt11(currency="bc", date=1_800_000_000, tags=tags, amount_msat=amount_msat)
+    return bolt11.encode(invoice, KEY.secret.hex())
+
+
+HINT = RouteHint.from_list(
+    [
+        {
+            "public_key": "02" + "11" * 32,
+            "short_channel_id": "800000x1x0",
+            "base_fee": 1000,
+            "ppm_fee": 10,
+            "cltv_expiry_delta": 40,
+        }
+    ]
+)
+INVOICES = [
+    _invoice(),
+    _invoice(amount_msat=MilliSatoshi(2_500_000_000)),
+    _invoice(amount_msat=MilliSatoshi(10), extra=[(TagChar.route_hint, HINT)]),
+    _invoice(extra=[(TagChar.fallback, Fallback.from_address("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "bc"))]),
+]
+
+
+@pytest.mark.parametrize("invoice", INVOICES)
+def test_decoded_invoices_equal_the_package_shims(invoice, monkeypatch):
+    fast = bolt11.decode(invoice).data
+    monkeypatch.setattr(DECODE_MODULE, "u5_to_bitarray", package_shim)
+    assert fast == bolt11.decode(invoice).data
+    assert fast["payee"] == KEY.public_key.format().hex()
+
+
+def _refusal(invoice: str) -> str:
+    _decode_cached.cache_clear()
+    with pytest.raises(InvoiceInvalid) as refused:
+        _decode_cached(invoice)
+    return refused.value.code
+
+
+@pytest.mark.parametrize("damage", ["signature", "field", "truncate"])
+def test_damaged_invoices_are_refused_alike(damage, monkeypatch):
+    invoice = INVOICES[1]
+    if damage == "signature":  # another payee signs the same fields
+        other = bolt11.decode(invoice)
+        damaged = bolt11.encode(other, coincurve.PrivateKey(b"\x08" * 32).secret.hex(), keep_payee=True)
+    elif damage == "field":
+        damaged = invoice[:40] + ("q" if invoice[40] != "q" else "p") + invoice[41:]
+    else:
+        damaged = invoice[:60]
+    fast = _refusal(damaged)
+    monkeypatch.setattr(DECODE_MODULE, "u5_to_bitarray", package_shim)
+    assert fast == _refusal(damaged)
+    assert fast in {BAD_SIGNATURE, UNDECODABLE}
