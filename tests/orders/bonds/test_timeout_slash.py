@@ -7,7 +7,7 @@ import pytest
 from lightning.types import InvoiceState
 from nostrbridge.protocol.enums import Action
 from orders.bonds.models import Bond
-from orders.models import Order
+from orders.models import EscrowRefund, Order
 from orders.services.timeouts import order_timeout
 from tests.orders.bonds.support import buy_order, htlc_accepted
 from tests.orders.services.support import configure
@@ -57,3 +57,27 @@ def test_cancel_before_the_timeout_never_slashes(alice, bob, fake_ln, settings):
     bob.send(Action.CANCEL, index=2, order_id=order.id, request_id=13)
     bond.refresh_from_db()
     assert (bond.state, bond.node_share_sats) == ("released", None)
+
+
+def test_the_slash_and_the_refund_are_decided_before_lightning_is_asked(alice, bob, fake_ln, settings, monkeypatch):
+    """Decision first (docs/PROTOCOL.md §Bonds, Slash; §Escrow): when LND is asked to settle the
+    bond or to cancel the escrow, the reset, the slash and the refund row are already committed."""
+    configure(settings, MOSTRO_ANTI_ABUSE_BOND_SLASH_ON_WAITING_TIMEOUT=True)
+    order, bond = _taken_and_late(alice, bob, fake_ln)
+    seen = []
+    for name in ("settle_invoice", "cancel_invoice"):
+
+        def spy(*args, _call=getattr(fake_ln, name), _name=name, **kwargs):
+            row = Order.objects.get(pk=order.pk)
+            refunds = list(EscrowRefund.objects.filter(order=order).values_list("hold_invoice_hash", "reason"))
+            seen.append((_name, row.status, Bond.objects.get(pk=bond.pk).state, refunds))
+            return _call(*args, **kwargs)
+
+        monkeypatch.setattr(fake_ln, name, spy)
+    escrow_hash = order.hold_invoice_hash
+    assert order_timeout(order_id=order.id, now=order.taken_at + timedelta(seconds=901)) == "taker-reset"
+    refunded = [(escrow_hash, "waiting timeout")]
+    assert seen == [
+        ("settle_invoice", "pending", "pending-payout", refunded),
+        ("cancel_invoice", "pending", "pending-payout", refunded),
+    ]
