@@ -12,7 +12,9 @@ class DisputeStatus(models.TextChoices):
     IN_PROGRESS = "in-progress"
     SELLER_REFUNDED = "seller-refunded"
     SETTLED = "settled"
-    RELEASED = "released"  # defined by mostro-core, never written
+    # Closed by the parties themselves (mostrod #967, #968; docs/PROTOCOL.md §Dispute-event).
+    RELEASED = "released"  # the seller released
+    COOPERATIVELY_CANCELED = "cooperatively-canceled"  # a cooperative cancel
 
 
 class DisputeInitiator(models.TextChoices):
@@ -26,7 +28,7 @@ OPEN_DISPUTE_STATUSES = frozenset({DisputeStatus.INITIATED, DisputeStatus.IN_PRO
 class Dispute(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="dispute")
-    status = models.CharField(max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.INITIATED)
+    status = models.CharField(max_length=24, choices=DisputeStatus.choices, default=DisputeStatus.INITIATED)
     initiator = models.CharField(max_length=8, choices=DisputeInitiator.choices)
     initiator_pubkey = models.CharField(max_length=64)
     order_previous_status = models.CharField(max_length=24)
@@ -69,6 +71,8 @@ class DisputeLogAction(models.TextChoices):
     TAKEN = "taken"
     SETTLED = "settled"
     REFUNDED = "refunded"
+    RELEASED = "released"  # by the seller
+    COOP_CANCELED = "coop-cancel"  # by both parties
 
 
 class DisputeLog(models.Model):

@@ -21,18 +21,20 @@ from disputes.events import publish_dispute_event
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeLog, DisputeLogAction, DisputeStatus
 
 S = DisputeStatus
-CLOSED_DISPUTE_STATUSES = frozenset({S.SETTLED, S.SELLER_REFUNDED, S.RELEASED})
+CLOSED_DISPUTE_STATUSES = frozenset({S.SETTLED, S.SELLER_REFUNDED, S.RELEASED, S.COOPERATIVELY_CANCELED})
+_CLOSES = CLOSED_DISPUTE_STATUSES
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    # Taken by a solver (or the node); settled or refunded by a solver, or by the parties
-    # themselves (release, cooperative cancel) while nobody has taken it yet.
-    S.INITIATED: frozenset({S.IN_PROGRESS, S.SETTLED, S.SELLER_REFUNDED}),
+    # Taken by a solver (or the node); settled or refunded by a solver, or closed by the parties
+    # themselves: `released` (the seller released), `cooperatively-canceled`.
+    S.INITIATED: frozenset({S.IN_PROGRESS} | _CLOSES),
     # Re-taken by its solver, taken over (read-write over read-only, or the node), or closed.
-    S.IN_PROGRESS: frozenset({S.IN_PROGRESS, S.SETTLED, S.SELLER_REFUNDED}),
+    S.IN_PROGRESS: frozenset({S.IN_PROGRESS} | _CLOSES),
     # A closed dispute is reopened for the buyer by the escrow guardian (one dispute per order).
     S.SETTLED: frozenset({S.INITIATED}),
     S.SELLER_REFUNDED: frozenset({S.INITIATED}),
-    S.RELEASED: frozenset({S.INITIATED}),  # never written here; an imported row may carry it
+    S.RELEASED: frozenset({S.INITIATED}),
+    S.COOPERATIVELY_CANCELED: frozenset({S.INITIATED}),
 }
 
 # What the log says about a move, by its target status.
@@ -41,6 +43,8 @@ LOG_ACTIONS: dict[str, str] = {
     S.IN_PROGRESS: DisputeLogAction.TAKEN,
     S.SETTLED: DisputeLogAction.SETTLED,
     S.SELLER_REFUNDED: DisputeLogAction.REFUNDED,
+    S.RELEASED: DisputeLogAction.RELEASED,
+    S.COOPERATIVELY_CANCELED: DisputeLogAction.COOP_CANCELED,
 }
 
 
@@ -113,7 +117,8 @@ def transition_dispute(
 
 
 def dispute_close(*, dispute: Dispute, to_status: str, actor: str) -> bool:
-    """Close an open dispute (`settled` or `seller-refunded`), stamping `resolved_at`."""
+    """Close an open dispute (a solver's `settled`/`seller-refunded`, the parties' `released`/
+    `cooperatively-canceled`), stamping `resolved_at`."""
     now = timezone.now()
     return transition_dispute(
         dispute=dispute,

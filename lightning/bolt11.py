@@ -160,7 +160,7 @@ def validate_buyer_invoice(
     if invoice_expiration_window_seconds is None:
         invoice_expiration_window_seconds = _setting("LND_INVOICE_EXPIRATION_WINDOW", 3600)
     if max_final_cltv_expiry_delta is None:
-        max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 432)
+        max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 144)
     invoice = decode_invoice(payment_request)
     now_s = _epoch(now)
     _check_common(invoice, network=network, now=now_s, max_final_cltv_expiry_delta=max_final_cltv_expiry_delta)
@@ -187,7 +187,7 @@ def validate_payout_invoice(
     """An invoice about to be paid (fetched from an LN address or stored earlier, docs/PROTOCOL.md §Payout):
     chain, CLTV and expiry rules plus the exact amount, but not the expiration window."""
     if max_final_cltv_expiry_delta is None:
-        max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 432)
+        max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 144)
     invoice = decode_invoice(payment_request)
     _check_common(invoice, network=network, now=_epoch(now), max_final_cltv_expiry_delta=max_final_cltv_expiry_delta)
     _check_amount(invoice, expected_amount_sats)

@@ -257,3 +257,39 @@ class ReputationImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer_name}/{self.subject} -> {self.identity_pubkey[:16]}"
+
+
+class MaintenanceState(models.Model):
+    """Maintenance ("drain") mode (docs/PROTOCOL.md §Maintenance): one row, read by the intake gate
+    on every new-order/take, so a switch from any process applies at once and survives restarts.
+
+    The reason is the operator's own note: shown on the dashboard, REST and `manage.py maintenance
+    status`, never published. Written only by `mostro_site.operator.maintenance.maintenance_set`.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    enabled = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, default="")
+    since = models.DateTimeField(null=True, blank=True)  # when it was switched on; None while off
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="maintenance_state_single_row"),
+            models.CheckConstraint(
+                condition=Q(enabled=False, since__isnull=True) | Q(enabled=True, since__isnull=False),
+                name="maintenance_state_since_iff_enabled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "maintenance on" if self.enabled else "maintenance off"
+
+    @classmethod
+    def current(cls) -> "MaintenanceState":
+        """The stored state, or "off" when no switch was ever made (never cached: one indexed read)."""
+        return cls.objects.filter(pk=1).first() or cls(enabled=False)
+
+    @classmethod
+    def is_enabled(cls) -> bool:
+        return cls.objects.filter(pk=1, enabled=True).exists()

@@ -17,6 +17,7 @@ import time
 from django.db import transaction
 
 from mostro_site.config import NodeConfig, node_config
+from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
 from nostrbridge.inbox import inbox_defer, inbox_fail, inbox_finish
@@ -25,7 +26,8 @@ from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo, ProtocolError, SignatureRefusal
-from nostrbridge.protocol.inbound import FRESHNESS_WINDOW_SECONDS, open_inbound
+from nostrbridge.protocol.inbound import FRESHNESS_WINDOW_SECONDS, open_inbound, verify_message
+from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import leading_zero_bits
 from nostrbridge.wiring import bridge_wiring, get_handler
 
@@ -34,6 +36,10 @@ logger = logging.getLogger(__name__)
 # Events replayed from `since` after a reconnect are accepted this far back; older ones
 # would long have been retried by the client with a fresh event.
 CATCH_UP_WINDOW_SECONDS = 600
+
+# Maintenance ("drain") mode refuses only what would open new escrow; everything else keeps
+# running so open trades finish (docs/PROTOCOL.md §Maintenance).
+MAINTENANCE_GATED_ACTIONS = frozenset({Action.NEW_ORDER.value, Action.TAKE_BUY.value, Action.TAKE_SELL.value})
 
 
 class NeedsOwnTransaction(Exception):
@@ -62,7 +68,7 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None, grouped: bool =
         return "not-claimed"
     with log_context(event_id=row.event_id):
         try:
-            ctx = _open(row)
+            ctx, message = _open(row)
         except SignatureRefusal as exc:
             return _refuse_signature(row, exc)
         except ProtocolError as exc:
@@ -74,6 +80,17 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None, grouped: bool =
             metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=exc.cause)
             return InboundStatus.DROPPED
         with log_context(action=ctx.action, order_id=ctx.order_id):
+            # The gate sits after the signature, freshness and first-contact checks and before
+            # `verify()` and the trade-index gate: a refused request creates no user and burns
+            # no trade index.
+            if ctx.action in MAINTENANCE_GATED_ACTIONS and MaintenanceState.is_enabled():
+                return _refuse(ctx, CantDoReason.MAINTENANCE_MODE)
+            try:
+                verify_message(message)
+            except ProtocolError as exc:
+                inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
+                metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
+                return InboundStatus.DROPPED
             return _dispatch(ctx, grouped=grouped)
 
 
@@ -83,7 +100,9 @@ def dispatch_opened(ctx: InboundContext) -> str:
         return _dispatch(ctx, grouped=False)
 
 
-def _open(row: InboundEvent) -> InboundContext:
+def _open(row: InboundEvent) -> tuple[InboundContext, Message]:
+    """Steps up to the first-contact gate; `verify()` (step 10) is left to the caller, after the
+    maintenance gate."""
     config = node_config()
     received_at = int(row.received_at.timestamp())
     # Freshness is judged at receipt (a backlog must not turn live messages stale); for a
@@ -97,10 +116,11 @@ def _open(row: InboundEvent) -> InboundContext:
         transport_version=config.protocol_version,
         pow_bits=config.pow_bits,
         now=freshness_now,
+        verify=False,
     )
     _check_first_contact(config, event_id=row.event_id, sender=unwrapped.sender)
     kind = unwrapped.message.kind
-    return InboundContext(
+    ctx = InboundContext(
         inbound_pk=row.pk,
         event_id=row.event_id,
         sender=unwrapped.sender,
@@ -113,6 +133,7 @@ def _open(row: InboundEvent) -> InboundContext:
         message=kind,
         created_at=unwrapped.created_at,
     )
+    return ctx, unwrapped.message
 
 
 def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
@@ -164,10 +185,7 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
             raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
         handler(ctx)
     except CantDo as exc:
-        _reply_cant_do(ctx, exc.reason)
-        logger.info("cant-do %s for %s (%s)", exc.reason, ctx.action, ctx.event_id[:12])
-        metrics.inbound_cant_do(action=ctx.action, reason=str(exc.reason), seconds=time.monotonic() - started)
-        return InboundStatus.DONE
+        return _refuse(ctx, exc.reason, started=started)
     except RetryLater as exc:
         if ctx.inbound_pk is None:
             raise
@@ -190,6 +208,14 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
     seconds = time.monotonic() - started
     metrics.inbound_handled(action=ctx.action, seconds=seconds)
     logger.debug("handled %s in %.1f ms", ctx.action, seconds * 1000)
+    return InboundStatus.DONE
+
+
+def _refuse(ctx: InboundContext, reason: CantDoReason, *, started: float | None = None) -> str:
+    _reply_cant_do(ctx, reason)
+    logger.info("cant-do %s for %s (%s)", reason, ctx.action, ctx.event_id[:12])
+    seconds = 0.0 if started is None else time.monotonic() - started
+    metrics.inbound_cant_do(action=ctx.action, reason=str(reason), seconds=seconds)
     return InboundStatus.DONE
 
 

@@ -21,6 +21,8 @@ from lightning import get_lightning_client
 from lightning.errors import LightningError
 from mostro_site.config import NodeConfig, node_config
 from mostro_site.config.reputation import reputation_settings, trusted_issuer_keys
+from mostro_site.models import MaintenanceState
+from nostrbridge.build_info import mostro_commit_hash
 from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import AddressableClock, OutboundMessage
 from nostrbridge.node_identity import export_issuer_keys, node_pubkey
@@ -96,7 +98,7 @@ def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
     issuer = export_issuer_keys()
     return NodeInfo(
         mostro_version=MOSTRO_VERSION,
-        mostro_commit_hash="",
+        mostro_commit_hash=mostro_commit_hash(),
         max_order_amount_sats=config.max_order_amount_sats,
         min_order_amount_sats=config.min_payment_amount_sats,
         expiration_hours=config.expiration_hours,
@@ -122,6 +124,7 @@ def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
         # Only what works: the issuer key when export can sign, the trust list when import is on.
         reputation_issuer=None if issuer is None else issuer.public_key_hex,
         reputation_import_issuers=tuple(trusted_issuer_keys()) if reputation_settings().import_enabled else None,
+        maintenance_mode=MaintenanceState.is_enabled(),
     )
 
 

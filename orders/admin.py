@@ -1,16 +1,20 @@
 """Orders, traders and status changes in the admin: read-only views, grouped for people.
 
-Orders move only through the engine's guarded transitions, so nothing here edits them: the
-order page is a view (no Save button) grouped as trade, parties, money, Lightning and the
-timeline, with links to its dispute and traders; it updates live (`data-live-refresh`).
+Orders move only through the engine's guarded transitions, so nothing here edits them; the one
+action, an operator's cancel of orders nobody took, calls the engine's service. The order page
+is a view (no Save button) grouped as trade, parties, money, Lightning and the timeline, with
+links to its dispute and traders; it updates live (`data-live-refresh`).
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
+from mostro_site.staff import is_operator
+from nostrbridge.protocol.errors import CantDo
 from orders import display
 from orders.models import Bond, BondStateChange, Order, OrderStatusChange, Trader
+from orders.services.admin_cancel import order_admin_cancel_pretrade
 
 
 class OrderStatusChangeInline(admin.TabularInline):
@@ -74,8 +78,32 @@ class OrderAdmin(admin.ModelAdmin):
                                   "buyer_invoice", "payout")}),
     )  # fmt: skip
 
+    actions = ["admin_cancel_pretrade"]
+
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, extra_context={"title": "Orders", **(extra_context or {})})
+
+    def has_admin_cancel_permission(self, request) -> bool:
+        return is_operator(request.user)
+
+    @admin.action(description="Cancel selected orders nobody took yet (operators)", permissions=["admin_cancel"])
+    def admin_cancel_pretrade(self, request, queryset):
+        """`pending`/`waiting-taker-bond` only (docs/PROTOCOL.md §Admin-cancel); each other order is
+        named and left alone."""
+        canceled, refused = [], []
+        for order in queryset.order_by("created_at"):
+            try:
+                order_admin_cancel_pretrade(order_id=order.pk, actor_label=f"admin:{request.user.get_username()}")
+            except CantDo as exc:
+                refused.append(f"{order.pk} ({order.status}: {exc.reason})")
+            else:
+                canceled.append(str(order.pk))
+        if canceled:
+            self.message_user(request, f"Canceled by admin: {', '.join(canceled)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, f"Not canceled (already taken or closed): {', '.join(refused)}.", messages.WARNING
+            )
 
     def get_readonly_fields(self, request, obj=None):
         # The preimage is the escrow's key: never shown.

@@ -42,6 +42,7 @@ def order_snapshot(order: Order) -> OrderSnapshot:
         payment_method=order.payment_method,
         premium=order.premium,
         expires_at=int(order.expires_at.timestamp()),
+        published_at=int(order.created_at.timestamp()),
     )
 
 

@@ -1,9 +1,11 @@
 """Read-only order queries shared by handlers, services, jobs and the invoice watcher."""
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.db.models import Q
 
+from devfee.models import DevFeePayment, DevFeeStatus
 from orders.models import Order
 from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
 
@@ -59,3 +61,53 @@ def trade_key_in_active_order(*, pubkey: str) -> bool:
     """The key trades (as buyer, seller or maker) in an order that is not finished yet."""
     query = Order.objects.filter(Q(buyer_pubkey=pubkey) | Q(seller_pubkey=pubkey) | Q(creator_pubkey=pubkey))
     return query.exclude(status__in=TERMINAL_STATUSES).exists()
+
+
+@dataclass(frozen=True)
+class DrainCounters:
+    """What still ties the node to its Lightning node (docs/PROTOCOL.md §Maintenance, mostrod's
+    `drain_counters`). `pending_orders` is informational: a pending order holds no escrow."""
+
+    escrowed_orders: int
+    inflight_payouts: int
+    inflight_dev_fees: int
+    open_bonds: int
+    pending_bond_payouts: int
+    pending_orders: int
+
+    @property
+    def drained(self) -> bool:
+        return not (
+            self.escrowed_orders
+            or self.inflight_payouts
+            or self.inflight_dev_fees
+            or self.open_bonds
+            or self.pending_bond_payouts
+        )
+
+
+# mostrod's terminal list for the drain count, which also names the legacy admin statuses.
+_DRAIN_TERMINAL = frozenset({*TERMINAL_STATUSES, OrderStatus.SETTLED_BY_ADMIN, OrderStatus.COMPLETED_BY_ADMIN})
+
+
+def drain_counters() -> DrainCounters:
+    """Count with mostrod's predicates. A settled escrow whose payout failed and has no payment in
+    flight is not counted (the sats are the node's balance now; the buyer's new invoice can be
+    paid from any node). Bonds are not enabled on this node: their counters are 0."""
+    escrowed = (
+        Order.objects.filter(hold_invoice_hash__isnull=False)
+        .exclude(status__in=_DRAIN_TERMINAL)
+        .exclude(status=OrderStatus.SETTLED_HOLD_INVOICE, failed_payment=True, payout_payment_hash__isnull=True)
+    )
+    return DrainCounters(
+        escrowed_orders=escrowed.count(),
+        inflight_payouts=Order.objects.filter(
+            payout_payment_hash__isnull=False, status=OrderStatus.SETTLED_HOLD_INVOICE
+        ).count(),
+        inflight_dev_fees=DevFeePayment.objects.filter(payment_hash__isnull=False)
+        .exclude(status=DevFeeStatus.PAID)
+        .count(),
+        open_bonds=0,
+        pending_bond_payouts=0,
+        pending_orders=Order.objects.filter(status=OrderStatus.PENDING).count(),
+    )

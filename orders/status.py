@@ -44,8 +44,14 @@ ESCROW_LOCKED_STATUSES = frozenset({S.ACTIVE, S.FIAT_SENT, S.DISPUTE})
 # so a coding slip cannot invent a path the protocol does not have.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.WAITING_MAKER_BOND: frozenset({S.PENDING, S.EXPIRED, S.CANCELED}),  # canceled: the maker, #996
-    S.PENDING: frozenset({S.WAITING_TAKER_BOND, S.WAITING_BUYER_INVOICE, S.WAITING_PAYMENT, S.CANCELED, S.EXPIRED}),
-    S.WAITING_TAKER_BOND: frozenset({S.PENDING, S.WAITING_BUYER_INVOICE, S.WAITING_PAYMENT, S.CANCELED, S.EXPIRED}),
+    # `canceled-by-admin` from the two pre-trade statuses: the operator's cancel of an order nobody
+    # took yet (mostrod 0.18.7, `pretrade_only`; docs/PROTOCOL.md §Admin-cancel).
+    S.PENDING: frozenset(
+        {S.WAITING_TAKER_BOND, S.WAITING_BUYER_INVOICE, S.WAITING_PAYMENT, S.CANCELED, S.EXPIRED, S.CANCELED_BY_ADMIN}
+    ),
+    S.WAITING_TAKER_BOND: frozenset(
+        {S.PENDING, S.WAITING_BUYER_INVOICE, S.WAITING_PAYMENT, S.CANCELED, S.EXPIRED, S.CANCELED_BY_ADMIN}
+    ),
     S.WAITING_BUYER_INVOICE: frozenset({S.WAITING_PAYMENT, S.ACTIVE, S.PENDING, S.CANCELED}),
     S.WAITING_PAYMENT: frozenset({S.ACTIVE, S.WAITING_BUYER_INVOICE, S.PENDING, S.CANCELED}),
     S.ACTIVE: frozenset({S.FIAT_SENT, S.DISPUTE, S.CANCELED, S.COOPERATIVELY_CANCELED}),

@@ -15,7 +15,7 @@ from uuid import UUID
 from django.db import transaction
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
-from disputes.services.authz import ensure_may_finalize, ensure_not_a_party
+from disputes.services.authz import ensure_may_finalize, ensure_not_a_party, is_node
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
 from nostrbridge.context import Atomic
@@ -27,11 +27,12 @@ from orders.bonds.models import Bond, SlashReason
 from orders.bonds.slash import SlashChoice, bond_slash_check, bonds_slash
 from orders.models import Order
 from orders.publish import publish_order_event
+from orders.services.admin_cancel import order_admin_cancel_pretrade
 from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
 from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
-from orders.status import OrderStatus
+from orders.status import PRE_TRADE_STATUSES, OrderStatus
 from orders.transitions import transition_order
 from orders.wire import order_message, send
 
@@ -40,6 +41,7 @@ class Resolution(enum.StrEnum):
     SETTLED = "settled"  # escrow settled, buyer payout scheduled
     REFUNDED = "seller-refunded"  # escrow canceled, order canceled-by-admin
     ALREADY_COOPERATIVELY_CANCELED = "cooperatively-canceled"  # nothing moved
+    PRETRADE_CANCELED = "pretrade-canceled"  # a not-yet-taken order canceled by the node key
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,9 @@ def dispute_resolve(
     if outcome is Resolution.SETTLED:
         return _resolve(request, payload, wrong_status=CantDoReason.INVALID_ORDER_STATUS, apply=_settle)
     if outcome is Resolution.REFUNDED:
+        pretrade = _pretrade_cancel(request)
+        if pretrade is not None:
+            return pretrade
         return _resolve(request, payload, wrong_status=CantDoReason.NOT_ALLOWED_BY_STATUS, apply=_cancel)
     raise ValueError(f"a dispute is settled or refunded, not {outcome}")
 
@@ -84,6 +89,25 @@ def dispute_resolve(
 # `admin-settle` and `admin-cancel`: the same keyword arguments as `dispute_resolve`.
 dispute_settle = functools.partial(dispute_resolve, outcome=Resolution.SETTLED)
 dispute_cancel = functools.partial(dispute_resolve, outcome=Resolution.REFUNDED)
+
+
+def _pretrade_cancel(request: _Request) -> Resolution | None:
+    """`admin-cancel` of an order nobody took (no dispute): the node key cancels it (mostrod
+    0.18.7's `CancelOrder`), a solver gets `not_authorized`; None for every other order."""
+    order = Order.objects.filter(pk=request.order_id).first() if request.order_id is not None else None
+    if order is None or order.status not in PRE_TRADE_STATUSES:
+        return None
+    if not is_node(request.actor_pubkey):
+        raise CantDo(CantDoReason.NOT_AUTHORIZED)
+    order_admin_cancel_pretrade(
+        order_id=order.id,
+        actor_label=request.label,
+        request_id=request.request_id,
+        trade_index=request.trade_index,
+        reply_to=request.reply_to,
+        atomic=request.atomic,
+    )
+    return Resolution.PRETRADE_CANCELED
 
 
 def _resolve(
@@ -185,8 +209,9 @@ def slash_choice(payload: Payload | None) -> SlashChoice:
 
 # The order's fate → the status its open dispute closes with, when the parties end the trade.
 _CLOSED_BY_PARTIES: dict[str, str] = {
-    OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.SETTLED,  # the seller released
-    OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.SELLER_REFUNDED,
+    # mostrod #967 / #968: no longer `settled` / `seller-refunded`, which now mean a solver's ruling.
+    OrderStatus.SETTLED_HOLD_INVOICE: DisputeStatus.RELEASED,  # the seller released
+    OrderStatus.COOPERATIVELY_CANCELED: DisputeStatus.COOPERATIVELY_CANCELED,
 }
 
 

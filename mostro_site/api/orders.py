@@ -7,7 +7,7 @@ from django.db.models import Count, Sum
 from ninja import Query, Router
 
 from devfee.models import DevFeePayment, DevFeeStatus
-from disputes.console import require
+from disputes.console import ConsoleForbidden, require
 from disputes.models import Dispute
 from lightning import get_lightning_client
 from lightning.errors import LightningError
@@ -15,8 +15,10 @@ from mostro_site.api.auth import API_AUTH
 from mostro_site.api.disputes import MAX_LIMIT, MAX_OFFSET, ApiError, page, responses
 from mostro_site.api.order_schemas import DevFeeListOut, NodeOut, OrderListOut, OrderOut, StatsOut
 from mostro_site.config import node_config
+from mostro_site.staff import is_operator
 from nostrbridge.node_identity import encode_npub, node_pubkey
 from orders.models import Order
+from orders.services.admin_cancel import order_admin_cancel_pretrade
 from orders.status import OrderKind, OrderStatus
 
 router = Router(auth=API_AUTH, tags=["orders"])
@@ -71,6 +73,17 @@ def order_detail(request, order_id: UUID):
     if order is None:
         raise ApiError(404, "not_found", "no such order")
     return order_out(order)
+
+
+@router.post("/orders/{order_id}/cancel", response=responses(OrderOut, 404, 409), url_name="order_cancel")
+def order_cancel(request, order_id: UUID):
+    """Cancel an order nobody took yet (`pending`, `waiting-taker-bond`): `canceled-by-admin`, the
+    maker is told `admin-canceled`. Any other status: 409 `not_allowed_by_status`, nothing changes
+    (a disputed order is canceled through its dispute). Operators only."""
+    if not is_operator(request.auth):
+        raise ConsoleForbidden("not_authorized", "only operators cancel orders")
+    order = order_admin_cancel_pretrade(order_id=order_id, actor_label=f"admin:{request.auth.get_username()}")
+    return order_out(Order.objects.select_related("dispute").get(pk=order.pk))
 
 
 @router.get("/node", response=responses(NodeOut), url_name="node_info", tags=["node"])

@@ -9,4 +9,5 @@ app_name = "operator"
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
     path("settings/", views.settings_view, name="settings"),
+    path("maintenance/", views.maintenance_view, name="maintenance"),
 ]

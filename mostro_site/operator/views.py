@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from mostro_site.config import node_config, rules
 from mostro_site.models import NodeSettings, SettingsAuditEntry
@@ -11,6 +12,7 @@ from mostro_site.operator import charts, dashboard
 from mostro_site.operator.access import operator_required
 from mostro_site.operator.forms import NodeSettingsForm
 from mostro_site.operator.lnstatus import lightning_status
+from mostro_site.operator.maintenance import MAX_REASON_CHARS, maintenance_set, maintenance_status
 from mostro_site.operator.nostr_links import encode_nevent
 from mostro_site.operator.reputation import FORM_NAME as ISSUER_FORM
 from mostro_site.operator.reputation import handle_issuer_post, reputation_context
@@ -121,5 +123,23 @@ def dashboard_view(request):
         disputes=dashboard.open_disputes(),
         relays=dashboard.relay_health(),
         lightning=lightning_status(),
+        maintenance=maintenance_status(),
     )
     return render(request, "operator/dashboard.html", context)
+
+
+@operator_required
+@require_POST
+def maintenance_view(request):
+    """The dashboard's switch: `enabled` = on/off, `reason` (optional, kept on the node)."""
+    choice = request.POST.get("enabled")
+    reason = request.POST.get("reason") or None
+    if choice not in ("on", "off"):
+        messages.error(request, "Choose on or off.")
+    elif reason is not None and len(reason.strip()) > MAX_REASON_CHARS:
+        messages.error(request, f"The reason is limited to {MAX_REASON_CHARS} characters; nothing changed.")
+    elif maintenance_set(enabled=choice == "on", reason=reason, user=request.user, via="dashboard"):
+        messages.success(request, f"Maintenance mode is {choice}; the info event was republished.")
+    else:
+        messages.info(request, f"Maintenance mode was already {choice}.")
+    return redirect("operator:dashboard")

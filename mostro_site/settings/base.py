@@ -243,10 +243,14 @@ LIGHTNING_BACKEND = env.str("LIGHTNING_BACKEND", default="lightning.lnd.LndClien
 LND_GRPC_HOST = env.str("LND_GRPC_HOST", default="127.0.0.1:10009")
 LND_CERT_FILE = env.str("LND_CERT_FILE", default="")
 LND_MACAROON_FILE = env.str("LND_MACAROON_FILE", default="")
+# Start even when LND answers with another identity while escrow is open on the recorded node
+# (the boot guard, docs/OPERATIONS.md "Changing the Lightning node"); mostrod's
+# `[lightning].allow_node_change`.
+LND_ALLOW_NODE_CHANGE = env.bool("LND_ALLOW_NODE_CHANGE", default=False)
 LND_INVOICE_EXPIRATION_WINDOW = env.int("LND_INVOICE_EXPIRATION_WINDOW", default=3600)
 LND_HOLD_INVOICE_EXPIRATION_WINDOW = env.int("LND_HOLD_INVOICE_EXPIRATION_WINDOW", default=300)
 LND_HOLD_INVOICE_CLTV_DELTA = env.int("LND_HOLD_INVOICE_CLTV_DELTA", default=144)
-LND_MAX_FINAL_CLTV_EXPIRY_DELTA = env.int("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", default=432)
+LND_MAX_FINAL_CLTV_EXPIRY_DELTA = env.int("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", default=144)
 LND_ESCROW_DEADLINE_MARGIN_BLOCKS = env.int("LND_ESCROW_DEADLINE_MARGIN_BLOCKS", default=24)
 LND_PAYMENT_ATTEMPTS = env.int("LND_PAYMENT_ATTEMPTS", default=3)
 LND_PAYMENT_RETRIES_INTERVAL = env.int("LND_PAYMENT_RETRIES_INTERVAL", default=60)

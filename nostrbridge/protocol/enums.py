@@ -190,7 +190,8 @@ class DisputeStatus(StrEnum):
     IN_PROGRESS = "in-progress"
     SELLER_REFUNDED = "seller-refunded"
     SETTLED = "settled"
-    RELEASED = "released"
+    RELEASED = "released"  # the seller released during the dispute (mostrod #967)
+    COOPERATIVELY_CANCELED = "cooperatively-canceled"  # the parties canceled during it (#968, core 0.15.1)
 
 
 class DisputeInitiator(StrEnum):

@@ -53,6 +53,8 @@ class NodeInfo:
     # is on; the trusted issuers' keys when import is on (possibly none: import on, empty list).
     reputation_issuer: str | None = None
     reputation_import_issuers: tuple[str, ...] | None = None
+    # Maintenance ("drain") mode: always published, the operator's reason never is.
+    maintenance_mode: bool = False
 
 
 def _bool(value: bool) -> str:
@@ -81,9 +83,7 @@ def info_event_tags(info: NodeInfo, *, settings: PublisherSettings) -> list[list
         ["pow", str(info.pow_bits)],
         ["pow_first_contact", str(advertised_pow_first_contact(info))],
         ["protocol_version", str(info.protocol_version)],
-        ["hold_invoice_expiration_window", str(info.hold_invoice_expiration_window_seconds)],
         ["hold_invoice_cltv_delta", str(info.hold_invoice_cltv_delta_blocks)],
-        ["invoice_expiration_window", str(info.invoice_expiration_window_seconds)],
         ["lnd_version", info.lnd_version],
         ["lnd_node_pubkey", info.lnd_node_pubkey],
         ["lnd_commit_hash", info.lnd_commit_hash],
@@ -93,7 +93,12 @@ def info_event_tags(info: NodeInfo, *, settings: PublisherSettings) -> list[list
         ["lnd_uris", ",".join(info.lnd_uris)],
         settings.y_tag(),
         ["z", "info"],
+        # mostrod 0.18.7 moved the two window tags here, each with its own setting (v0.19.2 [obs]).
+        ["invoice_expiration_window", str(info.invoice_expiration_window_seconds)],
+        ["hold_invoice_expiration_window", str(info.hold_invoice_expiration_window_seconds)],
         ["bond_enabled", _bool(info.bond is not None)],
+        # Right after `bond_enabled`, as mostrod 0.19.2 publishes it (docs/PROTOCOL.md §Info-event).
+        ["maintenance_mode", _bool(info.maintenance_mode)],
     ]
     if info.bond is not None:
         bond = info.bond

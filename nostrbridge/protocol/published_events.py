@@ -70,6 +70,9 @@ class OrderSnapshot:
     payment_method: str
     premium: int
     expires_at: int
+    # The order's creation time, the same in every revision (mostrod #971/#1000, after 0.18.5);
+    # None leaves the tag out, as 0.18.5 published it.
+    published_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +163,7 @@ def order_event_tags(
         ["network", network or "unknown"],
         ["layer", "lightning"],
         ["expires_at", str(order.expires_at)],
+        *([["published_at", str(order.published_at)]] if order.published_at is not None else []),
         ["expiration", str(expiration)],
         settings.y_tag(),
         ["z", "order"],
@@ -236,7 +240,8 @@ def build_dispute_event(
         ["expiration", str(now + settings.dispute_days * SECONDS_PER_DAY)],
         ["s", str(status)],
         ["initiator", initiator],
-        ["created_at", str(dispute_created_at)],
+        # mostrod #1001 renamed the dispute's creation time from `created_at` (docs/PROTOCOL.md §Dispute-event).
+        ["published_at", str(dispute_created_at)],
         settings.y_tag(),
         ["z", "dispute"],
     ]

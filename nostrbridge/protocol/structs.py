@@ -172,11 +172,15 @@ class RestoredOrder(_Struct):
     order_id: uuid.UUID
     trade_index: int
     status: str
+    # mostro-core 0.15 (mostrod #966): the other party's trade key, always written (null until
+    # someone took the order); a reply from an older node without it parses as None.
+    counterparty_trade_pubkey: str | None = None
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("order_id", read_uuid, write_uuid),
         Field("trade_index", read_i64, write_int),
         Field("status", read_str, write_str),
+        Field("counterparty_trade_pubkey", read_str, write_str, optional=True),
     )
 
 

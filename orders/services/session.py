@@ -76,9 +76,22 @@ def restorable_orders(*, identity: str) -> list[RestoredOrder]:
         .order_by("created_at", "id")
     )
     return [
-        RestoredOrder(order_id=order.id, trade_index=identity_trade_index(order, identity), status=order.status)
+        RestoredOrder(
+            order_id=order.id,
+            trade_index=identity_trade_index(order, identity),
+            status=order.status,
+            counterparty_trade_pubkey=counterparty_trade_pubkey(order, identity),
+        )
         for order in orders
     ]
+
+
+def counterparty_trade_pubkey(order: Order, identity: str) -> str | None:
+    """The other side's trade key (docs/PROTOCOL.md §Restore-session): the buyer's for the seller's
+    identity and the other way round; None while nobody took the order."""
+    if order.master_seller_pubkey == identity:
+        return order.buyer_pubkey or None
+    return order.seller_pubkey or None
 
 
 def last_trade_index_get(*, identity: str) -> int:

@@ -57,7 +57,7 @@ def test_buyer_opens_from_fiat_sent_and_both_parties_are_told(node, fake_ln):
         ["expiration", event.tags[1][1]],
         ["s", "initiated"],
         ["initiator", "buyer"],
-        ["created_at", unix(dispute.created_at)],
+        ["published_at", unix(dispute.created_at)],
         ["y", "mostro", "Example Mostro"],
         ["z", "dispute"],
     ]

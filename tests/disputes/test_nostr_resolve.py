@@ -168,7 +168,10 @@ def test_resolved_order_gets_the_status_reason(trade, solver, fake_ln, action, r
 def test_cooperatively_canceled_order_answers_cooperative_cancel_accepted(trade, solver, fake_ln, action):
     trade.buyer.send(Action.CANCEL, index=1, order_id=trade.order.id)
     trade.seller.send(Action.CANCEL, index=1, order_id=trade.order.id)
-    assert (trade.refresh().status, trade.refresh_dispute().status) == ("cooperatively-canceled", "seller-refunded")
+    assert (trade.refresh().status, trade.refresh_dispute().status) == (
+        "cooperatively-canceled",
+        "cooperatively-canceled",
+    )
     writes = ln_writes(fake_ln)
 
     replies = solver.send(action, index=0, order_id=trade.order.id, request_id=52)

@@ -157,6 +157,7 @@ def pending_tags(net: TradeNetwork, order: dict, *, amt: str, fa: list[str], rat
         ["network", "regtest"],
         ["layer", "lightning"],
         ["expires_at", str(order["expires_at"])],
+        ["published_at", str(order["created_at"])],
         ["expiration", str(order["expires_at"])],
         ["y", "mostro", NAME],
         ["z", "order"],

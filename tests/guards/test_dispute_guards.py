@@ -117,8 +117,8 @@ def test_admin_settle_losing_to_the_sellers_release_pays_once(trade, monkeypatch
     assert audit_trail(trade.order)[-1] == ("dispute", "settled-hold-invoice")
     assert row_state(trade.order, "payout_request_id")[0] == 9
     assert actions(trade.buyer) == ["released"]
-    assert trade.refresh_dispute().status == "settled"
-    assert _logs(trade.dispute)[1:] == [("taken", solver), ("settled", seller)]  # closed by the release only
+    assert trade.refresh_dispute().status == "released"
+    assert _logs(trade.dispute)[1:] == [("taken", solver), ("released", seller)]  # closed by the release only
 
 
 def test_admin_cancel_losing_to_a_cooperative_cancel_changes_nothing_more(trade, monkeypatch):
@@ -138,9 +138,9 @@ def test_admin_cancel_losing_to_a_cooperative_cancel_changes_nothing_more(trade,
         dispute_cancel(order_id=order_id, actor_pubkey=solver, request_id=11)
 
     assert audit_trail(trade.order)[-1] == ("dispute", "cooperatively-canceled")
-    assert trade.refresh_dispute().status == "seller-refunded"
+    assert trade.refresh_dispute().status == "cooperatively-canceled"
     assert actions(trade.buyer) == ["cooperative-cancel-accepted"]
-    assert _logs(trade.dispute)[1:] == [("taken", solver), ("refunded", trade.seller_key)]  # by the parties only
+    assert _logs(trade.dispute)[1:] == [("taken", solver), ("coop-cancel", trade.seller_key)]  # by the parties only
 
 
 @pytest.mark.parametrize(

@@ -191,7 +191,7 @@ def test_closing_one_orders_dispute_leaves_another_open_dispute_alone(node, fake
     mine = disputed_trade(fake_ln, fresh=True)
     other = disputed_trade(fake_ln, fresh=True)
     closed = dispute_close_by_parties(order_id=mine.order.id, order_status="settled-hold-invoice", actor="seller")
-    assert (closed.pk, mine.refresh_dispute().status) == (mine.dispute.pk, "settled")
+    assert (closed.pk, mine.refresh_dispute().status) == (mine.dispute.pk, "released")
     assert other.refresh_dispute().status == "initiated"
 
 
@@ -327,7 +327,7 @@ def test_closed_dispute_gets_its_resolution_time(node, fake_ln):
     trade = disputed_trade(fake_ln, fresh=True)
     closed = dispute_close_by_parties(order_id=trade.order.id, order_status="settled-hold-invoice", actor="seller")
     assert (closed.status, closed.resolved_at is not None, closed.updated_at >= closed.resolved_at) == (
-        "settled",
+        "released",
         True,
         True,
     )

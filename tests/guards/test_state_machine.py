@@ -57,6 +57,8 @@ PROTOCOL_EDGES = {
     ("fiat-sent", "settled-hold-invoice"),  # release
     ("dispute", "settled-hold-invoice"),  # release; admin-settle
     ("dispute", "canceled-by-admin"),  # admin-cancel
+    ("pending", "canceled-by-admin"),  # the operator's pre-trade cancel (upstream after 0.18.5)
+    ("waiting-taker-bond", "canceled-by-admin"),
     ("settled-hold-invoice", "success"),  # buyer payout succeeded
 }
 PROTOCOL_TERMINAL = {"success", "canceled", "cooperatively-canceled", "canceled-by-admin", "expired"}

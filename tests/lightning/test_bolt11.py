@@ -155,3 +155,21 @@ def test_fast_encoder_round_trips_through_bolt11():
 def test_decodes_are_cached():
     invoice = craft(amount_sats=4_242)
     assert decode_invoice(invoice) is decode_invoice(invoice)
+
+
+def test_default_max_final_cltv_is_upstreams_144(settings):
+    """mostrod 0.18.7 lowered the default from 432 to 144 (docs/PROTOCOL.md §Invoices)."""
+    del settings.LND_MAX_FINAL_CLTV_EXPIRY_DELTA  # the module's own fallback
+    defaults = {"min_payment_amount_sats": 100, "invoice_expiration_window_seconds": 3600}
+    for check in (validate_buyer_invoice, validate_payout_invoice):
+        limits = defaults if check is validate_buyer_invoice else {}
+        assert check(craft(cltv=144), expected_amount_sats=10_000, network="regtest", now=NOW, **limits)
+        with pytest.raises(InvoiceInvalid) as refused:
+            check(craft(cltv=145), expected_amount_sats=10_000, network="regtest", now=NOW, **limits)
+        assert refused.value.code == CLTV_TOO_HIGH
+
+
+def test_settings_default_max_final_cltv_is_144():
+    from mostro_site.settings import base
+
+    assert base.LND_MAX_FINAL_CLTV_EXPIRY_DELTA == 144

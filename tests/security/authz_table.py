@@ -376,7 +376,8 @@ GET    admin:orders_order_change                                              lo
 POST   admin:orders_order_change                                              login 403   403   403   403   403   403
 GET    admin:orders_order_changelist                                          login 403   200   200   200   200   200
 POST   admin:orders_order_changelist                                          login 403   200   200   200   200   200
-POST   admin:orders_order_changelist?action=delete_selected                   login 403   200   200   200   200   200
+POST   admin:orders_order_changelist?action=delete_selected                   login 403   200   200   200   302   302
+POST   admin:orders_order_changelist?action=admin_cancel_pretrade             login 403   200   200   200   302   302
 GET    admin:orders_order_delete                                              login 403   403   403   403   403   403
 POST   admin:orders_order_delete                                              login 403   403   403   403   403   403
 GET    admin:orders_order_history                                             login 403   200   200   200   200   200
@@ -412,6 +413,8 @@ GET    console:key-nip07                                                      lo
 POST   console:key-nip07                                                      login 400   400   400   400   400   400
 GET    operator:dashboard                                                     login 403   403   403   403   200   200
 POST   operator:dashboard                                                     login 403   403   403   403   200   200
+GET    operator:maintenance                                                   login 403   403   403   403   405   405
+POST   operator:maintenance                                                   login 403   403   403   403   302+  302+
 GET    operator:settings                                                      login 403   403   403   403   200   200
 POST   operator:settings                                                      login 403   403   403   403   302+  302+
 
@@ -423,9 +426,12 @@ GET    /api/disputes/{dispute_id}                                             40
 POST   /api/disputes/{dispute_id}/cancel                                      401   403   403   403   200+  403   403
 POST   /api/disputes/{dispute_id}/settle                                      401   403   403   403   200+  403   403
 POST   /api/disputes/{dispute_id}/take                                        401   403   403   403   200+  200+  200+
+GET    /api/maintenance                                                       401   403   403   403   403   200   200
+POST   /api/maintenance                                                       401   403   403   403   403   200+  200+
 GET    /api/node                                                              401   403   200   200   200   200   200
 GET    /api/orders                                                            401   403   200   200   200   200   200
 GET    /api/orders/{order_id}                                                 401   403   200   200   200   200   200
+POST   /api/orders/{order_id}/cancel                                          401   403   403   403   403   409   409
 GET    /api/solvers                                                           401   403   200   200   200   200   200
 POST   /api/solvers                                                           401   403   403   403   403   200+  200+
 DELETE /api/solvers/{pubkey}                                                  401   403   403   403   403   200+  200+

@@ -113,7 +113,8 @@ def call(world: World, endpoint: Endpoint, role: str):
 def _call_api(world: World, endpoint: Endpoint, role: str):
     client = world.client(role, api=True)
     path = endpoint.key.format(dispute_id=world.dispute.pk, order_id=world.dispute.order_id, pubkey=world.solver_pubkey)
-    body = {"pubkey": new_pubkey(), "permission": "read"} if endpoint.method == "POST" else None
+    body = _API_BODIES.get(endpoint.key, {"pubkey": new_pubkey(), "permission": "read"})
+    body = body if endpoint.method == "POST" else None
     kwargs = {"data": json.dumps(body), "content_type": "application/json"} if body else {}
     return client.generic(endpoint.method, path, **kwargs)
 
@@ -204,7 +205,11 @@ def _view_on_site(world: World) -> tuple[str, dict]:
     return reverse("admin:view_on_site", args=[content_type.pk, world.dispute.pk]), {}
 
 
+# POST bodies that are not a solver's (the default above).
+_API_BODIES: dict[str, dict] = {"/api/maintenance": {"enabled": True, "reason": "authorization matrix"}}
+
 _SITE_URLS = {
+    "operator:maintenance": lambda w: (reverse("operator:maintenance"), {"enabled": "on", "reason": "matrix"}),
     "admin:view_on_site": _view_on_site,
     "admin:autocomplete": lambda w: (
         reverse("admin:autocomplete") + "?app_label=disputes&model_name=solverlink&field_name=user&term=a",

@@ -109,7 +109,11 @@ class Command(BaseCommand):
         if not runtime.lightning.available:
             runtime.cluster.stop()
             raise CommandError(f"LND is unreachable ({runtime.lightning.error}); check LND_GRPC_HOST and the files.")
-        _record_lnd_identity(runtime.lightning)
+        try:
+            _guard_lnd_identity(runtime.lightning)
+        except Exception:
+            runtime.cluster.stop()
+            raise
         lnd_network_fetch()  # the network, once for the whole process (web, bridge, watcher)
         return runtime.serve()
 
@@ -118,11 +122,20 @@ class Command(BaseCommand):
         self.stdout.flush()
 
 
-def _record_lnd_identity(lightning) -> None:
-    """First start: remember which LND node this is (readiness compares it; see mostro_site.ops)."""
-    from mostro_site.ops.lnd_identity import lnd_identity_verify
+def _guard_lnd_identity(lightning) -> None:
+    """The boot guard: record the LND identity at first start; refuse another node while escrow
+    is open on the recorded one, unless LND_ALLOW_NODE_CHANGE (docs/OPERATIONS.md)."""
+    from mostro_site.ops.lnd_identity import NodeChangeRefused, lnd_node_guard
 
-    lnd_identity_verify(pubkey=lightning.pubkey, alias=lightning.alias, network=lightning.network)
+    try:
+        lnd_node_guard(
+            pubkey=lightning.pubkey,
+            alias=lightning.alias,
+            network=lightning.network,
+            allow_change=settings.LND_ALLOW_NODE_CHANGE,
+        )
+    except NodeChangeRefused as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _quiet_job_log() -> None:

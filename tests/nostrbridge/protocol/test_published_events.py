@@ -103,7 +103,29 @@ def test_dispute_event_matches_vector(node: Keys) -> None:
         created_at=1700000900,
         aux_rand=ZERO_AUX,
     )
-    assert event.to_dict() == PUBLISHED["dispute_38386"]
+    # The 0.18.5 vector, with the tag mostrod #1001 renamed `created_at` → `published_at`.
+    vector = PUBLISHED["dispute_38386"]
+    renamed = [["published_at", *tag[1:]] if tag[0] == "created_at" else tag for tag in vector["tags"]]
+    assert renamed != vector["tags"]
+    assert {k: v for k, v in event.to_dict().items() if k not in ("id", "sig")} == {
+        k: v for k, v in vector.items() if k not in ("id", "sig", "tags")
+    } | {"tags": renamed}
+    assert event.verify()
+
+
+def test_order_event_published_at_is_the_creation_time_in_every_revision(node: Keys) -> None:
+    order = dataclasses.replace(ORDER, published_at=1700000000)
+    pending = build_order_event(order, node, settings=SETTINGS, now=1700000100, network="regtest")
+    taken = build_order_event(
+        dataclasses.replace(order, status=Status.SUCCESS), node, settings=SETTINGS, now=1700000500, network="regtest"
+    )
+    for event in (pending, taken):
+        names = [tag[0] for tag in event.tags]
+        assert event.tags[names.index("expires_at") + 1] == ["published_at", "1700000000"]
+        assert names.count("published_at") == 1
+    assert "published_at" not in [
+        tag[0] for tag in build_order_event(ORDER, node, settings=SETTINGS, now=1, network="x").tags
+    ]
 
 
 @pytest.mark.parametrize("label", PUBLISHED)
@@ -293,9 +315,7 @@ def test_info_event_tags_in_order(node: Keys) -> None:
         ["pow", "0"],
         ["pow_first_contact", "4"],
         ["protocol_version", "2"],
-        ["hold_invoice_expiration_window", "300"],
         ["hold_invoice_cltv_delta", "144"],
-        ["invoice_expiration_window", "300"],
         ["lnd_version", "0.20.0-beta"],
         ["lnd_node_pubkey", "02ab"],
         ["lnd_commit_hash", "abc"],
@@ -305,9 +325,19 @@ def test_info_event_tags_in_order(node: Keys) -> None:
         ["lnd_uris", "02ab@127.0.0.1:9735"],
         ["y", "mostro", "Example Mostro"],
         ["z", "info"],
+        ["invoice_expiration_window", "300"],
+        ["hold_invoice_expiration_window", "300"],
         ["bond_enabled", "false"],
+        ["maintenance_mode", "false"],
     ]
     assert event.verify()
+
+
+def test_info_event_maintenance_tag_true_and_nothing_else_changes(node: Keys) -> None:
+    off = build_info_event(INFO, node, settings=SETTINGS, now=1).tags
+    on = build_info_event(dataclasses.replace(INFO, maintenance_mode=True), node, settings=SETTINGS, now=1).tags
+    assert on[-1] == ["maintenance_mode", "true"]
+    assert on[:-1] == off[:-1]
 
 
 def test_info_event_bond_tags_and_pow_advertising(node: Keys) -> None:
@@ -323,8 +353,9 @@ def test_info_event_bond_tags_and_pow_advertising(node: Keys) -> None:
     tags = build_info_event(info, node, settings=SETTINGS, now=1).tags
     assert ["fee", "0"] in tags
     assert ["pow_first_contact", "6"] in tags
-    assert tags[-7:] == [
+    assert tags[-8:] == [
         ["bond_enabled", "true"],
+        ["maintenance_mode", "false"],
         ["bond_amount_pct", "0.01"],
         ["bond_base_amount_sats", "1000"],
         ["bond_apply_to", "both"],

@@ -177,4 +177,5 @@ def _info(**reputation) -> NodeInfo:
 def test_info_event_reputation_tags_only_when_enabled(keys, reputation: dict, expected: list) -> None:
     tags = info_event_tags(_info(**reputation), settings=PublisherSettings(node_pubkey=DEST))
     bond_at = [tag[0] for tag in tags].index("bond_enabled")
-    assert tags[bond_at + 1 :] == expected
+    assert tags[bond_at + 1] == ["maintenance_mode", "false"]
+    assert tags[bond_at + 2 :] == expected

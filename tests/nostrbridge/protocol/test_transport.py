@@ -31,6 +31,7 @@ from nostrbridge.protocol.transport import (
     wrap_v2,
 )
 from tests.nostrbridge.protocol.conftest import MOSTRO_VECTORS, ZERO_AUX
+from tests.nostrbridge.protocol.test_messages import with_counterparty
 
 TUPLES = MOSTRO_VECTORS["content_tuples_v2"]
 V2 = MOSTRO_VECTORS["v2_client_event"]
@@ -46,7 +47,10 @@ def _sha(text: str) -> bytes:
 def test_content_tuple_v2_signatures_verify(label: str, keys: dict[str, Keys]) -> None:
     message, trade_sig, proof = json.loads(TUPLES[label])
     message_json = Message.from_value(message).to_json()
-    assert message_json == MOSTRO_VECTORS["canonical_messages"][label]
+    expected = MOSTRO_VECTORS["canonical_messages"][label]
+    if label == "F05_restore_resp":  # written by mostro-core 0.15 with the new null field
+        expected = with_counterparty(expected, None, None)
+    assert message_json == expected
     if trade_sig is None:  # node messages: [msg, null, null]
         assert proof is None
         return

@@ -192,14 +192,14 @@ def test_cooperative_cancel_refunds_and_closes_an_open_dispute(node, fake_ln):
     _cancel(trade.seller, trade.order, request_id=52)
 
     dispute.refresh_from_db()
-    assert (trade.refresh().status, dispute.status) == ("cooperatively-canceled", "seller-refunded")
-    # The accepting party closed it: logged like a solver's refund (disputes' one writer).
-    assert list(dispute.log.values_list("action", "actor")) == [("refunded", trade.seller_key)]
+    assert (trade.refresh().status, dispute.status) == ("cooperatively-canceled", "cooperatively-canceled")
+    # The accepting party closed it (mostrod #968: its own 38386 status, not a solver's refund).
+    assert list(dispute.log.values_list("action", "actor")) == [("coop-cancel", trade.seller_key)]
     [row] = OutboundMessage.objects.filter(kind=38386)
     tags = Event.from_json(row.event_json).tags
     assert [t for t in tags if t[0] in ("d", "s", "initiator")] == [
         ["d", str(dispute.id)],
-        ["s", "seller-refunded"],
+        ["s", "cooperatively-canceled"],
         ["initiator", "seller"],
     ]
 

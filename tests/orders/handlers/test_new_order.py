@@ -98,6 +98,7 @@ def test_pending_revision_is_published_with_rating_and_source():
         ["network", "regtest"],
         ["layer", "lightning"],
         ["expires_at", expires],
+        ["published_at", str(_unix(order.created_at))],
         ["expiration", expires],
         ["y", "mostro", "Example Mostro"],
         ["z", "order"],

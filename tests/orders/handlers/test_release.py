@@ -85,15 +85,15 @@ def test_release_during_a_dispute_closes_it_as_settled(fiat_sent, fake_ln, djang
     _release(trade, django_capture_on_commit_callbacks)
 
     dispute.refresh_from_db()
-    assert (dispute.status, trade.refresh().status) == ("settled", "success")
-    assert list(dispute.log.values_list("action", "actor")) == [("settled", trade.seller_key)]
+    assert (dispute.status, trade.refresh().status) == ("released", "success")
+    assert list(dispute.log.values_list("action", "actor")) == [("released", trade.seller_key)]
     [row] = OutboundMessage.objects.filter(kind=38386)
     tags = Event.from_json(row.event_json).tags
-    assert [t for t in tags if t[0] in ("d", "s", "initiator", "created_at")] == [
+    assert [t for t in tags if t[0] in ("d", "s", "initiator", "published_at")] == [
         ["d", str(dispute.id)],
-        ["s", "settled"],
+        ["s", "released"],
         ["initiator", "buyer"],
-        ["created_at", unix(dispute.created_at)],
+        ["published_at", unix(dispute.created_at)],
     ]
 
 

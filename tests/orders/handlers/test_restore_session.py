@@ -6,6 +6,7 @@ from disputes.models import Dispute
 from nostrbridge.protocol.enums import Action, MessageType
 from orders.models import Order
 from orders.status import OrderStatus
+from tests.nostrbridge.protocol.test_messages import with_counterparty
 from tests.orders.services.support import make_order
 from tests.orders.trade_states import active_sell_trade, vector
 from tests.trade.harness import TradeClient
@@ -32,7 +33,7 @@ def test_restores_open_orders_and_disputes(node, fake_ln):
             "efc75871-2568-40b9-a6ee-c382d4d6de01": str(dispute.id),
         },
     )
-    assert reply.message.to_json() == expected
+    assert reply.message.to_json() == with_counterparty(expected, trade.buyer.pubkey(1), None)
     assert reply.recipient == trade.seller.pubkey(9)
 
 
@@ -41,6 +42,7 @@ def test_the_buyer_side_gets_its_own_trade_index(node, fake_ln):
     [reply] = _restore(trade.buyer)
     orders = reply.payload.data.orders
     assert [(o.order_id, o.trade_index, o.status) for o in orders] == [(trade.order.id, 1, "active")]
+    assert orders[0].counterparty_trade_pubkey == trade.seller.pubkey(1)
 
 
 @pytest.mark.parametrize(

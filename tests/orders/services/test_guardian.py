@@ -127,7 +127,7 @@ def test_fiat_sent_escrow_near_expiry_opens_a_buyer_dispute(fiat_sent_trade, fak
         ["expiration", str(stamp + 90 * 86_400)],
         ["s", "initiated"],
         ["initiator", "buyer"],
-        ["created_at", str(int(dispute.created_at.timestamp()))],
+        ["published_at", str(int(dispute.created_at.timestamp()))],
         ["y", "mostro", "Example Mostro"],
         ["z", "dispute"],
     ]

@@ -1,0 +1,180 @@
+"""Maintenance mode: the switch service, the drain counters and `manage.py maintenance`
+(docs/PROTOCOL.md §Maintenance, docs/OPERATIONS.md "Maintenance mode")."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from devfee.models import DevFeePayment, DevFeeStatus
+from mostro_site.models import MaintenanceState, SettingsAuditEntry
+from mostro_site.operator.maintenance import maintenance_set, maintenance_status
+from nostrbridge.models import OutboundMessage
+from nostrbridge.protocol.nip01 import Event
+from orders.selectors import DrainCounters, drain_counters
+from tests.foundation.factories import make_order
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("node", "fake_ln")]
+
+REASON = "moving to the new LND box"
+
+
+def _info_tags() -> dict[str, str]:
+    event = Event.from_json(OutboundMessage.objects.filter(kind=38385).latest("pk").event_json)
+    return {tag[0]: tag[1] for tag in event.tags}
+
+
+def _switch(capture, **kwargs) -> bool:
+    with capture(execute=True):
+        return maintenance_set(**kwargs)
+
+
+def test_switching_on_stores_audits_and_republishes_without_the_reason(
+    operator_user, django_capture_on_commit_callbacks
+):
+    assert _switch(
+        django_capture_on_commit_callbacks, enabled=True, reason=f"  {REASON} ", user=operator_user, via="dashboard"
+    )
+
+    state = MaintenanceState.objects.get()
+    assert (state.enabled, state.reason, state.since is not None) == (True, REASON, True)
+    audit = SettingsAuditEntry.objects.get()
+    assert (audit.user, audit.field, audit.before, audit.after) == (
+        operator_user,
+        "maintenance_mode",
+        "off",
+        f"on: {REASON} (via dashboard)",
+    )
+    assert _info_tags()["maintenance_mode"] == "true"
+    assert not OutboundMessage.objects.filter(event_json__contains="LND box").exists()
+
+
+def test_switching_on_again_keeps_since_and_only_a_new_reason_is_audited(django_capture_on_commit_callbacks):
+    _switch(django_capture_on_commit_callbacks, enabled=True, reason=REASON, via="api")
+    since = MaintenanceState.objects.get().since
+    info_rows = OutboundMessage.objects.filter(kind=38385).count()
+
+    assert _switch(django_capture_on_commit_callbacks, enabled=True, reason=REASON, via="api") is False
+    assert SettingsAuditEntry.objects.count() == 1
+    assert OutboundMessage.objects.filter(kind=38385).count() == info_rows
+
+    assert _switch(django_capture_on_commit_callbacks, enabled=True, reason="longer", via="api") is True
+    state = MaintenanceState.objects.get()
+    assert (state.reason, state.since) == ("longer", since)
+    assert OutboundMessage.objects.filter(kind=38385).count() == info_rows  # same tags: not repeated
+
+
+def test_switching_off_clears_reason_and_since_and_republishes(django_capture_on_commit_callbacks):
+    _switch(django_capture_on_commit_callbacks, enabled=True, reason=REASON, via="command line")
+    assert _switch(django_capture_on_commit_callbacks, enabled=False, via="command line")
+
+    state = MaintenanceState.objects.get()
+    assert (state.enabled, state.reason, state.since) == (False, "", None)
+    assert list(SettingsAuditEntry.objects.order_by("pk").values_list("before", "after")) == [
+        ("off", f"on: {REASON} (via command line)"),
+        (f"on: {REASON}", "off (via command line)"),
+    ]
+    assert _info_tags()["maintenance_mode"] == "false"
+
+
+def test_off_when_never_switched_changes_nothing():
+    assert maintenance_set(enabled=False, via="api") is False
+    assert (MaintenanceState.objects.count(), SettingsAuditEntry.objects.count()) == (1, 0)
+    assert not OutboundMessage.objects.exists()
+
+
+def test_an_overlong_reason_is_refused_and_nothing_changes():
+    with pytest.raises(ValueError, match="500 characters"):
+        maintenance_set(enabled=True, reason="x" * 501, via="api")
+    assert (MaintenanceState.objects.count(), SettingsAuditEntry.objects.count()) == (0, 0)
+
+
+def test_drain_counters_use_mostrods_predicates():
+    hashes = iter(f"{n:064x}" for n in range(1, 100))
+    make_order(status="pending")
+    make_order(status="pending")
+    make_order(status="waiting-payment", hold_invoice_hash=next(hashes))
+    make_order(status="active", hold_invoice_hash=next(hashes))
+    make_order(status="dispute", hold_invoice_hash=next(hashes))
+    make_order(status="success", hold_invoice_hash=next(hashes))  # terminal
+    make_order(status="canceled", hold_invoice_hash=next(hashes))  # terminal
+    paying = make_order(status="settled-hold-invoice", hold_invoice_hash=next(hashes), payout_payment_hash=next(hashes))
+    # failed, no payment in flight: not counted; a failed one with a hash still is
+    make_order(status="settled-hold-invoice", hold_invoice_hash=next(hashes), failed_payment=True)
+    make_order(
+        status="settled-hold-invoice",
+        hold_invoice_hash=next(hashes),
+        failed_payment=True,
+        payout_payment_hash=next(hashes),
+    )
+    done = make_order(status="success", hold_invoice_hash=next(hashes))
+    other = make_order(status="success", hold_invoice_hash=next(hashes))
+    DevFeePayment.objects.create(
+        order=done, amount_sats=5, destination="d@x", status=DevFeeStatus.IN_FLIGHT, payment_hash=next(hashes)
+    )
+    DevFeePayment.objects.create(
+        order=other, amount_sats=5, destination="d@x", status=DevFeeStatus.PAID, payment_hash=next(hashes)
+    )
+    DevFeePayment.objects.create(order=paying, amount_sats=5, destination="d@x", status=DevFeeStatus.CLAIMED)
+
+    counters = drain_counters()
+
+    assert counters == DrainCounters(
+        escrowed_orders=5,
+        inflight_payouts=2,
+        inflight_dev_fees=1,
+        open_bonds=0,
+        pending_bond_payouts=0,
+        pending_orders=2,
+    )
+    assert counters.drained is False
+
+
+def test_pending_orders_alone_leave_the_node_drained():
+    make_order(status="pending")
+    make_order(status="success", hold_invoice_hash="ab" * 32)
+    counters = drain_counters()
+    assert (counters.pending_orders, counters.drained) == (1, True)
+
+
+def test_status_command_prints_the_counters_and_exits_zero():
+    make_order(status="active", hold_invoice_hash="ab" * 32)
+    out = StringIO()
+    call_command("maintenance", "status", stdout=out)  # raises SystemExit on a non-zero exit
+    assert out.getvalue().splitlines() == [
+        "maintenance: off",
+        "reason: ",
+        "since: ",
+        "escrowed_orders: 1",
+        "inflight_payouts: 0",
+        "inflight_dev_fees: 0",
+        "open_bonds: 0",
+        "pending_bond_payouts: 0",
+        "pending_orders: 0",
+        "drained: no",
+    ]
+
+
+def test_on_and_off_commands_switch_and_say_when_drained(django_capture_on_commit_callbacks):
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("maintenance", "on", "--reason", REASON, stdout=out)
+    lines = out.getvalue().splitlines()
+    since = MaintenanceState.objects.get().since
+    assert lines[:3] == ["maintenance on", "maintenance: on", f"reason: {REASON}"]
+    assert lines[3] == f"since: {since.isoformat()}"
+    assert lines[-2:] == ["drained: yes", "drained: safe to stop the node or change the Lightning node"]
+    assert SettingsAuditEntry.objects.get().after == f"on: {REASON} (via command line)"
+    assert _info_tags()["maintenance_mode"] == "true"
+
+    out = StringIO()
+    call_command("maintenance", "on", stdout=out)  # again without a reason: the stored one stays
+    assert out.getvalue().splitlines()[:3] == ["maintenance already on", "maintenance: on", f"reason: {REASON}"]
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("maintenance", "off", stdout=out)
+    assert out.getvalue().splitlines()[:2] == ["maintenance off", "maintenance: off"]
+    assert maintenance_status().enabled is False
+    out = StringIO()
+    call_command("maintenance", "off", stdout=out)
+    assert out.getvalue().splitlines()[0] == "maintenance already off"
