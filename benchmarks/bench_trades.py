@@ -24,7 +24,8 @@ p50/p99/max, CPU seconds per process, and the ledger check:
   * balances: seller −(amount + fee + routing fee) per trade, buyer +(amount − fee), devfund
     + the dev fees the node paid, the node + 2 × fee − payout routing fees − dev fees −
     dev-fee routing fees; the sum over all nodes falls by exactly the routing fees paid;
-  * discrepancies = checks that failed (target 0).
+  * discrepancies = checks that failed (target 0). The checks live in tests/ledger.py, which the
+    fault suite (tests/chaos/) runs after every injected fault.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ from tests.e2e.trade_clients import (  # noqa: E402
     WsRelayConnection,
     start_trade_network,
 )
+from tests.ledger import TradeRecord  # noqa: E402
+from tests.ledger import ledger_check as shared_ledger_check  # noqa: E402
 
 STEPS = (
     "new-order → ack",
@@ -193,88 +196,23 @@ async def drive(net: TradeNetwork, args: argparse.Namespace) -> tuple[Results, l
     return results, leftovers
 
 
-# -- the ledger --------------------------------------------------------------------------------
+# -- the ledger (tests/ledger.py, shared with the fault suite) ---------------------------------
 async def ledger_check(net: TradeNetwork, results: Results, before: dict[str, int]) -> tuple[list[str], dict]:
-    problems: list[str] = []
-    mostro, bob, alice = (net.wallet(name, threaded=False) for name in ("mostro", "bob", "alice"))
-    # Dev fees the node may be paying right now: let them land before the snapshot.
-    for _ in range(50):
-        busy = net.node.query("SELECT COUNT(*) FROM devfee_devfeepayment WHERE status IN ('claimed', 'in-flight')")
-        if busy == [(0,)]:
-            break
-        await asyncio.sleep(0.2)
-    after = net.balances_msat()
-    mostro_payments = await mostro.payments()
-    alice_payments = await alice.payments()
-    bob_invoices = {inv.payment_request: inv for inv in await bob.invoices()}
-    orders = {
-        row[0]: row[1:]
-        for row in net.node.query("SELECT lower(id), status, amount_sats, fee_sats, dev_fee_sats FROM orders_order")
-    }
-    by_request: dict[str, list] = defaultdict(list)
-    for payment in mostro_payments:
-        by_request[payment.payment_request].append(payment)
-    succeeded = ln.Payment.PaymentStatus.SUCCEEDED
-    payout_routing_msat = 0
-    seller_msat = buyer_msat = kept_msat = 0
-    for order_id, amount, invoice in results.trades:
-        row = orders.get(order_id.replace("-", ""))
-        fee = fee_of(amount)
-        if row is None or row[0] != "success" or row[1] != amount or row[2] != fee:
-            problems.append(f"order {order_id}: {row} in the database, expected success/{amount}/{fee}")
-            continue
-        payouts = by_request.get(invoice, [])
-        wins = [p for p in payouts if p.status == succeeded]
-        if len(wins) != 1 or len(payouts) != 1 or wins[0].value_sat != amount - fee:
-            problems.append(f"order {order_id}: payouts {[(p.status, p.value_sat) for p in payouts]}")
-        else:
-            payout_routing_msat += wins[0].fee_msat
-            if wins[0].fee_msat != route_fee_msat((amount - fee) * MSAT):
-                problems.append(f"order {order_id}: payout routing fee {wins[0].fee_msat} msat")
-        received = bob_invoices.get(invoice)
-        if (
-            received is None
-            or ln.Invoice.InvoiceState.Name(received.state) != "SETTLED"
-            or received.amt_paid_sat != amount - fee
-        ):
-            problems.append(f"order {order_id}: buyer invoice {received and received.state}")
-        seller_msat += (amount + fee) * MSAT + route_fee_msat((amount + fee) * MSAT)
-        buyer_msat += (amount - fee) * MSAT
-        kept_msat += 2 * fee * MSAT
-    traded = {r[2] for r in results.trades}
-    strays = [p for p in mostro_payments if p.status == succeeded and p.payment_request not in traded]
-    # The node pays only buyers and the dev fund: everything else is a discrepancy.
-    dev_rows = net.node.query("SELECT amount_sats, payment_hash FROM devfee_devfeepayment WHERE status = 'paid'")
-    dev_hashes = {h for _, h in dev_rows}
-    dev_msat = sum(a for a, _ in dev_rows) * MSAT
-    dev_routing_msat = 0
-    for payment in strays:
-        if payment.payment_hash in dev_hashes:
-            dev_routing_msat += payment.fee_msat
-        else:
-            problems.append(f"unexpected node payment {payment.payment_hash[:16]} of {payment.value_sat} sats")
-    if len(strays) != len(dev_rows):
-        problems.append(f"{len(dev_rows)} dev fees marked paid, {len(strays)} dev-fee payments at the node")
-    escrow_wins = [p for p in alice_payments if p.status == succeeded]
+    trades = [
+        TradeRecord(order_id, buyer_invoice=invoice, amount_sats=amount, fee_sats=fee_of(amount), outcome="success")
+        for order_id, amount, invoice in results.trades
+    ]
+    ledger = await shared_ledger_check(net, trades, before, route_fee_msat=route_fee_msat)
+    problems = ledger.problems
+    # Every escrow the sellers paid was settled: none left locked or refunded.
+    alice_payments = await net.wallet("alice", threaded=False).payments()
+    escrow_wins = [p for p in alice_payments if p.status == ln.Payment.PaymentStatus.SUCCEEDED]
     if len(escrow_wins) != len(results.trades):
         problems.append(f"{len(escrow_wins)} escrow payments succeeded for {len(results.trades)} trades")
-    delta = {name: after[name] - before[name] for name in after}
-    expected = {
-        "alice": -seller_msat,
-        "bob": buyer_msat,
-        "devfund": dev_msat,
-        "mostro": kept_msat - payout_routing_msat - dev_msat - dev_routing_msat,
-    }
-    for name, value in expected.items():
-        if delta[name] != value:
-            problems.append(f"{name}: balance moved {delta[name]} msat, expected {value}")
-    routing_total = sum(p.fee_msat for p in (*mostro_payments, *alice_payments) if p.status == succeeded)
-    if sum(delta.values()) != -routing_total:
-        problems.append(f"network total moved {sum(delta.values())} msat, routing fees {routing_total}")
     figures = {
-        "delta": delta,
-        "dev fees paid (sats)": dev_msat // MSAT,
-        "routing fees (msat)": routing_total,
+        "delta": ledger.figures["delta"],
+        "dev fees paid (sats)": ledger.figures["dev fees paid (sats)"],
+        "routing fees (msat)": ledger.figures["routing_msat"],
         "payouts checked": len(results.trades),
     }
     return problems, figures

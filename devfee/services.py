@@ -42,6 +42,7 @@ from lightning.lnurl import LnurlError, fetch_invoice
 from lightning.outcomes import payment_send_classified, payment_track_classified
 from lightning.types import DecodedInvoice, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.event_settings import invoice_network, lnd_network, publisher_settings
 from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.outbox import enqueue_event, node_keys
@@ -150,7 +151,9 @@ def dev_fee_pay(*, payment_id: int, now: datetime | None = None) -> str:
     payment_hash = decoded.payment_hash_hex
     if not dev_fee_store_hash(claim=claim, payment_request=payment_request, payment_hash=payment_hash, now=now):
         return SKIPPED
+    kill_point("devfee-hash-stored")
     outcome = dev_fee_send(payment_request=payment_request, payment_hash=payment_hash, amount_sats=claim.amount_sats)
+    kill_point("devfee-sent")
     return dev_fee_record_outcome(payment_id=payment_id, payment_hash=payment_hash, outcome=outcome, now=now)
 
 

@@ -138,6 +138,7 @@ class DisputeAdmin(admin.ModelAdmin):
         chat = [
             path("<uuid:object_id>/chat/", view(admin_page.chat_messages_view), name=f"{prefix}_chat"),
             path("<uuid:object_id>/chat/send/", view(admin_page.chat_send_view), name=f"{prefix}_chat_send"),
+            path("<uuid:object_id>/ban/", view(admin_page.ban_party_view), name=f"{prefix}_ban"),
             path(
                 "<uuid:object_id>/chat/<int:message_id>/attachment/",
                 view(admin_page.chat_attachment_view),

@@ -7,11 +7,14 @@ which goes through the chat service (outbox row and message in one transaction).
 
 import re
 import threading
+from datetime import timedelta
 
+from django.contrib import messages
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -24,6 +27,9 @@ from disputes.console import RESOLVE_PERMISSION, TAKE_PERMISSION, ConsoleForbidd
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute
 from disputes.selectors import dispute_amounts, dispute_timeline
 from nostrbridge.node_identity import encode_npub, node_pubkey
+from orders.services.bans import BanConflict, ban_create
+
+BAN_PERMISSION = "orders.add_ban"
 
 # The node fetches a file from its server once, not at every page view (per process, in memory).
 ATTACHMENT_CACHE_S = 600
@@ -99,6 +105,7 @@ def page_context(request, model_admin, dispute: Dispute) -> dict:
         "can_take": is_open and not assigned and user.has_perm(TAKE_PERMISSION),
         "assigned_to_me": assigned,
         "can_resolve": is_open and assigned and order.status == "dispute" and user.has_perm(RESOLVE_PERMISSION),
+        "can_ban": user.has_perm(BAN_PERMISSION),
         **_chat_context(request, dispute, actor),
     }
 
@@ -114,6 +121,37 @@ def _readable(request, object_id) -> Dispute:
     if not may_read_chat(request.user, dispute):
         raise PermissionDenied
     return dispute
+
+
+@require_POST
+def ban_party_view(request, object_id):
+    """ "Ban this party", next to the resolution: bans the buyer's or the seller's identity (its
+    trade key in full privacy) through the bans service; back to the console with the outcome."""
+    if not request.user.has_perm(BAN_PERMISSION):
+        raise PermissionDenied
+    dispute = Dispute.objects.select_related("order").filter(pk=object_id).first()
+    if dispute is None:
+        raise Http404("no such dispute")
+    role = request.POST.get("party", "")
+    if role not in ("buyer", "seller"):
+        raise Http404("no such party")
+    party = facts.party_facts(dispute.order, dispute, role)
+    days = request.POST.get("days", "").strip()
+    expires_at = timezone.now() + timedelta(days=int(days)) if days.isdigit() and int(days) > 0 else None
+    try:
+        assert party.ban_key is not None  # a disputed order has both parties
+        ban_create(
+            pubkey=party.ban_key,
+            reason=request.POST.get("reason", ""),
+            expires_at=expires_at,
+            actor=f"admin:{request.user.get_username()}",
+        )
+        messages.success(request, f"The {role} is banned: new orders, takes and disputes are refused.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(" ".join(m) for m in exc.message_dict.values()))
+    except BanConflict:
+        messages.warning(request, f"The {role} is already banned.")
+    return HttpResponseRedirect(reverse("admin:disputes_dispute_change", args=[dispute.pk]))
 
 
 def chat_messages_view(request, object_id):

@@ -16,7 +16,7 @@ from disputes.models import Dispute, DisputeInitiator, DisputeStatus
 from lightning import get_lightning_client
 from lightning.errors import LightningError
 from lightning.types import InvoiceState
-from orders.models import Order, Trader
+from orders.models import Ban, Order, Trader
 from orders.services.escrow import BLOCK_SECONDS
 from orders.services.guardian import escrow_guard_margin_blocks
 from orders.status import OrderKind, OrderStatus
@@ -43,6 +43,11 @@ class PartyFacts:
     @property
     def full_privacy(self) -> bool:
         return self.identity is None
+
+    @property
+    def ban_key(self) -> str | None:
+        """What a ban of this party names: its identity, or its trade key in full privacy."""
+        return self.identity or self.trade_pubkey
 
 
 @dataclass(frozen=True)
@@ -75,12 +80,23 @@ class EscrowClock:
         return "warning" if eta - now < WARN_BEFORE else "ok"
 
 
-def trader_bans(identity: str | None) -> tuple[str, ...]:
-    """Bans of a trader (descriptions). Operator policies (issue 21) will add rules here;
-    today the only ban is Mostro's `is_banned` flag."""
+def trader_bans(identity: str | None, trade_pubkey: str | None = None) -> tuple[str, ...]:
+    """Active bans of a party (descriptions): the node's bans of its identity or trade key
+    (orders.services.bans), and Mostro's legacy `is_banned` flag, shown but never enforced."""
+    now = timezone.now()
+    keys = [key for key in (identity, trade_pubkey) if key]
+    found = [
+        f"{ban.reason} (by {ban.banned_by}, {_until(ban)})"
+        for ban in Ban.objects.filter(pubkey__in=keys, lifted_at__isnull=True).order_by("pk")
+        if ban.is_active_at(now)
+    ]
     if identity and Trader.objects.filter(pk=identity, is_banned=True).exists():
-        return ("banned on this node",)
-    return ()
+        found.append("flagged banned in the imported mostrod database (not enforced)")
+    return tuple(found)
+
+
+def _until(ban: Ban) -> str:
+    return "until lifted" if ban.expires_at is None else f"until {ban.expires_at:%Y-%m-%d %H:%M} UTC"
 
 
 def _identity(order: Order, role: str) -> str | None:
@@ -103,6 +119,7 @@ def party_facts(order: Order, dispute: Dispute, role: str) -> PartyFacts:
         "identity": identity,
         "opened_dispute": dispute.initiator == role,
     }
+    base["bans"] = trader_bans(identity, trade)
     if identity is None:
         return PartyFacts(**base)
     trader = Trader.objects.filter(pk=identity).first()
@@ -122,7 +139,6 @@ def party_facts(order: Order, dispute: Dispute, role: str) -> PartyFacts:
         disputes_lost=disputes.filter(
             (as_buyer & Q(status=DisputeStatus.SELLER_REFUNDED)) | (as_seller & Q(status=DisputeStatus.SETTLED))
         ).count(),
-        bans=trader_bans(identity),
     )
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from mostro_site.config import rules
+
 _FIAT = re.compile(r"^[A-Z]{3}$")
 
 
@@ -62,6 +64,11 @@ def _check_ranges() -> list[Error]:
     for name in ("MOSTRO_EXPIRATION_HOURS", "MOSTRO_EXPIRATION_SECONDS", "LND_PAYMENT_ATTEMPTS"):
         if getattr(s, name) < 1:
             errors.append(_error(f"{name}={getattr(s, name)} must be at least 1.", "", 9))
+    for field in rules.POLICY_BOUNDS:
+        name = f"MOSTRO_{field.upper()}"
+        message = rules.policy_error(field, getattr(s, name))
+        if message:
+            errors.append(_error(f"{name}={getattr(s, name)}: {message}", "docs/OPERATIONS.md §Policies.", 9))
     if s.LND_PAYMENT_RETRIES_INTERVAL < 1:
         errors.append(_error(f"LND_PAYMENT_RETRIES_INTERVAL={s.LND_PAYMENT_RETRIES_INTERVAL} must be ≥ 1.", "", 10))
     return errors

@@ -58,6 +58,16 @@ class NodeSettings(models.Model):
     )
     bond_payout_max_retries = models.PositiveIntegerField("bond payout attempts", null=True, blank=True)
     bond_payout_claim_window_days = models.PositiveIntegerField("bond claim window (days)", null=True, blank=True)
+    # Operator policies (docs/OPERATIONS.md §Policies); bounds: rules.POLICY_BOUNDS.
+    max_open_orders = models.PositiveIntegerField("max open orders per trader", null=True, blank=True)
+    take_cooldown_seconds = models.PositiveIntegerField("cooldown between takes (seconds)", null=True, blank=True)
+    daily_volume_sats = models.BigIntegerField("daily volume cap per trader (sats)", null=True, blank=True)
+    counterparty_threshold_sats = models.BigIntegerField("taker requirements above (sats)", null=True, blank=True)
+    counterparty_min_trades = models.PositiveIntegerField("taker's completed trades", null=True, blank=True)
+    counterparty_min_rating = models.FloatField("taker's minimum rating", null=True, blank=True)
+    counterparty_min_age_days = models.PositiveIntegerField("taker's minimum age (days)", null=True, blank=True)
+    auto_ban_disputes_lost = models.PositiveIntegerField("automatic ban after disputes lost", null=True, blank=True)
+    auto_ban_window_days = models.PositiveIntegerField("automatic ban window (days)", null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -108,6 +118,10 @@ class NodeSettings(models.Model):
             _between("bond_payout_invoice_window_seconds", 1, 2**31 - 1, "The invoice window must be ≥ 1 second."),
             _between("bond_payout_max_retries", 1, 2**31 - 1, "At least 1 payout attempt."),
             _between("bond_payout_claim_window_days", 1, 2**31 - 1, "The claim window must be at least 1 day."),
+            *(
+                _between(field, low, high, f"{field}: {low:g}–{high:g}, {meaning}.")
+                for field, (low, high, meaning) in rules.POLICY_BOUNDS.items()
+            ),
         ]
 
     def __str__(self) -> str:
@@ -152,7 +166,7 @@ class TokenScope(models.TextChoices):
     """What a token may do, on top of (never beyond) its user's own permissions."""
 
     READ = "read", "read: list and view"
-    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund"
+    RESOLVE = "resolve", "resolve disputes: read + take, settle, refund, ban"
     OPERATOR = "operator", "operator: everything the user may do"
 
 

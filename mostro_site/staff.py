@@ -22,7 +22,8 @@ _READ = [
 ]
 GROUP_PERMISSIONS: dict[str, list[str]] = {
     SOLVER_READ_GROUP: _READ,
-    SOLVER_READ_WRITE_GROUP: [*_READ, "disputes.resolve_dispute"],
+    # Read-write solvers may ban a party (the console's "ban this party"); only operators lift.
+    SOLVER_READ_WRITE_GROUP: [*_READ, "disputes.resolve_dispute", "orders.view_ban", "orders.add_ban"],
     OPERATOR_GROUP: [
         *_READ,
         "disputes.resolve_dispute",
@@ -32,6 +33,9 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "disputes.change_solverlink",
         "disputes.delete_solverlink",
         "orders.view_trader",
+        "orders.view_ban",
+        "orders.add_ban",
+        "orders.change_ban",  # lifting a ban
         "orders.view_btcprice",
         "devfee.view_devfeepayment",
         "orders.view_bond",

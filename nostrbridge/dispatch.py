@@ -16,13 +16,14 @@ import time
 
 from django.db import transaction
 
+from lightning.errors import LightningUnavailable
 from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
 from nostrbridge.inbox import inbox_defer, inbox_fail, inbox_finish
 from nostrbridge.log_context import log_context
-from nostrbridge.models import InboundEvent, InboundStatus
+from nostrbridge.models import POLICY_MARK, InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo, ProtocolError, SignatureRefusal
@@ -185,7 +186,7 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
             raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
         handler(ctx)
     except CantDo as exc:
-        return _refuse(ctx, exc.reason, started=started)
+        return _refuse(ctx, exc.reason, started=started, policy=exc.policy)
     except RetryLater as exc:
         if ctx.inbound_pk is None:
             raise
@@ -198,11 +199,17 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
         metrics.inbound_dropped(action=ctx.action, cause=exc.cause, seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except Exception as exc:  # noqa: BLE001 — last-resort guard: one poison message never stops the worker
-        logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
+        transient = _lightning_down(exc)
+        if transient:
+            logger.warning(
+                "LND unavailable handling %s (%s) order=%s: %s", ctx.action, ctx.event_id[:12], ctx.order_id, exc
+            )
+        else:
+            logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
         metrics.inbound_error(action=ctx.action, seconds=time.monotonic() - started)
         if ctx.inbound_pk is None:
             raise
-        return inbox_fail(pk=ctx.inbound_pk, error=f"{type(exc).__name__}: {exc}")
+        return inbox_fail(pk=ctx.inbound_pk, error=f"{type(exc).__name__}: {exc}", transient=transient)
     if not ctx.finished:
         _finish_silently(ctx, "")
     seconds = time.monotonic() - started
@@ -211,21 +218,39 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
     return InboundStatus.DONE
 
 
-def _refuse(ctx: InboundContext, reason: CantDoReason, *, started: float | None = None) -> str:
-    _reply_cant_do(ctx, reason)
+def _refuse(ctx: InboundContext, reason: CantDoReason, *, started: float | None = None, policy: str = "") -> str:
+    _reply_cant_do(ctx, reason, policy=policy)
     logger.info("cant-do %s for %s (%s)", reason, ctx.action, ctx.event_id[:12])
     seconds = 0.0 if started is None else time.monotonic() - started
     metrics.inbound_cant_do(action=ctx.action, reason=str(reason), seconds=seconds)
     return InboundStatus.DONE
 
 
-def _reply_cant_do(ctx: InboundContext, reason: CantDoReason) -> None:
+def _lightning_down(exc: BaseException) -> bool:
+    """LND could not be reached (anywhere in the chain of causes): the request is retried later.
+
+    "Unknown, ask the node": a settle or cancel that timed out may have happened, so the retry
+    asks LND again (settling or canceling twice is a no-op) instead of answering a failure.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, LightningUnavailable):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _reply_cant_do(ctx: InboundContext, reason: CantDoReason, *, policy: str = "") -> None:
+    # A policy refusal names its policy in the row: the operator's dashboard lists them from here.
+    note = f"cant-do {reason}" + (f" {POLICY_MARK}{policy} key:{ctx.sender[:16]}" if policy else "")
     # In a group commit no savepoint: if this fails, the whole group is rolled back and redone
     # one message at a time (nostrbridge.bridge.group).
     with transaction.atomic(savepoint=False):
         enqueue_cant_do(recipient_pubkey=ctx.sender, reason=reason, request_id=ctx.request_id, order_id=ctx.order_id)
         ctx.finished = False
-        ctx.mark_done(drop_reason=f"cant-do {reason}")
+        ctx.mark_done(drop_reason=note)
 
 
 def _finish_silently(ctx: InboundContext, reason: str) -> None:

@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 # Retries for events whose handler crashed (internal errors), before the row is parked.
 MAX_ATTEMPTS = 3
 LEASE_SECONDS = 60
+# A handler that could not reach LND (down, restarting, no answer in time) is not poison: the
+# event is retried, backing off up to a minute between tries, for this long after it arrived
+# (an LND restart or an outage of a few minutes), and only then counted against MAX_ATTEMPTS.
+TRANSIENT_RETRY_WINDOW_SECONDS = 900
+TRANSIENT_BACKOFF_MAX_SECONDS = 60
 
 
 def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> list[int]:
@@ -120,11 +125,24 @@ def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "
     return update_where(InboundEvent, where={"id": pk, "status": InboundStatus.PROCESSING}, values=values) == 1
 
 
-def inbox_fail(*, pk: int, error: str) -> str:
-    """An internal error: retry later, or park the row after MAX_ATTEMPTS."""
-    row = InboundEvent.objects.filter(pk=pk).values("attempts").first()
+def inbox_fail(*, pk: int, error: str, transient: bool = False) -> str:
+    """An internal error: retry later, or park the row after MAX_ATTEMPTS.
+
+    `transient` (LND unreachable): within TRANSIENT_RETRY_WINDOW_SECONDS of its arrival the row
+    waits out a backoff as an ownerless lease (PROCESSING, no `locked_by`), which the claim
+    takes back once it expires; no retry is spent in the first seconds of an outage.
+    """
+    row = InboundEvent.objects.filter(pk=pk).values("attempts", "received_at").first()
     if row is None:
         return InboundStatus.PARKED
+    now = timezone.now()
+    if transient and row["received_at"] > now - timedelta(seconds=TRANSIENT_RETRY_WINDOW_SECONDS):
+        delay = min(TRANSIENT_BACKOFF_MAX_SECONDS, 2 ** min(row["attempts"], 6))
+        InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).update(
+            locked_by="", locked_until=now + timedelta(seconds=delay), last_error=error[-4000:]
+        )
+        logger.warning("inbound event %s: Lightning unavailable, retried in %s s", pk, delay)
+        return InboundStatus.PROCESSING
     status = InboundStatus.PARKED if row["attempts"] >= MAX_ATTEMPTS else InboundStatus.RECEIVED
     InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).update(
         status=status, last_error=error[-4000:], locked_until=None

@@ -12,6 +12,10 @@ class InboundStatus(models.TextChoices):
     PARKED = "parked"  # crashed too often; visible in the admin, never retried automatically
 
 
+# `drop_reason` of a cant-do an operator policy caused: "cant-do <reason> policy:<name> key:<trade key>".
+POLICY_MARK = "policy:"
+
+
 class InboundEvent(models.Model):
     event_id = models.CharField(max_length=64, unique=True)
     kind = models.PositiveIntegerField()

@@ -351,3 +351,7 @@ class BondAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Bans live in their own module (registered on import).
+from orders import admin_bans  # noqa: E402, F401

@@ -241,10 +241,45 @@ class EscrowRefund(models.Model):
         return f"refund {self.hold_invoice_hash[:16]} of {self.order_id}"
 
 
+class Ban(models.Model):
+    """An operator's ban of a key (docs/OPERATIONS.md §Policies): the identity key in reputation
+    mode, the trade key in full privacy. Rows are never deleted: a lift stamps `lifted_at`, so the
+    table is the key's whole history. Written only by `orders/services/bans.py`.
+
+    At most one unlifted row per key (the partial unique constraint); an expired row stays
+    unlifted until `ban_create` closes it, and never refuses anything once `expires_at` passed.
+    """
+
+    pubkey = models.CharField(max_length=64, db_index=True)  # lowercase hex
+    reason = models.CharField(max_length=300)
+    expires_at = models.DateTimeField(null=True, blank=True)  # None: until lifted
+    banned_by = models.CharField(max_length=80)  # "admin:<username>", "api:<username>", "auto:disputes-lost"
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=80, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pubkey"], condition=Q(lifted_at__isnull=True), name="ban_one_unlifted_per_key"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="ban_reason_not_empty"),
+            models.CheckConstraint(condition=Q(lifted_at__isnull=True) | ~Q(lifted_by=""), name="ban_lift_has_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ban {self.pubkey[:16]} ({self.reason[:40]})"
+
+    def is_active_at(self, when) -> bool:
+        return self.lifted_at is None and (self.expires_at is None or self.expires_at > when)
+
+
 # Registered with the orders app (docs/PROTOCOL.md §Bonds).
 from orders.bonds.models import Bond, BondStateChange  # noqa: E402
 
 __all__ = [
+    "Ban",
     "Bond",
     "BondStateChange",
     "BtcPrice",

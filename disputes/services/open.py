@@ -12,6 +12,7 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import DisputePayload
 from orders.models import Order
+from orders.services.bans import ban_refuse
 from orders.services.lookup import order_get_or_not_found
 from orders.status import OrderStatus
 from orders.transitions import transition_order
@@ -36,6 +37,8 @@ def dispute_open(
     if sender not in (order.buyer_pubkey, order.seller_pubkey):
         raise CantDo(CantDoReason.INVALID_PUBKEY)
     initiator = DisputeInitiator.BUYER if sender == order.buyer_pubkey else DisputeInitiator.SELLER
+    identity = order.master_buyer_pubkey if initiator == DisputeInitiator.BUYER else order.master_seller_pubkey
+    ban_refuse(identity=identity, sender=sender)  # the other party may still open one
     previous = order.status
     with atomic():
         moved = transition_order(

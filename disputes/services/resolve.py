@@ -16,8 +16,10 @@ from django.db import transaction
 
 from disputes.models import OPEN_DISPUTE_STATUSES, Dispute, DisputeStatus
 from disputes.services.authz import ensure_may_finalize, ensure_not_a_party, is_node
+from disputes.services.auto_ban import auto_ban_after_resolution
 from disputes.services.errors import DisputeConflict
 from disputes.transitions import dispute_close
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic
 from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -155,6 +157,8 @@ def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
         send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
         payout_schedule(order_id=order.id, request_id=request_id)
     escrow_settle_decided(order=order)  # the decision is committed; the payout settles first if this fails
+    auto_ban_after_resolution(order=order, loser="seller")  # committed first: it cannot undo the settle
+    kill_point("solver-settled")
     return Resolution.SETTLED
 
 
@@ -183,6 +187,8 @@ def _cancel(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
             if recipient:
                 enqueue_message(recipient_pubkey=recipient, message=message, order_id=order.id)
     escrow_refund_execute(refund)
+    auto_ban_after_resolution(order=order, loser="buyer")  # committed first: it cannot undo the refund
+    kill_point("solver-canceled")
     return Resolution.REFUNDED
 
 

@@ -13,7 +13,9 @@ from mostro_site.models import ApiToken, TokenScope
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Write operations (by url_name) a "resolve" token may call; any other write needs "operator",
 # so a new write endpoint is closed to narrow tokens until it is listed here.
-RESOLVE_OPERATIONS = frozenset({"dispute_take", "dispute_settle", "dispute_cancel"})
+# Bans (create, lift) are a solver's tool too. One path's methods share the URL name of the
+# first operation declared on it: `POST /api/bans` resolves as "ban_list".
+RESOLVE_OPERATIONS = frozenset({"dispute_take", "dispute_settle", "dispute_cancel", "ban_list", "ban_lift"})
 
 
 class ApiUnauthorized(Exception):

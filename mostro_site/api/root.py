@@ -39,6 +39,7 @@ api = MostroApi(title="Mostro admin API", version="1", urls_namespace="api")
 api.add_router("/", "mostro_site.api.disputes.router")
 api.add_router("/", "mostro_site.api.orders.router")
 api.add_router("/", "mostro_site.api.maintenance.router")
+api.add_router("/", "mostro_site.api.bans.router")
 
 # Refusals about who is acting, not about the order's state.
 FORBIDDEN_REASONS = frozenset(

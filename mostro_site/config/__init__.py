@@ -66,6 +66,17 @@ class NodeConfig:
         """Does a `role` ("make" or "take") post a bond under the current settings?"""
         return self.bond_enabled and self.bond_apply_to in (role, "both")
 
+    # Operator policies (docs/OPERATIONS.md §Policies): 0 = off.
+    max_open_orders: int = 0
+    take_cooldown_seconds: int = 0
+    daily_volume_sats: int = 0
+    counterparty_threshold_sats: int = 0
+    counterparty_min_trades: int = 0
+    counterparty_min_rating: float = 0.0
+    counterparty_min_age_days: int = 0
+    auto_ban_disputes_lost: int = 0
+    auto_ban_window_days: int = 30
+
 
 def env_node_config() -> NodeConfig:
     s = settings
@@ -113,6 +124,15 @@ def env_node_config() -> NodeConfig:
         bond_payout_invoice_window_seconds=s.MOSTRO_ANTI_ABUSE_BOND_PAYOUT_INVOICE_WINDOW_SECONDS,
         bond_payout_max_retries=s.MOSTRO_ANTI_ABUSE_BOND_PAYOUT_MAX_RETRIES,
         bond_payout_claim_window_days=s.MOSTRO_ANTI_ABUSE_BOND_PAYOUT_CLAIM_WINDOW_DAYS,
+        max_open_orders=s.MOSTRO_MAX_OPEN_ORDERS,
+        take_cooldown_seconds=s.MOSTRO_TAKE_COOLDOWN_SECONDS,
+        daily_volume_sats=s.MOSTRO_DAILY_VOLUME_SATS,
+        counterparty_threshold_sats=s.MOSTRO_COUNTERPARTY_THRESHOLD_SATS,
+        counterparty_min_trades=s.MOSTRO_COUNTERPARTY_MIN_TRADES,
+        counterparty_min_rating=s.MOSTRO_COUNTERPARTY_MIN_RATING,
+        counterparty_min_age_days=s.MOSTRO_COUNTERPARTY_MIN_AGE_DAYS,
+        auto_ban_disputes_lost=s.MOSTRO_AUTO_BAN_DISPUTES_LOST,
+        auto_ban_window_days=s.MOSTRO_AUTO_BAN_WINDOW_DAYS,
     )
 
 
@@ -133,6 +153,7 @@ _OVERRIDES = {
     "picture": "picture",
     "website": "website",
     **{name: name for name in rules.BOND_FIELDS},
+    **{field: field for field in rules.POLICY_BOUNDS},
 }
 
 _CACHE_SECONDS = 1.0

@@ -20,6 +20,19 @@ MAX_POW_BITS = 255
 # 21 million bitcoin: no order or payment bound above the supply makes sense.
 MAX_SATS = 21_000_000 * 100_000_000
 FRACTION_FIELDS = ("fee", "max_routing_fee")
+# Operator policies (docs/OPERATIONS.md §Policies): field -> (low, high, what it is). 0 turns a
+# limit or a requirement off; the window of the automatic ban is at least one day.
+POLICY_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "max_open_orders": (0, 10_000, "orders on the book per trader (0 = no limit)"),
+    "take_cooldown_seconds": (0, 7 * 86_400, "seconds between two takes of a trader (0 = none)"),
+    "daily_volume_sats": (0, MAX_SATS, "sats a trader may trade in 24 hours (0 = no cap)"),
+    "counterparty_threshold_sats": (0, MAX_SATS, "sats above which takers must qualify (0 = off)"),
+    "counterparty_min_trades": (0, 100_000, "completed trades a taker needs"),
+    "counterparty_min_rating": (0, 5, "rating a taker needs (0–5)"),
+    "counterparty_min_age_days": (0, 3_650, "days since a taker's first record here"),
+    "auto_ban_disputes_lost": (0, 1_000, "disputes lost that ban a trader (0 = off)"),
+    "auto_ban_window_days": (1, 3_650, "days in which those disputes count"),
+}
 HTTP_URL_FIELDS = ("bitcoin_price_api_url", "picture", "website")
 BOND_APPLY_TO = ("take", "make", "both")
 # The anti-abuse bond's settings: the same names in NodeSettings, NodeConfig and the form.
@@ -137,6 +150,13 @@ def http_url_error(value: str) -> str | None:
     return None
 
 
+def policy_error(field: str, value: float) -> str | None:
+    low, high, meaning = POLICY_BOUNDS[field]
+    if not low <= value <= high:
+        return f"{value:g} is outside {low:g}–{high:g}: {meaning}."
+    return None
+
+
 def split_list(value: str) -> list[str]:
     """Comma- or newline-separated text as a list of trimmed, non-empty items."""
     return [item.strip() for item in re.split(r"[,\n]", value or "") if item.strip()]
@@ -184,6 +204,9 @@ def node_settings_errors(values: Mapping[str, Any], *, env=None) -> dict[str, li
         value = values.get(field)
         if value is not None:
             add(field, rule(value))
+    for field in POLICY_BOUNDS:
+        if values.get(field) is not None:
+            add(field, policy_error(field, values[field]))
     for field in HTTP_URL_FIELDS:
         if values.get(field):
             add(field, http_url_error(str(values[field])))

@@ -32,6 +32,7 @@ _PLAIN_FIELDS = {
     "picture": "picture",
     "website": "website",
     **{name: name for name in rules.BOND_FIELDS},
+    **{field: field for field in rules.POLICY_BOUNDS},
 }
 AUDITED_FIELDS = (*_PLAIN_FIELDS, "dev_fee_percentage", "fiat_currencies_accepted", "relays")
 # Model field -> the form field that shows its error.
@@ -129,6 +130,22 @@ class NodeSettingsForm(forms.Form):
     bond_payout_invoice_window_seconds = _int("Bond payout: ask for an invoice every (seconds)", "")
     bond_payout_max_retries = _int("Bond payout: payment attempts", "")
     bond_payout_claim_window_days = _int("Bond payout: claim window (days)", "Unclaimed after this: forfeited.")
+    # Operator policies (docs/OPERATIONS.md §Policies); 0 turns one off.
+    max_open_orders = _int("Max open orders per trader", "Orders on the book at once (lnp2pBot's MAX_PENDING_ORDERS).")
+    take_cooldown_seconds = _int("Cooldown between takes (seconds)", "A trader's next take waits this long.")
+    daily_volume_sats = _int("Daily volume cap (sats)", "What one trader may make or take in 24 hours.")
+    counterparty_threshold_sats = _int(
+        "Taker requirements above (sats)", "Orders above this amount only go to takers who qualify (0 = off)."
+    )
+    counterparty_min_trades = _int("Taker: completed trades", "At least this many successful trades here.")
+    counterparty_min_rating = forms.FloatField(
+        label="Taker: minimum rating", required=False, help_text="0–5, the rating the node publishes."
+    )
+    counterparty_min_age_days = _int("Taker: minimum age (days)", "Known to this node for at least this long.")
+    auto_ban_disputes_lost = _int(
+        "Automatic ban after disputes lost", "Ban a trader who lost this many disputes in the window (0 = off)."
+    )
+    auto_ban_window_days = _int("Automatic ban window (days)", "")
 
     def __init__(self, *args, row: NodeSettings | None = None, env: NodeConfig | None = None, **kwargs):
         self.row = row or NodeSettings(pk=1)
@@ -158,6 +175,7 @@ class NodeSettingsForm(forms.Form):
             "bond_payout_invoice_window_seconds": env.bond_payout_invoice_window_seconds,
             "bond_payout_max_retries": env.bond_payout_max_retries,
             "bond_payout_claim_window_days": env.bond_payout_claim_window_days,
+            **{field: getattr(env, field) for field in rules.POLICY_BOUNDS},
         }
         for name, value in defaults.items():
             self.fields[name].widget.attrs["placeholder"] = str(value)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from mostro_site.config import node_config, rules
 from mostro_site.models import NodeSettings, SettingsAuditEntry
-from mostro_site.operator import charts, dashboard
+from mostro_site.operator import charts, dashboard, refusals
 from mostro_site.operator.access import operator_required
 from mostro_site.operator.forms import NodeSettingsForm
 from mostro_site.operator.lnstatus import lightning_status
@@ -27,6 +27,17 @@ SETTINGS_GROUPS = [
     ("Nostr", ["relays", "protocol_version", "pow_bits"]),
     ("Public profile (kind 0)", ["name", "about", "picture", "website"]),
     ("Anti-abuse bond", list(rules.BOND_FIELDS)),
+    ("Limits per trader", ["max_open_orders", "take_cooldown_seconds", "daily_volume_sats"]),
+    (
+        "Taker requirements (large orders)",
+        [
+            "counterparty_threshold_sats",
+            "counterparty_min_trades",
+            "counterparty_min_rating",
+            "counterparty_min_age_days",
+        ],
+    ),
+    ("Automatic ban", ["auto_ban_disputes_lost", "auto_ban_window_days"]),
 ]
 RECENT_AUDIT = 25
 
@@ -89,6 +100,7 @@ def dashboard_view(request):
     ]
     fees = dashboard.fees_by_day()
     opened = dashboard.disputes_by_day()
+    recent_refusals, refusals_by_policy = refusals.policy_refusals()
     context = _context(
         request,
         "Node dashboard",
@@ -121,6 +133,8 @@ def dashboard_view(request):
         dev_fee_sats=paid_sats,
         dev_fee_rows=dev_fee_rows,
         disputes=dashboard.open_disputes(),
+        recent_refusals=recent_refusals,
+        refusals_by_policy=refusals_by_policy,
         relays=dashboard.relay_health(),
         lightning=lightning_status(),
         maintenance=maintenance_status(),

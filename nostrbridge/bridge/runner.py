@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from mostro_site.config import NodeConfig, node_config
+from nostrbridge.bridge.book_replay import book_replay
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
@@ -230,6 +231,12 @@ class Bridge:
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
+    def _spawn_once(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """A task that ends on its own: cancelled at shutdown if still running, forgotten when done."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
     def _channel_layer(self) -> Any:
         if self.options.channel_layer is not None:
             return self.options.channel_layer
@@ -300,6 +307,7 @@ class Bridge:
         else:
             self.catch_up.on_connect(url)
             self.publisher.nudge()  # replies that waited for a relay can go now
+            self._spawn_once(book_replay(self.pool, url), f"bridge-book-{url}")
         self._health_changed.set()
         self._relays_changed.set()
 

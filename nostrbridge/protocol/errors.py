@@ -108,6 +108,9 @@ class SignatureRefusal(ProtocolError):
 class CantDo(Exception):
     """Expected refusal of a well-formed request; answered with a `cant-do` message."""
 
-    def __init__(self, reason: CantDoReason) -> None:
+    def __init__(self, reason: CantDoReason, *, policy: str = "") -> None:
         super().__init__(str(reason))
         self.reason = reason
+        # An operator policy that refused (docs/OPERATIONS.md §Policies), e.g. "ban": never on
+        # the wire, only in the inbound row so the operator's dashboard can list refusals.
+        self.policy = policy

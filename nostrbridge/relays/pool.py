@@ -147,6 +147,13 @@ class RelayPool:
         results = await asyncio.gather(*(c.publish(event_id, frame, timeout_s) for c in connections))
         return {c.url: result for c, result in zip(connections, results, strict=True)}
 
+    async def publish_to(self, url: str, event: dict[str, Any], *, timeout_s: float = 10.0) -> PublishResult:
+        """Send the event to one relay of the pool and wait for its OK (None: no answer)."""
+        connection = self._connections.get(url)
+        if connection is None:
+            return PublishResult(None, "not in the pool")
+        return await connection.publish(event["id"], dumps(["EVENT", event]), timeout_s)
+
     # -- relays ----------------------------------------------------------------------------
     async def set_relays(self, urls: Iterable[str]) -> None:
         """Connect relays that are new in `urls`, close the ones no longer listed."""

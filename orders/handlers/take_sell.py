@@ -2,12 +2,14 @@
 
 from nostrbridge.context import InboundContext
 from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload
+from orders.services.bans import ban_refuse
 from orders.services.invoice import lightning_address_ready
 from orders.services.take import Taker, order_take_sell
 from orders.services.traders import trade_index_check
 
 
 def handle_take_sell(ctx: InboundContext) -> None:
+    ban_refuse(identity=ctx.identity, sender=ctx.sender)  # before the index gate registers anyone
     fiat_amount, invoice = take_payload(ctx.payload)
     lightning_address_ready(invoice)
     trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)

@@ -18,6 +18,7 @@ from orders.pricing import btc_price_for_trade, market_amount_sats
 from orders.publish import publish_order_event
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
+from orders.services.policy import policy_check_maker
 from orders.services.traders import trader_bump_trade_index
 from orders.status import OrderKind, OrderStatus
 from orders.transitions import record_creation
@@ -59,10 +60,11 @@ def order_create(
     if terms.premium >= PREMIUM_LIMIT:
         # A premium of 100 % or more prices the bitcoin at ≤ 0: no escrow can be asked for it.
         raise CantDo(CantDoReason.INVALID_PARAMETERS)
-    _check_sats_limits(terms, config)
+    quote_sats = _check_sats_limits(terms, config)
     if maker.identity != maker.sender and maker.trade_index is None:
         raise SilentDrop("reputation mode without trade_index")
     now = now or timezone.now()
+    policy_check_maker(key=maker.identity, amount_sats=quote_sats, config=config, now=now)
     if config.bonds_apply_to("make"):
         # Hidden until the maker's bond locks (docs/PROTOCOL.md §Bonds, Maker bond).
         fields = _order_fields(maker, terms, config, now)
@@ -115,8 +117,9 @@ def _fiat_range(terms: SmallOrder) -> tuple[int, int] | None:
     return terms.min_amount, terms.max_amount
 
 
-def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
+def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> int:
     """docs/PROTOCOL.md §New-order step 6: each fiat amount's sats quote within the node limits.
+    Returns the highest quote (what the daily volume cap counts).
 
     The quote includes the premium (the daemon leaves it out, so a premium of −100000 % asked a
     seller for 1000× the node's maximum): the limits bound what the escrow will really hold.
@@ -124,6 +127,7 @@ def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
     bounds = _fiat_range(terms)
     fiat_amounts = list(bounds) if bounds is not None else [terms.fiat_amount]
     price = None
+    highest = 0
     for fiat in fiat_amounts:
         if terms.amount != 0:
             quote = terms.amount
@@ -134,6 +138,8 @@ def _check_sats_limits(terms: SmallOrder, config: NodeConfig) -> None:
             raise CantDo(CantDoReason.INVALID_AMOUNT)
         if not config.min_payment_amount_sats <= quote <= config.max_order_amount_sats:
             raise CantDo(CantDoReason.OUT_OF_RANGE_SATS_AMOUNT)
+        highest = max(highest, quote)
+    return highest
 
 
 def order_expires_at(requested: int | None, *, now: datetime, config: NodeConfig) -> datetime:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
@@ -231,6 +232,7 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     ):
         _refund_unwanted(payment_hash_hex, order)
         return False
+    kill_point("hold-accepted")
     now = timezone.now()
     guard = Q(invoice_held_at__isnull=True, hold_invoice_hash=order.hold_invoice_hash)
     with transaction.atomic(durable=True):

@@ -33,6 +33,7 @@ from lightning.lnurl import LnurlError, fetch_invoice, is_lnurl_destination
 from lightning.outcomes import payment_send_classified
 from lightning.types import DecodedInvoice, InvoiceState, PaymentOutcome, PaymentStatus
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.event_settings import invoice_network
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentFailedPayload
@@ -119,7 +120,9 @@ def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
     claim = _claim(order, decoded, destination, request_id)
     if claim is None:
         return "skipped"
+    kill_point("payout-claimed")
     outcome = _send(client, payment_request, decoded, amount)
+    kill_point("payout-sent")
     return _record_outcome(order_id=order.id, claim=claim, outcome=outcome, request_id=request_id)
 
 

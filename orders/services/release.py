@@ -9,6 +9,7 @@ from uuid import UUID
 
 from django.db import transaction
 
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -119,6 +120,7 @@ def order_release(
         order.refresh_from_db()
         _after_settle(order, next_trade=next_trade, request_id=request_id)
     escrow_settle_decided(order=order)
+    kill_point("release-settled")
     return order
 
 

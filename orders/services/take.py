@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
@@ -34,6 +35,7 @@ from orders.services.escrow import (
     notify_pay_invoice,
 )
 from orders.services.invoice import buyer_invoice_validate
+from orders.services.policy import policy_check_taker
 from orders.services.traders import trader_bump_trade_index
 from orders.status import PRE_TRADE_STATUSES, OrderKind, OrderStatus
 from orders.transitions import transition_order
@@ -68,6 +70,7 @@ def order_take_sell(
     if _resent_bond(order, taker=taker, atomic=atomic):
         return order
     _fix_amounts(order, fiat_amount=fiat_amount)
+    _check_policies(order, taker)
     if invoice is not None:
         expected = buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
         invoice = buyer_invoice_validate(destination=invoice, expected_amount_sats=expected)
@@ -102,6 +105,7 @@ def order_take_buy(
     if _resent_bond(order, taker=taker, atomic=atomic):
         return order
     _fix_amounts(order, fiat_amount=fiat_amount)
+    _check_policies(order, taker)
     _require_trade_index(taker)
     fields = {
         **_amount_fields(order),
@@ -204,6 +208,12 @@ def _fix_amounts(order: Order, *, fiat_amount: int | None) -> None:
     order.dev_fee_sats = dev_fee_sats(fee_sats=order.fee_sats, dev_fee_percentage=config.dev_fee_percentage)
 
 
+def _check_policies(order: Order, taker: Taker) -> None:
+    """The operator's limits and taker requirements (docs/OPERATIONS.md §Policies), on the
+    amount this take trades, before any invoice lookup or hold invoice."""
+    policy_check_taker(key=taker.identity, amount_sats=order.amount_sats, config=node_config(), now=timezone.now())
+
+
 def _require_trade_index(taker: Taker) -> None:
     if taker.identity != taker.sender and taker.trade_index is None:
         raise SilentDrop("reputation mode without trade_index")
@@ -274,6 +284,8 @@ def _commit_take_with_escrow(
     if not won:
         escrow_cancel_unused(invoice=escrow, order_id=order.pk)
         logger.info("take of order %s by %s lost the race", order.pk, taker.sender[:16])
+    else:
+        kill_point("take-committed")
     return won
 
 

@@ -43,6 +43,9 @@ def test_api_matches_its_schema(case, operator_headers):
 def test_operation_ids_are_the_view_names():
     ids = sorted(op["operationId"] for path in api.get_openapi_schema()["paths"].values() for op in path.values())
     assert ids == [
+        "ban_create",
+        "ban_lift",
+        "ban_list",
         "devfee_list",
         "dispute_cancel",
         "dispute_detail",

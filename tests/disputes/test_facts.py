@@ -1,6 +1,6 @@
 """The facts on the dispute page: each party's history on this node and the escrow clock."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,6 +9,7 @@ from django.utils import timezone
 from disputes import facts
 from disputes.models import Dispute
 from orders.models import Order, Trader
+from orders.services.bans import ban_create
 from tests.disputes.support import disputed_trade
 from tests.foundation.factories import make_order
 
@@ -41,7 +42,22 @@ def test_each_party_has_its_history_on_this_node(trade):
     assert (buyer.role, buyer.side, buyer.opened_dispute, buyer.full_privacy) == ("buyer", "taker", True, False)
     assert (buyer.trades_completed, buyer.disputes_opened, buyer.disputes_lost, buyer.bans) == (2, 2, 1, ())
     assert (seller.side, seller.rating, seller.reviews, seller.trades_completed) == ("maker", 4.5, 8, 1)
-    assert (seller.disputes_opened, seller.disputes_lost, seller.bans) == (1, 1, ("banned on this node",))
+    assert (seller.disputes_opened, seller.disputes_lost, seller.bans) == (
+        1,
+        1,
+        ("flagged banned in the imported mostrod database (not enforced)",),
+    )
+
+
+def test_node_bans_of_the_identity_or_the_trade_key_are_listed(trade):
+    order = trade.refresh()
+    ban_create(pubkey=order.master_buyer_pubkey, reason="fake receipts", actor="admin:ops")
+    ban_create(pubkey=order.seller_pubkey, reason="spam", actor="api:ops",
+               expires_at=datetime(2099, 1, 2, 3, 4, tzinfo=UTC))  # fmt: skip
+    buyer = facts.party_facts(order, trade.dispute, "buyer")
+    seller = facts.party_facts(order, trade.dispute, "seller")
+    assert (buyer.bans, buyer.ban_key) == (("fake receipts (by admin:ops, until lifted)",), order.master_buyer_pubkey)
+    assert seller.bans == ("spam (by api:ops, until 2099-01-02 03:04 UTC)",)
 
 
 def test_full_privacy_parties_have_no_history(trade):

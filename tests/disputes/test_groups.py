@@ -30,8 +30,9 @@ def test_groups_grant_read_write_and_operator_levels():
         "mostro_site.view_apitoken",
         "mostro_site.add_apitoken",
     }
-    assert read_write == read | {"disputes.resolve_dispute"}
+    assert read_write == read | {"disputes.resolve_dispute", "orders.view_ban", "orders.add_ban"}
     assert operator == read_write | {
+        "orders.change_ban",
         "disputes.manage_solvers",
         "disputes.view_solverlink",
         "disputes.add_solverlink",

@@ -135,9 +135,9 @@ def test_a_crash_mid_batch_applies_nothing_and_the_retry_answers_each_request_on
     real_reply = dispatch._reply_cant_do
     calls: list[str] = []
 
-    def dies_after_the_third_reply(ctx, reason) -> None:
+    def dies_after_the_third_reply(ctx, reason, **kwargs) -> None:
         calls.append(ctx.sender)
-        real_reply(ctx, reason)  # its reply and outcome are written (in the group's transaction)…
+        real_reply(ctx, reason, **kwargs)  # its reply and outcome are written (in the group's transaction)…
         if ctx.sender == senders[2]:
             raise Crash  # …and then the process dies
 

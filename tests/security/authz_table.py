@@ -61,6 +61,8 @@ GET    admin/nostrbridge/relayhealth/<path:object_id>/                        lo
 POST   admin/nostrbridge/relayhealth/<path:object_id>/                        login 302   302   302   302   302   302
 GET    admin/orders/bond/<path:object_id>/                                    login 302   302   302   302   302   302
 POST   admin/orders/bond/<path:object_id>/                                    login 302   302   302   302   302   302
+GET    admin/orders/ban/<path:object_id>/                                     login 302   302   302   302   302   302
+POST   admin/orders/ban/<path:object_id>/                                     login 302   302   302   302   302   302
 GET    admin/orders/order/<path:object_id>/                                   login 302   302   302   302   302   302
 POST   admin/orders/order/<path:object_id>/                                   login 302   302   302   302   302   302
 GET    admin/orders/orderstatuschange/<path:object_id>/                       login 302   302   302   302   302   302
@@ -200,6 +202,8 @@ GET    admin:disputes_dispute_chat                                            lo
 POST   admin:disputes_dispute_chat                                            login 403   403   403   200   200   200
 GET    admin:disputes_dispute_chat_attachment                                 login 403   403   403   404   404   404
 POST   admin:disputes_dispute_chat_attachment                                 login 403   403   403   404   404   404
+GET    admin:disputes_dispute_ban                                             login 405   405   405   405   405   405
+POST   admin:disputes_dispute_ban                                             login 403   403   302+  302+  302+  302+
 GET    admin:disputes_dispute_chat_send                                       login 405   405   405   405   405   405
 POST   admin:disputes_dispute_chat_send                                       login 403   403   403   201+  403   403
 GET    admin:disputes_dispute_delete                                          login 403   403   403   403   403   403
@@ -370,6 +374,18 @@ GET    admin:orders_bond_delete                                               lo
 POST   admin:orders_bond_delete                                               login 403   403   403   403   403   403
 GET    admin:orders_bond_history                                              login 403   403   403   403   200   200
 POST   admin:orders_bond_history                                              login 403   403   403   403   200   200
+GET    admin:orders_ban_add                                                   login 403   403   200   200   200   200
+POST   admin:orders_ban_add                                                   login 403   403   302+  302+  302+  302+
+GET    admin:orders_ban_change                                                login 403   403   200   200   200   200
+POST   admin:orders_ban_change                                                login 403   403   403   403   403   403
+GET    admin:orders_ban_changelist                                            login 403   403   200   200   200   200
+POST   admin:orders_ban_changelist                                            login 403   403   200   200   200   200
+POST   admin:orders_ban_changelist?action=delete_selected                     login 403   403   200   200   302   302
+POST   admin:orders_ban_changelist?action=lift_selected                       login 403   403   200   200   302+  302+
+GET    admin:orders_ban_delete                                                login 403   403   403   403   403   403
+POST   admin:orders_ban_delete                                                login 403   403   403   403   403   403
+GET    admin:orders_ban_history                                               login 403   403   200   200   200   200
+POST   admin:orders_ban_history                                               login 403   403   200   200   200   200
 GET    admin:orders_order_add                                                 login 403   403   403   403   403   403
 POST   admin:orders_order_add                                                 login 403   403   403   403   403   403
 GET    admin:orders_order_change                                              login 403   200   200   200   200   200
@@ -420,6 +436,9 @@ POST   operator:settings                                                      lo
 
 # --- rest api ----------------------------------------------------------------------------------------------------
 #      endpoint                                                               anon  staff ro    rw    asgnd oper  super
+GET    /api/bans                                                              401   403   403   200   200   200   200
+POST   /api/bans                                                              401   403   403   200+  200+  200+  200+
+POST   /api/bans/{ban_id}/lift                                                401   403   403   403   403   200+  200+
 GET    /api/dev-fees                                                          401   403   403   403   403   200   200
 GET    /api/disputes                                                          401   403   200   200   200   200   200
 GET    /api/disputes/{dispute_id}                                             401   403   200   200   200   200   200

@@ -112,8 +112,13 @@ def call(world: World, endpoint: Endpoint, role: str):
 
 def _call_api(world: World, endpoint: Endpoint, role: str):
     client = world.client(role, api=True)
-    path = endpoint.key.format(dispute_id=world.dispute.pk, order_id=world.dispute.order_id, pubkey=world.solver_pubkey)
-    body = _API_BODIES.get(endpoint.key, {"pubkey": new_pubkey(), "permission": "read"})
+    path = endpoint.key.format(
+        dispute_id=world.dispute.pk,
+        order_id=world.dispute.order_id,
+        pubkey=world.solver_pubkey,
+        ban_id=world.pks["orders.ban"],
+    )
+    body = _API_BODIES.get(endpoint.key, {"pubkey": new_pubkey(), "permission": "read", "reason": "matrix"})
     body = body if endpoint.method == "POST" else None
     kwargs = {"data": json.dumps(body), "content_type": "application/json"} if body else {}
     return client.generic(endpoint.method, path, **kwargs)
@@ -179,6 +184,8 @@ _POST_DATA = {
     "admin:auth_user_password_change": lambda w: {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
     "admin:auth_group_add": lambda w: {"name": "fresh group"},
     "admin:auth_group_change": lambda w: {"name": "renamed group"},
+    "admin:disputes_dispute_ban": lambda w: {"party": "buyer", "reason": "fake bank receipts"},
+    "admin:orders_ban_add": lambda w: {"pubkey": new_pubkey(), "reason": "spam"},
     "admin:disputes_dispute_chat_send": lambda w: {"party": "buyer", "text": "Please send the bank receipt."},
     "admin:mostro_site_nodesettings_add": lambda w: {"fee": "1", "max_routing_fee": "50", "pow_bits": "255"},
     "admin:mostro_site_nodesettings_change": lambda w: {"fee": "1", "max_routing_fee": "50", "pow_bits": "255"},

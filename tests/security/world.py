@@ -26,6 +26,7 @@ from mostro_site.operator.services import node_settings_update
 from nostrbridge.models import AddressableClock, InboundEvent, RelayHealth
 from nostrbridge.protocol.keys import Keys
 from orders.bonds.models import Bond
+from orders.services.bans import ban_create
 from tests.disputes.support import disputed_trade
 from tests.disputes.web import PASSWORD, make_user
 
@@ -93,6 +94,7 @@ def build_world(fake_ln) -> World:
     )  # fmt: skip
     RelayHealth.objects.create(relay_url="wss://relay.example", connected=True)
     AddressableClock.objects.get_or_create(kind=38383, d_tag=str(trade.order.pk), defaults={"last_created_at": 1})
+    ban_create(pubkey=new_pubkey(), reason="matrix ban", actor="admin:root")  # an unlifted ban to lift
     parked = InboundEvent.objects.create(
         event_id="ee" * 32, kind=1059, pubkey="aa" * 32, event_created_at=1, raw="{}", status="parked", attempts=5
     )

@@ -65,15 +65,20 @@ def test_the_slash_and_the_refund_are_decided_before_lightning_is_asked(alice, b
     configure(settings, MOSTRO_ANTI_ABUSE_BOND_SLASH_ON_WAITING_TIMEOUT=True)
     order, bond = _taken_and_late(alice, bob, fake_ln)
     seen = []
-    for name in ("settle_invoice", "cancel_invoice"):
 
-        def spy(*args, _call=getattr(fake_ln, name), _name=name, **kwargs):
+    def spying(name):
+        call = getattr(fake_ln, name)
+
+        def spy(*args, **kwargs):
             row = Order.objects.get(pk=order.pk)
             refunds = list(EscrowRefund.objects.filter(order=order).values_list("hold_invoice_hash", "reason"))
-            seen.append((_name, row.status, Bond.objects.get(pk=bond.pk).state, refunds))
-            return _call(*args, **kwargs)
+            seen.append((name, row.status, Bond.objects.get(pk=bond.pk).state, refunds))
+            return call(*args, **kwargs)
 
-        monkeypatch.setattr(fake_ln, name, spy)
+        return spy
+
+    for name in ("settle_invoice", "cancel_invoice"):
+        monkeypatch.setattr(fake_ln, name, spying(name))
     escrow_hash = order.hold_invoice_hash
     assert order_timeout(order_id=order.id, now=order.taken_at + timedelta(seconds=901)) == "taker-reset"
     refunded = [(escrow_hash, "waiting timeout")]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0006_escrow_refund'),
+        ('orders', '0007_bans'),
     ]
 
     operations = [

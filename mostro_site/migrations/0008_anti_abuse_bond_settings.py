@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mostro_site', '0006_maintenance_state'),
+        ('mostro_site', '0007_policies'),
     ]
 
     operations = [

@@ -1,0 +1,279 @@
+"""The fault suite's harness: one trade network per module, faults, recovery and the ledger.
+
+The network is `tests/e2e/trade_clients.py`'s: nostr-sdk's LocalRelay, `manage.py simnet`
+(routing fees 0, so balances move by exactly the trades' amounts), a price API, the dev fund's
+LNURL server and the node as `manage.py mostrod` on its own SQLite file. A fault is real: the
+node SIGKILLed at a named point (`mostro_site/config/faults.py`), the relay process killed,
+a simnet node taken offline. After each fault the node is restarted on the same database and
+`tests/ledger.py` checks every trade of the module so far, against the balances the network
+started with.
+
+Clock play (said where it is used): django-q2 schedules have a one-minute resolution and some
+recoveries wait for a grace period on purpose (a payout claim of 30 s, an unseen dev-fee
+payment of 300 s). Tests run the same job functions in a separate process with `now` moved
+past the grace instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from nostrbridge.protocol.enums import Action, Kind, Status
+from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload
+from nostrbridge.protocol.structs import SmallOrder
+from tests.e2e.trade_clients import BANNER, NODE_START_TIMEOUT_S, RelayConnection, TradeNetwork, Trader
+from tests.ledger import LedgerReport, TradeRecord, ledger_check, replies_check
+from tests.relays.net import REPO_ROOT
+
+FEE_RATE = 0.006
+USD_PRICE = 50_000.0
+KILL_AT_ENV = "MOSTRO_FAULT_KILL_AT"
+DEATH_TIMEOUT_S = 60.0
+STEP_TIMEOUT_S = 30.0
+
+_starts = itertools.count(1)
+
+
+def fee_of(amount: int) -> int:
+    return int(FEE_RATE * amount / 2 + 0.5)
+
+
+# -- the node's life -------------------------------------------------------------------------------
+def start_node(net: TradeNetwork, *, kill_at: str | None = None) -> None:
+    """(Re)start mostrod on the same database; `kill_at` arms one kill point for this run."""
+    node = net.node
+    if kill_at is None:
+        node.env.pop(KILL_AT_ENV, None)
+    else:
+        node.env[KILL_AT_ENV] = kill_at
+    # A fresh log per start: the banner is awaited in it.
+    node.log_path = net.workdir / f"mostrod-{next(_starts)}.log"
+    command = [sys.executable, "manage.py", "mostrod", "--port", str(node.port), "--no-migrate", "--grace", "5"]
+    with node.log_path.open("ab") as log:
+        # No preexec_fn (NodeProcess.start's parent-death signal): without one the child is
+        # made with vfork, which skips gRPC's fork handlers. With them, forking while a wallet
+        # thread waits in a gRPC stream (an escrow in flight) crashed the child before exec.
+        node.proc = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=node.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + NODE_START_TIMEOUT_S
+    while BANNER not in node.output:
+        if node.proc.poll() is not None or time.monotonic() > deadline:
+            node.stop()
+            raise RuntimeError(f"mostrod did not start:\n{node.output[-4000:]}")
+        time.sleep(0.1)
+
+
+def restart_node(net: TradeNetwork, *, kill_at: str | None = None) -> None:
+    net.node.stop()
+    start_node(net, kill_at=kill_at)
+
+
+def await_kill(net: TradeNetwork, timeout_s: float = DEATH_TIMEOUT_S) -> None:
+    """The node reached its kill point: the process is gone with SIGKILL (not a clean exit)."""
+    proc = net.node.proc
+    try:
+        code = proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the node did not reach {net.node.env.get(KILL_AT_ENV)} in {timeout_s:.0f} s") from None
+    assert code == -signal.SIGKILL, f"the node exited with {code}:\n{net.node.output[-3000:]}"
+    try:  # job-cluster workers of the same group die with it; make sure before the restart
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def node_log_errors(net: TradeNetwork) -> list[str]:
+    """Tracebacks in every log of this network's node (each start has its own)."""
+    found = []
+    for path in sorted(net.workdir.glob("mostrod*.log")):
+        text = path.read_text(errors="replace")
+        found += [f"{path.name}: {line}" for line in text.splitlines() if "Traceback" in line]
+    return found
+
+
+def run_job(net: TradeNetwork, dotted: str, *, ahead_s: int = 0, kill_at: str | None = None) -> int:
+    """One tick of a job in a separate process (its own session), `now` moved `ahead_s` ahead
+    (clock play, see the module docstring). Returns the exit code: -9 when it hit `kill_at`."""
+    module, func = dotted.rsplit(".", 1)
+    code = (
+        "from datetime import timedelta; from django.utils import timezone; "
+        f"from {module} import {func}; print({func}(now=timezone.now() + timedelta(seconds={ahead_s})))"
+    )
+    env = dict(net.node.env)
+    env.pop(KILL_AT_ENV, None)
+    if kill_at:
+        env[KILL_AT_ENV] = kill_at
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, start_new_session=True,
+    )  # fmt: skip
+    if done.returncode not in (0, -signal.SIGKILL):
+        raise RuntimeError(f"{dotted} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    return done.returncode
+
+
+def wait_for(predicate, *, timeout_s: float = STEP_TIMEOUT_S, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def order_status(net: TradeNetwork, order_id: str) -> str:
+    [(status,)] = net.node.query("SELECT status FROM orders_order WHERE lower(id) = ?", (order_id.replace("-", ""),))
+    return status
+
+
+class Recovery:
+    """Time to recover, from the end of a fault to the trade's end state (docs/RELIABILITY.md).
+
+    Written as one JSON line per fault to `$MOSTRO_CHAOS_FIGURES` when that is set; a figure
+    for the docs, never asserted (no timed assertions)."""
+
+    def __init__(self, *, minus_s: float = 0.0) -> None:
+        self.started = time.monotonic()
+        self.minus_s = minus_s  # a fault that is still going on when the clock starts (LND down)
+
+    def done(self) -> None:
+        path = os.environ.get("MOSTRO_CHAOS_FIGURES")
+        if path:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+            seconds = round(time.monotonic() - self.started - self.minus_s, 1)
+            with open(path, "a") as out:
+                out.write(json.dumps({"test": test, "recover_s": seconds}) + "\n")
+
+
+# -- the ledger of a module ----------------------------------------------------------------------
+@dataclass
+class Book:
+    """Every trade the module's tests made, checked together against the starting balances."""
+
+    net: TradeNetwork
+    trades: list[TradeRecord] = field(default_factory=list)
+    traders: list[Trader] = field(default_factory=list)
+
+    async def check(self) -> LedgerReport:
+        report = await ledger_check(self.net, self.trades, self.net.start_balances)
+        report.problems += replies_check(self.traders)
+        return report
+
+
+# -- one sell trade, step by step --------------------------------------------------------------------
+@dataclass
+class SellTrade:
+    seller: Trader
+    buyer: Trader
+    amount: int
+    s: int = 0
+    b: int = 0
+    order_id: str = ""
+    invoice: str = ""
+    escrow: asyncio.Task | None = None
+
+    @property
+    def fee(self) -> int:
+        return fee_of(self.amount)
+
+    def record(self, outcome: str) -> TradeRecord:
+        return TradeRecord(self.order_id, self.invoice, self.amount, self.fee, outcome)
+
+    async def publish(self) -> None:
+        self.s = self.seller.next_trade_index()
+        order = SmallOrder(
+            kind=Kind.SELL, status=Status.PENDING, amount=self.amount, fiat_code="USD",
+            fiat_amount=max(1, self.amount // 1000), payment_method="bank", premium=0,
+        )  # fmt: skip
+        await self.seller.send(Action.NEW_ORDER, key=self.s, trade_index=self.s, payload=OrderPayload(order))
+        ack = await self.seller.expect("new-order", key=self.s, timeout_s=STEP_TIMEOUT_S)
+        self.order_id = ack.body["id"]
+
+    async def send_take(self) -> None:
+        self.invoice = await self.buyer.wallet.invoice(self.amount - self.fee)
+        self.b = self.buyer.next_trade_index()
+        take = PaymentRequestPayload(None, self.invoice, None)
+        await self.buyer.send(Action.TAKE_SELL, key=self.b, trade_index=self.b, order_id=self.order_id, payload=take)
+
+    async def expect_taken(self, timeout_s: float = STEP_TIMEOUT_S) -> str:
+        """The take's replies; returns the hold invoice the seller is asked to pay."""
+        pay = await self.seller.expect("pay-invoice", key=self.s, timeout_s=timeout_s)
+        await self.buyer.expect("waiting-seller-to-pay", key=self.b, timeout_s=timeout_s)
+        return pay.payload["payment_request"][1]
+
+    def pay(self, hold_invoice: str) -> None:
+        """The seller pays the escrow; the payment stays in flight until settled or canceled."""
+        self.escrow = asyncio.create_task(self.seller.wallet.pay(hold_invoice))
+
+    async def pay_escrow(self, timeout_s: float = STEP_TIMEOUT_S) -> None:
+        self.pay(await self.expect_taken(timeout_s))
+
+    async def expect_active(self, timeout_s: float = STEP_TIMEOUT_S) -> None:
+        await self.seller.expect("buyer-took-order", key=self.s, timeout_s=timeout_s)
+        await self.buyer.expect("hold-invoice-payment-accepted", key=self.b, timeout_s=timeout_s)
+
+    async def fiat_sent(self) -> None:
+        await self.buyer.send(Action.FIAT_SENT, key=self.b, order_id=self.order_id)
+        await self.buyer.expect("fiat-sent-ok", key=self.b, timeout_s=STEP_TIMEOUT_S)
+        await self.seller.expect("fiat-sent-ok", key=self.s, timeout_s=STEP_TIMEOUT_S)
+
+    async def send_release(self) -> None:
+        await self.seller.send(Action.RELEASE, key=self.s, order_id=self.order_id)
+
+    async def expect_released(self, timeout_s: float = STEP_TIMEOUT_S) -> None:
+        for action in ("hold-invoice-payment-settled", "rate"):
+            await self.seller.expect(action, key=self.s, timeout_s=timeout_s)
+        await self.buyer.expect("released", key=self.b, timeout_s=timeout_s)
+
+    async def expect_paid(self, timeout_s: float = STEP_TIMEOUT_S) -> None:
+        for action in ("purchase-completed", "rate"):
+            await self.buyer.expect(action, key=self.b, timeout_s=timeout_s)
+        outcome = await asyncio.wait_for(self.escrow, timeout_s)
+        assert outcome.status.value == "SUCCEEDED"
+
+    async def to_active(self) -> None:
+        await self.publish()
+        await self.send_take()
+        await self.pay_escrow()
+        await self.expect_active()
+
+    async def complete(self) -> None:
+        """From `active`: fiat sent, released, paid."""
+        await self.fiat_sent()
+        await self.send_release()
+        await self.expect_released()
+        await self.expect_paid()
+
+
+async def trading_pair(net: TradeNetwork, book: Book, name: str) -> tuple[Trader, Trader, list[RelayConnection]]:
+    """A seller (simnet `alice`) and a buyer (simnet `bob`), fresh identities, a client each.
+
+    Their wallets pay in worker threads (`Wallet(threaded=True)`): a grpc.aio stream open in
+    this process while it forks the restarted node crashes gRPC's fork handlers."""
+    conns = [await RelayConnection(net.relay_url, net.node_pubkey).connect() for _ in range(2)]
+    seller = await Trader(f"{name}-seller", conns[0], net.wallet("alice")).start(keys=8)
+    buyer = await Trader(f"{name}-buyer", conns[1], net.wallet("bob")).start(keys=8)
+    book.traders += [seller, buyer]
+    return seller, buyer, conns
+
+
+async def close_all(conns: list[RelayConnection]) -> None:
+    for conn in conns:
+        await conn.close()
+        assert conn.errors == []
+
+
+def dump(report: LedgerReport) -> str:
+    return json.dumps({"problems": report.problems, "figures": report.figures}, indent=1, default=str)
+
+
+def banner_seen(net: TradeNetwork) -> bool:
+    return BANNER in net.node.output

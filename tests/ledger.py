@@ -1,0 +1,237 @@
+"""The ledger check: after any run of trades, every satoshi and every reply is accounted for.
+
+Used by `benchmarks/bench_trades.py` (after a thousand clean trades) and by the fault suite in
+`tests/chaos/` (after every injected fault). It reads the node's database and every simnet
+node's own records (ListPayments, ListInvoices, balances) and checks:
+
+* every trade ends `success`, refunded (a cancel status, the hold invoice CANCELED at the
+  node) or in an open dispute (status `dispute`, the escrow still ACCEPTED); nothing is left
+  half-way (`settled-hold-invoice`, `fiat-sent`, …);
+* a `success` has exactly one SUCCEEDED payment of amount − fee to its buyer invoice, and no
+  other attempt at it; a refunded or disputed trade has none;
+* the node's successful payments are exactly those payouts plus the dev fees marked paid;
+* balances: seller −(amount + fee + routing) per completed trade and the escrow still locked
+  per dispute, buyer +(amount − fee), dev fund + the dev fees, the node + 2 × fee − payout and
+  dev-fee routing − dev fees; the whole network falls by exactly the routing fees paid;
+* `replies_check`: every trader read the replies its flow expects (each `Trader.expect`
+  consumes one), nothing is left unread, and no reply came twice.
+
+A discrepancy is one failed check, as a sentence; the target is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lightning.grpc import lightning_pb2 as ln
+
+if TYPE_CHECKING:
+    from tests.e2e.trade_clients import TradeNetwork, Trader
+
+MSAT = 1_000
+SUCCESS = "success"
+REFUNDED_STATUSES = frozenset({"canceled", "cooperatively-canceled", "canceled-by-admin"})
+DISPUTED = "dispute"
+SELLER, BUYER, NODE, FUND = "alice", "bob", "mostro", "devfund"
+
+
+def no_routing_fee(amount_msat: int) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class TradeRecord:
+    """One trade to check: its order and the invoice the buyer gave for its payout.
+
+    `amount_sats` / `fee_sats` (optional): what the driver expected the node to fix; the
+    database must agree. `outcome` (optional): the end the scenario expects — success,
+    refunded or disputed.
+    """
+
+    order_id: str
+    buyer_invoice: str | None = None
+    amount_sats: int | None = None
+    fee_sats: int | None = None
+    outcome: str | None = None
+
+
+@dataclass
+class LedgerReport:
+    problems: list[str] = field(default_factory=list)
+    outcomes: Counter = field(default_factory=Counter)  # success / refunded / disputed
+    figures: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Sums:
+    seller_msat: int = 0
+    buyer_msat: int = 0
+    kept_msat: int = 0
+    payout_routing_msat: int = 0
+    payouts: set[str] = field(default_factory=set)  # buyer invoices paid
+
+
+async def wait_dev_fees_settled(net: TradeNetwork, timeout_s: float = 10.0) -> None:
+    """Dev fees the node may be paying right now: let them land before the snapshot."""
+    for _ in range(int(timeout_s / 0.2)):
+        busy = net.node.query("SELECT COUNT(*) FROM devfee_devfeepayment WHERE status IN ('claimed', 'in-flight')")
+        if busy == [(0,)]:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def ledger_check(
+    net: TradeNetwork,
+    trades: Iterable[TradeRecord],
+    before: dict[str, int],
+    *,
+    route_fee_msat: Callable[[int], int] = no_routing_fee,
+) -> LedgerReport:
+    """Check `trades` against the node's database and the simnet nodes (see the module docstring).
+
+    `before`: every simnet node's balance (msat) before the first of these trades, with no
+    other money moving since; `route_fee_msat`: simnet's routing fee rule for a payment.
+    """
+    trades = list(trades)
+    report = LedgerReport()
+    await wait_dev_fees_settled(net)
+    after = net.balances_msat()
+    mostro, seller, buyer = (net.wallet(name, threaded=False) for name in (NODE, SELLER, BUYER))
+    node_payments = await mostro.payments()
+    seller_payments = await seller.payments()
+    buyer_invoices = {inv.payment_request: inv for inv in await buyer.invoices()}
+    node_invoices = {inv.r_hash.hex(): inv for inv in await mostro.invoices()}
+    rows = {
+        row[0]: row[1:]
+        for row in net.node.query(
+            "SELECT lower(id), status, amount_sats, fee_sats, hold_invoice_hash, buyer_invoice FROM orders_order"
+        )
+    }
+    by_request: dict[str, list] = defaultdict(list)
+    for payment in node_payments:
+        by_request[payment.payment_request].append(payment)
+    sums = _Sums()
+    for trade in trades:
+        row = rows.get(trade.order_id.replace("-", "").lower())
+        if row is None:
+            report.problems.append(f"order {trade.order_id}: not in the database")
+            continue
+        _check_trade(trade, row, by_request, buyer_invoices, node_invoices, sums, report, route_fee_msat)
+    _check_node_payments(net, node_payments, sums, report)
+    _check_balances(net, before, after, node_payments, seller_payments, sums, report)
+    report.figures.update(trades=len(trades), outcomes=dict(report.outcomes), problems=len(report.problems))
+    return report
+
+
+def _check_trade(trade, row, by_request, buyer_invoices, node_invoices, sums: _Sums, report, route_fee_msat) -> None:
+    status, amount, fee, hold_hash, stored_invoice = row
+    problems = report.problems
+    label = f"order {trade.order_id}"
+    if (trade.amount_sats, trade.fee_sats) != (None, None) and (amount, fee) != (trade.amount_sats, trade.fee_sats):
+        problems.append(f"{label}: {amount}/{fee} sats in the database, expected {trade.amount_sats}/{trade.fee_sats}")
+    outcome = "success" if status == SUCCESS else "refunded" if status in REFUNDED_STATUSES else status
+    if outcome == DISPUTED:
+        outcome = "disputed"
+    report.outcomes[outcome] += 1
+    if outcome not in ("success", "refunded", "disputed"):
+        problems.append(f"{label}: ended `{status}`, not success, refunded or an open dispute")
+        return
+    if trade.outcome is not None and outcome != trade.outcome:
+        problems.append(f"{label}: {outcome}, expected {trade.outcome}")
+    invoice = trade.buyer_invoice or stored_invoice
+    payouts = by_request.get(invoice, []) if invoice else []
+    escrow = node_invoices.get((hold_hash or "").lower())
+    escrow_state = ln.Invoice.InvoiceState.Name(escrow.state) if escrow is not None else None
+    escrow_msat = (amount + fee) * MSAT
+    if outcome != "success":
+        expected_state = "CANCELED" if outcome == "refunded" else "ACCEPTED"
+        if payouts:
+            problems.append(f"{label}: {outcome} but paid {[(p.status, p.value_sat) for p in payouts]}")
+        if escrow is not None and escrow_state != expected_state:
+            problems.append(f"{label}: {outcome} with its hold invoice {escrow_state}, expected {expected_state}")
+        if outcome == "disputed":
+            if escrow is None:
+                problems.append(f"{label}: disputed without a hold invoice at the node")
+            sums.seller_msat += escrow_msat + route_fee_msat(escrow_msat)
+        return
+    succeeded = [p for p in payouts if p.status == ln.Payment.PaymentStatus.SUCCEEDED]
+    if len(succeeded) != 1 or len(payouts) != 1 or succeeded[0].value_sat != amount - fee:
+        problems.append(
+            f"{label}: payouts {[(p.status, p.value_sat) for p in payouts]}, expected one of {amount - fee}"
+        )
+    else:
+        sums.payout_routing_msat += succeeded[0].fee_msat
+        sums.payouts.add(invoice)
+        expected_fee = route_fee_msat((amount - fee) * MSAT)
+        if succeeded[0].fee_msat != expected_fee:
+            problems.append(f"{label}: payout routing fee {succeeded[0].fee_msat} msat, expected {expected_fee}")
+    if escrow_state != "SETTLED":
+        problems.append(f"{label}: success with its hold invoice {escrow_state}")
+    received = buyer_invoices.get(invoice)
+    if (
+        received is None
+        or ln.Invoice.InvoiceState.Name(received.state) != "SETTLED"
+        or received.amt_paid_sat != (amount - fee)
+    ):
+        problems.append(f"{label}: buyer invoice {received and ln.Invoice.InvoiceState.Name(received.state)}")
+    sums.seller_msat += escrow_msat + route_fee_msat(escrow_msat)
+    sums.buyer_msat += (amount - fee) * MSAT
+    sums.kept_msat += 2 * fee * MSAT
+
+
+def _check_node_payments(net: TradeNetwork, node_payments, sums: _Sums, report: LedgerReport) -> None:
+    """The node pays only buyers (once each) and the dev fund (once per paid row)."""
+    succeeded = ln.Payment.PaymentStatus.SUCCEEDED
+    strays = [p for p in node_payments if p.status == succeeded and p.payment_request not in sums.payouts]
+    dev_rows = net.node.query("SELECT amount_sats, payment_hash FROM devfee_devfeepayment WHERE status = 'paid'")
+    dev_hashes = Counter(h for _, h in dev_rows)
+    dev_routing_msat = 0
+    for payment in strays:
+        if dev_hashes[payment.payment_hash] == 1:
+            dev_routing_msat += payment.fee_msat
+        else:
+            report.problems.append(f"unexpected node payment {payment.payment_hash[:16]} of {payment.value_sat} sats")
+    if len(strays) != len(dev_rows):
+        report.problems.append(f"{len(dev_rows)} dev fees marked paid, {len(strays)} dev-fee payments at the node")
+    report.figures["dev fees paid (sats)"] = sum(a for a, _ in dev_rows)
+    report.figures["dev-fee routing (msat)"] = dev_routing_msat
+
+
+def _check_balances(net, before, after, node_payments, seller_payments, sums: _Sums, report: LedgerReport) -> None:
+    dev_msat = report.figures["dev fees paid (sats)"] * MSAT
+    delta = {name: after[name] - before[name] for name in after}
+    expected = {
+        SELLER: -sums.seller_msat,
+        BUYER: sums.buyer_msat,
+        FUND: dev_msat,
+        NODE: sums.kept_msat - sums.payout_routing_msat - dev_msat - report.figures["dev-fee routing (msat)"],
+    }
+    for name, value in expected.items():
+        if name in delta and delta[name] != value:
+            report.problems.append(f"{name}: balance moved {delta[name]} msat, expected {value}")
+    succeeded = ln.Payment.PaymentStatus.SUCCEEDED
+    in_flight = ln.Payment.PaymentStatus.IN_FLIGHT
+    routing = sum(p.fee_msat for p in (*node_payments, *seller_payments) if p.status == succeeded)
+    locked = sum(p.value_msat + p.fee_msat for p in seller_payments if p.status == in_flight)
+    if sum(delta.values()) + locked != -routing:
+        report.problems.append(
+            f"network total moved {sum(delta.values())} msat with {locked} locked in escrows, routing fees {routing}"
+        )
+    report.figures.update(delta=delta, routing_msat=routing, locked_msat=locked)
+
+
+def replies_check(traders: Iterable[Trader]) -> list[str]:
+    """Nothing unread (a reply no flow expected), no reply delivered twice (same key, action, order)."""
+    problems = []
+    for trader in traders:
+        for received in trader.inbox:
+            problems.append(f"{trader.name}: unexpected {received.action} on key {received.key_index}")
+        seen = Counter((r.key_index, r.action, r.body.get("id")) for r in trader.history)
+        for (key, action, order_id), count in seen.items():
+            if count > 1:
+                problems.append(f"{trader.name}: {action} on key {key} for {order_id} came {count} times")
+    return problems
