@@ -24,9 +24,12 @@ from disputes.console import (
 from disputes.models import Dispute
 from disputes.selectors import dispute_amounts
 from lightning.errors import LightningError
+from mostro_site.config import node_config
 from nostrbridge.context import SilentDrop
 from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.protocol.errors import CantDo
+from orders.bonds.amounts import bond_node_share_sats
+from orders.bonds.slash import SIDES, BondSlashRefused, SlashChoice, side_bond
 from orders.services.escrow import EscrowError
 
 logger = logging.getLogger(__name__)
@@ -41,16 +44,16 @@ class ConsoleAction:
     run: Callable
 
 
-def _take(user, dispute: Dispute):
+def _take(user, dispute: Dispute, slash: SlashChoice):
     return take_as(user, dispute_id=dispute.pk)
 
 
-def _settle(user, dispute: Dispute):
-    return settle_as(user, dispute=dispute)
+def _settle(user, dispute: Dispute, slash: SlashChoice):
+    return settle_as(user, dispute=dispute, slash=slash)
 
 
-def _refund(user, dispute: Dispute):
-    return cancel_as(user, dispute=dispute)
+def _refund(user, dispute: Dispute, slash: SlashChoice):
+    return cancel_as(user, dispute=dispute, slash=slash)
 
 
 ACTIONS = {
@@ -89,6 +92,43 @@ def movements(action: str, dispute: Dispute, actor: WebActor | None) -> list[str
     ]
 
 
+def bond_lines(dispute: Dispute) -> list[str]:
+    """Each party's bond, and exactly what each slash choice moves (docs/PROTOCOL.md §Bonds)."""
+    order = dispute.order
+    lines, share_pct = [], node_config().bond_slash_node_share_pct
+    for side in SIDES:
+        bond = side_bond(order, side)
+        if bond is None:
+            lines.append(f"The {side} posted no bond.")
+            continue
+        lines.append(f"The {side}'s bond: {bond.amount_sats} sats, {bond.state}.")
+        if bond.state == "locked":
+            node_share = bond_node_share_sats(bond_sats=bond.amount_sats, share_pct=share_pct)
+            other = "seller" if side == "buyer" else "buyer"
+            lines.append(
+                f"Slash the {side}: their {bond.amount_sats}-sat bond is settled; the node keeps {node_share} sats "
+                f"and the {other} is offered {bond.amount_sats - node_share} sats (add-bond-invoice)."
+            )
+    if any(side_bond(order, side) is not None for side in SIDES):
+        lines.append("Without a slash every locked bond is released (its HTLC canceled): nobody loses anything.")
+    return lines
+
+
+def slash_options(dispute: Dispute) -> list[tuple[str, str]]:
+    """(value, label) of the slash radio: none, plus each side whose bond is locked."""
+    options = [("none", "Slash nobody")]
+    for side in SIDES:
+        bond = side_bond(dispute.order, side)
+        if bond is not None and bond.state == "locked":
+            options.append((side, f"Slash the {side} ({bond.amount_sats} sats)"))
+    return options
+
+
+def slash_from_post(request) -> SlashChoice:
+    value = request.POST.get("slash", "none")
+    return SlashChoice(slash_buyer=value == "buyer", slash_seller=value == "seller")
+
+
 def confirmation(request, model_admin, action: str, disputes: list[Dispute], *, selected: bool) -> TemplateResponse:
     try:
         actor = web_actor(request.user)
@@ -99,7 +139,15 @@ def confirmation(request, model_admin, action: str, disputes: list[Dispute], *, 
         "opts": model_admin.model._meta,
         "title": f"{ACTIONS[action].title}: are you sure?",
         "action": ACTIONS[action],
-        "items": [{"dispute": d, "movements": movements(action, d, actor)} for d in disputes],
+        "items": [
+            {
+                "dispute": d,
+                "movements": movements(action, d, actor),
+                "bonds": bond_lines(d) if action != "take" else [],
+                "slash_options": slash_options(d) if action != "take" and len(disputes) == 1 else [],
+            }
+            for d in disputes
+        ],
         "selected": selected,
         "action_name": f"{action}_selected",
     }
@@ -110,7 +158,7 @@ def run(request, model_admin, action: str, disputes: list[Dispute]) -> int:
     """Run `action` on each dispute; report each outcome with message_user. Returns successes."""
     done = 0
     for dispute in disputes:
-        outcome = _run_one(request, action, dispute)
+        outcome = _run_one(request, action, dispute, slash_from_post(request))
         if outcome is None:
             done += 1
             model_admin.log_change(request, dispute, ACTIONS[action].title)
@@ -122,10 +170,12 @@ def run(request, model_admin, action: str, disputes: list[Dispute]) -> int:
     return done
 
 
-def _run_one(request, action: str, dispute: Dispute) -> str | None:
+def _run_one(request, action: str, dispute: Dispute, slash: SlashChoice) -> str | None:
     """None on success, otherwise the reason shown to the solver."""
     try:
-        result = ACTIONS[action].run(request.user, dispute)
+        result = ACTIONS[action].run(request.user, dispute, slash)
+    except BondSlashRefused as exc:
+        return f"refused: {exc.message}; nothing moved"
     except CantDo as exc:
         return f"refused ({exc.reason})"
     except ConsoleForbidden as exc:

@@ -13,6 +13,9 @@ from disputes.models import Dispute, SolverLink
 from disputes.services import Resolution, dispute_cancel, dispute_settle, dispute_take, solver_grant, solver_remove
 from mostro_site.staff import is_operator
 from nostrbridge.node_identity import node_pubkey
+from nostrbridge.protocol.payloads import BondResolutionPayload
+from nostrbridge.protocol.structs import BondResolution
+from orders.bonds.slash import SlashChoice
 from orders.models import Trader
 
 TAKE_PERMISSION = "disputes.take_dispute"
@@ -59,20 +62,35 @@ def take_as(user, *, dispute_id) -> Dispute:
     )
 
 
-def settle_as(user, *, dispute: Dispute) -> Resolution:
+def settle_as(user, *, dispute: Dispute, slash: SlashChoice | None = None) -> Resolution:
     require(user, RESOLVE_PERMISSION)
     actor = web_actor(user)
     return dispute_settle(
-        order_id=dispute.order_id, actor_pubkey=actor.pubkey, actor_label=actor.label, reply_to=actor.reply_to
+        order_id=dispute.order_id,
+        actor_pubkey=actor.pubkey,
+        actor_label=actor.label,
+        reply_to=actor.reply_to,
+        payload=slash_payload(slash),
     )
 
 
-def cancel_as(user, *, dispute: Dispute) -> Resolution:
+def cancel_as(user, *, dispute: Dispute, slash: SlashChoice | None = None) -> Resolution:
     require(user, RESOLVE_PERMISSION)
     actor = web_actor(user)
     return dispute_cancel(
-        order_id=dispute.order_id, actor_pubkey=actor.pubkey, actor_label=actor.label, reply_to=actor.reply_to
+        order_id=dispute.order_id,
+        actor_pubkey=actor.pubkey,
+        actor_label=actor.label,
+        reply_to=actor.reply_to,
+        payload=slash_payload(slash),
     )
+
+
+def slash_payload(slash: SlashChoice | None) -> BondResolutionPayload | None:
+    """The solver's slash choice as the Nostr payload (`null` when nobody is slashed, as mostrix)."""
+    if slash is None or not slash.sides:
+        return None
+    return BondResolutionPayload(BondResolution(slash_seller=slash.slash_seller, slash_buyer=slash.slash_buyer))
 
 
 def grant_as(user, *, pubkey: str, category: int) -> Trader:

@@ -35,6 +35,7 @@ NAMES = {
     ("nostrbridge", "outboundmessage"): "Outbound Nostr events (outbox)",
     ("nostrbridge", "relayhealth"): "Relay health",
     ("devfee", "devfeepayment"): "Development fee payments",
+    ("orders", "bond"): "Anti-abuse bonds",
     ("mostro_site", "nodesettings"): "Node settings",
     ("mostro_site", "settingsauditentry"): "Node settings changes",
 }

@@ -180,6 +180,20 @@ def check_reputation_trust_list(app_configs=None, databases=None, **kwargs) -> l
     return errors
 
 
+def _check_bond() -> list[Error]:
+    """The anti-abuse bond's environment, judged by the rules the settings page applies."""
+    from mostro_site.config import env_node_config, rules
+
+    config = env_node_config()
+    values = {name: getattr(config, name) for name in rules.BOND_FIELDS}
+    problems = rules.node_settings_errors(values)
+    return [
+        _error(f"MOSTRO_ANTI_ABUSE_{field.upper()}: {message}", "See .env.example, anti-abuse bond.", 30)
+        for field, messages in problems.items()
+        for message in messages
+    ]
+
+
 @register("mostro")
 def check_mostro_settings(app_configs=None, **kwargs) -> list:
     errors: list[CheckMessage] = [
@@ -190,6 +204,7 @@ def check_mostro_settings(app_configs=None, **kwargs) -> list:
         *_check_price_providers(),
         *_check_secret_key(),
         *_check_reputation(),
+        *_check_bond(),
     ]
     if settings.MOSTRO_LNURL_ALLOW_LOOPBACK and not settings.DEBUG and "test" not in (settings.SETTINGS_MODULE or ""):
         errors.append(Warning("MOSTRO_LNURL_ALLOW_LOOPBACK is on: for tests only.", id="mostro.W001"))

@@ -46,6 +46,18 @@ class NodeSettings(models.Model):
     about = models.TextField(null=True, blank=True)
     picture = models.CharField(max_length=200, null=True, blank=True)
     website = models.CharField(max_length=200, null=True, blank=True)
+    # The anti-abuse bond (docs/PROTOCOL.md §Bonds); rules in rules.node_settings_errors.
+    bond_enabled = models.BooleanField("anti-abuse bond enabled", null=True, blank=True)
+    bond_apply_to = models.CharField("bond posted on", max_length=4, null=True, blank=True)
+    bond_amount_pct = models.FloatField("bond (fraction of the amount)", null=True, blank=True)
+    bond_base_amount_sats = models.BigIntegerField("minimum bond (sats)", null=True, blank=True)
+    bond_slash_on_waiting_timeout = models.BooleanField("slash on waiting timeout", null=True, blank=True)
+    bond_slash_node_share_pct = models.FloatField("node's share of a slashed bond", null=True, blank=True)
+    bond_payout_invoice_window_seconds = models.PositiveIntegerField(
+        "bond payout invoice window (seconds)", null=True, blank=True
+    )
+    bond_payout_max_retries = models.PositiveIntegerField("bond payout attempts", null=True, blank=True)
+    bond_payout_claim_window_days = models.PositiveIntegerField("bond claim window (days)", null=True, blank=True)
     # Operator policies (docs/OPERATIONS.md §Policies); bounds: rules.POLICY_BOUNDS.
     max_open_orders = models.PositiveIntegerField("max open orders per trader", null=True, blank=True)
     take_cooldown_seconds = models.PositiveIntegerField("cooldown between takes (seconds)", null=True, blank=True)
@@ -95,6 +107,17 @@ class NodeSettings(models.Model):
             _between("expiration_hours", 1, 2**31 - 1, "The pending order lifetime must be at least 1 hour."),
             _between("expiration_seconds", 1, 2**31 - 1, "The waiting-state timeout must be at least 1 second."),
             _between("pow_bits", 0, rules.MAX_POW_BITS, f"Proof of work must be 0–{rules.MAX_POW_BITS} bits."),
+            models.CheckConstraint(
+                condition=Q(bond_apply_to__isnull=True) | Q(bond_apply_to__in=rules.BOND_APPLY_TO),
+                name="node_settings_bond_apply_to",
+                violation_error_message="Bonds apply to take, make or both.",
+            ),
+            _between("bond_amount_pct", 0, 1, "The bond percentage must be a fraction between 0 and 1."),
+            _between("bond_slash_node_share_pct", 0, 1, "The node's share must be a fraction between 0 and 1."),
+            _between("bond_base_amount_sats", 1, rules.MAX_SATS, "The minimum bond must be 1 sat to 21M BTC."),
+            _between("bond_payout_invoice_window_seconds", 1, 2**31 - 1, "The invoice window must be ≥ 1 second."),
+            _between("bond_payout_max_retries", 1, 2**31 - 1, "At least 1 payout attempt."),
+            _between("bond_payout_claim_window_days", 1, 2**31 - 1, "The claim window must be at least 1 day."),
             *(
                 _between(field, low, high, f"{field}: {low:g}–{high:g}, {meaning}.")
                 for field, (low, high, meaning) in rules.POLICY_BOUNDS.items()

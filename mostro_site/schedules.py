@@ -42,6 +42,8 @@ def declared_jobs() -> list[JobSpec]:
         JobSpec("orders.pricing.refresh_prices", max(60, s.MOSTRO_EXCHANGE_RATES_UPDATE_INTERVAL_SECONDS)),
         JobSpec("orders.jobs.reconcile_order_events", 60),  # 38383 revisions that reached no relay
         JobSpec("orders.jobs.pay_pending_dev_fees", 60),  # the development fee (devfee/services.py)
+        JobSpec("orders.bonds.jobs.reconcile_bonds", 60),  # anti-abuse bonds (orders/bonds/jobs.py)
+        JobSpec("orders.bonds.payout.process_bond_payouts", 60),  # slashed bonds' payouts
         # Disputes (disputes/jobs.py): the escrow guardian, whose fiat-sent branch opens a dispute.
         JobSpec("disputes.jobs.enforce_escrow_deadline", 300),
         # Nostr bridge (nostrbridge/jobs.py).

@@ -38,6 +38,7 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "orders.change_ban",  # lifting a ban
         "orders.view_btcprice",
         "devfee.view_devfeepayment",
+        "orders.view_bond",
         "mostro_site.view_nodesettings",
         "mostro_site.view_settingsauditentry",
         # The node's plumbing, read-only: what reached the relays, what came in, relay health.

@@ -27,7 +27,7 @@ from nostrbridge.event_settings import publisher_settings
 from nostrbridge.models import AddressableClock, OutboundMessage
 from nostrbridge.node_identity import export_issuer_keys, node_pubkey
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
-from nostrbridge.protocol.info_event import NodeInfo, info_event_tags
+from nostrbridge.protocol.info_event import BondInfo, NodeInfo, info_event_tags
 from nostrbridge.protocol.nip01 import Event, sign_event
 from nostrbridge.protocol.published_events import (
     INFO_KIND,
@@ -79,6 +79,20 @@ def lnd_status() -> LndStatus | None:
     )
 
 
+def _bond_info(config: NodeConfig) -> BondInfo | None:
+    """The bond tags of the info event (docs/PROTOCOL.md §Info-event); none while bonds are off."""
+    if not config.bond_enabled:
+        return None
+    return BondInfo(
+        amount_pct=config.bond_amount_pct,
+        base_amount_sats=config.bond_base_amount_sats,
+        apply_to=config.bond_apply_to,
+        slash_on_waiting_timeout=config.bond_slash_on_waiting_timeout,
+        slash_node_share_pct=config.bond_slash_node_share_pct,
+        payout_claim_window_days=config.bond_payout_claim_window_days,
+    )
+
+
 def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
     lnd = lnd or LndStatus("", "", "", "", (), (), ())
     issuer = export_issuer_keys()
@@ -106,6 +120,7 @@ def node_info(config: NodeConfig, lnd: LndStatus | None) -> NodeInfo:
         lnd_chains=lnd.chains,
         lnd_networks=lnd.networks,
         lnd_uris=lnd.uris,
+        bond=_bond_info(config),
         # Only what works: the issuer key when export can sign, the trust list when import is on.
         reputation_issuer=None if issuer is None else issuer.public_key_hex,
         reputation_import_issuers=tuple(trusted_issuer_keys()) if reputation_settings().import_enabled else None,

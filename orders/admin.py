@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from mostro_site.staff import is_operator
 from nostrbridge.protocol.errors import CantDo
 from orders import display
-from orders.models import Order, OrderStatusChange, Trader
+from orders.models import Bond, BondStateChange, Order, OrderStatusChange, Trader
 from orders.services.admin_cancel import order_admin_cancel_pretrade
 
 
@@ -304,6 +304,52 @@ class OrderStatusChangeAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class BondStateChangeInline(admin.TabularInline):
+    """A bond's history: every state change, who made it and why."""
+
+    model = BondStateChange
+    extra = 0
+    can_delete = False
+    verbose_name = "state change"
+    verbose_name_plural = "History"
+    readonly_fields = ("created_at", "from_state", "to_state", "actor", "reason")
+    fields = readonly_fields
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("orders.view_bond")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Bond)
+class BondAdmin(admin.ModelAdmin):
+    """Anti-abuse bonds (docs/PROTOCOL.md §Bonds), read-only: they move only through `orders.bonds`."""
+
+    list_display = ("created_at", "order", "role", "state", "amount_sats", "node_share_sats", "payout_sats")
+    list_filter = ("state", "role", "slashed_reason")
+    search_fields = ("order__id", "pubkey", "identity", "hash", "payout_recipient")
+    inlines = [BondStateChangeInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Bond._meta.fields if f.name != "preimage"]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)  # the preimage is never shown
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 

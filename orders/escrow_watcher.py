@@ -19,6 +19,7 @@ from lightning.types import InvoiceState, InvoiceUpdate
 from lightning.watcher import InvoiceWatcher
 from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.wake import INVOICES_CHANNEL, register_waker, unregister_waker
+from orders.bonds.lock import bond_hashes_watched, bond_on_update
 from orders.selectors import watched_invoice_hashes
 from orders.services.escrow import escrow_on_accepted
 from orders.services.escrow_reconcile import escrow_on_canceled, escrow_on_settled
@@ -40,12 +41,16 @@ class EscrowWatcher:
 
     async def hashes(self) -> list[str]:
         await sync_to_async(close_old_connections)()
-        current = await sync_to_async(watched_invoice_hashes)()
+        current = await sync_to_async(watched_invoice_hashes)() + await sync_to_async(bond_hashes_watched)()
         self._finished &= set(current)  # forget orders that left the watched statuses
         return [payment_hash for payment_hash in current if payment_hash not in self._finished]
 
     async def on_update(self, update: InvoiceUpdate) -> None:
         payment_hash = update.payment_hash_hex.lower()
+        if update.state in (InvoiceState.SETTLED, InvoiceState.CANCELED):
+            self._finished.add(payment_hash)
+        if await sync_to_async(bond_on_update)(payment_hash_hex=payment_hash, state=update.state):
+            return  # a bond's invoice (docs/PROTOCOL.md §Bonds), never an escrow
         if update.state is InvoiceState.ACCEPTED:
             await sync_to_async(escrow_on_accepted)(payment_hash_hex=payment_hash)
         elif update.state is InvoiceState.CANCELED:

@@ -273,3 +273,19 @@ class Ban(models.Model):
 
     def is_active_at(self, when) -> bool:
         return self.lifted_at is None and (self.expires_at is None or self.expires_at > when)
+
+
+# Registered with the orders app (docs/PROTOCOL.md §Bonds).
+from orders.bonds.models import Bond, BondStateChange  # noqa: E402
+
+__all__ = [
+    "Ban",
+    "Bond",
+    "BondStateChange",
+    "BtcPrice",
+    "EscrowRefund",
+    "Order",
+    "OrderStatusChange",
+    "SolverCategory",
+    "Trader",
+]

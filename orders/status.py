@@ -14,7 +14,7 @@ class OrderKind(models.TextChoices):
 
 class OrderStatus(models.TextChoices):
     PENDING = "pending"  # on the book, takeable
-    WAITING_TAKER_BOND = "waiting-taker-bond"  # takers paying bonds (bonds are not enabled here)
+    WAITING_TAKER_BOND = "waiting-taker-bond"  # takers paying bonds; published as pending
     WAITING_MAKER_BOND = "waiting-maker-bond"  # maker paying a bond; not published
     WAITING_BUYER_INVOICE = "waiting-buyer-invoice"  # taken; the buyer owes a payout invoice
     WAITING_PAYMENT = "waiting-payment"  # taken; the seller owes the hold-invoice payment
@@ -43,7 +43,7 @@ ESCROW_LOCKED_STATUSES = frozenset({S.ACTIVE, S.FIAT_SENT, S.DISPUTE})
 # Every move the engine may make (docs/PROTOCOL.md §State-machine). transition_order refuses others,
 # so a coding slip cannot invent a path the protocol does not have.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.WAITING_MAKER_BOND: frozenset({S.PENDING, S.EXPIRED}),
+    S.WAITING_MAKER_BOND: frozenset({S.PENDING, S.EXPIRED, S.CANCELED}),  # canceled: the maker, #996
     # `canceled-by-admin` from the two pre-trade statuses: the operator's cancel of an order nobody
     # took yet (mostrod 0.18.7, `pretrade_only`; docs/PROTOCOL.md §Admin-cancel).
     S.PENDING: frozenset(

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orders.bonds.release import bonds_on_order_transition
 from orders.live import order_changed_on_commit
 from orders.models import Order, OrderStatusChange
 from orders.status import is_allowed_transition
@@ -56,6 +57,8 @@ def transition_order(
     OrderStatusChange.objects.create(
         order_id=order_id, from_status=current, to_status=to_status, actor=actor[:80], reason=reason[:200]
     )
+    # A trade's end releases its bonds in this same transaction (docs/PROTOCOL.md §Bonds).
+    bonds_on_order_transition(order_id=order_id, from_status=current, to_status=to_status, actor=actor)
     order_changed_on_commit(order_id)  # staff pages (orders list, order page, dashboard) refresh
     return True
 

@@ -25,6 +25,8 @@ from nostrbridge.outbox import enqueue_message
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import BondResolutionPayload, Payload
+from orders.bonds.models import Bond, SlashReason
+from orders.bonds.slash import SlashChoice, bond_slash_check, bonds_slash
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.admin_cancel import order_admin_cancel_pretrade
@@ -115,7 +117,7 @@ def _resolve(
     payload: Payload | None,
     *,
     wrong_status: CantDoReason,
-    apply: Callable[[Order, Dispute, _Request], Resolution],
+    apply: Callable[[Order, Dispute, _Request, list[Bond]], Resolution],
 ) -> Resolution:
     """The checks both resolutions share, in mostrod's order; then `apply` moves the money."""
     order = order_get_or_not_found(request.order_id)
@@ -125,15 +127,17 @@ def _resolve(
         return _already_canceled(order, request)
     if order.status != OrderStatus.DISPUTE:
         raise CantDo(wrong_status)
-    _refuse_slashes(payload)
-    return apply(order, dispute, request)
+    # Refused before anything moves (docs/PROTOCOL.md §Bonds, Slash).
+    slashed = bond_slash_check(order=order, choice=slash_choice(payload))
+    return apply(order, dispute, request, slashed)
 
 
-def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
+def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bond]) -> Resolution:
     # A read: LND already refunded the seller → `cant-do` (never silence), the dispute stays.
     escrow_ensure_held(order=order)
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
     with request.atomic():
+        bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)
         moved = transition_order(
             order_id=order.id,
             from_statuses=[OrderStatus.DISPUTE],
@@ -158,9 +162,10 @@ def _settle(order: Order, dispute: Dispute, request: _Request) -> Resolution:
     return Resolution.SETTLED
 
 
-def _cancel(order: Order, dispute: Dispute, request: _Request) -> Resolution:
+def _cancel(order: Order, dispute: Dispute, request: _Request, slashed: list[Bond]) -> Resolution:
     label = request.label
     with request.atomic():
+        bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)
         moved = transition_order(
             order_id=order.id,
             from_statuses=[OrderStatus.DISPUTE],
@@ -201,12 +206,11 @@ def _already_canceled(order: Order, request: _Request) -> Resolution:
     return Resolution.ALREADY_COOPERATIVELY_CANCELED
 
 
-def _refuse_slashes(payload: Payload | None) -> None:
-    """Bonds are not enabled on this node, so no side has a locked bond to slash (docs/PROTOCOL.md §Admin-settle)."""
-    if isinstance(payload, BondResolutionPayload) and (
-        payload.resolution.slash_seller or payload.resolution.slash_buyer
-    ):
-        raise CantDo(CantDoReason.INVALID_PAYLOAD)
+def slash_choice(payload: Payload | None) -> SlashChoice:
+    """`null` (no slash, as mostrix sends it) or `bond_resolution` with both keys."""
+    if isinstance(payload, BondResolutionPayload):
+        return SlashChoice(slash_buyer=payload.resolution.slash_buyer, slash_seller=payload.resolution.slash_seller)
+    return SlashChoice()
 
 
 # The order's fate → the status its open dispute closes with, when the parties end the trade.

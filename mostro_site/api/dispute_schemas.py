@@ -47,6 +47,13 @@ class DisputeListOut(Schema):
     items: list[DisputeOut]
 
 
+class ResolveIn(Schema):
+    """The anti-abuse bond slash (docs/PROTOCOL.md §Bonds); omitted or both false: nobody is slashed."""
+
+    slash_buyer: bool = False
+    slash_seller: bool = False
+
+
 class ResolutionOut(Schema):
     result: str  # settled | seller-refunded
     dispute: DisputeOut

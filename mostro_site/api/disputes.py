@@ -28,12 +28,14 @@ from mostro_site.api.dispute_schemas import (
     ErrorOut,
     RemovedOut,
     ResolutionOut,
+    ResolveIn,
     SolverIn,
     SolverListOut,
     SolverOut,
     ValidationErrorOut,
 )
 from nostrbridge.node_identity import decode_npub, encode_npub
+from orders.bonds.slash import SlashChoice
 from orders.models import SolverCategory, Trader
 
 router = Router(auth=API_AUTH, tags=["disputes"])
@@ -123,21 +125,25 @@ def dispute_take(request, dispute_id: UUID):
 @router.post(
     "/disputes/{dispute_id}/settle", response=responses(ResolutionOut, *WRITE_ERRORS), url_name="dispute_settle"
 )
-def dispute_settle(request, dispute_id: UUID):
-    """Settle the escrow to the buyer (admin-settle)."""
+def dispute_settle(request, dispute_id: UUID, body: ResolveIn | None = None):
+    """Settle the escrow to the buyer (admin-settle), optionally slashing a party's bond."""
     require(request.auth, RESOLVE_PERMISSION)
-    result = settle_as(request.auth, dispute=_get_dispute(dispute_id))
+    result = settle_as(request.auth, dispute=_get_dispute(dispute_id), slash=_slash(body))
     return _resolution(result, dispute_id)
 
 
 @router.post(
     "/disputes/{dispute_id}/cancel", response=responses(ResolutionOut, *WRITE_ERRORS), url_name="dispute_cancel"
 )
-def dispute_cancel(request, dispute_id: UUID):
-    """Refund the seller (admin-cancel)."""
+def dispute_cancel(request, dispute_id: UUID, body: ResolveIn | None = None):
+    """Refund the seller (admin-cancel), optionally slashing a party's bond."""
     require(request.auth, RESOLVE_PERMISSION)
-    result = cancel_as(request.auth, dispute=_get_dispute(dispute_id))
+    result = cancel_as(request.auth, dispute=_get_dispute(dispute_id), slash=_slash(body))
     return _resolution(result, dispute_id)
+
+
+def _slash(body: ResolveIn | None) -> SlashChoice:
+    return SlashChoice() if body is None else SlashChoice(slash_buyer=body.slash_buyer, slash_seller=body.slash_seller)
 
 
 def _resolution(result: str, dispute_id: UUID) -> dict:

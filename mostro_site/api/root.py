@@ -101,7 +101,9 @@ def _http_error(request, exc: HttpError):
 def _cant_do(request, exc: CantDo):
     reason = CantDoReason(exc.reason)
     status = 403 if reason in FORBIDDEN_REASONS else 404 if reason == CantDoReason.NOT_FOUND else 409
-    return error(request, status, reason.value, f"refused: {reason.value}")
+    # A refused slash says why (docs/PROTOCOL.md §Bonds): no bond, or canceled at LND.
+    message = getattr(exc, "message", None) or f"refused: {reason.value}"
+    return error(request, status, reason.value, message)
 
 
 @api.exception_handler(SilentDrop)

@@ -51,6 +51,21 @@ class NodeConfig:
     dispute_days: int
     fee_audit_days: int
     dm_days: int
+    # The anti-abuse bond (docs/PROTOCOL.md §Bonds).
+    bond_enabled: bool = False
+    bond_apply_to: str = "take"
+    bond_amount_pct: float = 0.01
+    bond_base_amount_sats: int = 1000
+    bond_slash_on_waiting_timeout: bool = False
+    bond_slash_node_share_pct: float = 0.5
+    bond_payout_invoice_window_seconds: int = 300
+    bond_payout_max_retries: int = 5
+    bond_payout_claim_window_days: int = 15
+
+    def bonds_apply_to(self, role: str) -> bool:
+        """Does a `role` ("make" or "take") post a bond under the current settings?"""
+        return self.bond_enabled and self.bond_apply_to in (role, "both")
+
     # Operator policies (docs/OPERATIONS.md §Policies): 0 = off.
     max_open_orders: int = 0
     take_cooldown_seconds: int = 0
@@ -100,6 +115,15 @@ def env_node_config() -> NodeConfig:
         dispute_days=s.MOSTRO_EXPIRATION_DISPUTE_DAYS,
         fee_audit_days=s.MOSTRO_EXPIRATION_FEE_AUDIT_DAYS,
         dm_days=s.MOSTRO_EXPIRATION_DM_DAYS,
+        bond_enabled=s.MOSTRO_ANTI_ABUSE_BOND_ENABLED,
+        bond_apply_to=s.MOSTRO_ANTI_ABUSE_BOND_APPLY_TO,
+        bond_amount_pct=s.MOSTRO_ANTI_ABUSE_BOND_AMOUNT_PCT,
+        bond_base_amount_sats=s.MOSTRO_ANTI_ABUSE_BOND_BASE_AMOUNT_SATS,
+        bond_slash_on_waiting_timeout=s.MOSTRO_ANTI_ABUSE_BOND_SLASH_ON_WAITING_TIMEOUT,
+        bond_slash_node_share_pct=s.MOSTRO_ANTI_ABUSE_BOND_SLASH_NODE_SHARE_PCT,
+        bond_payout_invoice_window_seconds=s.MOSTRO_ANTI_ABUSE_BOND_PAYOUT_INVOICE_WINDOW_SECONDS,
+        bond_payout_max_retries=s.MOSTRO_ANTI_ABUSE_BOND_PAYOUT_MAX_RETRIES,
+        bond_payout_claim_window_days=s.MOSTRO_ANTI_ABUSE_BOND_PAYOUT_CLAIM_WINDOW_DAYS,
         max_open_orders=s.MOSTRO_MAX_OPEN_ORDERS,
         take_cooldown_seconds=s.MOSTRO_TAKE_COOLDOWN_SECONDS,
         daily_volume_sats=s.MOSTRO_DAILY_VOLUME_SATS,
@@ -128,6 +152,7 @@ _OVERRIDES = {
     "about": "about",
     "picture": "picture",
     "website": "website",
+    **{name: name for name in rules.BOND_FIELDS},
     **{field: field for field in rules.POLICY_BOUNDS},
 }
 

@@ -9,7 +9,7 @@ error message (or a list of them), never raises.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +34,19 @@ POLICY_BOUNDS: dict[str, tuple[float, float, str]] = {
     "auto_ban_window_days": (1, 3_650, "days in which those disputes count"),
 }
 HTTP_URL_FIELDS = ("bitcoin_price_api_url", "picture", "website")
+BOND_APPLY_TO = ("take", "make", "both")
+# The anti-abuse bond's settings: the same names in NodeSettings, NodeConfig and the form.
+BOND_FIELDS = (
+    "bond_enabled",
+    "bond_apply_to",
+    "bond_amount_pct",
+    "bond_base_amount_sats",
+    "bond_slash_on_waiting_timeout",
+    "bond_slash_node_share_pct",
+    "bond_payout_invoice_window_seconds",
+    "bond_payout_max_retries",
+    "bond_payout_claim_window_days",
+)
 
 
 def fee_error(value: float) -> str | None:
@@ -51,6 +64,25 @@ def max_routing_fee_error(value: float) -> str | None:
 def dev_fee_percentage_error(fraction: float) -> str | None:
     if not 0.10 <= fraction <= 1.0:
         return f"{fraction * 100:g} % is outside 10–100 %."
+    return None
+
+
+def bond_apply_to_error(value: str) -> str | None:
+    if value not in BOND_APPLY_TO:
+        return f"{value!r} is not one of take, make, both (who posts a bond)."
+    return None
+
+
+def bond_fraction_error(value: float) -> str | None:
+    if not 0 <= value <= 1:
+        return f"{value} is outside 0–1: a fraction (0.01 = 1 %)."
+    return None
+
+
+def bond_base_amount_error(value: int) -> str | None:
+    # At least 1 sat: a bond of 0 would be an amountless hold invoice.
+    if not 1 <= value <= MAX_SATS:
+        return f"{value} is outside 1 sat – 21M BTC."
     return None
 
 
@@ -152,7 +184,7 @@ def node_settings_errors(values: Mapping[str, Any], *, env=None) -> dict[str, li
         if message:
             errors.setdefault(field, []).append(message)
 
-    single = {
+    single: dict[str, Callable[[Any], str | None]] = {
         "fee": fee_error,
         "max_routing_fee": max_routing_fee_error,
         "dev_fee_percentage": dev_fee_percentage_error,
@@ -160,6 +192,13 @@ def node_settings_errors(values: Mapping[str, Any], *, env=None) -> dict[str, li
         "expiration_hours": at_least_one_error,
         "expiration_seconds": at_least_one_error,
         "protocol_version": protocol_version_error,
+        "bond_apply_to": bond_apply_to_error,
+        "bond_amount_pct": bond_fraction_error,
+        "bond_slash_node_share_pct": bond_fraction_error,
+        "bond_base_amount_sats": bond_base_amount_error,
+        "bond_payout_invoice_window_seconds": at_least_one_error,
+        "bond_payout_max_retries": at_least_one_error,
+        "bond_payout_claim_window_days": at_least_one_error,
     }
     for field, rule in single.items():
         value = values.get(field)

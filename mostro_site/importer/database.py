@@ -131,5 +131,5 @@ def _ignored(conn) -> list[TableReport]:
     count = conn.execute("SELECT COUNT(*) FROM bonds").fetchone()[0]
     report = TableReport("bonds")
     if count:
-        report.skipped["anti-abuse bonds are not supported by this node"] = count
+        report.skipped["mostrod bond rows are not imported (import before trading, with no bond open)"] = count
     return [report]

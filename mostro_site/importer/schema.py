@@ -105,7 +105,7 @@ OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {
     ),  # fmt: skip
 }
 
-# Tables read by nothing here: the anti-abuse bond and Cashu escrow are not supported.
+# Tables read by nothing here: mostrod's bond rows are not imported, Cashu escrow is not supported.
 IGNORED_TABLES = frozenset({"bonds", "_sqlx_migrations", "daemon_state", "sqlite_sequence"})
 
 

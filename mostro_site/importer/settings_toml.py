@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mostro_site.config import rules
 from mostro_site.operator.forms import FIAT_ALL, FIAT_ENV, FIAT_LIST, NodeSettingsForm
 
 # (section, key) -> environment variable of this node.
@@ -64,7 +65,7 @@ def read_settings(path: Path) -> SettingsImport:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsFileError(f"cannot read {path}: {exc}") from exc
     mostro, nostr = data.get("mostro", {}), data.get("nostr", {})
-    result = SettingsImport(form=NodeSettingsForm(data=_form_data(mostro, nostr)))
+    result = SettingsImport(form=NodeSettingsForm(data=_form_data(mostro, nostr, data.get("anti_abuse_bond", {}))))
     result.env_lines = _env_lines(data)
     result.notes = _notes(data) + _kind0_url_notes(mostro)
     result.nsec, result.nsec_source = _find_nsec(path, nostr)
@@ -76,7 +77,7 @@ def _value(section: dict, key: str) -> str:
     return "" if value is None else str(value)
 
 
-def _form_data(mostro: dict, nostr: dict) -> Any:
+def _form_data(mostro: dict, nostr: dict, bond: dict) -> Any:
     data: dict[str, Any] = {
         "fee": _value(mostro, "fee"),
         "max_routing_fee": _value(mostro, "max_routing_fee"),
@@ -94,6 +95,7 @@ def _form_data(mostro: dict, nostr: dict) -> Any:
     }
     if "dev_fee_percentage" in mostro:
         data["dev_fee_percent"] = str(round(float(mostro["dev_fee_percentage"]) * 100, 6))
+    data.update(_bond_form_data(bond))
     transport = mostro.get("transport")
     data["protocol_version"] = str(TRANSPORT_PROTOCOL.get(str(transport), transport or ""))
     fiat = mostro.get("fiat_currencies_accepted")
@@ -105,6 +107,17 @@ def _form_data(mostro: dict, nostr: dict) -> Any:
         data["fiat_mode"] = FIAT_LIST
         data["fiat_currencies"] = [str(code).strip().upper() for code in fiat]
     return _as_query(data)
+
+
+def _bond_form_data(bond: dict) -> dict[str, str]:
+    """[anti_abuse_bond] as the settings form's fields (live settings, docs/OPERATIONS.md)."""
+    data = {}
+    for key, value in bond.items():
+        field = f"bond_{key}"
+        if field not in rules.BOND_FIELDS:
+            continue  # mostrod ignores unknown keys too
+        data[field] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return data
 
 
 def _as_query(data: dict) -> Any:
@@ -141,9 +154,8 @@ def _notes(data: dict) -> list[str]:
     notes = ["database.url is ignored: this node keeps its data where DATABASE_URL points"]
     if data.get("rpc", {}).get("enabled"):
         notes.append("rpc.enabled: the admin gRPC is not provided; use the admin site or the REST admin API")
-    for section in ("anti_abuse_bond", "cashu"):
-        if data.get(section, {}).get("enabled"):
-            notes.append(f"[{section}] is enabled in mostrod but not supported by this node")
+    if data.get("cashu", {}).get("enabled"):
+        notes.append("[cashu] is enabled in mostrod but not supported by this node")
     if data.get("mostro", {}).get("transport") == "gift-wrap":
         notes.append("transport gift-wrap → protocol version 1 (deprecated); consider version 2")
     if "expiration" not in data and "max_expiration_days" in data.get("mostro", {}):

@@ -31,6 +31,7 @@ _PLAIN_FIELDS = {
     "about": "about",
     "picture": "picture",
     "website": "website",
+    **{name: name for name in rules.BOND_FIELDS},
     **{field: field for field in rules.POLICY_BOUNDS},
 }
 AUDITED_FIELDS = (*_PLAIN_FIELDS, "dev_fee_percentage", "fiat_currencies_accepted", "relays")
@@ -40,6 +41,18 @@ _FORM_FIELD = {"dev_fee_percentage": "dev_fee_percent", "fiat_currencies_accepte
 
 def _int(label: str, help_text: str) -> forms.IntegerField:
     return forms.IntegerField(label=label, required=False, help_text=help_text)
+
+
+def _on_off(label: str, help_text: str) -> forms.TypedChoiceField:
+    """A switch that may also fall back to the environment (blank)."""
+    return forms.TypedChoiceField(
+        label=label,
+        required=False,
+        coerce=lambda value: value == "true",
+        empty_value=None,
+        choices=[("", "Environment default"), ("true", "On"), ("false", "Off")],
+        help_text=help_text,
+    )
 
 
 class NodeSettingsForm(forms.Form):
@@ -94,6 +107,29 @@ class NodeSettingsForm(forms.Form):
     about = forms.CharField(label="About (kind 0)", required=False, widget=forms.Textarea(attrs={"rows": 3}))
     picture = forms.CharField(label="Picture URL (kind 0)", required=False)
     website = forms.CharField(label="Website (kind 0)", required=False)
+    # The anti-abuse bond (docs/PROTOCOL.md §Bonds).
+    bond_enabled = _on_off("Anti-abuse bond", "A second hold invoice a trader locks before trading.")
+    bond_apply_to = forms.TypedChoiceField(
+        label="Bond posted by",
+        required=False,
+        empty_value=None,
+        choices=[("", "Environment default"), ("take", "takers"), ("make", "makers"), ("both", "both")],
+    )
+    bond_amount_pct = forms.FloatField(
+        label="Bond (fraction of the amount)", required=False, help_text="bond = max(round(fraction × sats), minimum)."
+    )
+    bond_base_amount_sats = _int("Minimum bond (sats)", "")
+    bond_slash_on_waiting_timeout = _on_off(
+        "Slash on waiting timeout", "Slash the bond of the party whose invoice or payment timed out."
+    )
+    bond_slash_node_share_pct = forms.FloatField(
+        label="Node's share of a slashed bond",
+        required=False,
+        help_text="floor(bond × share) stays with the node; the counterparty gets the rest.",
+    )
+    bond_payout_invoice_window_seconds = _int("Bond payout: ask for an invoice every (seconds)", "")
+    bond_payout_max_retries = _int("Bond payout: payment attempts", "")
+    bond_payout_claim_window_days = _int("Bond payout: claim window (days)", "Unclaimed after this: forfeited.")
     # Operator policies (docs/OPERATIONS.md §Policies); 0 turns one off.
     max_open_orders = _int("Max open orders per trader", "Orders on the book at once (lnp2pBot's MAX_PENDING_ORDERS).")
     take_cooldown_seconds = _int("Cooldown between takes (seconds)", "A trader's next take waits this long.")
@@ -133,6 +169,12 @@ class NodeSettingsForm(forms.Form):
             "bitcoin_price_api_url": env.bitcoin_price_api_url,
             "relays": "\n".join(env.relays),
             "name": env.name,
+            "bond_amount_pct": env.bond_amount_pct,
+            "bond_base_amount_sats": env.bond_base_amount_sats,
+            "bond_slash_node_share_pct": env.bond_slash_node_share_pct,
+            "bond_payout_invoice_window_seconds": env.bond_payout_invoice_window_seconds,
+            "bond_payout_max_retries": env.bond_payout_max_retries,
+            "bond_payout_claim_window_days": env.bond_payout_claim_window_days,
             **{field: getattr(env, field) for field in rules.POLICY_BOUNDS},
         }
         for name, value in defaults.items():
@@ -142,6 +184,14 @@ class NodeSettingsForm(forms.Form):
         # A ChoiceField's choices read back as a list (django-stubs types the setter's input).
         fiat_mode.choices = [(FIAT_ENV, f"Environment default ({fiat})"), *cast(list, fiat_mode.choices)[1:]]
         protocol.choices = [("", f"Environment default ({env.protocol_version})"), *cast(list, protocol.choices)[1:]]
+        switches = {
+            "bond_enabled": "on" if env.bond_enabled else "off",
+            "bond_slash_on_waiting_timeout": "on" if env.bond_slash_on_waiting_timeout else "off",
+            "bond_apply_to": env.bond_apply_to,
+        }
+        for name, shown in switches.items():
+            field = self._choice_field(name)
+            field.choices = [("", f"Environment default ({shown})"), *cast(list, field.choices)[1:]]
 
     def _choice_field(self, name: str) -> forms.ChoiceField:
         field = self.fields[name]
@@ -214,6 +264,9 @@ class NodeSettingsForm(forms.Form):
 
 def initial_from_row(row: NodeSettings) -> dict[str, object]:
     initial = {form_field: getattr(row, model_field) for form_field, model_field in _PLAIN_FIELDS.items()}
+    for switch in ("bond_enabled", "bond_slash_on_waiting_timeout"):
+        value = getattr(row, switch)
+        initial[switch] = "" if value is None else ("true" if value else "false")
     if row.dev_fee_percentage is not None:
         initial["dev_fee_percent"] = round(row.dev_fee_percentage * 100, 4)
     initial["relays"] = "\n".join(rules.split_list(row.relays or ""))

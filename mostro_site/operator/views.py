@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from mostro_site.config import node_config
+from mostro_site.config import node_config, rules
 from mostro_site.models import NodeSettings, SettingsAuditEntry
 from mostro_site.operator import charts, dashboard, refusals
 from mostro_site.operator.access import operator_required
@@ -18,6 +18,7 @@ from mostro_site.operator.reputation import FORM_NAME as ISSUER_FORM
 from mostro_site.operator.reputation import handle_issuer_post, reputation_context
 from mostro_site.operator.services import node_settings_update
 from nostrbridge.node_identity import node_pubkey
+from orders.bonds.selectors import bond_figures
 
 SETTINGS_GROUPS = [
     ("Fees", ["fee", "max_routing_fee", "dev_fee_percent"]),
@@ -25,6 +26,7 @@ SETTINGS_GROUPS = [
     ("Fiat and prices", ["fiat_mode", "fiat_currencies", "bitcoin_price_api_url"]),
     ("Nostr", ["relays", "protocol_version", "pow_bits"]),
     ("Public profile (kind 0)", ["name", "about", "picture", "website"]),
+    ("Anti-abuse bond", list(rules.BOND_FIELDS)),
     ("Limits per trader", ["max_open_orders", "take_cooldown_seconds", "daily_volume_sats"]),
     (
         "Taker requirements (large orders)",
@@ -52,7 +54,9 @@ def settings_view(request):
         if done is not None:
             return done
     row = NodeSettings.objects.filter(pk=1).first()
-    form = NodeSettingsForm(request.POST if issuer_form is None else None, row=row)
+    # Bound only to this form's own POST: a GET must show the saved values (an empty QueryDict binds).
+    posted = request.method == "POST" and issuer_form is None
+    form = NodeSettingsForm(request.POST if posted else None, row=row)
     if request.method == "POST" and form.is_valid():
         try:
             entries = node_settings_update(user=request.user, values=form.model_values())
@@ -121,6 +125,7 @@ def dashboard_view(request):
         disputes_30d=sum(count for _, count in opened),
         resolution=dashboard.resolution_times(),
         escrow=dashboard.escrow_now(),
+        bonds=bond_figures(),
         payouts=dashboard.payouts(),
         currencies=dashboard.volume_by_currency(),
         fees_earned=dashboard.fees_earned_sats(),

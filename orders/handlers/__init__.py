@@ -1,5 +1,6 @@
 """Trade handlers: one module per protocol action, each exposing `handle_<action>(ctx)`."""
 
+from orders.handlers.add_bond_invoice import handle_add_bond_invoice
 from orders.handlers.add_invoice import handle_add_invoice
 from orders.handlers.cancel import handle_cancel
 from orders.handlers.export_reputation import handle_export_reputation
@@ -20,6 +21,7 @@ HANDLERS: dict = {
     "take-sell": handle_take_sell,
     "take-buy": handle_take_buy,
     "add-invoice": handle_add_invoice,
+    "add-bond-invoice": handle_add_bond_invoice,
     "fiat-sent": handle_fiat_sent,
     "release": handle_release,
     "cancel": handle_cancel,

@@ -15,6 +15,8 @@ from django.db.models import Q
 from nostrbridge.context import Atomic
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
+from orders.bonds.cancel import bond_taker_cancel
+from orders.bonds.maker import maker_bond_cancel
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
@@ -48,7 +50,13 @@ def order_cancel(
             return _maker_cancel(order, group, request_id, atomic)
         if order.taker_pubkey and sender == order.taker_pubkey:
             return _taker_cancel(order, group, request_id, atomic)
+        if status in PRE_TRADE_STATUSES and bond_taker_cancel(
+            order=order, sender=sender, request_id=request_id, atomic=atomic
+        ):
+            return order
         raise CantDo(CantDoReason.IS_NOT_YOUR_ORDER if status in PRE_TRADE_STATUSES else CantDoReason.INVALID_PUBKEY)
+    if status == OrderStatus.WAITING_MAKER_BOND:
+        return maker_bond_cancel(order=order, sender=sender, request_id=request_id, atomic=atomic)
     if status in ESCROW_LOCKED_STATUSES:
         if sender not in (order.buyer_pubkey, order.seller_pubkey):
             raise CantDo(CantDoReason.INVALID_PUBKEY)

@@ -12,6 +12,7 @@ from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
+from orders.bonds.maker import maker_bond_order_create
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats
 from orders.publish import publish_order_event
@@ -64,6 +65,10 @@ def order_create(
         raise SilentDrop("reputation mode without trade_index")
     now = now or timezone.now()
     policy_check_maker(key=maker.identity, amount_sats=quote_sats, config=config, now=now)
+    if config.bonds_apply_to("make"):
+        # Hidden until the maker's bond locks (docs/PROTOCOL.md §Bonds, Maker bond).
+        fields = _order_fields(maker, terms, config, now)
+        return maker_bond_order_create(maker=maker, fields=fields, config=config, now=now, atomic=atomic)
     with atomic():
         trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
         order = Order.objects.create(**_order_fields(maker, terms, config, now))

@@ -78,13 +78,13 @@ def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
     def enqueue() -> None:
         async_task(PAYOUT_TASK, order_id=order_id, request_id=request_id, task_name=f"payout-{order_id}", save=False)
 
-    if _broker_shares_the_transaction():
+    if broker_shares_the_transaction():
         enqueue()
     else:
         transaction.on_commit(enqueue, robust=True)
 
 
-def _broker_shares_the_transaction() -> bool:
+def broker_shares_the_transaction() -> bool:
     """django-q2's ORM broker on the default database, not synchronous, and a transaction open."""
     return (
         Conf.ORM == DEFAULT_DB_ALIAS

@@ -20,6 +20,8 @@ from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
+from orders.bonds.models import Bond, BondRole, BondState
+from orders.bonds.take import bond_request_for_take, bond_resend, bond_take_gate
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats
 from orders.publish import publish_order_event
@@ -65,6 +67,8 @@ def order_take_sell(
 ) -> Order:
     """A buyer takes a sell order, optionally with its payout invoice / Lightning address."""
     order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.SELL)
+    if _resent_bond(order, taker=taker, atomic=atomic):
+        return order
     _fix_amounts(order, fiat_amount=fiat_amount)
     _check_policies(order, taker)
     if invoice is not None:
@@ -79,6 +83,9 @@ def order_take_sell(
         # A sell maker's stray `buyer_invoice` must never become the payout target.
         "buyer_invoice": invoice,
     }
+    if node_config().bonds_apply_to("take"):
+        bond_request_for_take(order=order, taker=taker, fields=fields, with_escrow=invoice is not None, atomic=atomic)
+        return order
     if invoice is None:
         won = _commit_take(
             order, taker=taker, to_status=OrderStatus.WAITING_BUYER_INVOICE, fields=fields, atomic=atomic
@@ -95,6 +102,8 @@ def order_take_buy(
 ) -> Order:
     """A seller takes a buy order: the hold invoice is issued at once."""
     order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.BUY)
+    if _resent_bond(order, taker=taker, atomic=atomic):
+        return order
     _fix_amounts(order, fiat_amount=fiat_amount)
     _check_policies(order, taker)
     _require_trade_index(taker)
@@ -104,10 +113,49 @@ def order_take_buy(
         "master_seller_pubkey": taker.identity,
         "trade_index_seller": taker.stored_index,
     }
+    if node_config().bonds_apply_to("take"):
+        bond_request_for_take(order=order, taker=taker, fields=fields, with_escrow=True, atomic=atomic)
+        return order
     if not _commit_take_with_escrow(order, taker=taker, fields=fields, atomic=atomic):
         # Spec quirk (docs/PROTOCOL.md §Take): every take-buy failure after the checks is silent.
         raise SilentDrop(f"take-buy of order {order.pk} lost a concurrent state change")
     return order
+
+
+def _resent_bond(order: Order, *, taker: Taker, atomic: Atomic) -> bool:
+    """Step 7 (docs/PROTOCOL.md §Take): refused while a taker bond is locked (whatever the
+    settings say now); the sender's own unpaid bond is sent again and the take stops there."""
+    own = bond_take_gate(order=order, sender=taker.sender)
+    if own is None:
+        return False
+    bond_resend(bond=own, order=order, atomic=atomic)
+    return True
+
+
+def order_take_resume(*, bond_id: int) -> bool:
+    """The take of a taker whose bond just locked, from the context its take stored.
+
+    True when the order moved on. Idempotent: once the order left the book, or the bond is
+    no longer locked (the taker canceled meanwhile), nothing happens.
+    """
+    bond = Bond.objects.filter(pk=bond_id, role=BondRole.TAKER, state=BondState.LOCKED).first()
+    order = order_get(order_id=bond.order_id) if bond is not None else None
+    if bond is None or order is None or order.status not in PRE_TRADE_STATUSES:
+        return False
+    fields = dict(bond.take_context["fields"])
+    for name in ("fiat_amount", "amount_sats", "fee_sats", "dev_fee_sats"):
+        setattr(order, name, fields[name])
+    taker = Taker(sender=bond.pubkey, identity=bond.identity, trade_index=bond.trade_index, request_id=bond.request_id)
+    if bond.take_context["with_escrow"]:
+        return _commit_take_with_escrow(order, taker=taker, fields=fields, atomic=transaction.atomic, bond_id=bond.pk)
+    return _commit_take(
+        order,
+        taker=taker,
+        to_status=OrderStatus.WAITING_BUYER_INVOICE,
+        fields=fields,
+        atomic=transaction.atomic,
+        bond_id=bond.pk,
+    )
 
 
 def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None) -> Order:
@@ -180,12 +228,14 @@ def _amount_fields(order: Order) -> dict[str, Any]:
     }
 
 
-def _commit_take(order: Order, *, taker: Taker, to_status: str, fields: dict, atomic: Atomic) -> bool:
+def _commit_take(
+    order: Order, *, taker: Taker, to_status: str, fields: dict, atomic: Atomic, bond_id: int | None = None
+) -> bool:
     """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
     with atomic():
         # Stored even when the race is lost: every check passed (docs/PROTOCOL.md §Trade-index).
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
-        won = _transition(order, taker=taker, to_status=to_status, fields=fields)
+        won = _transition(order, taker=taker, to_status=to_status, fields=fields, bond_id=bond_id)
         if won:
             order.refresh_from_db()
             view = order_payload(
@@ -213,14 +263,16 @@ def _commit_take(order: Order, *, taker: Taker, to_status: str, fields: dict, at
     return won
 
 
-def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic: Atomic) -> bool:
+def _commit_take_with_escrow(
+    order: Order, *, taker: Taker, fields: dict, atomic: Atomic, bond_id: int | None = None
+) -> bool:
     """take-sell with invoice, or take-buy: hold invoice first (LND), then → waiting-payment."""
     escrow: EscrowInvoice = escrow_create_hold_invoice(order=order)
     fields = {**fields, **escrow.order_fields(request_id=taker.request_id)}
     try:
         with atomic():
             trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
-            won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields)
+            won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
                 escrow_watch_on_commit()
                 order.refresh_from_db()
@@ -237,7 +289,9 @@ def _commit_take_with_escrow(order: Order, *, taker: Taker, fields: dict, atomic
     return won
 
 
-def _transition(order: Order, *, taker: Taker, to_status: str, fields: dict) -> bool:
+def _transition(order: Order, *, taker: Taker, to_status: str, fields: dict, bond_id: int | None = None) -> bool:
+    if bond_id is not None and not Bond.objects.select_for_update().filter(pk=bond_id, state=BondState.LOCKED).exists():
+        return False  # the bonded taker canceled (its bond released) before its take resumed
     return transition_order(
         order_id=order.pk,
         from_statuses=PRE_TRADE_STATUSES,

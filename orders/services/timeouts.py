@@ -20,6 +20,8 @@ from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
 from nostrbridge.protocol.enums import Action
+from orders.bonds.models import BondState, SlashReason
+from orders.bonds.slash import bonds_slash, side_bond
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.cancel import order_reset_fields
@@ -112,7 +114,10 @@ def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
     # The decision first (status + refund row, one transaction), then LND: an add-invoice or
     # an HTLC that lands in between finds the order moved and loses its own guard.
     with transaction.atomic(durable=True):
+        slashed = _slash_on_timeout(order)
         won = _reset_to_pending(order, now) if taker_fault else _cancel_for_maker(order, now)
+        if not won and slashed:
+            transaction.set_rollback(True)  # the order moved: the slash is undone with it
         refund = escrow_refund_decide(order=order, reason="waiting timeout") if won else None
     if not won:
         logger.info("order %s changed before its timeout could apply; skipped", order.pk)
@@ -121,6 +126,19 @@ def order_timeout(*, order_id: UUID | str, now: datetime | None = None) -> str:
     outcome = TAKER_RESET if taker_fault else MAKER_CANCELED
     logger.info("order %s timed out in %s: %s", order.pk, order.status, outcome)
     return outcome
+
+
+def _slash_on_timeout(order: Order) -> list[int]:
+    """With `slash_on_waiting_timeout`, the bond of the party that owed the duty is slashed
+    (docs/PROTOCOL.md §Bonds, Slash): the buyer owes the invoice, the seller the escrow. The
+    other bonds are then released (or kept, the maker's on a republish) by the transition."""
+    if not node_config().bond_slash_on_waiting_timeout:
+        return []
+    side = "buyer" if order.status == S.WAITING_BUYER_INVOICE else "seller"
+    bond = side_bond(order, side)
+    if bond is None or bond.state != BondState.LOCKED:
+        return []
+    return bonds_slash(order=order, bonds=[bond], actor=ACTOR, reason=SlashReason.TIMEOUT)
 
 
 def _still_timed_out(order: Order, now: datetime) -> bool:

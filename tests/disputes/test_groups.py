@@ -41,6 +41,7 @@ def test_groups_grant_read_write_and_operator_levels():
         "orders.view_trader",
         "orders.view_btcprice",
         "devfee.view_devfeepayment",
+        "orders.view_bond",
         "mostro_site.view_nodesettings",
         "mostro_site.view_settingsauditentry",
         "nostrbridge.view_outboundmessage",

@@ -28,6 +28,7 @@ DIAGRAM = Path(__file__).resolve().parents[1] / "vectors" / "state_machine.mmd"
 PROTOCOL_EDGES = {
     ("waiting-maker-bond", "pending"),  # maker bond HTLC accepted
     ("waiting-maker-bond", "expired"),  # expires_at passed
+    ("waiting-maker-bond", "canceled"),  # the maker's cancel (mostrod 0.19 #996, docs/PROTOCOL.md §Bonds)
     ("pending", "waiting-taker-bond"),  # take-*, taker bonds on
     ("waiting-taker-bond", "pending"),  # last taker bond canceled/expired, taker self-cancel
     ("pending", "waiting-buyer-invoice"),  # take-sell without invoice

@@ -44,7 +44,7 @@ def test_dry_run_reports_and_writes_nothing(source):
     assert "    skipped 1: unknown status 'weird'" in out
     assert "disputes: 1 new, 0 updated, 0 unchanged, 1 skipped" in out
     assert "dev-fee payments: 2 new, 0 updated, 0 unchanged, 0 skipped" in out
-    assert "    skipped 1: anti-abuse bonds are not supported by this node" in out
+    assert "    skipped 1: mostrod bond rows are not imported (import before trading, with no bond open)" in out
     assert (Order.objects.count(), Trader.objects.count(), Dispute.objects.count(), DevFeePayment.objects.count()) == (
         0,
         0,

@@ -130,6 +130,8 @@ OWN_JOBS = {
     "orders.pricing.refresh_prices": 5,
     "orders.jobs.reconcile_order_events": 1,
     "orders.jobs.pay_pending_dev_fees": 1,
+    "orders.bonds.jobs.reconcile_bonds": 1,
+    "orders.bonds.payout.process_bond_payouts": 1,
 }
 
 

@@ -59,6 +59,8 @@ GET    admin/nostrbridge/outboundmessage/<path:object_id>/                    lo
 POST   admin/nostrbridge/outboundmessage/<path:object_id>/                    login 302   302   302   302   302   302
 GET    admin/nostrbridge/relayhealth/<path:object_id>/                        login 302   302   302   302   302   302
 POST   admin/nostrbridge/relayhealth/<path:object_id>/                        login 302   302   302   302   302   302
+GET    admin/orders/bond/<path:object_id>/                                    login 302   302   302   302   302   302
+POST   admin/orders/bond/<path:object_id>/                                    login 302   302   302   302   302   302
 GET    admin/orders/ban/<path:object_id>/                                     login 302   302   302   302   302   302
 POST   admin/orders/ban/<path:object_id>/                                     login 302   302   302   302   302   302
 GET    admin/orders/order/<path:object_id>/                                   login 302   302   302   302   302   302
@@ -361,6 +363,17 @@ POST   admin:nostrbridge_relayhealth_history                                  lo
 
 # --- admin orders ------------------------------------------------------------------------------------------------
 #      endpoint                                                               anon  staff ro    rw    asgnd oper  super
+GET    admin:orders_bond_add                                                  login 403   403   403   403   403   403
+POST   admin:orders_bond_add                                                  login 403   403   403   403   403   403
+GET    admin:orders_bond_change                                               login 403   403   403   403   200   200
+POST   admin:orders_bond_change                                               login 403   403   403   403   403   403
+GET    admin:orders_bond_changelist                                           login 403   403   403   403   200   200
+POST   admin:orders_bond_changelist                                           login 403   403   403   403   200   200
+POST   admin:orders_bond_changelist?action=delete_selected                    login 403   403   403   403   200   200
+GET    admin:orders_bond_delete                                               login 403   403   403   403   403   403
+POST   admin:orders_bond_delete                                               login 403   403   403   403   403   403
+GET    admin:orders_bond_history                                              login 403   403   403   403   200   200
+POST   admin:orders_bond_history                                              login 403   403   403   403   200   200
 GET    admin:orders_ban_add                                                   login 403   403   200   200   200   200
 POST   admin:orders_ban_add                                                   login 403   403   302+  302+  302+  302+
 GET    admin:orders_ban_change                                                login 403   403   200   200   200   200

@@ -25,6 +25,7 @@ from mostro_site.management.commands.sync_schedules import sync_schedules
 from mostro_site.operator.services import node_settings_update
 from nostrbridge.models import AddressableClock, InboundEvent, RelayHealth
 from nostrbridge.protocol.keys import Keys
+from orders.bonds.models import Bond
 from orders.services.bans import ban_create
 from tests.disputes.support import disputed_trade
 from tests.disputes.web import PASSWORD, make_user
@@ -87,6 +88,10 @@ def build_world(fake_ln) -> World:
     world.dispute = take_as(users["assigned"], dispute_id=trade.dispute.pk)
     node_settings_update(user=users["operator"], values={"fee": 0.006})
     DevFeePayment.objects.create(order=trade.order, amount_sats=18, destination="dev@example.com")
+    Bond.objects.create(
+        order=trade.order, role="taker", pubkey=trade.order.buyer_pubkey, identity=trade.order.buyer_pubkey,
+        amount_sats=1000, hash="ab" * 32, preimage="cd" * 32, payment_request="lnbcrt10u1", invoice_expires_at=_now(),
+    )  # fmt: skip
     RelayHealth.objects.create(relay_url="wss://relay.example", connected=True)
     AddressableClock.objects.get_or_create(kind=38383, d_tag=str(trade.order.pk), defaults={"last_created_at": 1})
     ban_create(pubkey=new_pubkey(), reason="matrix ban", actor="admin:root")  # an unlifted ban to lift

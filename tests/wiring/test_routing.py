@@ -26,13 +26,14 @@ from tests.trade.harness import TradeClient
 
 ROOT = Path(__file__).resolve().parents[2]
 # Client actions the node answers without a handler: `pay-invoice` with `invalid_action` (as
-# mostrod), the rest silently (bonds and Cashu are not enabled; `send-dm` is client-to-client).
-REFUSED = {"pay-invoice", "add-bond-invoice", "add-cashu-escrow", "send-dm"}
+# mostrod), the rest silently (Cashu is not enabled; `send-dm` is client-to-client).
+REFUSED = {"pay-invoice", "add-cashu-escrow", "send-dm"}
 HANDLED = {
     "new-order": "orders/handlers/new_order.py",
     "take-sell": "orders/handlers/take_sell.py",
     "take-buy": "orders/handlers/take_buy.py",
     "add-invoice": "orders/handlers/add_invoice.py",
+    "add-bond-invoice": "orders/handlers/add_bond_invoice.py",
     "fiat-sent": "orders/handlers/fiat_sent.py",
     "release": "orders/handlers/release.py",
     "cancel": "orders/handlers/cancel.py",
@@ -130,7 +131,6 @@ def test_pay_invoice_from_a_client_is_answered_invalid_action(node):
 @pytest.mark.parametrize(
     ("_case", "action", "payload"),
     [
-        ("bond invoice", Action.ADD_BOND_INVOICE, PaymentRequestPayload(None, "lnbcrt1", None)),
         ("cashu escrow", Action.ADD_CASHU_ESCROW, CashuLockProofPayload(_LOCK_PROOF)),
         ("client-to-client dm", Action.SEND_DM, TextMessagePayload("hello")),
         ("a node-to-client action", Action.CANCELED, None),

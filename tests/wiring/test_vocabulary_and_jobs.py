@@ -41,6 +41,8 @@ def test_the_declared_jobs_are_exactly_these(settings):
         JobSpec("orders.pricing.refresh_prices", 300),
         JobSpec("orders.jobs.reconcile_order_events", 60),
         JobSpec("orders.jobs.pay_pending_dev_fees", 60),
+        JobSpec("orders.bonds.jobs.reconcile_bonds", 60),
+        JobSpec("orders.bonds.payout.process_bond_payouts", 60),
         JobSpec("disputes.jobs.enforce_escrow_deadline", 300),
         JobSpec("nostrbridge.jobs.publish_info_event", 300),
         JobSpec("nostrbridge.jobs.publish_relay_list", 60),

@@ -1,0 +1,1 @@
+"""The anti-abuse bond (docs/PROTOCOL.md §Bonds): a second hold invoice per bonded party."""

@@ -1,0 +1,111 @@
+"""Releasing bonds and finishing every decided bond at LND (docs/PROTOCOL.md §Bonds, Release).
+
+A release is decided in the transaction that ends the trade (`transition_order` calls
+`bonds_on_order_transition`), so a trade never ends with its bonds forgotten; the HTLC cancel
+runs after the commit, and `bonds_finish_htlcs` is repeated by the reconciliation job until
+LND confirms it (`htlc_resolved_at`).
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from nostrbridge.protocol.enums import Action
+from orders.bonds.htlc import BondHtlcError, bond_htlc_cancel, bond_htlc_settle
+from orders.bonds.models import Bond, BondRole, BondState
+from orders.bonds.transitions import OPEN_STATES, bond_transition, bond_update_guarded
+from orders.models import Order
+from orders.status import PRE_TRADE_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
+from orders.wire import send
+
+logger = logging.getLogger(__name__)
+
+SETTLED_STATES = frozenset({BondState.PENDING_PAYOUT, BondState.SLASHED, BondState.FORFEITED, BondState.FAILED})
+
+
+def bonds_on_order_transition(*, order_id, from_status: str, to_status: str, actor: str) -> None:
+    """Inside the order's transition: release the bonds this move ends.
+
+    A trade's end (success, any cancel, expiry) releases every open bond; a taken order put
+    back on the book releases the taker's (the maker's stays locked, docs/PROTOCOL.md §Waiting-timeout).
+    A bond slashed earlier in the same transaction is no longer open and is left alone.
+    """
+    if to_status in TERMINAL_STATUSES:
+        roles = [BondRole.MAKER, BondRole.TAKER]
+    elif to_status == OrderStatus.PENDING and from_status in WAITING_STATUSES:
+        roles = [BondRole.TAKER]
+    else:
+        return
+    bonds = list(Bond.objects.filter(order_id=order_id, state__in=OPEN_STATES, role__in=roles))
+    if not bonds:
+        return
+    # The maker's cancel of an order on the book tells every taker still racing (docs/PROTOCOL.md §Cancel).
+    notify = to_status == OrderStatus.CANCELED and from_status in PRE_TRADE_STATUSES
+    bonds_release(bonds=bonds, actor=actor, reason=f"order {to_status}", notify_takers=notify)
+
+
+def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_takers: bool = False) -> list[int]:
+    """Decide the release of `bonds` (inside the caller's transaction); LND cancels after commit."""
+    released = []
+    now = timezone.now()
+    for bond in bonds:
+        won = bond_transition(
+            bond_id=bond.pk,
+            from_states=OPEN_STATES,
+            to_state=BondState.RELEASED,
+            actor=actor,
+            reason=reason,
+            set_fields={"decided_at": now},
+        )
+        if not won:
+            continue
+        released.append(bond.pk)
+        if notify_takers and bond.role == BondRole.TAKER:
+            send(bond.pubkey, Action.CANCELED, Order(pk=bond.order_id))
+    if released:
+        transaction.on_commit(lambda: bonds_finish_htlcs(bond_ids=released))
+    return released
+
+
+def bonds_finish_htlcs(*, bond_ids: Iterable[int]) -> int:
+    """Carry out at LND what the database decided: cancel released HTLCs, settle slashed ones.
+
+    Never raises (it runs after commits and in jobs); a failure is retried by the next sweep.
+    Returns how many were confirmed.
+    """
+    done = 0
+    for bond in Bond.objects.filter(pk__in=list(bond_ids), htlc_resolved_at__isnull=True):
+        try:
+            if bond.state == BondState.RELEASED:
+                bond_htlc_cancel(payment_hash_hex=bond.hash)
+            elif bond.state in SETTLED_STATES:
+                bond_htlc_settle(preimage_hex=bond.preimage)
+            else:
+                continue
+        except BondHtlcError as exc:
+            logger.error(
+                "bond %s of order %s (%s): %s; retried by the next sweep", bond.pk, bond.order_id, bond.state, exc
+            )
+            continue
+        except Exception:
+            logger.exception("bond %s of order %s: LND call failed; retried by the next sweep", bond.pk, bond.order_id)
+            continue
+        with transaction.atomic():
+            bond_update_guarded(
+                bond_id=bond.pk,
+                states=[bond.state],
+                set_fields={"htlc_resolved_at": timezone.now()},
+                guard=Q(htlc_resolved_at__isnull=True),
+            )
+        done += 1
+    return done
+
+
+def unfinished_bond_ids(*, limit: int = 100) -> list[int]:
+    """Decided bonds LND has not confirmed yet (the reconciliation job's work)."""
+    states = [BondState.RELEASED, *SETTLED_STATES]
+    query = Bond.objects.filter(state__in=states, htlc_resolved_at__isnull=True).order_by("pk")
+    return list(query.values_list("pk", flat=True)[:limit])
