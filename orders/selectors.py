@@ -6,6 +6,7 @@ from uuid import UUID
 from django.db.models import Q
 
 from devfee.models import DevFeePayment, DevFeeStatus
+from orders.bonds.models import Bond, BondState
 from orders.models import Order
 from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
 
@@ -93,7 +94,8 @@ _DRAIN_TERMINAL = frozenset({*TERMINAL_STATUSES, OrderStatus.SETTLED_BY_ADMIN, O
 def drain_counters() -> DrainCounters:
     """Count with mostrod's predicates. A settled escrow whose payout failed and has no payment in
     flight is not counted (the sats are the node's balance now; the buyer's new invoice can be
-    paid from any node). Bonds are not enabled on this node: their counters are 0."""
+    paid from any node). Bonds: an issued or locked bond (its HTLC may still be accepted or is
+    held) and a slashed bond whose counterparty's share is being paid."""
     escrowed = (
         Order.objects.filter(hold_invoice_hash__isnull=False)
         .exclude(status__in=_DRAIN_TERMINAL)
@@ -107,7 +109,7 @@ def drain_counters() -> DrainCounters:
         inflight_dev_fees=DevFeePayment.objects.filter(payment_hash__isnull=False)
         .exclude(status=DevFeeStatus.PAID)
         .count(),
-        open_bonds=0,
-        pending_bond_payouts=0,
+        open_bonds=Bond.objects.filter(state__in=[BondState.REQUESTED, BondState.LOCKED]).count(),
+        pending_bond_payouts=Bond.objects.filter(state=BondState.PENDING_PAYOUT, payout_hash__isnull=False).count(),
         pending_orders=Order.objects.filter(status=OrderStatus.PENDING).count(),
     )

@@ -2,8 +2,8 @@
 `CancelOrder` with `pretrade_only`).
 
 Only `pending` and `waiting-taker-bond` qualify: no escrow exists, so there is no Lightning call.
-The order becomes `canceled-by-admin` (38383 `canceled`), the maker gets `admin-canceled`, and so
-would a taker holding a bond (bonds are not enabled here). Callers decide who may do this: the
+The order becomes `canceled-by-admin` (38383 `canceled`), the maker gets `admin-canceled`; taker
+bonds are released with the order (`transition_order`). Callers decide who may do this: the
 node identity over Nostr, operators in the console and the REST API.
 """
 

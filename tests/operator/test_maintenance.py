@@ -5,12 +5,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from devfee.models import DevFeePayment, DevFeeStatus
 from mostro_site.models import MaintenanceState, SettingsAuditEntry
 from mostro_site.operator.maintenance import maintenance_set, maintenance_status
 from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.nip01 import Event
+from orders.bonds.models import Bond, BondState
 from orders.selectors import DrainCounters, drain_counters
 from tests.foundation.factories import make_order
 
@@ -127,6 +129,38 @@ def test_drain_counters_use_mostrods_predicates():
         pending_bond_payouts=0,
         pending_orders=2,
     )
+    assert counters.drained is False
+
+
+def _bond(order, n: int, state: str, *, role: str = "taker", payout_hash: str | None = None) -> Bond:
+    return Bond.objects.create(
+        order=order,
+        role=role,
+        pubkey=f"{n:064x}",
+        identity=f"{n:064x}",
+        state=state,
+        amount_sats=1_000,
+        hash=f"{n + 500:064x}",
+        preimage=f"{n + 900:064x}",
+        payment_request="lnbcrt-bond",
+        invoice_expires_at=timezone.now(),
+        payout_hash=payout_hash,
+    )
+
+
+def test_drain_counters_count_open_bonds_and_bond_payouts_in_flight():
+    waiting, taken, slashed = make_order(status="pending"), make_order(status="active"), make_order(status="success")
+    _bond(waiting, 1, BondState.REQUESTED)
+    _bond(waiting, 2, BondState.REQUESTED)  # a second taker's invoice, not paid yet
+    _bond(taken, 3, BondState.LOCKED, role="maker")
+    _bond(taken, 4, BondState.RELEASED)
+    _bond(slashed, 5, BondState.PENDING_PAYOUT, payout_hash="ee" * 32)
+    _bond(slashed, 6, BondState.PENDING_PAYOUT, role="maker")  # no invoice yet: nothing in flight
+    _bond(slashed, 7, BondState.FORFEITED)
+
+    counters = drain_counters()
+
+    assert (counters.open_bonds, counters.pending_bond_payouts) == (3, 1)
     assert counters.drained is False
 
 
