@@ -112,15 +112,20 @@ def test_changes_older_than_the_page_are_not_reported(node, fake_ln):
     assert ChangeWatch(BOTH).look() == []
 
 
-async def test_an_open_page_receives_a_change_no_push_announced(node, fake_ln, settings):
-    settings.MOSTRO_LIVE_POLL_SECONDS = 0.05
+async def _open_page_then_touch_an_order(fake_ln, settings, poll_seconds: float):
+    """An operator's live page is open; then an order changes with no push."""
+    settings.MOSTRO_LIVE_POLL_SECONDS = poll_seconds
     user = await database_sync_to_async(make_user)("op", "operator")
     trade = await database_sync_to_async(_aged_trade)(fake_ln)
     communicator = WebsocketCommunicator(StaffLiveConsumer.as_asgi(), "/ws/staff/live/")
     communicator.scope["user"] = user
     assert (await communicator.connect())[0]
-
     await database_sync_to_async(_touch_order)(trade.order.id)
+    return communicator, trade
+
+
+async def test_an_open_page_receives_a_change_no_push_announced(node, fake_ln, settings):
+    communicator, trade = await _open_page_then_touch_an_order(fake_ln, settings, 0.05)
 
     message = await communicator.receive_json_from(timeout=5)
     assert message == {"type": "orders.changed", "orders": [str(trade.order.id)]}
@@ -129,12 +134,6 @@ async def test_an_open_page_receives_a_change_no_push_announced(node, fake_ln, s
 
 
 async def test_without_the_setting_no_database_feed_runs(node, fake_ln, settings):
-    settings.MOSTRO_LIVE_POLL_SECONDS = 0
-    user = await database_sync_to_async(make_user)("op", "operator")
-    trade = await database_sync_to_async(_aged_trade)(fake_ln)
-    communicator = WebsocketCommunicator(StaffLiveConsumer.as_asgi(), "/ws/staff/live/")
-    communicator.scope["user"] = user
-    assert (await communicator.connect())[0]
-    await database_sync_to_async(_touch_order)(trade.order.id)
+    communicator, _ = await _open_page_then_touch_an_order(fake_ln, settings, 0)
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
