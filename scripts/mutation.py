@@ -45,6 +45,8 @@ DOC = ROOT / "docs" / "TESTING.md"
 DOC_BEGIN, DOC_END = "<!-- mutation:begin -->", "<!-- mutation:end -->"
 
 GUARDS = "tests/guards"
+DECIDE_FIRST = f"{GUARDS}/test_decision_first.py"  # the escrow's decide-before-LND interleavings
+BONDS = ("tests/orders/bonds", "tests/disputes/test_bond_slash.py")
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,17 @@ TARGETS: dict[str, Target] = {
     ),
     "timeouts": Target(
         "orders/services/timeouts.py",
-        (f"{GUARDS}/test_timeout_guards.py", "tests/orders/services/test_timeouts.py", "tests/orders/test_jobs.py"),
+        (
+            f"{GUARDS}/test_timeout_guards.py",
+            DECIDE_FIRST,
+            "tests/orders/services/test_timeouts.py",
+            "tests/orders/test_jobs.py",
+            "tests/orders/bonds/test_timeout_slash.py",
+        ),
     ),
     "guardian": Target(
         "orders/services/guardian.py",
-        (f"{GUARDS}/test_guardian_guards.py", "tests/orders/services/test_guardian.py"),
+        (f"{GUARDS}/test_guardian_guards.py", DECIDE_FIRST, "tests/orders/services/test_guardian.py"),
     ),
     "guardian-dispute": Target(
         "disputes/services/escrow_deadline.py",
@@ -101,6 +109,7 @@ TARGETS: dict[str, Target] = {
         "orders/services/release.py",
         (
             f"{GUARDS}/test_release_cancel_guards.py",
+            DECIDE_FIRST,
             "tests/orders/handlers/test_release.py",
             "tests/orders/handlers/test_fiat_sent.py",
             "tests/orders/services/test_races.py",
@@ -110,6 +119,7 @@ TARGETS: dict[str, Target] = {
         "orders/services/cancel.py",
         (
             f"{GUARDS}/test_release_cancel_guards.py",
+            DECIDE_FIRST,
             "tests/orders/handlers/test_cancel.py",
             "tests/orders/services/test_races.py",
             "tests/orders/services/test_timeouts.py",
@@ -117,7 +127,7 @@ TARGETS: dict[str, Target] = {
     ),
     "transitions": Target(
         "orders/transitions.py",
-        (f"{GUARDS}/test_transition_guards.py", "tests/foundation/test_transitions.py"),
+        (f"{GUARDS}/test_transition_guards.py", "tests/foundation/test_transitions.py", *BONDS),
     ),
     "status": Target(
         "orders/status.py",
@@ -139,7 +149,9 @@ TARGETS: dict[str, Target] = {
         (
             f"{GUARDS}/test_dispute_guards.py",
             f"{GUARDS}/test_release_cancel_guards.py",
+            DECIDE_FIRST,
             "tests/disputes/test_nostr_resolve.py",
+            "tests/disputes/test_bond_slash.py",
         ),
     ),
     "dispute-take": Target(
@@ -155,6 +167,32 @@ TARGETS: dict[str, Target] = {
             "tests/disputes/test_nostr_take.py",
         ),
     ),
+    "escrow-refund": Target(
+        "orders/services/escrow_refund.py",
+        (
+            DECIDE_FIRST,
+            f"{GUARDS}/test_timeout_guards.py",
+            f"{GUARDS}/test_release_cancel_guards.py",
+            "tests/orders/services/test_timeouts.py",
+            "tests/orders/services/test_guardian.py",
+            "tests/orders/handlers/test_cancel.py",
+        ),
+    ),
+    "escrow-reconcile": Target(
+        "orders/services/escrow_reconcile.py",
+        (
+            DECIDE_FIRST,
+            f"{GUARDS}/test_escrow_guards.py",
+            f"{GUARDS}/test_payout_guards.py",
+            "tests/orders/services/test_escrow.py",
+            "tests/orders/handlers/test_release.py",
+        ),
+    ),
+    "bond-transitions": Target("orders/bonds/transitions.py", BONDS),
+    "bond-slash": Target("orders/bonds/slash.py", BONDS),
+    "bond-payout": Target("orders/bonds/payout.py", BONDS),
+    "bond-release": Target("orders/bonds/release.py", BONDS),
+    "bond-lock": Target("orders/bonds/lock.py", BONDS),
 }
 
 # --- mutant generation -------------------------------------------------------------------------
