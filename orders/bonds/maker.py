@@ -22,7 +22,7 @@ from orders.bonds.htlc import BondHtlcError, bond_htlc_cancel, bond_invoice_crea
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.release import bonds_release
 from orders.bonds.take import pay_bond_invoice_payload
-from orders.bonds.transitions import bond_transition
+from orders.bonds.transitions import bond_request_create, bond_transition
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, sats_for_fiat
 from orders.publish import publish_order_event
@@ -59,18 +59,13 @@ def maker_bond_order_create(*, maker, fields: dict, config: NodeConfig, now: dat
             trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
             order.save(force_insert=True)
             record_creation(order=order, actor=maker.sender, reason="new-order, maker bond requested")
-            Bond.objects.create(
-                order=order,
+            bond_request_create(
+                order_id=order.pk,
                 role=BondRole.MAKER,
-                pubkey=maker.sender,
-                identity=maker.identity,
-                trade_index=maker.trade_index,
-                request_id=maker.request_id,
+                party=(maker.sender, maker.identity, maker.trade_index, maker.request_id),
+                invoice=invoice,
                 amount_sats=amount,
-                hash=invoice.payment_hash_hex,
-                preimage=invoice.preimage_hex,
-                payment_request=invoice.payment_request,
-                invoice_expires_at=now + timedelta(seconds=MAKER_BOND_INVOICE_SECONDS),
+                expires_at=now + timedelta(seconds=MAKER_BOND_INVOICE_SECONDS),
             )
             payload = pay_bond_invoice_payload(
                 order, bond_sats=amount, payment_request=invoice.payment_request, fiat_amount=order.fiat_amount

@@ -23,7 +23,7 @@ from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 from orders.bonds.amounts import bond_amount_sats
 from orders.bonds.htlc import BondHtlcError, BondInvoice, bond_htlc_cancel, bond_invoice_create
 from orders.bonds.models import Bond, BondRole, BondState
-from orders.bonds.transitions import OPEN_STATES
+from orders.bonds.transitions import OPEN_STATES, bond_request_create
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.traders import trader_bump_trade_index
@@ -123,20 +123,14 @@ def _store_requested(
     if not still_takeable:
         return None
     try:
-        bond = Bond.objects.create(
+        bond = bond_request_create(
             order_id=order.pk,
             role=BondRole.TAKER,
-            pubkey=taker.sender,
-            identity=taker.identity,
-            trade_index=taker.stored_index,
-            request_id=taker.request_id,
-            state=BondState.REQUESTED,
+            party=(taker.sender, taker.identity, taker.stored_index, taker.request_id),
+            invoice=invoice,
             amount_sats=amount,
-            hash=invoice.payment_hash_hex,
-            preimage=invoice.preimage_hex,
-            payment_request=invoice.payment_request,
+            expires_at=timezone.now() + timedelta(seconds=window),
             take_context=context,
-            invoice_expires_at=timezone.now() + timedelta(seconds=window),
         )
     except IntegrityError:
         return None

@@ -6,7 +6,8 @@ means another writer won. The decision is stored before the Lightning call that 
 """
 
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.models import Q
@@ -14,6 +15,9 @@ from django.utils import timezone
 
 from orders.bonds.models import Bond, BondState, BondStateChange
 from orders.live import order_changed_on_commit
+
+if TYPE_CHECKING:
+    from orders.bonds.htlc import BondInvoice
 
 B = BondState
 ALLOWED: dict[str, frozenset[str]] = {
@@ -69,3 +73,33 @@ def bond_update_guarded(
     if guard is not None:
         query = query.filter(guard)
     return query.update(updated_at=timezone.now(), **set_fields) == 1
+
+
+def bond_request_create(
+    *,
+    order_id: Any,
+    role: str,
+    party: tuple[str, str, int | None, int | None],
+    invoice: "BondInvoice",
+    amount_sats: int,
+    expires_at: datetime,
+    take_context: dict | None = None,
+) -> Bond:
+    """A bond's first row: its hold invoice issued, nothing locked (`requested`). `party` is
+    (trade key, identity, trade index, request id) of the trader asked to lock it."""
+    pubkey, identity, trade_index, request_id = party
+    return Bond.objects.create(
+        order_id=order_id,
+        role=role,
+        pubkey=pubkey,
+        identity=identity,
+        trade_index=trade_index,
+        request_id=request_id,
+        state=BondState.REQUESTED,
+        amount_sats=amount_sats,
+        hash=invoice.payment_hash_hex,
+        preimage=invoice.preimage_hex,
+        payment_request=invoice.payment_request,
+        take_context=take_context or {},
+        invoice_expires_at=expires_at,
+    )
