@@ -41,7 +41,7 @@ from nostrbridge.protocol.structs import PaymentFailedInfo
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.amounts import buyer_payout_sats
-from orders.services.escrow import EscrowAlreadyCanceled, EscrowSettleError, escrow_settle
+from orders.services.escrow_reconcile import escrow_settle_decided
 from orders.status import OrderStatus
 from orders.transitions import transition_order, update_order_guarded
 from orders.wire import buyer_view_amount, order_payload, send
@@ -198,15 +198,7 @@ def _escrow_settled(order: Order) -> bool:
         return False
     if state is InvoiceState.SETTLED:
         return True  # the usual case: a read, not a second settle
-    try:
-        escrow_settle(order=order)
-    except EscrowAlreadyCanceled:
-        logger.error("order %s: escrow refunded at LND after the settle was decided; payout withheld", order.id)
-        return False
-    except EscrowSettleError as exc:
-        logger.warning("order %s: escrow not settled yet (%s); payout retried later", order.id, exc)
-        return False
-    return True
+    return escrow_settle_decided(order=order)  # the release's settle did not reach LND: again
 
 
 def _resolve(destination: str, amount: int) -> tuple[str, DecodedInvoice]:
