@@ -170,6 +170,7 @@ TARGETS: dict[str, Target] = {
     "escrow-refund": Target(
         "orders/services/escrow_refund.py",
         (
+            f"{GUARDS}/test_escrow_refund_guards.py",
             DECIDE_FIRST,
             f"{GUARDS}/test_timeout_guards.py",
             f"{GUARDS}/test_release_cancel_guards.py",
