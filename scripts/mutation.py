@@ -182,6 +182,7 @@ TARGETS: dict[str, Target] = {
     "escrow-reconcile": Target(
         "orders/services/escrow_reconcile.py",
         (
+            f"{GUARDS}/test_escrow_reconcile_guards.py",
             DECIDE_FIRST,
             f"{GUARDS}/test_escrow_guards.py",
             f"{GUARDS}/test_payout_guards.py",
