@@ -70,8 +70,10 @@ TARGETS: dict[str, Target] = {
         "orders/services/payout.py",
         (
             f"{GUARDS}/test_payout_guards.py",
+            f"{GUARDS}/test_payout_escrow_guards.py",
             f"{GUARDS}/test_payout_schedule_guards.py",
             "tests/orders/services/test_payout.py",
+            "tests/orders/services/test_payout_lnurl_retry.py",
             "tests/orders/services/test_payout_queue.py",
             "tests/orders/services/test_races.py",
         ),
