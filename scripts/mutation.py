@@ -125,6 +125,8 @@ TARGETS: dict[str, Target] = {
             "tests/orders/handlers/test_cancel.py",
             "tests/orders/services/test_races.py",
             "tests/orders/services/test_timeouts.py",
+            "tests/orders/bonds/test_maker_bond.py",
+            "tests/orders/bonds/test_taker_bond.py",
         ),
     ),
     "transitions": Target(
