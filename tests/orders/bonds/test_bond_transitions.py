@@ -16,8 +16,14 @@ from django.db.models.query import QuerySet
 
 import orders.bonds.transitions as transitions_module
 from orders import live
+from orders.bonds.htlc import BondInvoice
 from orders.bonds.models import Bond, BondState, BondStateChange
-from orders.bonds.transitions import IllegalBondTransition, bond_transition, bond_update_guarded
+from orders.bonds.transitions import (
+    IllegalBondTransition,
+    bond_request_create,
+    bond_transition,
+    bond_update_guarded,
+)
 from tests.foundation.factories import make_order
 from tests.guards.support import after_first_call
 from tests.orders.bonds.support import bond_row, bond_snapshot, history
@@ -143,3 +149,22 @@ def test_a_transition_outside_a_transaction_is_a_programming_error():
     with pytest.raises(RuntimeError, match="must run inside transaction.atomic"):
         bond_transition(bond_id=bond.pk, from_states=["requested"], to_state="locked", actor="t", reason="t")
     assert bond_snapshot(bond) == before
+
+
+def test_a_requested_bond_row_holds_its_party_its_invoice_and_its_deadline():
+    order = make_order()
+    make_order()  # another order: the row names its own
+    invoice = BondInvoice("lnbcrt-the-bond", "1" * 64, "2" * 64)
+    context = {"fields": {"fiat_amount": 100}, "with_escrow": True}
+    bond = bond_request_create(
+        order_id=order.pk, role="taker", party=("c" * 64, "d" * 64, 3, 12), invoice=invoice, amount_sats=1000,
+        expires_at=AT, take_context=context,
+    )  # fmt: skip
+    stored = Bond.objects.get(pk=bond.pk)
+    assert (stored.order_id, stored.role, stored.pubkey, stored.identity, stored.trade_index, stored.request_id) == (
+        order.pk, "taker", "c" * 64, "d" * 64, 3, 12,
+    )  # fmt: skip
+    assert (stored.state, stored.amount_sats, stored.hash, stored.preimage, stored.payment_request) == (
+        "requested", 1000, "1" * 64, "2" * 64, "lnbcrt-the-bond",
+    )  # fmt: skip
+    assert (stored.take_context, stored.invoice_expires_at, history(stored)) == (context, AT, [])
