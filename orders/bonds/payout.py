@@ -236,7 +236,8 @@ def _record_paid(bond: Bond) -> str:
 
 def _record_failed(bond: Bond, reason: str) -> str:
     attempts = bond.payout_attempts + 1
-    # The invoice (and its claim) is dropped: the next attempt needs a new one.
+    # The claim is dropped (the next sweep claims the same invoice again); after the last
+    # attempt the invoice too: `failed` waits for a new one.
     fields = {"payout_attempts": attempts, "payout_hash": None, "payout_claimed_at": None}
     logger.warning("bond %s: payout attempt %s failed (%s)", bond.pk, attempts, reason)
     with transaction.atomic():
