@@ -40,10 +40,12 @@ def resumed(node, fake_ln, monkeypatch):
 
 @pytest.fixture
 def race(fake_ln):
-    """Order A on the book (`waiting-taker-bond`), bob's and carol's bonds requested; order B, dave's."""
+    """Order A on the book (`waiting-taker-bond`), its maker's bond locked (`apply_to` both), bob's and
+    carol's requested; order B, dave's."""
     a, b = make_order(status="waiting-taker-bond"), make_order(status="waiting-taker-bond")
     return SimpleNamespace(
         a=a,
+        maker=bond_row(a, role="maker", pubkey="a" * 64, state="locked", fake_ln=fake_ln),
         bob=bond_row(a, pubkey=BOB, fake_ln=fake_ln),
         carol=bond_row(a, pubkey=CAROL, fake_ln=fake_ln),
         dave=bond_row(b, pubkey=DAVE, fake_ln=fake_ln),
@@ -96,6 +98,7 @@ def test_the_first_taker_htlc_locks_and_the_others_of_that_order_are_released_an
     assert resumed == [race.bob.pk]
     assert _messages() == [(CAROL, "canceled")]
     assert bond_snapshot(race.dave) == dave_before
+    assert _state(race.maker) == "locked"
 
 
 def test_a_second_taker_htlc_after_the_lock_is_released_and_told(race, resumed, fake_ln):
