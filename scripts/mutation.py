@@ -207,6 +207,8 @@ TARGETS: dict[str, Target] = {
     "bond-payout": Target("orders/bonds/payout.py", BONDS),
     "bond-release": Target("orders/bonds/release.py", BONDS),
     "bond-lock": Target("orders/bonds/lock.py", BONDS),
+    "bond-htlc": Target("orders/bonds/htlc.py", BONDS),
+    "bond-jobs": Target("orders/bonds/jobs.py", BONDS),
 }
 
 # --- mutant generation -------------------------------------------------------------------------
