@@ -94,7 +94,9 @@ def _lock_taker(bond: Bond) -> bool:
         if not won:
             return False
         losers = Bond.objects.filter(order_id=bond.order_id, role=BondRole.TAKER, state=BondState.REQUESTED)
-        bonds_release(bonds=list(losers), actor=ACTOR, reason="another taker's bond locked first", notify_takers=True)
+        bonds_release(
+            bonds=list(losers), actor=ACTOR, reason="another taker's bond locked first", notify_takers=Action.CANCELED
+        )
     logger.info("taker bond %s of order %s locked", bond.pk, bond.order_id)
     return True
 

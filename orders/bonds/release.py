@@ -42,13 +42,18 @@ def bonds_on_order_transition(*, order_id, from_status: str, to_status: str, act
     bonds = list(Bond.objects.filter(order_id=order_id, state__in=OPEN_STATES, role__in=roles))
     if not bonds:
         return
-    # The maker's cancel of an order on the book tells every taker still racing (docs/PROTOCOL.md §Cancel).
-    notify = to_status == OrderStatus.CANCELED and from_status in PRE_TRADE_STATUSES
-    bonds_release(bonds=bonds, actor=actor, reason=f"order {to_status}", notify_takers=notify)
+    # A cancel of an order on the book tells every taker still racing: the maker's cancel with
+    # `canceled` (docs/PROTOCOL.md §Cancel), the operator's with `admin-canceled` (§Admin-cancel).
+    notice = TAKER_NOTICES.get(to_status) if from_status in PRE_TRADE_STATUSES else None
+    bonds_release(bonds=bonds, actor=actor, reason=f"order {to_status}", notify_takers=notice)
 
 
-def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_takers: bool = False) -> list[int]:
-    """Decide the release of `bonds` (inside the caller's transaction); LND cancels after commit."""
+TAKER_NOTICES = {OrderStatus.CANCELED: Action.CANCELED, OrderStatus.CANCELED_BY_ADMIN: Action.ADMIN_CANCELED}
+
+
+def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_takers: Action | None = None) -> list[int]:
+    """Decide the release of `bonds` (inside the caller's transaction); LND cancels after commit.
+    With `notify_takers`, each released taker bond's trader gets that action (null payload)."""
     released = []
     now = timezone.now()
     for bond in bonds:
@@ -64,7 +69,7 @@ def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_take
             continue
         released.append(bond.pk)
         if notify_takers and bond.role == BondRole.TAKER:
-            send(bond.pubkey, Action.CANCELED, Order(pk=bond.order_id))
+            send(bond.pubkey, notify_takers, Order(pk=bond.order_id))
     if released:
         transaction.on_commit(lambda: bonds_finish_htlcs(bond_ids=released))
     return released
