@@ -28,8 +28,8 @@ ACTOR = "lightning"
 
 def bond_hashes_watched() -> list[str]:
     """Bond invoices whose LND state still matters: unpaid ones and locked ones."""
-    query = Bond.objects.filter(state__in=[BondState.REQUESTED, BondState.LOCKED]).order_by("pk")
-    return list(query.values_list("hash", flat=True))
+    query = Bond.objects.filter(state__in=[BondState.REQUESTED, BondState.LOCKED], hash__isnull=False).order_by("pk")
+    return [payment_hash for payment_hash in query.values_list("hash", flat=True) if payment_hash]
 
 
 def bond_on_update(*, payment_hash_hex: str, state: InvoiceState) -> bool:

@@ -25,6 +25,7 @@ from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import BondPayoutRequestPayload, OrderPayload
 from nostrbridge.protocol.structs import BondPayoutRequest
 from orders.bonds.models import Bond, BondState
+from orders.bonds.ranges import range_part_payable
 from orders.bonds.transitions import bond_transition, bond_update_guarded
 from orders.bonds.wire import bond_order_view
 from orders.models import Order
@@ -53,7 +54,10 @@ def process_bond_payouts(now: datetime | None = None) -> dict[str, int]:
 
 
 def bond_payout_step(*, bond: Bond, now: datetime) -> str:
-    """One bond's next move; returns what happened."""
+    """One bond's next move; returns what happened. Nothing moves before LND confirmed the
+    slashed HTLC settled (a range part: its parent's): the node pays only sats it holds."""
+    if not range_part_payable(bond):
+        return "awaiting-settle"
     if not bond.payout_sats:
         _transition(bond, BondState.SLASHED, "no counterparty share owed")
         return "settled_without_share"
@@ -178,6 +182,8 @@ def bond_pay(*, bond_id: int) -> str:
     bond = Bond.objects.get(pk=bond_id)
     if bond.state != BondState.PENDING_PAYOUT or not bond.payout_invoice or bond.payout_sats is None:
         return "waiting"
+    if not range_part_payable(bond):
+        return "awaiting-settle"
     client = get_lightning_client()
     try:
         decoded = client.decode_pay_req(payment_request=bond.payout_invoice)
