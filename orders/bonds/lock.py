@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from lightning.types import InvoiceState
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.release import bonds_finish_htlcs, bonds_release
@@ -49,6 +50,7 @@ def bond_on_accepted(*, bond: Bond) -> None:
         if bond.state == BondState.RELEASED:
             bonds_finish_htlcs(bond_ids=[bond.pk])  # paid after we released it: refund now
         return  # LND replaying a state already recorded
+    kill_point("bond-accepted")
     if bond.role == BondRole.TAKER:
         won = _lock_taker(bond)
         if won:
@@ -75,8 +77,8 @@ def _lock_taker(bond: Bond) -> bool:
             # Too late: another taker won, or the order left the book. Canceled orders tell
             # the taker; other states just release (docs/PROTOCOL.md §Bonds).
             tell = order is None or order.status in ALREADY_CANCELED_STATUSES or takeable
-            bonds_release(bonds=[bond], actor=ACTOR, reason="lost the race or the order left the book")
-            if tell:
+            released = bonds_release(bonds=[bond], actor=ACTOR, reason="lost the race or the order left the book")
+            if tell and released:  # the winner's lock may have released (and told) this one already
                 send(bond.pubkey, Action.CANCELED, Order(pk=bond.order_id))
             return False
         try:
