@@ -21,6 +21,7 @@ from lightning.fees import routing_fee_cap_sats
 from lightning.outcomes import payment_send_classified
 from lightning.types import PaymentStatus
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import BondPayoutRequestPayload, OrderPayload
 from nostrbridge.protocol.structs import BondPayoutRequest
@@ -214,6 +215,7 @@ def bond_pay(*, bond_id: int) -> str:
     except Exception:
         logger.exception("bond %s: payout outcome unknown; asked again at the next sweep", bond.pk)
         return "waiting"
+    kill_point("bond-payout-sent")
     if outcome.status is PaymentStatus.SUCCEEDED:
         return _record_paid(bond)
     if outcome.status is PaymentStatus.FAILED:

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
 from orders.bonds.htlc import BondHtlcError, bond_htlc_cancel, bond_htlc_settle
 from orders.bonds.models import Bond, BondPart, BondRole, BondState
@@ -65,7 +66,10 @@ def range_bond_end(*, bond: Bond, actor: str) -> None:
         transaction.on_commit(lambda: bonds_finish_htlcs(bond_ids=[bond.pk]))
 
 
-TAKER_NOTICES: dict[str, Action] = {OrderStatus.CANCELED: Action.CANCELED, OrderStatus.CANCELED_BY_ADMIN: Action.ADMIN_CANCELED}
+TAKER_NOTICES: dict[str, Action] = {
+    OrderStatus.CANCELED: Action.CANCELED,
+    OrderStatus.CANCELED_BY_ADMIN: Action.ADMIN_CANCELED,
+}
 
 
 def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_takers: Action | None = None) -> list[int]:
@@ -105,8 +109,10 @@ def bonds_finish_htlcs(*, bond_ids: Iterable[int]) -> int:
             if bond.state == BondState.RELEASED:
                 assert bond.hash is not None  # parts were filtered out above
                 bond_htlc_cancel(payment_hash_hex=bond.hash)
+                kill_point("bond-released")
             elif bond.state in SETTLED_STATES:
                 bond_htlc_settle(preimage_hex=bond.preimage)
+                kill_point("bond-slash-settled")
             else:
                 continue
         except BondHtlcError as exc:
