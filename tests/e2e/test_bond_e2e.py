@@ -42,6 +42,7 @@ def net(tmp_path_factory: pytest.TempPathFactory):
         MOSTRO_FEE=str(FEE_RATE),
         MOSTRO_ANTI_ABUSE_BOND_ENABLED="true",
         MOSTRO_ANTI_ABUSE_BOND_APPLY_TO="both",
+        MOSTRO_ANTI_ABUSE_BOND_SLASH_ON_WAITING_TIMEOUT="true",
     )
     yield network
     network.stop()
@@ -370,3 +371,83 @@ async def test_range_maker_slashed_on_one_slice_gives_up_that_slice_share_and_ge
     assert (
         sum(ledger[k] for k in ("unpaid", "held", "returned", "lost_at_lnd", "node", "paid", "owed")) == ledger["total"]
     )
+
+
+def job_ahead(net: TradeNetwork, dotted: str, *, ahead_s: int) -> str:
+    """One tick of a job with the clock `ahead_s` ahead (the node's scheduler waits in real time)."""
+    module, func = dotted.rsplit(".", 1)
+    return net.node.shell(
+        "from datetime import timedelta; from django.utils import timezone; "
+        f"from {module} import {func}; print({func}(now=timezone.now() + timedelta(seconds={ahead_s})))"
+    )
+
+
+async def test_buy_order_taker_bond_slashed_on_timeout_then_the_makers_bond_released_at_expiry(
+    net: TradeNetwork, pair: tuple[Trader, Trader]
+):
+    """bob buys (maker bond); alice takes (taker bond) and never pays the escrow. The waiting
+    timeout slashes alice's bond (she owed the escrow): 500 stay with the node, bob claims 500
+    through add-bond-invoice, the order goes back on the book with bob's bond still locked;
+    at the order's expiry bob's bond comes back whole."""
+    alice, bob = pair
+    before = net.balances_msat()
+    m = bob.next_trade_index()
+    order = SmallOrder(
+        kind=Kind.BUY, status=Status.PENDING, amount=AMOUNT, fiat_code="USD", fiat_amount=5, payment_method="bank",
+        premium=0,
+    )  # fmt: skip
+    await bob.send(Action.NEW_ORDER, key=m, trade_index=m, payload=OrderPayload(order))
+    ask = await bob.expect("pay-bond-invoice", key=m)
+    order_id = ask.body["id"]
+    maker_bond = asyncio.create_task(bob.wallet.pay(bond_invoice_of(ask)[1]))
+    await bob.expect("new-order", key=m)
+
+    t = alice.next_trade_index()
+    await alice.send(Action.TAKE_BUY, key=t, trade_index=t, order_id=order_id)
+    ask = await alice.expect("pay-bond-invoice", key=t)
+    assert (ask.body["id"], bond_invoice_of(ask)[0]["amount"], bond_invoice_of(ask)[0]["kind"]) == (
+        order_id,
+        BOND,
+        "buy",
+    )
+    taker_bond = asyncio.create_task(alice.wallet.pay(bond_invoice_of(ask)[1]))
+    await alice.expect("pay-invoice", key=t)  # the take resumed: alice owes the escrow, and never pays it
+
+    job_ahead(net, "orders.jobs.cancel_timed_out_trades", ahead_s=901)
+    slashed = await alice.expect("bond-slashed", key=t)
+    assert slashed.order["amount"] == BOND
+    await alice.expect("canceled", key=t)
+    await bob.expect("new-order", key=m)  # back on the book, bob's bond still locked
+    rows = net.node.query(
+        "SELECT role, state FROM orders_bond WHERE order_id = ? ORDER BY id", (order_id.replace("-", ""),)
+    )
+    assert rows == [("maker", "locked"), ("taker", "pending-payout")]
+
+    net.node.run_job("orders.bonds.payout.process_bond_payouts")
+    ask = await bob.expect("add-bond-invoice", key=m)
+    assert ask.payload["bond_payout_request"]["order"]["amount"] == BOND // 2
+    invoice = await bob.wallet.invoice(BOND // 2, "bond share")
+    await bob.send(
+        Action.ADD_BOND_INVOICE, key=m, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
+    )
+    await bob.expect("bond-invoice-accepted", key=m)
+    await bob.expect("bond-payout-completed", key=m)
+
+    job_ahead(net, "orders.jobs.expire_pending_orders", ahead_s=3 * 86_400)
+    outcomes = await asyncio.gather(maker_bond, taker_bond)
+    assert [o.status.name for o in outcomes] == ["FAILED", "SUCCEEDED"]  # released at expiry; slashed
+    await asyncio.sleep(0.5)
+    delta = {name: net.balances_msat()[name] - before[name] for name in before}
+    assert (delta["alice"], delta["bob"], delta["mostro"] + delta["devfund"]) == (
+        -BOND * MSAT,
+        BOND // 2 * MSAT,
+        BOND // 2 * MSAT,
+    )
+    rows = net.node.query(
+        "SELECT role, state, slashed_reason, node_share_sats, payout_sats FROM orders_bond WHERE order_id = ? "
+        "ORDER BY id",
+        (order_id.replace("-", ""),),
+    )
+    assert rows == [("maker", "released", "", None, None), ("taker", "slashed", "timeout", BOND // 2, BOND // 2)]
+    [(status,)] = net.node.query("SELECT status FROM orders_order WHERE id = ?", (order_id.replace("-", ""),))
+    assert status == "expired"
