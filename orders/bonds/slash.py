@@ -17,7 +17,7 @@ from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import OrderPayload
 from orders.bonds.amounts import bond_node_share_sats
 from orders.bonds.models import Bond, BondPart, BondRole, BondState
-from orders.bonds.ranges import RangeSlashRefused, range_maker_bond, range_slice_slash
+from orders.bonds.ranges import RangeSlashRefused, range_maker_bond, range_slice_slash, slice_slash_sats
 from orders.bonds.release import bonds_finish_htlcs
 from orders.bonds.transitions import bond_transition
 from orders.bonds.wire import bond_order_view
@@ -89,8 +89,17 @@ def bond_slash_check(*, order: Order, choice: SlashChoice) -> list[Bond]:
             )
         if bond.state != BondState.LOCKED:
             raise BondSlashRefused(f"the {side}'s bond is {bond.state}, not locked: nothing to slash")
+        if bond.order_id != order.pk or order.is_range:  # a range maker's bond: this slice's share
+            _check_slice_share(order, bond, side)
         targets.append(bond)
     return targets
+
+
+def _check_slice_share(order: Order, bond: Bond, side: str) -> None:
+    if Bond.objects.filter(parent_bond=bond, part=BondPart.SLICE, order_id=order.pk).exists():
+        raise BondSlashRefused(f"the {side} was already slashed on this slice of the range")
+    if slice_slash_sats(order=order, bond=bond)[0] <= 0:
+        raise BondSlashRefused(f"nothing is left of the {side}'s range bond for this slice")
 
 
 def bonds_slash(*, order: Order, bonds: list[Bond], actor: str, reason: str) -> list[int]:

@@ -267,3 +267,29 @@ def test_console_confirmation_shows_the_slice_share_and_the_makers_refund(bonds_
     )
     client.post(cancel, {"post": "yes", "slash": "seller"}, follow=True)
     assert [(p[0], p[4], p[5], p[6]) for p in _parts(bond)] == [("slice", 300, 150, 150), ("refund", 700, 0, 700)]
+
+
+def test_a_slice_already_slashed_is_refused_before_anything_moves(bonds_on, fake_ln):
+    from orders.bonds.slash import BondSlashRefused, SlashChoice, bond_slash_check
+    from tests.orders.services.support import ln_writes, snapshot
+
+    trade, bond = _range_trade(fake_ln, bonds_on)
+    solver = _dispute(trade)
+    order = trade.order
+    Bond.objects.create(
+        order=order, role="maker", pubkey=trade.seller_key, identity=bond.identity, state="pending-payout",
+        amount_sats=300, parent_bond=bond, part="slice", invoice_expires_at=bond.invoice_expires_at,
+        node_share_sats=150, payout_sats=150, payout_recipient=trade.buyer_key, slashed_at=timezone.now(),
+    )  # fmt: skip
+    with pytest.raises(BondSlashRefused) as refused:
+        bond_slash_check(order=order, choice=SlashChoice(slash_seller=True))
+    assert str(refused.value) == "the seller was already slashed on this slice of the range"
+    before, writes = snapshot(order), ln_writes(fake_ln)
+
+    replies = solver.send(Action.ADMIN_CANCEL, index=0, order_id=order.id, payload=_slash_seller(), request_id=46)
+
+    assert [r.json["cant-do"]["payload"] for r in replies] == [{"cant_do": "invalid_payload"}]
+    assert (snapshot(order), ln_writes(fake_ln)) == (before, writes)
+    bond.refresh_from_db()
+    assert (bond.state, Bond.objects.filter(parent_bond=bond).count()) == ("locked", 1)
+    assert fake_ln.invoice_state(bond.hash) is InvoiceState.ACCEPTED
