@@ -21,7 +21,7 @@ from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
-from nostrbridge.inbox import inbox_defer, inbox_fail, inbox_finish
+from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish
 from nostrbridge.log_context import log_context
 from nostrbridge.models import POLICY_MARK, InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
@@ -190,6 +190,9 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
     except RetryLater as exc:
         if ctx.inbound_pk is None:
             raise
+        if exc.give_up is not None and inbox_age_seconds(pk=ctx.inbound_pk) >= (exc.give_up_after_s or 0.0):
+            logger.warning("gave up waiting for %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
+            return _refuse(ctx, exc.give_up, started=started)
         inbox_defer(pk=ctx.inbound_pk, seconds=exc.seconds)
         logger.info("deferred %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
         return InboundStatus.PROCESSING

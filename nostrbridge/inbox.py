@@ -162,6 +162,12 @@ def inbox_defer(*, pk: int, seconds: float) -> None:
     )
 
 
+def inbox_age_seconds(*, pk: int) -> float:
+    """Seconds since the row was first received (a deferred message's wait so far)."""
+    received_at = InboundEvent.objects.filter(pk=pk).values_list("received_at", flat=True).first()
+    return 0.0 if received_at is None else (timezone.now() - received_at).total_seconds()
+
+
 def inbox_latest_created_at() -> int | None:
     """Newest `created_at` seen, the anchor of the `since` filter after a restart."""
     return InboundEvent.objects.order_by("-event_created_at").values_list("event_created_at", flat=True).first()

@@ -272,6 +272,9 @@ LND_PAYMENT_TIMEOUT_SECONDS = env.int("LND_PAYMENT_TIMEOUT_SECONDS", default=60)
 MOSTRO_PRICE_PROVIDERS = env.list("MOSTRO_PRICE_PROVIDERS", default=[])
 MOSTRO_PRICE_OUTLIER_THRESHOLD_PCT = env.float("MOSTRO_PRICE_OUTLIER_THRESHOLD_PCT", default=5.0)
 MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS = env.float("MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# How long a market-priced order for a currency with no stored price waits for an on-demand
+# fetch before it is answered `price_too_stale` (orders/pricing/on_demand.py).
+MOSTRO_PRICE_WAIT_SECONDS = env.float("MOSTRO_PRICE_WAIT_SECONDS", default=30.0)
 # El Toque's Bearer API token (required by an `eltoque:` provider entry); a secret.
 MOSTRO_ELTOQUE_TOKEN = env.str("MOSTRO_ELTOQUE_TOKEN", default="")
 # Pubkeys (hex or npub) whose kind 30078 rates events the `nostr` provider trusts.

@@ -11,7 +11,7 @@ from orders.models import BtcPrice, Order, Trader
 from orders.services.escrow import escrow_on_accepted
 from tests.orders.services.support import (
     assert_refused,
-    assert_silent,
+    assert_waits_for_price,
     make_order,
     order_events,
     published_statuses,
@@ -205,9 +205,11 @@ def test_stale_price(buy_order, bob, fake_ln):
     )
 
 
-def test_missing_price_is_silent(buy_order, bob, fake_ln):
+def test_missing_price_waits_then_is_answered(buy_order, bob, fake_ln, price_fetcher):
     BtcPrice.objects.all().delete()
-    assert_silent(bob, Action.TAKE_BUY, index=1, order_id=buy_order.id, fake_ln=fake_ln, orders=[buy_order])
+    assert_waits_for_price(
+        bob, Action.TAKE_BUY, index=1, order_id=buy_order.id, fake_ln=fake_ln, orders=[buy_order], fetcher=price_fetcher
+    )
     assert [name for name, _ in fake_ln.calls if name == "add_hold_invoice"] == []
 
 
