@@ -14,7 +14,7 @@ internal error: the row is retried a few times, then parked.
 import logging
 import time
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from lightning.errors import LightningUnavailable
 from mostro_site.config import NodeConfig, node_config
@@ -202,10 +202,11 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
         metrics.inbound_dropped(action=ctx.action, cause=exc.cause, seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except Exception as exc:  # noqa: BLE001 — last-resort guard: one poison message never stops the worker
-        transient = _lightning_down(exc)
+        down = "LND" if _lightning_down(exc) else "database" if _database_down(exc) else ""
+        transient = bool(down)
         if transient:
             logger.warning(
-                "LND unavailable handling %s (%s) order=%s: %s", ctx.action, ctx.event_id[:12], ctx.order_id, exc
+                "%s unavailable handling %s (%s) order=%s: %s", down, ctx.action, ctx.event_id[:12], ctx.order_id, exc
             )
         else:
             logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
@@ -243,6 +244,14 @@ def _lightning_down(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _database_down(exc: BaseException) -> bool:
+    """The database dropped the connection or stayed locked past the busy timeout (a PostgreSQL
+    restart or failover, another SQLite writer): the handler's transaction rolled back whole, so
+    the message is retried with the same backoff as an LND outage instead of spending its three
+    quick retries and being parked."""
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def _reply_cant_do(ctx: InboundContext, reason: CantDoReason, *, policy: str = "") -> None:
