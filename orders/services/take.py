@@ -23,7 +23,7 @@ from nostrbridge.protocol.errors import CantDo
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.take import bond_request_for_take, bond_resend, bond_take_gate
 from orders.models import Order
-from orders.pricing import btc_price_for_trade, market_amount_sats
+from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
 from orders.publish import publish_order_event
 from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats, seller_escrow_sats
@@ -156,6 +156,14 @@ def order_take_resume(*, bond_id: int) -> bool:
         atomic=transaction.atomic,
         bond_id=bond.pk,
     )
+
+
+def take_price_ready(*, order_id: UUID | str | None) -> None:
+    """A take of a market order whose currency has no stored price waits for a price fetch
+    (`market_price_ready`); before the trade-index gate, so the retry is not refused."""
+    order = order_get(order_id=order_id)
+    if order is not None and order.amount_sats == 0 and order.status in PRE_TRADE_STATUSES:
+        market_price_ready(order.fiat_code)
 
 
 def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None) -> Order:

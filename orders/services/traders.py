@@ -25,8 +25,9 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
     """The trade-index gate of `new-order`, `take-sell` and `take-buy` (docs/PROTOCOL.md §Trade-index), the
     first step of their handlers: nothing else is checked before it (mostrod's pre-dispatch order).
 
-    Full privacy (identity == sender) has no index. A first-time identity is registered here with
-    the announced index, as mostrod does. Deliberate choice: a known identity sending
+    Full privacy (identity == sender) has no index. A first-time identity is registered here, as
+    mostrod does, but with the index below the announced one (mostrod: the announced one), so
+    that a retry of the same message after a transient failure passes the gate again. Deliberate choice: a known identity sending
     `trade_index: 0` gets `invalid_trade_index` (mostrod accepts it and resets the counter, a
     quirk the spec allows us to refuse).
     """
@@ -38,8 +39,11 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
     if last is None:
         if trade_index == 0:
             raise SilentDrop("unknown identity with trade_index 0", cause="unknown-identity-index-0")
+        # Registered one below the index: the index is spent by `trader_bump_trade_index` when
+        # every check passed. Registering it spent here made the retry of this very message
+        # (LND unreachable or slow at the take's hold invoice) fail `invalid_trade_index`.
         with transaction.atomic():
-            Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
+            Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index - 1})
         return
     if trade_index <= last or trade_index == 0:
         raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
