@@ -11,11 +11,15 @@ store what `Model.objects.create()` / `QuerySet.update()` would, on SQLite and P
 
 They bypass model signals and `save()`; use them only for models that have neither (the inbox
 and outbox tables). Everything else stays on the ORM.
+
+`select_rows` is the read side, for a hot lookup whose filter the ORM would compile on every call
+(the `orders` action): a plain SELECT of every column, turned into model instances with the
+converters Django's compiler would pick, prepared once per model instead of once per query.
 """
 
 import functools
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, models
 from django.utils import timezone
@@ -23,6 +27,7 @@ from django.utils import timezone
 # Values of these field types go to the driver unchanged when they already have the stored
 # Python type (a str for a CharField); everything else goes through get_db_prep_save.
 _PASS_THROUGH = {models.CharField: str, models.TextField: str}
+ModelT = TypeVar("ModelT", bound=models.Model)
 _INTEGER_FIELDS = (models.IntegerField, models.BigIntegerField, models.PositiveIntegerField)
 
 
@@ -85,6 +90,24 @@ def update_where(
     with connection.cursor() as cursor:
         cursor.execute(sql.format(*in_lists), params)
         return cursor.rowcount
+
+
+def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> list[ModelT]:
+    """`SELECT <every concrete column> FROM <table> WHERE <where>` as model instances, the ones
+    `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`;
+    quote identifiers with `connection.ops.quote_name`."""
+    head, attnames, converters = _select_statement(model)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{head} WHERE {where}", params)
+        rows = cursor.fetchall()
+    loaded = []
+    for row in rows:
+        values = list(row)
+        for index, column_converters, expression in converters:
+            for convert in column_converters:
+                values[index] = convert(values[index], expression, connection)
+        loaded.append(model.from_db(connection.alias, attnames, values))
+    return loaded
 
 
 def table_name(model: type[models.Model]) -> str:
@@ -154,6 +177,22 @@ def _update_statement(
     # Braces in identifiers would break str.format below; Django identifiers never have them.
     sql = f"UPDATE {table_name(model)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"
     return sql, set_fields, where_fields
+
+
+@functools.cache
+def _select_statement(model: type[models.Model]) -> tuple[str, list[str], list[tuple[int, list[Any], Any]]]:
+    """The SELECT head, the attnames in column order, and (index, converters, column expression)
+    for each column that needs converting (what SQLCompiler.get_converters computes per query)."""
+    fields = model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(_column(field)) for field in fields)
+    converters = []
+    for index, field in enumerate(fields):
+        expression = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if found:
+            converters.append((index, found, expression))
+    return f"SELECT {columns} FROM {table_name(model)}", [field.attname for field in fields], converters
 
 
 def _column(field: models.Field) -> str:
