@@ -6,19 +6,21 @@ from uuid import UUID
 from django.db.models import Q
 
 from devfee.models import DevFeePayment, DevFeeStatus
+from nostrbridge.statements import select_one
 from orders.bonds.models import Bond, BondState
 from orders.models import Order
 from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
 
+# The two lookups every trade step makes go through plain SQL (`select_one`): compiling the
+# ORM query over the wide Order row cost the node more than running it (docs/PERFORMANCE.md).
+
 
 def order_get(*, order_id: UUID | str | None) -> Order | None:
-    if order_id is None:
-        return None
-    return Order.objects.filter(pk=order_id).first()
+    return select_one(Order, id=order_id)
 
 
 def order_get_by_hold_hash(*, payment_hash_hex: str) -> Order | None:
-    return Order.objects.filter(hold_invoice_hash=payment_hash_hex.lower()).first()
+    return select_one(Order, hold_invoice_hash=payment_hash_hex.lower())
 
 
 def buyer_has_pending_order(*, identity: str) -> bool:
