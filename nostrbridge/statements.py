@@ -54,14 +54,16 @@ def insert_rows(
     now_params: dict[models.Field, Any] = {}  # `now` converted once per column, not per row
     params: list[Any] = []
     for values in rows:
-        for field in fields:
-            value = _value(field, values, now)
-            if value is now:
+        for field, attname, stamp, plain in _insert_plan(model):
+            if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
                 if field not in now_params:
                     now_params[field] = _prep(field, now)
                 params.append(now_params[field])
-            else:
-                params.append(_prep(field, value))
+                continue
+            value = values[attname] if attname in values else field.get_default()
+            # The common cases (a str for a text column, an int for an integer one, NULL) need
+            # no conversion; the field's own get_db_prep_save does the rest.
+            params.append(value if value is None or type(value) is plain else field.get_db_prep_save(value, connection))
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     with connection.cursor() as cursor:
@@ -112,8 +114,8 @@ def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str
 
 def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> list[ModelT]:
     """`SELECT <every concrete column> FROM <table> WHERE <where>` as model instances, the ones
-    `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`;
-    quote identifiers with `connection.ops.quote_name`."""
+    `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`
+    (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
     head, attnames, converters = _select_statement(model)
     with connection.cursor() as cursor:
         _execute(cursor, f"{head} WHERE {where}", params)
@@ -128,6 +130,27 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     return loaded
 
 
+def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
+    """Rows whose columns (by attname) equal each value, or for a list value are one of its items,
+    in pk order: what `filter(name=…, other__in=[…]).order_by("pk")` loads. Values must not be None."""
+    quote = connection.ops.quote_name
+    conditions: list[str] = []
+    params: list[Any] = []
+    for name, value in where.items():
+        field = _field(model._meta, name)
+        column = quote(_column(field))
+        if isinstance(value, (list, tuple, set, frozenset)):
+            if not value:
+                return []
+            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
+            params += [field.get_db_prep_value(item, connection) for item in value]
+        else:
+            conditions.append(f"{column} = %s")
+            params.append(field.get_db_prep_value(value, connection))
+    order = quote(_column(model._meta.pk))
+    return select_rows(model, where=f"{' AND '.join(conditions)} ORDER BY {order}", params=params)
+
+
 def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
     """The row whose columns (by attname) equal the given values, or None: for a lookup by a
     unique key, what `model.objects.filter(**equals).first()` loads. A None value matches nothing
@@ -138,6 +161,12 @@ def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
     params = [field.get_db_prep_value(equals[field.attname], connection) for field in fields]
     rows = select_rows(model, where=where, params=params)
     return rows[0] if rows else None
+
+
+@functools.cache
+def quoted_column(model: type[models.Model], attname: str) -> str:
+    """The quoted column of a concrete field, for the WHERE clauses of `select_rows`."""
+    return connection.ops.quote_name(_column(_field(model._meta, attname)))
 
 
 def table_name(model: type[models.Model]) -> str:
@@ -163,12 +192,28 @@ def _qmark(sql: str) -> str:
     return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
 
 
-def _value(field: models.Field, values: dict[str, Any], now: Any) -> Any:
-    if getattr(field, "auto_now", False) or (field.attname not in values and getattr(field, "auto_now_add", False)):
-        return now
-    if field.attname in values:
-        return values[field.attname]
-    return field.get_default()
+_STAMP_ALWAYS = "auto_now"
+_STAMP_IF_MISSING = "auto_now_add"
+
+
+@functools.cache
+def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str | None, type | None]]:
+    """Per inserted column, prepared once: (field, attname, timestamp rule, the Python type that
+    goes to the driver unchanged)."""
+    plan = []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        stamp = (
+            _STAMP_ALWAYS
+            if getattr(field, "auto_now", False)
+            else _STAMP_IF_MISSING
+            if getattr(field, "auto_now_add", False)
+            else None
+        )
+        plain = _PASS_THROUGH.get(type(field)) or (int if isinstance(field, _INTEGER_FIELDS) else None)
+        plan.append((field, field.attname, stamp, plain))
+    return plan
 
 
 def _prep(field: models.Field, value: Any) -> Any:
