@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from nostrbridge.protocol.enums import Action
+from nostrbridge.statements import select_where
 from orders.bonds.htlc import BondHtlcError, bond_htlc_cancel, bond_htlc_settle
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.transitions import OPEN_STATES, bond_transition, bond_update_guarded
@@ -39,7 +40,8 @@ def bonds_on_order_transition(*, order_id, from_status: str, to_status: str, act
         roles = [BondRole.TAKER]
     else:
         return
-    bonds = list(Bond.objects.filter(order_id=order_id, state__in=OPEN_STATES, role__in=roles))
+    # Plain SQL: every status change of every order asks, bonds or not (docs/PERFORMANCE.md).
+    bonds = select_where(Bond, where={"order_id": order_id, "state": list(OPEN_STATES), "role": roles})
     if not bonds:
         return
     # The maker's cancel of an order on the book tells every taker still racing (docs/PROTOCOL.md §Cancel).
