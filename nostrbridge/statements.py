@@ -200,7 +200,7 @@ _STAMP_IF_MISSING = "auto_now_add"
 def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str | None, type | None]]:
     """Per inserted column, prepared once: (field, attname, timestamp rule, the Python type that
     goes to the driver unchanged)."""
-    plan = []
+    plan: list[tuple[models.Field, str, str | None, type | None]] = []
     for field in model._meta.concrete_fields:
         if field.primary_key:
             continue

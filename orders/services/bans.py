@@ -91,13 +91,13 @@ def active_ban(*keys: str | None, now: datetime | None = None) -> Ban | None:
     # Plain SQL: every new-order and take asks before anything else (docs/PERFORMANCE.md). Same
     # rows as filter(pubkey__in=…, lifted_at__isnull=True) & (no expiry | expires_at > now), by pk.
     column = {name: quoted_column(Ban, name) for name in ("id", "pubkey", "lifted_at", "expires_at")}
-    keys = sorted(wanted)
+    pubkeys = sorted(wanted)
     where = (
-        f"{column['pubkey']} IN ({', '.join(['%s'] * len(keys))}) AND {column['lifted_at']} IS NULL"
+        f"{column['pubkey']} IN ({', '.join(['%s'] * len(pubkeys))}) AND {column['lifted_at']} IS NULL"
         f" AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s) ORDER BY {column['id']}"
     )
     expires_at = Ban._meta.get_field("expires_at")
-    bans = select_rows(Ban, where=where, params=[*keys, expires_at.get_db_prep_value(now, connection)])
+    bans = select_rows(Ban, where=where, params=[*pubkeys, expires_at.get_db_prep_value(now, connection)])
     return bans[0] if bans else None
 
 
