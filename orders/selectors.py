@@ -23,6 +23,19 @@ def order_get_by_hold_hash(*, payment_hash_hex: str) -> Order | None:
     return select_one(Order, hold_invoice_hash=payment_hash_hex.lower())
 
 
+def order_refresh(order: Order) -> None:
+    """`order.refresh_from_db()` on plain SQL, for the re-read after each guarded transition of
+    a trade step: every field reloaded, cached relations and prefetches dropped."""
+    fresh = select_one(Order, id=order.pk)
+    if fresh is None:
+        raise Order.DoesNotExist(f"order {order.pk} no longer exists")
+    for field in Order._meta.concrete_fields:
+        setattr(order, field.attname, getattr(fresh, field.attname))
+    order._state.fields_cache = {}
+    order._prefetched_objects_cache = {}  # type: ignore[attr-defined]
+    order._state.db = fresh._state.db
+
+
 def buyer_has_pending_order(*, identity: str) -> bool:
     """The identity already owes a payout invoice as buyer (take-sell's `pending_order_exists`)."""
     return Order.objects.filter(master_buyer_pubkey=identity, status=OrderStatus.WAITING_BUYER_INVOICE).exists()

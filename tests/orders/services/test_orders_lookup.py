@@ -48,3 +48,28 @@ def test_nothing_of_the_caller_is_not_found(node, fake_ln):
         orders_for_identity(identity="e" * 64, ids=[trade.order.id])
 
     assert refused.value.reason == CantDoReason.NOT_FOUND
+
+
+def test_order_refresh_reloads_what_refresh_from_db_does(node, fake_ln):
+    from orders.selectors import order_refresh
+
+    trade = active_sell_trade(fake_ln)
+    ours, django_way = Order.objects.get(pk=trade.order.pk), Order.objects.get(pk=trade.order.pk)
+    ours.range_parent = django_way.range_parent = Order.objects.exclude(pk=trade.order.pk).first()  # cached, unsaved
+    Order.objects.filter(pk=trade.order.pk).update(status="fiat-sent", buyer_dispute=True)
+
+    order_refresh(ours)
+    django_way.refresh_from_db()
+
+    assert field_values(ours) == field_values(django_way)
+    assert (ours.status, ours.buyer_dispute, ours.range_parent_id) == ("fiat-sent", True, None)
+    assert ours.range_parent is None  # the cached relation was dropped with the reload
+
+
+def test_order_refresh_of_a_missing_order_raises():
+    from orders.selectors import order_refresh
+
+    order = Order(id=uuid.uuid4())
+
+    with pytest.raises(Order.DoesNotExist):
+        order_refresh(order)
