@@ -25,7 +25,7 @@ from orders.bonds.take import bond_request_for_take, bond_resend, bond_take_gate
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
 from orders.publish import publish_order_event
-from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
+from orders.selectors import buyer_has_pending_order, order_get, order_refresh, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats, seller_escrow_sats
 from orders.services.escrow import (
     EscrowInvoice,
@@ -245,7 +245,7 @@ def _commit_take(
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
         won = _transition(order, taker=taker, to_status=to_status, fields=fields, bond_id=bond_id)
         if won:
-            order.refresh_from_db()
+            order_refresh(order)
             view = order_payload(
                 order,
                 amount_sats=buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats),
@@ -283,7 +283,7 @@ def _commit_take_with_escrow(
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
                 escrow_watch_on_commit()
-                order.refresh_from_db()
+                order_refresh(order)
                 notify_pay_invoice(order, request_id=taker.request_id)
                 publish_order_event(order)  # in-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take)
     except Exception:

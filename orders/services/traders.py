@@ -15,6 +15,7 @@ from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
 from nostrbridge.protocol.structs import UserInfo
+from nostrbridge.statements import select_one
 from orders.models import Order, Trader
 from orders.status import OrderKind
 
@@ -35,7 +36,8 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
         return
     if trade_index is None:
         raise SilentDrop("reputation mode without trade_index", cause="missing-trade-index")
-    last = Trader.objects.filter(pk=identity).values_list("last_trade_index", flat=True).first()
+    trader = select_one(Trader, pubkey=identity)  # plain SQL: every new-order and take asks (docs/PERFORMANCE.md)
+    last = None if trader is None else trader.last_trade_index
     if last is None:
         if trade_index == 0:
             raise SilentDrop("unknown identity with trade_index 0", cause="unknown-identity-index-0")
@@ -76,7 +78,7 @@ def trader_user_info(*, identity: str | None, now: datetime | None = None) -> Us
     """The `UserInfo` of the taker-reputation notices (docs/PROTOCOL.md §Escrow), the solver's
     dispute view and the `user-info` reply (§User-info): zeros and no `since` for an identity
     without a record, else `since` = the UTC day the record starts."""
-    trader = Trader.objects.filter(pk=identity).first() if identity else None
+    trader = select_one(Trader, pubkey=identity) if identity else None  # plain SQL: every order event asks
     if trader is None:
         return UserInfo(rating=0.0, reviews=0, operating_days=0)
     return UserInfo(
