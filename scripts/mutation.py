@@ -145,8 +145,9 @@ TARGETS: dict[str, Target] = {
     ),
     "devfee-billing": Target(
         "orders/selectors.py",
-        (f"{GUARDS}/test_devfee_guards.py", "tests/devfee/test_services.py"),
-        functions=("dev_fee_billable_orders", "<module>"),
+        (f"{GUARDS}/test_devfee_guards.py", "tests/devfee/test_services.py", "tests/operator/test_maintenance.py"),
+        # The drain counters say when no sat is in flight (docs/PROTOCOL.md §Maintenance).
+        functions=("dev_fee_billable_orders", "drain_counters", "<module>"),
     ),
     "dispute-resolve": Target(
         "disputes/services/resolve.py",
@@ -156,11 +157,18 @@ TARGETS: dict[str, Target] = {
             DECIDE_FIRST,
             "tests/disputes/test_nostr_resolve.py",
             "tests/disputes/test_bond_slash.py",
+            "tests/disputes/test_admin_cancel_pretrade.py",
+            "tests/disputes/test_party_solver.py",
+            "tests/disputes/test_auto_ban.py",
         ),
     ),
     "dispute-take": Target(
         "disputes/services/take.py",
-        (f"{GUARDS}/test_dispute_guards.py", "tests/disputes/test_nostr_take.py"),
+        (
+            f"{GUARDS}/test_dispute_guards.py",
+            "tests/disputes/test_nostr_take.py",
+            "tests/disputes/test_party_solver.py",
+        ),
     ),
     "dispute-transitions": Target(
         "disputes/transitions.py",
@@ -199,6 +207,8 @@ TARGETS: dict[str, Target] = {
     "bond-payout": Target("orders/bonds/payout.py", BONDS),
     "bond-release": Target("orders/bonds/release.py", BONDS),
     "bond-lock": Target("orders/bonds/lock.py", BONDS),
+    "bond-htlc": Target("orders/bonds/htlc.py", BONDS),
+    "bond-jobs": Target("orders/bonds/jobs.py", BONDS),
 }
 
 # --- mutant generation -------------------------------------------------------------------------
