@@ -70,8 +70,10 @@ TARGETS: dict[str, Target] = {
         "orders/services/payout.py",
         (
             f"{GUARDS}/test_payout_guards.py",
+            f"{GUARDS}/test_payout_escrow_guards.py",
             f"{GUARDS}/test_payout_schedule_guards.py",
             "tests/orders/services/test_payout.py",
+            "tests/orders/services/test_payout_lnurl_retry.py",
             "tests/orders/services/test_payout_queue.py",
             "tests/orders/services/test_races.py",
         ),
@@ -123,6 +125,8 @@ TARGETS: dict[str, Target] = {
             "tests/orders/handlers/test_cancel.py",
             "tests/orders/services/test_races.py",
             "tests/orders/services/test_timeouts.py",
+            "tests/orders/bonds/test_maker_bond.py",
+            "tests/orders/bonds/test_taker_bond.py",
         ),
     ),
     "transitions": Target(
@@ -178,6 +182,7 @@ TARGETS: dict[str, Target] = {
     "escrow-refund": Target(
         "orders/services/escrow_refund.py",
         (
+            f"{GUARDS}/test_escrow_refund_guards.py",
             DECIDE_FIRST,
             f"{GUARDS}/test_timeout_guards.py",
             f"{GUARDS}/test_release_cancel_guards.py",
@@ -189,6 +194,7 @@ TARGETS: dict[str, Target] = {
     "escrow-reconcile": Target(
         "orders/services/escrow_reconcile.py",
         (
+            f"{GUARDS}/test_escrow_reconcile_guards.py",
             DECIDE_FIRST,
             f"{GUARDS}/test_escrow_guards.py",
             f"{GUARDS}/test_payout_guards.py",
@@ -201,6 +207,8 @@ TARGETS: dict[str, Target] = {
     "bond-payout": Target("orders/bonds/payout.py", BONDS),
     "bond-release": Target("orders/bonds/release.py", BONDS),
     "bond-lock": Target("orders/bonds/lock.py", BONDS),
+    "bond-htlc": Target("orders/bonds/htlc.py", BONDS),
+    "bond-jobs": Target("orders/bonds/jobs.py", BONDS),
 }
 
 # --- mutant generation -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.release import bonds_finish_htlcs, bonds_release
 from orders.bonds.transitions import bond_transition, bond_update_guarded
 from orders.models import Order
-from orders.status import ALREADY_CANCELED_STATUSES, PRE_TRADE_STATUSES, OrderStatus
+from orders.status import ALREADY_CANCELED_STATUSES, PRE_TRADE_STATUSES
 from orders.wire import send
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,3 @@ def bond_on_canceled(*, bond: Bond) -> None:
             set_fields={"htlc_resolved_at": now},
             guard=Q(htlc_resolved_at__isnull=True),
         )
-
-
-def order_is_waiting_for_taker_bonds(order_id) -> bool:
-    return Order.objects.filter(pk=order_id, status=OrderStatus.WAITING_TAKER_BOND).exists()

@@ -9,6 +9,7 @@ and a new invoice within the claim window revives it.
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -55,10 +56,11 @@ def process_bond_payouts(now: datetime | None = None) -> dict[str, int]:
 def bond_payout_step(*, bond: Bond, now: datetime) -> str:
     """One bond's next move; returns what happened."""
     if not bond.payout_sats:
-        _transition(bond, BondState.SLASHED, "no counterparty share owed")
+        # Never paid, so never `failed`: only `pending-payout → slashed` is an edge.
+        _transition(bond, [BondState.PENDING_PAYOUT], BondState.SLASHED, "no counterparty share owed")
         return "settled_without_share"
     if now >= claim_deadline(bond):
-        _transition(bond, BondState.FORFEITED, "claim window ended without a paid invoice")
+        _transition(bond, OWED_STATES, BondState.FORFEITED, "claim window ended without a paid invoice")
         return "forfeited"
     if bond.state == BondState.PENDING_PAYOUT and bond.payout_invoice:
         return bond_pay(bond_id=bond.pk)
@@ -69,9 +71,9 @@ def bond_payout_step(*, bond: Bond, now: datetime) -> str:
     return "waiting"
 
 
-def _transition(bond: Bond, to_state: str, reason: str) -> bool:
+def _transition(bond: Bond, from_states: Iterable[str], to_state: str, reason: str) -> bool:
     with transaction.atomic():
-        return bond_transition(bond_id=bond.pk, from_states=OWED_STATES, to_state=to_state, actor=ACTOR, reason=reason)
+        return bond_transition(bond_id=bond.pk, from_states=from_states, to_state=to_state, actor=ACTOR, reason=reason)
 
 
 def _ask_for_invoice(bond: Bond, *, now: datetime) -> None:
@@ -234,7 +236,8 @@ def _record_paid(bond: Bond) -> str:
 
 def _record_failed(bond: Bond, reason: str) -> str:
     attempts = bond.payout_attempts + 1
-    # The invoice (and its claim) is dropped: the next attempt needs a new one.
+    # The claim is dropped (the next sweep claims the same invoice again); after the last
+    # attempt the invoice too: `failed` waits for a new one.
     fields = {"payout_attempts": attempts, "payout_hash": None, "payout_claimed_at": None}
     logger.warning("bond %s: payout attempt %s failed (%s)", bond.pk, attempts, reason)
     with transaction.atomic():
