@@ -70,8 +70,10 @@ TARGETS: dict[str, Target] = {
         "orders/services/payout.py",
         (
             f"{GUARDS}/test_payout_guards.py",
+            f"{GUARDS}/test_payout_escrow_guards.py",
             f"{GUARDS}/test_payout_schedule_guards.py",
             "tests/orders/services/test_payout.py",
+            "tests/orders/services/test_payout_lnurl_retry.py",
             "tests/orders/services/test_payout_queue.py",
             "tests/orders/services/test_races.py",
         ),
@@ -123,6 +125,8 @@ TARGETS: dict[str, Target] = {
             "tests/orders/handlers/test_cancel.py",
             "tests/orders/services/test_races.py",
             "tests/orders/services/test_timeouts.py",
+            "tests/orders/bonds/test_maker_bond.py",
+            "tests/orders/bonds/test_taker_bond.py",
         ),
     ),
     "transitions": Target(
@@ -141,8 +145,9 @@ TARGETS: dict[str, Target] = {
     ),
     "devfee-billing": Target(
         "orders/selectors.py",
-        (f"{GUARDS}/test_devfee_guards.py", "tests/devfee/test_services.py"),
-        functions=("dev_fee_billable_orders", "<module>"),
+        (f"{GUARDS}/test_devfee_guards.py", "tests/devfee/test_services.py", "tests/operator/test_maintenance.py"),
+        # The drain counters say when no sat is in flight (docs/PROTOCOL.md §Maintenance).
+        functions=("dev_fee_billable_orders", "drain_counters", "<module>"),
     ),
     "dispute-resolve": Target(
         "disputes/services/resolve.py",
@@ -152,11 +157,18 @@ TARGETS: dict[str, Target] = {
             DECIDE_FIRST,
             "tests/disputes/test_nostr_resolve.py",
             "tests/disputes/test_bond_slash.py",
+            "tests/disputes/test_admin_cancel_pretrade.py",
+            "tests/disputes/test_party_solver.py",
+            "tests/disputes/test_auto_ban.py",
         ),
     ),
     "dispute-take": Target(
         "disputes/services/take.py",
-        (f"{GUARDS}/test_dispute_guards.py", "tests/disputes/test_nostr_take.py"),
+        (
+            f"{GUARDS}/test_dispute_guards.py",
+            "tests/disputes/test_nostr_take.py",
+            "tests/disputes/test_party_solver.py",
+        ),
     ),
     "dispute-transitions": Target(
         "disputes/transitions.py",
@@ -170,6 +182,7 @@ TARGETS: dict[str, Target] = {
     "escrow-refund": Target(
         "orders/services/escrow_refund.py",
         (
+            f"{GUARDS}/test_escrow_refund_guards.py",
             DECIDE_FIRST,
             f"{GUARDS}/test_timeout_guards.py",
             f"{GUARDS}/test_release_cancel_guards.py",
@@ -181,6 +194,7 @@ TARGETS: dict[str, Target] = {
     "escrow-reconcile": Target(
         "orders/services/escrow_reconcile.py",
         (
+            f"{GUARDS}/test_escrow_reconcile_guards.py",
             DECIDE_FIRST,
             f"{GUARDS}/test_escrow_guards.py",
             f"{GUARDS}/test_payout_guards.py",

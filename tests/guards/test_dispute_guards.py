@@ -1,6 +1,7 @@
 """Dispute take and resolution guards made to decide
 (docs/PROTOCOL.md §Admin-take-dispute, §Admin-settle, §Admin-cancel)."""
 
+import contextlib
 import uuid
 from datetime import timedelta
 
@@ -449,3 +450,76 @@ def test_dispute_info_for_a_party_without_an_identity_is_private():
     dispute = Dispute(order=order, initiator="buyer", initiator_pubkey="c" * 64, order_previous_status="active")
     info = take.solver_dispute_info(order, dispute)
     assert (info.initiator_full_privacy, info.initiator_info) == (True, None)
+
+
+# --- what a resolution is asked to do, and the pre-trade cancel it may become ------------------
+
+
+@pytest.mark.parametrize(
+    "outcome", [resolve.Resolution.ALREADY_COOPERATIVELY_CANCELED, resolve.Resolution.PRETRADE_CANCELED]
+)
+def test_an_outcome_other_than_settle_or_refund_is_a_programming_error(outcome, trade, fake_ln):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    before = (
+        snapshot(trade.order),
+        trade.refresh_dispute().status,
+        OutboundMessage.objects.count(),
+        len(fake_ln.calls),
+    )
+
+    with pytest.raises(ValueError, match="settled or refunded"):
+        resolve.dispute_resolve(outcome=outcome, order_id=trade.order.id, actor_pubkey=solver, request_id=20)
+
+    after = (snapshot(trade.order), trade.refresh_dispute().status, OutboundMessage.objects.count(), len(fake_ln.calls))
+    assert after == before
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash).value == "ACCEPTED"
+
+
+def test_node_refund_of_a_dispute_leaves_a_pending_order_with_a_lower_id_alone(trade, fake_ln):
+    # The lowest id: a pre-trade lookup that forgot the order would find this one.
+    pending = factory_order(id=uuid.UUID(int=1), status="pending")
+    before = snapshot(pending)
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=node_pubkey())
+
+    assert dispute_cancel(order_id=trade.order.id, actor_pubkey=node_pubkey()) is resolve.Resolution.REFUNDED
+
+    assert (trade.refresh().status, trade.refresh_dispute().status) == ("canceled-by-admin", "seller-refunded")
+    assert snapshot(pending) == before
+
+
+def _handler_atomic(order, seen: list):
+    """A handler's transaction (as `InboundContext.atomic`): records what is decided inside it."""
+
+    @contextlib.contextmanager
+    def atomic():
+        with transaction.atomic():
+            yield
+            order.refresh_from_db()
+            seen.append((order.status, OutboundMessage.objects.filter(order_id=order.id).count()))
+
+    return atomic
+
+
+def test_node_pretrade_cancel_decides_inside_the_handlers_transaction(node):
+    pending = factory_order(status="pending")
+    seen: list = []
+
+    outcome = dispute_cancel(
+        order_id=pending.id, actor_pubkey=node_pubkey(), request_id=21, atomic=_handler_atomic(pending, seen)
+    )
+
+    assert outcome is resolve.Resolution.PRETRADE_CANCELED
+    assert seen == [("canceled-by-admin", 2)]  # the 38383 `canceled` and the maker's `admin-canceled`
+
+
+def test_solver_refund_decides_inside_the_handlers_transaction(trade):
+    solver = _solver()
+    dispute_take(dispute_id=trade.dispute.id, actor_pubkey=solver)
+    outbox = OutboundMessage.objects.filter(order_id=trade.order.id).count()
+    seen: list = []
+
+    dispute_cancel(order_id=trade.order.id, actor_pubkey=solver, atomic=_handler_atomic(trade.order, seen))
+
+    # The 38383, the 38386 and `admin-canceled` to the seller and the buyer.
+    assert seen == [("canceled-by-admin", outbox + 4)]

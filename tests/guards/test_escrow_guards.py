@@ -83,6 +83,79 @@ def test_htlc_of_a_canceled_buy_take_does_not_move_the_next_take(node, fake_ln, 
     assert audit_trail(order)[-1] == ("pending", "waiting-payment")
 
 
+def test_take_reset_after_the_refund_check_is_decided_by_the_hash_guard_sell(node, fake_ln, monkeypatch):
+    # The cancel and the re-take land after the report's refund-row check and before its lock:
+    # the order waits again, without an HTLC, for a new escrow. Only the transition's hash
+    # guard tells the old HTLC from the new take's.
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    old_hash, order_id, first_taker = trade.order.hold_invoice_hash, trade.order.id, trade.buyer_key
+    fake_ln.mark_accepted(old_hash)
+    second = TradeClient("second")
+
+    def cancel_and_retake():
+        order_cancel(order_id=order_id, sender=first_taker, request_id=61)
+        _retake(order_id, second)
+        trade.seller.replies(), second.replies()
+
+    after_first_call(monkeypatch, escrow, "escrow_refund_is_decided", cancel_and_retake)
+    assert escrow_on_accepted(payment_hash_hex=old_hash) is False
+
+    order = trade.refresh()
+    assert (order.status, order.buyer_pubkey, order.invoice_held_at) == ("waiting-payment", second.pubkey(1), None)
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.OPEN
+    assert audit_trail(order)[-1] == ("pending", "waiting-payment")
+    assert (actions(trade.seller), actions(second)) == ([], [])
+
+
+def test_take_reset_after_the_refund_check_is_decided_by_the_hash_guard_buy(node, fake_ln, monkeypatch):
+    maker, seller, second = TradeClient("buyer"), TradeClient("seller"), TradeClient("second-seller")
+    set_price()
+    order = make_order(maker, index=1, kind="buy")
+    seller.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=3)
+    order.refresh_from_db()
+    old_hash = order.hold_invoice_hash
+    fake_ln.mark_accepted(old_hash)
+
+    def cancel_and_retake():
+        order_cancel(order_id=order.id, sender=seller.pubkey(1), request_id=61)
+        second.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=71)
+        maker.replies()
+
+    after_first_call(monkeypatch, escrow, "escrow_refund_is_decided", cancel_and_retake)
+    assert escrow_on_accepted(payment_hash_hex=old_hash) is False
+
+    assert row_state(order, "status", "seller_pubkey", "invoice_held_at", "taken_at")[:3] == (
+        "waiting-payment",
+        second.pubkey(1),
+        None,
+    )
+    assert audit_trail(order)[-1] == ("pending", "waiting-payment")
+    assert (actions(maker), actions(second)) == ([], [])
+
+
+def test_htlc_reported_while_a_decided_refund_waits_for_lnd_is_refunded_at_once(node, fake_ln, monkeypatch):
+    # The maker's cancel decided the refund between the report's read and its refund-row
+    # check, and LND was down for the refund itself: the report refunds the HTLC now instead
+    # of leaving the seller's sats locked until the retry sweep.
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    payment_hash, order_id, maker = trade.order.hold_invoice_hash, trade.order.id, trade.seller_key
+    fake_ln.mark_accepted(payment_hash)
+
+    def cancel_while_lnd_is_down():
+        fake_ln.set_unavailable(True)
+        try:
+            order_cancel(order_id=order_id, sender=maker, request_id=60)
+        finally:
+            fake_ln.set_unavailable(False)
+
+    after_first_call(monkeypatch, escrow, "order_get_by_hold_hash", cancel_while_lnd_is_down)
+    assert escrow_on_accepted(payment_hash_hex=payment_hash) is False
+
+    assert (trade.refresh().status, trade.order.invoice_held_at) == ("canceled", None)
+    assert fake_ln.invoice_state(payment_hash) is InvoiceState.CANCELED
+    assert "buyer-took-order" not in actions(trade.seller)
+
+
 def test_htlc_reported_twice_at_once_is_recorded_once(node, fake_ln, monkeypatch):
     trade = taken_sell_trade(fake_ln, with_invoice=True)
     payment_hash = trade.order.hold_invoice_hash

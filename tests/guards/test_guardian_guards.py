@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 
 from disputes.models import Dispute
-from disputes.services.escrow_deadline import escrow_deadline_enforce
+from disputes.services import escrow_deadline
+from disputes.services.escrow_deadline import escrow_deadline_enforce, escrow_lost_force_dispute
 from lightning.types import InvoiceState
 from mostro_site.config import clear_node_config_cache
 from nostrbridge.models import OutboundMessage
@@ -24,6 +25,7 @@ from tests.guards.support import (
     actions,
     after_first_call,
     audit_trail,
+    before_first_call,
     before_first_transaction,
     fresh_trade,
     row_state,
@@ -221,3 +223,138 @@ def test_reopening_touches_only_this_orders_closed_dispute(node, fake_ln):
         "initiated",
         "buyer",
     )
+
+
+# --- LND lost the escrow of a fiat-sent order (escrow_lost_force_dispute) ----------------------
+
+
+def _dispute_events(order_id) -> list[Event]:
+    rows = OutboundMessage.objects.filter(kind=38386, order_id=order_id).order_by("pk")
+    return [Event.from_json(row.event_json) for row in rows]
+
+
+def test_lost_escrow_opens_the_dispute_of_its_own_fiat_sent_order_only(node, fake_ln):
+    first, second = _fiat_sent(fake_ln), _fiat_sent(fake_ln)
+    second_before = snapshot(second.order)
+    at = timezone.now() - timedelta(hours=1)
+
+    # The order whose escrow was lost, never the first fiat-sent order found.
+    assert escrow_lost_force_dispute(order_id=first.order.id, now=at) == guardian.DISPUTED
+
+    assert row_state(first.order, "status", "buyer_dispute") == ("dispute", True)
+    assert snapshot(second.order) == second_before
+    dispute = Dispute.objects.get(order=first.order)
+    assert (dispute.status, dispute.initiator, dispute.initiator_pubkey, dispute.order_previous_status) == (
+        "initiated",
+        "buyer",
+        first.buyer_key,
+        "fiat-sent",
+    )
+    [event] = _dispute_events(first.order.id)
+    assert (event.tag_value("s"), event.created_at) == ("initiated", int(at.timestamp()))  # the caller's clock
+    assert (actions(first.buyer), actions(first.seller)) == (
+        ["dispute-initiated-by-you"],
+        ["dispute-initiated-by-peer"],
+    )
+
+    assert escrow_lost_force_dispute(order_id=second.order.id) == guardian.DISPUTED
+    assert row_state(second.order, "status")[0] == "dispute"
+    assert Dispute.objects.filter(order=first.order).values_list("status", flat=True).get() == "initiated"
+
+
+def test_lost_escrow_of_an_unknown_or_not_fiat_sent_order_changes_nothing(node, fake_ln):
+    active, disputed = fresh_trade(fake_ln), _fiat_sent(fake_ln)
+    assert escrow_lost_force_dispute(order_id=disputed.order.id) == guardian.DISPUTED
+    before = (snapshot(active.order), snapshot(disputed.order), OutboundMessage.objects.count(), len(fake_ln.calls))
+
+    for order_id in (uuid.uuid4(), active.order.id, disputed.order.id):
+        assert escrow_lost_force_dispute(order_id=order_id) == guardian.SKIPPED
+
+    after = (snapshot(active.order), snapshot(disputed.order), OutboundMessage.objects.count(), len(fake_ln.calls))
+    assert after == before
+    assert list(Dispute.objects.values_list("order_id", "status")) == [(disputed.order.id, "initiated")]
+
+
+def _closed_dispute(trade, **fields) -> Dispute:
+    long_ago = timezone.now() - timedelta(days=3)
+    values = {
+        "status": "seller-refunded",
+        "initiator": "seller",
+        "initiator_pubkey": trade.seller_key,
+        "order_previous_status": "active",
+        "solver_pubkey": "ab" * 32,
+        "resolved_at": long_ago,
+        "taken_at": long_ago,
+    }
+    dispute = Dispute.objects.create(order=trade.order, **(values | fields))
+    Dispute.objects.filter(pk=dispute.pk).update(created_at=long_ago, updated_at=long_ago)
+    return dispute
+
+
+def test_lost_escrow_reopens_the_closed_dispute_on_the_current_clock(node, fake_ln):
+    trade = _fiat_sent(fake_ln)
+    _closed_dispute(trade)
+
+    assert escrow_lost_force_dispute(order_id=trade.order.id) == guardian.DISPUTED
+
+    reopened = Dispute.objects.get(order=trade.order)
+    assert (reopened.status, reopened.initiator, reopened.solver_pubkey, reopened.taken_at, reopened.resolved_at) == (
+        "initiated",
+        "buyer",
+        None,
+        None,
+        None,
+    )
+    # One clock for the reopening: its creation time, its update and its 38386.
+    [event] = _dispute_events(trade.order.id)
+    assert (reopened.created_at, event.created_at) == (reopened.updated_at, int(reopened.updated_at.timestamp()))
+
+
+def test_a_new_dispute_is_opened_while_another_orders_closed_dispute_exists(node, fake_ln):
+    other, trade = fresh_trade(fake_ln), _fiat_sent(fake_ln)
+    # The lowest id: a lookup that forgot the order would find this row first.
+    others = _closed_dispute(other, id=uuid.UUID(int=1))
+    others_before = Dispute.objects.filter(pk=others.pk).values().get()
+    now = trade.order.invoice_held_at + timedelta(hours=30)
+
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == guardian.DISPUTED
+
+    assert Dispute.objects.filter(pk=others.pk).values().get() == others_before
+    mine = Dispute.objects.get(order=trade.order)
+    assert (mine.status, mine.initiator, mine.initiator_pubkey) == ("initiated", "buyer", trade.buyer_key)
+
+
+def test_an_open_dispute_of_a_fiat_sent_order_keeps_its_solver(node, fake_ln):
+    """Unreachable through the protocol (opening a dispute moves the order to `dispute`): the
+    guardian's dispute moves the order but leaves the solver's dispute as it is."""
+    trade = _fiat_sent(fake_ln)
+    taken = _closed_dispute(trade, id=uuid.UUID(int=1), status="in-progress", resolved_at=None)
+    before = Dispute.objects.filter(pk=taken.pk).values().get()
+    now = trade.order.invoice_held_at + timedelta(hours=30)
+
+    assert escrow_deadline_enforce(order_id=trade.order.id, tip_height=AT_RISK_HEIGHT, now=now) == guardian.DISPUTED
+
+    assert row_state(trade.order, "status")[0] == "dispute"
+    assert Dispute.objects.filter(pk=taken.pk).values().get() == before
+    assert _dispute_events(trade.order.id) == []
+
+
+def test_a_dispute_changed_under_its_row_lock_rolls_the_forced_dispute_back(node, fake_ln, monkeypatch):
+    trade = _fiat_sent(fake_ln)
+    closed = _closed_dispute(trade)
+    before = snapshot(trade.order)
+    outbox = OutboundMessage.objects.count()
+    # A writer that ignored the lock (a bug elsewhere) moves the row before the reopening.
+    before_first_call(
+        monkeypatch,
+        escrow_deadline,
+        "transition_dispute",
+        lambda: Dispute.objects.filter(pk=closed.pk).update(status="released"),
+    )
+
+    with pytest.raises(RuntimeError, match="changed under its row lock"):
+        escrow_lost_force_dispute(order_id=trade.order.id)
+
+    assert snapshot(trade.order) == before  # still fiat-sent: the order's move rolled back with it
+    assert Dispute.objects.get(pk=closed.pk).status == "seller-refunded"
+    assert OutboundMessage.objects.count() == outbox

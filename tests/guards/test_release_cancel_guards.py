@@ -13,7 +13,7 @@ from nostrbridge.models import OutboundMessage
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import AmountPayload, NextTradePayload, PaymentRequestPayload
-from orders.models import Order
+from orders.models import EscrowRefund, Order
 from orders.services import cancel as cancel_service
 from orders.services import release as release_service
 from orders.services.cancel import order_cancel
@@ -183,6 +183,93 @@ def test_maker_cancel_racing_a_take_is_refused(node, fake_ln, monkeypatch):
         order_cancel(order_id=order_id, sender=maker, request_id=65)
     assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
     assert row_state(trade.order, "status", "buyer_pubkey") == ("waiting-payment", retaker.pubkey(1))
+
+
+def _take_sell(client: TradeClient, order_id, *, with_invoice: bool, request_id: int):
+    payload = PaymentRequestPayload(None, mint_invoice(amount_sats=0), None) if with_invoice else None
+    client.send(Action.TAKE_SELL, index=1, order_id=order_id, payload=payload, request_id=request_id)
+
+
+def test_maker_cancel_read_before_a_take_reset_and_retake_is_refused(node, fake_ln, monkeypatch):
+    # Still waiting-payment with no HTLC, but for another take: only the escrow's hash tells.
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    order_id, first_taker, old_hash = trade.order.id, trade.buyer_key, trade.order.hold_invoice_hash
+    retaker = TradeClient("retaker")
+
+    def reset_and_retake():
+        order_cancel(order_id=order_id, sender=first_taker, request_id=61)
+        _take_sell(retaker, order_id, with_invoice=True, request_id=62)
+
+    after_first_call(monkeypatch, cancel_service, "order_get_or_not_found", reset_and_retake)
+    with pytest.raises(CantDo) as refused:
+        order_cancel(order_id=order_id, sender=trade.seller_key, request_id=63)
+
+    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    order = trade.refresh()
+    assert (order.status, order.buyer_pubkey) == ("waiting-payment", retaker.pubkey(1))
+    assert order.hold_invoice_hash != old_hash
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.OPEN
+    assert list(EscrowRefund.objects.filter(order=order).values_list("hold_invoice_hash", flat=True)) == [old_hash]
+
+
+def test_buy_makers_cancel_read_before_the_htlc_is_refused(node, fake_ln, monkeypatch):
+    # The seller's HTLC is recorded between the maker's read and its write: still a waiting
+    # status (waiting-buyer-invoice), but with an escrow the cancel did not see.
+    maker, seller = TradeClient("buyer"), TradeClient("seller")
+    set_price()
+    order = make_order(maker, index=1, kind="buy")
+    seller.send(Action.TAKE_BUY, index=1, order_id=order.id, request_id=3)
+    order.refresh_from_db()
+
+    def htlc_arrives():
+        fake_ln.mark_accepted(order.hold_invoice_hash)
+        assert escrow_on_accepted(payment_hash_hex=order.hold_invoice_hash) is True
+
+    after_first_call(monkeypatch, cancel_service, "order_get_or_not_found", htlc_arrives)
+    with pytest.raises(CantDo) as refused:
+        order_cancel(order_id=order.id, sender=maker.pubkey(1), request_id=64)
+
+    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    assert row_state(order, "status")[0] == "waiting-buyer-invoice"
+    assert fake_ln.invoice_state(order.hold_invoice_hash) is InvoiceState.ACCEPTED
+    assert EscrowRefund.objects.filter(order=order).count() == 0
+
+
+def test_stale_taker_cancel_before_any_escrow_does_not_reset_the_next_take(node, fake_ln, monkeypatch):
+    # No hold invoice yet on either take (the buyers took without an invoice): only the taker
+    # guard tells the first buyer's stale cancel from the second buyer's take.
+    trade = taken_sell_trade(fake_ln, with_invoice=False)
+    order_id, first_taker = trade.order.id, trade.buyer_key
+    second = TradeClient("second-taker")
+
+    def cancel_and_retake():
+        order_cancel(order_id=order_id, sender=first_taker, request_id=61)
+        _take_sell(second, order_id, with_invoice=False, request_id=62)
+        second.replies()
+
+    after_first_call(monkeypatch, cancel_service, "order_get_or_not_found", cancel_and_retake)
+    with pytest.raises(CantDo) as refused:
+        order_cancel(order_id=order_id, sender=first_taker, request_id=63)
+
+    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    assert row_state(trade.order, "status", "buyer_pubkey", "hold_invoice_hash") == (
+        "waiting-buyer-invoice",
+        second.pubkey(1),
+        None,
+    )
+    assert actions(second) == []
+
+
+def test_release_before_fiat_sent_is_refused_without_asking_lnd(node, fake_ln):
+    trade = fresh_trade(fake_ln)
+    before = snapshot(trade.order)
+    fake_ln.calls.clear()
+
+    with pytest.raises(CantDo) as refused:
+        order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=5)
+
+    assert refused.value.reason is CantDoReason.NOT_ALLOWED_BY_STATUS
+    assert (snapshot(trade.order), fake_ln.calls) == (before, [])
 
 
 def test_closing_one_orders_dispute_leaves_another_open_dispute_alone(node, fake_ln):

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from orders import transitions
+from orders import live, transitions
 from orders.models import Order, OrderStatusChange
 from orders.transitions import IllegalTransition, record_creation, transition_order, update_order_guarded
 from tests.foundation.factories import make_order
@@ -162,3 +162,24 @@ def test_both_writes_stamp_updated_at():
     assert _move(moved, ["pending"], "canceled") is True
     assert update_order_guarded(order_id=updated.id, statuses=["active"], set_fields={"buyer_dispute": True}) is True
     assert [Order.objects.get(pk=o.pk).updated_at > stale for o in (moved, updated)] == [True, True]
+
+
+def _staff_pushes(callbacks) -> list[tuple]:
+    """The staff pages' refreshes a write queued for after its commit (orders/live.py)."""
+    return [c.args for c in callbacks if getattr(c, "func", None) is live._changed]
+
+
+def test_won_writes_refresh_the_staff_pages_after_commit_and_lost_ones_do_not(django_capture_on_commit_callbacks):
+    mine, other = make_order(), make_order()
+    with django_capture_on_commit_callbacks() as won:
+        assert _move(mine, ["pending"], "canceled") is True
+    with django_capture_on_commit_callbacks() as lost:
+        assert _move(mine, ["pending"], "canceled") is False
+    with django_capture_on_commit_callbacks() as created, transaction.atomic():
+        record_creation(order=other, actor="tester", reason="r")
+
+    assert (_staff_pushes(won), _staff_pushes(lost), _staff_pushes(created)) == (
+        [(str(mine.id),)],
+        [],
+        [(str(other.id),)],
+    )
