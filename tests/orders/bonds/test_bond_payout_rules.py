@@ -277,17 +277,21 @@ def big_share(order):
 
 def test_the_payment_is_claimed_before_it_is_sent_then_recorded(big_share, fake_ln, monkeypatch):
     bond, invoice = big_share, big_share.payout_invoice
+    at = timezone.now() - timedelta(minutes=1)
+    monkeypatch.setattr(payout_module, "timezone", SimpleNamespace(now=lambda: at))
     seen = []
     real_send = fake_ln.send_payment
-    monkeypatch.setattr(fake_ln, "send_payment", lambda **kw: seen.append(row(bond, "payout_hash")) or real_send(**kw))
+    claim = ("payout_hash", "payout_claimed_at")
+    monkeypatch.setattr(fake_ln, "send_payment", lambda **kw: seen.append(row(bond, *claim)) or real_send(**kw))
     assert bond_pay(bond_id=bond.pk) == "paid"
-    assert seen == [(invoice_hash(invoice),)]
+    assert seen == [(invoice_hash(invoice), at)]
     # floor(1501 × 0.01) = 15 sats of routing fee at most (the operator's setting, not the env's 0.002).
     assert lnd_calls(fake_ln, "send_payment") == [
         {"payment_request": invoice, "max_fee_sats": 15, "timeout_seconds": 60, "amount_sats": None}
     ]
-    assert row(bond, "state", "payout_hash", "payout_attempts") == ("slashed", invoice_hash(invoice), 0)
-    assert bond.payout_paid_at is not None
+    assert row(bond, "state", "payout_hash", "payout_attempts", "payout_paid_at") == (
+        "slashed", invoice_hash(invoice), 0, at,
+    )  # fmt: skip
     assert messages() == [(SELLER, "bond-payout-completed")]
 
 
