@@ -57,7 +57,6 @@ def responses(ok, *extra: int) -> dict:
 
 
 WRITE_ERRORS = (404, 409, 503)
-# settle and cancel take an optional JSON body (the slash choice): an unparseable one is a 400.
 
 
 def dispute_out(dispute: Dispute) -> dict:
@@ -124,7 +123,9 @@ def dispute_take(request, dispute_id: UUID):
 
 
 @router.post(
-    "/disputes/{dispute_id}/settle", response=responses(ResolutionOut, 400, *WRITE_ERRORS), url_name="dispute_settle"
+    "/disputes/{dispute_id}/settle",
+    response=responses(ResolutionOut, 400, *WRITE_ERRORS),  # 400: a body that is not JSON (the slash choice)
+    url_name="dispute_settle",
 )
 def dispute_settle(request, dispute_id: UUID, body: ResolveIn | None = None):
     """Settle the escrow to the buyer (admin-settle), optionally slashing a party's bond."""
@@ -134,7 +135,9 @@ def dispute_settle(request, dispute_id: UUID, body: ResolveIn | None = None):
 
 
 @router.post(
-    "/disputes/{dispute_id}/cancel", response=responses(ResolutionOut, 400, *WRITE_ERRORS), url_name="dispute_cancel"
+    "/disputes/{dispute_id}/cancel",
+    response=responses(ResolutionOut, 400, *WRITE_ERRORS),  # 400: a body that is not JSON (the slash choice)
+    url_name="dispute_cancel",
 )
 def dispute_cancel(request, dispute_id: UUID, body: ResolveIn | None = None):
     """Refund the seller (admin-cancel), optionally slashing a party's bond."""

@@ -22,10 +22,12 @@ from lightning.fees import routing_fee_cap_sats
 from lightning.outcomes import payment_send_classified
 from lightning.types import PaymentStatus
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import BondPayoutRequestPayload, OrderPayload
 from nostrbridge.protocol.structs import BondPayoutRequest
 from orders.bonds.models import Bond, BondState
+from orders.bonds.ranges import range_part_payable
 from orders.bonds.transitions import bond_transition, bond_update_guarded
 from orders.bonds.wire import bond_order_view
 from orders.models import Order
@@ -54,14 +56,22 @@ def process_bond_payouts(now: datetime | None = None) -> dict[str, int]:
 
 
 def bond_payout_step(*, bond: Bond, now: datetime) -> str:
-    """One bond's next move; returns what happened."""
+    """One bond's next move; returns what happened. Nothing moves before LND confirmed the
+    slashed HTLC settled (a range part: its parent's): the node pays only sats it holds."""
+    if not range_part_payable(bond):
+        return "awaiting-settle"
     if not bond.payout_sats:
         # Never paid, so never `failed`: only `pending-payout → slashed` is an edge.
         _transition(bond, [BondState.PENDING_PAYOUT], BondState.SLASHED, "no counterparty share owed")
         return "settled_without_share"
+    if bond.state == BondState.PENDING_PAYOUT and bond.payout_hash is not None:
+        # A payment was started: LND says how it ended, never the clock (a claim is not forfeited).
+        return bond_pay(bond_id=bond.pk)
     if now >= claim_deadline(bond):
-        _transition(bond, OWED_STATES, BondState.FORFEITED, "claim window ended without a paid invoice")
-        return "forfeited"
+        # Guarded: a payment claimed after this sweep read the bond is asked of LND instead.
+        reason = "claim window ended without a paid invoice"
+        won = _transition(bond, OWED_STATES, BondState.FORFEITED, reason, guard=Q(payout_hash__isnull=True))
+        return "forfeited" if won else "waiting"
     if bond.state == BondState.PENDING_PAYOUT and bond.payout_invoice:
         return bond_pay(bond_id=bond.pk)
     window = timedelta(seconds=node_config().bond_payout_invoice_window_seconds)
@@ -71,9 +81,11 @@ def bond_payout_step(*, bond: Bond, now: datetime) -> str:
     return "waiting"
 
 
-def _transition(bond: Bond, from_states: Iterable[str], to_state: str, reason: str) -> bool:
+def _transition(bond: Bond, from_states: Iterable[str], to_state: str, reason: str, guard: Q | None = None) -> bool:
     with transaction.atomic():
-        return bond_transition(bond_id=bond.pk, from_states=from_states, to_state=to_state, actor=ACTOR, reason=reason)
+        return bond_transition(
+            bond_id=bond.pk, from_states=from_states, to_state=to_state, actor=ACTOR, reason=reason, guard=guard
+        )
 
 
 def _ask_for_invoice(bond: Bond, *, now: datetime) -> None:
@@ -180,6 +192,8 @@ def bond_pay(*, bond_id: int) -> str:
     bond = Bond.objects.get(pk=bond_id)
     if bond.state != BondState.PENDING_PAYOUT or not bond.payout_invoice or bond.payout_sats is None:
         return "waiting"
+    if not range_part_payable(bond):
+        return "awaiting-settle"
     client = get_lightning_client()
     try:
         decoded = client.decode_pay_req(payment_request=bond.payout_invoice)
@@ -210,6 +224,7 @@ def bond_pay(*, bond_id: int) -> str:
     except Exception:
         logger.exception("bond %s: payout outcome unknown; asked again at the next sweep", bond.pk)
         return "waiting"
+    kill_point("bond-payout-sent")
     if outcome.status is PaymentStatus.SUCCEEDED:
         return _record_paid(bond)
     if outcome.status is PaymentStatus.FAILED:
