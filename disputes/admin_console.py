@@ -29,6 +29,7 @@ from nostrbridge.context import SilentDrop
 from nostrbridge.node_identity import encode_npub, node_pubkey
 from nostrbridge.protocol.errors import CantDo
 from orders.bonds.amounts import bond_node_share_sats
+from orders.bonds.ranges import slice_slash_sats
 from orders.bonds.slash import SIDES, BondSlashRefused, SlashChoice, side_bond
 from orders.services.escrow import EscrowError
 
@@ -103,15 +104,27 @@ def bond_lines(dispute: Dispute) -> list[str]:
             continue
         lines.append(f"The {side}'s bond: {bond.amount_sats} sats, {bond.state}.")
         if bond.state == "locked":
-            node_share = bond_node_share_sats(bond_sats=bond.amount_sats, share_pct=share_pct)
-            other = "seller" if side == "buyer" else "buyer"
-            lines.append(
-                f"Slash the {side}: their {bond.amount_sats}-sat bond is settled; the node keeps {node_share} sats "
-                f"and the {other} is offered {bond.amount_sats - node_share} sats (add-bond-invoice)."
-            )
+            lines.append(_slash_line(order, bond, side, share_pct))
     if any(side_bond(order, side) is not None for side in SIDES):
         lines.append("Without a slash every locked bond is released (its HTLC canceled): nobody loses anything.")
     return lines
+
+
+def _slash_line(order, bond, side: str, share_pct: float) -> str:
+    other = "seller" if side == "buyer" else "buyer"
+    if bond.order_id == order.pk and not order.is_range:
+        node_share = bond_node_share_sats(bond_sats=bond.amount_sats, share_pct=share_pct)
+        return (
+            f"Slash the {side}: their {bond.amount_sats}-sat bond is settled; the node keeps {node_share} sats "
+            f"and the {other} is offered {bond.amount_sats - node_share} sats (add-bond-invoice)."
+        )
+    taken, rest = slice_slash_sats(order=order, bond=bond)  # a range maker's bond covers every slice
+    node_share = bond_node_share_sats(bond_sats=taken, share_pct=share_pct)
+    return (
+        f"Slash the {side}: their {bond.amount_sats}-sat range bond gives up this slice's share, {taken} sats; "
+        f"the node keeps {node_share} sats and the {other} is offered {taken - node_share} sats "
+        f"(add-bond-invoice); the range ends and the {side} is offered back the rest, {rest} sats."
+    )
 
 
 def slash_options(dispute: Dispute) -> list[tuple[str, str]]:

@@ -332,8 +332,8 @@ class BondStateChangeInline(admin.TabularInline):
 class BondAdmin(admin.ModelAdmin):
     """Anti-abuse bonds (docs/PROTOCOL.md §Bonds), read-only: they move only through `orders.bonds`."""
 
-    list_display = ("created_at", "order", "role", "state", "amount_sats", "node_share_sats", "payout_sats")
-    list_filter = ("state", "role", "slashed_reason")
+    list_display = ("created_at", "order", "role", "part", "state", "amount_sats", "node_share_sats", "payout_sats")
+    list_filter = ("state", "role", "part", "slashed_reason")
     search_fields = ("order__id", "pubkey", "identity", "hash", "payout_recipient")
     inlines = [BondStateChangeInline]
 

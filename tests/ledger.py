@@ -13,6 +13,12 @@ node's own records (ListPayments, ListInvoices, balances) and checks:
 * balances: seller −(amount + fee + routing) per completed trade and the escrow still locked
   per dispute, buyer +(amount − fee), dev fund + the dev fees, the node + 2 × fee − payout and
   dev-fee routing − dev fees; the whole network falls by exactly the routing fees paid;
+* bonds (docs/PROTOCOL.md §Bonds), every one in the database: its hold invoice at the node in
+  the state its row says (locked: ACCEPTED; released or canceled at LND: CANCELED, a release
+  confirmed; slashed: SETTLED for the whole bond), a range bond's parts adding up to it, every
+  paid share paid exactly once for exactly its amount and no unrecorded payment; the payer is
+  down the bond while it is held or settled, the node up every settled bond less the shares it
+  paid, each recipient up its share (`bonds_check`);
 * `replies_check`: every trader read the replies its flow expects (each `Trader.expect`
   consumes one), nothing is left unread, and no reply came twice.
 
@@ -72,7 +78,8 @@ class _Sums:
     buyer_msat: int = 0
     kept_msat: int = 0
     payout_routing_msat: int = 0
-    payouts: set[str] = field(default_factory=set)  # buyer invoices paid
+    payouts: set[str] = field(default_factory=set)  # buyer invoices and bond shares paid
+    bond_msat: Counter = field(default_factory=Counter)  # simnet node → what bonds moved
 
 
 async def wait_dev_fees_settled(net: TradeNetwork, timeout_s: float = 10.0) -> None:
@@ -103,6 +110,7 @@ async def ledger_check(
     mostro, seller, buyer = (net.wallet(name, threaded=False) for name in (NODE, SELLER, BUYER))
     node_payments = await mostro.payments()
     seller_payments = await seller.payments()
+    buyer_payments = await buyer.payments()
     buyer_invoices = {inv.payment_request: inv for inv in await buyer.invoices()}
     node_invoices = {inv.r_hash.hex(): inv for inv in await mostro.invoices()}
     rows = {
@@ -121,8 +129,9 @@ async def ledger_check(
             report.problems.append(f"order {trade.order_id}: not in the database")
             continue
         _check_trade(trade, row, by_request, buyer_invoices, node_invoices, sums, report, route_fee_msat)
+    bonds_check(net, by_request, node_invoices, sums, report)
     _check_node_payments(net, node_payments, sums, report)
-    _check_balances(net, before, after, node_payments, seller_payments, sums, report)
+    _check_balances(net, before, after, node_payments, [*seller_payments, *buyer_payments], sums, report)
     report.figures.update(trades=len(trades), outcomes=dict(report.outcomes), problems=len(report.problems))
     return report
 
@@ -201,27 +210,93 @@ def _check_node_payments(net: TradeNetwork, node_payments, sums: _Sums, report: 
     report.figures["dev-fee routing (msat)"] = dev_routing_msat
 
 
-def _check_balances(net, before, after, node_payments, seller_payments, sums: _Sums, report: LedgerReport) -> None:
+def _check_balances(net, before, after, node_payments, trader_payments, sums: _Sums, report: LedgerReport) -> None:
     dev_msat = report.figures["dev fees paid (sats)"] * MSAT
     delta = {name: after[name] - before[name] for name in after}
     expected = {
-        SELLER: -sums.seller_msat,
-        BUYER: sums.buyer_msat,
+        SELLER: -sums.seller_msat + sums.bond_msat[SELLER],
+        BUYER: sums.buyer_msat + sums.bond_msat[BUYER],
         FUND: dev_msat,
-        NODE: sums.kept_msat - sums.payout_routing_msat - dev_msat - report.figures["dev-fee routing (msat)"],
+        NODE: sums.kept_msat
+        - sums.payout_routing_msat
+        - dev_msat
+        - report.figures["dev-fee routing (msat)"]
+        + sums.bond_msat[NODE],
     }
     for name, value in expected.items():
         if name in delta and delta[name] != value:
             report.problems.append(f"{name}: balance moved {delta[name]} msat, expected {value}")
     succeeded = ln.Payment.PaymentStatus.SUCCEEDED
     in_flight = ln.Payment.PaymentStatus.IN_FLIGHT
-    routing = sum(p.fee_msat for p in (*node_payments, *seller_payments) if p.status == succeeded)
-    locked = sum(p.value_msat + p.fee_msat for p in seller_payments if p.status == in_flight)
+    routing = sum(p.fee_msat for p in (*node_payments, *trader_payments) if p.status == succeeded)
+    locked = sum(p.value_msat + p.fee_msat for p in trader_payments if p.status == in_flight)
     if sum(delta.values()) + locked != -routing:
         report.problems.append(
-            f"network total moved {sum(delta.values())} msat with {locked} locked in escrows, routing fees {routing}"
+            f"network total moved {sum(delta.values())} msat with {locked} locked in escrows and bonds, "
+            f"routing fees {routing}"
         )
     report.figures.update(delta=delta, routing_msat=routing, locked_msat=locked)
+
+
+BOND_LND_STATE = {
+    "locked": "ACCEPTED",
+    "released": "CANCELED",
+    "lnd-canceled": "CANCELED",
+    "pending-payout": "SETTLED",
+    "slashed": "SETTLED",
+    "forfeited": "SETTLED",
+    "failed": "SETTLED",
+}
+
+
+def bonds_check(net: TradeNetwork, by_request, node_invoices, sums: _Sums, report: LedgerReport) -> None:
+    """Every bond to the msat (see the module docstring); adds the bonds' moves to `sums`."""
+    rows = net.node.query(
+        "SELECT b.id, b.parent_bond_id, b.role, b.state, b.amount_sats, lower(b.hash), b.node_share_sats, "
+        "b.payout_sats, b.payout_invoice, b.payout_recipient, b.htlc_resolved_at IS NOT NULL, o.kind, "
+        "o.seller_pubkey, o.buyer_pubkey FROM orders_bond b JOIN orders_order o ON o.id = b.order_id ORDER BY b.id"
+    )
+    succeeded = ln.Payment.PaymentStatus.SUCCEEDED
+    parts: Counter = Counter()
+    for bond_id, parent, role, state, amount, payment_hash, node_share, payout, invoice, recipient, *rest in rows:
+        resolved, kind, seller_key, buyer_key = rest
+        label = f"bond {bond_id} ({state})"
+        payer = SELLER if (kind == "sell") == (role == "maker") else BUYER
+        if parent is None:
+            held = node_invoices.get(payment_hash or "")
+            held_state = ln.Invoice.InvoiceState.Name(held.state) if held is not None else None
+            if state in BOND_LND_STATE and held_state != BOND_LND_STATE[state]:
+                report.problems.append(f"{label}: its hold invoice is {held_state}, expected {BOND_LND_STATE[state]}")
+            if state in ("released", "pending-payout", "slashed", "forfeited", "failed") and not resolved:
+                report.problems.append(f"{label}: LND's {BOND_LND_STATE[state].lower()} never confirmed")
+            if held_state in ("ACCEPTED", "SETTLED"):
+                sums.bond_msat[payer] -= amount * MSAT
+            if held_state == "SETTLED":
+                sums.bond_msat[NODE] += amount * MSAT
+        else:
+            parts[parent] += amount
+        paid = [p for p in by_request.get(invoice, []) if p.status == succeeded] if invoice else []
+        if state == "slashed" and payout:
+            if len(paid) != 1 or paid[0].value_sat != payout:
+                report.problems.append(f"{label}: share payments {[p.value_sat for p in paid]}, expected {payout}")
+                continue
+            winner = SELLER if recipient == seller_key else BUYER if recipient == buyer_key else None
+            if winner is None:
+                report.problems.append(f"{label}: share paid to {recipient}, neither party of its order")
+                continue
+            sums.payouts.add(invoice)
+            sums.bond_msat[winner] += payout * MSAT
+            sums.bond_msat[NODE] -= payout * MSAT + paid[0].fee_msat
+        elif paid:
+            report.problems.append(f"{label}: {len(paid)} share payment(s) the database never recorded")
+        if state in ("pending-payout", "slashed", "failed") and (node_share or 0) + (payout or 0) != amount:
+            if parent is not None or node_share is not None:
+                report.problems.append(f"{label}: split {node_share} + {payout} != {amount}")
+    for bond_id, _parent, _role, _state, amount, *_ in rows:
+        if bond_id in parts and parts[bond_id] != amount:
+            report.problems.append(f"bond {bond_id}: its parts add up to {parts[bond_id]}, not {amount}")
+    report.figures["bonds"] = len(rows)
+    report.figures["bond moves (msat)"] = dict(sums.bond_msat)
 
 
 def replies_check(traders: Iterable[Trader]) -> list[str]:

@@ -26,6 +26,7 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import BondResolutionPayload, Payload
 from orders.bonds.models import Bond, SlashReason
+from orders.bonds.release import bonds_trade_end
 from orders.bonds.slash import SlashChoice, bond_slash_check, bonds_slash
 from orders.models import Order
 from orders.publish import publish_order_event
@@ -148,6 +149,9 @@ def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
         )
         if not moved:
             raise DisputeConflict("the order left `dispute` before the settle")
+        # The ruling ends the trade for the bonds (mostrod releases them at the resolution; a
+        # range maker's bond ends with its range: a settled dispute publishes no child order).
+        bonds_trade_end(order_id=order.id, actor=label, reason="admin-settle")
         order.refresh_from_db()
         publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
         dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)

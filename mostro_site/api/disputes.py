@@ -123,7 +123,9 @@ def dispute_take(request, dispute_id: UUID):
 
 
 @router.post(
-    "/disputes/{dispute_id}/settle", response=responses(ResolutionOut, *WRITE_ERRORS), url_name="dispute_settle"
+    "/disputes/{dispute_id}/settle",
+    response=responses(ResolutionOut, 400, *WRITE_ERRORS),  # 400: a body that is not JSON (the slash choice)
+    url_name="dispute_settle",
 )
 def dispute_settle(request, dispute_id: UUID, body: ResolveIn | None = None):
     """Settle the escrow to the buyer (admin-settle), optionally slashing a party's bond."""
@@ -133,7 +135,9 @@ def dispute_settle(request, dispute_id: UUID, body: ResolveIn | None = None):
 
 
 @router.post(
-    "/disputes/{dispute_id}/cancel", response=responses(ResolutionOut, *WRITE_ERRORS), url_name="dispute_cancel"
+    "/disputes/{dispute_id}/cancel",
+    response=responses(ResolutionOut, 400, *WRITE_ERRORS),  # 400: a body that is not JSON (the slash choice)
+    url_name="dispute_cancel",
 )
 def dispute_cancel(request, dispute_id: UUID, body: ResolveIn | None = None):
     """Refund the seller (admin-cancel), optionally slashing a party's bond."""

@@ -26,6 +26,10 @@ POINTS = frozenset(
         "devfee-sent",  # LND answered the dev-fee payment; the outcome not recorded
         "solver-settled",  # a solver's settle: hold invoice settled, transition not committed
         "solver-canceled",  # a solver's cancel: hold invoice canceled, transition not committed
+        "bond-accepted",  # LND reported a bond's HTLC accepted; the bond not yet `locked`
+        "bond-released",  # a released bond's HTLC canceled at LND; the confirmation not recorded
+        "bond-slash-settled",  # a slashed bond's HTLC settled at LND; the confirmation not recorded
+        "bond-payout-sent",  # LND answered a bond payout; the outcome not recorded
     }
 )
 

@@ -14,7 +14,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from lightning.types import InvoiceState
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
+from nostrbridge.statements import select_one
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.release import bonds_finish_htlcs, bonds_release
 from orders.bonds.transitions import bond_transition, bond_update_guarded
@@ -28,13 +30,14 @@ ACTOR = "lightning"
 
 def bond_hashes_watched() -> list[str]:
     """Bond invoices whose LND state still matters: unpaid ones and locked ones."""
-    query = Bond.objects.filter(state__in=[BondState.REQUESTED, BondState.LOCKED]).order_by("pk")
-    return list(query.values_list("hash", flat=True))
+    query = Bond.objects.filter(state__in=[BondState.REQUESTED, BondState.LOCKED], hash__isnull=False).order_by("pk")
+    return [payment_hash for payment_hash in query.values_list("hash", flat=True) if payment_hash]
 
 
 def bond_on_update(*, payment_hash_hex: str, state: InvoiceState) -> bool:
     """True when the hash is a bond's (the escrow handlers must not see it)."""
-    bond = Bond.objects.filter(hash=payment_hash_hex).first()
+    # Plain SQL: every invoice update of every hold invoice asks this first (docs/PERFORMANCE.md).
+    bond = select_one(Bond, hash=payment_hash_hex)
     if bond is None:
         return False
     if state is InvoiceState.ACCEPTED:
@@ -49,6 +52,7 @@ def bond_on_accepted(*, bond: Bond) -> None:
         if bond.state == BondState.RELEASED:
             bonds_finish_htlcs(bond_ids=[bond.pk])  # paid after we released it: refund now
         return  # LND replaying a state already recorded
+    kill_point("bond-accepted")
     if bond.role == BondRole.TAKER:
         won = _lock_taker(bond)
         if won:
@@ -75,8 +79,8 @@ def _lock_taker(bond: Bond) -> bool:
             # Too late: another taker won, or the order left the book. Canceled orders tell
             # the taker; other states just release (docs/PROTOCOL.md §Bonds).
             tell = order is None or order.status in ALREADY_CANCELED_STATUSES or takeable
-            bonds_release(bonds=[bond], actor=ACTOR, reason="lost the race or the order left the book")
-            if tell:
+            released = bonds_release(bonds=[bond], actor=ACTOR, reason="lost the race or the order left the book")
+            if tell and released:  # the winner's lock may have released (and told) this one already
                 send(bond.pubkey, Action.CANCELED, Order(pk=bond.order_id))
             return False
         try:
@@ -94,7 +98,9 @@ def _lock_taker(bond: Bond) -> bool:
         if not won:
             return False
         losers = Bond.objects.filter(order_id=bond.order_id, role=BondRole.TAKER, state=BondState.REQUESTED)
-        bonds_release(bonds=list(losers), actor=ACTOR, reason="another taker's bond locked first", notify_takers=True)
+        bonds_release(
+            bonds=list(losers), actor=ACTOR, reason="another taker's bond locked first", notify_takers=Action.CANCELED
+        )
     logger.info("taker bond %s of order %s locked", bond.pk, bond.order_id)
     return True
 

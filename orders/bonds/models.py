@@ -25,6 +25,14 @@ class BondState(models.TextChoices):
     LND_CANCELED = "lnd-canceled"  # LND canceled a locked HTLC nobody here decided to cancel
 
 
+class BondPart(models.TextChoices):
+    """A range maker's bond is split into parts (docs/PROTOCOL.md §Bonds, Range makers)."""
+
+    WHOLE = ""  # a bond with its own hold invoice
+    SLICE = "slice"  # the share of one slice the maker was slashed on; `order` is that slice
+    REFUND = "refund"  # what no slice took, owed back to the maker; `order` is the range's first
+
+
 class SlashReason(models.TextChoices):
     LOST_DISPUTE = "lost-dispute"
     TIMEOUT = "timeout"
@@ -39,9 +47,12 @@ class Bond(models.Model):
     request_id = models.BigIntegerField(null=True, blank=True)  # echoed in pay-bond-invoice and the resumed take
     state = models.CharField(max_length=16, choices=BondState.choices, default=BondState.REQUESTED, db_index=True)
     amount_sats = models.BigIntegerField()
-    hash = models.CharField(max_length=64, unique=True)
-    preimage = models.CharField(max_length=64)
-    payment_request = models.TextField()
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)  # null: a part (no invoice)
+    preimage = models.CharField(max_length=64, blank=True, default="")
+    payment_request = models.TextField(blank=True, default="")
+    # A part of a range maker's bond: its one hold invoice is the parent's.
+    parent_bond = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="parts")
+    part = models.CharField(max_length=8, choices=BondPart.choices, blank=True, default=BondPart.WHOLE)
     # What a taker's take fixed (fiat, sats, fees, its invoice): copied onto the order if it wins.
     take_context = models.JSONField(default=dict, blank=True)
     invoice_expires_at = models.DateTimeField()  # an unpaid bond is canceled then
@@ -85,7 +96,20 @@ class Bond(models.Model):
             models.UniqueConstraint(
                 fields=["order"], condition=Q(role="taker", state="locked"), name="bond_one_locked_taker"
             ),
-            models.UniqueConstraint(fields=["order"], condition=Q(role="maker"), name="bond_one_maker_per_order"),
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(role="maker", parent_bond__isnull=True), name="bond_one_maker_per_order"
+            ),
+            # A part has a parent and no invoice of its own; a whole bond the reverse.
+            models.CheckConstraint(
+                condition=(Q(part="") & Q(parent_bond__isnull=True) & Q(hash__isnull=False))
+                | (Q(part__in=["slice", "refund"]) & Q(parent_bond__isnull=False) & Q(hash__isnull=True)),
+                name="bond_part_shape",
+            ),
+            # One slash per slice, one refund per range bond (mostrod's unique slice index).
+            models.UniqueConstraint(
+                fields=["parent_bond", "order"], condition=Q(part="slice"), name="bond_one_slash_per_slice"
+            ),
+            models.UniqueConstraint(fields=["parent_bond"], condition=Q(part="refund"), name="bond_one_refund"),
         ]
 
     def __str__(self) -> str:

@@ -22,10 +22,12 @@ from lightning.fees import routing_fee_cap_sats
 from lightning.outcomes import payment_send_classified
 from lightning.types import PaymentStatus
 from mostro_site.config import node_config
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import BondPayoutRequestPayload, OrderPayload
 from nostrbridge.protocol.structs import BondPayoutRequest
 from orders.bonds.models import Bond, BondState
+from orders.bonds.ranges import range_part_payable
 from orders.bonds.transitions import bond_transition, bond_update_guarded
 from orders.bonds.wire import bond_order_view
 from orders.models import Order
@@ -54,7 +56,10 @@ def process_bond_payouts(now: datetime | None = None) -> dict[str, int]:
 
 
 def bond_payout_step(*, bond: Bond, now: datetime) -> str:
-    """One bond's next move; returns what happened."""
+    """One bond's next move; returns what happened. Nothing moves before LND confirmed the
+    slashed HTLC settled (a range part: its parent's): the node pays only sats it holds."""
+    if not range_part_payable(bond):
+        return "awaiting-settle"
     if not bond.payout_sats:
         # Never paid, so never `failed`: only `pending-payout → slashed` is an edge.
         _transition(bond, [BondState.PENDING_PAYOUT], BondState.SLASHED, "no counterparty share owed")
@@ -187,6 +192,8 @@ def bond_pay(*, bond_id: int) -> str:
     bond = Bond.objects.get(pk=bond_id)
     if bond.state != BondState.PENDING_PAYOUT or not bond.payout_invoice or bond.payout_sats is None:
         return "waiting"
+    if not range_part_payable(bond):
+        return "awaiting-settle"
     client = get_lightning_client()
     try:
         decoded = client.decode_pay_req(payment_request=bond.payout_invoice)
@@ -217,6 +224,7 @@ def bond_pay(*, bond_id: int) -> str:
     except Exception:
         logger.exception("bond %s: payout outcome unknown; asked again at the next sweep", bond.pk)
         return "waiting"
+    kill_point("bond-payout-sent")
     if outcome.status is PaymentStatus.SUCCEEDED:
         return _record_paid(bond)
     if outcome.status is PaymentStatus.FAILED:

@@ -13,9 +13,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
+from nostrbridge.statements import select_where
 from orders.bonds.htlc import BondHtlcError, bond_htlc_cancel, bond_htlc_settle
-from orders.bonds.models import Bond, BondRole, BondState
+from orders.bonds.models import Bond, BondPart, BondRole, BondState
+from orders.bonds.ranges import range_bond_close, range_continues, range_maker_bond
 from orders.bonds.transitions import OPEN_STATES, bond_transition, bond_update_guarded
 from orders.models import Order
 from orders.status import PRE_TRADE_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
@@ -31,24 +34,49 @@ def bonds_on_order_transition(*, order_id, from_status: str, to_status: str, act
 
     A trade's end (success, any cancel, expiry) releases every open bond; a taken order put
     back on the book releases the taker's (the maker's stays locked, docs/PROTOCOL.md §Waiting-timeout).
-    A bond slashed earlier in the same transaction is no longer open and is left alone.
+    A bond slashed earlier in the same transaction is no longer open and is left alone. A range
+    maker's bond outlives a slice whose child order carries the range on (`orders/bonds/ranges.py`).
     """
     if to_status in TERMINAL_STATUSES:
-        roles = [BondRole.MAKER, BondRole.TAKER]
+        # A cancel of an order on the book tells every taker still racing: the maker's cancel with
+        # `canceled` (docs/PROTOCOL.md §Cancel), the operator's with `admin-canceled` (§Admin-cancel).
+        notice = TAKER_NOTICES.get(to_status) if from_status in PRE_TRADE_STATUSES else None
+        bonds_trade_end(order_id=order_id, actor=actor, reason=f"order {to_status}", notify_takers=notice)
     elif to_status == OrderStatus.PENDING and from_status in WAITING_STATUSES:
-        roles = [BondRole.TAKER]
-    else:
-        return
-    bonds = list(Bond.objects.filter(order_id=order_id, state__in=OPEN_STATES, role__in=roles))
-    if not bonds:
-        return
-    # The maker's cancel of an order on the book tells every taker still racing (docs/PROTOCOL.md §Cancel).
-    notify = to_status == OrderStatus.CANCELED and from_status in PRE_TRADE_STATUSES
-    bonds_release(bonds=bonds, actor=actor, reason=f"order {to_status}", notify_takers=notify)
+        # Plain SQL: every status change of every order asks, bonds or not (docs/PERFORMANCE.md).
+        bonds = select_where(Bond, where={"order_id": order_id, "state": list(OPEN_STATES), "role": BondRole.TAKER})
+        bonds_release(bonds=bonds, actor=actor, reason=f"order {to_status}")
 
 
-def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_takers: bool = False) -> list[int]:
-    """Decide the release of `bonds` (inside the caller's transaction); LND cancels after commit."""
+def bonds_trade_end(*, order_id, actor: str, reason: str, notify_takers: Action | None = None) -> None:
+    """Inside the caller's transaction: the trade is over for its bonds. Every open bond is
+    released, except a range maker's, which ends only with the range (`orders/bonds/ranges.py`).
+    Also called by a solver's settle: the ruling ends the trade for the bonds before the buyer's
+    payout does (mostrod releases them at the resolution)."""
+    range_bond = range_maker_bond(Order.objects.get(pk=order_id))
+    bonds = Bond.objects.filter(order_id=order_id, state__in=OPEN_STATES, part=BondPart.WHOLE)
+    if range_bond is not None:
+        bonds = bonds.exclude(pk=range_bond.pk)
+    bonds_release(bonds=list(bonds), actor=actor, reason=reason, notify_takers=notify_takers)
+    if range_bond is not None and range_bond.state in OPEN_STATES and not range_continues(order_id):
+        range_bond_end(bond=range_bond, actor=actor)
+
+
+def range_bond_end(*, bond: Bond, actor: str) -> None:
+    """The range ended: release the maker's bond, or settle it (after commit) when a slice was slashed."""
+    if range_bond_close(bond=bond, actor=actor):
+        transaction.on_commit(lambda: bonds_finish_htlcs(bond_ids=[bond.pk]))
+
+
+TAKER_NOTICES: dict[str, Action] = {
+    OrderStatus.CANCELED: Action.CANCELED,
+    OrderStatus.CANCELED_BY_ADMIN: Action.ADMIN_CANCELED,
+}
+
+
+def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_takers: Action | None = None) -> list[int]:
+    """Decide the release of `bonds` (inside the caller's transaction); LND cancels after commit.
+    With `notify_takers`, each released taker bond's trader gets that action (null payload)."""
     released = []
     now = timezone.now()
     for bond in bonds:
@@ -64,7 +92,7 @@ def bonds_release(*, bonds: Iterable[Bond], actor: str, reason: str, notify_take
             continue
         released.append(bond.pk)
         if notify_takers and bond.role == BondRole.TAKER:
-            send(bond.pubkey, Action.CANCELED, Order(pk=bond.order_id))
+            send(bond.pubkey, notify_takers, Order(pk=bond.order_id))
     if released:
         transaction.on_commit(lambda: bonds_finish_htlcs(bond_ids=released))
     return released
@@ -77,12 +105,16 @@ def bonds_finish_htlcs(*, bond_ids: Iterable[int]) -> int:
     Returns how many were confirmed.
     """
     done = 0
-    for bond in Bond.objects.filter(pk__in=list(bond_ids), htlc_resolved_at__isnull=True):
+    # A range bond's parts have no HTLC of their own: their parent's is the one settled.
+    for bond in Bond.objects.filter(pk__in=list(bond_ids), htlc_resolved_at__isnull=True, hash__isnull=False):
         try:
             if bond.state == BondState.RELEASED:
+                assert bond.hash is not None  # parts were filtered out above
                 bond_htlc_cancel(payment_hash_hex=bond.hash)
+                kill_point("bond-released")
             elif bond.state in SETTLED_STATES:
                 bond_htlc_settle(preimage_hex=bond.preimage)
+                kill_point("bond-slash-settled")
             else:
                 continue
         except BondHtlcError as exc:
@@ -107,5 +139,5 @@ def bonds_finish_htlcs(*, bond_ids: Iterable[int]) -> int:
 def unfinished_bond_ids(*, limit: int = 100) -> list[int]:
     """Decided bonds LND has not confirmed yet (the reconciliation job's work)."""
     states = [BondState.RELEASED, *SETTLED_STATES]
-    query = Bond.objects.filter(state__in=states, htlc_resolved_at__isnull=True).order_by("pk")
+    query = Bond.objects.filter(state__in=states, htlc_resolved_at__isnull=True, hash__isnull=False).order_by("pk")
     return list(query.values_list("pk", flat=True)[:limit])

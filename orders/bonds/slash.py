@@ -16,7 +16,8 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import OrderPayload
 from orders.bonds.amounts import bond_node_share_sats
-from orders.bonds.models import Bond, BondRole, BondState
+from orders.bonds.models import Bond, BondPart, BondRole, BondState
+from orders.bonds.ranges import RangeSlashRefused, range_maker_bond, range_slice_slash, slice_slash_sats
 from orders.bonds.release import bonds_finish_htlcs
 from orders.bonds.transitions import bond_transition
 from orders.bonds.wire import bond_order_view
@@ -58,9 +59,19 @@ def side_pubkey(order: Order, side: str) -> str | None:
     return order.buyer_pubkey if side == "buyer" else order.seller_pubkey
 
 
+def role_side(order: Order, role: str) -> str:
+    return next(side for side in SIDES if side_role(order, side) == role)
+
+
 def side_bond(order: Order, side: str) -> Bond | None:
-    """The side's bond on this order: its locked one, else its latest (for the console)."""
-    bonds = Bond.objects.filter(order_id=order.pk, role=side_role(order, side), pubkey=side_pubkey(order, side))
+    """The side's bond on this order: its locked one, else its latest (for the console). A range
+    maker's is the bond on the range's first order, which covers every slice."""
+    role = side_role(order, side)
+    if role == BondRole.MAKER:
+        range_bond = range_maker_bond(order)
+        if range_bond is not None:
+            return range_bond
+    bonds = Bond.objects.filter(order_id=order.pk, role=role, pubkey=side_pubkey(order, side), part=BondPart.WHOLE)
     return bonds.filter(state=BondState.LOCKED).first() or bonds.order_by("-pk").first()
 
 
@@ -78,8 +89,17 @@ def bond_slash_check(*, order: Order, choice: SlashChoice) -> list[Bond]:
             )
         if bond.state != BondState.LOCKED:
             raise BondSlashRefused(f"the {side}'s bond is {bond.state}, not locked: nothing to slash")
+        if bond.order_id != order.pk or order.is_range:  # a range maker's bond: this slice's share
+            _check_slice_share(order, bond, side)
         targets.append(bond)
     return targets
+
+
+def _check_slice_share(order: Order, bond: Bond, side: str) -> None:
+    if Bond.objects.filter(parent_bond=bond, part=BondPart.SLICE, order_id=order.pk).exists():
+        raise BondSlashRefused(f"the {side} was already slashed on this slice of the range")
+    if slice_slash_sats(order=order, bond=bond)[0] <= 0:
+        raise BondSlashRefused(f"nothing is left of the {side}'s range bond for this slice")
 
 
 def bonds_slash(*, order: Order, bonds: list[Bond], actor: str, reason: str) -> list[int]:
@@ -87,9 +107,16 @@ def bonds_slash(*, order: Order, bonds: list[Bond], actor: str, reason: str) -> 
     share_pct = node_config().bond_slash_node_share_pct
     now = timezone.now()
     slashed = []
+    range_bond = range_maker_bond(order)
     for bond in bonds:
+        side = role_side(order, bond.role)
+        if range_bond is not None and bond.pk == range_bond.pk:
+            try:  # one slice's share of the range bond; its HTLC is settled when the range ends
+                slashed.append(range_slice_slash(order=order, bond=bond, actor=actor, reason=reason).pk)
+            except RangeSlashRefused as exc:
+                raise BondSlashRefused(f"the {side}'s range bond: {exc}; nothing was slashed") from exc
+            continue
         node_share = bond_node_share_sats(bond_sats=bond.amount_sats, share_pct=share_pct)
-        side = "buyer" if bond.pubkey == order.buyer_pubkey else "seller"
         winner = side_pubkey(order, "seller" if side == "buyer" else "buyer")
         won = bond_transition(
             bond_id=bond.pk,

@@ -1,10 +1,11 @@
 """The operator's cancel of an order nobody took yet (docs/PROTOCOL.md §Admin-cancel, mostrod's
 `CancelOrder` with `pretrade_only`).
 
-Only `pending` and `waiting-taker-bond` qualify: no escrow exists, so there is no Lightning call.
-The order becomes `canceled-by-admin` (38383 `canceled`), the maker gets `admin-canceled`; taker
-bonds are released with the order (`transition_order`). Callers decide who may do this: the
-node identity over Nostr, operators in the console and the REST API.
+Only `pending` and `waiting-taker-bond` qualify: no escrow exists, so there is no Lightning call
+for one. The order becomes `canceled-by-admin` (38383 `canceled`), the maker gets
+`admin-canceled`; the order's bonds are released with it and every bonded taker still racing is
+told `admin-canceled` too (`transition_order` → `bonds_on_order_transition`). Callers decide who
+may do this: the node identity over Nostr, operators in the console and the REST API.
 """
 
 import logging

@@ -20,8 +20,8 @@ from lightning.errors import InvoiceNotFound, LightningError
 from lightning.types import InvoiceState
 from mostro_site.config import node_config
 from nostrbridge.protocol.enums import Action
-from orders.bonds.models import BondState, SlashReason
-from orders.bonds.slash import bonds_slash, side_bond
+from orders.bonds.models import SlashReason
+from orders.bonds.slash import BondSlashRefused, SlashChoice, bond_slash_check, bonds_slash
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.cancel import order_reset_fields
@@ -135,10 +135,12 @@ def _slash_on_timeout(order: Order) -> list[int]:
     if not node_config().bond_slash_on_waiting_timeout:
         return []
     side = "buyer" if order.status == S.WAITING_BUYER_INVOICE else "seller"
-    bond = side_bond(order, side)
-    if bond is None or bond.state != BondState.LOCKED:
+    try:
+        bonds = bond_slash_check(order=order, choice=SlashChoice(**{f"slash_{side}": True}))
+    except BondSlashRefused as exc:  # no locked bond on that side (or none of a range's left): no slash
+        logger.debug("order %s: no timeout slash (%s)", order.pk, exc)
         return []
-    return bonds_slash(order=order, bonds=[bond], actor=ACTOR, reason=SlashReason.TIMEOUT)
+    return bonds_slash(order=order, bonds=bonds, actor=ACTOR, reason=SlashReason.TIMEOUT)
 
 
 def _still_timed_out(order: Order, now: datetime) -> bool:

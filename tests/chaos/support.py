@@ -24,6 +24,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 
 from nostrbridge.protocol.enums import Action, Kind, Status
@@ -277,3 +279,34 @@ def dump(report: LedgerReport) -> str:
 
 def banner_seen(net: TradeNetwork) -> bool:
     return BANNER in net.node.output
+
+
+# -- the operator's REST API (the calls the console makes) ------------------------------------------
+OPERATOR_SETUP = """
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from mostro_site.api.tokens import api_token_create, scopes_for
+from mostro_site.staff import OPERATOR_GROUP, ensure_groups
+ensure_groups()
+user = get_user_model().objects.create_user(username="chaos-operator", password="x" * 24, is_staff=True)
+user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
+print("KEY", api_token_create(owner=user, name="chaos", scope=scopes_for(user)[-1])[1])
+"""
+
+
+def operator_api_key(net: TradeNetwork) -> str:
+    """An operator's API key on this network's node (one per module)."""
+    out = net.node.shell(OPERATOR_SETUP)
+    return next(line for line in out.splitlines() if line.startswith("KEY ")).removeprefix("KEY ")
+
+
+def api_post(net: TradeNetwork, key: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{net.node.port}/api{path}", data=json.dumps(body or {}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")

@@ -11,10 +11,8 @@ protocol promises exactly once, and that every satoshi on every simnet node is a
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import urllib.error
-import urllib.request
 
 import pytest
 
@@ -25,10 +23,12 @@ from tests.chaos.support import (
     Book,
     Recovery,
     SellTrade,
+    api_post,
     await_kill,
     close_all,
     dump,
     node_log_errors,
+    operator_api_key,
     order_status,
     restart_node,
     run_job,
@@ -225,34 +225,9 @@ async def test_kill_while_the_dev_fee_is_being_paid(net: TradeNetwork, book: Boo
 
 
 # -- a solver's settle and cancel, through the REST API the console uses -----------------------------
-OPERATOR_SETUP = """
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from mostro_site.api.tokens import api_token_create, scopes_for
-from mostro_site.staff import OPERATOR_GROUP, ensure_groups
-ensure_groups()
-user = get_user_model().objects.create_user(username="chaos-operator", password="x" * 24, is_staff=True)
-user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
-print("KEY", api_token_create(owner=user, name="chaos", scope=scopes_for(user)[-1])[1])
-"""
-
-
 @pytest.fixture(scope="module")
 def api_key(net: TradeNetwork) -> str:
-    out = net.node.shell(OPERATOR_SETUP)
-    return next(line for line in out.splitlines() if line.startswith("KEY ")).removeprefix("KEY ")
-
-
-def api_post(net: TradeNetwork, key: str, path: str) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{net.node.port}/api{path}", data=b"{}", method="POST",
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    return operator_api_key(net)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ def net(tmp_path_factory: pytest.TempPathFactory):
         MOSTRO_FEE=str(FEE_RATE),
         MOSTRO_ANTI_ABUSE_BOND_ENABLED="true",
         MOSTRO_ANTI_ABUSE_BOND_APPLY_TO="both",
+        MOSTRO_ANTI_ABUSE_BOND_SLASH_ON_WAITING_TIMEOUT="true",
     )
     yield network
     network.stop()
@@ -273,3 +274,180 @@ async def test_two_takers_pay_their_bonds_together_one_wins_and_every_bond_comes
     assert net.balances_msat() == before  # every bond came back whole
     states = net.node.query("SELECT state FROM orders_bond WHERE order_id = ?", (order_id.replace("-", ""),))
     assert sorted(states) == [("released",)] * 3
+
+
+async def _solver_for(net: TradeNetwork, conn: RelayConnection, dispute_id: str) -> Trader:
+    """A read-write solver whose replies come to its identity key (watched as key 0), holding the dispute."""
+    solver = Trader("solver", conn)
+    solver.keys[0], solver._ours[0] = solver.identity, solver._identity_ours  # noqa: SLF001 - test harness
+    await solver.watch_key(0)
+    net.node.shell(
+        "from orders.models import Trader; Trader.objects.update_or_create("
+        f"pubkey='{solver.identity_hex}', defaults={{'is_solver': True, 'solver_category': 2}})"
+    )
+    await solver.send(Action.ADMIN_TAKE_DISPUTE, key=0, order_id=dispute_id, type=MessageType.DISPUTE)
+    await solver.expect("admin-took-dispute", key=0)
+    return solver
+
+
+async def test_range_maker_slashed_on_one_slice_gives_up_that_slice_share_and_gets_the_rest_back(
+    net: TradeNetwork, pair: tuple[Trader, Trader]
+):
+    """alice's 10–50 USD range (bond on 100,000 sats = 1,000); bob takes 20 USD (40,000 sats) and
+    disputes; the solver refunds alice and slashes her: the slice's share is round(1000 × 20/50) = 400
+    (200 to the node, 200 to bob), the range ends and alice gets the other 600 back."""
+    alice, bob = pair
+    before = net.balances_msat()
+    a = alice.next_trade_index()
+    order = SmallOrder(
+        kind=Kind.SELL, status=Status.PENDING, amount=0, fiat_code="USD", min_amount=10, max_amount=50, fiat_amount=0,
+        payment_method="bank", premium=0,
+    )  # fmt: skip
+    await alice.send(Action.NEW_ORDER, key=a, trade_index=a, payload=OrderPayload(order))
+    ask = await alice.expect("pay-bond-invoice", key=a)
+    order_id = ask.body["id"]
+    assert bond_invoice_of(ask)[0]["amount"] == BOND
+    maker_bond = asyncio.create_task(alice.wallet.pay(bond_invoice_of(ask)[1]))
+    await alice.expect("new-order", key=a)
+
+    slice_sats, slice_fee = 40_000, 120  # 20 USD at 50,000 USD/BTC; round(0.006 × 40,000 / 2)
+    b = bob.next_trade_index()
+    payout = await bob.wallet.invoice(slice_sats - slice_fee, "payout")
+    await bob.send(
+        Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=PaymentRequestPayload(None, payout, 20)
+    )
+    taker_bond = asyncio.create_task(bob.wallet.pay(bond_invoice_of(await bob.expect("pay-bond-invoice", key=b))[1]))
+    pay = await alice.expect("pay-invoice", key=a)
+    escrow = asyncio.create_task(alice.wallet.pay(pay.payload["payment_request"][1]))
+    await alice.expect("buyer-took-order", key=a)
+    await bob.expect("hold-invoice-payment-accepted", key=b)
+    await bob.send(Action.DISPUTE, key=b, order_id=order_id)
+    dispute_id = (await bob.expect("dispute-initiated-by-you", key=b)).payload["dispute"][0]
+    await alice.expect("dispute-initiated-by-peer", key=a)
+
+    solver = await _solver_for(net, bob.conn, dispute_id)
+    _, event = solver.build(
+        Action.ADMIN_CANCEL, key=0, order_id=order_id, type=MessageType.DISPUTE,
+        payload=BondResolutionPayload(BondResolution(slash_seller=True, slash_buyer=False)),
+    )  # fmt: skip
+    await solver.conn.send(event)
+    await solver.expect("admin-canceled", key=0)
+    slashed = await alice.expect("bond-slashed", key=a)
+    assert (slashed.order["amount"], slashed.order["min_amount"], slashed.order["max_amount"]) == (400, 10, 50)
+    await alice.expect("admin-canceled", key=a)
+    await bob.expect("admin-canceled", key=b)
+
+    net.node.run_job("orders.bonds.payout.process_bond_payouts")
+    for person, key, share in ((bob, b, 200), (alice, a, 600)):
+        ask = await person.expect("add-bond-invoice", key=key)
+        assert (ask.body["id"], ask.payload["bond_payout_request"]["order"]["amount"]) == (order_id, share)
+        invoice = await person.wallet.invoice(share, "bond share")
+        await person.send(
+            Action.ADD_BOND_INVOICE, key=key, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
+        )
+        accepted = await person.expect("bond-invoice-accepted", key=key)
+        completed = await person.expect("bond-payout-completed", key=key)
+        assert (accepted.order["amount"], completed.order["amount"]) == (share, share)
+
+    outcomes = await asyncio.gather(maker_bond, taker_bond, escrow)
+    assert [o.status.name for o in outcomes] == ["SUCCEEDED", "FAILED", "FAILED"]  # escrow refunded, bob's bond too
+    await asyncio.sleep(0.5)
+    delta = {name: net.balances_msat()[name] - before[name] for name in before}
+    # The node may pay an earlier test's dev fee meanwhile: node and dev fund together gain the 200.
+    assert (delta["alice"], delta["bob"], delta["mostro"] + delta["devfund"]) == (-400 * MSAT, 200 * MSAT, 200 * MSAT)
+    rows = net.node.query(
+        "SELECT role, part, state, amount_sats, node_share_sats, payout_sats FROM orders_bond "
+        "WHERE order_id = ? ORDER BY id",
+        (order_id.replace("-", ""),),
+    )
+    assert rows == [
+        ("maker", "", "slashed", BOND, None, None),
+        ("taker", "", "released", BOND, None, None),
+        ("maker", "slice", "slashed", 400, 200, 200),
+        ("maker", "refund", "slashed", 600, 0, 600),
+    ]
+    ledger = net.node.run_job("orders.bonds.selectors.bond_ledger")
+    assert ledger["problems"] == 0
+    assert (
+        sum(ledger[k] for k in ("unpaid", "held", "returned", "lost_at_lnd", "node", "paid", "owed")) == ledger["total"]
+    )
+
+
+def job_ahead(net: TradeNetwork, dotted: str, *, ahead_s: int) -> str:
+    """One tick of a job with the clock `ahead_s` ahead (the node's scheduler waits in real time)."""
+    module, func = dotted.rsplit(".", 1)
+    return net.node.shell(
+        "from datetime import timedelta; from django.utils import timezone; "
+        f"from {module} import {func}; print({func}(now=timezone.now() + timedelta(seconds={ahead_s})))"
+    )
+
+
+async def test_buy_order_taker_bond_slashed_on_timeout_then_the_makers_bond_released_at_expiry(
+    net: TradeNetwork, pair: tuple[Trader, Trader]
+):
+    """bob buys (maker bond); alice takes (taker bond) and never pays the escrow. The waiting
+    timeout slashes alice's bond (she owed the escrow): 500 stay with the node, bob claims 500
+    through add-bond-invoice, the order goes back on the book with bob's bond still locked;
+    at the order's expiry bob's bond comes back whole."""
+    alice, bob = pair
+    before = net.balances_msat()
+    m = bob.next_trade_index()
+    order = SmallOrder(
+        kind=Kind.BUY, status=Status.PENDING, amount=AMOUNT, fiat_code="USD", fiat_amount=5, payment_method="bank",
+        premium=0,
+    )  # fmt: skip
+    await bob.send(Action.NEW_ORDER, key=m, trade_index=m, payload=OrderPayload(order))
+    ask = await bob.expect("pay-bond-invoice", key=m)
+    order_id = ask.body["id"]
+    maker_bond = asyncio.create_task(bob.wallet.pay(bond_invoice_of(ask)[1]))
+    await bob.expect("new-order", key=m)
+
+    t = alice.next_trade_index()
+    await alice.send(Action.TAKE_BUY, key=t, trade_index=t, order_id=order_id)
+    ask = await alice.expect("pay-bond-invoice", key=t)
+    assert (ask.body["id"], bond_invoice_of(ask)[0]["amount"], bond_invoice_of(ask)[0]["kind"]) == (
+        order_id,
+        BOND,
+        "buy",
+    )
+    taker_bond = asyncio.create_task(alice.wallet.pay(bond_invoice_of(ask)[1]))
+    await alice.expect("pay-invoice", key=t)  # the take resumed: alice owes the escrow, and never pays it
+
+    job_ahead(net, "orders.jobs.cancel_timed_out_trades", ahead_s=901)
+    slashed = await alice.expect("bond-slashed", key=t)
+    assert slashed.order["amount"] == BOND
+    await alice.expect("canceled", key=t)
+    await bob.expect("new-order", key=m)  # back on the book, bob's bond still locked
+    rows = net.node.query(
+        "SELECT role, state FROM orders_bond WHERE order_id = ? ORDER BY id", (order_id.replace("-", ""),)
+    )
+    assert rows == [("maker", "locked"), ("taker", "pending-payout")]
+
+    net.node.run_job("orders.bonds.payout.process_bond_payouts")
+    ask = await bob.expect("add-bond-invoice", key=m)
+    assert ask.payload["bond_payout_request"]["order"]["amount"] == BOND // 2
+    invoice = await bob.wallet.invoice(BOND // 2, "bond share")
+    await bob.send(
+        Action.ADD_BOND_INVOICE, key=m, order_id=order_id, payload=PaymentRequestPayload(None, invoice, None)
+    )
+    await bob.expect("bond-invoice-accepted", key=m)
+    await bob.expect("bond-payout-completed", key=m)
+
+    job_ahead(net, "orders.jobs.expire_pending_orders", ahead_s=3 * 86_400)
+    outcomes = await asyncio.gather(maker_bond, taker_bond)
+    assert [o.status.name for o in outcomes] == ["FAILED", "SUCCEEDED"]  # released at expiry; slashed
+    await asyncio.sleep(0.5)
+    delta = {name: net.balances_msat()[name] - before[name] for name in before}
+    assert (delta["alice"], delta["bob"], delta["mostro"] + delta["devfund"]) == (
+        -BOND * MSAT,
+        BOND // 2 * MSAT,
+        BOND // 2 * MSAT,
+    )
+    rows = net.node.query(
+        "SELECT role, state, slashed_reason, node_share_sats, payout_sats FROM orders_bond WHERE order_id = ? "
+        "ORDER BY id",
+        (order_id.replace("-", ""),),
+    )
+    assert rows == [("maker", "released", "", None, None), ("taker", "slashed", "timeout", BOND // 2, BOND // 2)]
+    [(status,)] = net.node.query("SELECT status FROM orders_order WHERE id = ?", (order_id.replace("-", ""),))
+    assert status == "expired"

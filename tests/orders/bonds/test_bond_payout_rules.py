@@ -41,11 +41,12 @@ def order(node, fake_ln):
 
 
 def owed(order, *, amount=1001, share=501, recipient=SELLER, state="pending-payout", **fields) -> Bond:
-    """A bond of `order` slashed now: `share` owed to `recipient`, the rest the node's."""
+    """A bond of `order` slashed now, its HTLC settled and confirmed by LND: `share` owed to
+    `recipient`, the rest the node's."""
     now = timezone.now()
     values = {
         "node_share_sats": amount - share, "payout_sats": share, "payout_recipient": recipient,
-        "slashed_at": now, "decided_at": now, "slashed_reason": "lost-dispute",
+        "slashed_at": now, "decided_at": now, "slashed_reason": "lost-dispute", "htlc_resolved_at": now,
     }  # fmt: skip
     return bond_row(order, pubkey=BUYER, state=state, amount_sats=amount, **(values | fields))
 
@@ -377,3 +378,15 @@ def test_a_failed_attempt_drops_its_claim_and_the_last_one_asks_for_a_new_invoic
     assert row(bond, *fields) == ("failed", None, None, None, 5, None)
     assert history(bond) == [("pending-payout", "failed")]
     assert process_bond_payouts(now=bond.slashed_at + timedelta(seconds=1)) == {"asked": 1}  # within the window
+
+
+def test_nothing_moves_before_lnd_confirmed_the_slashed_htlc_settled(order, fake_ln):
+    """The slash is decided before LND settles the bond (docs/PROTOCOL.md §Bonds): until LND
+    confirmed it (`htlc_resolved_at`) the winner is neither asked nor paid, nor the share forfeited."""
+    bond = owed(order, htlc_resolved_at=None, payout_invoice=mint_invoice(amount_sats=501))
+    before = bond_snapshot(bond)
+    late = timezone.now() + timedelta(days=30)  # past the claim window too
+    assert process_bond_payouts(now=late) == {"awaiting-settle": 1}
+    assert bond_pay(bond_id=bond.pk) == "awaiting-settle"
+    assert bond_snapshot(bond) == before
+    assert (OutboundMessage.objects.count(), lnd_calls(fake_ln, "send_payment")) == (0, [])
