@@ -8,6 +8,7 @@ slipped between the check and the write (tests/guards/support.py).
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from uuid import UUID
 
 import pytest
 from django.db.models.query import QuerySet
@@ -41,14 +42,16 @@ def resumed(node, fake_ln, monkeypatch):
 @pytest.fixture
 def race(fake_ln):
     """Order A on the book (`waiting-taker-bond`), its maker's bond locked (`apply_to` both), bob's and
-    carol's requested; order B, dave's."""
-    a, b = make_order(status="waiting-taker-bond"), make_order(status="waiting-taker-bond")
+    carol's requested; order B, dave's locked."""
+    # B sorts first (its id): a lookup that forgot the order's id would find B, still on the book.
+    b = make_order(status="waiting-taker-bond", id=UUID(int=1))
+    a = make_order(status="waiting-taker-bond", id=UUID(int=2**128 - 1))
     return SimpleNamespace(
         a=a,
         maker=bond_row(a, role="maker", pubkey="a" * 64, state="locked", fake_ln=fake_ln),
         bob=bond_row(a, pubkey=BOB, fake_ln=fake_ln),
         carol=bond_row(a, pubkey=CAROL, fake_ln=fake_ln),
-        dave=bond_row(b, pubkey=DAVE, fake_ln=fake_ln),
+        dave=bond_row(b, pubkey=DAVE, state="locked", fake_ln=fake_ln),  # B's race is over: not A's
     )
 
 
@@ -58,7 +61,10 @@ def _accepted(fake_ln, bond) -> bool:
 
 
 def _messages() -> list[tuple[str, str]]:
-    return list(OutboundMessage.objects.exclude(action="").order_by("pk").values_list("recipient_pubkey", "action"))
+    """(recipient, action) of the messages, all about order A."""
+    rows = OutboundMessage.objects.exclude(action="").order_by("pk")
+    assert {str(order_id) for order_id in rows.values_list("order_id", flat=True)} <= {str(UUID(int=2**128 - 1))}
+    return list(rows.values_list("recipient_pubkey", "action"))
 
 
 def _state(bond) -> str:
