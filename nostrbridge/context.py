@@ -15,6 +15,7 @@ from django.db import transaction
 
 from nostrbridge.inbox import inbox_finish
 from nostrbridge.models import InboundStatus
+from nostrbridge.protocol.enums import CantDoReason
 
 # The transaction a service opens for its final step: `transaction.atomic` by default, or a
 # handler's `ctx.atomic`, which also marks the inbound event done in that transaction.
@@ -34,12 +35,23 @@ class SilentDrop(Exception):
 
 
 class RetryLater(Exception):
-    """The handler waits on something outside (a Lightning-address check): the message goes
-    back to the inbox for `seconds` instead of holding the serial handler path; no reply yet."""
+    """The handler waits on something outside (a Lightning-address check, a price fetch): the
+    message goes back to the inbox for `seconds` instead of holding the serial handler path; no
+    reply yet. With `give_up`: a message received over `give_up_after_s` ago is answered with
+    that cant-do instead, so a wait that never ends is still answered."""
 
-    def __init__(self, message: str = "", *, seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        seconds: float = 0.5,
+        give_up_after_s: float | None = None,
+        give_up: CantDoReason | None = None,
+    ) -> None:
         super().__init__(message)
         self.seconds = seconds
+        self.give_up_after_s = give_up_after_s
+        self.give_up = give_up
 
 
 @dataclass

@@ -14,14 +14,14 @@ internal error: the row is retried a few times, then parked.
 import logging
 import time
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from lightning.errors import LightningUnavailable
 from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
-from nostrbridge.inbox import inbox_defer, inbox_fail, inbox_finish
+from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish
 from nostrbridge.log_context import log_context
 from nostrbridge.models import POLICY_MARK, InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
@@ -190,6 +190,9 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
     except RetryLater as exc:
         if ctx.inbound_pk is None:
             raise
+        if exc.give_up is not None and inbox_age_seconds(pk=ctx.inbound_pk) >= (exc.give_up_after_s or 0.0):
+            logger.warning("gave up waiting for %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
+            return _refuse(ctx, exc.give_up, started=started)
         inbox_defer(pk=ctx.inbound_pk, seconds=exc.seconds)
         logger.info("deferred %s (%s): %s", ctx.action, ctx.event_id[:12], exc)
         return InboundStatus.PROCESSING
@@ -199,10 +202,11 @@ def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
         metrics.inbound_dropped(action=ctx.action, cause=exc.cause, seconds=time.monotonic() - started)
         return InboundStatus.DONE
     except Exception as exc:  # noqa: BLE001 — last-resort guard: one poison message never stops the worker
-        transient = _lightning_down(exc)
+        down = "LND" if _lightning_down(exc) else "database" if _database_down(exc) else ""
+        transient = bool(down)
         if transient:
             logger.warning(
-                "LND unavailable handling %s (%s) order=%s: %s", ctx.action, ctx.event_id[:12], ctx.order_id, exc
+                "%s unavailable handling %s (%s) order=%s: %s", down, ctx.action, ctx.event_id[:12], ctx.order_id, exc
             )
         else:
             logger.exception("internal error handling %s (%s) order=%s", ctx.action, ctx.event_id[:12], ctx.order_id)
@@ -240,6 +244,14 @@ def _lightning_down(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _database_down(exc: BaseException) -> bool:
+    """The database dropped the connection or stayed locked past the busy timeout (a PostgreSQL
+    restart or failover, another SQLite writer): the handler's transaction rolled back whole, so
+    the message is retried with the same backoff as an LND outage instead of spending its three
+    quick retries and being parked."""
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def _reply_cant_do(ctx: InboundContext, reason: CantDoReason, *, policy: str = "") -> None:

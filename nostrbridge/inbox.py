@@ -128,7 +128,7 @@ def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "
 def inbox_fail(*, pk: int, error: str, transient: bool = False) -> str:
     """An internal error: retry later, or park the row after MAX_ATTEMPTS.
 
-    `transient` (LND unreachable): within TRANSIENT_RETRY_WINDOW_SECONDS of its arrival the row
+    `transient` (LND or the database unreachable): within TRANSIENT_RETRY_WINDOW_SECONDS of its arrival the row
     waits out a backoff as an ownerless lease (PROCESSING, no `locked_by`), which the claim
     takes back once it expires; no retry is spent in the first seconds of an outage.
     """
@@ -141,7 +141,7 @@ def inbox_fail(*, pk: int, error: str, transient: bool = False) -> str:
         InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).update(
             locked_by="", locked_until=now + timedelta(seconds=delay), last_error=error[-4000:]
         )
-        logger.warning("inbound event %s: Lightning unavailable, retried in %s s", pk, delay)
+        logger.warning("inbound event %s: LND or database unavailable, retried in %s s", pk, delay)
         return InboundStatus.PROCESSING
     status = InboundStatus.PARKED if row["attempts"] >= MAX_ATTEMPTS else InboundStatus.RECEIVED
     InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).update(
@@ -160,6 +160,12 @@ def inbox_defer(*, pk: int, seconds: float) -> None:
         locked_until=timezone.now() + timedelta(seconds=seconds),
         attempts=F("attempts") - 1,
     )
+
+
+def inbox_age_seconds(*, pk: int) -> float:
+    """Seconds since the row was first received (a deferred message's wait so far)."""
+    received_at = InboundEvent.objects.filter(pk=pk).values_list("received_at", flat=True).first()
+    return 0.0 if received_at is None else (timezone.now() - received_at).total_seconds()
 
 
 def inbox_latest_created_at() -> int | None:

@@ -11,18 +11,25 @@ store what `Model.objects.create()` / `QuerySet.update()` would, on SQLite and P
 
 They bypass model signals and `save()`; use them only for models that have neither (the inbox
 and outbox tables). Everything else stays on the ORM.
+
+`select_rows` is the read side, for a hot lookup whose filter the ORM would compile on every call
+(the `orders` action): a plain SELECT of every column, turned into model instances with the
+converters Django's compiler would pick, prepared once per model instead of once per query.
 """
 
 import functools
+import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, models
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.utils import timezone
 
 # Values of these field types go to the driver unchanged when they already have the stored
 # Python type (a str for a CharField); everything else goes through get_db_prep_save.
 _PASS_THROUGH = {models.CharField: str, models.TextField: str}
+ModelT = TypeVar("ModelT", bound=models.Model)
 _INTEGER_FIELDS = (models.IntegerField, models.BigIntegerField, models.PositiveIntegerField)
 
 
@@ -47,18 +54,20 @@ def insert_rows(
     now_params: dict[models.Field, Any] = {}  # `now` converted once per column, not per row
     params: list[Any] = []
     for values in rows:
-        for field in fields:
-            value = _value(field, values, now)
-            if value is now:
+        for field, attname, stamp, plain in _insert_plan(model):
+            if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
                 if field not in now_params:
                     now_params[field] = _prep(field, now)
                 params.append(now_params[field])
-            else:
-                params.append(_prep(field, value))
+                continue
+            value = values[attname] if attname in values else field.get_default()
+            # The common cases (a str for a text column, an int for an integer one, NULL) need
+            # no conversion; the field's own get_db_prep_save does the rest.
+            params.append(value if value is None or type(value) is plain else field.get_db_prep_save(value, connection))
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        _execute(cursor, sql, params)
 
 
 def update_where(
@@ -83,20 +92,128 @@ def update_where(
         else:
             params.append(field.get_db_prep_value(value, connection))
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(*in_lists), params)
+        _execute(cursor, sql.format(*in_lists), params)
         return cursor.rowcount
+
+
+def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str, floor: int) -> int:
+    """Set the integer `column` of the row identified by `key` (its unique columns) to
+    max(floor, current + 1), creating the row with `floor` if there is none; return the new value.
+
+    One `INSERT … ON CONFLICT DO UPDATE … RETURNING` (SQLite ≥ 3.35 and PostgreSQL): the
+    conflicting row is locked by the statement itself, so concurrent callers get distinct values.
+    The model's other columns must have defaults.
+    """
+    sql, key_fields = _clock_statement(model, tuple(key), column)
+    params = [field.get_db_prep_value(key[field.attname], connection) for field in key_fields]
+    with connection.cursor() as cursor:
+        _execute(cursor, sql, [*params, floor])
+        (value,) = cursor.fetchone()
+    return int(value)
+
+
+def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> list[ModelT]:
+    """`SELECT <every concrete column> FROM <table> WHERE <where>` as model instances, the ones
+    `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`
+    (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
+    head, attnames, converters = _select_statement(model)
+    with connection.cursor() as cursor:
+        _execute(cursor, f"{head} WHERE {where}", params)
+        rows = cursor.fetchall()
+    loaded = []
+    for row in rows:
+        values = list(row)
+        for index, column_converters, expression in converters:
+            for convert in column_converters:
+                values[index] = convert(values[index], expression, connection)
+        loaded.append(model.from_db(connection.alias, attnames, values))
+    return loaded
+
+
+def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
+    """Rows whose columns (by attname) equal each value, or for a list value are one of its items,
+    in pk order: what `filter(name=…, other__in=[…]).order_by("pk")` loads. Values must not be None."""
+    quote = connection.ops.quote_name
+    conditions: list[str] = []
+    params: list[Any] = []
+    for name, value in where.items():
+        field = _field(model._meta, name)
+        column = quote(_column(field))
+        if isinstance(value, (list, tuple, set, frozenset)):
+            if not value:
+                return []
+            conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
+            params += [field.get_db_prep_value(item, connection) for item in value]
+        else:
+            conditions.append(f"{column} = %s")
+            params.append(field.get_db_prep_value(value, connection))
+    order = quote(_column(model._meta.pk))
+    return select_rows(model, where=f"{' AND '.join(conditions)} ORDER BY {order}", params=params)
+
+
+def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
+    """The row whose columns (by attname) equal the given values, or None: for a lookup by a
+    unique key, what `model.objects.filter(**equals).first()` loads. A None value matches nothing
+    (SQL equality), as the unique lookups that use this want."""
+    if any(value is None for value in equals.values()):
+        return None
+    where, fields = _where_equal(model, tuple(equals))
+    params = [field.get_db_prep_value(equals[field.attname], connection) for field in fields]
+    rows = select_rows(model, where=where, params=params)
+    return rows[0] if rows else None
+
+
+@functools.cache
+def quoted_column(model: type[models.Model], attname: str) -> str:
+    """The quoted column of a concrete field, for the WHERE clauses of `select_rows`."""
+    return connection.ops.quote_name(_column(_field(model._meta, attname)))
 
 
 def table_name(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _value(field: models.Field, values: dict[str, Any], now: Any) -> Any:
-    if getattr(field, "auto_now", False) or (field.attname not in values and getattr(field, "auto_now_add", False)):
-        return now
-    if field.attname in values:
-        return values[field.attname]
-    return field.get_default()
+def _execute(cursor: Any, sql: str, params: Sequence[Any]) -> None:
+    """`cursor.execute(sql, params)` without Django's SQLite rewrite of `%s` into `?`, a regular
+    expression run over the whole statement on every call (a tenth of the bridge's database
+    thread): the rewritten statement is cached, and the driver's cursor runs it inside Django's
+    error wrapping. Whenever something observes queries (the debug cursor of DEBUG and of the
+    tests' query capture, or an execute wrapper) Django's own path runs instead."""
+    if connection.vendor != "sqlite" or connection.queries_logged or connection.execute_wrappers:
+        cursor.execute(sql, params)
+        return
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors:
+        sqlite3.Cursor.execute(cursor.cursor, _qmark(sql), params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _qmark(sql: str) -> str:
+    return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
+
+
+_STAMP_ALWAYS = "auto_now"
+_STAMP_IF_MISSING = "auto_now_add"
+
+
+@functools.cache
+def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str | None, type | None]]:
+    """Per inserted column, prepared once: (field, attname, timestamp rule, the Python type that
+    goes to the driver unchanged)."""
+    plan: list[tuple[models.Field, str, str | None, type | None]] = []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        stamp = (
+            _STAMP_ALWAYS
+            if getattr(field, "auto_now", False)
+            else _STAMP_IF_MISSING
+            if getattr(field, "auto_now_add", False)
+            else None
+        )
+        plain = _PASS_THROUGH.get(type(field)) or (int if isinstance(field, _INTEGER_FIELDS) else None)
+        plan.append((field, field.attname, stamp, plain))
+    return plan
 
 
 def _prep(field: models.Field, value: Any) -> Any:
@@ -154,6 +271,46 @@ def _update_statement(
     # Braces in identifiers would break str.format below; Django identifiers never have them.
     sql = f"UPDATE {table_name(model)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"
     return sql, set_fields, where_fields
+
+
+@functools.cache
+def _select_statement(model: type[models.Model]) -> tuple[str, list[str], list[tuple[int, list[Any], Any]]]:
+    """The SELECT head, the attnames in column order, and (index, converters, column expression)
+    for each column that needs converting (what SQLCompiler.get_converters computes per query)."""
+    fields = model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(_column(field)) for field in fields)
+    converters = []
+    for index, field in enumerate(fields):
+        expression = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if found:
+            converters.append((index, found, expression))
+    return f"SELECT {columns} FROM {table_name(model)}", [field.attname for field in fields], converters
+
+
+@functools.cache
+def _clock_statement(model: type[models.Model], key: tuple[str, ...], column: str) -> tuple[str, list[models.Field]]:
+    quote = connection.ops.quote_name
+    key_fields = [_field(model._meta, name) for name in key]
+    keys = ", ".join(quote(_column(field)) for field in key_fields)
+    value = quote(_column(_field(model._meta, column)))
+    current = f"{table_name(model)}.{value}"
+    placeholders = ", ".join(["%s"] * (len(key_fields) + 1))
+    sql = (
+        f"INSERT INTO {table_name(model)} ({keys}, {value}) VALUES ({placeholders})"
+        f" ON CONFLICT ({keys}) DO UPDATE SET {value} ="
+        f" CASE WHEN {current} + 1 > EXCLUDED.{value} THEN {current} + 1 ELSE EXCLUDED.{value} END"
+        f" RETURNING {value}"
+    )
+    return sql, key_fields
+
+
+@functools.cache
+def _where_equal(model: type[models.Model], names: tuple[str, ...]) -> tuple[str, list[models.Field]]:
+    fields = [_field(model._meta, name) for name in names]
+    quote = connection.ops.quote_name
+    return " AND ".join(f"{quote(_column(field))} = %s" for field in fields), fields
 
 
 def _column(field: models.Field) -> str:

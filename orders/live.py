@@ -10,10 +10,12 @@ breaks the transition that caused it.
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 STAFF_ORDERS_GROUP = "staff.orders"
@@ -24,6 +26,25 @@ MAX_IDS = 50  # a push names at most this many orders; pages treat any push as "
 _lock = threading.Lock()
 _pending: set[str] = set()
 _last_push = 0.0
+_skip_pushes = False  # True in processes whose channel layer reaches no page (below)
+
+
+@contextmanager
+def pushes_skipped_in_forks() -> Iterator[None]:
+    """Processes forked inside this block (the node's job cluster) push nothing when the channel
+    layer is in-memory: such a layer reaches only consumers of its own process, and the cluster
+    serves no page; the pages see the cluster's changes by polling the database
+    (MOSTRO_LIVE_POLL_SECONDS). Each push there cost a payout a new event loop and thread
+    (`async_to_sync` outside any loop) for nothing (docs/PERFORMANCE.md). A Redis layer reaches
+    every process's pages, so pushes stay on.
+    """
+    global _skip_pushes
+    skip = isinstance(get_channel_layer(), InMemoryChannelLayer)
+    _skip_pushes = skip
+    try:
+        yield
+    finally:
+        _skip_pushes = False
 
 
 def _clock() -> float:
@@ -36,6 +57,8 @@ def order_changed_on_commit(order_id) -> None:
 
 def _changed(order_id: str) -> None:
     global _last_push
+    if _skip_pushes:
+        return
     with _lock:
         if len(_pending) < MAX_IDS:
             _pending.add(order_id)

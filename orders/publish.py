@@ -25,6 +25,7 @@ from nostrbridge.protocol.published_events import (
     build_order_event,
     order_status_bucket,
 )
+from nostrbridge.statements import select_one, update_where
 from orders.models import Order
 from orders.services.traders import maker_identity, trader_reputation
 
@@ -50,8 +51,11 @@ def publish_order_event(order: Order, *, now: int | None = None) -> OutboundMess
     """Queue the 38383 revision of the order's committed-to-be state (see the module contract)."""
     if not connection.in_atomic_block:
         raise RuntimeError("publish_order_event must run inside the transaction that changed the order")
-    # Re-read: the caller's instance may predate the guarded UPDATE it just made.
-    current = Order.objects.get(pk=order.pk)
+    # Re-read: the caller's instance may predate the guarded UPDATE it just made. Plain SQL, as
+    # the UPDATE below: every status change publishes (docs/PERFORMANCE.md).
+    current = select_one(Order, id=order.pk)
+    if current is None:
+        raise Order.DoesNotExist(order.pk)
     bucket = order_status_bucket(Status(current.status), Kind(current.kind))
     if bucket is None:
         return None
@@ -72,6 +76,6 @@ def publish_order_event(order: Order, *, now: int | None = None) -> OutboundMess
     if event is None:  # unreachable: the bucket was checked above
         return None
     row = enqueue_event(event=event, order_id=current.id, d_tag=d_tag)
-    Order.objects.filter(pk=current.pk).update(event_id=event.id)
+    update_where(Order, where={"id": current.pk}, values={"event_id": event.id})
     order.event_id = event.id
     return row

@@ -6,19 +6,34 @@ from uuid import UUID
 from django.db.models import Q
 
 from devfee.models import DevFeePayment, DevFeeStatus
+from nostrbridge.statements import select_one
 from orders.bonds.models import Bond, BondState
 from orders.models import Order
 from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
 
+# The two lookups every trade step makes go through plain SQL (`select_one`): compiling the
+# ORM query over the wide Order row cost the node more than running it (docs/PERFORMANCE.md).
+
 
 def order_get(*, order_id: UUID | str | None) -> Order | None:
-    if order_id is None:
-        return None
-    return Order.objects.filter(pk=order_id).first()
+    return select_one(Order, id=order_id)
 
 
 def order_get_by_hold_hash(*, payment_hash_hex: str) -> Order | None:
-    return Order.objects.filter(hold_invoice_hash=payment_hash_hex.lower()).first()
+    return select_one(Order, hold_invoice_hash=payment_hash_hex.lower())
+
+
+def order_refresh(order: Order) -> None:
+    """`order.refresh_from_db()` on plain SQL, for the re-read after each guarded transition of
+    a trade step: every field reloaded, cached relations and prefetches dropped."""
+    fresh = select_one(Order, id=order.pk)
+    if fresh is None:
+        raise Order.DoesNotExist(f"order {order.pk} no longer exists")
+    for field in Order._meta.concrete_fields:
+        setattr(order, field.attname, getattr(fresh, field.attname))
+    order._state.fields_cache = {}
+    order._prefetched_objects_cache = {}  # type: ignore[attr-defined]
+    order._state.db = fresh._state.db
 
 
 def buyer_has_pending_order(*, identity: str) -> bool:

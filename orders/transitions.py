@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from nostrbridge.statements import insert_row
 from orders.bonds.release import bonds_on_order_transition
 from orders.live import order_changed_on_commit
 from orders.models import Order, OrderStatusChange
@@ -54,8 +55,14 @@ def transition_order(
     changed = query.update(status=to_status, updated_at=timezone.now(), **(set_fields or {}))
     if changed == 0:
         return False
-    OrderStatusChange.objects.create(
-        order_id=order_id, from_status=current, to_status=to_status, actor=actor[:80], reason=reason[:200]
+    # The audit row as a plain INSERT (the model has no save() or signals): every trade writes five.
+    insert_row(
+        OrderStatusChange,
+        order_id=order_id,
+        from_status=current,
+        to_status=to_status,
+        actor=actor[:80],
+        reason=reason[:200],
     )
     # A trade's end releases its bonds in this same transaction (docs/PROTOCOL.md §Bonds).
     bonds_on_order_transition(order_id=order_id, from_status=current, to_status=to_status, actor=actor)

@@ -141,6 +141,9 @@ class Applied:
     def __init__(self) -> None:
         self.undo_steps: list = []
         self.changed = False
+        # A method whose code cannot be swapped (its closure differs, e.g. a `super()` call
+        # removed drops the `__class__` cell): run in a fresh process instead of unmutated.
+        self.needs_process = False
 
     def patch_function(self, old: types.FunctionType, new: types.FunctionType, rebind) -> None:
         if _fingerprint(old.__code__) == _fingerprint(new.__code__) and repr(old.__defaults__) == repr(
@@ -202,7 +205,7 @@ def apply_mutant(module_name: str, source: str) -> Applied:
             for attr, value in vars(new).items():
                 new_method, old_method = _own_function(value, path), _own_function(vars(old).get(attr), path)
                 if new_method is not None and old_method is not None:
-                    applied.patch_function(old_method, new_method, lambda: None)
+                    applied.patch_function(old_method, new_method, lambda: setattr(applied, "needs_process", True))
         elif not (inspect.isclass(new) or inspect.ismodule(new) or callable(new)) and not _same(old, new):
             applied.rebind(name, old, new)
     return applied
@@ -254,7 +257,7 @@ def pytest_runtestloop(session: pytest.Session):
         except Exception as exc:  # noqa: BLE001 - a mutant that breaks at import time is killed
             _record({"key": mutant["key"], "outcome": "killed", "test": f"import: {exc!r}"[:200], "seconds": 0})
             continue
-        if not applied.changed:
+        if not applied.changed or applied.needs_process:
             applied.undo()
             _record({"key": mutant["key"], "outcome": "fallback", "seconds": 0})
             continue

@@ -37,6 +37,11 @@ Fault injection, via the control endpoint (`POST <control url>/<action>` with a 
   payments to it fail with FAILURE_REASON_NO_ROUTE;
 - `restart {"node", "down_seconds"}`: every open stream of the node ends with
   UNAVAILABLE (state survives, as LND's database does), optionally offline for a while;
+- `delay {"node", "seconds", "methods": [names], "after_effect": bool}`: slow LND — the node's
+  unary calls (all, or the named ones, e.g. "SettleInvoice") answer `seconds` late; beyond the
+  client's deadline they hang until it. `after_effect`: the call takes effect at once and only
+  the answer is late (lost to the deadline); else it takes effect after the wait, or never if
+  the client gave up. `seconds` 0 ends it;
 - `fail_next_payment {"node", "reason": "FAILURE_REASON_*"}`: the node's next payment fails;
 - `stick_next_payment {"node"}`: the node's next payment stays IN_FLIGHT until
   `resolve_payment {"node", "payment_hash", "outcome": "deliver"|"fail", "reason"}`;

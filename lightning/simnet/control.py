@@ -100,6 +100,10 @@ class SimnetControl:
     def restart(self, node: str, down_seconds: float = 0.0) -> None:
         self.call("restart", node=node, down_seconds=down_seconds)
 
+    def delay(self, node: str, seconds: float, *, methods: list[str] | None = None, after_effect: bool = False) -> None:
+        """Unary calls to `node` (all, or `methods`) answer `seconds` late; 0 ends it."""
+        self.call("delay", node=node, seconds=seconds, methods=methods or [], after_effect=after_effect)
+
     def fail_next_payment(self, node: str, reason: str = "FAILURE_REASON_NO_ROUTE") -> None:
         self.call("fail_next_payment", node=node, reason=reason)
 

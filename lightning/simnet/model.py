@@ -194,6 +194,13 @@ class SimNode:
     online: bool = True
     fail_next_payment: str = ""
     stick_next_payment: bool = False
+    # Slow LND: unary calls (all, or only these method names) answer `call_delay_s` late; with
+    # `delay_after_effect` the call takes effect at once and only its answer is late (a reply
+    # lost to the client's deadline), else it takes effect after the wait (or never, if the
+    # client gave up and the call was cancelled).
+    call_delay_s: float = 0.0
+    delay_methods: frozenset[str] = frozenset()
+    delay_after_effect: bool = False
     cert_file: str = ""
     macaroon_file: str = ""
 
@@ -204,6 +211,11 @@ class SimNode:
     @property
     def macaroon_hex(self) -> str:
         return self.macaroon.hex()
+
+    def delay_for(self, method: str) -> float:
+        if self.call_delay_s and (not self.delay_methods or method in self.delay_methods):
+            return self.call_delay_s
+        return 0.0
 
     def notify_invoice(self, invoice: SimInvoice) -> None:
         self.invoice_subs.publish(invoice.r_hash, invoice.to_proto())

@@ -1,6 +1,7 @@
 """Per-call checks every simulated node applies, as LND's interceptors do.
 
-Refusals use LND's status codes and messages: a node taken offline answers UNAVAILABLE, a
+A node made slow (`SimNode.call_delay_s`) answers its unary calls late, before or after they
+take effect. Refusals use LND's status codes and messages: a node taken offline answers UNAVAILABLE, a
 missing macaroon "expected 1 macaroon, got 0", a wrong one "verification failed:
 signature mismatch after caveat verification" (both UNKNOWN, as LND returns them).
 """
@@ -44,7 +45,13 @@ def unary(method: Handler) -> Callable[[Any, Any, Context], Awaitable[Any]]:
     async def handler(self: Any, request: Any, context: Context) -> Any:
         try:
             check_call(self.node, context)
-            return method(self, request)
+            delay_s = self.node.delay_for(method.__name__)
+            if delay_s and not self.node.delay_after_effect:
+                await asyncio.sleep(delay_s)  # cancelled with the call when the client gives up
+            response = method(self, request)
+            if delay_s and self.node.delay_after_effect:
+                await asyncio.sleep(delay_s)
+            return response
         except SimError as exc:
             await abort(context, exc)
 

@@ -134,6 +134,7 @@ class Simnet:
             "online": lambda node: self._set_online(node, True),
             "restart": self._restart,
             "fail_next_payment": self._fail_next,
+            "delay": self._delay,
             "stick_next_payment": self._stick_next,
             "resolve_payment": self._resolve,
             "fees": self._fees,
@@ -145,6 +146,7 @@ class Simnet:
             node.name: {
                 "balance_msat": node.balance_msat,
                 "online": node.online,
+                "call_delay_s": node.call_delay_s,
                 "invoices": len(node.invoices),
                 "payments": len(node.payments),
                 "pubkey": node.pubkey_hex,
@@ -164,6 +166,15 @@ class Simnet:
             target.online = False
             asyncio.get_running_loop().call_later(float(down_seconds), setattr, target, "online", True)
         return {"node": node, "restarted": True}
+
+    def _delay(
+        self, node: str, seconds: float = 0.0, methods: list[str] | None = None, after_effect: bool = False
+    ) -> dict[str, Any]:
+        target = self._node(node)
+        target.call_delay_s = max(0.0, float(seconds))
+        target.delay_methods = frozenset(methods or ())
+        target.delay_after_effect = bool(after_effect)
+        return {"node": node, "seconds": target.call_delay_s, "methods": sorted(target.delay_methods)}
 
     def _fail_next(self, node: str, reason: str = "FAILURE_REASON_NO_ROUTE") -> dict[str, Any]:
         from lightning.grpc import lightning_pb2

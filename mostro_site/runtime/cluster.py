@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from django import db
 
+from orders.live import pushes_skipped_in_forks
+
 logger = logging.getLogger(__name__)
 
 
@@ -58,7 +60,7 @@ class JobCluster:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         self._cluster = cluster = Cluster(get_broker())
-        with persistent_connections():
+        with persistent_connections(), pushes_skipped_in_forks():
             cluster.start()
         logger.info("job cluster started (%s)", cluster.name)
 

@@ -81,10 +81,16 @@ DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mostro.sq
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its directory
+    # How long a writer waits for another's write lock before "database is locked" (the fault
+    # suite shortens it to see what happens beyond it: docs/RELIABILITY.md).
+    SQLITE_BUSY_TIMEOUT_S = env.float("MOSTRO_SQLITE_BUSY_TIMEOUT_S", default=20.0)
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        "timeout": SQLITE_BUSY_TIMEOUT_S,
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+            f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)};"
+        ),
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
@@ -272,6 +278,9 @@ LND_PAYMENT_TIMEOUT_SECONDS = env.int("LND_PAYMENT_TIMEOUT_SECONDS", default=60)
 MOSTRO_PRICE_PROVIDERS = env.list("MOSTRO_PRICE_PROVIDERS", default=[])
 MOSTRO_PRICE_OUTLIER_THRESHOLD_PCT = env.float("MOSTRO_PRICE_OUTLIER_THRESHOLD_PCT", default=5.0)
 MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS = env.float("MOSTRO_PRICE_PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# How long a market-priced order for a currency with no stored price waits for an on-demand
+# fetch before it is answered `price_too_stale` (orders/pricing/on_demand.py).
+MOSTRO_PRICE_WAIT_SECONDS = env.float("MOSTRO_PRICE_WAIT_SECONDS", default=30.0)
 # El Toque's Bearer API token (required by an `eltoque:` provider entry); a secret.
 MOSTRO_ELTOQUE_TOKEN = env.str("MOSTRO_ELTOQUE_TOKEN", default="")
 # Pubkeys (hex or npub) whose kind 30078 rates events the `nostr` provider trusts.

@@ -16,6 +16,7 @@ from django.utils import timezone
 from lightning.types import InvoiceState
 from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
+from nostrbridge.statements import select_one
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.release import bonds_finish_htlcs, bonds_release
 from orders.bonds.transitions import bond_transition, bond_update_guarded
@@ -35,7 +36,8 @@ def bond_hashes_watched() -> list[str]:
 
 def bond_on_update(*, payment_hash_hex: str, state: InvoiceState) -> bool:
     """True when the hash is a bond's (the escrow handlers must not see it)."""
-    bond = Bond.objects.filter(hash=payment_hash_hex).first()
+    # Plain SQL: every invoice update of every hold invoice asks this first (docs/PERFORMANCE.md).
+    bond = select_one(Bond, hash=payment_hash_hex)
     if bond is None:
         return False
     if state is InvoiceState.ACCEPTED:

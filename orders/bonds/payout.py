@@ -64,9 +64,14 @@ def bond_payout_step(*, bond: Bond, now: datetime) -> str:
         # Never paid, so never `failed`: only `pending-payout → slashed` is an edge.
         _transition(bond, [BondState.PENDING_PAYOUT], BondState.SLASHED, "no counterparty share owed")
         return "settled_without_share"
+    if bond.state == BondState.PENDING_PAYOUT and bond.payout_hash is not None:
+        # A payment was started: LND says how it ended, never the clock (a claim is not forfeited).
+        return bond_pay(bond_id=bond.pk)
     if now >= claim_deadline(bond):
-        _transition(bond, OWED_STATES, BondState.FORFEITED, "claim window ended without a paid invoice")
-        return "forfeited"
+        # Guarded: a payment claimed after this sweep read the bond is asked of LND instead.
+        reason = "claim window ended without a paid invoice"
+        won = _transition(bond, OWED_STATES, BondState.FORFEITED, reason, guard=Q(payout_hash__isnull=True))
+        return "forfeited" if won else "waiting"
     if bond.state == BondState.PENDING_PAYOUT and bond.payout_invoice:
         return bond_pay(bond_id=bond.pk)
     window = timedelta(seconds=node_config().bond_payout_invoice_window_seconds)
@@ -76,9 +81,11 @@ def bond_payout_step(*, bond: Bond, now: datetime) -> str:
     return "waiting"
 
 
-def _transition(bond: Bond, from_states: Iterable[str], to_state: str, reason: str) -> bool:
+def _transition(bond: Bond, from_states: Iterable[str], to_state: str, reason: str, guard: Q | None = None) -> bool:
     with transaction.atomic():
-        return bond_transition(bond_id=bond.pk, from_states=from_states, to_state=to_state, actor=ACTOR, reason=reason)
+        return bond_transition(
+            bond_id=bond.pk, from_states=from_states, to_state=to_state, actor=ACTOR, reason=reason, guard=guard
+        )
 
 
 def _ask_for_invoice(bond: Bond, *, now: datetime) -> None:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
+from nostrbridge.statements import select_where
 from orders.bonds.htlc import BondHtlcError, bond_htlc_cancel, bond_htlc_settle
 from orders.bonds.models import Bond, BondPart, BondRole, BondState
 from orders.bonds.ranges import range_bond_close, range_continues, range_maker_bond
@@ -42,8 +43,9 @@ def bonds_on_order_transition(*, order_id, from_status: str, to_status: str, act
         notice = TAKER_NOTICES.get(to_status) if from_status in PRE_TRADE_STATUSES else None
         bonds_trade_end(order_id=order_id, actor=actor, reason=f"order {to_status}", notify_takers=notice)
     elif to_status == OrderStatus.PENDING and from_status in WAITING_STATUSES:
-        bonds = Bond.objects.filter(order_id=order_id, state__in=OPEN_STATES, role=BondRole.TAKER)
-        bonds_release(bonds=list(bonds), actor=actor, reason=f"order {to_status}")
+        # Plain SQL: every status change of every order asks, bonds or not (docs/PERFORMANCE.md).
+        bonds = select_where(Bond, where={"order_id": order_id, "state": list(OPEN_STATES), "role": BondRole.TAKER})
+        bonds_release(bonds=bonds, actor=actor, reason=f"order {to_status}")
 
 
 def bonds_trade_end(*, order_id, actor: str, reason: str, notify_takers: Action | None = None) -> None:

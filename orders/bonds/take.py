@@ -19,6 +19,7 @@ from nostrbridge.context import Atomic
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import PaymentRequestPayload
+from nostrbridge.statements import select_where
 from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 from orders.bonds.amounts import bond_amount_sats
 from orders.bonds.htlc import BondHtlcError, BondInvoice, bond_htlc_cancel, bond_invoice_create
@@ -37,10 +38,11 @@ logger = logging.getLogger(__name__)
 def bond_take_gate(*, order: Order, sender: str) -> Bond | None:
     """Step 7 of the take: a locked taker bond → `pending_order_exists`; the sender's own
     requested bond is returned (its invoice is sent again and the take stops)."""
-    open_bonds = Bond.objects.filter(order=order, role=BondRole.TAKER, state__in=OPEN_STATES)
-    if open_bonds.filter(state=BondState.LOCKED).exists():
+    # One plain query for both checks: every take asks, and nearly always finds nothing.
+    open_bonds = select_where(Bond, where={"order_id": order.pk, "role": BondRole.TAKER, "state": list(OPEN_STATES)})
+    if any(bond.state == BondState.LOCKED for bond in open_bonds):
         raise CantDo(CantDoReason.PENDING_ORDER_EXISTS)
-    return open_bonds.filter(pubkey=sender, state=BondState.REQUESTED).first()
+    return next((b for b in open_bonds if b.pubkey == sender and b.state == BondState.REQUESTED), None)
 
 
 def pay_bond_invoice_payload(order: Order, *, bond_sats: int, payment_request: str, fiat_amount: int):

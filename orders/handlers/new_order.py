@@ -3,7 +3,7 @@
 from nostrbridge.context import InboundContext, SilentDrop
 from nostrbridge.protocol.payloads import OrderPayload
 from orders.services.bans import ban_refuse
-from orders.services.create import Maker, order_create
+from orders.services.create import Maker, order_create, order_price_ready
 from orders.services.invoice import lightning_address_ready
 from orders.services.traders import trade_index_check
 
@@ -12,6 +12,7 @@ def handle_new_order(ctx: InboundContext) -> None:
     ban_refuse(identity=ctx.identity, sender=ctx.sender)  # before the index gate registers anyone
     if isinstance(ctx.payload, OrderPayload):
         lightning_address_ready(ctx.payload.order.buyer_invoice)
+        order_price_ready(ctx.payload.order)
     trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     if not isinstance(ctx.payload, OrderPayload):  # verify() already requires it
         raise SilentDrop("new-order without an order payload")

@@ -9,8 +9,8 @@
 Modules: `providers` (who to ask, how to read the answer), `eltoque` (CUP/MLC cross quotes),
 `nostr_feed` (trusted nodes' 30078 events), `fetch` (HTTP), `breaker` (per-provider circuit
 breaker), `aggregate` (median, outlier cut, cross quotes, nostr fallback), `refresh` (the job),
-`rates_event` (our own 30078), `quotes` (the order-path reads and the sats math), `fiat` (the
-currency allowlist).
+`rates_event` (our own 30078), `quotes` (the order-path reads and the sats math), `on_demand` (a tick for a
+message whose currency has no price yet), `fiat` (the currency allowlist).
 """
 
 from orders.pricing.aggregate import AggregatedPrice, price_aggregate, quotes_aggregate
@@ -24,7 +24,13 @@ from orders.pricing.providers import (
     price_providers_configured,
     provider_fetch,
 )
-from orders.pricing.quotes import btc_price_for_trade, btc_price_get, market_amount_sats, sats_for_fiat
+from orders.pricing.quotes import (
+    btc_price_for_trade,
+    btc_price_get,
+    market_amount_sats,
+    market_price_ready,
+    sats_for_fiat,
+)
 from orders.pricing.refresh import price_refresh_interval_seconds, prices_refresh, refresh_prices
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "btc_price_get",
     "is_fiat_code",
     "market_amount_sats",
+    "market_price_ready",
     "price_aggregate",
     "price_provider_parse",
     "price_providers_configured",

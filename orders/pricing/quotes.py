@@ -15,14 +15,17 @@ import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from mostro_site.config import node_config
-from nostrbridge.context import SilentDrop
+from nostrbridge.context import RetryLater
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
+from nostrbridge.wake import INBOX_CHANNEL, wake
 from orders.models import BtcPrice
 from orders.pricing.errors import PriceTooStale, PriceUnavailable
+from orders.pricing.on_demand import price_fetcher
 
 _SATS_PER_BTC = 1e8
 _I64_MIN = -(2**63)
@@ -49,13 +52,43 @@ def btc_price_get(*, fiat_code: str, now: datetime | None = None) -> Decimal:
 
 def btc_price_for_trade(fiat_code: str) -> Decimal:
     """The price a `new-order` or a take quotes with, refusals in protocol terms
-    (docs/PROTOCOL.md §Prices): a stale price is `price_too_stale`, no price at all is silent."""
+    (docs/PROTOCOL.md §Prices): a stale price is `price_too_stale`; no price at all waits for a
+    fetch (`market_price_ready`, which the handlers call first)."""
     try:
         return btc_price_get(fiat_code=fiat_code)
     except PriceTooStale as exc:
         raise CantDo(CantDoReason.PRICE_TOO_STALE) from exc
     except PriceUnavailable as exc:
-        raise SilentDrop(str(exc)) from exc
+        raise _price_wait(str(exc)) from exc
+
+
+def market_price_ready(fiat_code: str) -> None:
+    """First step of the handlers that price a market order, before the trade-index gate (which
+    registers a first-time identity, so a retry after it would be refused `invalid_trade_index`).
+
+    No price stored at all (a cold start, a currency nobody traded yet): a refresh tick is
+    started (`orders.pricing.on_demand`) and the message goes back to the inbox until the price
+    is in; once it has waited `MOSTRO_PRICE_WAIT_SECONDS`, it is answered `price_too_stale`
+    (the daemon drops it silently, and its client waits forever). A stale price is not raised
+    here: it is answered at its own step."""
+    code = fiat_code.upper()
+    if not BtcPrice.objects.filter(fiat_code=code).exists():
+        raise _price_wait(f"no BTC price stored for {code}")
+
+
+def _price_wait(why: str) -> RetryLater:
+    fetcher = price_fetcher()
+    fetcher.on_done = _nudge_inbox
+    return RetryLater(
+        why,
+        seconds=fetcher.request(),
+        give_up_after_s=float(settings.MOSTRO_PRICE_WAIT_SECONDS),
+        give_up=CantDoReason.PRICE_TOO_STALE,
+    )
+
+
+def _nudge_inbox() -> None:
+    wake(INBOX_CHANNEL)  # a refresh tick ended: a message waiting for its price is looked at again
 
 
 def sats_for_fiat(*, fiat_amount: int, price: Decimal) -> int:

@@ -12,12 +12,12 @@ import re
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
+from nostrbridge.statements import quoted_column, select_rows
 from orders.models import Ban
 
 BAN_POLICY = "ban"
@@ -88,12 +88,17 @@ def active_ban(*keys: str | None, now: datetime | None = None) -> Ban | None:
     if not wanted:
         return None
     now = now or timezone.now()
-    return (
-        Ban.objects.filter(pubkey__in=wanted, lifted_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by("pk")
-        .first()
+    # Plain SQL: every new-order and take asks before anything else (docs/PERFORMANCE.md). Same
+    # rows as filter(pubkey__in=…, lifted_at__isnull=True) & (no expiry | expires_at > now), by pk.
+    column = {name: quoted_column(Ban, name) for name in ("id", "pubkey", "lifted_at", "expires_at")}
+    pubkeys = sorted(wanted)
+    where = (
+        f"{column['pubkey']} IN ({', '.join(['%s'] * len(pubkeys))}) AND {column['lifted_at']} IS NULL"
+        f" AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s) ORDER BY {column['id']}"
     )
+    expires_at = Ban._meta.get_field("expires_at")
+    bans = select_rows(Ban, where=where, params=[*pubkeys, expires_at.get_db_prep_value(now, connection)])
+    return bans[0] if bans else None
 
 
 def ban_refuse(*, identity: str | None, sender: str) -> None:

@@ -14,7 +14,7 @@ from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
 from orders.bonds.maker import maker_bond_order_create
 from orders.models import Order
-from orders.pricing import btc_price_for_trade, market_amount_sats
+from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
 from orders.publish import publish_order_event
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
@@ -84,6 +84,14 @@ def order_create(
         publish_order_event(order, now=int(now.timestamp()))
     logger.info("order %s created (%s %s %s)", order.id, order.kind, order.fiat_amount, order.fiat_code)
     return order
+
+
+def order_price_ready(terms: SmallOrder) -> None:
+    """A market order in an accepted currency with no stored price waits for a price fetch
+    (`market_price_ready`); before the trade-index gate, so the retry is not refused."""
+    accepted = node_config().fiat_currencies_accepted
+    if terms.amount == 0 and terms.fiat_code and (not accepted or terms.fiat_code in accepted):
+        market_price_ready(terms.fiat_code)
 
 
 def _check_fiat_code(fiat_code: str, config: NodeConfig) -> None:

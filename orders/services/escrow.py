@@ -27,7 +27,7 @@ from nostrbridge.protocol.structs import Peer
 from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.selectors import order_get_by_hold_hash
+from orders.selectors import order_get_by_hold_hash, order_refresh
 from orders.services.amounts import seller_escrow_sats
 from orders.services.escrow_refund import escrow_refund_is_decided
 from orders.services.traders import trader_user_info
@@ -274,7 +274,7 @@ def _accept_to_active(order: Order, *, now: datetime, guard: Q) -> bool:
         guard=guard,
     )
     if won:
-        order.refresh_from_db()
+        order_refresh(order)
         request_id = order.hold_invoice_request_id
         notify_active(order, seller_request_id=request_id, buyer_request_id=request_id)
         publish_order_event(order)
@@ -301,7 +301,7 @@ def _accept_to_waiting_buyer_invoice(order: Order, *, now: datetime, guard: Q) -
     )
     if not won:
         return False
-    order.refresh_from_db()
+    order_refresh(order)
     request_id = order.hold_invoice_request_id
     view = order_payload(order, amount_sats=buyer_view_amount(order))
     send(order.buyer_pubkey, Action.ADD_INVOICE, order, request_id=request_id, payload=view)

@@ -40,6 +40,7 @@ from nostrbridge.protocol.payloads import PaymentFailedPayload
 from nostrbridge.protocol.structs import PaymentFailedInfo
 from orders.models import Order
 from orders.publish import publish_order_event
+from orders.selectors import order_get
 from orders.services.amounts import buyer_payout_sats
 from orders.services.escrow_reconcile import escrow_settle_decided
 from orders.status import OrderStatus
@@ -96,7 +97,7 @@ def broker_shares_the_transaction() -> bool:
 
 def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
     """Try to pay the buyer once. Returns succeeded / failed / pending / skipped (for logs)."""
-    order = Order.objects.filter(pk=order_id).first()
+    order = order_get(order_id=order_id)
     if order is None or order.status != SETTLED or order.payout_payment_hash:
         return "skipped"
     if order.failed_payment and order.payment_attempts >= node_config().payment_attempts:
@@ -273,7 +274,8 @@ def _record_success(*, order_id, claim: Claim, outcome: PaymentOutcome, request_
         )
         if not won:
             return "skipped"
-        order = Order.objects.get(pk=order_id)
+        order = order_get(order_id=order_id)
+        assert order is not None, order_id  # the transition above just moved it
         publish_order_event(order)
         send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, order)
         send(order.buyer_pubkey, Action.RATE, order, request_id=request_id)

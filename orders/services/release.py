@@ -17,6 +17,7 @@ from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
 from nostrbridge.protocol.structs import Peer
 from orders.models import Order
 from orders.publish import publish_order_event
+from orders.selectors import order_refresh
 from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
@@ -68,7 +69,7 @@ def order_mark_fiat_sent(
         )
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-        order.refresh_from_db()
+        order_refresh(order)
         publish_order_event(order)
         send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=sender)))
         send(
@@ -117,7 +118,7 @@ def order_release(
         if not moved:
             # A cancel, admin decision or second release decided first: say so, never silence.
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-        order.refresh_from_db()
+        order_refresh(order)
         _after_settle(order, next_trade=next_trade, request_id=request_id)
     escrow_settle_decided(order=order)
     kill_point("release-settled")

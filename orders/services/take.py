@@ -23,9 +23,9 @@ from nostrbridge.protocol.errors import CantDo
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.take import bond_request_for_take, bond_resend, bond_take_gate
 from orders.models import Order
-from orders.pricing import btc_price_for_trade, market_amount_sats
+from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
 from orders.publish import publish_order_event
-from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
+from orders.selectors import buyer_has_pending_order, order_get, order_refresh, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats, seller_escrow_sats
 from orders.services.escrow import (
     EscrowInvoice,
@@ -158,6 +158,14 @@ def order_take_resume(*, bond_id: int) -> bool:
     )
 
 
+def take_price_ready(*, order_id: UUID | str | None) -> None:
+    """A take of a market order whose currency has no stored price waits for a price fetch
+    (`market_price_ready`); before the trade-index gate, so the retry is not refused."""
+    order = order_get(order_id=order_id)
+    if order is not None and order.amount_sats == 0 and order.status in PRE_TRADE_STATUSES:
+        market_price_ready(order.fiat_code)
+
+
 def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None) -> Order:
     """Steps 1–5 of docs/PROTOCOL.md §Take in order; returns the order as read."""
     order = order_get(order_id=order_id)
@@ -237,7 +245,7 @@ def _commit_take(
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
         won = _transition(order, taker=taker, to_status=to_status, fields=fields, bond_id=bond_id)
         if won:
-            order.refresh_from_db()
+            order_refresh(order)
             view = order_payload(
                 order,
                 amount_sats=buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats),
@@ -275,7 +283,7 @@ def _commit_take_with_escrow(
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
                 escrow_watch_on_commit()
-                order.refresh_from_db()
+                order_refresh(order)
                 notify_pay_invoice(order, request_id=taker.request_id)
                 publish_order_event(order)  # in-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take)
     except Exception:

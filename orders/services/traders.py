@@ -15,6 +15,7 @@ from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
 from nostrbridge.protocol.structs import UserInfo
+from nostrbridge.statements import select_one
 from orders.models import Order, Trader
 from orders.status import OrderKind
 
@@ -25,8 +26,9 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
     """The trade-index gate of `new-order`, `take-sell` and `take-buy` (docs/PROTOCOL.md §Trade-index), the
     first step of their handlers: nothing else is checked before it (mostrod's pre-dispatch order).
 
-    Full privacy (identity == sender) has no index. A first-time identity is registered here with
-    the announced index, as mostrod does. Deliberate choice: a known identity sending
+    Full privacy (identity == sender) has no index. A first-time identity is registered here, as
+    mostrod does, but with the index below the announced one (mostrod: the announced one), so
+    that a retry of the same message after a transient failure passes the gate again. Deliberate choice: a known identity sending
     `trade_index: 0` gets `invalid_trade_index` (mostrod accepts it and resets the counter, a
     quirk the spec allows us to refuse).
     """
@@ -34,12 +36,16 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
         return
     if trade_index is None:
         raise SilentDrop("reputation mode without trade_index", cause="missing-trade-index")
-    last = Trader.objects.filter(pk=identity).values_list("last_trade_index", flat=True).first()
+    trader = select_one(Trader, pubkey=identity)  # plain SQL: every new-order and take asks (docs/PERFORMANCE.md)
+    last = None if trader is None else trader.last_trade_index
     if last is None:
         if trade_index == 0:
             raise SilentDrop("unknown identity with trade_index 0", cause="unknown-identity-index-0")
+        # Registered one below the index: the index is spent by `trader_bump_trade_index` when
+        # every check passed. Registering it spent here made the retry of this very message
+        # (LND unreachable or slow at the take's hold invoice) fail `invalid_trade_index`.
         with transaction.atomic():
-            Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
+            Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index - 1})
         return
     if trade_index <= last or trade_index == 0:
         raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
@@ -72,7 +78,7 @@ def trader_user_info(*, identity: str | None, now: datetime | None = None) -> Us
     """The `UserInfo` of the taker-reputation notices (docs/PROTOCOL.md §Escrow), the solver's
     dispute view and the `user-info` reply (§User-info): zeros and no `since` for an identity
     without a record, else `since` = the UTC day the record starts."""
-    trader = Trader.objects.filter(pk=identity).first() if identity else None
+    trader = select_one(Trader, pubkey=identity) if identity else None  # plain SQL: every order event asks
     if trader is None:
         return UserInfo(rating=0.0, reviews=0, operating_days=0)
     return UserInfo(

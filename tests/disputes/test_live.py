@@ -136,3 +136,35 @@ class _Layer:
     async def group_send(self, group: str, event: dict) -> None:
         assert (group, event["type"]) == ("staff.orders", "orders.changed")
         self.sent.append(event["orders"])
+
+
+@pytest.mark.parametrize(
+    ("_case", "in_memory", "pushed"),
+    [
+        ("in-memory layer: the forked cluster reaches no page", True, []),
+        ("Redis layer: every process's pages", False, [["a"]]),
+    ],
+)
+def test_processes_forked_for_the_cluster_skip_pushes_only_with_an_in_memory_layer(
+    _case, in_memory, pushed, monkeypatch
+):
+    from channels.layers import InMemoryChannelLayer
+
+    from orders import live as orders_live
+
+    class RecordingInMemoryLayer(InMemoryChannelLayer):
+        async def group_send(self, group: str, message: dict) -> None:
+            sent.append(message["orders"])
+
+    sent: list = []
+    layer = RecordingInMemoryLayer() if in_memory else _Layer(sent)
+    monkeypatch.setattr(orders_live, "get_channel_layer", lambda: layer)
+    orders_live._last_push = 0.0
+    orders_live._pending.clear()
+    with orders_live.pushes_skipped_in_forks():
+        orders_live._changed("a")  # what a process forked here does
+    assert sent == pushed
+    orders_live._last_push = 0.0
+    orders_live._pending.clear()
+    orders_live._changed("b")  # this process, after the block: pushes again
+    assert sent == [*pushed, ["b"]]

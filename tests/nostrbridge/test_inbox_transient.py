@@ -76,3 +76,35 @@ def test_lightning_down_is_found_anywhere_in_the_cause_chain():
     assert _lightning_down(LightningUnavailable("deadline", code="DEADLINE_EXCEEDED"))
     assert not _lightning_down(chained(LightningRejected("no such invoice")))
     assert not _lightning_down(ValueError("poison"))
+
+
+def test_a_handler_whose_database_connection_died_waits_its_backoff(monkeypatch):
+    """The connection dropped mid-handler (a PostgreSQL restart; SQLite locked past its busy
+    timeout): the message waits out a backoff like an LND outage instead of spending a retry at once."""
+    from django.db import OperationalError
+
+    from nostrbridge import dispatch
+
+    def handler(ctx):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(dispatch, "get_handler", lambda name: handler)
+    row = stored_and_claimed()
+    now = timezone.now()
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        assert dispatch.process_inbound(row.pk) == InboundStatus.PROCESSING
+    row.refresh_from_db()
+    assert (row.status, row.locked_by, row.locked_until, row.attempts) == (
+        InboundStatus.PROCESSING, "", now + timedelta(seconds=2), 1,
+    )  # fmt: skip
+    assert row.last_error == "OperationalError: terminating connection due to administrator command"
+
+
+def test_other_database_errors_are_not_transient():
+    from django.db import IntegrityError, InterfaceError
+
+    from nostrbridge.dispatch import _database_down
+
+    assert _database_down(InterfaceError("connection already closed"))
+    assert not _database_down(IntegrityError("UNIQUE constraint failed"))
+    assert not _database_down(ValueError("poison"))

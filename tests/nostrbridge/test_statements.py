@@ -147,3 +147,19 @@ def test_inbox_finish_only_changes_a_row_still_processing():
         None,
     )
     assert row.processed_at is not None
+
+
+def test_statements_stay_visible_to_query_capture():
+    """The fast path skips Django's cursor wrapper only while nothing observes queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    row = OutboundMessage.objects.create(**outbound("a" * 64))
+    with CaptureQueriesContext(connection) as captured:
+        changed = update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 3})
+
+    assert changed == 1
+    assert [query["sql"].split(" SET ")[0] for query in captured.captured_queries] == [
+        f"UPDATE {connection.ops.quote_name(OutboundMessage._meta.db_table)}"
+    ]
+    assert OutboundMessage.objects.values_list("attempts", flat=True).get() == 3

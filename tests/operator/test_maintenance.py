@@ -173,6 +173,30 @@ def test_drain_counters_count_open_bonds_and_bond_payouts_in_flight():
     assert counters.drained is False
 
 
+def test_drain_counters_tell_owed_payouts_from_paid_and_abandoned_ones():
+    hashes = iter(f"{n:064x}" for n in range(200, 300))
+    owed = make_order(status="settled-hold-invoice", hold_invoice_hash=next(hashes))  # released, payout not sent
+    for _ in range(2):  # failed, no payment in flight: the sats are the node's balance now
+        make_order(status="settled-hold-invoice", hold_invoice_hash=next(hashes), failed_payment=True)
+    make_order(  # failed once, a new payment in flight
+        status="settled-hold-invoice",
+        hold_invoice_hash=next(hashes),
+        failed_payment=True,
+        payout_payment_hash=next(hashes),
+    )
+    paid = make_order(status="success", hold_invoice_hash=next(hashes), payout_payment_hash=next(hashes))
+    for order, status in ((owed, DevFeeStatus.OWED), (paid, DevFeeStatus.FAILED)):
+        DevFeePayment.objects.create(order=order, amount_sats=5, destination="d@x", status=status)
+    _bond(paid, 8, BondState.SLASHED, payout_hash="ef" * 32)  # its share was paid
+    _bond(paid, 9, BondState.PENDING_PAYOUT, role="maker")  # no invoice yet
+    _bond(owed, 10, BondState.PENDING_PAYOUT, role="maker")  # no invoice yet
+
+    counters = drain_counters()
+
+    assert (counters.escrowed_orders, counters.inflight_payouts, counters.inflight_dev_fees) == (2, 1, 0)
+    assert (counters.open_bonds, counters.pending_bond_payouts, counters.drained) == (0, 0, False)
+
+
 def test_pending_orders_alone_leave_the_node_drained():
     make_order(status="pending")
     make_order(status="success", hold_invoice_hash="ab" * 32)

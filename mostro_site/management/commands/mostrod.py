@@ -4,7 +4,7 @@
     manage.py mostrod --local         # plus a local relay and a simulated Lightning network
 
 Startup: system checks (refuses on errors), migrations, job schedules, the job cluster, LND
-GetInfo (refuses when unreachable, as mostrod does), then the web server, the relay bridge
+GetInfo (refuses when unreachable, as mostrod does), one price refresh, then the web server, the relay bridge
 and the invoice watcher on one asyncio loop, and a banner once the web port listens.
 """
 
@@ -115,7 +115,19 @@ class Command(BaseCommand):
             runtime.cluster.stop()
             raise
         lnd_network_fetch()  # the network, once for the whole process (web, bridge, watcher)
+        self._first_prices()
         return runtime.serve()
+
+    def _first_prices(self) -> None:
+        """One price tick before any message is read: the job cluster's first tick may be a
+        minute away, and a market order sent the moment the node is up must be priced. Each
+        provider has its total deadline; with none answering the order path fetches on demand."""
+        from orders.pricing import prices_refresh
+
+        counts = prices_refresh()
+        self._say(
+            f"Prices: {counts['currencies']} currencies from {counts['succeeded']} of {counts['polled']} providers"
+        )
 
     def _say(self, text: str) -> None:
         self.stdout.write(text)

@@ -116,6 +116,37 @@ def test_no_ask_once_the_invoice_arrived_after_the_sweep_read_the_bond(order):
     assert (bond_snapshot(bond), messages()) == (before, sent)
 
 
+def test_a_payment_in_flight_at_the_end_of_the_claim_window_is_asked_of_lnd_not_forfeited(order, fake_ln):
+    bond = owed(order, payout_invoice=mint_invoice(amount_sats=501))
+    fake_ln.leave_next_payment_in_flight()
+    assert bond_pay(bond_id=bond.pk) == "waiting"
+    deadline = bond.slashed_at + timedelta(days=15)
+    assert process_bond_payouts(now=deadline) == {"waiting": 1}
+    assert row(bond, "state") == ("pending-payout",)
+    fake_ln.resolve_payment(invoice_hash(bond.payout_invoice), succeed=True)
+    assert process_bond_payouts(now=deadline + timedelta(days=1)) == {"paid": 1}
+    assert (row(bond, "state"), history(bond)) == (("slashed",), [("pending-payout", "slashed")])
+    assert messages() == [(SELLER, "bond-payout-completed")]
+
+
+def test_a_forfeit_loses_to_a_payment_claimed_after_the_sweep_read_the_bond(order, fake_ln):
+    bond = owed(order, payout_invoice=mint_invoice(amount_sats=501))
+    stale = Bond.objects.get(pk=bond.pk)  # the sweep's read, before the payout task claimed
+    fake_ln.leave_next_payment_in_flight()
+    assert bond_pay(bond_id=bond.pk) == "waiting"
+    before = bond_snapshot(bond)
+    assert bond_payout_step(bond=stale, now=bond.slashed_at + timedelta(days=15)) == "waiting"
+    assert bond_snapshot(bond) == before
+
+
+def test_an_unclaimed_share_is_forfeited_at_the_end_of_the_claim_window(order, fake_ln):
+    bond = owed(order, state="failed")
+    deadline = bond.slashed_at + timedelta(days=15)
+    assert process_bond_payouts(now=deadline - timedelta(microseconds=1)) == {"asked": 1}
+    assert process_bond_payouts(now=deadline) == {"forfeited": 1}
+    assert (row(bond, "state"), history(bond), fake_ln.calls) == (("forfeited",), [("failed", "forfeited")], [])
+
+
 # -- add-bond-invoice from the winner --------------------------------------------------------------
 
 
@@ -247,17 +278,21 @@ def big_share(order):
 
 def test_the_payment_is_claimed_before_it_is_sent_then_recorded(big_share, fake_ln, monkeypatch):
     bond, invoice = big_share, big_share.payout_invoice
+    at = timezone.now() - timedelta(minutes=1)
+    monkeypatch.setattr(payout_module, "timezone", SimpleNamespace(now=lambda: at))
     seen = []
     real_send = fake_ln.send_payment
-    monkeypatch.setattr(fake_ln, "send_payment", lambda **kw: seen.append(row(bond, "payout_hash")) or real_send(**kw))
+    claim = ("payout_hash", "payout_claimed_at")
+    monkeypatch.setattr(fake_ln, "send_payment", lambda **kw: seen.append(row(bond, *claim)) or real_send(**kw))
     assert bond_pay(bond_id=bond.pk) == "paid"
-    assert seen == [(invoice_hash(invoice),)]
+    assert seen == [(invoice_hash(invoice), at)]
     # floor(1501 × 0.01) = 15 sats of routing fee at most (the operator's setting, not the env's 0.002).
     assert lnd_calls(fake_ln, "send_payment") == [
         {"payment_request": invoice, "max_fee_sats": 15, "timeout_seconds": 60, "amount_sats": None}
     ]
-    assert row(bond, "state", "payout_hash", "payout_attempts") == ("slashed", invoice_hash(invoice), 0)
-    assert bond.payout_paid_at is not None
+    assert row(bond, "state", "payout_hash", "payout_attempts", "payout_paid_at") == (
+        "slashed", invoice_hash(invoice), 0, at,
+    )  # fmt: skip
     assert messages() == [(SELLER, "bond-payout-completed")]
 
 

@@ -1,7 +1,12 @@
 """`new-order` refusals: one cant-do to the sender, nothing stored, nothing published."""
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from nostrbridge.dispatch import process_inbound
+from nostrbridge.inbox import inbox_claim
 from nostrbridge.models import InboundEvent, OutboundMessage
 from nostrbridge.protocol.enums import Action
 from orders.models import Order, OrderStatusChange, Trader
@@ -84,12 +89,49 @@ def test_stale_price(fake_ln):
     _refused(TradeClient("alice"), order_terms(), "price_too_stale", fake_ln=fake_ln)
 
 
-def test_no_price_is_silent(fake_ln):
+def test_no_price_waits_for_a_fetch_then_is_answered(fake_ln, price_fetcher):
+    """Cold start: no price stored. The message waits in the inbox (no reply, nothing stored, no
+    trade index spent) while a price tick runs; once the price is in, the retry creates the order."""
     alice = TradeClient("alice")
-    replies = alice.send(Action.NEW_ORDER, index=1, payload=order_terms())
-    assert replies == []
-    assert (Order.objects.count(), OutboundMessage.objects.count()) == (0, 0)
+    assert alice.send(Action.NEW_ORDER, index=1, payload=order_terms(), request_id=9) == []
+    row = InboundEvent.objects.get()
+    assert (row.status, row.locked_by, row.attempts) == ("processing", "deferred", 0)
+    # Before the trade-index gate: nobody registered, so the retry is not refused `invalid_trade_index`.
+    assert (Order.objects.count(), OutboundMessage.objects.count(), Trader.objects.count()) == (0, 0, 0)
+    assert price_fetcher.requests == 1
+
+    set_price()  # what the tick stored
+    assert [r.message.kind.action.value for r in _retry(alice, row.pk)] == ["new-order"]
+    assert Order.objects.get().status == "pending"
+    assert Trader.objects.get().last_trade_index == 1
     assert InboundEvent.objects.get().status == "done"
+
+
+def test_no_price_after_the_wait_is_answered_price_too_stale(fake_ln, price_fetcher, settings):
+    """No provider answered within MOSTRO_PRICE_WAIT_SECONDS: a cant-do, never silence; nothing stored."""
+    settings.MOSTRO_PRICE_WAIT_SECONDS = 30
+    alice = TradeClient("alice")
+    assert alice.send(Action.NEW_ORDER, index=1, payload=order_terms(), request_id=9) == []
+    row = InboundEvent.objects.get()
+    InboundEvent.objects.filter(pk=row.pk).update(received_at=timezone.now() - timedelta(seconds=29))
+    assert _retry(alice, row.pk) == []  # still waiting
+    InboundEvent.objects.filter(pk=row.pk).update(received_at=timezone.now() - timedelta(seconds=30))
+    replies = _retry(alice, row.pk)
+    assert [(r.recipient, r.message.to_json()) for r in replies] == [
+        (alice.pubkey(1), cant_do_json("price_too_stale", request_id=9))
+    ]
+    assert (Order.objects.count(), OrderStatusChange.objects.count(), OutboundMessage.objects.count()) == (0, 0, 1)
+    assert ln_writes(fake_ln) == []
+    assert InboundEvent.objects.get().status == "done"
+    assert price_fetcher.requests == 3
+
+
+def _retry(client: TradeClient, pk: int) -> list:
+    """The deferred row's lease ends: the inbox claims and processes it again."""
+    InboundEvent.objects.filter(pk=pk).update(locked_until=timezone.now() - timedelta(seconds=1))
+    assert inbox_claim(worker_id="test") == [pk]
+    process_inbound(pk)
+    return client.replies()
 
 
 @pytest.mark.parametrize(

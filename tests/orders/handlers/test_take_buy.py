@@ -1,17 +1,21 @@
 """`take-buy` through the real pipeline (docs/PROTOCOL.md §Take)."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from nostrbridge.dispatch import process_inbound
+from nostrbridge.inbox import inbox_claim
+from nostrbridge.models import InboundEvent
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload
 from orders.models import BtcPrice, Order, Trader
 from orders.services.escrow import escrow_on_accepted
 from tests.orders.services.support import (
     assert_refused,
-    assert_silent,
+    assert_waits_for_price,
     make_order,
     order_events,
     published_statuses,
@@ -63,6 +67,30 @@ def test_take_issues_the_hold_invoice_and_publishes_in_progress(buy_order, alice
     # expiration = now + order_days; created_at may be now + 1 (same-second revisions, docs/PROTOCOL.md §Events).
     wall_now = int(tag(in_progress, "expiration")[0]) - 30 * 86400
     assert in_progress.created_at in (wall_now, wall_now + 1)
+    assert Trader.objects.get(pk=bob.identity.public_key_hex).last_trade_index == 2
+
+
+def test_a_first_take_retried_after_lnd_was_unreachable_is_not_refused(buy_order, alice, bob, fake_ln):
+    """A first-time identity's take whose hold invoice LND could not make (unreachable, or a
+    call past its deadline) is retried by the inbox; the retry passes the trade-index gate (the
+    gate registered the identity without spending the index) and the take goes through, once."""
+    fake_ln.set_unavailable(True)
+    assert bob.send(Action.TAKE_BUY, index=2, order_id=buy_order.id, request_id=12) == []
+    row = InboundEvent.objects.order_by("-pk").first()
+    assert (row.status, row.locked_by) == ("processing", "")  # waiting out its LND backoff
+    assert Trader.objects.get(pk=bob.identity.public_key_hex).last_trade_index == 1
+    buy_order.refresh_from_db()
+    assert (buy_order.status, buy_order.hold_invoice_hash) == ("pending", None)
+
+    fake_ln.set_unavailable(False)
+    InboundEvent.objects.filter(pk=row.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
+    assert inbox_claim(worker_id="test") == [row.pk]
+    assert process_inbound(row.pk) == "done"
+    buy_order.refresh_from_db()
+    assert buy_order.status == "waiting-payment"
+    assert [(r.action, r.message.trade_index) for r in bob.replies()] == [("pay-invoice", 2)]
+    assert [(r.action, r.message.request_id) for r in alice.replies()] == [("waiting-seller-to-pay", 12)]
+    assert [name for name, _ in fake_ln.calls].count("add_hold_invoice") == 1
     assert Trader.objects.get(pk=bob.identity.public_key_hex).last_trade_index == 2
 
 
@@ -205,9 +233,11 @@ def test_stale_price(buy_order, bob, fake_ln):
     )
 
 
-def test_missing_price_is_silent(buy_order, bob, fake_ln):
+def test_missing_price_waits_then_is_answered(buy_order, bob, fake_ln, price_fetcher):
     BtcPrice.objects.all().delete()
-    assert_silent(bob, Action.TAKE_BUY, index=1, order_id=buy_order.id, fake_ln=fake_ln, orders=[buy_order])
+    assert_waits_for_price(
+        bob, Action.TAKE_BUY, index=1, order_id=buy_order.id, fake_ln=fake_ln, orders=[buy_order], fetcher=price_fetcher
+    )
     assert [name for name, _ in fake_ln.calls if name == "add_hold_invoice"] == []
 
 

@@ -10,7 +10,7 @@ from orders.models import BtcPrice, Order, OrderStatusChange, Trader
 from orders.services.escrow import escrow_on_accepted
 from tests.orders.services.support import (
     assert_refused,
-    assert_silent,
+    assert_waits_for_price,
     configure,
     make_order,
     mint_invoice,
@@ -272,9 +272,17 @@ def test_stale_price_at_take(sell_order, bob, fake_ln):
     )
 
 
-def test_missing_price_at_take_is_silent(sell_order, bob, fake_ln):
+def test_missing_price_at_take_waits_then_is_answered(sell_order, bob, fake_ln, price_fetcher):
     BtcPrice.objects.all().delete()
-    assert_silent(bob, Action.TAKE_SELL, index=1, order_id=sell_order.id, fake_ln=fake_ln, orders=[sell_order])
+    assert_waits_for_price(
+        bob,
+        Action.TAKE_SELL,
+        index=1,
+        order_id=sell_order.id,
+        fake_ln=fake_ln,
+        orders=[sell_order],
+        fetcher=price_fetcher,
+    )
 
 
 def test_premium_that_zeroes_the_amount_is_refused(alice, bob, fake_ln):

@@ -13,19 +13,22 @@ from decimal import Decimal
 
 import coincurve
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from lightning import get_lightning_client
 from lightning.bolt11_encode import InvoiceTerms, encode_invoice
 from lightning.fake import FakeLightningClient
 from mostro_site.config import clear_node_config_cache
+from nostrbridge.dispatch import process_inbound
 from nostrbridge.event_settings import clear_network_cache, lnd_network_fetch
-from nostrbridge.models import OutboundMessage
+from nostrbridge.inbox import inbox_claim
+from nostrbridge.models import InboundEvent, OutboundMessage
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import OrderPayload
 from nostrbridge.protocol.structs import SmallOrder
-from orders.models import BtcPrice, Order, OrderStatusChange
+from orders.models import BtcPrice, Order, OrderStatusChange, Trader
 from tests.orders.price_server import PriceServer
 from tests.vectors import mostro_vectors
 
@@ -212,6 +215,31 @@ def assert_refused(client, action, *, index: int, order_id, reason: str, fake_ln
     assert [snapshot(order) for order in orders] == before
     assert outbox_count() == rows + 1
     assert ln_writes(fake_ln) == writes
+
+
+def assert_waits_for_price(client, action, *, index: int, order_id, fake_ln, orders, fetcher, **send) -> None:
+    """No price stored: `action` waits in the inbox for a price fetch (no reply, nothing changed,
+    one tick asked for); once it has waited MOSTRO_PRICE_WAIT_SECONDS it is answered
+    `price_too_stale` and still nothing changed (orders, outbox, LND, the taker's trade index)."""
+    before = [snapshot(order) for order in orders]
+    rows, writes = outbox_count(), ln_writes(fake_ln)
+    traders = list(Trader.objects.values_list("pubkey", "last_trade_index").order_by("pubkey"))
+    assert client.send(action, index=index, order_id=order_id, request_id=77, **send) == []
+    row = InboundEvent.objects.order_by("-pk").first()
+    assert (row.status, row.locked_by, fetcher.requests) == ("processing", "deferred", 1)
+    InboundEvent.objects.filter(pk=row.pk).update(
+        received_at=timezone.now() - timedelta(seconds=settings.MOSTRO_PRICE_WAIT_SECONDS),
+        locked_until=timezone.now() - timedelta(seconds=1),
+    )
+    assert inbox_claim(worker_id="test") == [row.pk]
+    process_inbound(row.pk)
+    assert [(r.recipient, r.message.to_json()) for r in client.replies()] == [
+        (client.pubkey(index), cant_do_json("price_too_stale", request_id=77, order_id=order_id))
+    ]
+    assert [snapshot(order) for order in orders] == before
+    assert (outbox_count(), ln_writes(fake_ln)) == (rows + 1, writes)
+    assert list(Trader.objects.values_list("pubkey", "last_trade_index").order_by("pubkey")) == traders
+    assert InboundEvent.objects.get(pk=row.pk).status == "done"
 
 
 def assert_silent(client, action, *, index: int, order_id, fake_ln, orders=(), **send) -> None:
