@@ -38,6 +38,7 @@ from tests.chaos.support import (
     run_job,
     start_node,
     trading_pair,
+    wait_for,
 )
 from tests.e2e.trade_clients import TradeNetwork, start_trade_network
 
@@ -122,6 +123,8 @@ async def test_kill_when_the_taker_bond_htlc_is_accepted(net: TradeNetwork, book
     await trade.complete()
     recovery.done()
     assert await trade.bond_outcome() == "FAILED"  # released: the HTLC canceled, the sats back
+    # LND's answer is recorded right after the cancel, in the process that decided it: wait for it.
+    await asyncio.to_thread(wait_for, lambda: bond_row(net, trade.order_id)[1] == 1, what="the release recorded")
     assert bond_row(net, trade.order_id) == ("released", 1, None, None)
     book.trades.append(trade.record("success"))
     await close_all(conns)

@@ -1,5 +1,5 @@
 """The operator's pre-trade cancel with takers' bonds racing (docs/PROTOCOL.md §Admin-cancel, §Bonds;
-upstream_after_0185 §1.3: "the maker and any bonded taker get `admin-canceled`, and taker bonds are released")."""
+upstream's CancelOrder, #944: "the maker and any bonded taker get `admin-canceled`, and taker bonds are released")."""
 
 import pytest
 
