@@ -1,4 +1,4 @@
-"""Cold start on an empty price table (issue 15 §6): a market-priced order sent the moment the
+"""Cold start on an empty price table (issue 15, item 6): a market-priced order sent the moment the
 node is up is answered, never dropped.
 
 The node is stopped, its `BtcPrice` rows deleted, and started again; the first message is sent

@@ -1,4 +1,4 @@
-"""Database trouble (issue 15 §7): SQLite busy beyond its busy timeout.
+"""Database trouble (issue 15, item 7): SQLite busy beyond its busy timeout.
 
 Another process (here: this test, through its own sqlite3 connection) holds the node's write
 lock for `LOCK_S`, three times the node's busy timeout (`MOSTRO_SQLITE_BUSY_TIMEOUT_S`, 1 s here

@@ -1,4 +1,4 @@
-"""Duplicate delivery (issue 15 §5): the same client event through three relays, and again after a
+"""Duplicate delivery (issue 15, item 5): the same client event through three relays, and again after a
 restart, is processed once — one reply, one state change.
 
 The node reads three relays. Each request of a trade (new-order, take-sell, fiat-sent,

@@ -1,4 +1,4 @@
-"""Database trouble on PostgreSQL (issue 15 §7): every connection of the node killed under load.
+"""Database trouble on PostgreSQL (issue 15, item 7): every connection of the node killed under load.
 
 Runs on the PostgreSQL pass only (`DATABASE_URL=postgres://…`): the node runs on its own
 database next to the test database. With trades at several steps in flight, and messages

@@ -1,4 +1,4 @@
-"""Slow LND (issue 15 §4): the node's LND answers late — calls hang until their deadline.
+"""Slow LND (issue 15, item 4): the node's LND answers late — calls hang until their deadline.
 
 simnet's `delay` makes the node's unary gRPC calls answer `HANG_S` late (longer than the node's
 `LND_CALL_TIMEOUT_SECONDS`, here 2 s for speed; 10 s by default), so every call ends with
