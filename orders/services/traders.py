@@ -28,9 +28,9 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
 
     Full privacy (identity == sender) has no index. A first-time identity is registered here, as
     mostrod does, but with the index below the announced one (mostrod: the announced one), so
-    that a retry of the same message after a transient failure passes the gate again. Deliberate choice: a known identity sending
-    `trade_index: 0` gets `invalid_trade_index` (mostrod accepts it and resets the counter, a
-    quirk the spec allows us to refuse).
+    that a retry of the same message after a transient failure passes the gate again.
+    Deliberate choice: a known identity sending `trade_index: 0` gets `invalid_trade_index`
+    (mostrod accepts it and resets the counter, a quirk the spec allows us to refuse).
     """
     if identity == sender:
         return
