@@ -10,6 +10,7 @@ never share a database. A mutant is killed when that selection fails or times ou
     scripts/mutation.py                          # every module, one worker
     scripts/mutation.py --modules payout,devfee  # short names or paths
     scripts/mutation.py --workers 2 --only _claim --list
+    scripts/mutation.py --stale                  # after a merge: survivors and mutants never run
 
 Results are merged into var/mutation/results.json (a re-run of one module replaces only that
 module's entries); the report (var/mutation/report.md, or docs/TESTING.md with --update-doc)
@@ -706,6 +707,12 @@ def update_doc(text: str) -> None:
     DOC.write_text(doc[:begin] + "\n" + text + "\n" + doc[end:])
 
 
+def _to_rerun(stored: list[dict], key: str, *, new_too: bool) -> bool:
+    """A stored survivor, or (with `new_too`) a mutant that no stored run produced."""
+    outcome = next((m["outcome"] for m in stored if m["key"] == key), None)
+    return outcome in ("survived", "uncovered") or (new_too and outcome is None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modules", default="", help="comma-separated short names or paths (default: all)")
@@ -715,6 +722,11 @@ def main() -> int:
         "--survivors",
         action="store_true",
         help="re-run only the stored survivors (after adding tests to an unchanged module)",
+    )
+    parser.add_argument(
+        "--stale",
+        action="store_true",
+        help="re-run the stored survivors and the mutants no stored run has seen (after a merge changed a module)",
     )
     parser.add_argument(
         "--without-guards", action="store_true", help=f"leave {GUARDS} out of every selection (the 'before' score)"
@@ -743,18 +755,12 @@ def main() -> int:
             update_doc(text)
         return 0
     mutants = [m for module in modules for m in generate(module) if args.only in m.key]
-    if args.survivors:
+    if args.survivors or args.stale:
         stored = load_results()["modules"]
-        survived = {
-            (module, m["key"])
-            for module in modules
-            for m in stored.get(module, {}).get("mutants", [])
-            if m["outcome"] in ("survived", "uncovered")
-        }
         missing = [module for module in modules if module not in stored]
         if missing:
             parser.error(f"no stored results for {missing}: run them in full first")
-        mutants = [m for m in mutants if (m.module, m.key) in survived]
+        mutants = [m for m in mutants if _to_rerun(stored[m.module]["mutants"], m.key, new_too=args.stale)]
     if args.list:
         for m in mutants:
             print(f"{m.module} L{m.line}: {m.key}")
@@ -767,7 +773,7 @@ def main() -> int:
         if args.only:
             return  # a partial run is never stored
         stored = merge_results(
-            load_results(), [module], module_results, time.monotonic() - started, partial=args.survivors
+            load_results(), [module], module_results, time.monotonic() - started, partial=args.survivors or args.stale
         )
         RESULTS.write_text(json.dumps(stored, indent=1, ensure_ascii=False))
 
