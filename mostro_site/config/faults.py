@@ -19,13 +19,13 @@ POINTS = frozenset(
     {
         "take-committed",  # the take's transaction committed; its replies not published yet
         "hold-accepted",  # LND reported the seller's HTLC; the order not yet `active`
-        "release-settled",  # the hold invoice settled at LND; `settled-hold-invoice` not committed
+        "release-settled",  # `settled-hold-invoice` committed, the hold invoice settled at LND, nothing after
         "payout-claimed",  # the payout's hash claimed and committed; nothing sent
         "payout-sent",  # LND answered the payout; the outcome not recorded
         "devfee-hash-stored",  # the dev fee's hash committed (`in-flight`); nothing sent
         "devfee-sent",  # LND answered the dev-fee payment; the outcome not recorded
-        "solver-settled",  # a solver's settle: hold invoice settled, transition not committed
-        "solver-canceled",  # a solver's cancel: hold invoice canceled, transition not committed
+        "solver-settled",  # a solver's settle: decision committed, hold invoice settled at LND, payout queued
+        "solver-canceled",  # a solver's cancel: decision committed, hold invoice canceled at LND
         "bond-accepted",  # LND reported a bond's HTLC accepted; the bond not yet `locked`
         "bond-released",  # a released bond's HTLC canceled at LND; the confirmation not recorded
         "bond-slash-settled",  # a slashed bond's HTLC settled at LND; the confirmation not recorded
