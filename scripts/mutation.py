@@ -47,7 +47,7 @@ DOC_BEGIN, DOC_END = "<!-- mutation:begin -->", "<!-- mutation:end -->"
 
 GUARDS = "tests/guards"
 DECIDE_FIRST = f"{GUARDS}/test_decision_first.py"  # the escrow's decide-before-LND interleavings
-BONDS = ("tests/orders/bonds", "tests/disputes/test_bond_slash.py")
+BONDS = ("tests/orders/bonds", "tests/disputes/test_bond_slash.py", "tests/disputes/test_range_bond_slash.py")
 
 
 @dataclass(frozen=True)
