@@ -21,16 +21,15 @@ import pytest
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from tests.chaos.support import (
-    FEE_RATE,
     STEP_TIMEOUT_S,
-    USD_PRICE,
     Book,
     Recovery,
     SellTrade,
     api_post,
     await_kill,
+    checked,
     close_all,
-    dump,
+    network_fixture,
     node_log_errors,
     operator_api_key,
     order_status,
@@ -40,7 +39,7 @@ from tests.chaos.support import (
     trading_pair,
     wait_for,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,22 +50,7 @@ BOND = 1_000  # max(round(0.01 × amount), 1,000) for every amount here
 SHARE = BOND - BOND // 2  # the winner's share of a slashed bond: floor(1000 × 0.5) stays with the node
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-bond-kill"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        MOSTRO_ANTI_ABUSE_BOND_ENABLED="true",
-        MOSTRO_ANTI_ABUSE_BOND_APPLY_TO="take",
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
+net = network_fixture("chaos-bond-kill", MOSTRO_ANTI_ABUSE_BOND_ENABLED="true", MOSTRO_ANTI_ABUSE_BOND_APPLY_TO="take")
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +82,6 @@ def bond_row(net: TradeNetwork, order_id: str) -> tuple:
         (order_id.replace("-", ""),),
     )
     return row
-
-
-async def checked(book: Book) -> None:
-    report = await book.check()
-    assert report.problems == [], dump(report)
 
 
 async def test_kill_when_the_taker_bond_htlc_is_accepted(net: TradeNetwork, book: Book):

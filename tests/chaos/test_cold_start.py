@@ -23,7 +23,6 @@ from nostrbridge.protocol.payloads import OrderPayload
 from nostrbridge.protocol.structs import SmallOrder
 from orders.pricing.quotes import market_amount_sats
 from tests.chaos.support import (
-    FEE_RATE,
     STEP_TIMEOUT_S,
     USD_PRICE,
     Book,
@@ -31,11 +30,12 @@ from tests.chaos.support import (
     SellTrade,
     close_all,
     dump,
+    network_fixture,
     node_log_errors,
     start_node,
     trading_pair,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,20 +46,7 @@ PRICE_PATH = "/exrates/BTC"
 WAIT_S = "3"  # MOSTRO_PRICE_WAIT_SECONDS of the give-up case (30 by default)
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-cold"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
+net = network_fixture("chaos-cold")
 
 
 class MarketSellTrade(SellTrade):

@@ -19,18 +19,17 @@ import pytest
 
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
-    FEE_RATE,
     STEP_TIMEOUT_S,
-    USD_PRICE,
     Book,
     Recovery,
     SellTrade,
     close_all,
     dump,
+    network_fixture,
     order_status,
     trading_pair,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,21 +42,7 @@ RECOVERY_TIMEOUT_S = 90.0
 LOCKED = "database is locked"
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-db"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        MOSTRO_SQLITE_BUSY_TIMEOUT_S=str(BUSY_TIMEOUT_S),
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
+net = network_fixture("chaos-db", MOSTRO_SQLITE_BUSY_TIMEOUT_S=str(BUSY_TIMEOUT_S))
 
 
 class WriteLock:

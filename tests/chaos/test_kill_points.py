@@ -18,15 +18,14 @@ import pytest
 
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
-    FEE_RATE,
-    USD_PRICE,
     Book,
     Recovery,
     SellTrade,
     api_post,
     await_kill,
+    checked,
     close_all,
-    dump,
+    network_fixture,
     node_log_errors,
     operator_api_key,
     order_status,
@@ -35,7 +34,7 @@ from tests.chaos.support import (
     start_node,
     trading_pair,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,27 +46,7 @@ pytestmark = [
 PAST_GRACE_S = 400
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-kill"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        LND_PAYMENT_ATTEMPTS="3",
-        LND_PAYMENT_RETRIES_INTERVAL="1",
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
-
-
-async def checked(book: Book) -> None:
-    report = await book.check()
-    assert report.problems == [], dump(report)
+net = network_fixture("chaos-kill", LND_PAYMENT_ATTEMPTS="3", LND_PAYMENT_RETRIES_INTERVAL="1")
 
 
 async def test_kill_after_the_take_committed(net: TradeNetwork, book: Book):
