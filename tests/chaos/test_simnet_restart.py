@@ -10,11 +10,12 @@ once with SIGTERM (saved at shutdown).
 
 Trades in flight when simnet dies: `held` (active, escrow ACCEPTED), `accepted` (the seller's
 HTLC accepted just before the kill, the order possibly still `waiting-payment`), `releasing`
-(fiat sent; the release is sent during the outage: decided, the settle waits for LND), `paying`
+(fiat sent; the release is sent during the outage and retried until LND answers), `paying`
 (released, the buyer's payout held IN_FLIGHT at LND by `stick_next_payment`). During the outage
 a new order is answered, and the waiting-payment timeout, run with the clock past it, refunds
 nothing. After the restart every trade completes; the ledger finds nothing paid twice and every
-sat accounted for.
+sat accounted for. A last test stops the node too, so that only LND knows an escrow is held
+when the timeout runs.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tests.chaos.support import (
     node_log_errors,
     order_status,
     run_job,
+    start_node,
     trading_pair,
     wait_for,
 )
@@ -129,10 +131,17 @@ async def test_simnet_process_down_with_trades_at_every_step_then_back(net: Trad
 
     # SIGTERM: a clean exit after the state is saved.
     assert await asyncio.to_thread(net.simnet.kill, sig) == (-sig if sig == signal.SIGKILL else 0)
-    await releasing.send_release()  # needs LND: decided, the settle retried until LND answers
+    await releasing.send_release()  # needs LND: retried, backing off, until LND answers
     bystander = SellTrade(seller, buyer, 34_000)
     await bystander.publish()  # needs no LND: answered during the outage
     assert await asyncio.to_thread(run_job, net, "orders.jobs.cancel_timed_out_trades", ahead_s=PAST_TIMEOUT_S) == 0
+    statuses = {trade.amount: order_status(net, trade.order_id) for trade in (held, releasing, paying, accepted)}
+    assert statuses[accepted.amount] in ("waiting-payment", "active")  # the node may have seen the HTLC
+    assert {k: v for k, v in statuses.items() if k != accepted.amount} == {
+        30_000: "active",
+        31_000: "fiat-sent",
+        32_000: "settled-hold-invoice",
+    }  # fmt: skip  (the release waits for LND: nothing decided yet)
     await asyncio.sleep(OUTAGE_S)
     await asyncio.to_thread(net.simnet.start_again)
     recovery = Recovery()
@@ -156,11 +165,43 @@ async def test_simnet_process_down_with_trades_at_every_step_then_back(net: Trad
     await checked(book)
 
 
+async def test_the_timeout_does_not_refund_an_escrow_only_lnd_knows_is_held(net: TradeNetwork, book: Book):
+    """The node is stopped when the seller pays (only LND knows the HTLC is held), then LND dies
+    too (SIGKILL). The waiting-payment timeout runs with its clock past the deadline: it cannot
+    ask LND, so it refunds nothing and the order stays `waiting-payment`. LND comes back with
+    the HTLC still held, then the node (it does not boot without LND): the trade completes."""
+    seller, buyer, conns = await trading_pair(net, book, "simnet-timeout")
+    trade = SellTrade(seller, buyer, 35_000)
+    await trade.publish()
+    await trade.send_take()
+    hold = await trade.expect_taken()
+    await asyncio.to_thread(net.node.stop)
+    trade.pay(hold)
+    in_flight = ln.Payment.PaymentStatus.IN_FLIGHT
+    await asyncio.to_thread(
+        wait_for, lambda: saved_payment_status(net, "alice", payment_hash(hold).hex()) == in_flight, what="HTLC saved"
+    )
+    assert await asyncio.to_thread(net.simnet.kill, signal.SIGKILL) == -signal.SIGKILL
+    assert await asyncio.to_thread(run_job, net, "orders.jobs.cancel_timed_out_trades", ahead_s=PAST_TIMEOUT_S) == 0
+    assert order_status(net, trade.order_id) == "waiting-payment"
+    await asyncio.sleep(OUTAGE_S)
+    await asyncio.to_thread(net.simnet.start_again)
+    recovery = Recovery()
+    track_escrow(trade, hold)
+    await asyncio.to_thread(start_node, net)
+    await trade.expect_active(timeout_s=RECOVERY_TIMEOUT_S)
+    await trade.complete()
+    recovery.done()
+    book.trades.append(trade.record("success"))
+    await close_all(conns)
+    await checked(book)
+
+
 def test_no_tracebacks_in_any_node_log(net: TradeNetwork):
     assert node_log_errors(net) == []
 
 
 def test_simnet_resumed_each_time(net: TradeNetwork):
     log = (net.simnet.directory / "simnet.log").read_text()
-    assert log.count("READY") == 3
-    assert log.count(f"resumed={net.simnet.directory / STATE_FILE}") == 2
+    assert log.count("READY") == 4
+    assert log.count(f"resumed={net.simnet.directory / STATE_FILE}") == 3
