@@ -51,6 +51,17 @@ USD_PRICE = 50_000.0
 KILL_AT_ENV = "MOSTRO_FAULT_KILL_AT"
 DEATH_TIMEOUT_S = 60.0
 STEP_TIMEOUT_S = 30.0
+# A relay or LND outage (default 5 s: the bridge's reconnect backoff starts at 0.1 s and
+# doubles; set 60 for the minute).
+OUTAGE_S = float(os.environ.get("MOSTRO_CHAOS_OUTAGE_S", "5"))
+# Past the payout claim's grace (30 s) and an unseen dev-fee payment's (300 s): clock play.
+PAST_GRACE_S = 400
+# Every fault module but test_postgres.py: slow, and run on the SQLite pass only (its node runs
+# on its own SQLite file either way).
+SQLITE_PASS_MARKS = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
+]
 
 _starts = itertools.count(1)
 

@@ -13,7 +13,6 @@ each share paid once, every balance moved by exactly that.
 from __future__ import annotations
 
 import asyncio
-import os
 import urllib.error
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from tests.chaos.support import (
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
     Book,
     Recovery,
@@ -41,10 +41,7 @@ from tests.chaos.support import (
 )
 from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 BOND = 1_000  # max(round(0.01 × amount), 1,000) for every amount here
 SHARE = BOND - BOND // 2  # the winner's share of a slashed bond: floor(1000 × 0.5) stays with the node

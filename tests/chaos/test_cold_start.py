@@ -12,17 +12,15 @@ stays down (the order is answered `price_too_stale` after `MOSTRO_PRICE_WAIT_SEC
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from decimal import Decimal
-
-import pytest
 
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.payloads import OrderPayload
 from nostrbridge.protocol.structs import SmallOrder
 from orders.pricing.quotes import market_amount_sats
 from tests.chaos.support import (
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
     USD_PRICE,
     Book,
@@ -37,10 +35,7 @@ from tests.chaos.support import (
 )
 from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 PRICE_PATH = "/exrates/BTC"
 WAIT_S = "3"  # MOSTRO_PRICE_WAIT_SECONDS of the give-up case (30 by default)

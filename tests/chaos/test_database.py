@@ -15,10 +15,9 @@ import re
 import sqlite3
 import threading
 
-import pytest
-
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
     Book,
     Recovery,
@@ -31,10 +30,7 @@ from tests.chaos.support import (
 )
 from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 BUSY_TIMEOUT_S = float(os.environ.get("MOSTRO_CHAOS_BUSY_TIMEOUT_S", "1"))
 LOCK_S = 3 * BUSY_TIMEOUT_S

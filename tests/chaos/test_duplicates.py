@@ -12,15 +12,13 @@ check (tests/ledger.py) finds every sat and every reply exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
-
-import pytest
 
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload
 from nostrbridge.protocol.structs import SmallOrder
 from tests.chaos.support import (
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
     Book,
     Recovery,
@@ -38,10 +36,7 @@ from tests.chaos.support import (
 from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader
 from tests.relays.local_relay import LocalRelayProcess
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 
 def extra_relays(network: TradeNetwork) -> Iterator[None]:

@@ -11,13 +11,14 @@ protocol promises exactly once, and that every satoshi on every simnet node is a
 from __future__ import annotations
 
 import asyncio
-import os
 import urllib.error
 
 import pytest
 
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
+    PAST_GRACE_S,
+    SQLITE_PASS_MARKS,
     Book,
     Recovery,
     SellTrade,
@@ -36,14 +37,10 @@ from tests.chaos.support import (
 )
 from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 # Clock play for the payout and dev-fee recoveries (tests/chaos/support.py): past the payout
 # claim's grace (30 s) and the unseen dev-fee payment's (300 s).
-PAST_GRACE_S = 400
 
 
 net = network_fixture("chaos-kill", LND_PAYMENT_ATTEMPTS="3", LND_PAYMENT_RETRIES_INTERVAL="1")

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 
-import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from lightning.grpc import lightning_pb2 as ln
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
+    OUTAGE_S,
+    SQLITE_PASS_MARKS,
     Book,
     Recovery,
     SellTrade,
@@ -36,12 +36,8 @@ from tests.chaos.support import (
 from tests.e2e.trade_clients import ORDER_KIND, RelayConnection, TradeNetwork, Trader
 from tests.relays.local_relay import LocalRelayProcess
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
-OUTAGE_S = float(os.environ.get("MOSTRO_CHAOS_OUTAGE_S", "5"))
 RECOVERY_TIMEOUT_S = 90.0  # the bridge's backoff is capped at 60 s
 
 

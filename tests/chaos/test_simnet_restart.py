@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 
 import pytest
@@ -32,6 +31,9 @@ from lightning.grpc import lightning_pb2 as ln
 from lightning.simnet.persistence import STATE_FILE
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
+    OUTAGE_S,
+    PAST_GRACE_S,
+    SQLITE_PASS_MARKS,
     Book,
     Recovery,
     SellTrade,
@@ -47,15 +49,10 @@ from tests.chaos.support import (
 )
 from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
-OUTAGE_S = float(os.environ.get("MOSTRO_CHAOS_OUTAGE_S", "5"))
 RECOVERY_TIMEOUT_S = 120.0  # the inbox backoff after LND errors, and gRPC's reconnect backoff
 PAST_TIMEOUT_S = 900 + 60  # MOSTRO_EXPIRATION_SECONDS' default, and a minute
-PAST_GRACE_S = 400  # past the payout claim's grace (30 s) and the dev fee's (300 s)
 
 net = network_fixture("chaos-simnet-restart", LND_PAYMENT_ATTEMPTS="3", LND_PAYMENT_RETRIES_INTERVAL="1")
 
@@ -141,7 +138,7 @@ async def test_simnet_process_down_with_trades_at_every_step_then_back(net: Trad
         30_000: "active",
         31_000: "fiat-sent",
         32_000: "settled-hold-invoice",
-    }  # fmt: skip  (the release waits for LND: nothing decided yet)
+    }  # the release waits for LND: nothing decided yet
     await asyncio.sleep(OUTAGE_S)
     await asyncio.to_thread(net.simnet.start_again)
     recovery = Recovery()

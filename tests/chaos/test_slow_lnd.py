@@ -14,9 +14,8 @@ import asyncio
 import os
 import time
 
-import pytest
-
 from tests.chaos.support import (
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
     Book,
     Recovery,
@@ -31,10 +30,7 @@ from tests.chaos.support import (
 )
 from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 CALL_TIMEOUT_S = float(os.environ.get("MOSTRO_CHAOS_LND_CALL_TIMEOUT_S", "2"))
 HANG_S = 3600.0  # far beyond any deadline: each call ends at the client's deadline
