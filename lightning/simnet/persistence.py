@@ -126,11 +126,16 @@ def _invoice_json(invoice: SimInvoice) -> dict[str, Any]:
     }
 
 
-def write_state(path: Path, state: dict[str, Any]) -> None:
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Encode and write a snapshot (safe in a worker thread: the snapshot is plain data)."""
+    write_state(path, json.dumps(state, separators=(",", ":")).encode())
+
+
+def write_state(path: Path, payload: bytes) -> None:
     """Atomic: readers (and a restart after SIGKILL) see the old file or the new one, whole."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as out:
-        json.dump(state, out, separators=(",", ":"))
+    with tmp.open("wb") as out:
+        out.write(payload)
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)

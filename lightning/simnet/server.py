@@ -25,9 +25,9 @@ from lightning.simnet.persistence import (
     StateRefused,
     read_state,
     restore,
+    save_state,
     snapshot,
     state_problems,
-    write_state,
 )
 from lightning.simnet.subservers import InvoicesService, RouterService
 
@@ -146,18 +146,27 @@ class Simnet:
         if save and self.config.state_interval > 0:
             self.save()  # after the servers stopped: the last calls' changes are in
 
-    def save(self) -> None:
-        """Write the state file if the network changed since the last write (on the loop: consistent)."""
+    def _snapshot(self) -> dict[str, Any] | None:
+        """The state to write if the network changed since the last snapshot, else None. Taken
+        on the loop, so consistent; plain data, so it can be encoded and written in a thread."""
         if self.network.changes == self._saved_changes:
-            return
+            return None
         self._saved_changes = self.network.changes
-        write_state(self.state_path, snapshot(self.network, control_port=self.control_port))
+        return snapshot(self.network, control_port=self.control_port)
+
+    def save(self) -> None:
+        state = self._snapshot()
+        if state is not None:
+            save_state(self.state_path, state)
 
     async def _save_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.state_interval)
-            try:
-                self.save()
+            state = self._snapshot()
+            if state is None:
+                continue
+            try:  # encoding and fsync in a thread: the loop keeps serving (one write at a time)
+                await asyncio.to_thread(save_state, self.state_path, state)
             except OSError:
                 logger.exception("simnet: state not saved (retried at the next interval)")
                 self._saved_changes = -1
