@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from lightning.errors import LightningError
 from lightning.simnet.persistence import STATE_FILE
 from lightning.types import InvoiceState, PaymentStatus
 from tests.lightning.helpers import new_hold_invoice, pay_in_background, wait_for_state
@@ -166,6 +168,50 @@ def test_a_held_htlc_without_its_payment_is_refused(first: SimnetHandle):
     assert f"mostro holds an HTLC of {hold.payment_hash_hex} whose payment is IN_FLIGHT locking 0 msat" in str(
         refused.value
     )
+
+
+def test_sigkill_in_the_middle_of_payments_always_resumes_a_consistent_state(first: SimnetHandle):
+    """Payments (settled at once, and hold invoices left ACCEPTED) run while simnet is SIGKILLed,
+    three times: each start passes the check on load (no sat created or destroyed, every held
+    HTLC with its in-flight payment), and what it resumed is what the last save had."""
+    handle = first
+    for round_index in range(3):
+        stop = threading.Event()
+        mostro, alice = handle.client("mostro"), handle.client("alice")
+        traffic = threading.Thread(target=pay_until, args=(mostro, alice, stop), daemon=True)
+        traffic.start()
+        time.sleep(0.4 + 0.3 * round_index)  # somewhere in the middle of the traffic
+        os.kill(handle.process.pid, signal.SIGKILL)
+        handle.process.wait(timeout=10)
+        stop.set()
+        traffic.join(timeout=30)
+        last_saved = saved(handle.directory)
+        handle.stop()
+        handle = start_simnet(handle.directory, NODES, *ARGS)  # refused if inconsistent
+        state = handle.control.state()
+        assert {name: node["balance_msat"] for name, node in state["nodes"].items()} == {
+            name: node["balance_msat"] for name, node in last_saved["nodes"].items()
+        }
+        assert state["nodes"]["alice"]["invoices"] == 0
+        assert state["nodes"]["mostro"]["invoices"] == len(last_saved["nodes"]["mostro"]["invoices"])
+    handle.stop()
+
+
+def pay_until(mostro, alice, stop: threading.Event) -> None:
+    """Alice pays mostro's invoices, every other one a hold invoice left held, until `stop`."""
+    paid = 0
+    while not stop.is_set():
+        try:
+            if paid % 2:
+                _, hold = new_hold_invoice(mostro, 1_000 + paid)
+                pay_in_background(alice, hold.payment_request, timeout_seconds=5)
+                wait_for_state(mostro, hold.payment_hash_hex, InvoiceState.ACCEPTED, timeout=1.0)
+            else:
+                invoice = mostro.add_invoice(amount_sats=1_000 + paid, memo="traffic")
+                alice.send_payment(payment_request=invoice.payment_request, max_fee_sats=10, timeout_seconds=5)
+        except LightningError:
+            return  # simnet is gone
+        paid += 1
 
 
 def test_memory_only_when_the_interval_is_zero(tmp_path: Path):
