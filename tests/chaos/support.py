@@ -37,6 +37,7 @@ from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload
 from nostrbridge.protocol.structs import SmallOrder
 from tests.e2e.trade_clients import (
     BANNER,
+    DIE_WITH_PARENT,
     NODE_START_TIMEOUT_S,
     RelayConnection,
     TradeNetwork,
@@ -110,12 +111,11 @@ def start_node(net: TradeNetwork, *, kill_at: str | None = None) -> None:
     node.log_path = net.workdir / f"mostrod-{next(_starts)}.log"
     command = [sys.executable, "manage.py", "mostrod", "--port", str(node.port), "--no-migrate", "--grace", "5"]
     with node.log_path.open("ab") as log:
-        # No preexec_fn (NodeProcess.start's parent-death signal): without one the child is
-        # made with vfork, which skips gRPC's fork handlers. With them, forking while a wallet
-        # thread waits in a gRPC stream (an escrow in flight) crashed the child before exec.
+        # DIE_WITH_PARENT, not a preexec_fn: see its comment (gRPC's fork handlers).
         node.proc = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=node.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            [*DIE_WITH_PARENT, *command], cwd=REPO_ROOT, env=node.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
     deadline = time.monotonic() + NODE_START_TIMEOUT_S
     while BANNER not in node.output:
         if node.proc.poll() is not None or time.monotonic() > deadline:

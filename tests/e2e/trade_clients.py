@@ -26,7 +26,6 @@ Used by `tests/e2e/test_trade*.py` and `benchmarks/bench_trades.py`.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import itertools
 import json
 import logging
@@ -96,12 +95,17 @@ def node_env(*, var_dir: Path, nsec_hex: str, relay_url: str, simnet: SimnetHand
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the test run dies, so an aborted run leaves no node behind."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+# `python -c` sets the parent-death signal (SIGTERM when the test run dies, so an aborted run
+# leaves no node behind) in the child itself, then execs the command in the same process. Not a
+# `preexec_fn`: with one, subprocess forks (instead of vfork) and gRPC's fork handlers run in the
+# child; forking while a wallet's gRPC poller waits (an escrow in flight) hung or crashed the child
+# before exec ("epoll_wait error: Bad file descriptor", seen in the e2e tests under load).
+DIE_WITH_PARENT = [
+    sys.executable,
+    "-c",
+    "import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
 
 
 class NodeProcess:
@@ -147,8 +151,8 @@ class NodeProcess:
         command = [sys.executable, "manage.py", "mostrod", "--port", str(self.port), "--no-migrate", "--grace", "5"]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*command, *args], cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                [*DIE_WITH_PARENT, *command, *args], cwd=REPO_ROOT, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + NODE_START_TIMEOUT_S
         while BANNER not in self.output:
