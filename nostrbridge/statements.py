@@ -57,7 +57,7 @@ def insert_rows(
         for field, attname, stamp, plain in _insert_plan(model):
             if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
                 if field not in now_params:
-                    now_params[field] = _prep(field, now)
+                    now_params[field] = prep_value(field, now)
                 params.append(now_params[field])
                 continue
             value = values[attname] if attname in values else field.get_default()
@@ -67,7 +67,7 @@ def insert_rows(
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     with connection.cursor() as cursor:
-        _execute(cursor, sql, params)
+        execute_statement(cursor, sql, params)
 
 
 def update_where(
@@ -80,7 +80,7 @@ def update_where(
     """
     where_names = tuple((name, isinstance(value, (list, tuple))) for name, value in where.items())
     sql, set_fields, where_fields = _update_statement(model, tuple(values), tuple(increments), where_names)
-    params = [_prep(field, values[field.attname]) for field in set_fields]
+    params = [prep_value(field, values[field.attname]) for field in set_fields]
     in_lists = []
     for field, is_list in zip(where_fields, (is_list for _, is_list in where_names), strict=True):
         value = where[field.attname]
@@ -92,7 +92,7 @@ def update_where(
         else:
             params.append(field.get_db_prep_value(value, connection))
     with connection.cursor() as cursor:
-        _execute(cursor, sql.format(*in_lists), params)
+        execute_statement(cursor, sql.format(*in_lists), params)
         return cursor.rowcount
 
 
@@ -107,7 +107,7 @@ def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str
     sql, key_fields = _clock_statement(model, tuple(key), column)
     params = [field.get_db_prep_value(key[field.attname], connection) for field in key_fields]
     with connection.cursor() as cursor:
-        _execute(cursor, sql, [*params, floor])
+        execute_statement(cursor, sql, [*params, floor])
         (value,) = cursor.fetchone()
     return int(value)
 
@@ -118,7 +118,7 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
     head, attnames, converters = _select_statement(model)
     with connection.cursor() as cursor:
-        _execute(cursor, f"{head} WHERE {where}", params)
+        execute_statement(cursor, f"{head} WHERE {where}", params)
         rows = cursor.fetchall()
     loaded = []
     for row in rows:
@@ -173,7 +173,7 @@ def table_name(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _execute(cursor: Any, sql: str, params: Sequence[Any]) -> None:
+def execute_statement(cursor: Any, sql: str, params: Sequence[Any]) -> None:
     """`cursor.execute(sql, params)` without Django's SQLite rewrite of `%s` into `?`, a regular
     expression run over the whole statement on every call (a tenth of the bridge's database
     thread): the rewritten statement is cached, and the driver's cursor runs it inside Django's
@@ -216,7 +216,7 @@ def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str
     return plan
 
 
-def _prep(field: models.Field, value: Any) -> Any:
+def prep_value(field: models.Field, value: Any) -> Any:
     if value is None:
         return None
     plain = _PASS_THROUGH.get(type(field))
