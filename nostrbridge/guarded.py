@@ -23,7 +23,7 @@ from django.db import connection, models
 from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 
-from nostrbridge.statements import execute_statement, prep_value, select_rows, table_name
+from nostrbridge.statements import db_connection, execute_statement, prep_value, select_rows, table_name
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -48,9 +48,10 @@ def update_guarded(model: type[models.Model], *, where: dict[str, Any], guard: Q
     shape = tuple((field, lookup, len(value) if lookup == "in" else value if lookup == "isnull" else None)
                   for field, lookup, value in conditions)  # fmt: skip
     sql = _update_sql(model, tuple(set_fields), shape)
-    params = [prep_value(field, values[name]) for name, field in set_fields.items()]
-    params += _where_params(conditions)
-    with connection.cursor() as cursor:
+    db = db_connection()
+    params = [prep_value(field, values[name], db) for name, field in set_fields.items()]
+    params += _where_params(conditions, db)
+    with db.cursor() as cursor:
         execute_statement(cursor, sql, params)
         return cursor.rowcount
 
@@ -59,7 +60,9 @@ def select_locked(model: type[ModelT], *, pk: Any) -> ModelT | None:
     """`model.objects.select_for_update().filter(pk=pk).first()`: the row, locked until the end of
     the transaction where the database locks rows. Must run inside `transaction.atomic()`."""
     _require_atomic()
-    rows = select_rows(model, where=_locked_where(model), params=[_pk_param(model, pk)])
+    rows = select_rows(
+        model, where=_locked_where(model), params=[model._meta.pk.get_db_prep_value(pk, db_connection())]
+    )
     return rows[0] if rows else None
 
 
@@ -67,8 +70,9 @@ def select_locked_column(model: type[models.Model], *, pk: Any, column: str) -> 
     """`model.objects.select_for_update().filter(pk=pk).values_list(column, flat=True).first()`,
     for a text or integer column (returned as the driver gives it). Must run inside an atomic block."""
     _require_atomic()
-    with connection.cursor() as cursor:
-        execute_statement(cursor, _locked_column_sql(model, column), [_pk_param(model, pk)])
+    db = db_connection()
+    with db.cursor() as cursor:
+        execute_statement(cursor, _locked_column_sql(model, column), [model._meta.pk.get_db_prep_value(pk, db)])
         row = cursor.fetchone()
     return None if row is None else row[0]
 
@@ -82,8 +86,9 @@ def exists_where(model: type[models.Model], *, where: dict[str, Any]) -> bool:
         return False
     shape = tuple((field, lookup, len(value) if lookup == "in" else value if lookup == "isnull" else None)
                   for field, lookup, value in conditions)  # fmt: skip
-    with connection.cursor() as cursor:
-        execute_statement(cursor, _exists_sql(model, shape), _where_params(conditions))
+    db = db_connection()
+    with db.cursor() as cursor:
+        execute_statement(cursor, _exists_sql(model, shape), _where_params(conditions, db))
         return cursor.fetchone() is not None
 
 
@@ -160,15 +165,15 @@ def _own_field(model: type[models.Model], name: str) -> models.Field | None:
     return None
 
 
-def _where_params(conditions: Sequence[Condition]) -> list[Any]:
+def _where_params(conditions: Sequence[Condition], db: Any) -> list[Any]:
     params: list[Any] = []
     for field, lookup, value in conditions:
         if lookup == "isnull":
             continue
         if lookup == "in":
-            params += [field.get_db_prep_value(item, connection) for item in value]
+            params += [field.get_db_prep_value(item, db) for item in value]
         else:
-            params.append(field.get_db_prep_value(value, connection))
+            params.append(field.get_db_prep_value(value, db))
     return params
 
 
@@ -230,7 +235,3 @@ def _locked_column_sql(model: type[models.Model], column: str) -> str:
         f"SELECT {_qualified(model, field)} FROM {table_name(model)}"
         f" WHERE {_qualified(model, model._meta.pk)} = %s{_lock_suffix()}"
     )
-
-
-def _pk_param(model: type[models.Model], pk: Any) -> Any:
-    return model._meta.pk.get_db_prep_value(pk, connection)

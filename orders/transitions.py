@@ -82,7 +82,7 @@ def update_order_guarded(
 
 def record_creation(*, order: Order, actor: str, reason: str) -> None:
     """Audit row for a freshly inserted order (there is no previous status)."""
-    OrderStatusChange.objects.create(order=order, from_status="", to_status=order.status, actor=actor, reason=reason)
+    insert_row(OrderStatusChange, order_id=order.pk, from_status="", to_status=order.status, actor=actor, reason=reason)
     order_changed_on_commit(order.pk)
 
 

@@ -173,7 +173,9 @@ def test_statements_name_the_table_qualified_columns_and_stay_visible_to_query_c
             values={"status": "fiat-sent"},
         )
 
-    read, update = (query["sql"] for query in captured.captured_queries if query["sql"].startswith(("SELECT", "UPDATE")))
+    read, update = (
+        query["sql"] for query in captured.captured_queries if query["sql"].startswith(("SELECT", "UPDATE"))
+    )
     assert read.startswith('SELECT "orders_order"."status" FROM "orders_order" WHERE "orders_order"."id" = ')
     assert update.startswith('UPDATE "orders_order" SET "status" = ')
     where = update.split(" WHERE ", 1)[1]
