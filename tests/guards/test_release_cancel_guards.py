@@ -1,7 +1,6 @@
 """Release and cancel guards made to decide: a second actor between the first one's read and
 its guarded write (docs/PROTOCOL.md §Release, §Cancel)."""
 
-
 import pytest
 
 from disputes.services import resolve as resolve_service
@@ -411,6 +410,18 @@ def test_closed_dispute_gets_its_resolution_time(node, fake_ln):
         True,
         True,
     )
+
+
+def test_closing_by_the_parties_closes_its_own_orders_dispute_only(node, fake_ln):
+    from tests.disputes.support import disputed_trade
+
+    # The other order's dispute is older (first by primary key) and open as well.
+    other, mine = disputed_trade(fake_ln, fresh=True), disputed_trade(fake_ln, fresh=True)
+
+    closed = dispute_close_by_parties(order_id=mine.order.id, order_status="settled-hold-invoice", actor="seller")
+
+    assert (closed.pk, closed.status) == (mine.dispute.pk, "released")
+    assert (other.refresh_dispute().status, mine.refresh_dispute().status) == ("initiated", "released")
 
 
 # --- release payloads --------------------------------------------------------------------------------
