@@ -3,13 +3,21 @@ invoice watcher).
 
 Nudges are hints only: the rows in the database are the source of truth and the loops also
 poll, so a lost nudge costs latency, never a message. In the bridge process a waker is
-registered directly; other processes (web, qcluster) reach the bridge through the channel layer
-when Redis is configured. The invoice watcher is only nudged in its own process (in `mostrod`,
-where the take handlers run); a standalone `invoice_watcher` finds new invoices by its poll.
+registered directly; other processes (web, qcluster, `mostrod`'s forked job cluster) reach the
+bridge through the channel layer when Redis is configured, and without Redis (the embedded
+SQLite node) through the bridge's wake socket: a Unix datagram socket in the var directory
+(`nostrbridge.bridge.wake_socket`), one byte per nudge, dropped when no bridge listens or its
+buffer is full. Without it a payout's `purchase-completed`, written by a job worker, waited for
+the publisher's next poll (up to 1 s). The invoice watcher is only nudged in its own process
+(in `mostrod`, where the take handlers run); a standalone `invoice_watcher` finds new invoices
+by its poll.
 """
 
+import functools
 import logging
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -21,6 +29,9 @@ INBOX_CHANNEL = "mostro-inbox"
 INVOICES_CHANNEL = "mostro-invoices"  # a new hold invoice to follow (local wakers only)
 SIDE_CHANNEL = "mostro-side"  # the bridge's side subscriptions (dispute chat) may have changed (local only)
 _REMOTE_CHANNELS = frozenset({OUTBOX_CHANNEL, INBOX_CHANNEL})  # the bridge's consumers listen on these
+# The wake socket's datagrams: one byte naming the channel.
+SOCKET_CODES = {OUTBOX_CHANNEL: b"o", INBOX_CHANNEL: b"i"}
+WAKE_SOCKET_NAME = "bridge-wake.sock"
 
 _local_wakers: dict[str, list[Callable[[], None]]] = {
     OUTBOX_CHANNEL: [],
@@ -44,8 +55,32 @@ def wake(channel: str) -> None:
     wakers: list[Callable[[], None]] = _local_wakers[channel]
     for waker in wakers:
         waker()
-    if not wakers and channel in _REMOTE_CHANNELS and str(getattr(settings, "REDIS_URL", "")):
+    if wakers or channel not in _REMOTE_CHANNELS:
+        return
+    if str(getattr(settings, "REDIS_URL", "")):
         _wake_remote(channel)
+    else:
+        _wake_socket(channel)
+
+
+def wake_socket_path() -> Path:
+    """Where the bridge of this node listens for nudges when there is no Redis."""
+    return Path(settings.VAR_DIR) / WAKE_SOCKET_NAME
+
+
+@functools.cache
+def _sender() -> socket.socket:
+    # One per process (a forked child may share its parent's: datagrams need no connection).
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    return sender
+
+
+def _wake_socket(channel: str) -> None:
+    try:
+        _sender().sendto(SOCKET_CODES[channel], str(wake_socket_path()))
+    except OSError:
+        pass  # no bridge listening (ENOENT, ECONNREFUSED) or its buffer full (EAGAIN): it polls
 
 
 def wake_on_commit(channel: str) -> None:

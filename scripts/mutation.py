@@ -658,16 +658,54 @@ def merge_results(
     return stored
 
 
-def report(stored: dict, equivalents: dict[tuple[str, str], str]) -> str:
+@dataclass(frozen=True)
+class KeptModule:
+    """A module's row and survivor section as the generated part of TESTING.md shows them."""
+
+    row: str
+    section: str
+
+
+def doc_modules(doc: str) -> dict[str, KeptModule]:
+    """The generated part's row and `### `path`` section of each module, by path: a run of some
+    modules rewrites the part, and the modules it did not run (absent from results.json, e.g.
+    after the file was lost) keep what the doc says of them instead of turning into "not run"."""
+    if DOC_BEGIN not in doc or DOC_END not in doc:
+        return {}
+    part = doc[doc.index(DOC_BEGIN) + len(DOC_BEGIN) : doc.index(DOC_END)]
+    rows: dict[str, str] = {}
+    for line in part.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 6 and cells[1] != "not run":
+            if len(cells) == 6:  # a table written before the run column
+                cells.append("earlier")
+            rows[cells[0].strip("`")] = "| " + " | ".join(cells) + " |"
+    sections: dict[str, str] = {}
+    for chunk in part.split("\n### ")[1:]:
+        heading, _, body = chunk.partition("\n")
+        if heading.startswith("`") and heading.endswith("`"):
+            sections[heading.strip("`")] = body.strip("\n")
+    return {path: KeptModule(row, sections.get(path, "")) for path, row in rows.items()}
+
+
+def report(stored: dict, equivalents: dict[tuple[str, str], str], kept: dict[str, KeptModule] | None = None) -> str:
+    """The table and survivor list of the stored results; a module absent from them is shown as
+    `kept` has it (its row and section in the doc), else as "not run"."""
     lines = [
-        "| module | mutants | killed | equivalent | other survivors | score |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | equivalent | other survivors | score | run |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     details: list[str] = []
     for module, target in TARGETS.items():
         data = stored["modules"].get(module)
         if data is None:
-            lines.append(f"| `{target.path}` | not run | | | | |")
+            previous = (kept or {}).get(target.path)
+            if previous is None:
+                lines.append(f"| `{target.path}` | not run | | | | | |")
+                continue
+            lines.append(previous.row)
+            if previous.section:
+                details.append(f"\n### `{target.path}`\n\n{previous.section}")
             continue
         mutants = data["mutants"]
         killed = [m for m in mutants if m["outcome"] in ("killed", "timeout")]
@@ -677,7 +715,8 @@ def report(stored: dict, equivalents: dict[tuple[str, str], str]) -> str:
         relevant = len(mutants) - len(equivalent)
         score = 100.0 * len(killed) / relevant if relevant else 100.0
         lines.append(
-            f"| `{target.path}` | {len(mutants)} | {len(killed)} | {len(equivalent)} | {len(open_)} | {score:.1f} % |"
+            f"| `{target.path}` | {len(mutants)} | {len(killed)} | {len(equivalent)} | {len(open_)} | {score:.1f} % "
+            f"| {data.get('ran_at', '')} |"
         )
         if survivors:
             details.append(f"\n### `{target.path}`\n")
@@ -749,7 +788,7 @@ def main() -> int:
         RESULTS, REPORT = RESULTS.with_name("results-without-guards.json"), REPORT.with_name("report-without-guards.md")
 
     if args.report:
-        text = report(load_results(), equivalents)
+        text = report(load_results(), equivalents, doc_modules(DOC.read_text()))
         print(text)
         if args.update_doc:
             update_doc(text)
@@ -786,7 +825,7 @@ def main() -> int:
     stored = load_results()
     stored.setdefault("runs", []).append({"modules": modules, "seconds": round(elapsed), "mutants": len(results)})
     RESULTS.write_text(json.dumps(stored, indent=1, ensure_ascii=False))
-    text = report(stored, equivalents)
+    text = report(stored, equivalents, doc_modules(DOC.read_text()))
     REPORT.write_text(text)
     print(text)
     print(f"{len(results)} mutants in {elapsed:.0f} s; report in {REPORT.relative_to(ROOT)}")

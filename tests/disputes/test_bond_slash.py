@@ -155,6 +155,23 @@ def test_null_payload_slashes_nobody_and_every_bond_is_released(trade, solver, f
     assert_lnd_agrees(fake_ln)
 
 
+@pytest.mark.parametrize(("payload", "taker_state"), [(None, "released"), (_slash(buyer=True), "pending-payout")])
+def test_the_settle_ends_the_bonds_at_the_ruling_not_at_the_buyers_payout(trade, solver, fake_ln, payload, taker_state):
+    """mostrod releases the bonds at the resolution: a buyer's payout that fails (the order stays
+    in settled-hold-invoice, retried later) must not keep the seller's bond locked meanwhile."""
+    fake_ln.fail_next_payment()
+
+    solver.send(Action.ADMIN_SETTLE, index=0, order_id=trade.order.id, payload=payload, request_id=48)
+
+    order = trade.refresh()
+    assert (order.status, order.failed_payment) == ("settled-hold-invoice", True)
+    bonds = _bonds(order)
+    assert {role: b.state for role, b in bonds.items()} == {"taker": taker_state, "maker": "released"}
+    assert fake_ln.invoice_state(bonds["maker"].hash) is InvoiceState.CANCELED
+    assert bond_ledger()["returned"] == SELLER_BOND + (BUYER_BOND if payload is None else 0)
+    assert_lnd_agrees(fake_ln)
+
+
 def test_cancel_slashing_the_seller_pays_the_buyer(trade, solver, fake_ln):
     solver.send(Action.ADMIN_CANCEL, index=0, order_id=trade.order.id, payload=_slash(seller=True), request_id=44)
     bonds = _bonds(trade.refresh())

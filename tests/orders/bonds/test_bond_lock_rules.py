@@ -107,6 +107,20 @@ def test_the_first_taker_htlc_locks_and_the_others_of_that_order_are_released_an
     assert _state(race.maker) == "locked"
 
 
+def test_the_lock_releases_only_its_own_orders_racing_takers(race, resumed, fake_ln):
+    """Another order on the book with a taker still paying its bond: bob's lock on A is none of
+    its business (the losers' query is by order)."""
+    other = make_order(status="waiting-taker-bond")
+    erin = bond_row(other, pubkey="6" * 64, fake_ln=fake_ln)
+    erin_before = bond_snapshot(erin)
+
+    assert _accepted(fake_ln, race.bob) is True
+
+    assert (_state(race.bob), _state(race.carol)) == ("locked", "released")
+    assert (bond_snapshot(erin), fake_ln.invoice_state(erin.hash)) == (erin_before, InvoiceState.OPEN)
+    assert _messages() == [(CAROL, "canceled")]
+
+
 def test_a_second_taker_htlc_after_the_lock_is_released_and_told(race, resumed, fake_ln):
     _accepted(fake_ln, race.bob)
     OutboundMessage.objects.all().delete()
