@@ -366,13 +366,15 @@ def cpu_snapshot(net: TradeNetwork) -> dict[str, float]:
     }
 
 
-def start_profilers(net: TradeNetwork, directory: str) -> list[subprocess.Popen]:
+def start_profilers(net: TradeNetwork, directory: str, *, gil_only: bool) -> list[subprocess.Popen]:
     """py-spy (not a project dependency: `pip install py-spy`, or name it in $PY_SPY) on each of the node's processes,
-    idle frames included, as collapsed stacks: `<dir>/mostrod.txt`, `<dir>/cluster-<pid>.txt`."""
+    as collapsed stacks: `<dir>/mostrod.txt`, `<dir>/cluster-<pid>.txt`. Idle frames included, or with `gil_only`
+    only the samples of the thread holding the GIL (Python CPU, no waits: what a CPU table wants)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     spy = os.environ.get("PY_SPY") or str(Path(sys.executable).with_name("py-spy"))  # e.g. from another venv
-    common = ["record", "--format", "raw", "--rate", "200", "--idle", "--threads", "--nonblocking"]
+    mode = ["--gil"] if gil_only else ["--idle"]
+    common = ["record", "--format", "raw", "--rate", "200", *mode, "--threads", "--nonblocking"]
     tree = process_tree(net.node.proc.pid)
     targets = [("mostrod", tree[0]), *((f"cluster-{pid}", pid) for pid in tree[1:])]
     return [
@@ -400,6 +402,7 @@ def main() -> None:
     parser.add_argument("--q-workers", type=int, default=2, help="django-q2 workers in the node (MOSTRO_Q_WORKERS)")
     parser.add_argument("--step-timeout", type=float, default=120.0)
     parser.add_argument("--profile", help="record py-spy profiles of the node's processes into this directory")
+    parser.add_argument("--profile-gil", action="store_true", help="profile only GIL-holding samples (CPU, no waits)")
     parser.add_argument("--workdir", help="keep the run's files here (default: a temp dir)")
     parser.add_argument("--json", help="also write the headline figures to this file (make bench's summary)")
     args = parser.parse_args()
@@ -419,7 +422,7 @@ def main() -> None:
     try:
         before = net.balances_msat()
         cpu_before = cpu_snapshot(net)
-        profilers = start_profilers(net, args.profile) if args.profile else []
+        profilers = start_profilers(net, args.profile, gil_only=args.profile_gil) if args.profile else []
         results, leftovers = asyncio.run(drive(net, args))
         stop_profilers(profilers)
         cpu_after = cpu_snapshot(net)

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from nostrbridge.models import InboundEvent, InboundStatus
-from nostrbridge.statements import insert_rows, table_name, update_where
+from nostrbridge.statements import execute_statement, insert_rows, select_where, table_name, update_where
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,17 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
 
 
 def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
-    """Lease up to `limit` unprocessed rows to this worker; return their primary keys.
+    """Lease up to `limit` unprocessed rows to this worker; return their primary keys."""
+    return [row.pk for row in inbox_claim_rows(worker_id=worker_id, limit=limit)]
+
+
+def inbox_claim_rows(*, worker_id: str, limit: int = 50) -> list[InboundEvent]:
+    """Lease up to `limit` unprocessed rows to this worker; return them, in id order.
 
     Claimable: RECEIVED, or PROCESSING with an expired lease. The UPDATE re-checks that, so a
-    row another process claimed in between is not taken twice. Plain SQL: it runs once per
-    batch on the hot path and the ORM's query building cost more than the queries.
+    row another process claimed in between is not taken twice; the rows read back are those
+    this worker's lease holds. Plain SQL: it runs once per batch on the hot path and the ORM's
+    query building cost more than the queries.
     """
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     lease_until = connection.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=LEASE_SECONDS))
@@ -92,7 +98,7 @@ def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
     claimable_params = [InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value, now]
     with connection.cursor() as cursor:
         select_sql = f"SELECT id FROM {table} WHERE {claimable} ORDER BY id LIMIT %s"
-        cursor.execute(select_sql, [*claimable_params, limit])
+        execute_statement(cursor, select_sql, [*claimable_params, limit])
         candidates = [row[0] for row in cursor.fetchall()]
         if not candidates:
             return []
@@ -102,12 +108,15 @@ def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
             f" WHERE id IN ({in_list}) AND {claimable}"
         )
         with transaction.atomic():
-            cursor.execute(
-                claim_sql, [InboundStatus.PROCESSING.value, worker_id, lease_until, *candidates, *claimable_params]
+            execute_statement(
+                cursor,
+                claim_sql,
+                [InboundStatus.PROCESSING.value, worker_id, lease_until, *candidates, *claimable_params],
             )
-        mine_sql = f"SELECT id FROM {table} WHERE id IN ({in_list}) AND status = %s AND locked_by = %s ORDER BY id"
-        cursor.execute(mine_sql, [*candidates, InboundStatus.PROCESSING.value, worker_id])
-        return [row[0] for row in cursor.fetchall()]
+    # The whole rows at once: the dispatcher needs them (one query per batch, not two).
+    return select_where(
+        InboundEvent, where={"id": candidates, "status": InboundStatus.PROCESSING.value, "locked_by": worker_id}
+    )
 
 
 def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "") -> bool:

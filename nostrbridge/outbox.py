@@ -18,7 +18,7 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.transport import reply_v2
-from nostrbridge.statements import advance_clock, insert_row
+from nostrbridge.statements import advance_clock, insert_instance, insert_row
 from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit
 
 
@@ -87,14 +87,17 @@ def next_created_at(*, kind: int, d_tag: str, now: int | None = None) -> int:
 def _store(
     event: Event, *, recipient_pubkey: str, action: str, order_id: uuid.UUID | str | None, d_tag: str = ""
 ) -> OutboundMessage:
-    row = OutboundMessage.objects.create(
-        event_id=event.id,
-        kind=event.kind,
-        recipient_pubkey=recipient_pubkey,
-        action=action,
-        order_id=order_id,
-        d_tag=d_tag,
-        event_json=event.to_json(),
+    # A precompiled INSERT … RETURNING id instead of Model.objects.create: every order event (hot path).
+    row = insert_instance(
+        OutboundMessage(
+            event_id=event.id,
+            kind=event.kind,
+            recipient_pubkey=recipient_pubkey,
+            action=action,
+            order_id=order_id,
+            d_tag=d_tag,
+            event_json=event.to_json(),
+        )
     )
     _wake_publisher()
     return row

@@ -22,8 +22,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 # Values of these field types go to the driver unchanged when they already have the stored
@@ -47,6 +48,7 @@ def insert_rows(
 ) -> None:
     """INSERT rows in one statement. With `conflict` (the unique columns): skip rows that already
     exist, or with `update` overwrite those columns (plus any `auto_now` column) from the new row."""
+    db = db_connection()
     if not rows:
         return
     sql_head, fields = _insert_statement(model, tuple(conflict), tuple(update))
@@ -57,17 +59,36 @@ def insert_rows(
         for field, attname, stamp, plain in _insert_plan(model):
             if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
                 if field not in now_params:
-                    now_params[field] = _prep(field, now)
+                    now_params[field] = prep_value(field, now, db)
                 params.append(now_params[field])
                 continue
             value = values[attname] if attname in values else field.get_default()
             # The common cases (a str for a text column, an int for an integer one, NULL) need
             # no conversion; the field's own get_db_prep_save does the rest.
-            params.append(value if value is None or type(value) is plain else field.get_db_prep_save(value, connection))
+            params.append(value if value is None or type(value) is plain else field.get_db_prep_save(value, db))
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
-    with connection.cursor() as cursor:
-        _execute(cursor, sql, params)
+    with db.cursor() as cursor:
+        execute_statement(cursor, sql, params)
+
+
+def insert_instance(obj: ModelT) -> ModelT:
+    """INSERT a new, unsaved instance as `Model.objects.create()` / `save(force_insert=True)` would:
+    every column from the instance (its defaults applied by its constructor, `auto_now` and
+    `auto_now_add` stamped on it), an auto-increment key read back with RETURNING. No `save()`
+    override or signal runs: use it only for models that have neither."""
+    db = db_connection()
+    model = type(obj)
+    sql, fields, auto_pk = _instance_statement(model)
+    params = [prep_value(field, field.pre_save(obj, True), db) for field in fields]
+    with db.cursor() as cursor:
+        execute_statement(cursor, sql, params)
+        if auto_pk is not None:
+            (value,) = cursor.fetchone()
+            setattr(obj, auto_pk.attname, value)
+    obj._state.adding = False
+    obj._state.db = db.alias
+    return obj
 
 
 def update_where(
@@ -78,21 +99,22 @@ def update_where(
 
     `where` values must not be None (equality only); `values` may set NULL.
     """
+    db = db_connection()
     where_names = tuple((name, isinstance(value, (list, tuple))) for name, value in where.items())
     sql, set_fields, where_fields = _update_statement(model, tuple(values), tuple(increments), where_names)
-    params = [_prep(field, values[field.attname]) for field in set_fields]
+    params = [prep_value(field, values[field.attname], db) for field in set_fields]
     in_lists = []
     for field, is_list in zip(where_fields, (is_list for _, is_list in where_names), strict=True):
         value = where[field.attname]
         if is_list:
             if not value:
                 return 0
-            params += [field.get_db_prep_value(item, connection) for item in value]
+            params += [field.get_db_prep_value(item, db) for item in value]
             in_lists.append(", ".join(["%s"] * len(value)))
         else:
-            params.append(field.get_db_prep_value(value, connection))
-    with connection.cursor() as cursor:
-        _execute(cursor, sql.format(*in_lists), params)
+            params.append(field.get_db_prep_value(value, db))
+    with db.cursor() as cursor:
+        execute_statement(cursor, sql.format(*in_lists), params)
         return cursor.rowcount
 
 
@@ -104,10 +126,11 @@ def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str
     conflicting row is locked by the statement itself, so concurrent callers get distinct values.
     The model's other columns must have defaults.
     """
+    db = db_connection()
     sql, key_fields = _clock_statement(model, tuple(key), column)
-    params = [field.get_db_prep_value(key[field.attname], connection) for field in key_fields]
-    with connection.cursor() as cursor:
-        _execute(cursor, sql, [*params, floor])
+    params = [field.get_db_prep_value(key[field.attname], db) for field in key_fields]
+    with db.cursor() as cursor:
+        execute_statement(cursor, sql, [*params, floor])
         (value,) = cursor.fetchone()
     return int(value)
 
@@ -116,24 +139,26 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     """`SELECT <every concrete column> FROM <table> WHERE <where>` as model instances, the ones
     `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`
     (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
+    db = db_connection()
     head, attnames, converters = _select_statement(model)
-    with connection.cursor() as cursor:
-        _execute(cursor, f"{head} WHERE {where}", params)
+    with db.cursor() as cursor:
+        execute_statement(cursor, f"{head} WHERE {where}", params)
         rows = cursor.fetchall()
     loaded = []
     for row in rows:
         values = list(row)
         for index, column_converters, expression in converters:
             for convert in column_converters:
-                values[index] = convert(values[index], expression, connection)
-        loaded.append(model.from_db(connection.alias, attnames, values))
+                values[index] = convert(values[index], expression, db)
+        loaded.append(model.from_db(db.alias, attnames, values))
     return loaded
 
 
 def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
     """Rows whose columns (by attname) equal each value, or for a list value are one of its items,
     in pk order: what `filter(name=…, other__in=[…]).order_by("pk")` loads. Values must not be None."""
-    quote = connection.ops.quote_name
+    db = db_connection()
+    quote = db.ops.quote_name
     conditions: list[str] = []
     params: list[Any] = []
     for name, value in where.items():
@@ -143,10 +168,10 @@ def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
             if not value:
                 return []
             conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
-            params += [field.get_db_prep_value(item, connection) for item in value]
+            params += [field.get_db_prep_value(item, db) for item in value]
         else:
             conditions.append(f"{column} = %s")
-            params.append(field.get_db_prep_value(value, connection))
+            params.append(field.get_db_prep_value(value, db))
     order = quote(_column(model._meta.pk))
     return select_rows(model, where=f"{' AND '.join(conditions)} ORDER BY {order}", params=params)
 
@@ -155,10 +180,11 @@ def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
     """The row whose columns (by attname) equal the given values, or None: for a lookup by a
     unique key, what `model.objects.filter(**equals).first()` loads. A None value matches nothing
     (SQL equality), as the unique lookups that use this want."""
+    db = db_connection()
     if any(value is None for value in equals.values()):
         return None
     where, fields = _where_equal(model, tuple(equals))
-    params = [field.get_db_prep_value(equals[field.attname], connection) for field in fields]
+    params = [field.get_db_prep_value(equals[field.attname], db) for field in fields]
     rows = select_rows(model, where=where, params=params)
     return rows[0] if rows else None
 
@@ -173,17 +199,26 @@ def table_name(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _execute(cursor: Any, sql: str, params: Sequence[Any]) -> None:
+def db_connection() -> Any:
+    """This thread's default connection, resolved once per statement: each `connection.x` is a
+    lookup through Django's thread-local proxy, and a plain statement made dozens of them."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def execute_statement(cursor: Any, sql: str, params: Sequence[Any]) -> None:
     """`cursor.execute(sql, params)` without Django's SQLite rewrite of `%s` into `?`, a regular
     expression run over the whole statement on every call (a tenth of the bridge's database
     thread): the rewritten statement is cached, and the driver's cursor runs it inside Django's
     error wrapping. Whenever something observes queries (the debug cursor of DEBUG and of the
     tests' query capture, or an execute wrapper) Django's own path runs instead."""
-    if connection.vendor != "sqlite" or connection.queries_logged or connection.execute_wrappers:
+    db = cursor.db  # the connection itself: each `connection.x` goes through a thread-local proxy
+    # A debug cursor is what `db.cursor()` returns when queries are logged (asking `queries_logged`
+    # again would read settings.DEBUG through its lazy proxy a second time per statement).
+    if db.vendor != "sqlite" or type(cursor) is not CursorWrapper or db.execute_wrappers:
         cursor.execute(sql, params)
         return
-    connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors:
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors:
         sqlite3.Cursor.execute(cursor.cursor, _qmark(sql), params)
 
 
@@ -216,7 +251,7 @@ def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str
     return plan
 
 
-def _prep(field: models.Field, value: Any) -> Any:
+def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
     if value is None:
         return None
     plain = _PASS_THROUGH.get(type(field))
@@ -224,7 +259,7 @@ def _prep(field: models.Field, value: Any) -> Any:
         return value
     if isinstance(field, _INTEGER_FIELDS) and type(value) is int:
         return value
-    return field.get_db_prep_save(value, connection)
+    return field.get_db_prep_save(value, db)
 
 
 @functools.cache
@@ -247,6 +282,21 @@ def _insert_statement(
         else:
             sql += f" ON CONFLICT ({target}) DO NOTHING"
     return sql, fields
+
+
+@functools.cache
+def _instance_statement(model: type[models.Model]) -> tuple[str, list[models.Field], models.Field | None]:
+    """The INSERT of every concrete column, the auto-increment key (read back) left out."""
+    pk = model._meta.pk
+    auto_pk = pk if isinstance(pk, models.AutoField | models.BigAutoField | models.SmallAutoField) else None
+    fields = [field for field in model._meta.concrete_fields if field is not auto_pk]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(_column(field)) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {table_name(model)} ({columns}) VALUES ({placeholders})"
+    if auto_pk is not None:
+        sql += f" RETURNING {quote(_column(auto_pk))}"  # SQLite >= 3.35 and PostgreSQL
+    return sql, fields, auto_pk
 
 
 @functools.cache

@@ -6,6 +6,7 @@ from uuid import UUID
 from django.db.models import Q
 
 from devfee.models import DevFeePayment, DevFeeStatus
+from nostrbridge.guarded import exists_where
 from nostrbridge.statements import select_one
 from orders.bonds.models import Bond, BondState
 from orders.models import Order
@@ -38,12 +39,12 @@ def order_refresh(order: Order) -> None:
 
 def buyer_has_pending_order(*, identity: str) -> bool:
     """The identity already owes a payout invoice as buyer (take-sell's `pending_order_exists`)."""
-    return Order.objects.filter(master_buyer_pubkey=identity, status=OrderStatus.WAITING_BUYER_INVOICE).exists()
+    return exists_where(Order, where={"master_buyer_pubkey": identity, "status": OrderStatus.WAITING_BUYER_INVOICE})
 
 
 def seller_has_pending_order(*, identity: str) -> bool:
     """The identity already owes an escrow payment as seller (take-buy's `pending_order_exists`)."""
-    return Order.objects.filter(master_seller_pubkey=identity, status=OrderStatus.WAITING_PAYMENT).exists()
+    return exists_where(Order, where={"master_seller_pubkey": identity, "status": OrderStatus.WAITING_PAYMENT})
 
 
 def watched_invoice_hashes() -> list[str]:

@@ -33,7 +33,7 @@ from django.db.models import F
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.group import process_rows
 from nostrbridge.dispatch import process_inbound
-from nostrbridge.inbox import inbox_claim, inbox_fail
+from nostrbridge.inbox import inbox_claim_rows, inbox_fail
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL
 
@@ -121,16 +121,13 @@ _batch_state = threading.local()
 
 
 def _drain(worker_id: str, limit: int, stop: threading.Event) -> int:
-    claimed = inbox_claim(worker_id=worker_id, limit=limit)
-    if not claimed:
+    # The claimed rows themselves, read back by the claim (one query for the batch).
+    mine = inbox_claim_rows(worker_id=worker_id, limit=limit)
+    if not mine:
         return 0
-    # One query for the batch instead of one per event (the ORM costs more than the SQL here).
-    rows = InboundEvent.objects.filter(pk__in=claimed, status=InboundStatus.PROCESSING, locked_by=worker_id)
-    by_pk = {row.pk: row for row in rows}
-    mine = [by_pk[pk] for pk in claimed if pk in by_pk]
     # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
     process_rows(mine, stop=stop, process_alone=_process_one, release=lambda pks: _release(pks, worker_id))
-    return len(claimed)
+    return len(mine)
 
 
 def _process_one(row: InboundEvent) -> None:

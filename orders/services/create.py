@@ -12,6 +12,7 @@ from nostrbridge.context import Atomic, SilentDrop
 from nostrbridge.protocol.enums import Action, CantDoReason, Kind
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.structs import SmallOrder
+from nostrbridge.statements import insert_instance
 from orders.bonds.maker import maker_bond_order_create
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
@@ -71,7 +72,8 @@ def order_create(
         return maker_bond_order_create(maker=maker, fields=fields, config=config, now=now, atomic=atomic)
     with atomic():
         trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
-        order = Order.objects.create(**_order_fields(maker, terms, config, now))
+        # A precompiled INSERT (the model has no save() or signals): every new order (docs/PERFORMANCE.md).
+        order = insert_instance(Order(**_order_fields(maker, terms, config, now)))
         record_creation(order=order, actor=maker.sender, reason="new-order")
         send(
             maker.sender,

@@ -21,6 +21,7 @@ from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
 from mostro_site.config.faults import kill_point
+from nostrbridge.guarded import select_locked
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
@@ -236,7 +237,7 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     now = timezone.now()
     guard = Q(invoice_held_at__isnull=True, hold_invoice_hash=order.hold_invoice_hash)
     with transaction.atomic(durable=True):
-        current = Order.objects.select_for_update().filter(pk=order.pk).first()
+        current = select_locked(Order, pk=order.pk)
         if current is None or current.status not in WAITING_STATUSES or current.invoice_held_at is not None:
             return False
         if current.buyer_invoice:

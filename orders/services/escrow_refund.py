@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
+from nostrbridge.guarded import exists_where
 from orders.models import EscrowRefund, Order
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def escrow_refunds_retry(*, limit: int = RETRY_BATCH) -> int:
 
 
 def escrow_refund_is_decided(*, payment_hash_hex: str) -> bool:
-    return EscrowRefund.objects.filter(hold_invoice_hash=payment_hash_hex).exists()
+    # Plain SQL: every accepted escrow asks (docs/PERFORMANCE.md, third round).
+    return exists_where(EscrowRefund, where={"hold_invoice_hash": payment_hash_hex})
 
 
 def _confirm(refund: EscrowRefund) -> None:

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from nostrbridge.context import SilentDrop
+from nostrbridge.guarded import update_guarded
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
@@ -62,7 +63,10 @@ def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | No
     """
     if identity == sender or trade_index is None:
         return
-    raised = Trader.objects.filter(pk=identity, last_trade_index__lt=trade_index).update(last_trade_index=trade_index)
+    raised = update_guarded(
+        Trader, where={"pk": identity, "last_trade_index__lt": trade_index}, guard=None,
+        values={"last_trade_index": trade_index},
+    )  # fmt: skip
     if raised == 0:
         Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
 

@@ -1,8 +1,6 @@
 """Release and cancel guards made to decide: a second actor between the first one's read and
 its guarded write (docs/PROTOCOL.md §Release, §Cancel)."""
 
-from types import SimpleNamespace
-
 import pytest
 
 from disputes.services import resolve as resolve_service
@@ -385,21 +383,15 @@ def test_dispute_closed_meanwhile_is_not_closed_twice(node, fake_ln, monkeypatch
     from tests.disputes.support import disputed_trade
 
     trade = disputed_trade(fake_ln, fresh=True)
-    real = resolve_service.Dispute.objects
+    real_select = resolve_service.select_where
 
-    class ReadThenCompete:
-        def __init__(self, queryset):
-            self.queryset = queryset
+    def read_then_compete(model, **kwargs):
+        seen = real_select(model, **kwargs)
+        if model is resolve_service.Dispute and seen:
+            model.objects.filter(pk=seen[0].pk).update(status="settled")  # the solver closed it meanwhile
+        return seen
 
-        def first(self):
-            seen = self.queryset.first()
-            real.filter(pk=seen.pk).update(status="settled")  # the solver closed it meanwhile
-            return seen
-
-    objects = SimpleNamespace(
-        filter=lambda *a, **kw: ReadThenCompete(real.filter(*a, **kw)) if "order_id" in kw else real.filter(*a, **kw)
-    )
-    monkeypatch.setattr(resolve_service, "Dispute", SimpleNamespace(objects=objects))
+    monkeypatch.setattr(resolve_service, "select_where", read_then_compete)
     events = OutboundMessage.objects.filter(kind=38386).count()
 
     assert (
@@ -418,6 +410,18 @@ def test_closed_dispute_gets_its_resolution_time(node, fake_ln):
         True,
         True,
     )
+
+
+def test_closing_by_the_parties_closes_its_own_orders_dispute_only(node, fake_ln):
+    from tests.disputes.support import disputed_trade
+
+    # The other order's dispute is older (first by primary key) and open as well.
+    other, mine = disputed_trade(fake_ln, fresh=True), disputed_trade(fake_ln, fresh=True)
+
+    closed = dispute_close_by_parties(order_id=mine.order.id, order_status="settled-hold-invoice", actor="seller")
+
+    assert (closed.pk, closed.status) == (mine.dispute.pk, "released")
+    assert (other.refresh_dispute().status, mine.refresh_dispute().status) == ("initiated", "released")
 
 
 # --- release payloads --------------------------------------------------------------------------------

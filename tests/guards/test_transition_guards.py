@@ -6,7 +6,6 @@ concerned: the write must reach its own order and nothing else.
 
 import uuid
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
@@ -79,26 +78,14 @@ def test_transition_with_a_failing_guard_leaves_no_audit_row():
 def test_status_changed_between_the_read_and_the_write_loses(monkeypatch):
     """A second writer moves the order after `transition_order` read its status."""
     order, _other = make_order(), make_order()  # the other pending order must stay pending
+    locked_read = transitions.select_locked_column
 
-    class ReadThenCompete:
-        def __init__(self, queryset):
-            self.queryset = queryset
+    def read_then_compete(model, **kwargs):
+        seen = locked_read(model, **kwargs)
+        Order.objects.filter(pk=order.pk).update(status="waiting-payment")  # the competitor wins
+        return seen
 
-        def filter(self, *args, **kwargs):
-            return ReadThenCompete(self.queryset.filter(*args, **kwargs))
-
-        def values_list(self, *args, **kwargs):
-            return ReadThenCompete(self.queryset.values_list(*args, **kwargs))
-
-        def first(self):
-            seen = self.queryset.first()
-            Order.objects.filter(pk=order.pk).update(status="waiting-payment")  # the competitor wins
-            return seen
-
-    objects = SimpleNamespace(
-        select_for_update=lambda: ReadThenCompete(Order.objects.select_for_update()), filter=Order.objects.filter
-    )
-    monkeypatch.setattr(transitions, "Order", SimpleNamespace(objects=objects))
+    monkeypatch.setattr(transitions, "select_locked_column", read_then_compete)
 
     assert _move(order, ["pending"], "canceled") is False
     assert list(Order.objects.order_by("created_at").values_list("status", flat=True)) == [

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from nostrbridge.inbox import LEASE_SECONDS, inbox_claim, inbox_finish
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
-from nostrbridge.statements import insert_row, insert_rows, update_where
+from nostrbridge.statements import insert_instance, insert_row, insert_rows, update_where
+from orders.models import Order
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +164,33 @@ def test_statements_stay_visible_to_query_capture():
         f"UPDATE {connection.ops.quote_name(OutboundMessage._meta.db_table)}"
     ]
     assert OutboundMessage.objects.values_list("attempts", flat=True).get() == 3
+
+
+def test_insert_instance_stores_and_returns_what_create_does():
+    order_id = uuid.uuid4()
+    by_orm = OutboundMessage.objects.create(**outbound("a" * 64, action="orders", order_id=order_id, d_tag="x"))
+    before = timezone.now()
+    by_sql = insert_instance(OutboundMessage(**outbound("c" * 64, action="orders", order_id=order_id, d_tag="x")))
+    after = timezone.now()
+
+    assert by_sql.pk == by_orm.pk + 1  # the auto-increment key, read back
+    assert (by_sql._state.adding, by_sql._state.db) == (False, "default")
+    assert before <= by_sql.created_at <= after  # auto_now_add stamped on the instance, as save() does
+    stored = OutboundMessage.objects.get(pk=by_sql.pk)
+    ignored = ["id", "event_id", "created_at"]
+    assert model_to_dict(stored, exclude=ignored) == model_to_dict(by_orm, exclude=ignored)
+    assert (stored.event_id, stored.created_at) == ("c" * 64, by_sql.created_at)
+
+
+def test_insert_instance_keeps_a_client_side_primary_key():
+    now = timezone.now()
+    fields = {"created_at": now, "expires_at": now + timedelta(hours=1), "kind": "sell", "creator_pubkey": "a" * 64,
+              "payment_method": "cash", "fiat_code": "USD", "fiat_amount": 10}  # fmt: skip
+    by_orm = Order.objects.create(**fields)
+    by_sql = insert_instance(Order(**fields))
+
+    assert by_sql.pk != by_orm.pk
+    assert Order.objects.get(pk=by_sql.pk).updated_at == by_sql.updated_at  # auto_now stamped on the instance
+    ignored = ["id", "updated_at"]
+    assert model_to_dict(Order.objects.get(pk=by_sql.pk), exclude=ignored) == model_to_dict(by_orm, exclude=ignored)
+    assert model_to_dict(by_sql, exclude=ignored) == model_to_dict(by_orm, exclude=ignored)
