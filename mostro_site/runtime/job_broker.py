@@ -19,58 +19,28 @@ broker behaves as django-q2's own.
 """
 
 import functools
-import hashlib
 import logging
 import os
 import select
 import socket
-import sys
 import time
 from datetime import timedelta
 
 from django import db
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-logger = logging.getLogger(__name__)
+from nostrbridge.wake import drain_hints, machine_address, machine_hint
 
-_HINT = b"w"
+logger = logging.getLogger(__name__)
 
 
 def wake_address(list_key: str) -> str | None:
     """The abstract socket name of this database's queue `list_key` (None: no wake-up here)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    database = settings.DATABASES[Conf.ORM]
-    identity = "|".join(str(database.get(key, "")) for key in ("ENGINE", "HOST", "PORT", "NAME"))
-    digest = hashlib.sha256(f"{identity}|{list_key}".encode()).hexdigest()[:32]
-    return f"\0mostro-jobs-{digest}"
-
-
-class _Sender:
-    """One unbound datagram socket per process (a fork gets its own)."""
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._socket: socket.socket | None = None
-
-    def send(self, address: str) -> None:
-        if self._pid != os.getpid():
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._socket.setblocking(False)
-            self._pid = os.getpid()
-        try:
-            assert self._socket is not None
-            self._socket.sendto(_HINT, address)
-        except OSError:  # nobody listening (no cluster, another one polls), or its buffer is full
-            pass
-
-
-_sender = _Sender()
+    return machine_address(f"jobs|{list_key}", database_alias=Conf.ORM)
 
 
 class WakeableORM(ORM):
@@ -91,7 +61,7 @@ class WakeableORM(ORM):
         if self._address is not None:
             address = self._address
             # Right away in autocommit; after the commit inside a transaction (the release's).
-            transaction.on_commit(lambda: _sender.send(address), using=Conf.ORM)
+            transaction.on_commit(lambda: machine_hint(address), using=Conf.ORM)
         return package_id
 
     def dequeue(self) -> list[tuple[int, str]] | None:
@@ -121,7 +91,7 @@ class WakeableORM(ORM):
         else:
             readable, _, _ = select.select([listening], [], [], Conf.POLL)
             if readable:
-                _drain(listening)
+                drain_hints(listening)
         return None
 
     def acknowledge(self, task_id: int) -> None:
@@ -162,12 +132,3 @@ def _statements(alias: str) -> tuple[str, str, str]:
         f"UPDATE {table} SET {lock} = %s WHERE {pk} = %s AND {lock} = %s",  # noqa: S608
         f"DELETE FROM {table} WHERE {pk} = %s",  # noqa: S608
     )
-
-
-def _drain(listener: socket.socket) -> None:
-    """Every queued hint at once: one poll answers them all."""
-    try:
-        while listener.recv(16):
-            pass
-    except OSError:
-        pass
