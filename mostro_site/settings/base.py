@@ -125,7 +125,11 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 500,
+    # Successful runs kept per job function (the sweeps; a successful payout is not stored). The
+    # monitor prunes at every stored success by loading the rows it counts, pickled results
+    # decoded: per job that is 50 rows, not the 500 of every job together.
+    "save_limit": 50,
+    "save_limit_per": "func",
     # django-q2's ORM broker plus a wake-up: a task queued on this machine (the release's payout)
     # wakes the cluster's pusher once its transaction commits (mostro_site/runtime/job_broker.py).
     "broker_class": "mostro_site.runtime.job_broker.WakeableORM",
