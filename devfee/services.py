@@ -98,13 +98,11 @@ def dev_fee_rows_create(*, billable: Iterable[tuple[uuid.UUID, int]]) -> int:
     One `INSERT … ON CONFLICT (order_id) DO NOTHING` for the whole batch (it was a
     `get_or_create` per order, 13 % of the job cluster's CPU in a trade run): a row a
     concurrent run already created stays as it is, unique constraint and all, and is not
-    counted. The model has no `save()` override or signals to bypass.
+    counted. Every other column takes its field default (`owed`, no claim). The model has no
+    `save()` override or signals to bypass.
     """
     destination = node_config().dev_fee_lightning_address
-    rows = [
-        {"order_id": order_id, "amount_sats": amount, "status": S.OWED.value, "destination": destination}
-        for order_id, amount in billable
-    ]
+    rows = [{"order_id": order_id, "amount_sats": amount, "destination": destination} for order_id, amount in billable]
     return insert_rows(DevFeePayment, rows, conflict=("order_id",))
 
 
