@@ -72,13 +72,20 @@ class JobCluster:
         from django_q.brokers import get_broker
         from django_q.cluster import Cluster
 
+        from mostro_site.runtime.job_broker import WakeableORM
+
+        broker = get_broker()
+        if isinstance(broker, WakeableORM):
+            released = broker.release_claims()
+            if released:
+                logger.warning("job queue: %d task(s) held by a stopped cluster handed out again", released)
         # The children must not share this process's database connection.
         db.connections.close_all()
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         # Cluster() installs its own SIGTERM/SIGINT handlers; the node owns shutdown.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        self._cluster = cluster = Cluster(get_broker())
+        self._cluster = cluster = Cluster(broker)
         with persistent_connections(), slower_idle_poll(), pushes_skipped_in_forks():
             cluster.start()
         logger.info("job cluster started (%s)", cluster.name)

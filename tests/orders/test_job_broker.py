@@ -97,9 +97,14 @@ def test_the_hint_is_sent_when_the_enqueuing_transaction_commits(broker):
 
 def test_a_rolled_back_enqueue_leaves_no_task_and_no_hint(broker):
     assert broker.dequeue() is None
-    with pytest.raises(RuntimeError), transaction.atomic():
-        broker.enqueue("payout")
-        raise RuntimeError("release failed")
+
+    def release_that_fails() -> None:
+        with transaction.atomic():
+            broker.enqueue("payout")
+            raise RuntimeError("release failed")
+
+    with pytest.raises(RuntimeError):
+        release_that_fails()
     assert not _hinted(broker)
     assert OrmQ.objects.count() == 0
 
@@ -138,3 +143,19 @@ def test_the_nodes_cluster_is_forked_with_the_slow_poll_and_this_process_keeps_i
     monkeypatch.setattr(Conf, "POLL", 5.0)
     with cluster.slower_idle_poll():
         assert Conf.POLL == 5.0  # an operator's longer poll stays
+
+
+def test_a_starting_cluster_takes_back_what_a_killed_one_held_and_nothing_else(broker):
+    held = broker.enqueue("held by the dead cluster")
+    waiting = broker.enqueue("waiting")
+    other = WakeableORM(list_key="other-queue").enqueue("another queue's")
+    future = timezone.now() + timedelta(seconds=Conf.RETRY)
+    OrmQ.objects.filter(pk__in=[held, other]).update(lock=future)
+    waiting_lock = OrmQ.objects.get(pk=waiting).lock
+
+    assert broker.release_claims() == 1
+
+    assert OrmQ.objects.get(pk=held).lock <= timezone.now()
+    assert OrmQ.objects.get(pk=waiting).lock == waiting_lock
+    assert OrmQ.objects.get(pk=other).lock == future
+    assert broker.dequeue() == [(held, "held by the dead cluster")]
