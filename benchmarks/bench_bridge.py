@@ -16,15 +16,18 @@ Reported: sustained replies/s over the measurement window, p50/p90/p99/max reply
 (send → reply received), replies missing, the bridge's peak and final RSS, and next to them the
 crypto-only limit of the same work measured in this run: libsecp256k1 (coincurve) for the
 signature checks, ECDH and signature one round trip needs, and our protocol package doing the
-whole unwrap + reply build without any I/O. In `--soak` mode RSS is sampled every 10 s and
-growth is reported from the end of the first minute (warm caches) to the end.
+whole unwrap + reply build without any I/O. In `--soak` mode RSS is sampled every 5 s and
+growth is reported from the end of the warm-up (the first minute, and at least 22,000 requests:
+the intake's bounded memory of recent event ids full) to the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
+import math
 import os
 import statistics
 import sys
@@ -47,6 +50,7 @@ import nostr_sdk as sdk  # noqa: E402
 from coincurve import PrivateKey, PublicKey, PublicKeyXOnly  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
+from nostrbridge.bridge.intake import RECENT_IDS  # noqa: E402
 from nostrbridge.node_identity import xonly_pubkey_hex  # noqa: E402
 from nostrbridge.protocol import Keys, Message, open_inbound, reply_v2, wrap_v2  # noqa: E402
 from nostrbridge.protocol.enums import Action, CantDoReason  # noqa: E402
@@ -102,6 +106,10 @@ def crypto_limits(count: int = 2000) -> dict[str, float]:
 # -- clients ------------------------------------------------------------------------------------
 # nostr-sdk 0.45's LocalRelay drops a connection after 6,000 EVENT messages on it.
 ROTATE_AFTER_EVENTS = 5_000
+TX_CONNECTIONS_MAX = 200
+# No keepalive pings: on a machine at load 30 a starved client misses its own pong deadline
+# (20 s) and closes a healthy connection; the relay is on loopback.
+NO_KEEPALIVE: dict = {"ping_interval": None}
 
 
 class WsClient(SdkMostroClient):
@@ -112,19 +120,24 @@ class WsClient(SdkMostroClient):
     same two cores; this transport leaves more of the machine to the system under test.
     """
 
+    tx_connections = 2
+
     async def connect(self) -> None:
         self.keys = self.keys or [sdk.Keys.generate() for _ in range(self.clients)]
         self._by_pubkey = {k.public_key().to_hex(): k for k in self.keys}
         self._node = sdk.PublicKey.parse(self.node_pubkey)
         self._arrived = asyncio.Event()
         # An unbounded read queue: a relay drops a client that stops reading (TCP backpressure).
-        self._ws = await ws_connect(self.relay_urls[0], max_size=None, max_queue=None)
+        self._ws = await ws_connect(self.relay_urls[0], max_size=None, max_queue=None, **NO_KEEPALIVE)
         query = {"kinds": [14], "authors": [self.node_pubkey], "#p": list(self._by_pubkey), "limit": 0}
         await self._ws.send(json.dumps(["REQ", "replies", query]))
         self._frames: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
-        self._tx = await ws_connect(self.relay_urls[0])
-        self._tx_sent = 0
-        self._rotating = asyncio.Lock()
+        # Enough sending connections, opened now while the relay is idle, that none reaches the
+        # relay's per-connection limit: on a machine at load 20-30 a new handshake mid-run timed
+        # out (60 s) and every send behind it failed. Requests go round-robin.
+        self._txs = [await ws_connect(self.relay_urls[0], **NO_KEEPALIVE) for _ in range(self.tx_connections)]
+        self._tx_counts = [0] * len(self._txs)
+        self._tx_next = 0
         self._reader = asyncio.create_task(self._read_ws())
         self._decoder = asyncio.create_task(self._decode())
 
@@ -141,20 +154,17 @@ class WsClient(SdkMostroClient):
                 self._record(sdk.Event.from_json(json.dumps(frame[2])), arrived)
 
     async def send(self, event: sdk.Event, *, relays: list[str] | None = None) -> None:
-        if self._tx_sent >= ROTATE_AFTER_EVENTS:
-            async with self._rotating:
-                if self._tx_sent >= ROTATE_AFTER_EVENTS:
-                    old, self._tx = self._tx, await ws_connect(self.relay_urls[0])
-                    self._tx_sent = 0
-                    asyncio.create_task(old.close())  # noqa: RUF006 — fire and forget
-        self._tx_sent += 1
-        await self._tx.send(f'["EVENT",{event.as_json()}]')
+        slot = self._tx_next % len(self._txs)
+        self._tx_next += 1
+        self._tx_counts[slot] += 1
+        if self._tx_counts[slot] > ROTATE_AFTER_EVENTS:
+            raise RuntimeError(f"more than {ROTATE_AFTER_EVENTS} events on one connection: raise tx_connections")
+        await self._txs[slot].send(f'["EVENT",{event.as_json()}]')
 
     async def close(self) -> None:
         self._reader.cancel()
         self._decoder.cancel()
-        await self._ws.close()
-        await self._tx.close()
+        await asyncio.gather(self._ws.close(), *(tx.close() for tx in self._txs), return_exceptions=True)
 
 
 # -- the system under test -------------------------------------------------------------------
@@ -286,12 +296,14 @@ def summarize(client: SdkMostroClient, sent: list[int], window: tuple[float, flo
 async def measure(rig: Rig, args: argparse.Namespace) -> dict[str, float]:
     client_class = SdkMostroClient if args.sdk_client else WsClient
     client = client_class([rig.relay.url], rig.node_pubkey, clients=args.clients)
+    duration = args.soak or args.duration
+    expected_events = (1_000 if args.closed else args.rate) * (duration + 5)  # a closed loop: its ceiling
+    client.tx_connections = min(TX_CONNECTIONS_MAX, math.ceil(expected_events / (0.8 * ROTATE_AFTER_EVENTS)) + 1)
     await client.connect()
     warmup = await open_loop(client, min(args.rate, 100), 2.0)  # caches, connections, JIT-free warm start
     await client.wait_for(warmup, timeout_s=30)
-    duration = args.soak or args.duration
-    samples: list[tuple[float, int]] = []
-    sampler = asyncio.create_task(sample_rss(rig, samples))
+    samples: list[tuple[float, int, int]] = []
+    sampler = asyncio.create_task(sample_rss(rig, client, samples))
     cpu_before = rig.cpu_s()
     load_before = os.getloadavg()[0]
     start = time.monotonic()
@@ -316,17 +328,45 @@ async def measure(rig: Rig, args: argparse.Namespace) -> dict[str, float]:
     result["send window s"] = end - start
     result["rss MB"], result["peak rss MB"] = (v / 1024 for v in rig.rss_kb())
     if args.soak:
-        base = next((rss for t, rss in samples if t - start >= 60), samples[0][1])
-        result["soak rss growth %"] = 100 * (samples[-1][1] - base) / base
-        result["soak rss first/last MB"] = f"{base / 1024:.1f} / {samples[-1][1] / 1024:.1f}"  # type: ignore[assignment]
-    await client.close()
+        result.update(soak_figures(samples, start))  # type: ignore[arg-type]
+    with contextlib.suppress(TimeoutError):  # a starved relay may never answer the close frames
+        await asyncio.wait_for(client.close(), 30)
     return result
 
 
-async def sample_rss(rig: Rig, samples: list[tuple[float, int]]) -> None:
+SOAK_SAMPLE_S = 5.0
+SOAK_WARM_UP_S = 60.0  # caches fill (statement plans, the allocator's arenas)
+# …and the intake's memory of recent event ids fills up to its bound: at 300/s within the first
+# minute, at a lower achieved rate later, so the warm-up also waits for that many requests.
+SOAK_WARM_UP_REQUESTS = int(1.1 * RECENT_IDS)
+
+
+async def sample_rss(rig: Rig, client: SdkMostroClient, samples: list[tuple[float, int, int]]) -> None:
     while True:
-        samples.append((time.monotonic(), rig.rss_kb()[0]))
-        await asyncio.sleep(10)
+        samples.append((time.monotonic(), rig.rss_kb()[0], len(client.sent_at)))
+        await asyncio.sleep(SOAK_SAMPLE_S)
+
+
+def soak_figures(samples: list[tuple[float, int, int]], start: float) -> dict[str, float | str]:
+    """RSS growth from the end of the warm-up to the end, and the peak sampled after it.
+
+    Every sample is also printed (seconds into the run, MB), so a steady climb can be told
+    from a step: a leak grows with the messages handled, a cache fills once and stays flat.
+    """
+    warm = [(t, rss) for t, rss, sent in samples if t - start >= SOAK_WARM_UP_S and sent >= SOAK_WARM_UP_REQUESTS] or [
+        (t, rss) for t, rss, _ in samples[-1:]
+    ]
+    base, last = warm[0][1], samples[-1][1]
+    peak = max(rss for _, rss in warm)
+    print("soak RSS samples (s: MB): " + ", ".join(f"{t - start:.0f}: {rss / 1024:.1f}" for t, rss, _ in samples))
+    half = warm[len(warm) // 2][1]
+    return {
+        "soak warm-up s": warm[0][0] - start,
+        "soak rss growth %": 100 * (last - base) / base,
+        "soak rss second-half growth %": 100 * (last - half) / half,
+        "soak rss start/peak/end MB": f"{base / 1024:.1f} / {peak / 1024:.1f} / {last / 1024:.1f}",
+        "soak rss samples": str(len(samples)),
+    }
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,13 +90,43 @@ def route_fee_msat(amount_msat: int, base_msat: int = 1_000, ppm: int = 1_000) -
 
 
 @dataclass
+class Trace:
+    """One step of one trade, for the breakdown of where its latency goes (wall-clock seconds)."""
+
+    started: float  # the request handed to the socket (or the escrow payment started)
+    request_id: str | None  # the request event's id (None: the step starts with a payment)
+    reply_id: str  # the reply that ends the step
+    arrived: float  # the reply received by the client
+
+
+@dataclass
 class Results:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    traces: dict[str, list[Trace]] = field(default_factory=lambda: defaultdict(list))
     trades: list[tuple[str, int, str]] = field(default_factory=list)  # (order id, amount, buyer invoice)
     failures: list[str] = field(default_factory=list)
     first_request: float = 0.0
     last_completed: float = 0.0
     load: str = ""  # the 1-minute load average at the start and at the end of the trades
+
+
+# time.monotonic() → wall clock (the node's database timestamps are wall clock, same machine).
+WALL_OFFSET_S = time.time() - time.monotonic()
+
+
+async def send_traced(trader: Trader, action: Action, *, key: int, **fields) -> tuple[str, float]:
+    """Send a request as Trader.send does; return its event id and the wall-clock send time."""
+    _, event = trader.build(action, key=key, **fields)
+    sent = time.time()
+    await trader.conn.send(event)
+    return event.id().to_hex(), sent
+
+
+def trace(results: Results, step: str, started_mono: float, request: tuple[str, float] | None, reply) -> None:
+    """Record a step: its latency (start → the reply's arrival) and its trace for the breakdown."""
+    results.latencies[step].append(reply.at - started_mono)
+    request_id, sent = request if request is not None else (None, started_mono + WALL_OFFSET_S)
+    results.traces[step].append(Trace(sent, request_id, reply.event["id"], reply.at + WALL_OFFSET_S))
 
 
 async def one_trade(seller: Trader, buyer: Trader, amount: int, results: Results, timeout_s: float) -> None:
@@ -105,39 +136,37 @@ async def one_trade(seller: Trader, buyer: Trader, amount: int, results: Results
         kind=Kind.SELL, status=Status.PENDING, amount=amount, fiat_code="USD", fiat_amount=amount // 1000 or 1,
         payment_method="bank", premium=0,
     )  # fmt: skip
-    lat = results.latencies
     started = time.monotonic()
     results.first_request = results.first_request or started
-    await seller.send(Action.NEW_ORDER, key=s, trade_index=s, payload=OrderPayload(order))
+    request = await send_traced(seller, Action.NEW_ORDER, key=s, trade_index=s, payload=OrderPayload(order))
     ack = await seller.expect("new-order", key=s, timeout_s=timeout_s)
-    lat[STEPS[0]].append(time.monotonic() - started)
+    trace(results, STEPS[0], started, request, ack)
     order_id = ack.body["id"]
 
     invoice = await buyer.wallet.invoice(amount - fee)
     started = time.monotonic()
     take = PaymentRequestPayload(None, invoice, None)
-    await buyer.send(Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=take)
+    request = await send_traced(buyer, Action.TAKE_SELL, key=b, trade_index=b, order_id=order_id, payload=take)
     pay = await seller.expect("pay-invoice", key=s, timeout_s=timeout_s)
-    lat[STEPS[1]].append(time.monotonic() - started)
+    trace(results, STEPS[1], started, request, pay)
     await buyer.expect("waiting-seller-to-pay", key=b, timeout_s=timeout_s)
 
     started = time.monotonic()
     escrow = asyncio.create_task(seller.wallet.pay(pay.payload["payment_request"][1]))
-    await seller.expect("buyer-took-order", key=s, timeout_s=timeout_s)
-    await buyer.expect("hold-invoice-payment-accepted", key=b, timeout_s=timeout_s)
-    lat[STEPS[2]].append(time.monotonic() - started)
+    took = await seller.expect("buyer-took-order", key=s, timeout_s=timeout_s)
+    accepted = await buyer.expect("hold-invoice-payment-accepted", key=b, timeout_s=timeout_s)
+    trace(results, STEPS[2], started, None, max(took, accepted, key=lambda r: r.at))
 
     started = time.monotonic()
-    await buyer.send(Action.FIAT_SENT, key=b, order_id=order_id)
-    await buyer.expect("fiat-sent-ok", key=b, timeout_s=timeout_s)
-    lat[STEPS[3]].append(time.monotonic() - started)
+    request = await send_traced(buyer, Action.FIAT_SENT, key=b, order_id=order_id)
+    trace(results, STEPS[3], started, request, await buyer.expect("fiat-sent-ok", key=b, timeout_s=timeout_s))
     await seller.expect("fiat-sent-ok", key=s, timeout_s=timeout_s)
 
     started = time.monotonic()
-    await seller.send(Action.RELEASE, key=s, order_id=order_id)
-    await buyer.expect("purchase-completed", key=b, timeout_s=timeout_s)
-    done = time.monotonic()
-    lat[STEPS[4]].append(done - started)
+    request = await send_traced(seller, Action.RELEASE, key=s, order_id=order_id)
+    completed = await buyer.expect("purchase-completed", key=b, timeout_s=timeout_s)
+    trace(results, STEPS[4], started, request, completed)
+    done = completed.at
     results.last_completed = max(results.last_completed, done)
     for action in ("hold-invoice-payment-settled", "rate"):
         await seller.expect(action, key=s, timeout_s=timeout_s)
@@ -216,6 +245,77 @@ async def ledger_check(net: TradeNetwork, results: Results, before: dict[str, in
         "payouts checked": len(results.trades),
     }
     return problems, figures
+
+
+# -- where each step's time goes ---------------------------------------------------------------
+def _wall(stamp: str | None) -> float | None:
+    """A timestamp column of the node's SQLite database (UTC text) → epoch seconds."""
+    if stamp is None:
+        return None
+    return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+
+
+def path_breakdown(net: TradeNetwork, results: Results) -> dict[str, list[dict[str, float]]]:
+    """Each step cut at the node's own timestamps, in the order they happen for that step:
+
+    sent (client) → stored (inbox row written: relay, intake checks, the 10 ms coalescing, the
+    database thread's queue) → handled (`processed_at`: claimed and dispatched) → reply row
+    (the reply's outbox row written; inside the handler for most steps, so before `handled`,
+    by the payout job for purchase-completed) → client (the group's commit, the publisher's
+    wake-up and claim, the relay, the client's socket). For the hold-invoice step the start is
+    the seller's payment (LND routing, the watcher's stream, `escrow_on_accepted`).
+    """
+    inbound = {
+        event_id: (_wall(received), _wall(processed))
+        for event_id, received, processed in net.node.query(
+            "SELECT event_id, received_at, processed_at FROM nostrbridge_inboundevent"
+        )
+    }
+    outbound = {
+        event_id: (_wall(created), _wall(sent))
+        for event_id, created, sent in net.node.query(
+            "SELECT event_id, created_at, sent_at FROM nostrbridge_outboundmessage WHERE kind = 14"
+        )
+    }
+    cuts: dict[str, list[dict[str, float]]] = {}
+    for step, traces in results.traces.items():
+        rows = []
+        for t in traces:
+            points: dict[str, float | None] = {"sent": t.started}
+            if t.request_id is not None:
+                stored, handled = inbound.get(t.request_id, (None, None))
+                points["stored"], points["handled"] = stored, handled
+            created, relay_ok = outbound.get(t.reply_id, (None, None))
+            points["reply row"] = created
+            points["client"] = t.arrived
+            if None in points.values() or relay_ok is None:
+                continue
+            order = sorted(points.items(), key=lambda item: (item[1], list(points).index(item[0])))
+            row = {f"{a} → {b}": (tb - ta) * 1000 for (a, ta), (b, tb) in zip(order, order[1:], strict=False)}
+            row["total"] = (t.arrived - t.started) * 1000
+            row["reply row → relay OK recorded"] = (relay_ok - created) * 1000
+            rows.append(row)
+        cuts[step] = rows
+    return cuts
+
+
+def print_breakdown(cuts: dict[str, list[dict[str, float]]]) -> None:
+    """Per step and segment: p50, p99, and the mean over the step's slowest 2 % (where its tail waits)."""
+    print("where the time goes (ms; segments in the order they usually happen):")
+    print("| step | segment | p50 | p99 | mean of the slowest 2 % |\n|---|---|---:|---:|---:|")
+    for step in STEPS:
+        rows = cuts.get(step, [])
+        if not rows:
+            continue
+        slowest = sorted(rows, key=lambda r: r["total"])[-max(1, len(rows) // 50) :]
+        segments = list(dict.fromkeys(key for row in rows for key in row))
+        for segment in segments:
+            values = [row[segment] for row in rows if segment in row]
+            tail = [row[segment] for row in slowest if segment in row]
+            tail_mean = sum(tail) / len(tail) if tail else float("nan")
+            p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+            print(f"| {step} ({len(values)}) | {segment} | {p50:,.0f} | {p99:,.0f} | {tail_mean:,.0f} |")
+    print()
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -329,9 +429,11 @@ def main() -> None:
         stop_profilers(profilers)
         cpu_after = cpu_snapshot(net)
         problems, figures = asyncio.run(ledger_check(net, results, before))
+        cuts = path_breakdown(net, results)
     finally:
         net.stop()
     report(args, results, leftovers, problems, figures, cpu_before, cpu_after)
+    print_breakdown(cuts)
 
 
 def report_idle(net: TradeNetwork, seconds: float) -> None:

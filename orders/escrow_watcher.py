@@ -29,6 +29,18 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 
 
+def invoice_on_update(*, payment_hash_hex: str, state: InvoiceState) -> None:
+    """A hold invoice's new state: a bond's goes to the bond rules, an escrow's to the escrow services."""
+    if bond_on_update(payment_hash_hex=payment_hash_hex, state=state):
+        return  # a bond's invoice (docs/PROTOCOL.md §Bonds), never an escrow
+    if state is InvoiceState.ACCEPTED:
+        escrow_on_accepted(payment_hash_hex=payment_hash_hex)
+    elif state is InvoiceState.CANCELED:
+        escrow_on_canceled(payment_hash_hex=payment_hash_hex)
+    elif state is InvoiceState.SETTLED:
+        escrow_on_settled(payment_hash_hex=payment_hash_hex)
+
+
 class EscrowWatcher:
     """Wires the generic `InvoiceWatcher` to the escrow services."""
 
@@ -49,16 +61,9 @@ class EscrowWatcher:
         payment_hash = update.payment_hash_hex.lower()
         if update.state in (InvoiceState.SETTLED, InvoiceState.CANCELED):
             self._finished.add(payment_hash)
-        if await sync_to_async(bond_on_update)(payment_hash_hex=payment_hash, state=update.state):
-            return  # a bond's invoice (docs/PROTOCOL.md §Bonds), never an escrow
-        if update.state is InvoiceState.ACCEPTED:
-            await sync_to_async(escrow_on_accepted)(payment_hash_hex=payment_hash)
-        elif update.state is InvoiceState.CANCELED:
-            self._finished.add(payment_hash)
-            await sync_to_async(escrow_on_canceled)(payment_hash_hex=payment_hash)
-        elif update.state is InvoiceState.SETTLED:
-            self._finished.add(payment_hash)
-            await sync_to_async(escrow_on_settled)(payment_hash_hex=payment_hash)
+        # One trip to the database thread (in `mostrod` it is the bridge's, busy with its batches):
+        # the bond check and the escrow service together, not a wait in its queue for each.
+        await sync_to_async(invoice_on_update)(payment_hash_hex=payment_hash, state=update.state)
 
     async def run(self, stop: asyncio.Event) -> None:
         bind_log_context(role="watcher")  # this task's lines (in `mostrod` other roles share the process)

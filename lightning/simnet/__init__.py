@@ -7,6 +7,19 @@ for each node, `lnrpc.Lightning`, `invoicesrpc.Invoices` and `routerrpc.Router` 
 `{"grpc", "tls_cert", "macaroon", "pubkey"}` and `_control` to `{"url"}`. A line starting
 with `READY` is printed once everything serves. `LndClient` connects unchanged.
 
+State (lightning/simnet/persistence.py): the network (ports, height, fees, balances, invoices
+with their HTLCs and preimages, payments and their status) is saved to `DIR/simnet-state.json`
+when it changed, at most every `--state-interval` seconds (0.25; 0 = memory only), atomically,
+and at a clean stop (SIGTERM/SIGINT). Started again with the same `--dir` and `--nodes`, simnet
+resumes it on the same ports with the same certificate and macaroon files, as a restarted LND
+does from its database: an HTLC accepted on a hold invoice is still held and the payer's
+payment still IN_FLIGHT until the invoice is settled or canceled (the payer's own streams ended
+with the old process: `TrackPaymentV2` follows it again); a payment held by
+`stick_next_payment` is still held. After a SIGKILL the changes of the last interval may be
+lost, never half of one. A state whose sats do not add up (balances + HTLC-locked amounts +
+routing fees ≠ the supply) or whose held HTLCs have no matching in-flight payment is refused.
+Fault injection (offline, delay, fail-next) is not saved: a new process starts healthy.
+
 Semantics (LND 0.20):
 - real signed BOLT11 (`lnbcrt`, the node's own secp256k1 key, deterministic per name),
   payment secret, expiry (default 86400 s) and min final CLTV (default 80, minimum 18);

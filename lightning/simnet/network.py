@@ -55,10 +55,33 @@ class Network(PaymentEngine):
         self.by_request: dict[str, tuple[SimNode, SimInvoice]] = {}
         self._accepted_hold: set[tuple[str, bytes]] = set()
         self._expiry_heap: list[tuple[int, str, bytes]] = []
+        # Conservation (checked when a saved state is loaded, lightning/simnet/persistence.py):
+        # balances + amounts locked in HTLCs + routing fees paid == supply.
+        self.supply_msat = 0
+        self.routing_fees_msat = 0
+        self.changes = 0  # bumped on every state change; the state file is written when it moved
 
     def add_node(self, node: SimNode) -> None:
         self.nodes[node.name] = node
         self.by_pubkey[node.pubkey_hex] = node
+        self.supply_msat += node.balance_msat
+        self.changes += 1
+
+    def set_balance(self, node: SimNode, balance_msat: int) -> None:
+        """Control API: sats added to (or taken from) the network, counted in the supply."""
+        self.supply_msat += balance_msat - node.balance_msat
+        node.balance_msat = balance_msat
+        self.changes += 1
+
+    def register_invoice(self, node: SimNode, invoice: SimInvoice) -> None:
+        """Index an invoice (new, or loaded from the state file) for payers and the clocks."""
+        node.invoices[invoice.r_hash] = invoice
+        self.by_request[invoice.payment_request] = (node, invoice)
+        if invoice.state == INVOICE_OPEN:
+            heapq.heappush(self._expiry_heap, (invoice.creation_date + invoice.expiry, node.name, invoice.r_hash))
+        if invoice.state == INVOICE_ACCEPTED:
+            self._accepted_hold.add((node.name, invoice.r_hash))
+        self.changes += 1
 
     def block_hash(self) -> str:
         return hashlib.sha256(f"simnet-block-{self.height}".encode()).hexdigest()
@@ -95,9 +118,7 @@ class Network(PaymentEngine):
             preimage,
             is_hold,
         )
-        node.invoices[r_hash] = invoice
-        self.by_request[invoice.payment_request] = (node, invoice)
-        heapq.heappush(self._expiry_heap, (invoice.creation_date + invoice.expiry, node.name, r_hash))
+        self.register_invoice(node, invoice)
         node.notify_invoice(invoice)
         return invoice
 
@@ -161,6 +182,7 @@ class Network(PaymentEngine):
 
     def _settle(self, node: SimNode, invoice: SimInvoice) -> None:
         now = int(time.time())
+        self.changes += 1
         invoice.state = INVOICE_SETTLED
         node.settle_index += 1
         invoice.settle_index, invoice.settle_date = node.settle_index, now
@@ -181,6 +203,7 @@ class Network(PaymentEngine):
 
     def _cancel(self, node: SimNode, invoice: SimInvoice) -> None:
         now = int(time.time())
+        self.changes += 1
         invoice.state = INVOICE_CANCELED
         self._accepted_hold.discard((node.name, invoice.r_hash))
         for htlc in invoice.accepted_htlcs():
@@ -190,6 +213,7 @@ class Network(PaymentEngine):
 
     def accept_htlc(self, node: SimNode, invoice: SimInvoice, htlc: SimHtlc) -> None:
         """An incoming HTLC that pays `invoice` in full (checked by the caller)."""
+        self.changes += 1
         invoice.htlcs.append(htlc)
         if invoice.is_hold:
             invoice.state = INVOICE_ACCEPTED
@@ -202,6 +226,7 @@ class Network(PaymentEngine):
     def mine(self, blocks: int = 1) -> int:
         for _ in range(blocks):
             self.height += 1
+            self.changes += 1
             self._expire_htlcs()
         return self.height
 

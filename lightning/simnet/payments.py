@@ -57,11 +57,13 @@ class PaymentEngine:
     height: int
     by_pubkey: dict[str, SimNode]
     by_request: dict[str, tuple[SimNode, SimInvoice]]
+    routing_fees_msat: int
+    changes: int
 
     def accept_htlc(self, node: SimNode, invoice: SimInvoice, htlc: SimHtlc) -> None:
         raise NotImplementedError  # Network's
 
-    def _terms(self, payment_request: str) -> _Terms:
+    def terms_of(self, payment_request: str) -> _Terms:
         found = self.by_request.get(payment_request) or self.by_request.get(payment_request.lower())
         if found is not None:
             payee, inv = found
@@ -83,7 +85,7 @@ class PaymentEngine:
         """Validate and record a payment (IN_FLIGHT); `deliver` moves it on."""
         if not request.payment_request:
             raise SimError("payment_request is required (simnet does not route by destination)")
-        terms = self._terms(request.payment_request)
+        terms = self.terms_of(request.payment_request)
         if terms.currency != self.currency:
             raise SimError(f"invoice not for current active network '{self.network_name}'")
         if terms.expires_at < time.time():
@@ -100,9 +102,11 @@ class PaymentEngine:
             payment_index=payer.payment_index,
         )
         payer.payments[terms.payment_hash] = payment
+        self.changes += 1
         return payment, terms
 
     def deliver(self, payer: SimNode, payment: SimPayment, terms: _Terms, fee_limit_msat: int) -> None:
+        self.changes += 1
         if payer.stick_next_payment:
             payer.stick_next_payment = False
             payment.stuck = True
@@ -149,13 +153,17 @@ class PaymentEngine:
 
     def payment_succeeded(self, payment: SimPayment, preimage: bytes) -> None:
         payment.status, payment.preimage = PAYMENT_SUCCEEDED, preimage
+        if payment.locked_msat:  # the fee went to the route's nodes, which simnet does not model
+            self.routing_fees_msat += payment.fee_msat
         payment.locked_msat = 0
+        self.changes += 1
         _payer(payment).notify_payment(payment)
 
     def payment_failed(self, payment: SimPayment, reason: str) -> None:
         # Funds are locked only once an HTLC was placed; a failure gives them back.
         _payer(payment).balance_msat += payment.locked_msat
         payment.locked_msat = 0
+        self.changes += 1
         payment.status = PAYMENT_FAILED
         payment.failure_reason = cast(ln.PaymentFailureReason, ln.PaymentFailureReason.Value(reason))
         _payer(payment).notify_payment(payment)

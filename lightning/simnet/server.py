@@ -20,6 +20,15 @@ from lightning.simnet.credentials import ensure_node_files, node_key
 from lightning.simnet.lightning_service import LightningService
 from lightning.simnet.model import SimError, SimNode
 from lightning.simnet.network import Network
+from lightning.simnet.persistence import (
+    STATE_FILE,
+    StateRefused,
+    read_state,
+    restore,
+    save_state,
+    snapshot,
+    state_problems,
+)
 from lightning.simnet.subservers import InvoicesService, RouterService
 
 logger = logging.getLogger(__name__)
@@ -44,6 +53,9 @@ class SimnetConfig:
     balance_sats: int = 10_000_000
     host: str = "127.0.0.1"  # the gRPC interface (0.0.0.0 in a container the node reaches by name)
     tls_extra_domains: tuple[str, ...] = ()
+    # The network state is saved to DIR/simnet-state.json when it changed, at most this often (and
+    # at a clean stop), and loaded at start: a killed simnet comes back with its state. 0: memory only.
+    state_interval: float = 0.25
 
 
 class Simnet:
@@ -52,27 +64,49 @@ class Simnet:
         self.network = Network(fee_base_msat=config.fee_base_msat, fee_ppm=config.fee_ppm)
         self.servers: list[grpc.aio.Server] = []
         self.control_url = ""
+        self.control_port = 0
+        self.state_path = config.directory / STATE_FILE
+        self.resumed = False  # started from a saved state
+        self._saved_changes = -1
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> dict[str, Any]:
         self.config.directory.mkdir(parents=True, exist_ok=True)
+        state = read_state(self.state_path) if self.config.state_interval > 0 else None
+        if state is not None and sorted(state["nodes"]) != sorted(self.config.node_names):
+            raise StateRefused(
+                f"{self.state_path} has nodes {sorted(state['nodes'])}, --nodes gives {sorted(self.config.node_names)}"
+            )
         for index, name in enumerate(self.config.node_names):
-            await self._start_node(index, name)
-        control = await ControlServer(self._control_handlers()).start(self.config.control_port)
-        self.control_url = f"http://127.0.0.1:{control.sockets[0].getsockname()[1]}"
+            await self._start_node(index, name, port=state["nodes"][name]["port"] if state else 0)
+        if state is not None:
+            restore(self.network, state)
+            problems = state_problems(self.network)
+            if problems:
+                await self.stop(save=False)
+                raise StateRefused(f"{self.state_path} refused: " + "; ".join(problems))
+            self.resumed = True
+        control = await ControlServer(self._control_handlers()).start(
+            state["control_port"] if state else self.config.control_port
+        )
+        self.control_port = control.sockets[0].getsockname()[1]
+        self.control_url = f"http://127.0.0.1:{self.control_port}"
         self._control = control
         self._tasks.append(asyncio.create_task(self._expiry_loop()))
+        if self.config.state_interval > 0:
+            self.save()
+            self._tasks.append(asyncio.create_task(self._save_loop()))
         if self.config.block_interval > 0:
             self._tasks.append(asyncio.create_task(self._block_loop()))
         return self._write_manifest()
 
-    async def _start_node(self, index: int, name: str) -> None:
+    async def _start_node(self, index: int, name: str, *, port: int = 0) -> None:
         cert_path, macaroon_path, cert_pem, key_pem, macaroon = ensure_node_files(
             self.config.directory, name, self.config.tls_extra_domains
         )
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        requested = f"{self.config.host}:{self.config.base_port + index if self.config.base_port else 0}"
-        port = server.add_secure_port(requested, grpc.ssl_server_credentials([(key_pem, cert_pem)]))
+        port = port or (self.config.base_port + index if self.config.base_port else 0)  # a saved port first
+        port = server.add_secure_port(f"{self.config.host}:{port}", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
         node = SimNode(
             name=name,
             key=node_key(name),
@@ -103,11 +137,39 @@ class Simnet:
         (self.config.directory / "simnet.json").write_text(json.dumps(manifest, indent=2))
         return manifest
 
-    async def stop(self) -> None:
+    async def stop(self, *, save: bool = True) -> None:
         for task in self._tasks:
             task.cancel()
-        self._control.close()
+        if hasattr(self, "_control"):
+            self._control.close()
         await asyncio.gather(*(server.stop(grace=0.5) for server in self.servers))
+        if save and self.config.state_interval > 0:
+            self.save()  # after the servers stopped: the last calls' changes are in
+
+    def _snapshot(self) -> dict[str, Any] | None:
+        """The state to write if the network changed since the last snapshot, else None. Taken
+        on the loop, so consistent; plain data, so it can be encoded and written in a thread."""
+        if self.network.changes == self._saved_changes:
+            return None
+        self._saved_changes = self.network.changes
+        return snapshot(self.network, control_port=self.control_port)
+
+    def save(self) -> None:
+        state = self._snapshot()
+        if state is not None:
+            save_state(self.state_path, state)
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.state_interval)
+            state = self._snapshot()
+            if state is None:
+                continue
+            try:  # encoding and fsync in a thread: the loop keeps serving (one write at a time)
+                await asyncio.to_thread(save_state, self.state_path, state)
+            except OSError:
+                logger.exception("simnet: state not saved (retried at the next interval)")
+                self._saved_changes = -1
 
     async def _expiry_loop(self) -> None:
         while True:
@@ -195,10 +257,11 @@ class Simnet:
 
     def _fees(self, base_msat: int, ppm: int) -> dict[str, Any]:
         self.network.fee_base_msat, self.network.fee_ppm = int(base_msat), int(ppm)
+        self.network.changes += 1
         return {"base_msat": self.network.fee_base_msat, "ppm": self.network.fee_ppm}
 
     def _balance(self, node: str, balance_sats: int) -> dict[str, Any]:
-        self._node(node).balance_msat = int(balance_sats) * 1000
+        self.network.set_balance(self._node(node), int(balance_sats) * 1000)
         return {"node": node, "balance_msat": self._node(node).balance_msat}
 
 
@@ -212,6 +275,7 @@ async def run_simnet(config: SimnetConfig, *, ready: Callable[[str], object] = p
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     manifest_path = config.directory / "simnet.json"
-    ready(f"READY {manifest_path} control={simnet.control_url} nodes={','.join(config.node_names)}")
+    resumed = f" resumed={simnet.state_path}" if simnet.resumed else ""
+    ready(f"READY {manifest_path} control={simnet.control_url} nodes={','.join(config.node_names)}{resumed}")
     await stop.wait()
     await simnet.stop()

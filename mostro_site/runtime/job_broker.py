@@ -19,28 +19,69 @@ broker behaves as django-q2's own.
 """
 
 import functools
+import hashlib
 import logging
 import os
 import select
 import socket
+import sys
 import time
 from datetime import timedelta
 
 from django import db
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from nostrbridge.wake import drain_hints, machine_address, machine_hint
-
 logger = logging.getLogger(__name__)
 
 
 def wake_address(list_key: str) -> str | None:
     """The abstract socket name of this database's queue `list_key` (None: no wake-up here)."""
-    return machine_address(f"jobs|{list_key}", database_alias=Conf.ORM)
+    if not sys.platform.startswith("linux"):
+        return None
+    database = settings.DATABASES[Conf.ORM]
+    identity = "|".join(str(database.get(key, "")) for key in ("ENGINE", "HOST", "PORT", "NAME"))
+    return "\0mostro-jobs-" + hashlib.sha256(f"{identity}|{list_key}".encode()).hexdigest()[:32]
+
+
+class _HintSender:
+    """One unbound datagram socket per process (a fork makes its own)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._socket: socket.socket | None = None
+
+    def send(self, address: str) -> None:
+        if self._pid != os.getpid() or self._socket is None:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._socket.setblocking(False)
+            self._pid = os.getpid()
+        try:
+            self._socket.sendto(b"w", address)
+        except OSError:  # no cluster listening (or another one polls), or its buffer is full
+            pass
+
+
+_hint_sender = _HintSender()
+
+
+def machine_hint(address: str | None) -> None:
+    """One datagram to `address`, never blocking, never failing."""
+    if address is not None:
+        _hint_sender.send(address)
+
+
+def drain_hints(listener: socket.socket) -> None:
+    """Every queued hint at once (the socket is non-blocking): one poll answers them all."""
+    try:
+        while listener.recv(16):
+            pass
+    except OSError:
+        pass
 
 
 class WakeableORM(ORM):

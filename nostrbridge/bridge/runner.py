@@ -30,6 +30,7 @@ from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
 from nostrbridge.bridge.side import SideChannel
+from nostrbridge.bridge.wake_socket import WakeSocket
 from nostrbridge.bridge.worker import (
     DEFAULT_CLAIM_BATCH,
     BridgeWorker,
@@ -50,7 +51,14 @@ from nostrbridge.node_announcements import (
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.publisher import OutboxPublisher, PublishPolicy
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
-from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL, SIDE_CHANNEL, register_waker, unregister_waker
+from nostrbridge.wake import (
+    INBOX_CHANNEL,
+    OUTBOX_CHANNEL,
+    SIDE_CHANNEL,
+    register_waker,
+    unregister_waker,
+    wake_socket_path,
+)
 from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
@@ -75,6 +83,7 @@ class BridgeOptions:
     health_sync_s: float = 3.0
     publish: PublishPolicy = field(default_factory=PublishPolicy)
     publish_batch: int = 100
+    publish_poll_s: float = 1.0  # safety-net poll of the outbox (commits nudge the publisher)
     node_events: bool = True  # 38385 / 0 at start and on settings changes; 10002 when the relay set changes
     # The periodic jobs of nostrbridge.jobs belong to qcluster (mostro_site/schedules.py); this runs
     # them on timers here instead, for a deployment without qcluster. Duplicates are harmless.
@@ -125,6 +134,7 @@ class Bridge:
         self._wakers: list[tuple[str, Callable[[], None]]] = []
         self._health_changed = asyncio.Event()
         self._relays_changed = asyncio.Event()
+        self._wake_socket: WakeSocket | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self, *, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
@@ -165,6 +175,7 @@ class Bridge:
             self.pool,
             policy=self.options.publish,
             batch=self.options.publish_batch,
+            poll_s=self.options.publish_poll_s,
             on_recorded=self._published if self.side else None,
         )
         self.catch_up.track(self.pool.urls)
@@ -217,6 +228,8 @@ class Bridge:
         self.worker.cancel_instances()
         for channel, waker in self._wakers:
             unregister_waker(channel, waker)
+        if self._wake_socket is not None:
+            self._wake_socket.close()
         await self.pool.stop()
         await self.intake.flush()  # events the pool handed over while closing: next start processes them
         for side in self.side:
@@ -265,6 +278,13 @@ class Bridge:
         ]
         for channel, waker in self._wakers:
             register_waker(channel, waker)
+        if not str(getattr(settings, "REDIS_URL", "")):
+            # Without Redis, the node's other processes (mostrod's job cluster: payouts' replies)
+            # nudge through this socket (nostrbridge.wake) instead of waiting for the polls.
+            self._wake_socket = WakeSocket(
+                wake_socket_path(), {OUTBOX_CHANNEL: self._nudge_outbox, INBOX_CHANNEL: self._nudge_inbox}
+            )
+            self._wake_socket.open()
 
     async def _on_event(self, url: str, raw: dict[str, Any]) -> None:
         """Events for a side channel (the dispute chat) go there; everything else to the inbox."""
@@ -360,7 +380,10 @@ class Bridge:
             await self._relays_changed.wait()
             await asyncio.sleep(RELAY_LIST_DEBOUNCE_S)
             self._relays_changed.clear()
-            await self._guarded(self._publish_relay_list, "relay list")
+            if not await self._guarded(self._publish_relay_list, "relay list"):
+                # Its write failed (the database locked or gone): without this the changed list
+                # would wait for the periodic republish, hours away. Tried again after the debounce.
+                self._relays_changed.set()
 
     async def _publish_node_events(self, *, min_interval_s: float) -> None:
         await self._guarded(lambda: self._publish_info(min_interval_s), "info event")
@@ -399,11 +422,14 @@ class Bridge:
             len(self.pool.urls),
         )
 
-    async def _guarded(self, func: Callable[[], Awaitable[Any]], what: str) -> None:
+    async def _guarded(self, func: Callable[[], Awaitable[Any]], what: str) -> bool:
+        """Runs `func`; False (logged) when it raised."""
         try:
             await func()
         except Exception:  # noqa: BLE001 — a failing periodic task must not stop the bridge
             logger.exception("bridge task %s failed", what)
+            return False
+        return True
 
     async def _every(
         self, interval: float, func: Callable[[], Awaitable[Any]], *, delay: bool = False, first_delay: float = 0.0

@@ -13,7 +13,6 @@ each share paid once, every balance moved by exactly that.
 from __future__ import annotations
 
 import asyncio
-import os
 import urllib.error
 
 import pytest
@@ -21,16 +20,16 @@ import pytest
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from tests.chaos.support import (
-    FEE_RATE,
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
-    USD_PRICE,
     Book,
     Recovery,
     SellTrade,
     api_post,
     await_kill,
+    checked,
     close_all,
-    dump,
+    network_fixture,
     node_log_errors,
     operator_api_key,
     order_status,
@@ -40,33 +39,15 @@ from tests.chaos.support import (
     trading_pair,
     wait_for,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 BOND = 1_000  # max(round(0.01 × amount), 1,000) for every amount here
 SHARE = BOND - BOND // 2  # the winner's share of a slashed bond: floor(1000 × 0.5) stays with the node
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-bond-kill"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        MOSTRO_ANTI_ABUSE_BOND_ENABLED="true",
-        MOSTRO_ANTI_ABUSE_BOND_APPLY_TO="take",
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
+net = network_fixture("chaos-bond-kill", MOSTRO_ANTI_ABUSE_BOND_ENABLED="true", MOSTRO_ANTI_ABUSE_BOND_APPLY_TO="take")
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +79,6 @@ def bond_row(net: TradeNetwork, order_id: str) -> tuple:
         (order_id.replace("-", ""),),
     )
     return row
-
-
-async def checked(book: Book) -> None:
-    report = await book.check()
-    assert report.problems == [], dump(report)
 
 
 async def test_kill_when_the_taker_bond_htlc_is_accepted(net: TradeNetwork, book: Book):

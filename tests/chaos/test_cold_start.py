@@ -12,18 +12,15 @@ stays down (the order is answered `price_too_stale` after `MOSTRO_PRICE_WAIT_SEC
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from decimal import Decimal
-
-import pytest
 
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.payloads import OrderPayload
 from nostrbridge.protocol.structs import SmallOrder
 from orders.pricing.quotes import market_amount_sats
 from tests.chaos.support import (
-    FEE_RATE,
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
     USD_PRICE,
     Book,
@@ -31,35 +28,20 @@ from tests.chaos.support import (
     SellTrade,
     close_all,
     dump,
+    network_fixture,
     node_log_errors,
     start_node,
     trading_pair,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 PRICE_PATH = "/exrates/BTC"
 WAIT_S = "3"  # MOSTRO_PRICE_WAIT_SECONDS of the give-up case (30 by default)
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-cold"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
+net = network_fixture("chaos-cold")
 
 
 class MarketSellTrade(SellTrade):

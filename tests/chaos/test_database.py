@@ -15,27 +15,22 @@ import re
 import sqlite3
 import threading
 
-import pytest
-
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
-    FEE_RATE,
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
-    USD_PRICE,
     Book,
     Recovery,
     SellTrade,
     close_all,
     dump,
+    network_fixture,
     order_status,
     trading_pair,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 BUSY_TIMEOUT_S = float(os.environ.get("MOSTRO_CHAOS_BUSY_TIMEOUT_S", "1"))
 LOCK_S = 3 * BUSY_TIMEOUT_S
@@ -43,21 +38,7 @@ RECOVERY_TIMEOUT_S = 90.0
 LOCKED = "database is locked"
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-db"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        MOSTRO_SQLITE_BUSY_TIMEOUT_S=str(BUSY_TIMEOUT_S),
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
+net = network_fixture("chaos-db", MOSTRO_SQLITE_BUSY_TIMEOUT_S=str(BUSY_TIMEOUT_S))
 
 
 class WriteLock:
@@ -137,5 +118,6 @@ def test_the_only_errors_logged_are_the_lock(net: TradeNetwork):
         "nostrbridge.bridge.intake inbox insert failed",  # the received event stays in memory, stored again
         "nostrbridge.publisher could not record N deliveries",  # re-published (same event id) after the lease
         "nostrbridge.publisher outbox claim failed",  # nothing claimed (rolled back): the next poll claims it
+        "nostrbridge.bridge.runner bridge task relay list failed",  # written again after the debounce
     }
     assert errors <= retried, errors

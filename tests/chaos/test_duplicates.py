@@ -12,44 +12,35 @@ check (tests/ledger.py) finds every sat and every reply exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
-
-import pytest
+from collections.abc import Iterator
 
 from nostrbridge.protocol.enums import Action, Kind, Status
 from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload
 from nostrbridge.protocol.structs import SmallOrder
 from tests.chaos.support import (
-    FEE_RATE,
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
-    USD_PRICE,
     Book,
     Recovery,
     SellTrade,
     close_all,
     dump,
+    network_fixture,
     node_log_errors,
     order_status,
+    relay_connected,
     restart_node,
     trading_pair,
     wait_for,
 )
-from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader, start_trade_network
+from tests.e2e.trade_clients import RelayConnection, TradeNetwork, Trader
 from tests.relays.local_relay import LocalRelayProcess
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-dup"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-    )
+def extra_relays(network: TradeNetwork) -> Iterator[None]:
+    """Two more relays in the node's list, each connected, for the module's tests."""
     extra = [LocalRelayProcess(), LocalRelayProcess()]
     try:
         for relay in extra:
@@ -62,21 +53,13 @@ def net(tmp_path_factory: pytest.TempPathFactory):
         for url in urls:
             wait_for(lambda url=url: relay_connected(network, url), what=f"{url} connected")
         network.extra_relays = extra  # type: ignore[attr-defined]
-        yield network
+        yield
     finally:
         for relay in extra:
             relay.kill()
-        network.stop()
 
 
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
-
-
-def relay_connected(net: TradeNetwork, url: str) -> bool:
-    rows = net.node.query("SELECT connected FROM nostrbridge_relayhealth WHERE relay_url LIKE ?", (url + "%",))
-    return rows == [(1,)]
+net = network_fixture("chaos-dup", around=extra_relays)
 
 
 class Everywhere:

@@ -11,22 +11,22 @@ protocol promises exactly once, and that every satoshi on every simnet node is a
 from __future__ import annotations
 
 import asyncio
-import os
 import urllib.error
 
 import pytest
 
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
-    FEE_RATE,
-    USD_PRICE,
+    PAST_GRACE_S,
+    SQLITE_PASS_MARKS,
     Book,
     Recovery,
     SellTrade,
     api_post,
     await_kill,
+    checked,
     close_all,
-    dump,
+    network_fixture,
     node_log_errors,
     operator_api_key,
     order_status,
@@ -35,39 +35,15 @@ from tests.chaos.support import (
     start_node,
     trading_pair,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 # Clock play for the payout and dev-fee recoveries (tests/chaos/support.py): past the payout
 # claim's grace (30 s) and the unseen dev-fee payment's (300 s).
-PAST_GRACE_S = 400
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-kill"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        LND_PAYMENT_ATTEMPTS="3",
-        LND_PAYMENT_RETRIES_INTERVAL="1",
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
-
-
-async def checked(book: Book) -> None:
-    report = await book.check()
-    assert report.problems == [], dump(report)
+net = network_fixture("chaos-kill", LND_PAYMENT_ATTEMPTS="3", LND_PAYMENT_RETRIES_INTERVAL="1")
 
 
 async def test_kill_after_the_take_committed(net: TradeNetwork, book: Book):

@@ -11,61 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 
-import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from lightning.grpc import lightning_pb2 as ln
 from nostrbridge.protocol.enums import Action
 from tests.chaos.support import (
-    FEE_RATE,
-    USD_PRICE,
+    OUTAGE_S,
+    SQLITE_PASS_MARKS,
     Book,
     Recovery,
     SellTrade,
+    checked,
     close_all,
-    dump,
+    network_fixture,
     node_log_errors,
     order_status,
+    relay_connected,
     start_node,
     trading_pair,
     wait_for,
 )
-from tests.e2e.trade_clients import ORDER_KIND, RelayConnection, TradeNetwork, Trader, start_trade_network
+from tests.e2e.trade_clients import ORDER_KIND, RelayConnection, TradeNetwork, Trader
 from tests.relays.local_relay import LocalRelayProcess
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
-OUTAGE_S = float(os.environ.get("MOSTRO_CHAOS_OUTAGE_S", "5"))
 RECOVERY_TIMEOUT_S = 90.0  # the bridge's backoff is capped at 60 s
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-outages"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        LND_PAYMENT_ATTEMPTS="3",
-        LND_PAYMENT_RETRIES_INTERVAL="1",
-    )
-    yield network
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
-
-
-async def checked(book: Book) -> None:
-    report = await book.check()
-    assert report.problems == [], dump(report)
+net = network_fixture("chaos-outages", LND_PAYMENT_ATTEMPTS="3", LND_PAYMENT_RETRIES_INTERVAL="1")
 
 
 async def reconnect(net: TradeNetwork, *traders: Trader, url: str | None = None) -> list[RelayConnection]:
@@ -104,11 +80,6 @@ async def wait_book(url: str, net: TradeNetwork, expected: dict[str, str]) -> di
         if seen == expected or time.monotonic() > deadline:
             return seen
         await asyncio.sleep(0.5)
-
-
-def relay_connected(net: TradeNetwork, url: str) -> bool:
-    rows = net.node.query("SELECT connected FROM nostrbridge_relayhealth WHERE relay_url LIKE ?", (url + "%",))
-    return rows == [(1,)]
 
 
 async def test_the_only_relay_dies_and_comes_back_on_the_same_port(net: TradeNetwork, book: Book):

@@ -85,11 +85,6 @@ def net(tmp_path_factory: pytest.TempPathFactory):
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
-
-
 def kill_node_connections() -> int:
     """End every backend of the node's database; returns how many there were."""
     name = urlsplit(_node_database_url()).path.lstrip("/")

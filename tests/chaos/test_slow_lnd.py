@@ -14,50 +14,30 @@ import asyncio
 import os
 import time
 
-import pytest
-
 from tests.chaos.support import (
-    FEE_RATE,
+    SQLITE_PASS_MARKS,
     STEP_TIMEOUT_S,
-    USD_PRICE,
     Book,
     Recovery,
     SellTrade,
     close_all,
     dump,
+    network_fixture,
     node_log_errors,
     order_status,
     trading_pair,
     wait_for,
 )
-from tests.e2e.trade_clients import TradeNetwork, start_trade_network
+from tests.e2e.trade_clients import TradeNetwork
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="same run as the SQLite pass"),
-]
+pytestmark = SQLITE_PASS_MARKS
 
 CALL_TIMEOUT_S = float(os.environ.get("MOSTRO_CHAOS_LND_CALL_TIMEOUT_S", "2"))
 HANG_S = 3600.0  # far beyond any deadline: each call ends at the client's deadline
 RECOVERY_TIMEOUT_S = 90.0  # the inbox backoff after repeated LND timeouts (2, 4, 8 … s)
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory):
-    network = start_trade_network(
-        tmp_path_factory.mktemp("chaos-slow-lnd"),
-        prices={"USD": USD_PRICE},
-        MOSTRO_FEE=str(FEE_RATE),
-        LND_CALL_TIMEOUT_SECONDS=str(CALL_TIMEOUT_S),
-    )
-    yield network
-    network.simnet.control.delay("mostro", 0)
-    network.stop()
-
-
-@pytest.fixture(scope="module")
-def book(net: TradeNetwork) -> Book:
-    return Book(net)
+net = network_fixture("chaos-slow-lnd", LND_CALL_TIMEOUT_SECONDS=str(CALL_TIMEOUT_S))
 
 
 def lnd_timeouts(net: TradeNetwork, action: str) -> int:

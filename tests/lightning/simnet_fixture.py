@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ class SimnetHandle:
     manifest: dict
     control: SimnetControl
     process: subprocess.Popen
+    nodes: tuple[str, ...] = DEFAULT_NODES
+    args: tuple[str, ...] = ()
     _clients: list[LndClient] = field(default_factory=list)
 
     def node(self, name: str) -> dict:
@@ -59,6 +62,20 @@ class SimnetHandle:
         client = LndClient(**kwargs)
         self._clients.append(client)
         return client
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        """The simnet process dies (SIGKILL: at once; SIGTERM: it saves its state first)."""
+        self.process.send_signal(sig)
+        return self.process.wait(timeout=30)
+
+    def start_again(self) -> None:
+        """A new simnet process on the same directory: it resumes the saved state, on the same
+        ports with the same certificates and macaroons, so every client (and `control`) reconnects."""
+        again = start_simnet(self.directory, self.nodes, *self.args)
+        if again.manifest != self.manifest:
+            again.stop()
+            raise RuntimeError(f"simnet came back different: {again.manifest} != {self.manifest}")
+        self.process = again.process
 
     def stop(self) -> None:
         for client in self._clients:
@@ -88,16 +105,25 @@ def start_simnet(directory: Path, nodes: tuple[str, ...] = DEFAULT_NODES, *extra
         "0",
         *extra_args,
     ]
-    with log_path.open("wb") as log:
+    start_offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:  # appended: a restart keeps the earlier runs' lines
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while "READY" not in log_path.read_text(errors="replace"):
+    while "READY" not in _log_since(log_path, start_offset):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"simnet did not start:\n{log_path.read_text(errors='replace')}")
+            raise RuntimeError(f"simnet did not start:\n{_log_since(log_path, start_offset)}")
         time.sleep(0.05)
     manifest = json.loads((directory / "simnet.json").read_text())
-    return SimnetHandle(directory, manifest, SimnetControl(manifest["_control"]["url"]), process)
+    return SimnetHandle(
+        directory, manifest, SimnetControl(manifest["_control"]["url"]), process, nodes=nodes, args=extra_args
+    )
+
+
+def _log_since(path: Path, offset: int) -> str:
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="session")

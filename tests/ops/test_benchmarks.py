@@ -48,3 +48,25 @@ def test_protocol_figures_reach_the_summary(tmp_path):
     assert len(protocol_rows) == 6
     assert not any("no result" in row for row in protocol_rows)
     assert summary.returncode == 1  # the other three benchmarks did not run: their rows say so
+
+
+def test_the_optional_soak_joins_the_summary_only_when_it_ran(tmp_path):
+    without = _run("benchmarks/summary.py", str(tmp_path))
+    assert [line for line in without.stdout.splitlines() if line.startswith("| soak |")] == []
+
+    soak = {
+        "offered_per_s": 300,
+        "duration_s": 600,
+        "replies/s": 299.5,
+        "missing": 0,
+        "soak rss growth %": 6.25,
+        "soak rss start/peak/end MB": "120.0 / 128.0 / 127.5",
+    }
+    (tmp_path / "soak.json").write_text(json.dumps(soak))
+    summary = _run("benchmarks/summary.py", str(tmp_path))
+    assert [line for line in summary.stdout.splitlines() if line.startswith("| soak |")] == [
+        "| soak | bridge RSS growth after the warm-up minute (300/s for 600 s, 120.0 / 128.0 / 127.5 MB) "
+        "| 6.2 % | < 5 % | **missed** |",
+        "| soak | replies/s during the soak | 299.5 | ≥ 300 (≈ offered) | met |",
+        "| soak | replies missing | 0 | 0 | met |",
+    ]

@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--fee-base-msat", type=int, default=1000)
         parser.add_argument("--fee-ppm", type=int, default=1000)
         parser.add_argument("--balance-sats", type=int, default=10_000_000, help="each node's channel balance")
+        parser.add_argument(
+            "--state-interval",
+            type=float,
+            default=0.25,
+            help="seconds between saves of DIR/simnet-state.json (loaded at start; 0: state in memory only)",
+        )
         parser.add_argument("--host", default="127.0.0.1", help="gRPC interface (0.0.0.0: reachable from other hosts)")
         parser.add_argument(
             "--tls-extra-domain",
@@ -49,6 +55,7 @@ class Command(BaseCommand):
             balance_sats=options["balance_sats"],
             host=options["host"],
             tls_extra_domains=tuple(options["tls_extra_domain"]),
+            state_interval=options["state_interval"],
         )
         logging.getLogger("lightning.simnet").setLevel(logging.INFO)
 
