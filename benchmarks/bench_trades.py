@@ -401,6 +401,9 @@ def main() -> None:
     )
     parser.add_argument("--q-workers", type=int, default=2, help="django-q2 workers in the node (MOSTRO_Q_WORKERS)")
     parser.add_argument("--step-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=0.0, help="first measure the idle node's CPU over this many seconds"
+    )
     parser.add_argument("--profile", help="record py-spy profiles of the node's processes into this directory")
     parser.add_argument("--profile-gil", action="store_true", help="profile only GIL-holding samples (CPU, no waits)")
     parser.add_argument("--workdir", help="keep the run's files here (default: a temp dir)")
@@ -420,6 +423,8 @@ def main() -> None:
     )
     print(f"ready in {time.monotonic() - started:.1f} s; node pid {net.node.proc.pid}", flush=True)
     try:
+        if args.idle_seconds:
+            report_idle(net, args.idle_seconds)
         before = net.balances_msat()
         cpu_before = cpu_snapshot(net)
         profilers = start_profilers(net, args.profile, gil_only=args.profile_gil) if args.profile else []
@@ -432,6 +437,21 @@ def main() -> None:
         net.stop()
     report(args, results, leftovers, problems, figures, cpu_before, cpu_after)
     print_breakdown(cuts)
+
+
+def report_idle(net: TradeNetwork, seconds: float) -> None:
+    """The node's CPU with no trades: what its loops and polls cost per `seconds`."""
+    load = os.getloadavg()[0]
+    idle_before = cpu_snapshot(net)
+    time.sleep(seconds)
+    idle_after = cpu_snapshot(net)
+    spent = {name: idle_after[name] - idle_before[name] for name in idle_after if name.startswith("node:")}
+    print(
+        f"idle node, CPU per {seconds:.0f} s: "
+        + ", ".join(f"{name[len('node: ') :]} {value:.2f} s" for name, value in spent.items())
+        + f"; load average {load:.2f} → {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
 
 
 def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu_after) -> None:

@@ -45,12 +45,13 @@ def insert_rows(
     *,
     conflict: Sequence[str] = (),
     update: Sequence[str] = (),
-) -> None:
+) -> int:
     """INSERT rows in one statement. With `conflict` (the unique columns): skip rows that already
-    exist, or with `update` overwrite those columns (plus any `auto_now` column) from the new row."""
+    exist, or with `update` overwrite those columns (plus any `auto_now` column) from the new row.
+    Returns the driver's row count: with `conflict` and no `update`, the rows actually inserted."""
     db = db_connection()
     if not rows:
-        return
+        return 0
     sql_head, fields = _insert_statement(model, tuple(conflict), tuple(update))
     now = timezone.now()
     now_params: dict[models.Field, Any] = {}  # `now` converted once per column, not per row
@@ -70,6 +71,7 @@ def insert_rows(
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     with db.cursor() as cursor:
         execute_statement(cursor, sql, params)
+        return int(cursor.rowcount)
 
 
 def insert_instance(obj: ModelT) -> ModelT:

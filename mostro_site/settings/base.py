@@ -125,9 +125,19 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 500,
-    # Idle ORM-broker poll (one read query): it is how soon a queued payout starts after release.
+    # Successful runs kept per job function (the sweeps; a successful payout is not stored). The
+    # monitor prunes at every stored success by loading the rows it counts, pickled results
+    # decoded: per job that is 50 rows, not the 500 of every job together.
+    "save_limit": 50,
+    "save_limit_per": "func",
+    # django-q2's ORM broker plus a wake-up: a task queued on this machine (the release's payout)
+    # wakes the cluster's pusher once its transaction commits (mostro_site/runtime/job_broker.py).
+    "broker_class": "mostro_site.runtime.job_broker.WakeableORM",
+    # Idle poll (one read query): how soon a task queued where the wake-up does not reach (another
+    # container or machine) starts. The node's own cluster polls less (runtime/cluster.py).
     "poll": env.float("MOSTRO_Q_POLL_SECONDS", default=0.2),
+    # The sentinel's check of its processes (and its status record); 1 s divides the task timeout.
+    "guard_cycle": 1.0,
 }
 
 # --- auth, i18n, static ---------------------------------------------------------------

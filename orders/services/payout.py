@@ -11,6 +11,7 @@ claim → commit → `send_payment` → record the outcome in a second short tra
   reconciliation sweep asks the node later (`track_payment`).
 """
 
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -18,6 +19,8 @@ from uuid import UUID
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
+from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.tasks import async_task
 
@@ -86,13 +89,25 @@ def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
 
 
 def broker_shares_the_transaction() -> bool:
-    """django-q2's ORM broker on the default database, not synchronous, and a transaction open."""
+    """django-q2's ORM broker (or the node's subclass of it, `mostro_site.runtime.job_broker`)
+    on the default database, not synchronous, and a transaction open."""
     return (
         Conf.ORM == DEFAULT_DB_ALIAS
-        and not Conf.BROKER_CLASS
+        and _orm_broker(Conf.BROKER_CLASS)
         and not Conf.SYNC
         and transaction.get_connection().in_atomic_block
     )
+
+
+@functools.cache
+def _orm_broker(broker_class: str | None) -> bool:
+    """No broker class (django-q2 then uses its ORM broker) or a subclass of that broker."""
+    if not broker_class:
+        return True
+    try:
+        return issubclass(import_string(broker_class), ORM)
+    except ImportError:
+        return False
 
 
 def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:

@@ -82,6 +82,22 @@ def test_orders_before_settlement_or_without_a_fee_are_never_billed(node, fake_l
     assert list(DevFeePayment.objects.values_list("order_id", flat=True)) == [settled.pk]
 
 
+def test_a_row_another_run_created_meanwhile_is_kept_and_not_counted(node, fake_ln, fund):
+    # Both runs read the same billable orders; the other one stored its row (and started paying) first.
+    first, second = (settled_trade(fake_ln).order for _ in range(2))
+    billable = list(dev_fee_billable_orders(limit=10))
+    theirs = DevFeePayment.objects.create(order=first, amount_sats=DEV_FEE, destination="x@y.z", status="claimed")
+
+    assert services.dev_fee_rows_create(billable=billable) == 1
+
+    assert DevFeePayment.objects.filter(order=first).values_list("pk", "status", "destination").get() == (
+        theirs.pk,
+        "claimed",
+        "x@y.z",
+    )
+    assert DevFeePayment.objects.filter(order=second).values_list("status", "amount_sats").get() == ("owed", DEV_FEE)
+
+
 # --- 10. the claim token ------------------------------------------------------------------------
 
 

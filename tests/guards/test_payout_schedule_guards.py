@@ -35,7 +35,9 @@ def test_a_broker_outside_the_transaction_waits_for_the_commit(_case, setting, v
     assert tasks == [ORDER_ID]
 
 
-def test_the_orm_broker_on_this_database_queues_inside_the_transaction(tasks):
+@pytest.mark.parametrize("broker_class", [None, "mostro_site.runtime.job_broker.WakeableORM"])
+def test_the_orm_broker_on_this_database_queues_inside_the_transaction(broker_class, tasks, monkeypatch):
+    monkeypatch.setattr(Conf, "BROKER_CLASS", broker_class)
     with transaction.atomic():
         payout_schedule(order_id=ORDER_ID, request_id=1)
         assert tasks == [ORDER_ID]

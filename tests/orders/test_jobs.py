@@ -211,3 +211,18 @@ def test_cluster_keeps_failures_and_never_replays_a_sweep():
     q = settings.Q_CLUSTER
     assert (q["ack_failures"], q["max_attempts"], q["catch_up"]) == (True, 1, False)
     assert q["timeout"] < q["retry"]
+
+
+@pytest.mark.usefixtures("node")
+def test_stored_successes_are_pruned_per_job_so_a_frequent_one_never_evicts_another(monkeypatch):
+    from django_q.conf import Conf
+
+    assert (settings.Q_CLUSTER["save_limit"], settings.Q_CLUSTER["save_limit_per"]) == (50, "func")
+    monkeypatch.setattr(Conf, "SAVE_LIMIT", 2)
+    rare = async_task("orders.jobs.cancel_timed_out_trades")
+    frequent = [async_task("orders.jobs.expire_pending_orders") for _ in range(4)]
+
+    kept = set(Success.objects.values_list("id", flat=True))
+    assert rare in kept
+    assert kept - {rare} < set(frequent)
+    assert len(kept - {rare}) == 2

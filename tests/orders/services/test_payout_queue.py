@@ -12,6 +12,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
+from mostro_site.runtime import job_broker
 from orders.services.payout import PAYOUT_TASK, payout_schedule
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,11 +33,14 @@ def queued() -> list[dict]:
     return [SignedPackage.loads(row.payload) for row in OrmQ.objects.all()]
 
 
-def test_the_queue_row_is_written_by_the_releases_transaction(real_cluster: None):
+def test_the_queue_row_is_written_by_the_releases_transaction(real_cluster: None, monkeypatch):
+    hints: list[str | None] = []
+    monkeypatch.setattr(job_broker, "machine_hint", hints.append)
     with transaction.atomic():
         payout_schedule(order_id=ORDER_ID, request_id=7)
-        assert len(queued()) == 1  # already inside the transaction, no on-commit hook
-        assert transaction.get_connection().run_on_commit == []
+        assert len(queued()) == 1  # already inside the transaction, not an on-commit hook
+        assert hints == []  # the cluster's wake-up leaves with the commit, never before
+    assert hints == [job_broker.wake_address(Conf.CLUSTER_NAME)]
     [task] = queued()
     assert (task["func"], task["kwargs"], task["name"], task["save"]) == (
         PAYOUT_TASK,

@@ -1,0 +1,161 @@
+"""The job queue's broker (mostro_site/runtime/job_broker.py): django-q2's ORM broker on plain
+SQL, with a wake-up hint sent when an enqueuing transaction commits."""
+
+import select
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+from django.db.backends import utils
+from django.utils import timezone
+from django_q.conf import Conf
+from django_q.models import OrmQ
+
+from mostro_site.runtime import cluster
+from mostro_site.runtime.job_broker import WakeableORM, wake_address
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    monkeypatch.setattr(Conf, "POLL", 0)  # an empty dequeue returns at once
+    made = WakeableORM(list_key="test-queue")
+    yield made
+    if made._listener is not None:
+        made._listener.close()
+
+
+def _hinted(broker: WakeableORM) -> bool:
+    readable, _, _ = select.select([broker._listener], [], [], 0)
+    if readable:
+        broker._listener.recv(16)
+    return bool(readable)
+
+
+def test_a_task_is_taken_once_and_locked_until_the_retry(broker):
+    task_id = broker.enqueue("payload-1")
+    before = timezone.now()
+
+    assert broker.dequeue() == [(task_id, "payload-1")]
+
+    row = OrmQ.objects.get(pk=task_id)
+    assert (row.key, row.payload) == ("test-queue", "payload-1")
+    assert before + timedelta(seconds=Conf.RETRY) <= row.lock <= timezone.now() + timedelta(seconds=Conf.RETRY)
+    assert broker.dequeue() is None  # locked: not handed out again
+
+
+def test_tasks_come_out_oldest_first_one_per_poll(broker):
+    first, second = broker.enqueue("a"), broker.enqueue("b")
+
+    assert [broker.dequeue(), broker.dequeue(), broker.dequeue()] == [[(first, "a")], [(second, "b")], None]
+
+
+def test_an_expired_lock_is_taken_again_and_another_queue_is_left_alone(broker):
+    task_id = broker.enqueue("retry-me")
+    other = WakeableORM(list_key="other-queue").enqueue("not-mine")
+    OrmQ.objects.filter(pk=task_id).update(lock=timezone.now() - timedelta(seconds=1))
+
+    assert broker.dequeue() == [(task_id, "retry-me")]
+    assert OrmQ.objects.get(pk=other).lock <= timezone.now()  # untouched
+
+
+def test_a_lock_moved_by_another_cluster_in_between_is_not_taken(broker, monkeypatch):
+    task_id = broker.enqueue("contested")
+    real_execute = utils.CursorWrapper.execute
+    stolen = []
+
+    def steal_first(cursor_self, sql, params=None):
+        if sql.startswith("UPDATE") and not stolen:  # another cluster claims the row after our read
+            stolen.append(task_id)
+            OrmQ.objects.filter(pk=task_id).update(lock=timezone.now() + timedelta(seconds=60))
+        return real_execute(cursor_self, sql, params)
+
+    monkeypatch.setattr(utils.CursorWrapper, "execute", steal_first)
+
+    assert broker.dequeue() == []
+    assert stolen == [task_id]
+
+
+def test_acknowledge_deletes_only_its_task(broker):
+    done, waiting = broker.enqueue("done"), broker.enqueue("waiting")
+
+    broker.acknowledge(done)
+
+    assert list(OrmQ.objects.values_list("pk", flat=True)) == [waiting]
+
+
+def test_the_hint_is_sent_when_the_enqueuing_transaction_commits(broker):
+    assert broker.dequeue() is None  # the pusher listens from its first poll on
+    with transaction.atomic():
+        broker.enqueue("payout")
+        assert not _hinted(broker)  # not before the commit: the worker could not see the row yet
+    assert _hinted(broker)
+    assert not _hinted(broker)  # one hint per task
+
+
+def test_a_rolled_back_enqueue_leaves_no_task_and_no_hint(broker):
+    assert broker.dequeue() is None
+
+    def release_that_fails() -> None:
+        with transaction.atomic():
+            broker.enqueue("payout")
+            raise RuntimeError("release failed")
+
+    with pytest.raises(RuntimeError):
+        release_that_fails()
+    assert not _hinted(broker)
+    assert OrmQ.objects.count() == 0
+
+
+def test_hints_queued_while_polling_are_all_drained_by_one_wait(broker, monkeypatch):
+    assert broker.dequeue() is None
+    for _ in range(3):
+        broker.enqueue("x")
+    OrmQ.objects.all().delete()  # taken by someone else meanwhile
+    monkeypatch.setattr(Conf, "POLL", 5)
+
+    assert broker.dequeue() is None  # returns at once: hints were waiting
+    assert not _hinted(broker)
+
+
+def test_a_second_cluster_on_the_same_queue_polls_without_the_hint(broker):
+    assert broker.dequeue() is None
+    second = WakeableORM(list_key="test-queue")
+
+    assert second._listen() is None
+    assert second.dequeue() is None
+
+
+def test_the_hint_address_names_the_database_and_the_queue(monkeypatch):
+    mine = wake_address("test-queue")
+    assert mine == wake_address("test-queue") != wake_address("other-queue")
+    monkeypatch.setitem(settings.DATABASES["default"], "NAME", "another.db")
+    assert wake_address("test-queue") != mine
+
+
+def test_the_nodes_cluster_is_forked_with_the_slow_poll_and_this_process_keeps_its_own(monkeypatch):
+    monkeypatch.setattr(Conf, "POLL", 0.2)
+    with cluster.slower_idle_poll():
+        assert Conf.POLL == cluster.EMBEDDED_POLL_S == 2.0
+    assert Conf.POLL == 0.2
+    monkeypatch.setattr(Conf, "POLL", 5.0)
+    with cluster.slower_idle_poll():
+        assert Conf.POLL == 5.0  # an operator's longer poll stays
+
+
+def test_a_starting_cluster_takes_back_what_a_killed_one_held_and_nothing_else(broker):
+    held = broker.enqueue("held by the dead cluster")
+    waiting = broker.enqueue("waiting")
+    other = WakeableORM(list_key="other-queue").enqueue("another queue's")
+    future = timezone.now() + timedelta(seconds=Conf.RETRY)
+    OrmQ.objects.filter(pk__in=[held, other]).update(lock=future)
+    waiting_lock = OrmQ.objects.get(pk=waiting).lock
+
+    assert broker.release_claims() == 1
+
+    assert OrmQ.objects.get(pk=held).lock <= timezone.now()
+    assert OrmQ.objects.get(pk=waiting).lock == waiting_lock
+    assert OrmQ.objects.get(pk=other).lock == future
+    assert broker.dequeue() == [(held, "held by the dead cluster")]
