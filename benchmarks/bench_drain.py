@@ -18,8 +18,10 @@ process CPU per message (best round) next to the secp256k1 work the same steps n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -105,21 +107,23 @@ def requests(count: int) -> list[tuple[str, dict, bool]]:
     return items
 
 
-def one_round(count: int) -> dict[str, float]:
+def one_round(count: int, *, during=None) -> dict[str, float]:
+    """One round of `count` messages; `during`: a context manager around the timed work only."""
     items = requests(count)  # built outside the timed part (the clients' work)
-    start = time.process_time()
-    for index in range(0, count, STORE_CHUNK):
-        store_batch(items[index : index + STORE_CHUNK])
-    stored = time.process_time()
-    stop = threading.Event()
-    while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop):
-        pass
-    drained = time.process_time()
-    policy = PublishPolicy()
-    while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
-        accepted = {"ws://bench": PublishResult(accepted=True, message="")}
-        outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
-    published = time.process_time()
+    with during or contextlib.nullcontext():
+        start = time.process_time()
+        for index in range(0, count, STORE_CHUNK):
+            store_batch(items[index : index + STORE_CHUNK])
+        stored = time.process_time()
+        stop = threading.Event()
+        while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop):
+            pass
+        drained = time.process_time()
+        policy = PublishPolicy()
+        while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
+            accepted = {"ws://bench": PublishResult(accepted=True, message="")}
+            outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
+        published = time.process_time()
     done = InboundEvent.objects.filter(status=InboundStatus.DONE).count()
     replies = OutboundMessage.objects.filter(status="sent").count()
     InboundEvent.objects.all().delete()
@@ -151,11 +155,9 @@ def count_statements(count: int) -> dict[str, float]:
 
     def statement_key(query) -> str:
         text = query.as_string(None) if hasattr(query, "as_string") else str(query)
-        words = text.split()
-        head = " ".join(words[:2]).upper() if words else "?"
-        tables = (w.strip('"(') for w in words)
-        table = next((w for w in tables if w.startswith(("nostrbridge_", "orders_", "django_q"))), "")
-        return f"{head} {table}".strip()
+        head = text.split(maxsplit=1)[0].upper() if text.strip() else "?"
+        table = re.search(r"(nostrbridge_\w+|orders_\w+|django_q_\w+|mostro_site_\w+|disputes_\w+)", text.lower())
+        return f"{head} {table.group(1) if table else ''}".strip()
 
     def execute(self, query, *args, **kwargs):
         counts[statement_key(query)] += 1
@@ -169,16 +171,18 @@ def count_statements(count: int) -> dict[str, float]:
         counts[bytes(command).decode().split()[0].upper()] += 1
         return originals[2](self, command, *args, **kwargs)
 
-    psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany
-    _connection_base.BaseConnection._exec_command = exec_command
-    try:
-        one_round(count)
-    finally:
-        psycopg.Cursor.execute, psycopg.Cursor.executemany, _connection_base.BaseConnection._exec_command = originals
-    # one_round's own check and cleanup (two COUNTs, two DELETEs and their transactions) are
-    # not the bridge's work.
-    for key in ("SELECT COUNT(*)", "DELETE FROM"):
-        counts.pop(key, None)
+    @contextlib.contextmanager
+    def counting():
+        psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany
+        _connection_base.BaseConnection._exec_command = exec_command
+        try:
+            yield
+        finally:
+            psycopg.Cursor.execute, psycopg.Cursor.executemany, _connection_base.BaseConnection._exec_command = (
+                originals
+            )
+
+    one_round(count, during=counting())
     return {key: value / count for key, value in counts.most_common()}
 
 
