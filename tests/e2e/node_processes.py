@@ -184,7 +184,7 @@ class ServerCpu:
 
         with psycopg.connect(self.database_url) as db:
             (backend,) = db.execute("SELECT pg_backend_pid()").fetchone()
-        self._postmaster_pid = parent_pid(backend)
+            self._postmaster_pid = parent_pid(backend)  # while the backend lives
         self._server_start = server_cpu_s(self._postmaster_pid)
         self._thread = threading.Thread(target=self._sample, name="server-cpu", daemon=True)
         self._thread.start()
