@@ -275,6 +275,7 @@ def summarize(client: SdkMostroClient, sent: list[int], window: tuple[float, flo
         "sent": len(sent),
         "answered": len(answered),
         "missing": len(sent) - len(answered),
+        "answered twice": sum(len(client.replies[r]) > 1 for r in answered),  # distinct reply events
         "replies/s": len(in_window) / max(end - start, 1e-9),
         "p50 ms": pct(50),
         "p90 ms": pct(90),
