@@ -56,6 +56,7 @@ from nostrbridge.protocol import Keys, Message, open_inbound, reply_v2, wrap_v2 
 from nostrbridge.protocol.enums import Action, CantDoReason  # noqa: E402
 from nostrbridge.protocol.payloads import IdsPayload  # noqa: E402
 from tests.e2e.bridge_support import BridgeProcess, SdkMostroClient, bridge_env, manage  # noqa: E402
+from tests.e2e.node_processes import ServerCpu  # noqa: E402
 from tests.relays.local_relay import LocalRelayProcess  # noqa: E402
 
 
@@ -188,7 +189,7 @@ class Rig:
         database_url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
         if self.args.postgres:
             database_url = postgres_url()
-            extra["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL") or os.environ["TEST_REDIS_URL"]
+            extra["REDIS_URL"] = self.redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ["TEST_REDIS_URL"]
         env = bridge_env(
             database_url=database_url, relays=[self.relay.url], nsec_hex=self.nsec, var_dir=self.workdir, **extra
         )
@@ -284,6 +285,7 @@ def summarize(client: SdkMostroClient, sent: list[int], window: tuple[float, flo
         "sent": len(sent),
         "answered": len(answered),
         "missing": len(sent) - len(answered),
+        "answered twice": sum(len(client.replies[r]) > 1 for r in answered),  # distinct reply events
         "replies/s": len(in_window) / max(end - start, 1e-9),
         "p50 ms": pct(50),
         "p90 ms": pct(90),
@@ -304,6 +306,9 @@ async def measure(rig: Rig, args: argparse.Namespace) -> dict[str, float]:
     await client.wait_for(warmup, timeout_s=30)
     samples: list[tuple[float, int, int]] = []
     sampler = asyncio.create_task(sample_rss(rig, client, samples))
+    servers = ServerCpu(postgres_url(), rig.redis_url) if args.postgres else None
+    if servers is not None:
+        servers.start()
     cpu_before = rig.cpu_s()
     load_before = os.getloadavg()[0]
     start = time.monotonic()
@@ -318,12 +323,15 @@ async def measure(rig: Rig, args: argparse.Namespace) -> dict[str, float]:
         pass
     sampler.cancel()
     cpu = {name: used - cpu_before[name] for name, used in rig.cpu_s().items()}
+    server_cpu = servers.stop() if servers is not None else {}
     result = summarize(client, sent, (start + 1.0, end))
     answered = max(result["answered"], 1)
     result["bridge cpu ms/message"] = 1000 * cpu["bridge"] / answered
     result["bridge capacity on 1 core/s"] = answered / max(cpu["bridge"], 1e-9)
     result["relay cpu ms/message"] = 1000 * cpu["relay"] / answered
     result["clients cpu ms/message"] = 1000 * cpu["clients"] / answered
+    for name, used in server_cpu.items():  # --postgres: the servers' share (not in the bridge's figure)
+        result[f"{name} cpu ms/message"] = 1000 * used / answered
     result["load avg before/after"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"  # type: ignore[assignment]
     result["send window s"] = end - start
     result["rss MB"], result["peak rss MB"] = (v / 1024 for v in rig.rss_kb())

@@ -1,6 +1,7 @@
 """The bridge's database-thread CPU per inbound `orders` message, without relays or sockets.
 
 Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--postgres]
+      .venv/bin/python benchmarks/bench_drain.py --postgres --statements   # round trips per message
 
 `bench_bridge.py` measures the whole bridge process at a fixed rate; on a machine shared with
 other work its CPU per message moves by ±30 % from run to run, because how busy the process is
@@ -17,8 +18,10 @@ process CPU per message (best round) next to the secp256k1 work the same steps n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -104,21 +107,23 @@ def requests(count: int) -> list[tuple[str, dict, bool]]:
     return items
 
 
-def one_round(count: int) -> dict[str, float]:
+def one_round(count: int, *, during=None) -> dict[str, float]:
+    """One round of `count` messages; `during`: a context manager around the timed work only."""
     items = requests(count)  # built outside the timed part (the clients' work)
-    start = time.process_time()
-    for index in range(0, count, STORE_CHUNK):
-        store_batch(items[index : index + STORE_CHUNK])
-    stored = time.process_time()
-    stop = threading.Event()
-    while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop):
-        pass
-    drained = time.process_time()
-    policy = PublishPolicy()
-    while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
-        accepted = {"ws://bench": PublishResult(accepted=True, message="")}
-        outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
-    published = time.process_time()
+    with during or contextlib.nullcontext():
+        start = time.process_time()
+        for index in range(0, count, STORE_CHUNK):
+            store_batch(items[index : index + STORE_CHUNK])
+        stored = time.process_time()
+        stop = threading.Event()
+        while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop):
+            pass
+        drained = time.process_time()
+        policy = PublishPolicy()
+        while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
+            accepted = {"ws://bench": PublishResult(accepted=True, message="")}
+            outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
+        published = time.process_time()
     done = InboundEvent.objects.filter(status=InboundStatus.DONE).count()
     replies = OutboundMessage.objects.filter(status="sent").count()
     InboundEvent.objects.all().delete()
@@ -133,17 +138,79 @@ def one_round(count: int) -> dict[str, float]:
     }
 
 
+def count_statements(count: int) -> dict[str, float]:
+    """PostgreSQL round trips per message, by statement, over one round of `count` messages.
+
+    Counted in psycopg: every `Cursor.execute` / `executemany` (keyed by its first words) and
+    every command the connection sends itself (the implicit BEGIN, COMMIT, ROLLBACK). Each is
+    one round trip to the server; `executemany` may be several, counted as one.
+    """
+    from collections import Counter
+
+    import psycopg
+    from psycopg import _connection_base
+
+    counts: Counter[str] = Counter()
+    originals = (psycopg.Cursor.execute, psycopg.Cursor.executemany, _connection_base.BaseConnection._exec_command)
+
+    def statement_key(query) -> str:
+        text = query.as_string(None) if hasattr(query, "as_string") else str(query)
+        head = text.split(maxsplit=1)[0].upper() if text.strip() else "?"
+        table = re.search(r"(nostrbridge_\w+|orders_\w+|django_q_\w+|mostro_site_\w+|disputes_\w+)", text.lower())
+        return f"{head} {table.group(1) if table else ''}".strip()
+
+    def execute(self, query, *args, **kwargs):
+        counts[statement_key(query)] += 1
+        return originals[0](self, query, *args, **kwargs)
+
+    def executemany(self, query, *args, **kwargs):
+        counts[statement_key(query) + " (executemany)"] += 1
+        return originals[1](self, query, *args, **kwargs)
+
+    def exec_command(self, command, *args, **kwargs):
+        counts[bytes(command).decode().split()[0].upper()] += 1
+        return originals[2](self, command, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def counting():
+        psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany
+        _connection_base.BaseConnection._exec_command = exec_command
+        try:
+            yield
+        finally:
+            psycopg.Cursor.execute, psycopg.Cursor.executemany, _connection_base.BaseConnection._exec_command = (
+                originals
+            )
+
+    one_round(count, during=counting())
+    return {key: value / count for key, value in counts.most_common()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=640, help="messages per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="$BENCH_POSTGRES_URL or $TEST_POSTGRES_URL (flushed)")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="with --postgres: count round trips per message by statement, then stop",
+    )
     args = parser.parse_args()
     logging.disable(logging.INFO)  # dispatch logs each cant-do at INFO; the bridge runs at WARNING
     call_command("migrate", verbosity=0)
     if args.postgres:
         call_command("flush", interactive=False, verbosity=0)
     one_round(64)  # warm caches and connections
+    if args.statements:
+        if not args.postgres:
+            raise SystemExit("--statements counts psycopg's round trips: add --postgres")
+        per_message = count_statements(args.messages)
+        print(f"\nPostgreSQL round trips per `orders` message (one round of {args.messages}):")
+        for key, value in per_message.items():
+            print(f"  {value:6.3f}  {key}")
+        print(f"  {sum(per_message.values()):6.3f}  total")
+        return
     load_before = os.getloadavg()[0]
     rounds = [one_round(args.messages) for _ in range(args.rounds)]
     best = min(rounds, key=lambda r: r["total"])

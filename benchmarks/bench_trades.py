@@ -1,12 +1,17 @@
 """Complete trades per minute through the whole node: relay → bridge → handlers → LND → payout.
 
 Run:  .venv/bin/python benchmarks/bench_trades.py [--trades 1000] [--concurrency 100]
+      .venv/bin/python benchmarks/bench_trades.py --postgres [--bridges 2]   # the node as compose runs it
 
 What runs (all started by this script, all on 127.0.0.1): nostr-sdk's LocalRelay in a child
 process; the simulated Lightning network (`manage.py simnet`, nodes mostro, alice, bob,
 devfund, LND's routing fee rules: 1 sat + 1000 ppm); a price API and two LNURL-pay servers;
 the node as `manage.py mostrod` (web, relay bridge, invoice watcher, django-q2 cluster) on a
-fresh SQLite file (WAL, the embedded default). The traders live in this process: `--concurrency`
+fresh SQLite file (WAL, the embedded default). With `--postgres` the node runs as compose.yaml
+runs it, as separate processes on PostgreSQL ($BENCH_POSTGRES_URL, else $TEST_POSTGRES_URL:
+flushed first) and the Redis channel layer ($BENCH_REDIS_URL, else $TEST_REDIS_URL): web
+(`mostrod --no-cluster --no-bridge --no-watcher`), `--bridges` × `nostr_bridge`, `invoice_watcher`
+and `run_jobs` (tests/e2e/node_processes.py). The traders live in this process: `--concurrency`
 pairs of users, each pair trading `trades / concurrency` times in a row, every trade on fresh
 trade keys (reputation mode, trade index + 1 each time), the seller's escrow paid from simnet
 node `alice` and the payout received by simnet node `bob`.
@@ -17,13 +22,16 @@ One trade (a sell order taken with the buyer's invoice, the usual mobile-client 
   purchase-completed (after the node paid the buyer's invoice).
 
 Reported: trades/minute (first request to last purchase-completed), per-step latency
-p50/p99/max, CPU seconds per process, and the ledger check:
+p50/p99/max, CPU seconds per process (node CPU per trade: the sum over all the node's processes),
+and the ledger check:
   * every order `success` in the node's database, each with exactly one SUCCEEDED payment to
     its buyer invoice in the node's ListPayments (and no other payment for it), every buyer
     invoice SETTLED once on bob's node for exactly amount − fee;
   * balances: seller −(amount + fee + routing fee) per trade, buyer +(amount − fee), devfund
     + the dev fees the node paid, the node + 2 × fee − payout routing fees − dev fees −
     dev-fee routing fees; the sum over all nodes falls by exactly the routing fees paid;
+  * every request answered exactly once (one reply carrying its request_id), no reply twice,
+    none unread after a quiet second;
   * discrepancies = checks that failed (target 0). The checks live in tests/ledger.py, which the
     fault suite (tests/chaos/) runs after every injected fault.
 """
@@ -58,6 +66,7 @@ from lightning.grpc import lightning_pb2 as ln  # noqa: E402
 from nostrbridge.protocol.enums import Action, Kind, Status  # noqa: E402
 from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload  # noqa: E402
 from nostrbridge.protocol.structs import SmallOrder  # noqa: E402
+from tests.e2e.node_processes import JOBS, ServerCpu, SplitNode  # noqa: E402
 from tests.e2e.trade_clients import (  # noqa: E402
     RelayConnection,
     TradeNetwork,
@@ -65,7 +74,7 @@ from tests.e2e.trade_clients import (  # noqa: E402
     WsRelayConnection,
     start_trade_network,
 )
-from tests.ledger import TradeRecord  # noqa: E402
+from tests.ledger import TradeRecord, replies_check, requests_check  # noqa: E402
 from tests.ledger import ledger_check as shared_ledger_check  # noqa: E402
 
 STEPS = (
@@ -108,6 +117,8 @@ class Results:
     first_request: float = 0.0
     last_completed: float = 0.0
     load: str = ""  # the 1-minute load average at the start and at the end of the trades
+    requests: int = 0  # requests the traders sent (each must be answered once)
+    backends_seen: int = 0  # with --postgres: the database's backends whose CPU was counted
 
 
 # time.monotonic() → wall clock (the node's database timestamps are wall clock, same machine).
@@ -218,8 +229,11 @@ async def drive(net: TradeNetwork, args: argparse.Namespace) -> tuple[Results, l
         *(pair_loop(sellers[i], buyers[i], amounts[i], results, args.step_timeout) for i in range(pairs))
     )
     results.load = f"{load_before:.2f} → {os.getloadavg()[0]:.2f}"
+    await asyncio.sleep(1.0)  # a reply sent twice (another bridge, a redelivery) arrives meanwhile
     # Every trade consumed its 12 replies: anything left over was not in the flow.
-    leftovers = [(t.name, r.action) for t in (*sellers, *buyers) for r in t.inbox]
+    traders = (*sellers, *buyers)
+    leftovers = replies_check(traders) + requests_check(traders)
+    results.requests = sum(len(t.sent) for t in traders)
     for conn in conns:
         await conn.close()
     return results, leftovers
@@ -355,28 +369,54 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_snapshot(net: TradeNetwork) -> dict[str, float]:
+    if isinstance(net.node, SplitNode):
+        return {**split_node_cpu(net.node.pids()), **others_cpu(net)}
     node_tree = process_tree(net.node.proc.pid)
     return {
         "node: mostrod (web, bridge, watcher)": cpu_seconds_self(net.node.proc.pid),
         # With the CPU of recycled workers, which their sentinel reaped.
         "node: job cluster (forked children)": sum(cpu_seconds(p) for p in node_tree[1:]),
+        **others_cpu(net),
+    }
+
+
+def others_cpu(net: TradeNetwork) -> dict[str, float]:
+    return {
         "simnet": cpu_seconds(net.simnet.process.pid),
         "relay": cpu_seconds(net.relay.proc.pid),
         "clients (this process)": time.process_time(),
     }
 
 
-def start_profilers(net: TradeNetwork, directory: str, *, gil_only: bool) -> list[subprocess.Popen]:
+def split_node_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """Each of the node's processes; the job cluster's with its forked children (sentinel,
+    pusher, workers, monitor) and the CPU of the recycled workers their sentinel reaped."""
+    figures = {f"node: {name}": cpu_seconds_self(pid) for name, pid in pids.items() if name != JOBS}
+    tree = process_tree(pids[JOBS])
+    figures[f"node: {JOBS} (run_jobs + forked cluster)"] = cpu_seconds_self(tree[0]) + sum(
+        cpu_seconds(pid) for pid in tree[1:]
+    )
+    return figures
+
+
+def start_profilers(net: TradeNetwork, directory: str, *, gil_only: bool = False) -> list[subprocess.Popen]:
     """py-spy (not a project dependency: `pip install py-spy`, or name it in $PY_SPY) on each of the node's processes,
-    as collapsed stacks: `<dir>/mostrod.txt`, `<dir>/cluster-<pid>.txt`. Idle frames included, or with `gil_only`
-    only the samples of the thread holding the GIL (Python CPU, no waits: what a CPU table wants)."""
+    idle frames included, as collapsed stacks: `<dir>/mostrod.txt` (or with `--postgres` `web.txt`,
+    `bridge-1.txt`, …, `watcher.txt`, `run_jobs.txt`), `<dir>/cluster-<pid>.txt`."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     spy = os.environ.get("PY_SPY") or str(Path(sys.executable).with_name("py-spy"))  # e.g. from another venv
-    mode = ["--gil"] if gil_only else ["--idle"]
-    common = ["record", "--format", "raw", "--rate", "200", *mode, "--threads", "--nonblocking"]
-    tree = process_tree(net.node.proc.pid)
-    targets = [("mostrod", tree[0]), *((f"cluster-{pid}", pid) for pid in tree[1:])]
+    # `gil_only` (--profile-gil) or $BENCH_PY_SPY_MODE=gil: only samples holding the GIL (where the
+    # Python CPU goes, for benchmarks/spy_table.py); the default keeps idle frames too (where the time goes).
+    mode = "--gil" if gil_only or os.environ.get("BENCH_PY_SPY_MODE") == "gil" else "--idle"
+    common = ["record", "--format", "raw", "--rate", "200", mode, "--threads", "--nonblocking"]
+    if isinstance(net.node, SplitNode):
+        pids = net.node.pids()
+        tree = process_tree(pids.pop(JOBS))
+        targets = [*pids.items(), ("run_jobs", tree[0]), *((f"cluster-{pid}", pid) for pid in tree[1:])]
+    else:
+        tree = process_tree(net.node.proc.pid)
+        targets = [("mostrod", tree[0]), *((f"cluster-{pid}", pid) for pid in tree[1:])]
     return [
         subprocess.Popen([spy, *common, "-p", str(pid), "-o", str(out / f"{name}.txt")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -389,6 +429,17 @@ def stop_profilers(profilers: list[subprocess.Popen]) -> None:
         proc.send_signal(signal.SIGINT)
     for proc in profilers:
         proc.wait(30)
+
+
+def postgres_node(args: argparse.Namespace) -> dict:
+    """With `--postgres`: the split node's factory and its database and Redis (empty otherwise)."""
+    if not args.postgres:
+        return {}
+    return {
+        "node_factory": lambda env, workdir: SplitNode(env, workdir, bridges=args.bridges),
+        "DATABASE_URL": os.environ.get("BENCH_POSTGRES_URL") or os.environ["TEST_POSTGRES_URL"],
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL") or os.environ["TEST_REDIS_URL"],
+    }
 
 
 def main() -> None:
@@ -404,6 +455,13 @@ def main() -> None:
     parser.add_argument(
         "--idle-seconds", type=float, default=0.0, help="first measure the idle node's CPU over this many seconds"
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the node as separate processes on PostgreSQL ($BENCH_POSTGRES_URL or $TEST_POSTGRES_URL, flushed"
+        " first) and Redis ($BENCH_REDIS_URL or $TEST_REDIS_URL)",
+    )
+    parser.add_argument("--bridges", type=int, default=2, help="with --postgres: relay bridge processes")
     parser.add_argument("--profile", help="record py-spy profiles of the node's processes into this directory")
     parser.add_argument("--profile-gil", action="store_true", help="profile only GIL-holding samples (CPU, no waits)")
     parser.add_argument("--workdir", help="keep the run's files here (default: a temp dir)")
@@ -420,17 +478,25 @@ def main() -> None:
         MOSTRO_FEE=str(FEE_RATE),
         MOSTRO_Q_WORKERS=str(args.q_workers),
         MOSTRO_LOG_LEVEL=os.environ.get("BENCH_NODE_LOG_LEVEL", "WARNING"),
+        **postgres_node(args),
     )
-    print(f"ready in {time.monotonic() - started:.1f} s; node pid {net.node.proc.pid}", flush=True)
+    print(f"ready in {time.monotonic() - started:.1f} s; node pids {node_pids(net)}", flush=True)
     try:
         if args.idle_seconds:
             report_idle(net, args.idle_seconds)
         before = net.balances_msat()
+        servers = ServerCpu(net.node.env["DATABASE_URL"], net.node.env["REDIS_URL"]) if args.postgres else None
+        if servers is not None:
+            servers.start()
         cpu_before = cpu_snapshot(net)
         profilers = start_profilers(net, args.profile, gil_only=args.profile_gil) if args.profile else []
         results, leftovers = asyncio.run(drive(net, args))
         stop_profilers(profilers)
         cpu_after = cpu_snapshot(net)
+        if servers is not None:
+            for name, used in servers.stop().items():
+                cpu_before[f"server: {name}"], cpu_after[f"server: {name}"] = 0.0, used
+            results.backends_seen = servers.backends_seen
         problems, figures = asyncio.run(ledger_check(net, results, before))
         cuts = path_breakdown(net, results)
     finally:
@@ -454,12 +520,20 @@ def report_idle(net: TradeNetwork, seconds: float) -> None:
     )
 
 
+def node_pids(net: TradeNetwork) -> dict[str, int]:
+    return net.node.pids() if isinstance(net.node, SplitNode) else {"mostrod": net.node.proc.pid}
+
+
 def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu_after) -> None:
     done = len(results.trades)
     wall = results.last_completed - results.first_request
     print()
     print(f"trades completed: {done}/{args.trades} in {wall:.1f} s → {done / wall * 60:,.0f} trades/minute")
     print(f"concurrency: {args.concurrency} pairs; transport: {'nostr-sdk Client' if args.sdk_client else 'websocket'}")
+    layout = (
+        f"PostgreSQL + Redis, web + {args.bridges} bridges + watcher + jobs" if args.postgres else "SQLite, mostrod"
+    )
+    print(f"node: {layout}; {results.requests} requests sent")
     print()
     print("| step | n | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|")
     for step in STEPS:
@@ -471,15 +545,20 @@ def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu
     print("| process | CPU s |\n|---|---:|")
     for name, value in cpu_after.items():
         print(f"| {name} | {value - cpu_before[name]:.1f} |")
-    # Target (docs/PERFORMANCE.md): the node (mostrod + job cluster) ≤ 20 ms of CPU per trade.
+    # Target (docs/PERFORMANCE.md): the node (mostrod + job cluster, or every process of the split
+    # node; the database and Redis servers not included) ≤ 20 ms of CPU per trade.
     node_s = sum(cpu_after[name] - cpu_before[name] for name in cpu_after if name.startswith("node:"))
     node_ms_per_trade = 1000 * node_s / max(done, 1)
-    print(f"node CPU per trade: {node_ms_per_trade:.1f} ms (mostrod + job cluster); load average {results.load}")
+    print(f"node CPU per trade: {node_ms_per_trade:.1f} ms (all node processes); load average {results.load}")
+    if args.postgres:
+        backends_s = cpu_after["server: postgres backends"] - cpu_before["server: postgres backends"]
+        with_db = node_ms_per_trade + 1000 * backends_s / max(done, 1)
+        print(f"node + its PostgreSQL backends per trade: {with_db:.1f} ms ({results.backends_seen} backends)")
     print()
     print("ledger:")
     for name, value in figures.items():
         print(f"  {name}: {value}")
-    failures = results.failures + [f"unexpected reply: {who} {action}" for who, action in leftovers]
+    failures = results.failures + leftovers
     discrepancies = problems + failures
     print(f"  discrepancies: {len(discrepancies)}")
     for line in discrepancies[:20]:
@@ -489,6 +568,7 @@ def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu
             "requested": args.trades, "completed": done, "pairs": args.concurrency, "wall_s": wall,
             "per_minute": done / wall * 60, "discrepancies": len(discrepancies),
             "node_cpu_ms_per_trade": node_ms_per_trade, "load_avg": results.load,
+            "database": "postgresql" if args.postgres else "sqlite",
         }  # fmt: skip
         Path(args.json).write_text(json.dumps(figures, indent=2))
     if discrepancies or done < args.trades:

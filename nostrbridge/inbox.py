@@ -85,10 +85,13 @@ def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
 def inbox_claim_rows(*, worker_id: str, limit: int = 50) -> list[InboundEvent]:
     """Lease up to `limit` unprocessed rows to this worker; return them, in id order.
 
-    Claimable: RECEIVED, or PROCESSING with an expired lease. The UPDATE re-checks that, so a
-    row another process claimed in between is not taken twice; the rows read back are those
-    this worker's lease holds. Plain SQL: it runs once per batch on the hot path and the ORM's
-    query building cost more than the queries.
+    Claimable: RECEIVED, or PROCESSING with an expired lease. One statement, atomic on its own
+    (no transaction around it): the UPDATE picks the oldest claimable ids and re-checks each row
+    as it changes it, so a row another process claimed in between is skipped (on PostgreSQL the
+    re-check sees the other claim once it committed), and RETURNING names exactly the rows this
+    statement took. It replaced SELECT, BEGIN, UPDATE and COMMIT (round trips on PostgreSQL,
+    docs/PERFORMANCE.md); the whole rows, which the dispatcher needs, are then read back by id.
+    Plain SQL: it runs once per batch on the hot path.
     """
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     lease_until = connection.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=LEASE_SECONDS))
@@ -96,26 +99,26 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50) -> list[InboundEvent]:
     table = table_name(InboundEvent)
     claimable = "(status = %s OR (status = %s AND locked_until < %s))"
     claimable_params = [InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value, now]
+    claim_sql = (
+        f"UPDATE {table} SET status = %s, locked_by = %s, locked_until = %s, attempts = attempts + 1"
+        f" WHERE id IN (SELECT id FROM {table} WHERE {claimable} ORDER BY id LIMIT %s) AND {claimable}"
+        " RETURNING id"
+    )
+    params = [InboundStatus.PROCESSING.value, worker_id, lease_until, *claimable_params, limit, *claimable_params]
     with connection.cursor() as cursor:
-        select_sql = f"SELECT id FROM {table} WHERE {claimable} ORDER BY id LIMIT %s"
-        execute_statement(cursor, select_sql, [*claimable_params, limit])
-        candidates = [row[0] for row in cursor.fetchall()]
-        if not candidates:
-            return []
-        in_list = ", ".join(["%s"] * len(candidates))
-        claim_sql = (
-            f"UPDATE {table} SET status = %s, locked_by = %s, locked_until = %s, attempts = attempts + 1"
-            f" WHERE id IN ({in_list}) AND {claimable}"
-        )
-        with transaction.atomic():
-            execute_statement(
-                cursor,
-                claim_sql,
-                [InboundStatus.PROCESSING.value, worker_id, lease_until, *candidates, *claimable_params],
-            )
-    # The whole rows at once: the dispatcher needs them (one query per batch, not two).
+        if connection.vendor == "sqlite":
+            # An UPDATE takes SQLite's one write lock even when it matches nothing: the idle
+            # polls look first (a read, in-process: no round trip to save there).
+            execute_statement(cursor, f"SELECT 1 FROM {table} WHERE {claimable} LIMIT 1", claimable_params)
+            if cursor.fetchone() is None:
+                return []
+        execute_statement(cursor, claim_sql, params)
+        claimed = [row[0] for row in cursor.fetchall()]
+    if not claimed:
+        return []
+    # The whole rows at once, in id order: the dispatcher needs them.
     return select_where(
-        InboundEvent, where={"id": candidates, "status": InboundStatus.PROCESSING.value, "locked_by": worker_id}
+        InboundEvent, where={"id": claimed, "status": InboundStatus.PROCESSING.value, "locked_by": worker_id}
     )
 
 

@@ -20,7 +20,8 @@ node's own records (ListPayments, ListInvoices, balances) and checks:
   down the bond while it is held or settled, the node up every settled bond less the shares it
   paid, each recipient up its share (`bonds_check`);
 * `replies_check`: every trader read the replies its flow expects (each `Trader.expect`
-  consumes one), nothing is left unread, and no reply came twice.
+  consumes one), nothing is left unread, and no reply came twice;
+* `requests_check`: every request answered, and once (no reply for its request_id twice).
 
 A discrepancy is one failed check, as a sentence; the target is none.
 """
@@ -114,9 +115,9 @@ async def ledger_check(
     buyer_invoices = {inv.payment_request: inv for inv in await buyer.invoices()}
     node_invoices = {inv.r_hash.hex(): inv for inv in await mostro.invoices()}
     rows = {
-        row[0]: row[1:]
+        str(row[0]).replace("-", "").lower(): row[1:]  # SQLite keeps the hex, PostgreSQL a uuid
         for row in net.node.query(
-            "SELECT lower(id), status, amount_sats, fee_sats, hold_invoice_hash, buyer_invoice FROM orders_order"
+            "SELECT id, status, amount_sats, fee_sats, hold_invoice_hash, buyer_invoice FROM orders_order"
         )
     }
     by_request: dict[str, list] = defaultdict(list)
@@ -309,4 +310,24 @@ def replies_check(traders: Iterable[Trader]) -> list[str]:
         for (key, action, order_id), count in seen.items():
             if count > 1:
                 problems.append(f"{trader.name}: {action} on key {key} for {order_id} came {count} times")
+    return problems
+
+
+def requests_check(traders: Iterable[Trader]) -> list[str]:
+    """Every request some trader sent answered, and answered once: at least one reply carries its
+    request_id (the node echoes it on the replies a request causes, the counterpart's included),
+    no recipient got the same action for the same request twice, and no reply names a request
+    nobody sent."""
+    traders = list(traders)
+    sent = {request_id: trader.name for trader in traders for request_id in trader.sent}
+    answers = Counter((r.body.get("request_id"), t.name, r.action) for t in traders for r in t.history)
+    answered = {request_id for request_id, _, _ in answers}
+    problems = [
+        f"{name}: request {request_id} not answered" for request_id, name in sent.items() if request_id not in answered
+    ]
+    for (request_id, name, action), count in answers.items():
+        if request_id is not None and request_id not in sent:
+            problems.append(f"{name}: {count} × {action} for request {request_id}, which nobody sent")
+        elif request_id is not None and count > 1:
+            problems.append(f"{name}: {action} for request {request_id} came {count} times")
     return problems

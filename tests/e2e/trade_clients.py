@@ -402,6 +402,7 @@ def start_trade_network(
     simnet_args: tuple[str, ...] = ("--fee-base-msat", "0", "--fee-ppm", "0"),
     node_args: tuple[str, ...] = (),
     buyer_wallet: str = "bob",
+    node_factory: Callable[[dict[str, str], Path], NodeProcess] = NodeProcess,
     **env: str,
 ) -> TradeNetwork:
     """Start relay, simnet, price API, LNURL servers and the node; returns when the node serves.
@@ -409,6 +410,8 @@ def start_trade_network(
     `env` overrides node settings (e.g. MOSTRO_FEE="0.006"). The development fund's Lightning
     address pays into simnet's `devfund` node and `buyer_address` (user `buyer`) into
     `buyer_wallet`, so every satoshi the node sends lands on a node whose balance we read.
+    `node_factory(env, workdir)` makes the node (default: one `manage.py mostrod`; the benchmark's
+    `--postgres` passes `tests.e2e.node_processes.SplitNode`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     started: list[Callable[[], Any]] = []
@@ -439,7 +442,7 @@ def start_trade_network(
             "MOSTRO_FIAT_CURRENCIES_ACCEPTED": ",".join(prices),
             **env,
         }
-        node = NodeProcess(
+        node = node_factory(
             node_env(var_dir=var_dir, nsec_hex=nsec_hex, relay_url=relay.url, simnet=simnet, **settings), workdir
         )
         node.prepare()
@@ -748,6 +751,7 @@ class Trader:
         self._ours: dict[int, Keys] = {}
         self.inbox: list[Received] = []
         self.history: list[Received] = []
+        self.sent: list[int] = []  # the request_id of every request sent, in order
         self._arrived = asyncio.Event()
 
     # -- keys ---------------------------------------------------------------------------------
@@ -810,6 +814,7 @@ class Trader:
     async def send(self, action: Action, *, key: int, **fields: Any) -> int:
         """Send one request from trade key `key`; returns its request_id."""
         request_id, event = self.build(action, key=key, **fields)
+        self.sent.append(request_id)
         await self.conn.send(event)
         return request_id
 

@@ -88,3 +88,20 @@ async def test_a_new_escrow_is_subscribed_on_commit_not_at_the_next_poll(fake_ln
         await asyncio.wait_for(task, timeout=5)
         await sync_to_async(connections.close_all)()
     assert wake._local_wakers[wake.INVOICES_CHANNEL] == []
+
+
+def test_the_standalone_watcher_keeps_its_database_connections():
+    """`manage.py invoice_watcher` closes old connections before every poll: with Django's
+    CONN_MAX_AGE = 0 that reconnected once a second (on PostgreSQL a new server backend)."""
+    from django import db
+
+    from orders.management.commands.invoice_watcher import keep_connections
+
+    saved = {alias: dict(db.connections.settings[alias]) for alias in db.connections.settings}
+    try:
+        keep_connections()
+        assert {alias: db.connections.settings[alias]["CONN_MAX_AGE"] for alias in saved} == dict.fromkeys(saved, 300)
+    finally:
+        for alias, before in saved.items():
+            db.connections.settings[alias].clear()
+            db.connections.settings[alias].update(before)
