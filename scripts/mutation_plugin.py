@@ -200,7 +200,14 @@ def apply_mutant(module_name: str, source: str) -> Applied:
             continue
         new_func, old_func = _own_function(new, path), _own_function(old, path)
         if new_func is not None and old_func is not None:
+            steps = len(applied.undo_steps)
             applied.patch_function(old_func, new_func, lambda n=name, o=old, v=new: applied.rebind(n, o, v))
+            cache_clear = getattr(old, "cache_clear", None)
+            if len(applied.undo_steps) > steps and callable(cache_clear):
+                # A functools.cache'd function: what the unmutated code cached earlier in this
+                # process would answer instead of the mutant (seen: payout's `_orm_broker`).
+                cache_clear()
+                applied.undo_steps.append(cache_clear)
         elif inspect.isclass(new) and inspect.isclass(old) and new.__module__ == module.__name__:
             for attr, value in vars(new).items():
                 new_method, old_method = _own_function(value, path), _own_function(vars(old).get(attr), path)

@@ -16,7 +16,14 @@ import orders.bonds.release as release_module
 from lightning.types import InvoiceState
 from nostrbridge.models import OutboundMessage
 from orders.bonds.models import Bond
-from orders.bonds.release import bonds_finish_htlcs, bonds_on_order_transition, bonds_release, unfinished_bond_ids
+from orders.bonds.release import (
+    bonds_finish_htlcs,
+    bonds_on_order_transition,
+    bonds_release,
+    bonds_trade_end,
+    unfinished_bond_ids,
+)
+from orders.models import Order
 from tests.foundation.factories import make_order
 from tests.guards.support import after_first_call
 from tests.orders.bonds.support import bond_row, bond_snapshot, lnd_calls
@@ -193,3 +200,12 @@ def test_the_sweep_takes_a_hundred_at_a_time():
     order = make_order()
     ids = [bond_row(order, state="released").pk for _ in range(101)]
     assert unfinished_bond_ids() == ids[:100]
+
+
+def test_the_trade_end_of_an_order_that_does_not_exist_raises_and_moves_nothing(two_orders):
+    """The plain-SQL read keeps `Order.objects.get`'s contract: an unknown id is DoesNotExist
+    (not an AttributeError deep in the range check), and no bond moves."""
+    before = [bond_snapshot(bond) for bond in Bond.objects.order_by("pk")]
+    with transaction.atomic(), pytest.raises(Order.DoesNotExist):
+        bonds_trade_end(order_id="0f5e1f27-5c83-4f0c-9d86-6a5e1a3f2b11", actor="node", reason="trade over")
+    assert (len(before), [bond_snapshot(bond) for bond in Bond.objects.order_by("pk")]) == (6, before)
