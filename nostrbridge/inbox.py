@@ -110,6 +110,16 @@ def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def inbox_renew(*, pk: int, worker_id: str) -> bool:
+    """Extend this worker's lease on a claimed row by LEASE_SECONDS; False when the row is no
+    longer this worker's to process (done, or claimed by another process after the lease ran out)."""
+    lease_until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    renewed = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING, locked_by=worker_id).update(
+        locked_until=lease_until
+    )
+    return renewed == 1
+
+
 def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "") -> bool:
     """Record the final outcome; only the current lease holder's row in PROCESSING changes.
 
