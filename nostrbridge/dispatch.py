@@ -62,8 +62,8 @@ class HandlerLane(Protocol):
 
     def takes(self, ctx: InboundContext) -> bool: ...
 
-    def submit(self, ctx: InboundContext) -> bool:
-        """Queue it (True), or False when full: the caller runs it."""
+    def submit(self, ctx: InboundContext) -> None:
+        """Queue it, or hand it back to the inbox for a moment (full); the row stays PROCESSING."""
         ...
 
 
@@ -197,8 +197,8 @@ def _dispatch(ctx: InboundContext, *, grouped: bool, lane: HandlerLane | None = 
     if handler is not None and lane is not None and lane.takes(ctx):
         if grouped:
             raise NeedsOwnTransaction(ctx)
-        if lane.submit(ctx):
-            return InboundStatus.PROCESSING
+        lane.submit(ctx)
+        return InboundStatus.PROCESSING
     elif grouped and handler is not None and ctx.action not in bridge_wiring().group_commit_actions:
         raise NeedsOwnTransaction(ctx)
     started = time.monotonic()

@@ -7,6 +7,7 @@ row; a lease that expires (process killed mid-handler) makes the row claimable a
 import json
 import logging
 from collections import Counter
+from collections.abc import Collection
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -77,8 +78,11 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
         return [row[0] for row in cursor.fetchall()]
 
 
-def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
+def inbox_claim(*, worker_id: str, limit: int = 50, exclude: Collection[int] = ()) -> list[int]:
     """Lease up to `limit` unprocessed rows to this worker; return their primary keys.
+
+    `exclude`: rows this worker still holds though their lease may have run out (queued in the
+    bridge's network lane), so it never claims them twice.
 
     Claimable: RECEIVED, or PROCESSING with an expired lease. The UPDATE re-checks that, so a
     row another process claimed in between is not taken twice. Plain SQL: it runs once per
@@ -90,9 +94,10 @@ def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
     table = table_name(InboundEvent)
     claimable = "(status = %s OR (status = %s AND locked_until < %s))"
     claimable_params = [InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value, now]
+    held = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     with connection.cursor() as cursor:
-        select_sql = f"SELECT id FROM {table} WHERE {claimable} ORDER BY id LIMIT %s"
-        cursor.execute(select_sql, [*claimable_params, limit])
+        select_sql = f"SELECT id FROM {table} WHERE {claimable}{held} ORDER BY id LIMIT %s"
+        cursor.execute(select_sql, [*claimable_params, *exclude, limit])
         candidates = [row[0] for row in cursor.fetchall()]
         if not candidates:
             return []
@@ -108,6 +113,13 @@ def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
         mine_sql = f"SELECT id FROM {table} WHERE id IN ({in_list}) AND status = %s AND locked_by = %s ORDER BY id"
         cursor.execute(mine_sql, [*candidates, InboundStatus.PROCESSING.value, worker_id])
         return [row[0] for row in cursor.fetchall()]
+
+
+def inbox_release(*, pks: list[int], worker_id: str) -> None:
+    """Hand claimed rows back unprocessed (a shutdown): claimable at once, no attempt spent."""
+    InboundEvent.objects.filter(pk__in=pks, status=InboundStatus.PROCESSING, locked_by=worker_id).update(
+        status=InboundStatus.RECEIVED, locked_until=None, attempts=F("attempts") - 1
+    )
 
 
 def inbox_renew(*, pk: int, worker_id: str) -> bool:

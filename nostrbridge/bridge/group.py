@@ -87,7 +87,9 @@ def _group(
         for row in tried:
             process_alone(row)
         return start + len(tried)
-    if alone is not None and (lane is None or not lane.submit(alone)):
+    if alone is not None and lane is not None:
+        lane.submit(alone)
+    elif alone is not None:
         _dispatch_alone(alone)
     return start + len(tried)
 

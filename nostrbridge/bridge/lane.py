@@ -13,14 +13,16 @@ between orders, as they did between processes.
 Exactly once: the database thread claimed the row (its lease, `locked_by` this bridge) and
 hands it over only after its group committed; the handler here runs as it ran in the database
 thread (`dispatch_opened`: its own short transactions, the outcome and the replies in the
-final one, no network call inside a transaction). A row already here (claimed again after its
-lease ran out) is not queued twice; a task that waited past half a lease renews its lease
-first, and drops the message if the lease went to another bridge process.
+final one, no network call inside a transaction). The bridge's claim skips the rows held here
+even once their lease ran out (and a row is never queued twice); a task that waited past half a
+lease renews its lease first, and drops the message if the lease went to another bridge process.
 
 Bounded: `LANE_THREADS` threads, each with its own database connection (SQLite: its short
 write transactions queue on the busy timeout with the database thread's); at most
-`LANE_CAPACITY` tasks queued and running. When full, a message with no key here runs in the
-database thread, as before the lane existed.
+`LANE_CAPACITY` tasks queued and running. When full, a message goes back to the inbox for
+`FULL_RETRY_S` (`inbox_defer`: no attempt spent, no reply) and is claimed again after it: the
+database thread never waits on the network, and a flood of messages from one key costs memory
+for at most `LANE_CAPACITY` of them.
 
 Shutdown: `stop()` starts nothing more and returns the queued messages, which the bridge hands
 back to the inbox; the tasks in hand finish (their deadlines bound them). A process killed with
@@ -33,14 +35,13 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DatabaseError, close_old_connections, connections
 
 from nostrbridge.context import InboundContext
 from nostrbridge.dispatch import dispatch_opened
-from nostrbridge.inbox import LEASE_SECONDS, inbox_fail, inbox_renew
+from nostrbridge.inbox import LEASE_SECONDS, inbox_defer, inbox_fail, inbox_release, inbox_renew
 from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 # no thread free, and the database-only path never waits on them.
 LANE_THREADS = 4
 LANE_CAPACITY = 64
+FULL_RETRY_S = 1.0
 CLOSE_OLD_CONNECTIONS_EVERY_S = 30.0
 
 
@@ -76,12 +78,10 @@ class NetworkLane:
         worker_id: str,
         threads: int = LANE_THREADS,
         capacity: int = LANE_CAPACITY,
-        after_task: Callable[[], None] = lambda: None,
     ) -> None:
         self.worker_id = worker_id
         self._threads_wanted = threads
         self._capacity = capacity
-        self._after_task = after_task
         self._cond = threading.Condition()
         self._queue: list[_Task] = []
         self._running: list[_Task] = []
@@ -89,7 +89,6 @@ class NetworkLane:
         self._pks: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._stopping = False
-        self.handled = 0
 
     def start(self) -> None:
         for number in range(self._threads_wanted):
@@ -106,23 +105,27 @@ class NetworkLane:
         with self._cond:
             return bool(self._held) and any(self._held[key] for key in lane_keys(ctx))
 
-    def submit(self, ctx: InboundContext, *, claimed_at: float) -> bool:
-        """Queue the message; False when the lane is full and nothing here shares its keys (the
-        caller runs it). Call only outside any transaction: the lane reads committed state."""
+    def submit(self, ctx: InboundContext, *, claimed_at: float) -> None:
+        """Queue the message, or hand it back to the inbox for a moment when the lane is full.
+        Called from the database thread outside any transaction: the lane reads committed state."""
         keys = lane_keys(ctx)
-        assert ctx.inbound_pk is not None, "only claimed inbox rows travel through the lane"
+        pk = ctx.inbound_pk
+        assert pk is not None, "only claimed inbox rows travel through the lane"
         with self._cond:
-            if ctx.inbound_pk in self._pks:
-                return True  # claimed again after its lease ran out: the task here answers it
-            shares_a_key = any(self._held[key] for key in keys)
-            full = len(self._queue) + len(self._running) >= self._capacity
-            if full and not shares_a_key and not self._stopping:
-                return False
-            self._queue.append(_Task(ctx, keys, claimed_at, contextvars.copy_context()))
-            self._held.update(keys)
-            self._pks.add(ctx.inbound_pk)
-            self._cond.notify()
-            return True
+            if pk in self._pks:
+                return  # already here (the claim skips such rows; kept as a guard)
+            stopping, full = self._stopping, len(self._queue) + len(self._running) >= self._capacity
+            if not stopping and not full:
+                self._queue.append(_Task(ctx, keys, claimed_at, contextvars.copy_context()))
+                self._held.update(keys)
+                self._pks.add(pk)
+                self._cond.notify()
+                return
+        if stopping:  # the batch in hand outlived the shutdown's wait: the next start takes it
+            inbox_release(pks=[pk], worker_id=self.worker_id)
+            return
+        inbox_defer(pk=pk, seconds=FULL_RETRY_S)
+        logger.info("network lane full: %s (%s) retried in %.0f s", ctx.action, ctx.event_id[:12], FULL_RETRY_S)
 
     # -- shutdown ------------------------------------------------------------------------
     def stop(self) -> list[int]:
@@ -141,6 +144,11 @@ class NetworkLane:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in self._threads)
+
+    def held_rows(self) -> list[int]:
+        """The inbox rows queued or running here (the claim skips them)."""
+        with self._cond:
+            return list(self._pks)
 
     @property
     def busy(self) -> int:
@@ -161,9 +169,7 @@ class NetworkLane:
                     with self._cond:
                         self._running.remove(task)
                         self._forget(task)
-                        self.handled += 1
                         self._cond.notify_all()
-                self._after_task()
         finally:
             connections.close_all()  # this thread's connection
 
@@ -218,5 +224,5 @@ class BatchHandoff:
     def takes(self, ctx: InboundContext) -> bool:
         return self.lane.takes(ctx)
 
-    def submit(self, ctx: InboundContext) -> bool:
-        return self.lane.submit(ctx, claimed_at=self.claimed_at)
+    def submit(self, ctx: InboundContext) -> None:
+        self.lane.submit(ctx, claimed_at=self.claimed_at)

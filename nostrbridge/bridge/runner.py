@@ -41,9 +41,8 @@ from nostrbridge.bridge.worker import (
     in_batch,
     make_worker_id,
     release_dead_leases,
-    release_rows,
 )
-from nostrbridge.inbox import inbox_latest_created_at
+from nostrbridge.inbox import inbox_latest_created_at, inbox_release
 from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.node_announcements import (
     METADATA_MIN_INTERVAL_S,
@@ -245,7 +244,7 @@ class Bridge:
         queued = self.network.stop()
         if queued:
             try:
-                await db_call(release_rows)(queued, worker_id=self.worker_id)
+                await db_call(inbox_release)(pks=queued, worker_id=self.worker_id)
             except DatabaseError:
                 logger.exception("could not hand back %s queued inbound event(s); their leases will", len(queued))
         if not await asyncio.to_thread(self.network.join, timeout_s):
@@ -418,11 +417,12 @@ class Bridge:
 
     async def _log_stats(self) -> None:
         logger.info(
-            "bridge stats: accepted=%s dropped=%s stored-backlog=%s handled=%s published=%s connected=%s/%s",
+            "bridge stats: accepted=%s dropped=%s stored-backlog=%s handled=%s in-lane=%s published=%s connected=%s/%s",
             self.intake.accepted,
             sum(self.intake.dropped.values()),
             self.intake.pending,
             self.lane.processed,
+            0 if self.network is None else self.network.busy,
             self.publisher.published,
             len(self.pool.connected_urls()),
             len(self.pool.urls),

@@ -30,13 +30,12 @@ from channels.consumer import AsyncConsumer
 from channels.routing import ChannelNameRouter
 from channels.worker import Worker
 from django.db import DatabaseError
-from django.db.models import F
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.group import process_rows
 from nostrbridge.bridge.lane import BatchHandoff, NetworkLane
 from nostrbridge.dispatch import HandlerLane, process_inbound
-from nostrbridge.inbox import inbox_claim, inbox_fail
+from nostrbridge.inbox import inbox_claim, inbox_fail, inbox_release
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL
 
@@ -126,7 +125,7 @@ _batch_state = threading.local()
 
 def _drain(worker_id: str, limit: int, stop: threading.Event, network: NetworkLane | None) -> int:
     claimed_at = time.monotonic()
-    claimed = inbox_claim(worker_id=worker_id, limit=limit)
+    claimed = inbox_claim(worker_id=worker_id, limit=limit, exclude=() if network is None else network.held_rows())
     if not claimed:
         return 0
     # One query for the batch instead of one per event (the ORM costs more than the SQL here).
@@ -139,7 +138,7 @@ def _drain(worker_id: str, limit: int, stop: threading.Event, network: NetworkLa
         mine,
         stop=stop,
         process_alone=functools.partial(_process_one, lane=lane),
-        release=functools.partial(release_rows, worker_id=worker_id),
+        release=lambda pks: inbox_release(pks=pks, worker_id=worker_id),
         lane=lane,
     )
     return len(claimed)
@@ -154,13 +153,6 @@ def _process_one(row: InboundEvent, *, lane: HandlerLane | None) -> None:
     except Exception as exc:  # noqa: BLE001 — last-resort guard: nothing a user sends may stop the consumer
         logger.exception("inbound event %s crashed outside its handler", pk)
         inbox_fail(pk=pk, error=f"{type(exc).__name__}: {exc}")
-
-
-def release_rows(pks: list[int], *, worker_id: str) -> None:
-    """Hand claimed rows back unprocessed (a shutdown): claimable at once, no attempt spent."""
-    InboundEvent.objects.filter(pk__in=pks, status=InboundStatus.PROCESSING, locked_by=worker_id).update(
-        status=InboundStatus.RECEIVED, locked_until=None, attempts=F("attempts") - 1
-    )
 
 
 class InboxLane:

@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from nostrbridge import dispatch
 from nostrbridge.bridge import lane as lane_module
 from nostrbridge.bridge.lane import NetworkLane
-from nostrbridge.bridge.worker import drain_batch, release_rows
-from nostrbridge.inbox import inbox_store
+from nostrbridge.bridge.worker import drain_batch
+from nostrbridge.inbox import inbox_release, inbox_store
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import IdsPayload, PaymentRequestPayload
@@ -244,7 +243,9 @@ def test_a_trade_keys_messages_wait_for_its_hanging_one(monkeypatch, lanes):
     assert statuses(pks) == [InboundStatus.DONE] * 2
 
 
-def test_a_full_lane_runs_the_message_in_the_database_thread(monkeypatch, lanes):
+def test_a_full_lane_hands_the_message_back_to_the_inbox_for_a_moment(monkeypatch, lanes):
+    """The database thread never runs a network handler: with the lane full, Dave's take-buy goes
+    back to the inbox (no attempt spent, no reply) and is taken again once its moment is over."""
     bob, dave = TradeClient("bob"), TradeClient("dave")
     hang = Hang()
     log: list[str] = []
@@ -257,24 +258,20 @@ def test_a_full_lane_runs_the_message_in_the_database_thread(monkeypatch, lanes)
         dave.build(Action.TAKE_BUY, index=1, order_id=uuid.uuid4()),
     )
     lane = lanes(threads=1, capacity=1)
-    drained: list[int] = []
-
-    def database_thread() -> None:
-        try:
-            drained.append(drain(lane))
-        finally:
-            connections.close_all()
-
-    drainer = threading.Thread(target=database_thread, name="database-thread")
-    drainer.start()
+    assert drain(lane) == 2
     assert hang.entered.wait(WAIT_S)
-    drainer.join(WAIT_S)
 
-    assert drained == [2]
-    assert log == ["take start in bridge-lane-", "take-buy start in database-thread", "take-buy end"]
-    assert statuses(pks) == [InboundStatus.PROCESSING, InboundStatus.DONE]
+    assert log == ["take start in bridge-lane-"]
+    rows = list(InboundEvent.objects.filter(pk__in=pks).order_by("pk").values_list("status", "attempts", "locked_by"))
+    assert rows == [(InboundStatus.PROCESSING, 1, WORKER), (InboundStatus.PROCESSING, 0, "deferred")]
+    assert OutboundMessage.objects.count() == 0
+
     hang.answer.set()
     idle(lane)
+    InboundEvent.objects.filter(pk=pks[1]).update(locked_until=timezone.now() - timedelta(seconds=1))  # its moment
+    assert drain(lane) == 1
+    idle(lane)
+    assert log == ["take start in bridge-lane-", "take end", "take-buy start in bridge-lane-", "take-buy end"]
     assert statuses(pks) == [InboundStatus.DONE] * 2
 
 
@@ -292,19 +289,26 @@ def test_stop_hands_back_the_queued_messages_and_lets_the_one_in_hand_finish(mon
     assert hang.entered.wait(WAIT_S)
 
     queued = lane.stop()
-    release_rows(queued, worker_id=WORKER)
+    inbox_release(pks=queued, worker_id=WORKER)
     hang.answer.set()
     assert lane.join(WAIT_S)
 
     assert queued == [pks[1]]
+    # A batch still in hand after the lane stopped (the shutdown's wait ran out): handed back too.
+    pks += store(TradeClient("erin").build(Action.TAKE_BUY, index=1, order_id=uuid.uuid4()))
+    assert drain(lane) == 2
     assert log == ["take start in bridge-lane-", "take end"]
     rows = list(InboundEvent.objects.filter(pk__in=pks).order_by("pk").values_list("status", "attempts", "locked_by"))
-    assert rows == [(InboundStatus.DONE, 1, WORKER), (InboundStatus.RECEIVED, 0, WORKER)]
+    assert rows == [
+        (InboundStatus.DONE, 1, WORKER),
+        (InboundStatus.RECEIVED, 0, WORKER),
+        (InboundStatus.RECEIVED, 0, WORKER),
+    ]
 
 
-def test_a_message_claimed_again_is_queued_once_and_a_lost_lease_is_not_processed(monkeypatch, lanes):
-    """A row that waited in the lane past its lease: claimed again by this bridge, it is not
-    queued twice; taken by another bridge process, the lane leaves it to that process."""
+def test_a_queued_message_is_not_claimed_again_and_a_lost_lease_is_not_processed(monkeypatch, lanes):
+    """A row that waited in the lane past its lease: this bridge does not claim it again; taken
+    by another bridge process meanwhile, the lane leaves it to that process."""
     bob, dave = TradeClient("bob"), TradeClient("dave")
     log: list[str] = []
     patch_handlers(monkeypatch, {"take-sell": recording(log, "take"), "take-buy": recording(log, "take-buy")})
@@ -314,16 +318,16 @@ def test_a_message_claimed_again_is_queued_once_and_a_lost_lease_is_not_processe
     )
     lane = lanes(threads=1, start=False)
     assert drain(lane) == 2
-    # Both leases run out while they wait; this bridge claims the take again, another the take-buy.
+    # Both leases run out while they wait; another bridge process claims the take-buy.
     monkeypatch.setattr(lane_module, "LEASE_SECONDS", 0)  # every task renews its lease first
-    InboundEvent.objects.filter(pk=take).update(locked_until=timezone.now() - timedelta(seconds=1))
+    InboundEvent.objects.update(locked_until=timezone.now() - timedelta(seconds=1))
     InboundEvent.objects.filter(pk=take_buy).update(locked_by="elsewhere:1:x")
-    assert drain(lane) == 1
+    assert drain(lane) == 0
     assert lane.busy == 2
 
     lane.start()
     idle(lane)
     assert log == ["take start in bridge-lane-", "take end"]
     rows = list(InboundEvent.objects.order_by("pk").values_list("status", "attempts", "locked_by"))
-    assert rows == [(InboundStatus.DONE, 2, WORKER), (InboundStatus.PROCESSING, 1, "elsewhere:1:x")]
+    assert rows == [(InboundStatus.DONE, 1, WORKER), (InboundStatus.PROCESSING, 1, "elsewhere:1:x")]
     assert OutboundMessage.objects.count() == 0
