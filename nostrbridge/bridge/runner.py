@@ -388,7 +388,10 @@ class Bridge:
             await self._relays_changed.wait()
             await asyncio.sleep(RELAY_LIST_DEBOUNCE_S)
             self._relays_changed.clear()
-            await self._guarded(self._publish_relay_list, "relay list")
+            if not await self._guarded(self._publish_relay_list, "relay list"):
+                # Its write failed (the database locked or gone): without this the changed list
+                # would wait for the periodic republish, hours away. Tried again after the debounce.
+                self._relays_changed.set()
 
     async def _publish_node_events(self, *, min_interval_s: float) -> None:
         await self._guarded(lambda: self._publish_info(min_interval_s), "info event")
@@ -428,11 +431,14 @@ class Bridge:
             len(self.pool.urls),
         )
 
-    async def _guarded(self, func: Callable[[], Awaitable[Any]], what: str) -> None:
+    async def _guarded(self, func: Callable[[], Awaitable[Any]], what: str) -> bool:
+        """Runs `func`; False (logged) when it raised."""
         try:
             await func()
         except Exception:  # noqa: BLE001 — a failing periodic task must not stop the bridge
             logger.exception("bridge task %s failed", what)
+            return False
+        return True
 
     async def _every(
         self, interval: float, func: Callable[[], Awaitable[Any]], *, delay: bool = False, first_delay: float = 0.0

@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import OperationalError
 from websockets.asyncio.client import connect as ws_connect
 
 from mostro_site.models import NodeSettings
+from nostrbridge.bridge import runner
 from nostrbridge.inbox import inbox_store
 from nostrbridge.models import (
     InboundEvent,
@@ -24,6 +26,7 @@ from nostrbridge.models import (
     OutboundStatus,
     RelayHealth,
 )
+from nostrbridge.node_announcements import relay_list_enqueue
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.giftwrap import wrap_v1
@@ -31,6 +34,7 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import IdsPayload
+from nostrbridge.protocol.published_events import RELAY_LIST_KIND
 from nostrbridge.protocol.transport import wrap_v2
 from nostrbridge.publisher import PublishPolicy
 from nostrbridge.wake import INBOX_CHANNEL
@@ -237,6 +241,32 @@ async def test_relay_list_protocol_and_profile_changes_apply_without_restart(loc
     )()
     assert ["y", "mostro", "Renamed"] in infos[-1].tags
     assert ["protocol_version", "1"] in infos[-1].tags
+
+
+async def test_relay_list_whose_write_failed_is_written_after_the_debounce(local_relay, settings, monkeypatch):
+    """The relay list of a (re)connect met a locked database: it goes out after the debounce, not
+    at the periodic republish (hours later; seen in the fault suite's SQLite-lock test)."""
+    settings.MOSTRO_RELAYS = [local_relay.url]
+    settings.MOSTRO_PUBLISH_RELAYS_INTERVAL = 3600
+    monkeypatch.setattr(runner, "RELAY_LIST_DEBOUNCE_S", 0.05)
+    calls: list[list[str]] = []
+
+    def locked_once(*, relays, min_interval_s):
+        calls.append(relays)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return relay_list_enqueue(relays=relays, min_interval_s=min_interval_s)
+
+    monkeypatch.setattr(runner, "relay_list_enqueue", locked_once)
+    async with running_bridge():
+        await db_eventually(lambda: OutboundMessage.objects.filter(kind=RELAY_LIST_KIND).exists())
+    lists = await sync_to_async(
+        lambda: [
+            Event.from_json(j).tags
+            for j in OutboundMessage.objects.filter(kind=RELAY_LIST_KIND).values_list("event_json", flat=True)
+        ]
+    )()
+    assert (calls, lists) == ([[local_relay.url], [local_relay.url]], [[["r", local_relay.url]]])
 
 
 def _redis_url() -> str | None:
