@@ -1,6 +1,6 @@
 """The bridge's database-thread CPU per inbound `orders` message, without relays or sockets.
 
-Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--postgres]
+Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--postgres] [--no-lane]
       .venv/bin/python benchmarks/bench_drain.py --postgres --statements   # round trips per message
 
 `bench_bridge.py` measures the whole bridge process at a fixed rate; on a machine shared with
@@ -12,7 +12,9 @@ the `orders` handler's query, the `cant-do not_found` reply signed into the outb
 then the publisher's claim and delivery record for the reply (`outbox_claim`, `outbox_record`,
 one relay accepting) — over a backlog, in batches of 32 as the bridge claims them, and reports
 process CPU per message (best round) next to the secp256k1 work the same steps need
-(one Schnorr verify, one ECDH, one signature), measured in the same run.
+(one Schnorr verify, one ECDH, one signature), measured in the same run. The drain consults a
+network lane as the bridge's does (every `orders` message asks it whether it must leave the
+group); `--no-lane` drains without one.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from coincurve import PrivateKey, PublicKey, PublicKeyXOnly  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from nostrbridge.bridge.intake import store_batch  # noqa: E402
+from nostrbridge.bridge.lane import NetworkLane  # noqa: E402
 from nostrbridge.bridge.worker import drain_batch  # noqa: E402
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage  # noqa: E402
 from nostrbridge.node_identity import node_pubkey  # noqa: E402
@@ -107,7 +110,7 @@ def requests(count: int) -> list[tuple[str, dict, bool]]:
     return items
 
 
-def one_round(count: int, *, during=None) -> dict[str, float]:
+def one_round(count: int, network: NetworkLane | None = None, *, during=None) -> dict[str, float]:
     """One round of `count` messages; `during`: a context manager around the timed work only."""
     items = requests(count)  # built outside the timed part (the clients' work)
     with during or contextlib.nullcontext():
@@ -116,7 +119,7 @@ def one_round(count: int, *, during=None) -> dict[str, float]:
             store_batch(items[index : index + STORE_CHUNK])
         stored = time.process_time()
         stop = threading.Event()
-        while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop):
+        while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop, network=network):
             pass
         drained = time.process_time()
         policy = PublishPolicy()
@@ -196,12 +199,15 @@ def main() -> None:
         action="store_true",
         help="with --postgres: count round trips per message by statement, then stop",
     )
+    parser.add_argument("--no-lane", action="store_true", help="drain without a network lane")
     args = parser.parse_args()
+    # Only `orders` messages: the lane is consulted, never used, so it needs no threads.
+    network = None if args.no_lane else NetworkLane(worker_id="bench:1:a", threads=0)
     logging.disable(logging.INFO)  # dispatch logs each cant-do at INFO; the bridge runs at WARNING
     call_command("migrate", verbosity=0)
     if args.postgres:
         call_command("flush", interactive=False, verbosity=0)
-    one_round(64)  # warm caches and connections
+    one_round(64, network)  # warm caches and connections
     if args.statements:
         if not args.postgres:
             raise SystemExit("--statements counts psycopg's round trips: add --postgres")
@@ -212,11 +218,14 @@ def main() -> None:
         print(f"  {sum(per_message.values()):6.3f}  total")
         return
     load_before = os.getloadavg()[0]
-    rounds = [one_round(args.messages) for _ in range(args.rounds)]
+    rounds = [one_round(args.messages, network) for _ in range(args.rounds)]
     best = min(rounds, key=lambda r: r["total"])
     crypto_ms = secp_ms_per_message()
     database = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"\ndatabase thread, {database}: {args.rounds} rounds of {args.messages} `orders` messages, best round")
+    lane = "without a network lane" if network is None else "network lane consulted"
+    print(
+        f"\ndatabase thread, {database}, {lane}: {args.rounds} rounds of {args.messages} `orders` messages, best round"
+    )
     for name, value in best.items():
         print(f"  {name:>26}: {value:.3f} ms/message")
     print(f"  {'rounds (total)':>26}: " + " / ".join(f"{r['total']:.3f}" for r in rounds))

@@ -1,7 +1,8 @@
-"""Lightning-address checks off the serial handler path (issue 13, part 3; docs/PROTOCOL.md §Invoices).
+"""Lightning-address checks off the handler threads (issue 13, part 3; docs/PROTOCOL.md §Invoices).
 
-Handlers run one at a time per bridge, so a take naming an attacker's slow-dribbling Lightning
-address must not hold every other trader's message for the LNURL budget (4 s). The check runs
+A bridge runs the handlers that may leave the database on a few network-lane threads, so a take
+naming an attacker's slow-dribbling Lightning address must not hold one for the LNURL budget
+(4 s): a handful of such takes would hold every other trader's take. The check runs
 in this pool instead; the handler waits for it at most `HANDLER_WAIT_S` (a quarter second),
 and only while no other check is running (a burst of slow addresses costs the path nothing).
 Still pending → `None`: the caller hands the message back to the inbox (`RetryLater`), and it

@@ -36,7 +36,7 @@ class SilentDrop(Exception):
 
 class RetryLater(Exception):
     """The handler waits on something outside (a Lightning-address check, a price fetch): the
-    message goes back to the inbox for `seconds` instead of holding the serial handler path; no
+    message goes back to the inbox for `seconds` instead of holding a handler thread; no
     reply yet. With `give_up`: a message received over `give_up_after_s` ago is answered with
     that cant-do instead, so a wait that never ends is still answered."""
 

@@ -13,6 +13,7 @@ internal error: the row is retried a few times, then parked.
 
 import logging
 import time
+from typing import Protocol
 
 from django.db import InterfaceError, OperationalError, transaction
 
@@ -46,14 +47,29 @@ MAINTENANCE_GATED_ACTIONS = frozenset({Action.NEW_ORDER.value, Action.TAKE_BUY.v
 class NeedsOwnTransaction(Exception):
     """Raised inside a group commit, before the handler runs, for an action whose handler may
     call the network (LND, price or LNURL servers) and so must not run inside a transaction:
-    the bridge commits the group and then runs `dispatch_opened(ctx)` on its own."""
+    the bridge commits the group and then runs `dispatch_opened(ctx)` on its own, or hands it to
+    its lane. Raised too for a message the lane takes (queued behind one of its keys)."""
 
     def __init__(self, ctx: InboundContext) -> None:
         super().__init__(ctx.action)
         self.ctx = ctx
 
 
-def process_inbound(pk: int, *, row: InboundEvent | None = None, grouped: bool = False) -> str:
+class HandlerLane(Protocol):
+    """Where the bridge runs messages that must not wait in its database thread
+    (`nostrbridge.bridge.lane`): those whose handlers may call the network, and those queued
+    behind one of them (same order, trade key or identity)."""
+
+    def takes(self, ctx: InboundContext) -> bool: ...
+
+    def submit(self, ctx: InboundContext) -> None:
+        """Queue it, or hand it back to the inbox for a moment (full); the row stays PROCESSING."""
+        ...
+
+
+def process_inbound(
+    pk: int, *, row: InboundEvent | None = None, grouped: bool = False, lane: HandlerLane | None = None
+) -> str:
     """Run the pipeline for one claimed row; return the final inbox status.
 
     `row`: the claimed row, when the caller loaded its whole batch in one query (the bridge).
@@ -62,6 +78,8 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None, grouped: bool =
     service's `transaction.atomic()`) then run as savepoints, so its writes commit or roll back
     exactly as they would alone; actions outside `BridgeWiring.group_commit_actions` raise
     `NeedsOwnTransaction` before their handler runs.
+    `lane`: messages it `takes` are handed to it instead of running here (inside a group, by
+    raising `NeedsOwnTransaction`: the group commits first); the row stays claimed (PROCESSING).
     """
     if row is None:
         row = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).first()
@@ -92,7 +110,7 @@ def process_inbound(pk: int, *, row: InboundEvent | None = None, grouped: bool =
                 inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
                 metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
                 return InboundStatus.DROPPED
-            return _dispatch(ctx, grouped=grouped)
+            return _dispatch(ctx, grouped=grouped, lane=lane)
 
 
 def dispatch_opened(ctx: InboundContext) -> str:
@@ -174,9 +192,14 @@ def _check_first_contact(config: NodeConfig, *, event_id: str, sender: str) -> N
         raise SilentDrop("first-contact proof of work not met", cause="first-contact-pow")
 
 
-def _dispatch(ctx: InboundContext, *, grouped: bool) -> str:
+def _dispatch(ctx: InboundContext, *, grouped: bool, lane: HandlerLane | None = None) -> str:
     handler = None if ctx.action == Action.PAY_INVOICE else get_handler(ctx.action)
-    if grouped and handler is not None and ctx.action not in bridge_wiring().group_commit_actions:
+    if handler is not None and lane is not None and lane.takes(ctx):
+        if grouped:
+            raise NeedsOwnTransaction(ctx)
+        lane.submit(ctx)
+        return InboundStatus.PROCESSING
+    elif grouped and handler is not None and ctx.action not in bridge_wiring().group_commit_actions:
         raise NeedsOwnTransaction(ctx)
     started = time.monotonic()
     try:

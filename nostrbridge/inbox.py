@@ -7,6 +7,7 @@ row; a lease that expires (process killed mid-handler) makes the row claimable a
 import json
 import logging
 from collections import Counter
+from collections.abc import Collection
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -77,13 +78,16 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
         return [row[0] for row in cursor.fetchall()]
 
 
-def inbox_claim(*, worker_id: str, limit: int = 50) -> list[int]:
+def inbox_claim(*, worker_id: str, limit: int = 50, exclude: Collection[int] = ()) -> list[int]:
     """Lease up to `limit` unprocessed rows to this worker; return their primary keys."""
-    return [row.pk for row in inbox_claim_rows(worker_id=worker_id, limit=limit)]
+    return [row.pk for row in inbox_claim_rows(worker_id=worker_id, limit=limit, exclude=exclude)]
 
 
-def inbox_claim_rows(*, worker_id: str, limit: int = 50) -> list[InboundEvent]:
+def inbox_claim_rows(*, worker_id: str, limit: int = 50, exclude: Collection[int] = ()) -> list[InboundEvent]:
     """Lease up to `limit` unprocessed rows to this worker; return them, in id order.
+
+    `exclude`: rows this worker still holds though their lease may have run out (queued in the
+    bridge's network lane), so it never claims them twice.
 
     Claimable: RECEIVED, or PROCESSING with an expired lease. One statement, atomic on its own
     (no transaction around it): the UPDATE picks the oldest claimable ids and re-checks each row
@@ -99,17 +103,22 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50) -> list[InboundEvent]:
     table = table_name(InboundEvent)
     claimable = "(status = %s OR (status = %s AND locked_until < %s))"
     claimable_params = [InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value, now]
+    held = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     claim_sql = (
         f"UPDATE {table} SET status = %s, locked_by = %s, locked_until = %s, attempts = attempts + 1"
-        f" WHERE id IN (SELECT id FROM {table} WHERE {claimable} ORDER BY id LIMIT %s) AND {claimable}"
+        f" WHERE id IN (SELECT id FROM {table} WHERE {claimable}{held} ORDER BY id LIMIT %s) AND {claimable}"
         " RETURNING id"
     )
-    params = [InboundStatus.PROCESSING.value, worker_id, lease_until, *claimable_params, limit, *claimable_params]
+    params = [
+        InboundStatus.PROCESSING.value, worker_id, lease_until, *claimable_params, *exclude, limit, *claimable_params
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             # An UPDATE takes SQLite's one write lock even when it matches nothing: the idle
             # polls look first (a read, in-process: no round trip to save there).
-            execute_statement(cursor, f"SELECT 1 FROM {table} WHERE {claimable} LIMIT 1", claimable_params)
+            execute_statement(
+                cursor, f"SELECT 1 FROM {table} WHERE {claimable}{held} LIMIT 1", [*claimable_params, *exclude]
+            )
             if cursor.fetchone() is None:
                 return []
         execute_statement(cursor, claim_sql, params)
@@ -120,6 +129,23 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50) -> list[InboundEvent]:
     return select_where(
         InboundEvent, where={"id": claimed, "status": InboundStatus.PROCESSING.value, "locked_by": worker_id}
     )
+
+
+def inbox_release(*, pks: list[int], worker_id: str) -> None:
+    """Hand claimed rows back unprocessed (a shutdown): claimable at once, no attempt spent."""
+    InboundEvent.objects.filter(pk__in=pks, status=InboundStatus.PROCESSING, locked_by=worker_id).update(
+        status=InboundStatus.RECEIVED, locked_until=None, attempts=F("attempts") - 1
+    )
+
+
+def inbox_renew(*, pk: int, worker_id: str) -> bool:
+    """Extend this worker's lease on a claimed row by LEASE_SECONDS; False when the row is no
+    longer this worker's to process (done, or claimed by another process after the lease ran out)."""
+    lease_until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    renewed = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING, locked_by=worker_id).update(
+        locked_until=lease_until
+    )
+    return renewed == 1
 
 
 def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "") -> bool:

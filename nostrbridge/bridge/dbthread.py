@@ -4,7 +4,8 @@ channels' `database_sync_to_async` runs `close_old_connections()` before and aft
 with the default CONN_MAX_AGE of 0 that closes and reopens the database connection around each
 call, which at hundreds of calls per second cost the bridge more than its SQL (closing the last
 SQLite connection also checkpoints the WAL). `db_call` uses the same thread-sensitive executor
-(one database thread per process, one connection, SQLite sees a single writer) and runs the
+(one database thread per process, one connection; the network lane's threads have their own,
+`nostrbridge.bridge.lane`) and runs the
 same hygiene every CLOSE_OLD_CONNECTIONS_EVERY_S, and at once after a database error, so a
 broken or server-closed connection is still replaced.
 """

@@ -12,12 +12,14 @@ with the rest of the group or not at all; the claims (committed before) keep the
 crash mid-group leaves every row of the group claimable again with nothing of it applied.
 
 Only actions whose handlers never leave the database join a group
-(`BridgeWiring.group_commit_actions`): any other message ends the group (commit), then runs
-alone with its handler's own short transactions, since no network call may happen inside a
-transaction. If the group itself fails — an exception outside the handlers' transactions,
-a statement that aborts the transaction on PostgreSQL, or the COMMIT (a deferred foreign
-key, a full disk) — it is rolled back and its messages are run again one at a time, each in
-its own transactions, so a poison message still fails alone.
+(`BridgeWiring.group_commit_actions`): any other message ends the group (commit), then is
+handed to the bridge's network lane (`nostrbridge.bridge.lane`), or without one runs alone with
+its handler's own short transactions, since no network call may happen inside a transaction.
+So does a database-only message that must not overtake one already in the lane. If the group
+itself fails — an exception outside the handlers' transactions, a statement that aborts the
+transaction on PostgreSQL, or the COMMIT (a deferred foreign key, a full disk) — it is rolled
+back and its messages are run again one at a time, each in its own transactions (or handed to
+the lane), so a poison message still fails alone.
 """
 
 import logging
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from django.db import DatabaseError, transaction
 
 from nostrbridge.context import InboundContext
-from nostrbridge.dispatch import NeedsOwnTransaction, dispatch_opened, process_inbound
+from nostrbridge.dispatch import HandlerLane, NeedsOwnTransaction, dispatch_opened, process_inbound
 from nostrbridge.inbox import inbox_fail
 from nostrbridge.models import InboundEvent
 
@@ -40,22 +42,29 @@ def process_rows(
     stop: threading.Event,
     process_alone: Callable[[InboundEvent], None],
     release: Callable[[list[int]], None],
+    lane: HandlerLane | None = None,
 ) -> None:
     """Process claimed `rows` in order, in as few transactions as their actions allow.
 
     `process_alone(row)`: the one-message path (its own transactions, poison guard); `release`
-    hands rows back when `stop` is set before they ran.
+    hands rows back when `stop` is set before they ran; `lane`: where messages that leave a
+    group go once it committed (None: they run here).
     """
     index = 0
     while index < len(rows):
         if stop.is_set():
             release([row.pk for row in rows[index:]])
             return
-        index = _group(rows, index, stop=stop, process_alone=process_alone)
+        index = _group(rows, index, stop=stop, process_alone=process_alone, lane=lane)
 
 
 def _group(
-    rows: list[InboundEvent], start: int, *, stop: threading.Event, process_alone: Callable[[InboundEvent], None]
+    rows: list[InboundEvent],
+    start: int,
+    *,
+    stop: threading.Event,
+    process_alone: Callable[[InboundEvent], None],
+    lane: HandlerLane | None,
 ) -> int:
     """Run rows[start:] in one transaction until one needs its own; return the next index."""
     tried: list[InboundEvent] = []
@@ -67,7 +76,7 @@ def _group(
                     break
                 tried.append(row)
                 try:
-                    process_inbound(row.pk, row=row, grouped=True)
+                    process_inbound(row.pk, row=row, grouped=True, lane=lane)
                 except NeedsOwnTransaction as exc:
                     alone = exc.ctx  # nothing of it was written: its savepoint never opened
                     break
@@ -78,7 +87,9 @@ def _group(
         for row in tried:
             process_alone(row)
         return start + len(tried)
-    if alone is not None:
+    if alone is not None and lane is not None:
+        lane.submit(alone)
+    elif alone is not None:
         _dispatch_alone(alone)
     return start + len(tried)
 

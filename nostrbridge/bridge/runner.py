@@ -2,12 +2,15 @@
 events in one asyncio loop. Used by `manage.py nostr_bridge` and by the all-in-one `mostrod`.
 
 Threads: everything here runs on the event loop except database work, which goes through
-`db_call` (thread-sensitive like `database_sync_to_async`: one database thread per process, so
-SQLite sees a single writer and handlers are serialised), and the LND `get_info` call of the info event
-(a worker thread, so a slow LND never blocks handlers).
+`db_call` (thread-sensitive like `database_sync_to_async`: one database thread per process, where
+database-only handlers run in group commits), the network lane (`nostrbridge.bridge.lane`: a few
+threads for the handlers that may call LND or another server, serialised per order, trade key and
+identity), and the LND `get_info` call of the info event (a worker thread, so a slow LND never
+blocks handlers).
 
 Shutdown (stop event set): the inbox subscription is closed, received events are stored, the
-consumer finishes the batch in hand (unstarted rows are handed back), due replies are
+consumer finishes the batch in hand (unstarted rows are handed back), the network lane finishes
+the handlers in hand (its queued rows are handed back), due replies are
 published, then the pool closes. A process killed instead loses nothing either: leases bring
 claimed rows back, the outbox keeps unsent replies, and `since` replays unstored events.
 """
@@ -29,6 +32,7 @@ from nostrbridge.bridge.book_replay import book_replay
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
+from nostrbridge.bridge.lane import LANE_THREADS, NetworkLane
 from nostrbridge.bridge.side import SideChannel
 from nostrbridge.bridge.wake_socket import WakeSocket
 from nostrbridge.bridge.worker import (
@@ -39,7 +43,7 @@ from nostrbridge.bridge.worker import (
     make_worker_id,
     release_dead_leases,
 )
-from nostrbridge.inbox import inbox_latest_created_at
+from nostrbridge.inbox import inbox_latest_created_at, inbox_release
 from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.node_announcements import (
     METADATA_MIN_INTERVAL_S,
@@ -79,6 +83,8 @@ class BridgeOptions:
     channel_layer: Any = None  # None: the settings' layer if it reaches other processes (Redis)
     inbox_poll_s: float = 0.25  # safety-net poll of the inbox (nudges are hints)
     claim_batch: int = DEFAULT_CLAIM_BATCH
+    # Threads of the network lane (0: every handler runs in the database thread, as before it).
+    lane_threads: int = LANE_THREADS
     config_poll_s: float = 3.0  # pick up the operator's relay / protocol / info changes
     health_sync_s: float = 3.0
     publish: PublishPolicy = field(default_factory=PublishPolicy)
@@ -127,7 +133,12 @@ class Bridge:
     def __init__(self, options: BridgeOptions):
         self.options = options
         self.worker_id = options.worker_id or make_worker_id()
-        self.lane = InboxLane(worker_id=self.worker_id, batch=options.claim_batch, after_batch=self._nudge_outbox)
+        self.network = (
+            NetworkLane(worker_id=self.worker_id, threads=options.lane_threads) if options.lane_threads else None
+        )
+        self.lane = InboxLane(
+            worker_id=self.worker_id, batch=options.claim_batch, after_batch=self._nudge_outbox, network=self.network
+        )
         self.tracker = HealthTracker()
         self.config: NodeConfig | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -182,6 +193,8 @@ class Bridge:
         self._subscribe()
         self._register_wakers()
         await self.pool.start()
+        if self.network is not None:
+            self.network.start()
         self._spawn(self._run_worker(), "bridge-consumer")
         self._intake_task = asyncio.create_task(self.intake.run(), name="bridge-intake")
         self._publisher_task = asyncio.create_task(self.publisher.run(), name="bridge-publisher")
@@ -220,6 +233,7 @@ class Bridge:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self.lane.idle.wait()  # the handler in hand finishes; the rest is handed back
+        await self._stop_network_lane(timeout)
         await self.publisher.stop(self._publisher_task)
         await self.publisher.flush(timeout_s=timeout)
         for task in self._tasks:
@@ -236,6 +250,20 @@ class Bridge:
             await side.flush()
         await self._sync_health()
         logger.info("relay bridge %s stopped (%s events handled)", self.worker_id, self.lane.processed)
+
+    async def _stop_network_lane(self, timeout_s: float) -> None:
+        if self.network is None:
+            return
+        queued = self.network.stop()
+        if queued:
+            try:
+                await db_call(inbox_release)(pks=queued, worker_id=self.worker_id)
+            except DatabaseError:
+                logger.exception("could not hand back %s queued inbound event(s); their leases will", len(queued))
+        if not await asyncio.to_thread(self.network.join, timeout_s):
+            # Each is bounded by its own call deadlines; if the process exits first, the leases
+            # bring the rows back (released at the next start).
+            logger.warning("network lane: handlers still running at shutdown")
 
     def _config(self) -> NodeConfig:
         assert self.config is not None, "_start() reads the configuration first"
@@ -412,11 +440,12 @@ class Bridge:
 
     async def _log_stats(self) -> None:
         logger.info(
-            "bridge stats: accepted=%s dropped=%s stored-backlog=%s handled=%s published=%s connected=%s/%s",
+            "bridge stats: accepted=%s dropped=%s stored-backlog=%s handled=%s in-lane=%s published=%s connected=%s/%s",
             self.intake.accepted,
             sum(self.intake.dropped.values()),
             self.intake.pending,
             self.lane.processed,
+            0 if self.network is None else self.network.busy,
             self.publisher.published,
             len(self.pool.connected_urls()),
             len(self.pool.urls),

@@ -4,7 +4,9 @@
 `InboxConsumer` is the bridge into the app: on every nudge it claims stored inbound events
 (`inbox_claim`, a conditional UPDATE, so several bridge processes never take the same row) and
 runs them in the database thread: database-only messages of a batch in one transaction with a
-savepoint per handler transaction (group commit, `nostrbridge.bridge.group`), any other message alone.
+savepoint per handler transaction (group commit, `nostrbridge.bridge.group`); any other message
+goes to the network lane (`nostrbridge.bridge.lane`), where a hanging LND call holds up only the
+messages of the same order, trade key or identity.
 Nudges are hints: the bridge also sends one every `inbox_poll_s`, so a lost nudge only costs
 latency. `OutboxWakeConsumer` turns a nudge from another process into a publisher wake-up.
 
@@ -28,12 +30,12 @@ from channels.consumer import AsyncConsumer
 from channels.routing import ChannelNameRouter
 from channels.worker import Worker
 from django.db import DatabaseError
-from django.db.models import F
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.group import process_rows
-from nostrbridge.dispatch import process_inbound
-from nostrbridge.inbox import inbox_claim_rows, inbox_fail
+from nostrbridge.bridge.lane import BatchHandoff, NetworkLane
+from nostrbridge.dispatch import HandlerLane, process_inbound
+from nostrbridge.inbox import inbox_claim_rows, inbox_fail, inbox_release
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL
 
@@ -99,16 +101,17 @@ def _pid_alive(worker_id: str) -> bool:
     return True
 
 
-def drain_batch(*, worker_id: str, limit: int, stop: threading.Event) -> int:
+def drain_batch(*, worker_id: str, limit: int, stop: threading.Event, network: NetworkLane | None = None) -> int:
     """Claim up to `limit` rows and process them; return how many were claimed.
 
-    Runs in the database thread. Rows still unprocessed when `stop` is set are handed back
-    (not counted as an attempt), so a graceful shutdown leaves no lease behind. While it runs,
+    Runs in the database thread; messages `network` takes are handed to it (None: they run
+    here). Rows still unprocessed when `stop` is set are handed back (not counted as an
+    attempt), so a graceful shutdown leaves no lease behind. While it runs,
     `in_batch()` is true in this thread (the bridge then nudges its publisher once per batch).
     """
     _batch_state.active = True
     try:
-        return _drain(worker_id, limit, stop)
+        return _drain(worker_id, limit, stop, network)
     finally:
         _batch_state.active = False
 
@@ -120,20 +123,29 @@ def in_batch() -> bool:
 _batch_state = threading.local()
 
 
-def _drain(worker_id: str, limit: int, stop: threading.Event) -> int:
+def _drain(worker_id: str, limit: int, stop: threading.Event, network: NetworkLane | None) -> int:
+    claimed_at = time.monotonic()
     # The claimed rows themselves, read back by the claim (one query for the batch).
-    mine = inbox_claim_rows(worker_id=worker_id, limit=limit)
+    held = () if network is None else network.held_rows()
+    mine = inbox_claim_rows(worker_id=worker_id, limit=limit, exclude=held)
     if not mine:
         return 0
     # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
-    process_rows(mine, stop=stop, process_alone=_process_one, release=lambda pks: _release(pks, worker_id))
+    lane = None if network is None else BatchHandoff(network, claimed_at)
+    process_rows(
+        mine,
+        stop=stop,
+        process_alone=functools.partial(_process_one, lane=lane),
+        release=lambda pks: inbox_release(pks=pks, worker_id=worker_id),
+        lane=lane,
+    )
     return len(mine)
 
 
-def _process_one(row: InboundEvent) -> None:
+def _process_one(row: InboundEvent, *, lane: HandlerLane | None) -> None:
     pk = row.pk
     try:
-        process_inbound(pk, row=row)
+        process_inbound(pk, row=row, lane=lane)
     except DatabaseError:
         raise  # the database is gone: the lease makes the row come back later
     except Exception as exc:  # noqa: BLE001 — last-resort guard: nothing a user sends may stop the consumer
@@ -141,19 +153,19 @@ def _process_one(row: InboundEvent) -> None:
         inbox_fail(pk=pk, error=f"{type(exc).__name__}: {exc}")
 
 
-def _release(pks: list[int], worker_id: str) -> None:
-    InboundEvent.objects.filter(pk__in=pks, status=InboundStatus.PROCESSING, locked_by=worker_id).update(
-        status=InboundStatus.RECEIVED, locked_until=None, attempts=F("attempts") - 1
-    )
-
-
 class InboxLane:
     """State shared by the bridge and its InboxConsumer: batch size, stop flag, idleness."""
 
     def __init__(
-        self, *, worker_id: str, batch: int = DEFAULT_CLAIM_BATCH, after_batch: Callable[[], None] = lambda: None
+        self,
+        *,
+        worker_id: str,
+        batch: int = DEFAULT_CLAIM_BATCH,
+        after_batch: Callable[[], None] = lambda: None,
+        network: NetworkLane | None = None,
     ):
         self.worker_id = worker_id
+        self.network = network
         self._after_batch = after_batch  # e.g. wake the publisher for the replies just committed
         self.batch = batch
         self.stopping = threading.Event()  # read by drain_batch in the database thread
@@ -182,7 +194,9 @@ class InboxLane:
 
     async def _drain_once(self) -> int:
         try:
-            return await db_call(drain_batch)(worker_id=self.worker_id, limit=self.batch, stop=self.stopping)
+            return await db_call(drain_batch)(
+                worker_id=self.worker_id, limit=self.batch, stop=self.stopping, network=self.network
+            )
         except DatabaseError:
             logger.exception("inbox drain failed; retrying in %.0f s", DATABASE_RETRY_S)
             await asyncio.sleep(DATABASE_RETRY_S)

@@ -4,8 +4,10 @@ simnet's `delay` makes the node's unary gRPC calls answer `HANG_S` late (longer 
 `LND_CALL_TIMEOUT_SECONDS`, here 2 s for speed; 10 s by default), so every call ends with
 DEADLINE_EXCEEDED. Two shapes: a settle that takes effect and whose answer is lost ("unknown,
 ask the node"), and calls that hang before they take effect (a take's hold invoice). Meanwhile
-another trader's new-order (no LND needed) is answered; the order that needed LND changes no
-state on a timeout and completes once LND answers again; the ledger finds every sat once.
+another trader's new-order (no LND needed) is answered without waiting for the hanging call (the
+bridge's network lane; its reply time is a figure here, the ordering is proven by events in
+tests/nostrbridge/test_network_lane.py); the order that needed LND changes no state on a timeout
+and completes once LND answers again; the ledger finds every sat once.
 """
 
 from __future__ import annotations

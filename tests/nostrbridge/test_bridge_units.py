@@ -194,7 +194,7 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
     stop = threading.Event()
     seen: list[int] = []
 
-    def process(pk, *, row, grouped=False):
+    def process(pk, *, row, grouped=False, lane=None):
         seen.append(pk)
         stop.set()  # a shutdown arrives while the first handler runs
         InboundEvent.objects.filter(pk=pk).update(status=InboundStatus.DONE)
@@ -214,7 +214,7 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
 def test_event_crashing_outside_its_handler_is_retried_then_parked(monkeypatch):
     store_batch([("ws://a", orders_event(), False)])
 
-    def explode(pk, *, row, grouped=False):
+    def explode(pk, *, row, grouped=False, lane=None):
         raise UnicodeDecodeError("utf-8", b"", 0, 1, "poison")
 
     monkeypatch.setattr(bridge_worker, "process_inbound", explode)  # alone, after the group rolled back
