@@ -17,10 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.trade_clients import BANNER, NODE_START_TIMEOUT_S, NodeProcess, _die_with_parent
+from tests.e2e.trade_clients import BANNER, DIE_WITH_PARENT, NODE_START_TIMEOUT_S, NodeProcess
+from tests.ops.deploy_run import Launched
 from tests.relays.net import REPO_ROOT
 
 WEB = "web"
@@ -48,24 +48,13 @@ def ready_text(name: str) -> str | None:
     return READY_TEXT.get(name.split("-", 1)[0])
 
 
-@dataclass
-class Started:
-    name: str
-    proc: subprocess.Popen
-    log_path: Path
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
 class SplitNode(NodeProcess):
     """web + `bridges` bridges + watcher + job cluster as separate processes (see the module doc)."""
 
     def __init__(self, env: dict[str, str], workdir: Path, *, bridges: int = 2, port: int | None = None) -> None:
         super().__init__(env, workdir, port=port)
         self.bridges = bridges
-        self.processes: dict[str, Started] = {}
+        self.processes: dict[str, Launched] = {}
 
     @property
     def on_postgres(self) -> bool:
@@ -95,16 +84,16 @@ class SplitNode(NodeProcess):
             raise
         self.proc = self.processes[WEB].proc
 
-    def _launch(self, name: str, argv: list[str]) -> Started:
+    def _launch(self, name: str, argv: list[str]) -> Launched:
         log_path = self.workdir / f"{name}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                argv, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                [*DIE_WITH_PARENT, *argv], cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
-        return Started(name, proc, log_path)
+        return Launched(name, proc, log_path)
 
-    def _wait_ready(self, started: Started) -> None:
+    def _wait_ready(self, started: Launched) -> None:
         text = ready_text(started.name)
         launched = time.monotonic()
         deadline = launched + NODE_START_TIMEOUT_S
