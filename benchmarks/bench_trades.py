@@ -127,7 +127,8 @@ WALL_OFFSET_S = time.time() - time.monotonic()
 
 async def send_traced(trader: Trader, action: Action, *, key: int, **fields) -> tuple[str, float]:
     """Send a request as Trader.send does; return its event id and the wall-clock send time."""
-    _, event = trader.build(action, key=key, **fields)
+    request_id, event = trader.build(action, key=key, **fields)
+    trader.sent.append(request_id)  # the requests check counts what was sent
     sent = time.time()
     await trader.conn.send(event)
     return event.id().to_hex(), sent
@@ -262,10 +263,12 @@ async def ledger_check(net: TradeNetwork, results: Results, before: dict[str, in
 
 
 # -- where each step's time goes ---------------------------------------------------------------
-def _wall(stamp: str | None) -> float | None:
-    """A timestamp column of the node's SQLite database (UTC text) → epoch seconds."""
+def _wall(stamp: str | datetime | None) -> float | None:
+    """A timestamp column → epoch seconds: SQLite's UTC text, or PostgreSQL's aware datetime."""
     if stamp is None:
         return None
+    if isinstance(stamp, datetime):
+        return stamp.timestamp() if stamp.tzinfo else stamp.replace(tzinfo=UTC).timestamp()
     return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
 
 
