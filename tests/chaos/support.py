@@ -37,7 +37,6 @@ from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload
 from nostrbridge.protocol.structs import SmallOrder
 from tests.e2e.trade_clients import (
     BANNER,
-    DIE_WITH_PARENT,
     NODE_START_TIMEOUT_S,
     RelayConnection,
     TradeNetwork,
@@ -111,11 +110,12 @@ def start_node(net: TradeNetwork, *, kill_at: str | None = None) -> None:
     node.log_path = net.workdir / f"mostrod-{next(_starts)}.log"
     command = [sys.executable, "manage.py", "mostrod", "--port", str(node.port), "--no-migrate", "--grace", "5"]
     with node.log_path.open("ab") as log:
-        # DIE_WITH_PARENT, not a preexec_fn: see its comment (gRPC's fork handlers).
+        # No parent-death signal (DIE_WITH_PARENT): it fires when the *thread* that started the
+        # child exits, and the tests start nodes from `asyncio.to_thread`, whose executor thread
+        # ends with the test's event loop: the node of one test was SIGTERMed as the next began.
         node.proc = subprocess.Popen(
-            [*DIE_WITH_PARENT, *command], cwd=REPO_ROOT, env=node.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+            command, cwd=REPO_ROOT, env=node.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + NODE_START_TIMEOUT_S
     while BANNER not in node.output:
         if node.proc.poll() is not None or time.monotonic() > deadline:

@@ -99,7 +99,9 @@ def node_env(*, var_dir: Path, nsec_hex: str, relay_url: str, simnet: SimnetHand
 # leaves no node behind) in the child itself, then execs the command in the same process. Not a
 # `preexec_fn`: with one, subprocess forks (instead of vfork) and gRPC's fork handlers run in the
 # child; forking while a wallet's gRPC poller waits (an escrow in flight) hung or crashed the child
-# before exec ("epoll_wait error: Bad file descriptor", seen in the e2e tests under load).
+# before exec ("epoll_wait error: Bad file descriptor", seen in the e2e tests under load). As with
+# the preexec_fn it replaces, the signal follows the *thread* that started the child: start a node
+# this way only from a thread that outlives it (not from `asyncio.to_thread` in a test).
 DIE_WITH_PARENT = [
     sys.executable,
     "-c",
