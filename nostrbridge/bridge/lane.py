@@ -45,6 +45,8 @@ from nostrbridge.inbox import LEASE_SECONDS, inbox_defer, inbox_fail, inbox_rele
 from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
+# A row whose handling met a database error (a lost connection) is tried again after this.
+DATABASE_RETRY_S = 2.0
 
 # LND answers or times out within `LND_CALL_TIMEOUT_SECONDS` (10 s): four hanging calls leave
 # no thread free, and the database-only path never waits on them.
@@ -204,8 +206,14 @@ class NetworkLane:
                 return
             dispatch_opened(ctx)
         except DatabaseError:
-            close_old_connections()  # drops a broken connection; the lease brings the row back
+            close_old_connections()  # drops a broken connection
             logger.exception("database error in the lane handling inbound event %s", pk)
+            # The handler's transaction rolled back (a committed one finished the row, which the
+            # defer then leaves alone): claimable again in seconds, not at the lease's end (60 s).
+            try:
+                inbox_defer(pk=pk, seconds=DATABASE_RETRY_S)
+            except DatabaseError:
+                close_old_connections()  # still down: the lease brings the row back
         except Exception as exc:  # noqa: BLE001 — last-resort guard, as in the database thread
             logger.exception("inbound event %s crashed outside its handler", pk)
             try:

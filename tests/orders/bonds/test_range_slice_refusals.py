@@ -154,7 +154,8 @@ def test_the_parts_have_no_htlc_of_their_own_for_the_lnd_sweep(fake_ln, settings
     assert unfinished_bond_ids() == []
     with caplog.at_level("DEBUG", logger="orders.bonds"):
         assert bonds_finish_htlcs(bond_ids=[*part_ids, bond.pk]) == 0
-    assert [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")] == []
+    # The bond code's own records (a PostgreSQL pass with Redis logs unrelated nudge warnings).
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "WARNING") and r.name.startswith("orders.")] == []
     assert ln_writes(fake_ln) == writes
 
 
