@@ -13,8 +13,8 @@ the publisher's next poll (up to 1 s). The invoice watcher is only nudged in its
 by its poll.
 """
 
-import functools
 import logging
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -68,19 +68,35 @@ def wake_socket_path() -> Path:
     return Path(settings.VAR_DIR) / WAKE_SOCKET_NAME
 
 
-@functools.cache
-def _sender() -> socket.socket:
-    # One per process (a forked child may share its parent's: datagrams need no connection).
-    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sender.setblocking(False)
-    return sender
+class _HintSender:
+    """One unbound, non-blocking datagram socket per process (a fork makes its own)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._socket: socket.socket | None = None
+
+    def send(self, address: str, data: bytes) -> None:
+        if self._pid != os.getpid() or self._socket is None:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._socket.setblocking(False)
+            self._pid = os.getpid()
+        try:
+            self._socket.sendto(data, address)
+        except OSError:  # nobody listening (ENOENT, ECONNREFUSED) or its buffer full (EAGAIN): it polls
+            pass
+
+
+_hint_sender = _HintSender()
+
+
+def send_hint(address: str, data: bytes = b"w") -> None:
+    """One datagram to the Unix socket `address` (a path, or an abstract name starting with NUL):
+    never blocking, never failing. The bridge's wake socket and the job broker's both use it."""
+    _hint_sender.send(address, data)
 
 
 def _wake_socket(channel: str) -> None:
-    try:
-        _sender().sendto(SOCKET_CODES[channel], str(wake_socket_path()))
-    except OSError:
-        pass  # no bridge listening (ENOENT, ECONNREFUSED) or its buffer full (EAGAIN): it polls
+    send_hint(str(wake_socket_path()), SOCKET_CODES[channel])
 
 
 def wake_on_commit(channel: str) -> None:

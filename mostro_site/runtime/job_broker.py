@@ -36,6 +36,8 @@ from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
+from nostrbridge.wake import send_hint
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,31 +50,10 @@ def wake_address(list_key: str) -> str | None:
     return "\0mostro-jobs-" + hashlib.sha256(f"{identity}|{list_key}".encode()).hexdigest()[:32]
 
 
-class _HintSender:
-    """One unbound datagram socket per process (a fork makes its own)."""
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._socket: socket.socket | None = None
-
-    def send(self, address: str) -> None:
-        if self._pid != os.getpid() or self._socket is None:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._socket.setblocking(False)
-            self._pid = os.getpid()
-        try:
-            self._socket.sendto(b"w", address)
-        except OSError:  # no cluster listening (or another one polls), or its buffer is full
-            pass
-
-
-_hint_sender = _HintSender()
-
-
 def machine_hint(address: str | None) -> None:
     """One datagram to `address`, never blocking, never failing."""
     if address is not None:
-        _hint_sender.send(address)
+        send_hint(address)
 
 
 def drain_hints(listener: socket.socket) -> None:
