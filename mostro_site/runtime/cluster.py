@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django import db
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from orders.live import pushes_skipped_in_forks
 
@@ -25,6 +27,25 @@ CLUSTER_CONN_MAX_AGE_S = 300
 # broker's wake-up starts it at once; the poll only finds a retry whose lock expired, or a
 # task a lost wake-up left queued. Five polls a second were 15 % of the cluster's CPU.
 EMBEDDED_POLL_S = 2.0
+
+
+# Tasks queued by the node's own code, besides the declared schedules (mostro_site/schedules.py).
+QUEUED_TASKS = ("orders.services.payout.payout_start", "orders.bonds.payout.bond_pay")
+
+
+def preload_job_modules() -> list[str]:
+    """Import, before the cluster forks, every function its workers run and the Lightning client's
+    module: each worker otherwise imported them at its first task (a tenth of a second or more
+    per worker for the gRPC client and its stubs alone), and again in every worker the sentinel
+    forks anew (`recycle`). Forked children inherit the modules. Imports only: no client, no
+    gRPC channel and no thread is created here (a gRPC channel must not exist across the fork).
+    Returns the dotted paths imported."""
+    from mostro_site.schedules import declared_jobs
+
+    names = sorted({job.func for job in declared_jobs()} | set(QUEUED_TASKS)) + [settings.LIGHTNING_BACKEND]
+    for name in names:
+        import_string(name)
+    return names
 
 
 @contextmanager
@@ -74,6 +95,7 @@ class JobCluster:
 
         from mostro_site.runtime.job_broker import WakeableORM
 
+        preload_job_modules()
         broker = get_broker()
         if isinstance(broker, WakeableORM):
             released = broker.release_claims()

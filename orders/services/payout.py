@@ -139,7 +139,7 @@ def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
     kill_point("payout-claimed")
     outcome = _send(client, payment_request, decoded, amount)
     kill_point("payout-sent")
-    return _record_outcome(order_id=order.id, claim=claim, outcome=outcome, request_id=request_id)
+    return _record_outcome(order=order, claim=claim, outcome=outcome, request_id=request_id)
 
 
 def payout_reconcile(*, order_id: UUID | str, now: datetime | None = None) -> str:
@@ -162,7 +162,7 @@ def payout_reconcile(*, order_id: UUID | str, now: datetime | None = None) -> st
     if outcome.status is PaymentStatus.UNKNOWN:
         # The node has no record of a payment claimed long ago: it never left.
         outcome = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=claim[0], failure_reason="not found")
-    return _record_outcome(order_id=order.id, claim=claim, outcome=outcome, request_id=order.payout_request_id)
+    return _record_outcome(order=order, claim=claim, outcome=outcome, request_id=order.payout_request_id)
 
 
 def payout_reconcile_inflight(*, now: datetime | None = None) -> int:
@@ -266,20 +266,27 @@ def _send(client: LightningClient, payment_request: str, decoded: DecodedInvoice
     )
 
 
-def _record_outcome(*, order_id, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
+def _record_outcome(*, order: Order, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
+    """`order` is the row read before the claim (payout_start) or the reconciliation's read."""
     if outcome.status is PaymentStatus.SUCCEEDED:
-        return _record_success(order_id=order_id, claim=claim, outcome=outcome, request_id=request_id)
+        return _record_success(order=order, claim=claim, outcome=outcome, request_id=request_id)
     if outcome.status is PaymentStatus.FAILED:
-        logger.warning("order %s: payout %s failed: %s", order_id, claim[0][:16], outcome.failure_reason)
-        return _record_failure(order_id=order_id, request_id=request_id, claim=claim)
-    logger.warning("order %s: payout %s is %s; claim kept for reconciliation", order_id, claim[0][:16], outcome.status)
+        logger.warning("order %s: payout %s failed: %s", order.id, claim[0][:16], outcome.failure_reason)
+        return _record_failure(order_id=order.id, request_id=request_id, claim=claim)
+    logger.warning("order %s: payout %s is %s; claim kept for reconciliation", order.id, claim[0][:16], outcome.status)
     return "pending"
 
 
-def _record_success(*, order_id, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
+def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
+    """The trade's end, its order event and the buyer's two replies, in one transaction.
+
+    No re-read of the order here: the replies need only its id and the buyer's trade key, which
+    no code changes once the order is settled (it is set at the take), and `publish_order_event`
+    reads the row it publishes itself. The guarded transition below is what decides.
+    """
     with transaction.atomic(durable=True):
         won = transition_order(
-            order_id=order_id,
+            order_id=order.id,
             from_statuses=[SETTLED],
             to_status=OrderStatus.SUCCESS,
             actor="lightning",
@@ -289,8 +296,6 @@ def _record_success(*, order_id, claim: Claim, outcome: PaymentOutcome, request_
         )
         if not won:
             return "skipped"
-        order = order_get(order_id=order_id)
-        assert order is not None, order_id  # the transition above just moved it
         publish_order_event(order)
         send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, order)
         send(order.buyer_pubkey, Action.RATE, order, request_id=request_id)

@@ -226,3 +226,60 @@ def test_stored_successes_are_pruned_per_job_so_a_frequent_one_never_evicts_anot
     assert rare in kept
     assert kept - {rare} < set(frequent)
     assert len(kept - {rare}) == 2
+
+
+def test_the_node_imports_every_job_before_it_forks_the_cluster_and_starts_no_thread(settings):
+    import threading
+
+    from mostro_site.runtime.cluster import QUEUED_TASKS, preload_job_modules
+    from orders.services.payout import PAYOUT_TASK
+
+    threads = threading.active_count()
+    names = preload_job_modules()
+    assert names == sorted({job.func for job in declared_jobs()} | {PAYOUT_TASK, "orders.bonds.payout.bond_pay"}) + [
+        settings.LIGHTNING_BACKEND
+    ]
+    assert set(QUEUED_TASKS) == {PAYOUT_TASK, "orders.bonds.payout.bond_pay"}
+    assert threading.active_count() == threads  # imports only: a gRPC channel must not cross the fork
+
+
+def test_run_jobs_imports_the_jobs_before_starting_the_cluster(monkeypatch):
+    from mostro_site.management.commands import run_jobs as command
+
+    seen = []
+    monkeypatch.setattr(command, "preload_job_modules", lambda: seen.append("preload"))
+
+    class FakeCluster:
+        def start(self):
+            seen.append("start")
+
+        def stop(self):
+            seen.append("stop")
+
+    monkeypatch.setattr(command, "Cluster", FakeCluster)
+    call_command("run_jobs", "--run-once")
+    assert seen == ["preload", "start", "stop"]
+
+
+@pytest.mark.django_db
+def test_the_node_cluster_imports_the_jobs_before_it_forks(monkeypatch):
+    import django_q.cluster
+
+    from mostro_site.runtime import cluster
+
+    seen = []
+    monkeypatch.setattr(cluster, "preload_job_modules", lambda: seen.append("preload"))
+
+    class FakeCluster:
+        name = "fake"
+        sentinel = None
+
+        def __init__(self, broker):
+            seen.append("created")
+
+        def start(self):  # the real one forks the sentinel here
+            seen.append("start")
+
+    monkeypatch.setattr(django_q.cluster, "Cluster", FakeCluster)
+    cluster.JobCluster().start()
+    assert seen == ["preload", "created", "start"]

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django_q.cluster import Cluster
 
 from mostro_site.management.commands.sync_schedules import sync_schedules
-from mostro_site.runtime.cluster import persistent_connections
+from mostro_site.runtime.cluster import persistent_connections, preload_job_modules
 
 
 class Command(BaseCommand):
@@ -20,6 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         created, updated, deleted = sync_schedules()
         self.stdout.write(f"schedules: {created} created, {updated} updated, {deleted} removed")
+        preload_job_modules()  # once here, not in every worker the cluster forks
         cluster = Cluster()
         with persistent_connections():
             cluster.start()  # returns once the sentinel runs; it keeps the process alive until SIGTERM/SIGINT

@@ -250,3 +250,21 @@ def test_lost_payout_task_is_picked_up_by_the_retry_sweep(node, fake_ln):
     assert payout_retry_due(now=timezone.now() + LATER) == 0  # a queued task may still be coming
     assert payout_retry_due(now=timezone.now() + timedelta(seconds=301)) == 1
     assert trade.refresh().status == "success"
+
+
+def test_a_payout_reads_the_order_row_four_times(node, fake_ln):
+    # The start's read, the success transition's locked status read, the bond release's and the
+    # order event's reads; the replies use the start's row (the buyer's key is fixed once settled).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    trade = active_sell_trade(fake_ln)
+    trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
+    trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)  # its task is never run
+    trade.buyer.replies()
+    with CaptureQueriesContext(connection) as queries:
+        assert payout_start(order_id=trade.order.id, request_id=5) == "succeeded"
+    order_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_order"' in q["sql"]]
+    assert len(order_reads) == 4
+    assert _buyer_actions(trade) == [("purchase-completed", None), ("rate", 5)]
+    assert trade.refresh().status == "success"
