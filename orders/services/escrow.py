@@ -278,7 +278,7 @@ def _accept_to_active(order: Order, *, now: datetime, guard: Q) -> bool:
         order_refresh(order)
         request_id = order.hold_invoice_request_id
         notify_active(order, seller_request_id=request_id, buyer_request_id=request_id)
-        publish_order_event(order)
+        publish_order_event(order, fresh=True)
     return won
 
 
@@ -310,7 +310,7 @@ def _accept_to_waiting_buyer_invoice(order: Order, *, now: datetime, guard: Q) -
     notify_taker_reputation(
         order, recipient=order.buyer_pubkey, action=Action.ADD_INVOICE, taker_identity=order.master_seller_pubkey
     )
-    publish_order_event(order)
+    publish_order_event(order, fresh=True)
     return True
 
 
