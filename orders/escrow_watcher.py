@@ -29,16 +29,34 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 
 
+def hashes_to_watch() -> list[str]:
+    """Every hold invoice (escrows, then bonds) whose LND state still matters, read after closing
+    a connection past its age: one trip to the database thread per refresh (the watcher refreshes
+    at every take) instead of three."""
+    close_old_connections()
+    return watched_invoice_hashes() + bond_hashes_watched()
+
+
+# States the bond rules or the escrow services act on; OPEN, the state every subscription
+# reports first, means nothing to either (no trip to the database thread for it).
+ACTED_ON = frozenset({InvoiceState.ACCEPTED, InvoiceState.CANCELED, InvoiceState.SETTLED})
+
+
 def invoice_on_update(*, payment_hash_hex: str, state: InvoiceState) -> None:
     """A hold invoice's new state: a bond's goes to the bond rules, an escrow's to the escrow services."""
+    if state is InvoiceState.SETTLED:
+        # The bond rules act on ACCEPTED and CANCELED only, and a bond's hash is no order's: the
+        # escrow check alone, without the bond lookup (every release's settle reports here).
+        escrow_on_settled(payment_hash_hex=payment_hash_hex)
+        return
+    if state not in ACTED_ON:
+        return
     if bond_on_update(payment_hash_hex=payment_hash_hex, state=state):
         return  # a bond's invoice (docs/PROTOCOL.md §Bonds), never an escrow
     if state is InvoiceState.ACCEPTED:
         escrow_on_accepted(payment_hash_hex=payment_hash_hex)
-    elif state is InvoiceState.CANCELED:
+    else:
         escrow_on_canceled(payment_hash_hex=payment_hash_hex)
-    elif state is InvoiceState.SETTLED:
-        escrow_on_settled(payment_hash_hex=payment_hash_hex)
 
 
 class EscrowWatcher:
@@ -52,8 +70,7 @@ class EscrowWatcher:
         self.watcher = InvoiceWatcher(client or get_lightning_client(), self.on_update, hashes=self.hashes)
 
     async def hashes(self) -> list[str]:
-        await sync_to_async(close_old_connections)()
-        current = await sync_to_async(watched_invoice_hashes)() + await sync_to_async(bond_hashes_watched)()
+        current = await sync_to_async(hashes_to_watch)()
         self._finished &= set(current)  # forget orders that left the watched statuses
         return [payment_hash for payment_hash in current if payment_hash not in self._finished]
 
@@ -61,6 +78,8 @@ class EscrowWatcher:
         payment_hash = update.payment_hash_hex.lower()
         if update.state in (InvoiceState.SETTLED, InvoiceState.CANCELED):
             self._finished.add(payment_hash)
+        if update.state not in ACTED_ON:
+            return
         # One trip to the database thread (in `mostrod` it is the bridge's, busy with its batches):
         # the bond check and the escrow service together, not a wait in its queue for each.
         await sync_to_async(invoice_on_update)(payment_hash_hex=payment_hash, state=update.state)
