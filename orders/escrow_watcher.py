@@ -23,6 +23,7 @@ from orders.bonds.lock import bond_hashes_watched, bond_on_update
 from orders.selectors import watched_invoice_hashes
 from orders.services.escrow import escrow_on_accepted
 from orders.services.escrow_reconcile import escrow_on_canceled, escrow_on_settled
+from orders.watch_handoff import hold_invoices_handed
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class EscrowWatcher:
         # Hashes seen in a final state: not resubscribed by the poll, or a canceled escrow
         # of a fiat-sent order would be reported to the parties every second.
         self._finished: set[str] = set()
+        self._refreshed_at = 0.0  # the event loop's clock at the last full refresh
         self.watcher = InvoiceWatcher(client or get_lightning_client(), self.on_update, hashes=self.hashes)
 
     async def hashes(self) -> list[str]:
@@ -86,12 +88,15 @@ class EscrowWatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         bind_log_context(role="watcher")  # this task's lines (in `mostrod` other roles share the process)
-        await self.watcher.start()
-        logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
-        # In `mostrod` the take handlers run in this process: they nudge us when a new hold
-        # invoice is committed, so it is subscribed before the seller's wallet pays it.
-        nudged = asyncio.Event()
         loop = asyncio.get_running_loop()
+        hold_invoices_handed()  # hints older than this start: the first refresh reads them all
+        await self.watcher.start()
+        self._refreshed_at = loop.time()
+        logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
+        # In `mostrod` the take handlers run in this process: they hand over each new hold
+        # invoice and nudge us when it is committed, so it is subscribed before the seller's
+        # wallet pays it.
+        nudged = asyncio.Event()
 
         def waker() -> None:
             loop.call_soon_threadsafe(nudged.set)
@@ -102,7 +107,7 @@ class EscrowWatcher:
                 await self._wait(stop, nudged)
                 nudged.clear()
                 if not stop.is_set():
-                    await self._refresh()
+                    await self._follow_new(loop.time())
         finally:
             unregister_waker(INVOICES_CHANNEL, waker)
             await self.watcher.stop()
@@ -116,6 +121,17 @@ class EscrowWatcher:
         finally:
             for waiter in waits:
                 waiter.cancel()
+
+    async def _follow_new(self, now: float) -> None:
+        """Subscribe the hold invoices handed over by this process's commits; read every watched
+        invoice from the database only when nothing was handed over (a nudge from elsewhere) or
+        at the poll interval (the invoices of other processes)."""
+        handed = [payment_hash for payment_hash in hold_invoices_handed() if payment_hash not in self._finished]
+        for payment_hash in handed:
+            self.watcher.add(payment_hash)
+        if not handed or now - self._refreshed_at >= self.poll_seconds:
+            self._refreshed_at = now
+            await self._refresh()
 
     async def _refresh(self) -> None:
         try:

@@ -297,7 +297,7 @@ def _commit_take_with_escrow(
             trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
-                escrow_watch_on_commit()
+                escrow_watch_on_commit(payment_hash_hex=escrow.payment_hash_hex)
                 order_refresh(order)
                 notify_pay_invoice(order, request_id=taker.request_id)
                 # In-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take).
