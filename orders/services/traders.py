@@ -47,12 +47,14 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
         # (LND unreachable or slow at the take's hold invoice) fail `invalid_trade_index`.
         # The lookup above is get_or_create's "get": only its INSERT is left, precompiled (the model
         # has no save() or signals). A concurrent first message of the same identity may insert
-        # first: its row stands, as with get_or_create, and the savepoint keeps this one usable.
+        # first: its row stands, as with get_or_create; any other refusal (a negative index breaks
+        # the CHECK) is raised, as get_or_create re-raises when the row is still missing.
         try:
             with transaction.atomic():
                 insert_instance(Trader(pubkey=identity, last_trade_index=trade_index - 1))
         except IntegrityError:
-            pass
+            if select_one(Trader, pubkey=identity) is None:
+                raise
         return
     if trade_index <= last or trade_index == 0:
         raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
