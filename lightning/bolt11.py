@@ -8,7 +8,9 @@ payment request (an invoice string is immutable, so the cache can never go stale
 
 from __future__ import annotations
 
+import functools
 import importlib
+import re
 import time
 from datetime import datetime
 from functools import lru_cache
@@ -18,6 +20,7 @@ from bitstring import BitArray
 from bolt11.exceptions import Bolt11Exception, Bolt11SignatureVerifyException
 
 from lightning.types import DecodedInvoice
+from nostrbridge.protocol.bech32 import CHARSET
 
 UNDECODABLE = "undecodable"
 BAD_SIGNATURE = "bad_signature"
@@ -63,8 +66,44 @@ def u5_to_bitarray(values: list[int]) -> BitArray:
     return BitArray(uint=bits, length=5 * len(values)) if values else BitArray()
 
 
-# bolt11 2.2.0 (pinned) looks the shim up in its decode module at call time.
-setattr(importlib.import_module("bolt11.decode"), "u5_to_bitarray", u5_to_bitarray)  # noqa: B010
+_GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+# What the five top bits of the checksum XOR in, for each of their 32 values (BIP-173's loop
+# over the generator, done once).
+_POLYMOD_TABLE = tuple(
+    functools.reduce(lambda chk, i: chk ^ (_GENERATOR[i] if (top >> i) & 1 else 0), range(5), 0) for top in range(32)
+)
+_CHARSET_INDEX = {char: index for index, char in enumerate(CHARSET)}
+_VISIBLE_ASCII = re.compile(r"[!-~]*")  # ord 33..126
+
+
+def bech32_decode(bech: str) -> tuple[str, list[int]] | tuple[None, None]:
+    """`bech32.bech32_decode` (the package `bolt11.decode` calls), with the same checks and
+    answers: the checksum over a table instead of five branches per character, the character
+    checks in one pass each (40 % of a decode: the bridge decodes the buyer's invoice at the take,
+    the job cluster again at the payout). Tests compare both on valid, corrupted and malformed input."""
+    if not _VISIBLE_ASCII.fullmatch(bech) or (bech.lower() != bech and bech.upper() != bech):
+        return (None, None)
+    bech = bech.lower()
+    pos = bech.rfind("1")
+    if pos < 1 or pos > 83 or pos + 7 > len(bech):  # the package drops BIP-173's 90-character limit
+        return (None, None)
+    try:
+        data = [_CHARSET_INDEX[char] for char in bech[pos + 1 :]]
+    except KeyError:
+        return (None, None)
+    hrp = bech[:pos]
+    chk = 1
+    for value in [ord(char) >> 5 for char in hrp] + [0] + [ord(char) & 31 for char in hrp] + data:
+        chk = ((chk & 0x1FFFFFF) << 5) ^ value ^ _POLYMOD_TABLE[chk >> 25]
+    if chk != 1:
+        return (None, None)
+    return (hrp, data[:-6])
+
+
+# bolt11 2.2.0 (pinned) looks both shims up in its decode module at call time.
+_decode_module = importlib.import_module("bolt11.decode")
+setattr(_decode_module, "u5_to_bitarray", u5_to_bitarray)  # noqa: B010
+setattr(_decode_module, "bech32_decode", bech32_decode)  # noqa: B010
 
 
 def normalize_payment_request(payment_request: str) -> str:

@@ -23,22 +23,41 @@ from orders.bonds.lock import bond_hashes_watched, bond_on_update
 from orders.selectors import watched_invoice_hashes
 from orders.services.escrow import escrow_on_accepted
 from orders.services.escrow_reconcile import escrow_on_canceled, escrow_on_settled
+from orders.watch_handoff import hold_invoices_handed
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 
 
+def hashes_to_watch() -> list[str]:
+    """Every hold invoice (escrows, then bonds) whose LND state still matters, read after closing
+    a connection past its age: one trip to the database thread per refresh (the watcher refreshes
+    at every take) instead of three."""
+    close_old_connections()
+    return watched_invoice_hashes() + bond_hashes_watched()
+
+
+# States the bond rules or the escrow services act on; OPEN, the state every subscription
+# reports first, means nothing to either (no trip to the database thread for it).
+ACTED_ON = frozenset({InvoiceState.ACCEPTED, InvoiceState.CANCELED, InvoiceState.SETTLED})
+
+
 def invoice_on_update(*, payment_hash_hex: str, state: InvoiceState) -> None:
     """A hold invoice's new state: a bond's goes to the bond rules, an escrow's to the escrow services."""
+    if state is InvoiceState.SETTLED:
+        # The bond rules act on ACCEPTED and CANCELED only, and a bond's hash is no order's: the
+        # escrow check alone, without the bond lookup (every release's settle reports here).
+        escrow_on_settled(payment_hash_hex=payment_hash_hex)
+        return
+    if state not in ACTED_ON:
+        return
     if bond_on_update(payment_hash_hex=payment_hash_hex, state=state):
         return  # a bond's invoice (docs/PROTOCOL.md §Bonds), never an escrow
     if state is InvoiceState.ACCEPTED:
         escrow_on_accepted(payment_hash_hex=payment_hash_hex)
-    elif state is InvoiceState.CANCELED:
+    else:
         escrow_on_canceled(payment_hash_hex=payment_hash_hex)
-    elif state is InvoiceState.SETTLED:
-        escrow_on_settled(payment_hash_hex=payment_hash_hex)
 
 
 class EscrowWatcher:
@@ -49,11 +68,11 @@ class EscrowWatcher:
         # Hashes seen in a final state: not resubscribed by the poll, or a canceled escrow
         # of a fiat-sent order would be reported to the parties every second.
         self._finished: set[str] = set()
+        self._refreshed_at = 0.0  # the event loop's clock at the last full refresh
         self.watcher = InvoiceWatcher(client or get_lightning_client(), self.on_update, hashes=self.hashes)
 
     async def hashes(self) -> list[str]:
-        await sync_to_async(close_old_connections)()
-        current = await sync_to_async(watched_invoice_hashes)() + await sync_to_async(bond_hashes_watched)()
+        current = await sync_to_async(hashes_to_watch)()
         self._finished &= set(current)  # forget orders that left the watched statuses
         return [payment_hash for payment_hash in current if payment_hash not in self._finished]
 
@@ -61,18 +80,23 @@ class EscrowWatcher:
         payment_hash = update.payment_hash_hex.lower()
         if update.state in (InvoiceState.SETTLED, InvoiceState.CANCELED):
             self._finished.add(payment_hash)
+        if update.state not in ACTED_ON:
+            return
         # One trip to the database thread (in `mostrod` it is the bridge's, busy with its batches):
         # the bond check and the escrow service together, not a wait in its queue for each.
         await sync_to_async(invoice_on_update)(payment_hash_hex=payment_hash, state=update.state)
 
     async def run(self, stop: asyncio.Event) -> None:
         bind_log_context(role="watcher")  # this task's lines (in `mostrod` other roles share the process)
-        await self.watcher.start()
-        logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
-        # In `mostrod` the take handlers run in this process: they nudge us when a new hold
-        # invoice is committed, so it is subscribed before the seller's wallet pays it.
-        nudged = asyncio.Event()
         loop = asyncio.get_running_loop()
+        hold_invoices_handed()  # hints older than this start: the first refresh reads them all
+        await self.watcher.start()
+        self._refreshed_at = loop.time()
+        logger.info("invoice watcher started with %d invoices", len(self.watcher.watched))
+        # In `mostrod` the take handlers run in this process: they hand over each new hold
+        # invoice and nudge us when it is committed, so it is subscribed before the seller's
+        # wallet pays it.
+        nudged = asyncio.Event()
 
         def waker() -> None:
             loop.call_soon_threadsafe(nudged.set)
@@ -83,7 +107,7 @@ class EscrowWatcher:
                 await self._wait(stop, nudged)
                 nudged.clear()
                 if not stop.is_set():
-                    await self._refresh()
+                    await self._follow_new(loop.time())
         finally:
             unregister_waker(INVOICES_CHANNEL, waker)
             await self.watcher.stop()
@@ -97,6 +121,17 @@ class EscrowWatcher:
         finally:
             for waiter in waits:
                 waiter.cancel()
+
+    async def _follow_new(self, now: float) -> None:
+        """Subscribe the hold invoices handed over by this process's commits; read every watched
+        invoice from the database only when nothing was handed over (a nudge from elsewhere) or
+        at the poll interval (the invoices of other processes)."""
+        handed = [payment_hash for payment_hash in hold_invoices_handed() if payment_hash not in self._finished]
+        for payment_hash in handed:
+            self.watcher.add(payment_hash)
+        if not handed or now - self._refreshed_at >= self.poll_seconds:
+            self._refreshed_at = now
+            await self._refresh()
 
     async def _refresh(self) -> None:
         try:

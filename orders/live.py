@@ -69,5 +69,13 @@ def _changed(order_id: str) -> None:
         ids = sorted(_pending)
         _pending.clear()
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is not None and not _nobody_listens(layer):
         async_to_sync(layer.group_send)(STAFF_ORDERS_GROUP, {"type": ORDERS_CHANGED, "orders": ids})
+
+
+def _nobody_listens(layer: object) -> bool:
+    """An in-memory layer's group with no member (no staff page open in this process): its
+    `group_send` would deliver nothing, and the call cost the committing thread a new thread and
+    event loop (`async_to_sync` off any loop), four times a second on a busy node (docs/PERFORMANCE.md).
+    A Redis layer's members are in other processes: always pushed."""
+    return isinstance(layer, InMemoryChannelLayer) and not layer.groups.get(STAFF_ORDERS_GROUP)

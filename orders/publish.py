@@ -47,13 +47,19 @@ def order_snapshot(order: Order) -> OrderSnapshot:
     )
 
 
-def publish_order_event(order: Order, *, now: int | None = None) -> OutboundMessage | None:
-    """Queue the 38383 revision of the order's committed-to-be state (see the module contract)."""
+def publish_order_event(order: Order, *, now: int | None = None, fresh: bool = False) -> OutboundMessage | None:
+    """Queue the 38383 revision of the order's committed-to-be state (see the module contract).
+
+    `fresh`: `order` is the row as it stands in this transaction (the caller re-read it with
+    `order_refresh` after its last write, or just inserted it), so the re-read here would load
+    the same row again (each trade step did: five loads of the wide order row per trade,
+    docs/PERFORMANCE.md).
+    """
     if not connection.in_atomic_block:
         raise RuntimeError("publish_order_event must run inside the transaction that changed the order")
     # Re-read: the caller's instance may predate the guarded UPDATE it just made. Plain SQL, as
     # the UPDATE below: every status change publishes (docs/PERFORMANCE.md).
-    current = select_one(Order, id=order.pk)
+    current = order if fresh else select_one(Order, id=order.pk)
     if current is None:
         raise Order.DoesNotExist(order.pk)
     bucket = order_status_bucket(Status(current.status), Kind(current.kind))

@@ -1,5 +1,7 @@
 """Read-only order queries shared by handlers, services, jobs and the invoice watcher."""
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -7,7 +9,7 @@ from django.db.models import Q
 
 from devfee.models import DevFeePayment, DevFeeStatus
 from nostrbridge.guarded import exists_where
-from nostrbridge.statements import select_one
+from nostrbridge.statements import db_connection, execute_statement, quoted_column, select_one, table_name
 from orders.bonds.models import Bond, BondState
 from orders.models import Order
 from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus
@@ -51,13 +53,31 @@ def watched_invoice_hashes() -> list[str]:
     """Hold invoices whose LND state still matters (docs/PROTOCOL.md §Escrow).
 
     Waiting orders with a hash (the seller may still pay) and locked escrows (LND may still
-    cancel the HTLC, which docs/PROTOCOL.md §Escrow reports to the parties).
+    cancel the HTLC, which docs/PROTOCOL.md §Escrow reports to the parties). In pk order.
     """
-    query = Order.objects.filter(
-        Q(status__in=WAITING_STATUSES, hold_invoice_hash__isnull=False)
-        | Q(status__in=ESCROW_LOCKED_STATUSES, invoice_held_at__isnull=False, hold_invoice_hash__isnull=False)
+    # Plain SQL, the ORM's rows: the invoice watcher asks at every take (docs/PERFORMANCE.md).
+    statuses = [status.value for status in (*sorted(WAITING_STATUSES), *sorted(ESCROW_LOCKED_STATUSES))]
+    return column_values(_watched_sql(), statuses)
+
+
+@functools.cache
+def _watched_sql() -> str:
+    column = functools.partial(quoted_column, Order)
+    waiting = ", ".join(["%s"] * len(WAITING_STATUSES))
+    locked = ", ".join(["%s"] * len(ESCROW_LOCKED_STATUSES))
+    # Identifiers from the model's metadata; every value is a parameter.
+    return (
+        f"SELECT {column('hold_invoice_hash')} FROM {table_name(Order)} WHERE {column('hold_invoice_hash')} IS NOT NULL"  # noqa: S608
+        f" AND ({column('status')} IN ({waiting})"
+        f" OR ({column('status')} IN ({locked}) AND {column('invoice_held_at')} IS NOT NULL)) ORDER BY {column('id')}"
     )
-    return [hash_hex for hash_hex in query.order_by("pk").values_list("hold_invoice_hash", flat=True) if hash_hex]
+
+
+def column_values(sql: str, params: Sequence[object]) -> list:
+    """The first column of each row of a plain SELECT, leaving out NULLs and empty strings."""
+    with db_connection().cursor() as cursor:
+        execute_statement(cursor, sql, params)
+        return [row[0] for row in cursor.fetchall() if row[0]]
 
 
 DEV_FEE_DUE_STATUSES = (OrderStatus.SETTLED_HOLD_INVOICE, OrderStatus.SUCCESS)

@@ -5,6 +5,7 @@ applies to the next order without restarting any process.
 """
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, fields
 
@@ -158,13 +159,29 @@ _OVERRIDES = {
 
 _CACHE_SECONDS = 1.0
 _cache: tuple[float, NodeConfig] | None = None
+# One thread reloads an expired cache; the others keep the value it replaces meanwhile. Every
+# thread that found it expired used to reload it at once (the bridge's database thread and its
+# lane's four: most of the reload's 1 % of the node's CPU, docs/PERFORMANCE.md).
+_reloading = threading.Lock()
 
 
 def node_config(*, fresh: bool = False) -> NodeConfig:
+    cached = _cache
+    if not fresh and cached is not None and time.monotonic() - cached[0] < _CACHE_SECONDS:
+        return cached[1]
+    if fresh or cached is None:
+        return _reload()
+    if not _reloading.acquire(blocking=False):
+        return cached[1]  # at most a second and one reload old, as a read just before it would be
+    try:
+        return _reload()
+    finally:
+        _reloading.release()
+
+
+def _reload() -> NodeConfig:
     global _cache
     now = time.monotonic()
-    if not fresh and _cache is not None and now - _cache[0] < _CACHE_SECONDS:
-        return _cache[1]
     config = _apply_overrides(env_node_config())
     _cache = (now, config)
     return config

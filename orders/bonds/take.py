@@ -20,7 +20,6 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from nostrbridge.statements import select_where
-from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 from orders.bonds.amounts import bond_amount_sats
 from orders.bonds.htlc import BondHtlcError, BondInvoice, bond_htlc_cancel, bond_invoice_create
 from orders.bonds.models import Bond, BondRole, BondState
@@ -30,6 +29,7 @@ from orders.publish import publish_order_event
 from orders.services.traders import trader_bump_trade_index
 from orders.status import PRE_TRADE_STATUSES, OrderStatus
 from orders.transitions import transition_order, update_order_guarded
+from orders.watch_handoff import hold_invoice_follow_on_commit
 from orders.wire import send, small_order
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def _store_requested(
         trade_index=taker.stored_index,
         payload=payload,
     )
-    wake_on_commit(INVOICES_CHANNEL)  # the watcher follows the new invoice at once
+    hold_invoice_follow_on_commit(payment_hash_hex=invoice.payment_hash_hex)  # followed at once
     publish_order_event(order)  # still `pending` on the book (docs/PROTOCOL.md §Order-event)
     return bond
 

@@ -9,10 +9,10 @@ from orders.services.traders import trade_index_check
 
 def handle_take_buy(ctx: InboundContext) -> None:
     ban_refuse(identity=ctx.identity, sender=ctx.sender)  # before the index gate registers anyone
-    take_price_ready(order_id=ctx.order_id)
+    order = take_price_ready(order_id=ctx.order_id)
     trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     # A `payment_request` payload only contributes its third element (the range amount);
     # its invoice string is ignored, as the daemon does.
     fiat_amount, _ignored_invoice = take_payload(ctx.payload)
     taker = Taker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)
-    order_take_buy(order_id=ctx.order_id, taker=taker, fiat_amount=fiat_amount, atomic=ctx.atomic)
+    order_take_buy(order_id=ctx.order_id, taker=taker, fiat_amount=fiat_amount, atomic=ctx.atomic, loaded=order)

@@ -12,10 +12,12 @@ def handle_take_sell(ctx: InboundContext) -> None:
     ban_refuse(identity=ctx.identity, sender=ctx.sender)  # before the index gate registers anyone
     fiat_amount, invoice = take_payload(ctx.payload)
     lightning_address_ready(invoice)
-    take_price_ready(order_id=ctx.order_id)
+    order = take_price_ready(order_id=ctx.order_id)
     trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
     taker = Taker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)
-    order_take_sell(order_id=ctx.order_id, taker=taker, fiat_amount=fiat_amount, invoice=invoice, atomic=ctx.atomic)
+    order_take_sell(
+        order_id=ctx.order_id, taker=taker, fiat_amount=fiat_amount, invoice=invoice, atomic=ctx.atomic, loaded=order
+    )
 
 
 def take_payload(payload) -> tuple[int | None, str | None]:

@@ -8,6 +8,7 @@ This module is the only writer of `orders_ban`; the admin, the dispute console, 
 and the automatic ban all come here.
 """
 
+import functools
 import re
 from datetime import datetime
 
@@ -90,15 +91,21 @@ def active_ban(*keys: str | None, now: datetime | None = None) -> Ban | None:
     now = now or timezone.now()
     # Plain SQL: every new-order and take asks before anything else (docs/PERFORMANCE.md). Same
     # rows as filter(pubkey__in=…, lifted_at__isnull=True) & (no expiry | expires_at > now), by pk.
-    column = {name: quoted_column(Ban, name) for name in ("id", "pubkey", "lifted_at", "expires_at")}
     pubkeys = sorted(wanted)
-    where = (
-        f"{column['pubkey']} IN ({', '.join(['%s'] * len(pubkeys))}) AND {column['lifted_at']} IS NULL"
+    expires_at = Ban._meta.get_field("expires_at")
+    params = [*pubkeys, expires_at.get_db_prep_value(now, connection)]
+    bans = select_rows(Ban, where=_active_where(len(pubkeys)), params=params)
+    return bans[0] if bans else None
+
+
+@functools.cache
+def _active_where(keys: int) -> str:
+    """The WHERE of `active_ban` for that many keys, built once (the gate asks with one or two)."""
+    column = {name: quoted_column(Ban, name) for name in ("id", "pubkey", "lifted_at", "expires_at")}
+    return (
+        f"{column['pubkey']} IN ({', '.join(['%s'] * keys)}) AND {column['lifted_at']} IS NULL"
         f" AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s) ORDER BY {column['id']}"
     )
-    expires_at = Ban._meta.get_field("expires_at")
-    bans = select_rows(Ban, where=where, params=[*pubkeys, expires_at.get_db_prep_value(now, connection)])
-    return bans[0] if bans else None
 
 
 def ban_refuse(*, identity: str | None, sender: str) -> None:

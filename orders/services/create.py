@@ -83,7 +83,7 @@ def order_create(
             trade_index=maker.trade_index,
             payload=order_payload(order, include_buyer_invoice=True),
         )
-        publish_order_event(order, now=int(now.timestamp()))
+        publish_order_event(order, now=int(now.timestamp()), fresh=True)  # the row as just inserted
     logger.info("order %s created (%s %s %s)", order.id, order.kind, order.fiat_amount, order.fiat_code)
     return order
 

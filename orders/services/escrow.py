@@ -25,7 +25,6 @@ from nostrbridge.guarded import select_locked
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
-from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.selectors import order_get_by_hold_hash, order_refresh
@@ -34,6 +33,7 @@ from orders.services.escrow_refund import escrow_refund_is_decided
 from orders.services.traders import trader_user_info
 from orders.status import WAITING_STATUSES, OrderStatus
 from orders.transitions import transition_order, update_order_guarded
+from orders.watch_handoff import hold_invoice_follow_on_commit
 from orders.wire import buyer_view_amount, order_payload, seller_view_amount, send, small_order
 
 logger = logging.getLogger(__name__)
@@ -79,10 +79,10 @@ class EscrowInvoice:
         }
 
 
-def escrow_watch_on_commit() -> None:
+def escrow_watch_on_commit(*, payment_hash_hex: str) -> None:
     """Have an in-process invoice watcher subscribe the new hold invoice as soon as it is stored,
     instead of at its next poll (up to a second later: the seller may already be paying)."""
-    wake_on_commit(INVOICES_CHANNEL)
+    hold_invoice_follow_on_commit(payment_hash_hex=payment_hash_hex)
 
 
 def escrow_memo(order: Order) -> str:
@@ -278,7 +278,7 @@ def _accept_to_active(order: Order, *, now: datetime, guard: Q) -> bool:
         order_refresh(order)
         request_id = order.hold_invoice_request_id
         notify_active(order, seller_request_id=request_id, buyer_request_id=request_id)
-        publish_order_event(order)
+        publish_order_event(order, fresh=True)
     return won
 
 
@@ -310,7 +310,7 @@ def _accept_to_waiting_buyer_invoice(order: Order, *, now: datetime, guard: Q) -
     notify_taker_reputation(
         order, recipient=order.buyer_pubkey, action=Action.ADD_INVOICE, taker_identity=order.master_seller_pubkey
     )
-    publish_order_event(order)
+    publish_order_event(order, fresh=True)
     return True
 
 

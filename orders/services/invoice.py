@@ -219,7 +219,7 @@ def _commit_escrow(
             guard=Q(hold_invoice_hash__isnull=True, buyer_pubkey=order.buyer_pubkey),
         )
         if won:
-            escrow_watch_on_commit()
+            escrow_watch_on_commit(payment_hash_hex=escrow.payment_hash_hex)
             order.refresh_from_db()
             if order.kind == Kind.SELL:
                 notify_taker_reputation(

@@ -70,7 +70,7 @@ def order_mark_fiat_sent(
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
         order_refresh(order)
-        publish_order_event(order)
+        publish_order_event(order, fresh=True)
         send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=sender)))
         send(
             order.buyer_pubkey,
@@ -127,7 +127,8 @@ def order_release(
 
 def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:
     """Step 3 of docs/PROTOCOL.md §Release, in order, inside the release transaction."""
-    publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
+    # Settled-hold-invoice is not a published bucket: a no-op today. The caller refreshed `order`.
+    publish_order_event(order, fresh=True)
     orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=order.seller_pubkey)
     send(order.buyer_pubkey, Action.RELEASED, order)
     range_child_create(parent=order, next_trade=next_trade, request_id=request_id)

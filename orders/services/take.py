@@ -64,9 +64,13 @@ def order_take_sell(
     fiat_amount: int | None,
     invoice: str | None,
     atomic: Atomic = transaction.atomic,
+    loaded: Order | None = None,
 ) -> Order:
-    """A buyer takes a sell order, optionally with its payout invoice / Lightning address."""
-    order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.SELL)
+    """A buyer takes a sell order, optionally with its payout invoice / Lightning address.
+
+    `loaded`: the order as the handler just read it (`take_price_ready`), so it is not loaded twice.
+    """
+    order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.SELL, loaded=loaded)
     if _resent_bond(order, taker=taker, atomic=atomic):
         return order
     _fix_amounts(order, fiat_amount=fiat_amount)
@@ -98,10 +102,15 @@ def order_take_sell(
 
 
 def order_take_buy(
-    *, order_id: UUID | str | None, taker: Taker, fiat_amount: int | None, atomic: Atomic = transaction.atomic
+    *,
+    order_id: UUID | str | None,
+    taker: Taker,
+    fiat_amount: int | None,
+    atomic: Atomic = transaction.atomic,
+    loaded: Order | None = None,
 ) -> Order:
-    """A seller takes a buy order: the hold invoice is issued at once."""
-    order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.BUY)
+    """A seller takes a buy order: the hold invoice is issued at once (`loaded`: as in `order_take_sell`)."""
+    order = _checked_order(order_id=order_id, taker=taker, kind=OrderKind.BUY, loaded=loaded)
     if _resent_bond(order, taker=taker, atomic=atomic):
         return order
     _fix_amounts(order, fiat_amount=fiat_amount)
@@ -158,17 +167,23 @@ def order_take_resume(*, bond_id: int) -> bool:
     )
 
 
-def take_price_ready(*, order_id: UUID | str | None) -> None:
+def take_price_ready(*, order_id: UUID | str | None) -> Order | None:
     """A take of a market order whose currency has no stored price waits for a price fetch
-    (`market_price_ready`); before the trade-index gate, so the retry is not refused."""
+    (`market_price_ready`); before the trade-index gate, so the retry is not refused.
+    Returns the order as read (None: no such order), for the take's own checks."""
     order = order_get(order_id=order_id)
     if order is not None and order.amount_sats == 0 and order.status in PRE_TRADE_STATUSES:
         market_price_ready(order.fiat_code)
+    return order
 
 
-def _checked_order(*, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None) -> Order:
-    """Steps 1–5 of docs/PROTOCOL.md §Take in order; returns the order as read."""
-    order = order_get(order_id=order_id)
+def _checked_order(
+    *, order_id: UUID | str | None, taker: Taker, kind: str, now: datetime | None = None, loaded: Order | None = None
+) -> Order:
+    """Steps 1–5 of docs/PROTOCOL.md §Take in order; returns the order as read (or as `loaded`:
+    the same order read moments before, outside any transaction as this read would be; the
+    guarded transition decides on the stored row either way)."""
+    order = loaded if loaded is not None and str(loaded.pk) == str(order_id) else order_get(order_id=order_id)
     if order is None:
         raise CantDo(CantDoReason.NOT_FOUND)
     has_pending = buyer_has_pending_order if kind == OrderKind.SELL else seller_has_pending_order
@@ -267,7 +282,7 @@ def _commit_take(
                 request_id=request_id,
                 trade_index=order.trade_index_seller,
             )
-            publish_order_event(order)
+            publish_order_event(order, fresh=True)
     return won
 
 
@@ -282,10 +297,11 @@ def _commit_take_with_escrow(
             trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
-                escrow_watch_on_commit()
+                escrow_watch_on_commit(payment_hash_hex=escrow.payment_hash_hex)
                 order_refresh(order)
                 notify_pay_invoice(order, request_id=taker.request_id)
-                publish_order_event(order)  # in-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take)
+                # In-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take).
+                publish_order_event(order, fresh=True)
     except Exception:
         escrow_cancel_unused(invoice=escrow, order_id=order.pk)  # rolled back: nobody will see it
         raise

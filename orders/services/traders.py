@@ -7,7 +7,7 @@ here treats a missing row as "no reputation": zeros.
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nostrbridge.context import SilentDrop
@@ -16,7 +16,7 @@ from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
 from nostrbridge.protocol.structs import UserInfo
-from nostrbridge.statements import select_one
+from nostrbridge.statements import insert_instance, select_one
 from orders.models import Order, Trader
 from orders.status import OrderKind
 
@@ -45,8 +45,16 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
         # Registered one below the index: the index is spent by `trader_bump_trade_index` when
         # every check passed. Registering it spent here made the retry of this very message
         # (LND unreachable or slow at the take's hold invoice) fail `invalid_trade_index`.
-        with transaction.atomic():
-            Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index - 1})
+        # The lookup above is get_or_create's "get": only its INSERT is left, precompiled (the model
+        # has no save() or signals). A concurrent first message of the same identity may insert
+        # first: its row stands, as with get_or_create; any other refusal (a negative index breaks
+        # the CHECK) is raised, as get_or_create re-raises when the row is still missing.
+        try:
+            with transaction.atomic():
+                insert_instance(Trader(pubkey=identity, last_trade_index=trade_index - 1))
+        except IntegrityError:
+            if select_one(Trader, pubkey=identity) is None:
+                raise
         return
     if trade_index <= last or trade_index == 0:
         raise CantDo(CantDoReason.INVALID_TRADE_INDEX)

@@ -1,5 +1,7 @@
 """The staff dispute feed: Channels consumer, routing and post-commit pushes."""
 
+import time
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -158,6 +160,8 @@ def test_processes_forked_for_the_cluster_skip_pushes_only_with_an_in_memory_lay
 
     sent: list = []
     layer = RecordingInMemoryLayer() if in_memory else _Layer(sent)
+    if in_memory:
+        layer.groups["staff.orders"] = {"specific.page": time.time()}  # a staff page of this process
     monkeypatch.setattr(orders_live, "get_channel_layer", lambda: layer)
     orders_live._last_push = 0.0
     orders_live._pending.clear()
@@ -168,3 +172,31 @@ def test_processes_forked_for_the_cluster_skip_pushes_only_with_an_in_memory_lay
     orders_live._pending.clear()
     orders_live._changed("b")  # this process, after the block: pushes again
     assert sent == [*pushed, ["b"]]
+
+
+@pytest.mark.parametrize(
+    ("_case", "members", "pushed"),
+    [
+        ("no staff page of this process in the group: nothing to deliver", {}, []),
+        ("a page in the group", {"specific.page": 0.0}, [["c"]]),
+    ],
+)
+def test_in_memory_layer_pushes_only_with_a_page_in_the_group(_case, members, pushed, monkeypatch):
+    from channels.layers import InMemoryChannelLayer
+
+    from orders import live as orders_live
+
+    class RecordingInMemoryLayer(InMemoryChannelLayer):
+        async def group_send(self, group: str, message: dict) -> None:
+            sent.append(message["orders"])
+
+    sent: list = []
+    layer = RecordingInMemoryLayer()
+    if members:
+        layer.groups["staff.orders"] = dict.fromkeys(members, time.time())
+    monkeypatch.setattr(orders_live, "get_channel_layer", lambda: layer)
+    orders_live._last_push = 0.0
+    orders_live._pending.clear()
+    orders_live._changed("c")
+    assert sent == pushed
+    assert orders_live._pending == set()  # nothing left waiting for a later push either way

@@ -1,9 +1,11 @@
-"""`lightning.bolt11.u5_to_bitarray`, the fast shim `bolt11.decode` now uses: the same bits as the
-package's own shim on every input, hence the same decoded invoices and the same refusals."""
+"""`lightning.bolt11.u5_to_bitarray` and `lightning.bolt11.bech32_decode`, the fast shims
+`bolt11.decode` now uses: the same bits and the same (hrp, data) or refusal as the packages' own
+on every input, hence the same decoded invoices and the same refusals."""
 
 import importlib
 import random
 
+import bech32
 import bolt11
 import coincurve
 import pytest
@@ -13,14 +15,27 @@ from bolt11.bit_utils import u5_to_bitarray as package_shim
 from bolt11.models.fallback import Fallback
 from bolt11.models.routehint import RouteHint
 
-from lightning.bolt11 import BAD_SIGNATURE, UNDECODABLE, InvoiceInvalid, _decode_cached, u5_to_bitarray
+from lightning.bolt11 import (
+    BAD_SIGNATURE,
+    UNDECODABLE,
+    InvoiceInvalid,
+    _decode_cached,
+    bech32_decode,
+    u5_to_bitarray,
+)
 
 DECODE_MODULE = importlib.import_module("bolt11.decode")
 KEY = coincurve.PrivateKey(b"\x07" * 32)
 
 
-def test_bolt11_decode_uses_the_fast_shim():
+def test_bolt11_decode_uses_the_fast_shims():
     assert DECODE_MODULE.u5_to_bitarray is u5_to_bitarray
+    assert DECODE_MODULE.bech32_decode is bech32_decode
+
+
+def _package_shims(monkeypatch) -> None:
+    monkeypatch.setattr(DECODE_MODULE, "u5_to_bitarray", package_shim)
+    monkeypatch.setattr(DECODE_MODULE, "bech32_decode", bech32.bech32_decode)
 
 
 @pytest.mark.parametrize("length", [0, 1, 2, 7, 8, 64, 65, 104, 333, 1024, 2047])
@@ -75,7 +90,7 @@ INVOICES = [
 @pytest.mark.parametrize("invoice", INVOICES)
 def test_decoded_invoices_equal_the_package_shims(invoice, monkeypatch):
     fast = bolt11.decode(invoice).data
-    monkeypatch.setattr(DECODE_MODULE, "u5_to_bitarray", package_shim)
+    _package_shims(monkeypatch)
     assert fast == bolt11.decode(invoice).data
     assert fast["payee"] == KEY.public_key.format().hex()
 
@@ -98,6 +113,41 @@ def test_damaged_invoices_are_refused_alike(damage, monkeypatch):
     else:
         damaged = invoice[:60]
     fast = _refusal(damaged)
-    monkeypatch.setattr(DECODE_MODULE, "u5_to_bitarray", package_shim)
+    _package_shims(monkeypatch)
     assert fast == _refusal(damaged)
     assert fast in {BAD_SIGNATURE, UNDECODABLE}
+
+
+def _bech32_inputs() -> list[str]:
+    """Valid invoices, then every kind of damage `bech32_decode` checks for."""
+    rng = random.Random(173)
+    valid = INVOICES[1]
+    inputs = [
+        *INVOICES,
+        valid.upper(),
+        "LNBC1" + valid[5:],
+        valid[:-1],
+        valid[:-6],
+        "1" + valid,
+        "a1qqqqqq",
+        "a1qqqqqqq",
+    ]
+    inputs += [valid[:10] + " " + valid[11:], valid[:10] + "é" + valid[11:], valid[:10] + "b" + valid[11:], ""]
+    inputs += ["x" * 83 + "1" + "q" * 6, "x" * 84 + "1" + "q" * 6, "x1" + "\x7f" * 6, "\x21\x7e1qqqqqq"]
+    for _ in range(200):  # one character changed anywhere, to anything printable or not
+        position = rng.randrange(len(valid))
+        inputs.append(valid[:position] + chr(rng.randrange(20, 130)) + valid[position + 1 :])
+    return inputs
+
+
+def test_bech32_charsets_agree():
+    from nostrbridge.protocol.bech32 import CHARSET
+
+    assert CHARSET == bech32.CHARSET
+
+
+def test_bech32_decode_answers_as_the_package_on_every_input():
+    inputs = _bech32_inputs()
+    answers = [bech32_decode(text) for text in inputs]
+    assert answers == [bech32.bech32_decode(text) for text in inputs]
+    assert sum(hrp is not None for hrp, _ in answers) >= len(INVOICES) + 2  # the valid ones and the upper-case one

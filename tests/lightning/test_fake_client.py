@@ -101,6 +101,16 @@ def test_refuses_a_call_inside_a_transaction(fake_client):
     assert fake_client.get_info().alias == "fake-lnd"  # after commit: fine
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_guard_follows_its_setting_when_it_changes(fake_client, settings):
+    settings.LIGHTNING_ASSERT_NO_TRANSACTION = False
+    with transaction.atomic():
+        assert fake_client.get_info().alias == "fake-lnd"  # switched off
+    settings.LIGHTNING_ASSERT_NO_TRANSACTION = True
+    with transaction.atomic(), pytest.raises(AssertionError):
+        fake_client.get_info()
+
+
 @pytest.mark.django_db
 def test_test_case_transaction_is_not_counted(fake_client):
     assert fake_client.get_info().alias == "fake-lnd"

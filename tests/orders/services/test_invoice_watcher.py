@@ -90,6 +90,34 @@ async def test_a_new_escrow_is_subscribed_on_commit_not_at_the_next_poll(fake_ln
     assert wake._local_wakers[wake.INVOICES_CHANNEL] == []
 
 
+async def test_a_handed_over_escrow_is_subscribed_without_reading_every_watched_invoice(fake_ln, monkeypatch):
+    from orders import escrow_watcher
+
+    reads: list[int] = []
+    real = escrow_watcher.hashes_to_watch
+
+    def counted() -> list[str]:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(escrow_watcher, "hashes_to_watch", counted)
+    stop = asyncio.Event()
+    watcher = EscrowWatcher(fake_ln, poll_seconds=60)
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        await _until(lambda: _async_true(len(wake._local_wakers[wake.INVOICES_CHANNEL]) == 1))
+        assert reads == [1]  # the start
+        order = await sync_to_async(_taken_buy_order)()
+        await _until(lambda: _async_true(order.hold_invoice_hash in watcher.watcher.watched))
+        assert reads == [1]  # handed over by the take's commit: no read of every watched invoice
+        wake.wake(wake.INVOICES_CHANNEL)  # a nudge without a hand-over (e.g. another process's)
+        await _until(lambda: _async_true(reads == [1, 1]))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        await sync_to_async(connections.close_all)()
+
+
 def test_the_standalone_watcher_keeps_its_database_connections():
     """`manage.py invoice_watcher` closes old connections before every poll: with Django's
     CONN_MAX_AGE = 0 that reconnected once a second (on PostgreSQL a new server backend)."""

@@ -1,5 +1,7 @@
 """38383 publication rules and the LND network fetch."""
 
+import json
+
 import pytest
 from django.db import transaction
 from django.utils import timezone
@@ -105,3 +107,51 @@ def test_watched_hashes_follow_the_escrow_states(fake_ln):
     assert watched_invoice_hashes() == [order.hold_invoice_hash]
     Order.objects.filter(pk=order.pk).update(status="settled-hold-invoice")
     assert watched_invoice_hashes() == []
+
+
+def test_watched_hashes_are_the_orm_query_rows_in_pk_order():
+    # Every status, with and without a held HTLC, plus orders without a hash: the plain statement
+    # returns exactly what the ORM query it replaced returns, in the same order.
+    from django.db.models import Q
+
+    from orders.status import ESCROW_LOCKED_STATUSES, WAITING_STATUSES, OrderStatus
+    from tests.foundation.factories import make_order as factory_order
+
+    now = timezone.now()
+    for number, status in enumerate(OrderStatus.values):
+        factory_order(status=status, hold_invoice_hash=f"{2 * number:064x}")
+        factory_order(status=status, hold_invoice_hash=f"{2 * number + 1:064x}", invoice_held_at=now)
+        factory_order(status=status, invoice_held_at=now)
+    reference = Order.objects.filter(
+        Q(status__in=WAITING_STATUSES, hold_invoice_hash__isnull=False)
+        | Q(status__in=ESCROW_LOCKED_STATUSES, invoice_held_at__isnull=False, hold_invoice_hash__isnull=False)
+    ).order_by("pk")
+    expected = list(reference.values_list("hold_invoice_hash", flat=True))
+
+    assert watched_invoice_hashes() == expected
+    assert len(expected) == 2 * len(WAITING_STATUSES) + len(ESCROW_LOCKED_STATUSES)
+
+
+def test_publish_of_a_fresh_order_reads_no_order_row_and_publishes_the_same_revision(fake_ln):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.selectors import order_refresh
+
+    set_price()
+    order = make_order(TradeClient("alice"))
+    with transaction.atomic():
+        order_refresh(order)
+        now = int(order.created_at.timestamp()) + 60
+        reread = publish_order_event(order, now=now)
+        with CaptureQueriesContext(connection) as queries:
+            fresh = publish_order_event(order, now=now, fresh=True)
+    order_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"orders_order"' in q["sql"]]
+    assert order_reads == []
+
+    def revision(row) -> tuple:
+        event = json.loads(row.event_json)
+        return event["kind"], event["content"], event["tags"]
+
+    assert revision(fresh) == revision(reread)
+    assert Order.objects.get(pk=order.pk).event_id == fresh.event_id
