@@ -110,29 +110,70 @@ def requests(count: int) -> list[tuple[str, dict, bool]]:
     return items
 
 
-def one_round(count: int, network: NetworkLane | None = None, *, during=None) -> dict[str, float]:
-    """One round of `count` messages; `during`: a context manager around the timed work only."""
+def one_round(
+    count: int, network: NetworkLane | None = None, *, during=None, chunk: int = STORE_CHUNK, consumer: bool = False
+) -> dict[str, float]:
+    """One round of `count` messages; `during`: a context manager around the timed work only.
+
+    The bridge's path: each intake batch of `chunk` events is stored, processed and its replies
+    leased for the publisher in one call (`store_process_claim`), then their deliveries recorded;
+    the shares are then "store + claim + dispatch + reply" and "publisher record". `consumer`: the
+    path of rows the consumer claims (stored first, then claimed in batches of 32, replies claimed
+    by the publisher), which the bridge takes when older rows wait.
+    """
     items = requests(count)  # built outside the timed part (the clients' work)
+    policy = PublishPolicy()
+    accepted = {"ws://bench": PublishResult(accepted=True, message="")}
+    stop = threading.Event()
     with during or contextlib.nullcontext():
-        start = time.process_time()
-        for index in range(0, count, STORE_CHUNK):
-            store_batch(items[index : index + STORE_CHUNK])
-        stored = time.process_time()
-        stop = threading.Event()
-        while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop, network=network):
-            pass
-        drained = time.process_time()
-        policy = PublishPolicy()
-        while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
-            accepted = {"ws://bench": PublishResult(accepted=True, message="")}
-            outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
-        published = time.process_time()
+        if not consumer:
+            from nostrbridge.bridge.runner import store_process_claim  # this branch's path
+
+            start = time.process_time()
+            record_s = 0.0
+            for index in range(0, count, chunk):
+                _, _, claimed = store_process_claim(
+                    items[index : index + chunk],
+                    worker_id="bench:1:a",
+                    stop=stop,
+                    network=network,
+                    publish=True,
+                    lease_s=policy.lease_s,
+                )
+                recording = time.process_time()
+                outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
+                record_s += time.process_time() - recording
+            published = time.process_time()
+            stored = start
+            drained = published - record_s
+        else:
+            shares = [0.0, 0.0, 0.0]
+            start = time.process_time()
+            for index in range(0, count, chunk):
+                began = time.process_time()
+                store_batch(items[index : index + chunk])
+                stored = time.process_time()
+                while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop, network=network):
+                    pass
+                drained = time.process_time()
+                while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
+                    outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
+                published = time.process_time()
+                shares = [shares[0] + stored - began, shares[1] + drained - stored, shares[2] + published - drained]
+            stored = start + shares[0]
+            drained = stored + shares[1]
     done = InboundEvent.objects.filter(status=InboundStatus.DONE).count()
     replies = OutboundMessage.objects.filter(status="sent").count()
     InboundEvent.objects.all().delete()
     OutboundMessage.objects.all().delete()
     if (done, replies) != (count, count):
         raise SystemExit(f"round incomplete: {done} done, {replies} replies sent of {count}")
+    if not consumer:
+        return {
+            "store + claim + dispatch + reply": 1000 * (drained - start) / count,
+            "publisher record": 1000 * (published - drained) / count,
+            "total": 1000 * (published - start) / count,
+        }
     return {
         "store": 1000 * (stored - start) / count,
         "claim + dispatch + reply": 1000 * (drained - stored) / count,
@@ -200,6 +241,14 @@ def main() -> None:
         help="with --postgres: count round trips per message by statement, then stop",
     )
     parser.add_argument("--no-lane", action="store_true", help="drain without a network lane")
+    parser.add_argument(
+        "--chunk", type=int, default=STORE_CHUNK, help="events per intake batch (300/s spread evenly: about 3)"
+    )
+    parser.add_argument(
+        "--consumer",
+        action="store_true",
+        help="the consumer's path: store, then claim in batches of 32, the publisher claims the replies",
+    )
     args = parser.parse_args()
     # Only `orders` messages: the lane is consulted, never used, so it needs no threads.
     network = None if args.no_lane else NetworkLane(worker_id="bench:1:a", threads=0)
@@ -207,7 +256,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     if args.postgres:
         call_command("flush", interactive=False, verbosity=0)
-    one_round(64, network)  # warm caches and connections
+    one_round(64, network, consumer=args.consumer)  # warm caches and connections
     if args.statements:
         if not args.postgres:
             raise SystemExit("--statements counts psycopg's round trips: add --postgres")
@@ -218,13 +267,15 @@ def main() -> None:
         print(f"  {sum(per_message.values()):6.3f}  total")
         return
     load_before = os.getloadavg()[0]
-    rounds = [one_round(args.messages, network) for _ in range(args.rounds)]
+    rounds = [one_round(args.messages, network, chunk=args.chunk, consumer=args.consumer) for _ in range(args.rounds)]
     best = min(rounds, key=lambda r: r["total"])
     crypto_ms = secp_ms_per_message()
     database = "PostgreSQL" if args.postgres else "SQLite"
     lane = "without a network lane" if network is None else "network lane consulted"
+    path = "the consumer's path" if args.consumer else "the intake's path"
     print(
-        f"\ndatabase thread, {database}, {lane}: {args.rounds} rounds of {args.messages} `orders` messages, best round"
+        f"\ndatabase thread, {database}, {lane}, {path}, intake batches of {args.chunk}:"
+        f" {args.rounds} rounds of {args.messages} `orders` messages, best round"
     )
     for name, value in best.items():
         print(f"  {name:>26}: {value:.3f} ms/message")

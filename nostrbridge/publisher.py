@@ -26,14 +26,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.models import OutboundDelivery, OutboundMessage, OutboundStatus
+from nostrbridge.outbox import Collected
 from nostrbridge.relays import PublishResult
 from nostrbridge.relays.interface import RelayPoolProtocol
-from nostrbridge.statements import insert_rows, table_name, update_where
+from nostrbridge.statements import db_connection, insert_rows, run_statement, table_name, update_where
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class Claimed:
     status: str
     attempts: int
     deliveries: dict[str, tuple[bool | None, int]] = field(default_factory=dict)  # url -> (accepted, attempts)
+    frame: str = ""  # the EVENT frame, around the stored JSON as it is (no encoding per publish)
 
 
 def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
@@ -87,11 +90,10 @@ def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
     columns = "id, event_json, status, attempts"
     fresh = f"SELECT {columns} FROM {table} WHERE status = %s AND next_attempt_at IS NULL ORDER BY id LIMIT %s{lock}"
     retry = f"SELECT {columns} FROM {table} WHERE next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s{lock}"
-    with connection.cursor() as cursor:
-        cursor.execute(fresh, [OutboundStatus.PENDING.value, limit])
-        found = {row[0]: tuple(row) for row in cursor.fetchall()}
-        cursor.execute(retry, [connection.ops.adapt_datetimefield_value(now), limit])
-        found.update((row[0], tuple(row)) for row in cursor.fetchall())
+    db = db_connection()
+    found = {row[0]: tuple(row) for row in run_statement(db, fresh, [OutboundStatus.PENDING.value, limit], fetch=True)}
+    retried = run_statement(db, retry, [db.ops.adapt_datetimefield_value(now), limit], fetch=True)
+    found.update((row[0], tuple(row)) for row in retried)
     return [found[pk] for pk in sorted(found)[:limit]]
 
 
@@ -113,13 +115,31 @@ def outbox_claim(*, limit: int, lease_s: float, now: datetime | None = None) -> 
                 deliveries[message_id][url] = (accepted, tries)
     claimed = []
     for pk, event_json, status, attempts in rows:
+        event = _event(event_json)
+        if event is None:
+            _park(pk, "event_json is not valid JSON")
+            continue
+        frame = f'["EVENT",{event_json}]'
+        claimed.append(Claimed(pk, event, status, attempts, deliveries.get(pk, {}), frame))
+    return claimed
+
+
+def _event(event_json: str) -> dict[str, Any] | None:
+    """The stored event as a dict with a string id, or None (not a JSON object, or no id)."""
+    try:
+        event = orjson.loads(event_json)
+    except orjson.JSONDecodeError:  # orjson refuses some JSON `json` reads (a lone surrogate escape)
         try:
             event = json.loads(event_json)
         except ValueError:
-            _park(pk, "event_json is not valid JSON")
-            continue
-        claimed.append(Claimed(pk, event, status, attempts, deliveries.get(pk, {})))
-    return claimed
+            return None
+    return event if isinstance(event, dict) and isinstance(event.get("id"), str) else None
+
+
+def claimed_from(row: Collected) -> Claimed:
+    """A row written leased by `outbox_collect`, as `outbox_claim` would return it (first round)."""
+    frame = f'["EVENT",{row.event_json}]'
+    return Claimed(row.pk, row.event.to_dict(), OutboundStatus.PENDING.value, 0, {}, frame)
 
 
 def _park(pk: int, error: str) -> None:
@@ -253,13 +273,25 @@ class OutboxPublisher:
                 return started
             if not claimed:
                 return started
-            task = asyncio.create_task(self._publish(claimed), name="outbox-batch")
-            self._in_flight.add(task)
-            task.add_done_callback(self._batch_done)
+            self.publish_claimed(claimed)
             started += len(claimed)
             if len(claimed) < self._batch:
                 return started
         return started
+
+    def can_publish(self) -> bool:
+        """Would this publisher claim rows now (a relay connected, room in flight)? For a caller
+        that leases the rows its own database call writes (`outbox_collect`) and hands them here."""
+        return len(self._in_flight) < self._max_in_flight and bool(self._pool.connected_urls())
+
+    def publish_claimed(self, claimed: list[Claimed]) -> None:
+        """Publish leased rows: claimed by `outbox_claim`, or written leased (`outbox_collect`)
+        by the caller's database call; their frames are queued now, in order."""
+        if not claimed:
+            return
+        task = asyncio.create_task(self._publish(claimed), name="outbox-batch")
+        self._in_flight.add(task)
+        task.add_done_callback(self._batch_done)
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -267,7 +299,7 @@ class OutboxPublisher:
 
     async def _publish(self, claimed: list[Claimed]) -> None:
         timeout = self.policy.timeout_s
-        results = await asyncio.gather(*(self._pool.publish(item.event, timeout_s=timeout) for item in claimed))
+        results = await self._pool.publish_many([(item.event["id"], item.frame) for item in claimed], timeout_s=timeout)
         try:
             await db_call(outbox_record)(outcomes=list(zip(claimed, results, strict=True)), policy=self.policy)
         except DatabaseError:

@@ -18,6 +18,7 @@ claimed rows back, the outbox keeps unsent replies, and `since` replays unstored
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from nostrbridge.bridge.worker import (
     in_batch,
     make_worker_id,
     release_dead_leases,
+    store_and_process,
 )
 from nostrbridge.inbox import inbox_latest_created_at, inbox_release
 from nostrbridge.log_context import bind as bind_log_context
@@ -53,7 +55,8 @@ from nostrbridge.node_announcements import (
     relay_list_enqueue,
 )
 from nostrbridge.node_identity import node_pubkey
-from nostrbridge.publisher import OutboxPublisher, PublishPolicy
+from nostrbridge.outbox import outbox_collect
+from nostrbridge.publisher import Claimed, OutboxPublisher, PublishPolicy, claimed_from
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import (
     INBOX_CHANNEL,
@@ -104,6 +107,25 @@ async def run_bridge(
 ) -> None:
     """Run until `stop` is set, then shut down gracefully. Installs no signal handlers."""
     await Bridge(options or BridgeOptions()).run(stop=stop, ready=ready)
+
+
+def store_process_claim(
+    batch: list[tuple[str, dict, bool]],
+    *,
+    worker_id: str,
+    stop: threading.Event,
+    network: NetworkLane | None,
+    publish: bool,
+    lease_s: float,
+) -> tuple[int, int, list[Claimed]]:
+    """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
+    the outbound rows its handlers commit are written leased to this bridge and returned for
+    the publisher (`outbox_collect`): no trip of the publisher's own to claim them back."""
+    if not publish:
+        return (*store_and_process(batch, worker_id=worker_id, stop=stop, network=network), [])
+    with outbox_collect(lease_s=lease_s) as committed:
+        unclaimed, processed = store_and_process(batch, worker_id=worker_id, stop=stop, network=network)
+    return unclaimed, processed, [claimed_from(row) for row in committed]
 
 
 class ThreadsafeNudge:
@@ -172,7 +194,11 @@ class Bridge:
             lane=self.lane, on_outbox_wake=self._nudge_outbox, channel_layer=self._channel_layer()
         )
         self.intake = Intake(
-            node_pubkey=node_pubkey(), catch_up=self.catch_up, config=lambda: self.config, nudge=self._nudge_inbox_now
+            node_pubkey=node_pubkey(),
+            catch_up=self.catch_up,
+            config=lambda: self.config,
+            nudge=self._nudge_inbox_now,
+            store=self._store_inbound,
         )
         self.pool = RelayPool(
             self._relay_urls(self.config),
@@ -335,6 +361,26 @@ class Bridge:
     def _nudge_inbox_now(self) -> None:
         # Stamped, so a consumer that has claimed since then can skip it (see InboxLane.drain).
         self.worker.nudge(INBOX_CHANNEL, {"type": "wake", "at": time.monotonic()})
+
+    async def _store_inbound(self, batch: list[tuple[str, dict, bool]]) -> int:
+        """The intake's store: the batch is processed in the same trip to the database thread when
+        nothing older waits (`store_and_process`), and the replies it committed are claimed for
+        the publisher in that trip too; returns the rows left for the consumer."""
+        publish = self.publisher.can_publish()
+        unclaimed, processed, replies = await db_call(store_process_claim)(
+            batch,
+            worker_id=self.worker_id,
+            stop=self.lane.stopping,
+            network=self.network,
+            publish=publish,
+            lease_s=self.publisher.policy.lease_s,
+        )
+        if processed:
+            self.lane.processed += processed
+            self.publisher.publish_claimed(replies)
+            if not publish:
+                self._nudge_outbox()  # once per batch, as after a consumer's batch
+        return unclaimed
 
     async def _poll_inbox(self) -> None:
         if self.lane.idle.is_set():
