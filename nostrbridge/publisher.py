@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,6 +75,10 @@ class Claimed:
     attempts: int
     deliveries: dict[str, tuple[bool | None, int]] = field(default_factory=dict)  # url -> (accepted, attempts)
     frame: str = ""  # the EVENT frame, around the stored JSON as it is (no encoding per publish)
+
+
+# One published row and each relay's answer.
+Outcome = tuple[Claimed, dict[str, PublishResult]]
 
 
 def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
@@ -158,7 +162,7 @@ class _Update:
 
 
 def outbox_record(
-    *, outcomes: list[tuple[Claimed, dict[str, PublishResult]]], policy: PublishPolicy, now: datetime | None = None
+    *, outcomes: Sequence[Outcome], policy: PublishPolicy, now: datetime | None = None
 ) -> None:
     """Write the relays' answers for one published batch (one transaction, a few statements)."""
     now = now or timezone.now()
@@ -237,7 +241,10 @@ class OutboxPublisher:
         max_in_flight: int = 4,
         poll_s: float = 1.0,
         on_recorded: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
+        share_record_s: float = 0.0,
     ):
+        """`share_record_s`: how long a batch's relay answers may wait for a caller's database trip
+        (`take_unrecorded`) before the publisher records them itself (0: at once)."""
         self._pool = pool
         self._on_recorded = on_recorded  # told which events' relay answers are now stored
         self.policy = policy or PublishPolicy()
@@ -246,6 +253,13 @@ class OutboxPublisher:
         self._poll_s = poll_s
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # A claim was skipped because of the in-flight limit: the next batch to finish wakes the
+        # loop (otherwise a finished batch costs no claim: an empty one is a write transaction).
+        self._held_back = False
+        self._share_record_s = share_record_s
+        self._unrecorded: list[Outcome] = []
+        self._record_timer: asyncio.TimerHandle | None = None
+        self._recording: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.published = 0
 
@@ -265,7 +279,11 @@ class OutboxPublisher:
     async def publish_due(self) -> int:
         """Claim and start batches until nothing is due or the in-flight limit is reached."""
         started = 0
-        while len(self._in_flight) < self._max_in_flight and self._pool.connected_urls():
+        self._held_back = False
+        while self._pool.connected_urls():
+            if len(self._in_flight) >= self._max_in_flight:
+                self._held_back = True  # claimed again when a batch in flight finishes
+                return started
             try:
                 claimed = await db_call(outbox_claim)(limit=self._batch, lease_s=self.policy.lease_s)
             except DatabaseError:
@@ -281,7 +299,8 @@ class OutboxPublisher:
 
     def can_publish(self) -> bool:
         """Would this publisher claim rows now (a relay connected, room in flight)? For a caller
-        that leases the rows its own database call writes (`outbox_collect`) and hands them here."""
+        that leases the rows its own database call writes (`outbox_collect`) and hands them here;
+        when not, the caller nudges the publisher, which claims them when it can."""
         return len(self._in_flight) < self._max_in_flight and bool(self._pool.connected_urls())
 
     def publish_claimed(self, claimed: list[Claimed]) -> None:
@@ -295,19 +314,58 @@ class OutboxPublisher:
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # more rows may have become due while the in-flight limit was reached
+        if self._held_back:
+            self._wake.set()  # rows may have become due while the in-flight limit was reached
 
     async def _publish(self, claimed: list[Claimed]) -> None:
         timeout = self.policy.timeout_s
         results = await self._pool.publish_many([(item.event["id"], item.frame) for item in claimed], timeout_s=timeout)
-        try:
-            await db_call(outbox_record)(outcomes=list(zip(claimed, results, strict=True)), policy=self.policy)
-        except DatabaseError:
-            logger.exception("could not record %s deliveries; they are re-published after the lease", len(claimed))
+        outcomes = list(zip(claimed, results, strict=True))
+        if not self._share_record_s or self._stopping:
+            await self._record(outcomes)
             return
-        self.published += len(claimed)
+        # The relays' answers wait a moment for a database trip the bridge makes anyway (its
+        # intake's next batch, `take_unrecorded`); without one they are recorded here after it.
+        self._unrecorded += outcomes
+        if self._record_timer is None:
+            self._record_timer = asyncio.get_running_loop().call_later(self._share_record_s, self._record_unrecorded)
+
+    def take_unrecorded(self) -> list[Outcome]:
+        """The relays' answers not recorded yet, for a caller that records them in its own trip to
+        the database thread (`outbox_record`) and then reports them with `recorded`."""
+        outcomes, self._unrecorded = self._unrecorded, []
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
+        return outcomes
+
+    def give_back(self, outcomes: list[Outcome]) -> None:
+        """Outcomes taken with `take_unrecorded` that the caller could not record: recorded here."""
+        if outcomes:
+            self._unrecorded = outcomes + self._unrecorded
+            self._record_unrecorded()
+
+    async def recorded(self, outcomes: list[Outcome]) -> None:
+        """`outcomes` were recorded (by this publisher or by a caller of `take_unrecorded`)."""
+        self.published += len(outcomes)
         if self._on_recorded is not None:
-            await self._on_recorded([item.event for item in claimed])
+            await self._on_recorded([claimed.event for claimed, _ in outcomes])
+
+    def _record_unrecorded(self) -> None:
+        self._record_timer = None
+        outcomes = self.take_unrecorded()
+        if outcomes:
+            task = asyncio.create_task(self._record(outcomes), name="outbox-record")
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        try:
+            await db_call(outbox_record)(outcomes=outcomes, policy=self.policy)
+        except DatabaseError:
+            logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
+            return
+        await self.recorded(outcomes)
 
     async def stop(self, task: asyncio.Task[None]) -> None:
         """End `run` after its current step (batches it started keep going; see flush)."""
@@ -316,11 +374,15 @@ class OutboxPublisher:
         await asyncio.gather(task, return_exceptions=True)
 
     async def flush(self, *, timeout_s: float) -> None:
-        """At shutdown: publish what is due now and wait for the batches in flight."""
+        """At shutdown: publish what is due now, wait for the batches in flight, record them."""
         try:
             async with asyncio.timeout(timeout_s):
                 while await self.publish_due() or self._in_flight:
                     if self._in_flight:
                         await asyncio.wait(set(self._in_flight))
+                if outcomes := self.take_unrecorded():
+                    await self._record(outcomes)
+                if self._recording:
+                    await asyncio.wait(set(self._recording))
         except TimeoutError:
             logger.warning("outbox flush stopped after %.0f s; the rest goes out on the next start", timeout_s)

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ from nostrbridge.node_announcements import (
 )
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import outbox_collect
-from nostrbridge.publisher import Claimed, OutboxPublisher, PublishPolicy, claimed_from
+from nostrbridge.publisher import Claimed, OutboxPublisher, Outcome, PublishPolicy, claimed_from, outbox_record
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import (
     INBOX_CHANNEL,
@@ -77,6 +77,9 @@ RELAY_LIST_DEBOUNCE_S = 2.0
 # A relay that drops the connection (restart, per-connection limits) is usually back at once;
 # the first retry comes within 0.1 s, later ones back off exponentially with jitter.
 DEFAULT_POOL_OPTIONS: dict[str, Any] = {"backoff_initial_s": 0.1}
+# The relays' answers to a published batch wait this long for the intake's next trip to the
+# database thread, which records them (a trip and a transaction fewer per batch under load).
+SHARE_RECORD_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -116,16 +119,31 @@ def store_process_claim(
     stop: threading.Event,
     network: NetworkLane | None,
     publish: bool,
-    lease_s: float,
-) -> tuple[int, int, list[Claimed]]:
+    policy: PublishPolicy,
+    outcomes: Sequence[Outcome] = (),
+) -> tuple[int, int, list[Claimed], bool]:
     """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
     the outbound rows its handlers commit are written leased to this bridge and returned for
-    the publisher (`outbox_collect`): no trip of the publisher's own to claim them back."""
-    if not publish:
-        return (*store_and_process(batch, worker_id=worker_id, stop=stop, network=network), [])
-    with outbox_collect(lease_s=lease_s) as committed:
-        unclaimed, processed = store_and_process(batch, worker_id=worker_id, stop=stop, network=network)
-    return unclaimed, processed, [claimed_from(row) for row in committed]
+    the publisher (`outbox_collect`): no trip of the publisher's own to claim them back. Then
+    the relays' answers to earlier batches (`outcomes`) are recorded, in their own transaction
+    (`outbox_record`): no trip of the publisher's own for that either. Returns (rows left for the
+    consumer, rows processed, the replies to publish, whether `outcomes` were recorded)."""
+    if publish:
+        with outbox_collect(lease_s=policy.lease_s) as committed:
+            unclaimed, processed = store_and_process(batch, worker_id=worker_id, stop=stop, network=network)
+    else:
+        (unclaimed, processed), committed = (
+            store_and_process(batch, worker_id=worker_id, stop=stop, network=network),
+            [],
+        )
+    recorded = True
+    if outcomes:
+        try:
+            outbox_record(outcomes=outcomes, policy=policy)
+        except DatabaseError:
+            logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
+            recorded = False
+    return unclaimed, processed, [claimed_from(row) for row in committed], recorded
 
 
 class ThreadsafeNudge:
@@ -214,6 +232,7 @@ class Bridge:
             batch=self.options.publish_batch,
             poll_s=self.options.publish_poll_s,
             on_recorded=self._published if self.side else None,
+            share_record_s=SHARE_RECORD_S,  # the intake's next batch records the relays' answers
         )
         self.catch_up.track(self.pool.urls)
         self._subscribe()
@@ -367,19 +386,27 @@ class Bridge:
         nothing older waits (`store_and_process`), and the replies it committed are claimed for
         the publisher in that trip too; returns the rows left for the consumer."""
         publish = self.publisher.can_publish()
-        unclaimed, processed, replies = await db_call(store_process_claim)(
-            batch,
-            worker_id=self.worker_id,
-            stop=self.lane.stopping,
-            network=self.network,
-            publish=publish,
-            lease_s=self.publisher.policy.lease_s,
-        )
+        outcomes = self.publisher.take_unrecorded()
+        try:
+            unclaimed, processed, replies, recorded = await db_call(store_process_claim)(
+                batch,
+                worker_id=self.worker_id,
+                stop=self.lane.stopping,
+                network=self.network,
+                publish=publish,
+                policy=self.publisher.policy,
+                outcomes=outcomes,
+            )
+        except BaseException:
+            self.publisher.give_back(outcomes)  # not recorded: the publisher records them
+            raise
         if processed:
             self.lane.processed += processed
             self.publisher.publish_claimed(replies)
             if not publish:
                 self._nudge_outbox()  # once per batch, as after a consumer's batch
+        if outcomes and recorded:
+            await self.publisher.recorded(outcomes)
         return unclaimed
 
     async def _poll_inbox(self) -> None:
