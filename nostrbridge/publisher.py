@@ -161,9 +161,7 @@ class _Update:
     last_error: str
 
 
-def outbox_record(
-    *, outcomes: Sequence[Outcome], policy: PublishPolicy, now: datetime | None = None
-) -> None:
+def outbox_record(*, outcomes: Sequence[Outcome], policy: PublishPolicy, now: datetime | None = None) -> None:
     """Write the relays' answers for one published batch (one transaction, a few statements)."""
     now = now or timezone.now()
     deliveries: list[dict[str, Any]] = []
@@ -171,7 +169,9 @@ def outbox_record(
     for claimed, results in outcomes:
         deliveries += _deliveries(claimed, results)
         groups[_plan(claimed, results, policy, now)].append(claimed.pk)
-    with transaction.atomic():
+    # No savepoint inside the bridge's group transaction (it records there): a failure here
+    # rolls the group back, which the bridge then reruns without it.
+    with transaction.atomic(savepoint=False):
         # Plain SQL (see nostrbridge.statements): one upsert and one UPDATE per outcome group.
         insert_rows(
             OutboundDelivery,

@@ -17,6 +17,7 @@ claimed rows back, the outbox keeps unsent replies, and `since` replays unstored
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -124,26 +125,24 @@ def store_process_claim(
 ) -> tuple[int, int, list[Claimed], bool]:
     """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
     the outbound rows its handlers commit are written leased to this bridge and returned for
-    the publisher (`outbox_collect`): no trip of the publisher's own to claim them back. Then
-    the relays' answers to earlier batches (`outcomes`) are recorded, in their own transaction
-    (`outbox_record`): no trip of the publisher's own for that either. Returns (rows left for the
-    consumer, rows processed, the replies to publish, whether `outcomes` were recorded)."""
-    if publish:
-        with outbox_collect(lease_s=policy.lease_s) as committed:
-            unclaimed, processed = store_and_process(batch, worker_id=worker_id, stop=stop, network=network)
-    else:
-        (unclaimed, processed), committed = (
-            store_and_process(batch, worker_id=worker_id, stop=stop, network=network),
-            [],
+    the publisher (`outbox_collect`): no trip of the publisher's own to claim them back. The
+    relays' answers to earlier batches (`outcomes`) are recorded (`outbox_record`) in the first
+    group's transaction, or in one of their own when no group commits: no trip or transaction of
+    the publisher's own for them either. Returns (rows left for the consumer, rows processed, the
+    replies to publish, whether `outcomes` were recorded)."""
+    record = functools.partial(outbox_record, outcomes=outcomes, policy=policy) if outcomes else None
+    collect = outbox_collect(lease_s=policy.lease_s) if publish else contextlib.nullcontext([])
+    with collect as committed:
+        unclaimed, processed, recorded = store_and_process(
+            batch, worker_id=worker_id, stop=stop, network=network, first=record
         )
-    recorded = True
-    if outcomes:
+    if record is not None and not recorded:
         try:
-            outbox_record(outcomes=outcomes, policy=policy)
+            record()  # no group ran, or it rolled back: in a transaction of its own
+            recorded = True
         except DatabaseError:
             logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
-            recorded = False
-    return unclaimed, processed, [claimed_from(row) for row in committed], recorded
+    return unclaimed, processed, [claimed_from(row) for row in committed], record is None or recorded
 
 
 class ThreadsafeNudge:

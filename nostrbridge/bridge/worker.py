@@ -142,11 +142,17 @@ def _drain(worker_id: str, limit: int, stop: threading.Event, network: NetworkLa
 
 
 def store_and_process(
-    batch: list[tuple[str, dict, bool]], *, worker_id: str, stop: threading.Event, network: NetworkLane | None = None
-) -> tuple[int, int]:
+    batch: list[tuple[str, dict, bool]],
+    *,
+    worker_id: str,
+    stop: threading.Event,
+    network: NetworkLane | None = None,
+    first: Callable[[], None] | None = None,
+) -> tuple[int, int, bool]:
     """Store the intake's batch and, when no older row waits to be claimed, process its new rows
     at once, stored already claimed (`inbox_store_claimed`). Returns (new rows left for the
-    consumer to claim: nudge it then, rows processed here).
+    consumer to claim: nudge it then, rows processed here, whether `first` committed with
+    their first group: see `process_rows`).
 
     One trip to the database thread instead of three (store; the consumer's claim; its empty
     claim that ends the drain) and four statements fewer per batch (docs/PERFORMANCE.md). The
@@ -157,19 +163,22 @@ def store_and_process(
     """
     held = () if network is None else network.held_rows()
     if stop.is_set() or inbox_claimable_exists(exclude=held):
-        return store_batch(batch), 0
+        return store_batch(batch), 0, False
     claimed_at = time.monotonic()
     rows: list[InboundEvent] = []
     for catch_up, items in split_replayed(batch):
         rows += inbox_store_claimed(items=items, worker_id=worker_id, catch_up=catch_up)
     rows.sort(key=lambda row: row.pk)
-    if rows:
-        _batch_state.active = True
-        try:
-            _process_claimed(rows, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at)
-        finally:
-            _batch_state.active = False
-    return 0, len(rows)
+    if not rows:
+        return 0, 0, False
+    _batch_state.active = True
+    try:
+        ran_first = _process_claimed(
+            rows, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at, first=first
+        )
+    finally:
+        _batch_state.active = False
+    return 0, len(rows), ran_first
 
 
 def _process_claimed(
@@ -179,15 +188,17 @@ def _process_claimed(
     stop: threading.Event,
     network: NetworkLane | None,
     claimed_at: float,
-) -> None:
+    first: Callable[[], None] | None = None,
+) -> bool:
     # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
     lane = None if network is None else BatchHandoff(network, claimed_at)
-    process_rows(
+    return process_rows(
         mine,
         stop=stop,
         process_alone=functools.partial(_process_one, lane=lane),
         release=lambda pks: inbox_release(pks=pks, worker_id=worker_id),
         lane=lane,
+        first=first,
     )
 
 
