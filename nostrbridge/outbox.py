@@ -15,7 +15,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -47,13 +48,14 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
     else:
         event = reply_v2(message, node_keys(), recipient_pubkey, dm_days=config.dm_days)
     # One per inbound message: a precompiled INSERT instead of Model.objects.create (hot path).
-    values = {
+    event_json = event.to_json()
+    values: dict[str, Any] = {
         "event_id": event.id,
         "kind": event.kind,
         "recipient_pubkey": recipient_pubkey,
         "action": message.action.value,
         "order_id": order_id,
-        "event_json": event.to_json(),
+        "event_json": event_json,
     }
     collector: _Collector | None = getattr(_collecting, "collector", None)
     if collector is None:
@@ -61,7 +63,7 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
         _wake_publisher()
     else:
         pk = insert_row_pk(OutboundMessage, **values, next_attempt_at=collector.lease_until)
-        collector.on_commit(pk, event, values["event_json"])
+        collector.on_commit(pk, event, event_json)
     return event.id
 
 
@@ -133,7 +135,7 @@ class Collected:
 
 
 class _Collector:
-    def __init__(self, lease_until: object) -> None:
+    def __init__(self, lease_until: datetime) -> None:
         self.lease_until = lease_until
         self.committed: list[Collected] = []
 

@@ -56,7 +56,7 @@ from nostrbridge.node_announcements import (
     relay_list_enqueue,
 )
 from nostrbridge.node_identity import node_pubkey
-from nostrbridge.outbox import outbox_collect
+from nostrbridge.outbox import Collected, outbox_collect
 from nostrbridge.publisher import Claimed, OutboxPublisher, Outcome, PublishPolicy, claimed_from, outbox_record
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import (
@@ -122,6 +122,7 @@ def store_process_claim(
     publish: bool,
     policy: PublishPolicy,
     outcomes: Sequence[Outcome] = (),
+    limit: int = DEFAULT_CLAIM_BATCH,
 ) -> tuple[int, int, list[Claimed], bool]:
     """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
     the outbound rows its handlers commit are written leased to this bridge and returned for
@@ -131,10 +132,12 @@ def store_process_claim(
     the publisher's own for them either. Returns (rows left for the consumer, rows processed, the
     replies to publish, whether `outcomes` were recorded)."""
     record = functools.partial(outbox_record, outcomes=outcomes, policy=policy) if outcomes else None
-    collect = outbox_collect(lease_s=policy.lease_s) if publish else contextlib.nullcontext([])
+    collect: contextlib.AbstractContextManager[list[Collected]] = (
+        outbox_collect(lease_s=policy.lease_s) if publish else contextlib.nullcontext([])
+    )
     with collect as committed:
         unclaimed, processed, recorded = store_and_process(
-            batch, worker_id=worker_id, stop=stop, network=network, first=record
+            batch, worker_id=worker_id, stop=stop, network=network, first=record, limit=limit
         )
     if record is not None and not recorded:
         try:
@@ -395,6 +398,7 @@ class Bridge:
                 publish=publish,
                 policy=self.publisher.policy,
                 outcomes=outcomes,
+                limit=self.options.claim_batch,
             )
         except BaseException:
             self.publisher.give_back(outcomes)  # not recorded: the publisher records them

@@ -148,6 +148,7 @@ def store_and_process(
     stop: threading.Event,
     network: NetworkLane | None = None,
     first: Callable[[], None] | None = None,
+    limit: int = DEFAULT_CLAIM_BATCH,
 ) -> tuple[int, int, bool]:
     """Store the intake's batch and, when no older row waits to be claimed, process its new rows
     at once, stored already claimed (`inbox_store_claimed`). Returns (new rows left for the
@@ -159,10 +160,14 @@ def store_and_process(
     store commits before the group that processes the rows begins, as a claim does; the rows
     then run exactly as a claimed batch (`_process_claimed`). Older claimable rows (a backlog,
     rows handed back, expired leases) go first: the batch is then only stored, for the
-    consumer's claim, which takes rows in id order. So are batches at shutdown (`stop`).
+    consumer's claim, which takes rows in id order. So are batches at shutdown (`stop`), and
+    batches of more than `limit` events (a backlog: the consumer answers them `limit` at a time,
+    each batch's replies published once it commits, not all after one long group).
     """
+    if len(batch) > limit or stop.is_set():
+        return store_batch(batch), 0, False
     held = () if network is None else network.held_rows()
-    if stop.is_set() or inbox_claimable_exists(exclude=held):
+    if inbox_claimable_exists(exclude=held):
         return store_batch(batch), 0, False
     claimed_at = time.monotonic()
     rows: list[InboundEvent] = []

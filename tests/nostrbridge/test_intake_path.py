@@ -134,6 +134,14 @@ def test_older_claimable_rows_go_first_through_the_consumer():
     assert inbox() == [(InboundStatus.DONE, 1, "cant-do not_found")] * 3
 
 
+def test_a_batch_larger_than_a_claim_goes_through_the_consumer():
+    items, _ = requests(3)
+
+    assert store_and_process(items, worker_id=WORKER, stop=threading.Event(), limit=2) == (3, 0, False)
+    assert inbox() == [(InboundStatus.RECEIVED, 0, "")] * 3
+    assert drain_batch(worker_id=WORKER, limit=2, stop=threading.Event()) == 2
+
+
 def test_a_poison_message_in_the_batch_fails_alone(monkeypatch):
     items, senders = requests(3)
     real = dispatch.get_handler("orders")
