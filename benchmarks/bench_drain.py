@@ -1,20 +1,23 @@
 """The bridge's database-thread CPU per inbound `orders` message, without relays or sockets.
 
-Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--postgres] [--no-lane]
+Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--chunk 16] [--postgres] [--no-lane]
+      .venv/bin/python benchmarks/bench_drain.py --chunk 3      # 300/s spread evenly: ~3 events per batch
+      .venv/bin/python benchmarks/bench_drain.py --consumer     # the consumer's path (main's, before bridge4x)
       .venv/bin/python benchmarks/bench_drain.py --postgres --statements   # round trips per message
 
 `bench_bridge.py` measures the whole bridge process at a fixed rate; on a machine shared with
 other work its CPU per message moves by ±30 % from run to run, because how busy the process is
 decides how many messages each batch, wake-up and commit serves. This script runs, in one process
-and one thread, exactly what the bridge's database thread does for each message — store the
-verified event (`store_batch`), claim and dispatch it (`drain_batch`: intake checks, decryption,
-the `orders` handler's query, the `cant-do not_found` reply signed into the outbox, the outcome),
-then the publisher's claim and delivery record for the reply (`outbox_claim`, `outbox_record`,
-one relay accepting) — over a backlog, in batches of 32 as the bridge claims them, and reports
-process CPU per message (best round) next to the secp256k1 work the same steps need
-(one Schnorr verify, one ECDH, one signature), measured in the same run. The drain consults a
-network lane as the bridge's does (every `orders` message asks it whether it must leave the
-group); `--no-lane` drains without one.
+and one thread, exactly what the bridge's database thread does for each message, one intake
+batch of `--chunk` events at a time: the intake's path (`store_process_claim`: store the batch
+already claimed, dispatch it — intake checks, decryption, the `orders` handler's query, the
+`cant-do not_found` reply signed into the outbox leased for the publisher, the outcome — and
+record the previous batch's relay answers, one relay accepting), or with `--consumer` the path
+rows take when older ones wait (store; claim and dispatch in batches of 32; the publisher's
+claim and delivery record). It reports process CPU per message (best round) next to the
+secp256k1 work the same steps need (one Schnorr verify, one ECDH, one signature), measured in
+the same run. The drain consults a network lane as the bridge's does (every `orders` message
+asks it whether it must leave the group); `--no-lane` drains without one.
 """
 
 from __future__ import annotations
