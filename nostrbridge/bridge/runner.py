@@ -17,7 +17,6 @@ claimed rows back, the outbox keeps unsent replies, and `since` replays unstored
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge.bridge.book_replay import book_replay
@@ -123,6 +122,7 @@ def store_process_claim(
     policy: PublishPolicy,
     outcomes: Sequence[Outcome] = (),
     limit: int = DEFAULT_CLAIM_BATCH,
+    recorded_out: list[bool] | None = None,
 ) -> tuple[int, int, list[Claimed], bool]:
     """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
     the outbound rows its handlers commit are written leased to this bridge and returned for
@@ -130,22 +130,29 @@ def store_process_claim(
     relays' answers to earlier batches (`outcomes`) are recorded (`outbox_record`) in the first
     group's transaction, or in one of their own when no group commits: no trip or transaction of
     the publisher's own for them either. Returns (rows left for the consumer, rows processed, the
-    replies to publish, whether `outcomes` were recorded)."""
-    record = functools.partial(outbox_record, outcomes=outcomes, policy=policy) if outcomes else None
+    replies to publish, whether `outcomes` were recorded); `recorded_out` gets True appended once
+    they are, so a caller whose call raised afterwards does not hand them back for recording."""
+    committed_record: list[bool] = [] if recorded_out is None else recorded_out
+
+    def record() -> None:
+        outbox_record(outcomes=outcomes, policy=policy)
+        # Known once the transaction commits: a failure after that must not record them again.
+        transaction.on_commit(lambda: committed_record.append(True))
+
     collect: contextlib.AbstractContextManager[list[Collected]] = (
         outbox_collect(lease_s=policy.lease_s) if publish else contextlib.nullcontext([])
     )
     with collect as committed:
-        unclaimed, processed, recorded = store_and_process(
-            batch, worker_id=worker_id, stop=stop, network=network, first=record, limit=limit
+        unclaimed, processed, _ = store_and_process(
+            batch, worker_id=worker_id, stop=stop, network=network, first=record if outcomes else None, limit=limit
         )
-    if record is not None and not recorded:
+    if outcomes and not committed_record:
         try:
-            record()  # no group ran, or it rolled back: in a transaction of its own
-            recorded = True
+            with transaction.atomic():  # no group ran, or it rolled back: in a transaction of its own
+                record()
         except DatabaseError:
             logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
-    return unclaimed, processed, [claimed_from(row) for row in committed], record is None or recorded
+    return unclaimed, processed, [claimed_from(row) for row in committed], not outcomes or bool(committed_record)
 
 
 class ThreadsafeNudge:
@@ -389,6 +396,7 @@ class Bridge:
         the publisher in that trip too; returns the rows left for the consumer."""
         publish = self.publisher.can_publish()
         outcomes = self.publisher.take_unrecorded()
+        recorded_out: list[bool] = []
         try:
             unclaimed, processed, replies, recorded = await db_call(store_process_claim)(
                 batch,
@@ -399,9 +407,13 @@ class Bridge:
                 policy=self.publisher.policy,
                 outcomes=outcomes,
                 limit=self.options.claim_batch,
+                recorded_out=recorded_out,
             )
         except BaseException:
-            self.publisher.give_back(outcomes)  # not recorded: the publisher records them
+            if outcomes and recorded_out:
+                await self.publisher.recorded(outcomes)
+            else:
+                self.publisher.give_back(outcomes)  # not recorded: the publisher records them
             raise
         if processed:
             self.lane.processed += processed

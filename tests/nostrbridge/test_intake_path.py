@@ -240,3 +240,29 @@ def test_rows_collected_only_once_their_transaction_commits(monkeypatch):
     assert [row.recipient_pubkey for row in rows] == [first, third]
     assert [(item.pk, item.event.id) for item in committed] == [(rows[0].pk, rows[0].event_id)]
     assert [row.next_attempt_at for row in rows] == [NOW + timedelta(seconds=15), None]  # outside: not leased
+
+
+def test_answers_recorded_before_a_later_failure_are_reported_as_recorded(monkeypatch):
+    """The first group committed the answers, then the trip failed (the database went away): the
+    caller learns they were recorded, so the publisher does not record them a second time."""
+    from django.db import DatabaseError, transaction
+
+    from nostrbridge.bridge import runner
+
+    items, _ = requests(2)
+    _, _, claimed, _ = run(items[:1])
+    answers = [(item, {"ws://a": PublishResult(True, "")}) for item in claimed]
+
+    def first_group_then_failure(batch, *, first, **kwargs):
+        with transaction.atomic():
+            first()
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(runner, "store_and_process", first_group_then_failure)
+    recorded_out: list[bool] = []
+    with pytest.raises(DatabaseError, match="connection lost"):
+        run(items[1:], outcomes=answers, recorded_out=recorded_out)
+
+    assert recorded_out == [True]
+    first = OutboundMessage.objects.get(pk=claimed[0].pk)
+    assert (first.status, first.attempts) == (OutboundStatus.SENT, 1)
