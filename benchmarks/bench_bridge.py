@@ -29,7 +29,9 @@ import contextlib
 import hashlib
 import math
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -309,6 +311,7 @@ async def measure(rig: Rig, args: argparse.Namespace) -> dict[str, float]:
     servers = ServerCpu(postgres_url(), rig.redis_url) if args.postgres else None
     if servers is not None:
         servers.start()
+    profilers = start_profilers(rig, args) if args.profile else []
     cpu_before = rig.cpu_s()
     load_before = os.getloadavg()[0]
     start = time.monotonic()
@@ -322,6 +325,7 @@ async def measure(rig: Rig, args: argparse.Namespace) -> dict[str, float]:
     except TimeoutError:
         pass
     sampler.cancel()
+    stop_profilers(profilers)
     cpu = {name: used - cpu_before[name] for name, used in rig.cpu_s().items()}
     server_cpu = servers.stop() if servers is not None else {}
     result = summarize(client, sent, (start + 1.0, end))
@@ -340,6 +344,31 @@ async def measure(rig: Rig, args: argparse.Namespace) -> dict[str, float]:
     with contextlib.suppress(TimeoutError):  # a starved relay may never answer the close frames
         await asyncio.wait_for(client.close(), 30)
     return result
+
+
+def start_profilers(rig: Rig, args: argparse.Namespace) -> list[subprocess.Popen]:
+    """py-spy (not a project dependency: name it in $PY_SPY) on each bridge process over the
+    measured window, per thread, as collapsed stacks in `<dir>/bridge<i>.txt`. By default the
+    samples of threads on the CPU (a thread waiting on a socket, a lock or the GIL is idle and
+    not sampled), so C code that releases the GIL (SQLite, libsecp256k1) counts; `--profile-gil`
+    keeps only the thread holding the GIL (Python CPU). `--profile-rate`: samples per second."""
+    out = Path(args.profile)
+    out.mkdir(parents=True, exist_ok=True)
+    spy = os.environ.get("PY_SPY") or str(Path(sys.executable).with_name("py-spy"))
+    common = ["record", "--format", "raw", "--rate", str(args.profile_rate), "--threads", "--nonblocking"]
+    common += ["--gil"] if args.profile_gil else []
+    return [
+        subprocess.Popen([spy, *common, "-p", str(bridge.proc.pid), "-o", str(out / f"bridge{index}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for index, bridge in enumerate(rig.bridges)
+    ]  # fmt: skip
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    for proc in profilers:
+        proc.send_signal(signal.SIGINT)
+    for proc in profilers:
+        proc.wait(30)
 
 
 SOAK_SAMPLE_S = 5.0
@@ -394,6 +423,11 @@ def main() -> None:
         " ($BENCH_REDIS_URL or $TEST_REDIS_URL) instead of a fresh SQLite file",
     )
     parser.add_argument("--soak", type=float, default=0, help="run this many seconds and report RSS growth")
+    parser.add_argument(
+        "--profile", help="record py-spy profiles of the bridge over the measured window into this directory"
+    )
+    parser.add_argument("--profile-gil", action="store_true", help="profile only GIL-holding samples (Python CPU)")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--json", help="also write the figures to this file (make bench's summary)")
     args = parser.parse_args()
 

@@ -1,20 +1,23 @@
 """The bridge's database-thread CPU per inbound `orders` message, without relays or sockets.
 
-Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--postgres] [--no-lane]
+Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--chunk 16] [--postgres] [--no-lane]
+      .venv/bin/python benchmarks/bench_drain.py --chunk 3      # 300/s spread evenly: ~3 events per batch
+      .venv/bin/python benchmarks/bench_drain.py --consumer     # the consumer's path (main's, before bridge4x)
       .venv/bin/python benchmarks/bench_drain.py --postgres --statements   # round trips per message
 
 `bench_bridge.py` measures the whole bridge process at a fixed rate; on a machine shared with
 other work its CPU per message moves by ±30 % from run to run, because how busy the process is
 decides how many messages each batch, wake-up and commit serves. This script runs, in one process
-and one thread, exactly what the bridge's database thread does for each message — store the
-verified event (`store_batch`), claim and dispatch it (`drain_batch`: intake checks, decryption,
-the `orders` handler's query, the `cant-do not_found` reply signed into the outbox, the outcome),
-then the publisher's claim and delivery record for the reply (`outbox_claim`, `outbox_record`,
-one relay accepting) — over a backlog, in batches of 32 as the bridge claims them, and reports
-process CPU per message (best round) next to the secp256k1 work the same steps need
-(one Schnorr verify, one ECDH, one signature), measured in the same run. The drain consults a
-network lane as the bridge's does (every `orders` message asks it whether it must leave the
-group); `--no-lane` drains without one.
+and one thread, exactly what the bridge's database thread does for each message, one intake
+batch of `--chunk` events at a time: the intake's path (`store_process_claim`: store the batch
+already claimed, dispatch it — intake checks, decryption, the `orders` handler's query, the
+`cant-do not_found` reply signed into the outbox leased for the publisher, the outcome — and
+record the previous batch's relay answers, one relay accepting), or with `--consumer` the path
+rows take when older ones wait (store; claim and dispatch in batches of 32; the publisher's
+claim and delivery record). It reports process CPU per message (best round) next to the
+secp256k1 work the same steps need (one Schnorr verify, one ECDH, one signature), measured in
+the same run. The drain consults a network lane as the bridge's does (every `orders` message
+asks it whether it must leave the group); `--no-lane` drains without one.
 """
 
 from __future__ import annotations
@@ -110,29 +113,64 @@ def requests(count: int) -> list[tuple[str, dict, bool]]:
     return items
 
 
-def one_round(count: int, network: NetworkLane | None = None, *, during=None) -> dict[str, float]:
-    """One round of `count` messages; `during`: a context manager around the timed work only."""
+def one_round(
+    count: int, network: NetworkLane | None = None, *, during=None, chunk: int = STORE_CHUNK, consumer: bool = False
+) -> dict[str, float]:
+    """One round of `count` messages; `during`: a context manager around the timed work only.
+
+    The bridge's path: each intake batch of `chunk` events is stored, processed and its replies
+    leased for the publisher in one call (`store_process_claim`), then their deliveries recorded;
+    the shares are then "store + claim + dispatch + reply" and "publisher record". `consumer`: the
+    path of rows the consumer claims (stored first, then claimed in batches of 32, replies claimed
+    by the publisher), which the bridge takes when older rows wait.
+    """
     items = requests(count)  # built outside the timed part (the clients' work)
+    policy = PublishPolicy()
+    accepted = {"ws://bench": PublishResult(accepted=True, message="")}
+    stop = threading.Event()
     with during or contextlib.nullcontext():
-        start = time.process_time()
-        for index in range(0, count, STORE_CHUNK):
-            store_batch(items[index : index + STORE_CHUNK])
-        stored = time.process_time()
-        stop = threading.Event()
-        while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop, network=network):
-            pass
-        drained = time.process_time()
-        policy = PublishPolicy()
-        while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
-            accepted = {"ws://bench": PublishResult(accepted=True, message="")}
-            outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
-        published = time.process_time()
+        if not consumer:
+            from nostrbridge.bridge.runner import store_process_claim  # this branch's path
+
+            start = time.process_time()
+            pending: list = []  # each batch's relay answers are recorded in the next trip
+            for index in range(0, count, chunk):
+                _, _, claimed, _ = store_process_claim(
+                    items[index : index + chunk],
+                    worker_id="bench:1:a",
+                    stop=stop,
+                    network=network,
+                    publish=True,
+                    policy=policy,
+                    outcomes=pending,
+                )
+                pending = [(item, accepted) for item in claimed]
+            outbox_record(outcomes=pending, policy=policy)
+            published = time.process_time()
+        else:
+            shares = [0.0, 0.0, 0.0]
+            start = time.process_time()
+            for index in range(0, count, chunk):
+                began = time.process_time()
+                store_batch(items[index : index + chunk])
+                stored = time.process_time()
+                while drain_batch(worker_id="bench:1:a", limit=BATCH, stop=stop, network=network):
+                    pass
+                drained = time.process_time()
+                while claimed := outbox_claim(limit=BATCH, lease_s=policy.lease_s):
+                    outbox_record(outcomes=[(item, accepted) for item in claimed], policy=policy)
+                published = time.process_time()
+                shares = [shares[0] + stored - began, shares[1] + drained - stored, shares[2] + published - drained]
+            stored = start + shares[0]
+            drained = stored + shares[1]
     done = InboundEvent.objects.filter(status=InboundStatus.DONE).count()
     replies = OutboundMessage.objects.filter(status="sent").count()
     InboundEvent.objects.all().delete()
     OutboundMessage.objects.all().delete()
     if (done, replies) != (count, count):
         raise SystemExit(f"round incomplete: {done} done, {replies} replies sent of {count}")
+    if not consumer:
+        return {"total": 1000 * (published - start) / count}
     return {
         "store": 1000 * (stored - start) / count,
         "claim + dispatch + reply": 1000 * (drained - stored) / count,
@@ -200,6 +238,14 @@ def main() -> None:
         help="with --postgres: count round trips per message by statement, then stop",
     )
     parser.add_argument("--no-lane", action="store_true", help="drain without a network lane")
+    parser.add_argument(
+        "--chunk", type=int, default=STORE_CHUNK, help="events per intake batch (300/s spread evenly: about 3)"
+    )
+    parser.add_argument(
+        "--consumer",
+        action="store_true",
+        help="the consumer's path: store, then claim in batches of 32, the publisher claims the replies",
+    )
     args = parser.parse_args()
     # Only `orders` messages: the lane is consulted, never used, so it needs no threads.
     network = None if args.no_lane else NetworkLane(worker_id="bench:1:a", threads=0)
@@ -207,7 +253,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     if args.postgres:
         call_command("flush", interactive=False, verbosity=0)
-    one_round(64, network)  # warm caches and connections
+    one_round(64, network, consumer=args.consumer)  # warm caches and connections
     if args.statements:
         if not args.postgres:
             raise SystemExit("--statements counts psycopg's round trips: add --postgres")
@@ -218,13 +264,15 @@ def main() -> None:
         print(f"  {sum(per_message.values()):6.3f}  total")
         return
     load_before = os.getloadavg()[0]
-    rounds = [one_round(args.messages, network) for _ in range(args.rounds)]
+    rounds = [one_round(args.messages, network, chunk=args.chunk, consumer=args.consumer) for _ in range(args.rounds)]
     best = min(rounds, key=lambda r: r["total"])
     crypto_ms = secp_ms_per_message()
     database = "PostgreSQL" if args.postgres else "SQLite"
     lane = "without a network lane" if network is None else "network lane consulted"
+    path = "the consumer's path" if args.consumer else "the intake's path"
     print(
-        f"\ndatabase thread, {database}, {lane}: {args.rounds} rounds of {args.messages} `orders` messages, best round"
+        f"\ndatabase thread, {database}, {lane}, {path}, intake batches of {args.chunk}:"
+        f" {args.rounds} rounds of {args.messages} `orders` messages, best round"
     )
     for name, value in best.items():
         print(f"  {name:>26}: {value:.3f} ms/message")

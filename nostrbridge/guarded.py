@@ -23,7 +23,7 @@ from django.db import connection, models
 from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 
-from nostrbridge.statements import db_connection, execute_statement, prep_value, select_rows, table_name
+from nostrbridge.statements import db_connection, prep_lookup, prep_value, run_statement, select_rows, table_name
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -51,9 +51,7 @@ def update_guarded(model: type[models.Model], *, where: dict[str, Any], guard: Q
     db = db_connection()
     params = [prep_value(field, values[name], db) for name, field in set_fields.items()]
     params += _where_params(conditions, db)
-    with db.cursor() as cursor:
-        execute_statement(cursor, sql, params)
-        return cursor.rowcount
+    return int(run_statement(db, sql, params))
 
 
 def select_locked(model: type[ModelT], *, pk: Any) -> ModelT | None:
@@ -71,10 +69,8 @@ def select_locked_column(model: type[models.Model], *, pk: Any, column: str) -> 
     for a text or integer column (returned as the driver gives it). Must run inside an atomic block."""
     _require_atomic()
     db = db_connection()
-    with db.cursor() as cursor:
-        execute_statement(cursor, _locked_column_sql(model, column), [model._meta.pk.get_db_prep_value(pk, db)])
-        row = cursor.fetchone()
-    return None if row is None else row[0]
+    rows = run_statement(db, _locked_column_sql(model, column), [model._meta.pk.get_db_prep_value(pk, db)], fetch=True)
+    return rows[0][0] if rows else None
 
 
 def exists_where(model: type[models.Model], *, where: dict[str, Any]) -> bool:
@@ -87,9 +83,7 @@ def exists_where(model: type[models.Model], *, where: dict[str, Any]) -> bool:
     shape = tuple((field, lookup, len(value) if lookup == "in" else value if lookup == "isnull" else None)
                   for field, lookup, value in conditions)  # fmt: skip
     db = db_connection()
-    with db.cursor() as cursor:
-        execute_statement(cursor, _exists_sql(model, shape), _where_params(conditions, db))
-        return cursor.fetchone() is not None
+    return bool(run_statement(db, _exists_sql(model, shape), _where_params(conditions, db), fetch=True))
 
 
 def _conditions(model: type[models.Model], where: dict[str, Any], guard: Q | None) -> list[Condition] | None:
@@ -171,9 +165,9 @@ def _where_params(conditions: Sequence[Condition], db: Any) -> list[Any]:
         if lookup == "isnull":
             continue
         if lookup == "in":
-            params += [field.get_db_prep_value(item, db) for item in value]
+            params += [prep_lookup(field, item, db) for item in value]
         else:
-            params.append(field.get_db_prep_value(value, db))
+            params.append(prep_lookup(field, value, db))
     return params
 
 

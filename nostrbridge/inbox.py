@@ -9,13 +9,14 @@ import logging
 from collections import Counter
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from nostrbridge.models import InboundEvent, InboundStatus
-from nostrbridge.statements import execute_statement, insert_rows, select_where, table_name, update_where
+from nostrbridge.statements import db_connection, insert_rows, run_statement, select_where, table_name, update_where
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,40 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
     `items` are (relay_url, event) pairs whose outer checks (kind, PoW, signature) passed.
     A duplicate (same id from another relay, or again after a restart) only bumps seen_count.
     """
+    return _store(items, catch_up=catch_up, claim=None)
+
+
+def inbox_store_claimed(*, items: list[tuple[str, dict]], worker_id: str, catch_up: bool = False) -> list[InboundEvent]:
+    """`inbox_store`, with the new rows stored already claimed by `worker_id` (PROCESSING, a
+    lease, one attempt: what `inbox_claim_rows` would make of them) and returned whole, in id order.
+
+    The bridge's intake stores and processes a batch in one trip to the database thread instead
+    of storing, nudging its consumer, and claiming the rows back (docs/PERFORMANCE.md). The store
+    commits before any of them is processed, and a process that dies in between leaves rows
+    whose lease brings them back, as after a claim. Only for rows nothing older waits before
+    (`inbox_claimable_exists`): a claim takes the oldest rows first.
+    """
+    return _store(items, catch_up=catch_up, claim=worker_id)
+
+
+def inbox_claimable_exists(*, exclude: Collection[int] = ()) -> bool:
+    """Is any row claimable now (RECEIVED, or a lease that ran out) apart from `exclude`?"""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    held = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
+    sql = f"SELECT 1 FROM {table_name(InboundEvent)} WHERE {_CLAIMABLE}{held} LIMIT 1"
+    return bool(run_statement(db_connection(), sql, [*_claimable_params(now), *exclude], fetch=True))
+
+
+# Claimable: RECEIVED, or PROCESSING with an expired lease (`locked_until` before the given now).
+_CLAIMABLE = "(status = %s OR (status = %s AND locked_until < %s))"
+
+
+def _claimable_params(now: object) -> list[object]:
+    return [InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value, now]
+
+
+def _store(items: list[tuple[str, dict]], *, catch_up: bool, claim: str | None) -> list[Any]:
+    """The new rows: whole and claimed by `claim` if given, else their primary keys."""
     by_id: dict[str, tuple[str, dict]] = {}
     copies: Counter[str] = Counter()  # the same event from several relays in one batch
     for relay_url, event in items:
@@ -45,10 +80,19 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
     event_ids = list(by_id)
     in_list = ", ".join(["%s"] * len(event_ids))
     table = table_name(InboundEvent)
-    with transaction.atomic(), connection.cursor() as cursor:
+    claimed: dict[str, object] = {}
+    if claim is not None:
+        claimed = {
+            "status": InboundStatus.PROCESSING.value,
+            "locked_by": claim,
+            "locked_until": timezone.now() + timedelta(seconds=LEASE_SECONDS),
+            "attempts": 1,
+        }
+    db = db_connection()
+    with transaction.atomic():
         # Plain SQL: once per intake batch on the hot path (see nostrbridge.statements).
-        cursor.execute(f"SELECT event_id FROM {table} WHERE event_id IN ({in_list})", event_ids)
-        existing = {row[0] for row in cursor.fetchall()}
+        found = run_statement(db, f"SELECT event_id FROM {table} WHERE event_id IN ({in_list})", event_ids, fetch=True)
+        existing = {row[0] for row in found}
         for count in {copies[event_id] for event_id in existing}:
             seen = [event_id for event_id in existing if copies[event_id] == count]
             InboundEvent.objects.filter(event_id__in=seen).update(seen_count=F("seen_count") + count)
@@ -63,6 +107,7 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
                 "first_relay": by_id[event_id][0][:300],
                 "caught_up": catch_up,
                 "seen_count": copies[event_id],
+                **claimed,
             }
             for event_id in new_ids
         ]
@@ -70,12 +115,19 @@ def inbox_store(*, items: list[tuple[str, dict]], catch_up: bool = False) -> lis
         insert_rows(InboundEvent, rows, conflict=["event_id"])
         if not new_ids:
             return []
+        if claim is not None:
+            # The whole rows, as the claim reads them back; a row another process inserted first
+            # (the conflict above) is not ours.
+            where = {"event_id": new_ids, "status": InboundStatus.PROCESSING.value, "locked_by": claim}
+            return select_where(InboundEvent, where=where)
         new_in_list = ", ".join(["%s"] * len(new_ids))
-        cursor.execute(
+        stored = run_statement(
+            db,
             f"SELECT id FROM {table} WHERE event_id IN ({new_in_list}) AND status = %s ORDER BY id",
             [*new_ids, InboundStatus.RECEIVED.value],
+            fetch=True,
         )
-        return [row[0] for row in cursor.fetchall()]
+        return [row[0] for row in stored]
 
 
 def inbox_claim(*, worker_id: str, limit: int = 50, exclude: Collection[int] = ()) -> list[int]:
@@ -101,8 +153,8 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50, exclude: Collection[int
     lease_until = connection.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=LEASE_SECONDS))
     # Identifiers come from the model's metadata; every value is a parameter.
     table = table_name(InboundEvent)
-    claimable = "(status = %s OR (status = %s AND locked_until < %s))"
-    claimable_params = [InboundStatus.RECEIVED.value, InboundStatus.PROCESSING.value, now]
+    claimable = _CLAIMABLE
+    claimable_params = _claimable_params(now)
     held = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     claim_sql = (
         f"UPDATE {table} SET status = %s, locked_by = %s, locked_until = %s, attempts = attempts + 1"
@@ -112,17 +164,14 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50, exclude: Collection[int
     params = [
         InboundStatus.PROCESSING.value, worker_id, lease_until, *claimable_params, *exclude, limit, *claimable_params
     ]  # fmt: skip
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            # An UPDATE takes SQLite's one write lock even when it matches nothing: the idle
-            # polls look first (a read, in-process: no round trip to save there).
-            execute_statement(
-                cursor, f"SELECT 1 FROM {table} WHERE {claimable}{held} LIMIT 1", [*claimable_params, *exclude]
-            )
-            if cursor.fetchone() is None:
-                return []
-        execute_statement(cursor, claim_sql, params)
-        claimed = [row[0] for row in cursor.fetchall()]
+    db = db_connection()
+    if db.vendor == "sqlite":
+        # An UPDATE takes SQLite's one write lock even when it matches nothing: the idle
+        # polls look first (a read, in-process: no round trip to save there).
+        probe = f"SELECT 1 FROM {table} WHERE {claimable}{held} LIMIT 1"
+        if not run_statement(db, probe, [*claimable_params, *exclude], fetch=True):
+            return []
+    claimed = [row[0] for row in run_statement(db, claim_sql, params, fetch=True)]
     if not claimed:
         return []
     # The whole rows at once, in id order: the dispatcher needs them.

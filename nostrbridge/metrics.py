@@ -6,6 +6,9 @@ cluster add up. Label values come from closed sets (actions, CantDo reasons, err
 names, a few intake causes), never from user input, so the series stay bounded.
 """
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 # The handler latencies sit between a millisecond (a cant-do) and seconds (an LND call inside).
@@ -31,15 +34,22 @@ HANDLER_SECONDS = Histogram(
 )
 
 
+@functools.cache
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once per label set (closed sets: the series are bounded
+    anyway); `labels()` takes a lock and builds a key on every call (once per message)."""
+    return metric.labels(*labels)
+
+
 def inbound_handled(*, action: str, seconds: float) -> None:
-    INBOUND.labels(action=action, outcome="handled").inc()
-    HANDLER_SECONDS.labels(action=action).observe(seconds)
+    _child(INBOUND, action, "handled").inc()
+    _child(HANDLER_SECONDS, action).observe(seconds)
 
 
 def inbound_cant_do(*, action: str, reason: str, seconds: float) -> None:
-    INBOUND.labels(action=action, outcome="cant-do").inc()
-    CANT_DO.labels(action=action, reason=reason).inc()
-    HANDLER_SECONDS.labels(action=action).observe(seconds)
+    _child(INBOUND, action, "cant-do").inc()
+    _child(CANT_DO, action, reason).inc()
+    _child(HANDLER_SECONDS, action).observe(seconds)
 
 
 def inbound_dropped(*, action: str, cause: str, seconds: float | None = None) -> None:

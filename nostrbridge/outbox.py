@@ -2,13 +2,24 @@
 
 Signing and encryption are CPU-only, so they happen here, inside the transaction: the row
 holds the exact signed event, and a crash after commit can only delay it, never change it.
+
+Inside `outbox_collect` (the bridge's database thread, for the batch it is processing) the rows
+are written already leased, as the publisher's claim would lease them, and each committed row is
+handed back to the bridge, which publishes it without claiming it again (docs/PERFORMANCE.md).
 """
 
+import contextlib
 import functools
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from mostro_site.config import node_config
 from nostrbridge.models import AddressableClock, OutboundMessage
@@ -18,7 +29,7 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.transport import reply_v2
-from nostrbridge.statements import advance_clock, insert_instance, insert_row
+from nostrbridge.statements import advance_clock, insert_instance, insert_row, insert_row_pk
 from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit
 
 
@@ -37,16 +48,22 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
     else:
         event = reply_v2(message, node_keys(), recipient_pubkey, dm_days=config.dm_days)
     # One per inbound message: a precompiled INSERT instead of Model.objects.create (hot path).
-    insert_row(
-        OutboundMessage,
-        event_id=event.id,
-        kind=event.kind,
-        recipient_pubkey=recipient_pubkey,
-        action=message.action.value,
-        order_id=order_id,
-        event_json=event.to_json(),
-    )
-    _wake_publisher()
+    event_json = event.to_json()
+    values: dict[str, Any] = {
+        "event_id": event.id,
+        "kind": event.kind,
+        "recipient_pubkey": recipient_pubkey,
+        "action": message.action.value,
+        "order_id": order_id,
+        "event_json": event_json,
+    }
+    collector: _Collector | None = getattr(_collecting, "collector", None)
+    if collector is None:
+        insert_row(OutboundMessage, **values)
+        _wake_publisher()
+    else:
+        pk = insert_row_pk(OutboundMessage, **values, next_attempt_at=collector.lease_until)
+        collector.on_commit(pk, event, event_json)
     return event.id
 
 
@@ -88,6 +105,7 @@ def _store(
     event: Event, *, recipient_pubkey: str, action: str, order_id: uuid.UUID | str | None, d_tag: str = ""
 ) -> OutboundMessage:
     # A precompiled INSERT … RETURNING id instead of Model.objects.create: every order event (hot path).
+    collector: _Collector | None = getattr(_collecting, "collector", None)
     row = insert_instance(
         OutboundMessage(
             event_id=event.id,
@@ -97,10 +115,51 @@ def _store(
             order_id=order_id,
             d_tag=d_tag,
             event_json=event.to_json(),
+            next_attempt_at=None if collector is None else collector.lease_until,
         )
     )
-    _wake_publisher()
+    if collector is None:
+        _wake_publisher()
+    else:
+        collector.on_commit(row.pk, event, row.event_json)
     return row
+
+
+@dataclass(frozen=True)
+class Collected:
+    """An outbound row written leased inside `outbox_collect`, committed: the publisher's to send."""
+
+    pk: int
+    event: Event
+    event_json: str
+
+
+class _Collector:
+    def __init__(self, lease_until: datetime) -> None:
+        self.lease_until = lease_until
+        self.committed: list[Collected] = []
+
+    def on_commit(self, pk: int, event: Event, event_json: str) -> None:
+        # A row whose transaction (or savepoint) rolls back is not listed: Django drops the hook.
+        transaction.on_commit(functools.partial(self.committed.append, Collected(pk, event, event_json)))
+
+
+_collecting = threading.local()
+
+
+@contextlib.contextmanager
+def outbox_collect(*, lease_s: float) -> Iterator[list[Collected]]:
+    """Rows this thread writes in the block (`enqueue_message`, `enqueue_event`,
+    `enqueue_signed`) are written leased for `lease_s` (`next_attempt_at`, as the publisher's
+    claim leases them), and each one is appended to the yielded list once its transaction
+    commits, instead of waking the publisher: the caller publishes them. A row that is not
+    published (the process dies) is claimed again when its lease ends, as after a claim."""
+    collector = _Collector(timezone.now() + timedelta(seconds=lease_s))
+    _collecting.collector = collector
+    try:
+        yield collector.committed
+    finally:
+        _collecting.collector = None
 
 
 def _wake_publisher() -> None:

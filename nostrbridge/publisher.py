@@ -21,19 +21,21 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.models import OutboundDelivery, OutboundMessage, OutboundStatus
+from nostrbridge.outbox import Collected
 from nostrbridge.relays import PublishResult
 from nostrbridge.relays.interface import RelayPoolProtocol
-from nostrbridge.statements import insert_rows, table_name, update_where
+from nostrbridge.statements import db_connection, insert_rows, run_statement, table_name, update_where
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,11 @@ class Claimed:
     status: str
     attempts: int
     deliveries: dict[str, tuple[bool | None, int]] = field(default_factory=dict)  # url -> (accepted, attempts)
+    frame: str = ""  # the EVENT frame, around the stored JSON as it is (no encoding per publish)
+
+
+# One published row and each relay's answer.
+Outcome = tuple[Claimed, dict[str, PublishResult]]
 
 
 def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
@@ -87,11 +94,10 @@ def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
     columns = "id, event_json, status, attempts"
     fresh = f"SELECT {columns} FROM {table} WHERE status = %s AND next_attempt_at IS NULL ORDER BY id LIMIT %s{lock}"
     retry = f"SELECT {columns} FROM {table} WHERE next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s{lock}"
-    with connection.cursor() as cursor:
-        cursor.execute(fresh, [OutboundStatus.PENDING.value, limit])
-        found = {row[0]: tuple(row) for row in cursor.fetchall()}
-        cursor.execute(retry, [connection.ops.adapt_datetimefield_value(now), limit])
-        found.update((row[0], tuple(row)) for row in cursor.fetchall())
+    db = db_connection()
+    found = {row[0]: tuple(row) for row in run_statement(db, fresh, [OutboundStatus.PENDING.value, limit], fetch=True)}
+    retried = run_statement(db, retry, [db.ops.adapt_datetimefield_value(now), limit], fetch=True)
+    found.update((row[0], tuple(row)) for row in retried)
     return [found[pk] for pk in sorted(found)[:limit]]
 
 
@@ -113,13 +119,31 @@ def outbox_claim(*, limit: int, lease_s: float, now: datetime | None = None) -> 
                 deliveries[message_id][url] = (accepted, tries)
     claimed = []
     for pk, event_json, status, attempts in rows:
+        event = _event(event_json)
+        if event is None:
+            _park(pk, "event_json is not valid JSON")
+            continue
+        frame = f'["EVENT",{event_json}]'
+        claimed.append(Claimed(pk, event, status, attempts, deliveries.get(pk, {}), frame))
+    return claimed
+
+
+def _event(event_json: str) -> dict[str, Any] | None:
+    """The stored event as a dict with a string id, or None (not a JSON object, or no id)."""
+    try:
+        event = orjson.loads(event_json)
+    except orjson.JSONDecodeError:  # orjson refuses some JSON `json` reads (a lone surrogate escape)
         try:
             event = json.loads(event_json)
         except ValueError:
-            _park(pk, "event_json is not valid JSON")
-            continue
-        claimed.append(Claimed(pk, event, status, attempts, deliveries.get(pk, {})))
-    return claimed
+            return None
+    return event if isinstance(event, dict) and isinstance(event.get("id"), str) else None
+
+
+def claimed_from(row: Collected) -> Claimed:
+    """A row written leased by `outbox_collect`, as `outbox_claim` would return it (first round)."""
+    frame = f'["EVENT",{row.event_json}]'
+    return Claimed(row.pk, row.event.to_dict(), OutboundStatus.PENDING.value, 0, {}, frame)
 
 
 def _park(pk: int, error: str) -> None:
@@ -137,9 +161,7 @@ class _Update:
     last_error: str
 
 
-def outbox_record(
-    *, outcomes: list[tuple[Claimed, dict[str, PublishResult]]], policy: PublishPolicy, now: datetime | None = None
-) -> None:
+def outbox_record(*, outcomes: Sequence[Outcome], policy: PublishPolicy, now: datetime | None = None) -> None:
     """Write the relays' answers for one published batch (one transaction, a few statements)."""
     now = now or timezone.now()
     deliveries: list[dict[str, Any]] = []
@@ -147,7 +169,9 @@ def outbox_record(
     for claimed, results in outcomes:
         deliveries += _deliveries(claimed, results)
         groups[_plan(claimed, results, policy, now)].append(claimed.pk)
-    with transaction.atomic():
+    # No savepoint inside the bridge's group transaction (it records there): a failure here
+    # rolls the group back, which the bridge then reruns without it.
+    with transaction.atomic(savepoint=False):
         # Plain SQL (see nostrbridge.statements): one upsert and one UPDATE per outcome group.
         insert_rows(
             OutboundDelivery,
@@ -217,7 +241,10 @@ class OutboxPublisher:
         max_in_flight: int = 4,
         poll_s: float = 1.0,
         on_recorded: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
+        share_record_s: float = 0.0,
     ):
+        """`share_record_s`: how long a batch's relay answers may wait for a caller's database trip
+        (`take_unrecorded`) before the publisher records them itself (0: at once)."""
         self._pool = pool
         self._on_recorded = on_recorded  # told which events' relay answers are now stored
         self.policy = policy or PublishPolicy()
@@ -226,6 +253,13 @@ class OutboxPublisher:
         self._poll_s = poll_s
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # A claim was skipped because of the in-flight limit: the next batch to finish wakes the
+        # loop (otherwise a finished batch costs no claim: an empty one is a write transaction).
+        self._held_back = False
+        self._share_record_s = share_record_s
+        self._unrecorded: list[Outcome] = []
+        self._record_timer: asyncio.TimerHandle | None = None
+        self._recording: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.published = 0
 
@@ -245,7 +279,11 @@ class OutboxPublisher:
     async def publish_due(self) -> int:
         """Claim and start batches until nothing is due or the in-flight limit is reached."""
         started = 0
-        while len(self._in_flight) < self._max_in_flight and self._pool.connected_urls():
+        self._held_back = False
+        while self._pool.connected_urls():
+            if len(self._in_flight) >= self._max_in_flight:
+                self._held_back = True  # claimed again when a batch in flight finishes
+                return started
             try:
                 claimed = await db_call(outbox_claim)(limit=self._batch, lease_s=self.policy.lease_s)
             except DatabaseError:
@@ -253,29 +291,81 @@ class OutboxPublisher:
                 return started
             if not claimed:
                 return started
-            task = asyncio.create_task(self._publish(claimed), name="outbox-batch")
-            self._in_flight.add(task)
-            task.add_done_callback(self._batch_done)
+            self.publish_claimed(claimed)
             started += len(claimed)
             if len(claimed) < self._batch:
                 return started
         return started
 
+    def can_publish(self) -> bool:
+        """Would this publisher claim rows now (a relay connected, room in flight)? For a caller
+        that leases the rows its own database call writes (`outbox_collect`) and hands them here;
+        when not, the caller nudges the publisher, which claims them when it can."""
+        return len(self._in_flight) < self._max_in_flight and bool(self._pool.connected_urls())
+
+    def publish_claimed(self, claimed: list[Claimed]) -> None:
+        """Publish leased rows: claimed by `outbox_claim`, or written leased (`outbox_collect`)
+        by the caller's database call; their frames are queued now, in order."""
+        if not claimed:
+            return
+        task = asyncio.create_task(self._publish(claimed), name="outbox-batch")
+        self._in_flight.add(task)
+        task.add_done_callback(self._batch_done)
+
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # more rows may have become due while the in-flight limit was reached
+        if self._held_back:
+            self._wake.set()  # rows may have become due while the in-flight limit was reached
 
     async def _publish(self, claimed: list[Claimed]) -> None:
         timeout = self.policy.timeout_s
-        results = await asyncio.gather(*(self._pool.publish(item.event, timeout_s=timeout) for item in claimed))
-        try:
-            await db_call(outbox_record)(outcomes=list(zip(claimed, results, strict=True)), policy=self.policy)
-        except DatabaseError:
-            logger.exception("could not record %s deliveries; they are re-published after the lease", len(claimed))
+        results = await self._pool.publish_many([(item.event["id"], item.frame) for item in claimed], timeout_s=timeout)
+        outcomes = list(zip(claimed, results, strict=True))
+        if not self._share_record_s or self._stopping:
+            await self._record(outcomes)
             return
-        self.published += len(claimed)
+        # The relays' answers wait a moment for a database trip the bridge makes anyway (its
+        # intake's next batch, `take_unrecorded`); without one they are recorded here after it.
+        self._unrecorded += outcomes
+        if self._record_timer is None:
+            self._record_timer = asyncio.get_running_loop().call_later(self._share_record_s, self._record_unrecorded)
+
+    def take_unrecorded(self) -> list[Outcome]:
+        """The relays' answers not recorded yet, for a caller that records them in its own trip to
+        the database thread (`outbox_record`) and then reports them with `recorded`."""
+        outcomes, self._unrecorded = self._unrecorded, []
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
+        return outcomes
+
+    def give_back(self, outcomes: list[Outcome]) -> None:
+        """Outcomes taken with `take_unrecorded` that the caller could not record: recorded here."""
+        if outcomes:
+            self._unrecorded = outcomes + self._unrecorded
+            self._record_unrecorded()
+
+    async def recorded(self, outcomes: list[Outcome]) -> None:
+        """`outcomes` were recorded (by this publisher or by a caller of `take_unrecorded`)."""
+        self.published += len(outcomes)
         if self._on_recorded is not None:
-            await self._on_recorded([item.event for item in claimed])
+            await self._on_recorded([claimed.event for claimed, _ in outcomes])
+
+    def _record_unrecorded(self) -> None:
+        self._record_timer = None
+        outcomes = self.take_unrecorded()
+        if outcomes:
+            task = asyncio.create_task(self._record(outcomes), name="outbox-record")
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        try:
+            await db_call(outbox_record)(outcomes=outcomes, policy=self.policy)
+        except DatabaseError:
+            logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
+            return
+        await self.recorded(outcomes)
 
     async def stop(self, task: asyncio.Task[None]) -> None:
         """End `run` after its current step (batches it started keep going; see flush)."""
@@ -284,11 +374,15 @@ class OutboxPublisher:
         await asyncio.gather(task, return_exceptions=True)
 
     async def flush(self, *, timeout_s: float) -> None:
-        """At shutdown: publish what is due now and wait for the batches in flight."""
+        """At shutdown: publish what is due now, wait for the batches in flight, record them."""
         try:
             async with asyncio.timeout(timeout_s):
                 while await self.publish_due() or self._in_flight:
                     if self._in_flight:
                         await asyncio.wait(set(self._in_flight))
+                if outcomes := self.take_unrecorded():
+                    await self._record(outcomes)
+                if self._recording:
+                    await asyncio.wait(set(self._recording))
         except TimeoutError:
             logger.warning("outbox flush stopped after %.0f s; the rest goes out on the next start", timeout_s)

@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.utils import CursorWrapper
@@ -39,16 +40,24 @@ def insert_row(model: type[models.Model], **values: Any) -> None:
     insert_rows(model, [values])
 
 
+def insert_row_pk(model: type[models.Model], **values: Any) -> Any:
+    """`insert_row`, returning the new row's primary key (the same statement, with RETURNING)."""
+    returned = insert_rows(model, [values], returning=True)
+    return returned[0][0]
+
+
 def insert_rows(
     model: type[models.Model],
     rows: Sequence[dict[str, Any]],
     *,
     conflict: Sequence[str] = (),
     update: Sequence[str] = (),
-) -> int:
+    returning: bool = False,
+) -> Any:
     """INSERT rows in one statement. With `conflict` (the unique columns): skip rows that already
     exist, or with `update` overwrite those columns (plus any `auto_now` column) from the new row.
-    Returns the driver's row count: with `conflict` and no `update`, the rows actually inserted."""
+    Returns the driver's row count: with `conflict` and no `update`, the rows actually inserted;
+    with `returning`, the inserted rows' primary keys instead, as rows (`RETURNING <pk>`)."""
     db = db_connection()
     if not rows:
         return 0
@@ -56,22 +65,27 @@ def insert_rows(
     now = timezone.now()
     now_params: dict[models.Field, Any] = {}  # `now` converted once per column, not per row
     params: list[Any] = []
+    defaults = _insert_defaults(model, db)
     for values in rows:
-        for field, attname, stamp, plain in _insert_plan(model):
+        for (field, attname, stamp, plain), default in zip(_insert_plan(model), defaults, strict=True):
             if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
                 if field not in now_params:
                     now_params[field] = prep_value(field, now, db)
                 params.append(now_params[field])
                 continue
-            value = values[attname] if attname in values else field.get_default()
+            if attname not in values:
+                params.append(field.get_db_prep_save(field.get_default(), db) if default is _CALLABLE else default)
+                continue
+            value = values[attname]
             # The common cases (a str for a text column, an int for an integer one, NULL) need
             # no conversion; the field's own get_db_prep_save does the rest.
             params.append(value if value is None or type(value) is plain else field.get_db_prep_save(value, db))
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
-    with db.cursor() as cursor:
-        execute_statement(cursor, sql, params)
-        return int(cursor.rowcount)
+    if returning:
+        pk_column = db.ops.quote_name(_column(model._meta.pk))
+        return run_statement(db, f"{sql} RETURNING {pk_column}", params, fetch=True)
+    return int(run_statement(db, sql, params))
 
 
 def insert_instance(obj: ModelT) -> ModelT:
@@ -83,11 +97,10 @@ def insert_instance(obj: ModelT) -> ModelT:
     model = type(obj)
     sql, fields, auto_pk = _instance_statement(model)
     params = [prep_value(field, field.pre_save(obj, True), db) for field in fields]
-    with db.cursor() as cursor:
-        execute_statement(cursor, sql, params)
-        if auto_pk is not None:
-            (value,) = cursor.fetchone()
-            setattr(obj, auto_pk.attname, value)
+    returned = run_statement(db, sql, params, fetch=auto_pk is not None)
+    if auto_pk is not None:
+        ((value,),) = returned
+        setattr(obj, auto_pk.attname, value)
     obj._state.adding = False
     obj._state.db = db.alias
     return obj
@@ -111,13 +124,11 @@ def update_where(
         if is_list:
             if not value:
                 return 0
-            params += [field.get_db_prep_value(item, db) for item in value]
+            params += [prep_lookup(field, item, db) for item in value]
             in_lists.append(", ".join(["%s"] * len(value)))
         else:
-            params.append(field.get_db_prep_value(value, db))
-    with db.cursor() as cursor:
-        execute_statement(cursor, sql.format(*in_lists), params)
-        return cursor.rowcount
+            params.append(prep_lookup(field, value, db))
+    return int(run_statement(db, sql.format(*in_lists), params))
 
 
 def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str, floor: int) -> int:
@@ -131,9 +142,7 @@ def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str
     db = db_connection()
     sql, key_fields = _clock_statement(model, tuple(key), column)
     params = [field.get_db_prep_value(key[field.attname], db) for field in key_fields]
-    with db.cursor() as cursor:
-        execute_statement(cursor, sql, [*params, floor])
-        (value,) = cursor.fetchone()
+    ((value,),) = run_statement(db, sql, [*params, floor], fetch=True)
     return int(value)
 
 
@@ -143,9 +152,7 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
     db = db_connection()
     head, attnames, converters = _select_statement(model)
-    with db.cursor() as cursor:
-        execute_statement(cursor, f"{head} WHERE {where}", params)
-        rows = cursor.fetchall()
+    rows = run_statement(db, f"{head} WHERE {where}", params, fetch=True)
     loaded = []
     for row in rows:
         values = list(row)
@@ -170,10 +177,10 @@ def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
             if not value:
                 return []
             conditions.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
-            params += [field.get_db_prep_value(item, db) for item in value]
+            params += [prep_lookup(field, item, db) for item in value]
         else:
             conditions.append(f"{column} = %s")
-            params.append(field.get_db_prep_value(value, db))
+            params.append(prep_lookup(field, value, db))
     order = quote(_column(model._meta.pk))
     return select_rows(model, where=f"{' AND '.join(conditions)} ORDER BY {order}", params=params)
 
@@ -186,7 +193,7 @@ def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
     if any(value is None for value in equals.values()):
         return None
     where, fields = _where_equal(model, tuple(equals))
-    params = [field.get_db_prep_value(equals[field.attname], db) for field in fields]
+    params = [prep_lookup(field, equals[field.attname], db) for field in fields]
     rows = select_rows(model, where=where, params=params)
     return rows[0] if rows else None
 
@@ -205,6 +212,46 @@ def db_connection() -> Any:
     """This thread's default connection, resolved once per statement: each `connection.x` is a
     lookup through Django's thread-local proxy, and a plain statement made dozens of them."""
     return connections[DEFAULT_DB_ALIAS]
+
+
+def run_statement(db: Any, sql: str, params: Sequence[Any], *, fetch: bool = False) -> Any:
+    """Run one statement on `db` (a connection, `db_connection()`); return its rows (`fetch`, every
+    row: the statement runs to its end) or else the driver's row count.
+
+    On SQLite, while nothing observes queries (see `execute_statement`), on the connection's own
+    driver cursor, kept for as long as the connection is open: `db.cursor()` costs more than a
+    short statement (the async-safety check, the health check, the debug-cursor decision, a new
+    driver cursor and Django's wrapper around it, both closed again). The statement runs inside
+    Django's error wrapping and broken-transaction check, as through Django's cursor.
+    """
+    cursor = _driver_cursor(db)
+    if cursor is None:
+        with db.cursor() as wrapped:
+            execute_statement(wrapped, sql, params)
+            return wrapped.fetchall() if fetch else wrapped.rowcount
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors:
+        cursor.execute(_qmark(sql), params)
+        return cursor.fetchall() if fetch else cursor.rowcount
+
+
+def _driver_cursor(db: Any) -> Any:
+    """The open SQLite connection's kept driver cursor, or None when Django's cursor must run."""
+    raw = db.connection
+    if (
+        raw is None  # not connected yet: Django's cursor connects (and refuses an async context)
+        or db.vendor != "sqlite"
+        or db.force_debug_cursor
+        or settings.DEBUG
+        or db.execute_wrappers
+        or (db.health_check_enabled and not db.health_check_done)
+    ):
+        return None
+    kept = db.__dict__.get("_statement_cursor")  # (the driver connection, its cursor)
+    if kept is None or kept[0] is not raw:
+        kept = (raw, raw.cursor())  # a reconnect made a new driver connection: a new cursor
+        db._statement_cursor = kept
+    return kept[1]
 
 
 def execute_statement(cursor: Any, sql: str, params: Sequence[Any]) -> None:
@@ -251,6 +298,40 @@ def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str
         plain = _PASS_THROUGH.get(type(field)) or (int if isinstance(field, _INTEGER_FIELDS) else None)
         plan.append((field, field.attname, stamp, plain))
     return plan
+
+
+_CALLABLE = object()  # a default computed anew for every row (a callable)
+_defaults: dict[tuple[type[models.Model], str], list[Any]] = {}
+
+
+def _insert_defaults(model: type[models.Model], db: Any) -> list[Any]:
+    """Per column of `_insert_plan`, its default as the driver takes it, converted once per model
+    and database (`get_db_prep_save` of `get_default()`), or _CALLABLE for a callable default."""
+    key = (model, db.vendor)
+    found = _defaults.get(key)
+    if found is None:
+        found = [
+            _CALLABLE if field.has_default() and callable(field.default) else _prep_default(field, plain, db)
+            for field, _, _, plain in _insert_plan(model)
+        ]
+        _defaults[key] = found
+    return found
+
+
+def _prep_default(field: models.Field, plain: type | None, db: Any) -> Any:
+    value = field.get_default()  # the same conversion as a value given for the column
+    return value if value is None or type(value) is plain else field.get_db_prep_save(value, db)
+
+
+def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
+    """`field.get_db_prep_value(value, db)` (a WHERE value), without the call for the values it
+    returns unchanged: an int for an integer column (primary keys), a str for a text column."""
+    kind = type(value)
+    if (kind is int and isinstance(field, models.IntegerField)) or (
+        kind is str and _PASS_THROUGH.get(type(field)) is str
+    ):
+        return value
+    return field.get_db_prep_value(value, db)
 
 
 def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:

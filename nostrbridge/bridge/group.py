@@ -43,19 +43,28 @@ def process_rows(
     process_alone: Callable[[InboundEvent], None],
     release: Callable[[list[int]], None],
     lane: HandlerLane | None = None,
-) -> None:
+    first: Callable[[], None] | None = None,
+) -> bool:
     """Process claimed `rows` in order, in as few transactions as their actions allow.
 
     `process_alone(row)`: the one-message path (its own transactions, poison guard); `release`
     hands rows back when `stop` is set before they ran; `lane`: where messages that leave a
-    group go once it committed (None: they run here).
+    group go once it committed (None: they run here). `first`: writes that commit with the
+    first group, run in its transaction before its messages (the publisher's record of earlier
+    batches: the pages both write are then written once); returns whether they committed (not
+    if that group rolled back, or none ran), so the caller can write them on their own.
     """
     index = 0
+    committed = False
     while index < len(rows):
         if stop.is_set():
             release([row.pk for row in rows[index:]])
-            return
-        index = _group(rows, index, stop=stop, process_alone=process_alone, lane=lane)
+            return committed
+        index, ran_first = _group(
+            rows, index, stop=stop, process_alone=process_alone, lane=lane, first=None if committed else first
+        )
+        committed = committed or ran_first
+    return committed
 
 
 def _group(
@@ -65,12 +74,16 @@ def _group(
     stop: threading.Event,
     process_alone: Callable[[InboundEvent], None],
     lane: HandlerLane | None,
-) -> int:
-    """Run rows[start:] in one transaction until one needs its own; return the next index."""
+    first: Callable[[], None] | None = None,
+) -> tuple[int, bool]:
+    """Run rows[start:] in one transaction until one needs its own; return the next index and
+    whether `first` ran and committed with them."""
     tried: list[InboundEvent] = []
     alone: InboundContext | None = None
     try:
         with transaction.atomic():
+            if first is not None:
+                first()
             for row in rows[start:]:
                 if stop.is_set():
                     break
@@ -86,12 +99,12 @@ def _group(
         )
         for row in tried:
             process_alone(row)
-        return start + len(tried)
+        return start + len(tried), False
     if alone is not None and lane is not None:
         lane.submit(alone)
     elif alone is not None:
         _dispatch_alone(alone)
-    return start + len(tried)
+    return start + len(tried), first is not None
 
 
 def _dispatch_alone(ctx: InboundContext) -> None:

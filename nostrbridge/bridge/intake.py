@@ -135,6 +135,9 @@ class Intake:
         nudge: Callable[[], None],
         store: Callable[[list[tuple[str, dict, bool]]], Awaitable[int]] | None = None,
     ):
+        """`store(batch)` writes a batch to the inbox and returns how many of its new rows are
+        left for the consumer to claim (`nudge` is called then): by default all of them; the
+        bridge's store processes them itself when it can (`worker.store_and_process`)."""
         self._node_pubkey = node_pubkey
         self._catch_up = catch_up
         self._config = config  # the bridge's cached NodeConfig (no database access on the loop)
@@ -211,7 +214,7 @@ class Intake:
             while self._buffer:
                 batch = self._buffer[:MAX_STORE_BATCH]
                 try:
-                    await self._store(batch)
+                    unclaimed = await self._store(batch)
                 except DatabaseError:
                     logger.exception("inbox insert failed; retrying in %.0f s", DATABASE_RETRY_S)
                     await asyncio.sleep(DATABASE_RETRY_S)
@@ -219,7 +222,8 @@ class Intake:
                 del self._buffer[: len(batch)]
                 if len(self._buffer) < HIGH_WATER:
                     self._room.set()
-                self._nudge()
+                if unclaimed:
+                    self._nudge()
 
     @property
     def pending(self) -> int:
@@ -228,9 +232,11 @@ class Intake:
 
 def store_batch(batch: list[tuple[str, dict, bool]]) -> int:
     """Insert live and replayed events (one transaction each); return how many were new."""
+    return sum(len(inbox_store(items=items, catch_up=catch_up)) for catch_up, items in split_replayed(batch))
+
+
+def split_replayed(batch: list[tuple[str, dict, bool]]) -> list[tuple[bool, list[tuple[str, dict]]]]:
+    """(catch_up, [(url, event), …]) for the live events, then for the replayed ones; no empty group."""
     live = [(url, event) for url, event, catching_up in batch if not catching_up]
     replayed = [(url, event) for url, event, catching_up in batch if catching_up]
-    stored = len(inbox_store(items=live)) if live else 0
-    if replayed:
-        stored += len(inbox_store(items=replayed, catch_up=True))
-    return stored
+    return [(catch_up, items) for catch_up, items in ((False, live), (True, replayed)) if items]

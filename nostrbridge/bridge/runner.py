@@ -18,14 +18,15 @@ claimed rows back, the outbox keeps unsent replies, and `since` replays unstored
 import asyncio
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge.bridge.book_replay import book_replay
@@ -42,6 +43,7 @@ from nostrbridge.bridge.worker import (
     in_batch,
     make_worker_id,
     release_dead_leases,
+    store_and_process,
 )
 from nostrbridge.inbox import inbox_latest_created_at, inbox_release
 from nostrbridge.log_context import bind as bind_log_context
@@ -53,7 +55,8 @@ from nostrbridge.node_announcements import (
     relay_list_enqueue,
 )
 from nostrbridge.node_identity import node_pubkey
-from nostrbridge.publisher import OutboxPublisher, PublishPolicy
+from nostrbridge.outbox import Collected, outbox_collect
+from nostrbridge.publisher import Claimed, OutboxPublisher, Outcome, PublishPolicy, claimed_from, outbox_record
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import (
     INBOX_CHANNEL,
@@ -74,6 +77,9 @@ RELAY_LIST_DEBOUNCE_S = 2.0
 # A relay that drops the connection (restart, per-connection limits) is usually back at once;
 # the first retry comes within 0.1 s, later ones back off exponentially with jitter.
 DEFAULT_POOL_OPTIONS: dict[str, Any] = {"backoff_initial_s": 0.1}
+# The relays' answers to a published batch wait this long for the intake's next trip to the
+# database thread, which records them (a trip and a transaction fewer per batch under load).
+SHARE_RECORD_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,49 @@ async def run_bridge(
 ) -> None:
     """Run until `stop` is set, then shut down gracefully. Installs no signal handlers."""
     await Bridge(options or BridgeOptions()).run(stop=stop, ready=ready)
+
+
+def store_process_claim(
+    batch: list[tuple[str, dict, bool]],
+    *,
+    worker_id: str,
+    stop: threading.Event,
+    network: NetworkLane | None,
+    publish: bool,
+    policy: PublishPolicy,
+    outcomes: Sequence[Outcome] = (),
+    limit: int = DEFAULT_CLAIM_BATCH,
+    recorded_out: list[bool] | None = None,
+) -> tuple[int, int, list[Claimed], bool]:
+    """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
+    the outbound rows its handlers commit are written leased to this bridge and returned for
+    the publisher (`outbox_collect`): no trip of the publisher's own to claim them back. The
+    relays' answers to earlier batches (`outcomes`) are recorded (`outbox_record`) in the first
+    group's transaction, or in one of their own when no group commits: no trip or transaction of
+    the publisher's own for them either. Returns (rows left for the consumer, rows processed, the
+    replies to publish, whether `outcomes` were recorded); `recorded_out` gets True appended once
+    they are, so a caller whose call raised afterwards does not hand them back for recording."""
+    committed_record: list[bool] = [] if recorded_out is None else recorded_out
+
+    def record() -> None:
+        outbox_record(outcomes=outcomes, policy=policy)
+        # Known once the transaction commits: a failure after that must not record them again.
+        transaction.on_commit(lambda: committed_record.append(True))
+
+    collect: contextlib.AbstractContextManager[list[Collected]] = (
+        outbox_collect(lease_s=policy.lease_s) if publish else contextlib.nullcontext([])
+    )
+    with collect as committed:
+        unclaimed, processed, _ = store_and_process(
+            batch, worker_id=worker_id, stop=stop, network=network, first=record if outcomes else None, limit=limit
+        )
+    if outcomes and not committed_record:
+        try:
+            with transaction.atomic():  # no group ran, or it rolled back: in a transaction of its own
+                record()
+        except DatabaseError:
+            logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
+    return unclaimed, processed, [claimed_from(row) for row in committed], not outcomes or bool(committed_record)
 
 
 class ThreadsafeNudge:
@@ -172,7 +221,11 @@ class Bridge:
             lane=self.lane, on_outbox_wake=self._nudge_outbox, channel_layer=self._channel_layer()
         )
         self.intake = Intake(
-            node_pubkey=node_pubkey(), catch_up=self.catch_up, config=lambda: self.config, nudge=self._nudge_inbox_now
+            node_pubkey=node_pubkey(),
+            catch_up=self.catch_up,
+            config=lambda: self.config,
+            nudge=self._nudge_inbox_now,
+            store=self._store_inbound,
         )
         self.pool = RelayPool(
             self._relay_urls(self.config),
@@ -188,6 +241,7 @@ class Bridge:
             batch=self.options.publish_batch,
             poll_s=self.options.publish_poll_s,
             on_recorded=self._published if self.side else None,
+            share_record_s=SHARE_RECORD_S,  # the intake's next batch records the relays' answers
         )
         self.catch_up.track(self.pool.urls)
         self._subscribe()
@@ -335,6 +389,40 @@ class Bridge:
     def _nudge_inbox_now(self) -> None:
         # Stamped, so a consumer that has claimed since then can skip it (see InboxLane.drain).
         self.worker.nudge(INBOX_CHANNEL, {"type": "wake", "at": time.monotonic()})
+
+    async def _store_inbound(self, batch: list[tuple[str, dict, bool]]) -> int:
+        """The intake's store: the batch is processed in the same trip to the database thread when
+        nothing older waits (`store_and_process`), and the replies it committed are claimed for
+        the publisher in that trip too; returns the rows left for the consumer."""
+        publish = self.publisher.can_publish()
+        outcomes = self.publisher.take_unrecorded()
+        recorded_out: list[bool] = []
+        try:
+            unclaimed, processed, replies, recorded = await db_call(store_process_claim)(
+                batch,
+                worker_id=self.worker_id,
+                stop=self.lane.stopping,
+                network=self.network,
+                publish=publish,
+                policy=self.publisher.policy,
+                outcomes=outcomes,
+                limit=self.options.claim_batch,
+                recorded_out=recorded_out,
+            )
+        except BaseException:
+            if outcomes and recorded_out:
+                await self.publisher.recorded(outcomes)
+            else:
+                self.publisher.give_back(outcomes)  # not recorded: the publisher records them
+            raise
+        if processed:
+            self.lane.processed += processed
+            self.publisher.publish_claimed(replies)
+            if not publish:
+                self._nudge_outbox()  # once per batch, as after a consumer's batch
+        if outcomes and recorded:
+            await self.publisher.recorded(outcomes)
+        return unclaimed
 
     async def _poll_inbox(self) -> None:
         if self.lane.idle.is_set():

@@ -33,9 +33,16 @@ from django.db import DatabaseError
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.group import process_rows
+from nostrbridge.bridge.intake import split_replayed, store_batch
 from nostrbridge.bridge.lane import BatchHandoff, NetworkLane
 from nostrbridge.dispatch import HandlerLane, process_inbound
-from nostrbridge.inbox import inbox_claim_rows, inbox_fail, inbox_release
+from nostrbridge.inbox import (
+    inbox_claim_rows,
+    inbox_claimable_exists,
+    inbox_fail,
+    inbox_release,
+    inbox_store_claimed,
+)
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL
 
@@ -130,16 +137,74 @@ def _drain(worker_id: str, limit: int, stop: threading.Event, network: NetworkLa
     mine = inbox_claim_rows(worker_id=worker_id, limit=limit, exclude=held)
     if not mine:
         return 0
+    _process_claimed(mine, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at)
+    return len(mine)
+
+
+def store_and_process(
+    batch: list[tuple[str, dict, bool]],
+    *,
+    worker_id: str,
+    stop: threading.Event,
+    network: NetworkLane | None = None,
+    first: Callable[[], None] | None = None,
+    limit: int = DEFAULT_CLAIM_BATCH,
+) -> tuple[int, int, bool]:
+    """Store the intake's batch and, when no older row waits to be claimed, process its new rows
+    at once, stored already claimed (`inbox_store_claimed`). Returns (new rows left for the
+    consumer to claim: nudge it then, rows processed here, whether `first` committed with
+    their first group: see `process_rows`).
+
+    One trip to the database thread instead of three (store; the consumer's claim; its empty
+    claim that ends the drain) and four statements fewer per batch (docs/PERFORMANCE.md). The
+    store commits before the group that processes the rows begins, as a claim does; the rows
+    then run exactly as a claimed batch (`_process_claimed`). Older claimable rows (a backlog,
+    rows handed back, expired leases) go first: the batch is then only stored, for the
+    consumer's claim, which takes rows in id order. So are batches at shutdown (`stop`), and
+    batches of more than `limit` events (a backlog: the consumer answers them `limit` at a time,
+    each batch's replies published once it commits, not all after one long group).
+    """
+    if len(batch) > limit or stop.is_set():
+        return store_batch(batch), 0, False
+    held = () if network is None else network.held_rows()
+    if inbox_claimable_exists(exclude=held):
+        return store_batch(batch), 0, False
+    claimed_at = time.monotonic()
+    rows: list[InboundEvent] = []
+    for catch_up, items in split_replayed(batch):
+        rows += inbox_store_claimed(items=items, worker_id=worker_id, catch_up=catch_up)
+    rows.sort(key=lambda row: row.pk)
+    if not rows:
+        return 0, 0, False
+    _batch_state.active = True
+    try:
+        ran_first = _process_claimed(
+            rows, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at, first=first
+        )
+    finally:
+        _batch_state.active = False
+    return 0, len(rows), ran_first
+
+
+def _process_claimed(
+    mine: list[InboundEvent],
+    *,
+    worker_id: str,
+    stop: threading.Event,
+    network: NetworkLane | None,
+    claimed_at: float,
+    first: Callable[[], None] | None = None,
+) -> bool:
     # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
     lane = None if network is None else BatchHandoff(network, claimed_at)
-    process_rows(
+    return process_rows(
         mine,
         stop=stop,
         process_alone=functools.partial(_process_one, lane=lane),
         release=lambda pks: inbox_release(pks=pks, worker_id=worker_id),
         lane=lane,
+        first=first,
     )
-    return len(mine)
 
 
 def _process_one(row: InboundEvent, *, lane: HandlerLane | None) -> None:

@@ -33,7 +33,7 @@ from nostrbridge.protocol.errors import (
     WrongKind,
 )
 from nostrbridge.protocol.giftwrap import GIFT_WRAP_KIND, unwrap_v1
-from nostrbridge.protocol.jsonwire import dumps_compact, loads_envelope, loads_strict
+from nostrbridge.protocol.jsonwire import loads_envelope, loads_strict
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import Event, leading_zero_bits
@@ -68,7 +68,7 @@ def parse_event(raw: dict[str, Any] | str | bytes) -> Event:
             raise OversizedEvent(f"event of {size} bytes exceeds {MAX_EVENT_BYTES}")
         return Event.from_dict(loads_envelope(raw, MalformedEvent))
     event = Event.from_dict(raw)
-    size = len(dumps_compact(event.to_dict()).encode("utf-8"))
+    size = len(event.to_json().encode("utf-8"))  # the same bytes as dumps_compact(to_dict()), faster
     if size > MAX_EVENT_BYTES:
         raise OversizedEvent(f"event of {size} bytes exceeds {MAX_EVENT_BYTES}")
     return event

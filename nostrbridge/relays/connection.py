@@ -128,6 +128,28 @@ class RelayConnection:
         finally:
             self._forget(event_id, waiter)
 
+    async def publish_many(self, items: list[tuple[str, str]], timeout_s: float) -> list[PublishResult]:
+        """`publish` for a batch of (event id, EVENT frame): the frames are queued at once, in
+        order, and the OKs waited for under one deadline (per event: a future, no task or timer)."""
+        if self._outbox is None:
+            return [PublishResult(None, "not connected")] * len(items)
+        loop = asyncio.get_running_loop()
+        waiters: list[asyncio.Future[PublishResult]] = []
+        for event_id, frame in items:
+            waiter = loop.create_future()
+            self._pending.setdefault(event_id, []).append(waiter)
+            self._outbox.put_nowait(frame)
+            waiters.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.wait(waiters)
+            timed_out = PublishResult(None, f"timeout: no OK within {timeout_s}s")
+            return [waiter.result() if waiter.done() else timed_out for waiter in waiters]
+        finally:
+            for (event_id, _), waiter in zip(items, waiters, strict=True):
+                self._forget(event_id, waiter)
+
     def _forget(self, event_id: str, waiter: asyncio.Future[PublishResult]) -> None:
         waiters = self._pending.get(event_id)
         if waiters and waiter in waiters:

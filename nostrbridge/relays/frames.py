@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 HEX64 = re.compile(r"[0-9a-f]{64}")
 HEX128 = re.compile(r"[0-9a-f]{128}")
 # NIP-01 event fields and their JSON types; bool is excluded explicitly below.
@@ -96,9 +98,12 @@ def parse_frame(raw: str | bytes) -> list[Any]:
     if not isinstance(raw, str):
         raise MalformedFrame("binary frame")
     try:
-        message = json.loads(raw)
-    except ValueError as exc:
-        raise MalformedFrame("not JSON") from exc
+        message = orjson.loads(raw)  # in C; the same value as `json` for everything it accepts
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses and `json` reads (NaN, integers beyond 64 bits, lone surrogates)
+            message = json.loads(raw)
+        except ValueError as exc:
+            raise MalformedFrame("not JSON") from exc
     if not isinstance(message, list) or not message or not isinstance(message[0], str):
         raise MalformedFrame("not an array starting with a type")
     check = _CHECKS.get(message[0])

@@ -147,6 +147,19 @@ class RelayPool:
         results = await asyncio.gather(*(c.publish(event_id, frame, timeout_s) for c in connections))
         return {c.url: result for c, result in zip(connections, results, strict=True)}
 
+    async def publish_many(
+        self, items: list[tuple[str, str]], *, timeout_s: float = 10.0
+    ) -> list[dict[str, PublishResult]]:
+        """`publish` for a batch of already serialized events, given as (event id, EVENT frame):
+        each relay gets the frames in order and one deadline for all their OKs (no task, timer or
+        JSON encoding per event). Returns, per item, each relay's answer keyed by url."""
+        connections = list(self._connections.values())
+        per_relay = await asyncio.gather(*(c.publish_many(items, timeout_s) for c in connections))
+        return [
+            {c.url: results[index] for c, results in zip(connections, per_relay, strict=True)}
+            for index in range(len(items))
+        ]
+
     async def publish_to(self, url: str, event: dict[str, Any], *, timeout_s: float = 10.0) -> PublishResult:
         """Send the event to one relay of the pool and wait for its OK (None: no answer)."""
         connection = self._connections.get(url)

@@ -408,3 +408,33 @@ def test_relay_urls_are_normalized(_case, raw, expected):
 def test_rejects_non_websocket_url():
     with pytest.raises(ValueError, match="not a websocket relay url"):
         RelayPool(["https://relay.example"], on_event=Recorder().on_event)
+
+
+async def test_publish_many_sends_the_frames_in_order_and_answers_per_event_and_relay(local_relay, nostr_keys):
+    dead_url = f"ws://127.0.0.1:{free_port()}"
+    async with FakeRelay() as silent:
+        urls = [local_relay.url, dead_url, silent.url]
+        pub = Recorder()
+        async with pub.pool(urls) as writer:
+            await eventually(lambda: sorted(writer.connected_urls()) == sorted([local_relay.url, silent.url]))
+            first, second = (sign_event(nostr_keys, content=content) for content in ("one", "two"))
+            frames = [(event["id"], json.dumps(["EVENT", event], separators=(",", ":"))) for event in (first, second)]
+
+            results = await writer.publish_many([*frames, frames[0]], timeout_s=0.5)
+
+    timeout = PublishResult(None, "timeout: no OK within 0.5s")
+    assert (
+        results[:2]
+        == [
+            {
+                local_relay.url: PublishResult(True, ""),
+                dead_url: PublishResult(None, "not connected"),
+                silent.url: timeout,
+            }
+        ]
+        * 2
+    )
+    # The same event twice: both wait on the first OK for its id.
+    assert results[2] == results[0]
+    assert silent.frames("EVENT") == [["EVENT", first], ["EVENT", second], ["EVENT", first]]
+    assert writer.health()[local_relay.url].ok_count == 3

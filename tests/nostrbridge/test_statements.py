@@ -194,3 +194,50 @@ def test_insert_instance_keeps_a_client_side_primary_key():
     ignored = ["id", "updated_at"]
     assert model_to_dict(Order.objects.get(pk=by_sql.pk), exclude=ignored) == model_to_dict(by_orm, exclude=ignored)
     assert model_to_dict(by_sql, exclude=ignored) == model_to_dict(by_orm, exclude=ignored)
+
+
+def test_plain_statements_keep_one_driver_cursor_per_open_connection():
+    """On SQLite the statements run on the connection's kept driver cursor while nothing observes
+    queries; a new connection gets a new one. Elsewhere Django's cursor runs every statement."""
+    from nostrbridge.statements import db_connection, run_statement
+
+    connection = db_connection()  # the wrapper itself (django.db.connection is a proxy)
+    row = OutboundMessage.objects.create(**outbound("b" * 64))
+    assert update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 1}) == 1
+    kept = connection.__dict__.get("_statement_cursor")
+    assert update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 2}) == 1
+    table = connection.ops.quote_name(OutboundMessage._meta.db_table)
+    rows = run_statement(connection, f"SELECT attempts, event_id FROM {table} WHERE id = %s", [row.pk], fetch=True)
+
+    assert [tuple(found) for found in rows] == [(2, "b" * 64)]
+    if connection.vendor == "sqlite":
+        assert kept is not None
+        assert kept[0] is connection.connection
+        assert connection.__dict__["_statement_cursor"] is kept
+    else:
+        assert kept is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_cursor_follows_a_reconnect_and_a_broken_transaction_is_refused():
+    from django.db import IntegrityError, transaction
+    from django.db.transaction import TransactionManagementError
+
+    from nostrbridge.statements import db_connection
+
+    connection = db_connection()  # the wrapper itself (django.db.connection is a proxy)
+    row = OutboundMessage.objects.create(**outbound("c" * 64))
+    update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 1})
+    connection.close()
+    assert update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 4}) == 1  # Django's cursor connects
+    assert update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 5}) == 1
+    if connection.vendor == "sqlite":  # never the closed connection's cursor
+        assert connection.__dict__["_statement_cursor"][0] is connection.connection
+
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic(savepoint=False):  # marks the transaction broken
+            insert_row(OutboundMessage, **{**outbound("c" * 64), "event_json": "{}"})  # duplicate event_id
+        with pytest.raises(TransactionManagementError):
+            update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 6})
+        transaction.set_rollback(True)
+    assert OutboundMessage.objects.values_list("attempts", flat=True).get() == 5
