@@ -130,7 +130,7 @@ def one_round(
     stop = threading.Event()
     with during or contextlib.nullcontext():
         if not consumer:
-            from nostrbridge.bridge.runner import store_process_claim  # this branch's path
+            from nostrbridge.bridge.intake_trip import store_process_claim  # this branch's path
 
             start = time.process_time()
             pending: list = []  # each batch's relay answers are recorded in the next trip

@@ -18,21 +18,21 @@ claimed rows back, the outbox keeps unsent replies, and `since` replays unstored
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge.bridge.book_replay import book_replay
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
+from nostrbridge.bridge.intake_trip import ThreadsafeNudge, store_process_claim
 from nostrbridge.bridge.lane import LANE_THREADS, NetworkLane
 from nostrbridge.bridge.side import SideChannel
 from nostrbridge.bridge.wake_socket import WakeSocket
@@ -43,7 +43,6 @@ from nostrbridge.bridge.worker import (
     in_batch,
     make_worker_id,
     release_dead_leases,
-    store_and_process,
 )
 from nostrbridge.inbox import inbox_latest_created_at, inbox_release
 from nostrbridge.log_context import bind as bind_log_context
@@ -55,8 +54,7 @@ from nostrbridge.node_announcements import (
     relay_list_enqueue,
 )
 from nostrbridge.node_identity import node_pubkey
-from nostrbridge.outbox import Collected, outbox_collect
-from nostrbridge.publisher import Claimed, OutboxPublisher, Outcome, PublishPolicy, claimed_from, outbox_record
+from nostrbridge.publisher import OutboxPublisher, PublishPolicy
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import (
     INBOX_CHANNEL,
@@ -110,72 +108,6 @@ async def run_bridge(
 ) -> None:
     """Run until `stop` is set, then shut down gracefully. Installs no signal handlers."""
     await Bridge(options or BridgeOptions()).run(stop=stop, ready=ready)
-
-
-def store_process_claim(
-    batch: list[tuple[str, dict, bool]],
-    *,
-    worker_id: str,
-    stop: threading.Event,
-    network: NetworkLane | None,
-    publish: bool,
-    policy: PublishPolicy,
-    outcomes: Sequence[Outcome] = (),
-    limit: int = DEFAULT_CLAIM_BATCH,
-    recorded_out: list[bool] | None = None,
-) -> tuple[int, int, list[Claimed], bool]:
-    """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
-    the outbound rows its handlers commit are written leased to this bridge and returned for
-    the publisher (`outbox_collect`): no trip of the publisher's own to claim them back. The
-    relays' answers to earlier batches (`outcomes`) are recorded (`outbox_record`) in the first
-    group's transaction, or in one of their own when no group commits: no trip or transaction of
-    the publisher's own for them either. Returns (rows left for the consumer, rows processed, the
-    replies to publish, whether `outcomes` were recorded); `recorded_out` gets True appended once
-    they are, so a caller whose call raised afterwards does not hand them back for recording."""
-    committed_record: list[bool] = [] if recorded_out is None else recorded_out
-
-    def record() -> None:
-        outbox_record(outcomes=outcomes, policy=policy)
-        # Known once the transaction commits: a failure after that must not record them again.
-        transaction.on_commit(lambda: committed_record.append(True))
-
-    collect: contextlib.AbstractContextManager[list[Collected]] = (
-        outbox_collect(lease_s=policy.lease_s) if publish else contextlib.nullcontext([])
-    )
-    with collect as committed:
-        unclaimed, processed, _ = store_and_process(
-            batch, worker_id=worker_id, stop=stop, network=network, first=record if outcomes else None, limit=limit
-        )
-    if outcomes and not committed_record:
-        try:
-            with transaction.atomic():  # no group ran, or it rolled back: in a transaction of its own
-                record()
-        except DatabaseError:
-            logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
-    return unclaimed, processed, [claimed_from(row) for row in committed], not outcomes or bool(committed_record)
-
-
-class ThreadsafeNudge:
-    """A waker for the database thread (called at every commit): hops onto the loop, but only
-    once until the loop has run it, because each hop writes to the loop's self-pipe."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None], *, skip: Callable[[], bool] = lambda: False
-    ):
-        self._loop = loop
-        self._callback = callback
-        self._skip = skip
-        self._pending = False
-
-    def __call__(self) -> None:
-        if self._pending or self._skip():
-            return  # the scheduled run happens after this commit, so it covers it
-        self._pending = True
-        self._loop.call_soon_threadsafe(self._run)
-
-    def _run(self) -> None:
-        self._pending = False
-        self._callback()
 
 
 class Bridge:

@@ -1,4 +1,4 @@
-"""The intake's path (nostrbridge.bridge.runner.store_process_claim): a batch stored already
+"""The intake's path (nostrbridge.bridge.intake_trip.store_process_claim): a batch stored already
 claimed, processed in the same call, its replies written leased for the publisher, and the
 relays' answers to earlier batches recorded with it. It must store exactly what the consumer's
 path (store, then claim) stores, answer each request once, let a poison message fail alone, and
@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from nostrbridge import dispatch
 from nostrbridge.bridge.intake import store_batch
-from nostrbridge.bridge.runner import store_process_claim
+from nostrbridge.bridge.intake_trip import store_process_claim
 from nostrbridge.bridge.worker import drain_batch, store_and_process
 from nostrbridge.inbox import LEASE_SECONDS, inbox_claim_rows, inbox_store_claimed
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
@@ -247,7 +247,7 @@ def test_answers_recorded_before_a_later_failure_are_reported_as_recorded(monkey
     caller learns they were recorded, so the publisher does not record them a second time."""
     from django.db import DatabaseError, transaction
 
-    from nostrbridge.bridge import runner
+    from nostrbridge.bridge import intake_trip
 
     items, _ = requests(2)
     _, _, claimed, _ = run(items[:1])
@@ -258,7 +258,7 @@ def test_answers_recorded_before_a_later_failure_are_reported_as_recorded(monkey
             first()
         raise DatabaseError("connection lost")
 
-    monkeypatch.setattr(runner, "store_and_process", first_group_then_failure)
+    monkeypatch.setattr(intake_trip, "store_and_process", first_group_then_failure)
     recorded_out: list[bool] = []
     with pytest.raises(DatabaseError, match="connection lost"):
         run(items[1:], outcomes=answers, recorded_out=recorded_out)
