@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from nostrbridge.protocol import Keys, Message, open_inbound, reply_v2, wrap_v2 
 from nostrbridge.protocol.enums import Action, CantDoReason  # noqa: E402
 from nostrbridge.protocol.payloads import IdsPayload  # noqa: E402
 from tests.e2e.bridge_support import BridgeProcess, SdkMostroClient, bridge_env, manage  # noqa: E402
-from tests.e2e.node_processes import ServerCpu  # noqa: E402
+from tests.e2e.node_processes import ServerCpu, stop_profilers  # noqa: E402
 from tests.relays.local_relay import LocalRelayProcess  # noqa: E402
 
 
@@ -362,13 +361,6 @@ def start_profilers(rig: Rig, args: argparse.Namespace) -> list[subprocess.Popen
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for index, bridge in enumerate(rig.bridges)
     ]  # fmt: skip
-
-
-def stop_profilers(profilers: list[subprocess.Popen]) -> None:
-    for proc in profilers:
-        proc.send_signal(signal.SIGINT)
-    for proc in profilers:
-        proc.wait(30)
 
 
 SOAK_SAMPLE_S = 5.0

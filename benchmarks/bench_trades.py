@@ -43,7 +43,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,7 @@ from lightning.grpc import lightning_pb2 as ln  # noqa: E402
 from nostrbridge.protocol.enums import Action, Kind, Status  # noqa: E402
 from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload  # noqa: E402
 from nostrbridge.protocol.structs import SmallOrder  # noqa: E402
-from tests.e2e.node_processes import JOBS, ServerCpu, SplitNode  # noqa: E402
+from tests.e2e.node_processes import JOBS, ServerCpu, SplitNode, stop_profilers  # noqa: E402
 from tests.e2e.trade_clients import (  # noqa: E402
     RelayConnection,
     TradeNetwork,
@@ -425,13 +424,6 @@ def start_profilers(net: TradeNetwork, directory: str, *, gil_only: bool = False
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for name, pid in targets
     ]  # fmt: skip
-
-
-def stop_profilers(profilers: list[subprocess.Popen]) -> None:
-    for proc in profilers:
-        proc.send_signal(signal.SIGINT)
-    for proc in profilers:
-        proc.wait(30)
 
 
 def postgres_node(args: argparse.Namespace) -> dict:

@@ -237,3 +237,11 @@ def server_cpu_s(postmaster_pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
     return total
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    """Stop the benchmarks' py-spy recorders (SIGINT: each writes its profile) and wait for them."""
+    for proc in profilers:
+        proc.send_signal(signal.SIGINT)
+    for proc in profilers:
+        proc.wait(30)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connection, connections
 
 from mostro_site.config import clear_node_config_cache
 from nostrbridge.bridge import Bridge, BridgeOptions
@@ -73,3 +73,20 @@ async def db_eventually(query: Callable[[], bool], timeout_s: float = 10.0) -> N
     async with asyncio.timeout(timeout_s):
         while not await check():  # noqa: ASYNC110 — polls rows other tasks write
             await asyncio.sleep(0.05)
+
+
+@contextmanager
+def commits_counted() -> Iterator[list[int]]:
+    """The default connection's COMMITs while the block runs, one entry each (group-commit tests)."""
+    commits: list[int] = []
+    real_commit = connection.commit
+
+    def counting_commit() -> None:
+        commits.append(1)
+        real_commit()
+
+    connection.commit = counting_commit  # type: ignore[method-assign]
+    try:
+        yield commits
+    finally:
+        del connection.commit

@@ -26,6 +26,7 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
+from tests.nostrbridge.bridge_helpers import commits_counted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,18 +87,8 @@ def poison_orders_handler(poison_sender: str, *, calls: list[str]):
 
 def test_a_batch_commits_once_and_answers_every_request():
     senders = store([Action.ORDERS] * 4)
-    commits: list[int] = []
-    real_commit = connection.commit
-
-    def counting_commit():
-        commits.append(1)
-        real_commit()
-
-    connection.commit = counting_commit
-    try:
+    with commits_counted() as commits:
         assert drain() == 4
-    finally:
-        del connection.commit
 
     assert inbox() == [(InboundStatus.DONE, 1, "cant-do not_found")] * 4
     assert replies() == [(sender, "cant-do") for sender in senders]

@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -31,6 +30,7 @@ from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
 from nostrbridge.publisher import PublishPolicy, outbox_claim
 from nostrbridge.relays import PublishResult
+from tests.nostrbridge.bridge_helpers import commits_counted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,18 +95,8 @@ def test_rows_stored_claimed_are_what_the_store_and_the_claim_make(monkeypatch):
 
 def test_a_batch_is_stored_answered_and_its_replies_leased_in_two_commits(monkeypatch):
     items, senders = requests(3)
-    commits: list[int] = []
-    real_commit = connection.commit
-
-    def counting_commit():
-        commits.append(1)
-        real_commit()
-
-    connection.commit = counting_commit
-    try:
+    with commits_counted() as commits:
         unclaimed, processed, claimed, recorded = run(items)
-    finally:
-        del connection.commit
 
     assert (unclaimed, processed, recorded) == (0, 3, True)
     assert len(commits) == 2  # the store, then the group with every reply
