@@ -43,6 +43,7 @@ MSAT = 1_000
 SUCCESS = "success"
 REFUNDED_STATUSES = frozenset({"canceled", "cooperatively-canceled", "canceled-by-admin"})
 DISPUTED = "dispute"
+SNAPSHOT_ATTEMPTS = 5  # the ledger check's tries for a snapshot no dev-fee sweep ran through
 SELLER, BUYER, NODE, FUND = "alice", "bob", "mostro", "devfund"
 
 
@@ -106,14 +107,23 @@ async def ledger_check(
     """
     trades = list(trades)
     report = LedgerReport()
-    await wait_dev_fees_settled(net)
-    after = net.balances_msat()
     mostro, seller, buyer = (net.wallet(name, threaded=False) for name in (NODE, SELLER, BUYER))
-    node_payments = await mostro.payments()
-    seller_payments = await seller.payments()
-    buyer_payments = await buyer.payments()
-    buyer_invoices = {inv.payment_request: inv for inv in await buyer.invoices()}
-    node_invoices = {inv.r_hash.hex(): inv for inv in await mostro.invoices()}
+    # The dev-fee sweep (every 60 s) may start while the nodes are read: a snapshot counts only
+    # if no dev-fee row changed from before its first read to after its last, else it is taken
+    # again. (A sweep that paid between the balances and the rows' read showed rows marked paid
+    # with no payment at the node: a discrepancy of the check, not of the node.)
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        await wait_dev_fees_settled(net)
+        dev_fees_before = _dev_fee_rows(net)
+        after = net.balances_msat()
+        node_payments = await mostro.payments()
+        seller_payments = await seller.payments()
+        buyer_payments = await buyer.payments()
+        buyer_invoices = {inv.payment_request: inv for inv in await buyer.invoices()}
+        node_invoices = {inv.r_hash.hex(): inv for inv in await mostro.invoices()}
+        dev_fees = _dev_fee_rows(net)
+        if dev_fees == dev_fees_before:
+            break
     rows = {
         str(row[0]).replace("-", "").lower(): row[1:]  # SQLite keeps the hex, PostgreSQL a uuid
         for row in net.node.query(
@@ -131,7 +141,7 @@ async def ledger_check(
             continue
         _check_trade(trade, row, by_request, buyer_invoices, node_invoices, sums, report, route_fee_msat)
     bonds_check(net, by_request, node_invoices, sums, report)
-    _check_node_payments(net, node_payments, sums, report)
+    _check_node_payments(node_payments, dev_fees, sums, report)
     _check_balances(net, before, after, node_payments, [*seller_payments, *buyer_payments], sums, report)
     report.figures.update(trades=len(trades), outcomes=dict(report.outcomes), problems=len(report.problems))
     return report
@@ -193,11 +203,16 @@ def _check_trade(trade, row, by_request, buyer_invoices, node_invoices, sums: _S
     sums.kept_msat += 2 * fee * MSAT
 
 
-def _check_node_payments(net: TradeNetwork, node_payments, sums: _Sums, report: LedgerReport) -> None:
+def _dev_fee_rows(net: TradeNetwork) -> list[tuple]:
+    """Every dev-fee row's (id, status, amount_sats, payment_hash), in id order."""
+    return net.node.query("SELECT id, status, amount_sats, payment_hash FROM devfee_devfeepayment ORDER BY id")
+
+
+def _check_node_payments(node_payments, dev_fees: list[tuple], sums: _Sums, report: LedgerReport) -> None:
     """The node pays only buyers (once each) and the dev fund (once per paid row)."""
     succeeded = ln.Payment.PaymentStatus.SUCCEEDED
     strays = [p for p in node_payments if p.status == succeeded and p.payment_request not in sums.payouts]
-    dev_rows = net.node.query("SELECT amount_sats, payment_hash FROM devfee_devfeepayment WHERE status = 'paid'")
+    dev_rows = [(amount_sats, payment_hash) for _, status, amount_sats, payment_hash in dev_fees if status == "paid"]
     dev_hashes = Counter(h for _, h in dev_rows)
     dev_routing_msat = 0
     for payment in strays:
