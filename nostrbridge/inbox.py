@@ -153,24 +153,21 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50, exclude: Collection[int
     lease_until = connection.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=LEASE_SECONDS))
     # Identifiers come from the model's metadata; every value is a parameter.
     table = table_name(InboundEvent)
-    claimable = _CLAIMABLE
     claimable_params = _claimable_params(now)
     held = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     claim_sql = (
         f"UPDATE {table} SET status = %s, locked_by = %s, locked_until = %s, attempts = attempts + 1"
-        f" WHERE id IN (SELECT id FROM {table} WHERE {claimable}{held} ORDER BY id LIMIT %s) AND {claimable}"
+        f" WHERE id IN (SELECT id FROM {table} WHERE {_CLAIMABLE}{held} ORDER BY id LIMIT %s) AND {_CLAIMABLE}"
         " RETURNING id"
     )
     params = [
         InboundStatus.PROCESSING.value, worker_id, lease_until, *claimable_params, *exclude, limit, *claimable_params
     ]  # fmt: skip
     db = db_connection()
-    if db.vendor == "sqlite":
-        # An UPDATE takes SQLite's one write lock even when it matches nothing: the idle
-        # polls look first (a read, in-process: no round trip to save there).
-        probe = f"SELECT 1 FROM {table} WHERE {claimable}{held} LIMIT 1"
-        if not run_statement(db, probe, [*claimable_params, *exclude], fetch=True):
-            return []
+    # An UPDATE takes SQLite's one write lock even when it matches nothing: the idle polls look
+    # first (a read, in-process: no round trip to save there).
+    if db.vendor == "sqlite" and not inbox_claimable_exists(exclude=exclude):
+        return []
     claimed = [row[0] for row in run_statement(db, claim_sql, params, fetch=True)]
     if not claimed:
         return []
