@@ -20,6 +20,7 @@ from bitstring import BitArray, Bits, ConstBitStream
 from bolt11.exceptions import Bolt11Exception, Bolt11SignatureVerifyException
 from bolt11.models.features import Feature, FeatureExtra, Features, FeatureState
 
+from lightning.bolt11_fast import CURRENCY_NETWORK, decode_common
 from lightning.types import DecodedInvoice
 from nostrbridge.protocol.bech32 import CHARSET
 
@@ -32,7 +33,6 @@ CLTV_TOO_HIGH = "cltv_too_high"
 AMOUNT_MISMATCH = "amount_mismatch"
 AMOUNT_BELOW_MINIMUM = "amount_below_minimum"
 
-CURRENCY_NETWORK = {"bc": "mainnet", "tb": "testnet", "tbs": "signet", "bcrt": "regtest"}
 # LND's signet invoices use the testnet prefix "lntb" (its HRP follows the segwit HRP "tb").
 _ACCEPTED_CURRENCIES = {
     "mainnet": {"bc"},
@@ -149,6 +149,16 @@ def decode_invoice(payment_request: str) -> DecodedInvoice:
 
 @lru_cache(maxsize=DECODE_CACHE_SIZE)
 def _decode_cached(payment_request: str) -> DecodedInvoice:
+    hrp, words = bech32_decode(payment_request)
+    if hrp is not None and words is not None:
+        decoded = decode_common(payment_request, hrp, words, CHARSET)
+        if decoded is not None:
+            return decoded  # the common shape, read from the words (`lightning.bolt11_fast`)
+    return _decode_package(payment_request)
+
+
+def _decode_package(payment_request: str) -> DecodedInvoice:
+    """The `bolt11` package's decode: every invoice outside the common shape, every refusal."""
     try:
         raw = bolt11_lib.decode(payment_request)
     except Bolt11SignatureVerifyException as exc:
