@@ -50,7 +50,7 @@ def preload_job_modules() -> list[str]:
     return names
 
 
-def job_locate(path: str, forceload: int = 0) -> object:
+def job_locate(path: str, forceload: bool = False) -> object:
     """`pydoc.locate` for django-q2's worker, which resolves a task's function from its dotted
     path before every task: `pydoc.locate` first tries the whole path as a module, a failed
     import that searches sys.path on disk every time (~1 % of the job cluster's CPU). A found
@@ -86,7 +86,7 @@ def install_job_lookup_cache() -> None:
     django-q2's worker calls `pydoc.locate` through its module's `pydoc` name (2.x)."""
     import django_q.worker
 
-    django_q.worker.pydoc = _PydocWithCachedLocate()  # type: ignore[assignment]
+    django_q.worker.pydoc = _PydocWithCachedLocate()
 
 
 @contextmanager
