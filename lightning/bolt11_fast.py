@@ -11,8 +11,9 @@ package skips (unknown types, or a known type of the wrong length, or repeated);
 recovered from the signature as the package does. It returns None, and the caller decodes with
 the package, for anything else: an explicit payee (`n`), route hints, fallback addresses or
 metadata (whose parsers can refuse), a field running past the data, an empty expiry or CLTV
-field, an empty or undecodable description, a missing or doubled description, no hash or
-secret, or a signature the recovery refuses. So every refusal, and every invoice outside the
+field, a description that is not UTF-8, no description (nor its hash), no hash or secret, or a
+signature the recovery refuses. An empty description is a description, as for the package: LND
+writes one when the invoice has no memo. So every refusal, and every invoice outside the
 shape, is the package's own; an accepted invoice of the shape decodes to the same values
 (tests compare both on generated and damaged invoices).
 """
@@ -79,8 +80,8 @@ def decode_common(payment_request: str, hrp: str, words: list[int], charset: str
         found[tag] = field
     if "p" not in found or "s" not in found or ("d" not in found and "h" not in found):
         return None
-    if any(tag in found and not found[tag] for tag in "xcd"):
-        return None  # an empty number is the package's refusal; an empty description its edge
+    if any(tag in found and not found[tag] for tag in "xc"):
+        return None  # an empty number: the package's refusal
     try:
         description = _bytes(found["d"]).decode() if "d" in found else ""
         payee = PublicKey.from_signature_and_message(
