@@ -16,9 +16,11 @@ from datetime import datetime
 from functools import lru_cache
 
 import bolt11 as bolt11_lib
-from bitstring import BitArray
+from bitstring import BitArray, Bits, ConstBitStream
 from bolt11.exceptions import Bolt11Exception, Bolt11SignatureVerifyException
+from bolt11.models.features import Feature, FeatureExtra, Features, FeatureState
 
+from lightning.bolt11_fast import CURRENCY_NETWORK, decode_common
 from lightning.types import DecodedInvoice
 from nostrbridge.protocol.bech32 import CHARSET
 
@@ -31,7 +33,6 @@ CLTV_TOO_HIGH = "cltv_too_high"
 AMOUNT_MISMATCH = "amount_mismatch"
 AMOUNT_BELOW_MINIMUM = "amount_below_minimum"
 
-CURRENCY_NETWORK = {"bc": "mainnet", "tb": "testnet", "tbs": "signet", "bcrt": "regtest"}
 # LND's signet invoices use the testnet prefix "lntb" (its HRP follows the segwit HRP "tb").
 _ACCEPTED_CURRENCIES = {
     "mainnet": {"bc"},
@@ -100,10 +101,38 @@ def bech32_decode(bech: str) -> tuple[str, list[int]] | tuple[None, None]:
     return (hrp, data[:-6])
 
 
-# bolt11 2.2.0 (pinned) looks both shims up in its decode module at call time.
+def pull_tagged(stream: ConstBitStream) -> tuple[str, ConstBitStream, ConstBitStream]:
+    """`bolt11.decode._pull_tagged`: a field's type (5 bits) and length (10 bits) in one read of
+    15 bits instead of three (each a bitstring object; the fields' reads were a third of a
+    decode). Past the end it raises bitstring's ReadError (an IndexError) as the three reads do."""
+    head = stream.read(15).uint
+    return (CHARSET[head >> 10], stream.read((head & 0x3FF) * 5), stream)
+
+
+class PackageFeatures:
+    """What `bolt11.decode` calls as `Features`: `from_bitstring` returns the package's own
+    `Features`, equal to the one its loop builds (a bitstring slice and comparison per bit, a
+    fifth of a decode), from one integer of the field's bits."""
+
+    @staticmethod
+    def from_bitstring(data: Bits) -> Features:
+        if data.len == 0 or data.len % 5:  # never from a decode (whole 5-bit groups): the package's way
+            return Features.from_bitstring(data)
+        bits, feature_list = data.uint, {}
+        while bits:  # from the last bit (feature 0, required) up, as the package's loop
+            index = (bits & -bits).bit_length() - 1
+            bits &= bits - 1
+            feature = Feature(index // 2) if index // 2 < len(Feature) else FeatureExtra(index // 2)
+            feature_list[feature] = FeatureState.supported if index % 2 else FeatureState.required
+        return Features(data, feature_list)
+
+
+# bolt11 2.2.0 (pinned) looks these names up in its decode module at call time.
 _decode_module = importlib.import_module("bolt11.decode")
 setattr(_decode_module, "u5_to_bitarray", u5_to_bitarray)  # noqa: B010
 setattr(_decode_module, "bech32_decode", bech32_decode)  # noqa: B010
+setattr(_decode_module, "_pull_tagged", pull_tagged)  # noqa: B010
+setattr(_decode_module, "Features", PackageFeatures)  # noqa: B010
 
 
 def normalize_payment_request(payment_request: str) -> str:
@@ -120,6 +149,16 @@ def decode_invoice(payment_request: str) -> DecodedInvoice:
 
 @lru_cache(maxsize=DECODE_CACHE_SIZE)
 def _decode_cached(payment_request: str) -> DecodedInvoice:
+    hrp, words = bech32_decode(payment_request)
+    if hrp is not None and words is not None:
+        decoded = decode_common(payment_request, hrp, words, CHARSET)
+        if decoded is not None:
+            return decoded  # the common shape, read from the words (`lightning.bolt11_fast`)
+    return _decode_package(payment_request)
+
+
+def _decode_package(payment_request: str) -> DecodedInvoice:
+    """The `bolt11` package's decode: every invoice outside the common shape, every refusal."""
     try:
         raw = bolt11_lib.decode(payment_request)
     except Bolt11SignatureVerifyException as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import grpc.experimental
 
 from lightning.errors import LightningConfigError
 
@@ -24,6 +25,8 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
+# SendPaymentV2's channel (`LndClient._send_stubs`): its streams are read on the calling thread.
+SEND_CHANNEL_OPTIONS = (*CHANNEL_OPTIONS, (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ the publisher's next poll (up to 1 s). The invoice watcher is only nudged in its
 by its poll.
 """
 
+import functools
 import logging
 import os
 import socket
@@ -96,7 +97,14 @@ def send_hint(address: str, data: bytes = b"w") -> None:
 
 
 def _wake_socket(channel: str) -> None:
-    send_hint(str(wake_socket_path()), SOCKET_CODES[channel])
+    send_hint(_socket_address(settings.VAR_DIR), SOCKET_CODES[channel])
+
+
+@functools.lru_cache(maxsize=4)
+def _socket_address(var_dir: str | Path) -> str:
+    """`wake_socket_path()` as the address string, joined once per var directory instead of at
+    every nudge (a payout's success sends three, one per outbox row)."""
+    return str(Path(var_dir) / WAKE_SOCKET_NAME)
 
 
 def wake_on_commit(channel: str) -> None:

@@ -25,10 +25,12 @@ def job_name(func: object) -> str:
 
 def on_spawn(sender, proc_name: str = "", **kwargs) -> None:
     from mostro_site.ops.persist import start_for_process
+    from mostro_site.runtime.cluster import install_job_lookup_cache
 
     if Conf.SYNC:
         return  # a synchronous cluster runs tasks inline in the calling process: not a new worker
     set_process_role("jobs")
+    install_job_lookup_cache()
     start_for_process()
     lnd_network_fetch()  # once per worker process, before its first job's transaction
 

@@ -71,6 +71,21 @@ def test_wake_without_local_wakers_or_redis_sends_one_byte_per_nudge_to_the_brid
         sock.close()
 
 
+def test_the_socket_address_follows_the_var_directory(settings, tmp_path_factory, monkeypatch):
+    """Joined once per directory (not at every nudge), a changed VAR_DIR is followed at once."""
+    first, second = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
+    settings.REDIS_URL = ""
+    sent: list[tuple[str, bytes]] = []
+    monkeypatch.setattr(wake, "send_hint", lambda address, data: sent.append((address, data)))
+    wake._socket_address.cache_clear()
+    for var_dir in (first, first, second):
+        settings.VAR_DIR = var_dir
+        wake.wake(OUTBOX_CHANNEL)
+    assert sent == [(str(first / "bridge-wake.sock"), b"o")] * 2 + [(str(second / "bridge-wake.sock"), b"o")]
+    assert str(wake.wake_socket_path()) == sent[-1][0]
+    assert (wake._socket_address.cache_info().hits, wake._socket_address.cache_info().misses) == (1, 2)
+
+
 def test_wake_without_a_listening_bridge_is_silent(var_dir):
     wake.wake(OUTBOX_CHANNEL)  # no socket file: nothing raised, the bridge's poll finds the row
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.db import transaction
-from django.db.backends import utils
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from mostro_site.runtime import cluster
 from mostro_site.runtime.job_broker import WakeableORM, wake_address
+from nostrbridge import statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,19 +63,43 @@ def test_an_expired_lock_is_taken_again_and_another_queue_is_left_alone(broker):
 
 def test_a_lock_moved_by_another_cluster_in_between_is_not_taken(broker, monkeypatch):
     task_id = broker.enqueue("contested")
-    real_execute = utils.CursorWrapper.execute
+    real_run = statements.run_statement
     stolen = []
 
-    def steal_first(cursor_self, sql, params=None):
+    def steal_first(db, sql, params, **kwargs):
         if sql.startswith("UPDATE") and not stolen:  # another cluster claims the row after our read
             stolen.append(task_id)
             OrmQ.objects.filter(pk=task_id).update(lock=timezone.now() + timedelta(seconds=60))
-        return real_execute(cursor_self, sql, params)
+        return real_run(db, sql, params, **kwargs)
 
-    monkeypatch.setattr(utils.CursorWrapper, "execute", steal_first)
+    monkeypatch.setattr(statements, "run_statement", steal_first)  # the broker's statements go through it
 
     assert broker.dequeue() == []
     assert stolen == [task_id]
+
+
+def test_on_sqlite_the_queue_is_read_claimed_and_acknowledged_without_a_django_cursor(broker, monkeypatch):
+    """The pusher's and the monitor's statements run on the connection's kept driver cursor."""
+    from django.db import connections
+
+    connection = connections[Conf.ORM]
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL runs them through Django's cursor, as before")
+    # The cluster's processes keep their connection (`persistent_connections`); with 0 every
+    # poll's `close_old_connections` closes it and the next statement connects anew.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", cluster.CLUSTER_CONN_MAX_AGE_S)
+    broker.enqueue("first")
+    broker.acknowledge(broker.dequeue()[0][0])  # connected, the kept cursor made
+    task_id = broker.enqueue("second")
+    made = []
+    real_cursor = type(connection).cursor
+    monkeypatch.setattr(type(connection), "cursor", lambda self: made.append(self.alias) or real_cursor(self))
+
+    assert broker.dequeue() == [(task_id, "second")]
+    broker.acknowledge(task_id)
+    assert made == []
+
+    assert list(OrmQ.objects.values_list("pk", flat=True)) == []
 
 
 def test_acknowledge_deletes_only_its_task(broker):

@@ -283,3 +283,46 @@ def test_the_node_cluster_imports_the_jobs_before_it_forks(monkeypatch):
     monkeypatch.setattr(django_q.cluster, "Cluster", FakeCluster)
     cluster.JobCluster().start()
     assert seen == ["preload", "created", "start"]
+
+
+def test_the_workers_find_each_job_function_once(monkeypatch):
+    """django-q2's worker resolves `task["func"]` with `pydoc.locate` before every task; a worker of
+    the node's cluster answers from a cache from its start on (a miss is asked again, never cached)."""
+    import pydoc
+
+    import django_q.worker
+
+    from mostro_site.ops import job_hooks
+    from mostro_site.runtime import cluster
+    from orders.services.payout import PAYOUT_TASK, payout_start
+
+    monkeypatch.setattr(django_q.worker, "pydoc", pydoc)  # put back after the test
+    monkeypatch.setattr(job_hooks.Conf, "SYNC", False)
+    monkeypatch.setattr("mostro_site.ops.persist.start_for_process", lambda: None)
+    monkeypatch.setattr(job_hooks, "lnd_network_fetch", lambda: None)
+    monkeypatch.setattr(job_hooks, "set_process_role", lambda role: None)
+    job_hooks.on_spawn(sender="django_q", proc_name="Worker-1")  # what a new worker runs first
+    cluster._located.cache_clear()
+    asked = []
+    real = pydoc.locate
+    monkeypatch.setattr(pydoc, "locate", lambda path, forceload=0: asked.append(path) or real(path, forceload))
+    worker_pydoc = django_q.worker.pydoc
+    assert worker_pydoc.locate(PAYOUT_TASK) is payout_start
+    assert worker_pydoc.locate(PAYOUT_TASK) is payout_start
+    assert worker_pydoc.locate("orders.services.payout.no_such_job") is None
+    assert worker_pydoc.locate("orders.services.payout.no_such_job") is None
+    assert asked == [PAYOUT_TASK, "orders.services.payout.no_such_job", "orders.services.payout.no_such_job"]
+    assert worker_pydoc.getdoc is pydoc.getdoc  # everything else is pydoc's own
+
+
+def test_a_synchronous_cluster_keeps_pydocs_locate(monkeypatch):
+    import pydoc
+
+    import django_q.worker
+
+    from mostro_site.ops import job_hooks
+
+    monkeypatch.setattr(django_q.worker, "pydoc", pydoc)
+    monkeypatch.setattr(job_hooks.Conf, "SYNC", True)
+    job_hooks.on_spawn(sender="django_q", proc_name="Worker-1")
+    assert django_q.worker.pydoc is pydoc
