@@ -274,7 +274,7 @@ def _wall(stamp: str | datetime | None) -> float | None:
 def path_breakdown(net: TradeNetwork, results: Results) -> dict[str, list[dict[str, float]]]:
     """Each step cut at the node's own timestamps, in the order they happen for that step:
 
-    sent (client) → stored (inbox row written: relay, intake checks, the 10 ms coalescing, the
+    sent (client) → stored (inbox row written: relay, intake checks, the coalescing window, the
     database thread's queue) → handled (`processed_at`: claimed and dispatched) → reply row
     (the reply's outbox row written; inside the handler for most steps, so before `handled`,
     by the payout job for purchase-completed) → client (the group's commit, the publisher's

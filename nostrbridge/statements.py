@@ -17,6 +17,7 @@ and outbox tables). Everything else stays on the ORM.
 converters Django's compiler would pick, prepared once per model instead of once per query.
 """
 
+import datetime
 import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -79,7 +80,7 @@ def insert_rows(
             value = values[attname]
             # The common cases (a str for a text column, an int for an integer one, NULL) need
             # no conversion; the field's own get_db_prep_save does the rest.
-            params.append(value if value is None or type(value) is plain else field.get_db_prep_save(value, db))
+            params.append(value if value is None or type(value) is plain else prep_value(field, value, db))
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     if returning:
@@ -342,7 +343,18 @@ def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
         return value
     if isinstance(field, _INTEGER_FIELDS) and type(value) is int:
         return value
+    if type(value) is datetime.datetime and value.tzinfo is datetime.UTC and _utc_text(field, db):
+        # What DateTimeField's get_db_prep_save gives on SQLite for a UTC datetime (make_naive in
+        # the connection's UTC, then str) at a quarter of its cost: several per message.
+        return str(value.replace(tzinfo=None))
     return field.get_db_prep_save(value, db)
+
+
+def _utc_text(field: models.Field, db: Any) -> bool:
+    """Does `db` store this field's aware datetimes as naive UTC text (SQLite, USE_TZ, UTC)?"""
+    return (
+        type(field) is models.DateTimeField and db.vendor == "sqlite" and settings.USE_TZ and db.timezone_name == "UTC"
+    )
 
 
 @functools.cache

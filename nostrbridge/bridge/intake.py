@@ -22,6 +22,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from nostrbridge import metrics
+from nostrbridge.bridge.coalesce import Coalescing
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.dispatch import CATCH_UP_WINDOW_SECONDS
 from nostrbridge.inbox import inbox_store
@@ -36,9 +37,6 @@ TIMESTAMP_SLACK_S = 10
 # NIP-59 wraps are back-dated up to two days, so on protocol v1 `since` must look that far back.
 GIFT_WRAP_BACKDATE_S = 2 * 86_400
 MAX_STORE_BATCH = 500
-# Storing one event costs about as much as storing sixteen (three queries and a commit either
-# way), so the flusher lets a burst gather this long before it writes.
-COALESCE_S = 0.01
 # Above this many verified-but-unstored events, on_event waits: the pool's bounded queue then
 # pushes back on the relay sockets instead of memory growing while the database is slow.
 HIGH_WATER = 5_000
@@ -134,16 +132,21 @@ class Intake:
         config: Callable[[], Any],
         nudge: Callable[[], None],
         store: Callable[[list[tuple[str, dict, bool]]], Awaitable[int]] | None = None,
+        coalescing: Coalescing | None = None,
     ):
         """`store(batch)` writes a batch to the inbox and returns how many of its new rows are
         left for the consumer to claim (`nudge` is called then): by default all of them; the
-        bridge's store processes them itself when it can (`worker.store_and_process`)."""
+        bridge's store processes them itself when it can (`worker.store_and_process`).
+        `coalescing` decides how long a batch gathers (`nostrbridge.bridge.coalesce`)."""
         self._node_pubkey = node_pubkey
         self._catch_up = catch_up
         self._config = config  # the bridge's cached NodeConfig (no database access on the loop)
         self._nudge = nudge
         self._store = store or db_call(store_batch)
         self._buffer: list[tuple[str, dict, bool]] = []
+        self._coalescing = coalescing or Coalescing()
+        self._first_at: float | None = None  # monotonic arrival of the oldest unstored event
+        self._full: asyncio.Future[None] | None = None  # resolved to end a gathering early
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -162,8 +165,12 @@ class Intake:
             logger.debug("dropped event %s from %s: %s", str(raw.get("id"))[:12], url, reason)
             return
         self.accepted += 1
+        if self._first_at is None:
+            self._first_at = time.monotonic()
         self._buffer.append((url, raw, self._catch_up.replayed(url, raw["created_at"])))
         self._wake.set()
+        if self._full is not None and len(self._buffer) >= self._coalescing.full_batch:
+            _resolve(self._full)
         if len(self._buffer) >= HIGH_WATER:
             self._room.clear()
             await self._room.wait()
@@ -197,22 +204,48 @@ class Intake:
     async def run(self) -> None:
         while not self._stopping:
             await self._wake.wait()
-            if len(self._buffer) < MAX_STORE_BATCH:
-                await asyncio.sleep(COALESCE_S)
+            await self._gather()
             self._wake.clear()
-            await self.flush()
+            await self._store_next()
+            if self._buffer:
+                self._wake.set()  # a remainder beyond MAX_STORE_BATCH (new events set it themselves)
+
+    async def _gather(self) -> None:
+        """Wait until the oldest buffered event has waited the window (`Coalescing.window_s`),
+        or the batch is full, whichever comes first."""
+        if self._first_at is None or len(self._buffer) >= self._coalescing.full_batch:
+            return
+        delay_s = self._first_at + self._coalescing.window_s() - time.monotonic()
+        if delay_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._full = loop.create_future()
+        timer = loop.call_later(delay_s, _resolve, self._full)
+        try:
+            await self._full
+        finally:
+            timer.cancel()
+            self._full = None
 
     async def stop(self, task: asyncio.Task[None]) -> None:
         """End `run` after the batch it is writing, if any (events keep arriving into the buffer)."""
         self._stopping = True
         self._wake.set()
+        if self._full is not None:
+            _resolve(self._full)
         await asyncio.gather(task, return_exceptions=True)
 
     async def flush(self) -> None:
         """Store everything received so far (also called once more at shutdown)."""
+        while self._buffer:
+            await self._store_next()
+
+    async def _store_next(self) -> None:
+        """Store the oldest buffered events, up to MAX_STORE_BATCH (retrying while the database fails)."""
         async with self._lock:
             while self._buffer:
                 batch = self._buffer[:MAX_STORE_BATCH]
+                self._taken(len(batch))
                 try:
                     unclaimed = await self._store(batch)
                 except DatabaseError:
@@ -224,10 +257,22 @@ class Intake:
                     self._room.set()
                 if unclaimed:
                     self._nudge()
+                return
+
+    def _taken(self, events: int) -> None:
+        now = time.monotonic()
+        self._coalescing.taken(events, now)
+        # Events arriving from now on start the next batch's window; a remainder has waited already.
+        self._first_at = now if len(self._buffer) > events else None
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def store_batch(batch: list[tuple[str, dict, bool]]) -> int:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from mostro_site.config import env_node_config
 from nostrbridge.bridge import group as bridge_group
 from nostrbridge.bridge import worker as bridge_worker
+from nostrbridge.bridge.coalesce import Coalescing
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import (
     GIFT_WRAP_BACKDATE_S,
@@ -54,7 +55,7 @@ def orders_event(*, trade: Keys | None = None, created_at: int | None = None) ->
 
 # -- intake ---------------------------------------------------------------------------------
 class IntakeProbe:
-    def __init__(self, **config: object) -> None:
+    def __init__(self, *, coalescing: Coalescing | None = None, **config: object) -> None:
         self.config = replace(env_node_config(), **config)
         self.catch_up = CatchUp(anchor=0, protocol_version=self.config.protocol_version)
         self.stored: list[list[tuple[str, dict, bool]]] = []
@@ -68,7 +69,12 @@ class IntakeProbe:
             self.nudges += 1
 
         self.intake = Intake(
-            node_pubkey=node_pubkey(), catch_up=self.catch_up, config=lambda: self.config, nudge=nudge, store=store
+            node_pubkey=node_pubkey(),
+            catch_up=self.catch_up,
+            config=lambda: self.config,
+            nudge=nudge,
+            store=store,
+            coalescing=coalescing,
         )
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as timezone_of
 
 import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from nostrbridge.inbox import LEASE_SECONDS, inbox_claim, inbox_finish
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
-from nostrbridge.statements import insert_instance, insert_row, insert_rows, update_where
+from nostrbridge.statements import insert_instance, insert_row, insert_rows, prep_value, update_where
 from orders.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -241,3 +243,33 @@ def test_a_kept_cursor_follows_a_reconnect_and_a_broken_transaction_is_refused()
             update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 6})
         transaction.set_rollback(True)
     assert OutboundMessage.objects.values_list("attempts", flat=True).get() == 5
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 12, 6, 18, 20, 43, 924385, tzinfo=UTC),
+        datetime(2026, 12, 6, 18, 20, 43, tzinfo=UTC),  # no microseconds: no fraction, as str() gives
+        datetime(2026, 12, 6, 19, 20, 43, 5, tzinfo=timezone_of(timedelta(hours=1))),  # not UTC: Django's path
+    ],
+)
+def test_prep_value_of_a_datetime_is_what_the_field_stores(value):
+    db = connections[DEFAULT_DB_ALIAS]
+    field = InboundEvent._meta.get_field("processed_at")
+
+    assert prep_value(field, value, db) == field.get_db_prep_save(value, db)
+
+
+def test_a_utc_datetime_skips_the_fields_conversion_on_sqlite(monkeypatch):
+    db = connections[DEFAULT_DB_ALIAS]
+    field = InboundEvent._meta.get_field("locked_until")
+    value = datetime(2026, 12, 6, 18, 20, 43, 924385, tzinfo=UTC)
+    calls = []
+    monkeypatch.setattr(field, "get_db_prep_save", lambda *args: calls.append(args) or "field's")
+
+    prepared = prep_value(field, value, db)
+
+    if db.vendor == "sqlite":
+        assert (prepared, calls) == ("2026-12-06 18:20:43.924385", [])
+    else:  # PostgreSQL: psycopg takes the datetime as it is, through the field
+        assert (prepared, len(calls)) == ("field's", 1)
