@@ -28,6 +28,8 @@ from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from nostrbridge.rows import instances_from_rows
+
 # Values of these field types go to the driver unchanged when they already have the stored
 # Python type (a str for a CharField); everything else goes through get_db_prep_save.
 _PASS_THROUGH = {models.CharField: str, models.TextField: str}
@@ -153,14 +155,14 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     db = db_connection()
     head, attnames, converters = _select_statement(model)
     rows = run_statement(db, f"{head} WHERE {where}", params, fetch=True)
-    loaded = []
+    converted = []
     for row in rows:
         values = list(row)
         for index, column_converters, expression in converters:
             for convert in column_converters:
                 values[index] = convert(values[index], expression, db)
-        loaded.append(model.from_db(db.alias, attnames, values))
-    return loaded
+        converted.append(values)
+    return instances_from_rows(model, db.alias, attnames, converted)
 
 
 def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
