@@ -28,7 +28,7 @@ from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from nostrbridge.rows import instances_from_rows
+from nostrbridge.rows import instances_from_rows, quicker_converter
 
 # Values of these field types go to the driver unchanged when they already have the stored
 # Python type (a str for a CharField); everything else goes through get_db_prep_save.
@@ -420,7 +420,7 @@ def _select_statement(model: type[models.Model]) -> tuple[str, list[str], list[t
         expression = field.get_col(model._meta.db_table)
         found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
         if found:
-            converters.append((index, found, expression))
+            converters.append((index, [quicker_converter(convert) for convert in found], expression))
     return f"SELECT {columns} FROM {table_name(model)}", [field.attname for field in fields], converters
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
@@ -112,3 +113,26 @@ def test_the_plain_path_skips_the_constructor(monkeypatch):
         assert calls == [Order]  # the ORM's own load still constructs
     finally:
         _loads_plainly.cache_clear()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's datetime converter")
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_the_quicker_datetime_converter_returns_what_djangos_returns(settings, use_tz):
+    from datetime import UTC, datetime
+
+    from nostrbridge.rows import quicker_converter
+
+    settings.USE_TZ = use_tz
+    field = Order._meta.get_field("invoice_held_at")
+    expression = field.get_col(Order._meta.db_table)
+    (django_convert,) = connection.ops.get_db_converters(expression)
+    quicker = quicker_converter(django_convert)
+    naive = datetime(2026, 12, 6, 18, 0, 1, 234567)
+    inputs = [None, naive, naive.replace(tzinfo=UTC), "2026-12-06 18:00:01.234567"]
+
+    converted = [quicker(value, expression, connection) for value in inputs]
+
+    assert quicker is not django_convert
+    assert converted == [django_convert(value, expression, connection) for value in inputs]
+    assert [getattr(value, "tzinfo", None) for value in converted] == [None, *([UTC] * 3 if use_tz else [None, UTC, None])]
+    assert quicker_converter(len) is len  # any other converter is kept
