@@ -65,15 +65,19 @@ def insert_rows(
         return 0
     sql_head, fields = _insert_statement(model, tuple(conflict), tuple(update))
     now = timezone.now()
-    now_params: dict[models.Field, Any] = {}  # `now` converted once per column, not per row
+    # `now` converted once per column, not per row; keyed by the column's position (a Field's
+    # own hash is a Python method).
+    now_params: dict[int, Any] = {}
     params: list[Any] = []
     defaults = _insert_defaults(model, db)
     for values in rows:
-        for (field, attname, stamp, plain), default in zip(_insert_plan(model), defaults, strict=True):
+        for position, ((field, attname, stamp, plain), default) in enumerate(
+            zip(_insert_plan(model), defaults, strict=True)
+        ):
             if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
-                if field not in now_params:
-                    now_params[field] = prep_value(field, now, db)
-                params.append(now_params[field])
+                if position not in now_params:
+                    now_params[position] = prep_value(field, now, db)
+                params.append(now_params[position])
                 continue
             if attname not in values:
                 params.append(field.get_db_prep_save(field.get_default(), db) if default is _CALLABLE else default)

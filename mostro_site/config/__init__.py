@@ -205,9 +205,11 @@ def _usable(field: str, stored: str, parse) -> tuple[str, ...]:
 
 def _apply_overrides(base: NodeConfig) -> NodeConfig:
     from mostro_site.models import NodeSettings
+    from nostrbridge.statements import select_one
 
     try:
-        row = NodeSettings.objects.filter(pk=1).first()
+        # The one row, on plain SQL (the ORM compiled this query at every reload, once a second).
+        row = select_one(NodeSettings, id=1)
     except DatabaseError:
         # Before migrate (e.g. `manage.py check` on a fresh machine) only the env applies.
         return base
