@@ -1,7 +1,6 @@
 """Node-wide tables: the operator's live settings (one row over the environment defaults), their
 audit trail, and the REST API's tokens."""
 
-import functools
 import hashlib
 import secrets
 
@@ -308,17 +307,9 @@ class MaintenanceState(models.Model):
     @classmethod
     def is_enabled(cls) -> bool:
         # Plain SQL, same rows as filter(pk=1, enabled=True).exists(): the intake gate asks on
-        # every new-order and take, and compiling the query cost more than running it; run as
-        # the bridge's plain statements are (Django's cursor per call was most of what was left).
-        from nostrbridge.statements import db_connection, run_statement  # this module's app is loaded first
-
-        db = db_connection()
-        return bool(run_statement(db, _maintenance_sql(db.vendor), [1, True], fetch=True))
-
-
-@functools.cache
-def _maintenance_sql(vendor: str) -> str:
-    """The gate's SELECT, built once per database kind (the names quoted by its backend)."""
-    quote = connection.ops.quote_name
-    table, key, enabled = quote(MaintenanceState._meta.db_table), quote("id"), quote("enabled")
-    return f"SELECT 1 FROM {table} WHERE {key} = %s AND {enabled} = %s"  # noqa: S608
+        # every new-order and take, and compiling the query cost more than running it.
+        quote = connection.ops.quote_name
+        table, key, enabled = quote(cls._meta.db_table), quote("id"), quote("enabled")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE {key} = %s AND {enabled} = %s", [1, True])  # noqa: S608
+            return cursor.fetchone() is not None

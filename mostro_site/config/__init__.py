@@ -205,11 +205,9 @@ def _usable(field: str, stored: str, parse) -> tuple[str, ...]:
 
 def _apply_overrides(base: NodeConfig) -> NodeConfig:
     from mostro_site.models import NodeSettings
-    from nostrbridge.statements import select_one
 
     try:
-        # The one row, on plain SQL (the ORM compiled this query at every reload, once a second).
-        row = select_one(NodeSettings, id=1)
+        row = NodeSettings.objects.filter(pk=1).first()
     except DatabaseError:
         # Before migrate (e.g. `manage.py check` on a fresh machine) only the env applies.
         return base

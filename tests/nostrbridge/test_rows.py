@@ -73,9 +73,11 @@ def test_a_receiver_of_either_init_signal_gets_the_constructor():
             loaded = select_one(Order, id=order.pk)
         finally:
             signal.disconnect(receiver, sender=Order)
-        assert loaded is not None and loaded.pk == order.pk
+        assert loaded is not None
+        assert loaded.pk == order.pk
     assert seen == [("pre", len(Order._meta.concrete_fields)), ("post", order.pk)]
-    assert select_one(Order, id=order.pk) is not None and len(seen) == 2  # disconnected: plain again
+    assert select_one(Order, id=order.pk) is not None
+    assert len(seen) == 2
 
 
 def test_a_partial_row_goes_through_from_db():
@@ -134,5 +136,8 @@ def test_the_quicker_datetime_converter_returns_what_djangos_returns(settings, u
 
     assert quicker is not django_convert
     assert converted == [django_convert(value, expression, connection) for value in inputs]
-    assert [getattr(value, "tzinfo", None) for value in converted] == [None, *([UTC] * 3 if use_tz else [None, UTC, None])]
+    assert [getattr(value, "tzinfo", None) for value in converted] == [
+        None,
+        *([UTC] * 3 if use_tz else [None, UTC, None]),
+    ]
     assert quicker_converter(len) is len  # any other converter is kept

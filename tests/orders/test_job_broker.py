@@ -170,7 +170,12 @@ def test_enqueue_stores_the_row_django_q2_stores(broker):
     after = timezone.now()
 
     rows = {row.pk: row for row in OrmQ.objects.all()}
-    assert sorted(rows) == [ours, theirs] and ours < theirs
-    assert (rows[ours].key, rows[ours].payload) == (rows[theirs].key, rows[theirs].payload) == ("test-queue", "same-payload")
+    assert sorted(rows) == [ours, theirs]
+    assert ours < theirs
+    assert (
+        (rows[ours].key, rows[ours].payload)
+        == (rows[theirs].key, rows[theirs].payload)
+        == ("test-queue", "same-payload")
+    )
     assert before <= rows[ours].lock <= rows[theirs].lock <= after
     assert broker.dequeue() == [(ours, "same-payload")]

@@ -95,7 +95,9 @@ def test_releases_share_one_broker_built_once(real_cluster: None, monkeypatch):
     finally:
         payout._queue_broker.cache_clear()
     assert built == [Conf.CLUSTER_NAME]
-    assert [(row.key, SignedPackage.loads(row.payload)["kwargs"]["request_id"]) for row in OrmQ.objects.order_by("pk")] == [
+    assert [
+        (row.key, SignedPackage.loads(row.payload)["kwargs"]["request_id"]) for row in OrmQ.objects.order_by("pk")
+    ] == [
         (Conf.CLUSTER_NAME, 1),
         (Conf.CLUSTER_NAME, 2),
     ]
