@@ -28,7 +28,9 @@ ModelT = TypeVar("ModelT", bound=models.Model)
 _PLAIN_ATTRIBUTES = (DeferredAttribute, ForeignKeyDeferredAttribute)
 
 
-def instances_from_rows(model: type[ModelT], alias: str, attnames: list[str], rows: Sequence[list[Any]]) -> list[ModelT]:
+def instances_from_rows(
+    model: type[ModelT], alias: str, attnames: list[str], rows: Sequence[list[Any]]
+) -> list[ModelT]:
     """One instance per row (every concrete column, in `attnames` order, already converted), the
     instances `model.from_db(alias, attnames, row)` returns."""
     if not rows:

@@ -157,8 +157,14 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`
     (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
     db = db_connection()
-    head, attnames, converters = _select_statement(model)
-    rows = run_statement(db, f"{head} WHERE {where}", params, fetch=True)
+    head = _select_statement(model)[0]
+    return loaded_rows(model, db, run_statement(db, f"{head} WHERE {where}", params, fetch=True))
+
+
+def loaded_rows(model: type[ModelT], db: Any, rows: Sequence[Sequence[Any]]) -> list[ModelT]:
+    """The driver's rows of every concrete column, in field order (a `select_rows` SELECT or a
+    `RETURNING` of `returned_columns(model)`), as the model instances the ORM would load."""
+    _, attnames, converters = _select_statement(model)
     converted = []
     for row in rows:
         values = list(row)
@@ -202,6 +208,13 @@ def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
     params = [prep_lookup(field, equals[field.attname], db) for field in fields]
     rows = select_rows(model, where=where, params=params)
     return rows[0] if rows else None
+
+
+@functools.cache
+def returned_columns(model: type[models.Model]) -> str:
+    """Every concrete column in field order, for a `RETURNING` that `loaded_rows` turns into instances."""
+    quote = connection.ops.quote_name
+    return ", ".join(quote(_column(field)) for field in model._meta.concrete_fields)
 
 
 @functools.cache

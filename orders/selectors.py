@@ -32,6 +32,12 @@ def order_refresh(order: Order) -> None:
     fresh = select_one(Order, id=order.pk)
     if fresh is None:
         raise Order.DoesNotExist(f"order {order.pk} no longer exists")
+    order_fill(order, fresh)
+
+
+def order_fill(order: Order, fresh: Order) -> None:
+    """`order` takes every column of `fresh` (the same row, just loaded), as `refresh_from_db`
+    fills an instance: cached relations and prefetches dropped."""
     # Straight into the instance's dict (where `setattr` puts a column's value): the related
     # object a foreign key's `setattr` would drop from the cache goes with the whole cache below.
     loaded = fresh.__dict__
