@@ -19,6 +19,7 @@ converters Django's compiler would pick, prepared once per model instead of once
 
 import functools
 import sqlite3
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -85,7 +86,7 @@ def insert_rows(
             value = values[attname]
             # The common cases (a str for a text column, an int for an integer one, NULL) need
             # no conversion; the field's own get_db_prep_save does the rest.
-            params.append(value if value is None or type(value) is plain else field.get_db_prep_save(value, db))
+            params.append(value if value is None or type(value) is plain else prep_value(field, value, db))
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     if returning:
@@ -350,6 +351,8 @@ def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
         kind is str and _PASS_THROUGH.get(type(field)) is str
     ):
         return value
+    if kind is uuid.UUID and _stores_uuid(field):
+        return value if db.features.has_native_uuid_field else value.hex
     return field.get_db_prep_value(value, db)
 
 
@@ -361,7 +364,26 @@ def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
         return value
     if isinstance(field, _INTEGER_FIELDS) and type(value) is int:
         return value
+    if type(value) is uuid.UUID and _stores_uuid(field):
+        # What UUIDField.get_db_prep_value returns for a UUID (a foreign key defers to its
+        # target's), without the chain of calls: every order id written or looked up.
+        return value if db.features.has_native_uuid_field else value.hex
     return field.get_db_prep_save(value, db)
+
+
+_uuid_columns: dict[int, bool] = {}  # by id(field): model fields live as long as the process
+
+
+def _stores_uuid(field: models.Field) -> bool:
+    """A UUIDField of Django's own, or a foreign key whose target column is one. (Keyed by id:
+    a Field's own hash is a Python method.)"""
+    found = _uuid_columns.get(id(field))
+    if found is None:
+        target = field
+        while isinstance(target, models.ForeignKey):
+            target = target.target_field
+        found = _uuid_columns[id(field)] = type(target) is models.UUIDField
+    return found
 
 
 @functools.cache

@@ -241,3 +241,24 @@ def test_a_kept_cursor_follows_a_reconnect_and_a_broken_transaction_is_refused()
             update_where(OutboundMessage, where={"id": row.pk}, values={"attempts": 6})
         transaction.set_rollback(True)
     assert OutboundMessage.objects.values_list("attempts", flat=True).get() == 5
+
+
+def test_uuid_values_are_prepared_as_the_fields_prepare_them():
+    from django.db import connection
+
+    from nostrbridge.statements import prep_lookup, prep_value
+    from orders.models import OrderStatusChange
+
+    value = uuid.UUID("0f5e1f27-5c83-4f0c-9d86-6a5e1a3f2b11")
+    columns = [
+        Order._meta.pk,  # a UUIDField
+        OrderStatusChange._meta.get_field("order"),  # a foreign key to it
+        OutboundMessage._meta.get_field("order_id"),  # a nullable UUIDField
+    ]
+    expected = value if connection.features.has_native_uuid_field else "0f5e1f275c834f0c9d866a5e1a3f2b11"
+
+    assert [prep_value(field, value, connection) for field in columns] == [expected] * 3
+    assert [prep_lookup(field, value, connection) for field in columns] == [expected] * 3
+    assert [field.get_db_prep_save(value, connection) for field in columns] == [expected] * 3
+    assert prep_value(columns[0], str(value), connection) == expected  # a str still goes through the field
+    assert prep_value(OutboundMessage._meta.get_field("event_id"), value, connection) == str(value)
