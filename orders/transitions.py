@@ -60,7 +60,7 @@ def transition_order(
     values = {"status": to_status, "updated_at": timezone.now(), **(set_fields or {})}
     where = {"pk": order_id, "status": current}
     returned = None
-    if reload is not None and not _bonds_may_act(current, to_status):
+    if reload is not None and not _bonds_may_act(to_status):
         changed, returned = update_guarded_returning(Order, where=where, guard=guard, values=values)
     else:
         changed = update_guarded(Order, where=where, guard=guard, values=values)
@@ -86,9 +86,9 @@ def transition_order(
     return True
 
 
-def _bonds_may_act(from_status: str, to_status: str) -> bool:
-    """Could `bonds_on_order_transition` write anything for this move (its cases, kept in step)?
-    Then the order is read after it, not returned by the UPDATE."""
+def _bonds_may_act(to_status: str) -> bool:
+    """Could `bonds_on_order_transition` write anything for a move to `to_status` (its two cases,
+    kept in step)? Then the order is read after it, not returned by the UPDATE."""
     return to_status in TERMINAL_STATUSES or to_status == OrderStatus.PENDING
 
 
