@@ -17,6 +17,7 @@ and outbox tables). Everything else stays on the ORM.
 converters Django's compiler would pick, prepared once per model instead of once per query.
 """
 
+import datetime
 import functools
 import sqlite3
 import uuid
@@ -353,6 +354,8 @@ def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
         return value
     if kind is uuid.UUID and _stores_uuid(field):
         return value if db.features.has_native_uuid_field else value.hex
+    if kind is datetime.datetime and type(field) is models.DateTimeField:
+        return _prep_datetime(field, value, db)
     return field.get_db_prep_value(value, db)
 
 
@@ -368,7 +371,24 @@ def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
         # What UUIDField.get_db_prep_value returns for a UUID (a foreign key defers to its
         # target's), without the chain of calls: every order id written or looked up.
         return value if db.features.has_native_uuid_field else value.hex
+    if type(value) is datetime.datetime and type(field) is models.DateTimeField:
+        return _prep_datetime(field, value, db)
     return field.get_db_prep_save(value, db)
+
+
+def _prep_datetime(field: models.Field, value: datetime.datetime, db: Any) -> Any:
+    """What DateTimeField.get_db_prep_value returns for an aware datetime with time zone support
+    on (`db.timezone` is None without it): on SQLite the naive text in the connection's zone
+    (`adapt_datetimefield_value`), on PostgreSQL the value itself. Without the field's checks
+    and the settings reads per value: every timestamp the trade steps write. Anything else (a
+    naive datetime and its warning, another database) takes the field's own path."""
+    zone = db.timezone
+    if zone is not None and value.utcoffset() is not None:
+        if db.vendor == "sqlite":
+            return str(value.astimezone(zone).replace(tzinfo=None))
+        if db.vendor == "postgresql":
+            return value
+    return field.get_db_prep_value(value, db)
 
 
 _uuid_columns: dict[int, bool] = {}  # by id(field): model fields live as long as the process

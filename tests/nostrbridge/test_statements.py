@@ -262,3 +262,41 @@ def test_uuid_values_are_prepared_as_the_fields_prepare_them():
     assert [field.get_db_prep_save(value, connection) for field in columns] == [expected] * 3
     assert prep_value(columns[0], str(value), connection) == expected  # a str still goes through the field
     assert prep_value(OutboundMessage._meta.get_field("event_id"), value, connection) == str(value)
+
+
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_datetime_values_are_prepared_as_the_field_prepares_them(settings, use_tz):
+    import warnings
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from django.db import connection
+
+    from nostrbridge.statements import prep_lookup, prep_value
+
+    settings.USE_TZ = use_tz
+    field = Order._meta.get_field("invoice_held_at")
+    aware = [
+        datetime(2026, 12, 6, 18, 0, 1, 234567, tzinfo=UTC),
+        datetime(2026, 12, 6, 23, 30, 1, tzinfo=ZoneInfo("Asia/Kolkata")),  # 18:00:01 UTC
+    ]
+    naive = datetime(2026, 12, 6, 18, 0, 1)
+
+    def both(prepare, value):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = prepare(value)
+            except ValueError as exc:
+                result = f"ValueError: {exc}"
+        return result, [str(w.message) for w in caught]
+
+    for value in [*aware, naive]:
+        expected = both(lambda v: field.get_db_prep_save(v, connection), value)
+        assert both(lambda v: prep_value(field, v, connection), value) == expected
+        assert both(lambda v: prep_lookup(field, v, connection), value) == expected
+    if use_tz and connection.vendor == "sqlite":
+        assert [prep_value(field, value, connection) for value in aware] == [
+            "2026-12-06 18:00:01.234567",
+            "2026-12-06 18:00:01",
+        ]
