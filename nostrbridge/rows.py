@@ -1,4 +1,6 @@
-"""Model instances from the rows of a plain SELECT, for `nostrbridge.statements.select_rows`.
+"""Values between the driver and the models, for `nostrbridge.statements`: model instances from
+the rows of a plain SELECT (`select_rows`), and the common values of the trade steps prepared
+for the driver (`quicker_prep`).
 
 `Model.from_db` calls the model's constructor, which sends `pre_init` and `post_init`, sets
 each of the row's values through `setattr` (the field's class attribute decides where it goes)
@@ -14,6 +16,7 @@ docs/PERFORMANCE.md); any other model, or a receiver connected at any time, goes
 
 import datetime
 import functools
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -91,3 +94,38 @@ def _sqlite_datetime(value: Any, expression: Any, db: Any) -> Any:
     if zone is not None and type(value) is datetime.datetime and value.tzinfo is None:
         return value.replace(tzinfo=zone)
     return db.ops.convert_datetimefield_value(value, expression, db)
+
+
+_uuid_columns: dict[int, bool] = {}  # by id(field): model fields live as long as the process
+
+
+def quicker_prep(field: models.Field, value: uuid.UUID | datetime.datetime, db: Any) -> Any:
+    """`field.get_db_prep_value(value, db)` for a UUID or a datetime, without the field's chain of
+    calls where the answer is known: a UUID for a UUID column (or a foreign key to one: every
+    order id written or looked up) is `.hex`, or itself where the database has a UUID type; an
+    aware datetime for a DateTimeField with time zone support on (`db.timezone` is None without
+    it) is the naive text in the connection's zone on SQLite (`adapt_datetimefield_value`) and
+    itself on PostgreSQL (every timestamp the trade steps write). Anything else (a naive
+    datetime and its warning, another column type or database) takes the field's own path."""
+    if type(value) is uuid.UUID and _stores_uuid(field):
+        return value if db.features.has_native_uuid_field else value.hex
+    if type(value) is datetime.datetime and type(field) is models.DateTimeField:
+        zone = db.timezone
+        if zone is not None and value.utcoffset() is not None:
+            if db.vendor == "sqlite":
+                return str(value.astimezone(zone).replace(tzinfo=None))
+            if db.vendor == "postgresql":
+                return value
+    return field.get_db_prep_value(value, db)
+
+
+def _stores_uuid(field: models.Field) -> bool:
+    """A UUIDField of Django's own, or a foreign key whose target column is one. (Keyed by id:
+    a Field's own hash is a Python method.)"""
+    found = _uuid_columns.get(id(field))
+    if found is None:
+        target = field
+        while isinstance(target, models.ForeignKey):
+            target = target.target_field
+        found = _uuid_columns[id(field)] = type(target) is models.UUIDField
+    return found

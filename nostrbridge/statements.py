@@ -30,7 +30,7 @@ from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from nostrbridge.rows import instances_from_rows, quicker_converter
+from nostrbridge.rows import instances_from_rows, quicker_converter, quicker_prep
 
 # Values of these field types go to the driver unchanged when they already have the stored
 # Python type (a str for a CharField); everything else goes through get_db_prep_save.
@@ -352,10 +352,8 @@ def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
         kind is str and _PASS_THROUGH.get(type(field)) is str
     ):
         return value
-    if kind is uuid.UUID and _stores_uuid(field):
-        return value if db.features.has_native_uuid_field else value.hex
-    if kind is datetime.datetime and type(field) is models.DateTimeField:
-        return _prep_datetime(field, value, db)
+    if kind is uuid.UUID or kind is datetime.datetime:
+        return quicker_prep(field, value, db)
     return field.get_db_prep_value(value, db)
 
 
@@ -367,43 +365,9 @@ def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
         return value
     if isinstance(field, _INTEGER_FIELDS) and type(value) is int:
         return value
-    if type(value) is uuid.UUID and _stores_uuid(field):
-        # What UUIDField.get_db_prep_value returns for a UUID (a foreign key defers to its
-        # target's), without the chain of calls: every order id written or looked up.
-        return value if db.features.has_native_uuid_field else value.hex
-    if type(value) is datetime.datetime and type(field) is models.DateTimeField:
-        return _prep_datetime(field, value, db)
+    if type(value) is uuid.UUID or type(value) is datetime.datetime:
+        return quicker_prep(field, value, db)  # (neither is an expression: get_db_prep_value)
     return field.get_db_prep_save(value, db)
-
-
-def _prep_datetime(field: models.Field, value: datetime.datetime, db: Any) -> Any:
-    """What DateTimeField.get_db_prep_value returns for an aware datetime with time zone support
-    on (`db.timezone` is None without it): on SQLite the naive text in the connection's zone
-    (`adapt_datetimefield_value`), on PostgreSQL the value itself. Without the field's checks
-    and the settings reads per value: every timestamp the trade steps write. Anything else (a
-    naive datetime and its warning, another database) takes the field's own path."""
-    zone = db.timezone
-    if zone is not None and value.utcoffset() is not None:
-        if db.vendor == "sqlite":
-            return str(value.astimezone(zone).replace(tzinfo=None))
-        if db.vendor == "postgresql":
-            return value
-    return field.get_db_prep_value(value, db)
-
-
-_uuid_columns: dict[int, bool] = {}  # by id(field): model fields live as long as the process
-
-
-def _stores_uuid(field: models.Field) -> bool:
-    """A UUIDField of Django's own, or a foreign key whose target column is one. (Keyed by id:
-    a Field's own hash is a Python method.)"""
-    found = _uuid_columns.get(id(field))
-    if found is None:
-        target = field
-        while isinstance(target, models.ForeignKey):
-            target = target.target_field
-        found = _uuid_columns[id(field)] = type(target) is models.UUIDField
-    return found
 
 
 @functools.cache
