@@ -22,6 +22,7 @@ from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
+from nostrbridge.guarded import exists_where
 from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish
 from nostrbridge.log_context import log_context
 from nostrbridge.models import POLICY_MARK, InboundEvent, InboundStatus
@@ -102,7 +103,11 @@ def process_inbound(
             # The gate sits after the signature, freshness and first-contact checks and before
             # `verify()` and the trade-index gate: a refused request creates no user and burns
             # no trade index.
-            if ctx.action in MAINTENANCE_GATED_ACTIONS and MaintenanceState.is_enabled():
+            # `MaintenanceState.is_enabled()`'s read on the plain statements (its own Django cursor
+            # per new-order and take was most of the gate's cost).
+            if ctx.action in MAINTENANCE_GATED_ACTIONS and exists_where(
+                MaintenanceState, where={"id": 1, "enabled": True}
+            ):
                 return _refuse(ctx, CantDoReason.MAINTENANCE_MODE)
             try:
                 verify_message(message)

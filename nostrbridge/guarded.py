@@ -23,7 +23,16 @@ from django.db import connection, models
 from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 
-from nostrbridge.statements import db_connection, prep_lookup, prep_value, run_statement, select_rows, table_name
+from nostrbridge.statements import (
+    db_connection,
+    loaded_rows,
+    prep_lookup,
+    prep_value,
+    returned_columns,
+    run_statement,
+    select_rows,
+    table_name,
+)
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -36,22 +45,44 @@ Condition = tuple[models.Field, str, Any]
 
 def update_guarded(model: type[models.Model], *, where: dict[str, Any], guard: Q | None, values: dict[str, Any]) -> int:
     """`model.objects.filter(**where).filter(guard).update(**values)`, the row count it returns."""
+    return _update(model, where, guard, values, returning=False)[0]
+
+
+def update_guarded_returning(
+    model: type[ModelT], *, where: dict[str, Any], guard: Q | None, values: dict[str, Any]
+) -> tuple[int, list[ModelT] | None]:
+    """`update_guarded`'s row count, and the changed rows as they stand after the UPDATE (the
+    instances a read right after it would load), returned by the UPDATE itself (`RETURNING`,
+    SQLite ≥ 3.35 and PostgreSQL): one statement instead of two. The rows are None when the ORM
+    ran the UPDATE (a guard the plain statement does not express): the caller reads them."""
+    return _update(model, where, guard, values, returning=True)
+
+
+def _update(
+    model: type[ModelT], where: dict[str, Any], guard: Q | None, values: dict[str, Any], *, returning: bool
+) -> tuple[int, list[ModelT] | None]:
     conditions = _conditions(model, where, guard)
     set_fields = _set_fields(model, values)
     if conditions is None or set_fields is None:
         query = model._default_manager.filter(**where)
         if guard is not None:
             query = query.filter(guard)
-        return query.update(**values)
+        return query.update(**values), None
     if any(lookup == "in" and not value for _, lookup, value in conditions):
-        return 0  # an empty IN list matches nothing (the ORM does not run the query either)
+        # An empty IN list matches nothing (the ORM does not run the query either).
+        return 0, ([] if returning else None)
     shape = tuple((field, lookup, len(value) if lookup == "in" else value if lookup == "isnull" else None)
                   for field, lookup, value in conditions)  # fmt: skip
     sql = _update_sql(model, tuple(set_fields), shape)
     db = db_connection()
     params = [prep_value(field, values[name], db) for name, field in set_fields.items()]
     params += _where_params(conditions, db)
-    return int(run_statement(db, sql, params))
+    if returning:
+        rows = loaded_rows(
+            model, db, run_statement(db, f"{sql} RETURNING {returned_columns(model)}", params, fetch=True)
+        )
+        return len(rows), rows
+    return int(run_statement(db, sql, params)), None
 
 
 def select_locked(model: type[ModelT], *, pk: Any) -> ModelT | None:

@@ -20,6 +20,7 @@ converters Django's compiler would pick, prepared once per model instead of once
 import datetime
 import functools
 import sqlite3
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -28,6 +29,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
+
+from nostrbridge.rows import instances_from_rows, quicker_converter, quicker_prep
 
 # Values of these field types go to the driver unchanged when they already have the stored
 # Python type (a str for a CharField); everything else goes through get_db_prep_save.
@@ -64,15 +67,19 @@ def insert_rows(
         return 0
     sql_head, fields = _insert_statement(model, tuple(conflict), tuple(update))
     now = timezone.now()
-    now_params: dict[models.Field, Any] = {}  # `now` converted once per column, not per row
+    # `now` converted once per column, not per row; keyed by the column's position (a Field's
+    # own hash is a Python method).
+    now_params: dict[int, Any] = {}
     params: list[Any] = []
     defaults = _insert_defaults(model, db)
     for values in rows:
-        for (field, attname, stamp, plain), default in zip(_insert_plan(model), defaults, strict=True):
+        for position, ((field, attname, stamp, plain), default) in enumerate(
+            zip(_insert_plan(model), defaults, strict=True)
+        ):
             if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
-                if field not in now_params:
-                    now_params[field] = prep_value(field, now, db)
-                params.append(now_params[field])
+                if position not in now_params:
+                    now_params[position] = prep_value(field, now, db)
+                params.append(now_params[position])
                 continue
             if attname not in values:
                 params.append(field.get_db_prep_save(field.get_default(), db) if default is _CALLABLE else default)
@@ -152,16 +159,22 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`
     (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
     db = db_connection()
-    head, attnames, converters = _select_statement(model)
-    rows = run_statement(db, f"{head} WHERE {where}", params, fetch=True)
-    loaded = []
+    head = _select_statement(model)[0]
+    return loaded_rows(model, db, run_statement(db, f"{head} WHERE {where}", params, fetch=True))
+
+
+def loaded_rows(model: type[ModelT], db: Any, rows: Sequence[Sequence[Any]]) -> list[ModelT]:
+    """The driver's rows of every concrete column, in field order (a `select_rows` SELECT or a
+    `RETURNING` of `returned_columns(model)`), as the model instances the ORM would load."""
+    _, attnames, converters = _select_statement(model)
+    converted = []
     for row in rows:
         values = list(row)
         for index, column_converters, expression in converters:
             for convert in column_converters:
                 values[index] = convert(values[index], expression, db)
-        loaded.append(model.from_db(db.alias, attnames, values))
-    return loaded
+        converted.append(values)
+    return instances_from_rows(model, db.alias, attnames, converted)
 
 
 def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
@@ -197,6 +210,13 @@ def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
     params = [prep_lookup(field, equals[field.attname], db) for field in fields]
     rows = select_rows(model, where=where, params=params)
     return rows[0] if rows else None
+
+
+@functools.cache
+def returned_columns(model: type[models.Model]) -> str:
+    """Every concrete column in field order, for a `RETURNING` that `loaded_rows` turns into instances."""
+    quote = connection.ops.quote_name
+    return ", ".join(quote(_column(field)) for field in model._meta.concrete_fields)
 
 
 @functools.cache
@@ -332,6 +352,8 @@ def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
         kind is str and _PASS_THROUGH.get(type(field)) is str
     ):
         return value
+    if kind is uuid.UUID or kind is datetime.datetime:
+        return quicker_prep(field, value, db)
     return field.get_db_prep_value(value, db)
 
 
@@ -343,18 +365,9 @@ def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
         return value
     if isinstance(field, _INTEGER_FIELDS) and type(value) is int:
         return value
-    if type(value) is datetime.datetime and value.tzinfo is datetime.UTC and _utc_text(field, db):
-        # What DateTimeField's get_db_prep_save gives on SQLite for a UTC datetime (make_naive in
-        # the connection's UTC, then str) at a quarter of its cost: several per message.
-        return str(value.replace(tzinfo=None))
+    if type(value) is uuid.UUID or type(value) is datetime.datetime:
+        return quicker_prep(field, value, db)  # (neither is an expression: get_db_prep_value)
     return field.get_db_prep_save(value, db)
-
-
-def _utc_text(field: models.Field, db: Any) -> bool:
-    """Does `db` store this field's aware datetimes as naive UTC text (SQLite, USE_TZ, UTC)?"""
-    return (
-        type(field) is models.DateTimeField and db.vendor == "sqlite" and settings.USE_TZ and db.timezone_name == "UTC"
-    )
 
 
 @functools.cache
@@ -430,7 +443,7 @@ def _select_statement(model: type[models.Model]) -> tuple[str, list[str], list[t
         expression = field.get_col(model._meta.db_table)
         found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
         if found:
-            converters.append((index, found, expression))
+            converters.append((index, [quicker_converter(convert) for convert in found], expression))
     return f"SELECT {columns} FROM {table_name(model)}", [field.attname for field in fields], converters
 
 

@@ -5,7 +5,7 @@ Run by `manage.py invoice_watcher` on its own, or inside `mostrod` next to the h
 At start it subscribes the invoices whose state still matters (docs/PROTOCOL.md §Escrow), then polls
 the database every second for new ones, and at once when a service in the same process (the
 take handlers in `mostrod`) commits a new hold invoice. ACCEPTED, CANCELED and SETTLED updates go to the escrow
-services through `sync_to_async` (thread-sensitive: one DB thread, services stay sync).
+services in the database thread (the bridge's `db_call`: one DB thread, services stay sync).
 """
 
 import asyncio
@@ -17,6 +17,7 @@ from django.db import DatabaseError, close_old_connections
 from lightning import get_lightning_client
 from lightning.types import InvoiceState, InvoiceUpdate
 from lightning.watcher import InvoiceWatcher
+from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.wake import INVOICES_CHANNEL, register_waker, unregister_waker
 from orders.bonds.lock import bond_hashes_watched, bond_on_update
@@ -60,6 +61,10 @@ def invoice_on_update(*, payment_hash_hex: str, state: InvoiceState) -> None:
         escrow_on_canceled(payment_hash_hex=payment_hash_hex)
 
 
+# (looked up at each call, so a test's patch of `invoice_on_update` applies)
+_invoice_on_update_in_db_thread = db_call(lambda **update: invoice_on_update(**update))
+
+
 class EscrowWatcher:
     """Wires the generic `InvoiceWatcher` to the escrow services."""
 
@@ -83,8 +88,9 @@ class EscrowWatcher:
         if update.state not in ACTED_ON:
             return
         # One trip to the database thread (in `mostrod` it is the bridge's, busy with its batches):
-        # the bond check and the escrow service together, not a wait in its queue for each.
-        await sync_to_async(invoice_on_update)(payment_hash_hex=payment_hash, state=update.state)
+        # the bond check and the escrow service together, not a wait in its queue for each. The
+        # bridge's `db_call`: the same thread as `sync_to_async`, without its per-call machinery.
+        await _invoice_on_update_in_db_thread(payment_hash_hex=payment_hash, state=update.state)
 
     async def run(self, stop: asyncio.Event) -> None:
         bind_log_context(role="watcher")  # this task's lines (in `mostrod` other roles share the process)

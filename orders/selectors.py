@@ -32,11 +32,24 @@ def order_refresh(order: Order) -> None:
     fresh = select_one(Order, id=order.pk)
     if fresh is None:
         raise Order.DoesNotExist(f"order {order.pk} no longer exists")
-    for field in Order._meta.concrete_fields:
-        setattr(order, field.attname, getattr(fresh, field.attname))
+    order_fill(order, fresh)
+
+
+def order_fill(order: Order, fresh: Order) -> None:
+    """`order` takes every column of `fresh` (the same row, just loaded), as `refresh_from_db`
+    fills an instance: cached relations and prefetches dropped."""
+    # Straight into the instance's dict (where `setattr` puts a column's value): the related
+    # object a foreign key's `setattr` would drop from the cache goes with the whole cache below.
+    loaded = fresh.__dict__
+    order.__dict__.update({name: loaded[name] for name in _order_attnames()})
     order._state.fields_cache = {}
     order._prefetched_objects_cache = {}  # type: ignore[attr-defined]
     order._state.db = fresh._state.db
+
+
+@functools.cache
+def _order_attnames() -> tuple[str, ...]:
+    return tuple(field.attname for field in Order._meta.concrete_fields)
 
 
 def buyer_has_pending_order(*, identity: str) -> bool:

@@ -15,12 +15,13 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from nostrbridge.guarded import select_locked_column, update_guarded
+from nostrbridge.guarded import select_locked_column, update_guarded, update_guarded_returning
 from nostrbridge.statements import insert_row
 from orders.bonds.release import bonds_on_order_transition
 from orders.live import order_changed_on_commit
 from orders.models import Order, OrderStatusChange
-from orders.status import is_allowed_transition
+from orders.selectors import order_fill, order_refresh
+from orders.status import TERMINAL_STATUSES, OrderStatus, is_allowed_transition
 
 
 class IllegalTransition(Exception):
@@ -36,10 +37,14 @@ def transition_order(
     reason: str,
     set_fields: dict[str, Any] | None = None,
     guard: Q | None = None,
+    reload: Order | None = None,
 ) -> bool:
     """Move the order to `to_status` if it is in one of `from_statuses` (and matches `guard`).
 
-    Must run inside `transaction.atomic()`. Returns True when this call won.
+    Must run inside `transaction.atomic()`. Returns True when this call won. With `reload` (the
+    caller's instance of the order), a won transition leaves it as `order_refresh` would after
+    the call: the guarded UPDATE returns the row where nothing else in the transition can
+    write the order, saving the read after it.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("transition_order must run inside transaction.atomic()")
@@ -53,7 +58,12 @@ def transition_order(
     if current is None or current not in allowed:
         return False
     values = {"status": to_status, "updated_at": timezone.now(), **(set_fields or {})}
-    changed = update_guarded(Order, where={"pk": order_id, "status": current}, guard=guard, values=values)
+    where = {"pk": order_id, "status": current}
+    returned = None
+    if reload is not None and not _bonds_may_act(to_status):
+        changed, returned = update_guarded_returning(Order, where=where, guard=guard, values=values)
+    else:
+        changed = update_guarded(Order, where=where, guard=guard, values=values)
     if changed == 0:
         return False
     # The audit row as a plain INSERT (the model has no save() or signals): every trade writes five.
@@ -68,7 +78,18 @@ def transition_order(
     # A trade's end releases its bonds in this same transaction (docs/PROTOCOL.md §Bonds).
     bonds_on_order_transition(order_id=order_id, from_status=current, to_status=to_status, actor=actor)
     order_changed_on_commit(order_id)  # staff pages (orders list, order page, dashboard) refresh
+    if reload is not None:
+        if returned:
+            order_fill(reload, returned[0])
+        else:
+            order_refresh(reload)
     return True
+
+
+def _bonds_may_act(to_status: str) -> bool:
+    """Could `bonds_on_order_transition` write anything for a move to `to_status` (its two cases,
+    kept in step)? Then the order is read after it, not returned by the UPDATE."""
+    return to_status in TERMINAL_STATUSES or to_status == OrderStatus.PENDING
 
 
 def update_order_guarded(

@@ -27,7 +27,7 @@ from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.selectors import order_get_by_hold_hash, order_refresh
+from orders.selectors import order_get_by_hold_hash
 from orders.services.amounts import seller_escrow_sats
 from orders.services.escrow_refund import escrow_refund_is_decided
 from orders.services.traders import trader_user_info
@@ -273,9 +273,9 @@ def _accept_to_active(order: Order, *, now: datetime, guard: Q) -> bool:
         reason="hold invoice accepted, buyer invoice known",
         set_fields={"invoice_held_at": now},
         guard=guard,
+        reload=order,
     )
     if won:
-        order_refresh(order)
         request_id = order.hold_invoice_request_id
         notify_active(order, seller_request_id=request_id, buyer_request_id=request_id)
         publish_order_event(order, fresh=True)
@@ -299,10 +299,10 @@ def _accept_to_waiting_buyer_invoice(order: Order, *, now: datetime, guard: Q) -
         # The buyer's duty starts now: the waiting timeout is measured from here (docs/PROTOCOL.md §Waiting-timeout).
         set_fields={"invoice_held_at": now, "taken_at": now},
         guard=guard,
+        reload=order,
     )
     if not won:
         return False
-    order_refresh(order)
     request_id = order.hold_invoice_request_id
     view = order_payload(order, amount_sats=buyer_view_amount(order))
     send(order.buyer_pubkey, Action.ADD_INVOICE, order, request_id=request_id, payload=view)

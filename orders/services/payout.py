@@ -20,6 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.tasks import async_task
@@ -79,11 +80,13 @@ def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
     """
     order_id = str(order_id)
 
-    def enqueue() -> None:
-        async_task(PAYOUT_TASK, order_id=order_id, request_id=request_id, task_name=f"payout-{order_id}", save=False)
+    def enqueue(**broker: ORM) -> None:
+        async_task(
+            PAYOUT_TASK, order_id=order_id, request_id=request_id, task_name=f"payout-{order_id}", save=False, **broker
+        )
 
     if broker_shares_the_transaction():
-        enqueue()
+        enqueue(broker=_queue_broker(Conf.BROKER_CLASS, Conf.CLUSTER_NAME))
     else:
         transaction.on_commit(enqueue, robust=True)
 
@@ -97,6 +100,14 @@ def broker_shares_the_transaction() -> bool:
         and not Conf.SYNC
         and transaction.get_connection().in_atomic_block
     )
+
+
+@functools.cache
+def _queue_broker(broker_class: str | None, list_key: str) -> ORM:
+    """The ORM broker the release enqueues on, built once per configuration: `async_task` would
+    import the class and build one per call (the broker keeps no per-transaction state; its
+    queue rows go through the calling thread's connection)."""
+    return get_broker(list_key)
 
 
 @functools.cache

@@ -17,7 +17,6 @@ from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
 from nostrbridge.protocol.structs import Peer
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.selectors import order_refresh
 from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
@@ -66,10 +65,10 @@ def order_mark_fiat_sent(
             actor=sender,
             reason="fiat-sent",
             set_fields=fields,
+            reload=order,  # the row as it stands now: the replies and the event are built from it
         )
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-        order_refresh(order)
         publish_order_event(order, fresh=True)
         send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=sender)))
         send(
@@ -114,11 +113,11 @@ def order_release(
             actor=sender,
             reason="release",
             set_fields={"payout_request_id": request_id},
+            reload=order,  # the row as it stands now: the replies and the event are built from it
         )
         if not moved:
             # A cancel, admin decision or second release decided first: say so, never silence.
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-        order_refresh(order)
         _after_settle(order, next_trade=next_trade, request_id=request_id)
     escrow_settle_decided(order=order)
     kill_point("release-settled")

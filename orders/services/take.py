@@ -25,7 +25,7 @@ from orders.bonds.take import bond_request_for_take, bond_resend, bond_take_gate
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
 from orders.publish import publish_order_event
-from orders.selectors import buyer_has_pending_order, order_get, order_refresh, seller_has_pending_order
+from orders.selectors import buyer_has_pending_order, order_get, seller_has_pending_order
 from orders.services.amounts import buyer_payout_sats, dev_fee_sats, fee_sats, seller_escrow_sats
 from orders.services.escrow import (
     EscrowInvoice,
@@ -260,7 +260,6 @@ def _commit_take(
         trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
         won = _transition(order, taker=taker, to_status=to_status, fields=fields, bond_id=bond_id)
         if won:
-            order_refresh(order)
             view = order_payload(
                 order,
                 amount_sats=buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats),
@@ -298,7 +297,6 @@ def _commit_take_with_escrow(
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
                 escrow_watch_on_commit(payment_hash_hex=escrow.payment_hash_hex)
-                order_refresh(order)
                 notify_pay_invoice(order, request_id=taker.request_id)
                 # In-progress for buy orders; nothing for sell (docs/PROTOCOL.md §Take).
                 publish_order_event(order, fresh=True)
@@ -314,6 +312,7 @@ def _commit_take_with_escrow(
 
 
 def _transition(order: Order, *, taker: Taker, to_status: str, fields: dict, bond_id: int | None = None) -> bool:
+    """The take's transition; a won one leaves `order` as it stands after it (as `order_refresh`)."""
     if bond_id is not None and not Bond.objects.select_for_update().filter(pk=bond_id, state=BondState.LOCKED).exists():
         return False  # the bonded taker canceled (its bond released) before its take resumed
     return transition_order(
@@ -324,4 +323,5 @@ def _transition(order: Order, *, taker: Taker, to_status: str, fields: dict, bon
         reason=f"taken by {taker.sender[:16]}",
         # The waiting timeout runs from here (docs/PROTOCOL.md §Waiting-timeout).
         set_fields={**fields, "taken_at": timezone.now()},
+        reload=order,
     )

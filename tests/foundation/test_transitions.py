@@ -69,3 +69,56 @@ def test_guarded_update_only_in_expected_status():
     assert update_order_guarded(order_id=order.id, statuses=["active"], set_fields={"buyer_dispute": True}) is True
     order.refresh_from_db()
     assert order.buyer_dispute is True
+
+
+def _order_reads(queries) -> list[str]:
+    return [
+        q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"orders_order"' in q["sql"].split(" FROM ")[1]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("start", "to_status", "set_fields", "reads_after"),
+    [
+        # A move no bond rule acts on: the UPDATE returns the row, no read after it.
+        ("active", "fiat-sent", {"next_trade_index": 4}, 0),
+        ("pending", "waiting-payment", {"buyer_pubkey": "c" * 64}, 0),
+        # A trade's end (the bonds are released in it): the row is read after the transition.
+        ("pending", "canceled", {}, 1),
+    ],
+)
+def test_reload_leaves_the_instance_as_a_refresh_would(start, to_status, set_fields, reads_after):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    order = make_order(status=start)
+    order.range_parent = make_order()  # a cached relation, which a reload drops
+    stale = order.updated_at
+
+    with CaptureQueriesContext(connection) as queries:
+        assert _move(order, [start], to_status, set_fields=set_fields, reload=order) is True
+
+    fresh = Order.objects.get(pk=order.pk)
+    assert _columns(order) == _columns(fresh)
+    assert (order.status, order.range_parent_id, order._state.fields_cache) == (to_status, None, {})
+    assert order.updated_at > stale
+    # The transition's own locked status read, plus the read after it where the bonds may act
+    # (they read the order themselves at a trade's end).
+    assert len([sql for sql in _order_reads(queries) if "FOR UPDATE" in sql or '"status" FROM' in sql]) == 1
+    if reads_after == 0:
+        assert len(_order_reads(queries)) == 1
+    else:
+        assert len(_order_reads(queries)) > 1
+
+
+def test_a_lost_transition_leaves_the_reload_instance_alone():
+    order = make_order(status="active")
+    before = dict(order.__dict__)
+
+    assert _move(order, ["pending"], "waiting-payment", reload=order) is False
+
+    assert _columns(order) == {f.attname: before[f.attname] for f in Order._meta.concrete_fields}
+
+
+def _columns(order: Order) -> dict:
+    return {field.attname: order.__dict__[field.attname] for field in Order._meta.concrete_fields}

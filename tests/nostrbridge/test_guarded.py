@@ -16,7 +16,13 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from nostrbridge.guarded import exists_where, select_locked, select_locked_column, update_guarded
+from nostrbridge.guarded import (
+    exists_where,
+    select_locked,
+    select_locked_column,
+    update_guarded,
+    update_guarded_returning,
+)
 from orders.models import Order, Trader
 from tests.foundation.factories import make_order
 
@@ -182,3 +188,45 @@ def test_statements_name_the_table_qualified_columns_and_stay_visible_to_query_c
     assert where.startswith('"orders_order"."id" = ')
     assert ' AND "orders_order"."status" = ' in where
     assert where.endswith(' AND "orders_order"."cancel_initiator_pubkey" IS NULL')
+
+
+@pytest.mark.parametrize(("where", "guard", "matches"), CASES)
+def test_update_guarded_returning_returns_the_rows_a_read_after_it_loads(where, guard, matches):
+    order = make_order(status="active", hold_invoice_hash="ab" * 32, invoice_held_at=HELD_AT)
+    values = {"status": "fiat-sent", "updated_at": timezone.now(), "cancel_initiator_pubkey": "e" * 64}
+    plain = _conditions_are_plain(where, guard)
+
+    with transaction.atomic():
+        count, rows = update_guarded_returning(Order, where={"pk": order.pk, **where}, guard=guard, values=values)
+
+    stored = Order.objects.get(pk=order.pk)
+    assert count == (1 if matches else 0)
+    assert stored.status == ("fiat-sent" if matches else "active")
+    if not plain:
+        assert rows is None  # the ORM ran the UPDATE: the caller reads the row
+        return
+    assert rows is not None
+    assert [row.pk for row in rows] == ([order.pk] if matches else [])
+    for row in rows:
+        assert row.__dict__.keys() == stored.__dict__.keys()
+        assert {k: v for k, v in row.__dict__.items() if k != "_state"} == {
+            k: v for k, v in stored.__dict__.items() if k != "_state"
+        }
+        assert (row._state.adding, row._state.db) == (False, "default")
+
+
+def _conditions_are_plain(where: dict, guard: Q | None) -> bool:
+    from nostrbridge.guarded import _conditions
+
+    return _conditions(Order, {"pk": 1, **where}, guard) is not None
+
+
+def test_update_guarded_returning_with_an_empty_list_returns_no_rows():
+    order = make_order(status="active")
+
+    result = update_guarded_returning(
+        Order, where={"pk": order.pk, "status__in": []}, guard=None, values={"status": "x"}
+    )
+
+    assert result == (0, [])
+    assert Order.objects.get(pk=order.pk).status == "active"

@@ -331,3 +331,43 @@ def test_a_queued_message_is_not_claimed_again_and_a_lost_lease_is_not_processed
     rows = list(InboundEvent.objects.order_by("pk").values_list("status", "attempts", "locked_by"))
     assert rows == [(InboundStatus.DONE, 1, WORKER), (InboundStatus.PROCESSING, 1, "elsewhere:1:x")]
     assert OutboundMessage.objects.count() == 0
+
+
+def test_a_finished_task_unblocks_every_task_it_held_without_waking_every_thread(monkeypatch):
+    """A's end frees two tasks that do not share a key with each other (B: A's order, C: A's
+    identity): both run at once, on two threads, each woken by a single notify (the finishing
+    thread looks for work itself and wakes one other when more is queued), never `notify_all`."""
+    from types import SimpleNamespace
+
+    a_answer, both_in = threading.Event(), threading.Barrier(2, timeout=WAIT_S)
+    ran: list[str] = []
+
+    def handler(ctx) -> None:
+        ran.append(ctx.name)
+        if ctx.name == "A":
+            assert a_answer.wait(WAIT_S)
+        else:
+            both_in.wait()  # B and C inside their handlers at the same time
+
+    monkeypatch.setattr(lane_module, "dispatch_opened", handler)
+    lane = NetworkLane(worker_id=WORKER, threads=3)
+    woke_all: list[int] = []
+    lane._cond.notify_all = lambda: woke_all.append(1)  # type: ignore[method-assign]
+    lane.start()
+
+    def task(name: str, pk: int, *, order: str, identity: str) -> SimpleNamespace:
+        return SimpleNamespace(name=name, inbound_pk=pk, sender=f"key-{name}", identity=identity, order_id=order)
+
+    lane.submit(task("A", 1, order="X", identity="I1"), claimed_at=time.monotonic())
+    until(lambda: ran == ["A"], "A started")
+    lane.submit(task("B", 2, order="X", identity="I2"), claimed_at=time.monotonic())
+    lane.submit(task("C", 3, order="Y", identity="I1"), claimed_at=time.monotonic())
+    time.sleep(0.05)
+    assert (ran, lane.busy) == (["A"], 3)  # B and C wait for A
+    a_answer.set()
+    idle(lane)
+    assert sorted(ran[1:]) == ["B", "C"]
+    assert woke_all == []
+    del lane._cond.notify_all  # the class's own again, for the shutdown
+    lane.stop()
+    assert lane.join(WAIT_S)

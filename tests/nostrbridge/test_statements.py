@@ -273,3 +273,62 @@ def test_a_utc_datetime_skips_the_fields_conversion_on_sqlite(monkeypatch):
         assert (prepared, calls) == ("2026-12-06 18:20:43.924385", [])
     else:  # PostgreSQL: psycopg takes the datetime as it is, through the field
         assert (prepared, len(calls)) == ("field's", 1)
+
+
+def test_uuid_values_are_prepared_as_the_fields_prepare_them():
+    from django.db import connection
+
+    from nostrbridge.statements import prep_lookup, prep_value
+    from orders.models import OrderStatusChange
+
+    value = uuid.UUID("0f5e1f27-5c83-4f0c-9d86-6a5e1a3f2b11")
+    columns = [
+        Order._meta.pk,  # a UUIDField
+        OrderStatusChange._meta.get_field("order"),  # a foreign key to it
+        OutboundMessage._meta.get_field("order_id"),  # a nullable UUIDField
+    ]
+    expected = value if connection.features.has_native_uuid_field else "0f5e1f275c834f0c9d866a5e1a3f2b11"
+
+    assert [prep_value(field, value, connection) for field in columns] == [expected] * 3
+    assert [prep_lookup(field, value, connection) for field in columns] == [expected] * 3
+    assert [field.get_db_prep_save(value, connection) for field in columns] == [expected] * 3
+    assert prep_value(columns[0], str(value), connection) == expected  # a str still goes through the field
+    assert prep_value(OutboundMessage._meta.get_field("event_id"), value, connection) == str(value)
+
+
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_datetime_values_are_prepared_as_the_field_prepares_them(settings, use_tz):
+    import warnings
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from django.db import connection
+
+    from nostrbridge.statements import prep_lookup, prep_value
+
+    settings.USE_TZ = use_tz
+    field = Order._meta.get_field("invoice_held_at")
+    aware = [
+        datetime(2026, 12, 6, 18, 0, 1, 234567, tzinfo=UTC),
+        datetime(2026, 12, 6, 23, 30, 1, tzinfo=ZoneInfo("Asia/Kolkata")),  # 18:00:01 UTC
+    ]
+    naive = datetime(2026, 12, 6, 18, 0, 1)
+
+    def both(prepare, value):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = prepare(value)
+            except ValueError as exc:
+                result = f"ValueError: {exc}"
+        return result, [str(w.message) for w in caught]
+
+    for value in [*aware, naive]:
+        expected = both(lambda v: field.get_db_prep_save(v, connection), value)
+        assert both(lambda v: prep_value(field, v, connection), value) == expected
+        assert both(lambda v: prep_lookup(field, v, connection), value) == expected
+    if use_tz and connection.vendor == "sqlite":
+        assert [prep_value(field, value, connection) for value in aware] == [
+            "2026-12-06 18:00:01.234567",
+            "2026-12-06 18:00:01",
+        ]

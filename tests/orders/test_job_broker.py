@@ -183,3 +183,23 @@ def test_a_starting_cluster_takes_back_what_a_killed_one_held_and_nothing_else(b
     assert OrmQ.objects.get(pk=waiting).lock == waiting_lock
     assert OrmQ.objects.get(pk=other).lock == future
     assert broker.dequeue() == [(held, "held by the dead cluster")]
+
+
+def test_enqueue_stores_the_row_django_q2_stores(broker):
+    from django_q.brokers.orm import ORM
+
+    before = timezone.now()
+    ours = broker.enqueue("same-payload")
+    theirs = ORM(list_key="test-queue").enqueue("same-payload")
+    after = timezone.now()
+
+    rows = {row.pk: row for row in OrmQ.objects.all()}
+    assert sorted(rows) == [ours, theirs]
+    assert ours < theirs
+    assert (
+        (rows[ours].key, rows[ours].payload)
+        == (rows[theirs].key, rows[theirs].payload)
+        == ("test-queue", "same-payload")
+    )
+    assert before <= rows[ours].lock <= rows[theirs].lock <= after
+    assert broker.dequeue() == [(ours, "same-payload")]

@@ -38,3 +38,33 @@ def test_settled_report_reads_the_order_only(node, fake_ln, caplog):
     assert [query["sql"].split(" FROM ")[1].split()[0] for query in queries] == ['"orders_order"']
     assert (snapshot(trade.refresh()), outbox_count()) == before
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+def test_the_watcher_hands_acted_on_states_to_the_database_thread(monkeypatch):
+    import asyncio
+    import threading
+
+    from asgiref.sync import SyncToAsync
+
+    from lightning.types import InvoiceUpdate
+    from orders import escrow_watcher
+
+    calls: list[tuple[str, InvoiceState, str]] = []
+
+    def recorded(*, payment_hash_hex: str, state: InvoiceState) -> None:
+        calls.append((payment_hash_hex, state, threading.current_thread().name))
+
+    monkeypatch.setattr(escrow_watcher, "invoice_on_update", recorded)
+    watcher = escrow_watcher.EscrowWatcher(client=object())
+
+    async def report() -> str:
+        for state in (InvoiceState.OPEN, InvoiceState.ACCEPTED, InvoiceState.SETTLED):
+            await watcher.on_update(InvoiceUpdate(payment_hash_hex="AB" * 32, state=state))
+        return await asyncio.get_running_loop().run_in_executor(
+            SyncToAsync.single_thread_executor, lambda: threading.current_thread().name
+        )
+
+    db_thread = asyncio.run(report())
+    assert calls == [("ab" * 32, InvoiceState.ACCEPTED, db_thread), ("ab" * 32, InvoiceState.SETTLED, db_thread)]
+    assert db_thread != threading.current_thread().name
+    assert watcher._finished == {"ab" * 32}

@@ -73,3 +73,31 @@ def test_a_synchronous_cluster_still_waits_for_the_commit(monkeypatch: pytest.Mo
         payout_schedule(order_id=ORDER_ID, request_id=3)
         assert ran == []
     assert ran == [{"order_id": ORDER_ID, "request_id": 3, "task_name": f"payout-{ORDER_ID}", "save": False}]
+
+
+def test_releases_share_one_broker_built_once(real_cluster: None, monkeypatch):
+    from django_q.brokers import get_broker
+
+    from orders.services import payout
+
+    built = []
+
+    def counted(list_key=None):
+        built.append(list_key)
+        return get_broker(list_key)
+
+    monkeypatch.setattr(payout, "get_broker", counted)
+    payout._queue_broker.cache_clear()
+    try:
+        for request_id in (1, 2):
+            with transaction.atomic():
+                payout_schedule(order_id=ORDER_ID, request_id=request_id)
+    finally:
+        payout._queue_broker.cache_clear()
+    assert built == [Conf.CLUSTER_NAME]
+    assert [
+        (row.key, SignedPackage.loads(row.payload)["kwargs"]["request_id"]) for row in OrmQ.objects.order_by("pk")
+    ] == [
+        (Conf.CLUSTER_NAME, 1),
+        (Conf.CLUSTER_NAME, 2),
+    ]
