@@ -101,12 +101,17 @@ class LndClient:
         return self._target
 
     def _stubs(self) -> _Stubs:
+        return self._channel_stubs("_sync", CHANNEL_OPTIONS)
+
+    def _channel_stubs(self, attribute: str, options: tuple[tuple[Any, Any], ...]) -> _Stubs:
+        """The sync channel kept in `attribute`, opened with `options` at its first use."""
         with self._lock:
-            if self._sync is None:
+            stubs: _Stubs | None = getattr(self, attribute)
+            if stubs is None:
                 target = self._settings_target()
-                channel = grpc.secure_channel(target.target, target.credentials, options=CHANNEL_OPTIONS)
-                self._sync = _Stubs(channel)
-            return self._sync
+                stubs = _Stubs(grpc.secure_channel(target.target, target.credentials, options=options))
+                setattr(self, attribute, stubs)
+            return stubs
 
     def _send_stubs(self) -> _Stubs:
         """A channel of its own for `SendPaymentV2`, whose streams run on the calling thread.
@@ -120,12 +125,7 @@ class LndClient:
         SendPaymentV2 after the final update, and `send_payment` reads it to that end. Streams
         that are left open (`track_payment` without `wait_final`) stay on the threaded channel.
         """
-        with self._lock:
-            if self._sending is None:
-                target = self._settings_target()
-                channel = grpc.secure_channel(target.target, target.credentials, options=SEND_CHANNEL_OPTIONS)
-                self._sending = _Stubs(channel)
-            return self._sending
+        return self._channel_stubs("_sending", SEND_CHANNEL_OPTIONS)
 
     def _aio_stubs(self) -> _Stubs:
         loop = asyncio.get_running_loop()
