@@ -22,8 +22,9 @@ from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
+from nostrbridge.group_writes import holding
 from nostrbridge.guarded import exists_where
-from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish
+from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish, inbox_finish_or_hold
 from nostrbridge.log_context import log_context
 from nostrbridge.models import POLICY_MARK, InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
@@ -92,11 +93,11 @@ def process_inbound(
         except SignatureRefusal as exc:
             return _refuse_signature(row, exc)
         except ProtocolError as exc:
-            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
+            inbox_finish_or_hold(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
             metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
             return InboundStatus.DROPPED
         except SilentDrop as exc:
-            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+            inbox_finish_or_hold(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
             metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=exc.cause)
             return InboundStatus.DROPPED
         with log_context(action=ctx.action, order_id=ctx.order_id):
@@ -112,7 +113,7 @@ def process_inbound(
             try:
                 verify_message(message)
             except ProtocolError as exc:
-                inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
+                inbox_finish_or_hold(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
                 metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
                 return InboundStatus.DROPPED
             return _dispatch(ctx, grouped=grouped, lane=lane)
@@ -166,7 +167,7 @@ def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
     try:
         _check_first_contact(node_config(), event_id=row.event_id, sender=refusal.sender)
     except SilentDrop as exc:
-        inbox_finish(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+        inbox_finish_or_hold(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
         return InboundStatus.DROPPED
     with transaction.atomic():
         reason = f"cant-do {CantDoReason.INVALID_SIGNATURE}: {refusal}"
@@ -285,12 +286,21 @@ def _database_down(exc: BaseException) -> bool:
 def _reply_cant_do(ctx: InboundContext, reason: CantDoReason, *, policy: str = "") -> None:
     # A policy refusal names its policy in the row: the operator's dashboard lists them from here.
     note = f"cant-do {reason}" + (f" {POLICY_MARK}{policy} key:{ctx.sender[:16]}" if policy else "")
+    if holding() is not None:
+        # At a group's own level both writes are held to the group's end (nostrbridge.group_writes):
+        # no statement runs here, so no transaction to open either.
+        _write_cant_do(ctx, reason, note)
+        return
     # In a group commit no savepoint: if this fails, the whole group is rolled back and redone
     # one message at a time (nostrbridge.bridge.group).
     with transaction.atomic(savepoint=False):
-        enqueue_cant_do(recipient_pubkey=ctx.sender, reason=reason, request_id=ctx.request_id, order_id=ctx.order_id)
-        ctx.finished = False
-        ctx.mark_done(drop_reason=note)
+        _write_cant_do(ctx, reason, note)
+
+
+def _write_cant_do(ctx: InboundContext, reason: CantDoReason, note: str) -> None:
+    enqueue_cant_do(recipient_pubkey=ctx.sender, reason=reason, request_id=ctx.request_id, order_id=ctx.order_id)
+    ctx.finished = False
+    ctx.mark_done(drop_reason=note)
 
 
 def _finish_silently(ctx: InboundContext, reason: str) -> None:

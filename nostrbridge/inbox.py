@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from nostrbridge.group_writes import hold_outcome, holding
 from nostrbridge.models import InboundEvent, InboundStatus
 from nostrbridge.statements import db_connection, insert_rows, run_statement, select_where, table_name, update_where
 
@@ -199,14 +200,29 @@ def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "
 
     Runs once per message inside the handler's transaction: a precompiled statement (hot path).
     """
-    values = {
+    values = _outcome(status, action, drop_reason)
+    return update_where(InboundEvent, where={"id": pk, "status": InboundStatus.PROCESSING}, values=values) == 1
+
+
+def inbox_finish_or_hold(*, pk: int, status: str, action: str = "", drop_reason: str = "") -> None:
+    """`inbox_finish` for a caller that need not know whether the row changed: at a group
+    commit's own level the outcome is held and written with the group's others in one UPDATE
+    before its COMMIT (`nostrbridge.group_writes`); anywhere else at once."""
+    held = holding()
+    if held is None:
+        inbox_finish(pk=pk, status=status, action=action, drop_reason=drop_reason)
+    else:
+        hold_outcome(held, pk, _outcome(status, action, drop_reason))
+
+
+def _outcome(status: str, action: str, drop_reason: str) -> dict[str, Any]:
+    return {
         "status": status,
         "action": action[:40],
         "drop_reason": drop_reason[:200],
         "processed_at": timezone.now(),
         "locked_until": None,
     }
-    return update_where(InboundEvent, where={"id": pk, "status": InboundStatus.PROCESSING}, values=values) == 1
 
 
 def inbox_fail(*, pk: int, error: str, transient: bool = False) -> str:

@@ -56,12 +56,13 @@ def insert_rows(
     *,
     conflict: Sequence[str] = (),
     update: Sequence[str] = (),
-    returning: bool = False,
+    returning: bool | Sequence[str] = False,
 ) -> Any:
     """INSERT rows in one statement. With `conflict` (the unique columns): skip rows that already
     exist, or with `update` overwrite those columns (plus any `auto_now` column) from the new row.
     Returns the driver's row count: with `conflict` and no `update`, the rows actually inserted;
-    with `returning`, the inserted rows' primary keys instead, as rows (`RETURNING <pk>`)."""
+    with `returning`, the inserted rows' primary keys instead, as rows (`RETURNING <pk>`), or
+    with attnames for `returning`, those columns (in any row order: the driver's)."""
     db = db_connection()
     if not rows:
         return 0
@@ -91,8 +92,9 @@ def insert_rows(
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     if returning:
-        pk_column = db.ops.quote_name(_column(model._meta.pk))
-        return run_statement(db, f"{sql} RETURNING {pk_column}", params, fetch=True)
+        names = (model._meta.pk.attname,) if returning is True else tuple(returning)
+        columns = ", ".join(quoted_column(model, name) for name in names)
+        return run_statement(db, f"{sql} RETURNING {columns}", params, fetch=True)
     return int(run_statement(db, sql, params))
 
 
