@@ -62,8 +62,7 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
     held = holding()
     if held is not None:
         # At a group's own level (a refusal): written with the group's other replies in one
-        # INSERT before its COMMIT (nostrbridge.group_writes); stamped now, as it would be.
-        values["created_at"] = timezone.now()
+        # INSERT before its COMMIT (nostrbridge.group_writes), `created_at` the INSERT's time.
         if collector is None:
             hold_reply(held, values, written=None)
         else:
