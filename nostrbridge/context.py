@@ -13,7 +13,7 @@ from uuid import UUID
 
 from django.db import transaction
 
-from nostrbridge.inbox import inbox_finish
+from nostrbridge.inbox import inbox_finish_or_hold
 from nostrbridge.models import InboundStatus
 from nostrbridge.protocol.enums import CantDoReason
 
@@ -82,5 +82,7 @@ class InboundContext:
 
     def mark_done(self, *, drop_reason: str = "") -> None:
         if self.inbound_pk is not None and not self.finished:
-            inbox_finish(pk=self.inbound_pk, status=InboundStatus.DONE, action=self.action, drop_reason=drop_reason)
+            inbox_finish_or_hold(
+                pk=self.inbound_pk, status=InboundStatus.DONE, action=self.action, drop_reason=drop_reason
+            )
         self.finished = True

@@ -13,6 +13,7 @@ internal error: the row is retried a few times, then parked.
 
 import logging
 import time
+from contextvars import Token
 from typing import Protocol
 
 from django.db import InterfaceError, OperationalError, transaction
@@ -22,9 +23,12 @@ from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
+from nostrbridge.group_writes import holding
 from nostrbridge.guarded import exists_where
-from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish
+from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish, inbox_finish_or_hold
+from nostrbridge.log_context import bind as bind_log_context
 from nostrbridge.log_context import log_context
+from nostrbridge.log_context import unbind as unbind_log_context
 from nostrbridge.models import POLICY_MARK, InboundEvent, InboundStatus
 from nostrbridge.outbox import enqueue_cant_do, node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
@@ -86,36 +90,44 @@ def process_inbound(
         row = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).first()
     if row is None:
         return "not-claimed"
-    with log_context(event_id=row.event_id):
-        try:
-            ctx, message = _open(row)
-        except SignatureRefusal as exc:
-            return _refuse_signature(row, exc)
-        except ProtocolError as exc:
-            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
-            metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
-            return InboundStatus.DROPPED
-        except SilentDrop as exc:
-            inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
-            metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=exc.cause)
-            return InboundStatus.DROPPED
-        with log_context(action=ctx.action, order_id=ctx.order_id):
-            # The gate sits after the signature, freshness and first-contact checks and before
-            # `verify()` and the trade-index gate: a refused request creates no user and burns
-            # no trade index.
-            # `MaintenanceState.is_enabled()`'s read on the plain statements (its own Django cursor
-            # per new-order and take was most of the gate's cost).
-            if ctx.action in MAINTENANCE_GATED_ACTIONS and exists_where(
-                MaintenanceState, where={"id": 1, "enabled": True}
-            ):
-                return _refuse(ctx, CantDoReason.MAINTENANCE_MODE)
-            try:
-                verify_message(message)
-            except ProtocolError as exc:
-                inbox_finish(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
-                metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
-                return InboundStatus.DROPPED
-            return _dispatch(ctx, grouped=grouped, lane=lane)
+    # The log context as tokens rather than two nested `log_context` blocks: the same fields,
+    # without two generator-based context managers per message (hot path).
+    tokens = bind_log_context(event_id=row.event_id)
+    try:
+        return _process_opened(row, grouped=grouped, lane=lane, tokens=tokens)
+    finally:
+        unbind_log_context(tokens)
+
+
+def _process_opened(row: InboundEvent, *, grouped: bool, lane: HandlerLane | None, tokens: list[Token]) -> str:
+    pk = row.pk
+    try:
+        ctx, message = _open(row)
+    except SignatureRefusal as exc:
+        return _refuse_signature(row, exc)
+    except ProtocolError as exc:
+        inbox_finish_or_hold(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
+        metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
+        return InboundStatus.DROPPED
+    except SilentDrop as exc:
+        inbox_finish_or_hold(pk=pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+        metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=exc.cause)
+        return InboundStatus.DROPPED
+    tokens += bind_log_context(action=ctx.action, order_id=ctx.order_id)  # unbound by the caller
+    # The gate sits after the signature, freshness and first-contact checks and before
+    # `verify()` and the trade-index gate: a refused request creates no user and burns
+    # no trade index.
+    # `MaintenanceState.is_enabled()`'s read on the plain statements (its own Django cursor
+    # per new-order and take was most of the gate's cost).
+    if ctx.action in MAINTENANCE_GATED_ACTIONS and exists_where(MaintenanceState, where={"id": 1, "enabled": True}):
+        return _refuse(ctx, CantDoReason.MAINTENANCE_MODE)
+    try:
+        verify_message(message)
+    except ProtocolError as exc:
+        inbox_finish_or_hold(pk=pk, status=InboundStatus.DROPPED, drop_reason=f"{type(exc).__name__}: {exc}")
+        metrics.inbound_dropped(action=metrics.UNKNOWN_ACTION, cause=type(exc).__name__)
+        return InboundStatus.DROPPED
+    return _dispatch(ctx, grouped=grouped, lane=lane)
 
 
 def dispatch_opened(ctx: InboundContext) -> str:
@@ -166,7 +178,7 @@ def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
     try:
         _check_first_contact(node_config(), event_id=row.event_id, sender=refusal.sender)
     except SilentDrop as exc:
-        inbox_finish(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
+        inbox_finish_or_hold(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
         return InboundStatus.DROPPED
     with transaction.atomic():
         reason = f"cant-do {CantDoReason.INVALID_SIGNATURE}: {refusal}"
@@ -285,12 +297,21 @@ def _database_down(exc: BaseException) -> bool:
 def _reply_cant_do(ctx: InboundContext, reason: CantDoReason, *, policy: str = "") -> None:
     # A policy refusal names its policy in the row: the operator's dashboard lists them from here.
     note = f"cant-do {reason}" + (f" {POLICY_MARK}{policy} key:{ctx.sender[:16]}" if policy else "")
+    if holding() is not None:
+        # At a group's own level both writes are held to the group's end (nostrbridge.group_writes):
+        # no statement runs here, so no transaction to open either.
+        _write_cant_do(ctx, reason, note)
+        return
     # In a group commit no savepoint: if this fails, the whole group is rolled back and redone
     # one message at a time (nostrbridge.bridge.group).
     with transaction.atomic(savepoint=False):
-        enqueue_cant_do(recipient_pubkey=ctx.sender, reason=reason, request_id=ctx.request_id, order_id=ctx.order_id)
-        ctx.finished = False
-        ctx.mark_done(drop_reason=note)
+        _write_cant_do(ctx, reason, note)
+
+
+def _write_cant_do(ctx: InboundContext, reason: CantDoReason, note: str) -> None:
+    enqueue_cant_do(recipient_pubkey=ctx.sender, reason=reason, request_id=ctx.request_id, order_id=ctx.order_id)
+    ctx.finished = False
+    ctx.mark_done(drop_reason=note)
 
 
 def _finish_silently(ctx: InboundContext, reason: str) -> None:

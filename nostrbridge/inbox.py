@@ -15,8 +15,17 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from nostrbridge.group_writes import hold_outcome, holding
 from nostrbridge.models import InboundEvent, InboundStatus
-from nostrbridge.statements import db_connection, insert_rows, run_statement, select_where, table_name, update_where
+from nostrbridge.statements import (
+    db_connection,
+    insert_rows,
+    loaded_rows,
+    run_statement,
+    select_where,
+    table_name,
+    update_where,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +86,6 @@ def _store(items: list[tuple[str, dict]], *, catch_up: bool, claim: str | None) 
         copies[event["id"]] += 1
     if not by_id:
         return []
-    event_ids = list(by_id)
-    in_list = ", ".join(["%s"] * len(event_ids))
-    table = table_name(InboundEvent)
     claimed: dict[str, object] = {}
     if claim is not None:
         claimed = {
@@ -88,46 +94,44 @@ def _store(items: list[tuple[str, dict]], *, catch_up: bool, claim: str | None) 
             "locked_until": timezone.now() + timedelta(seconds=LEASE_SECONDS),
             "attempts": 1,
         }
-    db = db_connection()
+    rows = [
+        {
+            "event_id": event_id,
+            "kind": event["kind"],
+            "pubkey": event["pubkey"],
+            "event_created_at": event["created_at"],
+            "raw": json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+            "first_relay": relay_url[:300],
+            "caught_up": catch_up,
+            "seen_count": copies[event_id],
+            **claimed,
+        }
+        for event_id, (relay_url, event) in by_id.items()
+    ]
     with transaction.atomic():
-        # Plain SQL: once per intake batch on the hot path (see nostrbridge.statements).
-        found = run_statement(db, f"SELECT event_id FROM {table} WHERE event_id IN ({in_list})", event_ids, fetch=True)
-        existing = {row[0] for row in found}
+        # One statement (plain SQL, once per intake batch): DO NOTHING on a known id — stored
+        # before, or by another bridge process at the same moment — and RETURNING names exactly
+        # the rows this statement inserted: with a claim the whole rows, as the claim reads them
+        # back, else their keys. It replaced a SELECT of the known ids before the INSERT and a
+        # SELECT of the new rows after it.
+        if claim is not None:
+            returned = insert_rows(InboundEvent, rows, conflict=["event_id"], returning=_COLUMNS)
+            new: list[Any] = loaded_rows(InboundEvent, db_connection(), returned)
+            inserted = {row.event_id for row in new}
+        else:
+            returned = insert_rows(InboundEvent, rows, conflict=["event_id"], returning=("id", "event_id"))
+            new = [pk for pk, _ in returned]
+            inserted = {event_id for _, event_id in returned}
+        existing = [event_id for event_id in by_id if event_id not in inserted]
         for count in {copies[event_id] for event_id in existing}:
             seen = [event_id for event_id in existing if copies[event_id] == count]
             InboundEvent.objects.filter(event_id__in=seen).update(seen_count=F("seen_count") + count)
-        new_ids = [event_id for event_id in event_ids if event_id not in existing]
-        rows = [
-            {
-                "event_id": event_id,
-                "kind": by_id[event_id][1]["kind"],
-                "pubkey": by_id[event_id][1]["pubkey"],
-                "event_created_at": by_id[event_id][1]["created_at"],
-                "raw": json.dumps(by_id[event_id][1], separators=(",", ":"), ensure_ascii=False),
-                "first_relay": by_id[event_id][0][:300],
-                "caught_up": catch_up,
-                "seen_count": copies[event_id],
-                **claimed,
-            }
-            for event_id in new_ids
-        ]
-        # DO NOTHING on a duplicate id: another bridge process may insert the same id concurrently.
-        insert_rows(InboundEvent, rows, conflict=["event_id"])
-        if not new_ids:
-            return []
-        if claim is not None:
-            # The whole rows, as the claim reads them back; a row another process inserted first
-            # (the conflict above) is not ours.
-            where = {"event_id": new_ids, "status": InboundStatus.PROCESSING.value, "locked_by": claim}
-            return select_where(InboundEvent, where=where)
-        new_in_list = ", ".join(["%s"] * len(new_ids))
-        stored = run_statement(
-            db,
-            f"SELECT id FROM {table} WHERE event_id IN ({new_in_list}) AND status = %s ORDER BY id",
-            [*new_ids, InboundStatus.RECEIVED.value],
-            fetch=True,
-        )
-        return [row[0] for row in stored]
+    # In id order (the driver returns them in any order), as a claim takes them.
+    return sorted(new, key=lambda row: row.pk) if claim is not None else sorted(new)
+
+
+# Every column in field order: `RETURNING` them makes the instances (`loaded_rows`).
+_COLUMNS = tuple(field.attname for field in InboundEvent._meta.concrete_fields)
 
 
 def inbox_claim(*, worker_id: str, limit: int = 50, exclude: Collection[int] = ()) -> list[int]:
@@ -199,14 +203,29 @@ def inbox_finish(*, pk: int, status: str, action: str = "", drop_reason: str = "
 
     Runs once per message inside the handler's transaction: a precompiled statement (hot path).
     """
-    values = {
+    values = _outcome(status, action, drop_reason)
+    return update_where(InboundEvent, where={"id": pk, "status": InboundStatus.PROCESSING}, values=values) == 1
+
+
+def inbox_finish_or_hold(*, pk: int, status: str, action: str = "", drop_reason: str = "") -> None:
+    """`inbox_finish` for a caller that need not know whether the row changed: at a group
+    commit's own level the outcome is held and written with the group's others in one UPDATE
+    before its COMMIT (`nostrbridge.group_writes`); anywhere else at once."""
+    held = holding()
+    if held is None:
+        inbox_finish(pk=pk, status=status, action=action, drop_reason=drop_reason)
+    else:
+        hold_outcome(held, pk, _outcome(status, action, drop_reason))
+
+
+def _outcome(status: str, action: str, drop_reason: str) -> dict[str, Any]:
+    return {
         "status": status,
         "action": action[:40],
         "drop_reason": drop_reason[:200],
         "processed_at": timezone.now(),
         "locked_until": None,
     }
-    return update_where(InboundEvent, where={"id": pk, "status": InboundStatus.PROCESSING}, values=values) == 1
 
 
 def inbox_fail(*, pk: int, error: str, transient: bool = False) -> str:

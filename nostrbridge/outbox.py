@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import node_config
+from nostrbridge.group_writes import hold_reply, holding
 from nostrbridge.models import AddressableClock, OutboundMessage
 from nostrbridge.node_identity import node_secret_key
 from nostrbridge.protocol.enums import CantDoReason
@@ -58,7 +59,16 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
         "event_json": event_json,
     }
     collector: _Collector | None = getattr(_collecting, "collector", None)
-    if collector is None:
+    held = holding()
+    if held is not None:
+        # At a group's own level (a refusal): written with the group's other replies in one
+        # INSERT before its COMMIT (nostrbridge.group_writes), `created_at` the INSERT's time.
+        if collector is None:
+            hold_reply(held, values, written=None)
+        else:
+            values["next_attempt_at"] = collector.lease_until
+            hold_reply(held, values, written=functools.partial(collector.on_commit_event, event, event_json))
+    elif collector is None:
         insert_row(OutboundMessage, **values)
         _wake_publisher()
     else:
@@ -142,6 +152,9 @@ class _Collector:
     def on_commit(self, pk: int, event: Event, event_json: str) -> None:
         # A row whose transaction (or savepoint) rolls back is not listed: Django drops the hook.
         transaction.on_commit(functools.partial(self.committed.append, Collected(pk, event, event_json)))
+
+    def on_commit_event(self, event: Event, event_json: str, pk: int) -> None:
+        self.on_commit(pk, event, event_json)
 
 
 _collecting = threading.local()

@@ -56,12 +56,13 @@ def insert_rows(
     *,
     conflict: Sequence[str] = (),
     update: Sequence[str] = (),
-    returning: bool = False,
+    returning: bool | Sequence[str] = False,
 ) -> Any:
     """INSERT rows in one statement. With `conflict` (the unique columns): skip rows that already
     exist, or with `update` overwrite those columns (plus any `auto_now` column) from the new row.
     Returns the driver's row count: with `conflict` and no `update`, the rows actually inserted;
-    with `returning`, the inserted rows' primary keys instead, as rows (`RETURNING <pk>`)."""
+    with `returning`, the inserted rows' primary keys instead, as rows (`RETURNING <pk>`), or
+    with attnames for `returning`, those columns (in any row order: the driver's)."""
     db = db_connection()
     if not rows:
         return 0
@@ -70,6 +71,7 @@ def insert_rows(
     # `now` converted once per column, not per row; keyed by the column's position (a Field's
     # own hash is a Python method).
     now_params: dict[int, Any] = {}
+    last_prep: dict[int, tuple[Any, Any]] = {}  # per column: the last value prepared, and its result
     params: list[Any] = []
     defaults = _insert_defaults(model, db)
     for values in rows:
@@ -86,13 +88,21 @@ def insert_rows(
                 continue
             value = values[attname]
             # The common cases (a str for a text column, an int for an integer one, NULL) need
-            # no conversion; the field's own get_db_prep_save does the rest.
-            params.append(value if value is None or type(value) is plain else prep_value(field, value, db))
+            # no conversion; the field's own get_db_prep_save does the rest, once for a value
+            # object every row shares (the publisher's lease of a batch's replies).
+            if value is None or type(value) is plain:
+                params.append(value)
+                continue
+            shared = last_prep.get(position)
+            if shared is None or shared[0] is not value:
+                shared = last_prep[position] = (value, prep_value(field, value, db))
+            params.append(shared[1])
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
     if returning:
-        pk_column = db.ops.quote_name(_column(model._meta.pk))
-        return run_statement(db, f"{sql} RETURNING {pk_column}", params, fetch=True)
+        names = (model._meta.pk.attname,) if returning is True else tuple(returning)
+        columns = ", ".join(quoted_column(model, name) for name in names)
+        return run_statement(db, f"{sql} RETURNING {columns}", params, fetch=True)
     return int(run_statement(db, sql, params))
 
 

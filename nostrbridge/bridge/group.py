@@ -30,6 +30,7 @@ from django.db import DatabaseError, transaction
 
 from nostrbridge.context import InboundContext
 from nostrbridge.dispatch import HandlerLane, NeedsOwnTransaction, dispatch_opened, process_inbound
+from nostrbridge.group_writes import group_writes
 from nostrbridge.inbox import inbox_fail
 from nostrbridge.models import InboundEvent
 
@@ -81,7 +82,9 @@ def _group(
     tried: list[InboundEvent] = []
     alone: InboundContext | None = None
     try:
-        with transaction.atomic():
+        # The replies and outcomes written at the group's own level (refusals, drops) are held
+        # and written in one statement each just before the COMMIT (nostrbridge.group_writes).
+        with transaction.atomic(), group_writes():
             if first is not None:
                 first()
             for row in rows[start:]:

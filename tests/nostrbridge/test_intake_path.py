@@ -256,3 +256,28 @@ def test_answers_recorded_before_a_later_failure_are_reported_as_recorded(monkey
     assert recorded_out == [True]
     first = OutboundMessage.objects.get(pk=claimed[0].pk)
     assert (first.status, first.attempts) == (OutboundStatus.SENT, 1)
+
+
+def test_the_store_is_one_insert_returning_the_new_rows_and_a_bump_for_known_ones():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    items, _ = requests(3)
+    known, second, third = (event for _, event, _ in items)
+    store_batch(items[:1])  # stored before: by an earlier batch, or another bridge process
+    batch = [("ws://a", known), ("ws://a", second), ("ws://b", third), ("ws://c", third)]
+    with CaptureQueriesContext(connection) as queries:
+        rows = inbox_store_claimed(items=batch, worker_id=WORKER)
+
+    statements = [q["sql"].split(" ", 1)[0] for q in queries.captured_queries if "inboundevent" in q["sql"]]
+    assert statements == ["INSERT", "UPDATE"]  # the new rows returned whole; the known one's count
+    assert [(row.event_id, row.seen_count, row.first_relay) for row in rows] == [
+        (second["id"], 1, "ws://a"),
+        (third["id"], 2, "ws://b"),
+    ]
+    assert rows[0].pk < rows[1].pk
+    assert [model_to_dict(row) for row in rows] == [
+        model_to_dict(row) for row in InboundEvent.objects.filter(pk__in=[row.pk for row in rows]).order_by("pk")
+    ]
+    assert InboundEvent.objects.get(event_id=known["id"]).seen_count == 2
+    assert inbox_store_claimed(items=batch[:2], worker_id=WORKER) == []  # nothing new: nothing returned
