@@ -57,7 +57,8 @@ def _orders_of(*, identity: str, ids: list[UUID]) -> list[Order]:
 _PK = Order._meta.pk
 
 
-@functools.cache
+# Bounded: the id count is capped by the operator's max_orders_per_response, which may be large.
+@functools.lru_cache(maxsize=64)
 def _orders_where(count: int) -> str:
     quote = connection.ops.quote_name
     buyer = quote(_column("master_buyer_pubkey"))
