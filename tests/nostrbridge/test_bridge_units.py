@@ -59,10 +59,12 @@ class IntakeProbe:
         self.config = replace(env_node_config(), **config)
         self.catch_up = CatchUp(anchor=0, protocol_version=self.config.protocol_version)
         self.stored: list[list[tuple[str, dict, bool]]] = []
+        self.checked: list[dict] = []
         self.nudges = 0
 
-        async def store(batch: list[tuple[str, dict, bool]]) -> int:
+        async def store(batch: list[tuple[str, dict, bool]], checked: dict) -> int:
             self.stored.append(list(batch))
+            self.checked.append(checked)
             return len(batch)
 
         def nudge() -> None:
@@ -202,7 +204,7 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
     stop = threading.Event()
     seen: list[int] = []
 
-    def process(pk, *, row, grouped=False, lane=None):
+    def process(pk, *, row, grouped=False, lane=None, checked=None):
         seen.append(pk)
         stop.set()  # a shutdown arrives while the first handler runs
         InboundEvent.objects.filter(pk=pk).update(status=InboundStatus.DONE)
@@ -222,7 +224,7 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
 def test_event_crashing_outside_its_handler_is_retried_then_parked(monkeypatch):
     store_batch([("ws://a", orders_event(), False)])
 
-    def explode(pk, *, row, grouped=False, lane=None):
+    def explode(pk, *, row, grouped=False, lane=None, checked=None):
         raise UnicodeDecodeError("utf-8", b"", 0, 1, "poison")
 
     monkeypatch.setattr(bridge_worker, "process_inbound", explode)  # alone, after the group rolled back
