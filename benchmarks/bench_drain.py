@@ -3,6 +3,7 @@
 Run:  .venv/bin/python benchmarks/bench_drain.py [--messages 640] [--rounds 5] [--chunk 16] [--postgres] [--no-lane]
       .venv/bin/python benchmarks/bench_drain.py --chunk 3      # 300/s spread evenly: ~3 events per batch
       .venv/bin/python benchmarks/bench_drain.py --consumer     # the consumer's path (main's, before bridge4x)
+      .venv/bin/python benchmarks/bench_drain.py --checked      # the intake's parsed, verified events handed over
       .venv/bin/python benchmarks/bench_drain.py --postgres --statements   # round trips per message
 
 `bench_bridge.py` measures the whole bridge process at a fixed rate; on a machine shared with
@@ -16,7 +17,10 @@ record the previous batch's relay answers, one relay accepting), or with `--cons
 rows take when older ones wait (store; claim and dispatch in batches of 32; the publisher's
 claim and delivery record). It reports process CPU per message (best round) next to the
 secp256k1 work the same steps need (one Schnorr verify, one ECDH, one signature), measured in
-the same run. The drain consults a network lane as the bridge's does (every `orders` message
+the same run (the Schnorr verify is the intake's since `--checked`: the bridge hands the events the
+intake checked on the event loop to this thread, which no longer verifies them again; without
+`--checked` this thread still parses and verifies each event, as the consumer's claim does for a
+row it has no checked event for). The drain consults a network lane as the bridge's does (every `orders` message
 asks it whether it must leave the group); `--no-lane` drains without one.
 """
 
@@ -114,7 +118,13 @@ def requests(count: int) -> list[tuple[str, dict, bool]]:
 
 
 def one_round(
-    count: int, network: NetworkLane | None = None, *, during=None, chunk: int = STORE_CHUNK, consumer: bool = False
+    count: int,
+    network: NetworkLane | None = None,
+    *,
+    during=None,
+    chunk: int = STORE_CHUNK,
+    consumer: bool = False,
+    checked: bool = False,
 ) -> dict[str, float]:
     """One round of `count` messages; `during`: a context manager around the timed work only.
 
@@ -122,9 +132,19 @@ def one_round(
     leased for the publisher in one call (`store_process_claim`), then their deliveries recorded;
     the shares are then "store + claim + dispatch + reply" and "publisher record". `consumer`: the
     path of rows the consumer claims (stored first, then claimed in batches of 32, replies claimed
-    by the publisher), which the bridge takes when older rows wait.
+    by the publisher), which the bridge takes when older rows wait. `checked`: the intake's path
+    with the events the intake parsed and verified on the event loop handed over (its work, done
+    on both branches, is outside the timed part).
     """
     items = requests(count)  # built outside the timed part (the clients' work)
+    parsed = {}
+    if checked:
+        from nostrbridge.protocol.inbound import check_signature, parse_event
+
+        for _, raw, _ in items:
+            event = parse_event(raw)
+            check_signature(event)
+            parsed[raw["id"]] = (raw, event)
     policy = PublishPolicy()
     accepted = {"ws://bench": PublishResult(accepted=True, message="")}
     stop = threading.Event()
@@ -143,6 +163,11 @@ def one_round(
                     publish=True,
                     policy=policy,
                     outcomes=pending,
+                    **(
+                        {"checked": {raw["id"]: parsed[raw["id"]] for _, raw, _ in items[index : index + chunk]}}
+                        if checked
+                        else {}
+                    ),
                 )
                 pending = [(item, accepted) for item in claimed]
             outbox_record(outcomes=pending, policy=policy)
@@ -242,6 +267,11 @@ def main() -> None:
         "--chunk", type=int, default=STORE_CHUNK, help="events per intake batch (300/s spread evenly: about 3)"
     )
     parser.add_argument(
+        "--checked",
+        action="store_true",
+        help="the intake's path with the intake's parsed, verified events handed over (bridge7)",
+    )
+    parser.add_argument(
         "--consumer",
         action="store_true",
         help="the consumer's path: store, then claim in batches of 32, the publisher claims the replies",
@@ -264,7 +294,10 @@ def main() -> None:
         print(f"  {sum(per_message.values()):6.3f}  total")
         return
     load_before = os.getloadavg()[0]
-    rounds = [one_round(args.messages, network, chunk=args.chunk, consumer=args.consumer) for _ in range(args.rounds)]
+    rounds = [
+        one_round(args.messages, network, chunk=args.chunk, consumer=args.consumer, checked=args.checked)
+        for _ in range(args.rounds)
+    ]
     best = min(rounds, key=lambda r: r["total"])
     crypto_ms = secp_ms_per_message()
     database = "PostgreSQL" if args.postgres else "SQLite"

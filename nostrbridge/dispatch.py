@@ -35,7 +35,7 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo, ProtocolError, SignatureRefusal
 from nostrbridge.protocol.inbound import FRESHNESS_WINDOW_SECONDS, open_inbound, verify_message
 from nostrbridge.protocol.messages import Message
-from nostrbridge.protocol.nip01 import leading_zero_bits
+from nostrbridge.protocol.nip01 import Event, leading_zero_bits
 from nostrbridge.wiring import bridge_wiring, get_handler
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,12 @@ class HandlerLane(Protocol):
 
 
 def process_inbound(
-    pk: int, *, row: InboundEvent | None = None, grouped: bool = False, lane: HandlerLane | None = None
+    pk: int,
+    *,
+    row: InboundEvent | None = None,
+    grouped: bool = False,
+    lane: HandlerLane | None = None,
+    checked: Event | None = None,
 ) -> str:
     """Run the pipeline for one claimed row; return the final inbox status.
 
@@ -85,6 +90,8 @@ def process_inbound(
     `NeedsOwnTransaction` before their handler runs.
     `lane`: messages it `takes` are handed to it instead of running here (inside a group, by
     raising `NeedsOwnTransaction`: the group commits first); the row stays claimed (PROCESSING).
+    `checked`: the intake's parsed and signature-checked `Event` of this row's own event object
+    (`nostrbridge.protocol.inbound.open_inbound`), when the row was stored from it in this process.
     """
     if row is None:
         row = InboundEvent.objects.filter(pk=pk, status=InboundStatus.PROCESSING).first()
@@ -94,15 +101,17 @@ def process_inbound(
     # without two generator-based context managers per message (hot path).
     tokens = bind_log_context(event_id=row.event_id)
     try:
-        return _process_opened(row, grouped=grouped, lane=lane, tokens=tokens)
+        return _process_opened(row, grouped=grouped, lane=lane, tokens=tokens, checked=checked)
     finally:
         unbind_log_context(tokens)
 
 
-def _process_opened(row: InboundEvent, *, grouped: bool, lane: HandlerLane | None, tokens: list[Token]) -> str:
+def _process_opened(
+    row: InboundEvent, *, grouped: bool, lane: HandlerLane | None, tokens: list[Token], checked: Event | None
+) -> str:
     pk = row.pk
     try:
-        ctx, message = _open(row)
+        ctx, message = _open(row, checked=checked)
     except SignatureRefusal as exc:
         return _refuse_signature(row, exc)
     except ProtocolError as exc:
@@ -136,7 +145,7 @@ def dispatch_opened(ctx: InboundContext) -> str:
         return _dispatch(ctx, grouped=False)
 
 
-def _open(row: InboundEvent) -> tuple[InboundContext, Message]:
+def _open(row: InboundEvent, *, checked: Event | None = None) -> tuple[InboundContext, Message]:
     """Steps up to the first-contact gate; `verify()` (step 10) is left to the caller, after the
     maintenance gate."""
     config = node_config()
@@ -153,6 +162,7 @@ def _open(row: InboundEvent) -> tuple[InboundContext, Message]:
         pow_bits=config.pow_bits,
         now=freshness_now,
         verify=False,
+        checked=checked,
     )
     _check_first_contact(config, event_id=row.event_id, sender=unwrapped.sender)
     kind = unwrapped.message.kind

@@ -20,7 +20,8 @@ What a held write may not do: be read back in the group before its end. No handl
 reads another message's reply row or inbox outcome; a `cant-do` reply, the one row held, is
 never looked up by anyone but the publisher after commit. Replies held are flushed after the
 rows written at once in the same group, so they get higher ids (a client matches replies by
-`request_id`, not by arrival order).
+`request_id`, not by arrival order), and held rows carry the flush's time: a reply's
+`created_at`, an outcome's `processed_at`.
 """
 
 import contextlib
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage
 from nostrbridge.statements import (
@@ -131,6 +133,12 @@ def _insert_replies(replies: list[_Reply]) -> None:
 
 
 def _update_outcomes(outcomes: dict[int, dict[str, Any]]) -> None:
+    # `processed_at` is the flush's time, as `created_at` is for the held replies: the outcome is
+    # written now, a few milliseconds after its handler, and one value shared by the group's
+    # rows is one parameter, not a `CASE` branch and a datetime conversion per row.
+    now = timezone.now()
+    for values in outcomes.values():
+        values["processed_at"] = now
     pks = list(outcomes)
     for start in range(0, len(pks), CHUNK):
         chunk = {pk: outcomes[pk] for pk in pks[start : start + CHUNK]}

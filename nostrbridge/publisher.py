@@ -161,6 +161,11 @@ class _Update:
     last_error: str
 
 
+# Accepted on the first try by the one relay it went to: nothing to retry, no error.
+_SENT_FIRST = _Update(OutboundStatus.SENT, True, None, True, "")
+_SENT_AGAIN = _Update(OutboundStatus.SENT, False, None, True, "")
+
+
 def outbox_record(*, outcomes: Sequence[Outcome], policy: PublishPolicy, now: datetime | None = None) -> None:
     """Write the relays' answers for one published batch (one transaction, a few statements)."""
     now = now or timezone.now()
@@ -212,6 +217,16 @@ def _deliveries(claimed: Claimed, results: dict[str, PublishResult]) -> list[dic
 
 
 def _plan(claimed: Claimed, results: dict[str, PublishResult], policy: PublishPolicy, now: datetime) -> _Update:
+    # First: a first round its one relay accepted (every reply of a one-relay node); the same
+    # answer as `_plan_rounds`'s (tested), without its dozen set, dict and string operations.
+    if not claimed.deliveries and len(results) == 1:
+        for result in results.values():
+            if result.accepted is True:
+                return _SENT_AGAIN if claimed.status == OutboundStatus.SENT else _SENT_FIRST
+    return _plan_rounds(claimed, results, policy, now)
+
+
+def _plan_rounds(claimed: Claimed, results: dict[str, PublishResult], policy: PublishPolicy, now: datetime) -> _Update:
     has_it = {url for url, (accepted, _) in claimed.deliveries.items() if accepted}
     has_it |= {url for url, result in results.items() if result.accepted}
     missing = {url: result.message for url, result in results.items() if url not in has_it}

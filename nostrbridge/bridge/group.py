@@ -24,7 +24,7 @@ the lane), so a poison message still fails alone.
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from django.db import DatabaseError, transaction
 
@@ -33,6 +33,7 @@ from nostrbridge.dispatch import HandlerLane, NeedsOwnTransaction, dispatch_open
 from nostrbridge.group_writes import group_writes
 from nostrbridge.inbox import inbox_fail
 from nostrbridge.models import InboundEvent
+from nostrbridge.protocol.nip01 import Event
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def process_rows(
     release: Callable[[list[int]], None],
     lane: HandlerLane | None = None,
     first: Callable[[], None] | None = None,
+    checked: Mapping[str, Event] | None = None,
 ) -> bool:
     """Process claimed `rows` in order, in as few transactions as their actions allow.
 
@@ -54,6 +56,8 @@ def process_rows(
     first group, run in its transaction before its messages (the publisher's record of earlier
     batches: the pages both write are then written once); returns whether they committed (not
     if that group rolled back, or none ran), so the caller can write them on their own.
+    `checked`: by event id, the intake's parsed and signature-checked events the rows were stored
+    from (`process_inbound`'s `checked`); a row rerun alone after a rollback is checked afresh.
     """
     index = 0
     committed = False
@@ -62,7 +66,13 @@ def process_rows(
             release([row.pk for row in rows[index:]])
             return committed
         index, ran_first = _group(
-            rows, index, stop=stop, process_alone=process_alone, lane=lane, first=None if committed else first
+            rows,
+            index,
+            stop=stop,
+            process_alone=process_alone,
+            lane=lane,
+            first=None if committed else first,
+            checked=checked or {},
         )
         committed = committed or ran_first
     return committed
@@ -76,6 +86,7 @@ def _group(
     process_alone: Callable[[InboundEvent], None],
     lane: HandlerLane | None,
     first: Callable[[], None] | None = None,
+    checked: Mapping[str, Event],
 ) -> tuple[int, bool]:
     """Run rows[start:] in one transaction until one needs its own; return the next index and
     whether `first` ran and committed with them."""
@@ -92,7 +103,7 @@ def _group(
                     break
                 tried.append(row)
                 try:
-                    process_inbound(row.pk, row=row, grouped=True, lane=lane)
+                    process_inbound(row.pk, row=row, grouped=True, lane=lane, checked=checked.get(row.event_id))
                 except NeedsOwnTransaction as exc:
                     alone = exc.ctx  # nothing of it was written: its savepoint never opened
                     break

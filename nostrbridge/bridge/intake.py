@@ -28,6 +28,7 @@ from nostrbridge.dispatch import CATCH_UP_WINDOW_SECONDS
 from nostrbridge.inbox import inbox_store
 from nostrbridge.protocol.errors import BadSignature, ProtocolError
 from nostrbridge.protocol.inbound import check_pow, check_signature, parse_event, transport_kind
+from nostrbridge.protocol.nip01 import Event
 
 logger = logging.getLogger(__name__)
 
@@ -131,23 +132,26 @@ class Intake:
         catch_up: CatchUp,
         config: Callable[[], Any],
         nudge: Callable[[], None],
-        store: Callable[[list[tuple[str, dict, bool]]], Awaitable[int]] | None = None,
+        store: Callable[[list[tuple[str, dict, bool]], dict[str, tuple[dict, Event]]], Awaitable[int]] | None = None,
         coalescing: Coalescing | None = None,
     ):
-        """`store(batch)` writes a batch to the inbox and returns how many of its new rows are
-        left for the consumer to claim (`nudge` is called then): by default all of them; the
-        bridge's store processes them itself when it can (`worker.store_and_process`).
+        """`store(batch, checked)` writes a batch to the inbox and returns how many of its new rows
+        are left for the consumer to claim (`nudge` is called then): by default all of them; the
+        bridge's store processes them itself when it can (`worker.store_and_process`), on the
+        `Event`s this intake parsed and verified (`checked`, by event id: see `take_checked`).
         `coalescing` decides how long a batch gathers (`nostrbridge.bridge.coalesce`)."""
         self._node_pubkey = node_pubkey
         self._catch_up = catch_up
         self._config = config  # the bridge's cached NodeConfig (no database access on the loop)
         self._nudge = nudge
-        self._store = store or db_call(store_batch)
+        self._store = store or _store_only
         self._buffer: list[tuple[str, dict, bool]] = []
         self._coalescing = coalescing or Coalescing()
         self._first_at: float | None = None  # monotonic arrival of the oldest unstored event
         self._full: asyncio.Future[None] | None = None  # resolved to end a gathering early
         self._recent: OrderedDict[str, None] = OrderedDict()
+        # Accepted events not stored yet, by id: the event object and the `Event` made of it.
+        self._checked: dict[str, tuple[dict, Event]] = {}
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -193,6 +197,7 @@ class Intake:
         except ProtocolError as exc:
             return type(exc).__name__
         self._remember(event.id)
+        self._checked[event.id] = (raw, event)
         return None
 
     def _remember(self, event_id: str) -> None:
@@ -246,8 +251,9 @@ class Intake:
             while self._buffer:
                 batch = self._buffer[:MAX_STORE_BATCH]
                 self._taken(len(batch))
+                checked = self.take_checked(batch)  # (a retry after a failure checks afresh)
                 try:
-                    unclaimed = await self._store(batch)
+                    unclaimed = await self._store(batch, checked)
                 except DatabaseError:
                     logger.exception("inbox insert failed; retrying in %.0f s", DATABASE_RETRY_S)
                     await asyncio.sleep(DATABASE_RETRY_S)
@@ -265,6 +271,18 @@ class Intake:
         # Events arriving from now on start the next batch's window; a remainder has waited already.
         self._first_at = now if len(self._buffer) > events else None
 
+    def take_checked(self, batch: list[tuple[str, dict, bool]]) -> dict[str, tuple[dict, Event]]:
+        """Hand over (and forget) the checked `Event`s of a batch about to be stored: the database
+        thread then processes a row stored from one of these very event objects without parsing
+        its JSON and verifying its signature a second time (`open_inbound`'s `checked`)."""
+        checked = self._checked
+        taken = {}
+        for _, raw, _ in batch:
+            entry = checked.pop(raw["id"], None)
+            if entry is not None:
+                taken[raw["id"]] = entry
+        return taken
+
     @property
     def pending(self) -> int:
         return len(self._buffer)
@@ -273,6 +291,11 @@ class Intake:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+async def _store_only(batch: list[tuple[str, dict, bool]], checked: dict[str, tuple[dict, Event]]) -> int:
+    """The default store: the batch stored for the consumer, which parses and checks each row."""
+    return await db_call(store_batch)(batch)
 
 
 def store_batch(batch: list[tuple[str, dict, bool]]) -> int:

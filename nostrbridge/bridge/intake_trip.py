@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from django.db import DatabaseError, transaction
 
 from nostrbridge.bridge.lane import NetworkLane
 from nostrbridge.bridge.worker import DEFAULT_CLAIM_BATCH, store_and_process
 from nostrbridge.outbox import Collected, outbox_collect
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.publisher import Claimed, Outcome, PublishPolicy, claimed_from, outbox_record
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def store_process_claim(
     outcomes: Sequence[Outcome] = (),
     limit: int = DEFAULT_CLAIM_BATCH,
     recorded_out: list[bool] | None = None,
+    checked: Mapping[str, tuple[dict, Event]] | None = None,
 ) -> tuple[int, int, list[Claimed], bool]:
     """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
     the outbound rows its handlers commit are written leased to this bridge and returned for
@@ -41,7 +43,8 @@ def store_process_claim(
     group's transaction, or in one of their own when no group commits: no trip or transaction of
     the publisher's own for them either. Returns (rows left for the consumer, rows processed, the
     replies to publish, whether `outcomes` were recorded); `recorded_out` gets True appended once
-    they are, so a caller whose call raised afterwards does not hand them back for recording."""
+    they are, so a caller whose call raised afterwards does not hand them back for recording.
+    `checked`: the intake's checked events of the batch (`store_and_process`)."""
     committed_record: list[bool] = [] if recorded_out is None else recorded_out
 
     def record() -> None:
@@ -54,7 +57,13 @@ def store_process_claim(
     )
     with collect as committed:
         unclaimed, processed, _ = store_and_process(
-            batch, worker_id=worker_id, stop=stop, network=network, first=record if outcomes else None, limit=limit
+            batch,
+            worker_id=worker_id,
+            stop=stop,
+            network=network,
+            first=record if outcomes else None,
+            limit=limit,
+            checked=checked,
         )
     if outcomes and not committed_record:
         try:

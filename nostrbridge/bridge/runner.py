@@ -54,6 +54,7 @@ from nostrbridge.node_announcements import (
     relay_list_enqueue,
 )
 from nostrbridge.node_identity import node_pubkey
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.publisher import OutboxPublisher, PublishPolicy
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import (
@@ -322,10 +323,13 @@ class Bridge:
         # Stamped, so a consumer that has claimed since then can skip it (see InboxLane.drain).
         self.worker.nudge(INBOX_CHANNEL, {"type": "wake", "at": time.monotonic()})
 
-    async def _store_inbound(self, batch: list[tuple[str, dict, bool]]) -> int:
+    async def _store_inbound(
+        self, batch: list[tuple[str, dict, bool]], checked: dict[str, tuple[dict, Event]] | None = None
+    ) -> int:
         """The intake's store: the batch is processed in the same trip to the database thread when
-        nothing older waits (`store_and_process`), and the replies it committed are claimed for
-        the publisher in that trip too; returns the rows left for the consumer."""
+        nothing older waits (`store_and_process`, on the events the intake `checked` already), and
+        the replies it committed are claimed for the publisher in that trip too; returns the rows
+        left for the consumer."""
         publish = self.publisher.can_publish()
         outcomes = self.publisher.take_unrecorded()
         recorded_out: list[bool] = []
@@ -340,6 +344,7 @@ class Bridge:
                 outcomes=outcomes,
                 limit=self.options.claim_batch,
                 recorded_out=recorded_out,
+                checked=checked,
             )
         except BaseException:
             if outcomes and recorded_out:

@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from nostrbridge.inbox import (
     inbox_store_claimed,
 )
 from nostrbridge.models import InboundEvent, InboundStatus
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.wake import INBOX_CHANNEL, OUTBOX_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ def store_and_process(
     network: NetworkLane | None = None,
     first: Callable[[], None] | None = None,
     limit: int = DEFAULT_CLAIM_BATCH,
+    checked: Mapping[str, tuple[dict, Event]] | None = None,
 ) -> tuple[int, int, bool]:
     """Store the intake's batch and, when no older row waits to be claimed, process its new rows
     at once, stored already claimed (`inbox_store_claimed`). Returns (new rows left for the
@@ -163,6 +165,11 @@ def store_and_process(
     consumer's claim, which takes rows in id order. So are batches at shutdown (`stop`), and
     batches of more than `limit` events (a backlog: the consumer answers them `limit` at a time,
     each batch's replies published once it commits, not all after one long group).
+
+    `checked` (`Intake.take_checked`): by event id, the event object the intake parsed and whose
+    signature it verified, with its `Event`. A new row stored from exactly that object (the
+    first copy of its id in the batch: the one `inbox_store_claimed` stores) is processed on that
+    `Event` instead of parsing and verifying its stored JSON again; any other row, as before.
     """
     if len(batch) > limit or stop.is_set():
         return store_batch(batch), 0, False
@@ -176,10 +183,11 @@ def store_and_process(
     rows.sort(key=lambda row: row.pk)
     if not rows:
         return 0, 0, False
+    events = _checked_events(batch, checked or {})
     _batch_state.active = True
     try:
         ran_first = _process_claimed(
-            rows, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at, first=first
+            rows, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at, first=first, checked=events
         )
     finally:
         _batch_state.active = False
@@ -194,6 +202,7 @@ def _process_claimed(
     network: NetworkLane | None,
     claimed_at: float,
     first: Callable[[], None] | None = None,
+    checked: Mapping[str, Event] | None = None,
 ) -> bool:
     # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
     lane = None if network is None else BatchHandoff(network, claimed_at)
@@ -204,7 +213,25 @@ def _process_claimed(
         release=lambda pks: inbox_release(pks=pks, worker_id=worker_id),
         lane=lane,
         first=first,
+        checked=checked,
     )
+
+
+def _checked_events(batch: list[tuple[str, dict, bool]], checked: Mapping[str, tuple[dict, Event]]) -> dict[str, Event]:
+    """The checked `Event`s of the event objects the store kept: per id the batch's first copy
+    (`nostrbridge.inbox`'s store keeps the first; a later copy of the same id from another relay
+    was not checked itself, the intake only remembered its id)."""
+    events: dict[str, Event] = {}
+    seen: set[str] = set()
+    for _, raw, _ in batch:
+        event_id = raw["id"]
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        entry = checked.get(event_id)
+        if entry is not None and entry[0] is raw:
+            events[event_id] = entry[1]
+    return events
 
 
 def _process_one(row: InboundEvent, *, lane: HandlerLane | None) -> None:

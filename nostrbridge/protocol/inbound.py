@@ -177,18 +177,24 @@ def open_inbound(
     pow_bits: int = 0,
     now: int | None = None,
     verify: bool = True,
+    checked: Event | None = None,
 ) -> Unwrapped:
     """Run steps 1, 2, 3, 6, 7, 8 and 10 on one inbound event; raise only `ProtocolError`s
     (`SignatureRefusal` for the one failure that is answered).
 
     `verify=False` leaves step 10 to the caller, which runs the maintenance gate before it
-    (docs/PROTOCOL.md §Maintenance: a malformed `new-order` is refused like a well-formed one)."""
+    (docs/PROTOCOL.md §Maintenance: a malformed `new-order` is refused like a well-formed one).
+    `checked`: the `Event` that `parse_event` made of this very event object and whose signature
+    `check_signature` verified, in this process (the bridge's intake, `nostrbridge.bridge.intake`):
+    the strict parse with its id recomputation and the Schnorr verify of step 3 already ran on it,
+    so they are not run a second time on `raw` (the same bytes, stored as JSON text in between)."""
     transport_kind(transport_version)  # a configuration error, not an input error: ValueError
     now = int(time.time()) if now is None else now
-    event = parse_event(raw)
+    event = parse_event(raw) if checked is None else checked
     check_pow(event, pow_bits)
     check_kind(event, transport_version)
-    check_signature(event)
+    if checked is None:
+        check_signature(event)
     unwrapped = unwrap_or_refuse(event, our_keys, transport_version, now)
     check_freshness(unwrapped, now)
     check_trade_signature_present(unwrapped)

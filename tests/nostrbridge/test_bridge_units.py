@@ -43,7 +43,8 @@ from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import leading_zero_bits, mine_pow, sign_event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
-from nostrbridge.publisher import NOT_CONNECTED, PublishPolicy, outbox_claim, outbox_record
+from nostrbridge import publisher
+from nostrbridge.publisher import NOT_CONNECTED, Claimed, PublishPolicy, outbox_claim, outbox_record
 from nostrbridge.relays import PublishResult
 from nostrbridge.relays import RelayHealth as PoolHealth
 
@@ -59,10 +60,12 @@ class IntakeProbe:
         self.config = replace(env_node_config(), **config)
         self.catch_up = CatchUp(anchor=0, protocol_version=self.config.protocol_version)
         self.stored: list[list[tuple[str, dict, bool]]] = []
+        self.checked: list[dict] = []
         self.nudges = 0
 
-        async def store(batch: list[tuple[str, dict, bool]]) -> int:
+        async def store(batch: list[tuple[str, dict, bool]], checked: dict) -> int:
             self.stored.append(list(batch))
+            self.checked.append(checked)
             return len(batch)
 
         def nudge() -> None:
@@ -202,7 +205,7 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
     stop = threading.Event()
     seen: list[int] = []
 
-    def process(pk, *, row, grouped=False, lane=None):
+    def process(pk, *, row, grouped=False, lane=None, checked=None):
         seen.append(pk)
         stop.set()  # a shutdown arrives while the first handler runs
         InboundEvent.objects.filter(pk=pk).update(status=InboundStatus.DONE)
@@ -222,7 +225,7 @@ def test_drain_batch_processes_claimed_events_and_hands_back_the_rest_on_stop(mo
 def test_event_crashing_outside_its_handler_is_retried_then_parked(monkeypatch):
     store_batch([("ws://a", orders_event(), False)])
 
-    def explode(pk, *, row, grouped=False, lane=None):
+    def explode(pk, *, row, grouped=False, lane=None, checked=None):
         raise UnicodeDecodeError("utf-8", b"", 0, 1, "poison")
 
     monkeypatch.setattr(bridge_worker, "process_inbound", explode)  # alone, after the group rolled back
@@ -329,6 +332,43 @@ def test_a_relay_that_has_the_event_is_never_downgraded():
     publish_round({A: PublishResult(None, NOT_CONNECTED), B: PublishResult(True, "")}, now + timedelta(seconds=5))
 
     assert deliveries(message) == {A: (True, "", 1), B: (True, "", 2)}
+
+
+@pytest.mark.django_db
+def test_a_first_round_one_relay_accepted_is_sent_once_with_nothing_to_retry():
+    message = queued_event()
+    now = timezone.now()
+
+    row = publish_round({A: PublishResult(True, "")}, now)
+
+    assert (row.status, row.attempts, row.next_attempt_at, row.sent_at, row.last_error) == (
+        OutboundStatus.SENT,
+        1,
+        None,
+        now,
+        "",
+    )
+    assert deliveries(message) == {A: (True, "", 1)}
+
+
+@pytest.mark.parametrize("status", [OutboundStatus.PENDING, OutboundStatus.SENT])
+@pytest.mark.parametrize(
+    "results",
+    [
+        {A: PublishResult(True, "")},
+        {A: PublishResult(True, "duplicate: have it")},
+        {A: PublishResult(False, "blocked: no")},
+        {A: PublishResult(None, "timeout: no OK within 1s")},
+        {A: PublishResult(None, NOT_CONNECTED)},
+        {A: PublishResult(True, ""), B: PublishResult(False, "rate-limited")},
+    ],
+)
+@pytest.mark.parametrize("delivered", [{}, {B: (True, 1)}, {A: (False, 2)}])
+def test_the_plan_of_the_common_round_is_the_plan_of_every_round(status, results, delivered):
+    claimed = Claimed(pk=1, event={"id": "ab" * 32}, status=status, attempts=1, deliveries=delivered)
+    now = timezone.now()
+
+    assert publisher._plan(claimed, results, POLICY, now) == publisher._plan_rounds(claimed, results, POLICY, now)
 
 
 @pytest.mark.django_db

@@ -78,8 +78,8 @@ def watch_stores(probe: IntakeProbe) -> asyncio.Event:
     stored = asyncio.Event()
     plain_store = probe.intake._store
 
-    async def store(batch):
-        result = await plain_store(batch)
+    async def store(batch, checked):
+        result = await plain_store(batch, checked)
         stored.set()
         return result
 
@@ -136,12 +136,12 @@ async def test_events_arriving_during_a_store_wait_their_own_window():
     stored_at: list[float] = []
     watched_store = probe.intake._store
 
-    async def slow_store(batch):
+    async def slow_store(batch, checked):
         stored_at.append(time.monotonic())
         storing.set()
         if len(stored_at) == 1:
             await release.wait()
-        return await watched_store(batch)
+        return await watched_store(batch, checked)
 
     probe.intake._store = slow_store
     task = asyncio.create_task(probe.intake.run())

@@ -90,6 +90,10 @@ def test_a_groups_refusals_are_one_insert_and_one_update():
     assert outcomes() == [(InboundStatus.DONE, 1, "orders", NOT_FOUND)] * 4
     inbound = list(InboundEvent.objects.order_by("pk"))
     assert all(row.locked_until is None and started <= row.processed_at <= ended for row in inbound)
+    # The flush's time, one value for the group: a plain assignment, not a CASE per row.
+    assert len({row.processed_at for row in inbound}) == 1
+    [outcome_sql] = [s for s in sql if s.startswith('UPDATE "nostrbridge_inboundevent"') and "drop_reason" in s]
+    assert "CASE" not in outcome_sql
     rows = list(OutboundMessage.objects.order_by("pk"))
     assert [(row.recipient_pubkey, row.action, row.kind, row.order_id) for row in rows] == [
         (trade.public_key_hex, "cant-do", 14, None) for trade in keys
