@@ -16,7 +16,7 @@ from nostrbridge.statements import insert_instance
 from orders.bonds.maker import maker_bond_order_create
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
-from orders.publish import publish_order_event
+from orders.publish import order_event_build, order_event_enqueue
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
 from orders.services.policy import policy_check_maker
@@ -72,8 +72,14 @@ def order_create(
         return maker_bond_order_create(maker=maker, fields=fields, config=config, now=now, atomic=atomic)
     with atomic():
         trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
+        order = Order(**_order_fields(maker, terms, config, now))
+        # The pending revision is built from the row about to be inserted, so the INSERT stores its
+        # id (no UPDATE after it); its outbox row still follows the maker's reply.
+        event = order_event_build(order, now=int(now.timestamp()))
+        if event is not None:
+            order.event_id = event.id
         # A precompiled INSERT (the model has no save() or signals): every new order (docs/PERFORMANCE.md).
-        order = insert_instance(Order(**_order_fields(maker, terms, config, now)))
+        insert_instance(order)
         record_creation(order=order, actor=maker.sender, reason="new-order")
         send(
             maker.sender,
@@ -83,7 +89,8 @@ def order_create(
             trade_index=maker.trade_index,
             payload=order_payload(order, include_buyer_invoice=True),
         )
-        publish_order_event(order, now=int(now.timestamp()), fresh=True)  # the row as just inserted
+        if event is not None:
+            order_event_enqueue(order, event)
     logger.info("order %s created (%s %s %s)", order.id, order.kind, order.fiat_amount, order.fiat_code)
     return order
 

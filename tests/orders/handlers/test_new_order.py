@@ -241,3 +241,22 @@ def test_replayed_event_creates_one_order():
     deliver(event, relay="ws://r2")
     assert Order.objects.count() == 1
     assert OutboundMessage.objects.filter(kind=14).count() == 1
+
+
+def test_the_new_order_is_inserted_with_its_event_id_and_never_updated():
+    # The pending revision is built before the INSERT, so no UPDATE stores its id; the maker's
+    # reply still comes before the revision in the outbox.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_price()
+    alice = TradeClient("alice")
+    with CaptureQueriesContext(connection) as queries:
+        order = make_order(alice)
+
+    (event,) = order_events(order.id)
+    assert Order.objects.get(pk=order.pk).event_id == event.id
+    assert [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_order"')] == []
+    rows = OutboundMessage.objects.filter(order_id=order.id).order_by("pk").values_list("action", "kind", "event_id")
+    assert [(action, kind) for action, kind, _ in rows] == [("new-order", 14), ("", 38383)]
+    assert rows[1][2] == event.id
