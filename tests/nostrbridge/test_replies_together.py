@@ -54,22 +54,31 @@ def test_the_blocks_messages_are_one_insert_in_queue_order():
     assert [_request_id(rows[0].event_json, ALICE), _request_id(rows[1].event_json, BOB)] == [1, 2]
 
 
+def _failing_step() -> None:
+    with transaction.atomic(), replies_together():
+        _send(ALICE, 1)
+        raise RuntimeError("the step failed")
+
+
 def test_an_exception_in_the_block_writes_nothing():
-    with pytest.raises(RuntimeError), transaction.atomic():
-        with replies_together():
-            _send(ALICE, 1)
-            raise RuntimeError("the step failed")
+    with pytest.raises(RuntimeError):
+        _failing_step()
     assert _rows() == []
+
+
+def _failing_savepoint() -> None:
+    with transaction.atomic():
+        _send(BOB, 2)
+        assert OutboundMessage.objects.count() == 1  # inside the savepoint: written at once
+        raise RuntimeError("the savepoint rolls back")
 
 
 def test_a_savepoint_in_the_block_writes_at_once_and_rolls_back_alone():
     with transaction.atomic():
         with replies_together():
             held = _send(ALICE, 1)
-            with pytest.raises(RuntimeError), transaction.atomic():
-                _send(BOB, 2)
-                assert OutboundMessage.objects.count() == 1  # inside the savepoint: written at once
-                raise RuntimeError("the savepoint rolls back")
+            with pytest.raises(RuntimeError):
+                _failing_savepoint()
             kept = _send(BOB, 3)
     assert _rows() == [(held, ALICE.public_key_hex, "fiat-sent-ok"), (kept, BOB.public_key_hex, "fiat-sent-ok")]
 
