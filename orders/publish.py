@@ -27,7 +27,7 @@ from nostrbridge.protocol.published_events import (
     order_status_bucket,
 )
 from nostrbridge.statements import select_one, update_where
-from orders.models import Order
+from orders.models import Order, Trader
 from orders.services.traders import maker_identity, trader_reputation
 
 
@@ -72,12 +72,13 @@ def publish_order_event(order: Order, *, now: int | None = None, fresh: bool = F
     return row
 
 
-def order_event_build(order: Order, *, now: int | None = None) -> Event | None:
+def order_event_build(order: Order, *, now: int | None = None, maker: Trader | None = None) -> Event | None:
     """The signed 38383 revision of `order` as given (None: its status is not published), its
     `created_at` taken from the order's clock (`next_created_at`: inside the transaction).
 
     With `order_event_enqueue`, for a caller that stores the event id with a write of its own
-    (the new order's INSERT) instead of `publish_order_event`'s UPDATE."""
+    (the new order's INSERT) instead of `publish_order_event`'s UPDATE. `maker`: the maker's
+    trader row as this transaction just wrote it, for the `rating` tag without a read."""
     if not connection.in_atomic_block:
         raise RuntimeError("order_event_build must run inside the transaction that changes the order")
     bucket = order_status_bucket(Status(order.status), Kind(order.kind))
@@ -86,7 +87,9 @@ def order_event_build(order: Order, *, now: int | None = None) -> Event | None:
     now = int(time.time()) if now is None else now
     reputation = None
     if bucket == "pending":  # the rating tag exists only on pending revisions
-        reputation = trader_reputation(identity=maker_identity(order), now=datetime.fromtimestamp(now, tz=UTC))
+        reputation = trader_reputation(
+            identity=maker_identity(order), now=datetime.fromtimestamp(now, tz=UTC), known=maker
+        )
     return build_order_event(
         order_snapshot(order),
         node_keys(),

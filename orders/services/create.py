@@ -71,11 +71,11 @@ def order_create(
         fields = _order_fields(maker, terms, config, now)
         return maker_bond_order_create(maker=maker, fields=fields, config=config, now=now, atomic=atomic)
     with atomic():
-        trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
+        maker_row = trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
         order = Order(**_order_fields(maker, terms, config, now))
         # The pending revision is built from the row about to be inserted, so the INSERT stores its
         # id (no UPDATE after it); its outbox row still follows the maker's reply.
-        event = order_event_build(order, now=int(now.timestamp()))
+        event = order_event_build(order, now=int(now.timestamp()), maker=maker_row)
         if event is not None:
             order.event_id = event.id
         # A precompiled INSERT (the model has no save() or signals): every new order (docs/PERFORMANCE.md).
