@@ -101,8 +101,8 @@ _batching = threading.local()
 
 @contextlib.contextmanager
 def replies_together() -> Iterator[ReplyBatch]:
-    """The direct messages this thread queues in the block (`enqueue_message`) go to the outbox as
-    one multi-row INSERT when the block ends without an exception, instead of one INSERT each
+    """The rows this thread queues in the block (`enqueue_message`, and `enqueue_event` /
+    `enqueue_signed`, which then return their row unsaved) go to the outbox as one multi-row INSERT when the block ends without an exception, instead of one INSERT each
     (a trade step sends two or three: docs/PERFORMANCE.md).
 
     Use it inside the transaction of the state change (`with atomic(), replies_together():`): the
@@ -173,6 +173,9 @@ def _store(
 ) -> OutboundMessage:
     # A precompiled INSERT … RETURNING id instead of Model.objects.create: every order event (hot path).
     collector: _Collector | None = getattr(_collecting, "collector", None)
+    batch = _batch_here()
+    if batch is not None:
+        return _store_held(batch, collector, event, recipient_pubkey, action, order_id, d_tag)
     row = insert_instance(
         OutboundMessage(
             event_id=event.id,
@@ -190,6 +193,35 @@ def _store(
     else:
         collector.on_commit(row.pk, event, row.event_json)
     return row
+
+
+def _store_held(
+    batch: "ReplyBatch",
+    collector: "_Collector | None",
+    event: Event,
+    recipient_pubkey: str,
+    action: str,
+    order_id: uuid.UUID | str | None,
+    d_tag: str,
+) -> OutboundMessage:
+    """`_store` inside `replies_together`: the row joins the block's INSERT; the instance returned
+    is not saved yet (no primary key), as nothing in the block may read the row back."""
+    event_json = event.to_json()
+    values: dict[str, Any] = {
+        "event_id": event.id,
+        "kind": event.kind,
+        "recipient_pubkey": recipient_pubkey,
+        "action": action,
+        "order_id": order_id,
+        "d_tag": d_tag,
+        "event_json": event_json,
+    }
+    written = None
+    if collector is not None:
+        values["next_attempt_at"] = collector.lease_until
+        written = functools.partial(collector.on_commit_event, event, event_json)
+    batch.replies.append(Reply(values, written))
+    return OutboundMessage(**values)
 
 
 @dataclass(frozen=True)

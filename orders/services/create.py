@@ -23,7 +23,7 @@ from orders.services.policy import policy_check_maker
 from orders.services.traders import trader_bump_trade_index
 from orders.status import OrderKind, OrderStatus
 from orders.transitions import record_creation
-from orders.wire import order_payload, send
+from orders.wire import order_payload, replies_together, send
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +81,17 @@ def order_create(
         # A precompiled INSERT (the model has no save() or signals): every new order (docs/PERFORMANCE.md).
         insert_instance(order)
         record_creation(order=order, actor=maker.sender, reason="new-order")
-        send(
-            maker.sender,
-            Action.NEW_ORDER,
-            order,
-            request_id=maker.request_id,
-            trade_index=maker.trade_index,
-            payload=order_payload(order, include_buyer_invoice=True),
-        )
-        if event is not None:
-            order_event_enqueue(order, event)
+        with replies_together():  # the reply and the revision as one outbox INSERT, in this order
+            send(
+                maker.sender,
+                Action.NEW_ORDER,
+                order,
+                request_id=maker.request_id,
+                trade_index=maker.trade_index,
+                payload=order_payload(order, include_buyer_invoice=True),
+            )
+            if event is not None:
+                order_event_enqueue(order, event)
     logger.info("order %s created (%s %s %s)", order.id, order.kind, order.fiat_amount, order.fiat_code)
     return order
 

@@ -9,7 +9,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from nostrbridge.models import OutboundMessage
-from nostrbridge.outbox import enqueue_message, outbox_collect, replies_together
+from nostrbridge.outbox import enqueue_event, enqueue_message, outbox_collect, replies_together
+from nostrbridge.protocol.nip01 import sign_event
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
@@ -109,3 +110,16 @@ def test_inside_outbox_collect_the_rows_are_leased_and_handed_over_after_commit(
     rows = {row.event_id: row for row in OutboundMessage.objects.all()}
     assert [(c.pk, c.event.id) for c in collected] == [(rows[first].pk, first), (rows[second].pk, second)]
     assert all(row.next_attempt_at is not None for row in rows.values())
+
+
+def test_an_event_joins_the_blocks_insert_and_is_returned_unsaved():
+    event = sign_event(ALICE, kind=38383, content="", tags=[["d", "x"]], created_at=1_700_000_000)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        with replies_together():
+            reply = _send(BOB, 1)
+            row = enqueue_event(event=event, d_tag="x")
+            assert (row.pk, row.event_id, row.kind, row.d_tag) == (None, event.id, 38383, "x")
+    assert len(_outbox_inserts(queries)) == 1
+    stored = list(OutboundMessage.objects.order_by("pk").values_list("event_id", "kind", "d_tag", "event_json"))
+    assert [entry[:3] for entry in stored] == [(reply, 14, ""), (event.id, 38383, "x")]
+    assert stored[1][3] == event.to_json()

@@ -257,6 +257,8 @@ def test_the_new_order_is_inserted_with_its_event_id_and_never_updated():
     (event,) = order_events(order.id)
     assert Order.objects.get(pk=order.pk).event_id == event.id
     assert [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_order"')] == []
+    # The reply and the revision: one outbox INSERT.
+    assert len([q for q in queries if q["sql"].startswith('INSERT INTO "nostrbridge_outboundmessage"')]) == 1
     rows = OutboundMessage.objects.filter(order_id=order.id).order_by("pk").values_list("action", "kind", "event_id")
     assert [(action, kind) for action, kind, _ in rows] == [("new-order", 14), ("", 38383)]
     assert rows[1][2] == event.id
