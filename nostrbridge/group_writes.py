@@ -50,7 +50,7 @@ CHUNK = 200
 
 
 @dataclass
-class _Reply:
+class Reply:
     values: dict[str, Any]  # the OutboundMessage columns by attname
     written: Callable[[int], None] | None  # given the row's primary key once it is inserted
 
@@ -61,7 +61,7 @@ class GroupWrites:
 
     db: Any
     depth: int  # savepoints already open when the group began (a test's own transaction)
-    replies: list[_Reply] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
     outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -98,7 +98,7 @@ def holding() -> GroupWrites | None:
 
 def hold_reply(writes: GroupWrites, values: dict[str, Any], *, written: Callable[[int], None] | None) -> None:
     """An outbox row to insert at the group's end; `written(pk)` runs when it is inserted."""
-    writes.replies.append(_Reply(values, written))
+    writes.replies.append(Reply(values, written))
 
 
 def hold_outcome(writes: GroupWrites, pk: int, values: dict[str, Any]) -> None:
@@ -109,14 +109,15 @@ def hold_outcome(writes: GroupWrites, pk: int, values: dict[str, Any]) -> None:
 
 def flush(writes: GroupWrites) -> None:
     if writes.replies:
-        _insert_replies(writes.replies)
+        insert_replies(writes.replies)
         writes.replies = []
     if writes.outcomes:
         _update_outcomes(writes.outcomes)
         writes.outcomes = {}
 
 
-def _insert_replies(replies: list[_Reply]) -> None:
+def insert_replies(replies: list[Reply]) -> None:
+    """The rows as multi-row INSERTs (`written(pk)` called for each row that has one)."""
     for start in range(0, len(replies), CHUNK):
         chunk = replies[start : start + CHUNK]
         rows = [reply.values for reply in chunk]

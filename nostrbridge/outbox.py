@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mostro_site.config import node_config
-from nostrbridge.group_writes import hold_reply, holding
+from nostrbridge.group_writes import Reply, hold_reply, holding, insert_replies
 from nostrbridge.models import AddressableClock, OutboundMessage
 from nostrbridge.node_identity import node_secret_key
 from nostrbridge.protocol.enums import CantDoReason
@@ -30,7 +30,7 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.transport import reply_v2
-from nostrbridge.statements import advance_clock, insert_instance, insert_row, insert_row_pk
+from nostrbridge.statements import advance_clock, db_connection, insert_instance, insert_row, insert_row_pk
 from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit
 
 
@@ -68,6 +68,12 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
         else:
             values["next_attempt_at"] = collector.lease_until
             hold_reply(held, values, written=functools.partial(collector.on_commit_event, event, event_json))
+    elif (batch := _batch_here()) is not None:
+        # Inside `replies_together`, at its level: written with the block's other replies.
+        written = None if collector is None else functools.partial(collector.on_commit_event, event, event_json)
+        if collector is not None:
+            values["next_attempt_at"] = collector.lease_until
+        batch.replies.append(Reply(values, written))
     elif collector is None:
         insert_row(OutboundMessage, **values)
         _wake_publisher()
@@ -75,6 +81,57 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
         pk = insert_row_pk(OutboundMessage, **values, next_attempt_at=collector.lease_until)
         collector.on_commit(pk, event, event_json)
     return event.id
+
+
+@dataclass
+class ReplyBatch:
+    db: Any
+    depth: int  # savepoints open when the block began
+    replies: list[Reply]
+
+    def flush(self) -> None:
+        """Write the replies held so far now (rows written after this come after them)."""
+        if self.replies:
+            insert_replies(self.replies)
+            self.replies = []
+
+
+_batching = threading.local()
+
+
+@contextlib.contextmanager
+def replies_together() -> Iterator[ReplyBatch]:
+    """The rows this thread queues in the block (`enqueue_message`, and `enqueue_event` /
+    `enqueue_signed`, which then return their row unsaved) go to the outbox as one multi-row INSERT when the block ends without an exception, instead of one INSERT each
+    (a trade step sends two or three: docs/PERFORMANCE.md).
+
+    Use it inside the transaction of the state change (`with atomic(), replies_together():`): the
+    INSERT then runs before that transaction commits, so "every reply in the outbox in the
+    transaction of its state change" holds; an exception drops the held rows with the rollback.
+    Only a message queued at the block's own level is held (as `nostrbridge.group_writes` does):
+    one queued inside a savepoint opened in the block is written at once and goes with its
+    savepoint. Nothing may read a held row back before the block ends; nothing does (reply rows
+    are read only by the publisher, after commit). Held rows keep the order they were queued in,
+    after any row written at once meanwhile: `flush()` writes them at a point that must come first."""
+    db = db_connection()
+    if not db.in_atomic_block:
+        raise RuntimeError("replies_together must run inside the transaction of the state change")
+    previous = getattr(_batching, "batch", None)
+    batch = ReplyBatch(db=db, depth=len(db.savepoint_ids), replies=[])
+    _batching.batch = batch
+    try:
+        yield batch
+        _batching.batch = previous  # the flush itself writes at once
+        batch.flush()
+    finally:
+        _batching.batch = previous
+
+
+def _batch_here() -> ReplyBatch | None:
+    batch: ReplyBatch | None = getattr(_batching, "batch", None)
+    if batch is None or batch.db.needs_rollback or len(batch.db.savepoint_ids) != batch.depth:
+        return None
+    return batch
 
 
 def enqueue_cant_do(
@@ -116,6 +173,9 @@ def _store(
 ) -> OutboundMessage:
     # A precompiled INSERT … RETURNING id instead of Model.objects.create: every order event (hot path).
     collector: _Collector | None = getattr(_collecting, "collector", None)
+    batch = _batch_here()
+    if batch is not None:
+        return _store_held(batch, collector, event, recipient_pubkey, action, order_id, d_tag)
     row = insert_instance(
         OutboundMessage(
             event_id=event.id,
@@ -133,6 +193,35 @@ def _store(
     else:
         collector.on_commit(row.pk, event, row.event_json)
     return row
+
+
+def _store_held(
+    batch: "ReplyBatch",
+    collector: "_Collector | None",
+    event: Event,
+    recipient_pubkey: str,
+    action: str,
+    order_id: uuid.UUID | str | None,
+    d_tag: str,
+) -> OutboundMessage:
+    """`_store` inside `replies_together`: the row joins the block's INSERT; the instance returned
+    is not saved yet (no primary key), as nothing in the block may read the row back."""
+    event_json = event.to_json()
+    values: dict[str, Any] = {
+        "event_id": event.id,
+        "kind": event.kind,
+        "recipient_pubkey": recipient_pubkey,
+        "action": action,
+        "order_id": order_id,
+        "d_tag": d_tag,
+        "event_json": event_json,
+    }
+    written = None
+    if collector is not None:
+        values["next_attempt_at"] = collector.lease_until
+        written = functools.partial(collector.on_commit_event, event, event_json)
+    batch.replies.append(Reply(values, written))
+    return OutboundMessage(**values)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from nostrbridge.event_settings import lnd_network, publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
 from nostrbridge.protocol.enums import Kind, Status
+from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.published_events import (
     ORDER_KIND,
     OrderSnapshot,
@@ -26,7 +27,7 @@ from nostrbridge.protocol.published_events import (
     order_status_bucket,
 )
 from nostrbridge.statements import select_one, update_where
-from orders.models import Order
+from orders.models import Order, Trader
 from orders.services.traders import maker_identity, trader_reputation
 
 
@@ -62,26 +63,44 @@ def publish_order_event(order: Order, *, now: int | None = None, fresh: bool = F
     current = order if fresh else select_one(Order, id=order.pk)
     if current is None:
         raise Order.DoesNotExist(order.pk)
-    bucket = order_status_bucket(Status(current.status), Kind(current.kind))
+    event = order_event_build(current, now=now)
+    if event is None:
+        return None
+    row = order_event_enqueue(current, event)
+    update_where(Order, where={"id": current.pk}, values={"event_id": event.id})
+    order.event_id = event.id
+    return row
+
+
+def order_event_build(order: Order, *, now: int | None = None, maker: Trader | None = None) -> Event | None:
+    """The signed 38383 revision of `order` as given (None: its status is not published), its
+    `created_at` taken from the order's clock (`next_created_at`: inside the transaction).
+
+    With `order_event_enqueue`, for a caller that stores the event id with a write of its own
+    (the new order's INSERT) instead of `publish_order_event`'s UPDATE. `maker`: the maker's
+    trader row as this transaction just wrote it, for the `rating` tag without a read."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("order_event_build must run inside the transaction that changes the order")
+    bucket = order_status_bucket(Status(order.status), Kind(order.kind))
     if bucket is None:
         return None
     now = int(time.time()) if now is None else now
     reputation = None
     if bucket == "pending":  # the rating tag exists only on pending revisions
-        reputation = trader_reputation(identity=maker_identity(current), now=datetime.fromtimestamp(now, tz=UTC))
-    d_tag = str(current.id)
-    event = build_order_event(
-        order_snapshot(current),
+        reputation = trader_reputation(
+            identity=maker_identity(order), now=datetime.fromtimestamp(now, tz=UTC), known=maker
+        )
+    return build_order_event(
+        order_snapshot(order),
         node_keys(),
         settings=publisher_settings(),
         now=now,
         network=lnd_network(),
         reputation=reputation,
-        created_at=next_created_at(kind=ORDER_KIND, d_tag=d_tag, now=now),
+        created_at=next_created_at(kind=ORDER_KIND, d_tag=str(order.id), now=now),
     )
-    if event is None:  # unreachable: the bucket was checked above
-        return None
-    row = enqueue_event(event=event, order_id=current.id, d_tag=d_tag)
-    update_where(Order, where={"id": current.pk}, values={"event_id": event.id})
-    order.event_id = event.id
-    return row
+
+
+def order_event_enqueue(order: Order, event: Event) -> OutboundMessage:
+    """The outbox row of `event`, a revision `order_event_build` made for `order`."""
+    return enqueue_event(event=event, order_id=order.id, d_tag=str(order.id))

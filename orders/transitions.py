@@ -1,10 +1,18 @@
 """The only code that writes `Order.status`.
 
-A transition is a locked re-check plus a conditional UPDATE (`WHERE status = <seen>` and any
-invariant guard), followed by an audit row, all inside the caller's transaction. Zero rows
-changed means another writer won: handlers answer `not_allowed_by_status`, jobs skip.
-SQLite ignores SELECT … FOR UPDATE, but the node opens IMMEDIATE transactions there, so the
-read and the UPDATE already run under the database write lock.
+A transition is a conditional UPDATE (`WHERE id = … AND status = <from> AND <guard>`), followed by
+an audit row, all inside the caller's transaction. Zero rows changed means another writer won:
+handlers answer `not_allowed_by_status`, jobs skip.
+
+The UPDATE is the guard: it changes the row only if, when it runs, the row is in `<from>`, and
+on PostgreSQL a concurrent writer's uncommitted change makes it wait for that row lock and
+re-check its WHERE on the committed row (READ COMMITTED), so the loser changes nothing. The
+status it tries first is known without a read: the only allowed one, or the status the caller
+saw (`reload.status`) when several are allowed. Only when that attempt changes nothing and
+other statuses are allowed does the locked read (`SELECT status … FOR UPDATE`) decide whether
+the order sits in another allowed status, tried then. This saves the read on every trade step
+(four statements a trade, docs/PERFORMANCE.md). SQLite ignores FOR UPDATE, but the node opens
+IMMEDIATE transactions there, so every statement already runs under the database write lock.
 """
 
 from collections.abc import Iterable
@@ -52,18 +60,25 @@ def transition_order(
     for status in allowed:
         if not is_allowed_transition(status, to_status):
             raise IllegalTransition(f"{status} -> {to_status}")
-    # Plain SQL of the ORM's shape (a locked read, then `WHERE id = … AND status = <seen> AND <guard>`):
-    # compiling both on every trade step was a tenth of mostrod's CPU (docs/PERFORMANCE.md).
-    current = select_locked_column(Order, pk=order_id, column="status")
-    if current is None or current not in allowed:
-        return False
+    # Plain SQL of the ORM's shape (`WHERE id = … AND status = <from> AND <guard>`): compiling it
+    # on every trade step was a tenth of mostrod's CPU (docs/PERFORMANCE.md).
     values = {"status": to_status, "updated_at": timezone.now(), **(set_fields or {})}
-    where = {"pk": order_id, "status": current}
-    returned = None
-    if reload is not None and not _bonds_may_act(to_status):
-        changed, returned = update_guarded_returning(Order, where=where, guard=guard, values=values)
+    returning = reload is not None and not _bonds_may_act(to_status)
+    first = _first_guess(allowed, reload)
+    if first is None:
+        current = select_locked_column(Order, pk=order_id, column="status")
+        if current is None or current not in allowed:
+            return False
+        changed, returned = _update_from(order_id, current, guard=guard, values=values, returning=returning)
     else:
-        changed = update_guarded(Order, where=where, guard=guard, values=values)
+        current = first
+        changed, returned = _update_from(order_id, current, guard=guard, values=values, returning=returning)
+        if changed == 0 and len(allowed) > 1:
+            # The caller's view was stale (or the guard failed): does the row sit in another allowed status?
+            current = select_locked_column(Order, pk=order_id, column="status")
+            if current is None or current == first or current not in allowed:
+                return False
+            changed, returned = _update_from(order_id, current, guard=guard, values=values, returning=returning)
     if changed == 0:
         return False
     # The audit row as a plain INSERT (the model has no save() or signals): every trade writes five.
@@ -84,6 +99,25 @@ def transition_order(
         else:
             order_refresh(reload)
     return True
+
+
+def _first_guess(allowed: set[str], reload: Order | None) -> str | None:
+    """The from-status to try the UPDATE with before any read (None: read first)."""
+    if len(allowed) == 1:
+        return next(iter(allowed))
+    if reload is not None and reload.status in allowed:
+        return reload.status
+    return None
+
+
+def _update_from(
+    order_id: UUID | str, status: str, *, guard: Q | None, values: dict[str, Any], returning: bool
+) -> tuple[int, list[Order] | None]:
+    """The guarded UPDATE from `status`: its row count, and the row after it when `returning`."""
+    where = {"pk": order_id, "status": status}
+    if returning:
+        return update_guarded_returning(Order, where=where, guard=guard, values=values)
+    return update_guarded(Order, where=where, guard=guard, values=values), None
 
 
 def _bonds_may_act(to_status: str) -> bool:

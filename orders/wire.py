@@ -8,6 +8,7 @@ any of them from keyword toggles so handlers state the view they send, not how t
 from typing import Any
 
 from nostrbridge.outbox import enqueue_message
+from nostrbridge.outbox import replies_together as replies_together  # for the services, beside `send`
 from nostrbridge.protocol.enums import Action, Kind, MessageType, Status
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.payloads import OrderPayload, Payload

@@ -16,14 +16,14 @@ from nostrbridge.statements import insert_instance
 from orders.bonds.maker import maker_bond_order_create
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
-from orders.publish import publish_order_event
+from orders.publish import order_event_build, order_event_enqueue
 from orders.services.amounts import fee_sats
 from orders.services.invoice import buyer_invoice_validate
 from orders.services.policy import policy_check_maker
 from orders.services.traders import trader_bump_trade_index
 from orders.status import OrderKind, OrderStatus
 from orders.transitions import record_creation
-from orders.wire import order_payload, send
+from orders.wire import order_payload, replies_together, send
 
 logger = logging.getLogger(__name__)
 
@@ -71,19 +71,27 @@ def order_create(
         fields = _order_fields(maker, terms, config, now)
         return maker_bond_order_create(maker=maker, fields=fields, config=config, now=now, atomic=atomic)
     with atomic():
-        trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
+        maker_row = trader_bump_trade_index(identity=maker.identity, sender=maker.sender, trade_index=maker.trade_index)
+        order = Order(**_order_fields(maker, terms, config, now))
+        # The pending revision is built from the row about to be inserted, so the INSERT stores its
+        # id (no UPDATE after it); its outbox row still follows the maker's reply.
+        event = order_event_build(order, now=int(now.timestamp()), maker=maker_row)
+        if event is not None:
+            order.event_id = event.id
         # A precompiled INSERT (the model has no save() or signals): every new order (docs/PERFORMANCE.md).
-        order = insert_instance(Order(**_order_fields(maker, terms, config, now)))
+        insert_instance(order)
         record_creation(order=order, actor=maker.sender, reason="new-order")
-        send(
-            maker.sender,
-            Action.NEW_ORDER,
-            order,
-            request_id=maker.request_id,
-            trade_index=maker.trade_index,
-            payload=order_payload(order, include_buyer_invoice=True),
-        )
-        publish_order_event(order, now=int(now.timestamp()), fresh=True)  # the row as just inserted
+        with replies_together():  # the reply and the revision as one outbox INSERT, in this order
+            send(
+                maker.sender,
+                Action.NEW_ORDER,
+                order,
+                request_id=maker.request_id,
+                trade_index=maker.trade_index,
+                payload=order_payload(order, include_buyer_invoice=True),
+            )
+            if event is not None:
+                order_event_enqueue(order, event)
     logger.info("order %s created (%s %s %s)", order.id, order.kind, order.fiat_amount, order.fiat_code)
     return order
 

@@ -34,7 +34,7 @@ from orders.services.traders import trader_user_info
 from orders.status import WAITING_STATUSES, OrderStatus
 from orders.transitions import transition_order, update_order_guarded
 from orders.watch_handoff import hold_invoice_follow_on_commit
-from orders.wire import buyer_view_amount, order_payload, seller_view_amount, send, small_order
+from orders.wire import buyer_view_amount, order_payload, replies_together, seller_view_amount, send, small_order
 
 logger = logging.getLogger(__name__)
 
@@ -176,21 +176,22 @@ def notify_pay_invoice(order: Order, *, request_id: int | None) -> None:
     """`pay-invoice` to the seller and `waiting-seller-to-pay` to the buyer (docs/PROTOCOL.md §Take)."""
     view = small_order(order, status=OrderStatus.WAITING_PAYMENT, amount_sats=seller_view_amount(order))
     payload = PaymentRequestPayload(view, order.hold_invoice_payment_request or "", None)
-    send(
-        order.seller_pubkey,
-        Action.PAY_INVOICE,
-        order,
-        request_id=request_id,
-        trade_index=order.trade_index_seller,
-        payload=payload,
-    )
-    send(
-        order.buyer_pubkey,
-        Action.WAITING_SELLER_TO_PAY,
-        order,
-        request_id=request_id,
-        trade_index=order.trade_index_buyer,
-    )
+    with replies_together():  # one outbox INSERT for both
+        send(
+            order.seller_pubkey,
+            Action.PAY_INVOICE,
+            order,
+            request_id=request_id,
+            trade_index=order.trade_index_seller,
+            payload=payload,
+        )
+        send(
+            order.buyer_pubkey,
+            Action.WAITING_SELLER_TO_PAY,
+            order,
+            request_id=request_id,
+            trade_index=order.trade_index_buyer,
+        )
 
 
 def notify_active(order: Order, *, seller_request_id: int | None, buyer_request_id: int | None, **view: bool) -> None:
@@ -198,14 +199,15 @@ def notify_active(order: Order, *, seller_request_id: int | None, buyer_request_
     common = {"status": OrderStatus.ACTIVE, "include_pubkeys": True}
     seller_view = order_payload(order, amount_sats=seller_view_amount(order), **common)
     buyer_view = order_payload(order, amount_sats=buyer_view_amount(order), **common, **view)
-    send(order.seller_pubkey, Action.BUYER_TOOK_ORDER, order, request_id=seller_request_id, payload=seller_view)
-    send(
-        order.buyer_pubkey,
-        Action.HOLD_INVOICE_PAYMENT_ACCEPTED,
-        order,
-        request_id=buyer_request_id,
-        payload=buyer_view,
-    )
+    with replies_together():  # one outbox INSERT for both
+        send(order.seller_pubkey, Action.BUYER_TOOK_ORDER, order, request_id=seller_request_id, payload=seller_view)
+        send(
+            order.buyer_pubkey,
+            Action.HOLD_INVOICE_PAYMENT_ACCEPTED,
+            order,
+            request_id=buyer_request_id,
+            payload=buyer_view,
+        )
 
 
 def notify_taker_reputation(order: Order, *, recipient: str | None, action: Action, taker_identity: str | None) -> None:

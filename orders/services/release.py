@@ -23,7 +23,7 @@ from orders.services.payout import payout_schedule
 from orders.services.range import range_child_create
 from orders.status import OrderStatus
 from orders.transitions import transition_order
-from orders.wire import send
+from orders.wire import replies_together, send
 from orders.wiring import orders_wiring
 
 RELEASABLE_STATUSES = (OrderStatus.FIAT_SENT, OrderStatus.DISPUTE)
@@ -70,14 +70,15 @@ def order_mark_fiat_sent(
         if not moved:
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
         publish_order_event(order, fresh=True)
-        send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=sender)))
-        send(
-            order.buyer_pubkey,
-            Action.FIAT_SENT_OK,
-            order,
-            request_id=request_id,
-            payload=PeerPayload(Peer(pubkey=order.seller_pubkey or "")),
-        )
+        with replies_together():  # one outbox INSERT for both
+            send(order.seller_pubkey, Action.FIAT_SENT_OK, order, payload=PeerPayload(Peer(pubkey=sender)))
+            send(
+                order.buyer_pubkey,
+                Action.FIAT_SENT_OK,
+                order,
+                request_id=request_id,
+                payload=PeerPayload(Peer(pubkey=order.seller_pubkey or "")),
+            )
     return order
 
 
@@ -129,8 +130,13 @@ def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_i
     # Settled-hold-invoice is not a published bucket: a no-op today. The caller refreshed `order`.
     publish_order_event(order, fresh=True)
     orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=order.seller_pubkey)
-    send(order.buyer_pubkey, Action.RELEASED, order)
-    range_child_create(parent=order, next_trade=next_trade, request_id=request_id)
-    send(order.seller_pubkey, Action.HOLD_INVOICE_PAYMENT_SETTLED, order, request_id=request_id)
-    send(order.seller_pubkey, Action.RATE, order)
+    # The three replies as one outbox INSERT, unless a range child may follow `released` (its
+    # `new-order` comes between, in this order, docs/PROTOCOL.md §Range-orders).
+    with replies_together() as replies:
+        send(order.buyer_pubkey, Action.RELEASED, order)
+        if order.fiat_range is not None:
+            replies.flush()
+        range_child_create(parent=order, next_trade=next_trade, request_id=request_id)
+        send(order.seller_pubkey, Action.HOLD_INVOICE_PAYMENT_SETTLED, order, request_id=request_id)
+        send(order.seller_pubkey, Action.RATE, order)
     payout_schedule(order_id=order.id, request_id=request_id)

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nostrbridge.context import SilentDrop
-from nostrbridge.guarded import update_guarded
+from nostrbridge.guarded import update_guarded_returning
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
@@ -60,7 +60,7 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
         raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
 
 
-def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | None) -> None:
+def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | None) -> Trader | None:
     """Store the identity's latest trade index once a new-order/take passed every check.
 
     Runs inside the handler's final transaction. A no-op in full-privacy mode and when the
@@ -68,15 +68,20 @@ def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | No
     mode). Guarded (`last_trade_index < new`, as range orders spend theirs): a message checked
     against an older value never lowers what a concurrent one stored. The gate created the
     row for a first-time identity; the insert below only covers a row removed meanwhile.
+
+    Returns the identity's row as the UPDATE left it (`RETURNING`) when it raised the index, else
+    None: the new order's event takes the maker's reputation from it instead of a read.
     """
     if identity == sender or trade_index is None:
-        return
-    raised = update_guarded(
+        return None
+    raised, rows = update_guarded_returning(
         Trader, where={"pk": identity, "last_trade_index__lt": trade_index}, guard=None,
         values={"last_trade_index": trade_index},
     )  # fmt: skip
     if raised == 0:
         Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
+        return None
+    return rows[0] if rows else None
 
 
 def _operating_days(trader: Trader, now: datetime) -> int:
@@ -86,11 +91,15 @@ def _operating_days(trader: Trader, now: datetime) -> int:
     return max(0, (int(now.timestamp()) - int(trader.created_at.timestamp())) // SECONDS_PER_DAY)
 
 
-def trader_user_info(*, identity: str | None, now: datetime | None = None) -> UserInfo:
+def trader_user_info(*, identity: str | None, now: datetime | None = None, known: Trader | None = None) -> UserInfo:
     """The `UserInfo` of the taker-reputation notices (docs/PROTOCOL.md §Escrow), the solver's
     dispute view and the `user-info` reply (§User-info): zeros and no `since` for an identity
-    without a record, else `since` = the UTC day the record starts."""
-    trader = select_one(Trader, pubkey=identity) if identity else None  # plain SQL: every order event asks
+    without a record, else `since` = the UTC day the record starts. `known`: the identity's row as
+    this transaction just wrote it (`trader_bump_trade_index`), used instead of a read."""
+    if known is not None and identity and known.pk == identity:
+        trader: Trader | None = known
+    else:
+        trader = select_one(Trader, pubkey=identity) if identity else None  # plain SQL: every order event asks
     if trader is None:
         return UserInfo(rating=0.0, reviews=0, operating_days=0)
     return UserInfo(
@@ -101,9 +110,12 @@ def trader_user_info(*, identity: str | None, now: datetime | None = None) -> Us
     )
 
 
-def trader_reputation(*, identity: str | None, now: datetime | None = None) -> MakerReputation:
-    """The aggregates of the 38383 `rating` tag (docs/PROTOCOL.md §Order-event)."""
-    info = trader_user_info(identity=identity, now=now)
+def trader_reputation(
+    *, identity: str | None, now: datetime | None = None, known: Trader | None = None
+) -> MakerReputation:
+    """The aggregates of the 38383 `rating` tag (docs/PROTOCOL.md §Order-event); `known`: as in
+    `trader_user_info`."""
+    info = trader_user_info(identity=identity, now=now, known=known)
     return MakerReputation(
         days=info.operating_days, since=info.since, total_rating=info.rating, total_reviews=info.reviews
     )

@@ -75,23 +75,85 @@ def test_transition_with_a_failing_guard_leaves_no_audit_row():
     assert snapshot(order) == before
 
 
-def test_status_changed_between_the_read_and_the_write_loses(monkeypatch):
-    """A second writer moves the order after `transition_order` read its status."""
+def _compete_before_the_update(monkeypatch, order, status):
+    """A second writer moves `order` to `status` just before `transition_order`'s guarded UPDATE
+    runs (after anything it read): the UPDATE's own WHERE must decide."""
+    real = transitions.update_guarded_returning, transitions.update_guarded
+
+    def compete(update):
+        def competing(model, **kwargs):
+            Order.objects.filter(pk=order.pk).update(status=status)  # the competitor wins
+            return update(model, **kwargs)
+
+        return competing
+
+    monkeypatch.setattr(transitions, "update_guarded_returning", compete(real[0]))
+    monkeypatch.setattr(transitions, "update_guarded", compete(real[1]))
+
+
+@pytest.mark.parametrize("reload", [False, True])
+def test_status_changed_before_the_write_loses(monkeypatch, reload):
+    """A second writer moves the order after the caller saw it pending: one allowed status, no
+    read at all, the guarded UPDATE changes nothing and no audit row is written."""
     order, _other = make_order(), make_order()  # the other pending order must stay pending
-    locked_read = transitions.select_locked_column
+    _compete_before_the_update(monkeypatch, order, "waiting-payment")
 
-    def read_then_compete(model, **kwargs):
-        seen = locked_read(model, **kwargs)
-        Order.objects.filter(pk=order.pk).update(status="waiting-payment")  # the competitor wins
-        return seen
-
-    monkeypatch.setattr(transitions, "select_locked_column", read_then_compete)
-
-    assert _move(order, ["pending"], "canceled") is False
+    assert _move(order, ["pending"], "canceled", reload=order if reload else None) is False
     assert list(Order.objects.order_by("created_at").values_list("status", flat=True)) == [
         "waiting-payment",
         "pending",
     ]
+    assert OrderStatusChange.objects.count() == 0
+    assert order.status == "pending"  # the caller's instance is left as it was
+
+
+def test_several_allowed_a_stale_view_loses_when_the_row_left_them_all(monkeypatch):
+    """Several allowed statuses: the first UPDATE (from the caller's view) changes nothing, the
+    locked read finds a status outside the allowed ones, nothing is written."""
+    order, _other = make_order(), make_order()
+    _compete_before_the_update(monkeypatch, order, "waiting-payment")
+
+    assert _move(order, ["pending", "waiting-taker-bond"], "canceled", reload=order) is False
+    assert list(Order.objects.order_by("created_at").values_list("status", flat=True)) == [
+        "waiting-payment",
+        "pending",
+    ]
+    assert OrderStatusChange.objects.count() == 0
+
+
+def test_several_allowed_a_stale_view_still_moves_from_another_allowed_status():
+    """The caller saw `pending`, the row is in `waiting-taker-bond` (also allowed): the first
+    UPDATE changes nothing, the locked read finds the row's status and the move is made from it,
+    audited from what the row really was."""
+    order, other = make_order(), make_order()
+    Order.objects.filter(pk=order.pk).update(status="waiting-taker-bond")
+    before = snapshot(other)
+
+    assert _move(order, ["pending", "waiting-taker-bond"], "canceled", reload=order) is True
+    assert (order.status, Order.objects.get(pk=order.pk).status) == ("canceled", "canceled")
+    assert snapshot(other) == before
+    assert list(OrderStatusChange.objects.values_list("order_id", "from_status", "to_status")) == [
+        (order.pk, "waiting-taker-bond", "canceled")
+    ]
+
+
+def test_several_allowed_a_failing_guard_is_not_retried(monkeypatch):
+    """The caller's view is right but the guard fails: the status read finds the status already
+    tried, so no second UPDATE runs and nothing is written."""
+    order = make_order(buyer_dispute=True)
+    before = snapshot(order)
+    updates = []
+    real = transitions.update_guarded
+
+    def counted(model, **kwargs):
+        updates.append(kwargs["where"]["status"])
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(transitions, "update_guarded", counted)
+    guard = Q(buyer_dispute=False)
+    assert _move(order, ["pending", "waiting-taker-bond"], "canceled", guard=guard, reload=order) is False
+    assert updates == ["pending"]
+    assert snapshot(order) == before
     assert OrderStatusChange.objects.count() == 0
 
 

@@ -7,6 +7,8 @@ IMMEDIATE transactions instead) and assert its shape, as saleor's `assert_locks_
 """
 
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,7 +20,7 @@ from django.utils import timezone
 from disputes.models import Dispute, DisputeStatus
 from disputes.transitions import dispute_create, transition_dispute
 from nostrbridge.protocol.keys import Keys
-from orders.models import Order, Trader
+from orders.models import Order, OrderStatusChange, Trader
 from orders.services.release import order_mark_fiat_sent
 from orders.services.traders import trader_bump_trade_index
 from orders.status import OrderStatus
@@ -77,7 +79,18 @@ def _active_order() -> Order:
     )
 
 
-def test_transition_order_locks_the_row_then_updates_it_conditionally():
+def assert_one_guarded_update(statements: list[str], *, pk, from_status: str) -> None:
+    """No status read of the row: exactly one status UPDATE of it, guarded by `from_status`."""
+    pk_text = pk.hex
+    assert [sql for sql in statements if _is_lock(sql, "orders_order", pk_text)] == [], statements
+    [update] = [sql for sql in statements if _is_status_update(sql, "orders_order", pk_text)]
+    assert_conditional_update(update, table="orders_order")
+    assert f'"orders_order"."status" = \'{from_status}\'' in update.split(" WHERE ", 1)[1], update
+
+
+def test_transition_order_from_one_status_is_one_conditional_update():
+    # The UPDATE's WHERE is the guard (it waits on a concurrent writer's row lock and re-checks,
+    # below): the locked read before it would only repeat it.
     order = _active_order()
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
         assert transition_order(
@@ -87,16 +100,92 @@ def test_transition_order_locks_the_row_then_updates_it_conditionally():
             actor=BUYER,
             reason="test",
         )
-    assert_locks_rows_before_write(_statements(captured), table="orders_order", pk=order.pk)
+    assert_one_guarded_update(_statements(captured), pk=order.pk, from_status=OrderStatus.ACTIVE)
 
 
-def test_a_service_transition_keeps_the_lock_and_the_guard(node):
+def test_transition_order_from_a_stale_view_locks_the_row_then_updates_it_conditionally():
+    # Several allowed statuses, the caller saw `fiat-sent`, the row is in `dispute`: the first
+    # UPDATE changes nothing, then the row is locked, read, and updated from what it holds.
+    order = _active_order()
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.DISPUTE)
+    order.status = OrderStatus.FIAT_SENT
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        assert transition_order(
+            order_id=order.pk,
+            from_statuses=[OrderStatus.FIAT_SENT, OrderStatus.DISPUTE],
+            to_status=OrderStatus.SETTLED_HOLD_INVOICE,
+            actor=SELLER,
+            reason="test",
+            reload=order,
+        )
+    statements = _statements(captured)
+    pk_text = order.pk.hex
+    updates = [i for i, sql in enumerate(statements) if _is_status_update(sql, "orders_order", pk_text)]
+    assert len(updates) == 2, statements
+    assert_locks_rows_before_write(statements[updates[0] + 1 :], table="orders_order", pk=order.pk)
+    assert order.status == Order.objects.get(pk=order.pk).status == OrderStatus.SETTLED_HOLD_INVOICE
+
+
+def test_a_service_transition_keeps_the_guard(node):
     # The fiat-sent service end to end: its replies and order event come after the guarded write.
     order = _active_order()
     with CaptureQueriesContext(connection) as captured:
         order_mark_fiat_sent(order_id=order.pk, sender=BUYER, request_id=1)
     assert Order.objects.get(pk=order.pk).status == OrderStatus.FIAT_SENT
-    assert_locks_rows_before_write(_statements(captured), table="orders_order", pk=order.pk)
+    assert_one_guarded_update(_statements(captured), pk=order.pk, from_status=OrderStatus.ACTIVE)
+
+
+def test_a_transition_waiting_on_a_concurrent_writer_loses_cleanly():
+    """Real row locks: a second transaction's transition from `active` blocks on the first one's
+    uncommitted move, then re-checks its WHERE on the committed row and changes nothing."""
+    order = _active_order()
+    first_moved, commit_first = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                results["first"] = transition_order(
+                    order_id=order.pk,
+                    from_statuses=[OrderStatus.ACTIVE],
+                    to_status=OrderStatus.FIAT_SENT,
+                    actor=BUYER,
+                    reason="first",
+                )
+                first_moved.set()
+                commit_first.wait(timeout=10)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            first_moved.wait(timeout=10)
+            with transaction.atomic():
+                results["second"] = transition_order(
+                    order_id=order.pk,
+                    from_statuses=[OrderStatus.ACTIVE],
+                    to_status=OrderStatus.CANCELED,
+                    actor=SELLER,
+                    reason="second",
+                )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    assert first_moved.wait(timeout=10)
+    time.sleep(0.3)
+    assert threads[1].is_alive()  # the second UPDATE waits on the first one's row lock
+    commit_first.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert results == {"first": True, "second": False}
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.FIAT_SENT
+    assert list(OrderStatusChange.objects.filter(order=order).values_list("from_status", "to_status", "reason")) == [
+        (OrderStatus.ACTIVE, OrderStatus.FIAT_SENT, "first")
+    ]
 
 
 def test_update_order_guarded_is_a_conditional_update():

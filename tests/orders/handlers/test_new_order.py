@@ -241,3 +241,48 @@ def test_replayed_event_creates_one_order():
     deliver(event, relay="ws://r2")
     assert Order.objects.count() == 1
     assert OutboundMessage.objects.filter(kind=14).count() == 1
+
+
+def test_the_new_order_is_inserted_with_its_event_id_and_never_updated():
+    # The pending revision is built before the INSERT, so no UPDATE stores its id; the maker's
+    # reply still comes before the revision in the outbox.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_price()
+    alice = TradeClient("alice")
+    with CaptureQueriesContext(connection) as queries:
+        order = make_order(alice)
+
+    (event,) = order_events(order.id)
+    assert Order.objects.get(pk=order.pk).event_id == event.id
+    assert [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_order"')] == []
+    # The reply and the revision: one outbox INSERT.
+    assert len([q for q in queries if q["sql"].startswith('INSERT INTO "nostrbridge_outboundmessage"')]) == 1
+    rows = OutboundMessage.objects.filter(order_id=order.id).order_by("pk").values_list("action", "kind", "event_id")
+    assert [(action, kind) for action, kind, _ in rows] == [("new-order", 14), ("", 38383)]
+    assert rows[1][2] == event.id
+
+
+def test_the_rating_tag_comes_from_the_row_the_index_bump_returned():
+    # One trader read (the trade-index gate's); the event's reputation is the row the bump's
+    # UPDATE … RETURNING gave back, in the order's own transaction.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_price()
+    alice = TradeClient("alice")
+    Trader.objects.create(
+        pubkey=alice.identity.public_key_hex, last_trade_index=0, total_reviews=3, total_rating=2.5, last_rating=2
+    )
+    with CaptureQueriesContext(connection) as queries:
+        order = make_order(alice)
+
+    trader_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_trader"' in q["sql"]]
+    assert len(trader_reads) == 1
+    (event,) = order_events(order.id)
+    (rating,) = [tag for tag in event.tags if tag[0] == "rating"]
+    stored = Trader.objects.get(pk=alice.identity.public_key_hex)
+    since = _unix(stored.created_at) - _unix(stored.created_at) % 86_400
+    assert rating == ["rating", f'["rating",{{"days":0,"since":{since},"total_rating":2.5,"total_reviews":3}}]']
+    assert stored.last_trade_index == 1
