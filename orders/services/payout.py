@@ -49,7 +49,7 @@ from orders.services.amounts import buyer_payout_sats
 from orders.services.escrow_reconcile import escrow_settle_decided
 from orders.status import OrderStatus
 from orders.transitions import transition_order, update_order_guarded
-from orders.wire import buyer_view_amount, order_payload, send
+from orders.wire import buyer_view_amount, order_payload, replies_together, send
 
 logger = logging.getLogger(__name__)
 
@@ -291,10 +291,13 @@ def _record_outcome(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
 def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
     """The trade's end, its order event and the buyer's two replies, in one transaction.
 
-    No re-read of the order here: the replies need only its id and the buyer's trade key, which
-    no code changes once the order is settled (it is set at the take), and `publish_order_event`
-    reads the row it publishes itself. The guarded transition below is what decides.
+    No re-read of the order here, not even for the order event: the replies need only its id
+    and the buyer's trade key (set at the take), and the event only the columns no code changes
+    while the order is `settled-hold-invoice` (kind, amounts, fiat, premium, payment method,
+    dates; `order_snapshot`). The guarded transition below is what decides; once it won, the
+    row is `order` with the transition's own changes, applied here (`_succeeded`).
     """
+    set_fields = {"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats}
     with transaction.atomic(durable=True):
         won = transition_order(
             order_id=order.id,
@@ -302,15 +305,30 @@ def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
             to_status=OrderStatus.SUCCESS,
             actor="lightning",
             reason=f"buyer payout {claim[0][:16]} succeeded",
-            set_fields={"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats},
+            set_fields=set_fields,
             guard=Q(payout_payment_hash=claim[0]),
         )
         if not won:
             return "skipped"
-        publish_order_event(order)
-        send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, order)
-        send(order.buyer_pubkey, Action.RATE, order, request_id=request_id)
+        with replies_together():  # the order event and both replies as one outbox INSERT
+            # `fresh`: the publisher's own read of the wide order row was a tenth of the success
+            # transaction's CPU in the job cluster (docs/PERFORMANCE.md).
+            publish_order_event(_succeeded(order, claim, set_fields), fresh=True)
+            send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, order)
+            send(order.buyer_pubkey, Action.RATE, order, request_id=request_id)
     return "succeeded"
+
+
+def _succeeded(order: Order, claim: Claim, set_fields: dict) -> Order:
+    """`order` (read while it was settled, before or after the claim) as the claim and the
+    success transition left it: the claimed hash, the status and the transition's columns.
+    Nothing else in the transition writes the order (its audit row and the bond rules write
+    their own tables)."""
+    order.payout_payment_hash = claim[0]
+    order.status = OrderStatus.SUCCESS
+    for name, value in set_fields.items():
+        setattr(order, name, value)
+    return order
 
 
 def _record_failure(*, order_id, request_id: int | None, claim: Claim | None) -> str:

@@ -7,10 +7,14 @@ from django.utils import timezone
 
 from lightning.errors import LightningUnavailable
 from lightning.types import PaymentStatus
+from nostrbridge.event_settings import lnd_network, publisher_settings
+from nostrbridge.outbox import node_keys
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import PaymentRequestPayload
+from nostrbridge.protocol.published_events import build_order_event
 from orders.models import OrderStatusChange
+from orders.publish import order_snapshot
 from orders.services.invoice import order_add_invoice
 from orders.services.payout import (
     payout_reconcile,
@@ -252,10 +256,10 @@ def test_lost_payout_task_is_picked_up_by_the_retry_sweep(node, fake_ln):
     assert trade.refresh().status == "success"
 
 
-def test_a_payout_reads_the_order_row_three_times(node, fake_ln):
-    # The start's read, the bond release's and the order event's reads; the success transition
-    # has one allowed status, so its guarded UPDATE decides without a status read; the replies
-    # use the start's row (the buyer's key is fixed once settled).
+def test_a_payout_reads_the_order_row_twice_and_writes_the_outbox_once(node, fake_ln):
+    # The start's read and the bond release's: the success transition has one allowed status, so
+    # its guarded UPDATE decides without a status read; the replies and the order event use the
+    # start's row (the buyer's key and the published columns are fixed once settled).
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -266,6 +270,33 @@ def test_a_payout_reads_the_order_row_three_times(node, fake_ln):
     with CaptureQueriesContext(connection) as queries:
         assert payout_start(order_id=trade.order.id, request_id=5) == "succeeded"
     order_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_order"' in q["sql"]]
-    assert len(order_reads) == 3
+    assert len(order_reads) == 2
+    # The order event and both replies go to the outbox as one INSERT (`replies_together`).
+    outbox_inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "nostrbridge_outboundmessage"')]
+    assert len(outbox_inserts) == 1
     assert _buyer_actions(trade) == [("purchase-completed", None), ("rate", 5)]
     assert trade.refresh().status == "success"
+
+
+def test_the_success_order_event_is_built_from_the_committed_row(release):
+    # The success transaction publishes from the row read before the claim, with the status the
+    # transition wrote: the same event as one built from the committed row.
+    trade = release()
+    order = trade.refresh()
+    event = order_events(order.id)[-1]
+    rebuilt = build_order_event(
+        order_snapshot(order),
+        node_keys(),
+        settings=publisher_settings(),
+        now=event.created_at,
+        network=lnd_network(),
+        created_at=event.created_at,
+    )
+    assert rebuilt is not None
+
+    def without_expiration(tags: list[list[str]]) -> list[list[str]]:
+        return [tag for tag in tags if tag[0] != "expiration"]  # counted from the publish time
+
+    assert event.tag_value("s") == "success"
+    assert (without_expiration(event.tags), event.content) == (without_expiration(rebuilt.tags), rebuilt.content)
+    assert order.event_id == event.id
