@@ -102,8 +102,9 @@ _batching = threading.local()
 @contextlib.contextmanager
 def replies_together() -> Iterator[ReplyBatch]:
     """The rows this thread queues in the block (`enqueue_message`, and `enqueue_event` /
-    `enqueue_signed`, which then return their row unsaved) go to the outbox as one multi-row INSERT when the block ends without an exception, instead of one INSERT each
-    (a trade step sends two or three: docs/PERFORMANCE.md).
+    `enqueue_signed`, which then return their row unsaved) go to the outbox as one multi-row
+    INSERT when the block ends without an exception, instead of one INSERT each (a trade step
+    sends two or three: docs/PERFORMANCE.md).
 
     Use it inside the transaction of the state change (`with atomic(), replies_together():`): the
     INSERT then runs before that transaction commits, so "every reply in the outbox in the

@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from mostro_site.config import env_node_config
+from nostrbridge import publisher
 from nostrbridge.bridge import group as bridge_group
 from nostrbridge.bridge import worker as bridge_worker
 from nostrbridge.bridge.coalesce import Coalescing
@@ -43,7 +44,6 @@ from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import leading_zero_bits, mine_pow, sign_event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
-from nostrbridge import publisher
 from nostrbridge.publisher import NOT_CONNECTED, Claimed, PublishPolicy, outbox_claim, outbox_record
 from nostrbridge.relays import PublishResult
 from nostrbridge.relays import RelayHealth as PoolHealth

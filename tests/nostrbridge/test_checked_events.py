@@ -94,7 +94,8 @@ async def test_the_intake_hands_over_the_events_it_checked_once_and_forgets_them
     [(batch, checked)] = batches
     assert [event for _, event, _ in batch] == [first, copy, second]
     assert list(checked) == [first["id"], second["id"]]
-    assert checked[first["id"]][0] is first and checked[second["id"]][0] is second
+    assert checked[first["id"]][0] is first
+    assert checked[second["id"]][0] is second
     assert [(event.id, event.sig) for _, event in checked.values()] == [
         (first["id"], first["sig"]),
         (second["id"], second["sig"]),

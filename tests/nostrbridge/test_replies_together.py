@@ -10,11 +10,10 @@ from django.test.utils import CaptureQueriesContext
 
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, enqueue_message, outbox_collect, replies_together
-from nostrbridge.protocol.nip01 import sign_event
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
-from nostrbridge.protocol.nip01 import Event
+from nostrbridge.protocol.nip01 import Event, sign_event
 from nostrbridge.protocol.transport import unwrap_v2
 
 pytestmark = pytest.mark.django_db
