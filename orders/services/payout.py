@@ -11,6 +11,7 @@ claim → commit → `send_payment` → record the outcome in a second short tra
   reconciliation sweep asks the node later (`track_payment`).
 """
 
+import copy
 import functools
 import logging
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,7 @@ from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentFailedPayload
 from nostrbridge.protocol.structs import PaymentFailedInfo
 from orders.models import Order
-from orders.publish import publish_order_event
+from orders.publish import order_event_build, order_event_enqueue
 from orders.selectors import order_get
 from orders.services.amounts import buyer_payout_sats
 from orders.services.escrow_reconcile import escrow_settle_decided
@@ -296,9 +297,20 @@ def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
     while the order is `settled-hold-invoice` (kind, amounts, fiat, premium, payment method,
     dates; `order_snapshot`). The guarded transition below is what decides; once it won, the
     row is `order` with the transition's own changes, applied here (`_succeeded`).
+
+    The order event is built before the transition, so the transition's UPDATE stores its id
+    (as the new order's INSERT does) instead of a second UPDATE of the order. Building it first
+    takes the order's addressable-clock row lock before the order's row lock; no other
+    transaction takes both for a settled order (`settled-hold-invoice` is not a published
+    bucket and its only move is this one), so the order of the two locks cannot deadlock. A lost
+    transition rolls back, the clock step with it.
     """
     set_fields = {"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats}
     with transaction.atomic(durable=True):
+        succeeded = _succeeded(order, claim, set_fields)
+        event = order_event_build(succeeded)
+        if event is not None:
+            set_fields["event_id"] = event.id
         won = transition_order(
             order_id=order.id,
             from_statuses=[SETTLED],
@@ -309,26 +321,28 @@ def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
             guard=Q(payout_payment_hash=claim[0]),
         )
         if not won:
+            transaction.set_rollback(True)  # nothing of this transaction happened, the clock step neither
             return "skipped"
         with replies_together():  # the order event and both replies as one outbox INSERT
-            # `fresh`: the publisher's own read of the wide order row was a tenth of the success
-            # transaction's CPU in the job cluster (docs/PERFORMANCE.md).
-            publish_order_event(_succeeded(order, claim, set_fields), fresh=True)
-            send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, order)
-            send(order.buyer_pubkey, Action.RATE, order, request_id=request_id)
+            if event is not None:
+                order_event_enqueue(succeeded, event)
+                succeeded.event_id = event.id
+            send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, succeeded)
+            send(order.buyer_pubkey, Action.RATE, succeeded, request_id=request_id)
     return "succeeded"
 
 
 def _succeeded(order: Order, claim: Claim, set_fields: dict) -> Order:
-    """`order` (read while it was settled, before or after the claim) as the claim and the
-    success transition left it: the claimed hash, the status and the transition's columns.
+    """A copy of `order` (read while it was settled, before or after the claim) as the claim and
+    the success transition leave it: the claimed hash, the status and the transition's columns.
     Nothing else in the transition writes the order (its audit row and the bond rules write
-    their own tables)."""
-    order.payout_payment_hash = claim[0]
-    order.status = OrderStatus.SUCCESS
+    their own tables). A copy: the transition may still lose."""
+    succeeded = copy.copy(order)
+    succeeded.payout_payment_hash = claim[0]
+    succeeded.status = OrderStatus.SUCCESS
     for name, value in set_fields.items():
-        setattr(order, name, value)
-    return order
+        setattr(succeeded, name, value)
+    return succeeded
 
 
 def _record_failure(*, order_id, request_id: int | None, claim: Claim | None) -> str:

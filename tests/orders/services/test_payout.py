@@ -278,6 +278,45 @@ def test_a_payout_reads_the_order_row_twice_and_writes_the_outbox_once(node, fak
     assert trade.refresh().status == "success"
 
 
+def test_the_success_transition_stores_the_order_event_id_in_its_own_update(node, fake_ln):
+    # The order event is built before the guarded UPDATE, which stores its id: the claim and the
+    # success are the payout's only two UPDATEs of the order (there was a third, of event_id).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    trade = active_sell_trade(fake_ln)
+    trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
+    trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)  # its task is never run
+    with CaptureQueriesContext(connection) as queries:
+        assert payout_start(order_id=trade.order.id, request_id=5) == "succeeded"
+    order_updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_order"')]
+    assert len(order_updates) == 2
+    assert '"event_id"' in order_updates[1]
+    assert trade.refresh().event_id == order_events(trade.order.id)[-1].id
+
+
+def test_a_lost_success_transition_leaves_no_clock_step_and_no_event(node, fake_ln):
+    # The event is built (its clock advanced) before the transition decides: a lost transition
+    # rolls all of it back.
+    from lightning.types import PaymentOutcome
+    from nostrbridge.models import AddressableClock
+    from orders.services.payout import _record_success
+
+    trade = active_sell_trade(fake_ln)
+    trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
+    trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)  # its task is never run
+    order = trade.refresh()
+    clocks = list(AddressableClock.objects.values_list("d_tag", "last_created_at"))
+    events = outbox_count()
+    outcome = PaymentOutcome(status=PaymentStatus.SUCCEEDED, payment_hash_hex="ab" * 32, fee_sats=0)
+    # Not the order's claim (it has none): the guarded UPDATE changes nothing.
+    assert _record_success(order=order, claim=("ab" * 32, None), outcome=outcome, request_id=5) == "skipped"
+    assert list(AddressableClock.objects.values_list("d_tag", "last_created_at")) == clocks
+    assert outbox_count() == events
+    after = trade.refresh()
+    assert (after.status, after.event_id) == ("settled-hold-invoice", order.event_id)
+
+
 def test_the_success_order_event_is_built_from_the_committed_row(release):
     # The success transaction publishes from the row read before the claim, with the status the
     # transition wrote: the same event as one built from the committed row.
