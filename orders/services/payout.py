@@ -11,7 +11,6 @@ claim → commit → `send_payment` → record the outcome in a second short tra
   reconciliation sweep asks the node later (`track_payment`).
 """
 
-import copy
 import functools
 import logging
 from datetime import UTC, datetime, timedelta
@@ -307,8 +306,7 @@ def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
     """
     set_fields = {"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats}
     with transaction.atomic(durable=True):
-        succeeded = _succeeded(order, claim, set_fields)
-        event = order_event_build(succeeded)
+        event = order_event_build(_succeeded(order, claim, set_fields))  # the row the transition makes
         if event is not None:
             set_fields["event_id"] = event.id
         won = transition_order(
@@ -325,24 +323,24 @@ def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
             return "skipped"
         with replies_together():  # the order event and both replies as one outbox INSERT
             if event is not None:
-                order_event_enqueue(succeeded, event)
-                succeeded.event_id = event.id
-            send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, succeeded)
-            send(order.buyer_pubkey, Action.RATE, succeeded, request_id=request_id)
+                order_event_enqueue(order, event)
+                order.event_id = event.id
+            send(order.buyer_pubkey, Action.PURCHASE_COMPLETED, order)
+            send(order.buyer_pubkey, Action.RATE, order, request_id=request_id)
     return "succeeded"
 
 
 def _succeeded(order: Order, claim: Claim, set_fields: dict) -> Order:
-    """A copy of `order` (read while it was settled, before or after the claim) as the claim and
-    the success transition leave it: the claimed hash, the status and the transition's columns.
+    """`order` (read while it was settled, before or after the claim) as the claim and the
+    success transition leave it: the claimed hash, the status and the transition's columns.
     Nothing else in the transition writes the order (its audit row and the bond rules write
-    their own tables). A copy: the transition may still lose."""
-    succeeded = copy.copy(order)
-    succeeded.payout_payment_hash = claim[0]
-    succeeded.status = OrderStatus.SUCCESS
+    their own tables). Changed in place: the callers drop `order` after `_record_success`,
+    whether the transition won or lost."""
+    order.payout_payment_hash = claim[0]
+    order.status = OrderStatus.SUCCESS
     for name, value in set_fields.items():
-        setattr(succeeded, name, value)
-    return succeeded
+        setattr(order, name, value)
+    return order
 
 
 def _record_failure(*, order_id, request_id: int | None, claim: Claim | None) -> str:
