@@ -8,10 +8,13 @@ first and only then talks to LND.
 import functools
 import logging
 import pydoc
+import queue
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.reduction import ForkingPickler
 
+import django_q.queues
 from django import db
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -29,6 +32,9 @@ CLUSTER_CONN_MAX_AGE_S = 300
 # broker's wake-up starts it at once; the poll only finds a retry whose lock expired, or a
 # task a lost wake-up left queued. Five polls a second were 15 % of the cluster's CPU.
 EMBEDDED_POLL_S = 2.0
+# Queued tasks the node's pusher takes with one read (django-q2's `bulk`, 1 by default): a burst
+# of payouts cost one SELECT of the queue each, plus the empty one after the last.
+EMBEDDED_BULK = 4
 
 
 # Tasks queued by the node's own code, besides the declared schedules (mostro_site/schedules.py).
@@ -126,6 +132,77 @@ def slower_idle_poll() -> Iterator[None]:
         Conf.POLL = saved
 
 
+class TaskQueue(django_q.queues.Queue):
+    """django-q2's queue (same pipe, locks, counter and order) whose `put` writes the pickled
+    task into the pipe itself, when the queue is bounded, instead of through multiprocessing's
+    feeder thread: each put started that thread's wake-up (a lock, a condition, a GIL hand-over)
+    for one small write. Bounded, the pipe never holds more than `maxsize` tasks and a reader
+    (a worker) takes them whatever the writer does, so the write cannot wait on its own reader.
+    An unbounded queue (the workers' results, written while a worker holds its timer's lock)
+    keeps the feeder thread: a stalled reader there must not block the writer."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize=maxsize)
+        self._direct = maxsize > 0
+
+    def __getstate__(self) -> tuple:
+        return (*super().__getstate__(), self._direct)
+
+    def __setstate__(self, state: tuple) -> None:
+        super().__setstate__(state[:-1])
+        self._direct = state[-1]
+
+    def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
+        if not self._direct:
+            return super().put(obj, block, timeout)
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        if not self._sem.acquire(block, timeout):
+            raise queue.Full
+        try:
+            data = ForkingPickler.dumps(obj)
+            with self._wlock:
+                self._writer.send_bytes(data)
+        except BaseException:
+            self._sem.release()  # nothing was queued
+            raise
+        self.size.increment(1)
+        return None
+
+
+def _log_text(message: str) -> str:
+    """django-q2's `_` in its pusher, workers and monitor: the English text as is."""
+    return message
+
+
+@contextmanager
+def lighter_task_path() -> Iterator[None]:
+    """Fork the cluster with three per-task costs of django-q2 cut, in its processes only:
+    the pusher takes up to EMBEDDED_BULK queued tasks per read (`Conf.BULK`, read at each poll),
+    puts them into the workers' queue without a feeder thread (`TaskQueue`: the sentinel builds
+    its queues from `django_q.cluster.Queue`), and the pusher, workers and monitor build their
+    INFO log lines (each task: "processing …", "Processed …") without `gettext_lazy`, which
+    looked a translation up for lines the `django-q` logger (at WARNING) then drops."""
+    import django_q.cluster
+    import django_q.monitor
+    import django_q.pusher
+    import django_q.worker
+    from django_q.conf import Conf
+
+    modules = (django_q.pusher, django_q.worker, django_q.monitor)
+    saved = (Conf.BULK, django_q.cluster.Queue, [module._ for module in modules])
+    Conf.BULK = max(Conf.BULK, EMBEDDED_BULK)
+    django_q.cluster.Queue = TaskQueue
+    for module in modules:
+        module._ = _log_text
+    try:
+        yield
+    finally:
+        Conf.BULK, django_q.cluster.Queue = saved[0], saved[1]
+        for module, text in zip(modules, saved[2], strict=True):
+            module._ = text
+
+
 class JobCluster:
     def __init__(self) -> None:
         self._cluster = None
@@ -149,7 +226,7 @@ class JobCluster:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         self._cluster = cluster = Cluster(broker)
-        with persistent_connections(), slower_idle_poll(), pushes_skipped_in_forks():
+        with persistent_connections(), slower_idle_poll(), lighter_task_path(), pushes_skipped_in_forks():
             cluster.start()
         logger.info("job cluster started (%s)", cluster.name)
 

@@ -203,3 +203,63 @@ def test_enqueue_stores_the_row_django_q2_stores(broker):
     )
     assert before <= rows[ours].lock <= rows[theirs].lock <= after
     assert broker.dequeue() == [(ours, "same-payload")]
+
+
+def test_the_nodes_cluster_is_forked_with_the_lighter_task_path_and_this_process_keeps_its_own(monkeypatch):
+    import django_q.cluster
+    import django_q.monitor
+    import django_q.pusher
+    import django_q.queues
+    import django_q.worker
+
+    monkeypatch.setattr(Conf, "BULK", 1)
+    lazy = django_q.worker._
+    with cluster.lighter_task_path():
+        assert Conf.BULK == cluster.EMBEDDED_BULK == 4
+        assert django_q.cluster.Queue is cluster.TaskQueue
+        for module in (django_q.pusher, django_q.worker, django_q.monitor):
+            line = module._("%(name)s processing %(task)s") % {"name": "Worker-1", "task": "payout-1"}
+            assert (type(line), line) == (str, "Worker-1 processing payout-1")
+    assert (Conf.BULK, django_q.cluster.Queue) == (1, django_q.queues.Queue)
+    assert django_q.worker._ is lazy is django_q.pusher._ is django_q.monitor._
+
+
+def test_the_pusher_takes_several_queued_tasks_with_one_read(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "BULK", cluster.EMBEDDED_BULK)
+    ids = [broker.enqueue(f"task-{n}") for n in range(5)]
+    assert broker.dequeue() == [(task_id, f"task-{n}") for n, task_id in enumerate(ids[:4])]
+    assert broker.dequeue() == [(ids[4], "task-4")]
+    assert broker.dequeue() is None
+
+
+def test_a_bounded_task_queue_is_written_without_a_feeder_thread_across_processes():
+    import multiprocessing
+    import queue
+
+    tasks = cluster.TaskQueue(maxsize=2)
+    tasks.put({"id": "a"})
+    assert tasks._thread is None  # no feeder thread: written by the caller
+    tasks.put({"id": "b"})
+    with pytest.raises(queue.Full):
+        tasks.put({"id": "c"}, block=False)
+    assert tasks.qsize() == 2
+    assert [tasks.get(timeout=5), tasks.get(timeout=5)] == [{"id": "a"}, {"id": "b"}]
+    assert tasks.qsize() == 0
+
+    child = multiprocessing.get_context("fork").Process(target=_put_three, args=(tasks,))
+    child.start()
+    got = [tasks.get(timeout=10) for _ in range(3)]  # the child's third put waits for room
+    child.join(10)
+    assert (got, child.exitcode) == ([{"n": 0}, {"n": 1}, "STOP"], 0)
+
+    results = cluster.TaskQueue()  # unbounded (the workers' results): multiprocessing's own put
+    results.put("result")
+    assert results._thread is not None
+    assert results.get(timeout=5) == "result"
+    results.close()
+    results.join_thread()
+
+
+def _put_three(tasks) -> None:
+    for item in ({"n": 0}, {"n": 1}, "STOP"):
+        tasks.put(item)
