@@ -9,7 +9,7 @@ import coincurve
 import pytest
 
 from lightning.bolt11 import InvoiceInvalid, _decode_cached, _decode_package, bech32_decode
-from lightning.bolt11_fast import decode_common
+from lightning.bolt11_fast import _uint, decode_common
 from nostrbridge.protocol.bech32 import CHARSET, bech32_encode_words, from_words, to_words
 
 KEY = coincurve.PrivateKey(b"\x09" * 32)
@@ -191,3 +191,18 @@ def test_the_random_invoices_mostly_take_the_fast_path():
     """The comparison above is not only between two package decodes."""
     taken = sum(_both(_invoice(LND_SHAPE, timestamp=NOW + i))[0] for i in range(20))
     assert taken == 20
+
+
+def test_the_words_integer_is_the_shift_loops_at_every_length():
+    def shifted(words: list[int]) -> int:
+        value = 0
+        for word in words:
+            value = (value << 5) | word
+        return value
+
+    rng = random.Random(20)
+    for length in range(0, 700):
+        words = [rng.randrange(32) for _ in range(length)]
+        assert _uint(words) == shifted(words), length
+    assert _uint([31] * 104) == (1 << 520) - 1
+    assert _uint([0] * 40 + [1]) == 1
