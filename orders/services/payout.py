@@ -14,6 +14,7 @@ claim → commit → `send_payment` → record the outcome in a second short tra
 import functools
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
@@ -304,7 +305,7 @@ def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
     bucket and its only move is this one), so the order of the two locks cannot deadlock. A lost
     transition rolls back, the clock step with it.
     """
-    set_fields = {"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats}
+    set_fields: dict[str, Any] = {"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats}
     with transaction.atomic(durable=True):
         event = order_event_build(_succeeded(order, claim, set_fields))  # the row the transition makes
         if event is not None:
