@@ -12,6 +12,7 @@ from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 from mostro_site.ops import job_metrics
 from nostrbridge.event_settings import lnd_network_fetch
 from nostrbridge.log_context import bind, set_process_role, unbind
+from orders.services.payout_queue import task_row_finished, task_row_started
 
 _running: dict[str, tuple[float, list]] = {}  # task id → (monotonic start, log-context tokens)
 
@@ -37,6 +38,7 @@ def on_spawn(sender, proc_name: str = "", **kwargs) -> None:
 
 def on_pre_execute(sender, func=None, task: dict | None = None, **kwargs) -> None:
     task = task or {}
+    task_row_started(task)
     order_id = (task.get("kwargs") or {}).get("order_id")
     tokens = bind(job=job_name(task.get("func", func)), order_id=order_id)
     _running[task.get("id", "")] = (time.monotonic(), tokens)
@@ -44,6 +46,7 @@ def on_pre_execute(sender, func=None, task: dict | None = None, **kwargs) -> Non
 
 def on_post_execute(sender, func=None, task: dict | None = None, **kwargs) -> None:
     task = task or {}
+    task_row_finished(task)  # the same dict goes to the monitor next
     started, tokens = _running.pop(task.get("id", ""), (None, []))
     if started is not None:
         job_metrics.job_finished(

@@ -48,6 +48,7 @@ from orders.publish import order_event_build, order_event_enqueue
 from orders.selectors import order_get
 from orders.services.amounts import buyer_payout_sats
 from orders.services.escrow_reconcile import escrow_settle_decided
+from orders.services.payout_queue import task_row_ack_in_transaction
 from orders.status import OrderStatus
 from orders.transitions import transition_order, update_order_guarded
 from orders.wire import buyer_view_amount, order_payload, replies_together, send
@@ -292,18 +293,12 @@ def _record_outcome(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
 def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
     """The trade's end, its order event and the buyer's two replies, in one transaction.
 
-    No re-read of the order here, not even for the order event: the replies need only its id
-    and the buyer's trade key (set at the take), and the event only the columns no code changes
-    while the order is `settled-hold-invoice` (kind, amounts, fiat, premium, payment method,
-    dates; `order_snapshot`). The guarded transition below is what decides; once it won, the
-    row is `order` with the transition's own changes, applied here (`_succeeded`).
-
-    The order event is built before the transition, so the transition's UPDATE stores its id
-    (as the new order's INSERT does) instead of a second UPDATE of the order. Building it first
-    takes the order's addressable-clock row lock before the order's row lock; no other
-    transaction takes both for a settled order (`settled-hold-invoice` is not a published
-    bucket and its only move is this one), so the order of the two locks cannot deadlock. A lost
-    transition rolls back, the clock step with it.
+    No re-read of the order: the replies need its id and the buyer's trade key (set at the
+    take), the event only columns no code changes while the order is settled (`order_snapshot`);
+    the row is `order` with the transition's changes (`_succeeded`). The event is built first so
+    the transition's UPDATE stores its id (as the new order's INSERT does): its clock row is
+    locked before the order's, safe as no other transaction locks both for a settled order (not
+    a published status; its only move is this one). A lost transition rolls it all back.
     """
     set_fields: dict[str, Any] = {"payout_claimed_at": None, "routing_fee_sats": outcome.fee_sats}
     with transaction.atomic(durable=True):
@@ -322,6 +317,8 @@ def _record_success(*, order: Order, claim: Claim, outcome: PaymentOutcome, requ
         if not won:
             transaction.set_rollback(True)  # nothing of this transaction happened, the clock step neither
             return "skipped"
+        # This payout's own queue row goes with the trade's end (the monitor's DELETE is skipped).
+        task_row_ack_in_transaction(func=PAYOUT_TASK, order_id=str(order.id))
         with replies_together():  # the order event and both replies as one outbox INSERT
             if event is not None:
                 order_event_enqueue(order, event)

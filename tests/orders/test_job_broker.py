@@ -263,3 +263,29 @@ def test_a_bounded_task_queue_is_written_without_a_feeder_thread_across_processe
 def _put_three(tasks) -> None:
     for item in ({"n": 0}, {"n": 1}, "STOP"):
         tasks.put(item)
+
+
+def test_a_task_row_deleted_in_a_rolled_back_transaction_stays_for_the_monitor(broker):
+    from orders.services.payout_queue import task_row_ack_in_transaction, task_row_finished, task_row_started
+
+    row = broker.enqueue("payout")
+    task = {"func": "jobs.pay", "kwargs": {"order_id": "o-1"}, "ack_id": row}
+    task_row_started(task)
+    with pytest.raises(RuntimeError):
+        task_row_ack_in_transaction(func="jobs.pay", order_id="o-1")  # only inside the task's transaction
+    with transaction.atomic():
+        assert task_row_ack_in_transaction(func="jobs.pay", order_id="o-2") is False  # another order's
+        assert task_row_ack_in_transaction(func="jobs.pay", order_id="o-1") is True
+        assert not OrmQ.objects.filter(pk=row).exists()
+        transaction.set_rollback(True)
+    task_row_finished(task)
+    assert OrmQ.objects.filter(pk=row).exists()
+    assert task["ack_id"] == row
+
+    task_row_started(task)
+    with transaction.atomic():
+        assert task_row_ack_in_transaction(func="jobs.pay", order_id="o-1") is True
+    task_row_finished(task)
+    assert not OrmQ.objects.filter(pk=row).exists()
+    assert "ack_id" not in task
+    assert task_row_ack_in_transaction(func="jobs.pay", order_id="o-1") is False  # no task running

@@ -17,6 +17,7 @@ from orders.models import OrderStatusChange
 from orders.publish import order_snapshot
 from orders.services.invoice import order_add_invoice
 from orders.services.payout import (
+    PAYOUT_TASK,
     payout_reconcile,
     payout_reconcile_inflight,
     payout_retry_due,
@@ -315,6 +316,67 @@ def test_a_lost_success_transition_leaves_no_clock_step_and_no_event(node, fake_
     assert outbox_count() == events
     after = trade.refresh()
     assert (after.status, after.event_id) == ("settled-hold-invoice", order.event_id)
+
+
+def _worker_runs(task: dict, run, capture_on_commit):
+    """What django-q2's worker does around a task: the node's pre- and post-execute hooks; the
+    task's commits run their callbacks at once, as outside a test's transaction."""
+    from mostro_site.ops.job_hooks import on_post_execute, on_pre_execute
+
+    on_pre_execute(sender="django_q", task=task)
+    try:
+        with capture_on_commit(execute=True):
+            return run()
+    finally:
+        on_post_execute(sender="django_q", task=task)
+
+
+def _queue_row():
+    from django_q.models import OrmQ
+
+    return OrmQ.objects.create(key="mostro", payload="signed task", lock=timezone.now())
+
+
+@pytest.mark.parametrize(
+    ("func", "acked_by_the_payout"),
+    [(PAYOUT_TASK, True), ("orders.jobs.retry_failed_payouts", False)],
+)
+def test_a_payout_task_deletes_its_own_queue_row_with_the_trades_end(
+    node, fake_ln, django_capture_on_commit_callbacks, func, acked_by_the_payout
+):
+    # The payout's queue row goes in the success transaction, and the task reaches django-q2's
+    # monitor without its `ack_id` (no second DELETE). A sweep paying the same order keeps its
+    # own row for the monitor: it goes on after this payout.
+    from django_q.models import OrmQ
+
+    trade = active_sell_trade(fake_ln)
+    trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
+    trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)  # its task is never run
+    row = _queue_row()
+    kwargs = {"order_id": str(trade.order.id), "request_id": 5} if func == PAYOUT_TASK else {}
+    task = {"id": "t1", "func": func, "kwargs": kwargs, "ack_id": row.pk}
+    run = lambda: payout_start(order_id=trade.order.id, request_id=5)  # noqa: E731
+    assert _worker_runs(task, run, django_capture_on_commit_callbacks) == "succeeded"
+    assert OrmQ.objects.filter(pk=row.pk).exists() is not acked_by_the_payout
+    assert ("ack_id" in task) is not acked_by_the_payout
+    assert trade.refresh().status == "success"
+
+
+def test_a_payout_that_does_not_end_the_trade_leaves_its_queue_row_to_the_monitor(
+    node, fake_ln, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    trade = active_sell_trade(fake_ln)
+    trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
+    trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)  # its task is never run
+    fake_ln.fail_next_payment()
+    row = _queue_row()
+    task = {"id": "t2", "func": PAYOUT_TASK, "kwargs": {"order_id": str(trade.order.id)}, "ack_id": row.pk}
+    run = lambda: payout_start(order_id=trade.order.id, request_id=5)  # noqa: E731
+    assert _worker_runs(task, run, django_capture_on_commit_callbacks) == "failed"
+    assert OrmQ.objects.filter(pk=row.pk).exists()
+    assert task["ack_id"] == row.pk
 
 
 def test_the_success_order_event_is_built_from_the_committed_row(release):
