@@ -373,3 +373,20 @@ def test_unusable_lightning_address(_case, answer, sell_order, bob, lnurl_server
         fake_ln=fake_ln,
         orders=[sell_order],
     )
+
+
+@pytest.mark.parametrize("action", ["new-order", "take-sell"])
+def test_the_ban_and_trade_index_gates_read_once(action, sell_order, alice, bob, fake_ln):
+    # One statement answers both gates (`trade_gate_read`): the ban lookup and the trader row.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        if action == "new-order":
+            make_order(alice, index=2)
+        else:
+            bob.send(Action.TAKE_SELL, index=1, order_id=sell_order.id, payload=_invoice_payload(mint_invoice()))
+    gate_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"orders_ban"' in q["sql"]]
+    trader_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_trader"' in q["sql"]]
+    assert len(gate_reads) == 1
+    assert trader_reads == gate_reads
