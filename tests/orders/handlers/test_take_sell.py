@@ -390,3 +390,17 @@ def test_the_ban_and_trade_index_gates_read_once(action, sell_order, alice, bob,
     trader_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_trader"' in q["sql"]]
     assert len(gate_reads) == 1
     assert trader_reads == gate_reads
+
+
+def test_a_take_without_taker_bonds_only_probes_for_them(sell_order, bob, fake_ln):
+    # One SELECT 1 says no taker bond is open; the gate's bond rows are loaded only when one is.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        bob.send(Action.TAKE_SELL, index=1, order_id=sell_order.id, payload=_invoice_payload(mint_invoice()))
+    bond_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_bond"' in q["sql"]]
+    assert len(bond_reads) == 1
+    assert bond_reads[0].startswith('SELECT 1 FROM "orders_bond" WHERE')
+    sell_order.refresh_from_db()
+    assert sell_order.status == "waiting-payment"
