@@ -264,7 +264,9 @@ def _commit_take(
     """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
     with atomic():
         # Stored even when the race is lost: every check passed (docs/PROTOCOL.md §Trade-index).
-        trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
+        trader_bump_trade_index(
+            identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index, returning=False
+        )
         won = _transition(order, taker=taker, to_status=to_status, fields=fields, bond_id=bond_id)
         if won:
             view = order_payload(
@@ -300,7 +302,9 @@ def _commit_take_with_escrow(
     fields = {**fields, **escrow.order_fields(request_id=taker.request_id)}
     try:
         with atomic():
-            trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
+            trader_bump_trade_index(
+                identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index, returning=False
+            )
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
                 escrow_watch_on_commit(payment_hash_hex=escrow.payment_hash_hex)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from lightning.lnurl import is_lnurl_destination
 from nostrbridge.context import SilentDrop
-from nostrbridge.guarded import update_guarded_returning
+from nostrbridge.guarded import update_guarded, update_guarded_returning
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
@@ -108,7 +108,9 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None, ga
         raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
 
 
-def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | None) -> Trader | None:
+def trader_bump_trade_index(
+    *, identity: str, sender: str, trade_index: int | None, returning: bool = True
+) -> Trader | None:
     """Store the identity's latest trade index once a new-order/take passed every check.
 
     Runs inside the handler's final transaction. A no-op in full-privacy mode and when the
@@ -118,14 +120,17 @@ def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | No
     row for a first-time identity; the insert below only covers a row removed meanwhile.
 
     Returns the identity's row as the UPDATE left it (`RETURNING`) when it raised the index, else
-    None: the new order's event takes the maker's reputation from it instead of a read.
+    None: the new order's event takes the maker's reputation from it instead of a read. A caller
+    that does not use the row (a take) passes `returning=False`: the plain UPDATE, no row built.
     """
     if identity == sender or trade_index is None:
         return None
-    raised, rows = update_guarded_returning(
-        Trader, where={"pk": identity, "last_trade_index__lt": trade_index}, guard=None,
-        values={"last_trade_index": trade_index},
-    )  # fmt: skip
+    where = {"pk": identity, "last_trade_index__lt": trade_index}
+    values = {"last_trade_index": trade_index}
+    if returning:
+        raised, rows = update_guarded_returning(Trader, where=where, guard=None, values=values)
+    else:
+        raised, rows = update_guarded(Trader, where=where, guard=None, values=values), None
     if raised == 0:
         Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
         return None

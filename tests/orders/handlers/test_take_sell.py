@@ -404,3 +404,16 @@ def test_a_take_without_taker_bonds_only_probes_for_them(sell_order, bob, fake_l
     assert bond_reads[0].startswith('SELECT 1 FROM "orders_bond" WHERE')
     sell_order.refresh_from_db()
     assert sell_order.status == "waiting-payment"
+
+
+def test_the_take_bumps_the_index_without_returning_the_trader_row(sell_order, bob, fake_ln):
+    # The take never uses the bumped row (new-order does, for its rating tag): a plain UPDATE.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        bob.send(Action.TAKE_SELL, index=3, order_id=sell_order.id, payload=_invoice_payload(mint_invoice()))
+    bumps = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_trader"')]
+    assert len(bumps) == 1
+    assert "RETURNING" not in bumps[0]
+    assert Trader.objects.get(pk=bob.identity.public_key_hex).last_trade_index == 3
