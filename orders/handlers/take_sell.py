@@ -2,18 +2,19 @@
 
 from nostrbridge.context import InboundContext
 from nostrbridge.protocol.payloads import AmountPayload, PaymentRequestPayload
-from orders.services.bans import ban_refuse
 from orders.services.invoice import lightning_address_ready
 from orders.services.take import Taker, order_take_sell, take_price_ready
-from orders.services.traders import trade_index_check
+from orders.services.traders import trade_gate_read, trade_index_check
 
 
 def handle_take_sell(ctx: InboundContext) -> None:
-    ban_refuse(identity=ctx.identity, sender=ctx.sender)  # before the index gate registers anyone
+    gate = trade_gate_read(identity=ctx.identity, sender=ctx.sender)  # the ban and the index in one read
+    gate.refuse_banned()  # before the index gate registers anyone
     fiat_amount, invoice = take_payload(ctx.payload)
     lightning_address_ready(invoice)
     order = take_price_ready(order_id=ctx.order_id)
-    trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index)
+    known = gate.unless_waited(invoice)
+    trade_index_check(identity=ctx.identity, sender=ctx.sender, trade_index=ctx.trade_index, gate=known)
     taker = Taker(sender=ctx.sender, identity=ctx.identity, trade_index=ctx.trade_index, request_id=ctx.request_id)
     order_take_sell(
         order_id=ctx.order_id, taker=taker, fiat_amount=fiat_amount, invoice=invoice, atomic=ctx.atomic, loaded=order

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
-from nostrbridge.statements import quoted_column, select_rows
+from nostrbridge.statements import db_connection, prep_value, quoted_column, select_rows, table_name
 from orders.models import Ban
 
 BAN_POLICY = "ban"
@@ -101,11 +101,36 @@ def active_ban(*keys: str | None, now: datetime | None = None) -> Ban | None:
 @functools.cache
 def _active_where(keys: int) -> str:
     """The WHERE of `active_ban` for that many keys, built once (the gate asks with one or two)."""
-    column = {name: quoted_column(Ban, name) for name in ("id", "pubkey", "lifted_at", "expires_at")}
+    return f"{_active_condition(keys)} ORDER BY {quoted_column(Ban, 'id')}"
+
+
+@functools.cache
+def _active_condition(keys: int) -> str:
+    column = {name: quoted_column(Ban, name) for name in ("pubkey", "lifted_at", "expires_at")}
     return (
         f"{column['pubkey']} IN ({', '.join(['%s'] * keys)}) AND {column['lifted_at']} IS NULL"
-        f" AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s) ORDER BY {column['id']}"
+        f" AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s)"
     )
+
+
+def active_ban_exists_sql(*keys: str | None, now: datetime | None = None) -> tuple[str, list]:
+    """`active_ban(*keys) is not None` as an SQL expression and its parameters, for a statement
+    that reads it with other values (the trade gate, `orders.services.traders.trade_gate_read`).
+    At least one key must be given."""
+    pubkeys = sorted({key for key in keys if key})
+    assert pubkeys, "a ban is looked up by at least one key"
+    # `prep_value`: the datetime's database value without the field's chain of calls, which
+    # cost as much as the statement itself (docs/PERFORMANCE.md).
+    params = [*pubkeys, prep_value(_EXPIRES_AT, now or timezone.now(), db_connection())]
+    return _exists_sql(len(pubkeys)), params
+
+
+_EXPIRES_AT = Ban._meta.get_field("expires_at")
+
+
+@functools.cache
+def _exists_sql(keys: int) -> str:
+    return f"EXISTS (SELECT 1 FROM {table_name(Ban)} WHERE {_active_condition(keys)})"  # noqa: S608 - quoted identifiers
 
 
 def ban_refuse(*, identity: str | None, sender: str) -> None:

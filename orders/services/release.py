@@ -107,29 +107,48 @@ def order_release(
         raise CantDo(CantDoReason.INVALID_INVOICE)
     escrow_ensure_held(order=order)  # a read: an escrow LND already refunded is refused here
     with atomic():
-        moved = transition_order(
-            order_id=order.id,
-            from_statuses=RELEASABLE_STATUSES,
-            to_status=OrderStatus.SETTLED_HOLD_INVOICE,
-            actor=sender,
-            reason="release",
-            set_fields={"payout_request_id": request_id},
-            reload=order,  # the row as it stands now: the replies and the event are built from it
-        )
-        if not moved:
+        moved_from = _release_transition(order, sender=sender, request_id=request_id)
+        if moved_from is None:
             # A cancel, admin decision or second release decided first: say so, never silence.
             raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-        _after_settle(order, next_trade=next_trade, request_id=request_id)
+        # A dispute row is created only with the order's move to `dispute`, which also sets its
+        # opener's flag, and nothing leads from `dispute` back to `fiat-sent` (ALLOWED_TRANSITIONS):
+        # a release from `fiat-sent` of an order no dispute flagged has no dispute to close.
+        disputed = moved_from == OrderStatus.DISPUTE or order.buyer_dispute or order.seller_dispute
+        _after_settle(order, next_trade=next_trade, request_id=request_id, disputed=disputed)
     escrow_settle_decided(order=order)
     kill_point("release-settled")
     return order
 
 
-def _after_settle(order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None) -> None:
-    """Step 3 of docs/PROTOCOL.md §Release, in order, inside the release transaction."""
+def _release_transition(order: Order, *, sender: str, request_id: int | None) -> str | None:
+    """The guarded move to `settled-hold-invoice`, from the status the order was read in, else
+    from the other releasable one (the read was stale: a dispute opened meanwhile), as
+    `transition_order`'s own fallback does, the UPDATE being the guard. Returns the status it
+    moved from; None when neither matched. A won move leaves `order` as the row stands after it."""
+    for status in (order.status, *(other for other in RELEASABLE_STATUSES if other != order.status)):
+        if transition_order(
+            order_id=order.id,
+            from_statuses=[status],
+            to_status=OrderStatus.SETTLED_HOLD_INVOICE,
+            actor=sender,
+            reason="release",
+            set_fields={"payout_request_id": request_id},
+            reload=order,  # the row as it stands now: the replies and the event are built from it
+        ):
+            return status
+    return None
+
+
+def _after_settle(
+    order: Order, *, next_trade: tuple[str, int] | None, request_id: int | None, disputed: bool = True
+) -> None:
+    """Step 3 of docs/PROTOCOL.md §Release, in order, inside the release transaction. `disputed`:
+    the order may have a dispute to close (False: none was ever opened, the read is saved)."""
     # Settled-hold-invoice is not a published bucket: a no-op today. The caller refreshed `order`.
     publish_order_event(order, fresh=True)
-    orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=order.seller_pubkey)
+    if disputed:
+        orders_wiring().trade_closed_by_parties(order_id=order.id, order_status=order.status, actor=order.seller_pubkey)
     # The three replies as one outbox INSERT, unless a range child may follow `released` (its
     # `new-order` comes between, in this order, docs/PROTOCOL.md §Range-orders).
     with replies_together() as replies:

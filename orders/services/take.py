@@ -18,10 +18,12 @@ from django.utils import timezone
 from mostro_site.config import node_config
 from mostro_site.config.faults import kill_point
 from nostrbridge.context import Atomic, SilentDrop
+from nostrbridge.guarded import exists_where
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.take import bond_request_for_take, bond_resend, bond_take_gate
+from orders.bonds.transitions import OPEN_STATES
 from orders.models import Order
 from orders.pricing import btc_price_for_trade, market_amount_sats, market_price_ready
 from orders.publish import publish_order_event
@@ -42,6 +44,7 @@ from orders.transitions import transition_order
 from orders.wire import order_payload, send
 
 logger = logging.getLogger(__name__)
+_OPEN_BOND_STATES = sorted(OPEN_STATES)  # the states `bond_take_gate` looks at
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +137,10 @@ def order_take_buy(
 def _resent_bond(order: Order, *, taker: Taker, atomic: Atomic) -> bool:
     """Step 7 (docs/PROTOCOL.md §Take): refused while a taker bond is locked (whatever the
     settings say now); the sender's own unpaid bond is sent again and the take stops there."""
+    # A one-column probe first: nearly every take finds no open taker bond, and loading the
+    # gate's bond rows (33 columns, even when none match) cost four times the probe on SQLite.
+    if not exists_where(Bond, where={"order_id": order.pk, "role": BondRole.TAKER, "state__in": _OPEN_BOND_STATES}):
+        return False
     own = bond_take_gate(order=order, sender=taker.sender)
     if own is None:
         return False
@@ -257,7 +264,9 @@ def _commit_take(
     """take-sell without invoice: → waiting-buyer-invoice; the buyer is asked for an invoice."""
     with atomic():
         # Stored even when the race is lost: every check passed (docs/PROTOCOL.md §Trade-index).
-        trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
+        trader_bump_trade_index(
+            identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index, returning=False
+        )
         won = _transition(order, taker=taker, to_status=to_status, fields=fields, bond_id=bond_id)
         if won:
             view = order_payload(
@@ -293,7 +302,9 @@ def _commit_take_with_escrow(
     fields = {**fields, **escrow.order_fields(request_id=taker.request_id)}
     try:
         with atomic():
-            trader_bump_trade_index(identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index)
+            trader_bump_trade_index(
+                identity=taker.identity, sender=taker.sender, trade_index=taker.trade_index, returning=False
+            )
             won = _transition(order, taker=taker, to_status=OrderStatus.WAITING_PAYMENT, fields=fields, bond_id=bond_id)
             if won:
                 escrow_watch_on_commit(payment_hash_hex=escrow.payment_hash_hex)

@@ -5,27 +5,72 @@ Full-privacy users (identity == trade key) never get a row (docs/PROTOCOL.md §K
 here treats a missing row as "no reputation": zeros.
 """
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from lightning.lnurl import is_lnurl_destination
 from nostrbridge.context import SilentDrop
-from nostrbridge.guarded import update_guarded_returning
+from nostrbridge.guarded import update_guarded, update_guarded_returning
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
 from nostrbridge.protocol.structs import UserInfo
-from nostrbridge.statements import insert_instance, select_one
+from nostrbridge.statements import db_connection, insert_instance, quoted_column, run_statement, select_one, table_name
 from orders.models import Order, Trader
+from orders.services.bans import BAN_POLICY, active_ban_exists_sql
 from orders.status import OrderKind
 
 SECONDS_PER_DAY = 86_400
 
 
-def trade_index_check(*, identity: str, sender: str, trade_index: int | None) -> None:
+@dataclass(frozen=True, slots=True)
+class TradeGate:
+    """What the ban gate and the trade-index gate of `new-order`, `take-sell` and `take-buy` read,
+    taken in one statement at the ban gate (`trade_gate_read`)."""
+
+    banned: bool  # the identity or the trade key has an active ban (`orders.services.bans`)
+    last_trade_index: int | None  # the identity's stored index; None: no trader row
+
+    def refuse_banned(self) -> None:
+        """`ban_refuse`'s answer: the first check of the actions a ban closes, before anything is
+        written (even the trade-index registration)."""
+        if self.banned:
+            raise CantDo(CantDoReason.NOT_AUTHORIZED, policy=BAN_POLICY)
+
+    def unless_waited(self, destination: str | None) -> "TradeGate | None":
+        """This read, or None when `lightning_address_ready` may have waited on a Lightning
+        address's server since it was taken (up to a quarter second): the index gate then reads
+        again, so the index is still read after every network wait."""
+        text = (destination or "").strip()
+        return None if text and is_lnurl_destination(text) else self
+
+
+def trade_gate_read(*, identity: str, sender: str, now: datetime | None = None) -> TradeGate:
+    """The ban gate's and the trade-index gate's reads as one statement (every new-order and take
+    made both, two statements, docs/PERFORMANCE.md): the same rows as `active_ban(identity,
+    sender)` and `select_one(Trader, pubkey=identity)`, outside any transaction as they were."""
+    banned_sql, params = active_ban_exists_sql(identity, sender, now=now)
+    db = db_connection()
+    rows = run_statement(db, f"SELECT {banned_sql}, ({_last_index_sql()})", [*params, identity], fetch=True)
+    banned, last = rows[0]
+    return TradeGate(banned=bool(banned), last_trade_index=last)
+
+
+@functools.cache
+def _last_index_sql() -> str:
+    index, pubkey = quoted_column(Trader, "last_trade_index"), quoted_column(Trader, "pubkey")
+    return f"SELECT {index} FROM {table_name(Trader)} WHERE {pubkey} = %s"  # noqa: S608 - quoted identifiers
+
+
+def trade_index_check(*, identity: str, sender: str, trade_index: int | None, gate: TradeGate | None = None) -> None:
     """The trade-index gate of `new-order`, `take-sell` and `take-buy` (docs/PROTOCOL.md §Trade-index), the
     first step of their handlers: nothing else is checked before it (mostrod's pre-dispatch order).
+    `gate`: the identity's index as `trade_gate_read` read it moments before (no network wait
+    between), instead of a read here.
 
     Full privacy (identity == sender) has no index. A first-time identity is registered here, as
     mostrod does, but with the index below the announced one (mostrod: the announced one), so
@@ -37,8 +82,11 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
         return
     if trade_index is None:
         raise SilentDrop("reputation mode without trade_index", cause="missing-trade-index")
-    trader = select_one(Trader, pubkey=identity)  # plain SQL: every new-order and take asks (docs/PERFORMANCE.md)
-    last = None if trader is None else trader.last_trade_index
+    if gate is not None:
+        last = gate.last_trade_index
+    else:
+        trader = select_one(Trader, pubkey=identity)  # plain SQL: every new-order and take asks (docs/PERFORMANCE.md)
+        last = None if trader is None else trader.last_trade_index
     if last is None:
         if trade_index == 0:
             raise SilentDrop("unknown identity with trade_index 0", cause="unknown-identity-index-0")
@@ -60,7 +108,9 @@ def trade_index_check(*, identity: str, sender: str, trade_index: int | None) ->
         raise CantDo(CantDoReason.INVALID_TRADE_INDEX)
 
 
-def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | None) -> Trader | None:
+def trader_bump_trade_index(
+    *, identity: str, sender: str, trade_index: int | None, returning: bool = True
+) -> Trader | None:
     """Store the identity's latest trade index once a new-order/take passed every check.
 
     Runs inside the handler's final transaction. A no-op in full-privacy mode and when the
@@ -70,14 +120,17 @@ def trader_bump_trade_index(*, identity: str, sender: str, trade_index: int | No
     row for a first-time identity; the insert below only covers a row removed meanwhile.
 
     Returns the identity's row as the UPDATE left it (`RETURNING`) when it raised the index, else
-    None: the new order's event takes the maker's reputation from it instead of a read.
+    None: the new order's event takes the maker's reputation from it instead of a read. A caller
+    that does not use the row (a take) passes `returning=False`: the plain UPDATE, no row built.
     """
     if identity == sender or trade_index is None:
         return None
-    raised, rows = update_guarded_returning(
-        Trader, where={"pk": identity, "last_trade_index__lt": trade_index}, guard=None,
-        values={"last_trade_index": trade_index},
-    )  # fmt: skip
+    where = {"pk": identity, "last_trade_index__lt": trade_index}
+    values = {"last_trade_index": trade_index}
+    if returning:
+        raised, rows = update_guarded_returning(Trader, where=where, guard=None, values=values)
+    else:
+        raised, rows = update_guarded(Trader, where=where, guard=None, values=values), None
     if raised == 0:
         Trader.objects.get_or_create(pubkey=identity, defaults={"last_trade_index": trade_index})
         return None

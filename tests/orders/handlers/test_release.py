@@ -259,3 +259,67 @@ def test_buy_range_child_uses_the_key_sent_with_fiat_sent(node, fake_ln, django_
     new_order = [r for r in buyer_replies if r.action == "new-order"]
     assert [(r.recipient, r.message.request_id, r.message.trade_index) for r in new_order] == [(next_key, 32, 2)]
     assert [r.action for r in buyer_replies] == ["released", "new-order", "purchase-completed", "rate"]
+
+
+def test_release_from_fiat_sent_reads_no_dispute(fiat_sent, django_capture_on_commit_callbacks):
+    # No dispute was ever opened (none flagged, the order moved from `fiat-sent`): nothing to close.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        _release(fiat_sent, django_capture_on_commit_callbacks)
+    assert [q["sql"] for q in queries if '"disputes_dispute"' in q["sql"]] == []
+    assert fiat_sent.refresh().status == "success"
+
+
+def test_release_after_a_dispute_opened_behind_its_read_closes_it(
+    fiat_sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The release read `fiat-sent`; the buyer's dispute committed before the release's transaction:
+    # the move is made from `dispute` (the UPDATE from `fiat-sent` changed nothing) and the dispute closed.
+    from orders.services import release as release_service
+
+    trade = fiat_sent
+    real = release_service.escrow_ensure_held
+
+    def dispute_opens_meanwhile(*, order):
+        real(order=order)
+        with transaction.atomic():
+            transition_order(
+                order_id=order.id,
+                from_statuses=["fiat-sent"],
+                to_status="dispute",
+                actor="buyer",
+                reason="dispute",
+                set_fields={"buyer_dispute": True},
+            )
+            Dispute.objects.create(
+                order_id=order.id,
+                initiator="buyer",
+                initiator_pubkey=trade.buyer_key,
+                order_previous_status="fiat-sent",
+            )
+
+    monkeypatch.setattr(release_service, "escrow_ensure_held", dispute_opens_meanwhile)
+    _release(trade, django_capture_on_commit_callbacks)
+
+    dispute = Dispute.objects.get(order_id=trade.order.id)
+    assert (dispute.status, trade.refresh().status) == ("released", "success")
+    assert list(OrderStatusChange.objects.filter(order=trade.order).values_list("from_status", "to_status"))[-3:] == [
+        ("fiat-sent", "dispute"),
+        ("dispute", "settled-hold-invoice"),
+        ("settled-hold-invoice", "success"),
+    ]
+
+
+def test_release_of_a_flagged_order_still_closes_its_dispute(fiat_sent, django_capture_on_commit_callbacks):
+    # An open dispute on a `fiat-sent` order (a shape only an import could bring, with the opener's
+    # flag that mostrod sets): the release still looks for it and closes it.
+    trade = fiat_sent
+    Order.objects.filter(pk=trade.order.pk).update(seller_dispute=True)
+    dispute = Dispute.objects.create(
+        order=trade.order, initiator="seller", initiator_pubkey=trade.seller_key, order_previous_status="fiat-sent"
+    )
+    _release(trade, django_capture_on_commit_callbacks)
+    dispute.refresh_from_db()
+    assert (dispute.status, trade.refresh().status) == ("released", "success")

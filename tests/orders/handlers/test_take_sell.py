@@ -373,3 +373,47 @@ def test_unusable_lightning_address(_case, answer, sell_order, bob, lnurl_server
         fake_ln=fake_ln,
         orders=[sell_order],
     )
+
+
+@pytest.mark.parametrize("action", ["new-order", "take-sell"])
+def test_the_ban_and_trade_index_gates_read_once(action, sell_order, alice, bob, fake_ln):
+    # One statement answers both gates (`trade_gate_read`): the ban lookup and the trader row.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        if action == "new-order":
+            make_order(alice, index=2)
+        else:
+            bob.send(Action.TAKE_SELL, index=1, order_id=sell_order.id, payload=_invoice_payload(mint_invoice()))
+    gate_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and '"orders_ban"' in q["sql"]]
+    trader_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_trader"' in q["sql"]]
+    assert len(gate_reads) == 1
+    assert trader_reads == gate_reads
+
+
+def test_a_take_without_taker_bonds_only_probes_for_them(sell_order, bob, fake_ln):
+    # One SELECT 1 says no taker bond is open; the gate's bond rows are loaded only when one is.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        bob.send(Action.TAKE_SELL, index=1, order_id=sell_order.id, payload=_invoice_payload(mint_invoice()))
+    bond_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "orders_bond"' in q["sql"]]
+    assert len(bond_reads) == 1
+    assert bond_reads[0].startswith('SELECT 1 FROM "orders_bond" WHERE')
+    sell_order.refresh_from_db()
+    assert sell_order.status == "waiting-payment"
+
+
+def test_the_take_bumps_the_index_without_returning_the_trader_row(sell_order, bob, fake_ln):
+    # The take never uses the bumped row (new-order does, for its rating tag): a plain UPDATE.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        bob.send(Action.TAKE_SELL, index=3, order_id=sell_order.id, payload=_invoice_payload(mint_invoice()))
+    bumps = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_trader"')]
+    assert len(bumps) == 1
+    assert "RETURNING" not in bumps[0]
+    assert Trader.objects.get(pk=bob.identity.public_key_hex).last_trade_index == 3
