@@ -12,8 +12,10 @@ from django.test.utils import CaptureQueriesContext
 
 from lightning.types import InvoiceState
 from orders.escrow_watcher import invoice_on_update
+from orders.services import escrow
+from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_on_accepted
-from tests.guards.support import actions, audit_trail
+from tests.guards.support import actions, after_first_call, audit_trail
 from tests.orders.trade_states import taken_sell_trade
 
 pytestmark = pytest.mark.django_db
@@ -54,4 +56,26 @@ def test_an_accepted_report_for_an_escrow_already_recorded_changes_nothing(node,
     assert escrow_on_accepted(payment_hash_hex=payment_hash) is False
 
     assert [edge for edge in audit_trail(trade.order) if edge[1] == "active"] == [("waiting-payment", "active")]
+    assert (actions(trade.seller), actions(trade.buyer)) == ([], [])
+
+
+def test_an_order_canceled_after_the_refund_check_is_left_alone_by_the_locked_check(node, fake_ln, monkeypatch):
+    # The maker cancels between the report's refund-row check and its lock, and nobody takes the
+    # order again: the three columns read under the lock say `canceled`, so nothing moves and no
+    # transition is even tried (a move from `canceled` to `active` is not an edge of the machine).
+    trade = taken_sell_trade(fake_ln, with_invoice=True)
+    payment_hash, order_id, maker = trade.order.hold_invoice_hash, trade.order.id, trade.seller_key
+    fake_ln.mark_accepted(payment_hash)
+    before = audit_trail(trade.order)
+
+    def cancel() -> None:
+        order_cancel(order_id=order_id, sender=maker, request_id=60)
+        trade.seller.replies(), trade.buyer.replies()
+
+    after_first_call(monkeypatch, escrow, "escrow_refund_is_decided", cancel)
+    assert escrow_on_accepted(payment_hash_hex=payment_hash) is False
+
+    order = trade.refresh()
+    assert (order.status, order.invoice_held_at) == ("canceled", None)
+    assert audit_trail(order) == [*before, ("waiting-payment", "canceled")]
     assert (actions(trade.seller), actions(trade.buyer)) == ([], [])
