@@ -104,6 +104,17 @@ def select_locked_column(model: type[models.Model], *, pk: Any, column: str) -> 
     return rows[0][0] if rows else None
 
 
+def select_locked_columns(model: type[models.Model], *, pk: Any, columns: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """`select_locked_column` for several columns: their values as the driver gives them (a
+    datetime may be text on SQLite), or None when the row is gone. For a caller that needs a
+    few columns of a wide row under the lock, not a model instance of every column."""
+    _require_atomic()
+    db = db_connection()
+    sql = _locked_columns_sql(model, columns)
+    rows = run_statement(db, sql, [model._meta.pk.get_db_prep_value(pk, db)], fetch=True)
+    return tuple(rows[0]) if rows else None
+
+
 def exists_where(model: type[models.Model], *, where: dict[str, Any]) -> bool:
     """`model.objects.filter(**where).exists()` for equality and IN-list lookups on own columns."""
     conditions = _conditions(model, where, None)
@@ -250,6 +261,19 @@ def _lock_suffix() -> str:
 
 def _locked_where(model: type[models.Model]) -> str:
     return f"{_qualified(model, model._meta.pk)} = %s{_lock_suffix()}"
+
+
+@functools.cache
+def _locked_columns_sql(model: type[models.Model], columns: tuple[str, ...]) -> str:
+    selected = []
+    for column in columns:
+        field = _own_field(model, column)
+        assert field is not None, column
+        selected.append(_qualified(model, field))
+    return (
+        f"SELECT {', '.join(selected)} FROM {table_name(model)}"
+        f" WHERE {_qualified(model, model._meta.pk)} = %s{_lock_suffix()}"
+    )
 
 
 @functools.cache

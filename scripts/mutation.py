@@ -84,6 +84,7 @@ TARGETS: dict[str, Target] = {
         (
             f"{GUARDS}/test_escrow_guards.py",
             "tests/orders/services/test_escrow.py",
+            "tests/orders/services/test_accepted_reads.py",
             "tests/orders/services/test_timeouts.py",
             "tests/orders/handlers/test_take_sell.py",
             "tests/orders/handlers/test_take_buy.py",

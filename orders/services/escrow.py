@@ -21,7 +21,7 @@ from lightning import get_lightning_client
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, LightningError
 from mostro_site.config import node_config
 from mostro_site.config.faults import kill_point
-from nostrbridge.guarded import select_locked
+from nostrbridge.guarded import select_locked_columns
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import PaymentRequestPayload, PeerPayload
 from nostrbridge.protocol.structs import Peer
@@ -223,6 +223,11 @@ def notify_taker_reputation(order: Order, *, recipient: str | None, action: Acti
 # --- HTLC events (the invoice watcher calls these) -------------------------------------------
 
 
+# What `escrow_on_accepted` reads under the lock: the status, whether the HTLC is recorded, and
+# whether the buyer's invoice is known (which way the order goes).
+_ACCEPT_COLUMNS = ("status", "invoice_held_at", "buyer_invoice")
+
+
 def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     """The seller's HTLC is locked in (docs/PROTOCOL.md §Escrow). True when this call acted."""
     order = order_get_by_hold_hash(payment_hash_hex=payment_hash_hex)
@@ -239,13 +244,20 @@ def escrow_on_accepted(*, payment_hash_hex: str) -> bool:
     now = timezone.now()
     guard = Q(invoice_held_at__isnull=True, hold_invoice_hash=order.hold_invoice_hash)
     with transaction.atomic(durable=True):
-        current = select_locked(Order, pk=order.pk)
-        if current is None or current.status not in WAITING_STATUSES or current.invoice_held_at is not None:
+        # The three columns the decision needs, locked; not the wide row again: the transition
+        # below reloads `order` from its guarded UPDATE (RETURNING), so no other column of the
+        # instance read above is used before it is refreshed.
+        current = select_locked_columns(Order, pk=order.pk, columns=_ACCEPT_COLUMNS)
+        if current is None:
             return False
-        if current.buyer_invoice:
-            acted = _accept_to_active(current, now=now, guard=guard)
+        status, held_at, buyer_invoice = current
+        if status not in WAITING_STATUSES or held_at is not None:
+            return False
+        order.status = status
+        if buyer_invoice:
+            acted = _accept_to_active(order, now=now, guard=guard)
         else:
-            acted = _accept_to_waiting_buyer_invoice(current, now=now, guard=guard)
+            acted = _accept_to_waiting_buyer_invoice(order, now=now, guard=guard)
     if acted:
         logger.info("escrow of order %s accepted (hash %s)", order.id, payment_hash_hex)
     return acted

@@ -20,6 +20,7 @@ from nostrbridge.guarded import (
     exists_where,
     select_locked,
     select_locked_column,
+    select_locked_columns,
     update_guarded,
     update_guarded_returning,
 )
@@ -141,6 +142,27 @@ def test_select_locked_loads_what_the_orm_loads():
     assert (status, missing, missing_status) == ("active", None, None)
 
 
+def test_select_locked_columns_reads_the_named_columns_in_their_order():
+    order = make_order(status="active", invoice_held_at=HELD_AT, buyer_invoice="lnbc1")
+    columns = ("status", "invoice_held_at", "buyer_invoice")
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        values = select_locked_columns(Order, pk=order.pk, columns=columns)
+        by_orm = Order.objects.select_for_update().filter(pk=order.pk).values_list(*columns).first()
+        missing = select_locked_columns(Order, pk="00000000-0000-0000-0000-000000000000", columns=columns)
+
+    assert values is not None
+    assert by_orm is not None
+    assert (values[0], values[1] is not None, values[2]) == ("active", True, "lnbc1")
+    assert (values[0], values[2]) == (by_orm[0], by_orm[2])
+    assert missing is None
+    read = next(query["sql"] for query in captured.captured_queries if query["sql"].startswith("SELECT"))
+    assert read.startswith(
+        'SELECT "orders_order"."status", "orders_order"."invoice_held_at", "orders_order"."buyer_invoice"'
+        ' FROM "orders_order" WHERE "orders_order"."id" = '
+    )
+    assert read.endswith(" FOR UPDATE") == connection.features.has_select_for_update
+
+
 @pytest.mark.django_db(transaction=True)  # the test's own transaction would hide the refusal
 def test_locked_reads_refuse_to_run_outside_a_transaction():
     order = make_order(status="active")
@@ -149,6 +171,8 @@ def test_locked_reads_refuse_to_run_outside_a_transaction():
         select_locked(Order, pk=order.pk)
     with pytest.raises(TransactionManagementError):
         select_locked_column(Order, pk=order.pk, column="status")
+    with pytest.raises(TransactionManagementError):
+        select_locked_columns(Order, pk=order.pk, columns=("status",))
 
 
 def test_exists_where_answers_what_exists_answers():
