@@ -98,10 +98,8 @@ def select_locked(model: type[ModelT], *, pk: Any) -> ModelT | None:
 def select_locked_column(model: type[models.Model], *, pk: Any, column: str) -> Any:
     """`model.objects.select_for_update().filter(pk=pk).values_list(column, flat=True).first()`,
     for a text or integer column (returned as the driver gives it). Must run inside an atomic block."""
-    _require_atomic()
-    db = db_connection()
-    rows = run_statement(db, _locked_column_sql(model, column), [model._meta.pk.get_db_prep_value(pk, db)], fetch=True)
-    return rows[0][0] if rows else None
+    row = select_locked_columns(model, pk=pk, columns=(column,))
+    return row[0] if row else None
 
 
 def select_locked_columns(model: type[models.Model], *, pk: Any, columns: tuple[str, ...]) -> tuple[Any, ...] | None:
@@ -272,15 +270,5 @@ def _locked_columns_sql(model: type[models.Model], columns: tuple[str, ...]) -> 
         selected.append(_qualified(model, field))
     return (
         f"SELECT {', '.join(selected)} FROM {table_name(model)}"
-        f" WHERE {_qualified(model, model._meta.pk)} = %s{_lock_suffix()}"
-    )
-
-
-@functools.cache
-def _locked_column_sql(model: type[models.Model], column: str) -> str:
-    field = _own_field(model, column)
-    assert field is not None, column
-    return (
-        f"SELECT {_qualified(model, field)} FROM {table_name(model)}"
         f" WHERE {_qualified(model, model._meta.pk)} = %s{_lock_suffix()}"
     )
