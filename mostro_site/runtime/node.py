@@ -179,14 +179,19 @@ class NodeRuntime:
         if self.options.watcher:
             from orders.escrow_watcher import EscrowWatcher
 
-            tasks["invoice watcher"] = asyncio.create_task(EscrowWatcher().run(intake_stop))
+            tasks["invoice watcher"] = asyncio.create_task(
+                EscrowWatcher(poll_seconds=settings.MOSTRO_INVOICE_WATCHER_POLL_SECONDS).run(intake_stop)
+            )
         return tasks
 
     def _bridge_options(self):
         from nostrbridge.bridge import BridgeOptions
+        from nostrbridge.bridge.polls import poll_options
 
         # Without the job cluster, the bridge runs the node-event jobs on its own timers.
-        return BridgeOptions(shutdown_timeout_s=self.options.grace_seconds, periodic_jobs=not self.options.cluster)
+        return BridgeOptions(
+            shutdown_timeout_s=self.options.grace_seconds, periodic_jobs=not self.options.cluster, **poll_options()
+        )
 
     async def _wait_listening(self) -> bool:
         """True once the web port listens; False on a stop request or a listen failure."""

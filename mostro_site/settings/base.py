@@ -138,6 +138,9 @@ Q_CLUSTER = {
     "poll": env.float("MOSTRO_Q_POLL_SECONDS", default=0.2),
     # The sentinel's check of its processes (and its status record); 1 s divides the task timeout.
     "guard_cycle": 1.0,
+    # Off: this cluster runs queued tasks only and another process runs the schedules (and
+    # benchmarks/bench_instr.py counts a trade's instructions without the sweeps' minute ticks).
+    "scheduler": env.bool("MOSTRO_Q_SCHEDULER", default=True),
 }
 
 # --- auth, i18n, static ---------------------------------------------------------------
@@ -172,6 +175,14 @@ MOSTRO_LOG_FORMAT = env.str("MOSTRO_LOG_FORMAT", default="text")
 LOGGING = logging_config(level=env.str("MOSTRO_LOG_LEVEL", default="INFO"), fmt=MOSTRO_LOG_FORMAT)
 # Bearer token Prometheus sends to /metrics (a secret; empty: /metrics is off).
 MOSTRO_METRICS_TOKEN = env.str("MOSTRO_METRICS_TOKEN", default="")
+# The bridge's safety-net polls (nudges and commits wake it; these only catch a lost nudge or an
+# operator's change of relays/settings). Longer ones cost a quiet node fewer wake-ups.
+MOSTRO_BRIDGE_INBOX_POLL_SECONDS = env.float("MOSTRO_BRIDGE_INBOX_POLL_SECONDS", default=0.25)
+MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS = env.float("MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS", default=1.0)
+MOSTRO_BRIDGE_CONFIG_POLL_SECONDS = env.float("MOSTRO_BRIDGE_CONFIG_POLL_SECONDS", default=3.0)
+# The invoice watcher's read of the hold invoices to follow (`mostrod`'s; `invoice_watcher`
+# takes --poll-seconds): invoices handed over by this process's commits are followed at once.
+MOSTRO_INVOICE_WATCHER_POLL_SECONDS = env.float("MOSTRO_INVOICE_WATCHER_POLL_SECONDS", default=1.0)
 # How often each process adds its metric increments to the database and reports its heartbeat.
 MOSTRO_METRICS_FLUSH_SECONDS = env.float("MOSTRO_METRICS_FLUSH_SECONDS", default=10.0)
 # Touched at each of those flushes: container/systemd probes of processes without a web port.

@@ -329,6 +329,11 @@ class OutboxWakeConsumer(_BridgeConsumer):
 class BridgeWorker(Worker):
     """channels' Worker, plus `nudge()` for messages that need no trip through the layer."""
 
+    # asgiref's default (0.1 s) woke the event loop ten times a second, idle or not, to look for
+    # consumers that ended; the bridge's two consumers live as long as the worker (an error in
+    # one is logged at most a second later).
+    application_checker_interval = 1.0
+
     def __init__(self, *, lane: InboxLane, on_outbox_wake: Callable[[], None], channel_layer: Any):
         application = ChannelNameRouter(
             {

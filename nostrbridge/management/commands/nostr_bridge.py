@@ -11,6 +11,7 @@ import signal
 from django.core.management.base import BaseCommand
 
 from nostrbridge.bridge import BridgeOptions, run_bridge
+from nostrbridge.bridge.polls import poll_options
 from nostrbridge.event_settings import lnd_network_fetch
 from nostrbridge.log_context import set_process_role
 from nostrbridge.publisher import PublishPolicy
@@ -41,6 +42,7 @@ class Command(BaseCommand):
             node_events=not options["no_node_events"],
             shutdown_timeout_s=options["grace"],
             stats_every_s=options["stats_interval"],
+            **poll_options(),
         )
         asyncio.run(self._run(bridge_options))
         self.stdout.write("STOPPED")

@@ -133,3 +133,27 @@ def test_the_standalone_watcher_keeps_its_database_connections():
         for alias, before in saved.items():
             db.connections.settings[alias].clear()
             db.connections.settings[alias].update(before)
+
+
+async def test_a_refresh_keeps_the_database_threads_connection(fake_ln):
+    """In `mostrod` the watcher's refresh runs in the bridge's database thread, where SQLite's
+    CONN_MAX_AGE is 0: a `close_old_connections()` before every refresh closed that thread's
+    healthy connection once a second (a schema parse and an empty statement cache each time)."""
+    from nostrbridge.bridge import dbthread
+
+    def connection_id() -> int:
+        connections["default"].ensure_connection()
+        return id(connections["default"].connection)
+
+    in_db_thread = dbthread.db_call(connection_id)
+    saved = dbthread._last_closed
+    dbthread._last_closed = float("inf")  # the thread's own 30 s close is not due (not "now")
+    watcher = EscrowWatcher(fake_ln, poll_seconds=60)
+    try:
+        first = await in_db_thread()
+        assert await watcher.hashes() == []
+        assert await watcher.hashes() == []
+        assert await in_db_thread() == first
+    finally:
+        dbthread._last_closed = saved
+        await sync_to_async(connections.close_all)()
