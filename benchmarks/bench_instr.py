@@ -1,0 +1,270 @@
+"""Instructions per complete trade: the node's CPU counted, not timed (issue 20, target 2).
+
+Run:  .venv/bin/python benchmarks/bench_instr.py [--trades 20] [--warmup 4] [--idle-seconds 20]
+
+Why: on this 2-core machine the host's speed drifts by a third within an hour, so
+`bench_trades.py`'s "node CPU per trade" in milliseconds moves by more than a round of work
+changes it. Instructions executed do not depend on the host's speed or on what else runs.
+
+What runs: the same network as `bench_trades.py` (nostr-sdk's LocalRelay, simnet, the price and
+LNURL servers, real websocket traders in this process), but `manage.py mostrod` runs under
+`valgrind --tool=callgrind` with instrumentation off (valgrind only translating) until the
+measured phase; its forked job cluster inherits the tool. Trades run one at a time
+(`--concurrency 1`), so every message is handled alone: no batch depends on timing.
+
+Phases:
+  1. warm-up: `--warmup` trades, uncounted (imports, caches, first connections);
+  2. idle: counters zeroed, `--idle-seconds` with no trades, dumped: what the node's loops and
+     polls cost per second of wall time;
+  3. trades: counters zeroed, `--trades` trades, dumped.
+
+Reported, per process group (mostrod: web, bridge, watcher; job cluster: its forked children):
+instructions per trade as counted, and with the idle rate × the phase's wall time taken off
+(under valgrind a trade lasts ~50× longer than natively, so the polls' share is inflated by the
+same factor; the corrected figure is the one to compare). Two runs of the same tree agree to
+a fraction of a percent; compare trees by running this script in each.
+
+Optional: `--annotate` prints callgrind_annotate's top functions (inclusive) of mostrod's dump.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mostro_site.settings.test")
+os.environ.setdefault("MOSTRO_VAR_DIR", tempfile.mkdtemp(prefix="bench-instr-var-"))
+
+import bench_trades  # noqa: E402  (sets up Django)
+
+from tests.e2e.trade_clients import (  # noqa: E402
+    BANNER,
+    DIE_WITH_PARENT,
+    REPO_ROOT,
+    NodeProcess,
+    TradeNetwork,
+    start_trade_network,
+)
+
+VALGRIND_START_TIMEOUT_S = 600.0
+DUMP_TIMEOUT_S = 120.0
+TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+CLIENT_REQUESTS_C = """
+#include <valgrind/callgrind.h>
+void bench_callgrind_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_ZERO_STATS; }
+void bench_callgrind_dump(void) { CALLGRIND_DUMP_STATS; }
+"""
+
+
+def build_client_requests(workdir: Path) -> Path:
+    """The C library the node's sitecustomize calls on SIGUSR1/SIGUSR2 (callgrind_site/)."""
+    source, library = workdir / "client_requests.c", workdir / "libbench_callgrind.so"
+    source.write_text(CLIENT_REQUESTS_C)
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    return library
+
+
+class CallgrindNode(NodeProcess):
+    """`manage.py mostrod` under callgrind, instrumentation off until `instrument_on`."""
+
+    def start(self, *args: str) -> None:
+        out = self.workdir / "callgrind"
+        out.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **self.env,
+            "PYTHONHASHSEED": "0",  # the same dict and set layouts every run
+            "PYTHONPATH": str(ROOT / "benchmarks" / "callgrind_site"),
+            "BENCH_CALLGRIND_LIB": str(build_client_requests(self.workdir)),
+        }
+        valgrind = [
+            shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
+            f"--callgrind-out-file={out}/cg.%p", "--dump-line=no", "--compress-strings=no",
+            *os.environ.get("BENCH_CALLGRIND_ARGS", "").split(),
+        ]  # fmt: skip
+        command = [sys.executable, "manage.py", "mostrod", "--port", str(self.port), "--no-migrate", "--grace", "5"]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*DIE_WITH_PARENT, *valgrind, *command, *args], cwd=REPO_ROOT, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + VALGRIND_START_TIMEOUT_S
+        while BANNER not in self.output:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mostrod did not start under valgrind:\n{self.output[-4000:]}")
+            time.sleep(0.5)
+
+    def stop(self, timeout_s: float = 120.0) -> int | None:
+        return super().stop(timeout_s)
+
+
+def slowed_polls(scale: float) -> dict[str, str]:
+    """Wall-clock safety nets stretched by valgrind's slowdown, so that they fire about as often
+    per trade as natively (where a trade takes ~20 ms of CPU, under callgrind ~1–2 s); the
+    schedules' minute ticks (the sweeps, not a trade's work) are off."""
+    return {
+        "MOSTRO_BRIDGE_INBOX_POLL_SECONDS": str(0.25 * scale),
+        "MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS": str(1.0 * scale),
+        "MOSTRO_BRIDGE_CONFIG_POLL_SECONDS": str(3.0 * scale),
+        "MOSTRO_METRICS_FLUSH_SECONDS": str(10.0 * scale),
+        "MOSTRO_INVOICE_WATCHER_POLL_SECONDS": str(1.0 * scale),
+        "MOSTRO_Q_POLL_SECONDS": str(2.0 * scale),
+        "MOSTRO_Q_SCHEDULER": "false",
+    }
+
+
+def node_tree(net: TradeNetwork) -> list[int]:
+    """mostrod's pid (the valgrind process became it by exec) and its forked children."""
+    return bench_trades.process_tree(net.node.proc.pid)
+
+
+def signal_children(net: TradeNetwork, signum: int) -> list[int]:
+    """Signal the job cluster's forked children; returns every node pid, mostrod's first."""
+    pids = node_tree(net)
+    for pid in pids[1:]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+    return pids
+
+
+def control_mostrod(net: TradeNetwork, *flags: str) -> None:
+    """callgrind_control (valgrind's gdbserver) for mostrod itself: a signal arriving in one of its
+    busy threads tripped an assertion of callgrind's signal handling (valgrind 3.19) once."""
+    pid = str(net.node.proc.pid)
+    for flag in flags:
+        subprocess.run(["callgrind_control", flag, pid], capture_output=True, timeout=120, check=False)
+
+
+def start_counting(net: TradeNetwork) -> float:
+    """Instrumentation on and counters zeroed in every process of the node; returns when that
+    happened (each child runs its handler at its next bytecode, a blocked one at once)."""
+    control_mostrod(net, "--instr=on", "--zero")
+    signal_children(net, signal.SIGUSR1)
+    zeroed_at = time.monotonic()
+    time.sleep(2.0)
+    return zeroed_at
+
+
+def dump_totals(net: TradeNetwork, zeroed_at: float) -> tuple[dict[int, int], float]:
+    """Dump every node process's counters (SIGUSR2): instructions per pid since the zero, and
+    the seconds they were counted over."""
+    out = net.node.workdir / "callgrind"
+    before = {path.name for path in out.iterdir()}
+    pids = signal_children(net, signal.SIGUSR2)
+    control_mostrod(net, "--dump")
+    counted_s = time.monotonic() - zeroed_at
+    deadline = time.monotonic() + DUMP_TIMEOUT_S
+    totals: dict[int, int] = {}
+    while time.monotonic() < deadline and len(totals) < len(pids):
+        time.sleep(1.0)
+        for path in out.iterdir():
+            match = re.match(r"cg\.(\d+)\.\d+$", path.name)
+            if path.name in before or not match or int(match.group(1)) in totals:
+                continue
+            found = TOTALS.search(path.read_text(errors="replace"))
+            if found:
+                totals[int(match.group(1))] = int(found.group(1))
+    missing = set(pids) - set(totals)
+    if missing:
+        print(f"warning: no dump from pids {sorted(missing)}", flush=True)
+    return totals, counted_s
+
+
+def split(totals: dict[int, int], mostrod_pid: int) -> tuple[int, int]:
+    cluster = sum(count for pid, count in totals.items() if pid != mostrod_pid)
+    return totals.get(mostrod_pid, 0), cluster
+
+
+def run_trades(net: TradeNetwork, trades: int, step_timeout_s: float) -> float:
+    args = argparse.Namespace(
+        trades=trades, concurrency=1, users_per_connection=50, sdk_client=False, step_timeout=step_timeout_s
+    )
+    started = time.monotonic()
+    results, leftovers = asyncio.run(bench_trades.drive(net, args))
+    elapsed = time.monotonic() - started
+    done = len(results.latencies.get(bench_trades.STEPS[-1], []))
+    if done != trades or leftovers:
+        raise SystemExit(f"only {done}/{trades} trades completed; leftovers: {leftovers[:5]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trades", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--step-timeout", type=float, default=300.0)
+    parser.add_argument("--workdir", help="keep the run's files here (default: a temp dir)")
+    parser.add_argument(
+        "--poll-scale", type=float, default=50.0, help="the node's safety-net polls stretched by this factor"
+    )
+    parser.add_argument("--annotate", action="store_true", help="print mostrod's top functions")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian package valgrind)")
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-instr-"))
+    print(f"starting relay, simnet, node under callgrind in {workdir} …", flush=True)
+    started = time.monotonic()
+    net = start_trade_network(
+        workdir,
+        prices={"USD": 50_000.0},
+        simnet_args=("--balance-sats", "100000000"),
+        node_factory=CallgrindNode,
+        MOSTRO_FEE=str(bench_trades.FEE_RATE),
+        MOSTRO_Q_WORKERS="1",
+        MOSTRO_LOG_LEVEL="WARNING",
+        **slowed_polls(args.poll_scale),
+    )
+    print(f"ready in {time.monotonic() - started:.0f} s", flush=True)
+    try:
+        start_counting(net)  # the warm-up runs instrumented too: the same code paths warmed
+        warm_s = run_trades(net, args.warmup, args.step_timeout)
+        print(f"warm-up: {args.warmup} trades in {warm_s:.0f} s", flush=True)
+        zeroed_at = start_counting(net)
+        time.sleep(args.idle_seconds)
+        idle = dump_totals(net, zeroed_at)
+        zeroed_at = start_counting(net)
+        run_s = run_trades(net, args.trades, args.step_timeout)
+        counted = dump_totals(net, zeroed_at)
+        print(f"trades: {args.trades} one at a time in {run_s:.0f} s under callgrind", flush=True)
+    finally:
+        net.stop()
+    report(args, net.node.proc.pid, idle, counted, workdir)
+
+
+def report(
+    args, mostrod_pid: int, idle: tuple[dict[int, int], float], counted: tuple[dict[int, int], float], workdir
+) -> None:
+    (idle_m, idle_c), idle_s = split(idle[0], mostrod_pid), idle[1]
+    (got_m, got_c), trades_s = split(counted[0], mostrod_pid), counted[1]
+    rate_m, rate_c = idle_m / idle_s, idle_c / idle_s
+    print(f"counted over: idle {idle_s:.1f} s, trades {trades_s:.1f} s")
+    print("| process | idle, M instr/s | counted, M instr/trade | idle-corrected, M instr/trade |")
+    print("|---|---:|---:|---:|")
+    rows = (("mostrod", rate_m, got_m), ("job cluster", rate_c, got_c), ("node", rate_m + rate_c, got_m + got_c))
+    for name, rate, got in rows:
+        corrected = (got - rate * trades_s) / args.trades
+        print(f"| {name} | {rate / 1e6:.2f} | {got / args.trades / 1e6:.2f} | {corrected / 1e6:.2f} |")
+    corrected_node = (got_m + got_c - (rate_m + rate_c) * trades_s) / args.trades
+    print(f"node instructions per trade: {corrected_node / 1e6:.2f} M (idle-corrected)")
+    if args.annotate:
+        dumps = sorted((workdir / "callgrind").glob(f"cg.{mostrod_pid}.*"))
+        subprocess.run(["callgrind_annotate", "--inclusive=yes", str(dumps[-1])], check=False)
+
+
+if __name__ == "__main__":
+    main()
