@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
@@ -257,18 +258,18 @@ async def test_rows_handed_from_another_thread_are_published_once_without_a_clai
     publisher = OutboxPublisher(pool, policy=POLICY)  # type: ignore[arg-type]
     handoff = handoff_register(asyncio.get_running_loop(), publisher)
     try:
-        pks = await asyncio.to_thread(write_handed, 3)
+        pks = await sync_to_async(write_handed)(3)
     finally:
         handoff_unregister(handoff)
     await until(lambda: publisher.published == 3, "the handed rows published and recorded")
-    events = [row.event_id for row in await asyncio.to_thread(lambda: list(OutboundMessage.objects.order_by("pk")))]
+    events = [row.event_id for row in await sync_to_async(lambda: list(OutboundMessage.objects.order_by("pk")))()]
     assert pool.published == events  # once each, in order
     assert claims == []  # no claim round
-    statuses = await asyncio.to_thread(
+    statuses = await sync_to_async(
         lambda: set(OutboundMessage.objects.filter(pk__in=pks).values_list("status", flat=True))
-    )
+    )()
     assert statuses == {OutboundStatus.SENT}
-    assert await asyncio.to_thread(claimable, after_s=POLICY.lease_s + 1) == []
+    assert await sync_to_async(claimable)(after_s=POLICY.lease_s + 1) == []
 
 
 async def test_handed_rows_wait_for_a_relay_and_are_left_to_the_claim_once_their_lease_is_short(
@@ -282,7 +283,7 @@ async def test_handed_rows_wait_for_a_relay_and_are_left_to_the_claim_once_their
     handoff = LeasedHandoff(lease_s=POLICY.lease_s, take=take)
     outbox_handoff_set(handoff)
     try:
-        fresh = await asyncio.to_thread(write_handed, 1)
+        fresh = await sync_to_async(write_handed)(1)
     finally:
         outbox_handoff_set(None, replacing=handoff)
     await asyncio.sleep(0.05)
@@ -290,7 +291,7 @@ async def test_handed_rows_wait_for_a_relay_and_are_left_to_the_claim_once_their
     pool.connected = True
     await publisher.publish_due()  # as at a relay's connection
     await until(lambda: publisher.published == 1, "the held row published once a relay connected")
-    first = await asyncio.to_thread(lambda: OutboundMessage.objects.get(pk=fresh[0]))
+    first = await sync_to_async(lambda: OutboundMessage.objects.get(pk=fresh[0]))()
     assert pool.published == [first.event_id]
 
     # A row whose lease no longer leaves a full round: not started, so it cannot be published
@@ -310,8 +311,38 @@ async def test_a_closed_loop_loses_the_hand_off_and_the_lease_brings_the_row_bac
     handoff = LeasedHandoff(lease_s=POLICY.lease_s, take=ThreadsafeHandoff(loop, publisher))
     outbox_handoff_set(handoff)
     try:
-        pks = await asyncio.to_thread(write_handed, 1)  # logged, not raised: the commit stands
+        pks = await sync_to_async(write_handed)(1)  # logged, not raised: the commit stands
     finally:
         outbox_handoff_set(None, replacing=handoff)
-    assert await asyncio.to_thread(claimable) == []
-    assert await asyncio.to_thread(claimable, after_s=POLICY.lease_s + 1) == pks
+    assert await sync_to_async(claimable)() == []
+    assert await sync_to_async(claimable)(after_s=POLICY.lease_s + 1) == pks
+
+
+async def test_a_lane_threads_replies_reach_the_relays_through_the_loop_without_a_claim(
+    node,  # noqa: F811
+    fake_ln,  # noqa: F811
+    lanes,  # noqa: F811
+    monkeypatch,
+    close_db_thread_connections,  # noqa: F811
+):
+    """The whole way: a new-order handled on a lane thread, its replies committed there, handed
+    to the publisher on this loop, published and recorded; the publisher never claims them."""
+    claims = no_claims(monkeypatch)
+    pool = FakePool()
+    publisher = OutboxPublisher(pool, policy=POLICY)  # type: ignore[arg-type]
+    handoff = handoff_register(asyncio.get_running_loop(), publisher)
+    dave = TradeClient("dave")
+    try:
+        await sync_to_async(set_price)()
+        new_order = dave.build(Action.NEW_ORDER, index=1, payload=order_terms(fiat_amount=50), request_id=7)
+        await sync_to_async(store)(new_order)
+        lane = lanes(threads=1)
+        assert await sync_to_async(drain)(lane) == 1
+        await until(lambda: publisher.published == 2, "the reply and the order event published and recorded")
+    finally:
+        handoff_unregister(handoff)
+    rows = await sync_to_async(lambda: list(OutboundMessage.objects.order_by("pk")))()
+    assert sorted(pool.published) == sorted(row.event_id for row in rows)
+    assert {row.status for row in rows} == {OutboundStatus.SENT}
+    assert claims == []
+    assert [reply.action for reply in await sync_to_async(dave.replies)()] == ["new-order"]
