@@ -146,15 +146,18 @@ def test_without_a_registered_publisher_replies_are_written_for_the_claim_as_bef
 
 
 def test_the_lease_is_taken_when_the_row_is_written_not_when_the_block_began(received):
-    recipient = Keys.generate().public_key_hex
+    first, second = (Keys.generate().public_key_hex for _ in range(2))
     with outbox_handed():
-        time.sleep(0.6)  # a lane's handler waiting on LND before it writes its replies
+        with transaction.atomic():
+            cant_do(first, 1)
+        time.sleep(0.6)  # a lane's handler waiting on LND between its transactions
         written_at = timezone.now()
         with transaction.atomic():
-            cant_do(recipient, 1)
-    row = OutboundMessage.objects.get()
-    assert row.next_attempt_at >= written_at + timedelta(seconds=POLICY.lease_s)
-    assert received.rows[0].lease_ends_at >= time.monotonic() + POLICY.lease_s - 1
+            cant_do(second, 2)
+    rows = list(OutboundMessage.objects.order_by("pk"))
+    assert rows[1].next_attempt_at >= written_at + timedelta(seconds=POLICY.lease_s)
+    assert rows[0].next_attempt_at < written_at + timedelta(seconds=POLICY.lease_s)
+    assert received.rows[1].lease_ends_at >= time.monotonic() + POLICY.lease_s - 1
 
 
 # -- the paths that use it ---------------------------------------------------------------------
