@@ -249,7 +249,7 @@ class _Collector:
     def __init__(self, lease_s: float) -> None:
         self.lease_s = lease_s
         self.committed: list[Collected] = []
-        self._lease: tuple[datetime, float] = (timezone.now(), 0.0)
+        self._lease: tuple[datetime, float] | None = None
 
     def lease(self) -> tuple[datetime, float]:
         """A row written now: its `next_attempt_at`, and that time on the monotonic clock. Renewed
@@ -257,7 +257,7 @@ class _Collector:
         seconds on LND before it writes); shared meanwhile, so a multi-row INSERT converts it
         once (`insert_rows`). A lease taken a moment before the write is only shorter."""
         now = time.monotonic()
-        if now + self.lease_s - self._lease[1] > LEASE_REUSE_S:
+        if self._lease is None or now + self.lease_s - self._lease[1] > LEASE_REUSE_S:
             self._lease = (timezone.now() + timedelta(seconds=self.lease_s), now + self.lease_s)
         return self._lease
 
