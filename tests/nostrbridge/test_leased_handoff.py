@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from lightning.types import InvoiceState
@@ -158,6 +158,40 @@ def test_the_lease_is_taken_when_the_row_is_written_not_when_the_block_began(rec
     assert rows[1].next_attempt_at >= written_at + timedelta(seconds=POLICY.lease_s)
     assert rows[0].next_attempt_at < written_at + timedelta(seconds=POLICY.lease_s)
     assert received.rows[1].lease_ends_at >= time.monotonic() + POLICY.lease_s - 1
+
+
+def test_a_claim_running_alongside_never_takes_a_handed_row(received):
+    """Race: the publisher's claim loops in another thread (its own connection) while replies are
+    written, some handed over, some for the claim. Every handed row is handed once and never
+    claimed; every other row is claimed once."""
+    stop = threading.Event()
+    claimed: list[int] = []
+
+    def claim_loop() -> None:
+        try:
+            while not stop.is_set():
+                claimed.extend(row.pk for row in outbox_claim(limit=100, lease_s=POLICY.lease_s))
+        finally:
+            connections.close_all()
+
+    claimer = threading.Thread(target=claim_loop)
+    claimer.start()
+    try:
+        for number in range(30):
+            with outbox_handed(), transaction.atomic():
+                cant_do(Keys.generate().public_key_hex, number)
+                cant_do(Keys.generate().public_key_hex, number)
+            with transaction.atomic():
+                cant_do(Keys.generate().public_key_hex, number)  # unleased: the claim's
+    finally:
+        stop.set()
+        claimer.join()
+    claimed += [row.pk for row in outbox_claim(limit=100, lease_s=POLICY.lease_s)]
+    handed = received.pks
+    assert len(handed) == len(set(handed)) == 60
+    assert len(claimed) == len(set(claimed)) == 30
+    assert set(claimed).isdisjoint(handed)
+    assert set(claimed) | set(handed) == set(OutboundMessage.objects.values_list("pk", flat=True))
 
 
 # -- the paths that use it ---------------------------------------------------------------------
