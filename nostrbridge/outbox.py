@@ -6,14 +6,17 @@ holds the exact signed event, and a crash after commit can only delay it, never 
 Inside `outbox_collect` (the bridge's database thread, for the batch it is processing) the rows
 are written already leased, as the publisher's claim would lease them, and each committed row is
 handed back to the bridge, which publishes it without claiming it again (docs/PERFORMANCE.md).
+`outbox_handed` does the same for any thread of a process whose bridge registered its publisher
+(`outbox_handoff_set`): the network lane's handlers, the invoice watcher's reports.
 """
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +35,10 @@ from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.transport import reply_v2
 from nostrbridge.statements import advance_clock, db_connection, insert_instance, insert_row, insert_row_pk
 from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit
+
+logger = logging.getLogger(__name__)
+
+LEASE_REUSE_S = 0.5  # a collector's lease is shared by the rows it writes within this time
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,20 +73,22 @@ def enqueue_message(*, recipient_pubkey: str, message: Message, order_id: uuid.U
         if collector is None:
             hold_reply(held, values, written=None)
         else:
-            values["next_attempt_at"] = collector.lease_until
-            hold_reply(held, values, written=functools.partial(collector.on_commit_event, event, event_json))
+            values["next_attempt_at"], ends_at = collector.lease()
+            hold_reply(held, values, written=functools.partial(collector.on_commit_event, event, event_json, ends_at))
     elif (batch := _batch_here()) is not None:
         # Inside `replies_together`, at its level: written with the block's other replies.
-        written = None if collector is None else functools.partial(collector.on_commit_event, event, event_json)
+        written = None
         if collector is not None:
-            values["next_attempt_at"] = collector.lease_until
+            values["next_attempt_at"], ends_at = collector.lease()
+            written = functools.partial(collector.on_commit_event, event, event_json, ends_at)
         batch.replies.append(Reply(values, written))
     elif collector is None:
         insert_row(OutboundMessage, **values)
         _wake_publisher()
     else:
-        pk = insert_row_pk(OutboundMessage, **values, next_attempt_at=collector.lease_until)
-        collector.on_commit(pk, event, event_json)
+        values["next_attempt_at"], ends_at = collector.lease()
+        pk = insert_row_pk(OutboundMessage, **values)
+        collector.on_commit(pk, event, event_json, ends_at)
     return event.id
 
 
@@ -177,6 +186,7 @@ def _store(
     batch = _batch_here()
     if batch is not None:
         return _store_held(batch, collector, event, recipient_pubkey, action, order_id, d_tag)
+    lease_until, ends_at = (None, 0.0) if collector is None else collector.lease()
     row = insert_instance(
         OutboundMessage(
             event_id=event.id,
@@ -186,13 +196,13 @@ def _store(
             order_id=order_id,
             d_tag=d_tag,
             event_json=event.to_json(),
-            next_attempt_at=None if collector is None else collector.lease_until,
+            next_attempt_at=lease_until,
         )
     )
     if collector is None:
         _wake_publisher()
     else:
-        collector.on_commit(row.pk, event, row.event_json)
+        collector.on_commit(row.pk, event, row.event_json, ends_at)
     return row
 
 
@@ -219,8 +229,8 @@ def _store_held(
     }
     written = None
     if collector is not None:
-        values["next_attempt_at"] = collector.lease_until
-        written = functools.partial(collector.on_commit_event, event, event_json)
+        values["next_attempt_at"], ends_at = collector.lease()
+        written = functools.partial(collector.on_commit_event, event, event_json, ends_at)
     batch.replies.append(Reply(values, written))
     return OutboundMessage(**values)
 
@@ -232,19 +242,32 @@ class Collected:
     pk: int
     event: Event
     event_json: str
+    lease_ends_at: float = 0.0  # the lease's end on this process's `time.monotonic()` clock
 
 
 class _Collector:
-    def __init__(self, lease_until: datetime) -> None:
-        self.lease_until = lease_until
+    def __init__(self, lease_s: float) -> None:
+        self.lease_s = lease_s
         self.committed: list[Collected] = []
+        self._lease: tuple[datetime, float] | None = None
 
-    def on_commit(self, pk: int, event: Event, event_json: str) -> None:
+    def lease(self) -> tuple[datetime, float]:
+        """A row written now: its `next_attempt_at`, and that time on the monotonic clock. Renewed
+        when older than `LEASE_REUSE_S`, not taken once for the block (a lane's handler may wait
+        seconds on LND before it writes); shared meanwhile, so a multi-row INSERT converts it
+        once (`insert_rows`). A lease taken a moment before the write is only shorter."""
+        now = time.monotonic()
+        if self._lease is None or now + self.lease_s - self._lease[1] > LEASE_REUSE_S:
+            self._lease = (timezone.now() + timedelta(seconds=self.lease_s), now + self.lease_s)
+        return self._lease
+
+    def on_commit(self, pk: int, event: Event, event_json: str, lease_ends_at: float) -> None:
         # A row whose transaction (or savepoint) rolls back is not listed: Django drops the hook.
-        transaction.on_commit(functools.partial(self.committed.append, Collected(pk, event, event_json)))
+        row = Collected(pk, event, event_json, lease_ends_at)
+        transaction.on_commit(functools.partial(self.committed.append, row))
 
-    def on_commit_event(self, event: Event, event_json: str, pk: int) -> None:
-        self.on_commit(pk, event, event_json)
+    def on_commit_event(self, event: Event, event_json: str, lease_ends_at: float, pk: int) -> None:
+        self.on_commit(pk, event, event_json, lease_ends_at)
 
 
 _collecting = threading.local()
@@ -257,12 +280,60 @@ def outbox_collect(*, lease_s: float) -> Iterator[list[Collected]]:
     claim leases them), and each one is appended to the yielded list once its transaction
     commits, instead of waking the publisher: the caller publishes them. A row that is not
     published (the process dies) is claimed again when its lease ends, as after a claim."""
-    collector = _Collector(timezone.now() + timedelta(seconds=lease_s))
+    collector = _Collector(lease_s)
+    previous = getattr(_collecting, "collector", None)
     _collecting.collector = collector
     try:
         yield collector.committed
     finally:
-        _collecting.collector = None
+        _collecting.collector = previous
+
+
+@dataclass(frozen=True)
+class LeasedHandoff:
+    """This process's publisher, for rows written leased on any thread (`outbox_handed`)."""
+
+    lease_s: float
+    take: Callable[[list[Collected]], None]  # callable from any thread; must not block
+
+
+_handoff: LeasedHandoff | None = None
+
+
+def outbox_handoff_set(handoff: LeasedHandoff | None, *, replacing: LeasedHandoff | None = None) -> None:
+    """Register the bridge's publisher (at its start); None with `replacing` unregisters it
+    (at its end), unless another bridge of the process registered since."""
+    global _handoff
+    if handoff is not None or _handoff is replacing:
+        _handoff = handoff
+
+
+@contextlib.contextmanager
+def outbox_handed() -> Iterator[None]:
+    """Rows this thread commits in the block are written leased and handed, at the block's end, to
+    the publisher registered in this process (`outbox_handoff_set`), which publishes them without
+    a claim of its own (a transaction on the database thread). Without a registered publisher,
+    or inside `outbox_collect` already (its caller publishes), the rows are written as before.
+
+    Durable as the claim: a row is handed over only after its transaction committed; a row
+    rolled back is not handed; a hand-off lost (the process dies) leaves the row leased, and the
+    publisher's claim takes it when the lease ends. The publisher's claim skips a leased row, so
+    a row is never published by both at once."""
+    handoff = _handoff
+    if handoff is None or getattr(_collecting, "collector", None) is not None:
+        yield
+        return
+    with outbox_collect(lease_s=handoff.lease_s) as committed:
+        try:
+            yield
+        finally:
+            if committed:
+                try:
+                    handoff.take(list(committed))
+                except Exception:  # noqa: BLE001 — e.g. the loop closed: the rows wait for their lease
+                    logger.exception(
+                        "could not hand %s outbound row(s) over; claimed after their lease", len(committed)
+                    )
 
 
 def _wake_publisher() -> None:

@@ -20,6 +20,7 @@ leave in id order because each batch queues its frames before the next batch is 
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,10 @@ TIMEOUT_PREFIX = "timeout"  # RelayPool's answer for a connected relay that sent
 # A relay that dropped the connection mid-publish reconnects within a second or so (its pool
 # backs off from 0.5 s): try again soon, without spending the attempt budget.
 WAIT_FOR_RELAY_S = 0.5
+# A row handed over leased (`publish_handed`) starts its round only while its lease has a full
+# round (the publish timeout) and this much left for recording the answers; a row that waited
+# longer (no relay connected, every batch slot busy) is left to the claim after its lease.
+HANDED_RECORD_SLACK_S = 2.5
 
 
 def _attempted(result: PublishResult) -> bool:
@@ -268,6 +273,9 @@ class OutboxPublisher:
         self._poll_s = poll_s
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Batches of rows handed over leased (`publish_handed`): outside the in-flight limit, which
+        # bounds the claims; holding leased rows back would only spend their lease.
+        self._handed_in_flight: set[asyncio.Task[None]] = set()
         # A claim was skipped because of the in-flight limit: the next batch to finish wakes the
         # loop (otherwise a finished batch costs no claim: an empty one is a write transaction).
         self._held_back = False
@@ -276,6 +284,7 @@ class OutboxPublisher:
         self._record_timer: asyncio.TimerHandle | None = None
         self._recording: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._handed: list[tuple[float, Claimed]] = []  # (lease end, monotonic), oldest first
         self.published = 0
 
     def nudge(self) -> None:
@@ -295,6 +304,8 @@ class OutboxPublisher:
         """Claim and start batches until nothing is due or the in-flight limit is reached."""
         started = 0
         self._held_back = False
+        if self._handed and self._pool.connected_urls():
+            started += self._publish_handed()
         while self._pool.connected_urls():
             if len(self._in_flight) >= self._max_in_flight:
                 self._held_back = True  # claimed again when a batch in flight finishes
@@ -321,14 +332,37 @@ class OutboxPublisher:
     def publish_claimed(self, claimed: list[Claimed]) -> None:
         """Publish leased rows: claimed by `outbox_claim`, or written leased (`outbox_collect`)
         by the caller's database call; their frames are queued now, in order."""
+        self._start(claimed, self._in_flight)
+
+    def _start(self, claimed: list[Claimed], in_flight: set[asyncio.Task[None]]) -> None:
         if not claimed:
             return
         task = asyncio.create_task(self._publish(claimed), name="outbox-batch")
-        self._in_flight.add(task)
+        in_flight.add(task)
         task.add_done_callback(self._batch_done)
+
+    def publish_handed(self, rows: list[tuple[float, Claimed]]) -> None:
+        """Rows written leased and committed on another thread (`nostrbridge.outbox.outbox_handed`,
+        through `ThreadsafeHandoff`), each with its lease's end: published now, or with no relay
+        connected at the next `publish_due` that finds one (a connection nudges it), as long as
+        the lease leaves a round's time; past that the claim takes them."""
+        self._handed += rows
+        if self._pool.connected_urls():
+            self._publish_handed()
+            return
+        now = time.monotonic()  # rows whose lease ended are the claim's now: not kept meanwhile
+        self._handed = [item for item in self._handed if item[0] > now]
+
+    def _publish_handed(self) -> int:
+        latest_start = time.monotonic() + self.policy.timeout_s + HANDED_RECORD_SLACK_S
+        rows = [claimed for lease_ends_at, claimed in self._handed if lease_ends_at >= latest_start]
+        self._handed = []
+        self._start(rows, self._handed_in_flight)
+        return len(rows)
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._handed_in_flight.discard(task)
         if self._held_back:
             self._wake.set()  # rows may have become due while the in-flight limit was reached
 
@@ -392,9 +426,9 @@ class OutboxPublisher:
         """At shutdown: publish what is due now, wait for the batches in flight, record them."""
         try:
             async with asyncio.timeout(timeout_s):
-                while await self.publish_due() or self._in_flight:
-                    if self._in_flight:
-                        await asyncio.wait(set(self._in_flight))
+                while await self.publish_due() or self._in_flight or self._handed_in_flight:
+                    if self._in_flight or self._handed_in_flight:
+                        await asyncio.wait(self._in_flight | self._handed_in_flight)
                 if outcomes := self.take_unrecorded():
                     await self._record(outcomes)
                 if self._recording:

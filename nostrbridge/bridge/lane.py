@@ -13,9 +13,11 @@ between orders, as they did between processes.
 Exactly once: the database thread claimed the row (its lease, `locked_by` this bridge) and
 hands it over only after its group committed; the handler here runs as it ran in the database
 thread (`dispatch_opened`: its own short transactions, the outcome and the replies in the
-final one, no network call inside a transaction). The bridge's claim skips the rows held here
-even once their lease ran out (and a row is never queued twice); a task that waited past half a
-lease renews its lease first, and drops the message if the lease went to another bridge process.
+final one, no network call inside a transaction); the replies it committed are handed to the
+bridge's publisher already leased (`outbox_handed`), not claimed by it from the database thread.
+The bridge's claim skips the rows held here even once their lease ran out (and a row is never
+queued twice); a task that waited past half a lease renews its lease first, and drops the
+message if the lease went to another bridge process.
 
 Bounded: `LANE_THREADS` threads, each with its own database connection (SQLite: its short
 write transactions queue on the busy timeout with the database thread's); at most
@@ -42,6 +44,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from nostrbridge.context import InboundContext
 from nostrbridge.dispatch import dispatch_opened
 from nostrbridge.inbox import LEASE_SECONDS, inbox_defer, inbox_fail, inbox_release, inbox_renew
+from nostrbridge.outbox import outbox_handed
 from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
@@ -211,7 +214,8 @@ class NetworkLane:
             ):
                 logger.warning("inbound event %s: lease lost while queued in the lane; not processed here", pk)
                 return
-            dispatch_opened(ctx)
+            with outbox_handed():  # its committed replies go to the publisher leased, unclaimed
+                dispatch_opened(ctx)
         except DatabaseError:
             close_old_connections()  # drops a broken connection
             logger.exception("database error in the lane handling inbound event %s", pk)

@@ -30,6 +30,7 @@ from django.db import DatabaseError
 from mostro_site.config import NodeConfig, node_config
 from nostrbridge.bridge.book_replay import book_replay
 from nostrbridge.bridge.dbthread import db_call
+from nostrbridge.bridge.handoff import handoff_register, handoff_unregister
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
 from nostrbridge.bridge.intake_trip import ThreadsafeNudge, store_process_claim
@@ -179,6 +180,8 @@ class Bridge:
         self.catch_up.track(self.pool.urls)
         self._subscribe()
         self._register_wakers()
+        # The lane's and the invoice watcher's replies come leased, without a claim round each.
+        self._handoff = handoff_register(asyncio.get_running_loop(), self.publisher)
         await self.pool.start()
         if self.network is not None:
             self.network.start()
@@ -223,6 +226,7 @@ class Bridge:
         await self._stop_network_lane(timeout)
         await self.publisher.stop(self._publisher_task)
         await self.publisher.flush(timeout_s=timeout)
+        handoff_unregister(self._handoff)  # from now on replies wait for the next start's claim
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
