@@ -255,9 +255,21 @@ class RelayConnection:
 
     async def _write_loop(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
         # A single writer keeps frames in the order they were queued (REQ before CLOSE, etc.).
+        # Frames queued together (a publish round's) go out in one send context: websockets'
+        # documented way of writing several frames (one state check and one drain for all,
+        # instead of one `send` each).
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await ws.send(await outbox.get())
+                frame = await outbox.get()
+                if outbox.empty():
+                    await ws.send(frame)
+                    continue
+                frames = [frame]
+                while not outbox.empty():
+                    frames.append(outbox.get_nowait())
+                async with ws.send_context():
+                    for frame in frames:
+                        ws.protocol.send_text(frame.encode())
 
     async def _mark_connected(self) -> None:
         health = self._health

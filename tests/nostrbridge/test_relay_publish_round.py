@@ -145,3 +145,37 @@ async def test_ok_without_an_on_ok_hook_makes_no_hook_call(monkeypatch):
             assert [call for call in calls if call[0] is None] == []
             await hooked.publish_many(_items("y"), timeout_s=5)
     assert seen == [(relay.url, f"{1:064x}", True, "")]
+
+
+async def test_frames_queued_together_are_written_in_one_send_context_in_order(monkeypatch):
+    from websockets.asyncio.client import ClientConnection
+
+    sends: list[str] = []
+    real_send = ClientConnection.send
+
+    async def counting_send(self, message, *args, **kwargs):
+        sends.append(message)
+        await real_send(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(ClientConnection, "send", counting_send)
+    items = _items("one", "two", "three")
+    async with FakeRelay(_answering(True)) as relay:
+        pool = RelayPool([relay.url], on_event=_ignore, **FAST)
+        async with pool:
+            await _connected(pool, [relay.url])
+            sends.clear()
+            pool.set_subscription("late", [{"kinds": [1]}])  # a REQ queued before the round
+            results = await pool.publish_many(items, timeout_s=5)
+            pool.remove_subscription("late")  # a CLOSE after it
+            async with asyncio.timeout(5):
+                while not relay.frames("CLOSE"):  # noqa: ASYNC110 - polls the relay's record
+                    await asyncio.sleep(0.01)
+            one_alone = await pool.publish_many(_items("alone"), timeout_s=5)
+    assert results == [{relay.url: PublishResult(True, "")}] * 3
+    assert one_alone == [{relay.url: PublishResult(True, "")}]
+    kinds = [frame[0] for frame in relay.received]
+    assert kinds[-6:] == ["REQ", "EVENT", "EVENT", "EVENT", "CLOSE", "EVENT"]
+    assert [frame[1]["id"] for frame in relay.frames("EVENT")][:3] == [event_id for event_id, _ in items]
+    # The REQ and the three EVENTs went out together without `send`; the CLOSE and the lone
+    # EVENT, each alone in the queue, through `send` as before.
+    assert [json.loads(message)[0] for message in sends] == ["CLOSE", "EVENT"]
