@@ -156,12 +156,14 @@ class RelayPool:
         connections = list(self._connections.values())
         # Every relay's frames are queued here and all their OKs awaited together under the one
         # deadline: no task, gather or timer per relay (docs/PERFORMANCE.md, ninth round).
-        queued = [c.queue_many(items) for c in connections]
+        queued: list[list[asyncio.Future[PublishResult]] | None] = []
         try:
+            for connection in connections:
+                queued.append(connection.queue_many(items))
             await wait_for_answers((waiter for waiters in queued if waiters for waiter in waiters), timeout_s)
             per_relay = [c.answers(items, waiters, timeout_s) for c, waiters in zip(connections, queued, strict=True)]
         finally:
-            for c, waiters in zip(connections, queued, strict=True):
+            for c, waiters in zip(connections, queued, strict=False):  # (fewer if a queueing failed)
                 c.forget_many(items, waiters)
         return [
             {c.url: results[index] for c, results in zip(connections, per_relay, strict=True)}

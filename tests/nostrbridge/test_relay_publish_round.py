@@ -7,6 +7,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from nostrbridge.relays import PublishResult, RelayPool
 from nostrbridge.relays import connection as relay_connection
 from tests.relays.fake_relay import FakeRelay
@@ -179,3 +181,19 @@ async def test_frames_queued_together_are_written_in_one_send_context_in_order(m
     # The REQ and the three EVENTs went out together without `send`; the CLOSE and the lone
     # EVENT, each alone in the queue, through `send` as before.
     assert [json.loads(message)[0] for message in sends] == ["CLOSE", "EVENT"]
+
+
+async def test_a_failed_queueing_forgets_the_futures_already_queued_on_other_relays(monkeypatch):
+    async with FakeRelay() as first, FakeRelay() as second:
+        pool = RelayPool([first.url, second.url], on_event=_ignore, **FAST)
+        async with pool:
+            await _connected(pool, [first.url, second.url])
+            broken = pool._connections[second.url]
+
+            def fail(items):
+                raise RuntimeError("queueing failed")
+
+            monkeypatch.setattr(broken, "queue_many", fail)
+            with pytest.raises(RuntimeError, match="queueing failed"):
+                await pool.publish_many(_items("a"), timeout_s=5)
+            assert pool._connections[first.url]._pending == {}
