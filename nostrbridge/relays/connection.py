@@ -137,16 +137,6 @@ class RelayConnection:
         finally:
             self._forget(event_id, waiter)
 
-    async def publish_many(self, items: list[tuple[str, str]], timeout_s: float) -> list[PublishResult]:
-        """`publish` for a batch of (event id, EVENT frame): the frames are queued at once, in
-        order, and the OKs waited for under one deadline (per event: a future, no task or timer)."""
-        waiters = self.queue_many(items)
-        try:
-            await wait_for_answers(waiters or (), timeout_s)
-            return self.answers(items, waiters, timeout_s)
-        finally:
-            self.forget_many(items, waiters)
-
     def queue_many(self, items: list[tuple[str, str]]) -> list[asyncio.Future[PublishResult]] | None:
         """Queue the EVENT frames in order, each with a future for this relay's OK; None when not
         connected. The caller waits (`wait_for_answers`), reads (`answers`) and then forgets them
