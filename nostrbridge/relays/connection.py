@@ -7,7 +7,7 @@ import contextlib
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +61,15 @@ async def call_hook(hook: Callable[..., Any] | None, *args: Any) -> None:
             await result
     except Exception:
         logger.exception("relay pool callback %r failed", hook)
+
+
+async def wait_for_answers(waiters: Iterable[asyncio.Future[Any]], timeout_s: float) -> None:
+    """Until every future is done or `timeout_s` has passed (one timer for all of them)."""
+    waiting = [waiter for waiter in waiters if not waiter.done()]
+    if waiting:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.wait(waiting)
 
 
 def _now() -> datetime:
@@ -128,27 +137,36 @@ class RelayConnection:
         finally:
             self._forget(event_id, waiter)
 
-    async def publish_many(self, items: list[tuple[str, str]], timeout_s: float) -> list[PublishResult]:
-        """`publish` for a batch of (event id, EVENT frame): the frames are queued at once, in
-        order, and the OKs waited for under one deadline (per event: a future, no task or timer)."""
-        if self._outbox is None:
-            return [PublishResult(None, "not connected")] * len(items)
-        loop = asyncio.get_running_loop()
+    def queue_many(self, items: list[tuple[str, str]]) -> list[asyncio.Future[PublishResult]] | None:
+        """Queue the EVENT frames in order, each with a future for this relay's OK; None when not
+        connected. The caller waits (`wait_for_answers`), reads (`answers`) and then forgets them
+        (`forget_many`): the pool waits for every relay's futures at once, with no task per relay."""
+        outbox = self._outbox
+        if outbox is None:
+            return None
+        create_future = asyncio.get_running_loop().create_future
+        pending = self._pending
         waiters: list[asyncio.Future[PublishResult]] = []
         for event_id, frame in items:
-            waiter = loop.create_future()
-            self._pending.setdefault(event_id, []).append(waiter)
-            self._outbox.put_nowait(frame)
+            waiter = create_future()
+            pending.setdefault(event_id, []).append(waiter)
+            outbox.put_nowait(frame)
             waiters.append(waiter)
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await asyncio.wait(waiters)
-            timed_out = PublishResult(None, f"timeout: no OK within {timeout_s}s")
-            return [waiter.result() if waiter.done() else timed_out for waiter in waiters]
-        finally:
-            for (event_id, _), waiter in zip(items, waiters, strict=True):
-                self._forget(event_id, waiter)
+        return waiters
+
+    @staticmethod
+    def answers(
+        items: list[tuple[str, str]], waiters: list[asyncio.Future[PublishResult]] | None, timeout_s: float
+    ) -> list[PublishResult]:
+        """Per item, this relay's answer: its OK, "not connected", or a timeout."""
+        if waiters is None:
+            return [PublishResult(None, "not connected")] * len(items)
+        timed_out = PublishResult(None, f"timeout: no OK within {timeout_s}s")
+        return [waiter.result() if waiter.done() else timed_out for waiter in waiters]
+
+    def forget_many(self, items: list[tuple[str, str]], waiters: list[asyncio.Future[PublishResult]] | None) -> None:
+        for (event_id, _), waiter in zip(items, waiters or (), strict=False):
+            self._forget(event_id, waiter)
 
     def _forget(self, event_id: str, waiter: asyncio.Future[PublishResult]) -> None:
         waiters = self._pending.get(event_id)
@@ -227,9 +245,21 @@ class RelayConnection:
 
     async def _write_loop(self, ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
         # A single writer keeps frames in the order they were queued (REQ before CLOSE, etc.).
+        # Frames queued together (a publish round's) go out in one send context: websockets'
+        # documented way of writing several frames (one state check and one drain for all,
+        # instead of one `send` each).
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await ws.send(await outbox.get())
+                frame = await outbox.get()
+                if outbox.empty():
+                    await ws.send(frame)
+                    continue
+                frames = [frame]
+                while not outbox.empty():
+                    frames.append(outbox.get_nowait())
+                async with ws.send_context():
+                    for frame in frames:
+                        ws.protocol.send_text(frame.encode())
 
     async def _mark_connected(self) -> None:
         health = self._health
@@ -300,7 +330,8 @@ class RelayConnection:
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(PublishResult(accepted, text))
-        await call_hook(self._settings.on_ok, self.url, event_id, accepted, text)
+        if self._settings.on_ok is not None:  # (the bridge sets none: no coroutine per OK)
+            await call_hook(self._settings.on_ok, self.url, event_id, accepted, text)
 
     async def _on_eose(self, message: list[Any]) -> None:
         self._closed_attempts.pop(message[1], None)  # the relay took the REQ: start backoff over

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from nostrbridge.relays.connection import ConnectionSettings, RelayConnection
+from nostrbridge.relays.connection import ConnectionSettings, RelayConnection, wait_for_answers
 from nostrbridge.relays.frames import EventCallback, PublishResult, RelayHealth, Subscription, dumps
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,17 @@ class RelayPool:
         each relay gets the frames in order and one deadline for all their OKs (no task, timer or
         JSON encoding per event). Returns, per item, each relay's answer keyed by url."""
         connections = list(self._connections.values())
-        per_relay = await asyncio.gather(*(c.publish_many(items, timeout_s) for c in connections))
+        # Every relay's frames are queued here and all their OKs awaited together under the one
+        # deadline: no task, gather or timer per relay (docs/PERFORMANCE.md, ninth round).
+        queued: list[list[asyncio.Future[PublishResult]] | None] = []
+        try:
+            for connection in connections:
+                queued.append(connection.queue_many(items))
+            await wait_for_answers((waiter for waiters in queued if waiters for waiter in waiters), timeout_s)
+            per_relay = [c.answers(items, waiters, timeout_s) for c, waiters in zip(connections, queued, strict=True)]
+        finally:
+            for c, waiters in zip(connections, queued, strict=False):  # (fewer if a queueing failed)
+                c.forget_many(items, waiters)
         return [
             {c.url: results[index] for c, results in zip(connections, per_relay, strict=True)}
             for index in range(len(items))
