@@ -59,6 +59,7 @@ def invoice_from_facts(payment_request: str, facts: object) -> DecodedInvoice | 
     if any(type(value) is not kind for value, kind in zip(facts, _FACT_TYPES, strict=True)):
         return None
     digest, payment_hash_hex, amount_msat, currency, timestamp, expiry_seconds, min_final_cltv = facts
+    currency = str(currency)  # checked above; for the type checker
     normalized = normalize_payment_request(payment_request)
     if digest != _digest(normalized):
         return None
