@@ -172,3 +172,11 @@ def test_task_enqueue_builds_async_tasks_package(ack_failures, monkeypatch):
     assert built["id"] != expected["id"]
     assert {**built, "id": "", "started": None} == {**expected, "id": "", "started": None}
     assert [sender for sender, _ in seen] == ["django_q", "django_q"]
+
+
+def test_the_release_hands_the_orders_invoice_to_the_payout(node, fake_ln, monkeypatch):
+    scheduled = []
+    monkeypatch.setattr("orders.services.release.payout_schedule", lambda **kwargs: scheduled.append(kwargs))
+    trade = settled_trade(fake_ln)
+    order = trade.refresh()
+    assert scheduled == [{"order_id": order.id, "request_id": 5, "buyer_invoice": order.buyer_invoice}]
