@@ -264,9 +264,26 @@ def validate_payout_invoice(
 ) -> DecodedInvoice:
     """An invoice about to be paid (fetched from an LN address or stored earlier, docs/PROTOCOL.md §Payout):
     chain, CLTV and expiry rules plus the exact amount, but not the expiration window."""
+    return check_payout_invoice(
+        decode_invoice(payment_request),
+        expected_amount_sats=expected_amount_sats,
+        network=network,
+        now=now,
+        max_final_cltv_expiry_delta=max_final_cltv_expiry_delta,
+    )
+
+
+def check_payout_invoice(
+    invoice: DecodedInvoice,
+    *,
+    expected_amount_sats: int | None,
+    network: str,
+    now: float | datetime | None = None,
+    max_final_cltv_expiry_delta: int | None = None,
+) -> DecodedInvoice:
+    """`validate_payout_invoice`'s rules on a decode already made (`lightning.bolt11_facts`)."""
     if max_final_cltv_expiry_delta is None:
         max_final_cltv_expiry_delta = _setting("LND_MAX_FINAL_CLTV_EXPIRY_DELTA", 144)
-    invoice = decode_invoice(payment_request)
     _check_common(invoice, network=network, now=_epoch(now), max_final_cltv_expiry_delta=max_final_cltv_expiry_delta)
     _check_amount(invoice, expected_amount_sats)
     return invoice

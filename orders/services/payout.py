@@ -28,7 +28,8 @@ from django_q.tasks import async_task
 
 from lightning import get_lightning_client
 from lightning.base import LightningClient
-from lightning.bolt11 import InvoiceInvalid, validate_payout_invoice
+from lightning.bolt11 import InvoiceInvalid, check_payout_invoice, validate_payout_invoice
+from lightning.bolt11_facts import InvoiceFacts, invoice_facts, invoice_from_facts
 from lightning.errors import (
     LightningError,
     LightningUnavailable,
@@ -48,7 +49,7 @@ from orders.publish import order_event_build, order_event_enqueue
 from orders.selectors import order_get
 from orders.services.amounts import buyer_payout_sats
 from orders.services.escrow_reconcile import escrow_settle_decided
-from orders.services.payout_queue import task_row_ack_in_transaction
+from orders.services.payout_queue import task_enqueue, task_row_ack_in_transaction
 from orders.status import OrderStatus
 from orders.transitions import transition_order, update_order_guarded
 from orders.wire import buyer_view_amount, order_payload, replies_together, send
@@ -67,7 +68,7 @@ SETTLED = OrderStatus.SETTLED_HOLD_INVOICE
 Claim = tuple[str, datetime | None]  # (payment hash, claimed_at): the claim token
 
 
-def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
+def payout_schedule(*, order_id: UUID | str, request_id: int | None, buyer_invoice: str | None = None) -> None:
     """Start `payout_start` in the background once the caller's transaction commits.
 
     With django-q2's ORM broker on this database (the node's configuration) the queue row is
@@ -79,18 +80,23 @@ def payout_schedule(*, order_id: UUID | str, request_id: int | None) -> None:
     `save=False`: a successful payout is recorded on the order (status, audit row); storing
     the task's success too made the cluster prune its result table under a write lock at
     every payout. Failed payout tasks are still stored.
+
+    `buyer_invoice`: the order's BOLT11, decoded when the node accepted it (a cache hit here);
+    its facts ride in the task so the worker need not decode it again (`lightning.bolt11_facts`).
     """
     order_id = str(order_id)
-
-    def enqueue(**broker: ORM) -> None:
-        async_task(
-            PAYOUT_TASK, order_id=order_id, request_id=request_id, task_name=f"payout-{order_id}", save=False, **broker
-        )
+    kwargs: dict[str, Any] = {"order_id": order_id, "request_id": request_id}
+    if buyer_invoice and not is_lnurl_destination(buyer_invoice):
+        facts = invoice_facts(buyer_invoice)
+        if facts is not None:
+            kwargs["invoice_facts"] = facts
+    name = f"payout-{order_id}"
 
     if broker_shares_the_transaction():
-        enqueue(broker=_queue_broker(Conf.BROKER_CLASS, Conf.CLUSTER_NAME))
+        broker = _queue_broker(Conf.BROKER_CLASS, Conf.CLUSTER_NAME)
+        task_enqueue(func=PAYOUT_TASK, name=name, kwargs=kwargs, broker=broker, save=False)
     else:
-        transaction.on_commit(enqueue, robust=True)
+        transaction.on_commit(lambda: async_task(PAYOUT_TASK, task_name=name, save=False, **kwargs), robust=True)
 
 
 def broker_shares_the_transaction() -> bool:
@@ -123,8 +129,13 @@ def _orm_broker(broker_class: str | None) -> bool:
         return False
 
 
-def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
-    """Try to pay the buyer once. Returns succeeded / failed / pending / skipped (for logs)."""
+def payout_start(
+    *, order_id: UUID | str, request_id: int | None = None, invoice_facts: InvoiceFacts | None = None
+) -> str:
+    """Try to pay the buyer once. Returns succeeded / failed / pending / skipped (for logs).
+
+    `invoice_facts`: the release's decode of the buyer's invoice (`payout_schedule`); used only
+    if they are the facts of the invoice the order holds now."""
     order = order_get(order_id=order_id)
     if order is None or order.status != SETTLED or order.payout_payment_hash:
         return "skipped"
@@ -139,7 +150,7 @@ def payout_start(*, order_id: UUID | str, request_id: int | None = None) -> str:
         return "skipped"
     client = get_lightning_client()
     try:
-        payment_request, decoded = _resolve(destination, amount)
+        payment_request, decoded = _resolve(destination, amount, invoice_facts)
     except LightningError as exc:
         logger.warning("order %s: node unavailable before the payout (%s); retried later", order.id, exc)
         return "skipped"
@@ -230,14 +241,19 @@ def _escrow_settled(order: Order) -> bool:
     return escrow_settle_decided(order=order)  # the release's settle did not reach LND: again
 
 
-def _resolve(destination: str, amount: int) -> tuple[str, DecodedInvoice]:
-    """The BOLT11 to pay and its decode; network calls only, no transaction open."""
+def _resolve(destination: str, amount: int, facts: InvoiceFacts | None = None) -> tuple[str, DecodedInvoice]:
+    """The BOLT11 to pay and its decode, checked against the pay-time rules; network calls only,
+    no transaction open. A BOLT11 with its facts from the release is not decoded again."""
     network = invoice_network()
     if network is None:
         raise LightningUnavailable("LND network unknown; cannot check the payout invoice")
-    payment_request = fetch_invoice(destination, amount) if is_lnurl_destination(destination) else destination
-    decoded = validate_payout_invoice(payment_request, expected_amount_sats=amount, network=network)
-    return payment_request, decoded
+    if is_lnurl_destination(destination):
+        payment_request = fetch_invoice(destination, amount)
+        return payment_request, validate_payout_invoice(payment_request, expected_amount_sats=amount, network=network)
+    known = invoice_from_facts(destination, facts)
+    if known is not None:
+        return destination, check_payout_invoice(known, expected_amount_sats=amount, network=network)
+    return destination, validate_payout_invoice(destination, expected_amount_sats=amount, network=network)
 
 
 def _claim(order: Order, decoded: DecodedInvoice, destination: str, request_id: int | None) -> Claim | None:

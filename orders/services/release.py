@@ -158,4 +158,4 @@ def _after_settle(
         range_child_create(parent=order, next_trade=next_trade, request_id=request_id)
         send(order.seller_pubkey, Action.HOLD_INVOICE_PAYMENT_SETTLED, order, request_id=request_id)
         send(order.seller_pubkey, Action.RATE, order)
-    payout_schedule(order_id=order.id, request_id=request_id)
+    payout_schedule(order_id=order.id, request_id=request_id, buyer_invoice=order.buyer_invoice)

@@ -174,13 +174,13 @@ def test_failed_lookup_without_a_claim_leaves_a_live_claim_alone(node, fake_ln, 
     real_resolve = payout._resolve
     calls = []
 
-    def resolve(destination, amount):
+    def resolve(destination, amount, *facts):
         calls.append(destination)
         if len(calls) == 1:
             # While this start asks the LNURL service, another start claims and sends...
             assert payout_start(order_id=trade.order.id) == "pending"
             raise LnurlError("lnurl_error", "service down")  # ...and this lookup fails.
-        return real_resolve(destination, amount)
+        return real_resolve(destination, amount, *facts)
 
     monkeypatch.setattr(payout, "_resolve", resolve)
     assert payout_start(order_id=trade.order.id) == "skipped"
@@ -606,12 +606,12 @@ def test_lookup_failing_after_a_competitor_finished_the_payout_changes_nothing(n
     real_resolve = payout._resolve
     calls = []
 
-    def resolve(destination, amount):
+    def resolve(destination, amount, *facts):
         calls.append(destination)
         if len(calls) == 1:
             assert payout_start(order_id=trade.order.id) == "succeeded"
             raise LnurlError("lnurl_error", "service down")
-        return real_resolve(destination, amount)
+        return real_resolve(destination, amount, *facts)
 
     monkeypatch.setattr(payout, "_resolve", resolve)
     assert payout_start(order_id=trade.order.id) == "skipped"

@@ -17,6 +17,8 @@ ORDER_ID = "0f5e1f27-5c83-4f0c-9d86-6a5e1a3f2b11"
 def tasks(monkeypatch) -> list[str]:
     ran: list[str] = []
     monkeypatch.setattr(payout, "async_task", lambda *args, **kwargs: ran.append(kwargs["order_id"]))
+    # Inside the transaction the package is built by `task_enqueue` (async_task's, leaner).
+    monkeypatch.setattr(payout, "task_enqueue", lambda **kwargs: ran.append(kwargs["kwargs"]["order_id"]))
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "ORM", "default")
     monkeypatch.setattr(Conf, "BROKER_CLASS", None)
