@@ -21,6 +21,7 @@ def test_every_benchmark_is_listed():
     assert SCRIPTS == [
         "bench_bridge.py",
         "bench_drain.py",
+        "bench_instr.py",
         "bench_lightning.py",
         "bench_protocol.py",
         "bench_slow_lnurl.py",
