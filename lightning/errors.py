@@ -62,3 +62,8 @@ class InvoiceStillOpen(LightningRejected):
 class PaymentAlreadyExists(LightningRejected):
     """LND refused a payment it already knows: "invoice is already paid",
     "payment is in transition" or "payment already exists". Ask `track_payment`."""
+
+
+# The node's answers about an invoice's or a payment's state: each caller expects and judges
+# them (and logs what matters itself), unlike an unreachable or refusing node.
+STATE_ANSWERS = (InvoiceNotFound, AlreadySettledOrCanceled, InvoiceStillOpen, PaymentAlreadyExists)

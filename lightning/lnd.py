@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import grpc
 
 from lightning import lnd_convert as convert
-from lightning.errors import LightningError, LightningUnavailable
+from lightning.errors import STATE_ANSWERS, LightningError, LightningUnavailable
 from lightning.grpc import (
     invoices_pb2,
     invoices_pb2_grpc,
@@ -155,7 +155,11 @@ class LndClient:
         target = self._target.target if self._target else "?"
         cert_file = self._target.cert_file if self._target else ""
         error = map_rpc_error(exc, method=method, target=target, cert_file=cert_file)
-        logger.warning("LND %s failed: %s", method, error.message)
+        # An answer about the invoice's state ("already settled", "unable to locate invoice") is
+        # an outcome its caller expects and judges (a second settle by the payout racing the
+        # release's is a no-op): INFO, so WARNING stays for what the operator must look at.
+        level = logging.INFO if isinstance(error, STATE_ANSWERS) else logging.WARNING
+        logger.log(level, "LND %s failed: %s", method, error.message)
         return error
 
     def _unary(self, service: str, method: str, request: object, timeout: float | None = None) -> Any:

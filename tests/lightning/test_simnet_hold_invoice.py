@@ -1,11 +1,14 @@
 """Hold-invoice lifecycle through the real LndClient against the simulated network."""
 
 import hashlib
+from types import SimpleNamespace
 
+import grpc
 import pytest
 
 from lightning.bolt11 import decode_invoice
 from lightning.errors import AlreadySettledOrCanceled, InvoiceNotFound, InvoiceStillOpen, LightningRejected
+from lightning.lnd import LndClient
 from lightning.types import InvoiceState, PaymentStatus
 from tests.lightning.helpers import new_hold_invoice, pay_in_background, wait_for_state
 
@@ -160,3 +163,47 @@ def test_get_info_reports_network_and_height(nodes, simnet):
     assert info.pubkey == simnet.node("mostro")["pubkey"]
     assert info.block_height == simnet.control.state()["height"]
     assert info.version.startswith("0.20.0-beta")
+
+
+def test_state_answers_log_at_info_and_a_refusal_at_warning(nodes, caplog):
+    """A second settle (the payout racing the release's) is an answer its caller judges: INFO."""
+    mostro, alice, _ = nodes
+    preimage, hold = new_hold_invoice(mostro, 1_000)
+    payment = pay_in_background(alice, hold.payment_request)
+    wait_for_state(mostro, hold.payment_hash_hex, InvoiceState.ACCEPTED)
+    mostro.settle_invoice(preimage=preimage)
+    payment.result(timeout=5)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="lightning.lnd"), pytest.raises(AlreadySettledOrCanceled):
+        mostro.settle_invoice(preimage=preimage)
+    with caplog.at_level("INFO", logger="lightning.lnd"), pytest.raises(InvoiceNotFound):
+        mostro.lookup_invoice(payment_hash=b"\x03" * 32)
+    failed = [(r.levelname, r.getMessage()) for r in caplog.records if r.getMessage().startswith("LND ")]
+    assert failed == [
+        ("INFO", "LND SettleInvoice failed: LND SettleInvoice: invoice already settled"),
+        ("INFO", "LND LookupInvoice failed: LND LookupInvoice: unable to locate invoice"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "level"),
+    [
+        (grpc.StatusCode.UNKNOWN, "invoice already settled", "INFO"),
+        (grpc.StatusCode.UNKNOWN, "invoice still open", "INFO"),
+        (grpc.StatusCode.ALREADY_EXISTS, "invoice is already paid", "INFO"),
+        (grpc.StatusCode.UNKNOWN, "invoice expired", "WARNING"),
+        (grpc.StatusCode.PERMISSION_DENIED, "verification failed: signature mismatch", "WARNING"),
+        (grpc.StatusCode.UNAVAILABLE, "connection refused", "WARNING"),
+    ],
+)
+def test_lnd_error_log_level(code, details, level, caplog):
+    class Refused(grpc.RpcError):
+        def code(self):
+            return code
+
+        def details(self):
+            return details
+
+    with caplog.at_level("INFO", logger="lightning.lnd"):
+        LndClient._error(SimpleNamespace(_target=None), Refused(), "SettleInvoice")
+    assert [r.levelname for r in caplog.records if r.name == "lightning.lnd"] == [level]
