@@ -58,14 +58,7 @@ os.environ.setdefault("MOSTRO_VAR_DIR", tempfile.mkdtemp(prefix="bench-instr-var
 
 import bench_trades  # noqa: E402  (sets up Django)
 
-from tests.e2e.trade_clients import (  # noqa: E402
-    BANNER,
-    DIE_WITH_PARENT,
-    REPO_ROOT,
-    NodeProcess,
-    TradeNetwork,
-    start_trade_network,
-)
+from tests.e2e.trade_clients import NodeProcess, TradeNetwork, start_trade_network  # noqa: E402
 
 VALGRIND_START_TIMEOUT_S = 600.0
 DUMP_TIMEOUT_S = 120.0
@@ -88,32 +81,24 @@ def build_client_requests(workdir: Path) -> Path:
 class CallgrindNode(NodeProcess):
     """`manage.py mostrod` under callgrind, instrumentation off until `instrument_on`."""
 
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        valgrind = [
+            shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
+            f"--callgrind-out-file={workdir / 'callgrind'}/cg.%p", "--dump-line=no", "--compress-strings=no",
+            *os.environ.get("BENCH_CALLGRIND_ARGS", "").split(),
+        ]  # fmt: skip
+        super().__init__(env, workdir, command_prefix=valgrind, start_timeout_s=VALGRIND_START_TIMEOUT_S)
+
     def start(self, *args: str) -> None:
-        out = self.workdir / "callgrind"
-        out.mkdir(parents=True, exist_ok=True)
+        """mostrod alone gets the callgrind environment (`prepare()`'s shell ran without it)."""
+        (self.workdir / "callgrind").mkdir(parents=True, exist_ok=True)
         self.env = {
             **self.env,
             "PYTHONHASHSEED": "0",  # the same dict and set layouts every run
             "PYTHONPATH": str(ROOT / "benchmarks" / "callgrind_site"),
             "BENCH_CALLGRIND_LIB": str(build_client_requests(self.workdir)),
         }
-        valgrind = [
-            shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
-            f"--callgrind-out-file={out}/cg.%p", "--dump-line=no", "--compress-strings=no",
-            *os.environ.get("BENCH_CALLGRIND_ARGS", "").split(),
-        ]  # fmt: skip
-        command = [sys.executable, "manage.py", "mostrod", "--port", str(self.port), "--no-migrate", "--grace", "5"]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*DIE_WITH_PARENT, *valgrind, *command, *args], cwd=REPO_ROOT, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + VALGRIND_START_TIMEOUT_S
-        while BANNER not in self.output:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mostrod did not start under valgrind:\n{self.output[-4000:]}")
-            time.sleep(0.5)
+        super().start(*args)
 
     def stop(self, timeout_s: float = 120.0) -> int | None:
         return super().stop(timeout_s)
