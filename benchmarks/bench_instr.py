@@ -58,7 +58,7 @@ os.environ.setdefault("MOSTRO_VAR_DIR", tempfile.mkdtemp(prefix="bench-instr-var
 
 import bench_trades  # noqa: E402  (sets up Django)
 
-from tests.e2e.trade_clients import NodeProcess, TradeNetwork, start_trade_network  # noqa: E402
+from tests.e2e.trade_clients import NodeProcess, TradeNetwork  # noqa: E402
 
 VALGRIND_START_TIMEOUT_S = 600.0
 DUMP_TIMEOUT_S = 120.0
@@ -212,15 +212,8 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-instr-"))
     print(f"starting relay, simnet, node under callgrind in {workdir} …", flush=True)
     started = time.monotonic()
-    net = start_trade_network(
-        workdir,
-        prices={"USD": 50_000.0},
-        simnet_args=("--balance-sats", "100000000"),
-        node_factory=CallgrindNode,
-        MOSTRO_FEE=str(bench_trades.FEE_RATE),
-        MOSTRO_Q_WORKERS="1",
-        MOSTRO_LOG_LEVEL="WARNING",
-        **slowed_polls(args.poll_scale),
+    net = bench_trades.start_bench_network(
+        workdir, node_factory=CallgrindNode, MOSTRO_Q_WORKERS="1", **slowed_polls(args.poll_scale)
     )
     print(f"ready in {time.monotonic() - started:.0f} s", flush=True)
     try:
