@@ -58,14 +58,7 @@ os.environ.setdefault("MOSTRO_VAR_DIR", tempfile.mkdtemp(prefix="bench-instr-var
 
 import bench_trades  # noqa: E402  (sets up Django)
 
-from tests.e2e.trade_clients import (  # noqa: E402
-    BANNER,
-    DIE_WITH_PARENT,
-    REPO_ROOT,
-    NodeProcess,
-    TradeNetwork,
-    start_trade_network,
-)
+from tests.e2e.trade_clients import NodeProcess, TradeNetwork  # noqa: E402
 
 VALGRIND_START_TIMEOUT_S = 600.0
 DUMP_TIMEOUT_S = 120.0
@@ -88,32 +81,24 @@ def build_client_requests(workdir: Path) -> Path:
 class CallgrindNode(NodeProcess):
     """`manage.py mostrod` under callgrind, instrumentation off until `instrument_on`."""
 
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        valgrind = [
+            shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
+            f"--callgrind-out-file={workdir / 'callgrind'}/cg.%p", "--dump-line=no", "--compress-strings=no",
+            *os.environ.get("BENCH_CALLGRIND_ARGS", "").split(),
+        ]  # fmt: skip
+        super().__init__(env, workdir, command_prefix=valgrind, start_timeout_s=VALGRIND_START_TIMEOUT_S)
+
     def start(self, *args: str) -> None:
-        out = self.workdir / "callgrind"
-        out.mkdir(parents=True, exist_ok=True)
+        """mostrod alone gets the callgrind environment (`prepare()`'s shell ran without it)."""
+        (self.workdir / "callgrind").mkdir(parents=True, exist_ok=True)
         self.env = {
             **self.env,
             "PYTHONHASHSEED": "0",  # the same dict and set layouts every run
             "PYTHONPATH": str(ROOT / "benchmarks" / "callgrind_site"),
             "BENCH_CALLGRIND_LIB": str(build_client_requests(self.workdir)),
         }
-        valgrind = [
-            shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
-            f"--callgrind-out-file={out}/cg.%p", "--dump-line=no", "--compress-strings=no",
-            *os.environ.get("BENCH_CALLGRIND_ARGS", "").split(),
-        ]  # fmt: skip
-        command = [sys.executable, "manage.py", "mostrod", "--port", str(self.port), "--no-migrate", "--grace", "5"]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*DIE_WITH_PARENT, *valgrind, *command, *args], cwd=REPO_ROOT, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + VALGRIND_START_TIMEOUT_S
-        while BANNER not in self.output:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mostrod did not start under valgrind:\n{self.output[-4000:]}")
-            time.sleep(0.5)
+        super().start(*args)
 
     def stop(self, timeout_s: float = 120.0) -> int | None:
         return super().stop(timeout_s)
@@ -227,15 +212,8 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-instr-"))
     print(f"starting relay, simnet, node under callgrind in {workdir} …", flush=True)
     started = time.monotonic()
-    net = start_trade_network(
-        workdir,
-        prices={"USD": 50_000.0},
-        simnet_args=("--balance-sats", "100000000"),
-        node_factory=CallgrindNode,
-        MOSTRO_FEE=str(bench_trades.FEE_RATE),
-        MOSTRO_Q_WORKERS="1",
-        MOSTRO_LOG_LEVEL="WARNING",
-        **slowed_polls(args.poll_scale),
+    net = bench_trades.start_bench_network(
+        workdir, node_factory=CallgrindNode, MOSTRO_Q_WORKERS="1", **slowed_polls(args.poll_scale)
     )
     print(f"ready in {time.monotonic() - started:.0f} s", flush=True)
     try:

@@ -51,6 +51,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -86,6 +87,9 @@ STEPS = (
 FEE_RATE = 0.006
 DEV_FEE_SHARE = 0.30
 MSAT = 1_000
+# The network's price of bitcoin and each simnet node's channel balance (alice pays every escrow).
+PRICES = {"USD": 50_000.0}
+SIMNET_BALANCE_SATS = 100_000_000
 
 
 def fee_of(amount: int) -> int:
@@ -426,6 +430,16 @@ def start_profilers(net: TradeNetwork, directory: str, *, gil_only: bool = False
     ]  # fmt: skip
 
 
+def start_bench_network(workdir: Path, **options: Any) -> TradeNetwork:
+    """The benchmarks' network (this script's and bench_instr.py's): relay, simnet, the price and
+    LNURL servers, and the node charging FEE_RATE, logging warnings only. `options` go on to
+    `start_trade_network`: its `node_factory`, or node settings (MOSTRO_LOG_LEVEL among them)."""
+    settings = {"MOSTRO_FEE": str(FEE_RATE), "MOSTRO_LOG_LEVEL": "WARNING", **options}
+    return start_trade_network(
+        workdir, prices=PRICES, simnet_args=("--balance-sats", str(SIMNET_BALANCE_SATS)), **settings
+    )
+
+
 def postgres_node(args: argparse.Namespace) -> dict:
     """With `--postgres`: the split node's factory and its database and Redis (empty otherwise)."""
     if not args.postgres:
@@ -466,11 +480,8 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-trades-"))
     print(f"starting relay, simnet, node in {workdir} …", flush=True)
     started = time.monotonic()
-    net = start_trade_network(
+    net = start_bench_network(
         workdir,
-        prices={"USD": 50_000.0},
-        simnet_args=("--balance-sats", "100000000"),
-        MOSTRO_FEE=str(FEE_RATE),
         MOSTRO_Q_WORKERS=str(args.q_workers),
         MOSTRO_LOG_LEVEL=os.environ.get("BENCH_NODE_LOG_LEVEL", "WARNING"),
         **postgres_node(args),

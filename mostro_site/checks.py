@@ -4,6 +4,7 @@ Registered as Django system checks, so `manage.py check` lists them and every ma
 command that runs the node (mostrod, nostr_bridge, invoice_watcher, qcluster) refuses to start.
 """
 
+import math
 import re
 from pathlib import Path
 
@@ -130,6 +131,46 @@ def _check_price_providers() -> list[Error]:
     return errors
 
 
+# Above this a poll is more likely a unit slip (milliseconds) than a choice: a lost nudge's
+# message, or the operator's change of relays, would wait that long.
+POLL_WARN_ABOVE_S = 3600.0
+
+
+def _poll_settings() -> dict[str, object]:
+    """docs/OPERATIONS.md §Idle wake-ups: each safety-net poll by its environment name."""
+    s = settings
+    return {
+        "MOSTRO_BRIDGE_INBOX_POLL_SECONDS": s.MOSTRO_BRIDGE_INBOX_POLL_SECONDS,
+        "MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS": s.MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS,
+        "MOSTRO_BRIDGE_CONFIG_POLL_SECONDS": s.MOSTRO_BRIDGE_CONFIG_POLL_SECONDS,
+        "MOSTRO_INVOICE_WATCHER_POLL_SECONDS": s.MOSTRO_INVOICE_WATCHER_POLL_SECONDS,
+        "MOSTRO_Q_POLL_SECONDS": s.Q_CLUSTER.get("poll", 0.2),
+    }
+
+
+def _check_polls() -> list[CheckMessage]:
+    """A poll of 0, below 0 or NaN never waits: its loop would spin a core instead of sleeping."""
+    hint = "Seconds between two polls, above 0 (docs/OPERATIONS.md §Idle wake-ups)."
+    problems: list[CheckMessage] = []
+    for name, value in _poll_settings().items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(_error(f"{name}={value!r} is not a number.", hint, 20))
+        elif not (math.isfinite(value) and value > 0):
+            problems.append(_error(f"{name}={value} must be a finite number of seconds above 0.", hint, 20))
+        elif value > POLL_WARN_ABOVE_S:
+            problems.append(
+                Warning(
+                    f"{name}={value} is over an hour between polls.",
+                    hint="Seconds, not milliseconds?",
+                    id="mostro.W003",
+                )
+            )
+    scheduler = settings.Q_CLUSTER.get("scheduler", True)
+    if not isinstance(scheduler, bool):
+        problems.append(_error(f"MOSTRO_Q_SCHEDULER={scheduler!r} is neither true nor false.", "true or false.", 21))
+    return problems
+
+
 def _check_secret_key() -> list[Warning]:
     from mostro_site.config.env import INSECURE_SECRET_KEY
 
@@ -201,6 +242,7 @@ def check_mostro_settings(app_configs=None, **kwargs) -> list:
         *_check_ranges(),
         *_check_lists(),
         *_check_lnd_files(),
+        *_check_polls(),
         *_check_price_providers(),
         *_check_secret_key(),
         *_check_reputation(),

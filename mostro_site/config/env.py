@@ -26,6 +26,30 @@ for _name, _value in list(os.environ.items()):
         del os.environ[_name]
 
 
+# The words written to mean false. `env.bool` reads every word it does not know as false too,
+# a typo of "true" included.
+_FALSE_WORDS = frozenset({"false", "off", "no", "n"})
+
+
+def env_float_or_text(name: str, *, default: float) -> float | str:
+    """`env.float`, except that a value it cannot read stays the text written: the system
+    checks then name it and refuse to start (mostro_site/checks.py), not a traceback at import."""
+    try:
+        return env.float(name, default=default)
+    except ValueError:
+        return os.environ[name]
+
+
+def env_bool_or_text(name: str, *, default: bool) -> bool | str:
+    """`env.bool`, except that a word neither true nor false stays the text written, for the
+    system checks to refuse: `env.bool` would read "ture" as false."""
+    value = env.bool(name, default=default)
+    word = os.environ.get(name, "").strip().lower()
+    if value or name not in os.environ or word in _FALSE_WORDS or word.lstrip("+-").isdigit():
+        return value
+    return os.environ[name]
+
+
 SECRET_FILE_MODE = 0o600
 
 

@@ -8,7 +8,7 @@ adjust a few deployment knobs, never behaviour.
 from datetime import timedelta
 from pathlib import Path
 
-from mostro_site.config.env import BASE_DIR, INSECURE_SECRET_KEY, env
+from mostro_site.config.env import BASE_DIR, INSECURE_SECRET_KEY, env, env_bool_or_text, env_float_or_text
 from mostro_site.ops.log_format import logging_config
 
 # `make run` / `mostrod --local` / `mostro_keys --generate --write-env` write a generated key
@@ -135,12 +135,12 @@ Q_CLUSTER = {
     "broker_class": "mostro_site.runtime.job_broker.WakeableORM",
     # Idle poll (one read query): how soon a task queued where the wake-up does not reach (another
     # container or machine) starts. The node's own cluster polls less (runtime/cluster.py).
-    "poll": env.float("MOSTRO_Q_POLL_SECONDS", default=0.2),
+    "poll": env_float_or_text("MOSTRO_Q_POLL_SECONDS", default=0.2),
     # The sentinel's check of its processes (and its status record); 1 s divides the task timeout.
     "guard_cycle": 1.0,
     # Off: this cluster runs queued tasks only and another process runs the schedules (and
     # benchmarks/bench_instr.py counts a trade's instructions without the sweeps' minute ticks).
-    "scheduler": env.bool("MOSTRO_Q_SCHEDULER", default=True),
+    "scheduler": env_bool_or_text("MOSTRO_Q_SCHEDULER", default=True),
 }
 
 # --- auth, i18n, static ---------------------------------------------------------------
@@ -176,13 +176,14 @@ LOGGING = logging_config(level=env.str("MOSTRO_LOG_LEVEL", default="INFO"), fmt=
 # Bearer token Prometheus sends to /metrics (a secret; empty: /metrics is off).
 MOSTRO_METRICS_TOKEN = env.str("MOSTRO_METRICS_TOKEN", default="")
 # The bridge's safety-net polls (nudges and commits wake it; these only catch a lost nudge or an
-# operator's change of relays/settings). Longer ones cost a quiet node fewer wake-ups.
-MOSTRO_BRIDGE_INBOX_POLL_SECONDS = env.float("MOSTRO_BRIDGE_INBOX_POLL_SECONDS", default=0.25)
-MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS = env.float("MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS", default=1.0)
-MOSTRO_BRIDGE_CONFIG_POLL_SECONDS = env.float("MOSTRO_BRIDGE_CONFIG_POLL_SECONDS", default=3.0)
+# operator's change of relays/settings). Longer ones cost a quiet node fewer wake-ups. A value
+# that is not a number stays text here, for the system checks to refuse (mostro.E020).
+MOSTRO_BRIDGE_INBOX_POLL_SECONDS = env_float_or_text("MOSTRO_BRIDGE_INBOX_POLL_SECONDS", default=0.25)
+MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS = env_float_or_text("MOSTRO_BRIDGE_PUBLISH_POLL_SECONDS", default=1.0)
+MOSTRO_BRIDGE_CONFIG_POLL_SECONDS = env_float_or_text("MOSTRO_BRIDGE_CONFIG_POLL_SECONDS", default=3.0)
 # The invoice watcher's read of the hold invoices to follow (`mostrod`'s; `invoice_watcher`
 # takes --poll-seconds): invoices handed over by this process's commits are followed at once.
-MOSTRO_INVOICE_WATCHER_POLL_SECONDS = env.float("MOSTRO_INVOICE_WATCHER_POLL_SECONDS", default=1.0)
+MOSTRO_INVOICE_WATCHER_POLL_SECONDS = env_float_or_text("MOSTRO_INVOICE_WATCHER_POLL_SECONDS", default=1.0)
 # How often each process adds its metric increments to the database and reports its heartbeat.
 MOSTRO_METRICS_FLUSH_SECONDS = env.float("MOSTRO_METRICS_FLUSH_SECONDS", default=10.0)
 # Touched at each of those flushes: container/systemd probes of processes without a web port.

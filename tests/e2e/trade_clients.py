@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,12 +111,25 @@ DIE_WITH_PARENT = [
 
 
 class NodeProcess:
-    """`manage.py mostrod` (web + bridge + watcher + job cluster) on its own SQLite file."""
+    """`manage.py mostrod` (web + bridge + watcher + job cluster) on its own SQLite file.
 
-    def __init__(self, env: dict[str, str], workdir: Path, *, port: int | None = None) -> None:
+    `command_prefix` runs it under another program (benchmarks/bench_instr.py: valgrind), which
+    may need longer than NODE_START_TIMEOUT_S to print the banner: `start_timeout_s`."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        *,
+        port: int | None = None,
+        command_prefix: Sequence[str] = (),
+        start_timeout_s: float = NODE_START_TIMEOUT_S,
+    ) -> None:
         self.env = env
         self.workdir = workdir
         self.port = port or free_port()
+        self.command_prefix = tuple(command_prefix)
+        self.start_timeout_s = start_timeout_s
         self.log_path = workdir / "mostrod.log"
         self.proc: subprocess.Popen | None = None
 
@@ -153,10 +166,10 @@ class NodeProcess:
         command = [sys.executable, "manage.py", "mostrod", "--port", str(self.port), "--no-migrate", "--grace", "5"]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*DIE_WITH_PARENT, *command, *args], cwd=REPO_ROOT, env=self.env, stdout=log,
+                [*DIE_WITH_PARENT, *self.command_prefix, *command, *args], cwd=REPO_ROOT, env=self.env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + NODE_START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout_s
         while BANNER not in self.output:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()

@@ -1,4 +1,5 @@
-"""mostrod's startup guards: the operator login shown once, and refusing a bad configuration."""
+"""mostrod's startup guards: the operator login shown once, and refusing a bad configuration (the
+bridge too: a poll that would never wait, docs/OPERATIONS.md §Idle wake-ups)."""
 
 import os
 import subprocess
@@ -38,25 +39,31 @@ def test_existing_operator_keeps_its_password(tmp_path):
     assert User.objects.get(username="operator").check_password("mine")
 
 
-def test_refuses_to_start_on_configuration_errors(tmp_path):
+def _manage(tmp_path, *command: str, **environment: str) -> subprocess.CompletedProcess:
+    """`manage.py <command>` with the local settings on `tmp_path`, none of this process's node settings."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MOSTRO_", "LND_", "DJANGO_", "DATABASE_"))},
         "DJANGO_SETTINGS_MODULE": "mostro_site.settings.local",
         "MOSTRO_VAR_DIR": str(tmp_path),
         "MOSTRO_ENV_FILE": str(tmp_path / ".env"),
         "MOSTRO_NSEC_PRIVKEY": "1" * 64,
-        "MOSTRO_FEE": "2",
-        "LIGHTNING_BACKEND": "lightning.lnd.LndClient",
-        "LND_CERT_FILE": str(tmp_path / "missing.cert"),
-        "LND_MACAROON_FILE": str(tmp_path / "missing.macaroon"),
+        "LIGHTNING_BACKEND": "lightning.fake.FakeLightningClient",
+        **environment,
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "mostrod", "--no-migrate"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return subprocess.run(
+        [sys.executable, "manage.py", *command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_refuses_to_start_on_configuration_errors(tmp_path):
+    result = _manage(
+        tmp_path,
+        "mostrod",
+        "--no-migrate",
+        MOSTRO_FEE="2",
+        LIGHTNING_BACKEND="lightning.lnd.LndClient",
+        LND_CERT_FILE=str(tmp_path / "missing.cert"),
+        LND_MACAROON_FILE=str(tmp_path / "missing.macaroon"),
     )
     assert result.returncode == 1
     assert "(mostro.E004) MOSTRO_FEE=2.0 is outside 0–1." in result.stderr
@@ -73,23 +80,41 @@ def test_busy_web_port_stops_in_order_with_exit_code_1(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("MOSTRO_", "LND_", "DJANGO_", "DATABASE_"))},
-            "DJANGO_SETTINGS_MODULE": "mostro_site.settings.local",
-            "MOSTRO_VAR_DIR": str(tmp_path),
-            "MOSTRO_ENV_FILE": str(tmp_path / ".env"),
-            "MOSTRO_NSEC_PRIVKEY": "2" * 64,
-            "LIGHTNING_BACKEND": "lightning.fake.FakeLightningClient",
-        }
-        result = subprocess.run(
-            [sys.executable, "manage.py", "mostrod", "--port", str(port), "--no-bridge", "--no-cluster"],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        result = _manage(
+            tmp_path, "mostrod", "--port", str(port), "--no-bridge", "--no-cluster", MOSTRO_NSEC_PRIVKEY="2" * 64
         )
     assert result.returncode == 1
     assert f"cannot listen: Couldn't listen on 127.0.0.1:{port}" in result.stderr
     assert "node stopped" in result.stderr
     assert "Mostro node is running" not in result.stdout
+
+
+def test_mostrod_refuses_to_start_on_a_bad_poll(tmp_path):
+    result = _manage(
+        tmp_path,
+        "mostrod",
+        "--no-migrate",
+        MOSTRO_BRIDGE_INBOX_POLL_SECONDS="0.25s!",
+        MOSTRO_INVOICE_WATCHER_POLL_SECONDS="0",
+        MOSTRO_Q_POLL_SECONDS="fast",
+        MOSTRO_Q_SCHEDULER="ture",
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "(mostro.E020) MOSTRO_INVOICE_WATCHER_POLL_SECONDS=0.0 must be a finite number of seconds above 0." in (
+        result.stderr
+    )
+    assert "(mostro.E020) MOSTRO_Q_POLL_SECONDS='fast' is not a number." in result.stderr
+    assert "(mostro.E021) MOSTRO_Q_SCHEDULER='ture' is neither true nor false." in result.stderr
+    assert "MOSTRO_BRIDGE_INBOX_POLL_SECONDS" not in result.stderr  # read as 0.25 by django-environ, as before
+    assert "Mostro node is running" not in result.stdout
+
+
+def test_the_bridge_refuses_to_start_on_a_bad_poll(tmp_path):
+    result = _manage(tmp_path, "nostr_bridge", MOSTRO_BRIDGE_CONFIG_POLL_SECONDS="-3")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "(mostro.E020) MOSTRO_BRIDGE_CONFIG_POLL_SECONDS=-3.0 must be a finite number of seconds above 0." in (
+        result.stderr
+    )
+    assert "READY" not in result.stdout

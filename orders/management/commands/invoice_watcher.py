@@ -1,6 +1,8 @@
 """`manage.py invoice_watcher`: run the escrow watcher (`orders.escrow_watcher`) until SIGTERM/SIGINT."""
 
+import argparse
 import asyncio
+import math
 import signal
 
 from django import db
@@ -23,7 +25,7 @@ class Command(BaseCommand):
     help = "Follow the escrow hold invoices at LND and drive the orders when they are paid or canceled."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS)
+        parser.add_argument("--poll-seconds", type=positive_seconds, default=POLL_SECONDS)
 
     def handle(self, *args, **options) -> None:
         set_process_role("watcher")
@@ -37,6 +39,14 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await EscrowWatcher(poll_seconds=poll_seconds).run(stop)
+
+
+def positive_seconds(text: str) -> float:
+    """--poll-seconds: 0, below 0 or NaN would never wait (the rule of mostro.E020 for the setting)."""
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds above 0")
+    return value
 
 
 def keep_connections() -> None:
