@@ -4,6 +4,8 @@ Precedence is Mostro's: process environment first, then `<BASE_DIR>/.env`. Blank
 the environment count as unset, so an empty `MOSTRO_NSEC_PRIVKEY=` never shadows the file.
 """
 
+import contextlib
+import math
 import os
 from pathlib import Path
 
@@ -34,8 +36,14 @@ _FALSE_WORDS = frozenset({"false", "off", "no", "n"})
 def env_float_or_text(name: str, *, default: float) -> float | str:
     """`env.float`, except that a value it cannot read stays the text written: the system
     checks then name it and refuse to start (mostro_site/checks.py), not a traceback at import."""
+    if name not in os.environ:
+        return default
+    with contextlib.suppress(ValueError):
+        value = float(os.environ[name])  # "1e3" is 1000.0 (env.float keeps the digits: 13.0)
+        if math.isfinite(value):
+            return value
     try:
-        return env.float(name, default=default)
+        return env.float(name)  # what it read before ("0.25s": 0.25) still reads the same
     except ValueError:
         return os.environ[name]
 

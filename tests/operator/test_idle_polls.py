@@ -116,7 +116,17 @@ def test_a_scheduler_neither_true_nor_false_is_refused():
 
 @pytest.mark.parametrize(
     ("written", "read"),
-    [(None, 0.25), ("2.5", 2.5), ("0", 0.0), ("-1", -1.0), ("abc", "abc"), ("nan", "nan"), ("inf", "inf")],
+    [
+        (None, 0.25),
+        ("2.5", 2.5),
+        ("0", 0.0),
+        ("-1", -1.0),
+        ("1e3", 1000.0),
+        ("0.25s", 0.25),
+        ("abc", "abc"),
+        ("nan", "nan"),
+        ("inf", "inf"),
+    ],
 )
 def test_the_float_reader_keeps_what_it_cannot_read(monkeypatch, written, read):
     monkeypatch.delenv("MOSTRO_TEST_POLL_SECONDS", raising=False)
