@@ -71,9 +71,7 @@ def _update(
     if any(lookup == "in" and not value for _, lookup, value in conditions):
         # An empty IN list matches nothing (the ORM does not run the query either).
         return 0, ([] if returning else None)
-    shape = tuple((field, lookup, len(value) if lookup == "in" else value if lookup == "isnull" else None)
-                  for field, lookup, value in conditions)  # fmt: skip
-    sql = _update_sql(model, tuple(set_fields), shape)
+    sql = _update_sql(model, tuple(set_fields), _shape(conditions))
     db = db_connection()
     params = [prep_value(field, values[name], db) for name, field in set_fields.items()]
     params += _where_params(conditions, db)
@@ -89,9 +87,7 @@ def select_locked(model: type[ModelT], *, pk: Any) -> ModelT | None:
     """`model.objects.select_for_update().filter(pk=pk).first()`: the row, locked until the end of
     the transaction where the database locks rows. Must run inside `transaction.atomic()`."""
     _require_atomic()
-    rows = select_rows(
-        model, where=_locked_where(model), params=[model._meta.pk.get_db_prep_value(pk, db_connection())]
-    )
+    rows = select_rows(model, where=_locked_where(model), params=[prep_lookup(model._meta.pk, pk, db_connection())])
     return rows[0] if rows else None
 
 
@@ -109,7 +105,7 @@ def select_locked_columns(model: type[models.Model], *, pk: Any, columns: tuple[
     _require_atomic()
     db = db_connection()
     sql = _locked_columns_sql(model, columns)
-    rows = run_statement(db, sql, [model._meta.pk.get_db_prep_value(pk, db)], fetch=True)
+    rows = run_statement(db, sql, [prep_lookup(model._meta.pk, pk, db)], fetch=True)
     return tuple(rows[0]) if rows else None
 
 
@@ -120,10 +116,18 @@ def exists_where(model: type[models.Model], *, where: dict[str, Any]) -> bool:
         return model._default_manager.filter(**where).exists()
     if any(lookup == "in" and not value for _, lookup, value in conditions):
         return False
-    shape = tuple((field, lookup, len(value) if lookup == "in" else value if lookup == "isnull" else None)
-                  for field, lookup, value in conditions)  # fmt: skip
     db = db_connection()
-    return bool(run_statement(db, _exists_sql(model, shape), _where_params(conditions, db), fetch=True))
+    return bool(run_statement(db, _exists_sql(model, _shape(conditions)), _where_params(conditions, db), fetch=True))
+
+
+def _shape(conditions: Sequence[Condition]) -> tuple[tuple[str, str, Any], ...]:
+    """The statement's shape, the key of its cached SQL: per condition the column's attname (a
+    str hashes once; a Field's hash is a Python method), the lookup, an IN list's length and
+    an isnull's bool."""
+    return tuple(
+        (field.attname, lookup, len(value) if lookup == "in" else value if lookup == "isnull" else None)
+        for field, lookup, value in conditions
+    )
 
 
 def _conditions(model: type[models.Model], where: dict[str, Any], guard: Q | None) -> list[Condition] | None:
@@ -217,9 +221,11 @@ def _qualified(model: type[models.Model], field: models.Field) -> str:
     return f"{table_name(model)}.{quote(field.column)}"
 
 
-def _where_sql(model: type[models.Model], shape: tuple[tuple[models.Field, str, Any], ...]) -> str:
+def _where_sql(model: type[models.Model], shape: tuple[tuple[str, str, Any], ...]) -> str:
     parts = []
-    for field, lookup, extra in shape:
+    for attname, lookup, extra in shape:
+        field = _own_field(model, attname)
+        assert field is not None, attname
         column = _qualified(model, field)
         if lookup == "isnull":
             parts.append(f"{column} IS NULL" if extra else f"{column} IS NOT NULL")
@@ -249,7 +255,7 @@ def _exists_sql(model: type[models.Model], shape: tuple[Any, ...]) -> str:
 
 def _require_atomic() -> None:
     # The ORM refuses a locking read in autocommit (the lock would end with the statement).
-    if not connection.in_atomic_block:
+    if not db_connection().in_atomic_block:
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
 
 
@@ -257,6 +263,7 @@ def _lock_suffix() -> str:
     return " FOR UPDATE" if connection.features.has_select_for_update else ""
 
 
+@functools.cache
 def _locked_where(model: type[models.Model]) -> str:
     return f"{_qualified(model, model._meta.pk)} = %s{_lock_suffix()}"
 

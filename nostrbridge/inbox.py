@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -63,10 +63,11 @@ def inbox_store_claimed(*, items: list[tuple[str, dict]], worker_id: str, catch_
 
 def inbox_claimable_exists(*, exclude: Collection[int] = ()) -> bool:
     """Is any row claimable now (RECEIVED, or a lease that ran out) apart from `exclude`?"""
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    db = db_connection()
+    now = db.ops.adapt_datetimefield_value(timezone.now())
     held = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
     sql = f"SELECT 1 FROM {table_name(InboundEvent)} WHERE {_CLAIMABLE}{held} LIMIT 1"
-    return bool(run_statement(db_connection(), sql, [*_claimable_params(now), *exclude], fetch=True))
+    return bool(run_statement(db, sql, [*_claimable_params(now), *exclude], fetch=True))
 
 
 # Claimable: RECEIVED, or PROCESSING with an expired lease (`locked_until` before the given now).
@@ -153,8 +154,9 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50, exclude: Collection[int
     docs/PERFORMANCE.md); the whole rows, which the dispatcher needs, are then read back by id.
     Plain SQL: it runs once per batch on the hot path.
     """
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    lease_until = connection.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=LEASE_SECONDS))
+    db = db_connection()
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    lease_until = db.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=LEASE_SECONDS))
     # Identifiers come from the model's metadata; every value is a parameter.
     table = table_name(InboundEvent)
     claimable_params = _claimable_params(now)
@@ -167,7 +169,6 @@ def inbox_claim_rows(*, worker_id: str, limit: int = 50, exclude: Collection[int
     params = [
         InboundStatus.PROCESSING.value, worker_id, lease_until, *claimable_params, *exclude, limit, *claimable_params
     ]  # fmt: skip
-    db = db_connection()
     # An UPDATE takes SQLite's one write lock even when it matches nothing: the idle polls look
     # first (a read, in-process: no round trip to save there).
     if db.vendor == "sqlite" and not inbox_claimable_exists(exclude=exclude):

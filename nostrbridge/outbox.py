@@ -264,7 +264,7 @@ class _Collector:
     def on_commit(self, pk: int, event: Event, event_json: str, lease_ends_at: float) -> None:
         # A row whose transaction (or savepoint) rolls back is not listed: Django drops the hook.
         row = Collected(pk, event, event_json, lease_ends_at)
-        transaction.on_commit(functools.partial(self.committed.append, row))
+        db_connection().on_commit(functools.partial(self.committed.append, row))  # transaction.on_commit's own call
 
     def on_commit_event(self, event: Event, event_json: str, lease_ends_at: float, pk: int) -> None:
         self.on_commit(pk, event, event_json, lease_ends_at)

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from nostrbridge.bridge.dbthread import db_call
@@ -95,11 +95,11 @@ def _due_rows(now: datetime, limit: int) -> list[tuple[int, str, str, int]]:
     (see nostrbridge.statements); FOR UPDATE SKIP LOCKED where the database has it.
     """
     table = table_name(OutboundMessage)
-    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    db = db_connection()
+    lock = " FOR UPDATE SKIP LOCKED" if db.features.has_select_for_update_skip_locked else ""
     columns = "id, event_json, status, attempts"
     fresh = f"SELECT {columns} FROM {table} WHERE status = %s AND next_attempt_at IS NULL ORDER BY id LIMIT %s{lock}"
     retry = f"SELECT {columns} FROM {table} WHERE next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s{lock}"
-    db = db_connection()
     found = {row[0]: tuple(row) for row in run_statement(db, fresh, [OutboundStatus.PENDING.value, limit], fetch=True)}
     retried = run_statement(db, retry, [db.ops.adapt_datetimefield_value(now), limit], fetch=True)
     found.update((row[0], tuple(row)) for row in retried)

@@ -38,7 +38,12 @@ def instances_from_rows(
     instances `model.from_db(alias, attnames, row)` returns."""
     if not rows:
         return []
-    if not _loads_plainly(model, tuple(attnames)) or pre_init.has_listeners(model) or post_init.has_listeners(model):
+    # (A signal with no receiver at all has no listener: `has_listeners` itself costs a lookup.)
+    if (
+        not _loads_plainly(model, tuple(attnames))
+        or (pre_init.receivers and pre_init.has_listeners(model))
+        or (post_init.receivers and post_init.has_listeners(model))
+    ):
         return [model.from_db(alias, attnames, row) for row in rows]
     new = model.__new__
     loaded = []
@@ -129,3 +134,36 @@ def _stores_uuid(field: models.Field) -> bool:
             target = target.target_field
         found = _uuid_columns[id(field)] = type(target) is models.UUIDField
     return found
+
+
+_plain_types: dict[int, tuple[models.Field, type | None]] = {}  # by id(field); the field kept alive
+
+# Django's own column types whose get_db_prep_save / get_db_prep_value return a value of the
+# given type unchanged on SQLite and PostgreSQL (`to_python` of a str or a bool is itself).
+_PLAIN_BY_TYPE: dict[type, type] = {models.CharField: str, models.TextField: str, models.BooleanField: bool}
+_INTEGER_FIELDS = (models.IntegerField, models.BigIntegerField, models.PositiveIntegerField)
+
+
+def plain_type(field: models.Field) -> type | None:
+    """The Python type whose values go to the driver unchanged for `field` (str also covers a
+    str subclass, a text choice), worked out once per field: a str for a text column, a bool
+    for a boolean one, an int for an integer column or a foreign key to an auto-increment key
+    (whose `get_db_prep_value` is `int()` and the backend's `validate_autopk_value`, the value
+    itself on SQLite and PostgreSQL). None: every value takes the field's own conversion."""
+    found = _plain_types.get(id(field))
+    if found is None:
+        found = _plain_types[id(field)] = (field, _plain_type_of(field))
+    return found[1]
+
+
+def _plain_type_of(field: models.Field) -> type | None:
+    if type(field) in _PLAIN_BY_TYPE:
+        return _PLAIN_BY_TYPE[type(field)]
+    if isinstance(field, _INTEGER_FIELDS):
+        return int
+    target: Any = field
+    while type(target) in (models.ForeignKey, models.OneToOneField):
+        target = target.target_field
+    if target is not field and isinstance(target, models.AutoField | models.BigAutoField | models.SmallAutoField):
+        return int
+    return None

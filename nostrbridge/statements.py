@@ -25,18 +25,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import connection, models
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from nostrbridge.rows import instances_from_rows, quicker_converter, quicker_prep
+from nostrbridge.rows import instances_from_rows, plain_type, quicker_converter, quicker_prep
+from nostrbridge.thread_connection import db_connection
 
-# Values of these field types go to the driver unchanged when they already have the stored
-# Python type (a str for a CharField); everything else goes through get_db_prep_save.
-_PASS_THROUGH = {models.CharField: str, models.TextField: str}
 ModelT = TypeVar("ModelT", bound=models.Model)
-_INTEGER_FIELDS = (models.IntegerField, models.BigIntegerField, models.PositiveIntegerField)
 
 
 def insert_row(model: type[models.Model], **values: Any) -> None:
@@ -66,43 +63,39 @@ def insert_rows(
     db = db_connection()
     if not rows:
         return 0
-    sql_head, fields = _insert_statement(model, tuple(conflict), tuple(update))
-    now = timezone.now()
-    # `now` converted once per column, not per row; keyed by the column's position (a Field's
-    # own hash is a Python method).
-    now_params: dict[int, Any] = {}
+    names = () if not returning else (model._meta.pk.attname,) if returning is True else tuple(returning)
+    sql = _insert_sql(model, tuple(conflict), tuple(update), len(rows), names)
+    now = None  # one `now` for every timestamp of the statement, converted once per column
+    stamped: dict[int, Any] = {}  # keyed by the column's position (a Field's own hash is a Python method)
     last_prep: dict[int, tuple[Any, Any]] = {}  # per column: the last value prepared, and its result
     params: list[Any] = []
-    defaults = _insert_defaults(model, db)
     for values in rows:
-        for position, ((field, attname, stamp, plain), default) in enumerate(
-            zip(_insert_plan(model), defaults, strict=True)
-        ):
-            if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in values):
-                if position not in now_params:
-                    now_params[position] = prep_value(field, now, db)
-                params.append(now_params[position])
-                continue
-            if attname not in values:
-                params.append(field.get_db_prep_save(field.get_default(), db) if default is _CALLABLE else default)
-                continue
+        defaults, given, computed = _row_shape(model, db, tuple(values))
+        row = defaults.copy()  # every column not given holds its (constant) default already
+        for position, attname, field, plain in given:
             value = values[attname]
             # The common cases (a str for a text column, an int for an integer one, NULL) need
             # no conversion; the field's own get_db_prep_save does the rest, once for a value
             # object every row shares (the publisher's lease of a batch's replies).
-            if value is None or type(value) is plain:
-                params.append(value)
+            if value is None or type(value) is plain or (plain is str and isinstance(value, str)):
+                row[position] = value
                 continue
             shared = last_prep.get(position)
             if shared is None or shared[0] is not value:
                 shared = last_prep[position] = (value, prep_value(field, value, db))
-            params.append(shared[1])
-    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = sql_head.replace("{values}", ", ".join([one_row] * len(rows)))
+            row[position] = shared[1]
+        for position, field, stamp in computed:
+            if not stamp:  # a callable default, computed anew for every row
+                row[position] = field.get_db_prep_save(field.get_default(), db)
+                continue
+            if position not in stamped:
+                if now is None:
+                    now = timezone.now()
+                stamped[position] = prep_value(field, now, db)
+            row[position] = stamped[position]
+        params += row
     if returning:
-        names = (model._meta.pk.attname,) if returning is True else tuple(returning)
-        columns = ", ".join(quoted_column(model, name) for name in names)
-        return run_statement(db, f"{sql} RETURNING {columns}", params, fetch=True)
+        return run_statement(db, sql, params, fetch=True)
     return int(run_statement(db, sql, params))
 
 
@@ -146,7 +139,8 @@ def update_where(
             in_lists.append(", ".join(["%s"] * len(value)))
         else:
             params.append(prep_lookup(field, value, db))
-    return int(run_statement(db, sql.format(*in_lists), params))
+    # (Without an IN list the statement has no braces to fill: str.format would copy it.)
+    return int(run_statement(db, sql.format(*in_lists) if in_lists else sql, params))
 
 
 def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str, floor: int) -> int:
@@ -235,14 +229,9 @@ def quoted_column(model: type[models.Model], attname: str) -> str:
     return connection.ops.quote_name(_column(_field(model._meta, attname)))
 
 
+@functools.cache
 def table_name(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
-
-
-def db_connection() -> Any:
-    """This thread's default connection, resolved once per statement: each `connection.x` is a
-    lookup through Django's thread-local proxy, and a plain statement made dozens of them."""
-    return connections[DEFAULT_DB_ALIAS]
 
 
 def run_statement(db: Any, sql: str, params: Sequence[Any], *, fetch: bool = False) -> Any:
@@ -326,41 +315,49 @@ def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str
             if getattr(field, "auto_now_add", False)
             else None
         )
-        plain = _PASS_THROUGH.get(type(field)) or (int if isinstance(field, _INTEGER_FIELDS) else None)
-        plan.append((field, field.attname, stamp, plain))
+        plan.append((field, field.attname, stamp, plain_type(field)))
     return plan
 
 
-_CALLABLE = object()  # a default computed anew for every row (a callable)
-_defaults: dict[tuple[type[models.Model], str], list[Any]] = {}
+# Per (model, database vendor, the attnames a row gives, in its order): the row's parameters
+# with every constant default in place, the given columns to convert, and the columns computed
+# per statement or per row (a timestamp rule, or "" for a callable default).
+RowShape = tuple[list[Any], list[tuple[int, str, models.Field, type | None]], list[tuple[int, models.Field, str]]]
+_row_shapes: dict[tuple[type[models.Model], str, tuple[str, ...]], RowShape] = {}
 
 
-def _insert_defaults(model: type[models.Model], db: Any) -> list[Any]:
-    """Per column of `_insert_plan`, its default as the driver takes it, converted once per model
-    and database (`get_db_prep_save` of `get_default()`), or _CALLABLE for a callable default."""
-    key = (model, db.vendor)
-    found = _defaults.get(key)
+def _row_shape(model: type[models.Model], db: Any, given_names: tuple[str, ...]) -> RowShape:
+    key = (model, db.vendor, given_names)
+    found = _row_shapes.get(key)
     if found is None:
-        found = [
-            _CALLABLE if field.has_default() and callable(field.default) else _prep_default(field, plain, db)
-            for field, _, _, plain in _insert_plan(model)
-        ]
-        _defaults[key] = found
+        found = _row_shapes[key] = _worked_out_shape(model, db, set(given_names))
     return found
 
 
-def _prep_default(field: models.Field, plain: type | None, db: Any) -> Any:
-    value = field.get_default()  # the same conversion as a value given for the column
-    return value if value is None or type(value) is plain else field.get_db_prep_save(value, db)
+def _worked_out_shape(model: type[models.Model], db: Any, given_names: set[str]) -> RowShape:
+    defaults: list[Any] = []
+    given: list[tuple[int, str, models.Field, type | None]] = []
+    computed: list[tuple[int, models.Field, str]] = []
+    for position, (field, attname, stamp, plain) in enumerate(_insert_plan(model)):
+        defaults.append(None)
+        if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in given_names):
+            computed.append((position, field, stamp))
+        elif attname in given_names:
+            given.append((position, attname, field, plain))
+        elif field.has_default() and callable(field.default):
+            computed.append((position, field, ""))
+        else:
+            value = field.get_default()  # the same conversion as a value given for the column
+            defaults[position] = value if value is None or type(value) is plain else field.get_db_prep_save(value, db)
+    return defaults, given, computed
 
 
 def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
     """`field.get_db_prep_value(value, db)` (a WHERE value), without the call for the values it
-    returns unchanged: an int for an integer column (primary keys), a str for a text column."""
+    returns unchanged (`plain_type`: an int primary key, a str or a text choice, a bool)."""
+    plain = plain_type(field)
     kind = type(value)
-    if (kind is int and isinstance(field, models.IntegerField)) or (
-        kind is str and _PASS_THROUGH.get(type(field)) is str
-    ):
+    if kind is plain or (plain is str and isinstance(value, str)):
         return value
     if kind is uuid.UUID or kind is datetime.datetime:
         return quicker_prep(field, value, db)
@@ -368,14 +365,14 @@ def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
 
 
 def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
+    """`field.get_db_prep_save(value, db)` (a stored value), the same way round."""
     if value is None:
         return None
-    plain = _PASS_THROUGH.get(type(field))
-    if plain is not None and type(value) is plain:
+    plain = plain_type(field)
+    kind = type(value)
+    if kind is plain or (plain is str and isinstance(value, str)):
         return value
-    if isinstance(field, _INTEGER_FIELDS) and type(value) is int:
-        return value
-    if type(value) is uuid.UUID or type(value) is datetime.datetime:
+    if kind is uuid.UUID or kind is datetime.datetime:
         return quicker_prep(field, value, db)  # (neither is an expression: get_db_prep_value)
     return field.get_db_prep_save(value, db)
 
@@ -400,6 +397,23 @@ def _insert_statement(
         else:
             sql += f" ON CONFLICT ({target}) DO NOTHING"
     return sql, fields
+
+
+@functools.lru_cache(maxsize=512)
+def _insert_sql(
+    model: type[models.Model],
+    conflict: tuple[str, ...],
+    update: tuple[str, ...],
+    row_count: int,
+    returned: tuple[str, ...],
+) -> str:
+    """The whole INSERT of `row_count` rows (one string per shape: its `%s` rewrite is cached by it)."""
+    sql_head, fields = _insert_statement(model, conflict, update)
+    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = sql_head.replace("{values}", ", ".join([one_row] * row_count))
+    if returned:
+        sql += " RETURNING " + ", ".join(quoted_column(model, name) for name in returned)
+    return sql
 
 
 @functools.cache

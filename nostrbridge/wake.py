@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+
+from nostrbridge.thread_connection import db_connection
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _socket_address(var_dir: str | Path) -> str:
 
 
 def wake_on_commit(channel: str) -> None:
-    transaction.on_commit(lambda: wake(channel))
+    db_connection().on_commit(lambda: wake(channel))  # transaction.on_commit's own call
 
 
 def _wake_remote(channel: str) -> None:

@@ -16,7 +16,8 @@ from functools import partial
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.db import transaction
+
+from nostrbridge.thread_connection import db_connection
 
 STAFF_ORDERS_GROUP = "staff.orders"
 ORDERS_CHANGED = "orders.changed"
@@ -52,7 +53,8 @@ def _clock() -> float:
 
 
 def order_changed_on_commit(order_id) -> None:
-    transaction.on_commit(partial(_changed, str(order_id)), robust=True)
+    # `transaction.on_commit` itself, on the connection got without Django's costlier lookup.
+    db_connection().on_commit(partial(_changed, str(order_id)), robust=True)
 
 
 def _changed(order_id: str) -> None:

@@ -13,8 +13,6 @@ The `network` tag is the LND network the process fetched at start
 import time
 from datetime import UTC, datetime
 
-from django.db import connection
-
 from nostrbridge.event_settings import lnd_network, publisher_settings
 from nostrbridge.models import OutboundMessage
 from nostrbridge.outbox import enqueue_event, next_created_at, node_keys
@@ -26,7 +24,7 @@ from nostrbridge.protocol.published_events import (
     build_order_event,
     order_status_bucket,
 )
-from nostrbridge.statements import select_one, update_where
+from nostrbridge.statements import db_connection, select_one, update_where
 from orders.models import Order, Trader
 from orders.services.traders import maker_identity, trader_reputation
 
@@ -56,7 +54,7 @@ def publish_order_event(order: Order, *, now: int | None = None, fresh: bool = F
     the same row again (each trade step did: five loads of the wide order row per trade,
     docs/PERFORMANCE.md).
     """
-    if not connection.in_atomic_block:
+    if not db_connection().in_atomic_block:
         raise RuntimeError("publish_order_event must run inside the transaction that changed the order")
     # Re-read: the caller's instance may predate the guarded UPDATE it just made. Plain SQL, as
     # the UPDATE below: every status change publishes (docs/PERFORMANCE.md).
@@ -79,7 +77,7 @@ def order_event_build(order: Order, *, now: int | None = None, maker: Trader | N
     With `order_event_enqueue`, for a caller that stores the event id with a write of its own
     (the new order's INSERT) instead of `publish_order_event`'s UPDATE. `maker`: the maker's
     trader row as this transaction just wrote it, for the `rating` tag without a read."""
-    if not connection.in_atomic_block:
+    if not db_connection().in_atomic_block:
         raise RuntimeError("order_event_build must run inside the transaction that changes the order")
     bucket = order_status_bucket(Status(order.status), Kind(order.kind))
     if bucket is None:

@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from nostrbridge.guarded import select_locked_column, update_guarded, update_guarded_returning
-from nostrbridge.statements import insert_row
+from nostrbridge.statements import db_connection, insert_row
 from orders.bonds.release import bonds_on_order_transition
 from orders.live import order_changed_on_commit
 from orders.models import Order, OrderStatusChange
@@ -54,7 +54,7 @@ def transition_order(
     the call: the guarded UPDATE returns the row where nothing else in the transition can
     write the order, saving the read after it.
     """
-    if not connection.in_atomic_block:
+    if not db_connection().in_atomic_block:
         raise RuntimeError("transition_order must run inside transaction.atomic()")
     allowed = set(from_statuses)
     for status in allowed:

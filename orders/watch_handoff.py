@@ -10,8 +10,7 @@ a queue that overflowed because no watcher runs here) the watcher's poll finds, 
 from collections import deque
 from functools import partial
 
-from django.db import transaction
-
+from nostrbridge.thread_connection import db_connection
 from nostrbridge.wake import INVOICES_CHANNEL, wake_on_commit
 
 # A process without a watcher (a bridge of its own) only ever fills it: the oldest hints drop out.
@@ -22,7 +21,7 @@ _handed: deque[str] = deque(maxlen=HANDOFF_LIMIT)
 
 def hold_invoice_follow_on_commit(*, payment_hash_hex: str) -> None:
     """After the caller's transaction commits: queue the hash, then nudge an in-process watcher."""
-    transaction.on_commit(partial(_handed.append, payment_hash_hex.lower()))
+    db_connection().on_commit(partial(_handed.append, payment_hash_hex.lower()))  # transaction.on_commit's own call
     wake_on_commit(INVOICES_CHANNEL)
 
 
