@@ -85,7 +85,9 @@ class OutboundMessage(models.Model):
 class OutboundDelivery(models.Model):
     """What each relay answered for one outbound event."""
 
-    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="deliveries")
+    # db_index=False: the unique (message, relay_url) index below serves the lookups by message (its
+    # first column); a second index would be one more page written for each of a trade's ~14 rows.
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     relay_url = models.CharField(max_length=300)
     accepted = models.BooleanField(null=True)  # None: no answer yet (timeout or not connected)
     relay_message = models.CharField(max_length=300, blank=True, default="")

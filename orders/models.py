@@ -78,7 +78,9 @@ class Trader(models.Model):
 class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=4, choices=OrderKind.choices)
-    status = models.CharField(max_length=24, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
+    # No index of its own: (status, expires_at) and (status, taken_at) below serve every lookup by
+    # status, and one index fewer is one page fewer written at each of a trade's six status changes.
+    status = models.CharField(max_length=24, choices=OrderStatus.choices, default=OrderStatus.PENDING)
     creator_pubkey = models.CharField(max_length=64)
     buyer_pubkey = models.CharField(max_length=64, null=True, blank=True, db_index=True)
     master_buyer_pubkey = models.CharField(max_length=64, null=True, blank=True, db_index=True)
