@@ -22,6 +22,7 @@ back and its messages are run again one at a time, each in its own transactions 
 the lane), so a poison message still fails alone.
 """
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -92,12 +93,12 @@ def _group(
     whether `first` ran and committed with them."""
     tried: list[InboundEvent] = []
     alone: InboundContext | None = None
+    opened = _Opening(first)
     try:
-        # The replies and outcomes written at the group's own level (refusals, drops) are held
-        # and written in one statement each just before the COMMIT (nostrbridge.group_writes).
-        with transaction.atomic(), group_writes():
-            if first is not None:
-                first()
+        # The transaction outside, begun by `opened` only once a statement must run in it; the
+        # replies and outcomes written at the group's own level (refusals, drops) are held and
+        # written in one statement each just before the COMMIT (nostrbridge.group_writes).
+        with opened.transaction, group_writes(begin=opened.begin):
             for row in rows[start:]:
                 if stop.is_set():
                     break
@@ -118,7 +119,34 @@ def _group(
         lane.submit(alone)
     elif alone is not None:
         _dispatch_alone(alone)
-    return start + len(tried), first is not None
+    return start + len(tried), opened.ran_first
+
+
+class _Opening:
+    """The group's transaction, begun lazily: by `begin()`, which `group_writes.group_begin()`
+    calls before the group's first statement that must be in it (a message that runs its handler
+    in the group, a signature refusal's write, the flush of held writes). A group whose message
+    leaves it at once (`NeedsOwnTransaction`) with nothing held opens none: no BEGIN and COMMIT
+    for a message bound for the lane. The reads before (that message's intake checks and gates)
+    run in autocommit, as for a message processed alone. `first` runs right after the BEGIN, so
+    it commits with the first group that writes, not with one that would have written only it."""
+
+    def __init__(self, first: Callable[[], None] | None) -> None:
+        self._first = first
+        self.transaction = contextlib.ExitStack()
+        self.begun = False
+
+    @property
+    def ran_first(self) -> bool:
+        return self.begun and self._first is not None
+
+    def begin(self) -> None:
+        if self.begun:
+            return
+        self.begun = True
+        self.transaction.enter_context(transaction.atomic())
+        if self._first is not None:
+            self._first()
 
 
 def _dispatch_alone(ctx: InboundContext) -> None:

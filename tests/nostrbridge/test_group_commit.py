@@ -6,6 +6,7 @@ dispatch (answered `cant-do not_found`), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from datetime import timedelta
@@ -16,9 +17,10 @@ from django.utils import timezone
 
 from nostrbridge import dispatch
 from nostrbridge.bridge import group as bridge_group
+from nostrbridge.bridge import worker
 from nostrbridge.bridge.intake import store_batch
 from nostrbridge.bridge.worker import drain_batch
-from nostrbridge.inbox import MAX_ATTEMPTS
+from nostrbridge.inbox import MAX_ATTEMPTS, inbox_claim_rows
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action
@@ -230,3 +232,107 @@ def test_group_commit_actions_are_the_database_only_handlers():
         "rate-user",
     }
     assert bridge_group.process_inbound is dispatch.process_inbound
+
+
+class ListLane:
+    """A network lane (`nostrbridge.dispatch.HandlerLane`) that takes `cancel` and keeps what it
+    is handed, in order."""
+
+    def __init__(self) -> None:
+        self.handed: list[tuple[str, str, bool]] = []  # (sender, action, a transaction open)
+
+    def takes(self, ctx) -> bool:
+        return ctx.action == Action.CANCEL.value
+
+    def submit(self, ctx) -> None:
+        self.handed.append((ctx.sender, ctx.action, connection.in_atomic_block))
+
+
+def process_claimed(lane: ListLane, *, first=None) -> bool:
+    rows = inbox_claim_rows(worker_id=WORKER, limit=50)
+    alone: list[int] = []
+    ran_first = bridge_group.process_rows(
+        rows,
+        stop=threading.Event(),
+        process_alone=lambda row: alone.append(row.pk),
+        release=lambda pks: None,
+        lane=lane,
+        first=first,
+    )
+    assert alone == []
+    return ran_first
+
+
+def test_a_message_for_the_lane_first_in_a_group_opens_no_transaction():
+    senders = store([Action.CANCEL, Action.ORDERS, Action.CANCEL, Action.CANCEL])
+    lane = ListLane()
+    with commits_counted() as commits:
+        assert process_claimed(lane) is False
+
+    # Group one would hold only the first cancel and group three only the last: neither begins a
+    # transaction (before, each was a BEGIN and an empty COMMIT). Group two: the request and its reply.
+    assert len(commits) == 1
+    assert lane.handed == [(senders[0], "cancel", False), (senders[2], "cancel", False), (senders[3], "cancel", False)]
+    assert [(status, attempts) for status, attempts, _ in inbox()] == [
+        (InboundStatus.PROCESSING, 1),  # the lane's now, still leased
+        (InboundStatus.DONE, 1),
+        (InboundStatus.PROCESSING, 1),
+        (InboundStatus.PROCESSING, 1),
+    ]
+    assert replies() == [(senders[1], "cant-do")]
+
+
+def test_first_commits_with_the_first_group_that_writes_and_only_once():
+    senders = store([Action.CANCEL, Action.ORDERS, Action.CANCEL, Action.ORDERS])
+    lane = ListLane()
+    seen: list[list[tuple[str, str]]] = []
+
+    def record() -> None:  # stands for the publisher's record of earlier batches
+        assert connection.in_atomic_block
+        seen.append(replies())  # nothing of the group written yet: it runs before the handlers
+        OutboundMessage.objects.create(event_id="e" * 64, kind=14, recipient_pubkey="0" * 64, event_json="{}")
+
+    with commits_counted() as commits:
+        assert process_claimed(lane, first=record) is True
+
+    assert len(commits) == 2  # the two groups with a request; none for a cancel alone
+    assert seen == [[]]
+    assert replies() == [("0" * 64, ""), (senders[1], "cant-do"), (senders[3], "cant-do")]
+    assert [sender for sender, _, _ in lane.handed] == [senders[0], senders[2]]
+
+
+def test_first_is_left_to_the_caller_when_no_group_writes():
+    senders = store([Action.CANCEL])
+    lane = ListLane()
+    called: list[int] = []
+    with commits_counted() as commits:
+        assert process_claimed(lane, first=lambda: called.append(1)) is False
+
+    assert commits == []
+    assert called == []  # store_process_claim then records them in a transaction of their own
+    assert lane.handed == [(senders[0], "cancel", False)]
+
+
+def test_a_first_that_fails_rolls_its_group_back_and_the_messages_run_alone(monkeypatch):
+    senders = store([Action.CANCEL, Action.ORDERS, Action.ORDERS])
+    lane = ListLane()
+
+    def record() -> None:
+        OutboundMessage.objects.create(event_id="e" * 64, kind=14, recipient_pubkey="0" * 64, event_json="{}")
+        OutboundDelivery.objects.create(message_id=987_654, relay_url="ws://nowhere")  # fails at COMMIT (SQLite)
+
+    rows = inbox_claim_rows(worker_id=WORKER, limit=50)
+    ran_first = bridge_group.process_rows(
+        rows,
+        stop=threading.Event(),
+        process_alone=functools.partial(worker._process_one, lane=lane),
+        release=lambda pks: None,
+        lane=lane,
+        first=record,
+    )
+
+    assert ran_first is False
+    assert [sender for sender, _, _ in lane.handed] == [senders[0]]
+    assert inbox() == [(InboundStatus.PROCESSING, 1, "")] + [(InboundStatus.DONE, 1, "cant-do not_found")] * 2
+    assert replies() == [(senders[1], "cant-do"), (senders[2], "cant-do")]
+    assert OutboundDelivery.objects.count() == 0
