@@ -46,37 +46,22 @@ def process_rows(
     process_alone: Callable[[InboundEvent], None],
     release: Callable[[list[int]], None],
     lane: HandlerLane | None = None,
-    first: Callable[[], None] | None = None,
     checked: Mapping[str, Event] | None = None,
-) -> bool:
+) -> None:
     """Process claimed `rows` in order, in as few transactions as their actions allow.
 
     `process_alone(row)`: the one-message path (its own transactions, poison guard); `release`
     hands rows back when `stop` is set before they ran; `lane`: where messages that leave a
-    group go once it committed (None: they run here). `first`: writes that commit with the
-    first group, run in its transaction before its messages (the publisher's record of earlier
-    batches: the pages both write are then written once); returns whether they committed (not
-    if that group rolled back, or none ran), so the caller can write them on their own.
+    group go once it committed (None: they run here).
     `checked`: by event id, the intake's parsed and signature-checked events the rows were stored
     from (`process_inbound`'s `checked`); a row rerun alone after a rollback is checked afresh.
     """
     index = 0
-    committed = False
     while index < len(rows):
         if stop.is_set():
             release([row.pk for row in rows[index:]])
-            return committed
-        index, ran_first = _group(
-            rows,
-            index,
-            stop=stop,
-            process_alone=process_alone,
-            lane=lane,
-            first=None if committed else first,
-            checked=checked or {},
-        )
-        committed = committed or ran_first
-    return committed
+            return
+        index = _group(rows, index, stop=stop, process_alone=process_alone, lane=lane, checked=checked or {})
 
 
 def _group(
@@ -86,14 +71,12 @@ def _group(
     stop: threading.Event,
     process_alone: Callable[[InboundEvent], None],
     lane: HandlerLane | None,
-    first: Callable[[], None] | None = None,
     checked: Mapping[str, Event],
-) -> tuple[int, bool]:
-    """Run rows[start:] in one transaction until one needs its own; return the next index and
-    whether `first` ran and committed with them."""
+) -> int:
+    """Run rows[start:] in one transaction until one needs its own; return the next index."""
     tried: list[InboundEvent] = []
     alone: InboundContext | None = None
-    opened = _Opening(first)
+    opened = _Opening()
     try:
         # The transaction outside, begun by `opened` only once a statement must run in it; the
         # replies and outcomes written at the group's own level (refusals, drops) are held and
@@ -114,39 +97,30 @@ def _group(
         )
         for row in tried:
             process_alone(row)
-        return start + len(tried), False
+        return start + len(tried)
     if alone is not None and lane is not None:
         lane.submit(alone)
     elif alone is not None:
         _dispatch_alone(alone)
-    return start + len(tried), opened.ran_first
+    return start + len(tried)
 
 
 class _Opening:
     """The group's transaction, begun lazily: by `begin()`, which `group_writes.group_begin()`
     calls before the group's first statement that must be in it (a message that runs its handler
     in the group, a signature refusal's write, the flush of held writes). A group whose message
-    leaves it at once (`NeedsOwnTransaction`) with nothing held opens none: no BEGIN and COMMIT
-    for a message bound for the lane. The reads before (that message's intake checks and gates)
-    run in autocommit, as for a message processed alone. `first` runs right after the BEGIN, so
-    it commits with the first group that writes, not with one that would have written only it."""
+    leaves it at once (`NeedsOwnTransaction`) with nothing held opens none: no BEGIN and empty
+    COMMIT for a message bound for the lane. The reads before (that message's intake checks and
+    gates) run in autocommit, as for a message processed alone."""
 
-    def __init__(self, first: Callable[[], None] | None) -> None:
-        self._first = first
+    def __init__(self) -> None:
         self.transaction = contextlib.ExitStack()
-        self.begun = False
-
-    @property
-    def ran_first(self) -> bool:
-        return self.begun and self._first is not None
+        self._begun = False
 
     def begin(self) -> None:
-        if self.begun:
-            return
-        self.begun = True
-        self.transaction.enter_context(transaction.atomic())
-        if self._first is not None:
-            self._first()
+        if not self._begun:
+            self._begun = True
+            self.transaction.enter_context(transaction.atomic())
 
 
 def _dispatch_alone(ctx: InboundContext) -> None:

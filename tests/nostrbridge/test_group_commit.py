@@ -6,7 +6,6 @@ dispatch (answered `cant-do not_found`), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import functools
 import threading
 import uuid
 from datetime import timedelta
@@ -17,7 +16,6 @@ from django.utils import timezone
 
 from nostrbridge import dispatch
 from nostrbridge.bridge import group as bridge_group
-from nostrbridge.bridge import worker
 from nostrbridge.bridge.intake import store_batch
 from nostrbridge.bridge.worker import drain_batch
 from nostrbridge.inbox import MAX_ATTEMPTS, inbox_claim_rows
@@ -248,26 +246,24 @@ class ListLane:
         self.handed.append((ctx.sender, ctx.action, connection.in_atomic_block))
 
 
-def process_claimed(lane: ListLane, *, first=None) -> bool:
+def process_claimed(lane: ListLane) -> None:
     rows = inbox_claim_rows(worker_id=WORKER, limit=50)
     alone: list[int] = []
-    ran_first = bridge_group.process_rows(
+    bridge_group.process_rows(
         rows,
         stop=threading.Event(),
         process_alone=lambda row: alone.append(row.pk),
         release=lambda pks: None,
         lane=lane,
-        first=first,
     )
     assert alone == []
-    return ran_first
 
 
 def test_a_message_for_the_lane_first_in_a_group_opens_no_transaction():
     senders = store([Action.CANCEL, Action.ORDERS, Action.CANCEL, Action.CANCEL])
     lane = ListLane()
     with commits_counted() as commits:
-        assert process_claimed(lane) is False
+        process_claimed(lane)
 
     # Group one would hold only the first cancel and group three only the last: neither begins a
     # transaction (before, each was a BEGIN and an empty COMMIT). Group two: the request and its reply.
@@ -282,57 +278,19 @@ def test_a_message_for_the_lane_first_in_a_group_opens_no_transaction():
     assert replies() == [(senders[1], "cant-do")]
 
 
-def test_first_commits_with_the_first_group_that_writes_and_only_once():
-    senders = store([Action.CANCEL, Action.ORDERS, Action.CANCEL, Action.ORDERS])
+def test_a_drop_held_before_any_handler_begins_the_group_at_its_flush():
+    senders = store([Action.ORDERS, Action.CANCEL])
+    garbled = InboundEvent.objects.order_by("pk").first()
+    garbled.raw = garbled.raw.replace('"content":"', '"content":"x', 1)  # its id no longer matches
+    garbled.save(update_fields=["raw"])
     lane = ListLane()
-    seen: list[list[tuple[str, str]]] = []
-
-    def record() -> None:  # stands for the publisher's record of earlier batches
-        assert connection.in_atomic_block
-        seen.append(replies())  # nothing of the group written yet: it runs before the handlers
-        OutboundMessage.objects.create(event_id="e" * 64, kind=14, recipient_pubkey="0" * 64, event_json="{}")
-
     with commits_counted() as commits:
-        assert process_claimed(lane, first=record) is True
+        process_claimed(lane)
 
-    assert len(commits) == 2  # the two groups with a request; none for a cancel alone
-    assert seen == [[]]
-    assert replies() == [("0" * 64, ""), (senders[1], "cant-do"), (senders[3], "cant-do")]
-    assert [sender for sender, _, _ in lane.handed] == [senders[0], senders[2]]
-
-
-def test_first_is_left_to_the_caller_when_no_group_writes():
-    senders = store([Action.CANCEL])
-    lane = ListLane()
-    called: list[int] = []
-    with commits_counted() as commits:
-        assert process_claimed(lane, first=lambda: called.append(1)) is False
-
-    assert commits == []
-    assert called == []  # store_process_claim then records them in a transaction of their own
-    assert lane.handed == [(senders[0], "cancel", False)]
-
-
-def test_a_first_that_fails_rolls_its_group_back_and_the_messages_run_alone(monkeypatch):
-    senders = store([Action.CANCEL, Action.ORDERS, Action.ORDERS])
-    lane = ListLane()
-
-    def record() -> None:
-        OutboundMessage.objects.create(event_id="e" * 64, kind=14, recipient_pubkey="0" * 64, event_json="{}")
-        OutboundDelivery.objects.create(message_id=987_654, relay_url="ws://nowhere")  # fails at COMMIT (SQLite)
-
-    rows = inbox_claim_rows(worker_id=WORKER, limit=50)
-    ran_first = bridge_group.process_rows(
-        rows,
-        stop=threading.Event(),
-        process_alone=functools.partial(worker._process_one, lane=lane),
-        release=lambda pks: None,
-        lane=lane,
-        first=record,
-    )
-
-    assert ran_first is False
-    assert [sender for sender, _, _ in lane.handed] == [senders[0]]
-    assert inbox() == [(InboundStatus.PROCESSING, 1, "")] + [(InboundStatus.DONE, 1, "cant-do not_found")] * 2
-    assert replies() == [(senders[1], "cant-do"), (senders[2], "cant-do")]
-    assert OutboundDelivery.objects.count() == 0
+    assert len(commits) == 1  # the held drop, flushed in the group's transaction
+    assert inbox() == [
+        (InboundStatus.DROPPED, 1, "EventIdMismatch: event id does not match its fields"),
+        (InboundStatus.PROCESSING, 1, ""),
+    ]
+    assert lane.handed == [(senders[1], "cancel", False)]
+    assert replies() == []
