@@ -15,7 +15,9 @@ Only actions whose handlers never leave the database join a group
 (`BridgeWiring.group_commit_actions`): any other message ends the group (commit), then is
 handed to the bridge's network lane (`nostrbridge.bridge.lane`), or without one runs alone with
 its handler's own short transactions, since no network call may happen inside a transaction.
-So does a database-only message that must not overtake one already in the lane. If the group
+So does a database-only message that must not overtake one already in the lane. The group's
+transaction begins at its first statement that must be in it (`_Opening`): a group that such
+a message ends before anything ran in it costs no BEGIN and COMMIT. If the group
 itself fails — an exception outside the handlers' transactions, a statement that aborts the
 transaction on PostgreSQL, or the COMMIT (a deferred foreign key, a full disk) — it is rolled
 back and its messages are run again one at a time, each in its own transactions (or handed to
