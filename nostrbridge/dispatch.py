@@ -23,7 +23,7 @@ from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
 from nostrbridge.context import InboundContext, RetryLater, SilentDrop
-from nostrbridge.group_writes import holding
+from nostrbridge.group_writes import group_begin, holding
 from nostrbridge.guarded import exists_where
 from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish, inbox_finish_or_hold
 from nostrbridge.log_context import bind as bind_log_context
@@ -190,6 +190,7 @@ def _refuse_signature(row: InboundEvent, refusal: SignatureRefusal) -> str:
     except SilentDrop as exc:
         inbox_finish_or_hold(pk=row.pk, status=InboundStatus.DROPPED, drop_reason=str(exc))
         return InboundStatus.DROPPED
+    group_begin()  # in a group, this transaction is a savepoint of the group's
     with transaction.atomic():
         reason = f"cant-do {CantDoReason.INVALID_SIGNATURE}: {refusal}"
         if inbox_finish(pk=row.pk, status=InboundStatus.DONE, action=Action.USER_INFO.value, drop_reason=reason):
@@ -228,6 +229,8 @@ def _dispatch(ctx: InboundContext, *, grouped: bool, lane: HandlerLane | None = 
         return InboundStatus.PROCESSING
     elif grouped and handler is not None and ctx.action not in bridge_wiring().group_commit_actions:
         raise NeedsOwnTransaction(ctx)
+    if grouped:
+        group_begin()  # it stays in the group: the group's transaction (if not yet begun) now
     started = time.monotonic()
     try:
         if ctx.action == Action.PAY_INVOICE:

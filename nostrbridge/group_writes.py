@@ -61,6 +61,7 @@ class GroupWrites:
 
     db: Any
     depth: int  # savepoints already open when the group began (a test's own transaction)
+    begin: Callable[[], None] | None = None  # begins the group's transaction (`group_begin`)
     replies: list[Reply] = field(default_factory=list)
     outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -69,19 +70,41 @@ _local = threading.local()
 
 
 @contextlib.contextmanager
-def group_writes() -> Iterator[GroupWrites]:
+def group_writes(*, begin: Callable[[], None] | None = None) -> Iterator[GroupWrites]:
     """Hold this thread's group-level reply rows and outcomes until the block ends without an
     exception, then write them. Call it inside the group's `transaction.atomic()`: the flush is
-    then part of the group's transaction, and an exception (the flush's too) rolls it all back."""
+    then part of the group's transaction, and an exception (the flush's too) rolls it all back.
+    `begin`: the group's transaction is begun lazily, by this call (`group_begin`), before the
+    first statement that must run in it; then the block must be inside the context that call
+    enters it in, so that it ends after the flush."""
     db = db_connection()
-    writes = GroupWrites(db=db, depth=len(db.savepoint_ids))
+    writes = GroupWrites(db=db, depth=len(db.savepoint_ids), begin=begin)
     _local.writes = writes
     try:
         yield writes
         _local.writes = None  # the flush itself writes at once
+        if writes.replies or writes.outcomes:
+            _begin(writes)
         flush(writes)
     finally:
         _local.writes = None
+
+
+def group_begin() -> None:
+    """A statement that must be part of the group's transaction comes next (a handler in the
+    group, a write that is not held): begin it if the group has not yet. No-op outside a group,
+    and in a group whose transaction is open."""
+    writes: GroupWrites | None = getattr(_local, "writes", None)
+    if writes is not None:
+        _begin(writes)
+
+
+def _begin(writes: GroupWrites) -> None:
+    begin, writes.begin = writes.begin, None
+    if begin is not None:
+        begin()
+        # Inside a caller's transaction (a test's) the group's is a savepoint: the group's level.
+        writes.depth = len(writes.db.savepoint_ids)
 
 
 def holding() -> GroupWrites | None:

@@ -109,7 +109,9 @@ def _store(items: list[tuple[str, dict]], *, catch_up: bool, claim: str | None) 
         }
         for event_id, (relay_url, event) in by_id.items()
     ]
-    with transaction.atomic():
+    # No savepoint inside the caller's transaction (the intake's store carries the publisher's
+    # record, `worker._stored_with`): a failure here rolls all of it back, and it stores again.
+    with transaction.atomic(savepoint=False):
         # One statement (plain SQL, once per intake batch): DO NOTHING on a known id — stored
         # before, or by another bridge process at the same moment — and RETURNING names exactly
         # the rows this statement inserted: with a claim the whole rows, as the claim reads them

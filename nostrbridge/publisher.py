@@ -179,8 +179,8 @@ def outbox_record(*, outcomes: Sequence[Outcome], policy: PublishPolicy, now: da
     for claimed, results in outcomes:
         deliveries += _deliveries(claimed, results)
         groups[_plan(claimed, results, policy, now)].append(claimed.pk)
-    # No savepoint inside the bridge's group transaction (it records there): a failure here
-    # rolls the group back, which the bridge then reruns without it.
+    # No savepoint inside the intake's store transaction (it records there): a failure here
+    # rolls the store back, which the bridge then stores again without it.
     with transaction.atomic(savepoint=False):
         # Plain SQL (see nostrbridge.statements): one upsert and one UPDATE per outcome group.
         insert_rows(

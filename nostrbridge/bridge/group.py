@@ -15,13 +15,16 @@ Only actions whose handlers never leave the database join a group
 (`BridgeWiring.group_commit_actions`): any other message ends the group (commit), then is
 handed to the bridge's network lane (`nostrbridge.bridge.lane`), or without one runs alone with
 its handler's own short transactions, since no network call may happen inside a transaction.
-So does a database-only message that must not overtake one already in the lane. If the group
+So does a database-only message that must not overtake one already in the lane. The group's
+transaction begins at its first statement that must be in it (`_Opening`): a group that such
+a message ends before anything ran in it costs no BEGIN and COMMIT. If the group
 itself fails — an exception outside the handlers' transactions, a statement that aborts the
 transaction on PostgreSQL, or the COMMIT (a deferred foreign key, a full disk) — it is rolled
 back and its messages are run again one at a time, each in its own transactions (or handed to
 the lane), so a poison message still fails alone.
 """
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -45,37 +48,22 @@ def process_rows(
     process_alone: Callable[[InboundEvent], None],
     release: Callable[[list[int]], None],
     lane: HandlerLane | None = None,
-    first: Callable[[], None] | None = None,
     checked: Mapping[str, Event] | None = None,
-) -> bool:
+) -> None:
     """Process claimed `rows` in order, in as few transactions as their actions allow.
 
     `process_alone(row)`: the one-message path (its own transactions, poison guard); `release`
     hands rows back when `stop` is set before they ran; `lane`: where messages that leave a
-    group go once it committed (None: they run here). `first`: writes that commit with the
-    first group, run in its transaction before its messages (the publisher's record of earlier
-    batches: the pages both write are then written once); returns whether they committed (not
-    if that group rolled back, or none ran), so the caller can write them on their own.
+    group go once it committed (None: they run here).
     `checked`: by event id, the intake's parsed and signature-checked events the rows were stored
     from (`process_inbound`'s `checked`); a row rerun alone after a rollback is checked afresh.
     """
     index = 0
-    committed = False
     while index < len(rows):
         if stop.is_set():
             release([row.pk for row in rows[index:]])
-            return committed
-        index, ran_first = _group(
-            rows,
-            index,
-            stop=stop,
-            process_alone=process_alone,
-            lane=lane,
-            first=None if committed else first,
-            checked=checked or {},
-        )
-        committed = committed or ran_first
-    return committed
+            return
+        index = _group(rows, index, stop=stop, process_alone=process_alone, lane=lane, checked=checked or {})
 
 
 def _group(
@@ -85,19 +73,17 @@ def _group(
     stop: threading.Event,
     process_alone: Callable[[InboundEvent], None],
     lane: HandlerLane | None,
-    first: Callable[[], None] | None = None,
     checked: Mapping[str, Event],
-) -> tuple[int, bool]:
-    """Run rows[start:] in one transaction until one needs its own; return the next index and
-    whether `first` ran and committed with them."""
+) -> int:
+    """Run rows[start:] in one transaction until one needs its own; return the next index."""
     tried: list[InboundEvent] = []
     alone: InboundContext | None = None
+    opened = _Opening()
     try:
-        # The replies and outcomes written at the group's own level (refusals, drops) are held
-        # and written in one statement each just before the COMMIT (nostrbridge.group_writes).
-        with transaction.atomic(), group_writes():
-            if first is not None:
-                first()
+        # The transaction outside, begun by `opened` only once a statement must run in it; the
+        # replies and outcomes written at the group's own level (refusals, drops) are held and
+        # written in one statement each just before the COMMIT (nostrbridge.group_writes).
+        with opened.transaction, group_writes(begin=opened.begin):
             for row in rows[start:]:
                 if stop.is_set():
                     break
@@ -113,12 +99,30 @@ def _group(
         )
         for row in tried:
             process_alone(row)
-        return start + len(tried), False
+        return start + len(tried)
     if alone is not None and lane is not None:
         lane.submit(alone)
     elif alone is not None:
         _dispatch_alone(alone)
-    return start + len(tried), first is not None
+    return start + len(tried)
+
+
+class _Opening:
+    """The group's transaction, begun lazily: by `begin()`, which `group_writes.group_begin()`
+    calls before the group's first statement that must be in it (a message that runs its handler
+    in the group, a signature refusal's write, the flush of held writes). A group whose message
+    leaves it at once (`NeedsOwnTransaction`) with nothing held opens none: no BEGIN and empty
+    COMMIT for a message bound for the lane. The reads before (that message's intake checks and
+    gates) run in autocommit, as for a message processed alone."""
+
+    def __init__(self) -> None:
+        self.transaction = contextlib.ExitStack()
+        self._begun = False
+
+    def begin(self) -> None:
+        if not self._begun:
+            self._begun = True
+            self.transaction.enter_context(transaction.atomic())
 
 
 def _dispatch_alone(ctx: InboundContext) -> None:

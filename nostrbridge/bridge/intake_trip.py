@@ -39,9 +39,9 @@ def store_process_claim(
     """In the database thread: `store_and_process`; with `publish` (the publisher can take more),
     the outbound rows its handlers commit are written leased to this bridge and returned for
     the publisher (`outbox_collect`): no trip of the publisher's own to claim them back. The
-    relays' answers to earlier batches (`outcomes`) are recorded (`outbox_record`) in the first
-    group's transaction, or in one of their own when no group commits: no trip or transaction of
-    the publisher's own for them either. Returns (rows left for the consumer, rows processed, the
+    relays' answers to earlier batches (`outcomes`) are recorded (`outbox_record`) in the store's
+    transaction, or in one of their own if that failed: no trip or transaction of the publisher's
+    own for them either. Returns (rows left for the consumer, rows processed, the
     replies to publish, whether `outcomes` were recorded); `recorded_out` gets True appended once
     they are, so a caller whose call raised afterwards does not hand them back for recording.
     `checked`: the intake's checked events of the batch (`store_and_process`)."""
@@ -67,7 +67,7 @@ def store_process_claim(
         )
     if outcomes and not committed_record:
         try:
-            with transaction.atomic():  # no group ran, or it rolled back: in a transaction of its own
+            with transaction.atomic():  # the store's transaction failed with them: in one of their own
                 record()
         except DatabaseError:
             logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))

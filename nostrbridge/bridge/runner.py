@@ -78,8 +78,12 @@ RELAY_LIST_DEBOUNCE_S = 2.0
 # the first retry comes within 0.1 s, later ones back off exponentially with jitter.
 DEFAULT_POOL_OPTIONS: dict[str, Any] = {"backoff_initial_s": 0.1}
 # The relays' answers to a published batch wait this long for the intake's next trip to the
-# database thread, which records them (a trip and a transaction fewer per batch under load).
-SHARE_RECORD_S = 0.05
+# database thread, which records them in its store's transaction (a trip and a transaction
+# fewer per batch). At 50 ms, trades run one at a time recorded 2.5 batches a trade alone: the
+# next message came later. Well inside the lease (`HANDED_RECORD_SLACK_S`, 2.5 s, is what a
+# leased row has left for recording after a full round); only the dispute chat's "sent" marks
+# (`on_recorded`) wait with it.
+SHARE_RECORD_S = 0.5
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.consumer import AsyncConsumer
 from channels.routing import ChannelNameRouter
 from channels.worker import Worker
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.group import process_rows
@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 # themselves start to cost throughput at 300 messages/s (docs/PERFORMANCE.md).
 DEFAULT_CLAIM_BATCH = 32
 DATABASE_RETRY_S = 1.0
+
+T = TypeVar("T")
 
 
 @functools.cache
@@ -154,8 +156,9 @@ def store_and_process(
 ) -> tuple[int, int, bool]:
     """Store the intake's batch and, when no older row waits to be claimed, process its new rows
     at once, stored already claimed (`inbox_store_claimed`). Returns (new rows left for the
-    consumer to claim: nudge it then, rows processed here, whether `first` committed with
-    their first group: see `process_rows`).
+    consumer to claim: nudge it then, rows processed here, whether `first` committed).
+    `first`: writes that commit with the store, in its transaction (the publisher's record of
+    earlier batches: no transaction of their own); see `_stored_with`.
 
     One trip to the database thread instead of three (store; the consumer's claim; its empty
     claim that ends the drain) and four statements fewer per batch (docs/PERFORMANCE.md). The
@@ -172,26 +175,49 @@ def store_and_process(
     `Event` instead of parsing and verifying its stored JSON again; any other row, as before.
     """
     if len(batch) > limit or stop.is_set():
-        return store_batch(batch), 0, False
+        stored, ran_first = _stored_with(first, lambda: store_batch(batch))
+        return stored, 0, ran_first
     held = () if network is None else network.held_rows()
     if inbox_claimable_exists(exclude=held):
-        return store_batch(batch), 0, False
+        stored, ran_first = _stored_with(first, lambda: store_batch(batch))
+        return stored, 0, ran_first
     claimed_at = time.monotonic()
-    rows: list[InboundEvent] = []
-    for catch_up, items in split_replayed(batch):
-        rows += inbox_store_claimed(items=items, worker_id=worker_id, catch_up=catch_up)
+
+    def store_claimed() -> list[InboundEvent]:
+        rows: list[InboundEvent] = []
+        for catch_up, items in split_replayed(batch):
+            rows += inbox_store_claimed(items=items, worker_id=worker_id, catch_up=catch_up)
+        return rows
+
+    rows, ran_first = _stored_with(first, store_claimed)
     rows.sort(key=lambda row: row.pk)
     if not rows:
-        return 0, 0, False
+        return 0, 0, ran_first
     events = _checked_events(batch, checked or {})
     _batch_state.active = True
     try:
-        ran_first = _process_claimed(
-            rows, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at, first=first, checked=events
-        )
+        _process_claimed(rows, worker_id=worker_id, stop=stop, network=network, claimed_at=claimed_at, checked=events)
     finally:
         _batch_state.active = False
     return 0, len(rows), ran_first
+
+
+def _stored_with(first: Callable[[], None] | None, store: Callable[[], T]) -> tuple[T, bool]:
+    """`store()`, with `first()` in its transaction when given; whether `first` committed.
+
+    The store commits before any of its rows is processed either way. If that transaction fails
+    (the database went away, or `first` wrote what fails at COMMIT), the batch is stored again on
+    its own and `first` is left to the caller."""
+    if first is None:
+        return store(), False
+    try:
+        with transaction.atomic():
+            stored = store()
+            first()
+    except DatabaseError:
+        logger.warning("storing an inbound batch with the writes it carries failed; storing it alone", exc_info=True)
+        return store(), False
+    return stored, True
 
 
 def _process_claimed(
@@ -201,18 +227,16 @@ def _process_claimed(
     stop: threading.Event,
     network: NetworkLane | None,
     claimed_at: float,
-    first: Callable[[], None] | None = None,
     checked: Mapping[str, Event] | None = None,
-) -> bool:
+) -> None:
     # Group commit (nostrbridge.bridge.group): one transaction for the batch, savepoints inside.
     lane = None if network is None else BatchHandoff(network, claimed_at)
-    return process_rows(
+    process_rows(
         mine,
         stop=stop,
         process_alone=functools.partial(_process_one, lane=lane),
         release=lambda pks: inbox_release(pks=pks, worker_id=worker_id),
         lane=lane,
-        first=first,
         checked=checked,
     )
 

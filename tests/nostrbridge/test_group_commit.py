@@ -18,7 +18,7 @@ from nostrbridge import dispatch
 from nostrbridge.bridge import group as bridge_group
 from nostrbridge.bridge.intake import store_batch
 from nostrbridge.bridge.worker import drain_batch
-from nostrbridge.inbox import MAX_ATTEMPTS
+from nostrbridge.inbox import MAX_ATTEMPTS, inbox_claim_rows
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.enums import Action
@@ -230,3 +230,67 @@ def test_group_commit_actions_are_the_database_only_handlers():
         "rate-user",
     }
     assert bridge_group.process_inbound is dispatch.process_inbound
+
+
+class ListLane:
+    """A network lane (`nostrbridge.dispatch.HandlerLane`) that takes `cancel` and keeps what it
+    is handed, in order."""
+
+    def __init__(self) -> None:
+        self.handed: list[tuple[str, str, bool]] = []  # (sender, action, a transaction open)
+
+    def takes(self, ctx) -> bool:
+        return ctx.action == Action.CANCEL.value
+
+    def submit(self, ctx) -> None:
+        self.handed.append((ctx.sender, ctx.action, connection.in_atomic_block))
+
+
+def process_claimed(lane: ListLane) -> None:
+    rows = inbox_claim_rows(worker_id=WORKER, limit=50)
+    alone: list[int] = []
+    bridge_group.process_rows(
+        rows,
+        stop=threading.Event(),
+        process_alone=lambda row: alone.append(row.pk),
+        release=lambda pks: None,
+        lane=lane,
+    )
+    assert alone == []
+
+
+def test_a_message_for_the_lane_first_in_a_group_opens_no_transaction():
+    senders = store([Action.CANCEL, Action.ORDERS, Action.CANCEL, Action.CANCEL])
+    lane = ListLane()
+    with commits_counted() as commits:
+        process_claimed(lane)
+
+    # Group one would hold only the first cancel and group three only the last: neither begins a
+    # transaction (before, each was a BEGIN and an empty COMMIT). Group two: the request and its reply.
+    assert len(commits) == 1
+    assert lane.handed == [(senders[0], "cancel", False), (senders[2], "cancel", False), (senders[3], "cancel", False)]
+    assert [(status, attempts) for status, attempts, _ in inbox()] == [
+        (InboundStatus.PROCESSING, 1),  # the lane's now, still leased
+        (InboundStatus.DONE, 1),
+        (InboundStatus.PROCESSING, 1),
+        (InboundStatus.PROCESSING, 1),
+    ]
+    assert replies() == [(senders[1], "cant-do")]
+
+
+def test_a_drop_held_before_any_handler_begins_the_group_at_its_flush():
+    senders = store([Action.ORDERS, Action.CANCEL])
+    garbled = InboundEvent.objects.order_by("pk").first()
+    garbled.raw = garbled.raw.replace('"content":"', '"content":"x', 1)  # its id no longer matches
+    garbled.save(update_fields=["raw"])
+    lane = ListLane()
+    with commits_counted() as commits:
+        process_claimed(lane)
+
+    assert len(commits) == 1  # the held drop, flushed in the group's transaction
+    assert inbox() == [
+        (InboundStatus.DROPPED, 1, "EventIdMismatch: event id does not match its fields"),
+        (InboundStatus.PROCESSING, 1, ""),
+    ]
+    assert lane.handed == [(senders[1], "cancel", False)]
+    assert replies() == []

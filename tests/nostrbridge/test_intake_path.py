@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -182,12 +183,12 @@ def test_a_crash_after_the_store_leaves_the_rows_to_their_lease(monkeypatch):
     assert replies() == [(sender, "cant-do") for sender in senders]
 
 
-@pytest.mark.parametrize("_case", ["with the next group", "alone: the group rolled back"])
+@pytest.mark.parametrize("_case", ["with the next store", "the group rolled back, the store kept them"])
 def test_relay_answers_are_recorded_once_with_the_next_batch(monkeypatch, _case):
     items, _ = requests(2)
     _, _, claimed, _ = run(items[:1])
     answers = [(item, {"ws://a": PublishResult(True, "")}) for item in claimed]
-    if _case != "with the next group":
+    if _case != "with the next store":
         real = dispatch.get_handler("orders")
 
         def breaks_the_group(ctx) -> None:
@@ -233,7 +234,7 @@ def test_rows_collected_only_once_their_transaction_commits(monkeypatch):
 
 
 def test_answers_recorded_before_a_later_failure_are_reported_as_recorded(monkeypatch):
-    """The first group committed the answers, then the trip failed (the database went away): the
+    """The store committed the answers, then the trip failed (the database went away): the
     caller learns they were recorded, so the publisher does not record them a second time."""
     from django.db import DatabaseError, transaction
 
@@ -281,3 +282,47 @@ def test_the_store_is_one_insert_returning_the_new_rows_and_a_bump_for_known_one
     ]
     assert InboundEvent.objects.get(event_id=known["id"]).seen_count == 2
     assert inbox_store_claimed(items=batch[:2], worker_id=WORKER) == []  # nothing new: nothing returned
+
+
+def test_relay_answers_ride_the_store_and_a_message_for_the_lane_adds_only_its_own_transaction(monkeypatch):
+    items, _ = requests(1)
+    _, _, claimed, _ = run(items)
+    answers = [(item, {"ws://a": PublishResult(True, "")}) for item in claimed]
+    trade = Keys.generate()
+    cancel = Message.new(Action.CANCEL, request_id=7, id=uuid.uuid4())
+    batch = [("ws://a", wrap_v2(cancel, trade, node_pubkey(), sign=False).to_dict(), False)]
+    seen: list[bool] = []
+
+    def cancel_handler(ctx) -> None:  # may call LND: runs with no transaction open
+        seen.append(ctx.sender == trade.public_key_hex and not connection.in_atomic_block)
+        with ctx.atomic():
+            pass
+
+    real = dispatch.get_handler
+    monkeypatch.setattr(dispatch, "get_handler", lambda name: cancel_handler if name == "cancel" else real(name))
+    with commits_counted() as commits:
+        _, processed, _, recorded = run(batch, outcomes=answers)
+
+    assert (processed, recorded) == (1, True)
+    # The store with the answers, then the cancel's own transaction. Before: a third, the group
+    # the cancel ended, which held only the answers.
+    assert len(commits) == 2
+    assert seen == [True]
+    assert inbox() == [(InboundStatus.DONE, 1, "cant-do not_found"), (InboundStatus.DONE, 1, "")]
+    first = OutboundMessage.objects.get(pk=claimed[0].pk)
+    assert (first.status, first.attempts) == (OutboundStatus.SENT, 1)
+
+
+def test_answers_that_fail_at_commit_leave_the_batch_stored_and_answered_once():
+    items, senders = requests(2)
+    _, _, claimed, _ = run(items[:1])
+    answers = [(item, {"ws://a": PublishResult(True, "")}) for item in claimed]
+    # Pruned meanwhile: its delivery row fails the (deferred) foreign key at COMMIT.
+    OutboundMessage.objects.filter(pk=claimed[0].pk).delete()
+
+    _, processed, _, recorded = run(items[1:], outcomes=answers)
+
+    assert (processed, recorded) == (1, False)  # the publisher gets them back
+    assert inbox() == [(InboundStatus.DONE, 1, "cant-do not_found")] * 2
+    assert replies() == [(senders[1], "cant-do")]
+    assert OutboundDelivery.objects.count() == 0
