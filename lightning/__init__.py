@@ -7,8 +7,17 @@ an LND connection setting) changes, so `override_settings` in tests picks a new 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import TYPE_CHECKING
+
+# gRPC's EventEngine client hands every call's I/O to its own threads: measured here, a unary
+# LND call cost ~245 µs of CPU and 4 context switches; on the calling thread's own polling
+# (the runtime gRPC had before it) ~200 µs and 1 (docs/PERFORMANCE.md). gRPC reads this once,
+# when `grpc` is first imported, so it is set here, before this package's modules import it; an
+# operator's own GRPC_EXPERIMENTS wins (docs/OPERATIONS.md).
+GRPC_EXPERIMENTS_DEFAULT = "-event_engine_client"
+os.environ.setdefault("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS_DEFAULT)
 
 if TYPE_CHECKING:
     from lightning.base import LightningClient
