@@ -30,7 +30,21 @@ from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from nostrbridge.rows import instances_from_rows, plain_type, quicker_converter, quicker_prep
+from nostrbridge.rows import instances_from_rows, plain_type, quicker_prep
+from nostrbridge.statement_sql import (
+    clock_statement,
+    column_of,
+    field_of,
+    insert_sql,
+    instance_statement,
+    row_shape,
+    select_statement,
+    update_statement,
+    where_equal,
+)
+from nostrbridge.statement_sql import quoted_column as quoted_column  # (the module's API, as before)
+from nostrbridge.statement_sql import returned_columns as returned_columns
+from nostrbridge.statement_sql import table_name as table_name
 from nostrbridge.thread_connection import db_connection
 
 ModelT = TypeVar("ModelT", bound=models.Model)
@@ -64,13 +78,13 @@ def insert_rows(
     if not rows:
         return 0
     names = () if not returning else (model._meta.pk.attname,) if returning is True else tuple(returning)
-    sql = _insert_sql(model, tuple(conflict), tuple(update), len(rows), names)
+    sql = insert_sql(model, tuple(conflict), tuple(update), len(rows), names)
     now = None  # one `now` for every timestamp of the statement, converted once per column
     stamped: dict[int, Any] = {}  # keyed by the column's position (a Field's own hash is a Python method)
     last_prep: dict[int, tuple[Any, Any]] = {}  # per column: the last value prepared, and its result
     params: list[Any] = []
     for values in rows:
-        defaults, given, computed = _row_shape(model, db, tuple(values))
+        defaults, given, computed = row_shape(model, db, tuple(values))
         row = defaults.copy()  # every column not given holds its (constant) default already
         for position, attname, field, plain in given:
             value = values[attname]
@@ -106,7 +120,7 @@ def insert_instance(obj: ModelT) -> ModelT:
     override or signal runs: use it only for models that have neither."""
     db = db_connection()
     model = type(obj)
-    sql, fields, auto_pk = _instance_statement(model)
+    sql, fields, auto_pk = instance_statement(model)
     params = [prep_value(field, field.pre_save(obj, True), db) for field in fields]
     returned = run_statement(db, sql, params, fetch=auto_pk is not None)
     if auto_pk is not None:
@@ -127,7 +141,7 @@ def update_where(
     """
     db = db_connection()
     where_names = tuple((name, isinstance(value, (list, tuple))) for name, value in where.items())
-    sql, set_fields, where_fields = _update_statement(model, tuple(values), tuple(increments), where_names)
+    sql, set_fields, where_fields = update_statement(model, tuple(values), tuple(increments), where_names)
     params = [prep_value(field, values[field.attname], db) for field in set_fields]
     in_lists = []
     for field, is_list in zip(where_fields, (is_list for _, is_list in where_names), strict=True):
@@ -152,7 +166,7 @@ def advance_clock(model: type[models.Model], *, key: dict[str, Any], column: str
     The model's other columns must have defaults.
     """
     db = db_connection()
-    sql, key_fields = _clock_statement(model, tuple(key), column)
+    sql, key_fields = clock_statement(model, tuple(key), column)
     params = [field.get_db_prep_value(key[field.attname], db) for field in key_fields]
     ((value,),) = run_statement(db, sql, [*params, floor], fetch=True)
     return int(value)
@@ -163,14 +177,14 @@ def select_rows(model: type[ModelT], *, where: str, params: Sequence[Any]) -> li
     `model.objects.filter(…)` would load. `where` is SQL with `%s` placeholders for `params`
     (an ORDER BY may follow the condition); quote identifiers with `connection.ops.quote_name`."""
     db = db_connection()
-    head = _select_statement(model)[0]
+    head = select_statement(model)[0]
     return loaded_rows(model, db, run_statement(db, f"{head} WHERE {where}", params, fetch=True))
 
 
 def loaded_rows(model: type[ModelT], db: Any, rows: Sequence[Sequence[Any]]) -> list[ModelT]:
     """The driver's rows of every concrete column, in field order (a `select_rows` SELECT or a
     `RETURNING` of `returned_columns(model)`), as the model instances the ORM would load."""
-    _, attnames, converters = _select_statement(model)
+    _, attnames, converters = select_statement(model)
     converted = []
     for row in rows:
         values = list(row)
@@ -189,8 +203,8 @@ def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
     conditions: list[str] = []
     params: list[Any] = []
     for name, value in where.items():
-        field = _field(model._meta, name)
-        column = quote(_column(field))
+        field = field_of(model._meta, name)
+        column = quote(column_of(field))
         if isinstance(value, (list, tuple, set, frozenset)):
             if not value:
                 return []
@@ -199,7 +213,7 @@ def select_where(model: type[ModelT], *, where: dict[str, Any]) -> list[ModelT]:
         else:
             conditions.append(f"{column} = %s")
             params.append(prep_lookup(field, value, db))
-    order = quote(_column(model._meta.pk))
+    order = quote(column_of(model._meta.pk))
     return select_rows(model, where=f"{' AND '.join(conditions)} ORDER BY {order}", params=params)
 
 
@@ -210,28 +224,10 @@ def select_one(model: type[ModelT], **equals: Any) -> ModelT | None:
     db = db_connection()
     if any(value is None for value in equals.values()):
         return None
-    where, fields = _where_equal(model, tuple(equals))
+    where, fields = where_equal(model, tuple(equals))
     params = [prep_lookup(field, equals[field.attname], db) for field in fields]
     rows = select_rows(model, where=where, params=params)
     return rows[0] if rows else None
-
-
-@functools.cache
-def returned_columns(model: type[models.Model]) -> str:
-    """Every concrete column in field order, for a `RETURNING` that `loaded_rows` turns into instances."""
-    quote = connection.ops.quote_name
-    return ", ".join(quote(_column(field)) for field in model._meta.concrete_fields)
-
-
-@functools.cache
-def quoted_column(model: type[models.Model], attname: str) -> str:
-    """The quoted column of a concrete field, for the WHERE clauses of `select_rows`."""
-    return connection.ops.quote_name(_column(_field(model._meta, attname)))
-
-
-@functools.cache
-def table_name(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
 
 
 def run_statement(db: Any, sql: str, params: Sequence[Any], *, fetch: bool = False) -> Any:
@@ -296,62 +292,6 @@ def _qmark(sql: str) -> str:
     return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
 
 
-_STAMP_ALWAYS = "auto_now"
-_STAMP_IF_MISSING = "auto_now_add"
-
-
-@functools.cache
-def _insert_plan(model: type[models.Model]) -> list[tuple[models.Field, str, str | None, type | None]]:
-    """Per inserted column, prepared once: (field, attname, timestamp rule, the Python type that
-    goes to the driver unchanged)."""
-    plan: list[tuple[models.Field, str, str | None, type | None]] = []
-    for field in model._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        stamp = (
-            _STAMP_ALWAYS
-            if getattr(field, "auto_now", False)
-            else _STAMP_IF_MISSING
-            if getattr(field, "auto_now_add", False)
-            else None
-        )
-        plan.append((field, field.attname, stamp, plain_type(field)))
-    return plan
-
-
-# Per (model, database vendor, the attnames a row gives, in its order): the row's parameters
-# with every constant default in place, the given columns to convert, and the columns computed
-# per statement or per row (a timestamp rule, or "" for a callable default).
-RowShape = tuple[list[Any], list[tuple[int, str, models.Field, type | None]], list[tuple[int, models.Field, str]]]
-_row_shapes: dict[tuple[type[models.Model], str, tuple[str, ...]], RowShape] = {}
-
-
-def _row_shape(model: type[models.Model], db: Any, given_names: tuple[str, ...]) -> RowShape:
-    key = (model, db.vendor, given_names)
-    found = _row_shapes.get(key)
-    if found is None:
-        found = _row_shapes[key] = _worked_out_shape(model, db, set(given_names))
-    return found
-
-
-def _worked_out_shape(model: type[models.Model], db: Any, given_names: set[str]) -> RowShape:
-    defaults: list[Any] = []
-    given: list[tuple[int, str, models.Field, type | None]] = []
-    computed: list[tuple[int, models.Field, str]] = []
-    for position, (field, attname, stamp, plain) in enumerate(_insert_plan(model)):
-        defaults.append(None)
-        if stamp is _STAMP_ALWAYS or (stamp is _STAMP_IF_MISSING and attname not in given_names):
-            computed.append((position, field, stamp))
-        elif attname in given_names:
-            given.append((position, attname, field, plain))
-        elif field.has_default() and callable(field.default):
-            computed.append((position, field, ""))
-        else:
-            value = field.get_default()  # the same conversion as a value given for the column
-            defaults[position] = value if value is None or type(value) is plain else field.get_db_prep_save(value, db)
-    return defaults, given, computed
-
-
 def prep_lookup(field: models.Field, value: Any, db: Any) -> Any:
     """`field.get_db_prep_value(value, db)` (a WHERE value), without the call for the values it
     returns unchanged (`plain_type`: an int primary key, a str or a text choice, a bool)."""
@@ -375,134 +315,3 @@ def prep_value(field: models.Field, value: Any, db: Any = connection) -> Any:
     if kind is uuid.UUID or kind is datetime.datetime:
         return quicker_prep(field, value, db)  # (neither is an expression: get_db_prep_value)
     return field.get_db_prep_save(value, db)
-
-
-@functools.cache
-def _insert_statement(
-    model: type[models.Model], conflict: tuple[str, ...], update: tuple[str, ...]
-) -> tuple[str, list[models.Field]]:
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(_column(field)) for field in fields)
-    sql = f"INSERT INTO {table_name(model)} ({columns}) VALUES {{values}}"
-    if conflict:
-        target = ", ".join(quote(_column(_field(model._meta, name))) for name in conflict)
-        overwrite = [_field(model._meta, name) for name in update]
-        overwrite += [field for field in fields if getattr(field, "auto_now", False) and field not in overwrite]
-        if update:
-            assignments = ", ".join(
-                f"{quote(_column(field))} = EXCLUDED.{quote(_column(field))}" for field in overwrite
-            )
-            sql += f" ON CONFLICT ({target}) DO UPDATE SET {assignments}"
-        else:
-            sql += f" ON CONFLICT ({target}) DO NOTHING"
-    return sql, fields
-
-
-@functools.lru_cache(maxsize=512)
-def _insert_sql(
-    model: type[models.Model],
-    conflict: tuple[str, ...],
-    update: tuple[str, ...],
-    row_count: int,
-    returned: tuple[str, ...],
-) -> str:
-    """The whole INSERT of `row_count` rows (one string per shape: its `%s` rewrite is cached by it)."""
-    sql_head, fields = _insert_statement(model, conflict, update)
-    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = sql_head.replace("{values}", ", ".join([one_row] * row_count))
-    if returned:
-        sql += " RETURNING " + ", ".join(quoted_column(model, name) for name in returned)
-    return sql
-
-
-@functools.cache
-def _instance_statement(model: type[models.Model]) -> tuple[str, list[models.Field], models.Field | None]:
-    """The INSERT of every concrete column, the auto-increment key (read back) left out."""
-    pk = model._meta.pk
-    auto_pk = pk if isinstance(pk, models.AutoField | models.BigAutoField | models.SmallAutoField) else None
-    fields = [field for field in model._meta.concrete_fields if field is not auto_pk]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(_column(field)) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {table_name(model)} ({columns}) VALUES ({placeholders})"
-    if auto_pk is not None:
-        sql += f" RETURNING {quote(_column(auto_pk))}"  # SQLite >= 3.35 and PostgreSQL
-    return sql, fields, auto_pk
-
-
-@functools.cache
-def _update_statement(
-    model: type[models.Model],
-    set_names: tuple[str, ...],
-    increments: tuple[str, ...],
-    where_names: tuple[tuple[str, bool], ...],
-) -> tuple[str, list[models.Field], list[models.Field]]:
-    meta = model._meta
-    quote = connection.ops.quote_name
-    set_fields = [_field(meta, name) for name in set_names]
-    where_fields = [_field(meta, name) for name, _ in where_names]
-    assignments = [f"{quote(_column(field))} = %s" for field in set_fields]
-    for name in increments:
-        column = quote(_column(_field(meta, name)))
-        assignments.append(f"{column} = {column} + 1")
-    conditions = [
-        f"{quote(_column(field))} IN ({{}})" if is_list else f"{quote(_column(field))} = %s"
-        for field, (_, is_list) in zip(where_fields, where_names, strict=True)
-    ]
-    # Braces in identifiers would break str.format below; Django identifiers never have them.
-    sql = f"UPDATE {table_name(model)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"
-    return sql, set_fields, where_fields
-
-
-@functools.cache
-def _select_statement(model: type[models.Model]) -> tuple[str, list[str], list[tuple[int, list[Any], Any]]]:
-    """The SELECT head, the attnames in column order, and (index, converters, column expression)
-    for each column that needs converting (what SQLCompiler.get_converters computes per query)."""
-    fields = model._meta.concrete_fields
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(_column(field)) for field in fields)
-    converters = []
-    for index, field in enumerate(fields):
-        expression = field.get_col(model._meta.db_table)
-        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-        if found:
-            converters.append((index, [quicker_converter(convert) for convert in found], expression))
-    return f"SELECT {columns} FROM {table_name(model)}", [field.attname for field in fields], converters
-
-
-@functools.cache
-def _clock_statement(model: type[models.Model], key: tuple[str, ...], column: str) -> tuple[str, list[models.Field]]:
-    quote = connection.ops.quote_name
-    key_fields = [_field(model._meta, name) for name in key]
-    keys = ", ".join(quote(_column(field)) for field in key_fields)
-    value = quote(_column(_field(model._meta, column)))
-    current = f"{table_name(model)}.{value}"
-    placeholders = ", ".join(["%s"] * (len(key_fields) + 1))
-    sql = (
-        f"INSERT INTO {table_name(model)} ({keys}, {value}) VALUES ({placeholders})"
-        f" ON CONFLICT ({keys}) DO UPDATE SET {value} ="
-        f" CASE WHEN {current} + 1 > EXCLUDED.{value} THEN {current} + 1 ELSE EXCLUDED.{value} END"
-        f" RETURNING {value}"
-    )
-    return sql, key_fields
-
-
-@functools.cache
-def _where_equal(model: type[models.Model], names: tuple[str, ...]) -> tuple[str, list[models.Field]]:
-    fields = [_field(model._meta, name) for name in names]
-    quote = connection.ops.quote_name
-    return " AND ".join(f"{quote(_column(field))} = %s" for field in fields), fields
-
-
-def _column(field: models.Field) -> str:
-    """A concrete field's column (Django types it optional for fields that have none)."""
-    assert field.column is not None, field
-    return field.column
-
-
-def _field(meta: Any, attname: str) -> models.Field:
-    for field in meta.concrete_fields:
-        if field.attname == attname:
-            return field
-    raise ValueError(f"{meta.label} has no column {attname!r}")

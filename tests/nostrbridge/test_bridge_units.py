@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from mostro_site.config import env_node_config
-from nostrbridge import publisher
+from nostrbridge import outbox_rounds
 from nostrbridge.bridge import group as bridge_group
 from nostrbridge.bridge import worker as bridge_worker
 from nostrbridge.bridge.coalesce import Coalescing
@@ -368,7 +368,8 @@ def test_the_plan_of_the_common_round_is_the_plan_of_every_round(status, results
     claimed = Claimed(pk=1, event={"id": "ab" * 32}, status=status, attempts=1, deliveries=delivered)
     now = timezone.now()
 
-    assert publisher._plan(claimed, results, POLICY, now) == publisher._plan_rounds(claimed, results, POLICY, now)
+    planned = outbox_rounds._plan(claimed, results, POLICY, now)
+    assert planned == outbox_rounds._plan_rounds(claimed, results, POLICY, now)
 
 
 @pytest.mark.django_db
