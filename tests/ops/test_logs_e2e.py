@@ -37,6 +37,7 @@ pytestmark = [
 TEXT_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 LOG_FIELDS = {"ts", "level", "logger", "message", "role", "order_id", "event_id", "action", "job", "pid"}
 DEADLINE_S = 30.0
+ALREADY_SETTLED = "LND SettleInvoice failed: LND SettleInvoice: invoice already settled"
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +209,9 @@ def test_a_trade_and_a_dispute_log_no_secret(net: TradeNetwork):
         == 2.0
     )
     assert pick(samples, "mostro_lnd_call_duration_seconds_count")[labels(method="AddHoldInvoice")] == 2.0
-    assert pick(samples, "mostro_lnd_call_duration_seconds_count")[labels(method="SettleInvoice")] == 2.0
+    # One settle a trade, plus each repeat LND answered "already settled": the payout's settle
+    # racing the release's (or the solver's) when it read the escrow still accepted, a no-op.
+    repeats = [line for line in log_lines if line["message"] == ALREADY_SETTLED]
+    assert pick(samples, "mostro_lnd_call_duration_seconds_count")[labels(method="SettleInvoice")] == 2.0 + len(repeats)
     assert pick(samples, "mostro_orders")[labels(status="success")] == 2.0
     assert pick(samples, "mostro_dev_fee_sats")[labels(status="paid")] > 0
