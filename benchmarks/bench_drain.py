@@ -73,12 +73,12 @@ from nostrbridge.bridge.lane import NetworkLane  # noqa: E402
 from nostrbridge.bridge.worker import drain_batch  # noqa: E402
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage  # noqa: E402
 from nostrbridge.node_identity import node_pubkey  # noqa: E402
+from nostrbridge.outbox_rounds import PublishPolicy, outbox_claim, outbox_record  # noqa: E402
 from nostrbridge.protocol.enums import Action  # noqa: E402
 from nostrbridge.protocol.keys import Keys  # noqa: E402
 from nostrbridge.protocol.messages import Message  # noqa: E402
 from nostrbridge.protocol.payloads import IdsPayload  # noqa: E402
 from nostrbridge.protocol.transport import wrap_v2  # noqa: E402
-from nostrbridge.publisher import PublishPolicy, outbox_claim, outbox_record  # noqa: E402
 from nostrbridge.relays import PublishResult  # noqa: E402
 
 BATCH = 32  # nostrbridge.bridge.worker.DEFAULT_CLAIM_BATCH

@@ -34,15 +34,8 @@ from django.db import models
 from django.utils import timezone
 
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage
-from nostrbridge.statements import (
-    db_connection,
-    insert_rows,
-    prep_lookup,
-    prep_value,
-    quoted_column,
-    run_statement,
-    table_name,
-)
+from nostrbridge.statement_sql import quoted_column, table_name
+from nostrbridge.statements import db_connection, insert_rows, prep_lookup, prep_value, run_statement
 from nostrbridge.wake import OUTBOX_CHANNEL, wake_on_commit
 
 # Rows per statement: far under SQLite's and PostgreSQL's parameter limits (13 per outbox row).

@@ -23,15 +23,14 @@ from django.db import connection, models
 from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 
+from nostrbridge.statement_sql import returned_columns, table_name
 from nostrbridge.statements import (
     db_connection,
     loaded_rows,
     prep_lookup,
     prep_value,
-    returned_columns,
     run_statement,
     select_rows,
-    table_name,
 )
 
 ModelT = TypeVar("ModelT", bound=models.Model)

@@ -17,15 +17,8 @@ from django.utils import timezone
 
 from nostrbridge.group_writes import hold_outcome, holding
 from nostrbridge.models import InboundEvent, InboundStatus
-from nostrbridge.statements import (
-    db_connection,
-    insert_rows,
-    loaded_rows,
-    run_statement,
-    select_where,
-    table_name,
-    update_where,
-)
+from nostrbridge.statement_sql import table_name
+from nostrbridge.statements import db_connection, insert_rows, loaded_rows, run_statement, select_where, update_where
 
 logger = logging.getLogger(__name__)
 

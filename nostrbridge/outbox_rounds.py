@@ -17,7 +17,8 @@ from django.utils import timezone
 from nostrbridge.models import OutboundDelivery, OutboundMessage, OutboundStatus
 from nostrbridge.outbox import Collected
 from nostrbridge.relays import PublishResult
-from nostrbridge.statements import db_connection, insert_rows, run_statement, table_name, update_where
+from nostrbridge.statement_sql import table_name
+from nostrbridge.statements import db_connection, insert_rows, run_statement, update_where
 
 logger = logging.getLogger(__name__)
 

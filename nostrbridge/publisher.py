@@ -26,15 +26,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from nostrbridge.bridge.dbthread import db_call
-from nostrbridge.outbox_rounds import (  # the module's API, as before the split
-    NOT_CONNECTED as NOT_CONNECTED,
-)
-from nostrbridge.outbox_rounds import Claimed as Claimed
-from nostrbridge.outbox_rounds import Outcome as Outcome
-from nostrbridge.outbox_rounds import PublishPolicy as PublishPolicy
-from nostrbridge.outbox_rounds import claimed_from as claimed_from
-from nostrbridge.outbox_rounds import outbox_claim as outbox_claim
-from nostrbridge.outbox_rounds import outbox_record as outbox_record
+from nostrbridge.outbox_rounds import Claimed, Outcome, PublishPolicy, outbox_claim, outbox_record
 from nostrbridge.relays.interface import RelayPoolProtocol
 
 logger = logging.getLogger(__name__)

@@ -42,9 +42,6 @@ from nostrbridge.statement_sql import (
     update_statement,
     where_equal,
 )
-from nostrbridge.statement_sql import quoted_column as quoted_column  # (the module's API, as before)
-from nostrbridge.statement_sql import returned_columns as returned_columns
-from nostrbridge.statement_sql import table_name as table_name
 from nostrbridge.thread_connection import db_connection
 
 ModelT = TypeVar("ModelT", bound=models.Model)

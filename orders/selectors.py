@@ -9,7 +9,8 @@ from django.db.models import Q
 
 from devfee.models import DevFeePayment, DevFeeStatus
 from nostrbridge.guarded import exists_where
-from nostrbridge.statements import db_connection, execute_statement, quoted_column, select_one, table_name
+from nostrbridge.statement_sql import quoted_column, table_name
+from nostrbridge.statements import db_connection, execute_statement, select_one
 from orders.bonds.models import Bond, BondState
 from orders.models import Order
 from orders.status import ESCROW_LOCKED_STATUSES, TERMINAL_STATUSES, WAITING_STATUSES, OrderStatus

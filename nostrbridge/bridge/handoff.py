@@ -11,7 +11,8 @@ import asyncio
 import threading
 
 from nostrbridge.outbox import Collected, LeasedHandoff, outbox_handoff_set
-from nostrbridge.publisher import Claimed, OutboxPublisher, claimed_from
+from nostrbridge.outbox_rounds import Claimed, claimed_from
+from nostrbridge.publisher import OutboxPublisher
 
 
 class ThreadsafeHandoff:

@@ -17,8 +17,8 @@ from django.db import DatabaseError, transaction
 from nostrbridge.bridge.lane import NetworkLane
 from nostrbridge.bridge.worker import DEFAULT_CLAIM_BATCH, store_and_process
 from nostrbridge.outbox import Collected, outbox_collect
+from nostrbridge.outbox_rounds import Claimed, Outcome, PublishPolicy, claimed_from, outbox_record
 from nostrbridge.protocol.nip01 import Event
-from nostrbridge.publisher import Claimed, Outcome, PublishPolicy, claimed_from, outbox_record
 
 logger = logging.getLogger(__name__)
 

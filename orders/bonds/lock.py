@@ -17,7 +17,8 @@ from django.utils import timezone
 from lightning.types import InvoiceState
 from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
-from nostrbridge.statements import quoted_column, select_one, table_name
+from nostrbridge.statement_sql import quoted_column, table_name
+from nostrbridge.statements import select_one
 from orders.bonds.models import Bond, BondRole, BondState
 from orders.bonds.release import bonds_finish_htlcs, bonds_release
 from orders.bonds.transitions import bond_transition, bond_update_guarded

@@ -16,15 +16,8 @@ from django.utils import timezone
 
 from mostro_site.config.faults import kill_point
 from nostrbridge.protocol.enums import Action
-from nostrbridge.statements import (
-    db_connection,
-    prep_lookup,
-    quoted_column,
-    run_statement,
-    select_one,
-    select_where,
-    table_name,
-)
+from nostrbridge.statement_sql import quoted_column, table_name
+from nostrbridge.statements import db_connection, prep_lookup, run_statement, select_one, select_where
 from orders.bonds.htlc import BondHtlcError, bond_htlc_cancel, bond_htlc_settle
 from orders.bonds.models import Bond, BondPart, BondRole, BondState
 from orders.bonds.ranges import range_bond_close, range_continues, range_maker_bond

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
-from nostrbridge.statements import db_connection, prep_value, quoted_column, select_rows, table_name
+from nostrbridge.statement_sql import quoted_column, table_name
+from nostrbridge.statements import db_connection, prep_value, select_rows
 from orders.models import Ban
 
 BAN_POLICY = "ban"

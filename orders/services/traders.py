@@ -19,7 +19,8 @@ from nostrbridge.protocol.enums import CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.published_events import MakerReputation
 from nostrbridge.protocol.structs import UserInfo
-from nostrbridge.statements import db_connection, insert_instance, quoted_column, run_statement, select_one, table_name
+from nostrbridge.statement_sql import quoted_column, table_name
+from nostrbridge.statements import db_connection, insert_instance, run_statement, select_one
 from orders.models import Order, Trader
 from orders.services.bans import BAN_POLICY, active_ban_exists_sql
 from orders.status import OrderKind

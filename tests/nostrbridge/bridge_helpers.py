@@ -13,7 +13,7 @@ from django.db import connection, connections
 
 from mostro_site.config import clear_node_config_cache
 from nostrbridge.bridge import Bridge, BridgeOptions
-from nostrbridge.publisher import PublishPolicy
+from nostrbridge.outbox_rounds import PublishPolicy
 
 FAST: dict[str, Any] = {
     "pool": {"backoff_initial_s": 0.05, "backoff_max_s": 0.3, "connect_timeout_s": 2.0},

@@ -28,6 +28,7 @@ from nostrbridge.models import (
 )
 from nostrbridge.node_announcements import relay_list_enqueue
 from nostrbridge.node_identity import node_pubkey
+from nostrbridge.outbox_rounds import PublishPolicy
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.giftwrap import wrap_v1
 from nostrbridge.protocol.keys import Keys
@@ -36,7 +37,6 @@ from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.published_events import RELAY_LIST_KIND
 from nostrbridge.protocol.transport import wrap_v2
-from nostrbridge.publisher import PublishPolicy
 from nostrbridge.wake import INBOX_CHANNEL
 from tests.e2e.bridge_support import SdkMostroClient
 from tests.foundation.factories import make_order

@@ -38,13 +38,13 @@ from nostrbridge.models import (
 )
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import enqueue_event
+from nostrbridge.outbox_rounds import NOT_CONNECTED, Claimed, PublishPolicy, outbox_claim, outbox_record
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import leading_zero_bits, mine_pow, sign_event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
-from nostrbridge.publisher import NOT_CONNECTED, Claimed, PublishPolicy, outbox_claim, outbox_record
 from nostrbridge.relays import PublishResult
 from nostrbridge.relays import RelayHealth as PoolHealth
 

@@ -18,9 +18,9 @@ from nostrbridge.bridge.intake import CatchUp, Intake
 from nostrbridge.bridge.intake_trip import store_process_claim
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage
 from nostrbridge.node_identity import node_pubkey
+from nostrbridge.outbox_rounds import PublishPolicy
 from nostrbridge.protocol import inbound
 from nostrbridge.protocol.nip01 import Event, leading_zero_bits
-from nostrbridge.publisher import PublishPolicy
 from tests.nostrbridge.test_bridge_units import orders_event
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -24,13 +24,13 @@ from nostrbridge.group_writes import holding, update_by_pk
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage, OutboundStatus
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import enqueue_cant_do, enqueue_message
+from nostrbridge.outbox_rounds import PublishPolicy
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.nip01 import Event
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import unwrap_v2, wrap_v2
-from nostrbridge.publisher import PublishPolicy
 from tests.nostrbridge.bridge_helpers import commits_counted
 
 pytestmark = pytest.mark.django_db(transaction=True)

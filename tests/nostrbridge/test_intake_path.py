@@ -24,12 +24,12 @@ from nostrbridge.inbox import LEASE_SECONDS, inbox_claim_rows, inbox_store_claim
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundDelivery, OutboundMessage, OutboundStatus
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.outbox import outbox_collect
+from nostrbridge.outbox_rounds import PublishPolicy, outbox_claim
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.messages import Message
 from nostrbridge.protocol.payloads import IdsPayload
 from nostrbridge.protocol.transport import wrap_v2
-from nostrbridge.publisher import PublishPolicy, outbox_claim
 from nostrbridge.relays import PublishResult
 from tests.nostrbridge.bridge_helpers import commits_counted
 

@@ -22,10 +22,11 @@ from nostrbridge import publisher as publisher_module
 from nostrbridge.bridge.handoff import ThreadsafeHandoff, handoff_register, handoff_unregister
 from nostrbridge.models import OutboundMessage, OutboundStatus
 from nostrbridge.outbox import Collected, LeasedHandoff, enqueue_cant_do, outbox_handed, outbox_handoff_set
+from nostrbridge.outbox_rounds import PublishPolicy, outbox_claim
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.payloads import PaymentRequestPayload
-from nostrbridge.publisher import OutboxPublisher, PublishPolicy, outbox_claim
+from nostrbridge.publisher import OutboxPublisher
 from nostrbridge.relays import PublishResult
 from orders import escrow_watcher
 from orders.models import Order

@@ -14,7 +14,7 @@ from nostrbridge.bridge import BridgeOptions, run_bridge
 from nostrbridge.bridge.polls import poll_options
 from nostrbridge.event_settings import lnd_network_fetch
 from nostrbridge.log_context import set_process_role
-from nostrbridge.publisher import PublishPolicy
+from nostrbridge.outbox_rounds import PublishPolicy
 
 
 class Command(BaseCommand):
