@@ -20,6 +20,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+# The backend's base module first: importing its `operations` alone is a circular import
+# (operations → base → operations) when no SQLite connection has loaded the backend (PostgreSQL).
+import django.db.backends.sqlite3.base  # noqa: F401
 from django.db import models
 from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 from django.db.models.base import Model, ModelState
