@@ -8,7 +8,11 @@ __all__ = ["Bridge", "BridgeOptions", "run_bridge"]
 
 def __getattr__(name: str) -> Any:
     # Imported lazily: nostrbridge.bridge.worker imports this package's helpers, and the runner
-    # imports the consumers.
+    # (and the options, through the worker) imports the consumers.
+    if name == "BridgeOptions":
+        from nostrbridge.bridge import options
+
+        return options.BridgeOptions
     if name in __all__:
         from nostrbridge.bridge import runner
 

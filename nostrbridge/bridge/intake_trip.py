@@ -2,8 +2,9 @@
 
 `store_process_claim` stores a batch the intake gathered, processes it and hands the replies its
 handlers committed to the publisher, all in one call on the database thread (see
-docs/ARCHITECTURE.md, "the intake's one trip"). `ThreadsafeNudge` is the waker that thread calls
-at every commit. Both were in `nostrbridge.bridge.runner`, which runs the loop around them.
+docs/ARCHITECTURE.md, "the intake's one trip"); `store_inbound` is the event loop's side of that
+trip, the intake's store. `ThreadsafeNudge` is the waker the database thread calls at every
+commit. All were in `nostrbridge.bridge.runner`, which runs the loop around them.
 """
 
 import asyncio
@@ -14,11 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from django.db import DatabaseError, transaction
 
+from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.lane import NetworkLane
-from nostrbridge.bridge.worker import DEFAULT_CLAIM_BATCH, store_and_process
+from nostrbridge.bridge.worker import DEFAULT_CLAIM_BATCH, InboxLane, store_and_process
 from nostrbridge.outbox import Collected, outbox_collect
 from nostrbridge.outbox_rounds import Claimed, Outcome, PublishPolicy, claimed_from, outbox_record
 from nostrbridge.protocol.nip01 import Event
+from nostrbridge.publisher import OutboxPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +75,50 @@ def store_process_claim(
         except DatabaseError:
             logger.exception("could not record %s deliveries; they are re-published after the lease", len(outcomes))
     return unclaimed, processed, [claimed_from(row) for row in committed], not outcomes or bool(committed_record)
+
+
+async def store_inbound(
+    batch: list[tuple[str, dict, bool]],
+    checked: dict[str, tuple[dict, Event]] | None,
+    *,
+    lane: InboxLane,
+    publisher: OutboxPublisher,
+) -> int:
+    """The intake's store: the batch is processed in the same trip to the database thread when
+    nothing older waits (`store_and_process`, on the events the intake `checked` already), and
+    the replies it committed are claimed for the publisher in that trip too; returns the rows
+    left for the consumer. The worker id, network lane and batch size are the `lane`'s (the
+    bridge's own)."""
+    publish = publisher.can_publish()
+    outcomes = publisher.take_unrecorded()
+    recorded_out: list[bool] = []
+    try:
+        unclaimed, processed, replies, recorded = await db_call(store_process_claim)(
+            batch,
+            worker_id=lane.worker_id,
+            stop=lane.stopping,
+            network=lane.network,
+            publish=publish,
+            policy=publisher.policy,
+            outcomes=outcomes,
+            limit=lane.batch,
+            recorded_out=recorded_out,
+            checked=checked,
+        )
+    except BaseException:
+        if outcomes and recorded_out:
+            await publisher.recorded(outcomes)
+        else:
+            publisher.give_back(outcomes)  # not recorded: the publisher records them
+        raise
+    if processed:
+        lane.processed += processed
+        publisher.publish_claimed(replies)
+        if not publish:
+            publisher.nudge()  # once per batch, as after a consumer's batch
+    if outcomes and recorded:
+        await publisher.recorded(outcomes)
+    return unclaimed
 
 
 class ThreadsafeNudge:

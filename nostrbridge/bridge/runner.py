@@ -13,14 +13,17 @@ consumer finishes the batch in hand (unstarted rows are handed back), the networ
 the handlers in hand (its queued rows are handed back), due replies are
 published, then the pool closes. A process killed instead loses nothing either: leases bring
 claimed rows back, the outbox keeps unsent replies, and `since` replays unstored events.
+
+The runner owns the pieces and their order; next to it live `BridgeOptions` (`options.py`), the
+node's own events and periodic jobs (`node_tasks.py`), the timers (`periodic.py`) and the intake's
+store (`intake_trip.py`).
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -33,30 +36,19 @@ from nostrbridge.bridge.dbthread import db_call
 from nostrbridge.bridge.handoff import handoff_register, handoff_unregister
 from nostrbridge.bridge.health import HealthTracker, relay_health_save
 from nostrbridge.bridge.intake import SUB_ID, CatchUp, Intake, inbox_filters
-from nostrbridge.bridge.intake_trip import ThreadsafeNudge, store_process_claim
-from nostrbridge.bridge.lane import LANE_THREADS, NetworkLane
+from nostrbridge.bridge.intake_trip import ThreadsafeNudge, store_inbound
+from nostrbridge.bridge.lane import NetworkLane
+from nostrbridge.bridge.node_tasks import NodeTasks
+from nostrbridge.bridge.options import DEFAULT_POOL_OPTIONS, BridgeOptions
+from nostrbridge.bridge.periodic import every
 from nostrbridge.bridge.side import SideChannel
 from nostrbridge.bridge.wake_socket import WakeSocket
-from nostrbridge.bridge.worker import (
-    DEFAULT_CLAIM_BATCH,
-    BridgeWorker,
-    InboxLane,
-    in_batch,
-    make_worker_id,
-    release_dead_leases,
-)
+from nostrbridge.bridge.worker import BridgeWorker, InboxLane, in_batch, make_worker_id, release_dead_leases
 from nostrbridge.inbox import inbox_latest_created_at, inbox_release
 from nostrbridge.log_context import bind as bind_log_context
-from nostrbridge.node_announcements import (
-    METADATA_MIN_INTERVAL_S,
-    info_event_enqueue,
-    lnd_status,
-    metadata_enqueue,
-    relay_list_enqueue,
-)
 from nostrbridge.node_identity import node_pubkey
 from nostrbridge.protocol.nip01 import Event
-from nostrbridge.publisher import OutboxPublisher, PublishPolicy
+from nostrbridge.publisher import OutboxPublisher
 from nostrbridge.relays import RelayHealth, RelayPool, normalize_url
 from nostrbridge.wake import (
     INBOX_CHANNEL,
@@ -70,13 +62,6 @@ from nostrbridge.wiring import bridge_wiring
 
 logger = logging.getLogger(__name__)
 
-INTERVAL_SLACK_S = 5
-RECONCILE_EVERY_S = 60  # mostrod's orderbook reconciler
-PRUNE_EVERY_S = 3_600
-RELAY_LIST_DEBOUNCE_S = 2.0
-# A relay that drops the connection (restart, per-connection limits) is usually back at once;
-# the first retry comes within 0.1 s, later ones back off exponentially with jitter.
-DEFAULT_POOL_OPTIONS: dict[str, Any] = {"backoff_initial_s": 0.1}
 # The relays' answers to a published batch wait this long for the intake's next trip to the
 # database thread, which records them in its store's transaction (a trip and a transaction
 # fewer per batch). At 50 ms, trades run one at a time recorded 2.5 batches a trade alone: the
@@ -84,29 +69,6 @@ DEFAULT_POOL_OPTIONS: dict[str, Any] = {"backoff_initial_s": 0.1}
 # leased row has left for recording after a full round); only the dispute chat's "sent" marks
 # (`on_recorded`) wait with it.
 SHARE_RECORD_S = 0.5
-
-
-@dataclass(frozen=True)
-class BridgeOptions:
-    relays: tuple[str, ...] | None = None  # None: node_config().relays, followed live
-    worker_id: str | None = None
-    channel_layer: Any = None  # None: the settings' layer if it reaches other processes (Redis)
-    inbox_poll_s: float = 0.25  # safety-net poll of the inbox (nudges are hints)
-    claim_batch: int = DEFAULT_CLAIM_BATCH
-    # Threads of the network lane (0: every handler runs in the database thread, as before it).
-    lane_threads: int = LANE_THREADS
-    config_poll_s: float = 3.0  # pick up the operator's relay / protocol / info changes
-    health_sync_s: float = 3.0
-    publish: PublishPolicy = field(default_factory=PublishPolicy)
-    publish_batch: int = 100
-    publish_poll_s: float = 1.0  # safety-net poll of the outbox (commits nudge the publisher)
-    node_events: bool = True  # 38385 / 0 at start and on settings changes; 10002 when the relay set changes
-    # The periodic jobs of nostrbridge.jobs belong to qcluster (mostro_site/schedules.py); this runs
-    # them on timers here instead, for a deployment without qcluster. Duplicates are harmless.
-    periodic_jobs: bool = False
-    pool: dict[str, Any] = field(default_factory=dict)  # RelayPool keyword arguments
-    shutdown_timeout_s: float = 20.0
-    stats_every_s: float = 60.0  # an INFO line with the counters (0: never)
 
 
 async def run_bridge(
@@ -131,7 +93,6 @@ class Bridge:
         self._tasks: list[asyncio.Task[Any]] = []
         self._wakers: list[tuple[str, Callable[[], None]]] = []
         self._health_changed = asyncio.Event()
-        self._relays_changed = asyncio.Event()
         self._wake_socket: WakeSocket | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -172,6 +133,7 @@ class Bridge:
             on_health_change=self._on_health_change,
             **{**DEFAULT_POOL_OPTIONS, **self.options.pool},
         )
+        self.node_tasks = NodeTasks(self.pool)
         self.side = [SideChannel(factory(), self.pool) for factory in bridge_wiring().side_channels]
         self.publisher = OutboxPublisher(
             self.pool,
@@ -192,26 +154,17 @@ class Bridge:
         self._spawn(self._run_worker(), "bridge-consumer")
         self._intake_task = asyncio.create_task(self.intake.run(), name="bridge-intake")
         self._publisher_task = asyncio.create_task(self.publisher.run(), name="bridge-publisher")
-        self._spawn(self._every(self.options.inbox_poll_s, self._poll_inbox), "bridge-inbox-poll")
-        self._spawn(self._every(self.options.config_poll_s, self._refresh_config, delay=True), "bridge-config")
+        self._spawn(every(self.options.inbox_poll_s, self._poll_inbox), "bridge-inbox-poll")
+        self._spawn(every(self.options.config_poll_s, self._refresh_config, delay=True), "bridge-config")
         self._spawn(self._health_loop(), "bridge-health")
         for channel in self.side:
             self._spawn(channel.run(), f"bridge-side-{channel.sub_id}")
         if self.options.stats_every_s:
-            self._spawn(self._every(self.options.stats_every_s, self._log_stats, delay=True), "bridge-stats")
+            self._spawn(every(self.options.stats_every_s, self._log_stats, delay=True), "bridge-stats")
         if self.options.node_events:
-            self._spawn(self._node_events_loop(), "bridge-node-events")
+            self._spawn(self.node_tasks.run(), "bridge-node-events")
         if self.options.periodic_jobs:
-            self._spawn(
-                self._every(settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL, self._periodic_info, delay=True),
-                "bridge-info",
-            )
-            self._spawn(
-                self._every(settings.MOSTRO_PUBLISH_RELAYS_INTERVAL, self._publish_relay_list, delay=True),
-                "bridge-10002",
-            )
-            self._spawn(self._every(RECONCILE_EVERY_S, self._reconcile, delay=True), "bridge-reconcile")
-            self._spawn(self._every(PRUNE_EVERY_S, self._prune, first_delay=60.0), "bridge-prune")
+            self.node_tasks.spawn_jobs(self._spawn)
 
     async def _shutdown(self) -> None:
         timeout = self.options.shutdown_timeout_s
@@ -334,40 +287,8 @@ class Bridge:
     async def _store_inbound(
         self, batch: list[tuple[str, dict, bool]], checked: dict[str, tuple[dict, Event]] | None = None
     ) -> int:
-        """The intake's store: the batch is processed in the same trip to the database thread when
-        nothing older waits (`store_and_process`, on the events the intake `checked` already), and
-        the replies it committed are claimed for the publisher in that trip too; returns the rows
-        left for the consumer."""
-        publish = self.publisher.can_publish()
-        outcomes = self.publisher.take_unrecorded()
-        recorded_out: list[bool] = []
-        try:
-            unclaimed, processed, replies, recorded = await db_call(store_process_claim)(
-                batch,
-                worker_id=self.worker_id,
-                stop=self.lane.stopping,
-                network=self.network,
-                publish=publish,
-                policy=self.publisher.policy,
-                outcomes=outcomes,
-                limit=self.options.claim_batch,
-                recorded_out=recorded_out,
-                checked=checked,
-            )
-        except BaseException:
-            if outcomes and recorded_out:
-                await self.publisher.recorded(outcomes)
-            else:
-                self.publisher.give_back(outcomes)  # not recorded: the publisher records them
-            raise
-        if processed:
-            self.lane.processed += processed
-            self.publisher.publish_claimed(replies)
-            if not publish:
-                self._nudge_outbox()  # once per batch, as after a consumer's batch
-        if outcomes and recorded:
-            await self.publisher.recorded(outcomes)
-        return unclaimed
+        # A method rather than a partial given to the intake: the publisher is built after it.
+        return await store_inbound(batch, checked, lane=self.lane, publisher=self.publisher)
 
     async def _poll_inbox(self) -> None:
         if self.lane.idle.is_set():
@@ -390,7 +311,7 @@ class Bridge:
             self.publisher.nudge()  # replies that waited for a relay can go now
             self._spawn_once(book_replay(self.pool, url), f"bridge-book-{url}")
         self._health_changed.set()
-        self._relays_changed.set()
+        self.node_tasks.relays_changed.set()
 
     async def _refresh_config(self) -> None:
         config = await db_call(node_config)(fresh=True)
@@ -403,7 +324,7 @@ class Bridge:
             self._subscribe()
         if config != old and self.options.node_events:
             # Changed tags go out at once; an unrelated change finds identical tags and skips.
-            await self._publish_node_events(min_interval_s=settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL)
+            await self.node_tasks.publish(min_interval_s=settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL)
 
     async def _set_relays(self, urls: list[str]) -> None:
         try:
@@ -432,45 +353,7 @@ class Bridge:
         except DatabaseError:
             logger.exception("could not save relay health")
 
-    # -- the node's own events and jobs -------------------------------------------------
-    async def _node_events_loop(self) -> None:
-        await self._publish_node_events(min_interval_s=METADATA_MIN_INTERVAL_S)
-        while True:
-            # 10002 lists the connected relays: republish when that set changes (debounced, so a
-            # start or a reconnect storm yields one event; an unchanged list is skipped).
-            await self._relays_changed.wait()
-            await asyncio.sleep(RELAY_LIST_DEBOUNCE_S)
-            self._relays_changed.clear()
-            if not await self._guarded(self._publish_relay_list, "relay list"):
-                # Its write failed (the database locked or gone): without this the changed list
-                # would wait for the periodic republish, hours away. Tried again after the debounce.
-                self._relays_changed.set()
-
-    async def _publish_node_events(self, *, min_interval_s: float) -> None:
-        await self._guarded(lambda: self._publish_info(min_interval_s), "info event")
-        await self._guarded(lambda: db_call(metadata_enqueue)(min_interval_s=min_interval_s), "metadata")
-
-    async def _periodic_info(self) -> None:
-        await self._publish_info(settings.MOSTRO_PUBLISH_MOSTRO_INFO_INTERVAL - INTERVAL_SLACK_S)
-
-    async def _publish_info(self, min_interval_s: float) -> None:
-        lnd = await asyncio.to_thread(lnd_status)
-        await db_call(info_event_enqueue)(lnd=lnd, min_interval_s=min_interval_s)
-
-    async def _publish_relay_list(self) -> None:
-        interval = settings.MOSTRO_PUBLISH_RELAYS_INTERVAL - INTERVAL_SLACK_S
-        await db_call(relay_list_enqueue)(relays=self.pool.connected_urls(), min_interval_s=interval)
-
-    async def _reconcile(self) -> None:
-        # Rare work (only orders whose last event reached no relay); the `network` tag it needs is
-        # fetched once per process, as every order service does from this thread.
-        await db_call(bridge_wiring().reconcile_order_events)()
-
-    async def _prune(self) -> None:
-        from nostrbridge.jobs import prune_inbox
-
-        await db_call(prune_inbox)()
-
+    # -- counters -----------------------------------------------------------------------
     async def _log_stats(self) -> None:
         logger.info(
             "bridge stats: accepted=%s dropped=%s stored-backlog=%s handled=%s in-lane=%s published=%s connected=%s/%s",
@@ -483,20 +366,3 @@ class Bridge:
             len(self.pool.connected_urls()),
             len(self.pool.urls),
         )
-
-    async def _guarded(self, func: Callable[[], Awaitable[Any]], what: str) -> bool:
-        """Runs `func`; False (logged) when it raised."""
-        try:
-            await func()
-        except Exception:  # noqa: BLE001 — a failing periodic task must not stop the bridge
-            logger.exception("bridge task %s failed", what)
-            return False
-        return True
-
-    async def _every(
-        self, interval: float, func: Callable[[], Awaitable[Any]], *, delay: bool = False, first_delay: float = 0.0
-    ) -> None:
-        await asyncio.sleep(interval if delay else first_delay)
-        while True:
-            await self._guarded(func, getattr(func, "__name__", "periodic"))
-            await asyncio.sleep(interval)

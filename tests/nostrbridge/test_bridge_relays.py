@@ -16,7 +16,7 @@ from django.db import OperationalError
 from websockets.asyncio.client import connect as ws_connect
 
 from mostro_site.models import NodeSettings
-from nostrbridge.bridge import runner
+from nostrbridge.bridge import node_tasks
 from nostrbridge.inbox import inbox_store
 from nostrbridge.models import (
     InboundEvent,
@@ -248,7 +248,7 @@ async def test_relay_list_whose_write_failed_is_written_after_the_debounce(local
     at the periodic republish (hours later; seen in the fault suite's SQLite-lock test)."""
     settings.MOSTRO_RELAYS = [local_relay.url]
     settings.MOSTRO_PUBLISH_RELAYS_INTERVAL = 3600
-    monkeypatch.setattr(runner, "RELAY_LIST_DEBOUNCE_S", 0.05)
+    monkeypatch.setattr(node_tasks, "RELAY_LIST_DEBOUNCE_S", 0.05)
     calls: list[list[str]] = []
 
     def locked_once(*, relays, min_interval_s):
@@ -257,7 +257,7 @@ async def test_relay_list_whose_write_failed_is_written_after_the_debounce(local
             raise OperationalError("database is locked")
         return relay_list_enqueue(relays=relays, min_interval_s=min_interval_s)
 
-    monkeypatch.setattr(runner, "relay_list_enqueue", locked_once)
+    monkeypatch.setattr(node_tasks, "relay_list_enqueue", locked_once)
     async with running_bridge():
         await db_eventually(lambda: OutboundMessage.objects.filter(kind=RELAY_LIST_KIND).exists())
     lists = await sync_to_async(
