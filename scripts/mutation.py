@@ -117,6 +117,7 @@ TARGETS: dict[str, Target] = {
             "tests/orders/handlers/test_release.py",
             "tests/orders/handlers/test_fiat_sent.py",
             "tests/orders/services/test_races.py",
+            "tests/orders/services/test_payout_facts.py",
             f"{GUARDS}/test_settle_wake.py",
         ),
     ),
