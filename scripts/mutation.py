@@ -117,6 +117,8 @@ TARGETS: dict[str, Target] = {
             "tests/orders/handlers/test_release.py",
             "tests/orders/handlers/test_fiat_sent.py",
             "tests/orders/services/test_races.py",
+            "tests/orders/services/test_payout_facts.py",
+            f"{GUARDS}/test_settle_wake.py",
         ),
     ),
     "cancel": Target(
@@ -162,6 +164,7 @@ TARGETS: dict[str, Target] = {
             "tests/disputes/test_admin_cancel_pretrade.py",
             "tests/disputes/test_party_solver.py",
             "tests/disputes/test_auto_ban.py",
+            f"{GUARDS}/test_settle_wake.py",
         ),
     ),
     "dispute-take": Target(

@@ -16,6 +16,11 @@ The socket lives in Linux's abstract namespace (no file to clean up), named afte
 database and the queue, so two nodes on one machine never wake each other; a second
 cluster on the same queue cannot bind the name and simply polls. Elsewhere than Linux the
 broker behaves as django-q2's own.
+
+The release and the admin settle commit the payout's row with their decision, then settle the
+escrow at LND: they run both inside `nostrbridge.wake.hints_held()`, so their hint leaves after
+the settle returned (or failed), not at the commit, and the payout finds the escrow settled
+instead of settling it again. Every other enqueue hints at its commit.
 """
 
 import functools
@@ -37,7 +42,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from nostrbridge import statements
-from nostrbridge.wake import send_hint
+from nostrbridge.wake import send_hint_or_hold
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +57,10 @@ def wake_address(list_key: str) -> str | None:
 
 
 def machine_hint(address: str | None) -> None:
-    """One datagram to `address`, never blocking, never failing."""
+    """One datagram to `address`, never blocking, never failing; held to the end of the thread's
+    `nostrbridge.wake.hints_held()` block if one is open (the release's settle)."""
     if address is not None:
-        send_hint(address)
+        send_hint_or_hold(address)
 
 
 def drain_hints(listener: socket.socket) -> None:
@@ -89,7 +95,8 @@ class WakeableORM(ORM):
             package_id = super().enqueue(task)
         if self._address is not None:
             address = self._address
-            # Right away in autocommit; after the commit inside a transaction (the release's).
+            # Right away in autocommit; after the commit inside a transaction (the release's, which
+            # holds it until its settle at LND returned: `hints_held`).
             transaction.on_commit(lambda: machine_hint(address), using=Conf.ORM)
         return package_id
 

@@ -75,7 +75,9 @@ def payout_schedule(*, order_id: UUID | str, request_id: int | None, buyer_invoi
     written inside the caller's transaction: it commits, or rolls back, with the release, and
     the release costs one SQLite write transaction instead of two (on SQLite every extra write
     transaction queues behind the job cluster's). A synchronous cluster (tests) or another
-    broker would run or publish the task at once, so they wait for the commit.
+    broker would run or publish the task at once, so they wait for the commit. The cluster's
+    wake-up for that row leaves at the commit, or, inside `nostrbridge.wake.hints_held()` (the
+    release, the admin settle), once the caller's settle at LND returned.
 
     `save=False`: a successful payout is recorded on the order (status, audit row); storing
     the task's success too made the cluster prune its result table under a write lock at

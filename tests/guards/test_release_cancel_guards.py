@@ -3,6 +3,7 @@ its guarded write (docs/PROTOCOL.md §Release, §Cancel)."""
 
 import pytest
 
+from disputes.models import Dispute
 from disputes.services import resolve as resolve_service
 from disputes.services.resolve import dispute_close_by_parties
 from lightning.types import InvoiceState
@@ -396,6 +397,20 @@ def test_dispute_closed_meanwhile_is_not_closed_twice(node, fake_ln, monkeypatch
 
     assert (
         dispute_close_by_parties(order_id=trade.order.id, order_status="cooperatively-canceled", actor="buyer") is None
+    )
+    assert (trade.refresh_dispute().status, OutboundMessage.objects.filter(kind=38386).count()) == ("settled", events)
+
+
+def test_closing_by_the_parties_without_an_open_dispute_changes_nothing(node, fake_ln):
+    from tests.disputes.support import disputed_trade
+
+    # The order's only dispute was closed by a solver already; the parties' close finds none open.
+    trade = disputed_trade(fake_ln, fresh=True)
+    Dispute.objects.filter(pk=trade.dispute.pk).update(status="settled")
+    events = OutboundMessage.objects.filter(kind=38386).count()
+
+    assert (
+        dispute_close_by_parties(order_id=trade.order.id, order_status="settled-hold-invoice", actor="seller") is None
     )
     assert (trade.refresh_dispute().status, OutboundMessage.objects.filter(kind=38386).count()) == ("settled", events)
 

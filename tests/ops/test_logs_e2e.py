@@ -210,7 +210,10 @@ def test_a_trade_and_a_dispute_log_no_secret(net: TradeNetwork):
     )
     assert pick(samples, "mostro_lnd_call_duration_seconds_count")[labels(method="AddHoldInvoice")] == 2.0
     # One settle a trade, plus each repeat LND answered "already settled": the payout's settle
-    # racing the release's (or the solver's) when it read the escrow still accepted, a no-op.
+    # racing the release's (or the solver's) when it read the escrow still accepted, a no-op. The
+    # cluster is woken only once that settle returned (tests/guards/test_settle_wake.py checks the
+    # order), so a repeat needs its pusher to poll on its own in between: 0 in 100 trades one at a
+    # time (33 before), yet possible on a loaded machine, hence tolerated here.
     repeats = [line for line in log_lines if line["message"] == ALREADY_SETTLED]
     assert pick(samples, "mostro_lnd_call_duration_seconds_count")[labels(method="SettleInvoice")] == 2.0 + len(repeats)
     assert pick(samples, "mostro_orders")[labels(status="success")] == 2.0

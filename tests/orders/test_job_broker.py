@@ -1,5 +1,6 @@
 """The job queue's broker (mostro_site/runtime/job_broker.py): django-q2's ORM broker on plain
-SQL, with a wake-up hint sent when an enqueuing transaction commits."""
+SQL, with a wake-up hint sent when an enqueuing transaction commits, or at the end of the
+committing thread's `hints_held()` block (nostrbridge/wake.py: the release's settle)."""
 
 import select
 from datetime import timedelta
@@ -14,6 +15,7 @@ from django_q.models import OrmQ
 from mostro_site.runtime import cluster
 from mostro_site.runtime.job_broker import WakeableORM, wake_address
 from nostrbridge import statements
+from nostrbridge.wake import hints_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,6 +133,77 @@ def test_a_rolled_back_enqueue_leaves_no_task_and_no_hint(broker):
         release_that_fails()
     assert not _hinted(broker)
     assert OrmQ.objects.count() == 0
+
+
+def test_inside_hints_held_the_commit_hint_waits_for_the_end_of_the_block(broker):
+    assert broker.dequeue() is None
+    with hints_held():
+        with transaction.atomic():
+            task_id = broker.enqueue("payout")
+        assert OrmQ.objects.filter(pk=task_id).exists()  # the row is committed with the decision
+        assert not _hinted(broker)  # the release's settle at LND runs here
+    assert _hinted(broker)
+    assert not _hinted(broker)
+
+
+def test_a_block_ended_by_an_exception_still_sends_its_hint(broker):
+    assert broker.dequeue() is None
+
+    def release_whose_settle_raises() -> None:
+        with hints_held():
+            with transaction.atomic():
+                broker.enqueue("payout")
+            raise RuntimeError("the settle raised")
+
+    with pytest.raises(RuntimeError):
+        release_whose_settle_raises()
+    assert _hinted(broker)
+    assert OrmQ.objects.count() == 1
+
+
+def test_a_rolled_back_enqueue_inside_the_block_sends_no_hint(broker):
+    assert broker.dequeue() is None
+
+    def release_refused() -> None:
+        with hints_held(), transaction.atomic():
+            broker.enqueue("payout")
+            raise RuntimeError("release refused")
+
+    with pytest.raises(RuntimeError):
+        release_refused()
+    assert not _hinted(broker)
+    assert OrmQ.objects.count() == 0
+
+
+def test_a_commit_after_the_block_ended_hints_at_that_commit(broker):
+    """The block's transaction is a savepoint of an outer one: its commit, and the hint, come later."""
+    assert broker.dequeue() is None
+    with transaction.atomic():
+        with hints_held():
+            with transaction.atomic():
+                broker.enqueue("payout")
+        assert not _hinted(broker)  # nothing committed yet
+    assert _hinted(broker)
+    assert not _hinted(broker)
+
+
+def test_an_enqueue_in_autocommit_inside_the_block_hints_at_its_end(broker):
+    assert broker.dequeue() is None
+    with hints_held():
+        broker.enqueue("sweep")
+        assert not _hinted(broker)
+    assert _hinted(broker)
+
+
+def test_a_block_inside_another_sends_its_own_hints_at_its_own_end(broker):
+    assert broker.dequeue() is None
+    with hints_held():
+        with hints_held():
+            broker.enqueue("inner")
+        assert _hinted(broker)
+        broker.enqueue("outer")
+        assert not _hinted(broker)
+    assert _hinted(broker)
 
 
 def test_hints_queued_while_polling_are_all_drained_by_one_wait(broker, monkeypatch):

@@ -312,13 +312,15 @@ def test_release_after_a_dispute_opened_behind_its_read_closes_it(
     ]
 
 
-def test_release_of_a_flagged_order_still_closes_its_dispute(fiat_sent, django_capture_on_commit_callbacks):
+@pytest.mark.parametrize("opener", ["seller", "buyer"])
+def test_release_of_a_flagged_order_still_closes_its_dispute(opener, fiat_sent, django_capture_on_commit_callbacks):
     # An open dispute on a `fiat-sent` order (a shape only an import could bring, with the opener's
-    # flag that mostrod sets): the release still looks for it and closes it.
+    # flag that mostrod sets): the release still looks for it and closes it, whoever opened it.
     trade = fiat_sent
-    Order.objects.filter(pk=trade.order.pk).update(seller_dispute=True)
+    Order.objects.filter(pk=trade.order.pk).update(**{f"{opener}_dispute": True})
+    opener_key = trade.seller_key if opener == "seller" else trade.buyer_key
     dispute = Dispute.objects.create(
-        order=trade.order, initiator="seller", initiator_pubkey=trade.seller_key, order_previous_status="fiat-sent"
+        order=trade.order, initiator=opener, initiator_pubkey=opener_key, order_previous_status="fiat-sent"
     )
     _release(trade, django_capture_on_commit_callbacks)
     dispute.refresh_from_db()
