@@ -60,7 +60,8 @@ PAYOUT_TASK = "orders.services.payout.payout_start"
 SEND_TIMEOUT_SECONDS = 60  # SendPaymentV2 timeout_seconds, as mostrod
 RECONCILE_MIN_GRACE_SECONDS = 30
 # A settled order nobody started paying (its post-commit task was lost) is picked up by the
-# retry sweep after this long; the claim makes a late duplicate start harmless.
+# retry sweep after this long; the claim makes a late duplicate start harmless. An attempt that
+# could not ask LND marks itself due (`_retry_soon`) and is not kept waiting for this.
 ORPHAN_GRACE_SECONDS = 300
 SWEEP_BATCH = 50  # each item may wait up to a payment timeout; keep one sweep short
 
@@ -149,13 +150,13 @@ def payout_start(
         return "skipped"
     amount = buyer_payout_sats(amount_sats=order.amount_sats, fee_sats=order.fee_sats)
     if not _escrow_settled(order):
-        return "skipped"
+        return _retry_soon(order)
     client = get_lightning_client()
     try:
         payment_request, decoded = _resolve(destination, amount, invoice_facts)
     except LightningError as exc:
         logger.warning("order %s: node unavailable before the payout (%s); retried later", order.id, exc)
-        return "skipped"
+        return _retry_soon(order)
     except (LnurlError, InvoiceInvalid) as exc:
         logger.warning("order %s: payout destination unusable: %s", order.id, exc)
         return _record_failure(order_id=order.id, request_id=request_id, claim=None)
@@ -218,7 +219,10 @@ def payout_retry_due(*, now: datetime | None = None) -> int:
         failed_payment=True,
         payment_attempts__lt=config.payment_attempts,
     )
-    orphans = unclaimed.filter(failed_payment=False, updated_at__lt=now - timedelta(seconds=ORPHAN_GRACE_SECONDS))
+    orphans = unclaimed.filter(
+        Q(updated_at__lt=now - timedelta(seconds=ORPHAN_GRACE_SECONDS)) | Q(next_payout_at__lte=now),
+        failed_payment=False,
+    )
     ids = list((due | orphans).order_by("updated_at").values_list("pk", flat=True)[:SWEEP_BATCH])
     for order_id in ids:
         payout_start(order_id=order_id, request_id=None)
@@ -226,6 +230,20 @@ def payout_retry_due(*, now: datetime | None = None) -> int:
 
 
 # --- one attempt ----------------------------------------------------------------------------
+
+
+def _retry_soon(order: Order) -> str:
+    """An attempt that could not ask LND (unreachable, or the escrow's settle not confirmed)
+    sends nothing and counts no failure, and leaves the order due for the retry sweep's next
+    run. Left to the orphan grace instead, a payout whose start met LND just coming back (a
+    process's gRPC channel still waiting out its reconnect backoff) waited five minutes."""
+    update_order_guarded(
+        order_id=order.id,
+        statuses=[SETTLED],
+        set_fields={"next_payout_at": timezone.now()},
+        guard=Q(payout_payment_hash__isnull=True),
+    )
+    return "skipped"
 
 
 def _escrow_settled(order: Order) -> bool:

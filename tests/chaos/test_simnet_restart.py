@@ -51,7 +51,8 @@ from tests.e2e.trade_clients import TradeNetwork
 
 pytestmark = SQLITE_PASS_MARKS
 
-RECOVERY_TIMEOUT_S = 120.0  # the inbox backoff after LND errors, and gRPC's reconnect backoff
+# The inbox backoff after LND errors; a payout that met LND restarting waits for the retry job's minute.
+RECOVERY_TIMEOUT_S = 120.0
 PAST_TIMEOUT_S = 900 + 60  # MOSTRO_EXPIRATION_SECONDS' default, and a minute
 
 net = network_fixture("chaos-simnet-restart", LND_PAYMENT_ATTEMPTS="3", LND_PAYMENT_RETRIES_INTERVAL="1")

@@ -6,20 +6,32 @@ seller (or already did) it pays nothing. Each case asserts the LND calls made, t
 columns and what the buyer was told.
 """
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from lightning.errors import LightningUnavailable
 from lightning.types import InvoiceState
 from nostrbridge.event_settings import clear_network_cache
 from orders.models import Order
 from orders.services import release
-from orders.services.payout import payout_start
+from orders.services.payout import payout_retry_due, payout_start
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.guards.support import actions, before_first_call, fresh_trade, row_state, settled_trade
 
 pytestmark = pytest.mark.django_db
 
 UNPAID = ("status", "payout_payment_hash", "failed_payment", "payment_attempts")
+
+
+def _due_soon(trade, *, started, seconds: float = 5) -> None:
+    """The skipped attempt left the order due for the retry sweep's next run (`_retry_soon`),
+    not for the orphan grace of 300 s; the sweep before that time leaves it alone."""
+    due_at = row_state(trade.order, "next_payout_at")[0]
+    assert started <= due_at <= timezone.now()
+    assert payout_retry_due(now=due_at - timedelta(microseconds=1)) == 0
+    assert 0 <= (due_at - started).total_seconds() < seconds
 
 
 def _ln_calls(fake_ln) -> list[str]:
@@ -68,8 +80,9 @@ def test_escrow_lnd_refunded_after_the_release_decided_is_never_paid(node, fake_
 
     assert payout_start(order_id=trade.order.id) == "skipped"
     assert payout_start(order_id=trade.order.id) == "skipped"  # and again: nothing is counted
+    assert payout_retry_due(now=timezone.now()) == 1  # the sweep asks again, and pays nothing
 
-    assert _ln_calls(fake_ln) == ["lookup_invoice", "settle_invoice"] * 2
+    assert _ln_calls(fake_ln) == ["lookup_invoice", "settle_invoice"] * 3
     assert row_state(trade.order, *UNPAID) == ("settled-hold-invoice", None, False, 0)
     assert actions(trade.buyer) == []
 
@@ -82,12 +95,41 @@ def test_escrow_unreadable_skips_the_payout_without_counting_a_failure(node, fak
 
     monkeypatch.setattr(fake_ln, "lookup_invoice", node_down)
     fake_ln.calls.clear()
+    started = timezone.now()
 
     assert payout_start(order_id=trade.order.id) == "skipped"
 
     assert _ln_calls(fake_ln) == []
     assert row_state(trade.order, *UNPAID) == ("settled-hold-invoice", None, False, 0)
     assert actions(trade.buyer) == []
+    _due_soon(trade, started=started)
+    monkeypatch.undo()  # LND is back: the sweep's next run pays, once
+    assert payout_retry_due(now=timezone.now()) == 1
+    assert payout_retry_due(now=timezone.now()) == 0
+    assert _ln_calls(fake_ln) == ["lookup_invoice", "send_payment"]
+    assert row_state(trade.order, *UNPAID) == ("success", trade.refresh().payout_payment_hash, False, 0)
+
+
+def test_settle_lnd_does_not_confirm_leaves_the_payout_due_for_the_next_sweep(node, fake_ln, monkeypatch):
+    trade = _released_while(fake_ln, monkeypatch, lambda order: fake_ln.set_unavailable(True))
+    fake_ln.set_unavailable(False)
+    real_settle = fake_ln.settle_invoice
+
+    def settle_unreachable(**kwargs):
+        raise LightningUnavailable("connection refused", code="UNAVAILABLE")
+
+    monkeypatch.setattr(fake_ln, "settle_invoice", settle_unreachable)
+    started = timezone.now()
+
+    assert payout_start(order_id=trade.order.id) == "skipped"
+
+    assert row_state(trade.order, *UNPAID) == ("settled-hold-invoice", None, False, 0)
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.ACCEPTED
+    _due_soon(trade, started=started)
+    monkeypatch.setattr(fake_ln, "settle_invoice", real_settle)
+    assert payout_retry_due(now=timezone.now()) == 1
+    assert fake_ln.invoice_state(trade.order.hold_invoice_hash) is InvoiceState.SETTLED
+    assert trade.refresh().status == "success"
 
 
 @pytest.mark.parametrize(
@@ -115,9 +157,15 @@ def test_network_unknown_skips_the_payout_without_counting_a_failure(node, fake_
 
     monkeypatch.setattr(fake_ln, "get_info", get_info)
     fake_ln.calls.clear()
+    started = timezone.now()
 
     assert payout_start(order_id=trade.order.id) == "skipped"
 
     assert _ln_calls(fake_ln) == ["lookup_invoice"]
     assert row_state(trade.order, *UNPAID) == ("settled-hold-invoice", None, False, 0)
     assert actions(trade.buyer) == []
+    _due_soon(trade, started=started)
+    monkeypatch.undo()
+    clear_network_cache()  # a failed read is remembered for a while (nostrbridge/event_settings.py)
+    assert payout_retry_due(now=timezone.now()) == 1
+    assert trade.refresh().status == "success"

@@ -393,6 +393,34 @@ def test_orphan_sweep_waits_for_the_grace_and_skips_claimed_orders(node, fake_ln
     assert len(_sends(fake_ln)) == 2
 
 
+def test_orphan_sweep_takes_an_attempt_marked_due_at_once(node, fake_ln):
+    # `_retry_soon`: an attempt that could not ask LND marks its order due; the grace does not apply.
+    due, later = settled_trade(fake_ln), settled_trade(fake_ln)
+    now = timezone.now()
+    Order.objects.filter(pk=due.order.id).update(next_payout_at=now, updated_at=now)
+    Order.objects.filter(pk=later.order.id).update(next_payout_at=now + timedelta(microseconds=1), updated_at=now)
+
+    assert payout_retry_due(now=now) == 1
+    assert [t.refresh().status for t in (due, later)] == ["success", "settled-hold-invoice"]
+    assert _sends(fake_ln) == [due.buyer_invoice]
+
+
+def test_retry_soon_marks_only_a_settled_order_nobody_claimed(node, fake_ln):
+    unclaimed, claimed, paid = settled_trade(fake_ln), settled_trade(fake_ln), settled_trade(fake_ln)
+    fake_ln.leave_next_payment_in_flight()
+    assert payout_start(order_id=claimed.order.id) == "pending"
+    assert payout_start(order_id=paid.order.id) == "succeeded"
+    before = [row_state(t.order, "payout_payment_hash", "updated_at") for t in (claimed, paid)]
+    started = timezone.now()
+
+    for trade in (unclaimed, claimed, paid):
+        assert payout._retry_soon(trade.refresh()) == "skipped"
+
+    assert started <= row_state(unclaimed.order, "next_payout_at")[0] <= timezone.now()
+    assert [row_state(t.order, "next_payout_at") for t in (claimed, paid)] == [(None,), (None,)]
+    assert [row_state(t.order, "payout_payment_hash", "updated_at") for t in (claimed, paid)] == before
+
+
 def test_reconcile_sweep_asks_only_about_claims_past_the_grace(node, fake_ln):
     old, young = settled_trade(fake_ln), settled_trade(fake_ln)
     for trade in (old, young):

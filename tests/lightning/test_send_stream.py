@@ -59,6 +59,12 @@ def test_the_send_channel_alone_reads_streams_on_the_calling_thread():
     assert "SingleThreadedUnaryStream" not in dict(CHANNEL_OPTIONS)
 
 
+def test_every_channel_caps_its_reconnect_backoff_at_five_seconds():
+    # grpc's default backoff grows to 120 s: calls fail at once for that long after LND is back.
+    assert dict(CHANNEL_OPTIONS)["grpc.max_reconnect_backoff_ms"] == 5_000
+    assert dict(SEND_CHANNEL_OPTIONS)["grpc.max_reconnect_backoff_ms"] == 5_000
+
+
 def test_to_end_reads_past_the_final_update_and_keeps_it():
     stream = _Stream(_update(IN_FLIGHT), _update(SUCCEEDED, fee_sat=6, value_sat=5_000), _update(FAILED))
     outcome = _follow(stream, to_end=True)
