@@ -205,6 +205,7 @@ TARGETS: dict[str, Target] = {
             f"{GUARDS}/test_payout_guards.py",
             "tests/orders/services/test_escrow.py",
             "tests/orders/handlers/test_release.py",
+            f"{GUARDS}/test_settle_wake.py",  # escrow_settle_after: decide, settle, then wake
         ),
     ),
     "bond-transitions": Target("orders/bonds/transitions.py", BONDS),

@@ -26,14 +26,13 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import BondResolutionPayload, Payload
 from nostrbridge.statements import select_where
-from nostrbridge.wake import hints_held
 from orders.bonds.models import Bond, SlashReason
 from orders.bonds.release import bonds_trade_end
 from orders.bonds.slash import SlashChoice, bond_slash_check, bonds_slash
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.services.admin_cancel import order_admin_cancel_pretrade
-from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
+from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_after
 from orders.services.escrow_refund import escrow_refund_decide, escrow_refund_execute
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
@@ -139,33 +138,30 @@ def _settle(order: Order, dispute: Dispute, request: _Request, slashed: list[Bon
     # A read: LND already refunded the seller → `cant-do` (never silence), the dispute stays.
     escrow_ensure_held(order=order)
     label, request_id, trade_index = request.label, request.request_id, request.trade_index
-    # The job cluster is woken for the payout once the settle returned, not at the commit (as the
-    # release: nostrbridge/wake.py `hints_held`); the row commits with the decision.
-    with hints_held():
-        with request.atomic():
-            bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)
-            moved = transition_order(
-                order_id=order.id,
-                from_statuses=[OrderStatus.DISPUTE],
-                to_status=OrderStatus.SETTLED_HOLD_INVOICE,
-                actor=label,
-                reason="admin-settle",
-                set_fields={"payout_request_id": request_id},
-            )
-            if not moved:
-                raise DisputeConflict("the order left `dispute` before the settle")
-            # The ruling ends the trade for the bonds (mostrod releases them at the resolution; a
-            # range maker's bond ends with its range: a settled dispute publishes no child order).
-            bonds_trade_end(order_id=order.id, actor=label, reason="admin-settle")
-            order.refresh_from_db()
-            publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
-            dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)
-            if request.reply_to:
-                send(request.reply_to, Action.ADMIN_SETTLED, order, request_id=request_id, trade_index=trade_index)
-            send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
-            send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
-            payout_schedule(order_id=order.id, request_id=request_id)
-        escrow_settle_decided(order=order)  # the decision is committed; the payout settles first if this fails
+    # Decide, commit, settle at LND, then wake the payout; a failed settle is retried by the payout.
+    with escrow_settle_after(order=order, atomic=request.atomic):
+        bonds_slash(order=order, bonds=slashed, actor=label, reason=SlashReason.LOST_DISPUTE)
+        moved = transition_order(
+            order_id=order.id,
+            from_statuses=[OrderStatus.DISPUTE],
+            to_status=OrderStatus.SETTLED_HOLD_INVOICE,
+            actor=label,
+            reason="admin-settle",
+            set_fields={"payout_request_id": request_id},
+        )
+        if not moved:
+            raise DisputeConflict("the order left `dispute` before the settle")
+        # The ruling ends the trade for the bonds (mostrod releases them at the resolution; a
+        # range maker's bond ends with its range: a settled dispute publishes no child order).
+        bonds_trade_end(order_id=order.id, actor=label, reason="admin-settle")
+        order.refresh_from_db()
+        publish_order_event(order)  # settled-hold-invoice is not a published bucket: a no-op today
+        dispute_close(dispute=dispute, to_status=DisputeStatus.SETTLED, actor=label)
+        if request.reply_to:
+            send(request.reply_to, Action.ADMIN_SETTLED, order, request_id=request_id, trade_index=trade_index)
+        send(order.seller_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
+        send(order.buyer_pubkey, Action.ADMIN_SETTLED, order, trade_index=trade_index)
+        payout_schedule(order_id=order.id, request_id=request_id)
     auto_ban_after_resolution(order=order, loser="seller")  # committed first: it cannot undo the settle
     kill_point("solver-settled")
     return Resolution.SETTLED

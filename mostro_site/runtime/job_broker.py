@@ -18,7 +18,8 @@ cluster on the same queue cannot bind the name and simply polls. Elsewhere than 
 broker behaves as django-q2's own.
 
 The release and the admin settle commit the payout's row with their decision, then settle the
-escrow at LND: they run both inside `nostrbridge.wake.hints_held()`, so their hint leaves after
+escrow at LND: they run both inside `nostrbridge.wake.hints_held()` (through
+`orders.services.escrow_reconcile.escrow_settle_after`), so their hint leaves after
 the settle returned (or failed), not at the commit, and the payout finds the escrow settled
 instead of settling it again. Every other enqueue hints at its commit.
 """

@@ -8,6 +8,8 @@ escrow is never one of ours: the escrow is gone, and the order must not stay (or
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import transaction
@@ -16,8 +18,10 @@ from django.utils import timezone
 from lightning import get_lightning_client
 from lightning.errors import InvoiceNotFound
 from lightning.types import InvoiceState
+from nostrbridge.context import Atomic
 from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
+from nostrbridge.wake import hints_held
 from orders.models import Order
 from orders.publish import publish_order_event
 from orders.selectors import order_get_by_hold_hash
@@ -117,6 +121,19 @@ def escrow_settle_decided(*, order: Order) -> bool:
         logger.warning("order %s: settle not confirmed by LND (%s); the payout retries it", order.pk, exc)
         return False
     return True
+
+
+@contextmanager
+def escrow_settle_after(*, order: Order, atomic: Atomic) -> Iterator[None]:
+    """The block is the decision's transaction (`atomic()`); once it committed, the escrow is
+    settled at LND (`escrow_settle_decided`), and only then is the job cluster woken for the
+    payout the block queued (`nostrbridge.wake.hints_held`). The release and the admin settle
+    share this order: woken at the commit, the payout often read the escrow still ACCEPTED and
+    settled it a second time. A block that raises rolls back and settles nothing."""
+    with hints_held():
+        with atomic():
+            yield
+        escrow_settle_decided(order=order)
 
 
 def _relies_on_escrow(order: Order) -> bool:

@@ -15,10 +15,9 @@ from nostrbridge.protocol.enums import Action, CantDoReason
 from nostrbridge.protocol.errors import CantDo
 from nostrbridge.protocol.payloads import NextTradePayload, Payload, PeerPayload
 from nostrbridge.protocol.structs import Peer
-from nostrbridge.wake import hints_held
 from orders.models import Order
 from orders.publish import publish_order_event
-from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_decided
+from orders.services.escrow_reconcile import escrow_ensure_held, escrow_settle_after
 from orders.services.lookup import order_get_or_not_found
 from orders.services.payout import payout_schedule
 from orders.services.range import range_child_create
@@ -97,7 +96,8 @@ def order_release(
     The guarded transition is the arbiter against a concurrent cooperative cancel, admin
     decision or timeout: whoever records first wins, and the loser never calls LND. A settle
     that fails after the commit is retried by the payout, which settles before it pays. The job
-    cluster is woken for the payout once the settle returned (`hints_held`), not at the commit.
+    cluster is woken for the payout once the settle returned, not at the commit
+    (`escrow_settle_after`).
     """
     order = order_get_or_not_found(order_id)
     if sender != order.seller_pubkey:
@@ -108,22 +108,17 @@ def order_release(
     if not order.hold_invoice_preimage:
         raise CantDo(CantDoReason.INVALID_INVOICE)
     escrow_ensure_held(order=order)  # a read: an escrow LND already refunded is refused here
-    # The job cluster's wake-up for the payout row leaves once the settle returned, not at the
-    # commit: woken at the commit, the payout often read the escrow still accepted and settled it
-    # again (nostrbridge/wake.py). The row itself commits with the decision.
-    with hints_held():
-        with atomic():
-            moved_from = _release_transition(order, sender=sender, request_id=request_id)
-            if moved_from is None:
-                # A cancel, admin decision or second release decided first: say so, never silence.
-                raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
-            # A dispute row is created only with the order's move to `dispute`, which also sets its
-            # opener's flag, and nothing leads from `dispute` back to `fiat-sent`
-            # (ALLOWED_TRANSITIONS): a release from `fiat-sent` of an order no dispute flagged has
-            # no dispute to close.
-            disputed = moved_from == OrderStatus.DISPUTE or order.buyer_dispute or order.seller_dispute
-            _after_settle(order, next_trade=next_trade, request_id=request_id, disputed=disputed)
-        escrow_settle_decided(order=order)
+    with escrow_settle_after(order=order, atomic=atomic):  # decide, commit, settle, then wake the payout
+        moved_from = _release_transition(order, sender=sender, request_id=request_id)
+        if moved_from is None:
+            # A cancel, admin decision or second release decided first: say so, never silence.
+            raise CantDo(CantDoReason.NOT_ALLOWED_BY_STATUS)
+        # A dispute row is created only with the order's move to `dispute`, which also sets its
+        # opener's flag, and nothing leads from `dispute` back to `fiat-sent`
+        # (ALLOWED_TRANSITIONS): a release from `fiat-sent` of an order no dispute flagged has
+        # no dispute to close.
+        disputed = moved_from == OrderStatus.DISPUTE or order.buyer_dispute or order.seller_dispute
+        _after_settle(order, next_trade=next_trade, request_id=request_id, disputed=disputed)
     kill_point("release-settled")
     return order
 

@@ -24,7 +24,7 @@ from nostrbridge.protocol.keys import Keys
 from nostrbridge.protocol.payloads import PaymentRequestPayload
 from orders.models import EscrowRefund, Order
 from orders.services import cancel as cancel_service
-from orders.services import timeouts
+from orders.services import escrow_reconcile, timeouts
 from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_on_accepted
 from orders.services.release import order_release
@@ -299,7 +299,7 @@ def test_cooperative_cancel_after_admin_settle_decided_is_cant_do_and_the_escrow
     order_id = trade.order.id
     seller_saw = before_first_call(
         monkeypatch,
-        resolve,
+        escrow_reconcile,  # escrow_settle_after's settle, after the decision's commit
         "escrow_settle_decided",
         lambda: trade.seller.send(Action.CANCEL, index=1, order_id=order_id, request_id=52),
     )

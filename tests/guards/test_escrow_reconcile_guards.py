@@ -15,7 +15,7 @@ from disputes.models import Dispute
 from lightning.types import InvoiceState
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
-from orders.services import escrow, escrow_reconcile, release
+from orders.services import escrow, escrow_reconcile
 from orders.services.cancel import order_cancel
 from orders.services.escrow import escrow_on_accepted
 from orders.services.escrow_reconcile import escrow_on_canceled, escrow_on_settled, escrow_settle_decided
@@ -105,7 +105,9 @@ def test_escrow_lnd_canceled_after_the_release_decided_leaves_the_decision_alone
     # cancel, and the order is not moved.
     trade = fresh_trade(fake_ln)
     order_mark_fiat_sent(order_id=trade.order.id, sender=trade.buyer_key, request_id=4)
-    before_first_call(monkeypatch, release, "escrow_settle_decided", lambda: _lnd_cancels(fake_ln, trade.order))
+    before_first_call(
+        monkeypatch, escrow_reconcile, "escrow_settle_decided", lambda: _lnd_cancels(fake_ln, trade.order)
+    )
     order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=5)
     order = trade.refresh()
     assert (order.status, fake_ln.invoice_state(order.hold_invoice_hash)) == (

@@ -15,7 +15,7 @@ from lightning.errors import LightningUnavailable
 from lightning.types import InvoiceState
 from nostrbridge.event_settings import clear_network_cache
 from orders.models import Order
-from orders.services import release
+from orders.services import escrow_reconcile
 from orders.services.payout import payout_retry_due, payout_start
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.guards.support import actions, before_first_call, fresh_trade, row_state, settled_trade
@@ -42,7 +42,7 @@ def _released_while(fake_ln, monkeypatch, lnd_meanwhile):
     """A release whose settle runs right after `lnd_meanwhile(order)` (the decision is committed)."""
     trade = fresh_trade(fake_ln)
     order_mark_fiat_sent(order_id=trade.order.id, sender=trade.buyer_key, request_id=4)
-    before_first_call(monkeypatch, release, "escrow_settle_decided", lambda: lnd_meanwhile(trade.order))
+    before_first_call(monkeypatch, escrow_reconcile, "escrow_settle_decided", lambda: lnd_meanwhile(trade.order))
     order_release(order_id=trade.order.id, sender=trade.seller_key, request_id=5)
     monkeypatch.undo()
     trade.buyer.replies()
