@@ -2,7 +2,8 @@
 
 Daphne runs in a forked process (channels' DaphneProcess) against the test database, with
 static files served; the fork inherits the fake Lightning node, so the escrow the test set
-up is there and the buyer payout runs inline (django-q sync). Screenshots: artifacts/browser/.
+up is there and the buyer payout runs inline (django-q sync). Screenshots:
+artifacts/browser/solver-sqlite/ (solver-postgresql/ on the PostgreSQL pass).
 """
 
 import json
@@ -28,7 +29,10 @@ from tests.disputes.web import PASSWORD, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-ARTIFACTS = ROOT / "artifacts" / "browser"
+# A directory per pass (scripts/run_tests.sh runs the SQLite and PostgreSQL passes at once): the
+# test empties its own before writing, beside the tour's (artifacts/browser/tour/).
+PASS = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+ARTIFACTS = ROOT / "artifacts" / "browser" / f"solver-{PASS}"
 CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
