@@ -18,14 +18,10 @@ from mostro_site.models import NodeSettings
 from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from orders.models import Order
-from orders.services import payout
+from orders.services import payout, payout_sweeps
 from orders.services.invoice import order_add_invoice
-from orders.services.payout import (
-    payout_reconcile,
-    payout_reconcile_inflight,
-    payout_retry_due,
-    payout_start,
-)
+from orders.services.payout import payout_start
+from orders.services.payout_sweeps import payout_reconcile, payout_reconcile_inflight, payout_retry_due
 from tests.devfee.lnurl_server import DevFundServer
 from tests.foundation.factories import make_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state, settled_trade
@@ -579,8 +575,8 @@ def test_finished_payout_is_not_asked_about_again(node, fake_ln):
 def test_sweeps_take_at_most_fifty_orders_oldest_first(sweep, node, monkeypatch):
     now = timezone.now()
     started: list = []
-    monkeypatch.setattr(payout, "payout_start", lambda *, order_id, request_id: started.append(order_id))
-    monkeypatch.setattr(payout, "payout_reconcile", lambda *, order_id, now: started.append(order_id))
+    monkeypatch.setattr(payout_sweeps, "payout_start", lambda *, order_id, request_id: started.append(order_id))
+    monkeypatch.setattr(payout_sweeps, "payout_reconcile", lambda *, order_id, now: started.append(order_id))
     old = now - timedelta(hours=1)
     orders = [
         make_order(

@@ -16,13 +16,8 @@ from nostrbridge.protocol.published_events import build_order_event
 from orders.models import OrderStatusChange
 from orders.publish import order_snapshot
 from orders.services.invoice import order_add_invoice
-from orders.services.payout import (
-    PAYOUT_TASK,
-    payout_reconcile,
-    payout_reconcile_inflight,
-    payout_retry_due,
-    payout_start,
-)
+from orders.services.payout import PAYOUT_TASK, payout_start
+from orders.services.payout_sweeps import payout_reconcile, payout_reconcile_inflight, payout_retry_due
 from tests.orders.services.support import mint_invoice, order_events, outbox_count, snapshot
 from tests.orders.trade_states import active_sell_trade, unix, vector
 
