@@ -76,6 +76,7 @@ TARGETS: dict[str, Target] = {
             "tests/orders/services/test_payout.py",
             "tests/orders/services/test_payout_lnurl_retry.py",
             "tests/orders/services/test_payout_queue.py",
+            "tests/orders/services/test_payout_facts.py",
             "tests/orders/services/test_races.py",
         ),
     ),
