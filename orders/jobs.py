@@ -22,7 +22,7 @@ from orders.selectors import dev_fee_billable_orders
 from orders.services import timeouts
 from orders.services.escrow_refund import escrow_refunds_retry
 from orders.services.event_reconciliation import order_event_republish, parked_order_event_ids
-from orders.services.payout import payout_reconcile_inflight, payout_retry_due
+from orders.services.payout_sweeps import payout_reconcile_inflight, payout_retry_due
 
 logger = logging.getLogger(__name__)
 

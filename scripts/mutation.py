@@ -76,7 +76,18 @@ TARGETS: dict[str, Target] = {
             "tests/orders/services/test_payout.py",
             "tests/orders/services/test_payout_lnurl_retry.py",
             "tests/orders/services/test_payout_queue.py",
+            "tests/orders/services/test_payout_facts.py",
             "tests/orders/services/test_races.py",
+        ),
+    ),
+    "payout-sweeps": Target(
+        "orders/services/payout_sweeps.py",
+        (
+            f"{GUARDS}/test_payout_guards.py",
+            f"{GUARDS}/test_payout_escrow_guards.py",
+            "tests/orders/services/test_payout.py",
+            "tests/orders/services/test_payout_lnurl_retry.py",
+            "tests/orders/test_jobs.py",
         ),
     ),
     "escrow": Target(

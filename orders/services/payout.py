@@ -9,6 +9,9 @@ claim → commit → `send_payment` → record the outcome in a second short tra
 * Only the node's word ends a claim: SUCCEEDED finishes the trade, FAILED clears the claim
   and runs the retry bookkeeping. A timeout, IN_FLIGHT or UNKNOWN keeps the claim; the
   reconciliation sweep asks the node later (`track_payment`).
+
+The sweeps that start or reconcile payouts on the jobs' schedule live in
+`orders.services.payout_sweeps`; they record through `payout_record_outcome`.
 """
 
 import functools
@@ -58,12 +61,6 @@ logger = logging.getLogger(__name__)
 
 PAYOUT_TASK = "orders.services.payout.payout_start"
 SEND_TIMEOUT_SECONDS = 60  # SendPaymentV2 timeout_seconds, as mostrod
-RECONCILE_MIN_GRACE_SECONDS = 30
-# A settled order nobody started paying (its post-commit task was lost) is picked up by the
-# retry sweep after this long; the claim makes a late duplicate start harmless. An attempt that
-# could not ask LND marks itself due (`_retry_soon`) and is not kept waiting for this.
-ORPHAN_GRACE_SECONDS = 300
-SWEEP_BATCH = 50  # each item may wait up to a payment timeout; keep one sweep short
 
 SETTLED = OrderStatus.SETTLED_HOLD_INVOICE
 Claim = tuple[str, datetime | None]  # (payment hash, claimed_at): the claim token
@@ -166,67 +163,7 @@ def payout_start(
     kill_point("payout-claimed")
     outcome = _send(client, payment_request, decoded, amount)
     kill_point("payout-sent")
-    return _record_outcome(order=order, claim=claim, outcome=outcome, request_id=request_id)
-
-
-def payout_reconcile(*, order_id: UUID | str, now: datetime | None = None) -> str:
-    """Ask the node about a kept claim ("unknown, ask the node") and act on its answer."""
-    order = Order.objects.filter(pk=order_id).first()
-    if order is None or order.status != SETTLED or not order.payout_payment_hash:
-        return "skipped"
-    claim = (order.payout_payment_hash, order.payout_claimed_at)
-    try:
-        outcome = get_lightning_client().track_payment(payment_hash=bytes.fromhex(claim[0]))
-    except LightningError as exc:
-        logger.warning("order %s: cannot track payout %s: %s", order.id, claim[0][:16], exc)
-        return "pending"
-    if outcome.status is PaymentStatus.UNKNOWN and not _claim_is_old(claim, now):
-        return "pending"  # the send may not have reached the node yet
-    if outcome.status is PaymentStatus.UNKNOWN and _fresh_invoice_could_double_pay(order, now):
-        # A retry would fetch a new invoice (a new hash LND cannot deduplicate) while a late
-        # first send could still pay the old one: wait until LND knows it or it expires.
-        return "pending"
-    if outcome.status is PaymentStatus.UNKNOWN:
-        # The node has no record of a payment claimed long ago: it never left.
-        outcome = PaymentOutcome(status=PaymentStatus.FAILED, payment_hash_hex=claim[0], failure_reason="not found")
-    return _record_outcome(order=order, claim=claim, outcome=outcome, request_id=order.payout_request_id)
-
-
-def payout_reconcile_inflight(*, now: datetime | None = None) -> int:
-    """Sweep: reconcile claims older than the grace window. Returns how many were checked."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=_grace_seconds())
-    ids = list(
-        Order.objects.filter(status=SETTLED, payout_payment_hash__isnull=False, payout_claimed_at__lt=cutoff)
-        .order_by("payout_claimed_at")
-        .values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
-    for order_id in ids:
-        payout_reconcile(order_id=order_id, now=now)
-    return len(ids)
-
-
-def payout_retry_due(*, now: datetime | None = None) -> int:
-    """Sweep for the retry job: failed payouts whose next attempt is due, plus orphans.
-
-    Retries run with `request_id` null (a scheduler action). Returns how many were started.
-    """
-    now = now or timezone.now()
-    config = node_config()
-    unclaimed = Order.objects.filter(status=SETTLED, payout_payment_hash__isnull=True)
-    due = unclaimed.filter(
-        Q(next_payout_at__isnull=True) | Q(next_payout_at__lte=now),
-        failed_payment=True,
-        payment_attempts__lt=config.payment_attempts,
-    )
-    orphans = unclaimed.filter(
-        Q(updated_at__lt=now - timedelta(seconds=ORPHAN_GRACE_SECONDS)) | Q(next_payout_at__lte=now),
-        failed_payment=False,
-    )
-    ids = list((due | orphans).order_by("updated_at").values_list("pk", flat=True)[:SWEEP_BATCH])
-    for order_id in ids:
-        payout_start(order_id=order_id, request_id=None)
-    return len(ids)
+    return payout_record_outcome(order=order, claim=claim, outcome=outcome, request_id=request_id)
 
 
 # --- one attempt ----------------------------------------------------------------------------
@@ -315,8 +252,9 @@ def _send(client: LightningClient, payment_request: str, decoded: DecodedInvoice
     )
 
 
-def _record_outcome(*, order: Order, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
-    """`order` is the row read before the claim (payout_start) or the reconciliation's read."""
+def payout_record_outcome(*, order: Order, claim: Claim, outcome: PaymentOutcome, request_id: int | None) -> str:
+    """`order` is the row read before the claim (payout_start) or the reconciliation's read
+    (`orders.services.payout_sweeps.payout_reconcile`)."""
     if outcome.status is PaymentStatus.SUCCEEDED:
         return _record_success(order=order, claim=claim, outcome=outcome, request_id=request_id)
     if outcome.status is PaymentStatus.FAILED:
@@ -424,26 +362,3 @@ def _ask_for_new_invoice(order: Order, request_id: int | None) -> None:
         include_buyer_invoice=True,
     )
     send(order.buyer_pubkey, Action.ADD_INVOICE, order, request_id=request_id, payload=payload)
-
-
-# A claim made before the expiry was stored: assume the longest invoice a wallet would issue.
-UNKNOWN_EXPIRY_SECONDS = 24 * 3600
-
-
-def _fresh_invoice_could_double_pay(order: Order, now: datetime | None) -> bool:
-    """A Lightning-address payout whose claimed invoice has not expired yet."""
-    if not order.buyer_invoice or not is_lnurl_destination(order.buyer_invoice):
-        return False  # a BOLT11 retry pays the same hash: LND refuses a second payment
-    expires_at = order.payout_invoice_expires_at
-    if expires_at is None and order.payout_claimed_at is not None:
-        expires_at = order.payout_claimed_at + timedelta(seconds=UNKNOWN_EXPIRY_SECONDS)
-    return expires_at is None or (now or timezone.now()) < expires_at
-
-
-def _grace_seconds() -> int:
-    return max(node_config().payment_retries_interval, RECONCILE_MIN_GRACE_SECONDS)
-
-
-def _claim_is_old(claim: Claim, now: datetime | None) -> bool:
-    claimed_at = claim[1]
-    return claimed_at is not None and claimed_at < (now or timezone.now()) - timedelta(seconds=_grace_seconds())

@@ -16,7 +16,8 @@ from lightning.types import InvoiceState
 from nostrbridge.event_settings import clear_network_cache
 from orders.models import Order
 from orders.services import escrow_reconcile
-from orders.services.payout import payout_retry_due, payout_start
+from orders.services.payout import payout_start
+from orders.services.payout_sweeps import payout_retry_due
 from orders.services.release import order_mark_fiat_sent, order_release
 from tests.guards.support import actions, before_first_call, fresh_trade, row_state, settled_trade
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from lightning.bolt11 import decode_invoice
 from lightning.errors import LightningPermissionDenied, LightningRejected, LightningUnavailable, PaymentAlreadyExists
 from lightning.lnurl import LnurlError
 from lightning.types import PaymentOutcome, PaymentStatus
@@ -18,14 +19,10 @@ from mostro_site.models import NodeSettings
 from nostrbridge.event_settings import clear_network_cache
 from nostrbridge.models import OutboundMessage
 from orders.models import Order
-from orders.services import payout
+from orders.services import payout, payout_sweeps
 from orders.services.invoice import order_add_invoice
-from orders.services.payout import (
-    payout_reconcile,
-    payout_reconcile_inflight,
-    payout_retry_due,
-    payout_start,
-)
+from orders.services.payout import payout_start
+from orders.services.payout_sweeps import payout_reconcile, payout_reconcile_inflight, payout_retry_due
 from tests.devfee.lnurl_server import DevFundServer
 from tests.foundation.factories import make_order
 from tests.guards.support import actions, after_first_call, audit_trail, fresh_trade, row_state, settled_trade
@@ -579,8 +576,8 @@ def test_finished_payout_is_not_asked_about_again(node, fake_ln):
 def test_sweeps_take_at_most_fifty_orders_oldest_first(sweep, node, monkeypatch):
     now = timezone.now()
     started: list = []
-    monkeypatch.setattr(payout, "payout_start", lambda *, order_id, request_id: started.append(order_id))
-    monkeypatch.setattr(payout, "payout_reconcile", lambda *, order_id, now: started.append(order_id))
+    monkeypatch.setattr(payout_sweeps, "payout_start", lambda *, order_id, request_id: started.append(order_id))
+    monkeypatch.setattr(payout_sweeps, "payout_reconcile", lambda *, order_id, now: started.append(order_id))
     old = now - timedelta(hours=1)
     orders = [
         make_order(
@@ -657,6 +654,35 @@ def test_success_records_the_routing_fee_and_publishes_with_the_network(node, fa
 
     assert row_state(trade.order, "status", "routing_fee_sats", "payout_claimed_at") == ("success", 4, None)
     assert order_events(trade.order.id)[-1].tag_value("network") == "regtest"
+
+
+@pytest.mark.parametrize("path", ["start", "reconcile"])
+def test_success_event_is_built_from_the_row_as_the_transition_leaves_it(path, node, fake_ln, monkeypatch):
+    # `_succeeded`: the success transaction builds its event from the row it read earlier (before
+    # the claim, or the reconciliation's read after it), changed in place as its UPDATE changes
+    # it; a column the event shows must never come from the earlier read.
+    trade = settled_trade(fake_ln)
+    fields = ("status", "payout_payment_hash", "payout_claimed_at", "routing_fee_sats")
+    built: list[tuple] = []
+    real = payout.order_event_build
+
+    def recorded(order, **kwargs):
+        built.append(tuple(getattr(order, name) for name in fields))
+        return real(order, **kwargs)
+
+    monkeypatch.setattr(payout, "order_event_build", recorded)
+    if path == "start":
+        fake_ln.next_payment_fee_sats = 4
+        assert payout_start(order_id=trade.order.id) == "succeeded"
+    else:
+        payment_hash = _in_flight(trade, fake_ln)
+        fake_ln.resolve_payment(payment_hash, succeed=True)
+        fake_ln.payments[payment_hash] = replace(fake_ln.payments[payment_hash], fee_sats=4)
+        assert payout_reconcile(order_id=trade.order.id) == "succeeded"
+
+    paid_hash = decode_invoice(trade.buyer_invoice).payment_hash_hex
+    assert row_state(trade.order, *fields) == ("success", paid_hash, None, 4)
+    assert built == [("success", paid_hash, None, 4)]
 
 
 def test_invoice_replaced_after_a_lost_task_is_paid_by_the_orphan_sweep(node, fake_ln):

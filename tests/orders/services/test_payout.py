@@ -1,5 +1,6 @@
 """Buyer payout (docs/PROTOCOL.md §Payout) on the fake LND."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -16,13 +17,8 @@ from nostrbridge.protocol.published_events import build_order_event
 from orders.models import OrderStatusChange
 from orders.publish import order_snapshot
 from orders.services.invoice import order_add_invoice
-from orders.services.payout import (
-    PAYOUT_TASK,
-    payout_reconcile,
-    payout_reconcile_inflight,
-    payout_retry_due,
-    payout_start,
-)
+from orders.services.payout import PAYOUT_TASK, payout_start
+from orders.services.payout_sweeps import payout_reconcile, payout_reconcile_inflight, payout_retry_due
 from tests.orders.services.support import mint_invoice, order_events, outbox_count, snapshot
 from tests.orders.trade_states import active_sell_trade, unix, vector
 
@@ -338,22 +334,28 @@ def _queue_row():
 
 
 @pytest.mark.parametrize(
-    ("func", "acked_by_the_payout"),
-    [(PAYOUT_TASK, True), ("orders.jobs.retry_failed_payouts", False)],
+    ("_case", "func", "task_order", "acked_by_the_payout"),
+    [
+        ("this order's payout task", PAYOUT_TASK, "this", True),
+        ("the retry job", "orders.jobs.retry_failed_payouts", None, False),
+        ("another order's payout task", PAYOUT_TASK, "another", False),
+    ],
 )
 def test_a_payout_task_deletes_its_own_queue_row_with_the_trades_end(
-    node, fake_ln, django_capture_on_commit_callbacks, func, acked_by_the_payout
+    node, fake_ln, django_capture_on_commit_callbacks, _case, func, task_order, acked_by_the_payout
 ):
     # The payout's queue row goes in the success transaction, and the task reaches django-q2's
     # monitor without its `ack_id` (no second DELETE). A sweep paying the same order keeps its
-    # own row for the monitor: it goes on after this payout.
+    # own row for the monitor: it goes on after this payout. So does a payout task of another
+    # order: the acknowledgement names the order it ends.
     from django_q.models import OrmQ
 
     trade = active_sell_trade(fake_ln)
     trade.buyer.send(Action.FIAT_SENT, index=1, order_id=trade.order.id, request_id=4)
     trade.seller.send(Action.RELEASE, index=1, order_id=trade.order.id, request_id=5)  # its task is never run
     row = _queue_row()
-    kwargs = {"order_id": str(trade.order.id), "request_id": 5} if func == PAYOUT_TASK else {}
+    task_order_id = {"this": str(trade.order.id), "another": str(uuid.UUID(int=1)), None: None}[task_order]
+    kwargs = {"order_id": task_order_id, "request_id": 5} if task_order else {}
     task = {"id": "t1", "func": func, "kwargs": kwargs, "ack_id": row.pk}
     run = lambda: payout_start(order_id=trade.order.id, request_id=5)  # noqa: E731
     assert _worker_runs(task, run, django_capture_on_commit_callbacks) == "succeeded"

@@ -121,16 +121,20 @@ def test_the_facts_match_the_invoice_written_any_way(node):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_release_queues_the_facts_of_a_bolt11_and_none_of_an_address(monkeypatch):
+    # A string that does not decode gets no facts either (not `invoice_facts: None`): the
+    # worker's own decode refuses it.
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "ORM", "default")
     invoice = mint_invoice(amount_sats=PAYOUT_SATS)
     with transaction.atomic():
         payout_schedule(order_id=ORDER_ID, request_id=7, buyer_invoice=invoice)
         payout_schedule(order_id=ORDER_ID, request_id=8, buyer_invoice="buyer@example.com")
+        payout_schedule(order_id=ORDER_ID, request_id=9, buyer_invoice="lnbcrt1notaninvoice")
     kwargs = [SignedPackage.loads(row.payload)["kwargs"] for row in OrmQ.objects.order_by("pk")]
     assert kwargs == [
         {"order_id": ORDER_ID, "request_id": 7, "invoice_facts": invoice_facts(invoice)},
         {"order_id": ORDER_ID, "request_id": 8},
+        {"order_id": ORDER_ID, "request_id": 9},
     ]
 
 

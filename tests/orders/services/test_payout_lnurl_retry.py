@@ -12,7 +12,7 @@ from django.utils import timezone
 from lightning.bolt11 import decode_invoice
 from nostrbridge.protocol.enums import Action
 from orders.models import Order
-from orders.services.payout import UNKNOWN_EXPIRY_SECONDS, payout_reconcile
+from orders.services.payout_sweeps import UNKNOWN_EXPIRY_SECONDS, payout_reconcile
 from tests.orders.services.support import mint_invoice
 from tests.orders.trade_states import active_sell_trade
 
