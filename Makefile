@@ -22,7 +22,7 @@ test-relays: ## Install the second, independent test relay (PyPI nostr-relay) in
 test-browser: ## Install the browser-test prerequisites (Debian chromium, npm playwright-core)
 	@bash scripts/setup_browser.sh || { [ "$$CI" != "true" ] && echo "WARNING: browser tests will be skipped"; }
 
-test: install test-relays test-browser ## Run the whole test suite (SQLite, then PostgreSQL)
+test: install test-relays test-browser ## Run the whole test suite (SQLite and PostgreSQL passes at once)
 	bash scripts/run_tests.sh
 
 run: install ## Set up and run a complete local node (SQLite, local relay, simulated Lightning)
