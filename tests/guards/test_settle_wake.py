@@ -107,6 +107,16 @@ def _taken_dispute(fake_ln) -> tuple[Trade, str]:
     return trade, solver
 
 
+def _settle_raises(fake_ln, monkeypatch, steps: list[tuple]) -> None:
+    """SettleInvoice raises something unexpected (after recording the step, as `steps` does)."""
+
+    def crashes(**kwargs):
+        steps.append(("settle", OrmQ.objects.count()))
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(fake_ln, "settle_invoice", crashes)
+
+
 def _hint() -> tuple[str, str]:
     return ("hint", wake_address(Conf.CLUSTER_NAME))
 
@@ -143,12 +153,7 @@ def test_a_settle_lnd_refuses_still_wakes_the_cluster_after_it(steps, fake_ln, m
 def test_a_settle_that_raises_still_wakes_the_cluster(steps, fake_ln, monkeypatch):
     trade = _fiat_sent(fake_ln)
     _mark_commits(monkeypatch, release_service, steps)
-
-    def crashes(**kwargs):
-        steps.append(("settle", OrmQ.objects.count()))
-        raise RuntimeError("unexpected")
-
-    monkeypatch.setattr(fake_ln, "settle_invoice", crashes)
+    _settle_raises(fake_ln, monkeypatch, steps)
 
     with pytest.raises(RuntimeError, match="unexpected"):
         _release(trade)
@@ -206,12 +211,7 @@ def test_the_admin_settle_wakes_the_cluster_after_its_settle(steps, fake_ln, mon
 def test_an_admin_settle_whose_settle_raises_still_wakes_the_cluster(steps, fake_ln, monkeypatch):
     trade, solver = _taken_dispute(fake_ln)
     _mark_commits(monkeypatch, resolve, steps)
-
-    def crashes(**kwargs):
-        steps.append(("settle", OrmQ.objects.count()))
-        raise RuntimeError("unexpected")
-
-    monkeypatch.setattr(fake_ln, "settle_invoice", crashes)
+    _settle_raises(fake_ln, monkeypatch, steps)
 
     with pytest.raises(RuntimeError, match="unexpected"):
         dispute_settle(order_id=trade.order.id, actor_pubkey=solver, request_id=10)
