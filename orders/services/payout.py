@@ -173,12 +173,15 @@ def _retry_soon(order: Order) -> str:
     """An attempt that could not ask LND (unreachable, or the escrow's settle not confirmed)
     sends nothing and counts no failure, and leaves the order due for the retry sweep's next
     run. Left to the orphan grace instead, a payout whose start met LND just coming back (a
-    process's gRPC channel still waiting out its reconnect backoff) waited five minutes."""
+    process's gRPC channel still waiting out its reconnect backoff) waited five minutes.
+    A retry already set for later (a failure another attempt recorded meanwhile) is kept: this
+    attempt learned nothing about the payment, and must not shorten the operator's interval."""
+    now = timezone.now()
     update_order_guarded(
         order_id=order.id,
         statuses=[SETTLED],
-        set_fields={"next_payout_at": timezone.now()},
-        guard=Q(payout_payment_hash__isnull=True),
+        set_fields={"next_payout_at": now},
+        guard=Q(payout_payment_hash__isnull=True) & (Q(next_payout_at__isnull=True) | Q(next_payout_at__lte=now)),
     )
     return "skipped"
 

@@ -418,6 +418,27 @@ def test_retry_soon_marks_only_a_settled_order_nobody_claimed(node, fake_ln):
     assert [row_state(t.order, "payout_payment_hash", "updated_at") for t in (claimed, paid)] == before
 
 
+@pytest.mark.parametrize(
+    ("scheduled_after_s", "marked"), [(None, True), (-60.0, True), (0.0, True), (0.000001, False), (60.0, False)]
+)
+def test_retry_soon_never_brings_a_retry_set_for_later_forward(scheduled_after_s, marked, node, fake_ln, monkeypatch):
+    # A failure recorded meanwhile set the next try `payment_retries_interval` ahead: an attempt
+    # that could not ask LND learned nothing and keeps it; a due or unset time becomes now.
+    trade = settled_trade(fake_ln)
+    now = timezone.now()
+    scheduled = None if scheduled_after_s is None else now + timedelta(seconds=scheduled_after_s)
+    Order.objects.filter(pk=trade.order.id).update(
+        failed_payment=True, payment_attempts=1, next_payout_at=scheduled, updated_at=now - timedelta(hours=1)
+    )
+    before = row_state(trade.order, *RETRY, "updated_at")
+    monkeypatch.setattr(payout.timezone, "now", lambda: now)
+
+    assert payout._retry_soon(trade.refresh()) == "skipped"
+
+    after = row_state(trade.order, *RETRY, "updated_at")
+    assert after == ((True, 1, None, now, now) if marked else before)
+
+
 def test_reconcile_sweep_asks_only_about_claims_past_the_grace(node, fake_ln):
     old, young = settled_trade(fake_ln), settled_trade(fake_ln)
     for trade in (old, young):
