@@ -7,6 +7,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mostro_site.settings.local")
+    # Before Django loads the apps: daphne's app creates the node's loop through the policy then.
+    from mostro_site.config.event_loop import install_for_command
+
+    install_for_command(sys.argv)
     from django.core.management import execute_from_command_line
 
     argv = sys.argv

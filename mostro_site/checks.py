@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from mostro_site.config import rules
+from mostro_site.config.event_loop import CHOICES as LOOP_CHOICES
 
 _FIAT = re.compile(r"^[A-Z]{3}$")
 
@@ -171,6 +172,16 @@ def _check_polls() -> list[CheckMessage]:
     return problems
 
 
+def _check_event_loop() -> list[Error]:
+    if settings.MOSTRO_EVENT_LOOP in LOOP_CHOICES:
+        return []
+    return [
+        _error(
+            f"MOSTRO_EVENT_LOOP={settings.MOSTRO_EVENT_LOOP!r} is neither uvloop nor asyncio.", "uvloop or asyncio.", 31
+        )
+    ]
+
+
 def _check_secret_key() -> list[Warning]:
     from mostro_site.config.env import INSECURE_SECRET_KEY
 
@@ -243,6 +254,7 @@ def check_mostro_settings(app_configs=None, **kwargs) -> list:
         *_check_lists(),
         *_check_lnd_files(),
         *_check_polls(),
+        *_check_event_loop(),
         *_check_price_providers(),
         *_check_secret_key(),
         *_check_reputation(),

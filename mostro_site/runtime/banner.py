@@ -7,7 +7,13 @@ BANNER_FIRST_LINE = "Mostro node is running"
 
 
 def startup_banner(
-    *, base_url: str, relays: tuple[str, ...], lightning: LightningStatus, bridge: bool, protocol_version: int
+    *,
+    base_url: str,
+    relays: tuple[str, ...],
+    lightning: LightningStatus,
+    bridge: bool,
+    protocol_version: int,
+    event_loop: str,
 ) -> str:
     if lightning.available:
         ln = f"{lightning.alias or '(no alias)'} on {lightning.network or '?'}, block {lightning.block_height}"
@@ -22,6 +28,7 @@ def startup_banner(
         f"  relays:     {', '.join(relays) or '(none)'}{relay_note}",
         f"  protocol:   v{protocol_version}",
         f"  lightning:  {ln}",
+        f"  loop:       {event_loop}",
         f"  admin:      {base_url}/admin/",
         f"  operator:   {base_url}/operator/  (dashboard) · {base_url}/operator/settings/",
         "  Stop with Ctrl-C (or SIGTERM): running work finishes first.",

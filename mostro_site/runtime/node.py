@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 from twisted.internet import reactor as _twisted_reactor
 
 from lightning import reset_lightning_client
+from mostro_site.config.event_loop import log_event_loop, running_loop_name
 from mostro_site.operator.lnstatus import LightningStatus
 from mostro_site.runtime.banner import startup_banner
 from mostro_site.runtime.cluster import JobCluster
@@ -145,6 +146,7 @@ class NodeRuntime:
     def _on_ready(self) -> None:
         """Runs just before the loop starts (daphne's ready callable)."""
         loop = asyncio.get_event_loop()
+        log_event_loop(loop)
         self._stop = asyncio.Event()
         if self._stopping:
             self._stop.set()
@@ -262,4 +264,5 @@ class NodeRuntime:
             lightning=self._lightning(),
             bridge=self.options.bridge,
             protocol_version=self.protocol_version,
+            event_loop=running_loop_name(asyncio.get_running_loop()),
         )

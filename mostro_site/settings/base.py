@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from mostro_site.config.env import BASE_DIR, INSECURE_SECRET_KEY, env, env_bool_or_text, env_float_or_text
+from mostro_site.config.event_loop import event_loop_choice
 from mostro_site.ops.log_format import logging_config
 
 # `make run` / `mostrod --local` / `mostro_keys --generate --write-env` write a generated key
@@ -196,6 +197,9 @@ MOSTRO_READY_OPTIONAL_CHECKS = env.list("MOSTRO_READY_OPTIONAL_CHECKS", default=
 # --- Mostro: the node -----------------------------------------------------------------
 MOSTRO_NSEC_PRIVKEY = env.str("MOSTRO_NSEC_PRIVKEY", default="")
 MOSTRO_RELAYS = env.list("MOSTRO_RELAYS", default=["ws://127.0.0.1:7000"])
+# The event loop of mostrod, nostr_bridge and invoice_watcher (`mostro_site.config.event_loop`;
+# manage.py installs it before Django loads, this copy is for the system check and the log).
+MOSTRO_EVENT_LOOP = event_loop_choice()
 MOSTRO_PROTOCOL_VERSION = env.int("MOSTRO_PROTOCOL_VERSION", default=2)
 MOSTRO_NAME = env.str("MOSTRO_NAME", default="")
 MOSTRO_ABOUT = env.str("MOSTRO_ABOUT", default="")

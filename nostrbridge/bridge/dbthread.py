@@ -31,7 +31,8 @@ _last_closed = 0.0  # only touched from the single database thread
 def db_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`await db_call(func)(*args)` runs `func` in the bridge's database thread."""
 
-    @functools.wraps(func)
+    # Built at every call site's every trip (`await db_call(f)(…)`): no `functools.wraps` and no
+    # `sync_to_async` object unless its case arises, ~8 a trade (docs/PERFORMANCE.md, twelfth round).
     def in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
         _close_old_connections_now_and_then()
         try:
@@ -40,13 +41,10 @@ def db_call(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
             close_old_connections()  # drops a broken connection at once
             raise
 
-    fallback = sync_to_async(in_thread, thread_sensitive=True)
-
-    @functools.wraps(func)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         loop = asyncio.get_running_loop()
         if not _single_thread_applies(loop):
-            return await fallback(*args, **kwargs)
+            return await sync_to_async(in_thread, thread_sensitive=True)(*args, **kwargs)
         # What sync_to_async does in this case, without its per-call machinery (a shielded
         # future, the deadlock flag, copying the context back, three wrappers): a fifth of the
         # event loop's share of a trip (docs/PERFORMANCE.md). Same thread, same context copy;

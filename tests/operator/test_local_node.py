@@ -87,6 +87,7 @@ def test_banner_names_key_relay_lightning_and_admin(local_node):
     assert "npub:       npub1" in banner
     assert f"relays:     ws://127.0.0.1:{local_node.relay_port}" in banner
     assert "lightning:  mostro on regtest" in banner
+    assert "loop:       uvloop\n" in banner  # manage.py chose it before daphne made the loop
     assert f"admin:      http://127.0.0.1:{local_node.port}/admin/" in banner
     env_file = local_node.tmp / ".env"
     assert [line.split("=")[0] for line in env_file.read_text().splitlines()] == [

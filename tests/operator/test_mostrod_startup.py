@@ -110,6 +110,16 @@ def test_mostrod_refuses_to_start_on_a_bad_poll(tmp_path):
     assert "Mostro node is running" not in result.stdout
 
 
+@pytest.mark.parametrize("command", ["mostrod", "nostr_bridge", "invoice_watcher"])
+def test_a_loop_neither_uvloop_nor_asyncio_is_refused(command, tmp_path):
+    result = _manage(tmp_path, command, MOSTRO_EVENT_LOOP="libuv")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "(mostro.E031) MOSTRO_EVENT_LOOP='libuv' is neither uvloop nor asyncio." in result.stderr
+    assert "READY" not in result.stdout
+    assert "Mostro node is running" not in result.stdout
+
+
 def test_the_bridge_refuses_to_start_on_a_bad_poll(tmp_path):
     result = _manage(tmp_path, "nostr_bridge", MOSTRO_BRIDGE_CONFIG_POLL_SECONDS="-3")
     assert result.returncode == 1

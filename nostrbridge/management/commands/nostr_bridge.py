@@ -10,6 +10,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from mostro_site.config.event_loop import log_event_loop
 from nostrbridge.bridge import BridgeOptions, run_bridge
 from nostrbridge.bridge.polls import poll_options
 from nostrbridge.event_settings import lnd_network_fetch
@@ -50,6 +51,7 @@ class Command(BaseCommand):
     async def _run(self, options: BridgeOptions) -> None:
         stop, ready = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
+        log_event_loop(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         bridge = asyncio.create_task(run_bridge(stop=stop, options=options, ready=ready))

@@ -8,6 +8,7 @@ import signal
 from django import db
 from django.core.management.base import BaseCommand
 
+from mostro_site.config.event_loop import log_event_loop
 from nostrbridge.event_settings import lnd_network_fetch
 from nostrbridge.log_context import set_process_role
 from orders.escrow_watcher import POLL_SECONDS, EscrowWatcher
@@ -36,6 +37,7 @@ class Command(BaseCommand):
     async def _main(self, poll_seconds: float) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        log_event_loop(loop)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await EscrowWatcher(poll_seconds=poll_seconds).run(stop)
