@@ -205,6 +205,9 @@ def main() -> None:
         "--poll-scale", type=float, default=50.0, help="the node's safety-net polls stretched by this factor"
     )
     parser.add_argument("--annotate", action="store_true", help="print mostrod's top functions")
+    parser.add_argument(
+        "--event-loop", choices=("uvloop", "asyncio"), default="uvloop", help="the node's loop (MOSTRO_EVENT_LOOP)"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian package valgrind)")
@@ -213,7 +216,11 @@ def main() -> None:
     print(f"starting relay, simnet, node under callgrind in {workdir} …", flush=True)
     started = time.monotonic()
     net = bench_trades.start_bench_network(
-        workdir, node_factory=CallgrindNode, MOSTRO_Q_WORKERS="1", **slowed_polls(args.poll_scale)
+        workdir,
+        node_factory=CallgrindNode,
+        MOSTRO_Q_WORKERS="1",
+        MOSTRO_EVENT_LOOP=args.event_loop,
+        **slowed_polls(args.poll_scale),
     )
     print(f"ready in {time.monotonic() - started:.0f} s", flush=True)
     try:

@@ -462,6 +462,9 @@ def main() -> None:
     parser.add_argument("--q-workers", type=int, default=2, help="django-q2 workers in the node (MOSTRO_Q_WORKERS)")
     parser.add_argument("--step-timeout", type=float, default=120.0)
     parser.add_argument(
+        "--event-loop", choices=("uvloop", "asyncio"), default="uvloop", help="the node's loop (MOSTRO_EVENT_LOOP)"
+    )
+    parser.add_argument(
         "--idle-seconds", type=float, default=0.0, help="first measure the idle node's CPU over this many seconds"
     )
     parser.add_argument(
@@ -483,6 +486,7 @@ def main() -> None:
     net = start_bench_network(
         workdir,
         MOSTRO_Q_WORKERS=str(args.q_workers),
+        MOSTRO_EVENT_LOOP=args.event_loop,
         MOSTRO_LOG_LEVEL=os.environ.get("BENCH_NODE_LOG_LEVEL", "WARNING"),
         **postgres_node(args),
     )
@@ -539,7 +543,7 @@ def report(args, results: Results, leftovers, problems, figures, cpu_before, cpu
     layout = (
         f"PostgreSQL + Redis, web + {args.bridges} bridges + watcher + jobs" if args.postgres else "SQLite, mostrod"
     )
-    print(f"node: {layout}; {results.requests} requests sent")
+    print(f"node: {layout}, event loop {args.event_loop}; {results.requests} requests sent")
     print()
     print("| step | n | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|")
     for step in STEPS:
