@@ -8,9 +8,10 @@ round). Nothing else changes: the same tasks, threads, transactions and wire byt
 Why `manage.py` calls this before Django loads: daphne, an installed app, creates the Twisted
 loop of the whole node when Django imports the apps, through the policy in force then.
 
-Imports no Django (settings do not exist yet): the value comes from the process environment,
-then `.env`, as every setting (`mostro_site.config.env`). A value that is neither word installs
-nothing here; the system check `mostro.E030` then names it and the command refuses to start.
+Reads no Django setting (none exists yet when manage.py calls it): the value comes from the
+process environment, then `.env`, as every setting's (`mostro_site.config.env`). A value that is
+neither word installs nothing here; the system check `mostro.E031` then names it and the command
+refuses to start.
 """
 
 from __future__ import annotations
