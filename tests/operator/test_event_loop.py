@@ -89,27 +89,25 @@ def test_other_commands_and_a_bad_word_install_nothing(argv, choice, monkeypatch
     assert type(asyncio.get_event_loop_policy()) is asyncio.DefaultEventLoopPolicy
 
 
-def test_the_running_loop_is_logged_and_a_mismatch_warned(monkeypatch, caplog):
-    monkeypatch.setenv("MOSTRO_EVENT_LOOP", "uvloop")
+def _logged_for_a_new_loop(caplog) -> list[tuple[str, str]]:
     loop = asyncio.new_event_loop()
+    caplog.clear()
     try:
         with caplog.at_level(logging.INFO, logger=event_loop.__name__):
             log_event_loop(loop)
     finally:
         loop.close()
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+    return [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def test_the_running_loop_is_logged_and_a_mismatch_warned(monkeypatch, caplog):
+    monkeypatch.setenv("MOSTRO_EVENT_LOOP", "uvloop")
+    assert _logged_for_a_new_loop(caplog) == [
         ("INFO", "event loop: asyncio"),
         ("WARNING", "event loop: uvloop configured (MOSTRO_EVENT_LOOP), running on asyncio"),
     ]
-    caplog.clear()
     install_event_loop("uvloop")
-    loop = asyncio.new_event_loop()
-    try:
-        with caplog.at_level(logging.INFO, logger=event_loop.__name__):
-            log_event_loop(loop)
-    finally:
-        loop.close()
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("INFO", "event loop: uvloop")]
+    assert _logged_for_a_new_loop(caplog) == [("INFO", "event loop: uvloop")]
 
 
 @pytest.mark.parametrize(("value", "refused"), [("uvloop", False), ("asyncio", False), ("libuv", True), ("", True)])
