@@ -186,7 +186,10 @@ class Rig:
     def start(self) -> None:
         self.relay = LocalRelayProcess()
         self.relay.start()
-        extra = {"MOSTRO_LOG_LEVEL": os.environ.get("BENCH_BRIDGE_LOG_LEVEL", "WARNING")}
+        extra = {
+            "MOSTRO_LOG_LEVEL": os.environ.get("BENCH_BRIDGE_LOG_LEVEL", "WARNING"),
+            "MOSTRO_EVENT_LOOP": self.args.event_loop,
+        }
         database_url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
         if self.args.postgres:
             database_url = postgres_url()
@@ -415,6 +418,9 @@ def main() -> None:
         " ($BENCH_REDIS_URL or $TEST_REDIS_URL) instead of a fresh SQLite file",
     )
     parser.add_argument("--soak", type=float, default=0, help="run this many seconds and report RSS growth")
+    parser.add_argument(
+        "--event-loop", choices=("uvloop", "asyncio"), default="uvloop", help="the bridge's loop (MOSTRO_EVENT_LOOP)"
+    )
     parser.add_argument(
         "--profile", help="record py-spy profiles of the bridge over the measured window into this directory"
     )
