@@ -15,6 +15,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from nostrbridge.relays.coalesced import CoalescedConnection
 from nostrbridge.relays.frames import (
     MalformedFrame,
     PublishResult,
@@ -216,6 +217,7 @@ class RelayConnection:
             # Frames above max_message_bytes are dropped one by one in _on_frame; only frames
             # beyond this hard ceiling cost the connection (protects memory).
             max_size=max(s.max_message_bytes, 1 << 20),
+            create_connection=CoalescedConnection,  # a publish round's frames in one write
         )
 
     async def _session(self, ws: ClientConnection) -> None:
