@@ -1,5 +1,6 @@
-"""RelayPool.publish_many waits for every relay's OKs together (no task per relay), and an OK
-costs no hook coroutine when the pool has no `on_ok` (docs/PERFORMANCE.md, ninth round)."""
+"""RelayPool.publish_many waits for every relay's OKs together (no task per relay), an OK
+costs no hook coroutine when the pool has no `on_ok` (docs/PERFORMANCE.md, ninth round), and a
+round's frames reach the socket in one write (`CoalescedConnection`, thirteenth round)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from nostrbridge.relays import PublishResult, RelayPool
 from nostrbridge.relays import connection as relay_connection
+from nostrbridge.relays.coalesced import CoalescedConnection
 from tests.relays.fake_relay import FakeRelay
 from tests.relays.net import free_port
 
@@ -38,6 +40,29 @@ async def _connected(pool: RelayPool, urls: list[str]) -> None:
     async with asyncio.timeout(5):
         while sorted(pool.connected_urls()) != sorted(urls):  # noqa: ASYNC110 - polls the pool's state
             await asyncio.sleep(0.01)
+
+
+class _CountingTransport:
+    """The real transport, with each `write` recorded (uvloop's transports take no attributes)."""
+
+    def __init__(self, transport: asyncio.Transport, writes: list[bytes]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _counting_connection(writes: list[bytes]) -> type[CoalescedConnection]:
+    class Counting(CoalescedConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(_CountingTransport(transport, writes))  # type: ignore[arg-type]
+
+    return Counting
 
 
 class TaskCount:
@@ -197,3 +222,22 @@ async def test_a_failed_queueing_forgets_the_futures_already_queued_on_other_rel
             with pytest.raises(RuntimeError, match="queueing failed"):
                 await pool.publish_many(_items("a"), timeout_s=5)
             assert pool._connections[first.url]._pending == {}
+
+
+async def test_a_publish_round_is_one_write_with_every_frame_in_order(monkeypatch):
+    writes: list[bytes] = []
+    monkeypatch.setattr(relay_connection, "CoalescedConnection", _counting_connection(writes))
+    items = _items("one", "two", "three", "four", "five")
+    async with FakeRelay(_answering(True)) as relay:
+        pool = RelayPool([relay.url], on_event=_ignore, **FAST)
+        async with pool:
+            await _connected(pool, [relay.url])
+            assert writes, "the pool's connection is not the coalescing one"
+            writes.clear()
+            results = await pool.publish_many(items, timeout_s=2.0)
+    assert results == [{relay.url: PublishResult(True, "")}] * len(items)
+    # The relay read the five EVENT frames, in order, byte for byte.
+    assert [json.dumps(frame, separators=(",", ":")) for frame in relay.frames("EVENT")] == [raw for _, raw in items]
+    # One write for the round (its first frame a text frame; websockets' own connection wrote five).
+    round_writes = [data for data in writes if data[0] & 0x0F == 0x1]
+    assert len(round_writes) == 1
