@@ -327,6 +327,17 @@ async def test_req_frames_carry_filters_and_since(nostr_keys):
     ]
 
 
+async def test_a_relay_that_accepts_compression_is_offered_none():
+    """FakeRelay accepts permessage-deflate, as websockets' server and strfry do by default: the
+    pool's connection does not offer it, so every frame goes uncompressed both ways."""
+    async with FakeRelay() as relay, Recorder().pool([relay.url]) as reader:
+        reader.set_subscription("inbox", [{"kinds": [14]}])
+        await eventually(lambda: len(relay.frames("REQ")) == 1)
+        (connection,) = relay.connections
+        assert connection.request.headers.get_all("Sec-WebSocket-Extensions") == []
+        assert connection.protocol.extensions == []
+
+
 async def test_closed_subscription_is_resent_unless_the_reason_is_final():
     async def script(connection, frame):
         if frame[0] == "REQ" and frame[1] == "auth":
