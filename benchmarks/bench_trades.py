@@ -62,6 +62,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from relay_fanout import Fanout, relays_add, relays_stop  # noqa: E402
+
 from lightning.grpc import lightning_pb2 as ln  # noqa: E402
 from nostrbridge.protocol.enums import Action, Kind, Status  # noqa: E402
 from nostrbridge.protocol.payloads import OrderPayload, PaymentRequestPayload  # noqa: E402
@@ -202,7 +204,9 @@ async def pair_loop(seller: Trader, buyer: Trader, amounts: list[int], results: 
             return
 
 
-async def drive(net: TradeNetwork, args: argparse.Namespace) -> tuple[Results, list]:
+async def drive(
+    net: TradeNetwork, args: argparse.Namespace, extra_relays: tuple[str, ...] = ()
+) -> tuple[Results, list]:
     pairs = args.concurrency
     per_pair = [args.trades // pairs + (1 if i < args.trades % pairs else 0) for i in range(pairs)]
     connection_cls = RelayConnection if args.sdk_client else WsRelayConnection
@@ -213,6 +217,8 @@ async def drive(net: TradeNetwork, args: argparse.Namespace) -> tuple[Results, l
     for i in range(pairs):
         if (2 * i) % users_per_conn == 0:
             conns.append(await connection_cls(net.relay_url, net.node_pubkey).connect())
+            if extra_relays:  # `--relays`: every request to every relay
+                conns[-1] = await Fanout.connect(conns[-1], list(extra_relays))
         sellers.append(Trader(f"seller{i}", conns[-1], alice))
         buyers.append(Trader(f"buyer{i}", conns[-1], bob))
     for conn in conns:
@@ -474,6 +480,7 @@ def main() -> None:
         " first) and Redis ($BENCH_REDIS_URL or $TEST_REDIS_URL)",
     )
     parser.add_argument("--bridges", type=int, default=2, help="with --postgres: relay bridge processes")
+    parser.add_argument("--relays", type=int, default=1, help="relays the node and the clients use (relay_fanout.py)")
     parser.add_argument("--profile", help="record py-spy profiles of the node's processes into this directory")
     parser.add_argument("--profile-gil", action="store_true", help="profile only GIL-holding samples (CPU, no waits)")
     parser.add_argument("--workdir", help="keep the run's files here (default: a temp dir)")
@@ -491,7 +498,13 @@ def main() -> None:
         **postgres_node(args),
     )
     print(f"ready in {time.monotonic() - started:.1f} s; node pids {node_pids(net)}", flush=True)
+    extra_relays = []
     try:
+        if args.relays > 1:
+            extra_relays = relays_add(net, args.relays - 1)
+            print(
+                f"node on {args.relays} relays: {net.relay_url}, {', '.join(r.url for r in extra_relays)}", flush=True
+            )
         if args.idle_seconds:
             report_idle(net, args.idle_seconds)
         before = net.balances_msat()
@@ -500,7 +513,7 @@ def main() -> None:
             servers.start()
         cpu_before = cpu_snapshot(net)
         profilers = start_profilers(net, args.profile, gil_only=args.profile_gil) if args.profile else []
-        results, leftovers = asyncio.run(drive(net, args))
+        results, leftovers = asyncio.run(drive(net, args, tuple(relay.url for relay in extra_relays)))
         stop_profilers(profilers)
         cpu_after = cpu_snapshot(net)
         if servers is not None:
@@ -511,6 +524,7 @@ def main() -> None:
         cuts = path_breakdown(net, results)
     finally:
         net.stop()
+        relays_stop(extra_relays)
     report(args, results, leftovers, problems, figures, cpu_before, cpu_after)
     print_breakdown(cuts)
 
