@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python benchmarks/bench_trades.py [--trades 1000] [--concurrency 100]
       .venv/bin/python benchmarks/bench_trades.py --postgres [--bridges 2]   # the node as compose runs it
+      .venv/bin/python benchmarks/bench_trades.py --relays 3   # every request through three relays
 
 What runs (all started by this script, all on 127.0.0.1): nostr-sdk's LocalRelay in a child
 process; the simulated Lightning network (`manage.py simnet`, nodes mostro, alice, bob,
