@@ -24,6 +24,7 @@ def test_every_benchmark_is_listed():
         "bench_instr.py",
         "bench_lightning.py",
         "bench_protocol.py",
+        "bench_relay_compression.py",
         "bench_slow_lnurl.py",
         "bench_trades.py",
     ]
@@ -49,6 +50,21 @@ def test_protocol_figures_reach_the_summary(tmp_path):
     assert len(protocol_rows) == 6
     assert not any("no result" in row for row in protocol_rows)
     assert summary.returncode == 1  # the other three benchmarks did not run: their rows say so
+
+
+def test_the_compression_benchmark_negotiates_what_each_row_says():
+    """Both rows, and deflate really negotiated in one of them: fewer bytes on the wire."""
+    done = _run("benchmarks/bench_relay_compression.py", "--frames", "20", "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in done.stdout.splitlines()
+        if line.startswith(("| deflate |", "| none |"))
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    assert sorted(rows) == ["deflate", "none"]
+    sent = {label: int(cells[1]) for label, cells in rows.items()}
+    assert sent["deflate"] < sent["none"]
 
 
 def test_the_optional_soak_joins_the_summary_only_when_it_ran(tmp_path):
