@@ -19,6 +19,7 @@ def bridge_wiring() -> BridgeWiring:
     from disputes.chat.bridge import ChatHooks
     from disputes.handlers import HANDLERS as DISPUTE_HANDLERS
     from orders.handlers import HANDLERS as ORDER_HANDLERS
+    from orders.handlers.new_order import new_order_stays_in_database
     from orders.jobs import reconcile_order_events
 
     return BridgeWiring(
@@ -27,12 +28,14 @@ def bridge_wiring() -> BridgeWiring:
         reconcile_order_events=reconcile_order_events,
         side_channels=(ChatHooks,),
         group_commit_actions=GROUP_COMMIT_ACTIONS,
+        # A new-order leaves the database only for a Lightning address's check or a maker bond.
+        group_commit_when={"new-order": new_order_stays_in_database},
     )
 
 
 # Handlers that never leave the database (reads, status moves, outbox rows): the bridge batches
-# them into one transaction. Not here: new-order (price API), take-*, add-invoice, release,
-# cancel, dispute and admin actions (LND or LNURL calls), reputation import/export.
+# them into one transaction. Not here: take-*, add-invoice, release, cancel, dispute and admin
+# actions (LND or LNURL calls), reputation import/export; new-order only case by case (above).
 GROUP_COMMIT_ACTIONS = frozenset(
     {"orders", "last-trade-index", "restore-session", "user-info", "trade-pubkey", "fiat-sent", "rate-user"}
 )

@@ -54,6 +54,18 @@ class RetryLater(Exception):
         self.give_up = give_up
 
 
+class NeedsOwnTransaction(Exception):
+    """Raised inside a group commit for a message whose handler may call the network (LND,
+    price or LNURL servers) and so must not run inside a transaction: the bridge commits the
+    group and then runs `dispatch_opened(ctx)` on its own, or hands it to its lane. Raised by
+    the dispatcher before the handler runs, for a message the lane takes (queued behind one of
+    its keys) too, or by a handler through `ctx.leave_group()` before it wrote anything."""
+
+    def __init__(self, ctx: "InboundContext") -> None:
+        super().__init__(ctx.action)
+        self.ctx = ctx
+
+
 @dataclass
 class InboundContext:
     inbound_pk: int | None  # None when a service is driven outside the relay bridge (tests, admin)
@@ -68,10 +80,21 @@ class InboundContext:
     message: Any = None  # the full parsed MessageKind
     created_at: int = 0
     finished: bool = field(default=False, init=False)
+    # Set by the dispatcher: the handler runs inside the bridge's group commit (one transaction
+    # around several messages, each handler's own transactions savepoints within it).
+    grouped: bool = field(default=False, init=False)
 
     @property
     def full_privacy(self) -> bool:
         return self.identity == self.sender
+
+    def leave_group(self) -> None:
+        """A handler the bridge ran in its group commit (`BridgeWiring.group_commit_when` said
+        this message stays in the database) that finds it must call the network after all (the
+        configuration changed in between): the group commits without it, and it runs again on
+        its own. Only before the handler wrote anything."""
+        if self.grouped:
+            raise NeedsOwnTransaction(self)
 
     @contextmanager
     def atomic(self) -> Iterator[None]:

@@ -22,7 +22,7 @@ from lightning.errors import LightningUnavailable
 from mostro_site.config import NodeConfig, node_config
 from mostro_site.models import MaintenanceState
 from nostrbridge import metrics
-from nostrbridge.context import InboundContext, RetryLater, SilentDrop
+from nostrbridge.context import InboundContext, NeedsOwnTransaction, RetryLater, SilentDrop
 from nostrbridge.group_writes import group_begin, holding
 from nostrbridge.guarded import exists_where
 from nostrbridge.inbox import inbox_age_seconds, inbox_defer, inbox_fail, inbox_finish, inbox_finish_or_hold
@@ -47,17 +47,6 @@ CATCH_UP_WINDOW_SECONDS = 600
 # Maintenance ("drain") mode refuses only what would open new escrow; everything else keeps
 # running so open trades finish (docs/PROTOCOL.md §Maintenance).
 MAINTENANCE_GATED_ACTIONS = frozenset({Action.NEW_ORDER.value, Action.TAKE_BUY.value, Action.TAKE_SELL.value})
-
-
-class NeedsOwnTransaction(Exception):
-    """Raised inside a group commit, before the handler runs, for an action whose handler may
-    call the network (LND, price or LNURL servers) and so must not run inside a transaction:
-    the bridge commits the group and then runs `dispatch_opened(ctx)` on its own, or hands it to
-    its lane. Raised too for a message the lane takes (queued behind one of its keys)."""
-
-    def __init__(self, ctx: InboundContext) -> None:
-        super().__init__(ctx.action)
-        self.ctx = ctx
 
 
 class HandlerLane(Protocol):
@@ -86,7 +75,7 @@ def process_inbound(
     `grouped`: the caller holds a transaction around several messages (the bridge's group
     commit, `nostrbridge.bridge.group`). The handler's own transactions (`ctx.atomic()`, a
     service's `transaction.atomic()`) then run as savepoints, so its writes commit or roll back
-    exactly as they would alone; actions outside `BridgeWiring.group_commit_actions` raise
+    exactly as they would alone; messages `BridgeWiring.stays_in_database` does not keep raise
     `NeedsOwnTransaction` before their handler runs.
     `lane`: messages it `takes` are handed to it instead of running here (inside a group, by
     raising `NeedsOwnTransaction`: the group commits first); the row stays claimed (PROCESSING).
@@ -221,13 +210,14 @@ def _check_first_contact(config: NodeConfig, *, event_id: str, sender: str) -> N
 
 
 def _dispatch(ctx: InboundContext, *, grouped: bool, lane: HandlerLane | None = None) -> str:
+    ctx.grouped = grouped
     handler = None if ctx.action == Action.PAY_INVOICE else get_handler(ctx.action)
     if handler is not None and lane is not None and lane.takes(ctx):
         if grouped:
             raise NeedsOwnTransaction(ctx)
         lane.submit(ctx)
         return InboundStatus.PROCESSING
-    elif grouped and handler is not None and ctx.action not in bridge_wiring().group_commit_actions:
+    elif grouped and handler is not None and not bridge_wiring().stays_in_database(ctx):
         raise NeedsOwnTransaction(ctx)
     if grouped:
         group_begin()  # it stays in the group: the group's transaction (if not yet begun) now
@@ -238,6 +228,8 @@ def _dispatch(ctx: InboundContext, *, grouped: bool, lane: HandlerLane | None = 
         if handler is None:
             raise SilentDrop(f"unhandled action {ctx.action}", cause="unhandled-action")
         handler(ctx)
+    except NeedsOwnTransaction:
+        raise  # `ctx.leave_group()`: the group commits without it, then it runs on its own
     except CantDo as exc:
         return _refuse(ctx, exc.reason, started=started, policy=exc.policy)
     except RetryLater as exc:

@@ -7,7 +7,7 @@ the one place where actions are wired to handlers (mostrod's `app.rs` dispatch m
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +32,17 @@ class BridgeWiring:
     # bridge may run them inside its group commit (`nostrbridge.bridge.group`). Every other
     # action runs in its own transactions, as the handler opens them.
     group_commit_actions: frozenset[str] = frozenset()
+    # Actions whose handlers leave the database only in some cases: a predicate that tells from
+    # the message (and the node's configuration) whether this one stays. A handler that finds
+    # otherwise after all calls `ctx.leave_group()` before writing anything.
+    group_commit_when: Mapping[str, Callable[[InboundContext], bool]] = field(default_factory=dict)
+
+    def stays_in_database(self, ctx: InboundContext) -> bool:
+        """May this message's handler run inside the bridge's group commit?"""
+        if ctx.action in self.group_commit_actions:
+            return True
+        decides = self.group_commit_when.get(ctx.action)
+        return decides is not None and decides(ctx)
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping
 
 from django.db import DatabaseError, transaction
 
-from nostrbridge.context import InboundContext
-from nostrbridge.dispatch import HandlerLane, NeedsOwnTransaction, dispatch_opened, process_inbound
+from nostrbridge.context import InboundContext, NeedsOwnTransaction
+from nostrbridge.dispatch import HandlerLane, dispatch_opened, process_inbound
 from nostrbridge.group_writes import group_writes
 from nostrbridge.inbox import inbox_fail
 from nostrbridge.models import InboundEvent

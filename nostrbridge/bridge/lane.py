@@ -105,7 +105,7 @@ class NetworkLane:
     def takes(self, ctx: InboundContext) -> bool:
         """Must this message run here: it may leave the database, or a message it must not
         overtake is here."""
-        if ctx.action not in bridge_wiring().group_commit_actions:
+        if not bridge_wiring().stays_in_database(ctx):
             return True
         with self._cond:
             return bool(self._held) and any(self._held[key] for key in lane_keys(ctx))

@@ -41,14 +41,20 @@ class Maker:
 
 
 def order_create(
-    *, maker: Maker, terms: SmallOrder, now: datetime | None = None, atomic: Atomic = transaction.atomic
+    *,
+    maker: Maker,
+    terms: SmallOrder,
+    now: datetime | None = None,
+    atomic: Atomic = transaction.atomic,
+    config: NodeConfig | None = None,
 ) -> Order:
     """Check the terms in the spec's order, store the order, ack the maker, publish `pending`.
 
     Raises CantDo for refusals and SilentDrop when no price was ever stored for the currency.
-    `atomic` opens the final transaction (the handler passes `ctx.atomic`).
+    `atomic` opens the final transaction (the handler passes `ctx.atomic`); `config`: the node
+    configuration the caller decided by (the handler: whether a maker bond is asked of LND).
     """
-    config = node_config()
+    config = config or node_config()
     if terms.kind is None:
         raise CantDo(CantDoReason.INVALID_ORDER_KIND)
     if terms.buyer_invoice is not None:

@@ -31,7 +31,14 @@ from nostrbridge.relays import PublishResult
 from orders import escrow_watcher
 from orders.models import Order
 from tests.nostrbridge.bridge_helpers import close_db_thread_connections  # noqa: F401 — a fixture
-from tests.nostrbridge.test_network_lane import WAIT_S, drain, idle, lanes, store  # noqa: F401 — lanes is a fixture
+from tests.nostrbridge.test_network_lane import (  # noqa: F401 — lanes and new_orders_to_the_lane are fixtures
+    WAIT_S,
+    drain,
+    idle,
+    lanes,
+    new_orders_to_the_lane,
+    store,
+)
 from tests.orders.services.support import (  # noqa: F401 — fake_ln and node are fixtures
     fake_ln,
     make_order,
@@ -198,6 +205,7 @@ def test_a_claim_running_alongside_never_takes_a_handed_row(received):
 # -- the paths that use it ---------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("new_orders_to_the_lane")
 def test_a_lane_handlers_replies_reach_the_publisher_leased_without_a_claim(node, fake_ln, lanes, received):  # noqa: F811
     dave = TradeClient("dave")
     set_price()
@@ -356,6 +364,7 @@ async def test_a_closed_loop_loses_the_hand_off_and_the_lease_brings_the_row_bac
     assert await sync_to_async(claimable)(after_s=POLICY.lease_s + 1) == pks
 
 
+@pytest.mark.usefixtures("new_orders_to_the_lane")
 async def test_a_lane_threads_replies_reach_the_relays_through_the_loop_without_a_claim(
     node,  # noqa: F811
     fake_ln,  # noqa: F811

@@ -22,6 +22,7 @@ from nostrbridge.inbox import inbox_release, inbox_store
 from nostrbridge.models import InboundEvent, InboundStatus, OutboundMessage
 from nostrbridge.protocol.enums import Action
 from nostrbridge.protocol.payloads import IdsPayload, PaymentRequestPayload
+from nostrbridge.wiring import bridge_wiring
 from orders.models import Order
 from tests.orders.services.support import (  # noqa: F401 — fake_ln and node are fixtures
     fake_ln,
@@ -54,6 +55,13 @@ def lanes() -> Iterator[Callable[..., NetworkLane]]:
     for lane in made:
         lane.stop()
         assert lane.join(WAIT_S)
+
+
+@pytest.fixture
+def new_orders_to_the_lane(monkeypatch) -> None:
+    """Every new-order goes to the lane, as one paying to a Lightning address or on a node asking
+    makers for a bond does (`new_order_stays_in_database`); others stay in the group commit."""
+    monkeypatch.setitem(bridge_wiring().group_commit_when, "new-order", lambda ctx: False)
 
 
 def store(*events) -> list[int]:
@@ -97,6 +105,7 @@ class Hang:
         assert self.answer.wait(WAIT_S), "the test never let the hanging call answer"
 
 
+@pytest.mark.usefixtures("new_orders_to_the_lane")
 def test_a_take_hanging_on_lnd_holds_up_no_other_trader(node, fake_ln, monkeypatch, lanes):  # noqa: F811
     """Bob's take waits on LND for its hold invoice. Carol's `orders` query (the database thread)
     and Dave's new-order (another lane thread) are answered while it hangs; the take completes
