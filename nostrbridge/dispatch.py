@@ -75,8 +75,8 @@ def process_inbound(
     `grouped`: the caller holds a transaction around several messages (the bridge's group
     commit, `nostrbridge.bridge.group`). The handler's own transactions (`ctx.atomic()`, a
     service's `transaction.atomic()`) then run as savepoints, so its writes commit or roll back
-    exactly as they would alone; messages `BridgeWiring.stays_in_database` does not keep raise
-    `NeedsOwnTransaction` before their handler runs.
+    exactly as they would alone; a message `BridgeWiring.stays_in_database` does not keep raises
+    `NeedsOwnTransaction` before its handler runs.
     `lane`: messages it `takes` are handed to it instead of running here (inside a group, by
     raising `NeedsOwnTransaction`: the group commits first); the row stays claimed (PROCESSING).
     `checked`: the intake's parsed and signature-checked `Event` of this row's own event object

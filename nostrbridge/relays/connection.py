@@ -218,8 +218,9 @@ class RelayConnection:
             # beyond this hard ceiling cost the connection (protects memory).
             max_size=max(s.max_message_bytes, 1 << 20),
             # No permessage-deflate (websockets offers it by default; strfry's default accepts it):
-            # gift wraps are encrypted base64, which deflate shrinks by about a fifth, for ~0.1 ms
-            # of CPU per frame sent. nostr-sdk, upstream's client, never compresses either.
+            # gift wraps are encrypted base64, which deflate shrinks by about a quarter, for 0.1–0.16
+            # ms of CPU a round trip (bench_relay_compression.py). nostr-sdk, upstream's client,
+            # never compresses either.
             compression=None,
             create_connection=CoalescedConnection,  # a publish round's frames in one write
         )
