@@ -33,7 +33,7 @@ from nostrbridge.protocol import Keys, Message, wrap_v1  # noqa: E402
 from nostrbridge.relays.coalesced import CoalescedConnection  # noqa: E402
 from tests.relays.net import free_port  # noqa: E402
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "protocol" / "mostro.vectors.json"
+VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "mostro.vectors.json"  # as bench_protocol.py
 
 
 async def _relay(port: int) -> None:

@@ -29,11 +29,7 @@ def relays_add(net: TradeNetwork, count: int) -> list[LocalRelayProcess]:
             relay = LocalRelayProcess()
             relay.start()
             extra.append(relay)
-        urls = ",".join([net.relay_url, *(relay.url for relay in extra)])
-        net.node.shell(
-            "from mostro_site.operator.services import node_settings_update; "
-            f"node_settings_update(user=None, values={{'relays': {urls!r}}})"
-        )
+        net.set_relays([net.relay_url, *(relay.url for relay in extra)])
         _wait_connected(net, [relay.url for relay in extra])
     except BaseException:
         relays_stop(extra)
@@ -49,9 +45,7 @@ def relays_stop(relays: list[LocalRelayProcess]) -> None:
 def _wait_connected(net: TradeNetwork, urls: list[str]) -> None:
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     for url in urls:
-        while net.node.query("SELECT connected FROM nostrbridge_relayhealth WHERE relay_url LIKE ?", (url + "%",)) != [
-            (1,)
-        ]:
+        while not net.relay_connected(url):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the node did not connect to {url}")
             time.sleep(0.1)

@@ -333,12 +333,6 @@ def dump(report: LedgerReport) -> str:
     return json.dumps({"problems": report.problems, "figures": report.figures}, indent=1, default=str)
 
 
-def relay_connected(net: TradeNetwork, url: str) -> bool:
-    """The node's bridge reports `url` connected (its relay-health row)."""
-    rows = net.node.query("SELECT connected FROM nostrbridge_relayhealth WHERE relay_url LIKE ?", (url + "%",))
-    return rows == [(1,)]
-
-
 def banner_seen(net: TradeNetwork) -> bool:
     return BANNER in net.node.output
 

@@ -28,7 +28,6 @@ from tests.chaos.support import (
     network_fixture,
     node_log_errors,
     order_status,
-    relay_connected,
     restart_node,
     trading_pair,
     wait_for,
@@ -46,12 +45,9 @@ def extra_relays(network: TradeNetwork) -> Iterator[None]:
         for relay in extra:
             relay.start()
         urls = [network.relay_url, *(relay.url for relay in extra)]
-        network.node.shell(
-            "from mostro_site.operator.services import node_settings_update; "
-            f"node_settings_update(user=None, values={{'relays': {','.join(urls)!r}}})"
-        )
+        network.set_relays(urls)
         for url in urls:
-            wait_for(lambda url=url: relay_connected(network, url), what=f"{url} connected")
+            wait_for(lambda url=url: network.relay_connected(url), what=f"{url} connected")
         network.extra_relays = extra  # type: ignore[attr-defined]
         yield
     finally:

@@ -28,7 +28,6 @@ from tests.chaos.support import (
     network_fixture,
     node_log_errors,
     order_status,
-    relay_connected,
     start_node,
     trading_pair,
     wait_for,
@@ -122,8 +121,8 @@ async def test_one_of_two_relays_dies_and_the_survivor_carries_the_trade(net: Tr
     second = LocalRelayProcess()
     await asyncio.to_thread(second.start)
     try:
-        await asyncio.to_thread(set_relays, net, [net.relay_url, second.url])
-        await asyncio.to_thread(wait_for, lambda: relay_connected(net, second.url), what="second relay connected")
+        await asyncio.to_thread(net.set_relays, [net.relay_url, second.url])
+        await asyncio.to_thread(wait_for, lambda: net.relay_connected(second.url), what="second relay connected")
         seller, buyer, conns = await trading_pair(net, book, "relay-two")
         waiting = SellTrade(seller, buyer, 42_000)
         await waiting.publish()
@@ -143,16 +142,8 @@ async def test_one_of_two_relays_dies_and_the_survivor_carries_the_trade(net: Tr
         await close_all(conns)
         await checked(book)
     finally:
-        await asyncio.to_thread(set_relays, net, [net.relay_url])
+        await asyncio.to_thread(net.set_relays, [net.relay_url])
         second.kill()
-
-
-def set_relays(net: TradeNetwork, urls: list[str]) -> None:
-    """The operator's settings page: the relay list (the bridge follows it within seconds)."""
-    net.node.shell(
-        "from mostro_site.operator.services import node_settings_update; "
-        f"node_settings_update(user=None, values={{'relays': {','.join(urls)!r}}})"
-    )
 
 
 async def test_the_relay_moves_to_a_new_port_by_a_settings_change(net: TradeNetwork, book: Book):
@@ -172,7 +163,7 @@ async def test_the_relay_moves_to_a_new_port_by_a_settings_change(net: TradeNetw
     await asyncio.to_thread(moved.start)
     old_relay, net.relay = net.relay, moved
     recovery = Recovery()
-    await asyncio.to_thread(set_relays, net, [moved.url])
+    await asyncio.to_thread(net.set_relays, [moved.url])
     conns = await reconnect(net, seller, buyer)
     await trade.expect_active(timeout_s=RECOVERY_TIMEOUT_S)
     await trade.complete()

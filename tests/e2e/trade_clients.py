@@ -400,6 +400,18 @@ class TradeNetwork:
     def balances_msat(self) -> dict[str, int]:
         return {name: node["balance_msat"] for name, node in self.simnet.control.state()["nodes"].items()}
 
+    def set_relays(self, urls: list[str]) -> None:
+        """The operator's settings page: the relay list (the bridge follows it within seconds)."""
+        self.node.shell(
+            "from mostro_site.operator.services import node_settings_update; "
+            f"node_settings_update(user=None, values={{'relays': {','.join(urls)!r}}})"
+        )
+
+    def relay_connected(self, url: str) -> bool:
+        """The node's bridge reports `url` connected (its relay-health row)."""
+        rows = self.node.query("SELECT connected FROM nostrbridge_relayhealth WHERE relay_url LIKE ?", (url + "%",))
+        return rows == [(1,)]
+
     def stop(self) -> None:
         for step in (self.node.stop, self.relay.kill, self.prices.stop, self.devfund.stop, self.buyer_address.stop):
             try:
